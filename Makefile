@@ -1,0 +1,9 @@
+GO ?= go
+.PHONY: build test lint
+build:
+	$(GO) build ./...
+test:
+	$(GO) test -race ./...
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

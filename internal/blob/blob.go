@@ -1,0 +1,60 @@
+// Package blob defines where artifact bytes live: a local directory
+// (blob/disk, the default) or an S3-compatible bucket (blob/s3). Every
+// implementation streams: memory stays flat whatever the object size.
+// blobtest holds the suite every implementation must pass.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned for a key that does not exist.
+var ErrNotFound = errors.New("blob not found")
+
+// ErrMismatch is returned by Put when the bytes do not match Expect; no
+// object is left behind.
+var ErrMismatch = errors.New("blob does not match the declared sha256 or size")
+
+// ErrTooLarge is returned by Put when the bytes exceed Expect.MaxSize.
+var ErrTooLarge = errors.New("blob exceeds the size limit")
+
+// ErrNotSupported is returned by PresignGet on stores that cannot presign.
+var ErrNotSupported = errors.New("not supported by this blob store")
+
+// Expect constrains a Put. Zero values mean "not declared".
+type Expect struct {
+	SHA256  string // lowercase hex
+	Size    int64  // exact size; -1 or 0 when unknown
+	MaxSize int64  // hard cap, 0 for none
+}
+
+// Info describes a stored object.
+type Info struct {
+	Key     string
+	Size    int64
+	SHA256  string // as computed by Put; "" from Stat where unknown
+	ModTime time.Time
+}
+
+// Object is an open object: seekable so HTTP Range requests work.
+type Object interface {
+	io.ReadSeekCloser
+}
+
+// Store is a flat namespace of immutable objects.
+type Store interface {
+	// Put streams r into key, computing sha256 and size as the bytes pass.
+	// If they do not match e, or anything fails, nothing is left at key.
+	// An existing key is replaced only once the new bytes are complete.
+	Put(ctx context.Context, key string, r io.Reader, e Expect) (Info, error)
+	// Open returns the object for reading and its size.
+	Open(ctx context.Context, key string) (Object, Info, error)
+	Stat(ctx context.Context, key string) (Info, error)
+	Delete(ctx context.Context, key string) error
+	// PresignGet returns a URL that reads key without credentials for ttl,
+	// or ErrNotSupported.
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+}

@@ -1,0 +1,284 @@
+package catalog
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Tenant statuses.
+const (
+	TenantActive    = "active"
+	TenantSuspended = "suspended"
+	TenantDeleted   = "deleted"
+)
+
+// Product distributions (DESIGN.md): open products are visible to every
+// active tenant, licensed ones only to tenants with an unended entitlement.
+const (
+	DistributionLicensed = "licensed"
+	DistributionOpen     = "open"
+)
+
+// Release statuses.
+const (
+	ReleaseActive  = "ACTIVE"
+	ReleaseRevoked = "REVOKED"
+)
+
+// Artifact source types and statuses.
+const (
+	SourceManaged  = "MANAGED"
+	SourceExternal = "EXTERNAL"
+
+	ArtifactPending  = "PENDING"
+	ArtifactVerified = "VERIFIED"
+	ArtifactFailed   = "FAILED"
+)
+
+// Policy actions.
+const (
+	ActionNone     = "NONE"
+	ActionNotify   = "NOTIFY"
+	ActionDownload = "DOWNLOAD"
+	ActionInstall  = "INSTALL"
+)
+
+// Rollout statuses.
+const (
+	RolloutActive    = "active"
+	RolloutPaused    = "paused"
+	RolloutCompleted = "completed"
+	RolloutKilled    = "killed"
+)
+
+// Mirror statuses.
+const (
+	MirrorActive   = "active"
+	MirrorInactive = "inactive"
+	MirrorError    = "error"
+)
+
+// Token roles.
+const (
+	RoleAdmin  = "admin"
+	RoleTenant = "tenant"
+)
+
+// Actor types of audit events.
+const (
+	ActorUser           = "user"
+	ActorServiceAccount = "service_account"
+	ActorSystem         = "system"
+	ActorMirror         = "mirror"
+)
+
+// Subject types of leases and seats.
+const (
+	SubjectUser    = "user"
+	SubjectMachine = "machine"
+	SubjectDevice  = "device"
+)
+
+type Tenant struct {
+	TenantID  string          `json:"tenant_id"`
+	Name      string          `json:"name"`
+	Status    string          `json:"status"`
+	CreatedAt time.Time       `json:"created_at"`
+	Metadata  json.RawMessage `json:"metadata"`
+}
+
+type Product struct {
+	ProductID    string          `json:"product_id"`
+	Name         string          `json:"name"`
+	Distribution string          `json:"distribution"`
+	CreatedAt    time.Time       `json:"created_at"`
+	Metadata     json.RawMessage `json:"metadata"`
+}
+
+type Release struct {
+	ReleaseID   string          `json:"release_id"`
+	ProductID   string          `json:"product_id"`
+	Channel     string          `json:"channel"`
+	Version     string          `json:"version"`
+	PublishedAt time.Time       `json:"published_at"`
+	RevokedAt   *time.Time      `json:"revoked_at"`
+	Status      string          `json:"status"`
+	Metadata    json.RawMessage `json:"metadata"`
+}
+
+type ReleaseArtifact struct {
+	ReleaseArtifactID string `json:"release_artifact_id"`
+	ReleaseID         string `json:"release_id"`
+	ArtifactID        string `json:"artifact_id"`
+	Platform          string `json:"platform"`
+	Arch              string `json:"arch"`
+	InstallerType     string `json:"installer_type"`
+	RequiresAdmin     bool   `json:"requires_admin"`
+}
+
+type Artifact struct {
+	ArtifactID  string     `json:"artifact_id"`
+	SourceType  string     `json:"source_type"`
+	SHA256      string     `json:"sha256"`
+	SizeBytes   int64      `json:"size_bytes"`
+	StoragePath string     `json:"storage_path,omitempty"`
+	ExternalURL string     `json:"external_url,omitempty"`
+	Status      string     `json:"status"`
+	VerifiedAt  *time.Time `json:"verified_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+}
+
+// Policy is one version of a tenant product policy. Version grows by one
+// on every change; older versions are kept.
+type Policy struct {
+	PolicyID   string          `json:"policy_id"`
+	TenantID   string          `json:"tenant_id"`
+	ProductID  string          `json:"product_id"`
+	Channel    string          `json:"channel"`
+	Action     string          `json:"action"`
+	Conditions json.RawMessage `json:"conditions"`
+	Priority   int             `json:"priority"`
+	Version    int             `json:"version"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+}
+
+type BlockedVersion struct {
+	BlocklistID    string    `json:"blocklist_id"`
+	TenantID       string    `json:"tenant_id"`
+	ProductID      string    `json:"product_id"`
+	BlockedVersion string    `json:"blocked_version"`
+	Reason         string    `json:"reason"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+type Rollout struct {
+	RolloutID  string    `json:"rollout_id"`
+	ProductID  string    `json:"product_id"`
+	Channel    string    `json:"channel"`
+	ReleaseID  string    `json:"release_id"`
+	Percentage float64   `json:"percentage"`
+	Status     string    `json:"status"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+type Entitlement struct {
+	EntitlementID string          `json:"entitlement_id"`
+	TenantID      string          `json:"tenant_id"`
+	ProductID     string          `json:"product_id"`
+	Policy        json.RawMessage `json:"policy_json"`
+	StartsAt      time.Time       `json:"starts_at"`
+	EndsAt        *time.Time      `json:"ends_at"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+}
+
+// Current reports whether the entitlement is in force at t:
+// starts_at <= t < ends_at (an open ends_at runs forever).
+func (e *Entitlement) Current(t time.Time) bool {
+	return !t.Before(e.StartsAt) && (e.EndsAt == nil || t.Before(*e.EndsAt))
+}
+
+// Ended reports whether the entitlement has ended at t.
+func (e *Entitlement) Ended(t time.Time) bool {
+	return e.EndsAt != nil && !t.Before(*e.EndsAt)
+}
+
+// Overlaps reports whether the [starts_at, ends_at) ranges of e and o meet.
+func (e *Entitlement) Overlaps(o *Entitlement) bool {
+	aEndsAfterBStarts := e.EndsAt == nil || e.EndsAt.After(o.StartsAt)
+	bEndsAfterAStarts := o.EndsAt == nil || o.EndsAt.After(e.StartsAt)
+	return aEndsAfterBStarts && bEndsAfterAStarts
+}
+
+type Lease struct {
+	LeaseID       string     `json:"lease_id"`
+	EntitlementID string     `json:"entitlement_id"`
+	TenantID      string     `json:"tenant_id"`
+	SubjectType   string     `json:"subject_type"`
+	SubjectID     string     `json:"subject_id"`
+	IssuedAt      time.Time  `json:"issued_at"`
+	ExpiresAt     time.Time  `json:"expires_at"`
+	ReleasedAt    *time.Time `json:"released_at"`
+	TokenHash     string     `json:"token_hash"`
+}
+
+// Active reports whether the lease holds a seat at t.
+func (l *Lease) Active(t time.Time) bool {
+	return l.ReleasedAt == nil && t.Before(l.ExpiresAt)
+}
+
+type SeatAssignment struct {
+	SeatAssignmentID string     `json:"seat_assignment_id"`
+	EntitlementID    string     `json:"entitlement_id"`
+	SubjectType      string     `json:"subject_type"`
+	SubjectID        string     `json:"subject_id"`
+	AssignedAt       time.Time  `json:"assigned_at"`
+	AssignedBy       string     `json:"assigned_by"`
+	RevokedAt        *time.Time `json:"revoked_at"`
+	RevokedBy        string     `json:"revoked_by,omitempty"`
+}
+
+// Snapshot is a stored, signed manifest. Envelope holds the DSSE envelope
+// bytes exactly as signed; they never change once stored.
+type Snapshot struct {
+	SnapshotID string    `json:"snapshot_id"`
+	TenantID   string    `json:"tenant_id"`
+	Sequence   int64     `json:"sequence"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Hash       string    `json:"hash"` // hex sha256 of Envelope
+	Envelope   []byte    `json:"-"`
+}
+
+// Mirror is a registered mirror instance. CredentialEnc is the credential
+// encrypted with the data-encryption key; CredentialHash is its sha256,
+// used to authenticate.
+type Mirror struct {
+	MirrorID        string     `json:"mirror_id"`
+	TenantID        string     `json:"tenant_id"`
+	Name            string     `json:"name"`
+	VendorURL       string     `json:"vendor_url"`
+	AllowedChannels []string   `json:"allowed_channels"`
+	PublicKey       string     `json:"public_key,omitempty"` // base64 raw ed25519
+	Status          string     `json:"status"`
+	LastSyncAt      *time.Time `json:"last_sync_at"`
+	LastSnapshotID  string     `json:"last_snapshot_id"`
+	LastSyncError   string     `json:"last_sync_error,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+	CredentialHash  string     `json:"-"`
+	CredentialEnc   []byte     `json:"-"`
+}
+
+// Token is an API token; only its sha256 is stored.
+type Token struct {
+	TokenID   string    `json:"token_id"`
+	Role      string    `json:"role"`
+	TenantID  string    `json:"tenant_id,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AuditEvent is one link of the hash chain:
+// hash = sha256(prev_hash || canonical event), see internal/audit.
+type AuditEvent struct {
+	EventID   string          `json:"event_id"`
+	Seq       int64           `json:"seq"`
+	TenantID  string          `json:"tenant_id"`
+	ActorType string          `json:"actor_type"`
+	ActorID   string          `json:"actor_id"`
+	EventType string          `json:"event_type"`
+	Payload   json.RawMessage `json:"payload"`
+	CreatedAt time.Time       `json:"created_at"`
+	PrevHash  string          `json:"prev_hash"`
+	Hash      string          `json:"hash"`
+}
+
+// Actor is who makes a change; the store records it in the audit event.
+type Actor struct {
+	Type string
+	ID   string
+}

@@ -1,0 +1,130 @@
+// Package snapshot is the trust core: the schema-1 manifest, its DSSE
+// envelope, ed25519 signing and verification against pinned keys with a
+// threshold, and the trust checks a mirror or client applies before it
+// accepts a snapshot. It does no I/O.
+package snapshot
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// PayloadType is the DSSE payload type of a snapshot manifest.
+const PayloadType = "application/vnd.outpost.snapshot+json"
+
+// Schema is the manifest schema this package reads and writes.
+const Schema = 1
+
+// DefaultMaxSize caps a fetched envelope (endless-data attack).
+const DefaultMaxSize = 64 << 20
+
+// Manifest is everything one tenant may see at one sequence.
+type Manifest struct {
+	Schema          int              `json:"schema"`
+	SnapshotID      string           `json:"snapshot_id"`
+	TenantID        string           `json:"tenant_id"`
+	Sequence        int64            `json:"sequence"`
+	CreatedAt       time.Time        `json:"created_at"`
+	ExpiresAt       time.Time        `json:"expires_at"`
+	Previous        string           `json:"previous"`
+	Tenant          Tenant           `json:"tenant"`
+	Products        []Product        `json:"products"`
+	Releases        []Release        `json:"releases"`
+	Artifacts       []Artifact       `json:"artifacts"`
+	Policies        []Policy         `json:"policies"`
+	BlockedVersions []BlockedVersion `json:"blocked_versions"`
+	Rollouts        []Rollout        `json:"rollouts"`
+	Entitlements    []Entitlement    `json:"entitlements"`
+	SeatAssignments []SeatAssignment `json:"seat_assignments"`
+	MirrorKeys      []MirrorKey      `json:"mirror_keys"`
+}
+
+type Tenant struct {
+	TenantID string          `json:"tenant_id"`
+	Name     string          `json:"name"`
+	Status   string          `json:"status"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+type Product struct {
+	ProductID    string          `json:"product_id"`
+	Name         string          `json:"name"`
+	Distribution string          `json:"distribution"`
+	Metadata     json.RawMessage `json:"metadata"`
+}
+
+type Release struct {
+	ReleaseID   string            `json:"release_id"`
+	ProductID   string            `json:"product_id"`
+	Channel     string            `json:"channel"`
+	Version     string            `json:"version"`
+	PublishedAt time.Time         `json:"published_at"`
+	Status      string            `json:"status"`
+	RevokedAt   *time.Time        `json:"revoked_at"`
+	Metadata    json.RawMessage   `json:"metadata"`
+	Artifacts   []ReleaseArtifact `json:"artifacts"`
+}
+
+type ReleaseArtifact struct {
+	ReleaseArtifactID string `json:"release_artifact_id"`
+	ArtifactID        string `json:"artifact_id"`
+	Platform          string `json:"platform"`
+	Arch              string `json:"arch"`
+	InstallerType     string `json:"installer_type"`
+	RequiresAdmin     bool   `json:"requires_admin"`
+}
+
+type Artifact struct {
+	ArtifactID string `json:"artifact_id"`
+	SHA256     string `json:"sha256"`
+	SizeBytes  int64  `json:"size_bytes"`
+	SourceType string `json:"source_type"`
+}
+
+type Policy struct {
+	PolicyID   string          `json:"policy_id"`
+	ProductID  string          `json:"product_id"`
+	Channel    string          `json:"channel"`
+	Action     string          `json:"action"`
+	Conditions json.RawMessage `json:"conditions"`
+	Priority   int             `json:"priority"`
+	Version    int             `json:"version"`
+}
+
+type BlockedVersion struct {
+	BlocklistID    string `json:"blocklist_id"`
+	ProductID      string `json:"product_id"`
+	BlockedVersion string `json:"blocked_version"`
+	Reason         string `json:"reason"`
+}
+
+type Rollout struct {
+	RolloutID  string  `json:"rollout_id"`
+	ProductID  string  `json:"product_id"`
+	Channel    string  `json:"channel"`
+	ReleaseID  string  `json:"release_id"`
+	Percentage float64 `json:"percentage"`
+	Status     string  `json:"status"`
+}
+
+type Entitlement struct {
+	EntitlementID string          `json:"entitlement_id"`
+	ProductID     string          `json:"product_id"`
+	Policy        json.RawMessage `json:"policy"`
+	StartsAt      time.Time       `json:"starts_at"`
+	EndsAt        *time.Time      `json:"ends_at"`
+}
+
+type SeatAssignment struct {
+	SeatAssignmentID string     `json:"seat_assignment_id"`
+	EntitlementID    string     `json:"entitlement_id"`
+	SubjectType      string     `json:"subject_type"`
+	SubjectID        string     `json:"subject_id"`
+	AssignedAt       time.Time  `json:"assigned_at"`
+	RevokedAt        *time.Time `json:"revoked_at"`
+}
+
+type MirrorKey struct {
+	MirrorID  string `json:"mirror_id"`
+	PublicKey string `json:"public_key"` // base64 of the raw 32-byte ed25519 key
+}

@@ -1,0 +1,185 @@
+// Package store defines the control plane's persistence interface. The
+// data model's constraints (append-only releases and audit events, versioned
+// policies, non-overlapping entitlements, max_seats, immutable snapshots)
+// are enforced by every implementation inside its transactions, and every
+// change appends a hash-chained audit event in the same transaction, with
+// the actor taken from the context (catalog.WithActor).
+//
+// Implementations: store/bolt (embedded default). storetest holds the
+// suite every implementation must pass.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+)
+
+// Page asks for at most Limit items after Cursor (an opaque value returned
+// by the previous page; "" for the first).
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// DefaultLimit and MaxLimit bound Page.Limit.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Normalize clamps the limit.
+func (p Page) Normalize() Page {
+	if p.Limit <= 0 {
+		p.Limit = DefaultLimit
+	}
+	if p.Limit > MaxLimit {
+		p.Limit = MaxLimit
+	}
+	return p
+}
+
+// AuditFilter selects audit events.
+type AuditFilter struct {
+	TenantID  string
+	EventType string
+}
+
+// IdempotencyRecord is the first answer to a POST with an Idempotency-Key.
+type IdempotencyRecord struct {
+	RequestHash string // sha256 of method, path and body
+	Status      int
+	Body        []byte
+	CreatedAt   time.Time
+}
+
+// SnapshotInput is everything a snapshot of one tenant may draw on, read in
+// the same transaction that assigns its sequence. The builder (pure code)
+// decides visibility; the store only gathers.
+type SnapshotInput struct {
+	Tenant           *catalog.Tenant
+	Sequence         int64  // the sequence the new snapshot gets
+	Previous         string // hex sha256 of the previous envelope, "" for the first
+	Products         []*catalog.Product
+	Releases         []*catalog.Release // of all products, sorted by id
+	ReleaseArtifacts []*catalog.ReleaseArtifact
+	Artifacts        []*catalog.Artifact // those referenced by ReleaseArtifacts
+	Policies         []*catalog.Policy   // the tenant's, latest versions
+	BlockedVersions  []*catalog.BlockedVersion
+	Rollouts         []*catalog.Rollout
+	Entitlements     []*catalog.Entitlement
+	SeatAssignments  []*catalog.SeatAssignment
+	Mirrors          []*catalog.Mirror // the tenant's
+}
+
+// Store is the control plane's catalog.
+type Store interface {
+	Close() error
+
+	// Tokens.
+	CreateToken(ctx context.Context, t *catalog.Token) error
+	TokenByHash(ctx context.Context, hash string) (*catalog.Token, error)
+
+	// Tenants.
+	CreateTenant(ctx context.Context, t *catalog.Tenant) error
+	Tenant(ctx context.Context, id string) (*catalog.Tenant, error)
+	Tenants(ctx context.Context, p Page) ([]*catalog.Tenant, string, error)
+	UpdateTenant(ctx context.Context, id string, fn func(*catalog.Tenant) error) (*catalog.Tenant, error)
+
+	// Products.
+	CreateProduct(ctx context.Context, p *catalog.Product) error
+	Product(ctx context.Context, id string) (*catalog.Product, error)
+	Products(ctx context.Context, p Page) ([]*catalog.Product, string, error)
+
+	// Artifacts.
+	CreateArtifact(ctx context.Context, a *catalog.Artifact) error
+	Artifact(ctx context.Context, id string) (*catalog.Artifact, error)
+	// SetArtifactStatus records the outcome of a verification.
+	SetArtifactStatus(ctx context.Context, id, status string, verifiedAt *time.Time) (*catalog.Artifact, error)
+
+	// Releases: append-only. The same product+channel+version twice is
+	// ECONFLICT; revoke is one-way (revoking a revoked release is ECONFLICT).
+	CreateRelease(ctx context.Context, r *catalog.Release) error
+	Release(ctx context.Context, id string) (*catalog.Release, error)
+	Releases(ctx context.Context, productID string, p Page) ([]*catalog.Release, string, error)
+	RevokeRelease(ctx context.Context, id string, at time.Time) (*catalog.Release, error)
+	// AttachArtifact adds a release artifact: the release must be ACTIVE,
+	// the artifact VERIFIED, and the release must not already have one for
+	// the same platform+arch+installer_type (ECONFLICT).
+	AttachArtifact(ctx context.Context, ra *catalog.ReleaseArtifact) error
+	ReleaseArtifacts(ctx context.Context, releaseID string) ([]*catalog.ReleaseArtifact, error)
+
+	// Policies: versioned. UpdatePolicy stores a new version (version+1,
+	// updated_at) and keeps the old one.
+	CreatePolicy(ctx context.Context, p *catalog.Policy) error
+	Policy(ctx context.Context, id string) (*catalog.Policy, error)
+	Policies(ctx context.Context, tenantID string, p Page) ([]*catalog.Policy, string, error)
+	UpdatePolicy(ctx context.Context, id string, fn func(*catalog.Policy) error) (*catalog.Policy, error)
+	PolicyVersions(ctx context.Context, id string) ([]*catalog.Policy, error)
+
+	// Blocked versions. The same tenant+product+version twice is ECONFLICT.
+	CreateBlockedVersion(ctx context.Context, b *catalog.BlockedVersion) error
+	BlockedVersions(ctx context.Context, tenantID string, p Page) ([]*catalog.BlockedVersion, string, error)
+	DeleteBlockedVersion(ctx context.Context, tenantID, id string) error
+
+	// Rollouts. UpdateRollout checks the status transition
+	// (catalog.ValidateRolloutTransition) inside the transaction.
+	CreateRollout(ctx context.Context, r *catalog.Rollout) error
+	Rollout(ctx context.Context, id string) (*catalog.Rollout, error)
+	Rollouts(ctx context.Context, productID string, p Page) ([]*catalog.Rollout, string, error)
+	UpdateRollout(ctx context.Context, id string, fn func(*catalog.Rollout) error) (*catalog.Rollout, error)
+
+	// Entitlements: two of the same tenant+product with overlapping
+	// [starts_at, ends_at) are ECONFLICT, checked in the transaction.
+	CreateEntitlement(ctx context.Context, e *catalog.Entitlement) error
+	Entitlement(ctx context.Context, id string) (*catalog.Entitlement, error)
+	Entitlements(ctx context.Context, tenantID string, p Page) ([]*catalog.Entitlement, string, error)
+	UpdateEntitlement(ctx context.Context, id string, fn func(*catalog.Entitlement) error) (*catalog.Entitlement, error)
+
+	// Seats (explicit mode): active assignments never exceed the
+	// entitlement's online seat limit (catalog.EntitlementPolicy.OnlineSeats);
+	// a subject holds at most one active assignment.
+	AssignSeat(ctx context.Context, s *catalog.SeatAssignment) error
+	RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error)
+	Seats(ctx context.Context, entitlementID string, p Page) ([]*catalog.SeatAssignment, string, error)
+
+	// Leases. AcquireLease, in one transaction: checks the tenant is
+	// active and the entitlement current at l.IssuedAt; in explicit mode
+	// that the subject holds an active seat; renews the subject's active
+	// lease if it has one (same lease_id, new issued_at, expires_at and
+	// token_hash); otherwise takes a seat if fewer than the online seat
+	// limit are held by active leases. The returned lease is what is stored.
+	AcquireLease(ctx context.Context, l *catalog.Lease) (*catalog.Lease, error)
+	Lease(ctx context.Context, id string) (*catalog.Lease, error)
+	ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error)
+
+	// Snapshots: immutable. CreateSnapshot gathers the input, assigns the
+	// next sequence and calls build in one transaction, so two concurrent
+	// builds never share a sequence.
+	CreateSnapshot(ctx context.Context, tenantID string, build func(in *SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error)
+	Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error)
+	SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (*catalog.Snapshot, error)
+	LatestSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error)
+	Snapshots(ctx context.Context, tenantID string, p Page) ([]*catalog.Snapshot, string, error)
+
+	// Mirrors.
+	CreateMirror(ctx context.Context, m *catalog.Mirror) error
+	Mirror(ctx context.Context, id string) (*catalog.Mirror, error)
+	MirrorByCredentialHash(ctx context.Context, hash string) (*catalog.Mirror, error)
+	Mirrors(ctx context.Context, tenantID string, p Page) ([]*catalog.Mirror, string, error)
+	UpdateMirror(ctx context.Context, id string, fn func(*catalog.Mirror) error) (*catalog.Mirror, error)
+
+	// Audit. Mutations append their own events; AppendAudit is for events
+	// that are not a store mutation (e.g. a mirror's uploaded chain). A
+	// non-empty dedupKey makes it idempotent: appended is false when an
+	// event with that key exists.
+	AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (appended bool, err error)
+	AuditEvents(ctx context.Context, f AuditFilter, p Page) ([]*catalog.AuditEvent, string, error)
+	// WalkAudit calls fn for every event in chain order.
+	WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error) error
+
+	// Idempotency keys. PutIdempotency fails with ECONFLICT if key exists.
+	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
+	PutIdempotency(ctx context.Context, key string, r *IdempotencyRecord) error
+}
