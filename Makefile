@@ -1,9 +1,51 @@
-GO ?= go
-.PHONY: build test lint
+# Outpost. `make run` starts a demo control plane + mirror; `make test` runs
+# every test (it builds the S3 test server, versitygw, into tools/ once).
+GO        ?= go
+BIN       := bin
+TOOLS     := $(CURDIR)/tools/bin
+VERSITYGW := $(TOOLS)/versitygw
+export OUTPOST_VERSITYGW := $(VERSITYGW)
+
+.PHONY: all build test test-short run bench lint fuzz tools clean
+
+all: build
+
 build:
-	$(GO) build ./...
-test:
-	$(GO) test -race ./...
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+tools: $(VERSITYGW)
+
+$(VERSITYGW):
+	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+
+# Every test, with the race detector, against a real S3 server (each test
+# binary that needs one starts its own versitygw on loopback and stops it).
+test: $(VERSITYGW)
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+	$(MAKE) fuzz
+
+# A short run of each fuzz target on top of its seed corpus.
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -H '^func Fuzz' | sed -E 's#^\./([^:]*)/[^/:]*:func (Fuzz[A-Za-z0-9_]*).*#\1:\2#' | sort -u); do \
+		pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) ./$$pkg; \
+	done
+
+test-short:
+	$(GO) test ./...
+
+run: build
+	./scripts/quickstart.sh
+
+bench: build
+	./bench/run.sh
+
 lint:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf $(BIN) data

@@ -44,7 +44,8 @@ type Object interface {
 	io.ReadSeekCloser
 }
 
-// Store is a flat namespace of immutable objects.
+// Store is a flat namespace of immutable objects. Keys are checked by
+// ValidateKey; a bad key fails with ErrInvalidKey.
 type Store interface {
 	// Put streams r into key, computing sha256 and size as the bytes pass.
 	// If they do not match e, or anything fails, nothing is left at key.
@@ -53,6 +54,7 @@ type Store interface {
 	// Open returns the object for reading and its size.
 	Open(ctx context.Context, key string) (Object, Info, error)
 	Stat(ctx context.Context, key string) (Info, error)
+	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// PresignGet returns a URL that reads key without credentials for ttl,
 	// or ErrNotSupported.

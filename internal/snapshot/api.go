@@ -34,7 +34,7 @@ type Signer struct {
 // them must sign, the tenant it serves and the envelope size cap.
 type Trust struct {
 	Keys      map[string]ed25519.PublicKey
-	Threshold int   // at least 1
+	Threshold int // at least 1
 	TenantID  string
 	MaxSize   int64 // 0 means DefaultMaxSize
 }

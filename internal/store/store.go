@@ -56,7 +56,8 @@ type IdempotencyRecord struct {
 
 // SnapshotInput is everything a snapshot of one tenant may draw on, read in
 // the same transaction that assigns its sequence. The builder (pure code)
-// decides visibility; the store only gathers.
+// decides visibility; the store only gathers. The builder must not modify
+// the input: implementations may share parts of it between builds.
 type SnapshotInput struct {
 	Tenant           *catalog.Tenant
 	Sequence         int64  // the sequence the new snapshot gets
@@ -73,7 +74,12 @@ type SnapshotInput struct {
 	Mirrors          []*catalog.Mirror // the tenant's
 }
 
-// Store is the control plane's catalog.
+// LeaseSigner signs the final lease and returns the token's hash.
+type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)
+
+// Store is the control plane's catalog. The fn and build callbacks of
+// Update* and CreateSnapshot run inside the store's transaction: they must
+// not call the store.
 type Store interface {
 	Close() error
 
@@ -150,7 +156,10 @@ type Store interface {
 	// lease if it has one (same lease_id, new issued_at, expires_at and
 	// token_hash); otherwise takes a seat if fewer than the online seat
 	// limit are held by active leases. The returned lease is what is stored.
-	AcquireLease(ctx context.Context, l *catalog.Lease) (*catalog.Lease, error)
+	// With sign given, the store calls it inside the transaction with the
+	// lease as it will be stored (its final lease_id, times) and stores the
+	// token hash it returns, so a token can carry the lease id.
+	AcquireLease(ctx context.Context, l *catalog.Lease, sign ...LeaseSigner) (*catalog.Lease, error)
 	Lease(ctx context.Context, id string) (*catalog.Lease, error)
 	ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error)
 
@@ -161,6 +170,8 @@ type Store interface {
 	Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error)
 	SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (*catalog.Snapshot, error)
 	LatestSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error)
+	// Snapshots lists without envelopes (Envelope nil); the getters above
+	// return them.
 	Snapshots(ctx context.Context, tenantID string, p Page) ([]*catalog.Snapshot, string, error)
 
 	// Mirrors.
@@ -176,7 +187,8 @@ type Store interface {
 	// event with that key exists.
 	AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (appended bool, err error)
 	AuditEvents(ctx context.Context, f AuditFilter, p Page) ([]*catalog.AuditEvent, string, error)
-	// WalkAudit calls fn for every event in chain order.
+	// WalkAudit calls fn for every event in chain order; fn must not call
+	// the store (it runs inside a read transaction).
 	WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error) error
 
 	// Idempotency keys. PutIdempotency fails with ECONFLICT if key exists.

@@ -1,0 +1,140 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Actions a decision can carry.
+const (
+	ActionNone     = "NONE"
+	ActionNotify   = "NOTIFY"
+	ActionDownload = "DOWNLOAD"
+	ActionInstall  = "INSTALL"
+)
+
+// Query is an update check: which product and channel the client runs,
+// on which platform and arch, at which version.
+type Query struct {
+	Product       string
+	Channel       string
+	Platform      string
+	Arch          string
+	Version       string
+	ClientID      string // optional; places the client in rollouts
+	InstallerType string // optional
+}
+
+func (q Query) validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"product", q.Product}, {"channel", q.Channel}, {"platform", q.Platform},
+		{"arch", q.Arch}, {"version", q.Version},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("%w: query: %s is required", ErrConfig, f.name)
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"product", q.Product}, {"channel", q.Channel}, {"platform", q.Platform},
+		{"arch", q.Arch}, {"version", q.Version}, {"client_id", q.ClientID}, {"installer_type", q.InstallerType},
+	} {
+		if len(f.v) > 256 {
+			return fmt.Errorf("%w: query: %s longer than 256 bytes", ErrConfig, f.name)
+		}
+	}
+	return nil
+}
+
+// Decision is the server's answer to an update check.
+type Decision struct {
+	UpdateAvailable bool         `json:"update_available"`
+	Action          string       `json:"action"`
+	Reason          string       `json:"reason,omitempty"`
+	Release         *Release     `json:"release,omitempty"`
+	Artifact        *Artifact    `json:"artifact,omitempty"`
+	Snapshot        *SnapshotRef `json:"snapshot,omitempty"`
+}
+
+// Release is the offered release.
+type Release struct {
+	ReleaseID   string    `json:"release_id"`
+	ProductID   string    `json:"product_id"`
+	Channel     string    `json:"channel"`
+	Version     string    `json:"version"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// Artifact is the offered release's artifact for the client's platform.
+// URL is relative to the server, or absolute.
+type Artifact struct {
+	ArtifactID    string `json:"artifact_id"`
+	SHA256        string `json:"sha256"`
+	SizeBytes     int64  `json:"size_bytes"`
+	URL           string `json:"url"`
+	InstallerType string `json:"installer_type"`
+	RequiresAdmin bool   `json:"requires_admin"`
+}
+
+// SnapshotRef names the signed snapshot the decision was made from.
+type SnapshotRef struct {
+	SnapshotID string `json:"snapshot_id"`
+	Sequence   int64  `json:"sequence"`
+}
+
+// Check asks the server whether an update is available. A decision is
+// only advice until Download has verified it against the signed snapshot.
+func (c *Client) Check(ctx context.Context, q Query) (*Decision, error) {
+	if err := q.validate(); err != nil {
+		return nil, err
+	}
+	v := url.Values{}
+	v.Set("product", q.Product)
+	v.Set("channel", q.Channel)
+	v.Set("platform", q.Platform)
+	v.Set("arch", q.Arch)
+	v.Set("version", q.Version)
+	if q.ClientID != "" {
+		v.Set("client_id", q.ClientID)
+	}
+	if q.InstallerType != "" {
+		v.Set("installer_type", q.InstallerType)
+	}
+	var d Decision
+	if err := c.doJSON(ctx, "GET", "/v1/updates/check?"+v.Encode(), nil, &d, 200); err != nil {
+		return nil, fmt.Errorf("check %s: %w", q.Product, err)
+	}
+	if err := d.validate(); err != nil {
+		return nil, fmt.Errorf("check %s: %w", q.Product, err)
+	}
+	return &d, nil
+}
+
+// validate checks that a decision has the shape the API promises.
+func (d *Decision) validate() error {
+	switch d.Action {
+	case ActionNone, ActionNotify, ActionDownload, ActionInstall:
+	default:
+		return fmt.Errorf("%w: decision: action %q is not NONE, NOTIFY, DOWNLOAD or INSTALL", ErrProtocol, clean(d.Action, 32))
+	}
+	d.Reason = clean(d.Reason, 512)
+	if !d.UpdateAvailable {
+		return nil
+	}
+	switch {
+	case d.Release == nil || d.Release.ReleaseID == "" || d.Release.Version == "":
+		return fmt.Errorf("%w: decision: update available without a release", ErrProtocol)
+	case d.Artifact == nil || d.Artifact.ArtifactID == "":
+		return fmt.Errorf("%w: decision: update available without an artifact", ErrProtocol)
+	case d.Snapshot == nil || d.Snapshot.SnapshotID == "":
+		return fmt.Errorf("%w: decision: update available without a snapshot", ErrProtocol)
+	case len(d.Artifact.SHA256) != 64 || !isHex(d.Artifact.SHA256):
+		return fmt.Errorf("%w: decision: artifact.sha256 is not 64 hex characters", ErrProtocol)
+	case d.Artifact.SizeBytes < 0:
+		return fmt.Errorf("%w: decision: artifact.size_bytes is negative", ErrProtocol)
+	case d.Artifact.URL == "":
+		return fmt.Errorf("%w: decision: artifact.url is empty", ErrProtocol)
+	}
+	return nil
+}

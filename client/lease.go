@@ -1,0 +1,226 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
+)
+
+// LeaseRequest asks for a licence seat for one subject.
+type LeaseRequest struct {
+	EntitlementID string
+	SubjectType   string // user, machine or device
+	SubjectID     string
+}
+
+// Lease is a granted lease; Token is the signed lease token the
+// application keeps and verifies with VerifyLease.
+type Lease struct {
+	LeaseID       string    `json:"lease_id"`
+	EntitlementID string    `json:"entitlement_id,omitempty"`
+	SubjectType   string    `json:"subject_type,omitempty"`
+	SubjectID     string    `json:"subject_id,omitempty"`
+	IssuedAt      time.Time `json:"issued_at,omitzero"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	Token         string    `json:"token"`
+}
+
+// LeaseRef names a lease to release: by LeaseID on the control plane, by
+// EntitlementID and SubjectID on a mirror.
+type LeaseRef struct {
+	LeaseID       string
+	EntitlementID string
+	SubjectID     string
+}
+
+// Ref returns what ReleaseLease needs to release l.
+func (l *Lease) Ref() LeaseRef {
+	return LeaseRef{LeaseID: l.LeaseID, EntitlementID: l.EntitlementID, SubjectID: l.SubjectID}
+}
+
+// LeaseClaims are the verified contents of a lease token.
+type LeaseClaims struct {
+	LeaseID       string
+	EntitlementID string
+	TenantID      string
+	ProductID     string
+	SubjectType   string
+	SubjectID     string
+	Features      []string
+	IssuedAt      time.Time
+	ExpiresAt     time.Time
+	UsableUntil   time.Time // expires_at plus the offline grace
+	KeyID         string
+	Issuer        string // "vendor" or "mirror:<mirror_id>"
+}
+
+func (r LeaseRequest) validate() error {
+	if !validID(r.EntitlementID) {
+		return fmt.Errorf("%w: lease: entitlement id %q is malformed", ErrConfig, short(r.EntitlementID))
+	}
+	if err := catalog.ValidateEnum("subject_type", r.SubjectType, catalog.SubjectTypes); err != nil {
+		return fmt.Errorf("%w: lease: %w", ErrConfig, err)
+	}
+	if err := license.ValidateSubjectID("subject_id", r.SubjectID); err != nil {
+		return fmt.Errorf("%w: lease: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// AcquireLease takes (or renews) a seat for a subject. On a mirror it is
+// PUT /v1/leases/{subject_id}; on the control plane POST
+// /v1/entitlements/{id}/leases. With KindAuto the client asks the server
+// which it is, once.
+func (c *Client) AcquireLease(ctx context.Context, r LeaseRequest) (*Lease, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	kind, err := c.serverKind(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease: %w", err)
+	}
+	var l Lease
+	if kind == KindMirror {
+		body := map[string]string{"entitlement_id": r.EntitlementID, "subject_type": r.SubjectType}
+		err = c.doJSON(ctx, "PUT", "/v1/leases/"+url.PathEscape(r.SubjectID), body, &l, 200, 201)
+	} else {
+		body := map[string]string{"subject_type": r.SubjectType, "subject_id": r.SubjectID}
+		err = c.doJSON(ctx, "POST", "/v1/entitlements/"+r.EntitlementID+"/leases", body, &l, 200, 201)
+	}
+	return c.leaseResult(&l, r, err)
+}
+
+func (c *Client) leaseResult(l *Lease, r LeaseRequest, err error) (*Lease, error) {
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease: %w", err)
+	}
+	if l.Token == "" || l.LeaseID == "" {
+		return nil, fmt.Errorf("acquire lease: %w: answer has no lease_id or token", ErrProtocol)
+	}
+	if l.EntitlementID == "" {
+		l.EntitlementID = r.EntitlementID
+	}
+	if l.SubjectType == "" {
+		l.SubjectType = r.SubjectType
+	}
+	if l.SubjectID == "" {
+		l.SubjectID = r.SubjectID
+	}
+	return l, nil
+}
+
+// ReleaseLease gives a seat back. A mirror needs EntitlementID and
+// SubjectID (DELETE /v1/leases/{subject_id}?entitlement_id=), the control
+// plane LeaseID (DELETE /v1/leases/{lease_id}).
+func (c *Client) ReleaseLease(ctx context.Context, ref LeaseRef) error {
+	kind, err := c.serverKind(ctx)
+	if err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	var p string
+	if kind == KindMirror {
+		if ref.SubjectID == "" || !validID(ref.EntitlementID) {
+			return fmt.Errorf("%w: release lease: a mirror needs the entitlement id and subject id", ErrConfig)
+		}
+		p = "/v1/leases/" + url.PathEscape(ref.SubjectID) + "?entitlement_id=" + url.QueryEscape(ref.EntitlementID)
+	} else {
+		if !validID(ref.LeaseID) {
+			return fmt.Errorf("%w: release lease: the control plane needs the lease id", ErrConfig)
+		}
+		p = "/v1/leases/" + ref.LeaseID
+	}
+	if err := c.doJSON(ctx, "DELETE", p, nil, nil, 200, 204); err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	return nil
+}
+
+// serverKind returns the configured kind, or asks the server once: only a
+// mirror has GET /v1/snapshot (the control plane answers 404 or 405).
+func (c *Client) serverKind(ctx context.Context) (ServerKind, error) {
+	if c.kind != KindAuto {
+		return c.kind, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.detected != KindAuto {
+		return c.detected, nil
+	}
+	u, err := c.resolve("/v1/snapshot")
+	if err != nil {
+		return KindAuto, err
+	}
+	req, err := c.newRequest(ctx, "HEAD", u, nil)
+	if err != nil {
+		return KindAuto, err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return KindAuto, fmt.Errorf("detect server kind: %w", err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		c.detected = KindControlPlane
+	default:
+		c.detected = KindMirror
+	}
+	return c.detected, nil
+}
+
+// VerifyLease verifies a lease token offline against the pinned vendor keys
+// and tenant. A vendor-signed token needs nothing more. A mirror-signed
+// token is checked along the chain vendor key -> snapshot -> mirror key ->
+// lease: envelope is that snapshot's DSSE envelope; when it is nil the
+// client fetches the mirror's current one (GET /v1/snapshot). Every
+// rejection wraps ErrVerification.
+func (c *Client) VerifyLease(ctx context.Context, token string, envelope []byte) (*LeaseClaims, error) {
+	if err := c.requireTrust(); err != nil {
+		return nil, err
+	}
+	claims, _, err := license.Parse(token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
+	}
+	var v *license.Verifier
+	if claims.Issuer == license.IssuerVendor {
+		v, err = license.NewVerifier(c.trust.Keys, c.trust.TenantID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	} else {
+		if envelope == nil {
+			envelope, err = c.fetchEnvelope(ctx, "/v1/snapshot")
+			if err != nil {
+				return nil, fmt.Errorf("verify lease: fetch snapshot: %w", err)
+			}
+		}
+		v, err = license.NewChainVerifier(c.trust, envelope, nil, c.now())
+		if err != nil {
+			return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
+		}
+	}
+	vc, err := license.Verify(token, v, c.now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
+	}
+	return &LeaseClaims{
+		LeaseID:       vc.LeaseID,
+		EntitlementID: vc.EntitlementID,
+		TenantID:      vc.TenantID,
+		ProductID:     vc.ProductID,
+		SubjectType:   vc.SubjectType,
+		SubjectID:     vc.SubjectID,
+		Features:      vc.Features,
+		IssuedAt:      time.Unix(vc.IssuedAt, 0).UTC(),
+		ExpiresAt:     time.Unix(vc.ExpiresAt, 0).UTC(),
+		UsableUntil:   vc.UsableUntil(),
+		KeyID:         vc.KeyID,
+		Issuer:        vc.Issuer,
+	}, nil
+}

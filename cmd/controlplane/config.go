@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// Config is the control plane's configuration (configs/controlplane.yaml
+// documents every key).
+type Config struct {
+	DataDir           string        `mapstructure:"data_dir"`
+	Listen            string        `mapstructure:"listen"`
+	LogLevel          string        `mapstructure:"log_level"`
+	LogFormat         string        `mapstructure:"log_format"`
+	KeysDir           string        `mapstructure:"keys_dir"`
+	DataKeyFile       string        `mapstructure:"data_encryption_key_file"`
+	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	MaxArtifactBytes  int64         `mapstructure:"max_artifact_bytes"`
+	SnapshotTTL       time.Duration `mapstructure:"snapshot_ttl"`
+	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
+	ArtifactDelivery  string        `mapstructure:"artifact_delivery"`
+	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	Blob              BlobConfig    `mapstructure:"blob"`
+}
+
+type BlobConfig struct {
+	Backend string   `mapstructure:"backend"`
+	Dir     string   `mapstructure:"dir"`
+	S3      S3Config `mapstructure:"s3"`
+}
+
+type S3Config struct {
+	Endpoint     string `mapstructure:"endpoint"`
+	AccessKey    string `mapstructure:"access_key"`
+	SecretKey    string `mapstructure:"secret_key"`
+	Bucket       string `mapstructure:"bucket"`
+	Region       string `mapstructure:"region"`
+	UseSSL       bool   `mapstructure:"use_ssl"`
+	Prefix       string `mapstructure:"prefix"`
+	CreateBucket bool   `mapstructure:"create_bucket"`
+}
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("data_dir", "./data/controlplane")
+	v.SetDefault("listen", "127.0.0.1:8440")
+	v.SetDefault("log_level", "info")
+	v.SetDefault("log_format", "text")
+	v.SetDefault("keys_dir", "")
+	v.SetDefault("data_encryption_key_file", "")
+	v.SetDefault("max_body_bytes", 1<<20)
+	v.SetDefault("max_artifact_bytes", int64(64)<<30)
+	v.SetDefault("snapshot_ttl", 30*24*time.Hour)
+	v.SetDefault("shutdown_timeout", 30*time.Second)
+	v.SetDefault("artifact_delivery", "proxy")
+	v.SetDefault("presign_ttl", 15*time.Minute)
+	v.SetDefault("read_header_timeout", 10*time.Second)
+	v.SetDefault("blob.backend", "disk")
+	v.SetDefault("blob.dir", "")
+	v.SetDefault("blob.s3.endpoint", "")
+	v.SetDefault("blob.s3.access_key", "")
+	v.SetDefault("blob.s3.secret_key", "")
+	v.SetDefault("blob.s3.bucket", "")
+	v.SetDefault("blob.s3.region", "us-east-1")
+	v.SetDefault("blob.s3.use_ssl", false)
+	v.SetDefault("blob.s3.prefix", "")
+	v.SetDefault("blob.s3.create_bucket", false)
+}
+
+// loadConfig applies flags > OUTPOST_ environment > YAML file > defaults.
+// An unknown key in the file is an error.
+func loadConfig(cmd *cobra.Command) (*Config, error) {
+	v := viper.New()
+	setDefaults(v)
+	v.SetEnvPrefix("OUTPOST")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("OUTPOST_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	for flag, key := range map[string]string{"data-dir": "data_dir", "listen": "listen", "log-level": "log_level"} {
+		if f := cmd.Flags().Lookup(flag); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")))); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir must not be empty")
+	}
+	if c.KeysDir == "" {
+		c.KeysDir = filepath.Join(c.DataDir, "keys")
+	}
+	if c.DataKeyFile == "" {
+		c.DataKeyFile = filepath.Join(c.DataDir, "data-encryption.key")
+	}
+	if c.Blob.Dir == "" {
+		c.Blob.Dir = filepath.Join(c.DataDir, "blobs")
+	}
+	switch c.Blob.Backend {
+	case "disk":
+	case "s3":
+		if c.Blob.S3.Endpoint == "" || c.Blob.S3.Bucket == "" {
+			return errors.New("blob.s3.endpoint and blob.s3.bucket are required with blob.backend: s3")
+		}
+	default:
+		return fmt.Errorf("blob.backend %q is not one of disk, s3", c.Blob.Backend)
+	}
+	switch c.ArtifactDelivery {
+	case "proxy", "redirect":
+	default:
+		return fmt.Errorf("artifact_delivery %q is not one of proxy, redirect", c.ArtifactDelivery)
+	}
+	if c.SnapshotTTL < time.Hour {
+		return errors.New("snapshot_ttl must be at least 1h")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format %q is not one of text, json", c.LogFormat)
+	}
+	return nil
+}
+
+func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "controlplane.db") }

@@ -1,0 +1,273 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type cp struct {
+	t       *testing.T
+	bin     string
+	dataDir string
+	addr    string
+	env     []string
+	proc    *exec.Cmd
+	stderr  *bytes.Buffer
+}
+
+func newCP(t *testing.T) *cp {
+	t.Helper()
+	return &cp{t: t, bin: testenv.Binary(t, "./cmd/controlplane"), dataDir: filepath.Join(t.TempDir(), "cp"), addr: testenv.FreePort(t)}
+}
+
+// run runs a one-shot command and returns stdout, stderr and the error.
+func (c *cp) run(args ...string) (string, string, error) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, append(args, "--data-dir", c.dataDir)...)
+	cmd.Env = append(os.Environ(), c.env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (c *cp) mustRun(args ...string) string {
+	c.t.Helper()
+	out, errs, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("controlplane %s: %v\n%s", strings.Join(args, " "), err, errs)
+	}
+	return strings.TrimSpace(out)
+}
+
+func (c *cp) url() string { return "http://" + c.addr }
+
+func (c *cp) start() {
+	c.t.Helper()
+	c.proc = exec.Command(c.bin, "serve", "--data-dir", c.dataDir, "--listen", c.addr)
+	c.proc.Env = append(os.Environ(), c.env...)
+	c.stderr = &bytes.Buffer{}
+	c.proc.Stderr = c.stderr
+	if err := c.proc.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		if c.proc.ProcessState == nil {
+			c.proc.Process.Kill()
+			c.proc.Wait()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(c.url() + "/readyz"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("control plane did not become ready: %s", c.stderr)
+}
+
+func (c *cp) stop(sig syscall.Signal) error {
+	c.proc.Process.Signal(sig)
+	return c.proc.Wait()
+}
+
+func TestControlplane_InitAndTokens(t *testing.T) {
+	c := newCP(t)
+	token := c.mustRun("init")
+	if !strings.HasPrefix(token, "opt_") || strings.Contains(token, "\n") {
+		t.Fatalf("init printed %q, want the admin token alone", token)
+	}
+	if _, errs, err := c.run("init"); err == nil || !strings.Contains(errs, "already initialized") {
+		t.Fatalf("second init: err %v, stderr %q", err, errs)
+	}
+	info, err := os.Stat(filepath.Join(c.dataDir, "data-encryption.key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("data-encryption key: %v, mode %v", err, info.Mode())
+	}
+	keys := c.mustRun("keys", "list", "--output", "json")
+	var kl struct{ Items []map[string]any }
+	if err := json.Unmarshal([]byte(keys), &kl); err != nil || len(kl.Items) != 1 {
+		t.Fatalf("keys list: %v %s", err, keys)
+	}
+	admin2 := c.mustRun("token", "create", "--role", "admin")
+	if !strings.HasPrefix(admin2, "opt_") || admin2 == token {
+		t.Fatalf("token create printed %q", admin2)
+	}
+	if _, errs, err := c.run("token", "create", "--role", "tenant"); err == nil || !strings.Contains(errs, "tenant_id") {
+		t.Fatalf("tenant token without tenant: %v %q", err, errs)
+	}
+}
+
+func TestControlplane_Config(t *testing.T) {
+	c := newCP(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("listen: 127.0.0.1:1\nlisen_typo: x\n"), 0o600)
+	if _, errs, err := c.run("init", "--config", bad); err == nil || !strings.Contains(errs, "lisen_typo") {
+		t.Fatalf("unknown key: err %v, stderr %q", err, errs)
+	}
+	t.Run("precedence flag over env over file", func(t *testing.T) {
+		good := filepath.Join(dir, "good.yaml")
+		fileDir := filepath.Join(dir, "from-file")
+		envDir := filepath.Join(dir, "from-env")
+		os.WriteFile(good, []byte("data_dir: "+fileDir+"\n"), 0o600)
+		cmd := exec.Command(c.bin, "init", "--config", good)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(fileDir, "controlplane.db")); err != nil {
+			t.Fatal("file's data_dir not used")
+		}
+		cmd = exec.Command(c.bin, "init", "--config", good)
+		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+envDir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(envDir, "controlplane.db")); err != nil {
+			t.Fatal("env OUTPOST_DATA_DIR did not override the file")
+		}
+		flagDir := filepath.Join(dir, "from-flag")
+		cmd = exec.Command(c.bin, "init", "--config", good, "--data-dir", flagDir)
+		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+envDir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(flagDir, "controlplane.db")); err != nil {
+			t.Fatal("--data-dir did not override env")
+		}
+	})
+}
+
+func TestControlplane_ServeLockAndShutdown(t *testing.T) {
+	c := newCP(t)
+	token := c.mustRun("init")
+	c.start()
+
+	start := time.Now()
+	_, errs, err := c.run("token", "create", "--role", "admin")
+	if err == nil || !strings.Contains(errs, "in use") {
+		t.Fatalf("token create while serving: err %v, stderr %q", err, errs)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("token create took %s to fail; it must fail at once", d)
+	}
+
+	// A slow request in flight when SIGTERM arrives still finishes.
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", c.url()+"/v1/artifacts", pr)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- -1
+			return
+		}
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	pw.Write([]byte("first half "))
+	time.Sleep(300 * time.Millisecond)
+	c.proc.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	pw.Write([]byte("second half"))
+	pw.Close()
+	if got := <-done; got != 201 {
+		t.Fatalf("in-flight upload finished with %d, want 201", got)
+	}
+	if err := c.proc.Wait(); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM: %s", err, c.stderr)
+	}
+	// The store was closed cleanly: the data dir opens again.
+	c.mustRun("token", "create", "--role", "admin")
+	c.mustRun("audit", "verify")
+}
+
+func TestControlplane_AuditVerifyFindsTamper(t *testing.T) {
+	c := newCP(t)
+	c.mustRun("init")
+	for i := range 3 {
+		c.mustRun("token", "create", "--role", "admin", "--name", fmt.Sprint("t", i))
+	}
+	out := c.mustRun("audit", "verify")
+	if !strings.Contains(out, "ok") {
+		t.Fatalf("audit verify: %q", out)
+	}
+	err := bolt.TamperAuditEvent(filepath.Join(c.dataDir, "controlplane.db"), 3, func(ev *catalog.AuditEvent) {
+		ev.ActorID = "mallory"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errs, err := c.run("audit", "verify")
+	if err == nil || !strings.Contains(errs, "event 3") {
+		t.Fatalf("audit verify after tamper: err %v, stderr %q", err, errs)
+	}
+}
+
+func TestControlplane_AdminCLI(t *testing.T) {
+	c := newCP(t)
+	token := c.mustRun("init")
+	c.start()
+	c.env = []string{"OUTPOST_SERVER=" + c.url(), "OUTPOST_TOKEN=" + token}
+	tenant := c.mustRun("tenant", "create", "acme")
+	if !catalog.ValidID(catalog.PrefixTenant, tenant) {
+		t.Fatalf("tenant create printed %q", tenant)
+	}
+	product := c.mustRun("product", "create", "app", "--distribution", "open")
+	file := filepath.Join(t.TempDir(), "app.tar.gz")
+	os.WriteFile(file, bytes.Repeat([]byte("x"), 100_000), 0o644)
+	rel := c.mustRun("release", "create", "--product", product, "--channel", "stable", "--version", "1.0.0", "--file", file)
+	list := c.mustRun("release", "list", "--product", product)
+	if !strings.Contains(list, rel) || !strings.Contains(list, "ACTIVE") {
+		t.Fatalf("release list: %s", list)
+	}
+	if _, errs, err := c.run("release", "create", "--product", product, "--channel", "stable", "--version", "1.0.0"); err == nil || !strings.Contains(errs, "conflict") && !strings.Contains(errs, "exists") {
+		t.Fatalf("duplicate release: %v %q", err, errs)
+	}
+	snap := c.mustRun("snapshot", "build", "--tenant", tenant, "--output", "json")
+	var s map[string]any
+	json.Unmarshal([]byte(snap), &s)
+	if s["sequence"] != float64(1) {
+		t.Fatalf("snapshot build: %s", snap)
+	}
+	out := filepath.Join(t.TempDir(), "bundle.tar")
+	c.mustRun("bundle", "export", "--tenant", tenant, "--out", out)
+	if fi, err := os.Stat(out); err != nil || fi.Size() < 100_000 {
+		t.Fatalf("bundle: %v", err)
+	}
+	c.mustRun("release", "revoke", rel)
+	if tl := c.mustRun("tenant", "list"); !strings.Contains(tl, "acme") {
+		t.Fatalf("tenant list: %s", tl)
+	}
+	// Errors are one line on stderr, non-zero exit.
+	_, errs, err := c.run("release", "revoke", rel)
+	if err == nil || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("second revoke: err %v, stderr %q", err, errs)
+	}
+	_ = bufio.NewScanner
+	_ = context.Background
+}

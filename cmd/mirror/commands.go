@@ -1,0 +1,575 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/blob/s3"
+	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/update"
+)
+
+// app is an opened data dir: the locked state, the cache and a syncer.
+type app struct {
+	cfg    *Config
+	st     *mirror.State
+	cache  *cache.Cache
+	syncer *sync.Syncer
+	src    sync.Source
+}
+
+func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := cfg.trust()
+	if err != nil {
+		return nil, err
+	}
+	st, err := mirror.OpenState(cfg.dbPath(), cfg.RetainSnapshots)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.Open(cfg.DataDir)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a := &app{cfg: cfg, st: st, cache: c}
+	if withSource {
+		if a.src, err = newSource(ctx, cfg); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	a.syncer = sync.New(a.src, st, c, sync.Config{
+		Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
+		Logger: newLogger(cfg, cmd.ErrOrStderr()),
+	})
+	return a, nil
+}
+
+func (a *app) Close() error { return a.st.Close() }
+
+func newSource(ctx context.Context, cfg *Config) (sync.Source, error) {
+	// Checked here, not at load: status, verify and gc need no source.
+	switch cfg.Source {
+	case "controlplane":
+		if cfg.VendorURL == "" || cfg.Credential == "" {
+			return nil, errors.New("config: vendor_url and credential are required with source: controlplane")
+		}
+		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, nil, cfg.MaxSnapshotBytes)
+	case "upstream":
+		if cfg.UpstreamURL == "" {
+			return nil, errors.New("config: upstream_url is required with source: upstream")
+		}
+		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, nil, cfg.MaxSnapshotBytes)
+	case "s3":
+		if cfg.S3.Endpoint == "" || cfg.S3.Bucket == "" {
+			return nil, errors.New("config: s3.endpoint and s3.bucket are required with source: s3")
+		}
+		store, err := s3.New(ctx, s3.Config{
+			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
+			Bucket: cfg.S3.Bucket, Region: cfg.S3.Region, UseSSL: cfg.S3.UseSSL,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("s3 source: %w", err)
+		}
+		return sync.NewBucket(store, cfg.S3.Prefix, cfg.S3.SnapshotKey, cfg.MaxSnapshotBytes), nil
+	}
+	return nil, nil
+}
+
+func initCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the data dir, the mirror's ed25519 key and a config file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			dataDir, _ := f.GetString("data-dir")
+			path, _ := f.GetString("config")
+			if path == "" {
+				path = filepath.Join(dataDir, "mirror.yaml")
+			}
+			force, _ := f.GetBool("force")
+			vendorURL, _ := f.GetString("vendor-url")
+			cred, _ := f.GetString("credential")
+			tenant, _ := f.GetString("tenant-id")
+			keys, _ := f.GetStringSlice("trusted-key")
+			threshold, _ := f.GetInt("signature-threshold")
+			listen, _ := f.GetString("listen")
+			if tenant == "" || len(keys) == 0 {
+				return errors.New("init: --tenant-id and at least one --trusted-key are required")
+			}
+			for i, k := range keys {
+				if raw, err := base64.StdEncoding.DecodeString(k); err != nil || len(raw) != ed25519.PublicKeySize {
+					return fmt.Errorf("init: --trusted-key #%d is not base64 of a 32-byte ed25519 public key", i+1)
+				}
+			}
+			if _, err := os.Stat(path); err == nil && !force {
+				return fmt.Errorf("init: %s exists (use --force to overwrite)", path)
+			}
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			keyFile := filepath.Join(dataDir, "mirror.key")
+			pub, err := ensureKey(keyFile)
+			if err != nil {
+				return err
+			}
+			abs, _ := filepath.Abs(dataDir)
+			q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+			var b strings.Builder
+			fmt.Fprintf(&b, "# Written by `mirror init`; configs/mirror.yaml documents every key.\n")
+			fmt.Fprintf(&b, "data_dir: %s\nlisten: %s\nkey_file: %s\n", q(abs), q(listen), q(filepath.Join(abs, "mirror.key")))
+			fmt.Fprintf(&b, "tenant_id: %s\nsignature_threshold: %d\ntrusted_keys:\n", q(tenant), threshold)
+			for _, k := range keys {
+				fmt.Fprintf(&b, "  - %s\n", q(k))
+			}
+			if vendorURL != "" {
+				fmt.Fprintf(&b, "source: controlplane\nvendor_url: %s\ncredential: %s\n", q(vendorURL), q(cred))
+			} else {
+				fmt.Fprintf(&b, "source: none\n")
+			}
+			if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
+				return fmt.Errorf("init: write config: %w", err)
+			}
+			res := map[string]string{"config": path, "data_dir": abs, "key_file": keyFile, "public_key": base64.StdEncoding.EncodeToString(pub)}
+			return output(cmd, res, func(w io.Writer) {
+				fmt.Fprintf(w, "config:     %s\nkey:        %s\npublic key: %s\n", path, keyFile, res["public_key"])
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.String("vendor-url", "", "control plane base URL")
+	f.String("credential", "", "the mirror credential shown when the mirror was registered")
+	f.String("tenant-id", "", "tenant this mirror serves")
+	f.StringSlice("trusted-key", nil, "vendor public signing key (base64 of 32 bytes); repeat to pin several")
+	f.Int("signature-threshold", 1, "trusted signatures required on a snapshot")
+	f.Bool("force", false, "overwrite an existing config")
+	return cmd
+}
+
+// ensureKey creates the mirror's ed25519 key (0600) unless it exists.
+func ensureKey(path string) (ed25519.PublicKey, error) {
+	if k, err := loadKey(path); err == nil {
+		return k.Public().(ed25519.PublicKey), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write key: %w", err)
+	}
+	return pub, nil
+}
+
+// loadKey reads the mirror's key (base64 of the 32-byte seed).
+func loadKey(path string) (ed25519.PrivateKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("key %s: not base64 of a 32-byte ed25519 seed", path)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the sync loop and serve clients over HTTP",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			a, err := openApp(ctx, cmd, true)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			log := newLogger(a.cfg, cmd.ErrOrStderr())
+			// The mirror's own key signs offline licence leases.
+			key, err := loadKey(a.cfg.KeyFile)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			srv, err := mirror.NewServer(mirror.Options{
+				State: a.st, Cache: a.cache, ServeExpired: a.cfg.ServeExpired, ClientTokens: a.cfg.ClientTokens,
+				Logger: log, Updates: updateHandler,
+				Mount: func(mux *http.ServeMux) {
+					// --- licence leases mount here: PUT/DELETE
+					// /v1/leases/{subject_id}, backed by a.st.DB() and key.
+					_ = key
+				},
+			})
+			if err != nil {
+				return err
+			}
+			a.syncer = sync.New(a.src, a.st, a.cache, sync.Config{
+				Trust: mustTrust(a.cfg), Channels: a.cfg.Channels, Concurrency: a.cfg.Concurrency,
+				MaxElapsed: a.cfg.RetryMaxElapsed, Logger: log, OnResult: srv.ObserveSync,
+				OnCommit: func() {
+					if err := srv.Reload(); err != nil {
+						log.Error("reload after commit", "err", err)
+					}
+				},
+			})
+			ln, err := net.Listen("tcp", a.cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
+			}
+			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			errc := make(chan error, 1)
+			go func() { errc <- hs.Serve(ln) }()
+			log.Info("mirror serving", "listen", ln.Addr().String(), "source", a.cfg.Source)
+
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if a.src != nil {
+					go a.syncer.Run(ctx, a.cfg.SyncInterval)
+				}
+				if a.cfg.GCInterval <= 0 {
+					return
+				}
+				t := time.NewTicker(a.cfg.GCInterval)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						if rep, err := a.syncer.GC(ctx); err != nil {
+							log.Error("gc", "err", err)
+						} else if rep.Removed > 0 {
+							log.Info("gc", "removed", rep.Removed, "bytes", rep.Bytes)
+						}
+					}
+				}
+			}()
+
+			sig := make(chan os.Signal, 2)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			select {
+			case err := <-errc:
+				return fmt.Errorf("http server: %w", err)
+			case s := <-sig:
+				log.Info("shutting down", "signal", s.String())
+			}
+			go func() {
+				<-sig
+				fmt.Fprintln(cmd.ErrOrStderr(), "mirror: second signal, exiting now")
+				os.Exit(1)
+			}()
+			cancel()
+			sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+			defer scancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				log.Warn("shutdown", "err", err)
+			}
+			<-done
+			return nil
+		},
+	}
+}
+
+func mustTrust(cfg *Config) snapshot.Trust {
+	t, _ := cfg.trust() // already validated by openApp
+	return t
+}
+
+// updateHandler builds the update-check endpoint for a held snapshot.
+func updateHandler(m *snapshot.Manifest) (http.Handler, error) {
+	e, err := update.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		update.Handle(w, r, e, time.Now())
+	}), nil
+}
+
+func syncCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Sync once from the configured source and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			a, err := openApp(ctx, cmd, true)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if a.src == nil {
+				return errors.New("sync: no source configured (source: none); use `mirror import BUNDLE`")
+			}
+			res, err := a.syncer.Once(ctx)
+			if err != nil {
+				return fmt.Errorf("sync: %w", err)
+			}
+			return output(cmd, res, func(w io.Writer) {
+				if res.Changed {
+					fmt.Fprintf(w, "committed snapshot %s (sequence %d): %d artifacts, %d bytes downloaded\n", res.SnapshotID, res.Sequence, res.Downloaded, res.Bytes)
+				} else {
+					fmt.Fprintf(w, "up to date at sequence %d\n", res.Sequence)
+				}
+			})
+		},
+	}
+	cmd.Flags().Bool("once", true, "sync once and exit (the only mode; `serve` loops)")
+	return cmd
+}
+
+func importCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import BUNDLE",
+		Short: "Import an offline bundle (use - for stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			dry, _ := cmd.Flags().GetBool("dry-run")
+			a, err := openApp(ctx, cmd, false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var r io.Reader = cmd.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+				defer f.Close()
+				r = f
+			}
+			rep, err := a.syncer.Import(ctx, r, dry)
+			if err != nil {
+				return fmt.Errorf("import %s: %w", args[0], err)
+			}
+			return output(cmd, rep, func(w io.Writer) {
+				verb := "imported"
+				if dry {
+					verb = "would import"
+				}
+				switch {
+				case rep.Changed:
+					fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
+						verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
+				default:
+					fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
+				}
+			})
+		},
+	}
+	cmd.Flags().Bool("dry-run", false, "verify and report what would change; write nothing")
+	return cmd
+}
+
+func statusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the held snapshot, last sync and cache state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := context.Background()
+			server, _ := cmd.Flags().GetString("server")
+			var st mirror.Status
+			if server != "" {
+				token, _ := cmd.Flags().GetString("token")
+				if err := remoteStatus(ctx, server, token, &st); err != nil {
+					return err
+				}
+			} else {
+				cfg, err := loadConfig(cmd)
+				if err != nil {
+					return err
+				}
+				s, err := mirror.OpenState(cfg.dbPath(), cfg.RetainSnapshots)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				c, err := cache.Open(cfg.DataDir)
+				if err != nil {
+					return err
+				}
+				if st, err = mirror.BuildStatus(ctx, s, c, time.Now()); err != nil {
+					return err
+				}
+			}
+			return output(cmd, st, func(w io.Writer) {
+				if st.Snapshot == nil {
+					fmt.Fprintln(w, "snapshot:  none held")
+				} else {
+					exp := ""
+					if st.Snapshot.Expired {
+						exp = " (EXPIRED)"
+					}
+					fmt.Fprintf(w, "snapshot:  %s sequence %d, expires %s%s\n", st.Snapshot.SnapshotID, st.Snapshot.Sequence, st.Snapshot.ExpiresAt.Format(time.RFC3339), exp)
+				}
+				if st.LastSync != nil {
+					res := "ok"
+					if !st.LastSync.OK {
+						res = "error: " + st.LastSync.Error
+					}
+					fmt.Fprintf(w, "last sync: %s from %s: %s\n", st.LastSync.At.Format(time.RFC3339), st.LastSync.Source, res)
+				}
+				fmt.Fprintf(w, "cache:     %d blobs, %d bytes, %d missing, %d quarantined\n", st.Cache.Blobs, st.Cache.Bytes, st.Cache.Missing, st.Cache.Quarantined)
+			})
+		},
+	}
+	cmd.Flags().String("server", "", "ask a running mirror at this URL instead of reading the data dir")
+	cmd.Flags().String("token", "", "client token for --server")
+	return cmd
+}
+
+func remoteStatus(ctx context.Context, server, token string, st *mirror.Status) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/v1/status", nil)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status: %s answered %s", server, resp.Status)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(st)
+}
+
+func verifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Re-hash every cached blob; quarantine and report corrupt ones",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			a, err := openApp(ctx, cmd, false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rep, err := a.cache.Verify(ctx)
+			if err != nil {
+				return err
+			}
+			st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())
+			if err != nil {
+				return err
+			}
+			out := struct {
+				cache.VerifyReport
+				Missing int `json:"missing"`
+			}{rep, st.Cache.Missing}
+			if err := output(cmd, out, func(w io.Writer) {
+				fmt.Fprintf(w, "checked %d blobs (%d bytes): %d corrupt (quarantined), %d missing from the held snapshot\n", rep.Checked, rep.Bytes, len(rep.Quarantined), out.Missing)
+				for _, sha := range rep.Quarantined {
+					fmt.Fprintf(w, "corrupt: %s\n", sha)
+				}
+			}); err != nil {
+				return err
+			}
+			if len(rep.Quarantined) > 0 || out.Missing > 0 {
+				return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(rep.Quarantined), out.Missing)
+			}
+			return nil
+		},
+	}
+}
+
+func gcCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "gc",
+		Short: "Remove blobs no retained snapshot references",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := context.Background()
+			a, err := openApp(ctx, cmd, false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rep, err := a.syncer.GC(ctx)
+			if err != nil {
+				return err
+			}
+			return output(cmd, rep, func(w io.Writer) {
+				fmt.Fprintf(w, "removed %d blobs (%d bytes), kept %d\n", rep.Removed, rep.Bytes, rep.Kept)
+			})
+		},
+	}
+}

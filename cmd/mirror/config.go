@@ -1,0 +1,191 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// Config is the mirror's configuration (configs/mirror.yaml documents
+// every key).
+type Config struct {
+	DataDir            string        `mapstructure:"data_dir"`
+	Listen             string        `mapstructure:"listen"`
+	LogLevel           string        `mapstructure:"log_level"`
+	LogFormat          string        `mapstructure:"log_format"`
+	KeyFile            string        `mapstructure:"key_file"`
+	TenantID           string        `mapstructure:"tenant_id"`
+	TrustedKeys        []string      `mapstructure:"trusted_keys"`
+	SignatureThreshold int           `mapstructure:"signature_threshold"`
+	Source             string        `mapstructure:"source"`
+	VendorURL          string        `mapstructure:"vendor_url"`
+	Credential         string        `mapstructure:"credential"`
+	UpstreamURL        string        `mapstructure:"upstream_url"`
+	UpstreamToken      string        `mapstructure:"upstream_token"`
+	S3                 S3Config      `mapstructure:"s3"`
+	Channels           []string      `mapstructure:"channels"`
+	RetainSnapshots    int           `mapstructure:"retain_snapshots"`
+	SyncInterval       time.Duration `mapstructure:"sync_interval"`
+	GCInterval         time.Duration `mapstructure:"gc_interval"`
+	Concurrency        int           `mapstructure:"concurrency"`
+	RetryMaxElapsed    time.Duration `mapstructure:"retry_max_elapsed"`
+	MaxSnapshotBytes   int64         `mapstructure:"max_snapshot_bytes"`
+	ServeExpired       bool          `mapstructure:"serve_expired"`
+	ClientTokens       []string      `mapstructure:"client_tokens"`
+	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// S3Config is the customer-side bucket source.
+type S3Config struct {
+	Endpoint    string `mapstructure:"endpoint"`
+	AccessKey   string `mapstructure:"access_key"`
+	SecretKey   string `mapstructure:"secret_key"`
+	Bucket      string `mapstructure:"bucket"`
+	Region      string `mapstructure:"region"`
+	UseSSL      bool   `mapstructure:"use_ssl"`
+	Prefix      string `mapstructure:"prefix"`
+	SnapshotKey string `mapstructure:"snapshot_key"`
+}
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("data_dir", "./data/mirror")
+	v.SetDefault("listen", "127.0.0.1:8441")
+	v.SetDefault("log_level", "info")
+	v.SetDefault("log_format", "text")
+	v.SetDefault("key_file", "")
+	v.SetDefault("tenant_id", "")
+	v.SetDefault("trusted_keys", []string{})
+	v.SetDefault("signature_threshold", 1)
+	v.SetDefault("source", "")
+	v.SetDefault("vendor_url", "")
+	v.SetDefault("credential", "")
+	v.SetDefault("upstream_url", "")
+	v.SetDefault("upstream_token", "")
+	v.SetDefault("s3.endpoint", "")
+	v.SetDefault("s3.access_key", "")
+	v.SetDefault("s3.secret_key", "")
+	v.SetDefault("s3.bucket", "")
+	v.SetDefault("s3.region", "us-east-1")
+	v.SetDefault("s3.use_ssl", false)
+	v.SetDefault("s3.prefix", "")
+	v.SetDefault("s3.snapshot_key", "")
+	v.SetDefault("channels", []string{})
+	v.SetDefault("retain_snapshots", 3)
+	v.SetDefault("sync_interval", 5*time.Minute)
+	v.SetDefault("gc_interval", time.Hour)
+	v.SetDefault("concurrency", 4)
+	v.SetDefault("retry_max_elapsed", 5*time.Minute)
+	v.SetDefault("max_snapshot_bytes", int64(snapshot.DefaultMaxSize))
+	v.SetDefault("serve_expired", true)
+	v.SetDefault("client_tokens", []string{})
+	v.SetDefault("shutdown_timeout", 30*time.Second)
+}
+
+// loadConfig applies flags > OUTPOST_ environment > YAML file > defaults.
+// An unknown key in the file is an error.
+func loadConfig(cmd *cobra.Command) (*Config, error) {
+	v := viper.New()
+	setDefaults(v)
+	v.SetEnvPrefix("OUTPOST")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("OUTPOST_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	for flag, key := range map[string]string{"data-dir": "data_dir", "listen": "listen", "log-level": "log_level"} {
+		if f := cmd.Flags().Lookup(flag); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")))); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir must not be empty")
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = filepath.Join(c.DataDir, "mirror.key")
+	}
+	if c.Source == "" {
+		c.Source = "none"
+		if c.VendorURL != "" {
+			c.Source = "controlplane"
+		}
+	}
+	switch c.Source {
+	case "controlplane", "upstream", "s3", "none":
+	default:
+		return fmt.Errorf("source %q is not one of controlplane, s3, upstream, none", c.Source)
+	}
+	if c.SignatureThreshold < 1 {
+		return errors.New("signature_threshold must be at least 1")
+	}
+	if c.RetainSnapshots < 1 {
+		return errors.New("retain_snapshots must be at least 1")
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		return errors.New("concurrency must be between 1 and 64")
+	}
+	if c.SyncInterval < time.Second {
+		return errors.New("sync_interval must be at least 1s")
+	}
+	if c.MaxSnapshotBytes < 1<<10 {
+		return errors.New("max_snapshot_bytes must be at least 1024")
+	}
+	return nil
+}
+
+// trust builds the verifier's pinned trust from the config.
+func (c *Config) trust() (snapshot.Trust, error) {
+	t := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: c.SignatureThreshold, TenantID: c.TenantID, MaxSize: c.MaxSnapshotBytes}
+	if c.TenantID == "" {
+		return t, errors.New("config: tenant_id is required")
+	}
+	if len(c.TrustedKeys) == 0 {
+		return t, errors.New("config: trusted_keys is empty: pin at least one vendor public key")
+	}
+	for i, k := range c.TrustedKeys {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			return t, fmt.Errorf("config: trusted_keys[%d] is not base64 of a 32-byte ed25519 public key", i)
+		}
+		pub := ed25519.PublicKey(raw)
+		t.Keys[snapshot.KeyID(pub)] = pub
+	}
+	if c.SignatureThreshold > len(t.Keys) {
+		return t, fmt.Errorf("config: signature_threshold %d is more than the %d trusted keys", c.SignatureThreshold, len(t.Keys))
+	}
+	return t, nil
+}
+
+func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "mirror.db") }

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/client"
+)
+
+// queryFlags binds the update-check flags to q. Platform and arch default
+// to this machine's.
+func queryFlags(cmd *cobra.Command, q *client.Query) {
+	f := cmd.Flags()
+	f.StringVar(&q.Product, "product", "", "product id (required)")
+	f.StringVar(&q.Channel, "channel", "stable", "release channel")
+	f.StringVar(&q.Platform, "platform", hostPlatform(), "platform: windows, linux, macos")
+	f.StringVar(&q.Arch, "arch", hostArch(), "architecture: x64, arm64, ...")
+	f.StringVar(&q.Version, "version", "", "the version installed now (required)")
+	f.StringVar(&q.ClientID, "client-id", "", "stable id of this client, places it in rollouts")
+	f.StringVar(&q.InstallerType, "installer-type", "", "only artifacts of this installer type (msi, zip, ...)")
+}
+
+func hostPlatform() string {
+	if runtime.GOOS == "darwin" {
+		return "macos"
+	}
+	return runtime.GOOS
+}
+
+func hostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x64"
+	case "386":
+		return "x86"
+	}
+	return runtime.GOARCH
+}
+
+func (a *app) checkCmd() *cobra.Command {
+	var q client.Query
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Ask whether an update is available (exit 10 when one is, 0 when up to date)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.newClient(true, false)
+			if err != nil {
+				return err
+			}
+			d, err := c.Check(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			if a.opts.output == "json" {
+				if err := a.printJSON(d); err != nil {
+					return err
+				}
+			} else {
+				a.printDecision(d)
+			}
+			if d.UpdateAvailable {
+				return exitError{exitUpdate}
+			}
+			return nil
+		},
+	}
+	queryFlags(cmd, &q)
+	return cmd
+}
+
+func (a *app) printDecision(d *client.Decision) {
+	if !d.UpdateAvailable {
+		msg := "up to date"
+		if d.Reason != "" {
+			msg += ": " + d.Reason
+		}
+		fmt.Fprintln(a.stdout, msg)
+		return
+	}
+	r, art := d.Release, d.Artifact
+	fmt.Fprintf(a.stdout, "update available: %s %s (%s), action %s\n", r.ProductID, r.Version, r.Channel, d.Action)
+	fmt.Fprintf(a.stdout, "  release   %s published %s\n", r.ReleaseID, r.PublishedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(a.stdout, "  artifact  %s %s, %d bytes, sha256 %s\n", art.ArtifactID, art.InstallerType, art.SizeBytes, art.SHA256)
+	if art.RequiresAdmin {
+		fmt.Fprintln(a.stdout, "  requires administrator rights to install")
+	}
+	fmt.Fprintf(a.stdout, "  snapshot  %s (sequence %d)\n", d.Snapshot.SnapshotID, d.Snapshot.Sequence)
+}
+
+func (a *app) downloadCmd() *cobra.Command {
+	var q client.Query
+	var out string
+	cmd := &cobra.Command{
+		Use:   "download",
+		Short: "Check, then download the offered artifact and verify it against the signed snapshot",
+		Long: "download checks for an update and, when one is offered, downloads its artifact into\n" +
+			"--out (a file, or a directory for the default name), resuming a partial download\n" +
+			"(OUT.part). It reports success only once the snapshot named by the decision verifies\n" +
+			"against --trusted-key and --tenant, the release is ACTIVE in it and the bytes match\n" +
+			"its signed size and sha256. Prints the file's path on stdout. Exit 0 also when up to date.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.newClient(true, true)
+			if err != nil {
+				return err
+			}
+			d, err := c.Check(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			if !d.UpdateAvailable {
+				if a.opts.output == "json" {
+					return a.printJSON(map[string]any{"decision": d})
+				}
+				fmt.Fprintln(a.stderr, "up to date; nothing to download")
+				return nil
+			}
+			dest, err := destination(out, q, d)
+			if err != nil {
+				return usageError{err}
+			}
+			var bar *progressBar
+			if isTerminal(a.stderr) {
+				bar = newProgressBar(a.stderr, filepath.Base(dest))
+			}
+			var progress func(int64, int64)
+			if bar != nil {
+				progress = bar.update
+			}
+			err = c.Download(cmd.Context(), d, dest, progress)
+			if bar != nil {
+				bar.finish()
+			}
+			if err != nil {
+				return err
+			}
+			if a.opts.output == "json" {
+				return a.printJSON(map[string]any{"decision": d, "path": dest, "verified": true})
+			}
+			fmt.Fprintln(a.stdout, dest)
+			return nil
+		},
+	}
+	queryFlags(cmd, &q)
+	cmd.Flags().StringVar(&out, "out", ".", "file to write, or an existing directory for PRODUCT-VERSION-PLATFORM-ARCH.TYPE")
+	return cmd
+}
+
+// destination picks the output path: out itself, or a name built from the
+// release inside out when out is a directory.
+func destination(out string, q client.Query, d *client.Decision) (string, error) {
+	if out == "" {
+		out = "."
+	}
+	fi, err := os.Stat(out)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("--out: %w", err)
+	}
+	if err != nil || !fi.IsDir() {
+		return out, nil
+	}
+	name := fmt.Sprintf("%s-%s-%s-%s", q.Product, d.Release.Version, q.Platform, q.Arch)
+	if t := d.Artifact.InstallerType; t != "" {
+		name += "." + t
+	}
+	return filepath.Join(out, safeName(name)), nil
+}
+
+// safeName keeps server-influenced file names inside the directory.
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_', r == '+':
+			return r
+		}
+		return '_'
+	}, s)
+	return strings.TrimLeft(s, ".")
+}
+
+func (a *app) leaseCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lease",
+		Short: "Acquire, release or verify a licence lease",
+	}
+	var req client.LeaseRequest
+	acquire := &cobra.Command{
+		Use:   "acquire",
+		Short: "Take (or renew) a seat; prints the lease token on stdout",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.newClient(true, false)
+			if err != nil {
+				return err
+			}
+			l, err := c.AcquireLease(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if a.opts.output == "json" {
+				return a.printJSON(l)
+			}
+			fmt.Fprintln(a.stdout, l.Token)
+			fmt.Fprintf(a.stderr, "lease %s expires %s\n", l.LeaseID, l.ExpiresAt.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	acquire.Flags().StringVar(&req.EntitlementID, "entitlement", "", "entitlement id (required)")
+	acquire.Flags().StringVar(&req.SubjectType, "subject-type", "machine", "user, machine or device")
+	acquire.Flags().StringVar(&req.SubjectID, "subject-id", "", "who takes the seat (required)")
+
+	var ref client.LeaseRef
+	release := &cobra.Command{
+		Use:   "release",
+		Short: "Give a seat back (--lease-id on the control plane; --entitlement and --subject-id on a mirror)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.newClient(true, false)
+			if err != nil {
+				return err
+			}
+			if err := c.ReleaseLease(cmd.Context(), ref); err != nil {
+				return err
+			}
+			if a.opts.output == "json" {
+				return a.printJSON(map[string]any{"released": true})
+			}
+			fmt.Fprintln(a.stderr, "released")
+			return nil
+		},
+	}
+	release.Flags().StringVar(&ref.LeaseID, "lease-id", "", "lease id (control plane)")
+	release.Flags().StringVar(&ref.EntitlementID, "entitlement", "", "entitlement id (mirror)")
+	release.Flags().StringVar(&ref.SubjectID, "subject-id", "", "subject id (mirror)")
+
+	var snapFile string
+	verify := &cobra.Command{
+		Use:   "verify TOKEN|-",
+		Short: "Verify a lease token offline against the pinned vendor keys (exit 3 when rejected)",
+		Long: "verify checks a lease token's signature, tenant and expiry. A mirror-signed token is\n" +
+			"checked along vendor key -> snapshot -> mirror key: give the snapshot envelope with\n" +
+			"--snapshot FILE, or --server to fetch the mirror's current one. TOKEN - reads stdin.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			token := args[0]
+			if token == "-" {
+				b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<20))
+				if err != nil {
+					return fmt.Errorf("read token: %w", err)
+				}
+				token = strings.TrimSpace(string(b))
+			}
+			c, err := a.newClient(false, true)
+			if err != nil {
+				return err
+			}
+			var env []byte
+			if snapFile != "" {
+				if env, err = readCapped(snapFile, a.opts.maxSnap); err != nil {
+					return usageError{err}
+				}
+			}
+			cl, err := c.VerifyLease(cmd.Context(), token, env)
+			if err != nil {
+				return err
+			}
+			if a.opts.output == "json" {
+				return a.printJSON(cl)
+			}
+			fmt.Fprintf(a.stdout, "valid lease %s for %s %s\n", cl.LeaseID, cl.SubjectType, cl.SubjectID)
+			fmt.Fprintf(a.stdout, "  entitlement %s, product %s, tenant %s\n", cl.EntitlementID, cl.ProductID, cl.TenantID)
+			fmt.Fprintf(a.stdout, "  issued by %s (key %s)\n", cl.Issuer, cl.KeyID)
+			fmt.Fprintf(a.stdout, "  expires %s, usable until %s\n", cl.ExpiresAt.Format(time.RFC3339), cl.UsableUntil.Format(time.RFC3339))
+			if len(cl.Features) > 0 {
+				fmt.Fprintf(a.stdout, "  features %s\n", strings.Join(cl.Features, ", "))
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&snapFile, "snapshot", "", "snapshot envelope file for a mirror-signed token")
+
+	cmd.AddCommand(acquire, release, verify)
+	return cmd
+}
+
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--snapshot: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("--snapshot: %w", err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("--snapshot: larger than %d bytes", max)
+	}
+	return b, nil
+}

@@ -1,0 +1,251 @@
+// Package bundle reads and writes offline bundles: a tar whose first entry
+// is "snapshot.dsse.json" (the signed envelope, verbatim) followed by
+// "artifacts/<sha256>" entries. Both sides stream with constant memory.
+// The reader is strict: any other name, a duplicate, a non-regular entry
+// or a truncated archive is an error.
+package bundle
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/outpost/outpost/internal/cache"
+)
+
+// EnvelopeName is the name of the first entry.
+const EnvelopeName = "snapshot.dsse.json"
+
+// ArtifactPrefix prefixes every artifact entry.
+const ArtifactPrefix = "artifacts/"
+
+// DefaultMaxEnvelope caps the envelope entry (64 MiB, as over HTTP).
+const DefaultMaxEnvelope = 64 << 20
+
+// ErrInvalid wraps every reason a bundle is rejected.
+var ErrInvalid = errors.New("invalid bundle")
+
+// Writer writes a bundle.
+type Writer struct {
+	tw      *tar.Writer
+	env     bool
+	seen    map[string]bool
+	modTime time.Time
+}
+
+// NewWriter starts a bundle on w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{tw: tar.NewWriter(w), seen: map[string]bool{}, modTime: time.Unix(0, 0).UTC()}
+}
+
+// WriteSnapshot writes the envelope; it must be called first, once.
+func (w *Writer) WriteSnapshot(env []byte) error {
+	if w.env {
+		return errors.New("bundle: snapshot already written")
+	}
+	w.env = true
+	if err := w.tw.WriteHeader(w.header(EnvelopeName, int64(len(env)))); err != nil {
+		return fmt.Errorf("bundle: write snapshot header: %w", err)
+	}
+	if _, err := w.tw.Write(env); err != nil {
+		return fmt.Errorf("bundle: write snapshot: %w", err)
+	}
+	return nil
+}
+
+// WriteArtifact streams one artifact of exactly size bytes.
+func (w *Writer) WriteArtifact(sha string, size int64, r io.Reader) error {
+	if !w.env {
+		return errors.New("bundle: the snapshot must be written first")
+	}
+	if !cache.ValidSHA(sha) {
+		return fmt.Errorf("bundle: invalid sha256 %q", sha)
+	}
+	if w.seen[sha] {
+		return fmt.Errorf("bundle: artifact %s written twice", sha)
+	}
+	w.seen[sha] = true
+	if err := w.tw.WriteHeader(w.header(ArtifactPrefix+sha, size)); err != nil {
+		return fmt.Errorf("bundle: write artifact header %s: %w", sha, err)
+	}
+	n, err := io.Copy(w.tw, io.LimitReader(r, size))
+	if err != nil {
+		return fmt.Errorf("bundle: write artifact %s: %w", sha, err)
+	}
+	if n != size {
+		return fmt.Errorf("bundle: artifact %s: got %d of %d bytes", sha, n, size)
+	}
+	return nil
+}
+
+// Close writes the end-of-archive marker. It does not close the
+// underlying writer.
+func (w *Writer) Close() error {
+	if !w.env {
+		return errors.New("bundle: no snapshot written")
+	}
+	return w.tw.Close()
+}
+
+func (w *Writer) header(name string, size int64) *tar.Header {
+	return &tar.Header{Name: name, Size: size, Mode: 0o644, Typeflag: tar.TypeReg, ModTime: w.modTime, Format: tar.FormatPAX}
+}
+
+// Reader reads a bundle entry by entry.
+type Reader struct {
+	tr     *tar.Reader
+	zr     *zeroTail
+	maxEnv int64
+	env    bool
+	seen   map[string]bool
+	done   bool
+}
+
+// NewReader reads a bundle from r. maxEnvelope <= 0 means
+// DefaultMaxEnvelope.
+func NewReader(r io.Reader, maxEnvelope int64) *Reader {
+	if maxEnvelope <= 0 {
+		maxEnvelope = DefaultMaxEnvelope
+	}
+	zr := &zeroTail{r: r}
+	return &Reader{tr: tar.NewReader(zr), zr: zr, maxEnv: maxEnvelope, seen: map[string]bool{}}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// next returns the next header, checking it is a plain regular file.
+func (r *Reader) next() (*tar.Header, error) {
+	// Drain the current body so that what Next reads is only padding and
+	// the following header or end marker.
+	if _, err := io.Copy(io.Discard, r.tr); err != nil {
+		return nil, invalid("truncated entry: %v", err)
+	}
+	before := r.zr.total
+	hdr, err := r.tr.Next()
+	if err == io.EOF {
+		// A clean archive ends with two zero blocks; a stream cut at an
+		// entry boundary does not (tar.Reader reports both as io.EOF).
+		if r.zr.total-before < 1024 || r.zr.zeros < 1024 {
+			return nil, invalid("truncated: missing end-of-archive marker")
+		}
+		return nil, io.EOF
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, invalid("truncated: %v", err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil, invalid("entry %q is not a regular file (type %q)", hdr.Name, hdr.Typeflag)
+	}
+	if hdr.Size < 0 {
+		return nil, invalid("entry %q has a negative size", hdr.Name)
+	}
+	if r.seen[hdr.Name] {
+		return nil, invalid("duplicate entry %q", hdr.Name)
+	}
+	r.seen[hdr.Name] = true
+	return hdr, nil
+}
+
+// Envelope reads the first entry, which must be the snapshot envelope.
+func (r *Reader) Envelope() ([]byte, error) {
+	if r.env {
+		return nil, errors.New("bundle: envelope already read")
+	}
+	r.env = true
+	hdr, err := r.next()
+	if err == io.EOF {
+		return nil, invalid("empty bundle")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if hdr.Name != EnvelopeName {
+		return nil, invalid("first entry is %q, want %q", hdr.Name, EnvelopeName)
+	}
+	if hdr.Size > r.maxEnv {
+		return nil, invalid("%s is %d bytes, over the %d byte cap", EnvelopeName, hdr.Size, r.maxEnv)
+	}
+	env, err := io.ReadAll(r.tr)
+	if err != nil {
+		return nil, invalid("read %s: %v", EnvelopeName, err)
+	}
+	if int64(len(env)) != hdr.Size {
+		return nil, invalid("truncated %s", EnvelopeName)
+	}
+	return env, nil
+}
+
+// Entry is one artifact entry; read its bytes from Reader.Body before
+// calling Next again.
+type Entry struct {
+	SHA256 string
+	Size   int64
+}
+
+// Next returns the next artifact entry, or io.EOF after the last one.
+func (r *Reader) Next() (Entry, error) {
+	if !r.env {
+		return Entry{}, errors.New("bundle: read the envelope first")
+	}
+	if r.done {
+		return Entry{}, io.EOF
+	}
+	hdr, err := r.next()
+	if err == io.EOF {
+		r.done = true
+		return Entry{}, io.EOF
+	}
+	if err != nil {
+		return Entry{}, err
+	}
+	sha, ok := strings.CutPrefix(hdr.Name, ArtifactPrefix)
+	if !ok || !cache.ValidSHA(sha) {
+		return Entry{}, invalid("entry name %q is not %s<sha256>", hdr.Name, ArtifactPrefix)
+	}
+	return Entry{SHA256: sha, Size: hdr.Size}, nil
+}
+
+// Body reads the current entry's bytes. A short read is reported as a
+// truncated bundle.
+func (r *Reader) Body() io.Reader { return truncReader{r.tr} }
+
+type truncReader struct{ r io.Reader }
+
+func (t truncReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = invalid("truncated entry")
+	}
+	return n, err
+}
+
+// zeroTail counts the zero bytes at the end of what has been read so far.
+type zeroTail struct {
+	r     io.Reader
+	zeros int
+	total int64
+}
+
+func (z *zeroTail) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	z.total += int64(n)
+	// Scan backwards: only the trailing zeros of this read matter.
+	i := n - 1
+	for i >= 0 && p[i] == 0 {
+		i--
+	}
+	if i >= 0 {
+		z.zeros = n - 1 - i
+	} else {
+		z.zeros += n
+	}
+	return n, err
+}

@@ -1,0 +1,79 @@
+package bundle_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/outpost/outpost/internal/bundle"
+)
+
+func TestBundle_RoundTrip(t *testing.T) {
+	env := []byte(`{"payloadType":"x"}`)
+	arts := map[string][]byte{strings.Repeat("a", 64): []byte("one"), strings.Repeat("b", 64): bytes.Repeat([]byte{0}, 3000)}
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf)
+	if err := w.WriteArtifact(strings.Repeat("a", 64), 3, strings.NewReader("one")); err == nil {
+		t.Error("artifact before snapshot: want an error")
+	}
+	if err := w.WriteSnapshot(env); err != nil {
+		t.Fatal(err)
+	}
+	for _, sha := range []string{strings.Repeat("a", 64), strings.Repeat("b", 64)} {
+		if err := w.WriteArtifact(sha, int64(len(arts[sha])), bytes.NewReader(arts[sha])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteArtifact(strings.Repeat("a", 64), 3, strings.NewReader("one")); err == nil {
+		t.Error("duplicate artifact: want an error")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	whole := buf.Bytes()
+
+	r := bundle.NewReader(bytes.NewReader(whole), 0)
+	got, err := r.Envelope()
+	if err != nil || !bytes.Equal(got, env) {
+		t.Fatalf("Envelope = %q, %v", got, err)
+	}
+	n := 0
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body())
+		if !bytes.Equal(b, arts[e.SHA256]) || int64(len(b)) != e.Size {
+			t.Errorf("entry %s: got %d bytes", e.SHA256, len(b))
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("entries = %d, want 2", n)
+	}
+
+	t.Run("truncated at the end marker", func(t *testing.T) {
+		r := bundle.NewReader(bytes.NewReader(whole[:len(whole)-1024]), 0)
+		r.Envelope()
+		var err error
+		for err == nil {
+			_, err = r.Next()
+			io.Copy(io.Discard, r.Body())
+		}
+		if !errors.Is(err, bundle.ErrInvalid) {
+			t.Errorf("err = %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("envelope over the cap", func(t *testing.T) {
+		r := bundle.NewReader(bytes.NewReader(whole), 5)
+		if _, err := r.Envelope(); !errors.Is(err, bundle.ErrInvalid) {
+			t.Errorf("err = %v, want ErrInvalid", err)
+		}
+	})
+}

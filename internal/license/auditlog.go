@@ -1,0 +1,226 @@
+package license
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/audit"
+	"github.com/outpost/outpost/internal/catalog"
+)
+
+// auditSigContext starts the bytes an export trailer's signature covers,
+// so the mirror key's signature cannot be replayed as anything else.
+const auditSigContext = "outpost-audit-v1\n"
+
+// MaxAuditLine caps one line of an audit export.
+const MaxAuditLine = 1 << 20
+
+// ErrAuditExport wraps every reason an audit export is refused; a broken
+// chain is also an *audit.BrokenLinkError naming the first bad event.
+var ErrAuditExport = errors.New("audit export refused")
+
+// AuditTrailer is the last line of an export: the chain's head and length,
+// signed with the mirror key.
+type AuditTrailer struct {
+	MirrorID string `json:"mirror_id"`
+	HeadHash string `json:"head_hash"`
+	Count    int64  `json:"count"`
+	Sig      []byte `json:"sig"` // base64 ed25519 over AuditSignedBytes
+}
+
+// AuditSignedBytes is what a trailer's signature covers:
+// "outpost-audit-v1\n" + mirror_id + "\n" + head_hash + "\n" + count.
+func AuditSignedBytes(mirrorID, headHash string, count int64) []byte {
+	return []byte(auditSigContext + mirrorID + "\n" + headHash + "\n" + strconv.FormatInt(count, 10))
+}
+
+// AuditExport is a verified export.
+type AuditExport struct {
+	MirrorID string
+	HeadHash string
+	Count    int64
+	Events   []*catalog.AuditEvent
+}
+
+// ExportAudit writes the mirror's audit chain as JSON lines, one event a
+// line in chain order, then the signed trailer. It verifies the chain as
+// it goes and refuses to export a broken one.
+func (l *Ledger) ExportAudit(ctx context.Context, w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var v audit.Verifier
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return walkAudit(ctx, tx, &v, func(raw []byte) error {
+			if _, err := bw.Write(raw); err != nil {
+				return err
+			}
+			return bw.WriteByte('\n')
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("export audit: %w", err)
+	}
+	head := ""
+	if h := v.Head(); h != nil {
+		head = h.Hash
+	}
+	tr := AuditTrailer{MirrorID: l.mirrorID, HeadHash: head, Count: v.Count()}
+	tr.Sig = ed25519.Sign(l.key, AuditSignedBytes(tr.MirrorID, tr.HeadHash, tr.Count))
+	b, err := json.Marshal(&tr)
+	if err != nil {
+		return fmt.Errorf("export audit: %w", err)
+	}
+	if _, err := bw.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("export audit: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export audit: %w", err)
+	}
+	return nil
+}
+
+// VerifyAudit walks the mirror's audit chain and names the first broken
+// link (an *audit.BrokenLinkError in the chain), for `mirror audit verify`.
+func (l *Ledger) VerifyAudit(ctx context.Context) error {
+	var v audit.Verifier
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return walkAudit(ctx, tx, &v, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("verify audit (%d events good): %w", v.Count(), err)
+	}
+	return nil
+}
+
+// walkAudit verifies every stored event in order with v, calling fn with
+// each event's stored bytes.
+func walkAudit(ctx context.Context, tx *bolt.Tx, v *audit.Verifier, fn func([]byte) error) error {
+	b := tx.Bucket(AuditBucket)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, raw := c.First(); k != nil; k, raw = c.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ev catalog.AuditEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return &audit.BrokenLinkError{Seq: v.Count() + 1, Reason: "undecodable event: " + err.Error()}
+		}
+		if !bytes.Equal(k, seqKey(ev.Seq)) {
+			return &audit.BrokenLinkError{Seq: ev.Seq, EventID: ev.EventID, Reason: "stored under another sequence"}
+		}
+		if err := v.Next(&ev); err != nil {
+			return err
+		}
+		if fn != nil {
+			if err := fn(raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// VerifyAuditExport reads an export (at most maxBytes), walks the chain,
+// checks the trailer against the chain's head and count and its signature
+// with mirrorPub, and returns the events. The control plane calls it
+// before ingesting anything.
+func VerifyAuditExport(r io.Reader, mirrorPub ed25519.PublicKey, maxBytes int64) ([]*catalog.AuditEvent, error) {
+	x, err := ReadAuditExport(r, mirrorPub, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	return x.Events, nil
+}
+
+// ReadAuditExport is VerifyAuditExport returning the trailer too, so the
+// caller can check MirrorID against the mirror it authenticated.
+func ReadAuditExport(r io.Reader, mirrorPub ed25519.PublicKey, maxBytes int64) (*AuditExport, error) {
+	if len(mirrorPub) != ed25519.PublicKeySize {
+		return nil, errors.New("verify audit export: mirror key is not an ed25519 public key")
+	}
+	if maxBytes <= 0 {
+		return nil, errors.New("verify audit export: maxBytes must be positive")
+	}
+	lr := &io.LimitedReader{R: r, N: maxBytes + 1}
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxAuditLine)
+	var (
+		v       audit.Verifier
+		events  []*catalog.AuditEvent
+		trailer *AuditTrailer
+		line    int
+	)
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: line %d: %s", ErrAuditExport, line, fmt.Sprintf(format, args...))
+	}
+	for sc.Scan() {
+		line++
+		raw := sc.Bytes()
+		if trailer != nil {
+			return nil, fail("data after the trailer")
+		}
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return nil, fail("not a JSON object")
+		}
+		if _, ok := probe["sig"]; ok {
+			var tr AuditTrailer
+			if err := catalog.DecodeStrict(bytes.NewReader(raw), &tr); err != nil {
+				return nil, fail("trailer: %v", err)
+			}
+			trailer = &tr
+			continue
+		}
+		var ev catalog.AuditEvent
+		if err := catalog.DecodeStrict(bytes.NewReader(raw), &ev); err != nil {
+			return nil, fail("event: %v", err)
+		}
+		if err := v.Next(&ev); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrAuditExport, err)
+		}
+		events = append(events, &ev)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fail("line longer than %d bytes", MaxAuditLine)
+		}
+		return nil, fmt.Errorf("verify audit export: read: %w", err)
+	}
+	if lr.N <= 0 {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrAuditExport, maxBytes)
+	}
+	if trailer == nil {
+		return nil, fmt.Errorf("%w: no signed trailer (truncated?)", ErrAuditExport)
+	}
+	head := ""
+	if h := v.Head(); h != nil {
+		head = h.Hash
+	}
+	switch {
+	case !catalog.ValidID(catalog.PrefixMirror, trailer.MirrorID):
+		return nil, fmt.Errorf("%w: trailer: mirror_id %q is not a mirror id", ErrAuditExport, trailer.MirrorID)
+	case !ed25519.Verify(mirrorPub, AuditSignedBytes(trailer.MirrorID, trailer.HeadHash, trailer.Count), trailer.Sig):
+		return nil, fmt.Errorf("%w: trailer signature does not verify with the mirror's key", ErrAuditExport)
+	case trailer.Count != v.Count():
+		return nil, fmt.Errorf("%w: trailer counts %d events, the export has %d (truncated?)", ErrAuditExport, trailer.Count, v.Count())
+	case trailer.HeadHash != head:
+		return nil, fmt.Errorf("%w: trailer head_hash does not match the chain's last event", ErrAuditExport)
+	}
+	for _, ev := range events {
+		if ev.ActorType != catalog.ActorMirror || ev.ActorID != trailer.MirrorID {
+			return nil, fmt.Errorf("%w: event %d (%s) is not by mirror %s", ErrAuditExport, ev.Seq, ev.EventID, trailer.MirrorID)
+		}
+	}
+	return &AuditExport{MirrorID: trailer.MirrorID, HeadHash: head, Count: v.Count(), Events: events}, nil
+}

@@ -1,0 +1,575 @@
+package license
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/audit"
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// Buckets of the mirror's bbolt that the ledger owns. AuditBucket is the
+// mirror's audit log, shared with whoever else records mirror events (use
+// AppendAudit in their own transaction).
+var (
+	bucketLeases   = []byte("license_leases")   // lease_id -> lease JSON
+	bucketSubjects = []byte("license_subjects") // eid \x00 subject_id -> lease_id
+	bucketActive   = []byte("license_active")   // eid \x00 exp(8, BE) lease_id -> present
+	bucketCounts   = []byte("license_counts")   // eid -> entries in license_active (8, BE)
+	AuditBucket    = []byte("mirror_audit")     // seq (8, BE) -> audit event JSON
+)
+
+// Audit event types of the ledger.
+const (
+	EventLeaseIssued   = "lease.issued"
+	EventLeaseRenewed  = "lease.renewed"
+	EventLeaseReleased = "lease.released"
+)
+
+// Ledger hands out offline leases on a mirror: seats enforced and every
+// lease recorded in the mirror's bbolt before it answers.
+type Ledger struct {
+	db       *bolt.DB
+	mirrorID string
+	tenantID string
+	key      ed25519.PrivateKey
+	kid      string
+	commits  *groupCommit
+}
+
+// NewLedger opens the ledger over the mirror's db, creating its buckets.
+// key is the mirror's signing key, the one its snapshot's mirror_keys lists.
+func NewLedger(db *bolt.DB, mirrorID string, key ed25519.PrivateKey, tenantID string) (*Ledger, error) {
+	switch {
+	case db == nil:
+		return nil, errors.New("new ledger: nil db")
+	case !catalog.ValidID(catalog.PrefixMirror, mirrorID):
+		return nil, fmt.Errorf("new ledger: %q is not a mirror id", mirrorID)
+	case !catalog.ValidID(catalog.PrefixTenant, tenantID):
+		return nil, fmt.Errorf("new ledger: %q is not a tenant id", tenantID)
+	case len(key) != ed25519.PrivateKeySize:
+		return nil, errors.New("new ledger: key is not an ed25519 private key")
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketLeases, bucketSubjects, bucketActive, bucketCounts, AuditBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new ledger: %w", err)
+	}
+	return &Ledger{
+		db: db, mirrorID: mirrorID, tenantID: tenantID, key: key,
+		kid:     KeyID(key.Public().(ed25519.PublicKey)),
+		commits: &groupCommit{db: db},
+	}, nil
+}
+
+// MirrorID is the mirror this ledger issues for.
+func (l *Ledger) MirrorID() string { return l.mirrorID }
+
+// PublicKey is the mirror's lease-signing public key.
+func (l *Ledger) PublicKey() ed25519.PublicKey { return l.key.Public().(ed25519.PublicKey) }
+
+// Acquire issues a lease of entitlementID to a subject, or renews the
+// subject's active one, enforcing the seats the held manifest m delegates
+// to this mirror. The lease and its audit event are committed (fsynced)
+// before it returns. Times are the mirror's clock, truncated to seconds.
+func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementID, subjectType, subjectID string, now time.Time) (*catalog.Lease, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if err := catalog.ValidateEnum("subject_type", subjectType, catalog.SubjectTypes); err != nil {
+		return nil, "", err
+	}
+	if err := ValidateSubjectID("subject_id", subjectID); err != nil {
+		return nil, "", err
+	}
+	g, err := l.grant(m, entitlementID, subjectType, subjectID, now)
+	if err != nil {
+		return nil, "", err
+	}
+	pre, err := l.presign(g, subjectType, subjectID, now)
+	if err != nil {
+		return nil, "", fmt.Errorf("acquire lease: %w", err)
+	}
+	var (
+		lease  *catalog.Lease
+		token  string
+		domErr error
+	)
+	// Concurrent acquires share one transaction and one fsync
+	// (groupCommit). fn may run again, alone, if the shared transaction
+	// fails, so it resets its outputs and reports domain errors through
+	// domErr, never by failing the shared transaction.
+	err = l.commits.do(func(tx *bolt.Tx) error {
+		lease, token, domErr = nil, "", nil
+		var err error
+		lease, token, domErr, err = l.acquireTx(tx, g, pre, subjectType, subjectID, now)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("acquire lease: %w", err)
+	}
+	if domErr != nil {
+		return nil, "", domErr
+	}
+	return lease, token, nil
+}
+
+// grantInfo is what the held manifest lets this mirror hand out for one
+// entitlement, worked out before the transaction.
+type grantInfo struct {
+	ent    *snapshot.Entitlement
+	policy *catalog.EntitlementPolicy
+	seats  int
+}
+
+// grant checks the held manifest allows a lease of entitlementID to the
+// subject at now (pure).
+func (l *Ledger) grant(m *snapshot.Manifest, entitlementID, subjectType, subjectID string, now time.Time) (*grantInfo, error) {
+	if m == nil {
+		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "the mirror holds no snapshot yet")
+	}
+	if m.TenantID != l.tenantID {
+		return nil, fmt.Errorf("held snapshot is for tenant %s, the mirror serves %s", m.TenantID, l.tenantID)
+	}
+	if !now.Before(m.ExpiresAt) {
+		// Tokens signed now would not verify along the chain.
+		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "the held snapshot expired at %s; sync the mirror", m.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if m.Tenant.Status != catalog.TenantActive {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "tenant %s is %s", m.TenantID, m.Tenant.Status)
+	}
+	var ent *snapshot.Entitlement
+	for i := range m.Entitlements {
+		if m.Entitlements[i].EntitlementID == entitlementID {
+			ent = &m.Entitlements[i]
+			break
+		}
+	}
+	if ent == nil {
+		return nil, catalog.NotFound("entitlement", entitlementID)
+	}
+	if now.Before(ent.StartsAt) || (ent.EndsAt != nil && !now.Before(*ent.EndsAt)) {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "entitlement %s is not current (starts_at %s)", entitlementID, ent.StartsAt.UTC().Format(time.RFC3339))
+	}
+	p, err := catalog.ParseEntitlementPolicy(ent.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("entitlement %s: %w", entitlementID, err)
+	}
+	seats := p.MirrorSeats[l.mirrorID]
+	if seats < 1 {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "entitlement %s delegates no seats to mirror %s (policy mirror_seats)", entitlementID, l.mirrorID)
+	}
+	if p.SeatAssignmentMode == catalog.SeatsExplicit && !assigned(m, entitlementID, subjectType, subjectID) {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "%s %q holds no seat assignment of entitlement %s (explicit mode)", subjectType, subjectID, entitlementID)
+	}
+	return &grantInfo{ent: ent, policy: p, seats: seats}, nil
+}
+
+func assigned(m *snapshot.Manifest, eid, subjectType, subjectID string) bool {
+	for _, s := range m.SeatAssignments {
+		if s.EntitlementID == eid && s.SubjectID == subjectID && s.SubjectType == subjectType && s.RevokedAt == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// acquireTx does the acquire in tx. A domain error (no seat, ...) comes
+// back as domErr with nothing written; err is a storage failure.
+func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectType, subjectID string, now time.Time) (lease *catalog.Lease, token string, domErr, err error) {
+	eid := g.ent.EntitlementID
+	subjects := tx.Bucket(bucketSubjects)
+	skey := subjectKey(eid, subjectID)
+	prev, err := l.leaseByID(tx, string(subjects.Get(skey)))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	iat, exp := g.term(now)
+	event := EventLeaseIssued
+	switch {
+	case prev != nil && prev.Active(now):
+		if prev.SubjectType != subjectType {
+			return nil, "", catalog.Errorf(catalog.ECONFLICT, "subject %q holds a lease of entitlement %s as %s, not %s", subjectID, eid, prev.SubjectType, subjectType), nil
+		}
+		event = EventLeaseRenewed
+		if err := l.dropActive(tx, prev); err != nil {
+			return nil, "", nil, err
+		}
+		lease = prev
+		lease.IssuedAt, lease.ExpiresAt = iat, exp
+		if pre.renew && pre.leaseID == lease.LeaseID {
+			token = pre.token
+		}
+	default:
+		if prev != nil {
+			// Expired but not yet purged: it no longer holds a seat.
+			if err := l.dropActive(tx, prev); err != nil {
+				return nil, "", nil, err
+			}
+		}
+		n, err := l.holding(tx, eid, now, g.seats)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if n >= g.seats {
+			return nil, "", catalog.Errorf(catalog.ECONFLICT, "all %d seats of entitlement %s on mirror %s are taken", g.seats, eid, l.mirrorID), nil
+		}
+		leaseID := catalog.NewID(catalog.PrefixLease)
+		if !pre.renew {
+			leaseID, token = pre.leaseID, pre.token
+		}
+		lease = &catalog.Lease{
+			LeaseID: leaseID, EntitlementID: eid, TenantID: l.tenantID,
+			SubjectType: subjectType, SubjectID: subjectID, IssuedAt: iat, ExpiresAt: exp,
+		}
+	}
+	if token == "" {
+		// The state changed since presign (a concurrent call for the
+		// same subject): sign here.
+		if token, err = l.sign(g, lease.LeaseID, subjectType, subjectID, now); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	lease.TokenHash = TokenHash(token)
+	if err := l.putLease(tx, lease); err != nil {
+		return nil, "", nil, err
+	}
+	if err := subjects.Put(skey, []byte(lease.LeaseID)); err != nil {
+		return nil, "", nil, err
+	}
+	if err := tx.Bucket(bucketActive).Put(activeKey(lease), present); err != nil {
+		return nil, "", nil, err
+	}
+	if err := l.addCount(tx, eid, 1); err != nil {
+		return nil, "", nil, err
+	}
+	if err := l.audit(tx, event, lease, g.ent.ProductID, now); err != nil {
+		return nil, "", nil, err
+	}
+	return lease, token, nil, nil
+}
+
+// term is a lease's issued_at and expires_at at now: seconds, and never
+// past the entitlement's end.
+func (g *grantInfo) term(now time.Time) (iat, exp time.Time) {
+	iat = time.Unix(now.Unix(), 0).UTC()
+	exp = iat.Add(time.Duration(g.policy.LeaseTTL))
+	if g.ent.EndsAt != nil && exp.After(*g.ent.EndsAt) {
+		exp = time.Unix(ceilUnix(*g.ent.EndsAt), 0).UTC()
+	}
+	return iat, exp
+}
+
+// presigned is a token signed before the transaction for the lease the
+// subject will most likely get, so that signing runs in parallel instead
+// of inside the serialized write transaction.
+type presigned struct {
+	renew   bool
+	leaseID string
+	token   string
+}
+
+func (l *Ledger) presign(g *grantInfo, subjectType, subjectID string, now time.Time) (*presigned, error) {
+	p := &presigned{}
+	err := l.db.View(func(tx *bolt.Tx) error {
+		prev, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(subjectKey(g.ent.EntitlementID, subjectID))))
+		if err != nil {
+			return err
+		}
+		if prev != nil && prev.Active(now) {
+			p.renew, p.leaseID = true, prev.LeaseID
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !p.renew {
+		p.leaseID = catalog.NewID(catalog.PrefixLease)
+	}
+	p.token, err = l.sign(g, p.leaseID, subjectType, subjectID, now)
+	return p, err
+}
+
+// sign issues the token of a lease of g at now.
+func (l *Ledger) sign(g *grantInfo, leaseID, subjectType, subjectID string, now time.Time) (string, error) {
+	iat, exp := g.term(now)
+	features := g.policy.Features
+	if features == nil {
+		features = []string{}
+	}
+	return Issue(Claims{
+		LeaseID: leaseID, EntitlementID: g.ent.EntitlementID, TenantID: l.tenantID, ProductID: g.ent.ProductID,
+		SubjectType: subjectType, SubjectID: subjectID, Features: features,
+		IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(), Grace: int64(time.Duration(g.policy.OfflineGrace) / time.Second),
+		KeyID: l.kid, Issuer: issuerMirrorPrefix + l.mirrorID,
+	}, l.key)
+}
+
+// Release ends the subject's active lease of entitlementID, freeing its
+// seat. No active lease is ENOTFOUND.
+func (l *Ledger) Release(ctx context.Context, entitlementID, subjectID string, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := ValidateSubjectID("subject_id", subjectID); err != nil {
+		return err
+	}
+	var domErr error
+	err := l.commits.do(func(tx *bolt.Tx) error {
+		domErr = nil
+		lease, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(subjectKey(entitlementID, subjectID))))
+		if err != nil {
+			return err
+		}
+		if lease == nil || !lease.Active(now) {
+			domErr = catalog.Errorf(catalog.ENOTFOUND, "subject %q holds no active lease of entitlement %q", subjectID, entitlementID)
+			return nil
+		}
+		if err := l.dropActive(tx, lease); err != nil {
+			return err
+		}
+		at := now.UTC()
+		lease.ReleasedAt = &at
+		if err := l.putLease(tx, lease); err != nil {
+			return err
+		}
+		return l.audit(tx, EventLeaseReleased, lease, "", now)
+	})
+	if err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	return domErr
+}
+
+// Lease returns a lease by id.
+func (l *Ledger) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var lease *catalog.Lease
+	err := l.db.View(func(tx *bolt.Tx) error {
+		var err error
+		lease, err = l.leaseByID(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get lease %s: %w", id, err)
+	}
+	if lease == nil {
+		return nil, catalog.NotFound("lease", id)
+	}
+	return lease, nil
+}
+
+// ActiveLeases counts the leases of entitlementID that hold a seat at now.
+func (l *Ledger) ActiveLeases(ctx context.Context, entitlementID string, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketActive).Cursor()
+		prefix := append([]byte(entitlementID), 0)
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			if activeExpiry(k, len(prefix)) > now.Unix() {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count leases of %s: %w", entitlementID, err)
+	}
+	return n, nil
+}
+
+// holding returns how many seats of eid are held at now. It trusts the
+// counter while it is below the limit and purges expired leases from the
+// index only when the limit is reached, so an acquire costs O(1) amortized.
+func (l *Ledger) holding(tx *bolt.Tx, eid string, now time.Time, limit int) (int, error) {
+	n := l.count(tx, eid)
+	if n < limit {
+		return n, nil
+	}
+	active := tx.Bucket(bucketActive)
+	prefix := append([]byte(eid), 0)
+	var stale [][]byte
+	c := active.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if activeExpiry(k, len(prefix)) > now.Unix() {
+			break // keys sort by expiry: the rest are live
+		}
+		stale = append(stale, append([]byte(nil), k...))
+	}
+	for _, k := range stale {
+		if err := active.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	if len(stale) > 0 {
+		if err := l.addCount(tx, eid, -len(stale)); err != nil {
+			return 0, err
+		}
+	}
+	return n - len(stale), nil
+}
+
+// dropActive removes a lease from the seat index if it is still there.
+func (l *Ledger) dropActive(tx *bolt.Tx, lease *catalog.Lease) error {
+	active := tx.Bucket(bucketActive)
+	k := activeKey(lease)
+	if active.Get(k) == nil {
+		return nil
+	}
+	if err := active.Delete(k); err != nil {
+		return err
+	}
+	return l.addCount(tx, lease.EntitlementID, -1)
+}
+
+func (l *Ledger) count(tx *bolt.Tx, eid string) int {
+	v := tx.Bucket(bucketCounts).Get([]byte(eid))
+	if len(v) != 8 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+func (l *Ledger) addCount(tx *bolt.Tx, eid string, delta int) error {
+	n := l.count(tx, eid) + delta
+	if n < 0 {
+		n = 0
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	return tx.Bucket(bucketCounts).Put([]byte(eid), b[:])
+}
+
+func (l *Ledger) leaseByID(tx *bolt.Tx, id string) (*catalog.Lease, error) {
+	if id == "" {
+		return nil, nil
+	}
+	v := tx.Bucket(bucketLeases).Get([]byte(id))
+	if v == nil {
+		return nil, nil
+	}
+	var lease catalog.Lease
+	if err := json.Unmarshal(v, &lease); err != nil {
+		return nil, fmt.Errorf("decode lease %s: %w", id, err)
+	}
+	return &lease, nil
+}
+
+func (l *Ledger) putLease(tx *bolt.Tx, lease *catalog.Lease) error {
+	b, err := json.Marshal(lease)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketLeases).Put([]byte(lease.LeaseID), b)
+}
+
+// leaseEvent is the payload of the ledger's audit events.
+type leaseEvent struct {
+	LeaseID       string     `json:"lease_id"`
+	EntitlementID string     `json:"entitlement_id"`
+	ProductID     string     `json:"product_id,omitempty"`
+	SubjectType   string     `json:"subject_type"`
+	SubjectID     string     `json:"subject_id"`
+	IssuedAt      time.Time  `json:"issued_at"`
+	ExpiresAt     time.Time  `json:"expires_at"`
+	ReleasedAt    *time.Time `json:"released_at,omitempty"`
+	TokenHash     string     `json:"token_hash"`
+}
+
+func (l *Ledger) audit(tx *bolt.Tx, eventType string, lease *catalog.Lease, productID string, now time.Time) error {
+	payload, err := json.Marshal(leaseEvent{
+		LeaseID: lease.LeaseID, EntitlementID: lease.EntitlementID, ProductID: productID,
+		SubjectType: lease.SubjectType, SubjectID: lease.SubjectID,
+		IssuedAt: lease.IssuedAt, ExpiresAt: lease.ExpiresAt, ReleasedAt: lease.ReleasedAt,
+		TokenHash: lease.TokenHash,
+	})
+	if err != nil {
+		return err
+	}
+	return AppendAudit(tx, &catalog.AuditEvent{
+		EventID: catalog.NewID(catalog.PrefixEvent), TenantID: l.tenantID,
+		ActorType: catalog.ActorMirror, ActorID: l.mirrorID, EventType: eventType,
+		Payload: payload, CreatedAt: now.UTC(),
+	})
+}
+
+// AppendAudit seals ev as the successor of the last event in the mirror's
+// audit log and appends it, in the caller's transaction (so the event
+// commits with the change it records). It fills in Seq, PrevHash, Hash.
+func AppendAudit(tx *bolt.Tx, ev *catalog.AuditEvent) error {
+	b, err := tx.CreateBucketIfNotExists(AuditBucket)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	var prev *catalog.AuditEvent
+	if k, v := b.Cursor().Last(); k != nil {
+		var head struct {
+			Seq  int64  `json:"seq"`
+			Hash string `json:"hash"`
+		}
+		if err := json.Unmarshal(v, &head); err != nil {
+			return fmt.Errorf("append audit: decode head: %w", err)
+		}
+		prev = &catalog.AuditEvent{Seq: head.Seq, Hash: head.Hash}
+	}
+	audit.Seal(prev, ev)
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return b.Put(seqKey(ev.Seq), v)
+}
+
+func subjectKey(eid, subjectID string) []byte {
+	k := make([]byte, 0, len(eid)+1+len(subjectID))
+	k = append(k, eid...)
+	k = append(k, 0)
+	return append(k, subjectID...)
+}
+
+func activeKey(lease *catalog.Lease) []byte {
+	k := make([]byte, 0, len(lease.EntitlementID)+1+8+len(lease.LeaseID))
+	k = append(k, lease.EntitlementID...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(lease.ExpiresAt.Unix()))
+	return append(k, lease.LeaseID...)
+}
+
+// activeExpiry reads the expiry (unix seconds) of an active-index key
+// whose entitlement prefix is n bytes long.
+func activeExpiry(k []byte, n int) int64 {
+	if len(k) < n+8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(k[n : n+8]))
+}
+
+// present is the value of index entries: bbolt's Get cannot tell an
+// empty value from a missing key.
+var present = []byte{1}
+
+func seqKey(seq int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(seq)) }
+
+func hasPrefix(k, prefix []byte) bool {
+	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
+}

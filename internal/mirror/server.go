@@ -1,0 +1,440 @@
+package mirror
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// UpdateBuilder builds the GET /v1/updates/check handler for a newly held
+// snapshot (cmd/mirror wires internal/update here). It runs once per
+// commit, never per request.
+type UpdateBuilder func(m *snapshot.Manifest) (http.Handler, error)
+
+// Options configure a Server.
+type Options struct {
+	State        *State
+	Cache        *cache.Cache
+	ServeExpired bool     // keep serving a held snapshot past expires_at
+	ClientTokens []string // when set, /v1/ needs one of them as a bearer token
+	Updates      UpdateBuilder
+	// Mount adds handlers to the router (licence leases). Paths it adds
+	// under /v1/ are behind the client token check like the rest.
+	Mount  func(mux *http.ServeMux)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// view is everything served for one held snapshot; swapped atomically on
+// commit so a request sees the old snapshot or the new one, never a mix.
+type view struct {
+	held    *Held
+	byID    map[string]snapshot.Artifact
+	bySHA   map[string]snapshot.Artifact
+	updates http.Handler
+}
+
+// Server is the mirror's HTTP API.
+type Server struct {
+	o       Options
+	cur     atomic.Pointer[view]
+	mux     *http.ServeMux
+	reg     *prometheus.Registry
+	tokens  [][32]byte
+	metrics struct {
+		sequence, expired           prometheus.Gauge
+		syncs, syncErrors           prometheus.Counter
+		downloaded, served, commits prometheus.Counter
+	}
+}
+
+// NewServer loads the held snapshot (if any) and builds the router.
+func NewServer(o Options) (*Server, error) {
+	if o.State == nil || o.Cache == nil {
+		return nil, errors.New("mirror server: state and cache are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	for _, t := range o.ClientTokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	s.initMetrics()
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) initMetrics() {
+	m := &s.metrics
+	m.sequence = prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_mirror_snapshot_sequence", Help: "Sequence of the held snapshot (0 when none)."})
+	m.expired = prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_mirror_snapshot_expired", Help: "1 when the held snapshot is past its expires_at."})
+	m.syncs = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_syncs_total", Help: "Sync and import attempts."})
+	m.syncErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_sync_errors_total", Help: "Failed sync and import attempts."})
+	m.commits = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_snapshot_commits_total", Help: "Snapshots committed."})
+	m.downloaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_downloaded_bytes_total", Help: "Artifact bytes downloaded or imported."})
+	m.served = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_served_bytes_total", Help: "Artifact bytes served to clients."})
+	s.reg.MustRegister(m.sequence, m.expired, m.syncs, m.syncErrors, m.commits, m.downloaded, m.served,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The expiry gauge follows the clock, not just commits.
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "outpost_mirror_snapshot_expires_in_seconds", Help: "Seconds until the held snapshot expires (negative once expired).",
+	}, func() float64 {
+		v := s.cur.Load()
+		if v == nil || v.held == nil {
+			return 0
+		}
+		left := v.held.ExpiresAt.Sub(s.o.Now()).Seconds()
+		if left <= 0 {
+			s.metrics.expired.Set(1)
+		} else {
+			s.metrics.expired.Set(0)
+		}
+		return left
+	}))
+}
+
+// Reload re-reads the held snapshot from the state and swaps it in. Call
+// it after every commit.
+func (s *Server) Reload() error {
+	h, err := s.o.State.Current()
+	if err != nil {
+		return err
+	}
+	v := &view{held: h, byID: map[string]snapshot.Artifact{}, bySHA: map[string]snapshot.Artifact{}}
+	if h != nil {
+		for _, a := range Needed(h.Manifest, h.Channels) {
+			v.byID[a.ArtifactID] = a
+			v.bySHA[a.SHA256] = a
+		}
+		if s.o.Updates != nil {
+			u, err := s.o.Updates(h.Manifest)
+			if err != nil {
+				return fmt.Errorf("build update engine for snapshot %d: %w", h.Sequence, err)
+			}
+			v.updates = u
+		}
+		s.metrics.sequence.Set(float64(h.Sequence))
+		if s.expired(h) {
+			s.metrics.expired.Set(1)
+		} else {
+			s.metrics.expired.Set(0)
+		}
+	}
+	s.cur.Store(v)
+	return nil
+}
+
+// ObserveSync feeds a sync or import result into the metrics.
+func (s *Server) ObserveSync(r SyncResult) {
+	s.metrics.syncs.Inc()
+	if !r.OK {
+		s.metrics.syncErrors.Inc()
+	}
+	if r.Changed && r.OK {
+		s.metrics.commits.Inc()
+	}
+	s.metrics.downloaded.Add(float64(r.Bytes))
+}
+
+// Registry is the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Handler is the root handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) expired(h *Held) bool {
+	return h != nil && !h.ExpiresAt.IsZero() && !s.o.Now().Before(h.ExpiresAt)
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /v1/snapshot", s.auth(s.snapshot))
+	s.mux.Handle("GET /v1/snapshots/{snapshot_id}", s.auth(s.snapshotByID))
+	s.mux.Handle("GET /v1/artifacts/{artifact_id}", s.auth(s.artifactByID))
+	// by-sha256/{hex} and {artifact_id}/download overlap as patterns.
+	s.mux.Handle("GET /v1/artifacts/{artifact_id}/{sub}", s.auth(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.PathValue("artifact_id") == "by-sha256":
+			s.artifactBySHA(w, r)
+		case r.PathValue("sub") == "download":
+			s.artifactByID(w, r)
+		default:
+			writeError(w, http.StatusNotFound, "not_found", "no such path")
+		}
+	}))
+	s.mux.Handle("GET /v1/status", s.auth(s.status))
+	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
+	// --- mount point for other packages (licence leases: PUT/DELETE
+	// /v1/leases/{subject_id}); wrap with Server.Auth to get the token check.
+	if s.o.Mount != nil {
+		s.o.Mount(s.mux)
+	}
+}
+
+// Auth wraps h with the client token check (a no-op without tokens).
+func (s *Server) Auth(h http.Handler) http.Handler { return s.auth(h.ServeHTTP) }
+
+func (s *Server) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) > 0 {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			sum := sha256.Sum256([]byte(tok))
+			match := 0
+			for _, t := range s.tokens {
+				match |= subtle.ConstantTimeCompare(sum[:], t[:])
+			}
+			if !ok || match == 0 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="outpost-mirror"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid client token is required")
+				return
+			}
+		}
+		h(w, r)
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// usable returns the view, or writes 503 when nothing may be served.
+func (s *Server) usable(w http.ResponseWriter) (*view, bool) {
+	v := s.cur.Load()
+	if v.held == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "no snapshot held yet")
+		return nil, false
+	}
+	if !s.o.ServeExpired && s.expired(v.held) {
+		writeError(w, http.StatusServiceUnavailable, "expired", "the held snapshot has expired and serve_expired is false")
+		return nil, false
+	}
+	return v, true
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	v := s.cur.Load()
+	switch {
+	case v.held == nil:
+		http.Error(w, "no complete snapshot held", http.StatusServiceUnavailable)
+	case s.expired(v.held) && !s.o.ServeExpired:
+		http.Error(w, "expired", http.StatusServiceUnavailable)
+	case s.expired(v.held):
+		io.WriteString(w, "expired\n")
+	default:
+		io.WriteString(w, "ok\n")
+	}
+}
+
+func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
+	v := s.cur.Load()
+	if v.held == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "no snapshot held yet")
+		return
+	}
+	serveEnvelope(w, r, v.held)
+}
+
+func (s *Server) snapshotByID(w http.ResponseWriter, r *http.Request) {
+	h, err := s.o.State.BySnapshotID(r.PathValue("snapshot_id"))
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "snapshot not retained by this mirror")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "read snapshot")
+		return
+	}
+	serveEnvelope(w, r, h)
+}
+
+func serveEnvelope(w http.ResponseWriter, r *http.Request, h *Held) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", `"`+h.Hash+`"`)
+	w.Header().Set("X-Outpost-Sequence", fmt.Sprint(h.Sequence))
+	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(h.Envelope)))
+}
+
+func (s *Server) artifactByID(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.usable(w)
+	if !ok {
+		return
+	}
+	a, ok := v.byID[r.PathValue("artifact_id")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "artifact not served by this mirror")
+		return
+	}
+	s.serveBlob(w, r, a)
+}
+
+func (s *Server) artifactBySHA(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.usable(w)
+	if !ok {
+		return
+	}
+	a, ok := v.bySHA[r.PathValue("sub")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "artifact not served by this mirror")
+		return
+	}
+	s.serveBlob(w, r, a)
+}
+
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, a snapshot.Artifact) {
+	f, err := s.o.Cache.Open(a.SHA256)
+	if err != nil {
+		s.o.Logger.Error("artifact missing from cache", "artifact_id", a.ArtifactID, "sha256", a.SHA256, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "artifact missing from the cache; run `mirror verify` and sync")
+		return
+	}
+	defer f.Close()
+	// The size is checked against the signed one so a blob truncated on
+	// disk is never served as if complete.
+	if fi, err := f.Stat(); err != nil || fi.Size() != a.SizeBytes {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "artifact in the cache has the wrong size; run `mirror verify`")
+		return
+	}
+	w.Header().Set("ETag", `"`+a.SHA256+`"`)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Checksum-Sha256", a.SHA256)
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	http.ServeContent(&countingWriter{ResponseWriter: w, n: s.metrics.served}, r, "", time.Time{}, f)
+}
+
+// countingWriter counts body bytes and keeps io.ReaderFrom so ServeContent
+// still uses sendfile.
+type countingWriter struct {
+	http.ResponseWriter
+	n prometheus.Counter
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(float64(n))
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(c.ResponseWriter, r)
+	}
+	c.n.Add(float64(n))
+	return n, err
+}
+
+func (s *Server) updates(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.usable(w)
+	if !ok {
+		return
+	}
+	if v.updates == nil {
+		writeError(w, http.StatusNotImplemented, "internal", "update checks are not enabled on this mirror")
+		return
+	}
+	v.updates.ServeHTTP(w, r)
+}
+
+// Status is the GET /v1/status answer (and `mirror status`).
+type Status struct {
+	Snapshot *StatusSnapshot `json:"snapshot"`
+	LastSync *SyncResult     `json:"last_sync"`
+	Cache    StatusCache     `json:"cache"`
+}
+
+// StatusSnapshot describes the held snapshot.
+type StatusSnapshot struct {
+	SnapshotID string    `json:"snapshot_id"`
+	Sequence   int64     `json:"sequence"`
+	Hash       string    `json:"hash"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Expired    bool      `json:"expired"`
+	VerifiedAt time.Time `json:"verified_at"`
+	Artifacts  int       `json:"artifacts"`
+	Channels   []string  `json:"channels"`
+}
+
+// StatusCache describes the blob cache.
+type StatusCache struct {
+	Blobs       int   `json:"blobs"`
+	Bytes       int64 `json:"bytes"`
+	Missing     int   `json:"missing"`
+	Quarantined int   `json:"quarantined"`
+}
+
+// BuildStatus reads the status straight from state and cache.
+func BuildStatus(ctx context.Context, st *State, c *cache.Cache, now time.Time) (Status, error) {
+	var out Status
+	h, err := st.Current()
+	if err != nil {
+		return out, err
+	}
+	if h != nil {
+		need := Needed(h.Manifest, h.Channels)
+		out.Snapshot = &StatusSnapshot{
+			SnapshotID: h.SnapshotID, Sequence: h.Sequence, Hash: h.Hash, ExpiresAt: h.ExpiresAt,
+			Expired: !h.ExpiresAt.IsZero() && !now.Before(h.ExpiresAt), VerifiedAt: h.VerifiedAt,
+			Artifacts: len(need), Channels: h.Channels,
+		}
+		for _, a := range need {
+			if !c.Has(a.SHA256, a.SizeBytes) {
+				out.Cache.Missing++
+			}
+		}
+	}
+	if r, ok, err := st.LastSync(); err != nil {
+		return out, err
+	} else if ok {
+		out.LastSync = &r
+	}
+	if out.Cache.Blobs, out.Cache.Bytes, err = c.Usage(ctx); err != nil {
+		return out, err
+	}
+	out.Cache.Quarantined = c.Quarantined()
+	return out, nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := BuildStatus(r.Context(), s.o.State, s.o.Cache, s.o.Now())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "read status")
+		return
+	}
+	writeJSON(w, st)
+}

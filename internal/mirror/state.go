@@ -1,0 +1,376 @@
+// Package mirror holds the mirror daemon's durable state (a bbolt file:
+// held snapshots, the current pointer, the last sync result) and its HTTP
+// server, which serves the held snapshot and its artifacts from the blob
+// cache. Syncing lives in internal/sync; this package never fetches.
+package mirror
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// ErrLocked means another process (usually `mirror serve`) has the state
+// file open.
+var ErrLocked = errors.New("mirror state is locked by another process (is `mirror serve` running? use --server URL)")
+
+// ErrNotFound is returned for a snapshot the mirror does not retain.
+var ErrNotFound = errors.New("not found")
+
+// DefaultRetain is how many snapshots are kept when unconfigured.
+const DefaultRetain = 3
+
+var (
+	bktSnapshots = []byte("snapshots") // seq -> Record JSON
+	bktEnvelopes = []byte("envelopes") // seq -> envelope bytes, verbatim
+	bktMeta      = []byte("meta")
+	keyCurrent   = []byte("current")
+	keyLastSync  = []byte("last_sync")
+	keyAllowed   = []byte("allowed_channels")
+)
+
+// Record describes one held snapshot.
+type Record struct {
+	SnapshotID string    `json:"snapshot_id"`
+	Sequence   int64     `json:"sequence"`
+	Hash       string    `json:"hash"`
+	VerifiedAt time.Time `json:"verified_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Channels the snapshot was synced for: nil means every channel.
+	Channels []string `json:"channels"`
+}
+
+// Held is a held snapshot with its envelope and decoded manifest.
+type Held struct {
+	Record
+	Envelope []byte
+	Manifest *snapshot.Manifest
+}
+
+// SyncResult is the outcome of the last sync or import.
+type SyncResult struct {
+	At         time.Time `json:"at"`
+	Source     string    `json:"source"`
+	OK         bool      `json:"ok"`
+	Changed    bool      `json:"changed"`
+	SnapshotID string    `json:"snapshot_id,omitempty"`
+	Sequence   int64     `json:"sequence,omitempty"`
+	Downloaded int       `json:"downloaded"`
+	Bytes      int64     `json:"bytes"`
+	Missing    []string  `json:"missing,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// State is the mirror's bbolt file.
+type State struct {
+	db     *bbolt.DB
+	retain int
+}
+
+// OpenState opens (creating) the state file at path. It fails at once with
+// ErrLocked when another process holds it. retain <= 0 means DefaultRetain.
+func OpenState(path string, retain int) (*State, error) {
+	if retain <= 0 {
+		retain = DefaultRetain
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 200 * time.Millisecond})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, ErrLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bktSnapshots, bktEnvelopes, bktMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state: %w", err)
+	}
+	return &State{db: db, retain: retain}, nil
+}
+
+// DB is the underlying bbolt handle, for packages that keep their own
+// buckets in the mirror's file (licence leases and seats).
+func (s *State) DB() *bbolt.DB { return s.db }
+
+// Close closes the file.
+func (s *State) Close() error { return s.db.Close() }
+
+func seqKey(seq int64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, uint64(seq))
+	return k
+}
+
+// Current returns the held snapshot, or nil when none has been committed.
+func (s *State) Current() (*Held, error) {
+	var h *Held
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		cur := tx.Bucket(bktMeta).Get(keyCurrent)
+		if cur == nil {
+			return nil
+		}
+		var err error
+		h, err = load(tx, cur)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read current snapshot: %w", err)
+	}
+	return h, nil
+}
+
+func load(tx *bbolt.Tx, key []byte) (*Held, error) {
+	raw := tx.Bucket(bktSnapshots).Get(key)
+	env := tx.Bucket(bktEnvelopes).Get(key)
+	if raw == nil || env == nil {
+		return nil, fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(key), ErrNotFound)
+	}
+	h := &Held{Envelope: append([]byte(nil), env...)}
+	if err := json.Unmarshal(raw, &h.Record); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	m, err := DecodeManifest(h.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	h.Manifest = m
+	return h, nil
+}
+
+// DecodeManifest reads the manifest out of an envelope WITHOUT verifying
+// it: only for envelopes that were verified before they were stored.
+func DecodeManifest(env []byte) (*snapshot.Manifest, error) {
+	var e snapshot.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		return nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	var m snapshot.Manifest
+	if err := json.Unmarshal(e.Payload, &m); err != nil {
+		return nil, fmt.Errorf("decode manifest: %w", err)
+	}
+	return &m, nil
+}
+
+// Commit records a verified snapshot and makes it current in one
+// transaction, then drops snapshots beyond the retention window. The
+// caller must have every artifact the snapshot needs in the cache.
+func (s *State) Commit(env []byte, m *snapshot.Manifest, hash string, channels []string, now time.Time) error {
+	rec := Record{
+		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash,
+		VerifiedAt: now.UTC(), ExpiresAt: m.ExpiresAt, Channels: channels,
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bktMeta)
+		if cur := meta.Get(keyCurrent); cur != nil && int64(binary.BigEndian.Uint64(cur)) >= m.Sequence {
+			// Defence in depth: Verify already refuses rollbacks.
+			return fmt.Errorf("sequence %d is not newer than held %d", m.Sequence, binary.BigEndian.Uint64(cur))
+		}
+		k := seqKey(m.Sequence)
+		if err := tx.Bucket(bktSnapshots).Put(k, raw); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bktEnvelopes).Put(k, env); err != nil {
+			return err
+		}
+		if err := meta.Put(keyCurrent, k); err != nil {
+			return err
+		}
+		return s.prune(tx)
+	})
+	if err != nil {
+		return fmt.Errorf("commit snapshot %d: %w", m.Sequence, err)
+	}
+	return nil
+}
+
+// prune keeps the newest s.retain snapshots.
+func (s *State) prune(tx *bbolt.Tx) error {
+	var keys [][]byte
+	c := tx.Bucket(bktSnapshots).Cursor()
+	for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for i := s.retain; i < len(keys); i++ {
+		if err := tx.Bucket(bktSnapshots).Delete(keys[i]); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bktEnvelopes).Delete(keys[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Retained returns the held snapshots, newest first.
+func (s *State) Retained() ([]*Held, error) {
+	var out []*Held
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bktSnapshots).Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+			h, err := load(tx, k)
+			if err != nil {
+				return err
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read retained snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// BySnapshotID returns a retained snapshot by its id.
+func (s *State) BySnapshotID(id string) (*Held, error) {
+	all, err := s.Retained()
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range all {
+		if h.SnapshotID == id {
+			return h, nil
+		}
+	}
+	return nil, fmt.Errorf("snapshot %q: %w", id, ErrNotFound)
+}
+
+// SetLastSync records the outcome of a sync or import.
+func (s *State) SetLastSync(r SyncResult) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bktMeta).Put(keyLastSync, raw) })
+}
+
+// LastSync returns the last recorded sync result (ok false when none).
+func (s *State) LastSync() (r SyncResult, ok bool, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bktMeta).Get(keyLastSync)
+		if raw == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(raw, &r)
+	})
+	return r, ok, err
+}
+
+// SetAllowedChannels remembers the channels the control plane allows this
+// mirror, so an offline import filters the same way.
+func (s *State) SetAllowedChannels(ch []string) error {
+	raw, err := json.Marshal(ch)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bktMeta).Put(keyAllowed, raw) })
+}
+
+// AllowedChannels returns the remembered allowed channels (ok false when
+// the control plane was never asked).
+func (s *State) AllowedChannels() (ch []string, ok bool, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bktMeta).Get(keyAllowed)
+		if raw == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(raw, &ch)
+	})
+	return ch, ok, err
+}
+
+// EffectiveChannels combines the control plane's allowed channels with the
+// optional configured narrowing. nil means every channel.
+func EffectiveChannels(allowed []string, allowedKnown bool, configured []string) []string {
+	switch {
+	case !allowedKnown && len(configured) == 0:
+		return nil
+	case !allowedKnown:
+		return sortedCopy(configured)
+	case len(configured) == 0:
+		return sortedCopy(allowed)
+	}
+	in := map[string]bool{}
+	for _, c := range allowed {
+		in[c] = true
+	}
+	out := []string{}
+	for _, c := range configured {
+		if in[c] {
+			out = append(out, c)
+		}
+	}
+	return sortedCopy(out)
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string{}, s...)
+	sort.Strings(out)
+	return out
+}
+
+// Needed returns the artifacts of ACTIVE releases in channels (nil = all),
+// deduplicated by artifact id, in manifest order.
+func Needed(m *snapshot.Manifest, channels []string) []snapshot.Artifact {
+	var allow map[string]bool
+	if channels != nil {
+		allow = map[string]bool{}
+		for _, c := range channels {
+			allow[c] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, r := range m.Releases {
+		if r.Status != "ACTIVE" || (allow != nil && !allow[r.Channel]) {
+			continue
+		}
+		for _, ra := range r.Artifacts {
+			want[ra.ArtifactID] = true
+		}
+	}
+	var out []snapshot.Artifact
+	for _, a := range m.Artifacts {
+		if want[a.ArtifactID] {
+			out = append(out, a)
+			delete(want, a.ArtifactID)
+		}
+	}
+	return out
+}
+
+// Referenced returns the sha256 of every artifact of every snapshot in hs:
+// the GC keep set.
+func Referenced(hs []*Held) map[string]bool {
+	keep := map[string]bool{}
+	for _, h := range hs {
+		for _, a := range Needed(h.Manifest, h.Channels) {
+			keep[a.SHA256] = true
+		}
+	}
+	return keep
+}

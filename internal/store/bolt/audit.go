@@ -1,0 +1,190 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// maxAuditPayload caps an appended event's payload.
+const maxAuditPayload = 1 << 20
+
+// AppendAudit appends an event that is not a store mutation. EventID,
+// CreatedAt and the actor default to a new id, now and the context's
+// actor; Seq, PrevHash and Hash are always assigned here.
+func (db *DB) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (bool, error) {
+	if err := checkText("event_type", ev.EventType, true); err != nil {
+		return false, err
+	}
+	if err := checkText("dedup_key", dedupKey, false); err != nil {
+		return false, err
+	}
+	for field, v := range map[string]string{"tenant_id": ev.TenantID, "actor_type": ev.ActorType, "actor_id": ev.ActorID} {
+		if err := checkText(field, v, false); err != nil {
+			return false, err
+		}
+	}
+	if ev.EventID != "" {
+		if err := checkID("event_id", ev.EventID); err != nil {
+			return false, err
+		}
+	}
+	if len(ev.Payload) > maxAuditPayload {
+		return false, catalog.Invalid("payload", "must be at most 1 MiB")
+	}
+	if len(ev.Payload) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, ev.Payload); err != nil {
+			return false, catalog.Invalid("payload", "must be JSON")
+		}
+		ev.Payload = buf.Bytes()
+	}
+	appended := false
+	err := db.update(ctx, func(w *wtx) error {
+		dedup := w.Bucket(iAuditDedup)
+		if dedupKey != "" && dedup.Get([]byte(dedupKey)) != nil {
+			return nil
+		}
+		if ev.EventID == "" {
+			ev.EventID = catalog.NewID(catalog.PrefixEvent)
+		}
+		if ev.ActorType == "" && ev.ActorID == "" {
+			a := catalog.ActorFrom(w.ctx)
+			ev.ActorType, ev.ActorID = a.Type, a.ID
+		}
+		ev.CreatedAt = orNow(ev.CreatedAt, w.now).UTC()
+		if err := appendEvent(w.Tx, ev); err != nil {
+			return err
+		}
+		if dedupKey != "" {
+			if err := dedup.Put([]byte(dedupKey), SeqKey(ev.Seq)); err != nil {
+				return err
+			}
+		}
+		appended = true
+		return nil
+	})
+	return appended, err
+}
+
+// AuditEvents lists events in sequence order, filtered by tenant and event
+// type. The cursor is the last returned event's sequence number.
+func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter, p store.Page) (out []*catalog.AuditEvent, next string, err error) {
+	p = p.Normalize()
+	var after int64
+	if p.Cursor != "" {
+		after, err = strconv.ParseInt(p.Cursor, 10, 64)
+		if err != nil || after < 0 {
+			return nil, "", catalog.Invalid("cursor", "is not a cursor this endpoint returned")
+		}
+	}
+	err = db.view(ctx, func(tx *bbolt.Tx) error {
+		events := tx.Bucket(bAudit)
+		var c *bbolt.Cursor
+		var pfx []byte
+		switch {
+		case f.TenantID != "":
+			c, pfx = tx.Bucket(iAuditTenant).Cursor(), prefix(f.TenantID)
+		case f.EventType != "":
+			c, pfx = tx.Bucket(iAuditType).Cursor(), prefix(f.EventType)
+		default:
+			c = events.Cursor()
+		}
+		seek := append(append([]byte(nil), pfx...), SeqKey(after+1)...)
+		for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
+			seqKey := k[len(pfx):]
+			if pfx != nil {
+				v = events.Get(seqKey)
+				if v == nil {
+					return fmt.Errorf("audit index names missing event %d", binary.BigEndian.Uint64(seqKey))
+				}
+			}
+			var ev catalog.AuditEvent
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode audit event %x: %w", seqKey, err)
+			}
+			if f.EventType != "" && ev.EventType != f.EventType {
+				continue
+			}
+			if len(out) == p.Limit {
+				next = strconv.FormatInt(out[len(out)-1].Seq, 10)
+				return nil
+			}
+			out = append(out, &ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// WalkAudit calls fn for every event in chain order, in one read
+// transaction.
+func (db *DB) WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error) error {
+	return db.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bAudit).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var ev catalog.AuditEvent
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode audit event %x: %w", k, err)
+			}
+			if err := fn(&ev); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Idempotency returns the record stored under key.
+func (db *DB) Idempotency(ctx context.Context, key string) (*store.IdempotencyRecord, error) {
+	var r store.IdempotencyRecord
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx, bIdempotency, []byte(key), &r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return catalog.Errorf(catalog.ENOTFOUND, "idempotency key not found")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// PutIdempotency stores the first answer under key; a second is ECONFLICT.
+func (db *DB) PutIdempotency(ctx context.Context, key string, r *store.IdempotencyRecord) error {
+	if err := checkText("idempotency_key", key, true); err != nil {
+		return err
+	}
+	if r == nil {
+		return catalog.Invalid("record", "is required")
+	}
+	return db.update(ctx, func(w *wtx) error {
+		b := w.Bucket(bIdempotency)
+		if b.Get([]byte(key)) != nil {
+			return catalog.Errorf(catalog.ECONFLICT, "idempotency key already used")
+		}
+		rec := *r
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = w.now
+		}
+		return w.put(bIdempotency, []byte(key), &rec)
+	})
+}

@@ -1,0 +1,467 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// checkEntitlement validates the fields a caller may set; policy_json is
+// kept as given (compacted).
+func checkEntitlement(e *catalog.Entitlement) error {
+	if len(e.Policy) > 64<<10 {
+		return catalog.Invalid("policy_json", "must be at most 64 KiB")
+	}
+	if _, err := catalog.ParseEntitlementPolicy(e.Policy); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, e.Policy); err != nil {
+		return catalog.Invalid("policy_json", "malformed JSON")
+	}
+	e.Policy = buf.Bytes()
+	if e.StartsAt.IsZero() {
+		return catalog.Invalid("starts_at", "is required")
+	}
+	if e.EndsAt != nil && !e.EndsAt.After(e.StartsAt) {
+		return catalog.Invalid("ends_at", "must be after starts_at")
+	}
+	return nil
+}
+
+// checkOverlap refuses e if another entitlement of its tenant+product
+// overlaps it.
+func checkOverlap(tx *bbolt.Tx, e *catalog.Entitlement) error {
+	pfx := prefix(e.TenantID, e.ProductID)
+	c := tx.Bucket(iEntTP).Cursor()
+	for k, _ := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Next() {
+		id := string(k[len(pfx):])
+		if id == e.EntitlementID {
+			continue
+		}
+		var o catalog.Entitlement
+		if err := mustGet(tx, bEntitlements, "entitlement", id, &o); err != nil {
+			return err
+		}
+		if e.Overlaps(&o) {
+			return catalog.Errorf(catalog.ECONFLICT, "entitlement overlaps %s of the same tenant and product", o.EntitlementID)
+		}
+	}
+	return nil
+}
+
+// CreateEntitlement stores an entitlement that overlaps no other of the
+// same tenant+product.
+func (db *DB) CreateEntitlement(ctx context.Context, e *catalog.Entitlement) error {
+	if err := checkID("entitlement_id", e.EntitlementID); err != nil {
+		return err
+	}
+	if err := checkEntitlement(e); err != nil {
+		return err
+	}
+	return db.update(ctx, func(w *wtx) error {
+		if err := exists(w.Tx, bTenants, "tenant", e.TenantID); err != nil {
+			return err
+		}
+		if err := exists(w.Tx, bProducts, "product", e.ProductID); err != nil {
+			return err
+		}
+		if err := checkOverlap(w.Tx, e); err != nil {
+			return err
+		}
+		e.CreatedAt = orNow(e.CreatedAt, w.now)
+		e.UpdatedAt = e.CreatedAt
+		if err := w.insert(bEntitlements, "entitlement", e.EntitlementID, e); err != nil {
+			return err
+		}
+		if err := putIdx(w.Tx, iEntTP, key(e.TenantID, e.ProductID, e.EntitlementID), ""); err != nil {
+			return err
+		}
+		if err := putIdx(w.Tx, iEntTenant, key(e.TenantID, e.EntitlementID), ""); err != nil {
+			return err
+		}
+		return w.event(e.TenantID, "entitlement.created", e)
+	})
+}
+
+// Entitlement returns one entitlement.
+func (db *DB) Entitlement(ctx context.Context, id string) (*catalog.Entitlement, error) {
+	var e catalog.Entitlement
+	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bEntitlements, "entitlement", id, &e) }); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Entitlements lists a tenant's entitlements by id.
+func (db *DB) Entitlements(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Entitlement, next string, err error) {
+	err = db.view(ctx, func(tx *bbolt.Tx) error {
+		if err := exists(tx, bTenants, "tenant", tenantID); err != nil {
+			return err
+		}
+		out, next, err = listByIndex[catalog.Entitlement](tx, iEntTenant, bEntitlements, prefix(tenantID), p)
+		return err
+	})
+	return out, next, err
+}
+
+// UpdateEntitlement changes policy and time window; the overlap rule is
+// checked again.
+func (db *DB) UpdateEntitlement(ctx context.Context, id string, fn func(*catalog.Entitlement) error) (*catalog.Entitlement, error) {
+	var cur catalog.Entitlement
+	err := db.update(ctx, func(w *wtx) error {
+		var old catalog.Entitlement
+		if err := mustGet(w.Tx, bEntitlements, "entitlement", id, &old); err != nil {
+			return err
+		}
+		if err := mustGet(w.Tx, bEntitlements, "entitlement", id, &cur); err != nil {
+			return err
+		}
+		if err := fn(&cur); err != nil {
+			return err
+		}
+		switch {
+		case cur.EntitlementID != old.EntitlementID:
+			return immutable("entitlement_id")
+		case cur.TenantID != old.TenantID:
+			return immutable("tenant_id")
+		case cur.ProductID != old.ProductID:
+			return immutable("product_id")
+		case !cur.CreatedAt.Equal(old.CreatedAt):
+			return immutable("created_at")
+		}
+		if err := checkEntitlement(&cur); err != nil {
+			return err
+		}
+		if err := checkOverlap(w.Tx, &cur); err != nil {
+			return err
+		}
+		cur.UpdatedAt = w.now
+		if err := w.put(bEntitlements, []byte(id), &cur); err != nil {
+			return err
+		}
+		return w.event(cur.TenantID, "entitlement.updated", &cur)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &cur, nil
+}
+
+func entitlementPolicy(e *catalog.Entitlement) (*catalog.EntitlementPolicy, error) {
+	pol, err := catalog.ParseEntitlementPolicy(e.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("entitlement %s: stored policy: %w", e.EntitlementID, err)
+	}
+	return pol, nil
+}
+
+func checkSubject(subjectType, subjectID string) error {
+	if err := catalog.ValidateEnum("subject_type", subjectType, catalog.SubjectTypes); err != nil {
+		return err
+	}
+	if subjectID == "" {
+		return catalog.Invalid("subject_id", "is required")
+	}
+	if len(subjectID) > 256 || bytes.IndexByte([]byte(subjectID), 0) >= 0 {
+		return catalog.Invalid("subject_id", "must be at most 256 bytes without NUL")
+	}
+	return nil
+}
+
+// countPrefix counts the keys under pfx.
+func countPrefix(b *bbolt.Bucket, pfx []byte) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// AssignSeat gives a subject a seat of an explicit-mode entitlement.
+func (db *DB) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) error {
+	if err := checkID("seat_assignment_id", s.SeatAssignmentID); err != nil {
+		return err
+	}
+	if err := checkSubject(s.SubjectType, s.SubjectID); err != nil {
+		return err
+	}
+	if err := checkText("assigned_by", s.AssignedBy, false); err != nil {
+		return err
+	}
+	if s.RevokedAt != nil || s.RevokedBy != "" {
+		return catalog.Invalid("revoked_at", "must be empty on a new assignment")
+	}
+	return db.update(ctx, func(w *wtx) error {
+		var e catalog.Entitlement
+		if err := mustGet(w.Tx, bEntitlements, "entitlement", s.EntitlementID, &e); err != nil {
+			return err
+		}
+		pol, err := entitlementPolicy(&e)
+		if err != nil {
+			return err
+		}
+		if pol.SeatAssignmentMode != catalog.SeatsExplicit {
+			return catalog.Errorf(catalog.ECONFLICT, "entitlement %s is not in explicit mode", e.EntitlementID)
+		}
+		active := w.Bucket(iSeatActive)
+		ak := key(e.EntitlementID, s.SubjectType, s.SubjectID)
+		if id := active.Get(ak); id != nil {
+			return catalog.Errorf(catalog.ECONFLICT, "%s %s already holds seat %s", s.SubjectType, s.SubjectID, id)
+		}
+		if n := countPrefix(active, prefix(e.EntitlementID)); n >= pol.OnlineSeats() {
+			return catalog.Errorf(catalog.ECONFLICT, "no free seat: all %d seats are assigned", pol.OnlineSeats())
+		}
+		s.AssignedAt = orNow(s.AssignedAt, w.now)
+		if s.AssignedBy == "" {
+			s.AssignedBy = catalog.ActorFrom(w.ctx).ID
+		}
+		if err := w.insert(bSeats, "seat assignment", s.SeatAssignmentID, s); err != nil {
+			return err
+		}
+		if err := putIdx(w.Tx, iSeatEnt, key(e.EntitlementID, s.SeatAssignmentID), ""); err != nil {
+			return err
+		}
+		if err := active.Put(ak, []byte(s.SeatAssignmentID)); err != nil {
+			return err
+		}
+		return w.event(e.TenantID, "seat.assigned", s)
+	})
+}
+
+// RevokeSeat ends an assignment; the record stays as history.
+func (db *DB) RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error) {
+	if err := checkText("revoked_by", by, false); err != nil {
+		return nil, err
+	}
+	var s catalog.SeatAssignment
+	err := db.update(ctx, func(w *wtx) error {
+		var e catalog.Entitlement
+		if err := mustGet(w.Tx, bEntitlements, "entitlement", entitlementID, &e); err != nil {
+			return err
+		}
+		if err := mustGet(w.Tx, bSeats, "seat assignment", seatID, &s); err != nil {
+			return err
+		}
+		if s.EntitlementID != entitlementID {
+			return catalog.NotFound("seat assignment", seatID)
+		}
+		if s.RevokedAt != nil {
+			return catalog.Errorf(catalog.ECONFLICT, "seat assignment %s is already revoked", seatID)
+		}
+		t := orNow(at, w.now).UTC()
+		s.RevokedAt = &t
+		s.RevokedBy = by
+		if by == "" {
+			s.RevokedBy = catalog.ActorFrom(w.ctx).ID
+		}
+		if err := w.put(bSeats, []byte(seatID), &s); err != nil {
+			return err
+		}
+		if err := w.Bucket(iSeatActive).Delete(key(entitlementID, s.SubjectType, s.SubjectID)); err != nil {
+			return err
+		}
+		return w.event(e.TenantID, "seat.revoked", &s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Seats lists an entitlement's assignments (active and revoked) by id.
+func (db *DB) Seats(ctx context.Context, entitlementID string, p store.Page) (out []*catalog.SeatAssignment, next string, err error) {
+	err = db.view(ctx, func(tx *bbolt.Tx) error {
+		if err := exists(tx, bEntitlements, "entitlement", entitlementID); err != nil {
+			return err
+		}
+		out, next, err = listByIndex[catalog.SeatAssignment](tx, iSeatEnt, bSeats, prefix(entitlementID), p)
+		return err
+	})
+	return out, next, err
+}
+
+// AcquireLease issues or renews a lease (see store.Store).
+func (db *DB) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...store.LeaseSigner) (*catalog.Lease, error) {
+	if err := checkSubject(l.SubjectType, l.SubjectID); err != nil {
+		return nil, err
+	}
+	if l.IssuedAt.IsZero() {
+		return nil, catalog.Invalid("issued_at", "is required")
+	}
+	if !l.ExpiresAt.After(l.IssuedAt) {
+		return nil, catalog.Invalid("expires_at", "must be after issued_at")
+	}
+	if len(sign) == 0 {
+		if err := catalog.ValidateSHA256("token_hash", l.TokenHash); err != nil {
+			return nil, err
+		}
+	}
+	signed := func(final *catalog.Lease) error {
+		if len(sign) == 0 {
+			return nil
+		}
+		h, err := sign[0](final)
+		if err != nil {
+			return err
+		}
+		final.TokenHash = h
+		return catalog.ValidateSHA256("token_hash", h)
+	}
+	if l.ReleasedAt != nil {
+		return nil, catalog.Invalid("released_at", "must be empty on a new lease")
+	}
+	var out catalog.Lease
+	err := db.update(ctx, func(w *wtx) error {
+		var e catalog.Entitlement
+		if err := mustGet(w.Tx, bEntitlements, "entitlement", l.EntitlementID, &e); err != nil {
+			return err
+		}
+		if l.TenantID != "" && l.TenantID != e.TenantID {
+			return catalog.NotFound("entitlement", l.EntitlementID)
+		}
+		var t catalog.Tenant
+		if err := mustGet(w.Tx, bTenants, "tenant", e.TenantID, &t); err != nil {
+			return err
+		}
+		if t.Status != catalog.TenantActive {
+			return catalog.Errorf(catalog.ECONFLICT, "tenant is %s", t.Status)
+		}
+		if !e.Current(l.IssuedAt) {
+			return catalog.Errorf(catalog.ECONFLICT, "entitlement not in its time window")
+		}
+		pol, err := entitlementPolicy(&e)
+		if err != nil {
+			return err
+		}
+		subj := key(e.EntitlementID, l.SubjectType, l.SubjectID)
+		if pol.SeatAssignmentMode == catalog.SeatsExplicit && w.Bucket(iSeatActive).Get(subj) == nil {
+			return catalog.Errorf(catalog.ECONFLICT, "%s %s has no seat assigned on entitlement %s", l.SubjectType, l.SubjectID, e.EntitlementID)
+		}
+		active := w.Bucket(iLeaseActive)
+		if id := active.Get(subj); id != nil {
+			var held catalog.Lease
+			if err := mustGet(w.Tx, bLeases, "lease", string(id), &held); err != nil {
+				return err
+			}
+			if held.Active(l.IssuedAt) {
+				held.IssuedAt, held.ExpiresAt, held.TokenHash = l.IssuedAt, l.ExpiresAt, l.TokenHash
+				if err := signed(&held); err != nil {
+					return err
+				}
+				if err := w.put(bLeases, []byte(held.LeaseID), &held); err != nil {
+					return err
+				}
+				out = held
+				return w.event(e.TenantID, "lease.renewed", &held)
+			}
+		}
+		n, err := w.countActiveLeases(e.EntitlementID, l.IssuedAt)
+		if err != nil {
+			return err
+		}
+		if n >= pol.OnlineSeats() {
+			return catalog.Errorf(catalog.ECONFLICT, "all %d seats are in use", pol.OnlineSeats())
+		}
+		out = *l
+		if out.LeaseID == "" {
+			out.LeaseID = catalog.NewID(catalog.PrefixLease)
+		}
+		if err := checkID("lease_id", out.LeaseID); err != nil {
+			return err
+		}
+		out.TenantID = e.TenantID
+		if err := signed(&out); err != nil {
+			return err
+		}
+		if err := w.insert(bLeases, "lease", out.LeaseID, &out); err != nil {
+			return err
+		}
+		if err := putIdx(w.Tx, iLeaseEnt, key(e.EntitlementID, out.LeaseID), ""); err != nil {
+			return err
+		}
+		if err := active.Put(subj, []byte(out.LeaseID)); err != nil {
+			return err
+		}
+		return w.event(e.TenantID, "lease.issued", &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// countActiveLeases counts the entitlement's leases active at t, and
+// drops index entries of leases that have expired by then so the index
+// stays about the size of the seat pool.
+func (w *wtx) countActiveLeases(entitlementID string, t time.Time) (int, error) {
+	pfx := prefix(entitlementID)
+	b := w.Bucket(iLeaseActive)
+	c := b.Cursor()
+	var stale [][]byte
+	n := 0
+	for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
+		var l catalog.Lease
+		if err := mustGet(w.Tx, bLeases, "lease", string(v), &l); err != nil {
+			return 0, err
+		}
+		if l.Active(t) {
+			n++
+		} else {
+			stale = append(stale, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Lease returns one lease.
+func (db *DB) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
+	var l catalog.Lease
+	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bLeases, "lease", id, &l) }); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// ReleaseLease gives a lease's seat back; releasing twice is ECONFLICT.
+func (db *DB) ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error) {
+	var l catalog.Lease
+	err := db.update(ctx, func(w *wtx) error {
+		if err := mustGet(w.Tx, bLeases, "lease", id, &l); err != nil {
+			return err
+		}
+		if l.ReleasedAt != nil {
+			return catalog.Errorf(catalog.ECONFLICT, "lease %s is already released", id)
+		}
+		t := orNow(at, w.now).UTC()
+		l.ReleasedAt = &t
+		if err := w.put(bLeases, []byte(id), &l); err != nil {
+			return err
+		}
+		active := w.Bucket(iLeaseActive)
+		subj := key(l.EntitlementID, l.SubjectType, l.SubjectID)
+		if string(active.Get(subj)) == id {
+			if err := active.Delete(subj); err != nil {
+				return err
+			}
+		}
+		return w.event(l.TenantID, "lease.released", &l)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
+}

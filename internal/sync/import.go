@@ -1,0 +1,176 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/outpost/outpost/internal/bundle"
+	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// ImportReport says what an import did, or with DryRun what it would do.
+type ImportReport struct {
+	DryRun       bool     `json:"dry_run"`
+	SnapshotID   string   `json:"snapshot_id"`
+	Sequence     int64    `json:"sequence"`
+	HeldSequence int64    `json:"held_sequence"`
+	Changed      bool     `json:"changed"`  // the snapshot is (would be) committed
+	Needed       int      `json:"needed"`   // artifacts the mirror serves from it
+	Imported     int      `json:"imported"` // taken from the bundle (or would be)
+	Cached       int      `json:"cached"`   // already in the cache
+	Skipped      int      `json:"skipped"`  // in the bundle but not for this mirror's channels
+	Bytes        int64    `json:"bytes"`
+	Missing      []string `json:"missing,omitempty"`
+}
+
+// Import reads an offline bundle from r: the envelope first, verified
+// before any artifact is taken, then every artifact hashed on its way to
+// the cache. Any invalid entry rejects the whole bundle and nothing is
+// committed; artifacts the bundle lacks are fine if already cached.
+func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := ImportReport{DryRun: dryRun}
+	err := s.importBundle(ctx, r, &rep)
+	if dryRun {
+		return rep, err
+	}
+	res := mirror.SyncResult{
+		At: s.cfg.Now().UTC(), Source: "bundle", OK: err == nil, Changed: rep.Changed,
+		SnapshotID: rep.SnapshotID, Sequence: rep.Sequence, Downloaded: rep.Imported,
+		Bytes: rep.Bytes, Missing: rep.Missing,
+	}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if serr := s.st.SetLastSync(res); serr != nil && err == nil {
+		err = serr
+	}
+	if s.cfg.OnResult != nil {
+		s.cfg.OnResult(res)
+	}
+	return rep, err
+}
+
+func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportReport) error {
+	held, hv, err := s.held()
+	if err != nil {
+		return err
+	}
+	if held != nil {
+		rep.HeldSequence = held.Sequence
+	}
+	br := bundle.NewReader(r, s.cfg.Trust.MaxSize)
+	env, err := br.Envelope()
+	if err != nil {
+		return err
+	}
+	m, err := snapshot.Verify(env, s.cfg.Trust, hv, s.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("bundle snapshot: %w", err)
+	}
+	hash := snapshot.Hash(env)
+	rep.SnapshotID, rep.Sequence = m.SnapshotID, m.Sequence
+	allowed, known, err := s.st.AllowedChannels()
+	if err != nil {
+		return err
+	}
+	ch := mirror.EffectiveChannels(allowed, known, s.cfg.Channels)
+	need := mirror.Needed(m, ch)
+	rep.Needed = len(need)
+
+	inManifest := map[string]int64{}
+	for _, a := range m.Artifacts {
+		inManifest[a.SHA256] = a.SizeBytes
+	}
+	needed := map[string]bool{}
+	for _, a := range need {
+		needed[a.SHA256] = true
+	}
+	taken := map[string]bool{} // taken from (or, dry, verified in) this bundle
+	for {
+		e, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		size, ok := inManifest[e.SHA256]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: artifacts/%s is not referenced by snapshot %d", bundle.ErrInvalid, e.SHA256, m.Sequence)
+		case e.Size != size:
+			return fmt.Errorf("%w: artifacts/%s is %d bytes, the snapshot says %d", bundle.ErrInvalid, e.SHA256, e.Size, size)
+		case !needed[e.SHA256]:
+			rep.Skipped++
+			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
+				return err
+			}
+		case s.cache.Has(e.SHA256, size):
+			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
+				return err
+			}
+		case rep.DryRun:
+			if err := checkHash(br.Body(), e.SHA256, size); err != nil {
+				return err
+			}
+			taken[e.SHA256] = true
+			rep.Imported++
+			rep.Bytes += size
+		default:
+			if err := s.cache.Ingest(ctx, e.SHA256, size, br.Body()); err != nil {
+				return fmt.Errorf("%w: %w", bundle.ErrInvalid, err)
+			}
+			taken[e.SHA256] = true
+			rep.Imported++
+			rep.Bytes += size
+		}
+	}
+	for _, a := range need {
+		switch {
+		case taken[a.SHA256]:
+		case s.cache.Has(a.SHA256, a.SizeBytes):
+			rep.Cached++
+		default:
+			rep.Missing = append(rep.Missing, a.ArtifactID)
+		}
+	}
+	sort.Strings(rep.Missing)
+	if len(rep.Missing) > 0 {
+		return fmt.Errorf("bundle lacks %d artifacts the mirror does not have: %v", len(rep.Missing), rep.Missing)
+	}
+	if held != nil && hash == held.Hash {
+		return nil // same snapshot as held: nothing to commit
+	}
+	rep.Changed = true
+	if rep.DryRun {
+		return nil
+	}
+	if err := s.st.Commit(env, m, hash, ch, s.cfg.Now()); err != nil {
+		rep.Changed = false
+		return err
+	}
+	s.cfg.Logger.Info("bundle snapshot committed", "snapshot_id", m.SnapshotID, "sequence", m.Sequence, "imported", rep.Imported)
+	if s.cfg.OnCommit != nil {
+		s.cfg.OnCommit()
+	}
+	return nil
+}
+
+func checkHash(r io.Reader, sha string, size int64) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, size+1))
+	if err != nil {
+		return err
+	}
+	if n != size || hex.EncodeToString(h.Sum(nil)) != sha {
+		return fmt.Errorf("%w: artifacts/%s does not match its sha256 or size", bundle.ErrInvalid, sha)
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// Config tunes a Syncer.
+type Config struct {
+	Trust snapshot.Trust
+	// Channels optionally narrows the control plane's allowed channels.
+	Channels []string
+	// Concurrency bounds parallel artifact downloads (default 4).
+	Concurrency int
+	// Attempts is how often an artifact whose bytes do not match is
+	// fetched again before the sync gives up on it (default 3).
+	Attempts int
+	// Backoff for transient errors: exponential with jitter from
+	// InitialBackoff (default 500ms) up to MaxBackoff (default 30s), for
+	// at most MaxElapsed per artifact (default 5m).
+	InitialBackoff, MaxBackoff, MaxElapsed time.Duration
+	Now                                    func() time.Time
+	Logger                                 *slog.Logger
+	// OnResult sees every result (metrics); OnCommit runs after a commit
+	// (the server reloads its view).
+	OnResult func(mirror.SyncResult)
+	OnCommit func()
+}
+
+// Syncer syncs one mirror. Once, Import and GC are serialized.
+type Syncer struct {
+	src   Source
+	st    *mirror.State
+	cache *cache.Cache
+	cfg   Config
+	mu    gosync.Mutex
+}
+
+// New makes a Syncer; src may be nil for a mirror that only imports
+// bundles.
+func New(src Source, st *mirror.State, c *cache.Cache, cfg Config) *Syncer {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.InitialBackoff <= 0 {
+		cfg.InitialBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.MaxElapsed <= 0 {
+		cfg.MaxElapsed = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Syncer{src: src, st: st, cache: c, cfg: cfg}
+}
+
+func (s *Syncer) held() (*mirror.Held, *snapshot.Held, error) {
+	h, err := s.st.Current()
+	if err != nil {
+		return nil, nil, err
+	}
+	if h == nil {
+		return nil, nil, nil
+	}
+	return h, &snapshot.Held{Sequence: h.Sequence, Hash: h.Hash}, nil
+}
+
+// channels asks the source for the mirror's allowed channels when it can,
+// remembers them, and narrows them by the configured ones.
+func (s *Syncer) channels(ctx context.Context) ([]string, error) {
+	if ss, ok := s.src.(SelfSource); ok && s.src != nil {
+		self, err := ss.Self(ctx)
+		switch {
+		case err == nil:
+			if self.TenantID != "" && s.cfg.Trust.TenantID != "" && self.TenantID != s.cfg.Trust.TenantID {
+				return nil, fmt.Errorf("mirror record is for tenant %q, configured tenant is %q", self.TenantID, s.cfg.Trust.TenantID)
+			}
+			if self.AllowedChannels == nil {
+				self.AllowedChannels = []string{}
+			}
+			if err := s.st.SetAllowedChannels(self.AllowedChannels); err != nil {
+				return nil, err
+			}
+		case IsPermanent(err):
+			return nil, err
+		default:
+			s.cfg.Logger.Warn("mirror record unavailable, using the remembered channels", "err", err)
+		}
+	}
+	allowed, known, err := s.st.AllowedChannels()
+	if err != nil {
+		return nil, err
+	}
+	return mirror.EffectiveChannels(allowed, known, s.cfg.Channels), nil
+}
+
+// Once runs one sync: fetch, verify, download, commit. The returned
+// result is also recorded in the state and reported to the source.
+func (s *Syncer) Once(ctx context.Context) (mirror.SyncResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := mirror.SyncResult{At: s.cfg.Now().UTC(), Source: "none"}
+	if s.src == nil {
+		return s.finish(ctx, res, errors.New("no sync source configured"))
+	}
+	res.Source = s.src.Name()
+	err := s.once(ctx, &res)
+	return s.finish(ctx, res, err)
+}
+
+func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
+	held, hv, err := s.held()
+	if err != nil {
+		return err
+	}
+	ch, err := s.channels(ctx)
+	if err != nil {
+		return err
+	}
+	var after int64
+	if held != nil {
+		after = held.Sequence
+		res.SnapshotID, res.Sequence = held.SnapshotID, held.Sequence
+	}
+	env, err := s.src.Snapshot(ctx, after)
+	if errors.Is(err, ErrNotModified) {
+		return s.repair(ctx, held, res)
+	}
+	if err != nil {
+		return err
+	}
+	// Nothing else is looked at before the envelope verifies.
+	m, err := snapshot.Verify(env, s.cfg.Trust, hv, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	hash := snapshot.Hash(env)
+	if held != nil && hash == held.Hash {
+		return s.repair(ctx, held, res)
+	}
+	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
+	if err := s.download(ctx, mirror.Needed(m, ch), res); err != nil {
+		return err
+	}
+	if err := s.st.Commit(env, m, hash, ch, s.cfg.Now()); err != nil {
+		return err
+	}
+	res.Changed = true
+	s.cfg.Logger.Info("snapshot committed", "snapshot_id", m.SnapshotID, "sequence", m.Sequence, "downloaded", res.Downloaded, "bytes", res.Bytes)
+	if s.cfg.OnCommit != nil {
+		s.cfg.OnCommit()
+	}
+	return nil
+}
+
+// repair re-fetches artifacts of the held snapshot that went missing (a
+// blob quarantined by verify, deleted by hand).
+func (s *Syncer) repair(ctx context.Context, held *mirror.Held, res *mirror.SyncResult) error {
+	if held == nil {
+		return nil
+	}
+	return s.download(ctx, mirror.Needed(held.Manifest, held.Channels), res)
+}
+
+func (s *Syncer) finish(ctx context.Context, res mirror.SyncResult, err error) (mirror.SyncResult, error) {
+	res.OK = err == nil
+	if err != nil {
+		res.Error = err.Error()
+		s.cfg.Logger.Error("sync failed", "source", res.Source, "err", err)
+	}
+	if serr := s.st.SetLastSync(res); serr != nil && err == nil {
+		err = serr
+	}
+	if s.cfg.OnResult != nil {
+		s.cfg.OnResult(res)
+	}
+	if rep, ok := s.src.(Reporter); ok && s.src != nil {
+		st := StatusReport{Status: "active", Error: res.Error}
+		if h, herr := s.st.Current(); herr == nil && h != nil {
+			st.LastSnapshotID, st.Sequence = h.SnapshotID, h.Sequence
+		}
+		if err != nil {
+			st.Status = "error"
+		}
+		// Best effort: an unreachable control plane is not a sync failure.
+		if rerr := rep.Report(context.WithoutCancel(ctx), st); rerr != nil {
+			s.cfg.Logger.Warn("status report failed", "err", rerr)
+		}
+	}
+	return res, err
+}
+
+// download fetches every artifact in need that is not cached.
+func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *mirror.SyncResult) error {
+	var todo []snapshot.Artifact
+	seen := map[string]bool{}
+	for _, a := range need {
+		if seen[a.SHA256] || s.cache.Has(a.SHA256, a.SizeBytes) {
+			continue
+		}
+		seen[a.SHA256] = true
+		todo = append(todo, a)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	var (
+		mu     gosync.Mutex
+		wg     gosync.WaitGroup
+		failed []string
+		errs   []error
+	)
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	for _, a := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			n, err := s.fetch(ctx, a)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Bytes += n
+			if err != nil {
+				failed = append(failed, a.ArtifactID)
+				errs = append(errs, err)
+				return
+			}
+			res.Downloaded++
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.Strings(failed)
+	res.Missing = failed
+	return &ArtifactErrors{Total: len(todo), Errs: errs}
+}
+
+// ArtifactErrors is the failure of some of a sync's downloads; errors.Is
+// sees every one of them.
+type ArtifactErrors struct {
+	Total int
+	Errs  []error
+}
+
+func (e *ArtifactErrors) Error() string {
+	msgs := make([]string, 0, 4)
+	for i, err := range e.Errs {
+		if i == 3 {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(e.Errs)-3))
+			break
+		}
+		msgs = append(msgs, err.Error())
+	}
+	return fmt.Sprintf("%d of %d artifacts failed: %s", len(e.Errs), e.Total, strings.Join(msgs, "; "))
+}
+
+// Unwrap exposes every download error.
+func (e *ArtifactErrors) Unwrap() []error { return e.Errs }
+
+// fetch downloads one artifact, resuming and retrying.
+func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) {
+	var total int64
+	bad := 0
+	eb := backoff.NewExponentialBackOff()
+	eb.InitialInterval = s.cfg.InitialBackoff
+	eb.MaxInterval = s.cfg.MaxBackoff
+	eb.MaxElapsedTime = s.cfg.MaxElapsed
+	op := func() error {
+		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (io.ReadCloser, error) {
+			return s.src.Artifact(ctx, a, off)
+		})
+		total += n
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return backoff.Permanent(ctx.Err())
+		case errors.Is(err, cache.ErrMismatch), errors.Is(err, cache.ErrTooLarge):
+			// Deleted by the cache; try a few times in case a transfer
+			// was mangled, then report.
+			bad++
+			s.cfg.Logger.Warn("artifact rejected", "artifact_id", a.ArtifactID, "err", err)
+			if bad >= s.cfg.Attempts {
+				return backoff.Permanent(err)
+			}
+			return err
+		case IsPermanent(err):
+			return backoff.Permanent(err)
+		default:
+			s.cfg.Logger.Debug("artifact fetch retry", "artifact_id", a.ArtifactID, "err", err)
+			return err
+		}
+	}
+	err := backoff.Retry(op, backoff.WithContext(eb, ctx))
+	if err != nil {
+		return total, fmt.Errorf("artifact %s: %w", a.ArtifactID, err)
+	}
+	return total, nil
+}
+
+// Run syncs every interval until ctx is done. A failed sync is retried at
+// the next tick; errors are recorded, not returned.
+func (s *Syncer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.Once(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// GC removes blobs that no retained snapshot references. It holds the
+// sync lock so a download in progress is never collected.
+func (s *Syncer) GC(ctx context.Context) (cache.GCReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hs, err := s.st.Retained()
+	if err != nil {
+		return cache.GCReport{}, err
+	}
+	return s.cache.GC(ctx, mirror.Referenced(hs))
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `make run`: a control plane and a mirror on the embedded defaults (bbolt +
+# local disk, no S3), a demo product with two releases and a rollout, a
+# signed snapshot, a synced mirror, and the commands to try. Ctrl-C stops
+# both daemons cleanly. State lives in ./data/demo and is rebuilt each run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=./bin
+CP_ADDR=${CP_ADDR:-127.0.0.1:8440}
+MIRROR_ADDR=${MIRROR_ADDR:-127.0.0.1:8441}
+DEMO=./data/demo
+CP_DATA=$DEMO/controlplane
+MIRROR_DATA=$DEMO/mirror
+
+[ -x $BIN/controlplane ] && [ -x $BIN/mirror ] && [ -x $BIN/updatectl ] || go build -o $BIN/ ./cmd/...
+
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+
+pids=()
+cleanup() {
+	trap - INT TERM EXIT
+	echo
+	echo "stopping..."
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	echo "stopped. State is in $DEMO."
+}
+trap cleanup INT TERM EXIT
+
+wait_ready() { # url name
+	for _ in $(seq 1 100); do
+		curl -fsS "$1/readyz" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "$2 did not become ready; see $DEMO/$2.log" >&2
+	exit 1
+}
+
+echo "== control plane: init and serve on $CP_ADDR"
+ADMIN=$($BIN/controlplane init --data-dir "$CP_DATA")
+$BIN/controlplane serve --data-dir "$CP_DATA" --listen "$CP_ADDR" >"$DEMO/controlplane.log" 2>&1 &
+pids+=($!)
+wait_ready "http://$CP_ADDR" controlplane
+export OUTPOST_SERVER="http://$CP_ADDR" OUTPOST_TOKEN="$ADMIN"
+
+echo "== publishing a demo product with two releases and a 50% rollout"
+TENANT=$($BIN/controlplane tenant create "Demo Customer")
+PRODUCT=$($BIN/controlplane product create "Demo App" --distribution open)
+head -c 1048576 /dev/urandom >"$DEMO/demo-app-1.0.0.tar.gz"
+head -c 2097152 /dev/urandom >"$DEMO/demo-app-1.1.0.tar.gz"
+$BIN/controlplane release create --product "$PRODUCT" --channel stable --version 1.0.0 --file "$DEMO/demo-app-1.0.0.tar.gz" --platform linux --arch x64 >/dev/null
+REL2=$($BIN/controlplane release create --product "$PRODUCT" --channel stable --version 1.1.0 --file "$DEMO/demo-app-1.1.0.tar.gz" --platform linux --arch x64)
+curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+	-d "{\"channel\":\"stable\",\"release_id\":\"$REL2\",\"percentage\":50}" \
+	"http://$CP_ADDR/v1/products/$PRODUCT/rollouts" >/dev/null
+TENANT_TOKEN=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+	-d "{\"role\":\"tenant\",\"tenant_id\":\"$TENANT\"}" "http://$CP_ADDR/v1/tokens" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+
+echo "== mirror: init (its own key), register with the control plane"
+VENDOR_KEY=$(curl -fsS -H "Authorization: Bearer $ADMIN" "http://$CP_ADDR/v1/keys" | sed -E 's/.*"public_key":"([^"]+)".*/\1/')
+MIRROR_PUB=$($BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" --output json | sed -nE 's/.*"public_key": *"([^"]+)".*/\1/p')
+CRED=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+	-d "{\"name\":\"demo-site\",\"allowed_channels\":[\"stable\"],\"public_key\":\"$MIRROR_PUB\"}" \
+	"http://$CP_ADDR/v1/tenants/$TENANT/mirrors" | sed -E 's/.*"credential":"([^"]+)".*/\1/')
+$BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" \
+	--vendor-url "http://$CP_ADDR" --credential "$CRED" --force >/dev/null
+
+echo "== signing snapshot 1 for the tenant"
+$BIN/controlplane snapshot build --tenant "$TENANT"
+
+echo "== mirror: sync and serve on $MIRROR_ADDR"
+$BIN/mirror serve --config "$MIRROR_DATA/mirror.yaml" >"$DEMO/mirror.log" 2>&1 &
+pids+=($!)
+wait_ready "http://$MIRROR_ADDR" mirror
+
+cat <<MSG
+
+Outpost is running.
+  control plane  http://$CP_ADDR   (log: $DEMO/controlplane.log)
+  mirror         http://$MIRROR_ADDR   (log: $DEMO/mirror.log)
+
+Try it (another terminal):
+
+  # Is there an update for a client on 1.0.0? (client ids split 50/50 on 1.1.0)
+  $BIN/updatectl check --server http://$MIRROR_ADDR --product $PRODUCT --channel stable \\
+      --platform linux --arch x64 --version 1.0.0 --client-id laptop-42
+
+  # Download it, verifying size, sha256 and the vendor's signature on the snapshot:
+  $BIN/updatectl download --server http://$MIRROR_ADDR --tenant $TENANT --trusted-key $VENDOR_KEY \\
+      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --out /tmp/
+
+  # The same question to the control plane (online clients use a tenant token):
+  curl -s -H 'Authorization: Bearer $TENANT_TOKEN' \\
+      'http://$CP_ADDR/v1/updates/check?product=$PRODUCT&channel=stable&platform=linux&arch=x64&version=1.0.0&client_id=laptop-42'
+
+  # The mirror's state, and the signed snapshot it serves:
+  curl -s http://$MIRROR_ADDR/v1/status
+  curl -s http://$MIRROR_ADDR/v1/snapshot | head -c 300; echo
+
+  # Admin commands (these variables are set in this shell only; copy them):
+  export OUTPOST_SERVER=http://$CP_ADDR OUTPOST_TOKEN=$ADMIN
+  $BIN/controlplane release list --product $PRODUCT
+
+Press Ctrl-C to stop both daemons.
+MSG
+wait "${pids[0]}"
