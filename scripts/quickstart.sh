@@ -27,7 +27,8 @@ cleanup() {
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	echo "stopped. State is in $DEMO."
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 wait_ready() { # url name
 	for _ in $(seq 1 100); do
@@ -89,7 +90,7 @@ Try it (another terminal):
 
   # Download it, verifying size, sha256 and the vendor's signature on the snapshot:
   $BIN/updatectl download --server http://$MIRROR_ADDR --tenant $TENANT --trusted-key $VENDOR_KEY \\
-      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --out /tmp/
+      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --client-id laptop-42 --out /tmp/
 
   # The same question to the control plane (online clients use a tenant token):
   curl -s -H 'Authorization: Bearer $TENANT_TOKEN' \\

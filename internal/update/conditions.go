@@ -23,7 +23,8 @@ const (
 // Match keys decide whether the policy applies to a client; pin keys
 // (MinVersion, MaxVersion, VersionPrefix) restrict which release the
 // chosen policy may offer. A zero Conditions matches every client and pins
-// nothing.
+// nothing. Only a Conditions returned by ParseConditions is compiled: set
+// fields by hand and they are ignored by Matches and Allows.
 type Conditions struct {
 	Platforms        []string `json:"platforms,omitempty"`
 	Arches           []string `json:"arches,omitempty"`
@@ -200,8 +201,7 @@ func decodeString(field string, val json.RawMessage, dst *string) error {
 	return nil
 }
 
-// compile validates the values and builds the matching form. It is also
-// what makes a Conditions built in Go (not parsed) usable.
+// compile validates the values and builds the matching form.
 func (c *Conditions) compile() error {
 	var err error
 	if c.platMask, err = enumMask("conditions.platforms", c.Platforms, catalog.Platforms); err != nil {
