@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/blob/disk"
@@ -64,10 +65,21 @@ func (a *app) Close() error { return a.store.Close() }
 func openBlobs(ctx context.Context, cfg *Config) (blob.Store, error) {
 	if cfg.Blob.Backend == "s3" {
 		c := cfg.Blob.S3
-		return s3.New(ctx, s3.Config{
+		st, err := s3.New(ctx, s3.Config{
 			Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, Bucket: c.Bucket,
 			Region: c.Region, UseSSL: c.UseSSL, Prefix: c.Prefix, CreateBucket: c.CreateBucket,
 		})
+		if err != nil {
+			return nil, err
+		}
+		// Multipart uploads a crash interrupted would otherwise be kept
+		// (and billed) by the S3 server forever.
+		if n, err := st.AbortStale(ctx, 24*time.Hour); err != nil {
+			slog.Warn("abort stale multipart uploads", "err", err)
+		} else if n > 0 {
+			slog.Info("aborted stale multipart uploads", "count", n)
+		}
+		return st, nil
 	}
 	return disk.New(cfg.Blob.Dir)
 }

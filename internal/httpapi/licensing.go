@@ -59,23 +59,6 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-func (s *Server) listEntitlements(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	t, err := s.tenantFor(r, p)
-	if err != nil {
-		return err
-	}
-	pg, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.Store.Entitlements(r.Context(), t.TenantID, pg)
-	if err != nil {
-		return err
-	}
-	writeList(w, items, next)
-	return nil
-}
-
 func (s *Server) entitlementFor(r *http.Request, p *Principal) (*catalog.Entitlement, error) {
 	id, err := pathID(r, "id", catalog.PrefixEntitlement, "entitlement")
 	if err != nil {

@@ -99,23 +99,6 @@ func (s *Server) createMirror(w http.ResponseWriter, r *http.Request, p *Princip
 	return nil
 }
 
-func (s *Server) listMirrors(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	t, err := s.tenantFor(r, p)
-	if err != nil {
-		return err
-	}
-	pg, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.Store.Mirrors(r.Context(), t.TenantID, pg)
-	if err != nil {
-		return err
-	}
-	writeList(w, items, next)
-	return nil
-}
-
 type mirrorPatch struct {
 	Name            *string   `json:"name"`
 	AllowedChannels *[]string `json:"allowed_channels"`

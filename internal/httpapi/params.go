@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -61,4 +62,25 @@ func pathID(r *http.Request, name, prefix, kind string) (string, error) {
 		return "", catalog.NotFound(kind, id)
 	}
 	return id, nil
+}
+
+// tenantList serves GET /v1/tenants/{id}/… lists: the tenant as p may
+// see it, then a page of its objects.
+func tenantList[T any](s *Server, list func(ctx context.Context, tenantID string, p store.Page) ([]T, string, error)) func(http.ResponseWriter, *http.Request, *Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		t, err := s.tenantFor(r, p)
+		if err != nil {
+			return err
+		}
+		pg, err := page(r)
+		if err != nil {
+			return err
+		}
+		items, next, err := list(r.Context(), t.TenantID, pg)
+		if err != nil {
+			return err
+		}
+		writeList(w, items, next)
+		return nil
+	}
 }

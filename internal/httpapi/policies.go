@@ -72,23 +72,6 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, p *Princip
 	return nil
 }
 
-func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	t, err := s.tenantFor(r, p)
-	if err != nil {
-		return err
-	}
-	pg, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.Store.Policies(r.Context(), t.TenantID, pg)
-	if err != nil {
-		return err
-	}
-	writeList(w, items, next)
-	return nil
-}
-
 func (s *Server) policyFor(r *http.Request, p *Principal) (*catalog.Policy, error) {
 	id, err := pathID(r, "id", catalog.PrefixPolicy, "policy")
 	if err != nil {
@@ -190,23 +173,6 @@ func (s *Server) createBlocked(w http.ResponseWriter, r *http.Request, p *Princi
 		return err
 	}
 	writeJSON(w, http.StatusCreated, b)
-	return nil
-}
-
-func (s *Server) listBlocked(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	t, err := s.tenantFor(r, p)
-	if err != nil {
-		return err
-	}
-	pg, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.Store.BlockedVersions(r.Context(), t.TenantID, pg)
-	if err != nil {
-		return err
-	}
-	writeList(w, items, next)
 	return nil
 }
 

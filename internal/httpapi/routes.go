@@ -29,23 +29,23 @@ func (s *Server) routes() []route {
 		{pattern: "GET /v1/audit-events", access: tenantRead, handler: s.listAudit},
 
 		{pattern: "POST /v1/tenants/{id}/snapshots", access: adminOnly, handler: s.createSnapshot},
-		{pattern: "GET /v1/tenants/{id}/snapshots", access: tenantRead, handler: s.listSnapshots},
+		{pattern: "GET /v1/tenants/{id}/snapshots", access: tenantRead, handler: tenantList(s, s.Store.Snapshots)},
 		{pattern: "GET /v1/snapshots/{id}", access: tenantRead, handler: s.getSnapshot},
 		{pattern: "GET /v1/tenants/{id}/bundle", access: adminOnly, handler: s.exportBundle},
 
 		{pattern: "POST /v1/tenants/{id}/mirrors", access: adminOnly, handler: s.createMirror},
-		{pattern: "GET /v1/tenants/{id}/mirrors", access: tenantRead, handler: s.listMirrors},
+		{pattern: "GET /v1/tenants/{id}/mirrors", access: tenantRead, handler: tenantList(s, s.Store.Mirrors)},
 		{pattern: "PATCH /v1/mirrors/{id}", access: adminOnly, handler: s.patchMirror},
 		{pattern: "DELETE /v1/mirrors/{id}", access: adminOnly, handler: s.deleteMirror},
 
 		{pattern: "POST /v1/tenants/{id}/policies", access: adminOnly, handler: s.createPolicy},
-		{pattern: "GET /v1/tenants/{id}/policies", access: tenantRead, handler: s.listPolicies},
+		{pattern: "GET /v1/tenants/{id}/policies", access: tenantRead, handler: tenantList(s, s.Store.Policies)},
 		{pattern: "GET /v1/policies/{id}", access: tenantRead, handler: s.getPolicy},
 		{pattern: "PUT /v1/policies/{id}", access: adminOnly, handler: s.putPolicy},
 		{pattern: "GET /v1/policies/{id}/versions", access: tenantRead, handler: s.policyVersions},
 
 		{pattern: "POST /v1/tenants/{id}/blocked-versions", access: adminOnly, handler: s.createBlocked},
-		{pattern: "GET /v1/tenants/{id}/blocked-versions", access: tenantRead, handler: s.listBlocked},
+		{pattern: "GET /v1/tenants/{id}/blocked-versions", access: tenantRead, handler: tenantList(s, s.Store.BlockedVersions)},
 		{pattern: "DELETE /v1/tenants/{id}/blocked-versions/{bid}", access: adminOnly, handler: s.deleteBlocked},
 
 		{pattern: "POST /v1/products/{id}/rollouts", access: adminOnly, handler: s.createRollout},
@@ -54,7 +54,7 @@ func (s *Server) routes() []route {
 		{pattern: "PATCH /v1/rollouts/{id}", access: adminOnly, handler: s.patchRollout},
 
 		{pattern: "POST /v1/tenants/{id}/entitlements", access: adminOnly, handler: s.createEntitlement},
-		{pattern: "GET /v1/tenants/{id}/entitlements", access: tenantRead, handler: s.listEntitlements},
+		{pattern: "GET /v1/tenants/{id}/entitlements", access: tenantRead, handler: tenantList(s, s.Store.Entitlements)},
 		{pattern: "GET /v1/entitlements/{id}", access: tenantRead, handler: s.getEntitlement},
 		{pattern: "PATCH /v1/entitlements/{id}", access: adminOnly, handler: s.patchEntitlement},
 		{pattern: "POST /v1/entitlements/{id}/seats", access: adminOnly, handler: s.assignSeat},

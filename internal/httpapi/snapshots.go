@@ -49,23 +49,6 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, p *Princ
 	return nil
 }
 
-func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	t, err := s.tenantFor(r, p)
-	if err != nil {
-		return err
-	}
-	pg, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, next, err := s.Store.Snapshots(r.Context(), t.TenantID, pg)
-	if err != nil {
-		return err
-	}
-	writeList(w, items, next)
-	return nil
-}
-
 // getSnapshot returns the envelope bytes exactly as stored.
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	id, err := pathID(r, "id", catalog.PrefixSnapshot, "snapshot")
