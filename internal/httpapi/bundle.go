@@ -21,42 +21,48 @@ type BundleOptions struct {
 	MirrorID string // only the artifacts of this mirror's allowed_channels ("" for all)
 }
 
-// ExportBundle streams a bundle of the tenant's latest snapshot to w: the
-// envelope first, then every artifact of its ACTIVE releases (in the
-// mirror's channels) that the --since snapshot lacked. Memory stays flat:
-// artifacts are copied from the blob store one at a time.
-func ExportBundle(ctx context.Context, st store.Store, blobs blob.Store, hc *http.Client, w io.Writer, o BundleOptions) (*catalog.Snapshot, int, error) {
+// BundlePlan is a checked bundle export: the snapshot and the artifacts
+// to carry. Planning does every check that can fail on bad input, so an
+// HTTP handler can answer an error before the first byte.
+type BundlePlan struct {
+	Snapshot  *catalog.Snapshot
+	Artifacts []string // artifact ids, one per distinct sha256
+}
+
+// PlanBundle selects the tenant's latest snapshot and every artifact of its
+// ACTIVE releases (in the mirror's channels) that snapshot o.Since lacked.
+func PlanBundle(ctx context.Context, st store.Store, o BundleOptions) (*BundlePlan, error) {
 	snap, err := st.LatestSnapshot(ctx, o.TenantID)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	m, err := decodeEnvelope(snap.Envelope)
 	if err != nil {
-		return nil, 0, fmt.Errorf("decode snapshot %d: %w", snap.Sequence, err)
+		return nil, fmt.Errorf("decode snapshot %d: %w", snap.Sequence, err)
 	}
 	var channels []string
 	if o.MirrorID != "" {
 		mir, err := st.Mirror(ctx, o.MirrorID)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if mir.TenantID != o.TenantID {
-			return nil, 0, catalog.NotFound("mirror", o.MirrorID)
+			return nil, catalog.NotFound("mirror", o.MirrorID)
 		}
 		channels = mir.AllowedChannels
 	}
 	skip := map[string]bool{}
 	if o.Since > 0 {
 		if o.Since >= snap.Sequence {
-			return nil, 0, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
+			return nil, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
 		}
 		old, err := st.SnapshotBySequence(ctx, o.TenantID, o.Since)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		om, err := decodeEnvelope(old.Envelope)
 		if err != nil {
-			return nil, 0, fmt.Errorf("decode snapshot %d: %w", o.Since, err)
+			return nil, fmt.Errorf("decode snapshot %d: %w", o.Since, err)
 		}
 		for _, a := range om.Artifacts {
 			skip[a.SHA256] = true
@@ -71,23 +77,41 @@ func ExportBundle(ctx context.Context, st store.Store, blobs blob.Store, hc *htt
 			want[ra.ArtifactID] = true
 		}
 	}
+	p := &BundlePlan{Snapshot: snap}
+	for _, a := range m.Artifacts {
+		if want[a.ArtifactID] && !skip[a.SHA256] {
+			skip[a.SHA256] = true // once per content
+			p.Artifacts = append(p.Artifacts, a.ArtifactID)
+		}
+	}
+	return p, nil
+}
+
+// Write streams the bundle: the envelope first, then the artifacts, one at
+// a time from the blob store (memory stays flat).
+func (p *BundlePlan) Write(ctx context.Context, st store.Store, blobs blob.Store, hc *http.Client, w io.Writer) error {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
 	bw := bundle.NewWriter(w)
-	if err := bw.WriteSnapshot(snap.Envelope); err != nil {
+	if err := bw.WriteSnapshot(p.Snapshot.Envelope); err != nil {
+		return err
+	}
+	for _, id := range p.Artifacts {
+		if err := writeBundleArtifact(ctx, st, blobs, hc, bw, id); err != nil {
+			return fmt.Errorf("artifact %s: %w", id, err)
+		}
+	}
+	return bw.Close()
+}
+
+// ExportBundle plans and writes a bundle.
+func ExportBundle(ctx context.Context, st store.Store, blobs blob.Store, hc *http.Client, w io.Writer, o BundleOptions) (*catalog.Snapshot, int, error) {
+	p, err := PlanBundle(ctx, st, o)
+	if err != nil {
 		return nil, 0, err
 	}
-	n := 0
-	written := map[string]bool{}
-	for _, a := range m.Artifacts {
-		if !want[a.ArtifactID] || skip[a.SHA256] || written[a.SHA256] {
-			continue
-		}
-		if err := writeBundleArtifact(ctx, st, blobs, hc, bw, a.ArtifactID); err != nil {
-			return nil, 0, fmt.Errorf("artifact %s: %w", a.ArtifactID, err)
-		}
-		written[a.SHA256] = true
-		n++
-	}
-	return snap, n, bw.Close()
+	return p.Snapshot, len(p.Artifacts), p.Write(ctx, st, blobs, hc, w)
 }
 
 func writeBundleArtifact(ctx context.Context, st store.Store, blobs blob.Store, hc *http.Client, bw *bundle.Writer, id string) error {
@@ -137,14 +161,15 @@ func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request, p *Princip
 	if o.MirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, o.MirrorID) {
 		return catalog.NotFound("mirror", o.MirrorID)
 	}
-	// Check what can fail before the first byte, so errors keep their
-	// status; after that a failure can only cut the stream (the mirror
-	// rejects a truncated tar).
-	if _, err := s.latestSnapshot(r.Context(), t.TenantID); err != nil {
+	// Errors found while planning keep their status; after the first byte
+	// a failure can only cut the stream (the mirror rejects a truncated
+	// tar).
+	plan, err := PlanBundle(r.Context(), s.Store, o)
+	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
-	if _, _, err := ExportBundle(r.Context(), s.Store, s.Blobs, s.HTTPClient, w, o); err != nil {
+	if err := plan.Write(r.Context(), s.Store, s.Blobs, s.HTTPClient, w); err != nil {
 		s.Log.Error("bundle export failed mid-stream", "tenant", t.TenantID, "err", err)
 		panic(http.ErrAbortHandler)
 	}

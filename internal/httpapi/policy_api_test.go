@@ -1,0 +1,200 @@
+package httpapi_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/outpost/outpost/internal/httpapi"
+)
+
+func TestAPI_PolicyVersions(t *testing.T) {
+	h := newHarness(t)
+	tenant := h.tenant("a")
+	prod := h.product("p", "open")
+	pol := h.must(201, h.do("POST", "/v1/tenants/"+tenant+"/policies", h.admin, map[string]any{
+		"product_id": prod, "channel": "stable", "action": "NOTIFY", "conditions": map[string]any{"platforms": []string{"linux"}}, "priority": 5}))
+	id := pol["policy_id"].(string)
+	if pol["version"].(float64) != 1 {
+		t.Fatalf("first version %v", pol["version"])
+	}
+	for i, action := range []string{"DOWNLOAD", "INSTALL"} {
+		got := h.must(200, h.do("PUT", "/v1/policies/"+id, h.admin, map[string]any{"action": action, "priority": 5}))
+		if got["version"].(float64) != float64(i+2) || got["action"] != action {
+			t.Fatalf("after PUT %d: %v", i, got)
+		}
+	}
+	versions := h.must(200, h.do("GET", "/v1/policies/"+id+"/versions", h.admin, nil))["items"].([]any)
+	var actions []string
+	for _, v := range versions {
+		actions = append(actions, v.(map[string]any)["action"].(string))
+	}
+	if got, want := strings.Join(actions, ","), "NOTIFY,DOWNLOAD,INSTALL"; got != want {
+		t.Fatalf("versions %s, want %s", got, want)
+	}
+	if r := h.do("PUT", "/v1/policies/"+id, h.admin, map[string]any{"action": "NOTIFY", "conditions": map[string]any{"arches": "x64"}}); r.status != 400 || !strings.Contains(r.errMessage(t), "arches") {
+		t.Fatalf("ill-typed condition: %d %s", r.status, r.body)
+	}
+	if n := len(h.must(200, h.do("GET", "/v1/audit-events?event_type=policy.updated", h.admin, nil))["items"].([]any)); n != 2 {
+		t.Fatalf("got %d policy.updated events, want 2", n)
+	}
+}
+
+func TestAPI_RolloutTransitions(t *testing.T) {
+	h := newHarness(t)
+	prod := h.product("p", "open")
+	rel, _ := h.release(prod, "stable", "1.0.0", []byte("x"))
+	newRollout := func() string {
+		return h.must(201, h.do("POST", "/v1/products/"+prod+"/rollouts", h.admin, map[string]any{"channel": "stable", "release_id": rel, "percentage": 10}))["rollout_id"].(string)
+	}
+	cases := []struct {
+		name  string
+		steps []string
+		last  int
+	}{
+		{"active to paused to active", []string{"paused", "active"}, 200},
+		{"killed is final", []string{"killed", "active"}, 409},
+		{"completed is final", []string{"completed", "paused"}, 409},
+		{"unknown status", []string{"sleeping"}, 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := newRollout()
+			var r resp
+			for _, st := range c.steps {
+				r = h.do("PATCH", "/v1/rollouts/"+id, h.admin, map[string]any{"status": st})
+			}
+			if r.status != c.last {
+				t.Fatalf("got %d, want %d: %s", r.status, c.last, r.body)
+			}
+		})
+	}
+	t.Run("percentage bounds", func(t *testing.T) {
+		id := newRollout()
+		if r := h.do("PATCH", "/v1/rollouts/"+id, h.admin, map[string]any{"percentage": -1}); r.status != 400 {
+			t.Fatalf("got %d", r.status)
+		}
+		if got := h.must(200, h.do("PATCH", "/v1/rollouts/"+id, h.admin, map[string]any{"percentage": 55.5})); got["percentage"].(float64) != 55.5 {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("release of another channel", func(t *testing.T) {
+		r := h.do("POST", "/v1/products/"+prod+"/rollouts", h.admin, map[string]any{"channel": "beta", "release_id": rel, "percentage": 10})
+		if r.status != 400 {
+			t.Fatalf("got %d", r.status)
+		}
+	})
+}
+
+func TestAPI_BlockedVersionNextSnapshot(t *testing.T) {
+	h := newHarness(t)
+	tenant := h.tenant("a")
+	tok := h.tenantToken(tenant)
+	prod := h.product("p", "open")
+	h.release(prod, "stable", "1.0.0", []byte("a"))
+	h.release(prod, "stable", "1.1.0", []byte("b"))
+	h.snapshot(tenant)
+	q := "/v1/updates/check?product=" + prod + "&channel=stable&platform=linux&arch=x64&version=0.9.0"
+	version := func() string {
+		d := h.must(200, h.do("GET", q, tok, nil))
+		return d["release"].(map[string]any)["version"].(string)
+	}
+	if got := version(); got != "1.1.0" {
+		t.Fatalf("got %s", got)
+	}
+	b := h.must(201, h.do("POST", "/v1/tenants/"+tenant+"/blocked-versions", h.admin, map[string]any{"product_id": prod, "blocked_version": "1.1.0", "reason": "crashes"}))
+	if got := version(); got != "1.1.0" {
+		t.Fatalf("blocking took effect before the next snapshot: %s", got)
+	}
+	h.snapshot(tenant)
+	if got := version(); got != "1.0.0" {
+		t.Fatalf("after blocking 1.1.0: got %s, want 1.0.0", got)
+	}
+	h.must(204, h.do("DELETE", "/v1/tenants/"+tenant+"/blocked-versions/"+b["blocklist_id"].(string), h.admin, nil))
+	h.snapshot(tenant)
+	if got := version(); got != "1.1.0" {
+		t.Fatalf("after unblocking: got %s", got)
+	}
+}
+
+func tarNames(t *testing.T, b []byte) []string {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(b))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+}
+
+func TestAPI_BundleExport(t *testing.T) {
+	h := newHarness(t)
+	tenant := h.tenant("a")
+	prod := h.product("p", "open")
+	one, two, beta := []byte("one"), []byte("two"), []byte("beta")
+	h.release(prod, "stable", "1.0.0", one)
+	h.snapshot(tenant)
+	h.release(prod, "stable", "1.1.0", two)
+	h.release(prod, "beta", "2.0.0-rc.1", beta)
+	mir, _, _ := h.mirror(tenant, "stable")
+	h.snapshot(tenant)
+
+	export := func(o httpapi.BundleOptions) []string {
+		var buf bytes.Buffer
+		o.TenantID = tenant
+		if _, _, err := httpapi.ExportBundle(context.Background(), h.db, h.blobs, nil, &buf, o); err != nil {
+			t.Fatal(err)
+		}
+		names := tarNames(t, buf.Bytes())
+		if len(names) == 0 || names[0] != "snapshot.dsse.json" {
+			t.Fatalf("bundle does not start with the envelope: %v", names)
+		}
+		rest := names[1:]
+		sort.Strings(rest)
+		return rest
+	}
+	art := func(b ...[]byte) []string {
+		var out []string
+		for _, x := range b {
+			out = append(out, "artifacts/"+sha(x))
+		}
+		sort.Strings(out)
+		return out
+	}
+	cases := []struct {
+		name string
+		o    httpapi.BundleOptions
+		want []string
+	}{
+		{"full", httpapi.BundleOptions{}, art(one, two, beta)},
+		{"since 1", httpapi.BundleOptions{Since: 1}, art(two, beta)},
+		{"mirror channels", httpapi.BundleOptions{MirrorID: mir}, art(one, two)},
+		{"since and mirror", httpapi.BundleOptions{Since: 1, MirrorID: mir}, art(two)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := export(c.o); strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	t.Run("over HTTP", func(t *testing.T) {
+		r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?since=1", h.admin, nil)
+		if r.status != 200 || len(tarNames(t, r.body)) != 3 {
+			t.Fatalf("got %d", r.status)
+		}
+		if r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?since=2", h.admin, nil); r.status != 400 {
+			t.Fatalf("since = latest: got %d, want 400", r.status)
+		}
+	})
+}
