@@ -22,6 +22,7 @@ import (
 
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
@@ -35,6 +36,7 @@ type app struct {
 	cache  *cache.Cache
 	syncer *sync.Syncer
 	src    sync.Source
+	leases *leases
 }
 
 func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, error) {
@@ -55,7 +57,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		st.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, st: st, cache: c}
+	a := &app{cfg: cfg, st: st, cache: c, leases: newLeases(cfg, st)}
 	if withSource {
 		if a.src, err = newSource(ctx, cfg); err != nil {
 			st.Close()
@@ -64,7 +66,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
 		Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
-		Logger: newLogger(cfg, cmd.ErrOrStderr()),
+		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.exportAudit,
 	})
 	return a, nil
 }
@@ -116,11 +118,15 @@ func initCmd() *cobra.Command {
 			vendorURL, _ := f.GetString("vendor-url")
 			cred, _ := f.GetString("credential")
 			tenant, _ := f.GetString("tenant-id")
+			mirrorID, _ := f.GetString("mirror-id")
 			keys, _ := f.GetStringSlice("trusted-key")
 			threshold, _ := f.GetInt("signature-threshold")
 			listen, _ := f.GetString("listen")
 			if tenant == "" || len(keys) == 0 {
 				return errors.New("init: --tenant-id and at least one --trusted-key are required")
+			}
+			if mirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, mirrorID) {
+				return fmt.Errorf("init: --mirror-id %q is not a mirror id (mir_…)", mirrorID)
 			}
 			for i, k := range keys {
 				if raw, err := base64.StdEncoding.DecodeString(k); err != nil || len(raw) != ed25519.PublicKeySize {
@@ -143,6 +149,9 @@ func initCmd() *cobra.Command {
 			var b strings.Builder
 			fmt.Fprintf(&b, "# Written by `mirror init`; configs/mirror.yaml documents every key.\n")
 			fmt.Fprintf(&b, "data_dir: %s\nlisten: %s\nkey_file: %s\n", q(abs), q(listen), q(filepath.Join(abs, "mirror.key")))
+			if mirrorID != "" {
+				fmt.Fprintf(&b, "mirror_id: %s\n", q(mirrorID))
+			}
 			fmt.Fprintf(&b, "tenant_id: %s\nsignature_threshold: %d\ntrusted_keys:\n", q(tenant), threshold)
 			for _, k := range keys {
 				fmt.Fprintf(&b, "  - %s\n", q(k))
@@ -165,6 +174,7 @@ func initCmd() *cobra.Command {
 	f.String("vendor-url", "", "control plane base URL")
 	f.String("credential", "", "the mirror credential shown when the mirror was registered")
 	f.String("tenant-id", "", "tenant this mirror serves")
+	f.String("mirror-id", "", "this mirror's id (mir_…) as registered with the control plane; needed for leases on a mirror fed only by bundles")
 	f.StringSlice("trusted-key", nil, "vendor public signing key (base64 of 32 bytes); repeat to pin several")
 	f.Int("signature-threshold", 1, "trusted signatures required on a snapshot")
 	f.Bool("force", false, "overwrite an existing config")
@@ -251,26 +261,24 @@ func serveCmd() *cobra.Command {
 			}
 			defer a.Close()
 			log := newLogger(a.cfg, cmd.ErrOrStderr())
-			// The mirror's own key signs offline licence leases.
-			key, err := loadKey(a.cfg.KeyFile)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
+			// The mirror's own key signs offline licence leases; a
+			// broken key file fails now, a missing one answers 503.
+			if _, err := loadKey(a.cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
+			lr := &leaseRoutes{l: a.leases}
 			srv, err := mirror.NewServer(mirror.Options{
 				State: a.st, Cache: a.cache, ServeExpired: a.cfg.ServeExpired, ClientTokens: a.cfg.ClientTokens,
-				Logger: log, Updates: updateHandler,
-				Mount: func(mux *http.ServeMux) {
-					// --- licence leases mount here: PUT/DELETE
-					// /v1/leases/{subject_id}, backed by a.st.DB() and key.
-					_ = key
-				},
+				Logger: log, Updates: updateHandler, Mount: lr.mount,
 			})
 			if err != nil {
 				return err
 			}
+			lr.bind(srv)
 			a.syncer = sync.New(a.src, a.st, a.cache, sync.Config{
 				Trust: mustTrust(a.cfg), Channels: a.cfg.Channels, Concurrency: a.cfg.Concurrency,
 				MaxElapsed: a.cfg.RetryMaxElapsed, Logger: log, OnResult: srv.ObserveSync,
+				MirrorID: a.cfg.MirrorID, AuditExport: a.leases.exportAudit,
 				OnCommit: func() {
 					if err := srv.Reload(); err != nil {
 						log.Error("reload after commit", "err", err)

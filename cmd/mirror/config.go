@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	LogFormat          string        `mapstructure:"log_format"`
 	KeyFile            string        `mapstructure:"key_file"`
 	TenantID           string        `mapstructure:"tenant_id"`
+	MirrorID           string        `mapstructure:"mirror_id"`
 	TrustedKeys        []string      `mapstructure:"trusted_keys"`
 	SignatureThreshold int           `mapstructure:"signature_threshold"`
 	Source             string        `mapstructure:"source"`
@@ -65,6 +67,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("log_format", "text")
 	v.SetDefault("key_file", "")
 	v.SetDefault("tenant_id", "")
+	v.SetDefault("mirror_id", "")
 	v.SetDefault("trusted_keys", []string{})
 	v.SetDefault("signature_threshold", 1)
 	v.SetDefault("source", "")
@@ -146,6 +149,9 @@ func (c *Config) validate() error {
 	case "controlplane", "upstream", "s3", "none":
 	default:
 		return fmt.Errorf("source %q is not one of controlplane, s3, upstream, none", c.Source)
+	}
+	if c.MirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, c.MirrorID) {
+		return fmt.Errorf("mirror_id %q is not a mirror id (mir_…)", c.MirrorID)
 	}
 	if c.SignatureThreshold < 1 {
 		return errors.New("signature_threshold must be at least 1")

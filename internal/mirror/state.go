@@ -174,6 +174,10 @@ func DecodeManifest(env []byte) (*snapshot.Manifest, error) {
 // transaction, then drops snapshots beyond the retention window. The
 // caller must have every artifact the snapshot needs in the cache.
 func (s *State) Commit(env []byte, m *snapshot.Manifest, hash string, channels []string, now time.Time) error {
+	return s.commit(env, m, hash, channels, now, nil)
+}
+
+func (s *State) commit(env []byte, m *snapshot.Manifest, hash string, channels []string, now time.Time, also CommitFunc) error {
 	rec := Record{
 		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash,
 		VerifiedAt: now.UTC(), ExpiresAt: m.ExpiresAt, Channels: channels,
@@ -197,6 +201,11 @@ func (s *State) Commit(env []byte, m *snapshot.Manifest, hash string, channels [
 		}
 		if err := meta.Put(keyCurrent, k); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
 		}
 		return s.prune(tx)
 	})

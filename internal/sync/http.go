@@ -71,14 +71,16 @@ func newHTTP(baseURL, token string, upstream bool, client *http.Client, maxEnv i
 		client = &http.Client{Transport: http.DefaultTransport}
 	}
 	c := *client
-	host := u.Host
+	host, scheme := u.Host, u.Scheme
 	// Follow redirects (presigned S3, external URLs) but never hand the
-	// credential to another host.
+	// credential to another host, nor to ours over another scheme (an
+	// https → http downgrade would send it in clear). Range is kept, so a
+	// resume works across the redirect.
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
 			return fmt.Errorf("too many redirects")
 		}
-		if req.URL.Host != host {
+		if req.URL.Host != host || req.URL.Scheme != scheme {
 			req.Header.Del("Authorization")
 		}
 		return nil
@@ -107,14 +109,40 @@ func (s *HTTPSource) request(ctx context.Context, method, path string, body io.R
 }
 
 // statusError turns a non-2xx answer into an error; 4xx other than 408
-// and 429 are permanent.
+// and 429 are permanent, and a 429 or 503 carries its Retry-After.
 func statusError(what string, resp *http.Response) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	err := fmt.Errorf("%s: http %d: %s", what, resp.StatusCode, strings.TrimSpace(string(msg)))
-	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429 {
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &RetryAfterError{Err: err, After: d}
+		}
+	case code >= 400 && code < 500 && code != http.StatusRequestTimeout:
 		return &PermanentError{Err: err}
 	}
 	return err
+}
+
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+// The caller caps it; garbage is ignored.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		// Anything longer than a day is as good as a day: the syncer caps
+		// it far lower, and this keeps the multiplication from overflowing.
+		return time.Duration(min(n, 86400)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }
 
 // Snapshot implements Source.
@@ -169,7 +197,8 @@ func (s *HTTPSource) Artifact(ctx context.Context, a snapshot.Artifact, offset i
 		return nil, fmt.Errorf("fetch artifact %s: %w", a.ArtifactID, err)
 	}
 	switch {
-	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+	case resp.StatusCode == http.StatusPartialContent:
+		// Some servers and proxies answer 206 even to a request from 0.
 		var start int64
 		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err != nil || start != offset {
 			resp.Body.Close()

@@ -152,7 +152,11 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 	if rep.DryRun {
 		return nil
 	}
-	if err := s.st.Commit(env, m, hash, ch, s.cfg.Now()); err != nil {
+	ev := snapshotEvent{
+		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash, PreviousSequence: rep.HeldSequence,
+		Source: "bundle", Channels: ch, Fetched: rep.Imported, Bytes: rep.Bytes,
+	}
+	if err := s.st.CommitWith(env, m, hash, ch, s.cfg.Now(), s.commitEvent(EventSnapshotImported, ev)); err != nil {
 		rep.Changed = false
 		return err
 	}

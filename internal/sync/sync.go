@@ -32,12 +32,23 @@ type Config struct {
 	// InitialBackoff (default 500ms) up to MaxBackoff (default 30s), for
 	// at most MaxElapsed per artifact (default 5m).
 	InitialBackoff, MaxBackoff, MaxElapsed time.Duration
-	Now                                    func() time.Time
-	Logger                                 *slog.Logger
+	// StallTimeout abandons (and retries, resuming) an artifact download
+	// that gets no byte for this long (default 60s): a source that hangs
+	// instead of failing must not hold a sync forever.
+	StallTimeout time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// OnResult sees every result (metrics); OnCommit runs after a commit
 	// (the server reloads its view).
 	OnResult func(mirror.SyncResult)
 	OnCommit func()
+	// MirrorID is the configured mirror id (config mirror_id); when empty
+	// the id the control plane reported (kept in the state) is used. It is
+	// the actor of the commit events in the mirror's audit log.
+	MirrorID string
+	// AuditExport writes the mirror's signed audit export; with it, the
+	// chain is uploaded to the control plane after each successful sync.
+	AuditExport func(ctx context.Context, w io.Writer) error
 }
 
 // Syncer syncs one mirror. Once, Import and GC are serialized.
@@ -47,6 +58,10 @@ type Syncer struct {
 	cache *cache.Cache
 	cfg   Config
 	mu    gosync.Mutex
+	// upMu serializes audit uploads; uploaded is the chain head the
+	// control plane last acknowledged.
+	upMu     gosync.Mutex
+	uploaded string
 }
 
 // New makes a Syncer; src may be nil for a mirror that only imports
@@ -66,6 +81,9 @@ func New(src Source, st *mirror.State, c *cache.Cache, cfg Config) *Syncer {
 	}
 	if cfg.MaxElapsed <= 0 {
 		cfg.MaxElapsed = 5 * time.Minute
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -91,7 +109,7 @@ func (s *Syncer) held() (*mirror.Held, *snapshot.Held, error) {
 // remembers them, and narrows them by the configured ones.
 func (s *Syncer) channels(ctx context.Context) ([]string, error) {
 	if ss, ok := s.src.(SelfSource); ok && s.src != nil {
-		self, err := ss.Self(ctx)
+		self, err := s.self(ctx, ss)
 		switch {
 		case err == nil:
 			if self.TenantID != "" && s.cfg.Trust.TenantID != "" && self.TenantID != s.cfg.Trust.TenantID {
@@ -101,6 +119,9 @@ func (s *Syncer) channels(ctx context.Context) ([]string, error) {
 				self.AllowedChannels = []string{}
 			}
 			if err := s.st.SetAllowedChannels(self.AllowedChannels); err != nil {
+				return nil, err
+			}
+			if err := s.rememberMirrorID(self.MirrorID); err != nil {
 				return nil, err
 			}
 		case IsPermanent(err):
@@ -119,6 +140,14 @@ func (s *Syncer) channels(ctx context.Context) ([]string, error) {
 // Once runs one sync: fetch, verify, download, commit. The returned
 // result is also recorded in the state and reported to the source.
 func (s *Syncer) Once(ctx context.Context) (mirror.SyncResult, error) {
+	res, err := s.syncOnce(ctx)
+	if err == nil {
+		s.uploadAuditBestEffort(ctx)
+	}
+	return res, err
+}
+
+func (s *Syncer) syncOnce(ctx context.Context) (mirror.SyncResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res := mirror.SyncResult{At: s.cfg.Now().UTC(), Source: "none"}
@@ -144,7 +173,7 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 		after = held.Sequence
 		res.SnapshotID, res.Sequence = held.SnapshotID, held.Sequence
 	}
-	env, err := s.src.Snapshot(ctx, after)
+	env, err := s.envelope(ctx, after)
 	if errors.Is(err, ErrNotModified) {
 		return s.repair(ctx, held, res)
 	}
@@ -161,10 +190,21 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 		return s.repair(ctx, held, res)
 	}
 	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
-	if err := s.download(ctx, mirror.Needed(m, ch), res); err != nil {
+	need := mirror.Needed(m, ch)
+	if err := s.download(ctx, need, res); err != nil {
 		return err
 	}
-	if err := s.st.Commit(env, m, hash, ch, s.cfg.Now()); err != nil {
+	if err := s.ready(m, need); err != nil {
+		return err
+	}
+	ev := snapshotEvent{
+		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash, Source: res.Source,
+		Channels: ch, Fetched: res.Downloaded, Bytes: res.Bytes,
+	}
+	if held != nil {
+		ev.PreviousSequence = held.Sequence
+	}
+	if err := s.st.CommitWith(env, m, hash, ch, s.cfg.Now(), s.commitEvent(EventSnapshotSynced, ev)); err != nil {
 		return err
 	}
 	res.Changed = true
@@ -286,13 +326,9 @@ func (e *ArtifactErrors) Unwrap() []error { return e.Errs }
 func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) {
 	var total int64
 	bad := 0
-	eb := backoff.NewExponentialBackOff()
-	eb.InitialInterval = s.cfg.InitialBackoff
-	eb.MaxInterval = s.cfg.MaxBackoff
-	eb.MaxElapsedTime = s.cfg.MaxElapsed
 	op := func() error {
 		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (io.ReadCloser, error) {
-			return s.src.Artifact(ctx, a, off)
+			return s.open(ctx, a, off)
 		})
 		total += n
 		switch {
@@ -316,7 +352,7 @@ func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) 
 			return err
 		}
 	}
-	err := backoff.Retry(op, backoff.WithContext(eb, ctx))
+	err := s.backoff(ctx, op)
 	if err != nil {
 		return total, fmt.Errorf("artifact %s: %w", a.ArtifactID, err)
 	}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/license"
+)
+
+// maxAuditFile caps an export read by `audit verify --file`.
+const maxAuditFile = 1 << 30
+
+func auditCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Export, verify and upload the mirror's hash-chained audit log",
+	}
+	cmd.AddCommand(auditExportCmd(), auditVerifyCmd(), auditUploadCmd())
+	return cmd
+}
+
+func auditExportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export --out FILE",
+		Short: "Write the audit chain and its signed trailer as JSON lines (- for stdout)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			out, _ := cmd.Flags().GetString("out")
+			if out == "" {
+				return errors.New("audit export: --out is required")
+			}
+			a, err := openApp(ctx, cmd, false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			led, err := a.leases.get()
+			if err != nil {
+				return fmt.Errorf("audit export: %w", err)
+			}
+			if out == "-" {
+				return led.ExportAudit(ctx, cmd.OutOrStdout())
+			}
+			var lines lineCounter
+			err = writeFileAtomicFrom(out, 0o600, func(w io.Writer) error {
+				return led.ExportAudit(ctx, io.MultiWriter(w, &lines))
+			})
+			if err != nil {
+				return fmt.Errorf("audit export: %w", err)
+			}
+			res := map[string]any{"file": out, "events": int64(lines) - 1, "mirror_id": led.MirrorID()}
+			return output(cmd, res, func(w io.Writer) {
+				fmt.Fprintf(w, "exported %d events of mirror %s to %s\n", res["events"], led.MirrorID(), out)
+			})
+		},
+	}
+	cmd.Flags().String("out", "", "file to write (atomically), or - for stdout")
+	return cmd
+}
+
+// lineCounter counts newlines written through it.
+type lineCounter int64
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b == '\n' {
+			*c++
+		}
+	}
+	return len(p), nil
+}
+
+func auditVerifyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify [--file EXPORT]",
+		Short: "Walk the audit chain (or an exported file) and name the first broken link",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			file, _ := cmd.Flags().GetString("file")
+			if file != "" {
+				return verifyExportFile(cmd, file)
+			}
+			a, err := openApp(ctx, cmd, false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			led, err := a.leases.get()
+			if err != nil {
+				return fmt.Errorf("audit verify: %w", err)
+			}
+			if err := led.VerifyAudit(ctx); err != nil {
+				return fmt.Errorf("audit verify: %w", err)
+			}
+			var n int
+			err = a.st.DB().View(func(tx *bbolt.Tx) error {
+				if b := tx.Bucket(license.AuditBucket); b != nil {
+					n = b.Stats().KeyN
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("audit verify: %w", err)
+			}
+			res := map[string]any{"ok": true, "events": n, "mirror_id": led.MirrorID()}
+			return output(cmd, res, func(w io.Writer) { fmt.Fprintf(w, "audit chain ok: %d events\n", n) })
+		},
+	}
+	cmd.Flags().String("file", "", "verify this export (chain, count, head and the mirror's signature) instead of the data dir")
+	return cmd
+}
+
+// verifyExportFile checks an export against this mirror's own key, as the
+// control plane would.
+func verifyExportFile(cmd *cobra.Command, file string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	key, err := loadKey(cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("audit verify: mirror key: %w", err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	defer f.Close()
+	x, err := license.ReadAuditExport(f, key.Public().(ed25519.PublicKey), maxAuditFile)
+	if err != nil {
+		return fmt.Errorf("audit verify %s: %w", file, err)
+	}
+	res := map[string]any{"ok": true, "events": x.Count, "mirror_id": x.MirrorID, "head_hash": x.HeadHash}
+	return output(cmd, res, func(w io.Writer) {
+		fmt.Fprintf(w, "audit export ok: %d events of mirror %s, head %s\n", x.Count, x.MirrorID, x.HeadHash)
+	})
+}
+
+func auditUploadCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "upload",
+		Short: "Upload the audit chain to the control plane once (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			a, err := openApp(ctx, cmd, true)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			res, err := a.syncer.UploadAudit(ctx)
+			if err != nil {
+				return err
+			}
+			return output(cmd, res, func(w io.Writer) {
+				fmt.Fprintf(w, "uploaded %d events, %d new to the control plane\n", res.Received, res.Ingested)
+			})
+		},
+	}
+}
+
+// writeFileAtomicFrom streams write's output to path: tmp, fsync, rename,
+// fsync dir. A failed write leaves path untouched.
+func writeFileAtomicFrom(path string, mode os.FileMode, write func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,224 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/mirror"
+)
+
+// Audit event types the syncer records in the mirror's chain, in the
+// transaction that commits the snapshot.
+const (
+	EventSnapshotSynced   = "snapshot.synced"
+	EventSnapshotImported = "snapshot.imported"
+)
+
+// autoUploadTimeout bounds the best-effort upload after a sync.
+const autoUploadTimeout = 2 * time.Minute
+
+// snapshotEvent is the payload of a commit event.
+type snapshotEvent struct {
+	SnapshotID       string   `json:"snapshot_id"`
+	Sequence         int64    `json:"sequence"`
+	Hash             string   `json:"hash"`
+	PreviousSequence int64    `json:"previous_sequence"`
+	Source           string   `json:"source"`
+	Channels         []string `json:"channels"`
+	Fetched          int      `json:"fetched"`
+	Bytes            int64    `json:"bytes"`
+}
+
+// AuditIngest is the control plane's answer to an audit upload.
+type AuditIngest struct {
+	Received int `json:"received"`
+	Ingested int `json:"ingested"`
+}
+
+// AuditUploader is a Source that takes the mirror's audit chain (the
+// control plane).
+type AuditUploader interface {
+	UploadAudit(ctx context.Context, export io.Reader) (AuditIngest, error)
+}
+
+// ErrNoMirrorID means the mirror does not know its own id yet.
+var ErrNoMirrorID = errors.New("mirror id unknown: sync once from the control plane, or set mirror_id in the config (mirror init --mirror-id)")
+
+// MirrorID is the mirror's id: the configured one, else the one the
+// control plane reported; "" when neither is known.
+func (s *Syncer) MirrorID() (string, error) {
+	if s.cfg.MirrorID != "" {
+		return s.cfg.MirrorID, nil
+	}
+	return s.st.MirrorID()
+}
+
+// rememberMirrorID keeps the id from the control plane's record, refusing
+// one that contradicts the config or the state.
+func (s *Syncer) rememberMirrorID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if !catalog.ValidID(catalog.PrefixMirror, id) {
+		// Not worth failing the sync over; leases and audit need a real one.
+		s.cfg.Logger.Warn("control plane reported an invalid mirror id; not remembered", "mirror_id", id)
+		return nil
+	}
+	if s.cfg.MirrorID != "" && id != s.cfg.MirrorID {
+		return permanent("control plane says this credential is mirror %s, config mirror_id is %s", id, s.cfg.MirrorID)
+	}
+	if err := s.st.SetMirrorID(id); err != nil {
+		if errors.Is(err, mirror.ErrOtherMirror) {
+			return &PermanentError{Err: err}
+		}
+		return err
+	}
+	return nil
+}
+
+// commitEvent returns the commit hook recording a snapshot commit in the
+// mirror's audit log. Without a known mirror id there is no actor to
+// record, so the commit goes ahead unrecorded (and says so).
+func (s *Syncer) commitEvent(eventType string, payload snapshotEvent) mirror.CommitFunc {
+	id, err := s.MirrorID()
+	if err != nil {
+		return func(*bbolt.Tx) error { return err }
+	}
+	if id == "" {
+		s.cfg.Logger.Warn("snapshot commit not recorded in the audit log", "reason", ErrNoMirrorID.Error())
+		return nil
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return func(*bbolt.Tx) error { return fmt.Errorf("audit event: %w", err) }
+	}
+	return func(tx *bbolt.Tx) error {
+		return license.AppendAudit(tx, &catalog.AuditEvent{
+			EventID: catalog.NewID(catalog.PrefixEvent), TenantID: s.cfg.Trust.TenantID,
+			ActorType: catalog.ActorMirror, ActorID: id, EventType: eventType,
+			Payload: raw, CreatedAt: s.cfg.Now().UTC(),
+		})
+	}
+}
+
+// auditHead is the hash of the last event in the mirror's audit log, or "".
+func (s *Syncer) auditHead() (string, error) {
+	var head string
+	err := s.st.DB().View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(license.AuditBucket)
+		if b == nil {
+			return nil
+		}
+		_, v := b.Cursor().Last()
+		if v == nil {
+			return nil
+		}
+		var ev struct {
+			Hash string `json:"hash"`
+		}
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return fmt.Errorf("decode audit head: %w", err)
+		}
+		head = ev.Hash
+		return nil
+	})
+	return head, err
+}
+
+// UploadAudit streams the mirror's signed audit export to the source (the
+// control plane), which ingests each event once.
+func (s *Syncer) UploadAudit(ctx context.Context) (AuditIngest, error) {
+	up, ok := s.src.(AuditUploader)
+	if !ok || s.src == nil {
+		return AuditIngest{}, errors.New("upload audit: the configured source does not take audit uploads (source: controlplane does)")
+	}
+	if s.cfg.AuditExport == nil {
+		return AuditIngest{}, errors.New("upload audit: no audit export configured")
+	}
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	head, err := s.auditHead()
+	if err != nil {
+		return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
+	}
+	// Streamed through a pipe: the export is never held in memory.
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(s.cfg.AuditExport(ctx, pw))
+	}()
+	res, err := up.UploadAudit(ctx, pr)
+	pr.CloseWithError(errors.New("upload finished"))
+	<-done // the export's read transaction must end before the state closes
+	if err != nil {
+		return res, fmt.Errorf("upload audit: %w", err)
+	}
+	s.uploaded = head
+	return res, nil
+}
+
+// uploadAuditBestEffort uploads the chain when it grew since the last
+// acknowledged upload; failures are logged, never a sync failure.
+func (s *Syncer) uploadAuditBestEffort(ctx context.Context) {
+	if s.cfg.AuditExport == nil {
+		return
+	}
+	if _, ok := s.src.(AuditUploader); !ok || s.src == nil {
+		return
+	}
+	head, err := s.auditHead()
+	if err != nil {
+		s.cfg.Logger.Warn("audit upload skipped", "err", err)
+		return
+	}
+	s.upMu.Lock()
+	same := head == "" || head == s.uploaded
+	s.upMu.Unlock()
+	if same {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, autoUploadTimeout)
+	defer cancel()
+	res, err := s.UploadAudit(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("audit upload failed", "err", err)
+		return
+	}
+	s.cfg.Logger.Info("audit uploaded", "received", res.Received, "ingested", res.Ingested)
+}
+
+// UploadAudit implements AuditUploader (control plane only): POST
+// /v1/mirror/audit with the export as the body.
+func (s *HTTPSource) UploadAudit(ctx context.Context, export io.Reader) (AuditIngest, error) {
+	var out AuditIngest
+	if s.upstream {
+		return out, permanent("an upstream mirror takes no audit uploads")
+	}
+	req, err := s.request(ctx, http.MethodPost, "/v1/mirror/audit", export)
+	if err != nil {
+		return out, err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return out, fmt.Errorf("post audit: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return out, statusError("post audit", resp)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return out, fmt.Errorf("decode audit answer: %w", err)
+	}
+	return out, nil
+}
