@@ -300,6 +300,9 @@ func serveCmd() *cobra.Command {
 				if a.src != nil {
 					go a.syncer.Run(ctx, a.cfg.SyncInterval)
 				}
+				// Bundles copied into the inbox are imported while serving.
+				inbox := &sync.Inbox{Dir: a.cfg.InboxDir, Syncer: a.syncer, Interval: a.cfg.InboxInterval, Logger: log}
+				go inbox.Run(ctx)
 				if a.cfg.GCInterval <= 0 {
 					return
 				}

@@ -46,6 +46,8 @@ type Config struct {
 	ServeExpired       bool          `mapstructure:"serve_expired"`
 	ClientTokens       []string      `mapstructure:"client_tokens"`
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
+	InboxDir           string        `mapstructure:"inbox_dir"`
+	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
 }
 
 // S3Config is the customer-side bucket source.
@@ -93,6 +95,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("serve_expired", true)
 	v.SetDefault("client_tokens", []string{})
 	v.SetDefault("shutdown_timeout", 30*time.Second)
+	v.SetDefault("inbox_dir", "")
+	v.SetDefault("inbox_interval", 10*time.Second)
 }
 
 // loadConfig applies flags > OUTPOST_ environment > YAML file > defaults.
@@ -138,6 +142,9 @@ func (c *Config) validate() error {
 	}
 	if c.KeyFile == "" {
 		c.KeyFile = filepath.Join(c.DataDir, "mirror.key")
+	}
+	if c.InboxDir == "" {
+		c.InboxDir = filepath.Join(c.DataDir, "inbox")
 	}
 	if c.Source == "" {
 		c.Source = "none"

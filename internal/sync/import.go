@@ -152,6 +152,12 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 	if rep.DryRun {
 		return nil
 	}
+	// A long import can outlive the snapshot's expiry; the same last gate
+	// as a sync applies.
+	if err := s.ready(m, need); err != nil {
+		rep.Changed = false
+		return err
+	}
 	ev := snapshotEvent{
 		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash, PreviousSequence: rep.HeldSequence,
 		Source: "bundle", Channels: ch, Fetched: rep.Imported, Bytes: rep.Bytes,

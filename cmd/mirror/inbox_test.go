@@ -1,0 +1,68 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/outpost/outpost/internal/bundle"
+	"github.com/outpost/outpost/internal/sync/synctest"
+)
+
+// TestMirror_InboxWhileServing drops bundles into a serving mirror's inbox:
+// the air-gapped path without stopping the daemon.
+func TestMirror_InboxWhileServing(t *testing.T) {
+	bin := buildOnce(t)
+	v := synctest.NewVendor(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
+		dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub))
+	path := filepath.Join(dir, "mirror.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	d := startDaemon(t, bin, path)
+
+	drop := func(name string, seq int64, arts ...synctest.Art) {
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf)
+		w.WriteSnapshot(v.Sign(t, v.Manifest(seq, arts)))
+		for _, a := range arts {
+			w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data))
+		}
+		w.Close()
+		// Copy under a temporary name, then rename: what an operator's
+		// tooling should do, though the inbox also waits for a file to
+		// stop changing.
+		tmp := filepath.Join(dir, "inbox", name+".part")
+		os.MkdirAll(filepath.Dir(tmp), 0o700)
+		if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Rename(tmp, filepath.Join(dir, "inbox", name))
+	}
+	waitSeq := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if d.check(t) == want {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("mirror did not reach sequence %d from its inbox", want)
+	}
+	a := synctest.Art{ID: "art_a", Data: synctest.Random(64 << 10)}
+	b := synctest.Art{ID: "art_b", Data: synctest.Random(32 << 10)}
+	drop("one.tar", 1, a)
+	waitSeq(1)
+	drop("two.tar", 2, a, b)
+	waitSeq(2)
+	for _, p := range []string{"done/one.tar", "done/two.tar"} {
+		if _, err := os.Stat(filepath.Join(dir, "inbox", p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
