@@ -29,7 +29,9 @@ type app struct {
 
 var errNotInitialized = errors.New("data dir is not initialized: run `controlplane init` first")
 
-func openApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
+// openApp opens the data dir. daemon says whether this process will serve
+// (and so should warm the store's snapshot cache in the background).
+func openApp(ctx context.Context, cfg *Config, log *slog.Logger, daemon bool) (*app, error) {
 	if _, err := os.Stat(cfg.dbPath()); errors.Is(err, fs.ErrNotExist) {
 		return nil, errNotInitialized
 	}
@@ -45,7 +47,7 @@ func openApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(cfg.dbPath(), bolt.Options{})
+	db, err := bolt.Open(cfg.dbPath(), bolt.Options{NoWarm: !daemon})
 	if err != nil {
 		return nil, err
 	}

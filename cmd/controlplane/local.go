@@ -22,7 +22,7 @@ func withApp(cmd *cobra.Command, fn func(ctx context.Context, a *app) error) err
 	if err != nil {
 		return err
 	}
-	a, err := openApp(cmd.Context(), cfg, newLogger(cfg, cmd.ErrOrStderr()))
+	a, err := openApp(cmd.Context(), cfg, newLogger(cfg, cmd.ErrOrStderr()), false)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func initCmd() *cobra.Command {
 					return fmt.Errorf("generate signing key: %w", err)
 				}
 			}
-			db, err := bolt.Open(cfg.dbPath(), bolt.Options{})
+			db, err := bolt.Open(cfg.dbPath(), bolt.Options{NoWarm: true})
 			if err != nil {
 				return err
 			}
@@ -82,7 +82,7 @@ func serveCmd() *cobra.Command {
 			log := newLogger(cfg, cmd.ErrOrStderr())
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			a, err := openApp(ctx, cfg, log)
+			a, err := openApp(ctx, cfg, log, true)
 			if err != nil {
 				return err
 			}

@@ -102,23 +102,37 @@ func signPAE(pae, payload []byte, signers []Signer) ([]byte, error) {
 	for _, s := range signers {
 		byID[KeyID(s.Key.Public().(ed25519.PublicKey))] = s.Key
 	}
+	// The payload's base64 does not depend on the signatures: it is
+	// written while they are computed.
 	var wg sync.WaitGroup
 	for i := range sigs {
 		wg.Go(func() { sigs[i].Sig = ed25519.Sign(byID[sigs[i].KeyID], pae) })
 	}
+	b := encodeEnvelopeHead(PayloadType, payload, len(sigs))
 	wg.Wait()
-	return encodeEnvelope(PayloadType, payload, sigs), nil
+	return encodeEnvelopeTail(b, sigs), nil
 }
 
 // encodeEnvelope writes the same bytes encoding/json would for Envelope.
 func encodeEnvelope(payloadType string, payload []byte, sigs []Signature) []byte {
+	return encodeEnvelopeTail(encodeEnvelopeHead(payloadType, payload, len(sigs)), sigs)
+}
+
+// encodeEnvelopeHead writes an envelope up to its signatures, with room
+// for nSigs of them.
+func encodeEnvelopeHead(payloadType string, payload []byte, nSigs int) []byte {
 	enc := base64.StdEncoding
-	n := 64 + len(payloadType) + enc.EncodedLen(len(payload)) + len(sigs)*(160)
+	n := 64 + len(payloadType) + enc.EncodedLen(len(payload)) + nSigs*(160)
 	b := make([]byte, 0, n)
 	b = append(b, `{"payloadType":`...)
 	b = appendString(b, payloadType)
 	b = append(b, `,"payload":"`...)
-	b = appendBase64(b, payload)
+	return appendBase64(b, payload)
+}
+
+// encodeEnvelopeTail finishes an envelope with its signatures.
+func encodeEnvelopeTail(b []byte, sigs []Signature) []byte {
+	enc := base64.StdEncoding
 	b = append(b, `","signatures":[`...)
 	for i, s := range sigs {
 		if i > 0 {
@@ -275,13 +289,14 @@ func decodeBase64(dst, src []byte) (int, error) {
 // when it is large.
 func appendBase64(b, src []byte) []byte {
 	enc := base64.StdEncoding
-	if len(src) < 1<<20 {
-		return enc.AppendEncode(b, src)
-	}
 	off := len(b)
 	b = slices.Grow(b, enc.EncodedLen(len(src)))[:off+enc.EncodedLen(len(src))]
-	half := len(src) / 2 / 3 * 3 // a multiple of 3 bytes: no padding mid-way
 	dst := b[off:]
+	if len(src) < 1<<20 {
+		enc.Encode(dst, src)
+		return b
+	}
+	half := len(src) / 2 / 3 * 3 // a multiple of 3 bytes: no padding mid-way
 	var wg sync.WaitGroup
 	wg.Go(func() { enc.Encode(dst[:half/3*4], src[:half]) })
 	enc.Encode(dst[half/3*4:], src[half:])

@@ -39,29 +39,24 @@ func Verify(envelope []byte, t Trust, held *Held, now time.Time) (*Manifest, err
 	if e.payloadType != PayloadType {
 		return nil, reject(ErrPayloadType, env, "payload type %q, want %q", e.payloadType, PayloadType)
 	}
-	if err := checkSignatures(e, t); err != nil {
-		return nil, err
+	// The manifest is decoded on the other core while the signatures are
+	// checked: its result, error included, is looked at only once they
+	// verified. The decoder is built for hostile input (FuzzVerify,
+	// FuzzDecodeManifest); it reads the payload, which nothing changes.
+	decoded := make(chan decodeResult, 1)
+	go func() { decoded <- decodePayload(e.payload) }()
+	sigErr := checkSignatures(e, t)
+	d := <-decoded
+	if sigErr != nil {
+		return nil, sigErr
 	}
 
 	// The payload is authentic from here on; it is still checked as if it
 	// were not, since a compromised or buggy signer must not crash us.
-	if !utf8.Valid(e.payload) {
-		return nil, reject(ErrMalformed, env, "manifest is not valid UTF-8")
+	if d.err != nil {
+		return nil, d.err
 	}
-	// The manifest's strings point into the payload, which nothing else
-	// holds or changes: no copy.
-	doc := unsafe.String(unsafe.SliceData(e.payload), len(e.payload))
-	schema, ok := peekSchema(doc)
-	if !ok {
-		return nil, reject(ErrMalformed, env, "manifest has no integer schema field")
-	}
-	if schema != Schema {
-		return nil, reject(ErrSchema, env, "manifest schema %d, this verifier reads schema %d", schema, Schema)
-	}
-	m, err := decodeManifest(doc)
-	if err != nil {
-		return nil, reject(ErrMalformed, env, "manifest: %v", err)
-	}
+	m := d.m
 	subject := fmt.Sprintf("snapshot %d", m.Sequence)
 	if err := checkStructure(m, subject); err != nil {
 		return nil, err
@@ -70,6 +65,43 @@ func Verify(envelope []byte, t Trust, held *Held, now time.Time) (*Manifest, err
 		return nil, err
 	}
 	return m, nil
+}
+
+// decodeResult is a decoded manifest or the rejection that explains why
+// there is none.
+type decodeResult struct {
+	m   *Manifest
+	err error
+}
+
+// decodePayload checks and decodes the manifest: UTF-8, schema, strict
+// decoding. A panic (a decoder bug) is a rejection, not a crash, since
+// this runs before the signature is known to verify.
+func decodePayload(payload []byte) (d decodeResult) {
+	const env = "snapshot envelope"
+	defer func() {
+		if r := recover(); r != nil {
+			d = decodeResult{err: reject(ErrMalformed, env, "manifest: decoder failure: %v", r)}
+		}
+	}()
+	if !utf8.Valid(payload) {
+		return decodeResult{err: reject(ErrMalformed, env, "manifest is not valid UTF-8")}
+	}
+	// The manifest's strings point into the payload, which nothing else
+	// holds or changes: no copy.
+	doc := unsafe.String(unsafe.SliceData(payload), len(payload))
+	schema, ok := peekSchema(doc)
+	if !ok {
+		return decodeResult{err: reject(ErrMalformed, env, "manifest has no integer schema field")}
+	}
+	if schema != Schema {
+		return decodeResult{err: reject(ErrSchema, env, "manifest schema %d, this verifier reads schema %d", schema, Schema)}
+	}
+	m, err := decodeManifest(doc)
+	if err != nil {
+		return decodeResult{err: reject(ErrMalformed, env, "manifest: %v", err)}
+	}
+	return decodeResult{m: m}
 }
 
 // checkSignatures counts distinct trusted keys whose signature verifies

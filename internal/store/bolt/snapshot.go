@@ -36,9 +36,10 @@ func rawValues(tx *bbolt.Tx, bucket []byte, keep func(k []byte) bool) [][]byte {
 
 // decodeParallel decodes raws on every core: decoding is most of the cost
 // of gathering a large catalog, and the raw values are plain memory that
-// needs no locking.
-func decodeParallel[T any](raws [][]byte, what []byte) ([]T, error) {
-	out := make([]T, len(raws))
+// needs no locking. The objects are allocated in one block.
+func decodeParallel[T any](ctx context.Context, raws [][]byte, what []byte) ([]*T, error) {
+	vals := make([]T, len(raws))
+	out := make([]*T, len(raws))
 	workers := min(runtime.GOMAXPROCS(0), len(raws)/512+1)
 	chunk := (len(raws) + workers - 1) / workers
 	errs := make([]error, workers)
@@ -50,10 +51,17 @@ func decodeParallel[T any](raws [][]byte, what []byte) ([]T, error) {
 		}
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				if err := json.Unmarshal(raws[i], &out[i]); err != nil {
+				if i%1024 == 0 {
+					if err := ctx.Err(); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+				if err := json.Unmarshal(raws[i], &vals[i]); err != nil {
 					errs[w] = fmt.Errorf("decode %s #%d: %w", what, i, err)
 					return
 				}
+				out[i] = &vals[i]
 			}
 		})
 	}
@@ -65,67 +73,50 @@ func decodeParallel[T any](raws [][]byte, what []byte) ([]T, error) {
 }
 
 // decodeAll decodes every value of bucket, in key order.
-func decodeAll[T any](tx *bbolt.Tx, bucket []byte) ([]T, error) {
-	return decodeParallel[T](rawValues(tx, bucket, nil), bucket)
+func decodeAll[T any](ctx context.Context, tx *bbolt.Tx, bucket []byte) ([]*T, error) {
+	return decodeParallel[T](ctx, rawValues(tx, bucket, nil), bucket)
 }
 
-// copies returns pointers to fresh shallow copies of src, so a builder
-// that sets fields cannot alter the cache.
-func copies[T any](src []T) []*T {
-	cp := slices.Clone(src)
-	out := make([]*T, len(cp))
-	for i := range cp {
-		out[i] = &cp[i]
-	}
-	return out
-}
-
-// globalSet is the vendor-wide part of every snapshot input.
-type globalSet struct {
-	products         []catalog.Product
-	releases         []catalog.Release
-	releaseArtifacts []catalog.ReleaseArtifact
-	artifacts        []catalog.Artifact // referenced by releaseArtifacts
-	rollouts         []catalog.Rollout
-}
-
-// globalBucket reports whether a write to bucket changes the globalSet.
-func globalBucket(b []byte) bool {
-	switch string(b) {
-	case string(bProducts), string(bReleases), string(bRelArts), string(bArtifacts), string(bRollouts):
-		return true
-	}
-	return false
-}
-
-func loadGlobal(tx *bbolt.Tx) (*globalSet, error) {
+func loadGlobal(ctx context.Context, tx *bbolt.Tx) (*globalSet, error) {
 	g := &globalSet{}
 	var err error
-	if g.products, err = decodeAll[catalog.Product](tx, bProducts); err != nil {
+	if g.products, err = decodeAll[catalog.Product](ctx, tx, bProducts); err != nil {
 		return nil, err
 	}
-	if g.releases, err = decodeAll[catalog.Release](tx, bReleases); err != nil {
+	if g.releases, err = decodeAll[catalog.Release](ctx, tx, bReleases); err != nil {
 		return nil, err
 	}
-	if g.releaseArtifacts, err = decodeAll[catalog.ReleaseArtifact](tx, bRelArts); err != nil {
+	if g.releaseArtifacts, err = decodeAll[catalog.ReleaseArtifact](ctx, tx, bRelArts); err != nil {
 		return nil, err
 	}
 	// Referenced artifacts: one sequential scan beats a lookup per id.
 	refs := make(map[string]bool, len(g.releaseArtifacts))
-	for i := range g.releaseArtifacts {
-		refs[g.releaseArtifacts[i].ArtifactID] = true
+	for _, ra := range g.releaseArtifacts {
+		refs[ra.ArtifactID] = true
 	}
 	raws := rawValues(tx, bArtifacts, func(k []byte) bool { return refs[string(k)] })
 	if len(raws) != len(refs) {
 		return nil, fmt.Errorf("release artifacts name %d artifacts, %d exist", len(refs), len(raws))
 	}
-	if g.artifacts, err = decodeParallel[catalog.Artifact](raws, bArtifacts); err != nil {
+	if g.artifacts, err = decodeParallel[catalog.Artifact](ctx, raws, bArtifacts); err != nil {
 		return nil, err
 	}
-	if g.rollouts, err = decodeAll[catalog.Rollout](tx, bRollouts); err != nil {
+	if g.rollouts, err = decodeAll[catalog.Rollout](ctx, tx, bRollouts); err != nil {
 		return nil, err
 	}
 	return g, nil
+}
+
+// copies returns pointers to fresh shallow copies of src (allocated in
+// one block), so a builder that sets fields cannot alter the cache.
+func copies[T any](src []*T) []*T {
+	vals := make([]T, len(src))
+	out := make([]*T, len(src))
+	for i, p := range src {
+		vals[i] = *p
+		out[i] = &vals[i]
+	}
+	return out
 }
 
 // decodeIndexed decodes the objects named by the index keys under pfx.
@@ -175,13 +166,16 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 		}
 		in.Sequence, in.Previous = last.Sequence+1, last.Hash
 	}
-	g := w.db.global
-	if g == nil {
-		var err error
-		if g, err = loadGlobal(tx); err != nil {
-			return nil, err
-		}
-		w.db.global = g
+	var g *globalSet
+	var err error
+	if len(w.ops) > 0 {
+		// This transaction changed the catalog: the cache does not show it.
+		g, err = loadGlobal(w.ctx, tx)
+	} else {
+		g, err = w.db.cached(w.ctx, tx)
+	}
+	if err != nil {
+		return nil, err
 	}
 	in.Products = copies(g.products)
 	in.Releases = copies(g.releases)
@@ -189,7 +183,6 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 	in.Artifacts = copies(g.artifacts)
 	in.Rollouts = copies(g.rollouts)
 
-	var err error
 	pfx := prefix(t.TenantID)
 	if in.Policies, err = decodeIndexed[catalog.Policy](tx, iPolicyTenant, bPolicies, pfx); err != nil {
 		return nil, err
