@@ -57,7 +57,9 @@ func TestValidateRolloutTransition(t *testing.T) {
 
 func TestEntitlement_Overlaps(t *testing.T) {
 	at := func(d int) *time.Time { v := time.Date(2026, 1, d, 0, 0, 0, 0, time.UTC); return &v }
-	ent := func(from int, to *time.Time) *catalog.Entitlement { return &catalog.Entitlement{StartsAt: *at(from), EndsAt: to} }
+	ent := func(from int, to *time.Time) *catalog.Entitlement {
+		return &catalog.Entitlement{StartsAt: *at(from), EndsAt: to}
+	}
 	cases := []struct {
 		name string
 		a, b *catalog.Entitlement
