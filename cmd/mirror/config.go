@@ -5,13 +5,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/cliconf"
 	"github.com/spf13/viper"
 
 	"github.com/outpost/outpost/internal/catalog"
@@ -102,33 +102,9 @@ func setDefaults(v *viper.Viper) {
 // loadConfig applies flags > OUTPOST_ environment > YAML file > defaults.
 // An unknown key in the file is an error.
 func loadConfig(cmd *cobra.Command) (*Config, error) {
-	v := viper.New()
-	setDefaults(v)
-	v.SetEnvPrefix("OUTPOST")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	path, _ := cmd.Flags().GetString("config")
-	if path == "" {
-		path = os.Getenv("OUTPOST_CONFIG")
-	}
-	if path != "" {
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("read config %s: %w", path, err)
-		}
-	}
-	for flag, key := range map[string]string{"data-dir": "data_dir", "listen": "listen", "log-level": "log_level"} {
-		if f := cmd.Flags().Lookup(flag); f != nil {
-			if err := v.BindPFlag(key, f); err != nil {
-				return nil, err
-			}
-		}
-	}
 	var c Config
-	if err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")))); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	if err := cliconf.Load(cmd, setDefaults, &c); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)

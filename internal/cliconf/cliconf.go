@@ -1,0 +1,53 @@
+// Package cliconf loads a daemon's configuration the same way for every
+// Outpost command: flags > OUTPOST_* environment > YAML file > defaults,
+// and an unknown key in the file is an error.
+package cliconf
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// Flags maps the flags every daemon takes to their config keys.
+var Flags = map[string]string{"data-dir": "data_dir", "listen": "listen", "log-level": "log_level"}
+
+// Load fills out (a struct with mapstructure tags) from cmd's flags, the
+// environment (OUTPOST_DATA_DIR, OUTPOST_BLOB_S3_BUCKET: upper case, dots
+// become underscores), the file named by --config or OUTPOST_CONFIG, and
+// the defaults set by defaults. Every key must have a default, so that
+// the environment can set it.
+func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
+	v := viper.New()
+	defaults(v)
+	v.SetEnvPrefix("OUTPOST")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("OUTPOST_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	for flag, key := range Flags {
+		// Only flags given on the command line override; an unset flag's
+		// default must not hide the environment or the file.
+		if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
+			v.Set(key, f.Value.String())
+		}
+	}
+	if err := v.UnmarshalExact(out, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")))); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
