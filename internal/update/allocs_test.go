@@ -5,6 +5,7 @@ package update
 import (
 	"testing"
 
+	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/update/updatetest"
 )
 
@@ -36,5 +37,21 @@ func TestCheck_ZeroAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("allocs per check = %v, want 0", allocs)
+	}
+}
+
+// TestNew_AllocsIndependentOfSize pins the index's promise: a fixed number
+// of allocations whatever the number of releases (none per release).
+func TestNew_AllocsIndependentOfSize(t *testing.T) {
+	for _, n := range []int{100, 2000} {
+		m := snapshottest.Manifest(1, n, 1)
+		allocs := testing.AllocsPerRun(5, func() {
+			if _, err := New(m); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs > 64 {
+			t.Errorf("%d releases: %v allocations, want at most 64", n, allocs)
+		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/update/updatetest"
 )
 
@@ -42,11 +44,23 @@ func benchQueries(b *testing.B, e *Engine) []Query {
 
 func BenchmarkNew(b *testing.B) {
 	m, _ := benchSetup(b)
+	benchNew(b, m)
+}
+
+// benchNew measures New on m, reporting the process's CPU time per op
+// besides wall time (the machine is shared).
+func benchNew(b *testing.B, m *snapshot.Manifest) {
 	b.ReportAllocs()
+	var cpu time.Duration
 	for b.Loop() {
+		start := cpuTime()
 		if _, err := New(m); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - start
+	}
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
 
@@ -90,3 +104,15 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+var (
+	bench100kOnce     sync.Once
+	bench100kManifest *snapshot.Manifest
+)
+
+// BenchmarkNew100k indexes issue 3's performance shape: one product with
+// 100,000 releases of one artifact each.
+func BenchmarkNew100k(b *testing.B) {
+	bench100kOnce.Do(func() { bench100kManifest = snapshottest.Manifest(1, 100_000, 1) })
+	benchNew(b, bench100kManifest)
+}

@@ -50,11 +50,9 @@ func (d *Decision) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"version":`...)
 		dst = appendString(dst, r.Version)
 		dst = append(dst, `,"published_at":"`...)
-		if d.rel != nil {
-			dst = append(dst, d.rel.publishedAt...)
-		} else {
-			dst = r.PublishedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
-		}
+		// Formatted here rather than when indexing: it allocates nothing and
+		// most releases are never offered.
+		dst = r.PublishedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
 		dst = append(dst, `","metadata":`...)
 		if d.rel != nil {
 			dst = append(dst, d.rel.metadata...)

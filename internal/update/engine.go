@@ -11,13 +11,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 )
@@ -57,6 +54,7 @@ type window struct {
 }
 
 type channelIndex struct {
+	seq      int // position among all channels of the snapshot, while indexing
 	policies []policyEntry
 	// byPA holds, per platform*arches+arch, the candidate releases sorted
 	// by version descending.
@@ -78,15 +76,15 @@ type candidate struct {
 type artifactEntry struct {
 	ra   *snapshot.ReleaseArtifact
 	a    *snapshot.Artifact
-	inst int // index in catalog.InstallerTypes, -1 if unknown
+	inst int32 // index in catalog.InstallerTypes, -1 if unknown
+	pa   int32 // paIndex of its platform and arch
 }
 
 type releaseEntry struct {
-	r           *snapshot.Release
-	v           version
-	publishedAt string // RFC 3339, UTC
-	metadata    []byte // compact JSON object
-	rollouts    []rolloutGate
+	r        *snapshot.Release
+	v        version
+	metadata []byte       // compact JSON object
+	gate     *releaseGate // its rollouts when they gate it, else nil
 }
 
 // rolloutGate is an active or paused rollout: clients whose bucket is below
@@ -94,195 +92,6 @@ type releaseEntry struct {
 type rolloutGate struct {
 	id        string
 	threshold uint64
-}
-
-// New indexes a verified manifest. It fails on what would make answers
-// ambiguous (duplicate ids, a policy with an invalid action or conditions,
-// an unknown rollout status) and ignores dangling references: a release
-// artifact without its artifact, a rollout without its release, a policy
-// without its product.
-func New(m *snapshot.Manifest) (*Engine, error) {
-	e := &Engine{snapshotID: m.SnapshotID, sequence: m.Sequence, products: make(map[string]*productIndex, len(m.Products))}
-	for i := range m.Products {
-		p := &m.Products[i]
-		if _, dup := e.products[p.ProductID]; dup {
-			return nil, fmt.Errorf("index snapshot: product %q: duplicate id", p.ProductID)
-		}
-		e.products[p.ProductID] = &productIndex{
-			licensed: p.Distribution != catalog.DistributionOpen,
-			channels: map[string]*channelIndex{},
-		}
-	}
-	for i := range m.Entitlements {
-		en := &m.Entitlements[i]
-		if p := e.products[en.ProductID]; p != nil {
-			p.entitlements = append(p.entitlements, window{start: en.StartsAt, end: en.EndsAt})
-		}
-	}
-	artifacts := make(map[string]*snapshot.Artifact, len(m.Artifacts))
-	for i := range m.Artifacts {
-		a := &m.Artifacts[i]
-		if _, dup := artifacts[a.ArtifactID]; dup {
-			return nil, fmt.Errorf("index snapshot: artifact %q: duplicate id", a.ArtifactID)
-		}
-		artifacts[a.ArtifactID] = a
-	}
-	blocked := map[string]map[string]bool{}
-	for _, b := range m.BlockedVersions {
-		set := blocked[b.ProductID]
-		if set == nil {
-			set = map[string]bool{}
-			blocked[b.ProductID] = set
-		}
-		set[b.BlockedVersion] = true
-		if v, err := semver.NewVersion(b.BlockedVersion); err == nil {
-			set[version{major: v.Major(), minor: v.Minor(), patch: v.Patch(), pre: v.Prerelease()}.key()] = true
-		}
-	}
-	type gate struct {
-		killed, completed bool
-		gates             []rolloutGate
-	}
-	gates := map[string]*gate{}
-	for _, r := range m.Rollouts {
-		g := gates[r.ReleaseID]
-		if g == nil {
-			g = &gate{}
-			gates[r.ReleaseID] = g
-		}
-		switch r.Status {
-		case catalog.RolloutKilled:
-			g.killed = true
-		case catalog.RolloutCompleted:
-			g.completed = true
-		case catalog.RolloutActive, catalog.RolloutPaused:
-			g.gates = append(g.gates, rolloutGate{id: r.RolloutID, threshold: threshold(r.Percentage)})
-		default:
-			return nil, fmt.Errorf("index snapshot: rollout %q: unknown status %q", r.RolloutID, r.Status)
-		}
-	}
-
-	releaseIDs := make(map[string]struct{}, len(m.Releases))
-	// Capacity fixed up front: candidates point into entries.
-	entries := make([]releaseEntry, 0, len(m.Releases))
-	for i := range m.Releases {
-		r := &m.Releases[i]
-		if _, dup := releaseIDs[r.ReleaseID]; dup {
-			return nil, fmt.Errorf("index snapshot: release %q: duplicate id", r.ReleaseID)
-		}
-		releaseIDs[r.ReleaseID] = struct{}{}
-		p := e.products[r.ProductID]
-		if p == nil {
-			continue
-		}
-		// Every release, offered or not, makes its channel known.
-		ch := p.channels[r.Channel]
-		if ch == nil {
-			ch = &channelIndex{byPA: make([][]candidate, numPA)}
-			p.channels[r.Channel] = ch
-		}
-		if r.Status != catalog.ReleaseActive {
-			continue
-		}
-		sv, err := semver.StrictNewVersion(r.Version)
-		if err != nil {
-			continue
-		}
-		v := version{major: sv.Major(), minor: sv.Minor(), patch: sv.Patch(), pre: sv.Prerelease()}
-		if v.pre != "" && r.Channel == StableChannel {
-			continue
-		}
-		if set := blocked[r.ProductID]; set[r.Version] || set[v.key()] {
-			continue
-		}
-		var gs []rolloutGate
-		if g := gates[r.ReleaseID]; g != nil {
-			if g.killed {
-				continue
-			}
-			if !g.completed {
-				gs = g.gates
-			}
-		}
-		entries = append(entries, releaseEntry{
-			r: r, v: v, rollouts: gs,
-			publishedAt: r.PublishedAt.UTC().Format(time.RFC3339Nano),
-			metadata:    compactObject(r.Metadata),
-		})
-		re := &entries[len(entries)-1]
-		arts := make([]artifactEntry, 0, len(r.Artifacts))
-		for j := range r.Artifacts {
-			ra := &r.Artifacts[j]
-			a := artifacts[ra.ArtifactID]
-			if a == nil || indexOf(catalog.Platforms, ra.Platform) < 0 || indexOf(catalog.Arches, ra.Arch) < 0 {
-				continue
-			}
-			arts = append(arts, artifactEntry{ra: ra, a: a, inst: indexOf(catalog.InstallerTypes, ra.InstallerType)})
-		}
-		slices.SortFunc(arts, func(x, y artifactEntry) int {
-			if c := strings.Compare(x.ra.Platform, y.ra.Platform); c != 0 {
-				return c
-			}
-			if c := strings.Compare(x.ra.Arch, y.ra.Arch); c != 0 {
-				return c
-			}
-			if c := strings.Compare(x.ra.InstallerType, y.ra.InstallerType); c != 0 {
-				return c
-			}
-			return strings.Compare(x.ra.ReleaseArtifactID, y.ra.ReleaseArtifactID)
-		})
-		for start := 0; start < len(arts); {
-			end := start + 1
-			for end < len(arts) && arts[end].ra.Platform == arts[start].ra.Platform && arts[end].ra.Arch == arts[start].ra.Arch {
-				end++
-			}
-			pa := paIndex(indexOf(catalog.Platforms, arts[start].ra.Platform), indexOf(catalog.Arches, arts[start].ra.Arch))
-			ch.byPA[pa] = append(ch.byPA[pa], candidate{rel: re, arts: arts[start:end:end]})
-			start = end
-		}
-	}
-
-	for _, p := range e.products {
-		for _, ch := range p.channels {
-			for _, list := range ch.byPA {
-				slices.SortFunc(list, func(x, y candidate) int {
-					if c := y.rel.v.compare(x.rel.v); c != 0 {
-						return c
-					}
-					return strings.Compare(y.rel.r.ReleaseID, x.rel.r.ReleaseID)
-				})
-			}
-		}
-	}
-
-	for i := range m.Policies {
-		pol := &m.Policies[i]
-		if err := catalog.ValidateEnum("action", pol.Action, catalog.Actions); err != nil {
-			return nil, fmt.Errorf("index snapshot: policy %q: %w", pol.PolicyID, err)
-		}
-		cond, err := ParseConditions(pol.Conditions)
-		if err != nil {
-			return nil, fmt.Errorf("index snapshot: policy %q: %w", pol.PolicyID, err)
-		}
-		p := e.products[pol.ProductID]
-		if p == nil {
-			continue
-		}
-		if ch := p.channels[pol.Channel]; ch != nil {
-			ch.policies = append(ch.policies, policyEntry{id: pol.PolicyID, action: pol.Action, priority: pol.Priority, cond: cond})
-		}
-	}
-	for _, p := range e.products {
-		for _, ch := range p.channels {
-			slices.SortFunc(ch.policies, func(x, y policyEntry) int {
-				if x.priority != y.priority {
-					return cmpInt(y.priority, x.priority)
-				}
-				return strings.Compare(x.id, y.id)
-			})
-		}
-	}
-	return e, nil
 }
 
 func cmpInt(a, b int) int {
@@ -442,7 +251,7 @@ func (ch *channelIndex) pick(q *prepared, pn *pin) (*candidate, *artifactEntry) 
 		if art == nil {
 			continue
 		}
-		if len(c.rel.rollouts) > 0 && !c.rel.includes(q.clientID) {
+		if c.rel.gate != nil && !c.rel.includes(q.clientID) {
 			continue
 		}
 		return c, art
@@ -455,7 +264,7 @@ func (c *candidate) artifact(inst int) *artifactEntry {
 		return &c.arts[0]
 	}
 	for i := range c.arts {
-		if c.arts[i].inst == inst {
+		if int(c.arts[i].inst) == inst {
 			return &c.arts[i]
 		}
 	}
@@ -468,7 +277,7 @@ func (r *releaseEntry) includes(clientID string) bool {
 	if clientID == "" {
 		return false
 	}
-	for _, g := range r.rollouts {
+	for _, g := range r.gate.gates {
 		if Bucket(g.id, clientID) < g.threshold {
 			return true
 		}
