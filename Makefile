@@ -40,7 +40,9 @@ test-short:
 run: build
 	./scripts/quickstart.sh
 
-bench: build
+# Every benchmark in one go (installs nginx, wrk and jq when missing);
+# rewrites docs/BENCHMARKS.md. About 8 minutes on 2 cores.
+bench: build $(VERSITYGW)
 	./bench/run.sh
 
 lint:

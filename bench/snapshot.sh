@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Issue 3: building + signing and parsing + verifying + indexing the
+# snapshot of a tenant with 100,000 releases (targets 1 s and 0.3 s), with
+# the peak RSS of each benchmark process; and the bolt store's gather of
+# that tenant's input (CreateSnapshot, recorded).
+# Raw lines: snapshot <benchmark> <ns_per_op> <cpu_ms_per_op> <heap_mb> <peak_rss_kib>
+#            store_gather <sub> <ns_per_op> <cpu_ms_per_op> <allocs_per_op>
+source "$(dirname "$0")/lib.sh"
+ensure_bin
+cd "$ROOT"
+
+# field NAME LINE: the number before unit NAME on a benchmark line.
+field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+
+log "compiling internal/snapshot's test binary"
+go test -c -o "$TMP/snapshot.test" ./internal/snapshot
+declare -A NS CPU HEAP RSS
+for b in BuildSign100k Verify100k Verify100kEncodingJSON; do
+	log "benchmark $b"
+	(cd internal/snapshot && "$BENCHTOOL" peakrss -o "$TMP/rss.$b" -- "$TMP/snapshot.test" \
+		-test.run '^$' -test.bench "^Benchmark$b\$" -test.benchtime 3x -test.benchmem) >"$TMP/out.$b"
+	line=$(grep "^Benchmark$b" "$TMP/out.$b" | tail -1) || die "no result for $b: $(cat "$TMP/out.$b")"
+	NS[$b]=$(field ns/op "$line")
+	CPU[$b]=$(field cpu-ms/op "$line")
+	HEAP[$b]=$(field heap-MB "$line")
+	RSS[$b]=$(awk '/^peakrss_kib/ {print $2}' "$TMP/rss.$b")
+	echo "snapshot $b ${NS[$b]} ${CPU[$b]:-0} ${HEAP[$b]:-0} ${RSS[$b]}"
+done
+
+cmd="go test -run '^\$' -bench 100k -benchtime 3x ./internal/snapshot"
+secs() { calc "$1 / 1e9"; }
+mem() { echo "heap $(fmt1 "${HEAP[$1]:-0}") MB, peak RSS $(fmt1 "$(calc "${RSS[$1]} / 1024")") MiB"; }
+s=$(secs "${NS[BuildSign100k]}")
+row "Snapshot build + sign, 100,000 releases" "$(fmt2 "$s") s (cpu $(fmt2 "$(calc "${CPU[BuildSign100k]:-0} / 1000")") s; $(mem BuildSign100k))" \
+	"—" "—" "≤ 1 s" "$(judge "$s" '<=' 1)" "$cmd"
+s=$(secs "${NS[Verify100k]}")
+ref=$(secs "${NS[Verify100kEncodingJSON]}")
+row "Snapshot parse + verify + index, 100,000 releases" "$(fmt2 "$s") s (cpu $(fmt2 "$(calc "${CPU[Verify100k]:-0} / 1000")") s; $(mem Verify100k))" \
+	"encoding/json decode alone: $(fmt2 "$ref") s (TUF 100k targets ≈ 1.6 s, per the issue)" "$(ratio "$s" "$ref")×" \
+	"≤ 0.3 s" "$(judge "$s" '<=' 0.3)" "$cmd"
+
+log "store gather (bolt CreateSnapshot, 100k releases)"
+go test ./internal/store/bolt -run XXX -bench CreateSnapshot -benchtime 3x -benchmem >"$TMP/store.out" 2>&1 ||
+	die "store benchmark: $(tail -20 "$TMP/store.out")"
+for sub in cold warm; do
+	line=$(grep "^BenchmarkCreateSnapshot_100k/$sub" "$TMP/store.out" | tail -1) || die "no store result for $sub"
+	ns=$(field ns/op "$line")
+	echo "store_gather $sub $ns $(field cpu-ms/op "$line") $(field allocs/op "$line")"
+	row "Store gather for a snapshot (bolt), 100,000 releases, $sub catalog" \
+		"$(fmt2 "$(secs "$ns")") s ($(field allocs/op "$line") allocs)" "—" "—" "recorded" "info" \
+		"go test ./internal/store/bolt -run XXX -bench CreateSnapshot -benchtime 3x"
+done

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Issue 5: the mirror's GET /v1/updates/check under wrk at 64 connections
+# against nginx serving a static JSON file of the same size (the mirror's
+# own answer), in interleaved rounds (best kept, p99 of that run).
+# Target ≥ 0.8×. The tenant is updatetest.Default (50 products × 1,000
+# releases × 6 artifacts, 20 policies, rollouts, blocked versions), signed
+# and carried to the mirror in a bundle (benchtool updates); every
+# artifact is the same 1-byte blob so the setup stays small. Also a mixed
+# workload (1,000 different queries, ~5% bad) and the engine
+# micro-benchmarks (go test -bench . ./internal/update).
+# Raw lines: updates <case> <server> <round> <requests_per_s> <p99_ms>
+#            updates_engine <benchmark> <ns_per_op> <allocs_per_op>
+source "$(dirname "$0")/lib.sh"
+ensure_bin
+CONNS=${BENCH_UPDATES_CONNECTIONS:-64}
+
+log "generating and signing the tenant"
+"$BENCHTOOL" updates -bundle "$TMP/tenant.tar" -paths "$TMP/paths.txt" >"$TMP/gen"
+tenant=$(awk '/^tenant_id/ {print $2}' "$TMP/gen")
+key=$(awk '/^trusted_key/ {print $2}' "$TMP/gen")
+query=$(awk '/^query/ {print $2}' "$TMP/gen")
+envbytes=$(awk '/^envelope_bytes/ {print $2}' "$TMP/gen")
+
+port=$(free_port)
+cat >"$TMP/mirror.yaml" <<-EOF
+	data_dir: "$TMP/mirror"
+	listen: "127.0.0.1:$port"
+	tenant_id: "$tenant"
+	trusted_keys: ["$key"]
+	source: none
+	max_snapshot_bytes: $((envbytes + (1 << 20)))
+	gc_interval: 0s
+	log_level: warn
+EOF
+log "importing the bundle ($(fmt1 "$(calc "$envbytes / 1048576")") MiB envelope)"
+"$BENCHTOOL" peakrss -o "$TMP/import.rss" -- "$BIN/mirror" import --config "$TMP/mirror.yaml" "$TMP/tenant.tar" >&2 ||
+	die "mirror import failed"
+echo "updates_import $(awk '/^wall_seconds/ {print $2}' "$TMP/import.rss") $(awk '/^peakrss_kib/ {print $2}' "$TMP/import.rss")"
+rm -f "$TMP/tenant.tar"
+
+"$BIN/mirror" serve --config "$TMP/mirror.yaml" 2>"$TMP/mirror.log" &
+mpid=$!
+PIDS+=($mpid)
+wait_http "http://127.0.0.1:$port/readyz" 120
+mirror_url="http://127.0.0.1:$port/v1/updates/check?$query"
+
+mkdir -p "$TMP/www"
+curl -fsS "$mirror_url" >"$TMP/www/check.json" || die "update check failed"
+jq -e '.update_available == true' "$TMP/www/check.json" >/dev/null ||
+	die "the benchmark query offers no update: $(cat "$TMP/www/check.json")"
+size=$(stat -c %s "$TMP/www/check.json")
+nport=$(free_port)
+start_nginx "$TMP/www" "$nport"
+nginx_url="http://127.0.0.1:$nport/check.json"
+[ "$(curl -fsS "$nginx_url" | wc -c)" = "$size" ] || die "nginx does not serve check.json"
+
+# wrk picks a path per request from PATHS_FILE (the mixed workload).
+cat >"$TMP/paths.lua" <<-'EOF'
+	local paths = {}
+	for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+	local i = math.random(#paths)
+	request = function()
+		i = i % #paths + 1
+		return wrk.format("GET", paths[i])
+	end
+EOF
+export PATHS_FILE=$TMP/paths.txt
+
+declare -A BEST P99
+for k in fixed.mirror fixed.nginx mixed.mirror; do BEST[$k]=0 P99[$k]=0; done
+for r in $(seq 1 "$ROUNDS"); do
+	order="fixed.mirror fixed.nginx mixed.mirror"
+	[ $((r % 2)) = 0 ] && order="fixed.nginx mixed.mirror fixed.mirror"
+	for k in $order; do
+		args=(-t2 -c"$CONNS" -d"${DURATION}s" --latency)
+		case $k in
+		fixed.mirror) args+=("$mirror_url") ;;
+		fixed.nginx) args+=("$nginx_url") ;;
+		mixed.mirror) args+=(-s "$TMP/paths.lua" "http://127.0.0.1:$port") ;;
+		esac
+		log "round $r: $k"
+		wrk_run "$TMP/wrk.$k.$r" "${args[@]}"
+		if [ "$k" != mixed.mirror ] && [ "$(wrk_non2xx "$TMP/wrk.$k.$r")" != 0 ]; then
+			die "$k answered non-2xx: $(cat "$TMP/wrk.$k.$r")"
+		fi
+		rps=$(wrk_rps "$TMP/wrk.$k.$r") p99=$(wrk_p99_ms "$TMP/wrk.$k.$r")
+		echo "updates ${k/./ } $r $rps $p99"
+		if [ "$(max "${BEST[$k]}" "$rps")" != "${BEST[$k]}" ]; then BEST[$k]=$rps P99[$k]=$p99; fi
+	done
+done
+
+ratio=$(ratio "${BEST[fixed.mirror]}" "${BEST[fixed.nginx]}")
+cmd="wrk -t2 -c$CONNS -d${DURATION}s --latency URL (bench/updates.sh)"
+row "Mirror update check, 50 products × 1,000 releases × 6 artifacts, one query, $size-byte answer" \
+	"$(fmt1 "${BEST[fixed.mirror]}") req/s, p99 ${P99[fixed.mirror]} ms" \
+	"nginx, static $size-byte JSON: $(fmt1 "${BEST[fixed.nginx]}") req/s, p99 ${P99[fixed.nginx]} ms" \
+	"${ratio}×" "≥ 0.8×" "$(judge "$ratio" '>=' 0.8)" "$cmd"
+ratio=$(ratio "${BEST[mixed.mirror]}" "${BEST[fixed.nginx]}")
+row "Mirror update check, same tenant, 1,000 different queries (~5% bad)" \
+	"$(fmt1 "${BEST[mixed.mirror]}") req/s, p99 ${P99[mixed.mirror]} ms" \
+	"nginx, static $size-byte JSON: $(fmt1 "${BEST[fixed.nginx]}") req/s" \
+	"${ratio}×" "recorded" "info" "wrk -t2 -c$CONNS -d${DURATION}s --latency -s paths.lua URL (bench/updates.sh)"
+rss=$(hwm_kib $mpid)
+echo "updates_rss $rss"
+row "Mirror peak RSS holding the update-check tenant ($(fmt1 "$(calc "$envbytes / 1048576")") MiB envelope)" \
+	"$(fmt1 "$(calc "$rss / 1024")") MiB" "—" "—" "recorded" "info" "bench/updates.sh: VmHWM of mirror serve"
+
+log "engine micro-benchmarks"
+cd "$ROOT"
+go test -run '^$' -bench . -benchmem ./internal/update >"$TMP/engine.out" 2>&1 || die "engine benchmarks: $(tail -20 "$TMP/engine.out")"
+field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+while read -r line; do
+	name=$(awk '{print $1}' <<<"$line")
+	name=${name#Benchmark}
+	name=${name%-*}
+	ns=$(field ns/op "$line") allocs=$(field allocs/op "$line") bytes=$(field B/op "$line")
+	echo "updates_engine $name $ns $allocs"
+	case $name in
+	New100k) what="Update engine: index a 100,000-release snapshot (update.New)" fig="$(fmt1 "$(calc "$ns / 1e6")") ms/op, $allocs allocs/op" ;;
+	New) what="Update engine: index the tenant's snapshot (update.New)" fig="$(fmt1 "$(calc "$ns / 1e6")") ms/op, $allocs allocs/op" ;;
+	Check) what="Update engine: one check + JSON answer (Engine.Check)" fig="$(fmt1 "$ns") ns/op, $allocs allocs/op ($bytes B/op)" ;;
+	Handle) what="Update engine: whole handler on a recorder (update.Handle)" fig="$(fmt1 "$ns") ns/op, $allocs allocs/op ($bytes B/op)" ;;
+	*) what="Update engine: $name" fig="$ns ns/op, $allocs allocs/op" ;;
+	esac
+	row "$what" "$fig" "—" "—" "recorded" "info" "go test -run '^\$' -bench . -benchmem ./internal/update"
+done < <(grep '^Benchmark' "$TMP/engine.out")
