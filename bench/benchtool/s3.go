@@ -152,6 +152,7 @@ func s3Get(args []string) error {
 	prefix := fs.String("prefix", "artifacts/", "object key prefix")
 	conc := fs.Int("concurrency", 4, "parallel downloads")
 	dir := fs.String("dir", "", "destination directory")
+	fsync := fs.Bool("fsync", false, "fsync each file before closing it (a durable reference)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func s3Get(args []string) error {
 		go func() {
 			defer wg.Done()
 			for key := range next {
-				n, err := getOne(ctx, c, sf.bucket, key, filepath.Join(*dir, path.Base(key)))
+				n, err := getOne(ctx, c, sf.bucket, key, filepath.Join(*dir, path.Base(key)), *fsync)
 				total.Add(n)
 				if err != nil {
 					once.Do(func() { first = err; cancel() })
@@ -205,7 +206,7 @@ func s3Get(args []string) error {
 	return nil
 }
 
-func getOne(ctx context.Context, c *minio.Client, bucket, key, dst string) (int64, error) {
+func getOne(ctx context.Context, c *minio.Client, bucket, key, dst string, fsync bool) (int64, error) {
 	obj, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("get %s: %w", key, err)
@@ -216,6 +217,9 @@ func getOne(ctx context.Context, c *minio.Client, bucket, key, dst string) (int6
 		return 0, err
 	}
 	n, err := io.Copy(f, obj)
+	if err == nil && fsync {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
