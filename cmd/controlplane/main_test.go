@@ -1,9 +1,7 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -268,6 +266,4 @@ func TestControlplane_AdminCLI(t *testing.T) {
 	if err == nil || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Fatalf("second revoke: err %v, stderr %q", err, errs)
 	}
-	_ = bufio.NewScanner
-	_ = context.Background
 }

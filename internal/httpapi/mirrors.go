@@ -4,12 +4,10 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/catalog"
@@ -317,6 +315,3 @@ func (s *Server) mirrorStatus(w http.ResponseWriter, r *http.Request, p *Princip
 	writeJSON(w, http.StatusOK, m)
 	return nil
 }
-
-var _ = io.EOF
-var _ = time.Now

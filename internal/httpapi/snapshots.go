@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -87,5 +86,3 @@ func (s *Server) latestSnapshot(ctx context.Context, tenantID string) (*catalog.
 	}
 	return snap, nil
 }
-
-var errNoSnapshot = errors.New("no snapshot")
