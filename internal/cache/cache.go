@@ -165,7 +165,7 @@ func (c *Cache) Fetch(ctx context.Context, sha string, size int64, fetch FetchFu
 		}
 		// Read one byte past the remaining size so an over-long source is
 		// caught at exactly size+1.
-		got, err = io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, rc}, size-have+1))
+		got, err = copyToDisk(f, h, io.LimitReader(ctxReader{ctx, rc}, size-have+1))
 		rc.Close()
 		have += got
 		if have > size {
@@ -210,7 +210,7 @@ func (c *Cache) Ingest(ctx context.Context, sha string, size int64, r io.Reader)
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, r}, size+1))
+	n, err := copyToDisk(f, h, io.LimitReader(ctxReader{ctx, r}, size+1))
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", sha, err)
 	}
