@@ -30,15 +30,19 @@ type engineCache struct {
 // snapshot changed. The control plane trusts its own stored envelopes, so
 // it decodes rather than re-verifies them.
 func (s *Server) view(ctx context.Context, tenantID string) (*tenantView, error) {
-	snap, err := s.latestSnapshot(ctx, tenantID)
+	head, err := s.latestHead(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}
 	s.engines.mu.Lock()
 	v := s.engines.m[tenantID]
 	s.engines.mu.Unlock()
-	if v != nil && v.snap.SnapshotID == snap.SnapshotID {
+	if v != nil && v.snap.SnapshotID == head.SnapshotID {
 		return v, nil
+	}
+	snap, err := s.Store.Snapshot(ctx, head.SnapshotID)
+	if err != nil {
+		return nil, err
 	}
 	m, err := decodeEnvelope(snap.Envelope)
 	if err != nil {

@@ -200,13 +200,17 @@ func (s *Server) mirrorSnapshot(w http.ResponseWriter, r *http.Request, p *Princ
 		}
 		after = n
 	}
-	snap, err := s.latestSnapshot(r.Context(), p.TenantID)
+	head, err := s.latestHead(r.Context(), p.TenantID)
 	if err != nil {
 		return err
 	}
-	if snap.Sequence <= after {
+	if head.Sequence <= after {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
+	}
+	snap, err := s.Store.Snapshot(r.Context(), head.SnapshotID)
+	if err != nil {
+		return err
 	}
 	writeEnvelope(w, snap)
 	return nil

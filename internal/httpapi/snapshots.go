@@ -75,9 +75,10 @@ func writeEnvelope(w http.ResponseWriter, snap *catalog.Snapshot) {
 	w.Write(snap.Envelope)
 }
 
-// latestSnapshot returns the tenant's newest snapshot or ENOTFOUND.
-func (s *Server) latestSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
-	snap, err := s.Store.LatestSnapshot(ctx, tenantID)
+// latestHead returns the tenant's newest snapshot without its envelope, or
+// ENOTFOUND.
+func (s *Server) latestHead(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
+	snap, err := s.Store.LatestSnapshotHead(ctx, tenantID)
 	if err != nil {
 		if catalog.ErrorCode(err) == catalog.ENOTFOUND {
 			return nil, catalog.Errorf(catalog.ENOTFOUND, "tenant has no snapshot yet")

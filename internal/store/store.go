@@ -170,6 +170,10 @@ type Store interface {
 	Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error)
 	SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (*catalog.Snapshot, error)
 	LatestSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error)
+	// LatestSnapshotHead is LatestSnapshot without the envelope: cheap
+	// enough to call on every request that only needs to know whether
+	// the tenant's snapshot changed.
+	LatestSnapshotHead(ctx context.Context, tenantID string) (*catalog.Snapshot, error)
 	// Snapshots lists without envelopes (Envelope nil); the getters above
 	// return them.
 	Snapshots(ctx context.Context, tenantID string, p Page) ([]*catalog.Snapshot, string, error)

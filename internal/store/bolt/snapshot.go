@@ -317,6 +317,20 @@ func (db *DB) LatestSnapshot(ctx context.Context, tenantID string) (s *catalog.S
 	return s, err
 }
 
+// LatestSnapshotHead returns the tenant's newest snapshot without its
+// envelope.
+func (db *DB) LatestSnapshotHead(ctx context.Context, tenantID string) (s *catalog.Snapshot, err error) {
+	err = db.view(ctx, func(tx *bbolt.Tx) error {
+		id := lastSnapshotID(tx, tenantID)
+		if id == nil {
+			return catalog.Errorf(catalog.ENOTFOUND, "tenant %q has no snapshot", tenantID)
+		}
+		s = new(catalog.Snapshot)
+		return mustGet(tx, bSnapshots, "snapshot", string(id), s)
+	})
+	return s, err
+}
+
 // Snapshots lists a tenant's snapshots by id, without envelopes.
 func (db *DB) Snapshots(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Snapshot, next string, err error) {
 	err = db.view(ctx, func(tx *bbolt.Tx) error {

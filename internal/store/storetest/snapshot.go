@@ -79,12 +79,19 @@ func testSnapshots(t *testing.T, f *fx) {
 		if latest.SnapshotID != s2.SnapshotID || string(latest.Envelope) != string(s2.Envelope) {
 			t.Fatalf("LatestSnapshot = %s, want %s", latest.SnapshotID, s2.SnapshotID)
 		}
+		head, err := f.s.LatestSnapshotHead(f.ctx, tn.TenantID)
+		must(t, err)
+		if head.SnapshotID != s2.SnapshotID || head.Sequence != 2 || head.Hash != s2.Hash || head.Envelope != nil {
+			t.Fatalf("LatestSnapshotHead = %+v (%d envelope bytes), want %s without its envelope", head, len(head.Envelope), s2.SnapshotID)
+		}
 		_, err = f.s.SnapshotBySequence(f.ctx, tn.TenantID, 3)
 		wantCode(t, err, catalog.ENOTFOUND)
 	})
 	t.Run("tenants have their own sequences", func(t *testing.T) {
 		other := f.tenant()
 		_, err := f.s.LatestSnapshot(f.ctx, other.TenantID)
+		wantCode(t, err, catalog.ENOTFOUND)
+		_, err = f.s.LatestSnapshotHead(f.ctx, other.TenantID)
 		wantCode(t, err, catalog.ENOTFOUND)
 		s, err := f.s.CreateSnapshot(f.ctx, other.TenantID, fakeBuild(nil))
 		must(t, err)
