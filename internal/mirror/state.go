@@ -21,7 +21,7 @@ import (
 
 // ErrLocked means another process (usually `mirror serve`) has the state
 // file open.
-var ErrLocked = errors.New("mirror state is locked by another process (is `mirror serve` running? use --server URL)")
+var ErrLocked = errors.New("mirror state is locked by another process: is `mirror serve` running? Stop it first (`mirror status --server URL` asks a running mirror; bundles can be copied into its inbox)")
 
 // ErrNotFound is returned for a snapshot the mirror does not retain.
 var ErrNotFound = errors.New("not found")
