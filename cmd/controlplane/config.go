@@ -24,6 +24,8 @@ type Config struct {
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
 	MaxArtifactBytes  int64         `mapstructure:"max_artifact_bytes"`
 	SnapshotTTL       time.Duration `mapstructure:"snapshot_ttl"`
+	RefreshInterval   time.Duration `mapstructure:"snapshot_refresh_interval"`
+	RefreshBefore     time.Duration `mapstructure:"snapshot_refresh_before"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	ArtifactDelivery  string        `mapstructure:"artifact_delivery"`
 	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
@@ -58,6 +60,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("max_body_bytes", 1<<20)
 	v.SetDefault("max_artifact_bytes", int64(64)<<30)
 	v.SetDefault("snapshot_ttl", 30*24*time.Hour)
+	v.SetDefault("snapshot_refresh_interval", time.Hour)
+	v.SetDefault("snapshot_refresh_before", 15*24*time.Hour)
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("artifact_delivery", "proxy")
 	v.SetDefault("presign_ttl", 15*time.Minute)
@@ -116,6 +120,9 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotTTL < time.Hour {
 		return errors.New("snapshot_ttl must be at least 1h")
+	}
+	if c.RefreshInterval < 0 || c.RefreshBefore < 0 || c.RefreshBefore >= c.SnapshotTTL {
+		return errors.New("snapshot_refresh_interval must be >= 0 and snapshot_refresh_before between 0 and snapshot_ttl")
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -126,6 +126,12 @@ func TestControlplane_Config(t *testing.T) {
 	if _, errs, err := c.run("init", "--config", bad); err == nil || !strings.Contains(errs, "lisen_typo") {
 		t.Fatalf("unknown key: err %v, stderr %q", err, errs)
 	}
+	t.Run("the shipped example config is valid", func(t *testing.T) {
+		example := filepath.Join(testenv.RepoRoot(t), "configs", "controlplane.yaml")
+		if out, err := exec.Command(c.bin, "init", "--config", example, "--data-dir", filepath.Join(dir, "example")).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
 	t.Run("precedence flag over env over file", func(t *testing.T) {
 		good := filepath.Join(dir, "good.yaml")
 		fileDir := filepath.Join(dir, "from-file")

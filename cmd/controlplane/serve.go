@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -96,6 +97,9 @@ func serveCmd() *cobra.Command {
 			log.Info("control plane listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "blob", cfg.Blob.Backend)
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
+			if cfg.RefreshInterval > 0 {
+				go refreshLoop(ctx, a, log)
+			}
 			select {
 			case err := <-errc:
 				return err
@@ -137,4 +141,21 @@ func signalContext(parent context.Context) (context.Context, func()) {
 		os.Exit(130)
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// refreshLoop rebuilds snapshots that are about to expire, at start and on
+// every tick, so mirrors keep receiving fresh signatures.
+func refreshLoop(ctx context.Context, a *app, log *slog.Logger) {
+	t := time.NewTicker(a.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		if _, err := a.server.RefreshSnapshots(ctx, a.cfg.RefreshBefore); err != nil && ctx.Err() == nil {
+			log.Error("snapshot refresh", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
