@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/testenv"
@@ -84,6 +85,24 @@ func TestE2E_FullPath(t *testing.T) {
 	mirrorA.configure(mirrorConfig{tenant: tenantA, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: credA})
 	mirrorA.serve()
 	mirrorA.waitSequence(seq1)
+	// The mirror reports its sync to the control plane.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var list struct {
+			Items []struct {
+				LastSnapshotID string     `json:"last_snapshot_id"`
+				LastSyncAt     *time.Time `json:"last_sync_at"`
+			} `json:"items"`
+		}
+		cp.api("GET", "/v1/tenants/"+tenantA+"/mirrors", cp.admin, nil, &list, 200)
+		if len(list.Items) == 1 && list.Items[0].LastSnapshotID == snap1 && list.Items[0].LastSyncAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control plane never saw mirror A's sync report: %+v", list.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// Mirror B has no route to the control plane: only bundles reach it.
 	mirrorB := newMirror(t, tl, "B", mirrorConfig{tenant: tenantA, trustedKey: key, source: "none", vendorURL: "http://127.0.0.1:1"})
