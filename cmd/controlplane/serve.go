@@ -92,7 +92,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
 			}
-			srv := &http.Server{Handler: a.server, ReadHeaderTimeout: cfg.ReadHeaderTimeout}
+			srv := &http.Server{Handler: a.server, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute}
 			a.server.SetReady(true)
 			log.Info("control plane listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "blob", cfg.Blob.Backend)
 			errc := make(chan error, 1)

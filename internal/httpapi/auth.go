@@ -85,13 +85,41 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 		if m.Status == catalog.MirrorInactive {
 			return nil, catalog.Errorf(catalog.EUNAUTHORIZED, "mirror is deactivated")
 		}
+		if err := s.tenantActive(r.Context(), m.TenantID); err != nil {
+			return nil, err
+		}
 		return &Principal{Role: roleMirror, TenantID: m.TenantID, TokenID: m.MirrorID, Mirror: m}, nil
 	default:
 		t, err := s.Store.TokenByHash(r.Context(), hash)
 		if err != nil || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1 {
 			return nil, errUnauthorized
 		}
+		if t.Role != catalog.RoleAdmin {
+			if err := s.tenantActive(r.Context(), t.TenantID); err != nil {
+				return nil, err
+			}
+		}
 		return &Principal{Role: t.Role, TenantID: t.TenantID, TokenID: t.TokenID}, nil
+	}
+}
+
+// tenantActive refuses the credentials of a tenant the vendor suspended
+// (403: they come back when it is reactivated) or deleted (401: they never
+// work again), so its update checks, downloads, leases and mirror syncs
+// stop at once rather than at the snapshot's expiry.
+func (s *Server) tenantActive(ctx context.Context, tenantID string) error {
+	t, err := s.Store.Tenant(ctx, tenantID)
+	switch {
+	case catalog.ErrorCode(err) == catalog.ENOTFOUND:
+		return errUnauthorized
+	case err != nil:
+		return err
+	case t.Status == catalog.TenantActive:
+		return nil
+	case t.Status == catalog.TenantSuspended:
+		return catalog.Errorf(catalog.EFORBIDDEN, "tenant is suspended")
+	default:
+		return catalog.Errorf(catalog.EUNAUTHORIZED, "tenant is %s", t.Status)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -51,9 +53,13 @@ func (k *keyedMutex) lock(key string) func() {
 // recorder captures a JSON response so it can be replayed.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	buf    bytes.Buffer
+	status    int
+	buf       bytes.Buffer
+	truncated bool // the answer outgrew maxReplayBody: not remembered
 }
+
+// maxReplayBody caps a remembered answer.
+const maxReplayBody = 1 << 20
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 {
@@ -66,8 +72,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	if r.buf.Len() < 1<<20 {
+	if r.buf.Len()+len(b) <= maxReplayBody {
 		r.buf.Write(b)
+	} else {
+		r.truncated = true
 	}
 	return r.ResponseWriter.Write(b)
 }
@@ -107,11 +115,16 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 			writeError(w, r, s.Log, catalog.Errorf(catalog.ECONFLICT, "Idempotency-Key %q was used for a different request", key))
 			return
 		}
+		body, err := s.openIdempotent(scoped, rec.Body)
+		if err != nil {
+			writeError(w, r, s.Log, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Idempotent-Replayed", "true")
-		w.Header().Set("Content-Length", strconv.Itoa(len(rec.Body)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(rec.Status)
-		w.Write(rec.Body)
+		w.Write(body)
 		return
 	case catalog.ErrorCode(err) != catalog.ENOTFOUND:
 		writeError(w, r, s.Log, err)
@@ -121,13 +134,36 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 	if err := rt.handler(rw, r, p); err != nil {
 		writeError(rw, r, s.Log, err)
 	}
-	// Server errors are not remembered: the client may retry them.
-	if rw.status >= 500 || rw.status == 0 {
+	// Server errors are not remembered: the client may retry them. Nor
+	// is an answer too long to replay whole, nor one that cannot be
+	// sealed (answers carry secrets shown once: tokens, credentials).
+	if rw.status >= 500 || rw.status == 0 || rw.truncated || s.Secrets == nil {
+		return
+	}
+	sealed, err := s.Secrets.Seal(idempotencyAD(scoped), rw.buf.Bytes())
+	if err != nil {
+		s.Log.Error("seal idempotency record", "err", err)
 		return
 	}
 	if err := s.Store.PutIdempotency(r.Context(), scoped, &store.IdempotencyRecord{
-		RequestHash: reqHash, Status: rw.status, Body: rw.buf.Bytes(), CreatedAt: s.now(),
+		RequestHash: reqHash, Status: rw.status, Body: sealed, CreatedAt: s.now(),
 	}); err != nil {
 		s.Log.Error("store idempotency record", "err", err)
 	}
+}
+
+func idempotencyAD(scoped string) string { return "idempotency:" + scoped }
+
+// openIdempotent decrypts a remembered answer. Records written before
+// answers were sealed hold plain JSON, which random ciphertext never is.
+func (s *Server) openIdempotent(scoped string, stored []byte) ([]byte, error) {
+	if s.Secrets != nil {
+		if body, err := s.Secrets.Open(idempotencyAD(scoped), stored); err == nil {
+			return body, nil
+		}
+	}
+	if json.Valid(stored) {
+		return stored, nil
+	}
+	return nil, fmt.Errorf("idempotency record %q does not decrypt with the data-encryption key", scoped)
 }

@@ -28,7 +28,8 @@ type BuildOptions struct {
 //   - policies, blocked versions and rollouts of those products (rollouts
 //     only when their release is listed), the tenant's entitlements for
 //     them and their seat assignments;
-//   - mirror_keys: the tenant's active mirrors that have a public key.
+//   - mirror_keys: the tenant's mirrors that have a public key and are not
+//     deactivated (a mirror reporting a sync error still signs leases).
 //
 // The same input gives the same manifest apart from snapshot_id,
 // created_at and expires_at.
@@ -168,7 +169,7 @@ func Build(in *store.SnapshotInput, o BuildOptions) *Manifest {
 		}
 	}
 	for _, mi := range in.Mirrors {
-		if mi != nil && mine(mi.TenantID) && mi.Status == catalog.MirrorActive && mi.PublicKey != "" {
+		if mi != nil && mine(mi.TenantID) && mi.Status != catalog.MirrorInactive && mi.PublicKey != "" {
 			m.MirrorKeys = append(m.MirrorKeys, MirrorKey{MirrorID: mi.MirrorID, PublicKey: mi.PublicKey})
 		}
 	}

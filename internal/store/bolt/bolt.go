@@ -470,6 +470,20 @@ func exists(tx *bbolt.Tx, bucket []byte, kind, id string) error {
 	return nil
 }
 
+// liveTenant returns catalog.NotFound unless the tenant exists, and
+// ECONFLICT when it is deleted: nothing new is created under a deleted
+// tenant (it can never be served again).
+func liveTenant(tx *bbolt.Tx, id string) error {
+	var t catalog.Tenant
+	if err := mustGet(tx, bTenants, "tenant", id, &t); err != nil {
+		return err
+	}
+	if t.Status == catalog.TenantDeleted {
+		return catalog.Errorf(catalog.ECONFLICT, "tenant %s is deleted", id)
+	}
+	return nil
+}
+
 // checkID validates an id the caller supplies: non-empty, bounded and free
 // of the NUL byte that separates index key parts.
 func checkID(field, id string) error {

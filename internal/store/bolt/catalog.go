@@ -38,7 +38,7 @@ func (db *DB) CreateToken(ctx context.Context, t *catalog.Token) error {
 	}
 	return db.update(ctx, func(w *wtx) error {
 		if t.TenantID != "" {
-			if err := exists(w.Tx, bTenants, "tenant", t.TenantID); err != nil {
+			if err := liveTenant(w.Tx, t.TenantID); err != nil {
 				return err
 			}
 		}

@@ -67,7 +67,7 @@ func (db *DB) CreateEntitlement(ctx context.Context, e *catalog.Entitlement) err
 		return err
 	}
 	return db.update(ctx, func(w *wtx) error {
-		if err := exists(w.Tx, bTenants, "tenant", e.TenantID); err != nil {
+		if err := liveTenant(w.Tx, e.TenantID); err != nil {
 			return err
 		}
 		if err := exists(w.Tx, bProducts, "product", e.ProductID); err != nil {

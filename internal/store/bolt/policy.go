@@ -64,7 +64,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *catalog.Policy) error {
 		return err
 	}
 	return db.update(ctx, func(w *wtx) error {
-		if err := exists(w.Tx, bTenants, "tenant", p.TenantID); err != nil {
+		if err := liveTenant(w.Tx, p.TenantID); err != nil {
 			return err
 		}
 		if err := exists(w.Tx, bProducts, "product", p.ProductID); err != nil {
@@ -185,7 +185,7 @@ func (db *DB) CreateBlockedVersion(ctx context.Context, b *catalog.BlockedVersio
 		return err
 	}
 	return db.update(ctx, func(w *wtx) error {
-		if err := exists(w.Tx, bTenants, "tenant", b.TenantID); err != nil {
+		if err := liveTenant(w.Tx, b.TenantID); err != nil {
 			return err
 		}
 		if err := exists(w.Tx, bProducts, "product", b.ProductID); err != nil {

@@ -406,7 +406,7 @@ func (db *DB) CreateMirror(ctx context.Context, m *catalog.Mirror) error {
 		return err
 	}
 	return db.update(ctx, func(w *wtx) error {
-		if err := exists(w.Tx, bTenants, "tenant", m.TenantID); err != nil {
+		if err := liveTenant(w.Tx, m.TenantID); err != nil {
 			return err
 		}
 		if m.CredentialHash != "" && w.Bucket(iMirrorCred).Get([]byte(m.CredentialHash)) != nil {
