@@ -133,7 +133,7 @@ func TestMirror_CrashKill9(t *testing.T) {
 	bin := buildOnce(t)
 	v := synctest.NewVendor(t)
 	cp := synctest.NewControlPlane(t)
-	cp.ChunkDelay = 12 * time.Millisecond // about 2.7 MB/s per stream
+	cp.ChunkDelay = 40 * time.Millisecond // about 0.8 MB/s per stream: a generation takes several runs
 	dir := t.TempDir()
 	config := writeConfig(t, dir, v, cp)
 

@@ -205,6 +205,16 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 		if prev.SubjectType != subjectType {
 			return nil, "", catalog.Errorf(catalog.ECONFLICT, "subject %q holds a lease of entitlement %s as %s, not %s", subjectID, eid, prev.SubjectType, subjectType), nil
 		}
+		// A newer snapshot may delegate fewer seats: renewals beyond the
+		// limit are refused so the leases out drain down to it. Counted
+		// before anything is written, the renewed lease included.
+		n, err := l.holding(tx, eid, now, g.seats+1)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if n > g.seats {
+			return nil, "", catalog.Errorf(catalog.ECONFLICT, "entitlement %s now delegates %d seats to mirror %s and %d leases are out: the lease of %q is not renewed", eid, g.seats, l.mirrorID, n, subjectID), nil
+		}
 		event = EventLeaseRenewed
 		if err := l.dropActive(tx, prev); err != nil {
 			return nil, "", nil, err

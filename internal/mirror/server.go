@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -35,7 +36,8 @@ type Options struct {
 	ClientTokens []string // when set, /v1/ needs one of them as a bearer token
 	Updates      UpdateBuilder
 	// Mount adds handlers to the router (licence leases). Paths it adds
-	// under /v1/ are behind the client token check like the rest.
+	// under /v1/ are behind the client token check like the rest: the
+	// check runs for every /v1/ path before routing.
 	Mount  func(mux *http.ServeMux)
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -55,6 +57,7 @@ type Server struct {
 	o       Options
 	cur     atomic.Pointer[view]
 	mux     *http.ServeMux
+	root    http.Handler
 	reg     *prometheus.Registry
 	tokens  [][32]byte
 	metrics struct {
@@ -84,6 +87,16 @@ func NewServer(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
+	// The token guards every /v1/ path, mounted and unknown ones included;
+	// healthz, readyz and metrics stay open for probes and scrapers.
+	guarded := s.auth(s.mux.ServeHTTP)
+	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			guarded.ServeHTTP(w, r)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
 	return s, nil
 }
 
@@ -130,7 +143,7 @@ func (s *Server) Reload() error {
 			v.bySHA[a.SHA256] = a
 		}
 		if s.o.Updates != nil {
-			u, err := s.o.Updates(h.Manifest)
+			u, err := s.o.Updates(Served(h.Manifest, h.Channels))
 			if err != nil {
 				return fmt.Errorf("build update engine for snapshot %d: %w", h.Sequence, err)
 			}
@@ -163,7 +176,7 @@ func (s *Server) ObserveSync(r SyncResult) {
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Handler is the root handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.root }
 
 func (s *Server) expired(h *Held) bool {
 	return h != nil && !h.ExpiresAt.IsZero() && !s.o.Now().Before(h.ExpiresAt)
@@ -268,7 +281,13 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) snapshotByID(w http.ResponseWriter, r *http.Request) {
-	h, err := s.o.State.BySnapshotID(r.PathValue("snapshot_id"))
+	id := r.PathValue("snapshot_id")
+	// The held one (the usual ask) is served from memory.
+	if v := s.cur.Load(); v.held != nil && v.held.SnapshotID == id {
+		serveEnvelope(w, r, v.held)
+		return
+	}
+	h, err := s.o.State.BySnapshotID(id)
 	if errors.Is(err, ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "snapshot not retained by this mirror")
 		return
@@ -284,7 +303,7 @@ func serveEnvelope(w http.ResponseWriter, r *http.Request, h *Held) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", `"`+h.Hash+`"`)
 	w.Header().Set("X-Outpost-Sequence", fmt.Sprint(h.Sequence))
-	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(h.Envelope)))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(h.Envelope))
 }
 
 func (s *Server) artifactByID(w http.ResponseWriter, r *http.Request) {

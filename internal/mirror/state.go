@@ -215,6 +215,48 @@ func (s *State) commit(env []byte, m *snapshot.Manifest, hash string, channels [
 	return nil
 }
 
+// SetChannels changes the channels the held snapshot seq is served for
+// (the control plane changed the mirror's allowed channels). The caller
+// must have every artifact those channels need in the cache.
+func (s *State) SetChannels(seq int64, channels []string) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		k := seqKey(seq)
+		if cur := tx.Bucket(bktMeta).Get(keyCurrent); cur == nil || string(cur) != string(k) {
+			return fmt.Errorf("snapshot %d is no longer the held one", seq)
+		}
+		b := tx.Bucket(bktSnapshots)
+		var rec Record
+		if err := json.Unmarshal(b.Get(k), &rec); err != nil {
+			return fmt.Errorf("decode record: %w", err)
+		}
+		rec.Channels = channels
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, raw)
+	})
+	if err != nil {
+		return fmt.Errorf("set channels of snapshot %d: %w", seq, err)
+	}
+	return nil
+}
+
+// SameChannels reports whether two channel sets are equal; nil (every
+// channel) differs from empty (none).
+func SameChannels(a, b []string) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	a, b = sortedCopy(a), sortedCopy(b)
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // prune keeps the newest s.retain snapshots.
 func (s *State) prune(tx *bbolt.Tx) error {
 	var keys [][]byte
@@ -253,18 +295,34 @@ func (s *State) Retained() ([]*Held, error) {
 	return out, nil
 }
 
-// BySnapshotID returns a retained snapshot by its id.
+// BySnapshotID returns a retained snapshot by its id. Only the matching
+// one is loaded and decoded.
 func (s *State) BySnapshotID(id string) (*Held, error) {
-	all, err := s.Retained()
-	if err != nil {
-		return nil, err
-	}
-	for _, h := range all {
-		if h.SnapshotID == id {
-			return h, nil
+	var h *Held
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bktSnapshots).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var rec struct {
+				SnapshotID string `json:"snapshot_id"`
+			}
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode record: %w", err)
+			}
+			if rec.SnapshotID == id {
+				var err error
+				h, err = load(tx, k)
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot %q: %w", id, err)
 	}
-	return nil, fmt.Errorf("snapshot %q: %w", id, ErrNotFound)
+	if h == nil {
+		return nil, fmt.Errorf("snapshot %q: %w", id, ErrNotFound)
+	}
+	return h, nil
 }
 
 // SetLastSync records the outcome of a sync or import.
@@ -370,6 +428,33 @@ func Needed(m *snapshot.Manifest, channels []string) []snapshot.Artifact {
 		}
 	}
 	return out
+}
+
+// Served is m narrowed to the releases (and rollouts) of channels (nil =
+// all), for the update engine: the mirror must not offer a release whose
+// artifacts it neither caches nor serves. m itself is not changed.
+func Served(m *snapshot.Manifest, channels []string) *snapshot.Manifest {
+	if channels == nil {
+		return m
+	}
+	allow := map[string]bool{}
+	for _, c := range channels {
+		allow[c] = true
+	}
+	out := *m
+	out.Releases = nil
+	for _, r := range m.Releases {
+		if allow[r.Channel] {
+			out.Releases = append(out.Releases, r)
+		}
+	}
+	out.Rollouts = nil
+	for _, r := range m.Rollouts {
+		if allow[r.Channel] {
+			out.Rollouts = append(out.Rollouts, r)
+		}
+	}
+	return &out
 }
 
 // Referenced returns the sha256 of every artifact of every snapshot in hs:

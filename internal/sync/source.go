@@ -178,8 +178,10 @@ func (s *Syncer) ready(m *snapshot.Manifest, need []snapshot.Artifact) error {
 func (s *Syncer) envelope(ctx context.Context, after int64) ([]byte, error) {
 	var env []byte
 	err := s.retry(ctx, "snapshot", func() error {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
 		var err error
-		env, err = s.src.Snapshot(ctx, after)
+		env, err = s.src.Snapshot(actx, after)
 		return err
 	})
 	return env, err
@@ -195,12 +197,17 @@ func (s *Syncer) self(ctx context.Context, ss SelfSource) (Self, error) {
 	if err != nil {
 		return self, err
 	}
+	get := func() (Self, error) {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
+		return ss.Self(actx)
+	}
 	if known {
-		return ss.Self(ctx)
+		return get()
 	}
 	err = s.retry(ctx, "mirror record", func() error {
 		var err error
-		self, err = ss.Self(ctx)
+		self, err = get()
 		return err
 	})
 	if err != nil && !IsPermanent(err) {

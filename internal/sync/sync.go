@@ -36,8 +36,13 @@ type Config struct {
 	// that gets no byte for this long (default 60s): a source that hangs
 	// instead of failing must not hold a sync forever.
 	StallTimeout time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// RequestTimeout bounds each attempt at the snapshot and mirror
+	// record requests (default 5m): a source that accepts the request and
+	// never answers would otherwise hold the sync lock, and with it GC
+	// and bundle imports, forever.
+	RequestTimeout time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
 	// OnResult sees every result (metrics); OnCommit runs after a commit
 	// (the server reloads its view).
 	OnResult func(mirror.SyncResult)
@@ -84,6 +89,9 @@ func New(src Source, st *mirror.State, c *cache.Cache, cfg Config) *Syncer {
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = time.Minute
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -175,7 +183,7 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 	}
 	env, err := s.envelope(ctx, after)
 	if errors.Is(err, ErrNotModified) {
-		return s.repair(ctx, held, res)
+		return s.repair(ctx, held, ch, res)
 	}
 	if err != nil {
 		return err
@@ -187,7 +195,7 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 	}
 	hash := snapshot.Hash(env)
 	if held != nil && hash == held.Hash {
-		return s.repair(ctx, held, res)
+		return s.repair(ctx, held, ch, res)
 	}
 	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
 	need := mirror.Needed(m, ch)
@@ -216,12 +224,28 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 }
 
 // repair re-fetches artifacts of the held snapshot that went missing (a
-// blob quarantined by verify, deleted by hand).
-func (s *Syncer) repair(ctx context.Context, held *mirror.Held, res *mirror.SyncResult) error {
+// blob quarantined by verify, deleted by hand) and makes it follow a
+// change of the mirror's channels (ch) that came without a new snapshot:
+// the artifacts of a channel added are fetched first, then the held
+// record switches, so a channel taken away stops being served.
+func (s *Syncer) repair(ctx context.Context, held *mirror.Held, ch []string, res *mirror.SyncResult) error {
 	if held == nil {
 		return nil
 	}
-	return s.download(ctx, mirror.Needed(held.Manifest, held.Channels), res)
+	if err := s.download(ctx, mirror.Needed(held.Manifest, ch), res); err != nil {
+		return err
+	}
+	if mirror.SameChannels(ch, held.Channels) {
+		return nil
+	}
+	if err := s.st.SetChannels(held.Sequence, ch); err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("held snapshot follows new channels", "sequence", held.Sequence, "channels", ch)
+	if s.cfg.OnCommit != nil {
+		s.cfg.OnCommit()
+	}
+	return nil
 }
 
 func (s *Syncer) finish(ctx context.Context, res mirror.SyncResult, err error) (mirror.SyncResult, error) {

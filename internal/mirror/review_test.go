@@ -1,0 +1,173 @@
+package mirror_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/update"
+)
+
+func realUpdates(m *snapshot.Manifest) (http.Handler, error) {
+	e, err := update.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { update.Handle(w, r, e, time.Now()) }), nil
+}
+
+// The mirror only caches and serves its channels, so its update check
+// must never offer a release of another channel: the client would be sent
+// to download an artifact the mirror answers 404 for.
+func TestServer_UpdateCheckOnlyServedChannels(t *testing.T) {
+	r := newRig(t)
+	stable := synctest.Art{ID: "art_s", Data: []byte("stable bytes")}
+	beta := synctest.Art{ID: "art_b", Channel: "beta", Data: []byte("beta bytes")}
+	r.sync(t, 1, []synctest.Art{stable, beta}) // allowed channels: stable
+	_, hs := r.server(t, mirror.Options{Updates: realUpdates})
+
+	tests := []struct {
+		channel       string
+		wantAvailable bool
+		wantArtifact  string
+	}{
+		{"stable", true, "art_s"},
+		{"beta", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.channel, func(t *testing.T) {
+			resp, body := get(t, hs.URL+"/v1/updates/check?product=prd_1&channel="+tt.channel+"&platform=linux&arch=x64&version=0.0.1", nil)
+			var got struct {
+				UpdateAvailable bool `json:"update_available"`
+				Artifact        *struct {
+					ArtifactID string `json:"artifact_id"`
+				} `json:"artifact"`
+			}
+			if resp.StatusCode == http.StatusOK {
+				if err := json.Unmarshal(body, &got); err != nil {
+					t.Fatalf("decode %s: %v", body, err)
+				}
+			}
+			if got.UpdateAvailable != tt.wantAvailable {
+				t.Fatalf("update_available = %v, want %v (%d %s)", got.UpdateAvailable, tt.wantAvailable, resp.StatusCode, body)
+			}
+			if got.UpdateAvailable {
+				if got.Artifact == nil || got.Artifact.ArtifactID != tt.wantArtifact {
+					t.Fatalf("artifact = %+v, want %s", got.Artifact, tt.wantArtifact)
+				}
+				if resp, _ := get(t, hs.URL+"/v1/artifacts/"+tt.wantArtifact, nil); resp.StatusCode != 200 {
+					t.Errorf("offered artifact answers %d, want 200", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// With client_tokens set, every /v1/ route needs a token: the built-in
+// ones, those another package mounts (licence leases, as Options.Mount
+// promises), and unknown paths (no probing). healthz, readyz and metrics
+// stay open on purpose: probes and Prometheus scrapers hold no client
+// token, and they reveal no tenant data (liveness, the held sequence,
+// byte counters).
+func TestServer_ClientTokensOnEveryRoute(t *testing.T) {
+	r := newRig(t)
+	r.sync(t, 1, []synctest.Art{{ID: "art_a", Data: []byte("x")}})
+	mounted := func(mux *http.ServeMux) {
+		mux.HandleFunc("PUT /v1/leases/{subject_id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("DELETE /v1/leases/{subject_id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	}
+	_, hs := r.server(t, mirror.Options{ClientTokens: []string{"t1"}, Updates: realUpdates, Mount: mounted})
+	sha := synctest.SHA([]byte("x"))
+	tests := []struct {
+		method, path string
+		open         bool
+	}{
+		{"GET", "/healthz", true},
+		{"GET", "/readyz", true},
+		{"GET", "/metrics", true},
+		{"GET", "/v1/snapshot", false},
+		{"GET", "/v1/snapshots/snp_000001", false},
+		{"GET", "/v1/artifacts/art_a", false},
+		{"GET", "/v1/artifacts/art_a/download", false},
+		{"GET", "/v1/artifacts/by-sha256/" + sha, false},
+		{"HEAD", "/v1/artifacts/art_a", false},
+		{"GET", "/v1/status", false},
+		{"GET", "/v1/updates/check?product=prd_1&channel=stable&platform=linux&arch=x64&version=0.0.1", false},
+		{"PUT", "/v1/leases/alice", false},
+		{"DELETE", "/v1/leases/alice", false},
+		{"GET", "/v1/no-such-route", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, hs.URL+tt.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.StatusCode == http.StatusUnauthorized; got == tt.open {
+				t.Errorf("without a token: status %d, want open=%v", resp.StatusCode, tt.open)
+			}
+			req, _ = http.NewRequest(tt.method, hs.URL+tt.path, nil)
+			req.Header.Set("Authorization", "Bearer t1")
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				t.Errorf("with the token: status 401")
+			}
+		})
+	}
+}
+
+// discard is a ResponseWriter that keeps nothing.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// Serving the envelope must not cost a copy of it (up to 64 MiB) per
+// request, nor decoding every retained manifest to find one by id: with
+// no client tokens anyone on the site network can ask in a loop.
+func TestServer_EnvelopeServedWithoutCopies(t *testing.T) {
+	r := newRig(t)
+	const big = 2 << 20
+	m := r.v.Manifest(1, []synctest.Art{{ID: "art_a", Data: []byte("x")}})
+	m.Tenant.Metadata = json.RawMessage(`{"pad":"` + strings.Repeat("p", big) + `"}`)
+	env := r.v.Sign(t, m)
+	r.cp.Publish(env, 1, map[string][]byte{"art_a": []byte("x")})
+	if _, err := r.s.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := r.server(t, mirror.Options{})
+	const n = 10
+	for _, path := range []string{"/v1/snapshot", "/v1/snapshots/snp_000001"} {
+		t.Run(path, func(t *testing.T) {
+			serve := func() {
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				srv.Handler().ServeHTTP(&discard{h: http.Header{}}, req)
+			}
+			serve() // warm up
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range n {
+				serve()
+			}
+			runtime.ReadMemStats(&after)
+			if per := (after.TotalAlloc - before.TotalAlloc) / n; per > big/4 {
+				t.Errorf("allocated %d bytes per request for a %d byte envelope, want well under its size", per, len(env))
+			}
+		})
+	}
+}
