@@ -353,6 +353,16 @@ func (db *DB) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...store.
 				return err
 			}
 			if held.Active(l.IssuedAt) {
+				// After max_seats was lowered, holders drain down to the
+				// new limit: no renewal while more leases are live than
+				// seats (this one included).
+				n, err := w.countActiveLeases(e.EntitlementID, l.IssuedAt)
+				if err != nil {
+					return err
+				}
+				if n > pol.OnlineSeats() {
+					return catalog.Errorf(catalog.ECONFLICT, "%d leases are live but only %d seats remain: renewal refused until some are released or expire", n, pol.OnlineSeats())
+				}
 				held.IssuedAt, held.ExpiresAt, held.TokenHash = l.IssuedAt, l.ExpiresAt, l.TokenHash
 				if err := signed(&held); err != nil {
 					return err

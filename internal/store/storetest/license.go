@@ -19,6 +19,7 @@ var licenseCases = []testCase{
 	{"SeatsConcurrent", testSeatsConcurrent},
 	{"Leases", testLeases},
 	{"LeasesExplicit", testLeasesExplicit},
+	{"LeasesSeatsReduced", testLeasesSeatsReduced},
 	{"LeasesConcurrent", testLeasesConcurrent},
 	{"LeaseSigner", testLeaseSigner},
 }
@@ -464,4 +465,33 @@ func testLeaseSigner(t *testing.T, f *fx) {
 		_, err = f.s.AcquireLease(f.ctx, l, signer)
 		must(t, err)
 	})
+}
+
+// testLeasesSeatsReduced: after max_seats is lowered below the live leases,
+// no holder renews until the live count is within the new limit.
+func testLeasesSeatsReduced(t *testing.T, f *fx) {
+	tn, p := f.tenant(), f.product("")
+	ent := f.entitlement(tn.TenantID, p.ProductID, entPolicy(3, ""))
+	held := map[string]*catalog.Lease{}
+	for _, m := range []string{"m1", "m2", "m3"} {
+		l, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, m, f.now))
+		must(t, err)
+		held[m] = l
+	}
+	_, err := f.s.UpdateEntitlement(f.ctx, ent.EntitlementID, func(e *catalog.Entitlement) error {
+		e.Policy = entPolicy(1, "")
+		return nil
+	})
+	must(t, err)
+	later := f.now.Add(10 * time.Minute)
+	f.refused(catalog.ECONFLICT, func() error { _, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", later)); return err })
+	for _, m := range []string{"m2", "m3"} {
+		_, err := f.s.ReleaseLease(f.ctx, held[m].LeaseID, later)
+		must(t, err)
+	}
+	got, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", later))
+	must(t, err)
+	if got.LeaseID != held["m1"].LeaseID {
+		t.Fatalf("renewal within the new limit = lease %s, want %s", got.LeaseID, held["m1"].LeaseID)
+	}
 }
