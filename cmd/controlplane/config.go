@@ -26,6 +26,7 @@ type Config struct {
 	SnapshotTTL       time.Duration `mapstructure:"snapshot_ttl"`
 	RefreshInterval   time.Duration `mapstructure:"snapshot_refresh_interval"`
 	RefreshBefore     time.Duration `mapstructure:"snapshot_refresh_before"`
+	IdempotencyTTL    time.Duration `mapstructure:"idempotency_ttl"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	ArtifactDelivery  string        `mapstructure:"artifact_delivery"`
 	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
@@ -62,6 +63,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("snapshot_ttl", 30*24*time.Hour)
 	v.SetDefault("snapshot_refresh_interval", time.Hour)
 	v.SetDefault("snapshot_refresh_before", 15*24*time.Hour)
+	v.SetDefault("idempotency_ttl", 24*time.Hour)
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("artifact_delivery", "proxy")
 	v.SetDefault("presign_ttl", 15*time.Minute)
@@ -120,6 +122,9 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotTTL < time.Hour {
 		return errors.New("snapshot_ttl must be at least 1h")
+	}
+	if c.IdempotencyTTL < time.Minute {
+		return errors.New("idempotency_ttl must be at least 1m")
 	}
 	if c.RefreshInterval < 0 || c.RefreshBefore < 0 || c.RefreshBefore >= c.SnapshotTTL {
 		return errors.New("snapshot_refresh_interval must be >= 0 and snapshot_refresh_before between 0 and snapshot_ttl")

@@ -97,9 +97,7 @@ func serveCmd() *cobra.Command {
 			log.Info("control plane listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "blob", cfg.Blob.Backend)
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
-			if cfg.RefreshInterval > 0 {
-				go refreshLoop(ctx, a, log)
-			}
+			go housekeeping(ctx, a, log)
 			select {
 			case err := <-errc:
 				return err
@@ -143,14 +141,27 @@ func signalContext(parent context.Context) (context.Context, func()) {
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
-// refreshLoop rebuilds snapshots that are about to expire, at start and on
-// every tick, so mirrors keep receiving fresh signatures.
-func refreshLoop(ctx context.Context, a *app, log *slog.Logger) {
-	t := time.NewTicker(a.cfg.RefreshInterval)
+// housekeeping runs at start and then hourly (or every
+// snapshot_refresh_interval): it rebuilds snapshots that are about to
+// expire, so mirrors keep receiving fresh signatures, and forgets
+// idempotency records older than idempotency_ttl.
+func housekeeping(ctx context.Context, a *app, log *slog.Logger) {
+	every := a.cfg.RefreshInterval
+	if every <= 0 {
+		every = time.Hour
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if _, err := a.server.RefreshSnapshots(ctx, a.cfg.RefreshBefore); err != nil && ctx.Err() == nil {
-			log.Error("snapshot refresh", "err", err)
+		if a.cfg.RefreshInterval > 0 {
+			if _, err := a.server.RefreshSnapshots(ctx, a.cfg.RefreshBefore); err != nil && ctx.Err() == nil {
+				log.Error("snapshot refresh", "err", err)
+			}
+		}
+		if n, err := a.store.ExpireIdempotency(ctx, time.Now().Add(-a.cfg.IdempotencyTTL)); err != nil && ctx.Err() == nil {
+			log.Error("expire idempotency records", "err", err)
+		} else if n > 0 {
+			log.Info("expired idempotency records", "count", n)
 		}
 		select {
 		case <-ctx.Done():

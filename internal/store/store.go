@@ -198,4 +198,7 @@ type Store interface {
 	// Idempotency keys. PutIdempotency fails with ECONFLICT if key exists.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	PutIdempotency(ctx context.Context, key string, r *IdempotencyRecord) error
+	// ExpireIdempotency deletes records created before before and returns
+	// how many; a key is then free for a new request.
+	ExpireIdempotency(ctx context.Context, before time.Time) (int, error)
 }

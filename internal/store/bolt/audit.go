@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -187,4 +188,37 @@ func (db *DB) PutIdempotency(ctx context.Context, key string, r *store.Idempoten
 		}
 		return w.put(bIdempotency, []byte(key), &rec)
 	})
+}
+
+// ExpireIdempotency deletes idempotency records created before before.
+// Records are keyed by token and key, not time, so this is one scan; it
+// runs rarely (the control plane's hourly housekeeping).
+func (db *DB) ExpireIdempotency(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	err := db.update(ctx, func(w *wtx) error {
+		n = 0
+		b := w.Bucket(bIdempotency)
+		var old [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var r store.IdempotencyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode idempotency record: %w", err)
+			}
+			if r.CreatedAt.Before(before) {
+				old = append(old, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
 }

@@ -237,4 +237,18 @@ func testIdempotency(t *testing.T, f *fx) {
 	if got.RequestHash != rec.RequestHash {
 		t.Fatal("a refused PutIdempotency overwrote the first record")
 	}
+	t.Run("expiry", func(t *testing.T) {
+		must(t, f.s.PutIdempotency(f.ctx, "key-2", &store.IdempotencyRecord{RequestHash: randHash(), Status: 201, CreatedAt: f.now.Add(time.Hour)}))
+		n, err := f.s.ExpireIdempotency(f.ctx, f.now.Add(time.Minute))
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("expired %d records, want 1", n)
+		}
+		_, err = f.s.Idempotency(f.ctx, "key-1")
+		wantCode(t, err, catalog.ENOTFOUND)
+		if _, err := f.s.Idempotency(f.ctx, "key-2"); err != nil {
+			t.Fatalf("a newer record was expired: %v", err)
+		}
+		must(t, f.s.PutIdempotency(f.ctx, "key-1", &store.IdempotencyRecord{RequestHash: "again", Status: 201}))
+	})
 }
