@@ -53,18 +53,13 @@ head -c 1048576 /dev/urandom >"$DEMO/demo-app-1.0.0.tar.gz"
 head -c 2097152 /dev/urandom >"$DEMO/demo-app-1.1.0.tar.gz"
 $BIN/controlplane release create --product "$PRODUCT" --channel stable --version 1.0.0 --file "$DEMO/demo-app-1.0.0.tar.gz" --platform linux --arch x64 >/dev/null
 REL2=$($BIN/controlplane release create --product "$PRODUCT" --channel stable --version 1.1.0 --file "$DEMO/demo-app-1.1.0.tar.gz" --platform linux --arch x64)
-curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-	-d "{\"channel\":\"stable\",\"release_id\":\"$REL2\",\"percentage\":50}" \
-	"http://$CP_ADDR/v1/products/$PRODUCT/rollouts" >/dev/null
-TENANT_TOKEN=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-	-d "{\"role\":\"tenant\",\"tenant_id\":\"$TENANT\"}" "http://$CP_ADDR/v1/tokens" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+$BIN/controlplane rollout create --product "$PRODUCT" --release "$REL2" --channel stable --percentage 50 >/dev/null
+TENANT_TOKEN=$($BIN/controlplane token create --role tenant --tenant "$TENANT")
 
 echo "== mirror: init (its own key), register with the control plane"
 VENDOR_KEY=$(curl -fsS -H "Authorization: Bearer $ADMIN" "http://$CP_ADDR/v1/keys" | sed -E 's/.*"public_key":"([^"]+)".*/\1/')
 MIRROR_PUB=$($BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" --output json | sed -nE 's/.*"public_key": *"([^"]+)".*/\1/p')
-CRED=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-	-d "{\"name\":\"demo-site\",\"allowed_channels\":[\"stable\"],\"public_key\":\"$MIRROR_PUB\"}" \
-	"http://$CP_ADDR/v1/tenants/$TENANT/mirrors" | sed -E 's/.*"credential":"([^"]+)".*/\1/')
+CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --channels stable --public-key "$MIRROR_PUB")
 $BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" \
 	--vendor-url "http://$CP_ADDR" --credential "$CRED" --force >/dev/null
 

@@ -41,6 +41,22 @@ func tokenCmd() *cobra.Command {
 			role, _ := cmd.Flags().GetString("role")
 			tenant, _ := cmd.Flags().GetString("tenant")
 			name, _ := cmd.Flags().GetString("name")
+			if remote(cmd) {
+				c, err := apiClient(cmd)
+				if err != nil {
+					return err
+				}
+				var t struct {
+					catalog.Token
+					Secret string `json:"token"`
+				}
+				if err := c.Do(cmd.Context(), "POST", "/v1/tokens", map[string]any{"role": role, "tenant_id": tenant, "name": name}, &t); err != nil {
+					return err
+				}
+				return output(cmd, map[string]any{"token": t.Secret, "token_id": t.TokenID, "role": t.Role, "tenant_id": t.TenantID}, func(w io.Writer) {
+					fmt.Fprintln(w, t.Secret)
+				})
+			}
 			return withApp(cmd, func(ctx context.Context, a *app) error {
 				secret, t, err := httpapi.IssueToken(ctx, a.store, role, tenant, name, time.Now().UTC())
 				if err != nil {
@@ -55,6 +71,7 @@ func tokenCmd() *cobra.Command {
 	create.Flags().String("role", "", "admin or tenant")
 	create.Flags().String("tenant", "", "tenant id (tenant tokens)")
 	create.Flags().String("name", "", "a label for the token")
+	addClientFlags(create)
 	cmd.AddCommand(create)
 	return cmd
 }

@@ -40,6 +40,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.String("output", "text", "output format: text or json")
 	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), snapshotCmd(), bundleCmd(), backupCmd())
 	root.AddCommand(adminCmds()...)
+	root.AddCommand(moreAdminCmds()...)
 	return root
 }
 

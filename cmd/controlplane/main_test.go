@@ -263,6 +263,44 @@ func TestControlplane_AdminCLI(t *testing.T) {
 	if fi, err := os.Stat(out); err != nil || fi.Size() < 100_000 {
 		t.Fatalf("bundle: %v", err)
 	}
+	t.Run("mirrors, rollouts, entitlements, tokens, api", func(t *testing.T) {
+		cred := c.mustRun("mirror", "create", "--tenant", tenant, "--channels", "stable,beta", "--name", "site")
+		if !strings.HasPrefix(cred, "omc_") {
+			t.Fatalf("mirror create printed %q, want the credential alone", cred)
+		}
+		if list := c.mustRun("mirror", "list", "--tenant", tenant); !strings.Contains(list, "beta,stable") || !strings.Contains(list, "never") {
+			t.Fatalf("mirror list: %s", list)
+		}
+		rel2 := c.mustRun("release", "create", "--product", product, "--channel", "stable", "--version", "1.1.0", "--file", file)
+		ro := c.mustRun("rollout", "create", "--product", product, "--release", rel2, "--percentage", "25")
+		if got := c.mustRun("rollout", "set", ro, "--percentage", "50"); !strings.Contains(got, "50%") {
+			t.Fatalf("rollout set: %s", got)
+		}
+		if _, errs, err := c.run("rollout", "set", ro, "--status", "exploded"); err == nil || !strings.Contains(errs, "status") {
+			t.Fatalf("bad rollout status: %v %q", err, errs)
+		}
+		ent := c.mustRun("entitlement", "create", "--tenant", tenant, "--product", product, "--policy", `{"max_seats":5}`)
+		if !catalog.ValidID(catalog.PrefixEntitlement, ent) {
+			t.Fatalf("entitlement create printed %q", ent)
+		}
+		tok := c.mustRun("token", "create", "--role", "tenant", "--tenant", tenant)
+		if !strings.HasPrefix(tok, "opt_") {
+			t.Fatalf("remote token create printed %q", tok)
+		}
+		var got map[string]any
+		if err := json.Unmarshal([]byte(c.mustRun("api", "GET", "/v1/entitlements/"+ent)), &got); err != nil || got["entitlement_id"] != ent {
+			t.Fatalf("api GET: %v %v", got, err)
+		}
+		mid := ""
+		var ml struct{ Items []map[string]any }
+		json.Unmarshal([]byte(c.mustRun("mirror", "list", "--tenant", tenant, "--output", "json")), &ml)
+		if len(ml.Items) == 1 {
+			mid = ml.Items[0]["mirror_id"].(string)
+		}
+		if got := c.mustRun("mirror", "deactivate", mid); !strings.Contains(got, "inactive") {
+			t.Fatalf("mirror deactivate: %s", got)
+		}
+	})
 	c.mustRun("release", "revoke", rel)
 	if tl := c.mustRun("tenant", "list"); !strings.Contains(tl, "acme") {
 		t.Fatalf("tenant list: %s", tl)
