@@ -143,7 +143,8 @@ func signalContext(parent context.Context) (context.Context, func()) {
 
 // housekeeping runs at start and then hourly (or every
 // snapshot_refresh_interval): it rebuilds snapshots that are about to
-// expire, so mirrors keep receiving fresh signatures, and forgets
+// expire, so mirrors keep receiving fresh signatures; deletes artifact
+// bytes a crash left without a record (older than a day); and forgets
 // idempotency records older than idempotency_ttl.
 func housekeeping(ctx context.Context, a *app, log *slog.Logger) {
 	every := a.cfg.RefreshInterval
@@ -157,6 +158,11 @@ func housekeeping(ctx context.Context, a *app, log *slog.Logger) {
 			if _, err := a.server.RefreshSnapshots(ctx, a.cfg.RefreshBefore); err != nil && ctx.Err() == nil {
 				log.Error("snapshot refresh", "err", err)
 			}
+		}
+		if n, err := a.server.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
+			log.Error("sweep orphan blobs", "err", err)
+		} else if n > 0 {
+			log.Info("deleted artifact bytes no record names", "count", n)
 		}
 		if n, err := a.store.ExpireIdempotency(ctx, time.Now().Add(-a.cfg.IdempotencyTTL)); err != nil && ctx.Err() == nil {
 			log.Error("expire idempotency records", "err", err)

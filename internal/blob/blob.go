@@ -56,6 +56,9 @@ type Store interface {
 	Stat(ctx context.Context, key string) (Info, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// List calls fn for every complete object whose key starts with
+	// prefix (objects still being written are not listed).
+	List(ctx context.Context, prefix string, fn func(Info) error) error
 	// PresignGet returns a URL that reads key without credentials for ttl,
 	// or ErrNotSupported.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)

@@ -104,7 +104,7 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) storeManaged(w http.ResponseWriter, ctx context.Context, body io.Reader, e blob.Expect) error {
 	id := catalog.NewID(catalog.PrefixArtifact)
-	key := "artifacts/" + id
+	key := artifactPrefix + id
 	info, err := s.Blobs.Put(ctx, key, body, e)
 	switch {
 	case errors.Is(err, blob.ErrMismatch):
@@ -245,3 +245,6 @@ func (s *Server) hashSource(ctx context.Context, a *catalog.Artifact) (string, i
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// artifactPrefix is where MANAGED artifact bytes live in the blob store.
+const artifactPrefix = "artifacts/"

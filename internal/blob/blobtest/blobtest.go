@@ -16,6 +16,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,33 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStore(t)) })
 	t.Run("Presign", func(t *testing.T) { testPresign(t, newStore(t)) })
 	t.Run("Large", func(t *testing.T) { testLarge(t, newStore(t)) })
+	t.Run("List", func(t *testing.T) { testList(t, newStore(t)) })
+}
+
+func testList(t *testing.T, s blob.Store) {
+	ctx := context.Background()
+	for i, k := range []string{"a/2", "a/1", "ab", "b/1"} {
+		put(t, s, k, data(10+i, uint64(i)))
+	}
+	var got []string
+	sizes := map[string]int64{}
+	err := s.List(ctx, "a/", func(i blob.Info) error {
+		got = append(got, i.Key)
+		sizes[i.Key] = i.Size
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != "a/1 a/2" || sizes["a/1"] != 11 || sizes["a/2"] != 10 {
+		t.Fatalf("List(a/) = %v %v, want a/1 (11 bytes) and a/2 (10 bytes)", got, sizes)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.List(ctx, "", func(blob.Info) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("List stops at fn's error: got %v after %d calls", err, n)
+	}
 }
 
 func sum(b []byte) string {

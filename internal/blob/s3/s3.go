@@ -351,3 +351,23 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// List implements blob.Store. Multipart uploads in progress are not
+// objects yet, so they are not listed.
+func (s *Store) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine if fn fails
+	for oi := range s.core.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}) {
+		if oi.Err != nil {
+			return fmt.Errorf("list %s: %w", prefix, mapErr(oi.Err))
+		}
+		key := strings.TrimPrefix(oi.Key, s.prefix)
+		if blob.ValidateKey(key) != nil {
+			continue
+		}
+		if err := fn(blob.Info{Key: key, Size: oi.Size, ModTime: oi.LastModified}); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
