@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 var (
@@ -375,8 +376,33 @@ func (c *Cache) GC(ctx context.Context, keep map[string]bool) (GCReport, error) 
 		rep.Removed++
 		rep.Bytes += b.Size
 	}
+	// Partial downloads are kept so a sync resumes, but one untouched for
+	// a week, of a blob no retained snapshot wants, is a snapshot that
+	// never committed.
+	ents, err := os.ReadDir(c.tmpDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return rep, fmt.Errorf("gc: %w", err)
+	}
+	for _, e := range ents {
+		sha, ok := strings.CutSuffix(e.Name(), ".part")
+		if !ok || keep[sha] {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < StalePart {
+			continue
+		}
+		if err := os.Remove(filepath.Join(c.tmpDir(), e.Name())); err == nil {
+			rep.Removed++
+			rep.Bytes += info.Size()
+		}
+	}
 	return rep, nil
 }
+
+// StalePart is how long GC keeps an untouched partial download of a blob
+// no retained snapshot references.
+var StalePart = 7 * 24 * time.Hour
 
 // ctxReader stops a copy once ctx is done.
 type ctxReader struct {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/cache"
 )
@@ -129,6 +130,27 @@ func TestCache_SweepVerifyGC(t *testing.T) {
 	if err != nil || gc.Removed != 1 || c.Has(shaA, 1000) {
 		t.Fatalf("gc = %+v, %v", gc, err)
 	}
+
+	t.Run("stale partial downloads", func(t *testing.T) {
+		_, shaWanted := blobOf(10)
+		_, shaStale := blobOf(11)
+		_, shaFresh := blobOf(12)
+		old := time.Now().Add(-cache.StalePart - time.Hour)
+		for _, sha := range []string{shaWanted, shaStale, shaFresh} {
+			os.WriteFile(filepath.Join(tmp, sha+".part"), []byte("partial"), 0o644)
+		}
+		os.Chtimes(filepath.Join(tmp, shaWanted+".part"), old, old)
+		os.Chtimes(filepath.Join(tmp, shaStale+".part"), old, old)
+		if _, err := c.GC(ctx, map[string]bool{shaWanted: true}); err != nil {
+			t.Fatal(err)
+		}
+		for sha, want := range map[string]bool{shaWanted: true, shaStale: false, shaFresh: true} {
+			_, err := os.Stat(filepath.Join(tmp, sha+".part"))
+			if got := err == nil; got != want {
+				t.Errorf("partial %s kept = %v, want %v", sha[:8], got, want)
+			}
+		}
+	})
 }
 
 func TestCache_IngestRejects(t *testing.T) {
