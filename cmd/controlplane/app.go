@@ -56,7 +56,7 @@ func openApp(ctx context.Context, cfg *Config, log *slog.Logger, daemon bool) (*
 		Store: db, Blobs: blobs, Keys: dirKeyring(cfg.KeysDir), Secrets: sealer, Log: log,
 		Config: httpapi.Config{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxArtifactBytes: cfg.MaxArtifactBytes, SnapshotTTL: cfg.SnapshotTTL,
-			ArtifactDelivery: cfg.ArtifactDelivery, PresignTTL: cfg.PresignTTL,
+			ArtifactDelivery: cfg.ArtifactDelivery, PresignTTL: cfg.PresignTTL, AllowPrivateURLs: cfg.AllowPrivateURLs,
 		},
 	}
 	return a, nil

@@ -29,6 +29,7 @@ type Config struct {
 	IdempotencyTTL    time.Duration `mapstructure:"idempotency_ttl"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	ArtifactDelivery  string        `mapstructure:"artifact_delivery"`
+	AllowPrivateURLs  bool          `mapstructure:"allow_private_external_urls"`
 	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	Blob              BlobConfig    `mapstructure:"blob"`
@@ -66,6 +67,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("idempotency_ttl", 24*time.Hour)
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("artifact_delivery", "proxy")
+	v.SetDefault("allow_private_external_urls", false)
 	v.SetDefault("presign_ttl", 15*time.Minute)
 	v.SetDefault("read_header_timeout", 10*time.Second)
 	v.SetDefault("blob.backend", "disk")

@@ -338,6 +338,16 @@ func TestAPI_ArtifactUpload(t *testing.T) {
 			t.Fatalf("attaching a FAILED artifact: got %d, want 409", r.status)
 		}
 	})
+	t.Run("private addresses refused by default", func(t *testing.T) {
+		h2 := newHarness(t, func(s *httpapi.Server) { s.Config.AllowPrivateURLs = false })
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+		defer srv.Close()
+		a := h2.must(201, h2.do("POST", "/v1/artifacts", h2.admin, map[string]any{"external_url": srv.URL + "/f", "sha256": sha(data), "size_bytes": len(data)}))
+		v := h2.must(200, h2.do("POST", "/v1/artifacts/"+a["artifact_id"].(string)+"/verify", h2.admin, nil))
+		if v["status"] != "FAILED" || !strings.Contains(v["reason"].(string), "not a public address") {
+			t.Fatalf("verify of a loopback URL = %v, want FAILED naming the address", v)
+		}
+	})
 	t.Run("external url must be http", func(t *testing.T) {
 		r := h.do("POST", "/v1/artifacts", h.admin, map[string]any{"external_url": "file:///etc/passwd", "sha256": sha(data), "size_bytes": 1})
 		if r.status != 400 || !strings.Contains(r.errMessage(t), "external_url") {

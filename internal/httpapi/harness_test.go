@@ -78,6 +78,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	srv := &httpapi.Server{Store: db, Blobs: blobs, Keys: &staticKeys{keys: []ed25519.PrivateKey{key}}, Secrets: sealer}
+	srv.Config.AllowPrivateURLs = true // test servers are on loopback
 	for _, o := range opts {
 		o(srv)
 	}

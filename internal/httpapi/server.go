@@ -35,6 +35,9 @@ type Config struct {
 	ArtifactDelivery string        // DeliveryProxy (default) or DeliveryRedirect
 	PresignTTL       time.Duration // default 15 minutes
 	ExternalTimeout  time.Duration // EXTERNAL artifact verification (default 1 hour)
+	// AllowPrivateURLs lets EXTERNAL artifact URLs point at loopback and
+	// private addresses (off by default: see externalClient).
+	AllowPrivateURLs bool
 }
 
 func (c *Config) defaults() {
@@ -116,7 +119,7 @@ func (s *Server) init() {
 		s.Log = slog.Default()
 	}
 	if s.HTTPClient == nil {
-		s.HTTPClient = &http.Client{Timeout: s.Config.ExternalTimeout}
+		s.HTTPClient = externalClient(s.Config.ExternalTimeout, s.Config.AllowPrivateURLs)
 	}
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
