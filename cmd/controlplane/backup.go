@@ -3,8 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +20,7 @@ func backupCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
-			return writeAtomically(out, func(f *os.File) error {
+			return fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
 				if remote(cmd) {
 					c, err := apiClient(cmd)
 					if err != nil {
@@ -39,28 +38,4 @@ func backupCmd() *cobra.Command {
 	cmd.Flags().String("out", "", "output file")
 	addClientFlags(cmd)
 	return cmd
-}
-
-// writeAtomically fills a temp file beside path and renames it into place
-// only when complete.
-func writeAtomically(path string, fill func(f *os.File) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	if err := fill(f); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
 }

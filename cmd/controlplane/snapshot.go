@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/httpapi"
 )
 
@@ -86,7 +87,7 @@ func bundleCmd() *cobra.Command {
 			}
 			var seq int64
 			var n int
-			err := writeAtomically(out, func(f *os.File) error {
+			err := fsutil.WriteFrom(out, 0o644, func(f io.Writer) error {
 				if remote(cmd) {
 					c, err := apiClient(cmd)
 					if err != nil {

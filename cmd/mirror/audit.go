@@ -8,12 +8,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.etcd.io/bbolt"
 
+	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/license"
 )
 
@@ -54,7 +54,7 @@ func auditExportCmd() *cobra.Command {
 				return led.ExportAudit(ctx, cmd.OutOrStdout())
 			}
 			var lines lineCounter
-			err = writeFileAtomicFrom(out, 0o600, func(w io.Writer) error {
+			err = fsutil.WriteFrom(out, 0o600, func(w io.Writer) error {
 				return led.ExportAudit(ctx, io.MultiWriter(w, &lines))
 			})
 			if err != nil {
@@ -172,39 +172,4 @@ func auditUploadCmd() *cobra.Command {
 			})
 		},
 	}
-}
-
-// writeFileAtomicFrom streams write's output to path: tmp, fsync, rename,
-// fsync dir. A failed write leaves path untouched.
-func writeFileAtomicFrom(path string, mode os.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

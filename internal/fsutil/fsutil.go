@@ -4,12 +4,22 @@ package fsutil
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // WriteFile atomically replaces path with data, with mode perm.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteFrom(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFrom atomically replaces path with what fill writes, streaming (a
+// large file is never held in memory). If fill fails, path is untouched.
+func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -21,9 +31,9 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("chmod temp file: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := fill(f); err != nil {
 		f.Close()
-		return fmt.Errorf("write temp file: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
