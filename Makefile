@@ -19,9 +19,15 @@ $(VERSITYGW):
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 # Every test, with the race detector, against a real S3 server (each test
-# binary that needs one starts its own versitygw on loopback and stops it).
+# binary that needs one starts its own versitygw on loopback and stops it)
+# and a real PostgreSQL server: OUTPOST_TEST_POSTGRES_URL, or else the one
+# scripts/postgres.sh starts (installing it when run as root).
 test: $(VERSITYGW)
 	$(GO) vet ./...
+	@set -e; if [ -z "$$OUTPOST_TEST_POSTGRES_URL" ]; then \
+		OUTPOST_TEST_POSTGRES_URL="$$(./scripts/postgres.sh)"; export OUTPOST_TEST_POSTGRES_URL; \
+	fi; \
+	echo "$(GO) test -race -timeout 20m ./..."; \
 	$(GO) test -race -timeout 20m ./...
 	$(MAKE) fuzz
 

@@ -16,13 +16,13 @@ import (
 	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/keyring"
 	"github.com/outpost/outpost/internal/snapshot"
-	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/store"
 )
 
 // app is the control plane's parts, opened from a config.
 type app struct {
 	cfg    *Config
-	store  *bolt.DB
+	store  store.Store
 	blobs  blob.Store
 	server *httpapi.Server
 }
@@ -32,7 +32,11 @@ var errNotInitialized = errors.New("data dir is not initialized: run `controlpla
 // openApp opens the data dir. daemon says whether this process will serve
 // (and so should warm the store's snapshot cache in the background).
 func openApp(ctx context.Context, cfg *Config, log *slog.Logger, daemon bool) (*app, error) {
-	if _, err := os.Stat(cfg.dbPath()); errors.Is(err, fs.ErrNotExist) {
+	if cfg.Store != "postgres" {
+		if _, err := os.Stat(cfg.dbPath()); errors.Is(err, fs.ErrNotExist) {
+			return nil, errNotInitialized
+		}
+	} else if _, err := os.Stat(cfg.DataKeyFile); errors.Is(err, fs.ErrNotExist) {
 		return nil, errNotInitialized
 	}
 	key, err := os.ReadFile(cfg.DataKeyFile)
@@ -47,7 +51,7 @@ func openApp(ctx context.Context, cfg *Config, log *slog.Logger, daemon bool) (*
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(cfg.dbPath(), bolt.Options{NoWarm: !daemon})
+	db, err := openStore(ctx, cfg, daemon)
 	if err != nil {
 		return nil, err
 	}

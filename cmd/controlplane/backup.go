@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/fsutil"
+	"github.com/outpost/outpost/internal/httpapi"
 )
 
 func backupCmd() *cobra.Command {
@@ -29,7 +30,11 @@ func backupCmd() *cobra.Command {
 					return streamTo(cmd.Context(), c, "/v1/admin/backup", f)
 				}
 				return withApp(cmd, func(ctx context.Context, a *app) error {
-					_, err := a.store.Backup(ctx, f)
+					b, ok := a.store.(httpapi.Backuper)
+					if !ok {
+						return fmt.Errorf("backup: the %s store has no online backup (use its own tools, e.g. pg_dump)", a.cfg.Store)
+					}
+					_, err := b.Backup(ctx, f)
 					return err
 				})
 			})

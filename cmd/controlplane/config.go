@@ -16,6 +16,8 @@ import (
 // documents every key).
 type Config struct {
 	DataDir           string        `mapstructure:"data_dir"`
+	Store             string        `mapstructure:"store"`
+	PostgresURL       string        `mapstructure:"postgres_url"`
 	Listen            string        `mapstructure:"listen"`
 	LogLevel          string        `mapstructure:"log_level"`
 	LogFormat         string        `mapstructure:"log_format"`
@@ -54,6 +56,8 @@ type S3Config struct {
 
 func setDefaults(v *viper.Viper) {
 	v.SetDefault("data_dir", "./data/controlplane")
+	v.SetDefault("store", "bolt")
+	v.SetDefault("postgres_url", "")
 	v.SetDefault("listen", "127.0.0.1:8440")
 	v.SetDefault("log_level", "info")
 	v.SetDefault("log_format", "text")
@@ -107,6 +111,15 @@ func (c *Config) validate() error {
 	}
 	if c.Blob.Dir == "" {
 		c.Blob.Dir = filepath.Join(c.DataDir, "blobs")
+	}
+	switch c.Store {
+	case "bolt":
+	case "postgres":
+		if c.PostgresURL == "" {
+			return errors.New("postgres_url is required with store: postgres")
+		}
+	default:
+		return fmt.Errorf("store %q is not one of bolt, postgres", c.Store)
 	}
 	switch c.Blob.Backend {
 	case "disk":

@@ -20,7 +20,6 @@ import (
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/keyring"
-	"github.com/outpost/outpost/internal/store/bolt"
 )
 
 func initCmd() *cobra.Command {
@@ -33,7 +32,14 @@ func initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(cfg.dbPath()); err == nil {
+			done, err := initialized(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if done {
+				if cfg.Store == "postgres" {
+					return errors.New("the postgres store is already initialized")
+				}
 				return fmt.Errorf("%s is already initialized", cfg.DataDir)
 			}
 			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -53,7 +59,7 @@ func initCmd() *cobra.Command {
 					return fmt.Errorf("generate signing key: %w", err)
 				}
 			}
-			db, err := bolt.Open(cfg.dbPath(), bolt.Options{NoWarm: true})
+			db, err := openStore(cmd.Context(), cfg, false)
 			if err != nil {
 				return err
 			}

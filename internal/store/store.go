@@ -5,8 +5,10 @@
 // change appends a hash-chained audit event in the same transaction, with
 // the actor taken from the context (catalog.WithActor).
 //
-// Implementations: store/bolt (embedded default). storetest holds the
-// suite every implementation must pass.
+// Implementations: store/bolt (embedded default) and store/postgres (for
+// several control plane instances), both thin backends under the shared
+// logic of store/kv. storetest holds the suite every implementation must
+// pass.
 package store
 
 import (

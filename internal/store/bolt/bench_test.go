@@ -80,7 +80,7 @@ func BenchmarkCreateSnapshot_100k(b *testing.B) {
 		start := cpuTime()
 		defer func() { b.ReportMetric(float64((cpuTime()-start).Milliseconds())/float64(b.N), "cpu-ms/op") }()
 		for b.Loop() {
-			db.dropCache() // as in a fresh process
+			db.DropCache() // as in a fresh process
 			if _, err := db.CreateSnapshot(ctx, tenantID, build); err != nil {
 				b.Fatal(err)
 			}

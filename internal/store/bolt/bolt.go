@@ -1,7 +1,7 @@
 // Package bolt is the embedded implementation of store.Store on a single
-// bbolt file. Every mutation runs in one read-write transaction that checks
-// the data model's constraints against the current state, writes, and
-// appends its audit event, so a constraint can never be raced past.
+// bbolt file: the shared logic of store/kv on bbolt, plus what only a local
+// file has (an exclusive lock, online Backup, raw edits for repair tools)
+// and the in-memory catalog cache that only a single writer can keep.
 //
 // Layout (for repair tools and tests that edit the file, see RawUpdate):
 // objects are JSON under their id in one bucket per kind; index buckets
@@ -11,22 +11,17 @@
 package bolt
 
 import (
-	"bytes"
-	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
 
-	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/store/kv"
 )
 
 // SchemaVersion is the layout version kept in meta["schema_version"].
@@ -35,64 +30,9 @@ const SchemaVersion = 1
 // ErrInUse is returned by Open when another process holds the file.
 var ErrInUse = errors.New("data dir is in use by another process (is the daemon running?)")
 
-// Bucket names.
 var (
-	bMeta         = []byte("meta")
-	bTokens       = []byte("tokens")
-	bTenants      = []byte("tenants")
-	bProducts     = []byte("products")
-	bArtifacts    = []byte("artifacts")
-	bReleases     = []byte("releases")
-	bRelArts      = []byte("release_artifacts")
-	bPolicyVers   = []byte("policy_versions") // policy id \0 %010d version
-	bPolicies     = []byte("policies")        // policy id -> latest version
-	bBlocked      = []byte("blocked_versions")
-	bRollouts     = []byte("rollouts")
-	bEntitlements = []byte("entitlements")
-	bSeats        = []byte("seats")
-	bLeases       = []byte("leases")
-	bSnapshots    = []byte("snapshots")
-	bEnvelopes    = []byte("snapshot_envelopes")
-	bMirrors      = []byte("mirrors")
-	bAudit        = []byte("audit") // seq (8 bytes BE) -> event
-	bIdempotency  = []byte("idempotency")
-
-	iTokenHash      = []byte("idx_token_hash")      // hash -> token id
-	iReleasePCV     = []byte("idx_release_pcv")     // product \0 channel \0 version -> release id
-	iReleaseProduct = []byte("idx_release_product") // product \0 release id
-	iRelArtRelease  = []byte("idx_relart_release")  // release \0 release artifact id
-	iRelArtTarget   = []byte("idx_relart_target")   // release \0 platform \0 arch \0 installer -> id
-	iPolicyTenant   = []byte("idx_policy_tenant")   // tenant \0 policy id
-	iBlockedTPV     = []byte("idx_blocked_tpv")     // tenant \0 product \0 version -> id
-	iBlockedTenant  = []byte("idx_blocked_tenant")  // tenant \0 id
-	iRolloutProduct = []byte("idx_rollout_product") // product \0 id
-	iEntTenant      = []byte("idx_ent_tenant")      // tenant \0 id
-	iEntTP          = []byte("idx_ent_tp")          // tenant \0 product \0 id
-	iSeatEnt        = []byte("idx_seat_ent")        // entitlement \0 seat id
-	iSeatActive     = []byte("idx_seat_active")     // entitlement \0 type \0 subject -> seat id
-	iLeaseEnt       = []byte("idx_lease_ent")       // entitlement \0 lease id
-	iLeaseActive    = []byte("idx_lease_active")    // entitlement \0 type \0 subject -> lease id
-	iSnapSeq        = []byte("idx_snapshot_seq")    // tenant \0 seq (8 bytes BE) -> id
-	iSnapTenant     = []byte("idx_snapshot_tenant") // tenant \0 id
-	iMirrorCred     = []byte("idx_mirror_cred")     // credential hash -> mirror id
-	iMirrorTenant   = []byte("idx_mirror_tenant")   // tenant \0 id
-	iAuditTenant    = []byte("idx_audit_tenant")    // tenant \0 seq
-	iAuditType      = []byte("idx_audit_type")      // event type \0 seq
-	iAuditDedup     = []byte("idx_audit_dedup")     // dedup key -> seq
-
-	allBuckets = [][]byte{
-		bMeta, bTokens, bTenants, bProducts, bArtifacts, bReleases, bRelArts,
-		bPolicyVers, bPolicies, bBlocked, bRollouts, bEntitlements, bSeats,
-		bLeases, bSnapshots, bEnvelopes, bMirrors, bAudit, bIdempotency,
-		iTokenHash, iReleasePCV, iReleaseProduct, iRelArtRelease, iRelArtTarget,
-		iPolicyTenant, iBlockedTPV, iBlockedTenant, iRolloutProduct, iEntTenant,
-		iEntTP, iSeatEnt, iSeatActive, iLeaseEnt, iLeaseActive, iSnapSeq,
-		iSnapTenant, iMirrorCred, iMirrorTenant, iAuditTenant, iAuditType,
-		iAuditDedup,
-	}
-
+	bMeta          = []byte("meta")
 	kSchemaVersion = []byte("schema_version")
-	kAuditHead     = []byte("audit_head")
 )
 
 // AuditBucket is the bucket holding audit events, keyed by SeqKey.
@@ -114,17 +54,8 @@ type Options struct {
 
 // DB is a bbolt-backed store.Store.
 type DB struct {
+	*kv.Store
 	bdb *bbolt.DB
-
-	// mu is held across every read-write transaction and the cache update
-	// after it (cache.go); it guards global and warm.
-	mu sync.Mutex
-	// global caches the decoded vendor-wide catalog for snapshot builds,
-	// kept current by every committed write to its buckets; nil until
-	// loaded.
-	global *globalSet
-	warm   *warmer       // the background load started by Open, if running
-	gen    atomic.Uint64 // counts committed writes to the cached buckets
 }
 
 var _ store.Store = (*DB)(nil)
@@ -136,7 +67,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	err = bdb.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
+		for _, name := range kv.Buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -155,11 +86,9 @@ func Open(path string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bdb: bdb}
-	if !opts.NoWarm {
-		db.startWarm()
-	}
-	return db, nil
+	// This process alone writes the file, so it may cache the catalog.
+	s := kv.New(kv.Bolt(bdb), kv.Options{Cache: true, NoWarm: opts.NoWarm})
+	return &DB{Store: s, bdb: bdb}, nil
 }
 
 func openBolt(path string, opts Options) (*bbolt.DB, error) {
@@ -186,11 +115,10 @@ func openBolt(path string, opts Options) (*bbolt.DB, error) {
 	return bdb, nil
 }
 
-// Close stops the background load, if running, and closes the file.
+// Close stops the background catalog load, if running, and closes the
+// file.
 func (db *DB) Close() error {
-	db.mu.Lock()
-	db.stopWarm()
-	db.mu.Unlock()
+	db.Store.Close()
 	return db.bdb.Close()
 }
 
@@ -213,7 +141,7 @@ func RawUpdate(path string, fn func(tx *bbolt.Tx) error) error {
 // without resealing the chain. For tests of `audit verify`.
 func TamperAuditEvent(path string, seq int64, mutate func(*catalog.AuditEvent)) error {
 	return RawUpdate(path, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bAudit)
+		b := tx.Bucket([]byte(AuditBucket))
 		v := b.Get(SeqKey(seq))
 		if v == nil {
 			return catalog.NotFound("audit event", strconv.FormatInt(seq, 10))
@@ -233,294 +161,4 @@ func TamperAuditEvent(path string, seq int64, mutate func(*catalog.AuditEvent)) 
 
 // SeqKey is the key of sequence number seq: 8 bytes big-endian, so keys
 // sort in sequence order.
-func SeqKey(seq int64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], uint64(seq))
-	return k[:]
-}
-
-// key joins parts with NUL bytes.
-func key(parts ...string) []byte {
-	n := len(parts)
-	for _, p := range parts {
-		n += len(p)
-	}
-	b := make([]byte, 0, n)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, 0)
-		}
-		b = append(b, p...)
-	}
-	return b
-}
-
-// prefix is key(parts...) plus a trailing separator.
-func prefix(parts ...string) []byte { return append(key(parts...), 0) }
-
-// wtx is a read-write transaction with the request's context.
-type wtx struct {
-	*bbolt.Tx
-	db  *DB
-	ctx context.Context
-	now time.Time
-	ops []cacheOp // writes to cached buckets, applied after commit
-}
-
-func (db *DB) update(ctx context.Context, fn func(*wtx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	var w *wtx
-	ran := false // fn succeeded: an error after it is the commit's
-	err := db.bdb.Update(func(tx *bbolt.Tx) error {
-		w = &wtx{Tx: tx, db: db, ctx: ctx, now: time.Now().UTC()}
-		if err := fn(w); err != nil {
-			return err
-		}
-		ran = true
-		return nil
-	})
-	switch {
-	case err == nil:
-		db.applyCache(w.ops)
-	case ran && len(w.ops) > 0:
-		db.invalidate()
-	}
-	return err
-}
-
-func (db *DB) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return db.bdb.View(fn)
-}
-
-// getJSON decodes bucket[k] into v; false when absent.
-func getJSON(tx *bbolt.Tx, bucket, k []byte, v any) (bool, error) {
-	raw := tx.Bucket(bucket).Get(k)
-	if raw == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("decode %s %q: %w", bucket, k, err)
-	}
-	return true, nil
-}
-
-// mustGet decodes bucket[id] into v or returns catalog.NotFound(kind, id).
-func mustGet(tx *bbolt.Tx, bucket []byte, kind, id string, v any) error {
-	ok, err := getJSON(tx, bucket, []byte(id), v)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return catalog.NotFound(kind, id)
-	}
-	return nil
-}
-
-func putJSON(tx *bbolt.Tx, bucket, k []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", bucket, err)
-	}
-	return tx.Bucket(bucket).Put(k, b)
-}
-
-func putIdx(tx *bbolt.Tx, bucket, k []byte, v string) error {
-	return tx.Bucket(bucket).Put(k, []byte(v))
-}
-
-// put stores an object; every object write goes through here so that a
-// write to a cached bucket reaches the cache.
-func (w *wtx) put(bucket, k []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", bucket, err)
-	}
-	if globalBucket(bucket) {
-		if err := w.note(bucket, b); err != nil {
-			return err
-		}
-	}
-	return w.Bucket(bucket).Put(k, b)
-}
-
-// insert stores a new object, refusing an id already taken.
-func (w *wtx) insert(bucket []byte, kind, id string, v any) error {
-	if w.Bucket(bucket).Get([]byte(id)) != nil {
-		return catalog.Errorf(catalog.ECONFLICT, "%s %q already exists", kind, id)
-	}
-	return w.put(bucket, []byte(id), v)
-}
-
-// event appends the audit event of this transaction's change.
-func (w *wtx) event(tenantID, eventType string, obj any) error {
-	payload, err := json.Marshal(obj)
-	if err != nil {
-		return fmt.Errorf("encode audit payload: %w", err)
-	}
-	actor := catalog.ActorFrom(w.ctx)
-	ev := &catalog.AuditEvent{
-		EventID:   catalog.NewID(catalog.PrefixEvent),
-		TenantID:  tenantID,
-		ActorType: actor.Type,
-		ActorID:   actor.ID,
-		EventType: eventType,
-		Payload:   payload,
-		CreatedAt: w.now,
-	}
-	return appendEvent(w.Tx, ev)
-}
-
-// appendEvent seals ev onto the chain head and stores it with its indexes.
-func appendEvent(tx *bbolt.Tx, ev *catalog.AuditEvent) error {
-	meta := tx.Bucket(bMeta)
-	var prev *catalog.AuditEvent
-	if h := meta.Get(kAuditHead); h != nil {
-		prev = &catalog.AuditEvent{}
-		if err := json.Unmarshal(h, prev); err != nil {
-			return fmt.Errorf("decode audit head: %w", err)
-		}
-	}
-	audit.Seal(prev, ev)
-	sk := SeqKey(ev.Seq)
-	if err := putJSON(tx, bAudit, sk, ev); err != nil {
-		return err
-	}
-	if ev.TenantID != "" {
-		if err := tx.Bucket(iAuditTenant).Put(append(prefix(ev.TenantID), sk...), nil); err != nil {
-			return err
-		}
-	}
-	if err := tx.Bucket(iAuditType).Put(append(prefix(ev.EventType), sk...), nil); err != nil {
-		return err
-	}
-	head, _ := json.Marshal(struct {
-		Seq  int64  `json:"seq"`
-		Hash string `json:"hash"`
-	}{ev.Seq, ev.Hash})
-	return meta.Put(kAuditHead, head)
-}
-
-// listPage walks index keys under pfx in order, starting after cursor (the
-// id suffix of the last key returned). load turns a key/value into an item
-// and its id. The next cursor is "" when nothing follows.
-func listPage[T any](b *bbolt.Bucket, pfx []byte, p store.Page, load func(k, v []byte) (*T, string, error)) ([]*T, string, error) {
-	p = p.Normalize()
-	seek := append(append([]byte(nil), pfx...), p.Cursor...)
-	c := b.Cursor()
-	k, v := c.Seek(seek)
-	if p.Cursor != "" && k != nil && bytes.Equal(k, seek) {
-		k, v = c.Next()
-	}
-	out := make([]*T, 0, min(p.Limit, 64))
-	last := ""
-	for ; k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
-		if len(out) == p.Limit {
-			return out, last, nil
-		}
-		item, id, err := load(k, v)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, item)
-		last = id
-	}
-	return out, "", nil
-}
-
-// listObjects pages over a bucket of objects keyed by id.
-func listObjects[T any](tx *bbolt.Tx, bucket []byte, p store.Page, id func(*T) string) ([]*T, string, error) {
-	return listPage(tx.Bucket(bucket), nil, p, func(k, v []byte) (*T, string, error) {
-		var t T
-		if err := json.Unmarshal(v, &t); err != nil {
-			return nil, "", fmt.Errorf("decode %s %q: %w", bucket, k, err)
-		}
-		return &t, id(&t), nil
-	})
-}
-
-// listByIndex pages over index keys pfx+id, loading each id from bucket.
-func listByIndex[T any](tx *bbolt.Tx, idx, bucket []byte, pfx []byte, p store.Page) ([]*T, string, error) {
-	data := tx.Bucket(bucket)
-	return listPage(tx.Bucket(idx), pfx, p, func(k, _ []byte) (*T, string, error) {
-		id := k[len(pfx):]
-		raw := data.Get(id)
-		if raw == nil {
-			return nil, "", fmt.Errorf("index %s names missing %s %q", idx, bucket, id)
-		}
-		var t T
-		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, "", fmt.Errorf("decode %s %q: %w", bucket, id, err)
-		}
-		return &t, string(id), nil
-	})
-}
-
-// exists returns catalog.NotFound unless bucket holds id.
-func exists(tx *bbolt.Tx, bucket []byte, kind, id string) error {
-	if id == "" || tx.Bucket(bucket).Get([]byte(id)) == nil {
-		return catalog.NotFound(kind, id)
-	}
-	return nil
-}
-
-// liveTenant returns catalog.NotFound unless the tenant exists, and
-// ECONFLICT when it is deleted: nothing new is created under a deleted
-// tenant (it can never be served again).
-func liveTenant(tx *bbolt.Tx, id string) error {
-	var t catalog.Tenant
-	if err := mustGet(tx, bTenants, "tenant", id, &t); err != nil {
-		return err
-	}
-	if t.Status == catalog.TenantDeleted {
-		return catalog.Errorf(catalog.ECONFLICT, "tenant %s is deleted", id)
-	}
-	return nil
-}
-
-// checkID validates an id the caller supplies: non-empty, bounded and free
-// of the NUL byte that separates index key parts.
-func checkID(field, id string) error {
-	if id == "" {
-		return catalog.Invalid(field, "is required")
-	}
-	if len(id) > 128 || bytes.IndexByte([]byte(id), 0) >= 0 {
-		return catalog.Invalid(field, "must be at most 128 bytes without NUL")
-	}
-	return nil
-}
-
-// checkText bounds a free-text key part.
-func checkText(field, s string, required bool) error {
-	if s == "" {
-		if required {
-			return catalog.Invalid(field, "is required")
-		}
-		return nil
-	}
-	if len(s) > 1024 || bytes.IndexByte([]byte(s), 0) >= 0 {
-		return catalog.Invalid(field, "must be at most 1024 bytes without NUL")
-	}
-	return nil
-}
-
-func orNow(t, now time.Time) time.Time {
-	if t.IsZero() {
-		return now
-	}
-	return t
-}
-
-func metadata(raw json.RawMessage) (json.RawMessage, error) {
-	return catalog.NormalizeMetadata("metadata", raw)
-}
-
-func immutable(field string) error {
-	return catalog.Invalid(field, "cannot be changed")
-}
+func SeqKey(seq int64) []byte { return kv.SeqKey(seq) }

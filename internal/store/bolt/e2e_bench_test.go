@@ -31,7 +31,7 @@ func BenchmarkSnapshotPath_100k(b *testing.B) {
 	defer db.Close()
 	tenantID := catalog.NewID(catalog.PrefixTenant)
 	bulkLoad(b, db, tenantID, 100_000)
-	db.dropCache() // bulkLoad bypasses the cache: start as a fresh process would
+	db.DropCache() // bulkLoad bypasses the cache: start as a fresh process would
 	ctx := context.Background()
 	signer := snapshottest.Signer(1)
 	trust := snapshottest.Trust(1, signer)
@@ -72,7 +72,7 @@ func BenchmarkSnapshotPath_100k(b *testing.B) {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		db.dropCache()
+		db.DropCache()
 		runtime.GC()
 		b.StartTimer()
 		create("create-cold")

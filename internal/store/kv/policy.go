@@ -1,4 +1,4 @@
-package bolt
+package kv
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -56,7 +54,7 @@ func (w *wtx) putPolicy(p *catalog.Policy) error {
 }
 
 // CreatePolicy stores version 1 of a tenant product policy.
-func (db *DB) CreatePolicy(ctx context.Context, p *catalog.Policy) error {
+func (db *Store) CreatePolicy(ctx context.Context, p *catalog.Policy) error {
 	if err := checkID("policy_id", p.PolicyID); err != nil {
 		return err
 	}
@@ -87,17 +85,17 @@ func (db *DB) CreatePolicy(ctx context.Context, p *catalog.Policy) error {
 }
 
 // Policy returns a policy's latest version.
-func (db *DB) Policy(ctx context.Context, id string) (*catalog.Policy, error) {
+func (db *Store) Policy(ctx context.Context, id string) (*catalog.Policy, error) {
 	var p catalog.Policy
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bPolicies, "policy", id, &p) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bPolicies, "policy", id, &p) }); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
 // Policies lists a tenant's policies (latest versions) by id.
-func (db *DB) Policies(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Policy, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Policies(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Policy, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bTenants, "tenant", tenantID); err != nil {
 			return err
 		}
@@ -108,7 +106,7 @@ func (db *DB) Policies(ctx context.Context, tenantID string, p store.Page) (out 
 }
 
 // UpdatePolicy stores fn's change as a new version; the old one is kept.
-func (db *DB) UpdatePolicy(ctx context.Context, id string, fn func(*catalog.Policy) error) (*catalog.Policy, error) {
+func (db *Store) UpdatePolicy(ctx context.Context, id string, fn func(*catalog.Policy) error) (*catalog.Policy, error) {
 	var cur catalog.Policy
 	err := db.update(ctx, func(w *wtx) error {
 		var old catalog.Policy
@@ -150,9 +148,9 @@ func (db *DB) UpdatePolicy(ctx context.Context, id string, fn func(*catalog.Poli
 }
 
 // PolicyVersions lists every version of a policy, oldest first.
-func (db *DB) PolicyVersions(ctx context.Context, id string) ([]*catalog.Policy, error) {
+func (db *Store) PolicyVersions(ctx context.Context, id string) ([]*catalog.Policy, error) {
 	var out []*catalog.Policy
-	err := db.view(ctx, func(tx *bbolt.Tx) error {
+	err := db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bPolicies, "policy", id); err != nil {
 			return err
 		}
@@ -174,7 +172,7 @@ func (db *DB) PolicyVersions(ctx context.Context, id string) ([]*catalog.Policy,
 }
 
 // CreateBlockedVersion blocks a version of a product for a tenant.
-func (db *DB) CreateBlockedVersion(ctx context.Context, b *catalog.BlockedVersion) error {
+func (db *Store) CreateBlockedVersion(ctx context.Context, b *catalog.BlockedVersion) error {
 	if err := checkID("blocklist_id", b.BlocklistID); err != nil {
 		return err
 	}
@@ -210,8 +208,8 @@ func (db *DB) CreateBlockedVersion(ctx context.Context, b *catalog.BlockedVersio
 }
 
 // BlockedVersions lists a tenant's blocked versions by id.
-func (db *DB) BlockedVersions(ctx context.Context, tenantID string, p store.Page) (out []*catalog.BlockedVersion, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) BlockedVersions(ctx context.Context, tenantID string, p store.Page) (out []*catalog.BlockedVersion, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bTenants, "tenant", tenantID); err != nil {
 			return err
 		}
@@ -222,7 +220,7 @@ func (db *DB) BlockedVersions(ctx context.Context, tenantID string, p store.Page
 }
 
 // DeleteBlockedVersion unblocks; an entry of another tenant is not found.
-func (db *DB) DeleteBlockedVersion(ctx context.Context, tenantID, id string) error {
+func (db *Store) DeleteBlockedVersion(ctx context.Context, tenantID, id string) error {
 	return db.update(ctx, func(w *wtx) error {
 		var b catalog.BlockedVersion
 		if err := mustGet(w.Tx, bBlocked, "blocked version", id, &b); err != nil {
@@ -256,7 +254,7 @@ func validPercentage(p float64) error {
 }
 
 // CreateRollout stages a release of the product and channel.
-func (db *DB) CreateRollout(ctx context.Context, r *catalog.Rollout) error {
+func (db *Store) CreateRollout(ctx context.Context, r *catalog.Rollout) error {
 	if err := checkID("rollout_id", r.RolloutID); err != nil {
 		return err
 	}
@@ -296,17 +294,17 @@ func (db *DB) CreateRollout(ctx context.Context, r *catalog.Rollout) error {
 }
 
 // Rollout returns one rollout.
-func (db *DB) Rollout(ctx context.Context, id string) (*catalog.Rollout, error) {
+func (db *Store) Rollout(ctx context.Context, id string) (*catalog.Rollout, error) {
 	var r catalog.Rollout
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bRollouts, "rollout", id, &r) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bRollouts, "rollout", id, &r) }); err != nil {
 		return nil, err
 	}
 	return &r, nil
 }
 
 // Rollouts lists a product's rollouts by id.
-func (db *DB) Rollouts(ctx context.Context, productID string, p store.Page) (out []*catalog.Rollout, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Rollouts(ctx context.Context, productID string, p store.Page) (out []*catalog.Rollout, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bProducts, "product", productID); err != nil {
 			return err
 		}
@@ -317,7 +315,7 @@ func (db *DB) Rollouts(ctx context.Context, productID string, p store.Page) (out
 }
 
 // UpdateRollout changes percentage and status (legal transitions only).
-func (db *DB) UpdateRollout(ctx context.Context, id string, fn func(*catalog.Rollout) error) (*catalog.Rollout, error) {
+func (db *Store) UpdateRollout(ctx context.Context, id string, fn func(*catalog.Rollout) error) (*catalog.Rollout, error) {
 	var cur catalog.Rollout
 	err := db.update(ctx, func(w *wtx) error {
 		var old catalog.Rollout

@@ -1,4 +1,4 @@
-package bolt
+package kv
 
 import (
 	"context"
@@ -7,27 +7,26 @@ import (
 	"slices"
 	"strings"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/outpost/outpost/internal/catalog"
 )
 
 // The vendor-wide catalog (products, releases, release artifacts, their
 // artifacts, rollouts) is most of every snapshot input, and decoding it
-// from bbolt is most of the cost of a build (about a second for 100,000
+// is most of the cost of a build (about a second for 100,000
 // releases). So it is decoded once per process, in the background from
-// Open, and then kept current: every committed write to its buckets is
-// applied to it in place, never by dropping it.
+// New, and then kept current: every committed write to its buckets is
+// applied to it in place, never by dropping it. Only with Options.Cache:
+// a backend that other processes write to (postgres) cannot keep it.
 //
-// Concurrency: db.mu is held across every read-write transaction (bbolt
-// serializes them anyway) and the cache update after its commit, so a
+// Concurrency: db.mu is held across every read-write transaction (the
+// backend serializes them anyway) and the cache update after its commit, so a
 // reader inside a write transaction always sees the cache of the
-// committed state before it. Changes are applied only after bbolt
-// reports the commit, so a rolled-back transaction leaves no trace.
+// committed state before it. Changes are applied only after the
+// backend reports the commit, so a rolled-back transaction leaves no trace.
 // Cached objects are never modified: a change replaces the pointer.
 
 // globalSet is the vendor-wide part of every snapshot input; each list is
-// sorted by id (bbolt key order).
+// sorted by id (key order).
 type globalSet struct {
 	products         []*catalog.Product
 	releases         []*catalog.Release
@@ -44,7 +43,7 @@ type cacheOp struct {
 	obj    any
 }
 
-// warmer is the background load started by Open.
+// warmer is the background load started by New.
 type warmer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -63,13 +62,13 @@ func globalBucket(b []byte) bool {
 
 // startWarm decodes the vendor-wide catalog in the background so that the
 // first snapshot build of the process finds it ready.
-func (db *DB) startWarm() {
+func (db *Store) startWarm() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &warmer{cancel: cancel, done: make(chan struct{}), gen: db.gen.Load()}
 	db.warm = w
 	go func() {
 		defer close(w.done)
-		_ = db.bdb.View(func(tx *bbolt.Tx) error {
+		_ = db.b.View(ctx, func(tx Tx) error {
 			g, err := loadGlobal(ctx, tx)
 			if err == nil {
 				w.g = g
@@ -82,7 +81,7 @@ func (db *DB) startWarm() {
 // adoptWarm takes the background load's result when it reflects the
 // current state; with wait it first waits for the load to finish. The
 // caller holds db.mu.
-func (db *DB) adoptWarm(wait bool) {
+func (db *Store) adoptWarm(wait bool) {
 	w := db.warm
 	if w == nil {
 		return
@@ -104,7 +103,7 @@ func (db *DB) adoptWarm(wait bool) {
 
 // stopWarm cancels the background load and waits for it. The caller holds
 // db.mu.
-func (db *DB) stopWarm() {
+func (db *Store) stopWarm() {
 	if db.warm != nil {
 		db.warm.cancel()
 		<-db.warm.done
@@ -112,9 +111,9 @@ func (db *DB) stopWarm() {
 	}
 }
 
-// dropCache forgets the cache (for benchmarks that measure a cold build
+// DropCache forgets the cache (for benchmarks that measure a cold build
 // and for writes that bypass the store).
-func (db *DB) dropCache() {
+func (db *Store) DropCache() {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.stopWarm()
@@ -123,7 +122,7 @@ func (db *DB) dropCache() {
 
 // cached returns the cache, loading it in tx when absent. The caller holds
 // db.mu and tx has written nothing to the cached buckets.
-func (db *DB) cached(ctx context.Context, tx *bbolt.Tx) (*globalSet, error) {
+func (db *Store) cached(ctx context.Context, tx Tx) (*globalSet, error) {
 	db.adoptWarm(true)
 	if db.global == nil {
 		g, err := loadGlobal(ctx, tx)
@@ -187,7 +186,7 @@ func decodeCached(bucket, raw []byte) (any, error) {
 
 // applyCache brings the cache up to date after a transaction with ops
 // committed. The caller holds db.mu.
-func (db *DB) applyCache(ops []cacheOp) {
+func (db *Store) applyCache(ops []cacheOp) {
 	if len(ops) == 0 {
 		return
 	}
@@ -217,7 +216,7 @@ func (db *DB) applyCache(ops []cacheOp) {
 
 // invalidate drops the cache after a commit that failed: what the file
 // holds is then uncertain. The caller holds db.mu.
-func (db *DB) invalidate() {
+func (db *Store) invalidate() {
 	db.gen.Add(1)
 	db.global = nil
 }

@@ -1,4 +1,4 @@
-package bolt
+package kv
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -38,7 +36,7 @@ func checkEntitlement(e *catalog.Entitlement) error {
 
 // checkOverlap refuses e if another entitlement of its tenant+product
 // overlaps it.
-func checkOverlap(tx *bbolt.Tx, e *catalog.Entitlement) error {
+func checkOverlap(tx Tx, e *catalog.Entitlement) error {
 	pfx := prefix(e.TenantID, e.ProductID)
 	c := tx.Bucket(iEntTP).Cursor()
 	for k, _ := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Next() {
@@ -59,7 +57,7 @@ func checkOverlap(tx *bbolt.Tx, e *catalog.Entitlement) error {
 
 // CreateEntitlement stores an entitlement that overlaps no other of the
 // same tenant+product.
-func (db *DB) CreateEntitlement(ctx context.Context, e *catalog.Entitlement) error {
+func (db *Store) CreateEntitlement(ctx context.Context, e *catalog.Entitlement) error {
 	if err := checkID("entitlement_id", e.EntitlementID); err != nil {
 		return err
 	}
@@ -92,17 +90,17 @@ func (db *DB) CreateEntitlement(ctx context.Context, e *catalog.Entitlement) err
 }
 
 // Entitlement returns one entitlement.
-func (db *DB) Entitlement(ctx context.Context, id string) (*catalog.Entitlement, error) {
+func (db *Store) Entitlement(ctx context.Context, id string) (*catalog.Entitlement, error) {
 	var e catalog.Entitlement
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bEntitlements, "entitlement", id, &e) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bEntitlements, "entitlement", id, &e) }); err != nil {
 		return nil, err
 	}
 	return &e, nil
 }
 
 // Entitlements lists a tenant's entitlements by id.
-func (db *DB) Entitlements(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Entitlement, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Entitlements(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Entitlement, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bTenants, "tenant", tenantID); err != nil {
 			return err
 		}
@@ -114,7 +112,7 @@ func (db *DB) Entitlements(ctx context.Context, tenantID string, p store.Page) (
 
 // UpdateEntitlement changes policy and time window; the overlap rule is
 // checked again.
-func (db *DB) UpdateEntitlement(ctx context.Context, id string, fn func(*catalog.Entitlement) error) (*catalog.Entitlement, error) {
+func (db *Store) UpdateEntitlement(ctx context.Context, id string, fn func(*catalog.Entitlement) error) (*catalog.Entitlement, error) {
 	var cur catalog.Entitlement
 	err := db.update(ctx, func(w *wtx) error {
 		var old catalog.Entitlement
@@ -177,7 +175,10 @@ func checkSubject(subjectType, subjectID string) error {
 }
 
 // countPrefix counts the keys under pfx.
-func countPrefix(b *bbolt.Bucket, pfx []byte) int {
+func countPrefix(b Bucket, pfx []byte) int {
+	if pc, ok := b.(PrefixCounter); ok {
+		return pc.CountPrefix(pfx)
+	}
 	n := 0
 	c := b.Cursor()
 	for k, _ := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Next() {
@@ -187,7 +188,7 @@ func countPrefix(b *bbolt.Bucket, pfx []byte) int {
 }
 
 // AssignSeat gives a subject a seat of an explicit-mode entitlement.
-func (db *DB) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) error {
+func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) error {
 	if err := checkID("seat_assignment_id", s.SeatAssignmentID); err != nil {
 		return err
 	}
@@ -238,7 +239,7 @@ func (db *DB) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) error {
 }
 
 // RevokeSeat ends an assignment; the record stays as history.
-func (db *DB) RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error) {
+func (db *Store) RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error) {
 	if err := checkText("revoked_by", by, false); err != nil {
 		return nil, err
 	}
@@ -278,8 +279,8 @@ func (db *DB) RevokeSeat(ctx context.Context, entitlementID, seatID, by string, 
 }
 
 // Seats lists an entitlement's assignments (active and revoked) by id.
-func (db *DB) Seats(ctx context.Context, entitlementID string, p store.Page) (out []*catalog.SeatAssignment, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Seats(ctx context.Context, entitlementID string, p store.Page) (out []*catalog.SeatAssignment, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bEntitlements, "entitlement", entitlementID); err != nil {
 			return err
 		}
@@ -290,7 +291,7 @@ func (db *DB) Seats(ctx context.Context, entitlementID string, p store.Page) (ou
 }
 
 // AcquireLease issues or renews a lease (see store.Store).
-func (db *DB) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...store.LeaseSigner) (*catalog.Lease, error) {
+func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...store.LeaseSigner) (*catalog.Lease, error) {
 	if err := checkSubject(l.SubjectType, l.SubjectID); err != nil {
 		return nil, err
 	}
@@ -438,16 +439,16 @@ func (w *wtx) countActiveLeases(entitlementID string, t time.Time) (int, error) 
 }
 
 // Lease returns one lease.
-func (db *DB) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
+func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 	var l catalog.Lease
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bLeases, "lease", id, &l) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bLeases, "lease", id, &l) }); err != nil {
 		return nil, err
 	}
 	return &l, nil
 }
 
 // ReleaseLease gives a lease's seat back; releasing twice is ECONFLICT.
-func (db *DB) ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error) {
+func (db *Store) ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error) {
 	var l catalog.Lease
 	err := db.update(ctx, func(w *wtx) error {
 		if err := mustGet(w.Tx, bLeases, "lease", id, &l); err != nil {

@@ -1,10 +1,8 @@
-package bolt
+package kv
 
 import (
 	"context"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -17,7 +15,7 @@ type tokenRecord struct {
 }
 
 // CreateToken stores t, indexed by its hash.
-func (db *DB) CreateToken(ctx context.Context, t *catalog.Token) error {
+func (db *Store) CreateToken(ctx context.Context, t *catalog.Token) error {
 	if err := checkID("token_id", t.TokenID); err != nil {
 		return err
 	}
@@ -57,9 +55,9 @@ func (db *DB) CreateToken(ctx context.Context, t *catalog.Token) error {
 }
 
 // TokenByHash returns the token whose hash is hash.
-func (db *DB) TokenByHash(ctx context.Context, hash string) (*catalog.Token, error) {
+func (db *Store) TokenByHash(ctx context.Context, hash string) (*catalog.Token, error) {
 	var rec tokenRecord
-	err := db.view(ctx, func(tx *bbolt.Tx) error {
+	err := db.view(ctx, func(tx Tx) error {
 		id := tx.Bucket(iTokenHash).Get([]byte(hash))
 		if id == nil {
 			return catalog.Errorf(catalog.ENOTFOUND, "token not found")
@@ -75,7 +73,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (*catalog.Token, err
 }
 
 // CreateTenant stores a new tenant (status active when empty).
-func (db *DB) CreateTenant(ctx context.Context, t *catalog.Tenant) error {
+func (db *Store) CreateTenant(ctx context.Context, t *catalog.Tenant) error {
 	if err := checkID("tenant_id", t.TenantID); err != nil {
 		return err
 	}
@@ -107,17 +105,17 @@ func validTenantStatus(s string) error {
 }
 
 // Tenant returns one tenant.
-func (db *DB) Tenant(ctx context.Context, id string) (*catalog.Tenant, error) {
+func (db *Store) Tenant(ctx context.Context, id string) (*catalog.Tenant, error) {
 	var t catalog.Tenant
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bTenants, "tenant", id, &t) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bTenants, "tenant", id, &t) }); err != nil {
 		return nil, err
 	}
 	return &t, nil
 }
 
 // Tenants lists tenants by id.
-func (db *DB) Tenants(ctx context.Context, p store.Page) (out []*catalog.Tenant, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Tenants(ctx context.Context, p store.Page) (out []*catalog.Tenant, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		out, next, err = listObjects(tx, bTenants, p, func(t *catalog.Tenant) string { return t.TenantID })
 		return err
 	})
@@ -126,7 +124,7 @@ func (db *DB) Tenants(ctx context.Context, p store.Page) (out []*catalog.Tenant,
 
 // UpdateTenant applies fn to a copy of the tenant; tenant_id and
 // created_at cannot change.
-func (db *DB) UpdateTenant(ctx context.Context, id string, fn func(*catalog.Tenant) error) (*catalog.Tenant, error) {
+func (db *Store) UpdateTenant(ctx context.Context, id string, fn func(*catalog.Tenant) error) (*catalog.Tenant, error) {
 	var cur catalog.Tenant
 	err := db.update(ctx, func(w *wtx) error {
 		var old catalog.Tenant
@@ -168,7 +166,7 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, fn func(*catalog.Tena
 }
 
 // CreateProduct stores a new product (distribution licensed when empty).
-func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
+func (db *Store) CreateProduct(ctx context.Context, p *catalog.Product) error {
 	if err := checkID("product_id", p.ProductID); err != nil {
 		return err
 	}
@@ -196,17 +194,17 @@ func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
 }
 
 // Product returns one product.
-func (db *DB) Product(ctx context.Context, id string) (*catalog.Product, error) {
+func (db *Store) Product(ctx context.Context, id string) (*catalog.Product, error) {
 	var p catalog.Product
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bProducts, "product", id, &p) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bProducts, "product", id, &p) }); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
 // Products lists products by id.
-func (db *DB) Products(ctx context.Context, p store.Page) (out []*catalog.Product, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Products(ctx context.Context, p store.Page) (out []*catalog.Product, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		out, next, err = listObjects(tx, bProducts, p, func(p *catalog.Product) string { return p.ProductID })
 		return err
 	})
@@ -214,7 +212,7 @@ func (db *DB) Products(ctx context.Context, p store.Page) (out []*catalog.Produc
 }
 
 // CreateArtifact stores a new artifact record.
-func (db *DB) CreateArtifact(ctx context.Context, a *catalog.Artifact) error {
+func (db *Store) CreateArtifact(ctx context.Context, a *catalog.Artifact) error {
 	if err := checkID("artifact_id", a.ArtifactID); err != nil {
 		return err
 	}
@@ -251,16 +249,16 @@ func (db *DB) CreateArtifact(ctx context.Context, a *catalog.Artifact) error {
 }
 
 // Artifact returns one artifact.
-func (db *DB) Artifact(ctx context.Context, id string) (*catalog.Artifact, error) {
+func (db *Store) Artifact(ctx context.Context, id string) (*catalog.Artifact, error) {
 	var a catalog.Artifact
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bArtifacts, "artifact", id, &a) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bArtifacts, "artifact", id, &a) }); err != nil {
 		return nil, err
 	}
 	return &a, nil
 }
 
 // SetArtifactStatus records a verification outcome: VERIFIED or FAILED.
-func (db *DB) SetArtifactStatus(ctx context.Context, id, status string, verifiedAt *time.Time) (*catalog.Artifact, error) {
+func (db *Store) SetArtifactStatus(ctx context.Context, id, status string, verifiedAt *time.Time) (*catalog.Artifact, error) {
 	if err := catalog.ValidateEnum("status", status, []string{catalog.ArtifactVerified, catalog.ArtifactFailed}); err != nil {
 		return nil, err
 	}
@@ -291,7 +289,7 @@ func (db *DB) SetArtifactStatus(ctx context.Context, id, status string, verified
 
 // CreateRelease appends a release; the product must exist and
 // product+channel+version must be new.
-func (db *DB) CreateRelease(ctx context.Context, r *catalog.Release) error {
+func (db *Store) CreateRelease(ctx context.Context, r *catalog.Release) error {
 	if err := checkID("release_id", r.ReleaseID); err != nil {
 		return err
 	}
@@ -338,17 +336,17 @@ func (db *DB) CreateRelease(ctx context.Context, r *catalog.Release) error {
 }
 
 // Release returns one release.
-func (db *DB) Release(ctx context.Context, id string) (*catalog.Release, error) {
+func (db *Store) Release(ctx context.Context, id string) (*catalog.Release, error) {
 	var r catalog.Release
-	if err := db.view(ctx, func(tx *bbolt.Tx) error { return mustGet(tx, bReleases, "release", id, &r) }); err != nil {
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bReleases, "release", id, &r) }); err != nil {
 		return nil, err
 	}
 	return &r, nil
 }
 
 // Releases lists a product's releases by id.
-func (db *DB) Releases(ctx context.Context, productID string, p store.Page) (out []*catalog.Release, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Releases(ctx context.Context, productID string, p store.Page) (out []*catalog.Release, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bProducts, "product", productID); err != nil {
 			return err
 		}
@@ -359,7 +357,7 @@ func (db *DB) Releases(ctx context.Context, productID string, p store.Page) (out
 }
 
 // RevokeRelease marks a release REVOKED; it is one-way.
-func (db *DB) RevokeRelease(ctx context.Context, id string, at time.Time) (*catalog.Release, error) {
+func (db *Store) RevokeRelease(ctx context.Context, id string, at time.Time) (*catalog.Release, error) {
 	var r catalog.Release
 	err := db.update(ctx, func(w *wtx) error {
 		if err := mustGet(w.Tx, bReleases, "release", id, &r); err != nil {
@@ -383,7 +381,7 @@ func (db *DB) RevokeRelease(ctx context.Context, id string, at time.Time) (*cata
 
 // AttachArtifact adds a verified artifact to an active release, one per
 // platform+arch+installer_type.
-func (db *DB) AttachArtifact(ctx context.Context, ra *catalog.ReleaseArtifact) error {
+func (db *Store) AttachArtifact(ctx context.Context, ra *catalog.ReleaseArtifact) error {
 	if err := checkID("release_artifact_id", ra.ReleaseArtifactID); err != nil {
 		return err
 	}
@@ -429,9 +427,9 @@ func (db *DB) AttachArtifact(ctx context.Context, ra *catalog.ReleaseArtifact) e
 }
 
 // ReleaseArtifacts lists a release's artifacts by id.
-func (db *DB) ReleaseArtifacts(ctx context.Context, releaseID string) ([]*catalog.ReleaseArtifact, error) {
+func (db *Store) ReleaseArtifacts(ctx context.Context, releaseID string) ([]*catalog.ReleaseArtifact, error) {
 	var out []*catalog.ReleaseArtifact
-	err := db.view(ctx, func(tx *bbolt.Tx) error {
+	err := db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bReleases, "release", releaseID); err != nil {
 			return err
 		}

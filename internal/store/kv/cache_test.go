@@ -1,4 +1,4 @@
-package bolt
+package kv
 
 import (
 	"context"
@@ -8,17 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
 )
 
 // fresh decodes the vendor-wide catalog from the file, bypassing the cache.
-func fresh(t *testing.T, db *DB) *globalSet {
+func fresh(t *testing.T, db *testDB) *globalSet {
 	t.Helper()
 	var g *globalSet
-	err := db.bdb.View(func(tx *bbolt.Tx) (err error) {
+	err := db.b.View(context.Background(), func(tx Tx) (err error) {
 		g, err = loadGlobal(context.Background(), tx)
 		return err
 	})
@@ -29,7 +27,7 @@ func fresh(t *testing.T, db *DB) *globalSet {
 }
 
 // cachedNow returns the cache as a snapshot build would find it.
-func cachedNow(t *testing.T, db *DB) *globalSet {
+func cachedNow(t *testing.T, db *testDB) *globalSet {
 	t.Helper()
 	var g *globalSet
 	err := db.update(context.Background(), func(w *wtx) (err error) {
@@ -72,7 +70,7 @@ func dump(list any) string {
 // catalogFixture writes a small vendor catalog through the store.
 type catalogFixture struct {
 	t   *testing.T
-	db  *DB
+	db  *testDB
 	ctx context.Context
 	now time.Time
 }
@@ -204,7 +202,7 @@ func TestCache_Behaviour(t *testing.T) {
 		f := &catalogFixture{t: t, db: db, ctx: ctx, now: now}
 		f.product("prd_1")
 		must(t, db.Close())
-		db, err := Open(path, Options{})
+		db, err := openFile(path, Options{Cache: true})
 		must(t, err)
 		defer db.Close()
 		<-db.warm.done
@@ -219,7 +217,7 @@ func TestCache_Behaviour(t *testing.T) {
 		f := &catalogFixture{t: t, db: db, ctx: ctx, now: now}
 		f.product("prd_1")
 		must(t, db.Close())
-		db, err := Open(path, Options{})
+		db, err := openFile(path, Options{Cache: true})
 		must(t, err)
 		defer db.Close()
 		db.mu.Lock()
@@ -241,7 +239,7 @@ func TestCache_Behaviour(t *testing.T) {
 	t.Run("a stale load is not adopted", func(t *testing.T) {
 		db, _ := openTemp(t)
 		defer db.Close()
-		db.dropCache()
+		db.DropCache()
 		f := &catalogFixture{t: t, db: db, ctx: ctx, now: now}
 		stale := &warmer{cancel: func() {}, done: make(chan struct{}), gen: db.gen.Load(), g: &globalSet{}}
 		close(stale.done)
@@ -258,13 +256,13 @@ func TestCache_Behaviour(t *testing.T) {
 
 	t.Run("NoWarm starts no load and Close stops a running one", func(t *testing.T) {
 		path := t.TempDir() + "/x.db"
-		db, err := Open(path, Options{NoWarm: true})
+		db, err := openFile(path, Options{Cache: true, NoWarm: true})
 		must(t, err)
 		if db.warm != nil {
 			t.Fatal("NoWarm started a background load")
 		}
 		must(t, db.Close())
-		db, err = Open(path, Options{})
+		db, err = openFile(path, Options{Cache: true})
 		must(t, err)
 		w := db.warm
 		must(t, db.Close())
@@ -297,7 +295,7 @@ func TestCache_Behaviour(t *testing.T) {
 		_, err = db.CreateSnapshot(ctx, "ten_1", build(&second))
 		must(t, err)
 		must(t, db.Close())
-		db2, err := Open(path, Options{NoWarm: true})
+		db2, err := openFile(path, Options{Cache: true, NoWarm: true})
 		must(t, err)
 		defer db2.Close()
 		var cold *store.SnapshotInput

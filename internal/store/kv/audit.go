@@ -1,4 +1,4 @@
-package bolt
+package kv
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -21,7 +19,7 @@ const maxAuditPayload = 1 << 20
 // AppendAudit appends an event that is not a store mutation. EventID,
 // CreatedAt and the actor default to a new id, now and the context's
 // actor; Seq, PrevHash and Hash are always assigned here.
-func (db *DB) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (bool, error) {
+func (db *Store) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (bool, error) {
 	if err := checkText("event_type", ev.EventType, true); err != nil {
 		return false, err
 	}
@@ -78,7 +76,7 @@ func (db *DB) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey 
 
 // AuditEvents lists events in sequence order, filtered by tenant and event
 // type. The cursor is the last returned event's sequence number.
-func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter, p store.Page) (out []*catalog.AuditEvent, next string, err error) {
+func (db *Store) AuditEvents(ctx context.Context, f store.AuditFilter, p store.Page) (out []*catalog.AuditEvent, next string, err error) {
 	p = p.Normalize()
 	var after int64
 	if p.Cursor != "" {
@@ -87,9 +85,9 @@ func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter, p store.Page
 			return nil, "", catalog.Invalid("cursor", "is not a cursor this endpoint returned")
 		}
 	}
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+	err = db.view(ctx, func(tx Tx) error {
 		events := tx.Bucket(bAudit)
-		var c *bbolt.Cursor
+		var c Cursor
 		var pfx []byte
 		switch {
 		case f.TenantID != "":
@@ -131,8 +129,8 @@ func (db *DB) AuditEvents(ctx context.Context, f store.AuditFilter, p store.Page
 
 // WalkAudit calls fn for every event in chain order, in one read
 // transaction.
-func (db *DB) WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error) error {
-	return db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error) error {
+	return db.view(ctx, func(tx Tx) error {
 		c := tx.Bucket(bAudit).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var ev catalog.AuditEvent
@@ -151,9 +149,9 @@ func (db *DB) WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error)
 }
 
 // Idempotency returns the record stored under key.
-func (db *DB) Idempotency(ctx context.Context, key string) (*store.IdempotencyRecord, error) {
+func (db *Store) Idempotency(ctx context.Context, key string) (*store.IdempotencyRecord, error) {
 	var r store.IdempotencyRecord
-	err := db.view(ctx, func(tx *bbolt.Tx) error {
+	err := db.view(ctx, func(tx Tx) error {
 		ok, err := getJSON(tx, bIdempotency, []byte(key), &r)
 		if err != nil {
 			return err
@@ -170,7 +168,7 @@ func (db *DB) Idempotency(ctx context.Context, key string) (*store.IdempotencyRe
 }
 
 // PutIdempotency stores the first answer under key; a second is ECONFLICT.
-func (db *DB) PutIdempotency(ctx context.Context, key string, r *store.IdempotencyRecord) error {
+func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.IdempotencyRecord) error {
 	if err := checkText("idempotency_key", key, true); err != nil {
 		return err
 	}
@@ -193,7 +191,7 @@ func (db *DB) PutIdempotency(ctx context.Context, key string, r *store.Idempoten
 // ExpireIdempotency deletes idempotency records created before before.
 // Records are keyed by token and key, not time, so this is one scan; it
 // runs rarely (the control plane's hourly housekeeping).
-func (db *DB) ExpireIdempotency(ctx context.Context, before time.Time) (int, error) {
+func (db *Store) ExpireIdempotency(ctx context.Context, before time.Time) (int, error) {
 	n := 0
 	err := db.update(ctx, func(w *wtx) error {
 		n = 0

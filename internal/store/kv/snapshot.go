@@ -1,4 +1,4 @@
-package bolt
+package kv
 
 import (
 	"bytes"
@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
 )
@@ -23,7 +21,7 @@ import (
 // rawValues returns the values of bucket (those whose key keep accepts,
 // or all when keep is nil) in key order. They point into the
 // transaction's memory: use them before it ends and do not modify them.
-func rawValues(tx *bbolt.Tx, bucket []byte, keep func(k []byte) bool) [][]byte {
+func rawValues(tx Tx, bucket []byte, keep func(k []byte) bool) [][]byte {
 	var out [][]byte
 	c := tx.Bucket(bucket).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -73,11 +71,11 @@ func decodeParallel[T any](ctx context.Context, raws [][]byte, what []byte) ([]*
 }
 
 // decodeAll decodes every value of bucket, in key order.
-func decodeAll[T any](ctx context.Context, tx *bbolt.Tx, bucket []byte) ([]*T, error) {
+func decodeAll[T any](ctx context.Context, tx Tx, bucket []byte) ([]*T, error) {
 	return decodeParallel[T](ctx, rawValues(tx, bucket, nil), bucket)
 }
 
-func loadGlobal(ctx context.Context, tx *bbolt.Tx) (*globalSet, error) {
+func loadGlobal(ctx context.Context, tx Tx) (*globalSet, error) {
 	g := &globalSet{}
 	var err error
 	if g.products, err = decodeAll[catalog.Product](ctx, tx, bProducts); err != nil {
@@ -120,7 +118,22 @@ func copies[T any](src []*T) []*T {
 }
 
 // decodeIndexed decodes the objects named by the index keys under pfx.
-func decodeIndexed[T any](tx *bbolt.Tx, idx, bucket, pfx []byte) ([]*T, error) {
+func decodeIndexed[T any](tx Tx, idx, bucket, pfx []byte) ([]*T, error) {
+	if ix, ok := tx.(IndexReader); ok {
+		raws, err := ix.Indexed(idx, bucket, pfx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*T, 0, len(raws))
+		for _, raw := range raws {
+			t := new(T)
+			if err := json.Unmarshal(raw, t); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", bucket, err)
+			}
+			out = append(out, t)
+		}
+		return out, nil
+	}
 	var out []*T
 	data := tx.Bucket(bucket)
 	c := tx.Bucket(idx).Cursor()
@@ -140,7 +153,7 @@ func decodeIndexed[T any](tx *bbolt.Tx, idx, bucket, pfx []byte) ([]*T, error) {
 }
 
 // lastSnapshotID returns the id of the tenant's newest snapshot, or nil.
-func lastSnapshotID(tx *bbolt.Tx, tenantID string) []byte {
+func lastSnapshotID(tx Tx, tenantID string) []byte {
 	pfx := prefix(tenantID)
 	c := tx.Bucket(iSnapSeq).Cursor()
 	k, v := c.Seek(append(append([]byte(nil), pfx...), SeqKey(math.MaxInt64)...))
@@ -168,8 +181,10 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 	}
 	var g *globalSet
 	var err error
-	if len(w.ops) > 0 {
-		// This transaction changed the catalog: the cache does not show it.
+	fresh := !w.db.cache || len(w.ops) > 0
+	if fresh {
+		// No cache, or this transaction changed the catalog and the cache
+		// does not show it yet.
 		g, err = loadGlobal(w.ctx, tx)
 	} else {
 		g, err = w.db.cached(w.ctx, tx)
@@ -177,11 +192,16 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.Products = copies(g.products)
-	in.Releases = copies(g.releases)
-	in.ReleaseArtifacts = copies(g.releaseArtifacts)
-	in.Artifacts = copies(g.artifacts)
-	in.Rollouts = copies(g.rollouts)
+	if fresh {
+		in.Products, in.Releases, in.ReleaseArtifacts = g.products, g.releases, g.releaseArtifacts
+		in.Artifacts, in.Rollouts = g.artifacts, g.rollouts
+	} else {
+		in.Products = copies(g.products)
+		in.Releases = copies(g.releases)
+		in.ReleaseArtifacts = copies(g.releaseArtifacts)
+		in.Artifacts = copies(g.artifacts)
+		in.Rollouts = copies(g.rollouts)
+	}
 
 	pfx := prefix(t.TenantID)
 	if in.Policies, err = decodeIndexed[catalog.Policy](tx, iPolicyTenant, bPolicies, pfx); err != nil {
@@ -215,7 +235,7 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 
 // CreateSnapshot gathers the tenant's input, lets build make the signed
 // snapshot and stores it, all in one transaction.
-func (db *DB) CreateSnapshot(ctx context.Context, tenantID string, build func(in *store.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error) {
+func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func(in *store.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error) {
 	var s *catalog.Snapshot
 	err := db.update(ctx, func(w *wtx) error {
 		var t catalog.Tenant
@@ -273,7 +293,7 @@ func (db *DB) CreateSnapshot(ctx context.Context, tenantID string, build func(in
 }
 
 // loadSnapshot reads a snapshot with its envelope (copied out of the map).
-func loadSnapshot(tx *bbolt.Tx, id string) (*catalog.Snapshot, error) {
+func loadSnapshot(tx Tx, id string) (*catalog.Snapshot, error) {
 	var s catalog.Snapshot
 	if err := mustGet(tx, bSnapshots, "snapshot", id, &s); err != nil {
 		return nil, err
@@ -283,8 +303,8 @@ func loadSnapshot(tx *bbolt.Tx, id string) (*catalog.Snapshot, error) {
 }
 
 // Snapshot returns one snapshot with its envelope.
-func (db *DB) Snapshot(ctx context.Context, id string) (s *catalog.Snapshot, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Snapshot(ctx context.Context, id string) (s *catalog.Snapshot, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		s, err = loadSnapshot(tx, id)
 		return err
 	})
@@ -292,8 +312,8 @@ func (db *DB) Snapshot(ctx context.Context, id string) (s *catalog.Snapshot, err
 }
 
 // SnapshotBySequence returns a tenant's snapshot of that sequence.
-func (db *DB) SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (s *catalog.Snapshot, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (s *catalog.Snapshot, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		id := tx.Bucket(iSnapSeq).Get(append(prefix(tenantID), SeqKey(seq)...))
 		if id == nil {
 			return catalog.NotFound("snapshot", fmt.Sprintf("%s#%d", tenantID, seq))
@@ -305,8 +325,8 @@ func (db *DB) SnapshotBySequence(ctx context.Context, tenantID string, seq int64
 }
 
 // LatestSnapshot returns the tenant's newest snapshot.
-func (db *DB) LatestSnapshot(ctx context.Context, tenantID string) (s *catalog.Snapshot, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) LatestSnapshot(ctx context.Context, tenantID string) (s *catalog.Snapshot, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		id := lastSnapshotID(tx, tenantID)
 		if id == nil {
 			return catalog.Errorf(catalog.ENOTFOUND, "tenant %q has no snapshot", tenantID)
@@ -319,8 +339,8 @@ func (db *DB) LatestSnapshot(ctx context.Context, tenantID string) (s *catalog.S
 
 // LatestSnapshotHead returns the tenant's newest snapshot without its
 // envelope.
-func (db *DB) LatestSnapshotHead(ctx context.Context, tenantID string) (s *catalog.Snapshot, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) LatestSnapshotHead(ctx context.Context, tenantID string) (s *catalog.Snapshot, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		id := lastSnapshotID(tx, tenantID)
 		if id == nil {
 			return catalog.Errorf(catalog.ENOTFOUND, "tenant %q has no snapshot", tenantID)
@@ -332,8 +352,8 @@ func (db *DB) LatestSnapshotHead(ctx context.Context, tenantID string) (s *catal
 }
 
 // Snapshots lists a tenant's snapshots by id, without envelopes.
-func (db *DB) Snapshots(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Snapshot, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Snapshots(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Snapshot, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bTenants, "tenant", tenantID); err != nil {
 			return err
 		}
@@ -392,7 +412,7 @@ func checkMirror(m *catalog.Mirror) error {
 }
 
 // CreateMirror registers a mirror of an existing tenant.
-func (db *DB) CreateMirror(ctx context.Context, m *catalog.Mirror) error {
+func (db *Store) CreateMirror(ctx context.Context, m *catalog.Mirror) error {
 	if err := checkID("mirror_id", m.MirrorID); err != nil {
 		return err
 	}
@@ -429,7 +449,7 @@ func (db *DB) CreateMirror(ctx context.Context, m *catalog.Mirror) error {
 	})
 }
 
-func getMirror(tx *bbolt.Tx, id string) (*catalog.Mirror, error) {
+func getMirror(tx Tx, id string) (*catalog.Mirror, error) {
 	var r mirrorRecord
 	if err := mustGet(tx, bMirrors, "mirror", id, &r); err != nil {
 		return nil, err
@@ -438,8 +458,8 @@ func getMirror(tx *bbolt.Tx, id string) (*catalog.Mirror, error) {
 }
 
 // Mirror returns one mirror, credential fields included.
-func (db *DB) Mirror(ctx context.Context, id string) (m *catalog.Mirror, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Mirror(ctx context.Context, id string) (m *catalog.Mirror, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		m, err = getMirror(tx, id)
 		return err
 	})
@@ -447,8 +467,8 @@ func (db *DB) Mirror(ctx context.Context, id string) (m *catalog.Mirror, err err
 }
 
 // MirrorByCredentialHash returns the mirror authenticated by hash.
-func (db *DB) MirrorByCredentialHash(ctx context.Context, hash string) (m *catalog.Mirror, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) MirrorByCredentialHash(ctx context.Context, hash string) (m *catalog.Mirror, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		id := tx.Bucket(iMirrorCred).Get([]byte(hash))
 		if hash == "" || id == nil {
 			return catalog.Errorf(catalog.ENOTFOUND, "mirror not found")
@@ -460,8 +480,8 @@ func (db *DB) MirrorByCredentialHash(ctx context.Context, hash string) (m *catal
 }
 
 // Mirrors lists a tenant's mirrors by id.
-func (db *DB) Mirrors(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Mirror, next string, err error) {
-	err = db.view(ctx, func(tx *bbolt.Tx) error {
+func (db *Store) Mirrors(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Mirror, next string, err error) {
+	err = db.view(ctx, func(tx Tx) error {
 		if err := exists(tx, bTenants, "tenant", tenantID); err != nil {
 			return err
 		}
@@ -480,7 +500,7 @@ func (db *DB) Mirrors(ctx context.Context, tenantID string, p store.Page) (out [
 
 // UpdateMirror applies fn to a copy; mirror_id, tenant_id and created_at
 // cannot change, and a new credential hash is re-indexed.
-func (db *DB) UpdateMirror(ctx context.Context, id string, fn func(*catalog.Mirror) error) (*catalog.Mirror, error) {
+func (db *Store) UpdateMirror(ctx context.Context, id string, fn func(*catalog.Mirror) error) (*catalog.Mirror, error) {
 	var cur *catalog.Mirror
 	err := db.update(ctx, func(w *wtx) error {
 		old, err := getMirror(w.Tx, id)

@@ -1,0 +1,33 @@
+package kv
+
+import (
+	"context"
+
+	"go.etcd.io/bbolt"
+)
+
+// Bolt is the Backend on an open bbolt file. bbolt serializes writers
+// itself; its read transactions see a fixed view.
+func Bolt(db *bbolt.DB) Backend { return boltBackend{db} }
+
+// BoltTx adapts a bbolt transaction, for tools that edit the file directly.
+func BoltTx(tx *bbolt.Tx) Tx { return boltTx{tx} }
+
+type boltBackend struct{ db *bbolt.DB }
+
+func (b boltBackend) Update(_ context.Context, fn func(Tx) error) error {
+	return b.db.Update(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+func (b boltBackend) View(_ context.Context, fn func(Tx) error) error {
+	return b.db.View(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+type boltTx struct{ tx *bbolt.Tx }
+
+func (t boltTx) Bucket(name []byte) Bucket { return boltBucket{t.tx.Bucket(name)} }
+
+// boltBucket is *bbolt.Bucket with Cursor returning the interface.
+type boltBucket struct{ *bbolt.Bucket }
+
+func (b boltBucket) Cursor() Cursor { return b.Bucket.Cursor() }

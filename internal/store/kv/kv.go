@@ -1,0 +1,55 @@
+package kv
+
+import "context"
+
+// Backend runs transactions. Update runs fn in a read-write transaction,
+// committed when fn returns nil, one at a time; View runs fn in a read-only
+// transaction that sees one consistent state.
+type Backend interface {
+	Update(ctx context.Context, fn func(Tx) error) error
+	View(ctx context.Context, fn func(Tx) error) error
+}
+
+// Tx is a transaction: a set of named buckets (every name in Buckets
+// exists). Values it returns are valid until the transaction ends and must
+// not be modified.
+type Tx interface {
+	Bucket(name []byte) Bucket
+}
+
+// Bucket is an ordered map of byte keys (sorted byte-wise) to values.
+type Bucket interface {
+	// Get returns the value of k, or nil when absent (never nil when
+	// present: an empty value is a zero-length slice).
+	Get(k []byte) []byte
+	Put(k, v []byte) error
+	// Delete removes k; an absent key is no error.
+	Delete(k []byte) error
+	// ForEach calls fn for every key in order.
+	ForEach(fn func(k, v []byte) error) error
+	Cursor() Cursor
+}
+
+// Cursor walks a bucket in key order; every move returns the key and value
+// it lands on, or nil, nil past either end.
+type Cursor interface {
+	First() (k, v []byte)
+	Last() (k, v []byte)
+	// Seek moves to the first key >= seek.
+	Seek(seek []byte) (k, v []byte)
+	Next() (k, v []byte)
+	Prev() (k, v []byte)
+}
+
+// IndexReader is an optional Tx fast path: the values of bucket named by the
+// keys of bucket idx under pfx (key = pfx + id), in index order. A backend
+// with a round trip per Get implements it.
+type IndexReader interface {
+	Indexed(idx, bucket, pfx []byte) ([][]byte, error)
+}
+
+// PrefixCounter is an optional Bucket fast path: the number of keys under
+// pfx.
+type PrefixCounter interface {
+	CountPrefix(pfx []byte) int
+}

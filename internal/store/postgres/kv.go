@@ -1,0 +1,436 @@
+// Package postgres is the implementation of store.Store on PostgreSQL, for
+// deployments that run several control plane instances against one
+// database.
+//
+// It is the shared logic of store/kv on one table of (bucket, key, value)
+// rows, so bolt and postgres enforce the data model's constraints with the
+// same code. Every read-write transaction first locks the single chain-head
+// row (SELECT … FOR UPDATE): writers, across every process, are serialized
+// exactly as bbolt serializes them, so a constraint checked in a transaction
+// cannot be raced past and the audit chain never forks. Reads run in
+// REPEATABLE READ read-only transactions and see one consistent state.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/store/kv"
+)
+
+// SchemaVersion is the layout version kept in outpost_schema_version.
+const SchemaVersion = 1
+
+// schema is created at Open. Keys are bytea so that rows sort byte-wise,
+// exactly as bbolt keys do (store/bolt's cursors and ours agree).
+const schema = `
+CREATE TABLE IF NOT EXISTS outpost_schema_version (
+	version integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outpost_kv (
+	bucket text COLLATE "C" NOT NULL,
+	k      bytea NOT NULL,
+	v      bytea NOT NULL,
+	PRIMARY KEY (bucket, k)
+);
+CREATE TABLE IF NOT EXISTS outpost_chain_head (
+	id integer PRIMARY KEY CHECK (id = 1)
+);
+INSERT INTO outpost_chain_head (id) VALUES (1) ON CONFLICT DO NOTHING;
+`
+
+// schemaLock is the advisory lock key that serializes schema creation, so
+// instances starting together do not race on CREATE TABLE IF NOT EXISTS.
+const schemaLock = 0x6f7574706f7374 // "outpost"
+
+// Options tunes Open.
+type Options struct {
+	// Schema, if set, is created if missing and used as the search_path,
+	// so that several stores (or tests) can share one database.
+	Schema string
+	// MaxConns bounds the connection pool (default pgxpool's).
+	MaxConns int32
+}
+
+// DB is a PostgreSQL-backed store.Store.
+type DB struct {
+	*kv.Store
+	pool *pgxpool.Pool
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a DSN),
+// creates the schema if needed and checks its version.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open store: parse url: %w", err)
+	}
+	if opts.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := migrate(ctx, pool, opts.Schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db := &DB{pool: pool}
+	// No catalog cache: other instances write to the same database.
+	db.Store = kv.New(backend{db}, kv.Options{})
+	return db, nil
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
+			return fmt.Errorf("lock schema: %w", err)
+		}
+		if schemaName != "" {
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schemaName}.Sanitize()); err != nil {
+				return fmt.Errorf("create schema %s: %w", schemaName, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, schema); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+		var v int
+		err := tx.QueryRow(ctx, "SELECT version FROM outpost_schema_version").Scan(&v)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			_, err = tx.Exec(ctx, "INSERT INTO outpost_schema_version (version) VALUES ($1)", SchemaVersion)
+			return err
+		case err != nil:
+			return fmt.Errorf("read schema version: %w", err)
+		case v != SchemaVersion:
+			return fmt.Errorf("store schema version %d, this build reads %d", v, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error {
+	db.Store.Close()
+	db.pool.Close()
+	return nil
+}
+
+// backend is the kv.Backend on the pool.
+type backend struct{ db *DB }
+
+func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
+	return b.db.update(ctx, func(tx *kvTx) error { return fn(tx) })
+}
+
+func (b backend) View(ctx context.Context, fn func(kv.Tx) error) error {
+	return b.db.view(ctx, func(tx *kvTx) error { return fn(tx) })
+}
+
+// update runs fn in a read-write transaction that holds the chain-head
+// row lock, so writers run one at a time across every instance.
+func (db *DB) update(ctx context.Context, fn func(*kvTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT id FROM outpost_chain_head WHERE id = 1 FOR UPDATE"); err != nil {
+			return fmt.Errorf("lock chain head: %w", err)
+		}
+		kt := &kvTx{tx: tx, ctx: ctx}
+		err := fn(kt)
+		// A failed query makes the transaction useless: report it rather
+		// than whatever fn concluded from the missing value.
+		if kt.err != nil {
+			return kt.err
+		}
+		return err
+	})
+}
+
+// view runs fn in a read-only transaction on one consistent snapshot.
+func (db *DB) view(ctx context.Context, fn func(*kvTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	kt := &kvTx{tx: tx, ctx: ctx}
+	err = fn(kt)
+	if kt.err != nil {
+		return kt.err
+	}
+	if err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// kvTx is the kv.Tx on outpost_kv. Get and cursor moves cannot return an
+// error; the first one is kept and fails the transaction.
+type kvTx struct {
+	tx  pgx.Tx
+	ctx context.Context
+	err error
+}
+
+func (t *kvTx) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+// Bucket returns the bucket called name; buckets always exist.
+func (t *kvTx) Bucket(name []byte) kv.Bucket {
+	return &kvBucket{tx: t, name: string(name)}
+}
+
+type kvBucket struct {
+	tx   *kvTx
+	name string
+}
+
+// Get returns the value of k, or nil when absent (never nil when present).
+func (b *kvBucket) Get(k []byte) []byte {
+	if b.tx.err != nil {
+		return nil
+	}
+	var v []byte
+	err := b.tx.tx.QueryRow(b.tx.ctx, "SELECT v FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		b.tx.fail(fmt.Errorf("get %s: %w", b.name, err))
+		return nil
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v
+}
+
+// Put sets k to v.
+func (b *kvBucket) Put(k, v []byte) error {
+	if b.tx.err != nil {
+		return b.tx.err
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	_, err := b.tx.tx.Exec(b.tx.ctx, `INSERT INTO outpost_kv (bucket, k, v) VALUES ($1, $2, $3)
+		ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, b.name, k, v)
+	if err != nil {
+		err = fmt.Errorf("put %s: %w", b.name, err)
+		b.tx.fail(err)
+	}
+	return err
+}
+
+// Delete removes k; absent keys are no error.
+func (b *kvBucket) Delete(k []byte) error {
+	if b.tx.err != nil {
+		return b.tx.err
+	}
+	_, err := b.tx.tx.Exec(b.tx.ctx, "DELETE FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k)
+	if err != nil {
+		err = fmt.Errorf("delete %s: %w", b.name, err)
+		b.tx.fail(err)
+	}
+	return err
+}
+
+// ForEach calls fn for every key in order; fn may modify the bucket.
+func (b *kvBucket) ForEach(fn func(k, v []byte) error) error {
+	c := &kvCursor{b: b}
+	var rows []row
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		rows = append(rows, row{k, v})
+	}
+	if b.tx.err != nil {
+		return b.tx.err
+	}
+	for _, r := range rows {
+		if err := fn(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cursor returns a cursor over the bucket in key order.
+func (b *kvBucket) Cursor() kv.Cursor { return &kvCursor{b: b} }
+
+type row struct{ k, v []byte }
+
+// A cursor reads cursorBatch rows per query at first and doubles that, up
+// to maxBatch, while the scan goes on: short seeks stay cheap and long
+// scans take few round trips.
+const (
+	cursorBatch = 64
+	maxBatch    = 8192
+)
+
+// kvCursor reads rows in batches. Like bbolt's, it is positioned on one
+// key; it does not see writes made after the batch holding it was read.
+type kvCursor struct {
+	b     *kvBucket
+	buf   []row
+	pos   int
+	more  bool // rows may follow the buffer
+	batch int  // the size of the next forward read
+}
+
+func (c *kvCursor) load(q string, arg []byte, batch int) {
+	c.buf, c.pos, c.more = nil, 0, false
+	if c.b.tx.err != nil {
+		return
+	}
+	var args []any
+	if arg != nil {
+		args = []any{c.b.name, arg, batch}
+	} else {
+		args = []any{c.b.name, batch}
+	}
+	rows, err := c.b.tx.tx.Query(c.b.tx.ctx, q, args...)
+	if err != nil {
+		c.b.tx.fail(fmt.Errorf("scan %s: %w", c.b.name, err))
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.k, &r.v); err != nil {
+			c.b.tx.fail(fmt.Errorf("scan %s: %w", c.b.name, err))
+			return
+		}
+		if r.v == nil {
+			r.v = []byte{}
+		}
+		c.buf = append(c.buf, r)
+	}
+	if err := rows.Err(); err != nil {
+		c.b.tx.fail(fmt.Errorf("scan %s: %w", c.b.name, err))
+		c.buf = nil
+		return
+	}
+	c.more = len(c.buf) == batch
+}
+
+func (c *kvCursor) cur() ([]byte, []byte) {
+	if c.pos < 0 || c.pos >= len(c.buf) {
+		return nil, nil
+	}
+	r := c.buf[c.pos]
+	return r.k, r.v
+}
+
+// First moves to the first key.
+func (c *kvCursor) First() ([]byte, []byte) { return c.Seek([]byte{}) }
+
+// Seek moves to the first key >= seek.
+func (c *kvCursor) Seek(seek []byte) ([]byte, []byte) {
+	if seek == nil {
+		seek = []byte{}
+	}
+	c.batch = cursorBatch
+	c.load("SELECT k, v FROM outpost_kv WHERE bucket = $1 AND k >= $2 ORDER BY k LIMIT $3", seek, c.batch)
+	return c.cur()
+}
+
+// Next moves to the key after the current one.
+func (c *kvCursor) Next() ([]byte, []byte) {
+	if c.pos >= len(c.buf) {
+		return nil, nil
+	}
+	c.pos++
+	if c.pos < len(c.buf) {
+		return c.cur()
+	}
+	if !c.more {
+		return nil, nil
+	}
+	last := c.buf[len(c.buf)-1].k
+	c.batch = min(max(c.batch*2, cursorBatch), maxBatch)
+	c.load("SELECT k, v FROM outpost_kv WHERE bucket = $1 AND k > $2 ORDER BY k LIMIT $3", last, c.batch)
+	return c.cur()
+}
+
+// Last moves to the last key.
+func (c *kvCursor) Last() ([]byte, []byte) {
+	c.load("SELECT k, v FROM outpost_kv WHERE bucket = $1 ORDER BY k DESC LIMIT $2", nil, 1)
+	c.more = true
+	return c.cur()
+}
+
+// Prev moves to the key before the current one.
+func (c *kvCursor) Prev() ([]byte, []byte) {
+	k, _ := c.cur()
+	if k == nil {
+		return nil, nil
+	}
+	c.load("SELECT k, v FROM outpost_kv WHERE bucket = $1 AND k < $2 ORDER BY k DESC LIMIT $3", k, 1)
+	c.more = true
+	return c.cur()
+}
+
+// Indexed returns the values in bucket named by the keys of index idx under
+// pfx (key = pfx + id), in index order, in one query instead of one per id.
+func (t *kvTx) Indexed(idx, bucket, pfx []byte) ([][]byte, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT substring(i.k from $3::int + 1), d.v
+		FROM outpost_kv i
+		LEFT JOIN outpost_kv d ON d.bucket = $2 AND d.k = substring(i.k from $3::int + 1)
+		WHERE i.bucket = $1 AND i.k >= $4 AND substring(i.k from 1 for $3::int) = $4
+		ORDER BY i.k`, string(idx), string(bucket), len(pfx), pfx)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", idx, err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var id, v []byte
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", idx, err)
+		}
+		if v == nil {
+			return nil, fmt.Errorf("index %s names missing %s %q", idx, bucket, id)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("scan %s: %w", idx, err)
+	}
+	return out, nil
+}
+
+// CountPrefix counts the keys of b under pfx in one query.
+func (b *kvBucket) CountPrefix(pfx []byte) int {
+	if b.tx.err != nil {
+		return 0
+	}
+	var n int
+	err := b.tx.tx.QueryRow(b.tx.ctx, `SELECT count(*) FROM outpost_kv
+		WHERE bucket = $1 AND k >= $3 AND substring(k from 1 for $2::int) = $3`, b.name, len(pfx), pfx).Scan(&n)
+	if err != nil {
+		b.tx.fail(fmt.Errorf("count %s: %w", b.name, err))
+		return 0
+	}
+	return n
+}
