@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.etcd.io/bbolt"
@@ -35,34 +33,29 @@ func auditExportCmd() *cobra.Command {
 		Short: "Write the audit chain and its signed trailer as JSON lines (- for stdout)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			out, _ := cmd.Flags().GetString("out")
 			if out == "" {
 				return errors.New("audit export: --out is required")
 			}
-			a, err := openApp(ctx, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			led, err := a.leases.get()
-			if err != nil {
-				return fmt.Errorf("audit export: %w", err)
-			}
-			if out == "-" {
-				return led.ExportAudit(ctx, cmd.OutOrStdout())
-			}
-			var lines lineCounter
-			err = fsutil.WriteFrom(out, 0o600, func(w io.Writer) error {
-				return led.ExportAudit(ctx, io.MultiWriter(w, &lines))
-			})
-			if err != nil {
-				return fmt.Errorf("audit export: %w", err)
-			}
-			res := map[string]any{"file": out, "events": int64(lines) - 1, "mirror_id": led.MirrorID()}
-			return output(cmd, res, func(w io.Writer) {
-				fmt.Fprintf(w, "exported %d events of mirror %s to %s\n", res["events"], led.MirrorID(), out)
+			return withApp(cmd, false, func(ctx context.Context, a *app) error {
+				led, err := a.leases.get()
+				if err != nil {
+					return fmt.Errorf("audit export: %w", err)
+				}
+				if out == "-" {
+					return led.ExportAudit(ctx, cmd.OutOrStdout())
+				}
+				var lines lineCounter
+				err = fsutil.WriteFrom(out, 0o600, func(w io.Writer) error {
+					return led.ExportAudit(ctx, io.MultiWriter(w, &lines))
+				})
+				if err != nil {
+					return fmt.Errorf("audit export: %w", err)
+				}
+				res := map[string]any{"file": out, "events": int64(lines) - 1, "mirror_id": led.MirrorID()}
+				return output(cmd, res, func(w io.Writer) {
+					fmt.Fprintf(w, "exported %d events of mirror %s to %s\n", res["events"], led.MirrorID(), out)
+				})
 			})
 		},
 	}
@@ -88,36 +81,31 @@ func auditVerifyCmd() *cobra.Command {
 		Short: "Walk the audit chain (or an exported file) and name the first broken link",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			file, _ := cmd.Flags().GetString("file")
 			if file != "" {
 				return verifyExportFile(cmd, file)
 			}
-			a, err := openApp(ctx, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			led, err := a.leases.get()
-			if err != nil {
-				return fmt.Errorf("audit verify: %w", err)
-			}
-			if err := led.VerifyAudit(ctx); err != nil {
-				return fmt.Errorf("audit verify: %w", err)
-			}
-			var n int
-			err = a.st.DB().View(func(tx *bbolt.Tx) error {
-				if b := tx.Bucket(license.AuditBucket); b != nil {
-					n = b.Stats().KeyN
+			return withApp(cmd, false, func(ctx context.Context, a *app) error {
+				led, err := a.leases.get()
+				if err != nil {
+					return fmt.Errorf("audit verify: %w", err)
 				}
-				return nil
+				if err := led.VerifyAudit(ctx); err != nil {
+					return fmt.Errorf("audit verify: %w", err)
+				}
+				var n int
+				err = a.st.DB().View(func(tx *bbolt.Tx) error {
+					if b := tx.Bucket(license.AuditBucket); b != nil {
+						n = b.Stats().KeyN
+					}
+					return nil
+				})
+				if err != nil {
+					return fmt.Errorf("audit verify: %w", err)
+				}
+				res := map[string]any{"ok": true, "events": n, "mirror_id": led.MirrorID()}
+				return output(cmd, res, func(w io.Writer) { fmt.Fprintf(w, "audit chain ok: %d events\n", n) })
 			})
-			if err != nil {
-				return fmt.Errorf("audit verify: %w", err)
-			}
-			res := map[string]any{"ok": true, "events": n, "mirror_id": led.MirrorID()}
-			return output(cmd, res, func(w io.Writer) { fmt.Fprintf(w, "audit chain ok: %d events\n", n) })
 		},
 	}
 	cmd.Flags().String("file", "", "verify this export (chain, count, head and the mirror's signature) instead of the data dir")
@@ -156,19 +144,14 @@ func auditUploadCmd() *cobra.Command {
 		Short: "Upload the audit chain to the control plane once (idempotent)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			a, err := openApp(ctx, cmd, true)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			res, err := a.syncer.UploadAudit(ctx)
-			if err != nil {
-				return err
-			}
-			return output(cmd, res, func(w io.Writer) {
-				fmt.Fprintf(w, "uploaded %d events, %d new to the control plane\n", res.Received, res.Ingested)
+			return withApp(cmd, true, func(ctx context.Context, a *app) error {
+				res, err := a.syncer.UploadAudit(ctx)
+				if err != nil {
+					return err
+				}
+				return output(cmd, res, func(w io.Writer) {
+					fmt.Fprintf(w, "uploaded %d events, %d new to the control plane\n", res.Received, res.Ingested)
+				})
 			})
 		},
 	}

@@ -74,6 +74,19 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 
 func (a *app) Close() error { return a.st.Close() }
 
+// withApp opens the data dir for a one-shot command (with its sync source
+// when withSource) and runs fn until it returns or SIGINT/SIGTERM.
+func withApp(cmd *cobra.Command, withSource bool, fn func(ctx context.Context, a *app) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := openApp(ctx, cmd, withSource)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(ctx, a)
+}
+
 func newSource(ctx context.Context, cfg *Config) (sync.Source, error) {
 	// Checked here, not at load: status, verify and gc need no source.
 	switch cfg.Source {
@@ -343,26 +356,21 @@ func syncCmd() *cobra.Command {
 		Short: "Sync once from the configured source and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			a, err := openApp(ctx, cmd, true)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if a.src == nil {
-				return errors.New("sync: no source configured (source: none); use `mirror import BUNDLE`")
-			}
-			res, err := a.syncer.Once(ctx)
-			if err != nil {
-				return fmt.Errorf("sync: %w", err)
-			}
-			return output(cmd, res, func(w io.Writer) {
-				if res.Changed {
-					fmt.Fprintf(w, "committed snapshot %s (sequence %d): %d artifacts, %d bytes downloaded\n", res.SnapshotID, res.Sequence, res.Downloaded, res.Bytes)
-				} else {
-					fmt.Fprintf(w, "up to date at sequence %d\n", res.Sequence)
+			return withApp(cmd, true, func(ctx context.Context, a *app) error {
+				if a.src == nil {
+					return errors.New("sync: no source configured (source: none); use `mirror import BUNDLE`")
 				}
+				res, err := a.syncer.Once(ctx)
+				if err != nil {
+					return fmt.Errorf("sync: %w", err)
+				}
+				return output(cmd, res, func(w io.Writer) {
+					if res.Changed {
+						fmt.Fprintf(w, "committed snapshot %s (sequence %d): %d artifacts, %d bytes downloaded\n", res.SnapshotID, res.Sequence, res.Downloaded, res.Bytes)
+					} else {
+						fmt.Fprintf(w, "up to date at sequence %d\n", res.Sequence)
+					}
+				})
 			})
 		},
 	}
@@ -376,39 +384,34 @@ func importCmd() *cobra.Command {
 		Short: "Import an offline bundle (use - for stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			dry, _ := cmd.Flags().GetBool("dry-run")
-			a, err := openApp(ctx, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			var r io.Reader = cmd.InOrStdin()
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
+			return withApp(cmd, false, func(ctx context.Context, a *app) error {
+				var r io.Reader = cmd.InOrStdin()
+				if args[0] != "-" {
+					f, err := os.Open(args[0])
+					if err != nil {
+						return fmt.Errorf("import: %w", err)
+					}
+					defer f.Close()
+					r = f
+				}
+				rep, err := a.syncer.Import(ctx, r, dry)
 				if err != nil {
-					return fmt.Errorf("import: %w", err)
+					return fmt.Errorf("import %s: %w", args[0], err)
 				}
-				defer f.Close()
-				r = f
-			}
-			rep, err := a.syncer.Import(ctx, r, dry)
-			if err != nil {
-				return fmt.Errorf("import %s: %w", args[0], err)
-			}
-			return output(cmd, rep, func(w io.Writer) {
-				verb := "imported"
-				if dry {
-					verb = "would import"
-				}
-				switch {
-				case rep.Changed:
-					fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
-						verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
-				default:
-					fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
-				}
+				return output(cmd, rep, func(w io.Writer) {
+					verb := "imported"
+					if dry {
+						verb = "would import"
+					}
+					switch {
+					case rep.Changed:
+						fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
+							verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
+					default:
+						fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
+					}
+				})
 			})
 		},
 	}
@@ -501,37 +504,32 @@ func verifyCmd() *cobra.Command {
 		Short: "Re-hash every cached blob; quarantine and report corrupt ones",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			a, err := openApp(ctx, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			rep, err := a.cache.Verify(ctx)
-			if err != nil {
-				return err
-			}
-			st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())
-			if err != nil {
-				return err
-			}
-			out := struct {
-				cache.VerifyReport
-				Missing int `json:"missing"`
-			}{rep, st.Cache.Missing}
-			if err := output(cmd, out, func(w io.Writer) {
-				fmt.Fprintf(w, "checked %d blobs (%d bytes): %d corrupt (quarantined), %d missing from the held snapshot\n", rep.Checked, rep.Bytes, len(rep.Quarantined), out.Missing)
-				for _, sha := range rep.Quarantined {
-					fmt.Fprintf(w, "corrupt: %s\n", sha)
+			return withApp(cmd, false, func(ctx context.Context, a *app) error {
+				rep, err := a.cache.Verify(ctx)
+				if err != nil {
+					return err
 				}
-			}); err != nil {
-				return err
-			}
-			if len(rep.Quarantined) > 0 || out.Missing > 0 {
-				return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(rep.Quarantined), out.Missing)
-			}
-			return nil
+				st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())
+				if err != nil {
+					return err
+				}
+				out := struct {
+					cache.VerifyReport
+					Missing int `json:"missing"`
+				}{rep, st.Cache.Missing}
+				if err := output(cmd, out, func(w io.Writer) {
+					fmt.Fprintf(w, "checked %d blobs (%d bytes): %d corrupt (quarantined), %d missing from the held snapshot\n", rep.Checked, rep.Bytes, len(rep.Quarantined), out.Missing)
+					for _, sha := range rep.Quarantined {
+						fmt.Fprintf(w, "corrupt: %s\n", sha)
+					}
+				}); err != nil {
+					return err
+				}
+				if len(rep.Quarantined) > 0 || out.Missing > 0 {
+					return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(rep.Quarantined), out.Missing)
+				}
+				return nil
+			})
 		},
 	}
 }

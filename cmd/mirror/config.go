@@ -106,13 +106,11 @@ func loadConfig(cmd *cobra.Command) (*Config, error) {
 	if err := cliconf.Load(cmd, setDefaults, &c); err != nil {
 		return nil, err
 	}
-	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	return &c, nil
 }
 
-func (c *Config) validate() error {
+// Validate checks the config and fills in paths derived from data_dir.
+func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir must not be empty")
 	}

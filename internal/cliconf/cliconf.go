@@ -19,8 +19,8 @@ var Flags = map[string]string{"data-dir": "data_dir", "listen": "listen", "log-l
 // Load fills out (a struct with mapstructure tags) from cmd's flags, the
 // environment (OUTPOST_DATA_DIR, OUTPOST_BLOB_S3_BUCKET: upper case, dots
 // become underscores), the file named by --config or OUTPOST_CONFIG, and
-// the defaults set by defaults. Every key must have a default, so that
-// the environment can set it.
+// the defaults set by defaults, then calls out's Validate method if it has
+// one. Every key must have a default, so that the environment can set it.
 func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
 	v := viper.New()
 	defaults(v)
@@ -48,6 +48,11 @@ func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
 	if err := v.UnmarshalExact(out, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")))); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if v, ok := out.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 	}
 	return nil
 }
