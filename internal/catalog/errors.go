@@ -18,6 +18,7 @@ const (
 	EINTERNAL     = "internal"
 	ETOOLARGE     = "too_large"
 	EUNAVAILABLE  = "unavailable"
+	ERATELIMITED  = "rate_limited"
 )
 
 // Error is a domain error: a code a caller can branch on and a message a

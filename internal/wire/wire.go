@@ -1,0 +1,204 @@
+// Package wire is Outpost's one HTTP convention, shared by both daemons and
+// every client: domain error codes map to HTTP statuses here and back, every
+// error answer has one body shape, and each header has one name.
+//
+// An error answer is
+//
+//	{"error":{"code":"not_found","message":"release \"rel_…\" not found","field":"…"}}
+//
+// with the status StatusOf(code). Internal errors are logged by the server
+// and answered with a generic message, never their details.
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+)
+
+// Header names, one per meaning, used by both daemons and the clients.
+const (
+	// HeaderSequence carries the sequence of the signed metadata an answer
+	// was computed from.
+	HeaderSequence = "Outpost-Sequence"
+	// HeaderSnapshotID carries the id of that metadata.
+	HeaderSnapshotID = "Outpost-Snapshot-Id"
+	// HeaderIdempotencyKey makes a POST safe to retry.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderIdempotentReplay marks an answer replayed for a repeated key.
+	HeaderIdempotentReplay = "Idempotent-Replayed"
+	// HeaderRetryAfter tells a client when to try again (429, 503).
+	HeaderRetryAfter = "Retry-After"
+	// HeaderLeaseSecret carries a lease holder's secret.
+	HeaderLeaseSecret = "Outpost-Lease-Secret"
+)
+
+var codeStatus = map[string]int{
+	catalog.ENOTFOUND:     http.StatusNotFound,
+	catalog.ECONFLICT:     http.StatusConflict,
+	catalog.EINVALID:      http.StatusBadRequest,
+	catalog.EUNAUTHORIZED: http.StatusUnauthorized,
+	catalog.EFORBIDDEN:    http.StatusForbidden,
+	catalog.EINTERNAL:     http.StatusInternalServerError,
+	catalog.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	catalog.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	catalog.ERATELIMITED:  http.StatusTooManyRequests,
+}
+
+// StatusOf returns the HTTP status for a domain error code (500 for a code
+// it does not know).
+func StatusOf(code string) int {
+	if s, ok := codeStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// CodeOf returns the domain error code for an HTTP status: the client's
+// fallback when a body carries none.
+func CodeOf(status int) string {
+	for c, s := range codeStatus {
+		if s == status && c != catalog.EINTERNAL {
+			return c
+		}
+	}
+	if status == http.StatusMethodNotAllowed || status == http.StatusUnsupportedMediaType {
+		return catalog.EINVALID
+	}
+	return catalog.EINTERNAL
+}
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// Body returns the error body and status for err. Internal errors keep
+// their details to themselves.
+func Body(err error) (int, ErrorBody) {
+	var me *http.MaxBytesError
+	if catalog.ErrorCode(err) == catalog.EINTERNAL && errors.As(err, &me) {
+		err = catalog.Errorf(catalog.ETOOLARGE, "request body larger than %d bytes", me.Limit)
+	}
+	code := catalog.ErrorCode(err)
+	b := ErrorBody{Error: ErrorDetail{Code: code, Message: catalog.ErrorMessage(err)}}
+	var de *catalog.Error
+	if errors.As(err, &de) {
+		b.Error.Field = de.Field
+	}
+	return StatusOf(code), b
+}
+
+// WriteError answers err in the one error shape. Internal errors are logged
+// to log (when not nil) with the request, and their details withheld. A
+// rate-limit or unavailable error carrying a RetryAfter sets Retry-After.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, b := Body(err)
+	if b.Error.Code == catalog.EINTERNAL && log != nil && r != nil {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		secs := int(ra.RetryAfter().Round(time.Second) / time.Second)
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set(HeaderRetryAfter, strconv.Itoa(secs))
+	}
+	WriteJSON(w, status, b)
+}
+
+// WriteJSON answers v as JSON with status. Answers are not cached by
+// intermediaries unless the handler said otherwise.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"encode response"}}`)
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// Error is an error answer as a client sees it: the HTTP status and the
+// code, message and field from the body (or derived from the status when
+// the body has none). It unwraps to the matching *catalog.Error, so code
+// that branches on catalog.ErrorCode works across the wire.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("server: %s (%d)", e.Code, e.Status)
+	}
+	return fmt.Sprintf("server: %s: %s", e.Code, e.Message)
+}
+
+// Unwrap gives the domain error the answer carried.
+func (e *Error) Unwrap() error {
+	return &catalog.Error{Code: e.Code, Message: e.Message, Field: e.Field}
+}
+
+// maxErrorBody caps how much of an error answer a client reads.
+const maxErrorBody = 64 << 10
+
+// ReadError turns a non-success answer into an *Error. It reads at most
+// 64 KiB of the body and keeps server-supplied strings printable and
+// short, so a hostile server cannot paint a terminal.
+func ReadError(resp *http.Response) *Error {
+	e := &Error{Status: resp.StatusCode}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var b ErrorBody
+	if json.Unmarshal(raw, &b) == nil && b.Error.Code != "" {
+		e.Code = Clean(b.Error.Code, 64)
+		e.Message = Clean(b.Error.Message, 512)
+		e.Field = Clean(b.Error.Field, 128)
+		return e
+	}
+	e.Code = CodeOf(resp.StatusCode)
+	e.Message = Clean(strings.TrimSpace(string(raw)), 200)
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// Clean keeps a string from a peer printable and at most max bytes long.
+func Clean(s string, max int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= max {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
