@@ -21,7 +21,8 @@ $(VERSITYGW):
 # Every test, with the race detector, against a real S3 server (each test
 # binary that needs one starts its own versitygw on loopback and stops it)
 # and a real PostgreSQL server: OUTPOST_TEST_POSTGRES_URL, or else the one
-# scripts/postgres.sh starts (installing it when run as root).
+# scripts/postgres.sh starts: a cluster of its own in /tmp, never the
+# system's (installing PostgreSQL when run as root).
 test: $(VERSITYGW)
 	$(GO) vet ./...
 	@set -e; if [ -z "$$OUTPOST_TEST_POSTGRES_URL" ]; then \

@@ -1,63 +1,72 @@
 #!/usr/bin/env bash
-# postgres.sh: make sure a PostgreSQL server runs on loopback for the
-# postgres store's tests, and print its URL (alone on stdout; progress goes
-# to stderr). Idempotent: when the server already answers it only prints.
-# On a fresh Debian machine, as root, it installs Debian's postgresql
-# package, starts the cluster and sets the postgres role's password.
+# postgres.sh: make sure a PostgreSQL server of Outpost's own runs on
+# loopback for the postgres store's tests, and print its URL (alone on
+# stdout; progress goes to stderr). Idempotent: when the server already
+# answers it only prints.
+#
+# It never touches a system cluster: it creates its own cluster in
+# OUTPOST_PG_DIR (default /tmp/outpost-pg-<uid>) listening on 127.0.0.1,
+# port OUTPOST_PG_PORT (default 55432), with a password of its own kept in
+# that directory. On a fresh Debian machine, as root, it installs Debian's
+# postgresql package first (the package's own cluster is left alone).
 #
 #   export OUTPOST_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
-#
-# PGPASS_OUTPOST overrides the password (default "postgres").
+#   scripts/postgres.sh stop     # stop the cluster
 set -euo pipefail
 
-password="${PGPASS_OUTPOST:-postgres}"
+dir="${OUTPOST_PG_DIR:-/tmp/outpost-pg-$(id -u)}"
+port="${OUTPOST_PG_PORT:-55432}"
 log() { echo "postgres.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-as_postgres() {
-	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- "$@"
-	else
-		sudo -n -u postgres "$@"
-	fi
-}
-
-# The client (psql, pg_lsclusters) can be there without the server.
-if ! command -v pg_lsclusters >/dev/null 2>&1 || ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
-	[ "$(id -u)" -eq 0 ] || die "PostgreSQL is not installed; run as root to install it (apt-get install postgresql)"
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+	[ "$(id -u)" -eq 0 ] || die "PostgreSQL is not installed; install it (apt-get install postgresql) or run this as root"
 	log "installing postgresql (apt-get)"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2
 	apt-get install -y -qq postgresql >&2
 fi
+bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
 
-# The first cluster, creating one if the package made none.
-read -r ver name port status _ < <(pg_lsclusters -h | head -n1) || true
-if [ -z "${ver:-}" ]; then
-	ver="$(ls /usr/lib/postgresql/*/bin/postgres | sed -E 's#/usr/lib/postgresql/([^/]+)/.*#\1#' | sort -V | tail -n1)"
-	[ -n "$ver" ] || die "no PostgreSQL version under /usr/lib/postgresql"
-	log "creating cluster $ver main"
-	pg_createcluster "$ver" main >&2
-	read -r ver name port status _ < <(pg_lsclusters -h | head -n1)
+# PostgreSQL refuses to run as root: root runs it as the package's user.
+as_owner() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+if [ "${1:-}" = "stop" ]; then
+	[ -f "$dir/data/PG_VERSION" ] && as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+	exit 0
 fi
 
-if [ "$status" != "online" ]; then
-	log "starting cluster $ver/$name on port $port"
-	pg_ctlcluster "$ver" "$name" start >&2 || die "pg_ctlcluster $ver $name start failed"
+if [ ! -f "$dir/data/PG_VERSION" ]; then
+	log "creating a cluster in $dir (port $port)"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$dir/password"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+	chmod 700 "$dir"
+	as_owner "$bindir/initdb" -D "$dir/data" -U outpost --pwfile="$dir/password" \
+		--auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --no-instructions >&2
+	cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 200
+fsync = on
+CONF
 fi
+password="$(cat "$dir/password")"
+url="postgres://outpost:${password}@127.0.0.1:${port}/postgres?sslmode=disable"
 
-for _ in $(seq 1 100); do
-	pg_isready -q -h 127.0.0.1 -p "$port" && break
-	sleep 0.1
-done
-pg_isready -q -h 127.0.0.1 -p "$port" || die "server on 127.0.0.1:$port does not answer"
-
-url="postgres://postgres:${password}@127.0.0.1:${port}/postgres?sslmode=disable"
-if ! PGPASSWORD="$password" psql -q -w -h 127.0.0.1 -p "$port" -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
-	log "setting the postgres role's password"
-	as_postgres psql -q -p "$port" -c "ALTER USER postgres PASSWORD '${password//\'/\'\'}'" >&2 ||
-		die "cannot set the postgres password (run as root)"
-	PGPASSWORD="$password" psql -q -w -h 127.0.0.1 -p "$port" -U postgres -d postgres -c 'SELECT 1' >/dev/null ||
-		die "cannot log in as postgres on 127.0.0.1:$port"
+if ! "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+	log "starting the cluster in $dir on 127.0.0.1:$port"
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >&2 ||
+		die "pg_ctl start failed; see $dir/server.log (is port $port taken? set OUTPOST_PG_PORT)"
 fi
+PGPASSWORD="$password" "$bindir/psql" -q -w -h 127.0.0.1 -p "$port" -U outpost -d postgres -c 'SELECT 1' >/dev/null ||
+	die "cannot log in on 127.0.0.1:$port as outpost (another server on that port? set OUTPOST_PG_PORT)"
 echo "$url"
