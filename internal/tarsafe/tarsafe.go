@@ -48,7 +48,7 @@ func Check(hdr *tar.Header, maxSize int64) error {
 		return fmt.Errorf("%w: no header", ErrUnsafe)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, '\x00': // '\x00' is the legacy regular-file type (tar.TypeRegA)
 	case tar.TypeGNUSparse:
 		return refuse(hdr.Name, "sparse file (type 'S')")
 	default:
