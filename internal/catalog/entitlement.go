@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -99,27 +101,39 @@ func ParseEntitlementPolicy(raw json.RawMessage) (*EntitlementPolicy, error) {
 		}
 	}
 	sort.Strings(p.Features)
+	// Checked sum: total never exceeds MaxSeats, so MaxSeats-total cannot
+	// overflow, and a huge count cannot wrap the sum negative and slip
+	// under the cap. Sorted, so the error names the same mirror each time.
 	total := 0
-	for id, n := range p.MirrorSeats {
+	for _, id := range slices.Sorted(maps.Keys(p.MirrorSeats)) {
+		n := p.MirrorSeats[id]
 		if !ValidID(PrefixMirror, id) {
 			return nil, Invalid("policy_json.mirror_seats", "%q is not a mirror id", id)
 		}
 		if n < 0 {
 			return nil, Invalid("policy_json.mirror_seats", "seats for %s must not be negative", id)
 		}
+		if n > p.MaxSeats-total {
+			return nil, Invalid("policy_json.mirror_seats", "mirrors are given more seats than max_seats %d (%d before %s, which asks for %d)", p.MaxSeats, total, id, n)
+		}
 		total += n
-	}
-	if total > p.MaxSeats {
-		return nil, Invalid("policy_json.mirror_seats", "mirrors are given %d seats, more than max_seats %d", total, p.MaxSeats)
 	}
 	return &p, nil
 }
 
 // OnlineSeats is the number of seats the control plane itself may hand
-// out: max_seats less those delegated to mirrors.
+// out: max_seats less those delegated to mirrors. It is always between 0
+// and MaxSeats, even for a policy that did not pass
+// ParseEntitlementPolicy (negative or huge mirror counts cannot raise it).
 func (p *EntitlementPolicy) OnlineSeats() int {
-	n := p.MaxSeats
+	n := max(p.MaxSeats, 0)
 	for _, s := range p.MirrorSeats {
+		if s <= 0 {
+			continue
+		}
+		if s >= n {
+			return 0
+		}
 		n -= s
 	}
 	return n
