@@ -133,7 +133,9 @@ func (rw *ReportWriter) record(l *reportLine) error {
 }
 
 // WriteAggregate adds an aggregate.
-func (rw *ReportWriter) WriteAggregate(a *Aggregate) error { return rw.record(&reportLine{Aggregate: a}) }
+func (rw *ReportWriter) WriteAggregate(a *Aggregate) error {
+	return rw.record(&reportLine{Aggregate: a})
+}
 
 // WriteEvent adds an event.
 func (rw *ReportWriter) WriteEvent(r *Record) error { return rw.record(&reportLine{Event: r}) }
