@@ -9,15 +9,9 @@ import (
 	"github.com/outpost/outpost/internal/fleet/storetest"
 )
 
-func open(t *testing.T, path string) *boltstore.Store {
-	t.Helper()
-	s, err := boltstore.Open(path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+type fleetStore = *boltstore.Store
+
+var openStore = boltstore.Open
 
 func TestStore_Contract(t *testing.T) {
 	storetest.Run(t, storetest.Factory{
