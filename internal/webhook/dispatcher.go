@@ -33,7 +33,7 @@ type Config struct {
 	Timeout time.Duration
 	// Lease is how long a claimed delivery is held before another
 	// dispatcher (or this one after a crash) may take it (default
-	// 2×Timeout + 5s).
+	// 2×Timeout + 5s; it must be longer than Timeout).
 	Lease time.Duration
 	// Concurrency bounds requests in flight (default 4).
 	Concurrency int
@@ -92,6 +92,11 @@ func NewDispatcher(cfg Config) (*Dispatcher, error) {
 	def(&cfg.BaseDelay, 10*time.Second)
 	def(&cfg.MaxDelay, time.Hour)
 	def(&cfg.PollInterval, time.Second)
+	if cfg.Lease <= cfg.Timeout {
+		// A request still in flight when its claim lapses would be sent
+		// again by this very dispatcher.
+		return nil, fmt.Errorf("new webhook dispatcher: lease %s must be longer than the request timeout %s", cfg.Lease, cfg.Timeout)
+	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
 	}
