@@ -58,7 +58,10 @@ func TestMatches_Rules(t *testing.T) {
 	}{
 		{"type and tenant", func(s *webhook.Subscription, e *webhook.Event) {}, true},
 		{"other type", func(s *webhook.Subscription, e *webhook.Event) { e.Type = webhook.ReleasePublished }, false},
-		{"star", func(s *webhook.Subscription, e *webhook.Event) { s.EventTypes = []string{"*"}; e.Type = webhook.ReleasePublished }, true},
+		{"star", func(s *webhook.Subscription, e *webhook.Event) {
+			s.EventTypes = []string{"*"}
+			e.Type = webhook.ReleasePublished
+		}, true},
 		{"other tenant", func(s *webhook.Subscription, e *webhook.Event) { e.TenantID = ten2 }, false},
 		{"event without tenant", func(s *webhook.Subscription, e *webhook.Event) { e.TenantID = "" }, true},
 		{"subscription for every tenant", func(s *webhook.Subscription, e *webhook.Event) { s.TenantID = ""; e.TenantID = ten2 }, true},
