@@ -79,6 +79,9 @@ func BenchmarkAggregator_Ingest(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 			b.ReportMetric(float64(p.heap)/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(vmHWM(), "peak-rss-MiB")
+			if fi, err := os.Stat(s.Path()); err == nil {
+				b.ReportMetric(float64(fi.Size())/(1<<20), "db-MiB")
+			}
 		})
 	}
 }

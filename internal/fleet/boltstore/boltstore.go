@@ -120,6 +120,8 @@ func (s *Store) Commit(ctx context.Context, c fleet.Commit) error {
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta, aggs, events := tx.Bucket(bktMeta), tx.Bucket(bktAggs), tx.Bucket(bktEvents)
+		// Keys only ever grow: fill pages instead of splitting them in half.
+		events.FillPercent = 0.95
 		next := getUint(meta, keyLastSeq) + 1
 		for i := range c.Records {
 			if c.Records[i].Seq != next+uint64(i) {
