@@ -48,8 +48,12 @@ type Config struct {
 	// PollInterval between looks at the outbox when idle (default 1s);
 	// Notify wakes the dispatcher sooner.
 	PollInterval time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Retention: delivered and failed deliveries (with their attempt log)
+	// and their events are pruned this long after they were created
+	// (default 30 days), checked once an hour.
+	Retention time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Dispatcher delivers the outbox. Run it once per process; several
@@ -92,6 +96,7 @@ func NewDispatcher(cfg Config) (*Dispatcher, error) {
 	def(&cfg.BaseDelay, 10*time.Second)
 	def(&cfg.MaxDelay, time.Hour)
 	def(&cfg.PollInterval, time.Second)
+	def(&cfg.Retention, 30*24*time.Hour)
 	if cfg.Lease <= cfg.Timeout {
 		// A request still in flight when its claim lapses would be sent
 		// again by this very dispatcher.
@@ -173,7 +178,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var pruned time.Time
 	for {
+		if now := d.cfg.Now(); now.Sub(pruned) >= time.Hour {
+			pruned = now
+			if n, err := d.cfg.Store.Prune(ctx, now.Add(-d.cfg.Retention)); err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Error("webhook outbox prune", "err", err)
+			} else if n > 0 {
+				d.cfg.Logger.Info("webhook outbox pruned", "deliveries", n)
+			}
+		}
 		if err := d.round(ctx, sem, done, &wg); err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Error("webhook outbox", "err", err)
 		}

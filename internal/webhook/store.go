@@ -56,6 +56,11 @@ type Store interface {
 	// Redeliver requeues a delivery (any state) due at now, with its
 	// attempt count since queueing reset; the log keeps every attempt.
 	Redeliver(ctx context.Context, id string, now time.Time) error
+	// Prune bounds the outbox: it deletes delivered and failed deliveries
+	// created before before, with their attempts, then the expanded events
+	// created before before that no delivery refers to any more. It
+	// returns how many deliveries it deleted.
+	Prune(ctx context.Context, before time.Time) (int, error)
 }
 
 // MemStore is a Store in memory, for tests.
@@ -248,4 +253,29 @@ func (m *MemStore) Redeliver(ctx context.Context, id string, now time.Time) erro
 	d.State, d.Attempts, d.NextAttempt = Pending, 0, now
 	m.dels[id] = d
 	return nil
+}
+
+func (m *MemStore) Prune(ctx context.Context, before time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	live := map[string]bool{}
+	for id, d := range m.dels {
+		if d.State != Pending && d.CreatedAt.Before(before) {
+			delete(m.dels, id)
+			delete(m.attempts, id)
+			n++
+			continue
+		}
+		live[d.EventID] = true
+	}
+	for _, id := range m.queue {
+		live[id] = true
+	}
+	for id, ev := range m.events {
+		if !live[id] && ev.CreatedAt.Before(before) {
+			delete(m.events, id)
+		}
+	}
+	return n, nil
 }

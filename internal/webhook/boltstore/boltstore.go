@@ -422,3 +422,74 @@ func (s *Store) Redeliver(ctx context.Context, id string, now time.Time) error {
 		return putDelivery(tx, &old, &d)
 	})
 }
+
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		dels, att, bySub := tx.Bucket(bktDels), tx.Bucket(bktAttempts), tx.Bucket(bktBySub)
+		live := map[string]bool{}
+		var doomed []webhook.Delivery
+		err := dels.ForEach(func(k, v []byte) error {
+			var d webhook.Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decode delivery %q: %w", k, err)
+			}
+			if d.State != webhook.Pending && d.CreatedAt.Before(before) {
+				doomed = append(doomed, d)
+			} else {
+				live[d.EventID] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range doomed {
+			pfx := join(d.ID, "")
+			c := att.Cursor()
+			for k, _ := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Seek(pfx) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+			if err := bySub.Delete(join(d.SubscriptionID, d.ID)); err != nil {
+				return err
+			}
+			if err := dels.Delete([]byte(d.ID)); err != nil {
+				return err
+			}
+			n++
+		}
+		if err := tx.Bucket(bktQueue).ForEach(func(_, v []byte) error { live[string(v)] = true; return nil }); err != nil {
+			return err
+		}
+		events := tx.Bucket(bktEvents)
+		var dead [][]byte
+		err = events.ForEach(func(k, v []byte) error {
+			if live[string(k)] {
+				return nil
+			}
+			var ev webhook.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode event %q: %w", k, err)
+			}
+			if ev.CreatedAt.Before(before) {
+				dead = append(dead, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range dead {
+			if err := events.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook outbox: %w", err)
+	}
+	return n, nil
+}

@@ -177,6 +177,50 @@ func Run(t *testing.T, f Factory) {
 			t.Errorf("after re-enabling: claimed %v, want the kept delivery", got)
 		}
 	})
+	t.Run("Prune", func(t *testing.T) {
+		s := f.New(t)
+		must(t, s.PutSubscription(ctx, sub("whk_a", "*")))
+		for _, id := range []string{"evt_old_ok", "evt_old_pending", "evt_new_ok"} {
+			must(t, s.Enqueue(ctx, event(id, webhook.SnapshotBuilt)))
+		}
+		_, err := s.Expand(ctx, t0, 2, webhook.Matches) // evt_old_*, created at t0
+		must(t, err)
+		_, err = s.Expand(ctx, t0.Add(48*time.Hour), 10, webhook.Matches) // evt_new_ok
+		must(t, err)
+		must(t, s.Enqueue(ctx, event("evt_unexpanded", webhook.SnapshotBuilt)))
+		for _, id := range []string{"evt_old_ok.whk_a", "evt_new_ok.whk_a"} {
+			d, err := s.Delivery(ctx, id)
+			must(t, err)
+			d.State, d.Attempts = webhook.Delivered, 1
+			must(t, s.Record(ctx, d, webhook.Attempt{At: t0, Status: 204}, nil))
+		}
+		n, err := s.Prune(ctx, t0.Add(24*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("Prune = %d, %v; want 1 (the old delivered one)", n, err)
+		}
+		if _, err := s.Delivery(ctx, "evt_old_ok.whk_a"); !errors.Is(err, webhook.ErrNotFound) {
+			t.Errorf("pruned delivery: %v, want ErrNotFound", err)
+		}
+		if _, err := s.Attempts(ctx, "evt_old_ok.whk_a"); !errors.Is(err, webhook.ErrNotFound) {
+			t.Errorf("pruned delivery's attempts: %v, want ErrNotFound", err)
+		}
+		for _, id := range []string{"evt_old_pending.whk_a", "evt_new_ok.whk_a"} {
+			if _, err := s.Delivery(ctx, id); err != nil {
+				t.Errorf("kept delivery %s: %v", id, err)
+			}
+		}
+		if ds, _ := s.Deliveries(ctx, "whk_a", 0); len(ds) != 2 {
+			t.Errorf("Deliveries after prune = %d, want 2", len(ds))
+		}
+		// The pending delivery's event is still deliverable, and so is the
+		// event not expanded yet.
+		if got := claimIDs(t, s, t0.Add(72*time.Hour), 10); fmt.Sprint(got) != "[evt_old_pending.whk_a]" {
+			t.Errorf("claimed %v after prune, want the pending one", got)
+		}
+		if n, _ := s.Expand(ctx, t0, 10, webhook.Matches); n != 1 {
+			t.Errorf("expanding the queued event after prune = %d, want 1", n)
+		}
+	})
 	t.Run("EnqueueValidates", func(t *testing.T) {
 		s := f.New(t)
 		if err := s.Enqueue(ctx, event("evt_1", "no.such")); err == nil {
