@@ -61,12 +61,19 @@ func NewAggregator(ctx context.Context, store Store, opts Options) (*Aggregator,
 	return a, nil
 }
 
-// Ingest stores events (already validated) in one commit: they get the
-// next sequence numbers, are folded into their aggregates and enter the
-// window. It returns the first and last sequence assigned (0, 0 for none).
+// Ingest stores events in one commit: they get the next sequence numbers,
+// are folded into their aggregates and enter the window. It returns the
+// first and last sequence assigned (0, 0 for none). Events are validated
+// again (without the time window, which DecodeBatch applied): one invalid
+// event refuses the batch.
 func (a *Aggregator) Ingest(ctx context.Context, events []Event) (first, last uint64, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
+	}
+	for i := range events {
+		if err := events[i].Validate(Clock{}); err != nil {
+			return 0, 0, fmt.Errorf("ingest fleet events: events[%d].%w", i, err)
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +128,19 @@ func TestAggregator_PendingAndAck(t *testing.T) {
 	}
 	if err := a.Ack(ctx, 9); err == nil {
 		t.Errorf("Ack(9) beyond last = nil, want an error")
+	}
+}
+
+func TestAggregator_RefusesInvalidEvents(t *testing.T) {
+	s := fleet.NewMemStore()
+	a := newAgg(t, s, fleet.Options{})
+	bad := ev(fleet.TypeInstallOK, relA, "")
+	bad.ClientID = "has space"
+	_, _, err := a.Ingest(context.Background(), []fleet.Event{ev(fleet.TypeCheck, "", ""), bad})
+	if err == nil || !strings.Contains(err.Error(), "events[1].client_id") {
+		t.Fatalf("Ingest = %v, want an error naming events[1].client_id", err)
+	}
+	if m, _ := s.Meta(context.Background()); m.LastSeq != 0 {
+		t.Errorf("LastSeq = %d after a refused batch, want 0", m.LastSeq)
 	}
 }

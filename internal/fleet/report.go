@@ -237,6 +237,7 @@ type ReportReader struct {
 	chain   chain
 	count   int64
 	line    int
+	lastSeq uint64
 	trailer *ReportTrailer
 	err     error
 }
@@ -367,6 +368,10 @@ func (rr *ReportReader) next() (Item, error) {
 	if l.Event.Seq <= rr.hdr.Since {
 		return Item{}, fmt.Errorf("%w: line %d: event sequence %d is not above since %d", ErrReport, rr.line, l.Event.Seq, rr.hdr.Since)
 	}
+	if l.Event.Seq <= rr.lastSeq {
+		return Item{}, fmt.Errorf("%w: line %d: event sequence %d does not follow %d", ErrReport, rr.line, l.Event.Seq, rr.lastSeq)
+	}
+	rr.lastSeq = l.Event.Seq
 	return Item{Event: l.Event}, nil
 }
 
@@ -376,6 +381,9 @@ func (rr *ReportReader) finish(tr *ReportTrailer) error {
 	}
 	if tr.Count != rr.count || tr.Head != rr.chain.head() {
 		return fmt.Errorf("%w: the signed trailer covers %d records with head %.12s…, the file has %d with head %.12s… (records edited, added or removed)", ErrReport, tr.Count, tr.Head, rr.count, rr.chain.head())
+	}
+	if rr.lastSeq > tr.Through || tr.Through < rr.hdr.Since {
+		return fmt.Errorf("%w: trailer through %d does not cover the events (since %d, last %d)", ErrReport, tr.Through, rr.hdr.Since, rr.lastSeq)
 	}
 	if _, err := rr.readLine(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: data after the trailer", ErrReport)

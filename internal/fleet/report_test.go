@@ -160,3 +160,48 @@ func TestImport_Idempotent(t *testing.T) {
 		t.Errorf("sink: failed %d, events %d; want 2, 4 and cursor 4", failed, sink.Events())
 	}
 }
+
+// TestReport_SignedButInconsistent: a file signed with the right key (a
+// buggy or compromised mirror) is still refused when its events are out of
+// order or its trailer does not cover them.
+func TestReport_SignedButInconsistent(t *testing.T) {
+	pub, priv := keys(t)
+	rec := func(seq uint64) *fleet.Record {
+		return &fleet.Record{Seq: seq, ReceivedAt: now, Event: ev(fleet.TypeCheck, "", "")}
+	}
+	cases := []struct {
+		name    string
+		since   uint64
+		seqs    []uint64
+		through uint64
+		want    string
+	}{
+		{"ok", 2, []uint64{3, 4}, 4, ""},
+		{"repeated sequence", 0, []uint64{1, 1}, 1, "does not follow"},
+		{"descending", 0, []uint64{2, 1}, 2, "does not follow"},
+		{"at or below since", 5, []uint64{5}, 5, "not above since"},
+		{"through below the last event", 0, []uint64{1, 2}, 1, "does not cover"},
+		{"through below since", 5, nil, 4, "does not cover"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := fleet.NewReportWriter(&buf, fleet.ReportHeader{MirrorID: mirA, StoreID: fleet.NewStoreID(), Since: tc.since, CreatedAt: now}, priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.seqs {
+				if err := w.WriteEvent(rec(s)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.Close(tc.through); err != nil {
+				t.Fatal(err)
+			}
+			_, err = fleet.VerifyReport(&buf, pub, fleet.ReadOptions{})
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("VerifyReport = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

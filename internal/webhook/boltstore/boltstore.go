@@ -178,13 +178,26 @@ func (s *Store) Enqueue(ctx context.Context, ev webhook.Event) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return EnqueueTx(tx, ev) })
 }
 
+// idle reports, from a read transaction, that bucket holds no key at or
+// below upTo (nil: no key at all), so a poll that finds nothing to do
+// costs no write transaction (and no fsync).
+func (s *Store) idle(bucket, upTo []byte) bool {
+	idle := true
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucket).Cursor().First()
+		idle = k == nil || upTo != nil && bytes.Compare(k[:min(len(k), len(upTo))], upTo) > 0
+		return nil
+	})
+	return idle
+}
+
 func (s *Store) Expand(ctx context.Context, now time.Time, limit int, match func(*webhook.Subscription, *webhook.Event) bool) (int, error) {
+	if s.idle(bktQueue, nil) {
+		return 0, nil
+	}
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		queue := tx.Bucket(bktQueue)
-		if k, _ := queue.Cursor().First(); k == nil {
-			return nil // nothing to do: skip reading the subscriptions
-		}
 		var subs []webhook.Subscription
 		err := tx.Bucket(bktSubs).ForEach(func(k, v []byte) error {
 			var sub webhook.Subscription
@@ -253,6 +266,9 @@ func putDelivery(tx *bolt.Tx, old, d *webhook.Delivery) error {
 }
 
 func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]webhook.Claimed, error) {
+	if limit <= 0 || s.idle(bktDue, binary.BigEndian.AppendUint64(nil, uint64(max(now.UnixNano(), 0)))) {
+		return nil, nil
+	}
 	var out []webhook.Claimed
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		end := binary.BigEndian.AppendUint64(nil, uint64(max(now.UnixNano(), 0)))
