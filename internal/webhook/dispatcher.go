@@ -206,8 +206,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // free slots, each delivered in its own goroutine.
 func (d *Dispatcher) round(ctx context.Context, sem, done chan struct{}, wg *sync.WaitGroup) error {
 	now := d.cfg.Now()
-	if _, err := d.cfg.Store.Expand(ctx, now, 256, Matches); err != nil {
-		return fmt.Errorf("expand: %w", err)
+	// Expand in transactions of 256 events, a bounded number per round so
+	// a burst of events does not starve deliveries.
+	for range 16 {
+		n, err := d.cfg.Store.Expand(ctx, now, 256, Matches)
+		if err != nil {
+			return fmt.Errorf("expand: %w", err)
+		}
+		if n < 256 {
+			break
+		}
 	}
 	free := cap(sem) - len(sem)
 	if free == 0 {
