@@ -34,7 +34,8 @@ type Store interface {
 
 	// Enqueue adds ev to the outbox; an event id already there is a no-op.
 	Enqueue(ctx context.Context, ev Event) error
-	// Expand takes up to limit enqueued events, in order, and creates a
+	// Expand takes up to limit enqueued events, in id order (catalog ids
+	// sort by creation time; the order is best effort), and creates a
 	// pending delivery due at now for every subscription match accepts.
 	// It returns how many events it expanded.
 	Expand(ctx context.Context, now time.Time, limit int, match func(*Subscription, *Event) bool) (int, error)
@@ -127,7 +128,10 @@ func (m *MemStore) Enqueue(ctx context.Context, ev Event) error {
 		return nil
 	}
 	m.events[ev.ID] = ev
-	m.queue = append(m.queue, ev.ID)
+	i := sort.SearchStrings(m.queue, ev.ID) // kept in id order, as the contract says
+	m.queue = append(m.queue, "")
+	copy(m.queue[i+1:], m.queue[i:])
+	m.queue[i] = ev.ID
 	return nil
 }
 

@@ -107,6 +107,15 @@ func Run(t *testing.T, f Factory) {
 		if n, _ := s.Expand(ctx, t0, 2, webhook.Matches); n != 1 {
 			t.Errorf("second Expand = %d, want 1", n)
 		}
+		// Expansion follows id order, not enqueue order.
+		must(t, s.Enqueue(ctx, event("evt_9", webhook.SnapshotBuilt)))
+		must(t, s.Enqueue(ctx, event("evt_5", webhook.SnapshotBuilt)))
+		if n, _ := s.Expand(ctx, t0.Add(time.Hour), 1, webhook.Matches); n != 1 {
+			t.Fatalf("Expand(limit 1) = %d", n)
+		}
+		if _, err := s.Delivery(ctx, "evt_5.whk_all"); err != nil {
+			t.Errorf("the first expanded event is not evt_5 (the lower id): %v", err)
+		}
 	})
 	t.Run("ClaimLeaseRecordRedeliver", func(t *testing.T) {
 		s := f.New(t)
@@ -180,15 +189,15 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Prune", func(t *testing.T) {
 		s := f.New(t)
 		must(t, s.PutSubscription(ctx, sub("whk_a", "*")))
-		for _, id := range []string{"evt_old_ok", "evt_old_pending", "evt_new_ok"} {
+		for _, id := range []string{"evt_1_old_ok", "evt_2_old_pending", "evt_3_new_ok"} {
 			must(t, s.Enqueue(ctx, event(id, webhook.SnapshotBuilt)))
 		}
 		_, err := s.Expand(ctx, t0, 2, webhook.Matches) // evt_old_*, created at t0
 		must(t, err)
-		_, err = s.Expand(ctx, t0.Add(48*time.Hour), 10, webhook.Matches) // evt_new_ok
+		_, err = s.Expand(ctx, t0.Add(48*time.Hour), 10, webhook.Matches) // evt_3_new_ok
 		must(t, err)
-		must(t, s.Enqueue(ctx, event("evt_unexpanded", webhook.SnapshotBuilt)))
-		for _, id := range []string{"evt_old_ok.whk_a", "evt_new_ok.whk_a"} {
+		must(t, s.Enqueue(ctx, event("evt_4_unexpanded", webhook.SnapshotBuilt)))
+		for _, id := range []string{"evt_1_old_ok.whk_a", "evt_3_new_ok.whk_a"} {
 			d, err := s.Delivery(ctx, id)
 			must(t, err)
 			d.State, d.Attempts = webhook.Delivered, 1
@@ -198,13 +207,13 @@ func Run(t *testing.T, f Factory) {
 		if err != nil || n != 1 {
 			t.Fatalf("Prune = %d, %v; want 1 (the old delivered one)", n, err)
 		}
-		if _, err := s.Delivery(ctx, "evt_old_ok.whk_a"); !errors.Is(err, webhook.ErrNotFound) {
+		if _, err := s.Delivery(ctx, "evt_1_old_ok.whk_a"); !errors.Is(err, webhook.ErrNotFound) {
 			t.Errorf("pruned delivery: %v, want ErrNotFound", err)
 		}
-		if _, err := s.Attempts(ctx, "evt_old_ok.whk_a"); !errors.Is(err, webhook.ErrNotFound) {
+		if _, err := s.Attempts(ctx, "evt_1_old_ok.whk_a"); !errors.Is(err, webhook.ErrNotFound) {
 			t.Errorf("pruned delivery's attempts: %v, want ErrNotFound", err)
 		}
-		for _, id := range []string{"evt_old_pending.whk_a", "evt_new_ok.whk_a"} {
+		for _, id := range []string{"evt_2_old_pending.whk_a", "evt_3_new_ok.whk_a"} {
 			if _, err := s.Delivery(ctx, id); err != nil {
 				t.Errorf("kept delivery %s: %v", id, err)
 			}
@@ -214,7 +223,7 @@ func Run(t *testing.T, f Factory) {
 		}
 		// The pending delivery's event is still deliverable, and so is the
 		// event not expanded yet.
-		if got := claimIDs(t, s, t0.Add(72*time.Hour), 10); fmt.Sprint(got) != "[evt_old_pending.whk_a]" {
+		if got := claimIDs(t, s, t0.Add(72*time.Hour), 10); fmt.Sprint(got) != "[evt_2_old_pending.whk_a]" {
 			t.Errorf("claimed %v after prune, want the pending one", got)
 		}
 		if n, _ := s.Expand(ctx, t0, 10, webhook.Matches); n != 1 {
