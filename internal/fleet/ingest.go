@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -51,10 +52,24 @@ type ImportResult struct {
 // every line, chain, signature), then rewinds and ingests it into sink
 // (a second pass, which must verify again: a file changed in between is
 // refused at its end). Nothing reaches sink from a file that does not
-// verify. Memory stays flat. The caller runs Import in one transaction
-// if its sink supports it; without one, a failure midway leaves a prefix
-// ingested, which is harmless since ingestion is idempotent.
+// verify. Memory stays flat. The cursor is put last, after every record.
 func Import(ctx context.Context, rs io.ReadSeeker, pub ed25519.PublicKey, opts ReadOptions, sink Sink) (ImportResult, error) {
+	run := func(ctx context.Context, fn func(Sink) error) error { return fn(sink) }
+	return ImportBatched(ctx, rs, pub, opts, run, math.MaxInt)
+}
+
+// Transactor runs fn in one transaction with a Sink bound to it.
+type Transactor func(ctx context.Context, fn func(Sink) error) error
+
+// ImportBatched is Import committing every batch records in a transaction
+// of their own (run), so a report of a million events neither holds one
+// huge transaction nor costs one per record. A failure midway leaves the
+// batches before it ingested, which is harmless: ingestion is idempotent,
+// and the cursor, put in the last transaction, has not moved.
+func ImportBatched(ctx context.Context, rs io.ReadSeeker, pub ed25519.PublicKey, opts ReadOptions, run Transactor, batch int) (ImportResult, error) {
+	if batch <= 0 {
+		batch = 1000
+	}
 	sum, err := VerifyReport(rs, pub, opts)
 	if err != nil {
 		return ImportResult{}, err
@@ -69,42 +84,50 @@ func Import(ctx context.Context, rs io.ReadSeeker, pub ed25519.PublicKey, opts R
 	res := ImportResult{ReportSummary: sum}
 	h := rr.Header()
 	o := Origin{MirrorID: h.MirrorID, TenantID: h.TenantID, StoreID: h.StoreID}
-	for n := 0; ; n++ {
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-		}
-		it, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+	for done := false; !done; {
+		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		var changed bool
-		switch {
-		case it.Aggregate != nil:
-			changed, err = sink.PutAggregate(ctx, o, h.CreatedAt, *it.Aggregate)
-			if changed {
-				res.AggregatesChanged++
+		err := run(ctx, func(sink Sink) error {
+			for range batch {
+				it, err := rr.Next()
+				if errors.Is(err, io.EOF) {
+					done = true
+					if t := rr.Trailer(); t.Head != sum.Trailer.Head || t.Count != sum.Trailer.Count || t.Through != sum.Trailer.Through {
+						return fmt.Errorf("%w: file changed between verification and ingestion", ErrReport)
+					}
+					moved, err := sink.PutCursor(ctx, o, rr.Trailer().Through, h.CreatedAt)
+					res.CursorMoved = moved
+					return err
+				}
+				if err != nil {
+					return err
+				}
+				var changed bool
+				switch {
+				case it.Aggregate != nil:
+					changed, err = sink.PutAggregate(ctx, o, h.CreatedAt, *it.Aggregate)
+					if changed {
+						res.AggregatesChanged++
+					}
+				case it.Event != nil:
+					changed, err = sink.PutEvent(ctx, o, *it.Event)
+					if changed {
+						res.EventsAdded++
+					}
+				}
+				if err != nil {
+					return err
+				}
 			}
-		case it.Event != nil:
-			changed, err = sink.PutEvent(ctx, o, *it.Event)
-			if changed {
-				res.EventsAdded++
-			}
-		}
+			return nil
+		})
 		if err != nil {
+			if errors.Is(err, ErrReport) {
+				return res, err
+			}
 			return res, fmt.Errorf("import report: %w", err)
 		}
-	}
-	if t := rr.Trailer(); t.Head != sum.Trailer.Head || t.Count != sum.Trailer.Count || t.Through != sum.Trailer.Through {
-		return res, fmt.Errorf("%w: file changed between verification and ingestion", ErrReport)
-	}
-	res.CursorMoved, err = sink.PutCursor(ctx, o, rr.Trailer().Through, h.CreatedAt)
-	if err != nil {
-		return res, fmt.Errorf("import report: %w", err)
 	}
 	return res, nil
 }
@@ -191,15 +214,16 @@ func (s *MemSink) Events() int {
 	return len(s.events)
 }
 
-// Sources returns, per mirror store, the aggregates of release and how old
-// the store's latest report is: the input of Evaluate.
+// Sources returns, for every mirror store that has reported aggregates of
+// release, those aggregates and AsOf, the latest report that carried them
+// (every report carries all of a store's aggregates, so for a live store
+// that is its latest report): the input of Evaluate. Stores with nothing
+// about the release are left out, so an unrelated fresh report cannot
+// make stale evidence look fresh.
 func (s *MemSink) Sources(releaseID string) []Source {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	by := map[Origin]*Source{}
-	for o, c := range s.cursors {
-		by[o] = &Source{MirrorID: o.MirrorID, StoreID: o.StoreID, AsOf: c.asOf}
-	}
 	for _, g := range s.aggs {
 		if g.a.ReleaseID != releaseID {
 			continue
@@ -209,8 +233,15 @@ func (s *MemSink) Sources(releaseID string) []Source {
 			src = &Source{MirrorID: g.o.MirrorID, StoreID: g.o.StoreID, AsOf: g.asOf}
 			by[g.o] = src
 		}
+		if g.asOf.After(src.AsOf) {
+			src.AsOf = g.asOf
+		}
 		src.Aggregates = append(src.Aggregates, g.a.Clone())
 	}
+	return sortSources(by)
+}
+
+func sortSources(by map[Origin]*Source) []Source {
 	out := make([]Source, 0, len(by))
 	for _, src := range by {
 		SortAggregates(src.Aggregates)

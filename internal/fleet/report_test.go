@@ -205,3 +205,36 @@ func TestReport_SignedButInconsistent(t *testing.T) {
 		})
 	}
 }
+
+func TestImportBatched_FailureMidway(t *testing.T) {
+	pub, priv := keys(t)
+	_, file, _ := exported(t, priv) // 3 aggregates + 3 events
+	ctx := context.Background()
+	sink := fleet.NewMemSink()
+	calls := 0
+	failSecond := func(ctx context.Context, fn func(fleet.Sink) error) error {
+		if calls++; calls == 2 {
+			return errors.New("disk full")
+		}
+		return fn(sink)
+	}
+	res, err := fleet.ImportBatched(ctx, bytes.NewReader(file), pub, fleet.ReadOptions{}, failSecond, 2)
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("ImportBatched = %v, want the transaction's error", err)
+	}
+	if res.AggregatesChanged != 2 || res.CursorMoved {
+		t.Errorf("after a failure in the second batch: %+v, want the first 2 records in and the cursor unmoved", res)
+	}
+	if c := sink.Cursor(fleet.Origin{MirrorID: mirA, StoreID: res.Header.StoreID}); c != 0 {
+		t.Errorf("cursor = %d, want 0", c)
+	}
+	calls = 0
+	all := func(ctx context.Context, fn func(fleet.Sink) error) error { calls++; return fn(sink) }
+	res, err = fleet.ImportBatched(ctx, bytes.NewReader(file), pub, fleet.ReadOptions{}, all, 2)
+	if err != nil || res.AggregatesChanged != 1 || res.EventsAdded != 3 || !res.CursorMoved {
+		t.Errorf("retry = %+v, %v; want the 4 remaining records and the cursor", res, err)
+	}
+	if calls != 4 { // 6 records in batches of 2, then the trailer
+		t.Errorf("transactions = %d, want 4", calls)
+	}
+}
