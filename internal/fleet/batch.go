@@ -41,6 +41,10 @@ func (l BatchLimits) withDefaults() BatchLimits {
 // JSON, too many events). A single bad event is a Rejection instead.
 var ErrBatch = errors.New("invalid event batch")
 
+// ErrTooLarge is also wrapped when the batch is refused for its size (the
+// body or the number of events): HTTP 413 rather than 400.
+var ErrTooLarge = errors.New("too large")
+
 // Rejection is one event of a batch that was refused; the others are kept.
 type Rejection struct {
 	Index int    `json:"index"`
@@ -69,7 +73,7 @@ func DecodeBatch(r io.Reader, l BatchLimits, now time.Time) (*Batch, error) {
 		return nil, fmt.Errorf("read event batch: %w", err)
 	}
 	if int64(len(body)) > l.MaxBytes {
-		return nil, fmt.Errorf("%w: body is larger than %d bytes", ErrBatch, l.MaxBytes)
+		return nil, fmt.Errorf("%w: %w: body is larger than %d bytes", ErrBatch, ErrTooLarge, l.MaxBytes)
 	}
 	// Count the events before decoding them, so a huge array of tiny
 	// values is refused without building it.
@@ -86,7 +90,7 @@ func DecodeBatch(r io.Reader, l BatchLimits, now time.Time) (*Batch, error) {
 		return nil, fmt.Errorf("%w: events: is required", ErrBatch)
 	}
 	if len(wb.Events) > l.MaxEvents {
-		return nil, fmt.Errorf("%w: events: %d events, at most %d per batch", ErrBatch, len(wb.Events), l.MaxEvents)
+		return nil, fmt.Errorf("%w: %w: events: %d events, at most %d per batch", ErrBatch, ErrTooLarge, len(wb.Events), l.MaxEvents)
 	}
 	clock := Clock{Now: now, MaxFuture: l.MaxFuture, MaxAge: l.MaxAge}
 	b := &Batch{Events: make([]Event, 0, len(wb.Events))}

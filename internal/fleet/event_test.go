@@ -82,8 +82,8 @@ func TestDecodeBatch_Caps(t *testing.T) {
 		wantRejected []int
 	}{
 		{"ok", `{"events":[` + ev + `,` + ev + `]}`, fleet.BatchLimits{}, "", 2, nil},
-		{"too big", `{"events":[` + ev + `]}`, fleet.BatchLimits{MaxBytes: 20}, "larger than 20 bytes", 0, nil},
-		{"too many", `{"events":[` + ev + `,` + ev + `,` + ev + `]}`, fleet.BatchLimits{MaxEvents: 2}, "3 events, at most 2", 0, nil},
+		{"too big", `{"events":[` + ev + `]}`, fleet.BatchLimits{MaxBytes: 20}, "too large: body is larger than 20 bytes", 0, nil},
+		{"too many", `{"events":[` + ev + `,` + ev + `,` + ev + `]}`, fleet.BatchLimits{MaxEvents: 2}, "too large: events: 3 events, at most 2", 0, nil},
 		{"not json", `{"events":[`, fleet.BatchLimits{}, "invalid event batch", 0, nil},
 		{"unknown top field", `{"events":[],"x":1}`, fleet.BatchLimits{}, "unknown field", 0, nil},
 		{"missing events", `{}`, fleet.BatchLimits{}, "events: is required", 0, nil},
