@@ -282,7 +282,7 @@ func (d *Dispatcher) deliver(ctx context.Context, c Claimed) {
 		}
 	}
 	// Record even if ctx ended after the answer came: fewer duplicates.
-	if rerr := d.cfg.Store.Record(context.WithoutCancel(ctx), del, a, update); rerr != nil {
+	if rerr := d.cfg.Store.Record(context.WithoutCancel(ctx), del, c.Delivery.NextAttempt, a, update); rerr != nil {
 		d.cfg.Logger.Error("webhook record attempt", "delivery", del.ID, "err", rerr)
 		return
 	}

@@ -46,8 +46,12 @@ type Store interface {
 	// failed instead.
 	Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]Claimed, error)
 	// Record logs attempt a (numbering it), stores d as given, and applies
-	// update to d's subscription as it is now (if it still exists).
-	Record(ctx context.Context, d Delivery, a Attempt, update func(*Subscription)) error
+	// update to d's subscription as it is now (if it still exists). lease
+	// is the NextAttempt the claim set: if the stored delivery no longer
+	// has it, or is no longer pending (redelivered by hand meanwhile, or
+	// claimed again after the lease lapsed), the attempt is logged and the
+	// subscription updated, but the delivery is left as it is.
+	Record(ctx context.Context, d Delivery, lease time.Time, a Attempt, update func(*Subscription)) error
 
 	Delivery(ctx context.Context, id string) (Delivery, error)
 	// Deliveries lists a subscription's deliveries in id order (event
@@ -195,16 +199,19 @@ func (m *MemStore) Claim(ctx context.Context, now, leaseUntil time.Time, limit i
 	return out, nil
 }
 
-func (m *MemStore) Record(ctx context.Context, d Delivery, a Attempt, update func(*Subscription)) error {
+func (m *MemStore) Record(ctx context.Context, d Delivery, lease time.Time, a Attempt, update func(*Subscription)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.dels[d.ID]; !ok {
+	old, ok := m.dels[d.ID]
+	if !ok {
 		return fmt.Errorf("delivery %q: %w", d.ID, ErrNotFound)
 	}
 	a.DeliveryID = d.ID
 	a.N = len(m.attempts[d.ID]) + 1
 	m.attempts[d.ID] = append(m.attempts[d.ID], a)
-	m.dels[d.ID] = d
+	if old.State == Pending && old.NextAttempt.Equal(lease) {
+		m.dels[d.ID] = d
+	}
 	if s, ok := m.subs[d.SubscriptionID]; ok && update != nil {
 		update(&s)
 		m.subs[s.ID] = s

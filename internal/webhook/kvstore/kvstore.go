@@ -301,7 +301,7 @@ func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, limit int)
 	return out, nil
 }
 
-func (s *Store) Record(ctx context.Context, d webhook.Delivery, a webhook.Attempt, update func(*webhook.Subscription)) error {
+func (s *Store) Record(ctx context.Context, d webhook.Delivery, lease time.Time, a webhook.Attempt, update func(*webhook.Subscription)) error {
 	err := s.b.Update(ctx, func(tx kv.Tx) error {
 		var old webhook.Delivery
 		ok, err := getJSON(tx.Bucket(bDels), []byte(d.ID), &old)
@@ -319,8 +319,10 @@ func (s *Store) Record(ctx context.Context, d webhook.Delivery, a webhook.Attemp
 		if err := putJSON(att, binary.BigEndian.AppendUint32(bytes.Clone(pfx), uint32(a.N)), &a); err != nil {
 			return err
 		}
-		if err := putDelivery(tx, &old, &d); err != nil {
-			return err
+		if old.State == webhook.Pending && old.NextAttempt.Equal(lease) {
+			if err := putDelivery(tx, &old, &d); err != nil {
+				return err
+			}
 		}
 		if update == nil {
 			return nil

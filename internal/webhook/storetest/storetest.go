@@ -138,10 +138,15 @@ func Run(t *testing.T, f Factory) {
 		}
 		d, err := s.Delivery(ctx, "evt_1.whk_a")
 		must(t, err)
+		lease := d.NextAttempt
 		d.Attempts, d.LastError, d.NextAttempt = 1, "status 500", t0.Add(time.Hour)
-		must(t, s.Record(ctx, d, webhook.Attempt{At: t0, Status: 500, Error: "status 500", Duration: time.Millisecond}, func(s *webhook.Subscription) { s.FailureStreak++ }))
+		must(t, s.Record(ctx, d, lease, webhook.Attempt{At: t0, Status: 500, Error: "status 500", Duration: time.Millisecond}, func(s *webhook.Subscription) { s.FailureStreak++ }))
+		if got, _ := s.Delivery(ctx, d.ID); got.Attempts != 1 || !got.NextAttempt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("after Record: %+v, want 1 attempt, next at %s", got, t0.Add(time.Hour))
+		}
+		lease = d.NextAttempt
 		d.Attempts, d.State, d.LastError = 2, webhook.Delivered, ""
-		must(t, s.Record(ctx, d, webhook.Attempt{At: t0.Add(time.Hour), Status: 204}, func(s *webhook.Subscription) { s.FailureStreak += 10 }))
+		must(t, s.Record(ctx, d, lease, webhook.Attempt{At: t0.Add(time.Hour), Status: 204}, func(s *webhook.Subscription) { s.FailureStreak += 10 }))
 		as, err := s.Attempts(ctx, d.ID)
 		if err != nil || len(as) != 2 || as[0].N != 1 || as[1].N != 2 || as[0].Status != 500 || as[0].Duration != time.Millisecond || as[1].DeliveryID != d.ID {
 			t.Errorf("Attempts = %+v, %v; want two, numbered 1 and 2", as, err)
@@ -161,6 +166,19 @@ func Run(t *testing.T, f Factory) {
 		}
 		if err := s.Redeliver(ctx, "evt_x.whk_a", t0); !errors.Is(err, webhook.ErrNotFound) {
 			t.Errorf("Redeliver(unknown) = %v, want ErrNotFound", err)
+		}
+		// An attempt that ends after the delivery was requeued by hand (or
+		// claimed again) is logged but does not overwrite it.
+		d, err = s.Delivery(ctx, d.ID)
+		must(t, err)
+		stale := d
+		stale.State = webhook.Delivered
+		must(t, s.Record(ctx, stale, d.NextAttempt.Add(-time.Second), webhook.Attempt{At: t0, Status: 204}, nil))
+		if got, _ := s.Delivery(ctx, d.ID); got.State != webhook.Pending {
+			t.Errorf("a stale Record overwrote the delivery: %s, want pending", got.State)
+		}
+		if as, _ := s.Attempts(ctx, d.ID); len(as) != 3 {
+			t.Errorf("attempts = %d, want 3 (the stale one logged)", len(as))
 		}
 	})
 	t.Run("DisabledAndDeletedSubscriptions", func(t *testing.T) {
@@ -200,8 +218,9 @@ func Run(t *testing.T, f Factory) {
 		for _, id := range []string{"evt_1_old_ok.whk_a", "evt_3_new_ok.whk_a"} {
 			d, err := s.Delivery(ctx, id)
 			must(t, err)
+			lease := d.NextAttempt
 			d.State, d.Attempts = webhook.Delivered, 1
-			must(t, s.Record(ctx, d, webhook.Attempt{At: t0, Status: 204}, nil))
+			must(t, s.Record(ctx, d, lease, webhook.Attempt{At: t0, Status: 204}, nil))
 		}
 		n, err := s.Prune(ctx, t0.Add(24*time.Hour))
 		if err != nil || n != 1 {
