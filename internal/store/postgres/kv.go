@@ -130,6 +130,10 @@ func (db *DB) Close() error {
 // backend is the kv.Backend on the pool.
 type backend struct{ db *DB }
 
+// Backend is the kv.Backend on the pool, for other state kept in the same
+// database and transactions (the webhook outbox: webhook/kvstore).
+func (db *DB) Backend() kv.Backend { return backend{db} }
+
 func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
 	return b.db.update(ctx, func(tx *kvTx) error { return fn(tx) })
 }
