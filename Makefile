@@ -24,6 +24,7 @@ $(VERSITYGW):
 # scripts/postgres.sh starts: a cluster of its own in /tmp, never the
 # system's (installing PostgreSQL when run as root).
 test: $(VERSITYGW)
+	./scripts/ci-deps.sh
 	$(GO) vet ./...
 	@set -e; if [ -z "$$OUTPOST_TEST_POSTGRES_URL" ]; then \
 		OUTPOST_TEST_POSTGRES_URL="$$(./scripts/postgres.sh)"; export OUTPOST_TEST_POSTGRES_URL; \
