@@ -45,7 +45,7 @@ func exportFixture(t *testing.T) (*Ledger, []string) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Release(ctx, entAuto, "b", t0.Add(time.Minute)); err != nil {
+	if err := l.Release(ctx, entAuto, "", "b", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer

@@ -35,7 +35,7 @@ type LeaseResponse struct {
 // the held (verified) manifest or nil:
 //
 //	PUT    /v1/leases/{subject_id}                    {"entitlement_id","subject_type"} -> 200 LeaseResponse
-//	DELETE /v1/leases/{subject_id}?entitlement_id=... -> 204
+//	DELETE /v1/leases/{subject_id}?entitlement_id=...[&subject_type=...] -> 204
 //
 // Errors are {"error":{"code","message"}} with the code's status.
 func Handler(l *Ledger, current func() *snapshot.Manifest) http.Handler {
@@ -68,7 +68,7 @@ func Handler(l *Ledger, current func() *snapshot.Manifest) http.Handler {
 			writeError(w, r, catalog.Invalid("entitlement_id", "query parameter is required"))
 			return
 		}
-		if err := l.Release(r.Context(), eid, r.PathValue("subject_id"), time.Now()); err != nil {
+		if err := l.Release(r.Context(), eid, r.URL.Query().Get("subject_type"), r.PathValue("subject_id"), time.Now()); err != nil {
 			writeError(w, r, err)
 			return
 		}

@@ -175,13 +175,13 @@ func TestLedgerRelease_FreesSeat(t *testing.T) {
 	if _, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Fatalf("bob while alice holds the seat: got %v, want conflict", err)
 	}
-	if err := l.Release(ctx, entOne, "alice", t0.Add(time.Minute)); err != nil {
+	if err := l.Release(ctx, entOne, "user", "alice", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Release(ctx, entOne, "alice", t0.Add(time.Minute)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := l.Release(ctx, entOne, "user", "alice", t0.Add(time.Minute)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Errorf("second release: got %v, want not_found", err)
 	}
-	if err := l.Release(ctx, entOne, "nobody", t0); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := l.Release(ctx, entOne, "", "nobody", t0); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Errorf("release of unknown subject: got %v, want not_found", err)
 	}
 	bob, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0.Add(time.Minute))
@@ -189,7 +189,7 @@ func TestLedgerRelease_FreesSeat(t *testing.T) {
 		t.Fatalf("bob after release: %v", err)
 	}
 	// Alice comes back: a new lease, not a renewal of the released one.
-	if err := l.Release(ctx, entOne, "bob", t0.Add(2*time.Minute)); err != nil {
+	if err := l.Release(ctx, entOne, "", "bob", t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	alice, _, err := l.Acquire(ctx, m, entOne, "user", "alice", t0.Add(2*time.Minute))
