@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/snapshot"
 )
@@ -351,7 +352,7 @@ func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) 
 	var total int64
 	bad := 0
 	op := func() error {
-		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (io.ReadCloser, error) {
+		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
 			return s.open(ctx, a, off)
 		})
 		total += n
@@ -360,7 +361,7 @@ func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) 
 			return nil
 		case ctx.Err() != nil:
 			return backoff.Permanent(ctx.Err())
-		case errors.Is(err, cache.ErrMismatch), errors.Is(err, cache.ErrTooLarge):
+		case fetch.Verification(err):
 			// Deleted by the cache; try a few times in case a transfer
 			// was mangled, then report.
 			bad++
