@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/snapshot"
 )
 
 // Page asks for at most Limit items after Cursor (an opaque value returned
@@ -60,21 +61,7 @@ type IdempotencyRecord struct {
 // the same transaction that assigns its sequence. The builder (pure code)
 // decides visibility; the store only gathers. The builder must not modify
 // the input: implementations may share parts of it between builds.
-type SnapshotInput struct {
-	Tenant           *catalog.Tenant
-	Sequence         int64  // the sequence the new snapshot gets
-	Previous         string // hex sha256 of the previous envelope, "" for the first
-	Products         []*catalog.Product
-	Releases         []*catalog.Release // of all products, sorted by id
-	ReleaseArtifacts []*catalog.ReleaseArtifact
-	Artifacts        []*catalog.Artifact // those referenced by ReleaseArtifacts
-	Policies         []*catalog.Policy   // the tenant's, latest versions
-	BlockedVersions  []*catalog.BlockedVersion
-	Rollouts         []*catalog.Rollout
-	Entitlements     []*catalog.Entitlement
-	SeatAssignments  []*catalog.SeatAssignment
-	Mirrors          []*catalog.Mirror // the tenant's
-}
+type SnapshotInput = snapshot.Input
 
 // LeaseSigner signs the final lease and returns the token's hash.
 type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)

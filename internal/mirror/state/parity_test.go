@@ -1,4 +1,4 @@
-package license_test
+package state_test
 
 import (
 	"context"
@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
-
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store/bolt"
 )
@@ -138,17 +136,17 @@ func acquireOnControlPlane(t *testing.T, tc parityCase, now time.Time) error {
 
 func acquireOnMirror(t *testing.T, tc parityCase, now time.Time) error {
 	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "mirror.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	st, err := state.Open(filepath.Join(t.TempDir(), "mirror.db"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { st.Close() })
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tenantID := catalog.NewID(catalog.PrefixTenant)
-	l, err := license.NewLedger(db, mirrorID, key, tenantID)
+	l, err := st.Ledger(mirrorID, key, tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package license
+package state
 
 import (
 	"context"
@@ -11,21 +11,18 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
-// Buckets of the mirror's bbolt that the ledger owns. AuditBucket is the
-// mirror's audit log, shared with whoever else records mirror events (use
-// AppendAudit in their own transaction).
+// Buckets of the mirror's bbolt that the ledger owns.
 var (
 	bucketLeases     = []byte("license_leases")         // lease_id -> lease JSON
 	bucketSubjects   = []byte("license_subject_leases") // SubjectKey -> lease_id
 	bucketSubjectsV1 = []byte("license_subjects")       // eid \x00 subject_id -> lease_id (before subject types were keyed)
 	bucketActive     = []byte("license_active")         // eid \x00 exp(8, BE) lease_id -> present
 	bucketCounts     = []byte("license_counts")         // eid -> entries in license_active (8, BE)
-	AuditBucket      = []byte("mirror_audit")           // seq (8, BE) -> audit event JSON
 )
 
 // Audit event types of the ledger.
@@ -35,8 +32,9 @@ const (
 	EventLeaseReleased = "lease.released"
 )
 
-// Ledger hands out offline leases on a mirror: seats enforced and every
-// lease recorded in the mirror's bbolt before it answers.
+// Ledger hands out offline leases on a mirror: admission by license.Admit,
+// seats enforced and every lease recorded in the mirror's bbolt (with its
+// audit event) before it answers.
 type Ledger struct {
 	db       *bolt.DB
 	mirrorID string
@@ -46,12 +44,12 @@ type Ledger struct {
 	commits  *groupCommit
 }
 
-// NewLedger opens the ledger over the mirror's db, creating its buckets.
-// key is the mirror's signing key, the one its snapshot's mirror_keys lists.
-func NewLedger(db *bolt.DB, mirrorID string, key ed25519.PrivateKey, tenantID string) (*Ledger, error) {
+// Ledger opens the lease ledger over the mirror's state, creating its
+// buckets. key is the mirror's signing key, the one its snapshot's
+// mirror_keys lists.
+func (s *State) Ledger(mirrorID string, key ed25519.PrivateKey, tenantID string) (*Ledger, error) {
+	db := s.db
 	switch {
-	case db == nil:
-		return nil, errors.New("new ledger: nil db")
 	case !catalog.ValidID(catalog.PrefixMirror, mirrorID):
 		return nil, fmt.Errorf("new ledger: %q is not a mirror id", mirrorID)
 	case !catalog.ValidID(catalog.PrefixTenant, tenantID):
@@ -60,7 +58,7 @@ func NewLedger(db *bolt.DB, mirrorID string, key ed25519.PrivateKey, tenantID st
 		return nil, errors.New("new ledger: key is not an ed25519 private key")
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLeases, bucketSubjects, bucketActive, bucketCounts, AuditBucket} {
+		for _, b := range [][]byte{bucketLeases, bucketSubjects, bucketActive, bucketCounts, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("bucket %s: %w", b, err)
 			}
@@ -72,7 +70,7 @@ func NewLedger(db *bolt.DB, mirrorID string, key ed25519.PrivateKey, tenantID st
 	}
 	return &Ledger{
 		db: db, mirrorID: mirrorID, tenantID: tenantID, key: key,
-		kid:     KeyID(key.Public().(ed25519.PublicKey)),
+		kid:     license.KeyID(key.Public().(ed25519.PublicKey)),
 		commits: &groupCommit{db: db},
 	}, nil
 }
@@ -94,7 +92,7 @@ func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementI
 	if err := catalog.ValidateEnum("subject_type", subjectType, catalog.SubjectTypes); err != nil {
 		return nil, "", err
 	}
-	if err := ValidateSubjectID("subject_id", subjectID); err != nil {
+	if err := license.ValidateSubjectID("subject_id", subjectID); err != nil {
 		return nil, "", err
 	}
 	g, err := l.grant(m, entitlementID, subjectType, subjectID, now)
@@ -134,7 +132,7 @@ func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementI
 type grantInfo struct {
 	ent       *snapshot.Entitlement
 	policy    *catalog.EntitlementPolicy
-	admission Admission // without Held and Active, filled in the transaction
+	admission license.Admission // without Held and Active, filled in the transaction
 }
 
 // grant checks the held manifest allows a lease of entitlementID to the
@@ -169,7 +167,7 @@ func (l *Ledger) grant(m *snapshot.Manifest, entitlementID, subjectType, subject
 	a.Now = now
 	// Eligibility is checked here, before signing; capacity again in the
 	// transaction.
-	if _, err := Admit(a); err != nil && catalog.ErrorCode(err) == catalog.EFORBIDDEN {
+	if _, err := license.Admit(a); err != nil && catalog.ErrorCode(err) == catalog.EFORBIDDEN {
 		return nil, err
 	}
 	return &grantInfo{ent: ent, policy: p, admission: a}, nil
@@ -177,8 +175,8 @@ func (l *Ledger) grant(m *snapshot.Manifest, entitlementID, subjectType, subject
 
 // admissionOf is what the held manifest says about a lease of ent to the
 // subject.
-func admissionOf(m *snapshot.Manifest, ent *snapshot.Entitlement, p *catalog.EntitlementPolicy, subjectType, subjectID string) Admission {
-	a := Admission{
+func admissionOf(m *snapshot.Manifest, ent *snapshot.Entitlement, p *catalog.EntitlementPolicy, subjectType, subjectID string) license.Admission {
+	a := license.Admission{
 		EntitlementID: ent.EntitlementID, StartsAt: ent.StartsAt, EndsAt: ent.EndsAt, Policy: p,
 		TenantID: m.TenantID, TenantStatus: m.Tenant.Status,
 		SubjectType: subjectType, SubjectID: subjectID,
@@ -197,7 +195,7 @@ func admissionOf(m *snapshot.Manifest, ent *snapshot.Entitlement, p *catalog.Ent
 func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectType, subjectID string, now time.Time) (lease *catalog.Lease, token string, domErr, err error) {
 	eid := g.ent.EntitlementID
 	subjects := tx.Bucket(bucketSubjects)
-	skey := SubjectKey(eid, subjectType, subjectID)
+	skey := license.SubjectKey(eid, subjectType, subjectID)
 	prev, err := l.leaseByID(tx, string(subjects.Get(skey)))
 	if err != nil {
 		return nil, "", nil, err
@@ -213,7 +211,7 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 	if a.Active, err = l.holding(tx, eid, now, a.Limit); err != nil {
 		return nil, "", nil, err
 	}
-	d, domErr := Admit(a)
+	d, domErr := license.Admit(a)
 	if domErr != nil {
 		return nil, "", domErr, nil
 	}
@@ -245,7 +243,7 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 			return nil, "", nil, err
 		}
 	}
-	lease.TokenHash = TokenHash(token)
+	lease.TokenHash = license.TokenHash(token)
 	if err := l.putLease(tx, lease); err != nil {
 		return nil, "", nil, err
 	}
@@ -276,7 +274,7 @@ type presigned struct {
 func (l *Ledger) presign(g *grantInfo, subjectType, subjectID string, now time.Time) (*presigned, error) {
 	p := &presigned{}
 	err := l.db.View(func(tx *bolt.Tx) error {
-		prev, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(SubjectKey(g.ent.EntitlementID, subjectType, subjectID))))
+		prev, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(license.SubjectKey(g.ent.EntitlementID, subjectType, subjectID))))
 		if err != nil {
 			return err
 		}
@@ -297,16 +295,16 @@ func (l *Ledger) presign(g *grantInfo, subjectType, subjectID string, now time.T
 
 // sign issues the token of a lease of g at now.
 func (l *Ledger) sign(g *grantInfo, leaseID, subjectType, subjectID string, now time.Time) (string, error) {
-	iat, exp := Term(g.policy, g.ent.EndsAt, time.Time{}, now)
+	iat, exp := license.Term(g.policy, g.ent.EndsAt, time.Time{}, now)
 	features := g.policy.Features
 	if features == nil {
 		features = []string{}
 	}
-	return Issue(Claims{
+	return license.Issue(license.Claims{
 		LeaseID: leaseID, EntitlementID: g.ent.EntitlementID, TenantID: l.tenantID, ProductID: g.ent.ProductID,
 		SubjectType: subjectType, SubjectID: subjectID, Features: features,
 		IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(), Grace: int64(time.Duration(g.policy.OfflineGrace) / time.Second),
-		KeyID: l.kid, Issuer: issuerMirrorPrefix + l.mirrorID,
+		KeyID: l.kid, Issuer: license.MirrorIssuer(l.mirrorID),
 	}, l.key)
 }
 
@@ -323,7 +321,7 @@ func migrateSubjects(tx *bolt.Tx) error {
 		if err := json.Unmarshal(leases.Get(id), &lease); err != nil {
 			return fmt.Errorf("migrate lease %s: %w", id, err)
 		}
-		return subjects.Put(SubjectKey(lease.EntitlementID, lease.SubjectType, lease.SubjectID), id)
+		return subjects.Put(license.SubjectKey(lease.EntitlementID, lease.SubjectType, lease.SubjectID), id)
 	})
 	if err != nil {
 		return err
@@ -339,7 +337,7 @@ func (l *Ledger) Release(ctx context.Context, entitlementID, subjectType, subjec
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := ValidateSubjectID("subject_id", subjectID); err != nil {
+	if err := license.ValidateSubjectID("subject_id", subjectID); err != nil {
 		return err
 	}
 	types := catalog.SubjectTypes
@@ -354,7 +352,7 @@ func (l *Ledger) Release(ctx context.Context, entitlementID, subjectType, subjec
 		domErr = nil
 		var lease *catalog.Lease
 		for _, st := range types {
-			held, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(SubjectKey(entitlementID, st, subjectID))))
+			held, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(license.SubjectKey(entitlementID, st, subjectID))))
 			if err != nil {
 				return err
 			}
@@ -537,38 +535,11 @@ func (l *Ledger) audit(tx *bolt.Tx, eventType string, lease *catalog.Lease, prod
 	if err != nil {
 		return err
 	}
-	return AppendAudit(tx, &catalog.AuditEvent{
+	return appendAudit(tx, &catalog.AuditEvent{
 		EventID: catalog.NewID(catalog.PrefixEvent), TenantID: l.tenantID,
 		ActorType: catalog.ActorMirror, ActorID: l.mirrorID, EventType: eventType,
 		Payload: payload, CreatedAt: now.UTC(),
 	})
-}
-
-// AppendAudit seals ev as the successor of the last event in the mirror's
-// audit log and appends it, in the caller's transaction (so the event
-// commits with the change it records). It fills in Seq, PrevHash, Hash.
-func AppendAudit(tx *bolt.Tx, ev *catalog.AuditEvent) error {
-	b, err := tx.CreateBucketIfNotExists(AuditBucket)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
-	var prev *catalog.AuditEvent
-	if k, v := b.Cursor().Last(); k != nil {
-		var head struct {
-			Seq  int64  `json:"seq"`
-			Hash string `json:"hash"`
-		}
-		if err := json.Unmarshal(v, &head); err != nil {
-			return fmt.Errorf("append audit: decode head: %w", err)
-		}
-		prev = &catalog.AuditEvent{Seq: head.Seq, Hash: head.Hash}
-	}
-	audit.Seal(prev, ev)
-	v, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
-	return b.Put(seqKey(ev.Seq), v)
 }
 
 func activeKey(lease *catalog.Lease) []byte {
@@ -591,8 +562,6 @@ func activeExpiry(k []byte, n int) int64 {
 // present is the value of index entries: bbolt's Get cannot tell an
 // empty value from a missing key.
 var present = []byte{1}
-
-func seqKey(seq int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(seq)) }
 
 func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
