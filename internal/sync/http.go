@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // HTTPSource fetches from the control plane (/v1/mirror/…) or from an
@@ -112,11 +113,10 @@ func (s *HTTPSource) request(ctx context.Context, method, path string, body io.R
 // statusError turns a non-2xx answer into an error; 4xx other than 408
 // and 429 are permanent, and a 429 or 503 carries its Retry-After.
 func statusError(what string, resp *http.Response) error {
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	err := fmt.Errorf("%s: http %d: %s", what, resp.StatusCode, strings.TrimSpace(string(msg)))
+	err := fmt.Errorf("%s: http %d: %w", what, resp.StatusCode, wire.ReadError(resp))
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := retryAfter(resp.Header.Get(wire.HeaderRetryAfter), time.Now()); ok {
 			return &RetryAfterError{Err: err, After: d}
 		}
 	case code >= 400 && code < 500 && code != http.StatusRequestTimeout:

@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Vendor signs snapshots for one tenant.
@@ -203,7 +205,7 @@ func (c *ControlPlane) Reports() []map[string]any {
 
 func (c *ControlPlane) authed(w http.ResponseWriter, r *http.Request) bool {
 	if r.Header.Get("Authorization") != "Bearer "+c.Credential {
-		http.Error(w, `{"error":{"code":"unauthorized","message":"bad credential"}}`, http.StatusUnauthorized)
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.EUNAUTHORIZED, "bad credential"))
 		return false
 	}
 	return true
@@ -218,7 +220,7 @@ func (c *ControlPlane) snapshot(w http.ResponseWriter, r *http.Request) {
 	env, seq := c.env, c.seq
 	c.mu.Unlock()
 	if env == nil {
-		http.Error(w, "no snapshot", http.StatusNotFound)
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.ENOTFOUND, "no snapshot"))
 		return
 	}
 	if seq <= after {
@@ -263,7 +265,7 @@ func (c *ControlPlane) artifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		http.Error(w, "no such artifact", http.StatusNotFound)
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.ENOTFOUND, "no such artifact"))
 		return
 	}
 	var body io.ReadSeeker = bytes.NewReader(b)
