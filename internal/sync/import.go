@@ -59,6 +59,10 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 // importBundle is an import through the one pipeline: verify → needed
 // (stage), take the needed artifacts from the bundle, ready → commit.
 func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportReport) error {
+	// Queued behind a sync while the mirror stops: do not start.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	held, err := s.st.Current()
 	if err != nil {
 		return err
