@@ -44,21 +44,7 @@ func busyDaemon(t *testing.T, shutdownTimeout string) (*daemon, string, *http.Re
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stalled := make(chan struct{}, 1)
-	cp.Fault = func(id string, w http.ResponseWriter, r *http.Request) bool {
-		if id != "art_next" {
-			return false
-		}
-		w.Header().Set("Content-Length", "1048576")
-		w.Write(make([]byte, 1024))
-		w.(http.Flusher).Flush()
-		select {
-		case stalled <- struct{}{}:
-		default:
-		}
-		<-r.Context().Done()
-		return true
-	}
+	stalled := cp.StallArtifact("art_next")
 	next := synctest.Art{ID: "art_next", Data: synctest.Random(1 << 20)}
 	cp.Publish(v.Sign(t, v.Manifest(2, []synctest.Art{big, next})), 2, map[string][]byte{big.ID: big.Data, next.ID: next.Data})
 	select {

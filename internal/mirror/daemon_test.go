@@ -61,21 +61,7 @@ func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 
 	// 1. A sync in flight: the next snapshot's artifact stalls after its
 	// first bytes until the request goes away.
-	stalled := make(chan struct{})
-	cp.Fault = func(id string, w http.ResponseWriter, r *http.Request) bool {
-		if id != "art_next" {
-			return false
-		}
-		w.Header().Set("Content-Length", "1048576")
-		w.Write(make([]byte, 1024))
-		w.(http.Flusher).Flush()
-		select {
-		case stalled <- struct{}{}:
-		default:
-		}
-		<-r.Context().Done()
-		return true
-	}
+	stalled := cp.StallArtifact("art_next")
 	next := synctest.Art{ID: "art_next", Data: synctest.Random(1 << 20)}
 	cp.Publish(v.Sign(t, v.Manifest(2, []synctest.Art{big, next})), 2, map[string][]byte{big.ID: big.Data, next.ID: next.Data})
 	select {
@@ -156,4 +142,3 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
-

@@ -140,28 +140,3 @@ func newTestLedger(t testing.TB) (*Ledger, *bolt.DB, string) {
 	}
 	return l, db, path
 }
-
-// vendorClaims is a valid vendor-signed lease of entAuto at t0.
-func vendorClaims() license.Claims {
-	return license.Claims{
-		LeaseID: "lea_00000000000000000000000001", EntitlementID: entAuto, TenantID: tenantA, ProductID: product1,
-		SubjectType: "machine", SubjectID: "host-1", Features: []string{"pro"},
-		IssuedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix(), Grace: 600, Issuer: license.IssuerVendor,
-	}
-}
-
-// mirrorClaims is a valid mirror1-signed lease of entAuto at t0.
-func mirrorClaims() license.Claims {
-	c := vendorClaims()
-	c.Issuer = "mirror:" + mirror1
-	return c
-}
-
-func mustIssue(t testing.TB, c license.Claims, k ed25519.PrivateKey) string {
-	t.Helper()
-	tok, err := license.Issue(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}

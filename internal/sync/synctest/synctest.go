@@ -251,6 +251,30 @@ func (c *ControlPlane) status(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// StallArtifact makes the artifact id stall: its answer announces 1 MiB,
+// sends 1 KiB and then nothing until the request goes away. The channel
+// gets a value each time a request reaches the stall.
+func (c *ControlPlane) StallArtifact(id string) <-chan struct{} {
+	stalled := make(chan struct{}, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Fault = func(got string, w http.ResponseWriter, r *http.Request) bool {
+		if got != id {
+			return false
+		}
+		w.Header().Set("Content-Length", "1048576")
+		w.Write(make([]byte, 1024))
+		w.(http.Flusher).Flush()
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done()
+		return true
+	}
+	return stalled
+}
+
 func (c *ControlPlane) artifact(w http.ResponseWriter, r *http.Request) {
 	if !c.authed(w, r) {
 		return
