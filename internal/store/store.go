@@ -139,12 +139,14 @@ type Store interface {
 	RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error)
 	Seats(ctx context.Context, entitlementID string, p Page) ([]*catalog.SeatAssignment, string, error)
 
-	// Leases. AcquireLease, in one transaction: checks the tenant is
-	// active and the entitlement current at l.IssuedAt; in explicit mode
-	// that the subject holds an active seat; renews the subject's active
-	// lease if it has one (same lease_id, new issued_at, expires_at and
-	// token_hash); otherwise takes a seat if fewer than the online seat
-	// limit are held by active leases. The returned lease is what is stored.
+	// Leases. AcquireLease, in one transaction, applies the one admission
+	// rule (license.Admit, the mirrors' too) at l.IssuedAt: tenant active,
+	// entitlement current, in explicit mode an active seat (else
+	// EFORBIDDEN); renews the subject's active lease if it has one (same
+	// lease_id, new issued_at, expires_at and token_hash), otherwise takes
+	// a seat if fewer than the online seat limit are held by active leases
+	// (else ECONFLICT). The term is license.Term: l.ExpiresAt, when set,
+	// may only shorten it. The returned lease is what is stored.
 	// With sign given, the store calls it inside the transaction with the
 	// lease as it will be stored (its final lease_id, times) and stores the
 	// token hash it returns, so a token can carry the lease id.
