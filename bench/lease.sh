@@ -5,8 +5,8 @@
 # Raw lines: lease <benchmark> <leases_per_s> <ns_per_op>
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-cmd="go test -run '^\$' -bench Acquire -benchtime 3000x ./internal/license"
-go test -run '^$' -bench Acquire -benchtime 3000x ./internal/license >"$TMP/out" 2>&1 ||
+cmd="go test -run '^\$' -bench Acquire -benchtime 3000x ./internal/mirror/state ./internal/mirror"
+go test -run '^$' -bench Acquire -benchtime 3000x ./internal/mirror/state ./internal/mirror >"$TMP/out" 2>&1 ||
 	die "lease benchmarks: $(tail -20 "$TMP/out")"
 field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 n=0

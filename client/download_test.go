@@ -371,26 +371,3 @@ func TestMatchManifest_Pure(t *testing.T) {
 		})
 	}
 }
-
-func TestParseContentRange_Cases(t *testing.T) {
-	cases := []struct {
-		in                string
-		wantStart, wantTo int64
-		ok                bool
-	}{
-		{"bytes 10-99/100", 10, 100, true},
-		{"bytes 0-0/*", 0, -1, true},
-		{"bytes 10-9/100", 0, 0, false},
-		{"bytes 10-99/50", 0, 0, false},
-		{"items 1-2/3", 0, 0, false},
-		{"bytes x-1/2", 0, 0, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.in, func(t *testing.T) {
-			start, total, err := parseContentRange(tc.in)
-			if (err == nil) != tc.ok || start != tc.wantStart || total != tc.wantTo {
-				t.Errorf("got %d, %d, %v; want %d, %d, ok=%v", start, total, err, tc.wantStart, tc.wantTo, tc.ok)
-			}
-		})
-	}
-}

@@ -2,10 +2,9 @@ package client
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strings"
+
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Error codes a server answers with; they match the server's domain codes.
@@ -21,20 +20,11 @@ const (
 )
 
 // Error is an error the server answered with: its HTTP status and the
-// domain code and message from the body ({"error":{"code","message"}}), or
-// a code derived from the status when the body carries none.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("server: %s (%d)", e.Code, e.Status)
-	}
-	return fmt.Sprintf("server: %s: %s", e.Code, e.Message)
-}
+// domain code, message and field from the body ({"error":{"code","message"}}),
+// or a code derived from the status when the body carries none. It is the
+// one wire convention's error (internal/wire): errors.As(err, **Error)
+// works as before, and catalog.ErrorCode sees the code.
+type Error = wire.Error
 
 // ErrorCode returns the server's code when err carries an *Error, else "".
 func ErrorCode(err error) string {
@@ -62,56 +52,10 @@ var (
 	ErrConfig = errors.New("client configuration")
 )
 
-var statusCode = map[int]string{
-	http.StatusNotFound:              CodeNotFound,
-	http.StatusConflict:              CodeConflict,
-	http.StatusBadRequest:            CodeInvalid,
-	http.StatusUnauthorized:          CodeUnauthorized,
-	http.StatusForbidden:             CodeForbidden,
-	http.StatusRequestEntityTooLarge: CodeTooLarge,
-	http.StatusServiceUnavailable:    CodeUnavailable,
-}
-
-// responseError turns a non-success answer into an *Error.
-func responseError(resp *http.Response) error {
-	e := &Error{Status: resp.StatusCode}
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err := decodeJSON(strings.NewReader(string(raw)), &body); err == nil && body.Error.Code != "" {
-		e.Code = clean(body.Error.Code, 64)
-		e.Message = clean(body.Error.Message, 512)
-		return e
-	}
-	if c, ok := statusCode[resp.StatusCode]; ok {
-		e.Code = c
-	} else {
-		e.Code = CodeInternal
-	}
-	e.Message = clean(strings.TrimSpace(string(raw)), 200)
-	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
-	}
-	return e
-}
+// responseError turns a non-success answer into an *Error (wire.ReadError:
+// at most 64 KiB read, server strings kept printable and short).
+func responseError(resp *http.Response) error { return wire.ReadError(resp) }
 
 // clean keeps a server-supplied string printable and short, so a hostile
 // server cannot paint the user's terminal.
-func clean(s string, max int) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= max {
-			b.WriteString("…")
-			break
-		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			r = ' '
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func clean(s string, max int) string { return wire.Clean(s, max) }

@@ -31,16 +31,18 @@ type Lease struct {
 }
 
 // LeaseRef names a lease to release: by LeaseID on the control plane, by
-// EntitlementID and SubjectID on a mirror.
+// EntitlementID, SubjectType and SubjectID on a mirror (SubjectType may be
+// empty when the subject holds leases as one type only).
 type LeaseRef struct {
 	LeaseID       string
 	EntitlementID string
+	SubjectType   string
 	SubjectID     string
 }
 
 // Ref returns what ReleaseLease needs to release l.
 func (l *Lease) Ref() LeaseRef {
-	return LeaseRef{LeaseID: l.LeaseID, EntitlementID: l.EntitlementID, SubjectID: l.SubjectID}
+	return LeaseRef{LeaseID: l.LeaseID, EntitlementID: l.EntitlementID, SubjectType: l.SubjectType, SubjectID: l.SubjectID}
 }
 
 // LeaseClaims are the verified contents of a lease token.
@@ -115,7 +117,7 @@ func (c *Client) leaseResult(l *Lease, r LeaseRequest, err error) (*Lease, error
 }
 
 // ReleaseLease gives a seat back. A mirror needs EntitlementID and
-// SubjectID (DELETE /v1/leases/{subject_id}?entitlement_id=), the control
+// SubjectID (DELETE /v1/leases/{subject_id}?entitlement_id=&subject_type=), the control
 // plane LeaseID (DELETE /v1/leases/{lease_id}).
 func (c *Client) ReleaseLease(ctx context.Context, ref LeaseRef) error {
 	kind, err := c.serverKind(ctx)
@@ -127,7 +129,11 @@ func (c *Client) ReleaseLease(ctx context.Context, ref LeaseRef) error {
 		if ref.SubjectID == "" || !validID(ref.EntitlementID) {
 			return fmt.Errorf("%w: release lease: a mirror needs the entitlement id and subject id", ErrConfig)
 		}
-		p = "/v1/leases/" + url.PathEscape(ref.SubjectID) + "?entitlement_id=" + url.QueryEscape(ref.EntitlementID)
+		q := url.Values{"entitlement_id": {ref.EntitlementID}}
+		if ref.SubjectType != "" {
+			q.Set("subject_type", ref.SubjectType)
+		}
+		p = "/v1/leases/" + url.PathEscape(ref.SubjectID) + "?" + q.Encode()
 	} else {
 		if !validID(ref.LeaseID) {
 			return fmt.Errorf("%w: release lease: the control plane needs the lease id", ErrConfig)

@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/license"
@@ -38,7 +37,7 @@ func auditExportCmd() *cobra.Command {
 				return errors.New("audit export: --out is required")
 			}
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
-				led, err := a.leases.get()
+				led, err := a.leases.Ledger()
 				if err != nil {
 					return fmt.Errorf("audit export: %w", err)
 				}
@@ -86,20 +85,11 @@ func auditVerifyCmd() *cobra.Command {
 				return verifyExportFile(cmd, file)
 			}
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
-				led, err := a.leases.get()
+				led, err := a.leases.Ledger()
 				if err != nil {
 					return fmt.Errorf("audit verify: %w", err)
 				}
-				if err := led.VerifyAudit(ctx); err != nil {
-					return fmt.Errorf("audit verify: %w", err)
-				}
-				var n int
-				err = a.st.DB().View(func(tx *bbolt.Tx) error {
-					if b := tx.Bucket(license.AuditBucket); b != nil {
-						n = b.Stats().KeyN
-					}
-					return nil
-				})
+				n, err := a.st.VerifyAudit(ctx)
 				if err != nil {
 					return fmt.Errorf("audit verify: %w", err)
 				}

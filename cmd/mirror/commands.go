@@ -9,13 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,21 +20,24 @@ import (
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/update"
 )
 
-// app is an opened data dir: the locked state, the cache and a syncer.
+// app is an opened data dir for a one-shot command: the locked state,
+// the cache and a syncer.
 type app struct {
 	cfg    *Config
-	st     *mirror.State
+	st     *state.State
 	cache  *cache.Cache
 	syncer *sync.Syncer
 	src    sync.Source
-	leases *leases
+	leases *mirror.Leases
 }
 
 func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, error) {
@@ -49,7 +49,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	st, err := mirror.OpenState(cfg.dbPath(), cfg.RetainSnapshots)
+	st, err := state.Open(cfg.dbPath(), cfg.RetainSnapshots)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		st.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, st: st, cache: c, leases: newLeases(cfg, st)}
+	a := &app{cfg: cfg, st: st, cache: c, leases: mirror.NewLeases(st, cfg.MirrorID, cfg.TenantID, cfg.mirrorKey)}
 	if withSource {
 		if a.src, err = newSource(ctx, cfg); err != nil {
 			st.Close()
@@ -67,7 +67,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
 		Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
-		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.exportAudit,
+		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
 	})
 	return a, nil
 }
@@ -75,9 +75,10 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 func (a *app) Close() error { return a.st.Close() }
 
 // withApp opens the data dir for a one-shot command (with its sync source
-// when withSource) and runs fn until it returns or SIGINT/SIGTERM.
+// when withSource) and runs fn until it returns or the first SIGINT or
+// SIGTERM (daemon.SignalContext: a second one exits at once).
 func withApp(cmd *cobra.Command, withSource bool, fn func(ctx context.Context, a *app) error) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := daemon.SignalContext(context.Background(), "mirror", cmd.ErrOrStderr())
 	defer stop()
 	a, err := openApp(ctx, cmd, withSource)
 	if err != nil {
@@ -240,103 +241,47 @@ func serveCmd() *cobra.Command {
 		Short: "Run the sync loop and serve clients over HTTP",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, stop := daemon.SignalContext(context.Background(), "mirror", cmd.ErrOrStderr())
+			defer stop()
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			trust, err := cfg.trust()
+			if err != nil {
+				return err
+			}
+			// The mirror's own key signs offline licence leases; a broken
+			// key file fails now, a missing one answers 503.
+			if _, err := loadKey(cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			src, err := newSource(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			m, err := mirror.Open(ctx, mirror.Config{
+				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
+				Source: src, SyncInterval: cfg.SyncInterval,
+				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
+				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
+				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
+				Updates: updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
+				Logger: newLogger(cfg, cmd.ErrOrStderr()),
+			})
+			if err != nil {
+				return err
+			}
+			runErr := m.Run(ctx)
+			// Run returned: every part is joined. Close closes the state.
+			cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
-			a, err := openApp(ctx, cmd, true)
-			if err != nil {
-				return err
+			if err := m.Close(cctx); err != nil && runErr == nil {
+				runErr = err
 			}
-			defer a.Close()
-			log := newLogger(a.cfg, cmd.ErrOrStderr())
-			// The mirror's own key signs offline licence leases; a
-			// broken key file fails now, a missing one answers 503.
-			if _, err := loadKey(a.cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			lr := &leaseRoutes{l: a.leases}
-			srv, err := mirror.NewServer(mirror.Options{
-				State: a.st, Cache: a.cache, ServeExpired: a.cfg.ServeExpired, ClientTokens: a.cfg.ClientTokens,
-				Logger: log, Updates: updateHandler, Mount: lr.mount,
-			})
-			if err != nil {
-				return err
-			}
-			lr.bind(srv)
-			a.syncer = sync.New(a.src, a.st, a.cache, sync.Config{
-				Trust: mustTrust(a.cfg), Channels: a.cfg.Channels, Concurrency: a.cfg.Concurrency,
-				MaxElapsed: a.cfg.RetryMaxElapsed, Logger: log, OnResult: srv.ObserveSync,
-				MirrorID: a.cfg.MirrorID, AuditExport: a.leases.exportAudit,
-				OnCommit: func() {
-					if err := srv.Reload(); err != nil {
-						log.Error("reload after commit", "err", err)
-					}
-				},
-			})
-			ln, err := net.Listen("tcp", a.cfg.Listen)
-			if err != nil {
-				return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
-			}
-			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-			errc := make(chan error, 1)
-			go func() { errc <- hs.Serve(ln) }()
-			log.Info("mirror serving", "listen", ln.Addr().String(), "source", a.cfg.Source)
-
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				if a.src != nil {
-					go a.syncer.Run(ctx, a.cfg.SyncInterval)
-				}
-				// Bundles copied into the inbox are imported while serving.
-				inbox := &sync.Inbox{Dir: a.cfg.InboxDir, Syncer: a.syncer, Interval: a.cfg.InboxInterval, Logger: log}
-				go inbox.Run(ctx)
-				if a.cfg.GCInterval <= 0 {
-					return
-				}
-				t := time.NewTicker(a.cfg.GCInterval)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-						if rep, err := a.syncer.GC(ctx); err != nil {
-							log.Error("gc", "err", err)
-						} else if rep.Removed > 0 {
-							log.Info("gc", "removed", rep.Removed, "bytes", rep.Bytes)
-						}
-					}
-				}
-			}()
-
-			sig := make(chan os.Signal, 2)
-			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-			select {
-			case err := <-errc:
-				return fmt.Errorf("http server: %w", err)
-			case s := <-sig:
-				log.Info("shutting down", "signal", s.String())
-			}
-			go func() {
-				<-sig
-				fmt.Fprintln(cmd.ErrOrStderr(), "mirror: second signal, exiting now")
-				os.Exit(1)
-			}()
-			cancel()
-			sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-			defer scancel()
-			if err := hs.Shutdown(sctx); err != nil {
-				log.Warn("shutdown", "err", err)
-			}
-			<-done
-			return nil
+			return runErr
 		},
 	}
-}
-
-func mustTrust(cfg *Config) snapshot.Trust {
-	t, _ := cfg.trust() // already validated by openApp
-	return t
 }
 
 // updateHandler builds the update-check endpoint for a held snapshot.
@@ -438,7 +383,7 @@ func statusCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				s, err := mirror.OpenState(cfg.dbPath(), cfg.RetainSnapshots)
+				s, err := state.Open(cfg.dbPath(), cfg.RetainSnapshots)
 				if err != nil {
 					return err
 				}

@@ -5,14 +5,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/outpost/outpost/internal/cliconf"
 	"github.com/spf13/viper"
+
+	"github.com/outpost/outpost/internal/cliconf"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -176,3 +178,13 @@ func (c *Config) trust() (snapshot.Trust, error) {
 }
 
 func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "mirror.db") }
+
+// mirrorKey loads the mirror's signing key, saying what to do when it is
+// missing.
+func (c *Config) mirrorKey() (ed25519.PrivateKey, error) {
+	key, err := loadKey(c.KeyFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("mirror key %s is missing: run `mirror init`", c.KeyFile)
+	}
+	return key, err
+}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -96,11 +96,11 @@ func (d *daemon) check(t *testing.T) int64 {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /v1/snapshot = %d", resp.StatusCode)
 	}
-	m, err := mirror.DecodeManifest(env)
+	m, err := state.DecodeManifest(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range mirror.Needed(m, []string{"stable"}) {
+	for _, a := range state.Needed(m, []string{"stable"}) {
 		resp, err := http.Get(d.base + "/v1/artifacts/by-sha256/" + a.SHA256)
 		if err != nil {
 			t.Fatalf("GET artifact: %v", err)

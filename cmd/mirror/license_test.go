@@ -21,6 +21,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -154,7 +155,7 @@ func waitReady(t *testing.T, base string) {
 type leaseAnswer struct {
 	status int
 	body   []byte
-	lease  license.LeaseResponse
+	lease  mirror.LeaseResponse
 }
 
 func putLease(t *testing.T, base, subject, eid string) leaseAnswer {
@@ -204,7 +205,7 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 	d := startDaemon(t, bin, config)
 	waitReady(t, d.base)
 
-	var s2 license.LeaseResponse
+	var s2 mirror.LeaseResponse
 	parent := t // a restarted daemon must outlive the subtest
 	t.Run("seats up to mirror_seats survive kill -9", func(t *testing.T) {
 		if a := putLease(t, d.base, "s1", ent); a.status != 200 {
@@ -342,7 +343,7 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = db.Update(func(tx *bbolt.Tx) error {
-			b := tx.Bucket(license.AuditBucket)
+			b := tx.Bucket([]byte("mirror_audit")) // the state's audit bucket, tampered with on purpose
 			k := []byte{0, 0, 0, 0, 0, 0, 0, 3}
 			var ev catalog.AuditEvent
 			if err := json.Unmarshal(b.Get(k), &ev); err != nil {

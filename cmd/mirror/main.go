@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/daemon"
 )
 
 func main() {
@@ -22,7 +24,7 @@ func main() {
 	if err := root.Execute(); err != nil {
 		msg := strings.ReplaceAll(err.Error(), "\n", " ")
 		fmt.Fprintln(os.Stderr, "mirror: "+msg)
-		os.Exit(1)
+		os.Exit(daemon.ExitFailure)
 	}
 }
 

@@ -241,6 +241,7 @@ func (a *app) leaseCmd() *cobra.Command {
 	release.Flags().StringVar(&ref.LeaseID, "lease-id", "", "lease id (control plane)")
 	release.Flags().StringVar(&ref.EntitlementID, "entitlement", "", "entitlement id (mirror)")
 	release.Flags().StringVar(&ref.SubjectID, "subject-id", "", "subject id (mirror)")
+	release.Flags().StringVar(&ref.SubjectType, "subject-type", "", "subject type (mirror; needed only when the subject holds leases as several types)")
 
 	var snapFile string
 	verify := &cobra.Command{

@@ -18,18 +18,22 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/outpost/outpost/internal/fetch"
+	"github.com/outpost/outpost/internal/fsutil"
 )
 
+// Errors of Fetch and Ingest: those of the one download (internal/fetch).
 var (
-	// ErrMismatch means the bytes did not hash to the expected sha256 or
-	// ended short of size; the partial file has been deleted.
-	ErrMismatch = errors.New("blob does not match the expected sha256")
+	// ErrMismatch means the bytes did not hash to the expected sha256 (or,
+	// for Ingest, ended short of size); the partial file has been deleted.
+	ErrMismatch = fetch.ErrMismatch
 	// ErrTooLarge means the source sent more than the expected size; the
 	// partial file has been deleted.
-	ErrTooLarge = errors.New("blob exceeds its expected size")
+	ErrTooLarge = fetch.ErrTooLarge
 	// ErrShort means the source stopped before size bytes; the partial file
 	// is kept so the next attempt resumes from its end.
-	ErrShort = errors.New("blob download ended early")
+	ErrShort = fetch.ErrShort
 )
 
 var shaRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -117,79 +121,24 @@ func (c *Cache) PartialSize(sha string) int64 {
 	return fi.Size()
 }
 
-// FetchFunc opens the source of a blob from byte offset on.
-type FetchFunc func(ctx context.Context, offset int64) (io.ReadCloser, error)
-
 // Fetch makes sure blob sha of size bytes is committed, downloading what
-// is missing through fetch. A partial file left by an earlier attempt is
-// re-hashed and continued from its end. It returns the bytes read from the
-// source. ErrShort keeps the partial file; ErrMismatch and ErrTooLarge
-// delete it.
-func (c *Cache) Fetch(ctx context.Context, sha string, size int64, fetch FetchFunc) (int64, error) {
+// is missing through open (fetch.Resume: a partial file left by an earlier
+// attempt is re-hashed and continued). It returns the bytes read from the
+// source. A verification failure (fetch.Verification) deletes the partial
+// file; a transfer failure keeps it.
+func (c *Cache) Fetch(ctx context.Context, sha string, size int64, open fetch.Opener) (int64, error) {
 	if !ValidSHA(sha) {
 		return 0, fmt.Errorf("fetch blob: invalid sha256 %q", sha)
-	}
-	if size < 0 {
-		return 0, fmt.Errorf("fetch blob %s: negative size", sha)
 	}
 	if c.Has(sha, size) {
 		return 0, nil
 	}
 	part := c.partPath(sha)
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	n, err := fetch.Resume(ctx, part, fetch.Want{SHA256: sha, Size: size}, open, nil)
 	if err != nil {
-		return 0, fmt.Errorf("open partial %s: %w", sha, err)
+		return n, fmt.Errorf("blob %s: %w", sha, err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	// Re-hash what an earlier attempt wrote; a prefix longer than the
-	// signed size cannot be right.
-	have, err := io.Copy(h, f)
-	if err != nil {
-		return 0, fmt.Errorf("hash partial %s: %w", sha, err)
-	}
-	if have > size {
-		if err := f.Truncate(0); err != nil {
-			return 0, fmt.Errorf("reset partial %s: %w", sha, err)
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return 0, err
-		}
-		h.Reset()
-		have = 0
-	}
-	var got int64
-	if have < size {
-		rc, err := fetch(ctx, have)
-		if err != nil {
-			return 0, err
-		}
-		// Read one byte past the remaining size so an over-long source is
-		// caught at exactly size+1.
-		got, err = copyToDisk(f, h, io.LimitReader(ctxReader{ctx, rc}, size-have+1))
-		rc.Close()
-		have += got
-		if have > size {
-			f.Close()
-			os.Remove(part)
-			return got, fmt.Errorf("blob %s: %w (%d bytes)", sha, ErrTooLarge, size)
-		}
-		if err != nil {
-			return got, fmt.Errorf("download %s at %d: %w", sha, have, err)
-		}
-		if have < size {
-			return got, fmt.Errorf("blob %s: %w at %d of %d bytes", sha, ErrShort, have, size)
-		}
-	}
-	if hex.EncodeToString(h.Sum(nil)) != sha {
-		f.Close()
-		os.Remove(part)
-		return got, fmt.Errorf("blob %s: %w", sha, ErrMismatch)
-	}
-	if err := c.commit(f, part, sha); err != nil {
-		return got, err
-	}
-	return got, nil
+	return n, c.commit(part, sha)
 }
 
 // Ingest writes r (exactly size bytes) as blob sha, without resume: the
@@ -203,68 +152,33 @@ func (c *Cache) Ingest(ctx context.Context, sha string, size int64, r io.Reader)
 		return fmt.Errorf("ingest %s: %w", sha, err)
 	}
 	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+	f.Close()
+	once := func(context.Context, int64) (*fetch.Body, error) {
+		return &fetch.Body{ReadCloser: io.NopCloser(r), Total: -1}, nil
+	}
+	if _, err = fetch.Resume(ctx, tmp, fetch.Want{SHA256: sha, Size: size}, once, nil); err == nil {
+		err = c.commit(tmp, sha)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		if errors.Is(err, fetch.ErrShort) {
+			err = fmt.Errorf("%w: %w", ErrMismatch, err)
 		}
-	}()
-	h := sha256.New()
-	n, err := copyToDisk(f, h, io.LimitReader(ctxReader{ctx, r}, size+1))
-	if err != nil {
-		return fmt.Errorf("ingest %s: %w", sha, err)
+		return fmt.Errorf("ingest blob %s: %w", sha, err)
 	}
-	switch {
-	case n > size:
-		return fmt.Errorf("blob %s: %w (%d bytes)", sha, ErrTooLarge, size)
-	case n < size:
-		return fmt.Errorf("blob %s: %w: %d of %d bytes", sha, ErrMismatch, n, size)
-	case hex.EncodeToString(h.Sum(nil)) != sha:
-		return fmt.Errorf("blob %s: %w", sha, ErrMismatch)
-	}
-	if err := c.commit(f, tmp, sha); err != nil {
-		return err
-	}
-	ok = true
 	return nil
 }
 
-// commit fsyncs f, renames it to its final name and fsyncs both dirs.
-func (c *Cache) commit(f *os.File, tmp, sha string) error {
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", sha, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", sha, err)
-	}
+// commit moves a verified, fsynced temporary file to blob sha's name.
+func (c *Cache) commit(tmp, sha string) error {
 	dst := c.Path(sha)
-	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("commit %s: %w", sha, err)
 	}
-	if err := syncDir(c.shaDir()); err != nil {
+	if err := fsutil.SyncDir(c.shaDir()); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("commit %s: %w", sha, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	return syncDir(c.tmpDir())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
+	return fetch.Commit(tmp, dst)
 }
 
 // Blob is one committed blob as found on disk.

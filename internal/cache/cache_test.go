@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/fetch"
 )
 
 func blobOf(n int) ([]byte, string) {
@@ -29,6 +30,11 @@ type endless struct{ n int64 }
 func (e *endless) Read(p []byte) (int, error) { e.n += int64(len(p)); return len(p), nil }
 func (e *endless) Close() error               { return nil }
 
+// body is a source's answer from off, announcing no total.
+func body(rc io.ReadCloser, off int64) (*fetch.Body, error) {
+	return &fetch.Body{ReadCloser: rc, Start: off, Total: -1}, nil
+}
+
 func TestCache_Fetch(t *testing.T) {
 	ctx := context.Background()
 	data, sha := blobOf(100 << 10)
@@ -37,7 +43,7 @@ func TestCache_Fetch(t *testing.T) {
 	t.Run("stops at one byte over size_bytes", func(t *testing.T) {
 		c, _ := cache.Open(t.TempDir())
 		src := &endless{}
-		_, err := c.Fetch(ctx, sha, size, func(context.Context, int64) (io.ReadCloser, error) { return src, nil })
+		_, err := c.Fetch(ctx, sha, size, func(context.Context, int64) (*fetch.Body, error) { return body(src, 0) })
 		if !errors.Is(err, cache.ErrTooLarge) {
 			t.Fatalf("err = %v, want ErrTooLarge", err)
 		}
@@ -50,16 +56,16 @@ func TestCache_Fetch(t *testing.T) {
 	})
 	t.Run("resumes from the partial file", func(t *testing.T) {
 		c, _ := cache.Open(t.TempDir())
-		_, err := c.Fetch(ctx, sha, size, func(context.Context, int64) (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(data[:4000])), nil
+		_, err := c.Fetch(ctx, sha, size, func(context.Context, int64) (*fetch.Body, error) {
+			return body(io.NopCloser(bytes.NewReader(data[:4000])), 0)
 		})
 		if !errors.Is(err, cache.ErrShort) {
 			t.Fatalf("err = %v, want ErrShort", err)
 		}
 		var gotOffset int64 = -1
-		n, err := c.Fetch(ctx, sha, size, func(_ context.Context, off int64) (io.ReadCloser, error) {
+		n, err := c.Fetch(ctx, sha, size, func(_ context.Context, off int64) (*fetch.Body, error) {
 			gotOffset = off
-			return io.NopCloser(bytes.NewReader(data[off:])), nil
+			return body(io.NopCloser(bytes.NewReader(data[off:])), off)
 		})
 		if err != nil || gotOffset != 4000 || n != size-4000 {
 			t.Fatalf("resume: offset %d, read %d, err %v; want offset 4000, %d", gotOffset, n, err, size-4000)
@@ -77,8 +83,8 @@ func TestCache_Fetch(t *testing.T) {
 		bad := append([]byte(nil), data[:4000]...)
 		bad[0] ^= 1
 		os.WriteFile(filepath.Join(dir, "blobs", "tmp", sha+".part"), bad, 0o644)
-		_, err := c.Fetch(ctx, sha, size, func(_ context.Context, off int64) (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(data[off:])), nil
+		_, err := c.Fetch(ctx, sha, size, func(_ context.Context, off int64) (*fetch.Body, error) {
+			return body(io.NopCloser(bytes.NewReader(data[off:])), off)
 		})
 		if !errors.Is(err, cache.ErrMismatch) || c.Has(sha, size) || c.PartialSize(sha) != 0 {
 			t.Fatalf("err = %v, has %v; want ErrMismatch and nothing kept", err, c.Has(sha, size))

@@ -5,11 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -109,28 +106,6 @@ func testManifest(t testing.TB) *snapshot.Manifest {
 			{MirrorID: mirror2, PublicKey: base64.StdEncoding.EncodeToString(pub(mirror2Key))},
 		},
 	}
-}
-
-func openDB(t testing.TB, path string) *bolt.DB {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-// newTestLedger returns mirror1's ledger over a fresh bbolt file.
-func newTestLedger(t testing.TB) (*Ledger, *bolt.DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "mirror.db")
-	db := openDB(t, path)
-	t.Cleanup(func() { db.Close() })
-	l, err := NewLedger(db, mirror1, mirror1Key, tenantA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, db, path
 }
 
 // vendorClaims is a valid vendor-signed lease of entAuto at t0.

@@ -1,7 +1,9 @@
-// Package license issues and verifies signed lease tokens, and keeps the
-// mirror's offline lease ledger: seats enforced in the mirror's bbolt and
-// every lease recorded in the mirror's hash-chained audit log, which the
-// control plane verifies before it ingests it (docs/licensing.md).
+// Package license is the pure licensing core shared by the control plane,
+// the mirrors and the client: the one lease admission rule (Admit), signed
+// lease tokens (issue, parse, verify, along the vendor → snapshot → mirror
+// key chain) and the verification of a mirror's signed audit export
+// (docs/licensing.md). It does no I/O; the mirror's ledger that applies
+// Admit over bbolt lives in internal/mirror/state.
 package license
 
 import (
@@ -33,6 +35,9 @@ const MaxTokenSize = 64 << 10
 const IssuerVendor = "vendor"
 
 const issuerMirrorPrefix = "mirror:"
+
+// MirrorIssuer is the iss of tokens mirror mirrorID signs.
+func MirrorIssuer(mirrorID string) string { return issuerMirrorPrefix + mirrorID }
 
 // Sentinel errors. Every one wraps ErrRejected, so callers test
 // errors.Is(err, ErrRejected) for "refuse" and the specific one for why.

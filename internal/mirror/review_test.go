@@ -2,7 +2,9 @@ package mirror_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -72,19 +74,16 @@ func TestServer_UpdateCheckOnlyServedChannels(t *testing.T) {
 }
 
 // With client_tokens set, every /v1/ route needs a token: the built-in
-// ones, those another package mounts (licence leases, as Options.Mount
-// promises), and unknown paths (no probing). healthz, readyz and metrics
+// ones, the licence leases, and unknown paths (no probing). healthz, readyz and metrics
 // stay open on purpose: probes and Prometheus scrapers hold no client
 // token, and they reveal no tenant data (liveness, the held sequence,
 // byte counters).
 func TestServer_ClientTokensOnEveryRoute(t *testing.T) {
 	r := newRig(t)
 	r.sync(t, 1, []synctest.Art{{ID: "art_a", Data: []byte("x")}})
-	mounted := func(mux *http.ServeMux) {
-		mux.HandleFunc("PUT /v1/leases/{subject_id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-		mux.HandleFunc("DELETE /v1/leases/{subject_id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	}
-	_, hs := r.server(t, mirror.Options{ClientTokens: []string{"t1"}, Updates: realUpdates, Mount: mounted})
+	// The lease routes answer 503 (no mirror id yet) once past the check.
+	leases := mirror.NewLeases(r.st, "", r.v.Trust().TenantID, func() (ed25519.PrivateKey, error) { return nil, errors.New("no key") })
+	_, hs := r.server(t, mirror.Options{ClientTokens: []string{"t1"}, Updates: realUpdates, Leases: leases})
 	sha := synctest.SHA([]byte("x"))
 	tests := []struct {
 		method, path string

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // UpdateBuilder builds the GET /v1/updates/check handler for a newly held
@@ -30,15 +32,14 @@ type UpdateBuilder func(m *snapshot.Manifest) (http.Handler, error)
 
 // Options configure a Server.
 type Options struct {
-	State        *State
+	State        *state.State
 	Cache        *cache.Cache
 	ServeExpired bool     // keep serving a held snapshot past expires_at
 	ClientTokens []string // when set, /v1/ needs one of them as a bearer token
 	Updates      UpdateBuilder
-	// Mount adds handlers to the router (licence leases). Paths it adds
-	// under /v1/ are behind the client token check like the rest: the
-	// check runs for every /v1/ path before routing.
-	Mount  func(mux *http.ServeMux)
+	// Leases, when set, serves PUT/DELETE /v1/leases/{subject_id} (behind
+	// the client token check like every /v1/ path).
+	Leases *Leases
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -46,7 +47,7 @@ type Options struct {
 // view is everything served for one held snapshot; swapped atomically on
 // commit so a request sees the old snapshot or the new one, never a mix.
 type view struct {
-	held    *Held
+	held    *state.Held
 	byID    map[string]snapshot.Artifact
 	bySHA   map[string]snapshot.Artifact
 	updates http.Handler
@@ -138,12 +139,12 @@ func (s *Server) Reload() error {
 	}
 	v := &view{held: h, byID: map[string]snapshot.Artifact{}, bySHA: map[string]snapshot.Artifact{}}
 	if h != nil {
-		for _, a := range Needed(h.Manifest, h.Channels) {
+		for _, a := range state.Needed(h.Manifest, h.Channels) {
 			v.byID[a.ArtifactID] = a
 			v.bySHA[a.SHA256] = a
 		}
 		if s.o.Updates != nil {
-			u, err := s.o.Updates(Served(h.Manifest, h.Channels))
+			u, err := s.o.Updates(state.Served(h.Manifest, h.Channels))
 			if err != nil {
 				return fmt.Errorf("build update engine for snapshot %d: %w", h.Sequence, err)
 			}
@@ -161,7 +162,7 @@ func (s *Server) Reload() error {
 }
 
 // ObserveSync feeds a sync or import result into the metrics.
-func (s *Server) ObserveSync(r SyncResult) {
+func (s *Server) ObserveSync(r state.SyncResult) {
 	s.metrics.syncs.Inc()
 	if !r.OK {
 		s.metrics.syncErrors.Inc()
@@ -178,7 +179,7 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // Handler is the root handler.
 func (s *Server) Handler() http.Handler { return s.root }
 
-func (s *Server) expired(h *Held) bool {
+func (s *Server) expired(h *state.Held) bool {
 	return h != nil && !h.ExpiresAt.IsZero() && !s.o.Now().Before(h.ExpiresAt)
 }
 
@@ -197,20 +198,17 @@ func (s *Server) routes() {
 		case r.PathValue("sub") == "download":
 			s.artifactByID(w, r)
 		default:
-			writeError(w, http.StatusNotFound, "not_found", "no such path")
+			wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "no such path"))
 		}
 	}))
 	s.mux.Handle("GET /v1/status", s.auth(s.status))
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
-	// --- mount point for other packages (licence leases: PUT/DELETE
-	// /v1/leases/{subject_id}); wrap with Server.Auth to get the token check.
-	if s.o.Mount != nil {
-		s.o.Mount(s.mux)
+	if s.o.Leases != nil {
+		leases := s.auth(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger).ServeHTTP)
+		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
+		s.mux.Handle("DELETE /v1/leases/{subject_id}", leases)
 	}
 }
-
-// Auth wraps h with the client token check (a no-op without tokens).
-func (s *Server) Auth(h http.Handler) http.Handler { return s.auth(h.ServeHTTP) }
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -223,7 +221,7 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 			}
 			if !ok || match == 0 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="outpost-mirror"`)
-				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid client token is required")
+				wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAUTHORIZED, "a valid client token is required"))
 				return
 			}
 		}
@@ -231,27 +229,15 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
-}
-
 // usable returns the view, or writes 503 when nothing may be served.
-func (s *Server) usable(w http.ResponseWriter) (*view, bool) {
+func (s *Server) usable(w http.ResponseWriter, r *http.Request) (*view, bool) {
 	v := s.cur.Load()
 	if v.held == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "no snapshot held yet")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "no snapshot held yet"))
 		return nil, false
 	}
 	if !s.o.ServeExpired && s.expired(v.held) {
-		writeError(w, http.StatusServiceUnavailable, "expired", "the held snapshot has expired and serve_expired is false")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "the held snapshot has expired and serve_expired is false"))
 		return nil, false
 	}
 	return v, true
@@ -261,9 +247,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	v := s.cur.Load()
 	switch {
 	case v.held == nil:
-		http.Error(w, "no complete snapshot held", http.StatusServiceUnavailable)
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "no complete snapshot held"))
 	case s.expired(v.held) && !s.o.ServeExpired:
-		http.Error(w, "expired", http.StatusServiceUnavailable)
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "the held snapshot has expired"))
 	case s.expired(v.held):
 		io.WriteString(w, "expired\n")
 	default:
@@ -274,7 +260,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 	v := s.cur.Load()
 	if v.held == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "no snapshot held yet")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "no snapshot held yet"))
 		return
 	}
 	serveEnvelope(w, r, v.held)
@@ -288,45 +274,46 @@ func (s *Server) snapshotByID(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h, err := s.o.State.BySnapshotID(id)
-	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "snapshot not retained by this mirror")
+	if errors.Is(err, state.ErrNotFound) {
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "snapshot not retained by this mirror"))
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", "read snapshot")
+		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read snapshot %s: %w", id, err))
 		return
 	}
 	serveEnvelope(w, r, h)
 }
 
-func serveEnvelope(w http.ResponseWriter, r *http.Request, h *Held) {
+func serveEnvelope(w http.ResponseWriter, r *http.Request, h *state.Held) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", `"`+h.Hash+`"`)
-	w.Header().Set("X-Outpost-Sequence", fmt.Sprint(h.Sequence))
+	w.Header().Set(wire.HeaderSequence, fmt.Sprint(h.Sequence))
+	w.Header().Set(wire.HeaderSnapshotID, h.SnapshotID)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(h.Envelope))
 }
 
 func (s *Server) artifactByID(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.usable(w)
+	v, ok := s.usable(w, r)
 	if !ok {
 		return
 	}
 	a, ok := v.byID[r.PathValue("artifact_id")]
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "artifact not served by this mirror")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "artifact not served by this mirror"))
 		return
 	}
 	s.serveBlob(w, r, a)
 }
 
 func (s *Server) artifactBySHA(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.usable(w)
+	v, ok := s.usable(w, r)
 	if !ok {
 		return
 	}
 	a, ok := v.bySHA[r.PathValue("sub")]
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "artifact not served by this mirror")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "artifact not served by this mirror"))
 		return
 	}
 	s.serveBlob(w, r, a)
@@ -336,14 +323,14 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, a snapshot.Ar
 	f, err := s.o.Cache.Open(a.SHA256)
 	if err != nil {
 		s.o.Logger.Error("artifact missing from cache", "artifact_id", a.ArtifactID, "sha256", a.SHA256, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "artifact missing from the cache; run `mirror verify` and sync")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "artifact missing from the cache; run `mirror verify` and sync"))
 		return
 	}
 	defer f.Close()
 	// The size is checked against the signed one so a blob truncated on
 	// disk is never served as if complete.
 	if fi, err := f.Stat(); err != nil || fi.Size() != a.SizeBytes {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "artifact in the cache has the wrong size; run `mirror verify`")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "artifact in the cache has the wrong size; run `mirror verify`"))
 		return
 	}
 	w.Header().Set("ETag", `"`+a.SHA256+`"`)
@@ -379,12 +366,12 @@ func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (s *Server) updates(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.usable(w)
+	v, ok := s.usable(w, r)
 	if !ok {
 		return
 	}
 	if v.updates == nil {
-		writeError(w, http.StatusNotImplemented, "internal", "update checks are not enabled on this mirror")
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "update checks are not enabled on this mirror"))
 		return
 	}
 	v.updates.ServeHTTP(w, r)
@@ -392,9 +379,9 @@ func (s *Server) updates(w http.ResponseWriter, r *http.Request) {
 
 // Status is the GET /v1/status answer (and `mirror status`).
 type Status struct {
-	Snapshot *StatusSnapshot `json:"snapshot"`
-	LastSync *SyncResult     `json:"last_sync"`
-	Cache    StatusCache     `json:"cache"`
+	Snapshot *StatusSnapshot   `json:"snapshot"`
+	LastSync *state.SyncResult `json:"last_sync"`
+	Cache    StatusCache       `json:"cache"`
 }
 
 // StatusSnapshot describes the held snapshot.
@@ -418,14 +405,14 @@ type StatusCache struct {
 }
 
 // BuildStatus reads the status straight from state and cache.
-func BuildStatus(ctx context.Context, st *State, c *cache.Cache, now time.Time) (Status, error) {
+func BuildStatus(ctx context.Context, st *state.State, c *cache.Cache, now time.Time) (Status, error) {
 	var out Status
 	h, err := st.Current()
 	if err != nil {
 		return out, err
 	}
 	if h != nil {
-		need := Needed(h.Manifest, h.Channels)
+		need := state.Needed(h.Manifest, h.Channels)
 		out.Snapshot = &StatusSnapshot{
 			SnapshotID: h.SnapshotID, Sequence: h.Sequence, Hash: h.Hash, ExpiresAt: h.ExpiresAt,
 			Expired: !h.ExpiresAt.IsZero() && !now.Before(h.ExpiresAt), VerifiedAt: h.VerifiedAt,
@@ -452,8 +439,8 @@ func BuildStatus(ctx context.Context, st *State, c *cache.Cache, now time.Time) 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st, err := BuildStatus(r.Context(), s.o.State, s.o.Cache, s.o.Now())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", "read status")
+		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
 		return
 	}
-	writeJSON(w, st)
+	wire.WriteJSON(w, http.StatusOK, st)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
@@ -21,7 +22,7 @@ import (
 type rig struct {
 	v     *synctest.Vendor
 	cp    *synctest.ControlPlane
-	st    *mirror.State
+	st    *state.State
 	cache *cache.Cache
 	s     *sync.Syncer
 }
@@ -31,7 +32,7 @@ func newRig(t *testing.T) *rig {
 	dir := t.TempDir()
 	r := &rig{v: synctest.NewVendor(t), cp: synctest.NewControlPlane(t)}
 	var err error
-	if r.st, err = mirror.OpenState(filepath.Join(dir, "mirror.db"), 3); err != nil {
+	if r.st, err = state.Open(filepath.Join(dir, "mirror.db"), 3); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.st.Close() })

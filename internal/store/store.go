@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/snapshot"
 )
 
 // Page asks for at most Limit items after Cursor (an opaque value returned
@@ -60,21 +61,7 @@ type IdempotencyRecord struct {
 // the same transaction that assigns its sequence. The builder (pure code)
 // decides visibility; the store only gathers. The builder must not modify
 // the input: implementations may share parts of it between builds.
-type SnapshotInput struct {
-	Tenant           *catalog.Tenant
-	Sequence         int64  // the sequence the new snapshot gets
-	Previous         string // hex sha256 of the previous envelope, "" for the first
-	Products         []*catalog.Product
-	Releases         []*catalog.Release // of all products, sorted by id
-	ReleaseArtifacts []*catalog.ReleaseArtifact
-	Artifacts        []*catalog.Artifact // those referenced by ReleaseArtifacts
-	Policies         []*catalog.Policy   // the tenant's, latest versions
-	BlockedVersions  []*catalog.BlockedVersion
-	Rollouts         []*catalog.Rollout
-	Entitlements     []*catalog.Entitlement
-	SeatAssignments  []*catalog.SeatAssignment
-	Mirrors          []*catalog.Mirror // the tenant's
-}
+type SnapshotInput = snapshot.Input
 
 // LeaseSigner signs the final lease and returns the token's hash.
 type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)
@@ -152,12 +139,14 @@ type Store interface {
 	RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error)
 	Seats(ctx context.Context, entitlementID string, p Page) ([]*catalog.SeatAssignment, string, error)
 
-	// Leases. AcquireLease, in one transaction: checks the tenant is
-	// active and the entitlement current at l.IssuedAt; in explicit mode
-	// that the subject holds an active seat; renews the subject's active
-	// lease if it has one (same lease_id, new issued_at, expires_at and
-	// token_hash); otherwise takes a seat if fewer than the online seat
-	// limit are held by active leases. The returned lease is what is stored.
+	// Leases. AcquireLease, in one transaction, applies the one admission
+	// rule (license.Admit, the mirrors' too) at l.IssuedAt: tenant active,
+	// entitlement current, in explicit mode an active seat (else
+	// EFORBIDDEN); renews the subject's active lease if it has one (same
+	// lease_id, new issued_at, expires_at and token_hash), otherwise takes
+	// a seat if fewer than the online seat limit are held by active leases
+	// (else ECONFLICT). The term is license.Term: l.ExpiresAt, when set,
+	// may only shorten it. The returned lease is what is stored.
 	// With sign given, the store calls it inside the transaction with the
 	// lease as it will be stored (its final lease_id, times) and stores the
 	// token hash it returns, so a token can carry the lease id.

@@ -9,11 +9,8 @@ import (
 	"net/http"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/license"
-	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 )
 
 // Audit event types the syncer records in the mirror's chain, in the
@@ -51,7 +48,7 @@ type AuditUploader interface {
 }
 
 // ErrNoMirrorID means the mirror does not know its own id yet.
-var ErrNoMirrorID = errors.New("mirror id unknown: sync once from the control plane, or set mirror_id in the config (mirror init --mirror-id)")
+var ErrNoMirrorID = state.ErrNoMirrorID
 
 // MirrorID is the mirror's id: the configured one, else the one the
 // control plane reported; "" when neither is known.
@@ -77,7 +74,7 @@ func (s *Syncer) rememberMirrorID(id string) error {
 		return permanent("control plane says this credential is mirror %s, config mirror_id is %s", id, s.cfg.MirrorID)
 	}
 	if err := s.st.SetMirrorID(id); err != nil {
-		if errors.Is(err, mirror.ErrOtherMirror) {
+		if errors.Is(err, state.ErrOtherMirror) {
 			return &PermanentError{Err: err}
 		}
 		return err
@@ -85,53 +82,27 @@ func (s *Syncer) rememberMirrorID(id string) error {
 	return nil
 }
 
-// commitEvent returns the commit hook recording a snapshot commit in the
-// mirror's audit log. Without a known mirror id there is no actor to
-// record, so the commit goes ahead unrecorded (and says so).
-func (s *Syncer) commitEvent(eventType string, payload snapshotEvent) mirror.CommitFunc {
+// commitEvent is the audit event recording a snapshot commit, committed
+// in the same transaction. Without a known mirror id there is no actor to
+// record, so the commit goes ahead unrecorded (and says so): nil.
+func (s *Syncer) commitEvent(eventType string, payload snapshotEvent) (*catalog.AuditEvent, error) {
 	id, err := s.MirrorID()
 	if err != nil {
-		return func(*bbolt.Tx) error { return err }
+		return nil, err
 	}
 	if id == "" {
 		s.cfg.Logger.Warn("snapshot commit not recorded in the audit log", "reason", ErrNoMirrorID.Error())
-		return nil
+		return nil, nil
 	}
 	raw, err := json.Marshal(payload)
 	if err != nil {
-		return func(*bbolt.Tx) error { return fmt.Errorf("audit event: %w", err) }
+		return nil, fmt.Errorf("audit event: %w", err)
 	}
-	return func(tx *bbolt.Tx) error {
-		return license.AppendAudit(tx, &catalog.AuditEvent{
-			EventID: catalog.NewID(catalog.PrefixEvent), TenantID: s.cfg.Trust.TenantID,
-			ActorType: catalog.ActorMirror, ActorID: id, EventType: eventType,
-			Payload: raw, CreatedAt: s.cfg.Now().UTC(),
-		})
-	}
-}
-
-// auditHead is the hash of the last event in the mirror's audit log, or "".
-func (s *Syncer) auditHead() (string, error) {
-	var head string
-	err := s.st.DB().View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(license.AuditBucket)
-		if b == nil {
-			return nil
-		}
-		_, v := b.Cursor().Last()
-		if v == nil {
-			return nil
-		}
-		var ev struct {
-			Hash string `json:"hash"`
-		}
-		if err := json.Unmarshal(v, &ev); err != nil {
-			return fmt.Errorf("decode audit head: %w", err)
-		}
-		head = ev.Hash
-		return nil
-	})
-	return head, err
+	return &catalog.AuditEvent{
+		EventID: catalog.NewID(catalog.PrefixEvent), TenantID: s.cfg.Trust.TenantID,
+		ActorType: catalog.ActorMirror, ActorID: id, EventType: eventType,
+		Payload: raw, CreatedAt: s.cfg.Now().UTC(),
+	}, nil
 }
 
 // UploadAudit streams the mirror's signed audit export to the source (the
@@ -146,7 +117,7 @@ func (s *Syncer) UploadAudit(ctx context.Context) (AuditIngest, error) {
 	}
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
-	head, err := s.auditHead()
+	head, err := s.st.AuditHead()
 	if err != nil {
 		return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
 	}
@@ -176,7 +147,7 @@ func (s *Syncer) uploadAuditBestEffort(ctx context.Context) {
 	if _, ok := s.src.(AuditUploader); !ok || s.src == nil {
 		return
 	}
-	head, err := s.auditHead()
+	head, err := s.st.AuditHead()
 	if err != nil {
 		s.cfg.Logger.Warn("audit upload skipped", "err", err)
 		return

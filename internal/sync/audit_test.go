@@ -15,21 +15,19 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
-	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
 
-func openMirror(t *testing.T) (*mirror.State, *cache.Cache) {
+func openMirror(t *testing.T) (*state.State, *cache.Cache) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := mirror.OpenState(filepath.Join(dir, "mirror.db"), 3)
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,23 +39,16 @@ func openMirror(t *testing.T) (*mirror.State, *cache.Cache) {
 	return st, c
 }
 
-func auditEvents(t *testing.T, st *mirror.State) []catalog.AuditEvent {
+func auditEvents(t *testing.T, st *state.State) []catalog.AuditEvent {
 	t.Helper()
 	var out []catalog.AuditEvent
-	st.DB().View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(license.AuditBucket)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
-			var ev catalog.AuditEvent
-			if err := json.Unmarshal(v, &ev); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ev)
-			return nil
-		})
+	err := st.WalkAudit(context.Background(), func(ev *catalog.AuditEvent) error {
+		out = append(out, *ev)
+		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
@@ -143,23 +134,17 @@ func TestSyncer_UploadAudit(t *testing.T) {
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	mid, tid := catalog.NewID(catalog.PrefixMirror), catalog.NewID(catalog.PrefixTenant)
 	st, c := openMirror(t)
-	led, err := license.NewLedger(st.DB(), mid, key, tid)
+	led, err := st.Ledger(mid, key, tid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.DB().Update(func(tx *bbolt.Tx) error {
-		for i := range 3 {
-			if err := license.AppendAudit(tx, &catalog.AuditEvent{
-				EventID: catalog.NewID(catalog.PrefixEvent), TenantID: tid, ActorType: catalog.ActorMirror, ActorID: mid,
-				EventType: "test.event", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), CreatedAt: time.Now().UTC(),
-			}); err != nil {
-				return err
-			}
+	for i := range 3 {
+		if err := st.AppendAudit(context.Background(), &catalog.AuditEvent{
+			EventID: catalog.NewID(catalog.PrefixEvent), TenantID: tid, ActorType: catalog.ActorMirror, ActorID: mid,
+			EventType: "test.event", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), CreatedAt: time.Now().UTC(),
+		}); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	syncerFor := func(t *testing.T, pub ed25519.PublicKey) *sync.Syncer {
 		srv := auditServer(t, pub)

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -65,7 +66,7 @@ func (b *BucketSource) Snapshot(ctx context.Context, after int64) ([]byte, error
 }
 
 // Artifact implements Source.
-func (b *BucketSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (io.ReadCloser, error) {
+func (b *BucketSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error) {
 	key := b.prefix + "artifacts/" + a.SHA256
 	obj, _, err := b.store.Open(ctx, key)
 	if errors.Is(err, blob.ErrNotFound) {
@@ -80,5 +81,5 @@ func (b *BucketSource) Artifact(ctx context.Context, a snapshot.Artifact, offset
 			return nil, fmt.Errorf("seek artifact %s to %d: %w", a.ArtifactID, offset, err)
 		}
 	}
-	return obj, nil
+	return &fetch.Body{ReadCloser: obj, Start: offset, Total: -1}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
@@ -545,8 +546,8 @@ func TestHTTPSource_PresignedS3Redirect(t *testing.T) {
 	}
 	// An earlier attempt left the first 300 KiB.
 	const have = 300 << 10
-	_, err = r.cache.Fetch(ctx, sha, size, func(context.Context, int64) (io.ReadCloser, error) {
-		return io.NopCloser(io.MultiReader(bytes.NewReader(data[:have]), iotestErr{})), nil
+	_, err = r.cache.Fetch(ctx, sha, size, func(context.Context, int64) (*fetch.Body, error) {
+		return &fetch.Body{ReadCloser: io.NopCloser(io.MultiReader(bytes.NewReader(data[:have]), iotestErr{})), Total: -1}, nil
 	})
 	if err == nil || r.cache.PartialSize(sha) != have {
 		t.Fatalf("seeding the partial: %v, partial %d", err, r.cache.PartialSize(sha))
@@ -600,12 +601,13 @@ type countingSource struct {
 	read atomic.Int64
 }
 
-func (c *countingSource) Artifact(ctx context.Context, a snapshot.Artifact, off int64) (io.ReadCloser, error) {
-	rc, err := c.Source.Artifact(ctx, a, off)
+func (c *countingSource) Artifact(ctx context.Context, a snapshot.Artifact, off int64) (*fetch.Body, error) {
+	b, err := c.Source.Artifact(ctx, a, off)
 	if err != nil {
 		return nil, err
 	}
-	return &countingBody{ReadCloser: rc, n: &c.read}, nil
+	b.ReadCloser = &countingBody{ReadCloser: b.ReadCloser, n: &c.read}
+	return b, nil
 }
 
 // endless writes zeros until the client goes away.

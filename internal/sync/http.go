@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // HTTPSource fetches from the control plane (/v1/mirror/…) or from an
@@ -55,7 +57,7 @@ func (u *UpstreamSource) Snapshot(ctx context.Context, after int64) ([]byte, err
 }
 
 // Artifact implements Source, by sha256.
-func (u *UpstreamSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (io.ReadCloser, error) {
+func (u *UpstreamSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error) {
 	return u.h.Artifact(ctx, a, offset)
 }
 
@@ -111,11 +113,10 @@ func (s *HTTPSource) request(ctx context.Context, method, path string, body io.R
 // statusError turns a non-2xx answer into an error; 4xx other than 408
 // and 429 are permanent, and a 429 or 503 carries its Retry-After.
 func statusError(what string, resp *http.Response) error {
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	err := fmt.Errorf("%s: http %d: %s", what, resp.StatusCode, strings.TrimSpace(string(msg)))
+	err := fmt.Errorf("%s: http %d: %w", what, resp.StatusCode, wire.ReadError(resp))
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := retryAfter(resp.Header.Get(wire.HeaderRetryAfter), time.Now()); ok {
 			return &RetryAfterError{Err: err, After: d}
 		}
 	case code >= 400 && code < 500 && code != http.StatusRequestTimeout:
@@ -179,45 +180,21 @@ func (s *HTTPSource) Snapshot(ctx context.Context, after int64) ([]byte, error) 
 	return env, nil
 }
 
-// Artifact implements Source.
-func (s *HTTPSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (io.ReadCloser, error) {
+// Artifact implements Source: a ranged GET (fetch.HTTP) followed across
+// redirects.
+func (s *HTTPSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error) {
 	path := "/v1/mirror/artifacts/" + url.PathEscape(a.ArtifactID)
 	if s.upstream {
 		path = "/v1/artifacts/by-sha256/" + url.PathEscape(a.SHA256)
 	}
-	req, err := s.request(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if offset > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
-	}
-	resp, err := s.client.Do(req)
+	open := fetch.HTTP(s.client.Do,
+		func(ctx context.Context) (*http.Request, error) { return s.request(ctx, http.MethodGet, path, nil) },
+		func(resp *http.Response) error { return statusError("fetch artifact "+a.ArtifactID, resp) })
+	b, err := open(ctx, offset)
 	if err != nil {
 		return nil, fmt.Errorf("fetch artifact %s: %w", a.ArtifactID, err)
 	}
-	switch {
-	case resp.StatusCode == http.StatusPartialContent:
-		// Some servers and proxies answer 206 even to a request from 0.
-		var start int64
-		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err != nil || start != offset {
-			resp.Body.Close()
-			return nil, fmt.Errorf("fetch artifact %s: Content-Range %q does not start at %d", a.ArtifactID, resp.Header.Get("Content-Range"), offset)
-		}
-		return resp.Body, nil
-	case resp.StatusCode == http.StatusOK:
-		if offset > 0 {
-			// The server ignored Range: skip what we already have.
-			if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
-				resp.Body.Close()
-				return nil, fmt.Errorf("fetch artifact %s: skip %d bytes: %w", a.ArtifactID, offset, err)
-			}
-		}
-		return resp.Body, nil
-	default:
-		defer resp.Body.Close()
-		return nil, statusError("fetch artifact "+a.ArtifactID, resp)
-	}
+	return b, nil
 }
 
 // Self implements SelfSource (control plane only).

@@ -9,8 +9,7 @@ import (
 	"sort"
 
 	"github.com/outpost/outpost/internal/bundle"
-	"github.com/outpost/outpost/internal/mirror"
-	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/mirror/state"
 )
 
 // ImportReport says what an import did, or with DryRun what it would do.
@@ -40,7 +39,7 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 	if dryRun {
 		return rep, err
 	}
-	res := mirror.SyncResult{
+	res := state.SyncResult{
 		At: s.cfg.Now().UTC(), Source: "bundle", OK: err == nil, Changed: rep.Changed,
 		SnapshotID: rep.SnapshotID, Sequence: rep.Sequence, Downloaded: rep.Imported,
 		Bytes: rep.Bytes, Missing: rep.Missing,
@@ -57,8 +56,14 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 	return rep, err
 }
 
+// importBundle is an import through the one pipeline: verify → needed
+// (stage), take the needed artifacts from the bundle, ready → commit.
 func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportReport) error {
-	held, hv, err := s.held()
+	// Queued behind a sync while the mirror stops: do not start.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	held, err := s.st.Current()
 	if err != nil {
 		return err
 	}
@@ -70,69 +75,21 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 	if err != nil {
 		return err
 	}
-	m, err := snapshot.Verify(env, s.cfg.Trust, hv, s.cfg.Now())
-	if err != nil {
-		return fmt.Errorf("bundle snapshot: %w", err)
-	}
-	hash := snapshot.Hash(env)
-	rep.SnapshotID, rep.Sequence = m.SnapshotID, m.Sequence
 	allowed, known, err := s.st.AllowedChannels()
 	if err != nil {
 		return err
 	}
-	ch := mirror.EffectiveChannels(allowed, known, s.cfg.Channels)
-	need := mirror.Needed(m, ch)
-	rep.Needed = len(need)
-
-	inManifest := map[string]int64{}
-	for _, a := range m.Artifacts {
-		inManifest[a.SHA256] = a.SizeBytes
+	c, err := s.stage(env, held, state.EffectiveChannels(allowed, known, s.cfg.Channels))
+	if err != nil {
+		return fmt.Errorf("bundle snapshot: %w", err)
 	}
-	needed := map[string]bool{}
-	for _, a := range need {
-		needed[a.SHA256] = true
+	rep.SnapshotID, rep.Sequence = c.m.SnapshotID, c.m.Sequence
+	rep.Needed = len(c.need)
+	taken, err := s.take(ctx, br, c, rep)
+	if err != nil {
+		return err
 	}
-	taken := map[string]bool{} // taken from (or, dry, verified in) this bundle
-	for {
-		e, err := br.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		size, ok := inManifest[e.SHA256]
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: artifacts/%s is not referenced by snapshot %d", bundle.ErrInvalid, e.SHA256, m.Sequence)
-		case e.Size != size:
-			return fmt.Errorf("%w: artifacts/%s is %d bytes, the snapshot says %d", bundle.ErrInvalid, e.SHA256, e.Size, size)
-		case !needed[e.SHA256]:
-			rep.Skipped++
-			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
-				return err
-			}
-		case s.cache.Has(e.SHA256, size):
-			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
-				return err
-			}
-		case rep.DryRun:
-			if err := checkHash(br.Body(), e.SHA256, size); err != nil {
-				return err
-			}
-			taken[e.SHA256] = true
-			rep.Imported++
-			rep.Bytes += size
-		default:
-			if err := s.cache.Ingest(ctx, e.SHA256, size, br.Body()); err != nil {
-				return fmt.Errorf("%w: %w", bundle.ErrInvalid, err)
-			}
-			taken[e.SHA256] = true
-			rep.Imported++
-			rep.Bytes += size
-		}
-	}
-	for _, a := range need {
+	for _, a := range c.need {
 		switch {
 		case taken[a.SHA256]:
 		case s.cache.Has(a.SHA256, a.SizeBytes):
@@ -145,32 +102,71 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 	if len(rep.Missing) > 0 {
 		return fmt.Errorf("bundle lacks %d artifacts the mirror does not have: %v", len(rep.Missing), rep.Missing)
 	}
-	if held != nil && hash == held.Hash {
+	if c.unchanged() {
 		return nil // same snapshot as held: nothing to commit
 	}
 	rep.Changed = true
 	if rep.DryRun {
 		return nil
 	}
-	// A long import can outlive the snapshot's expiry; the same last gate
-	// as a sync applies.
-	if err := s.ready(m, need); err != nil {
+	if err := s.commit(c, EventSnapshotImported, "bundle", rep.Imported, rep.Bytes); err != nil {
 		rep.Changed = false
 		return err
-	}
-	ev := snapshotEvent{
-		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash, PreviousSequence: rep.HeldSequence,
-		Source: "bundle", Channels: ch, Fetched: rep.Imported, Bytes: rep.Bytes,
-	}
-	if err := s.st.CommitWith(env, m, hash, ch, s.cfg.Now(), s.commitEvent(EventSnapshotImported, ev)); err != nil {
-		rep.Changed = false
-		return err
-	}
-	s.cfg.Logger.Info("bundle snapshot committed", "snapshot_id", m.SnapshotID, "sequence", m.Sequence, "imported", rep.Imported)
-	if s.cfg.OnCommit != nil {
-		s.cfg.OnCommit()
 	}
 	return nil
+}
+
+// take reads the bundle's artifacts: each must be one the snapshot lists
+// at its size; the needed ones not yet cached are ingested (hashed on
+// the way), or with DryRun only hashed. It returns the sha256s taken.
+func (s *Syncer) take(ctx context.Context, br *bundle.Reader, c *candidate, rep *ImportReport) (map[string]bool, error) {
+	inManifest := map[string]int64{}
+	for _, a := range c.m.Artifacts {
+		inManifest[a.SHA256] = a.SizeBytes
+	}
+	needed := map[string]bool{}
+	for _, a := range c.need {
+		needed[a.SHA256] = true
+	}
+	taken := map[string]bool{}
+	for {
+		e, err := br.Next()
+		if err == io.EOF {
+			return taken, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		size, ok := inManifest[e.SHA256]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%w: artifacts/%s is not referenced by snapshot %d", bundle.ErrInvalid, e.SHA256, c.m.Sequence)
+		case e.Size != size:
+			return nil, fmt.Errorf("%w: artifacts/%s is %d bytes, the snapshot says %d", bundle.ErrInvalid, e.SHA256, e.Size, size)
+		case !needed[e.SHA256]:
+			rep.Skipped++
+			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
+				return nil, err
+			}
+			continue
+		case s.cache.Has(e.SHA256, size):
+			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
+				return nil, err
+			}
+			continue
+		case rep.DryRun:
+			if err := checkHash(br.Body(), e.SHA256, size); err != nil {
+				return nil, err
+			}
+		default:
+			if err := s.cache.Ingest(ctx, e.SHA256, size, br.Body()); err != nil {
+				return nil, fmt.Errorf("%w: %w", bundle.ErrInvalid, err)
+			}
+		}
+		taken[e.SHA256] = true
+		rep.Imported++
+		rep.Bytes += size
+	}
 }
 
 func checkHash(r io.Reader, sha string, size int64) error {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
@@ -39,7 +39,7 @@ func TestSyncer_AllowedChannelsChangeWithoutNewSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ids []string
-		for _, a := range mirror.Needed(h.Manifest, h.Channels) {
+		for _, a := range state.Needed(h.Manifest, h.Channels) {
 			ids = append(ids, a.ArtifactID)
 		}
 		return fmt.Sprint(h.Channels, ids)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -31,8 +32,9 @@ type Source interface {
 	// Snapshot returns the newest envelope, or ErrNotModified when it is
 	// not newer than after. Sources should cap the size they read.
 	Snapshot(ctx context.Context, after int64) ([]byte, error)
-	// Artifact returns the artifact's bytes from offset on.
-	Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (io.ReadCloser, error)
+	// Artifact returns the artifact's bytes from offset on (or from 0, with
+	// Start 0, when the source cannot seek: the download restarts).
+	Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error)
 }
 
 // Self is the control plane's record of this mirror.
@@ -223,18 +225,18 @@ var errStalled = errors.New("source stalled")
 // open opens an artifact from off under a watchdog: when no byte arrives
 // for StallTimeout (nor the answer itself), the request is cancelled, the
 // cache keeps what it wrote and the attempt fails as transient.
-func (s *Syncer) open(ctx context.Context, a snapshot.Artifact, off int64) (io.ReadCloser, error) {
+func (s *Syncer) open(ctx context.Context, a snapshot.Artifact, off int64) (*fetch.Body, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	w := &watched{ctx: ctx, cancel: cancel, d: s.cfg.StallTimeout}
 	w.t = time.AfterFunc(w.d, func() { cancel(errStalled) })
-	rc, err := s.src.Artifact(ctx, a, off)
+	b, err := s.src.Artifact(ctx, a, off)
 	if err != nil {
 		w.t.Stop()
 		cancel(nil)
 		return nil, w.why(err)
 	}
-	w.rc = rc
-	return w, nil
+	w.rc = b.ReadCloser
+	return &fetch.Body{ReadCloser: w, Start: b.Start, Total: b.Total}, nil
 }
 
 // watched is an artifact body whose watchdog is pushed back by every read.

@@ -15,6 +15,7 @@ import (
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
@@ -45,10 +46,10 @@ func badEnvelopes(t *testing.T, v *synctest.Vendor, arts []synctest.Art) map[str
 	}
 }
 
-func newMirror(t *testing.T, v *synctest.Vendor) (*mirror.State, *cache.Cache) {
+func newMirror(t *testing.T, v *synctest.Vendor) (*state.State, *cache.Cache) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := mirror.OpenState(filepath.Join(dir, "mirror.db"), 3)
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/outpost/outpost/internal/cache"
-	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/fetch"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -45,7 +46,7 @@ type Config struct {
 	Logger         *slog.Logger
 	// OnResult sees every result (metrics); OnCommit runs after a commit
 	// (the server reloads its view).
-	OnResult func(mirror.SyncResult)
+	OnResult func(state.SyncResult)
 	OnCommit func()
 	// MirrorID is the configured mirror id (config mirror_id); when empty
 	// the id the control plane reported (kept in the state) is used. It is
@@ -59,7 +60,7 @@ type Config struct {
 // Syncer syncs one mirror. Once, Import and GC are serialized.
 type Syncer struct {
 	src   Source
-	st    *mirror.State
+	st    *state.State
 	cache *cache.Cache
 	cfg   Config
 	mu    gosync.Mutex
@@ -71,7 +72,7 @@ type Syncer struct {
 
 // New makes a Syncer; src may be nil for a mirror that only imports
 // bundles.
-func New(src Source, st *mirror.State, c *cache.Cache, cfg Config) *Syncer {
+func New(src Source, st *state.State, c *cache.Cache, cfg Config) *Syncer {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
 	}
@@ -100,17 +101,6 @@ func New(src Source, st *mirror.State, c *cache.Cache, cfg Config) *Syncer {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Syncer{src: src, st: st, cache: c, cfg: cfg}
-}
-
-func (s *Syncer) held() (*mirror.Held, *snapshot.Held, error) {
-	h, err := s.st.Current()
-	if err != nil {
-		return nil, nil, err
-	}
-	if h == nil {
-		return nil, nil, nil
-	}
-	return h, &snapshot.Held{Sequence: h.Sequence, Hash: h.Hash}, nil
 }
 
 // channels asks the source for the mirror's allowed channels when it can,
@@ -142,12 +132,12 @@ func (s *Syncer) channels(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return mirror.EffectiveChannels(allowed, known, s.cfg.Channels), nil
+	return state.EffectiveChannels(allowed, known, s.cfg.Channels), nil
 }
 
 // Once runs one sync: fetch, verify, download, commit. The returned
 // result is also recorded in the state and reported to the source.
-func (s *Syncer) Once(ctx context.Context) (mirror.SyncResult, error) {
+func (s *Syncer) Once(ctx context.Context) (state.SyncResult, error) {
 	res, err := s.syncOnce(ctx)
 	if err == nil {
 		s.uploadAuditBestEffort(ctx)
@@ -155,10 +145,10 @@ func (s *Syncer) Once(ctx context.Context) (mirror.SyncResult, error) {
 	return res, err
 }
 
-func (s *Syncer) syncOnce(ctx context.Context) (mirror.SyncResult, error) {
+func (s *Syncer) syncOnce(ctx context.Context) (state.SyncResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res := mirror.SyncResult{At: s.cfg.Now().UTC(), Source: "none"}
+	res := state.SyncResult{At: s.cfg.Now().UTC(), Source: "none"}
 	if s.src == nil {
 		return s.finish(ctx, res, errors.New("no sync source configured"))
 	}
@@ -167,8 +157,11 @@ func (s *Syncer) syncOnce(ctx context.Context) (mirror.SyncResult, error) {
 	return s.finish(ctx, res, err)
 }
 
-func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
-	held, hv, err := s.held()
+// once is a sync from the source through the one pipeline: fetch the
+// envelope, verify → needed (stage), download what is missing, ready →
+// commit.
+func (s *Syncer) once(ctx context.Context, res *state.SyncResult) error {
+	held, err := s.st.Current()
 	if err != nil {
 		return err
 	}
@@ -188,38 +181,21 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 	if err != nil {
 		return err
 	}
-	// Nothing else is looked at before the envelope verifies.
-	m, err := snapshot.Verify(env, s.cfg.Trust, hv, s.cfg.Now())
+	c, err := s.stage(env, held, ch)
 	if err != nil {
 		return err
 	}
-	hash := snapshot.Hash(env)
-	if held != nil && hash == held.Hash {
+	if c.unchanged() {
 		return s.repair(ctx, held, ch, res)
 	}
-	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
-	need := mirror.Needed(m, ch)
-	if err := s.download(ctx, need, res); err != nil {
+	res.SnapshotID, res.Sequence = c.m.SnapshotID, c.m.Sequence
+	if err := s.download(ctx, c.need, res); err != nil {
 		return err
 	}
-	if err := s.ready(m, need); err != nil {
-		return err
-	}
-	ev := snapshotEvent{
-		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash, Source: res.Source,
-		Channels: ch, Fetched: res.Downloaded, Bytes: res.Bytes,
-	}
-	if held != nil {
-		ev.PreviousSequence = held.Sequence
-	}
-	if err := s.st.CommitWith(env, m, hash, ch, s.cfg.Now(), s.commitEvent(EventSnapshotSynced, ev)); err != nil {
+	if err := s.commit(c, EventSnapshotSynced, res.Source, res.Downloaded, res.Bytes); err != nil {
 		return err
 	}
 	res.Changed = true
-	s.cfg.Logger.Info("snapshot committed", "snapshot_id", m.SnapshotID, "sequence", m.Sequence, "downloaded", res.Downloaded, "bytes", res.Bytes)
-	if s.cfg.OnCommit != nil {
-		s.cfg.OnCommit()
-	}
 	return nil
 }
 
@@ -228,14 +204,14 @@ func (s *Syncer) once(ctx context.Context, res *mirror.SyncResult) error {
 // change of the mirror's channels (ch) that came without a new snapshot:
 // the artifacts of a channel added are fetched first, then the held
 // record switches, so a channel taken away stops being served.
-func (s *Syncer) repair(ctx context.Context, held *mirror.Held, ch []string, res *mirror.SyncResult) error {
+func (s *Syncer) repair(ctx context.Context, held *state.Held, ch []string, res *state.SyncResult) error {
 	if held == nil {
 		return nil
 	}
-	if err := s.download(ctx, mirror.Needed(held.Manifest, ch), res); err != nil {
+	if err := s.download(ctx, state.Needed(held.Manifest, ch), res); err != nil {
 		return err
 	}
-	if mirror.SameChannels(ch, held.Channels) {
+	if state.SameChannels(ch, held.Channels) {
 		return nil
 	}
 	if err := s.st.SetChannels(held.Sequence, ch); err != nil {
@@ -248,7 +224,7 @@ func (s *Syncer) repair(ctx context.Context, held *mirror.Held, ch []string, res
 	return nil
 }
 
-func (s *Syncer) finish(ctx context.Context, res mirror.SyncResult, err error) (mirror.SyncResult, error) {
+func (s *Syncer) finish(ctx context.Context, res state.SyncResult, err error) (state.SyncResult, error) {
 	res.OK = err == nil
 	if err != nil {
 		res.Error = err.Error()
@@ -277,7 +253,7 @@ func (s *Syncer) finish(ctx context.Context, res mirror.SyncResult, err error) (
 }
 
 // download fetches every artifact in need that is not cached.
-func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *mirror.SyncResult) error {
+func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *state.SyncResult) error {
 	var todo []snapshot.Artifact
 	seen := map[string]bool{}
 	for _, a := range need {
@@ -351,7 +327,7 @@ func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) 
 	var total int64
 	bad := 0
 	op := func() error {
-		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (io.ReadCloser, error) {
+		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
 			return s.open(ctx, a, off)
 		})
 		total += n
@@ -360,7 +336,7 @@ func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) 
 			return nil
 		case ctx.Err() != nil:
 			return backoff.Permanent(ctx.Err())
-		case errors.Is(err, cache.ErrMismatch), errors.Is(err, cache.ErrTooLarge):
+		case fetch.Verification(err):
 			// Deleted by the cache; try a few times in case a transfer
 			// was mangled, then report.
 			bad++
@@ -407,5 +383,5 @@ func (s *Syncer) GC(ctx context.Context) (cache.GCReport, error) {
 	if err != nil {
 		return cache.GCReport{}, err
 	}
-	return s.cache.GC(ctx, mirror.Referenced(hs))
+	return s.cache.GC(ctx, state.Referenced(hs))
 }

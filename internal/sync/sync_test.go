@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/cache"
-	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
@@ -21,7 +21,7 @@ import (
 type rig struct {
 	v     *synctest.Vendor
 	cp    *synctest.ControlPlane
-	st    *mirror.State
+	st    *state.State
 	cache *cache.Cache
 	dir   string
 	s     *sync.Syncer
@@ -31,7 +31,7 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{v: synctest.NewVendor(t), cp: synctest.NewControlPlane(t), dir: t.TempDir()}
 	var err error
-	if r.st, err = mirror.OpenState(filepath.Join(r.dir, "mirror.db"), 3); err != nil {
+	if r.st, err = state.Open(filepath.Join(r.dir, "mirror.db"), 3); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.st.Close() })
@@ -136,7 +136,7 @@ func TestSyncer_Once(t *testing.T) {
 			t.Fatalf("Once = %+v, %v", res, err)
 		}
 		h, _ := r.st.Current()
-		if got := len(mirror.Needed(h.Manifest, h.Channels)); got != 1 || h.Channels[0] != "beta" {
+		if got := len(state.Needed(h.Manifest, h.Channels)); got != 1 || h.Channels[0] != "beta" {
 			t.Errorf("served = %d with channels %v, want 1 with [beta]", got, h.Channels)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/store"
 )
 
@@ -298,7 +299,7 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	if l.IssuedAt.IsZero() {
 		return nil, catalog.Invalid("issued_at", "is required")
 	}
-	if !l.ExpiresAt.After(l.IssuedAt) {
+	if !l.ExpiresAt.IsZero() && !l.ExpiresAt.After(l.IssuedAt) {
 		return nil, catalog.Invalid("expires_at", "must be after issued_at")
 	}
 	if len(sign) == 0 {
@@ -333,56 +334,47 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		if err := mustGet(w.Tx, bTenants, "tenant", e.TenantID, &t); err != nil {
 			return err
 		}
-		if t.Status != catalog.TenantActive {
-			return catalog.Errorf(catalog.ECONFLICT, "tenant is %s", t.Status)
-		}
-		if !e.Current(l.IssuedAt) {
-			return catalog.Errorf(catalog.ECONFLICT, "entitlement not in its time window")
-		}
 		pol, err := entitlementPolicy(&e)
 		if err != nil {
 			return err
 		}
-		subj := key(e.EntitlementID, l.SubjectType, l.SubjectID)
-		if pol.SeatAssignmentMode == catalog.SeatsExplicit && w.Bucket(iSeatActive).Get(subj) == nil {
-			return catalog.Errorf(catalog.ECONFLICT, "%s %s has no seat assigned on entitlement %s", l.SubjectType, l.SubjectID, e.EntitlementID)
-		}
+		subj := license.SubjectKey(e.EntitlementID, l.SubjectType, l.SubjectID)
 		active := w.Bucket(iLeaseActive)
+		var held *catalog.Lease
 		if id := active.Get(subj); id != nil {
-			var held catalog.Lease
-			if err := mustGet(w.Tx, bLeases, "lease", string(id), &held); err != nil {
+			held = new(catalog.Lease)
+			if err := mustGet(w.Tx, bLeases, "lease", string(id), held); err != nil {
 				return err
-			}
-			if held.Active(l.IssuedAt) {
-				// After max_seats was lowered, holders drain down to the
-				// new limit: no renewal while more leases are live than
-				// seats (this one included).
-				n, err := w.countActiveLeases(e.EntitlementID, l.IssuedAt)
-				if err != nil {
-					return err
-				}
-				if n > pol.OnlineSeats() {
-					return catalog.Errorf(catalog.ECONFLICT, "%d leases are live but only %d seats remain: renewal refused until some are released or expire", n, pol.OnlineSeats())
-				}
-				held.IssuedAt, held.ExpiresAt, held.TokenHash = l.IssuedAt, l.ExpiresAt, l.TokenHash
-				if err := signed(&held); err != nil {
-					return err
-				}
-				if err := w.put(bLeases, []byte(held.LeaseID), &held); err != nil {
-					return err
-				}
-				out = held
-				return w.event(e.TenantID, "lease.renewed", &held)
 			}
 		}
 		n, err := w.countActiveLeases(e.EntitlementID, l.IssuedAt)
 		if err != nil {
 			return err
 		}
-		if n >= pol.OnlineSeats() {
-			return catalog.Errorf(catalog.ECONFLICT, "all %d seats are in use", pol.OnlineSeats())
+		d, err := license.Admit(license.Admission{
+			EntitlementID: e.EntitlementID, StartsAt: e.StartsAt, EndsAt: e.EndsAt, Policy: pol,
+			TenantID: t.TenantID, TenantStatus: t.Status,
+			SubjectType: l.SubjectType, SubjectID: l.SubjectID,
+			SeatAssigned: w.Bucket(iSeatActive).Get(subj) != nil,
+			Limit:        pol.OnlineSeats(), Held: held, Active: n,
+			Requested: l.ExpiresAt, Now: l.IssuedAt,
+		})
+		if err != nil {
+			return err
+		}
+		if d.Renew {
+			held.IssuedAt, held.ExpiresAt, held.TokenHash = d.IssuedAt, d.ExpiresAt, l.TokenHash
+			if err := signed(held); err != nil {
+				return err
+			}
+			if err := w.put(bLeases, []byte(held.LeaseID), held); err != nil {
+				return err
+			}
+			out = *held
+			return w.event(e.TenantID, "lease.renewed", held)
 		}
 		out = *l
+		out.IssuedAt, out.ExpiresAt = d.IssuedAt, d.ExpiresAt
 		if out.LeaseID == "" {
 			out.LeaseID = catalog.NewID(catalog.PrefixLease)
 		}
@@ -463,7 +455,7 @@ func (db *Store) ReleaseLease(ctx context.Context, id string, at time.Time) (*ca
 			return err
 		}
 		active := w.Bucket(iLeaseActive)
-		subj := key(l.EntitlementID, l.SubjectType, l.SubjectID)
+		subj := license.SubjectKey(l.EntitlementID, l.SubjectType, l.SubjectID)
 		if string(active.Get(subj)) == id {
 			if err := active.Delete(subj); err != nil {
 				return err

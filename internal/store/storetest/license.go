@@ -335,8 +335,8 @@ func testLeases(t *testing.T, f *fx) {
 			name, code, msg string
 			l               *catalog.Lease
 		}{
-			{"before window", catalog.ECONFLICT, "time window", f.lease(future.EntitlementID, "m1", now)},
-			{"after window", catalog.ECONFLICT, "time window", f.lease(ended.EntitlementID, "m1", now)},
+			{"before window", catalog.EFORBIDDEN, "time window", f.lease(future.EntitlementID, "m1", now)},
+			{"after window", catalog.EFORBIDDEN, "time window", f.lease(ended.EntitlementID, "m1", now)},
 			{"expires before issued", catalog.EINVALID, "expires_at", bad},
 			{"subject type", catalog.EINVALID, "subject_type", badType},
 			{"token hash", catalog.EINVALID, "token_hash", badHash},
@@ -358,7 +358,7 @@ func testLeases(t *testing.T, f *fx) {
 			_, err := f.s.UpdateTenant(f.ctx, t2.TenantID, func(x *catalog.Tenant) error { x.Status = status; return nil })
 			must(t, err)
 			var lerr error
-			f.refused(catalog.ECONFLICT, func() error { _, lerr = f.s.AcquireLease(f.ctx, f.lease(e2.EntitlementID, "m1", now)); return lerr })
+			f.refused(catalog.EFORBIDDEN, func() error { _, lerr = f.s.AcquireLease(f.ctx, f.lease(e2.EntitlementID, "m1", now)); return lerr })
 			if !strings.Contains(lerr.Error(), "tenant is "+status) {
 				t.Fatalf("error %q, want \"tenant is %s\"", lerr, status)
 			}
@@ -370,7 +370,7 @@ func testLeasesExplicit(t *testing.T, f *fx) {
 	tn, p := f.tenant(), f.product("")
 	ent := f.entitlement(tn.TenantID, p.ProductID, entPolicy(1, catalog.SeatsExplicit))
 	var err error
-	f.refused(catalog.ECONFLICT, func() error { _, err = f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", f.now)); return err })
+	f.refused(catalog.EFORBIDDEN, func() error { _, err = f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", f.now)); return err })
 	if !strings.Contains(err.Error(), "no seat") {
 		t.Fatalf("error %q does not say the subject has no seat", err)
 	}
@@ -381,7 +381,7 @@ func testLeasesExplicit(t *testing.T, f *fx) {
 	_, err = f.s.RevokeSeat(f.ctx, ent.EntitlementID, st.SeatAssignmentID, "usr_admin", f.now)
 	must(t, err)
 	// Without its seat the subject cannot renew.
-	f.refused(catalog.ECONFLICT, func() error {
+	f.refused(catalog.EFORBIDDEN, func() error {
 		_, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", f.now.Add(time.Minute)))
 		return err
 	})

@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Vendor signs snapshots for one tenant.
@@ -203,7 +205,7 @@ func (c *ControlPlane) Reports() []map[string]any {
 
 func (c *ControlPlane) authed(w http.ResponseWriter, r *http.Request) bool {
 	if r.Header.Get("Authorization") != "Bearer "+c.Credential {
-		http.Error(w, `{"error":{"code":"unauthorized","message":"bad credential"}}`, http.StatusUnauthorized)
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.EUNAUTHORIZED, "bad credential"))
 		return false
 	}
 	return true
@@ -218,7 +220,7 @@ func (c *ControlPlane) snapshot(w http.ResponseWriter, r *http.Request) {
 	env, seq := c.env, c.seq
 	c.mu.Unlock()
 	if env == nil {
-		http.Error(w, "no snapshot", http.StatusNotFound)
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.ENOTFOUND, "no snapshot"))
 		return
 	}
 	if seq <= after {
@@ -249,6 +251,30 @@ func (c *ControlPlane) status(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// StallArtifact makes the artifact id stall: its answer announces 1 MiB,
+// sends 1 KiB and then nothing until the request goes away. The channel
+// gets a value each time a request reaches the stall.
+func (c *ControlPlane) StallArtifact(id string) <-chan struct{} {
+	stalled := make(chan struct{}, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Fault = func(got string, w http.ResponseWriter, r *http.Request) bool {
+		if got != id {
+			return false
+		}
+		w.Header().Set("Content-Length", "1048576")
+		w.Write(make([]byte, 1024))
+		w.(http.Flusher).Flush()
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done()
+		return true
+	}
+	return stalled
+}
+
 func (c *ControlPlane) artifact(w http.ResponseWriter, r *http.Request) {
 	if !c.authed(w, r) {
 		return
@@ -263,7 +289,7 @@ func (c *ControlPlane) artifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		http.Error(w, "no such artifact", http.StatusNotFound)
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.ENOTFOUND, "no such artifact"))
 		return
 	}
 	var body io.ReadSeeker = bytes.NewReader(b)

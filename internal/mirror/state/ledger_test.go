@@ -1,4 +1,4 @@
-package license
+package state
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
 func TestLedgerAcquire_SeatLimitUnderConcurrency(t *testing.T) {
-	l, _, _ := newTestLedger(t)
+	l, db, _ := newTestLedger(t)
 	m := testManifest(t)
 	ctx := context.Background()
 	const n = 100
@@ -52,7 +53,7 @@ func TestLedgerAcquire_SeatLimitUnderConcurrency(t *testing.T) {
 	if got, err := l.ActiveLeases(ctx, entAuto, t0); err != nil || got != 10 {
 		t.Errorf("ActiveLeases: got %d, %v, want 10", got, err)
 	}
-	if err := l.VerifyAudit(ctx); err != nil {
+	if _, err := mustState(t, db).VerifyAudit(ctx); err != nil {
 		t.Errorf("VerifyAudit: %v", err)
 	}
 }
@@ -75,7 +76,7 @@ func TestLedgerAcquire_SameSubjectRenews(t *testing.T) {
 	if want := t0.Add(15 * time.Minute); !second.ExpiresAt.Equal(want) {
 		t.Errorf("expires_at: got %s, want %s", second.ExpiresAt, want)
 	}
-	if tok1 == tok2 || second.TokenHash != TokenHash(tok2) {
+	if tok1 == tok2 || second.TokenHash != license.TokenHash(tok2) {
 		t.Errorf("renewal must sign a new token and store its hash")
 	}
 	if n, _ := l.ActiveLeases(ctx, entOne, t0.Add(5*time.Minute)); n != 1 {
@@ -150,11 +151,11 @@ func TestLedgerAcquire_Rules(t *testing.T) {
 				}
 				return
 			}
-			v, err := NewVerifierFromManifest(vendorKeys(), tenantA, m)
+			v, err := license.NewVerifierFromManifest(vendorKeys(), tenantA, m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := Verify(tok, v, tc.now)
+			c, err := license.Verify(tok, v, tc.now)
 			if err != nil {
 				t.Fatalf("token the ledger issued does not verify: %v", err)
 			}
@@ -175,13 +176,13 @@ func TestLedgerRelease_FreesSeat(t *testing.T) {
 	if _, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Fatalf("bob while alice holds the seat: got %v, want conflict", err)
 	}
-	if err := l.Release(ctx, entOne, "alice", t0.Add(time.Minute)); err != nil {
+	if err := l.Release(ctx, entOne, "user", "alice", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Release(ctx, entOne, "alice", t0.Add(time.Minute)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := l.Release(ctx, entOne, "user", "alice", t0.Add(time.Minute)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Errorf("second release: got %v, want not_found", err)
 	}
-	if err := l.Release(ctx, entOne, "nobody", t0); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := l.Release(ctx, entOne, "", "nobody", t0); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Errorf("release of unknown subject: got %v, want not_found", err)
 	}
 	bob, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0.Add(time.Minute))
@@ -189,7 +190,7 @@ func TestLedgerRelease_FreesSeat(t *testing.T) {
 		t.Fatalf("bob after release: %v", err)
 	}
 	// Alice comes back: a new lease, not a renewal of the released one.
-	if err := l.Release(ctx, entOne, "bob", t0.Add(2*time.Minute)); err != nil {
+	if err := l.Release(ctx, entOne, "", "bob", t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	alice, _, err := l.Acquire(ctx, m, entOne, "user", "alice", t0.Add(2*time.Minute))
@@ -250,7 +251,7 @@ func TestLedger_DurableAcrossReopen(t *testing.T) {
 	}
 	db2 := openDB(t, path)
 	defer db2.Close()
-	l2, err := NewLedger(db2, mirror1, mirror1Key, tenantA)
+	l2, err := mustState(t, db2).Ledger(mirror1, mirror1Key, tenantA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,13 +259,13 @@ func TestLedger_DurableAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lease after reopen: %v", err)
 	}
-	if got.SubjectID != "d1" || got.TokenHash != TokenHash(tok) || !got.ExpiresAt.Equal(lease.ExpiresAt) {
+	if got.SubjectID != "d1" || got.TokenHash != license.TokenHash(tok) || !got.ExpiresAt.Equal(lease.ExpiresAt) {
 		t.Errorf("lease after reopen: got %+v, want %+v", got, lease)
 	}
 	if _, _, err := l2.Acquire(ctx, m, entOne, "device", "d2", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Errorf("seat after reopen: got %v, want conflict (seat still held)", err)
 	}
-	if err := l2.VerifyAudit(ctx); err != nil {
+	if _, err := mustState(t, db2).VerifyAudit(ctx); err != nil {
 		t.Errorf("VerifyAudit after reopen: %v", err)
 	}
 	if _, err := l2.Lease(ctx, "lea_0000000000000000000000000z"); catalog.ErrorCode(err) != catalog.ENOTFOUND {
@@ -286,14 +287,11 @@ func TestNewLedger_RejectsBadArgs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewLedger(db, tc.mirror, tc.key, tc.tenant)
+			_, err := mustState(t, db).Ledger(tc.mirror, tc.key, tc.tenant)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstring) {
 				t.Fatalf("got %v, want an error about %s", err, tc.wantErrSubstring)
 			}
 		})
-	}
-	if _, err := NewLedger(nil, mirror1, mirror1Key, tenantA); err == nil {
-		t.Error("nil db: got nil error")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -309,7 +307,7 @@ func TestNewLedger_RejectsBadArgs(t *testing.T) {
 func TestLedgerAcquire_ConcurrentSameSubject(t *testing.T) {
 	l, _, _ := newTestLedger(t)
 	m := testManifest(t)
-	v, err := NewVerifierFromManifest(vendorKeys(), tenantA, m)
+	v, err := license.NewVerifierFromManifest(vendorKeys(), tenantA, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +325,7 @@ func TestLedgerAcquire_ConcurrentSameSubject(t *testing.T) {
 				errs[i] = err
 				return
 			}
-			c, err := Verify(tok, v, t0)
+			c, err := license.Verify(tok, v, t0)
 			switch {
 			case err != nil:
 				errs[i] = err

@@ -1,10 +1,8 @@
-package license
+package state
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,29 +54,5 @@ func BenchmarkLedgerAcquire(b *testing.B) {
 	runClients(b, func(i int64) error {
 		_, _, err := l.Acquire(ctx, m, entBig, "machine", fmt.Sprintf("host-%d", i), t0)
 		return err
-	})
-}
-
-// BenchmarkHandlerAcquire: the same over HTTP on loopback.
-func BenchmarkHandlerAcquire(b *testing.B) {
-	srv, _, _ := newTestServer(b)
-	tr := &http.Transport{MaxIdleConnsPerHost: clients}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
-	body := []byte(`{"entitlement_id":"` + entBig + `","subject_type":"machine"}`)
-	runClients(b, func(i int64) error {
-		req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v1/leases/host-%d", srv.URL, i), bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
 	})
 }

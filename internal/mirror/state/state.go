@@ -1,8 +1,11 @@
-// Package mirror holds the mirror daemon's durable state (a bbolt file:
-// held snapshots, the current pointer, the last sync result) and its HTTP
-// server, which serves the held snapshot and its artifacts from the blob
-// cache. Syncing lives in internal/sync; this package never fetches.
-package mirror
+// Package state owns the mirror daemon's durable state, one bbolt file
+// (mirror.db): the held snapshots and the current pointer, the last sync
+// result, the mirror's identity, the offline lease ledger and the mirror's
+// hash-chained audit log. Every other package goes through its methods;
+// the bbolt handle is never handed out. A snapshot commit and the audit
+// event recording it, a lease and its audit event, each commit in one
+// transaction.
+package state
 
 import (
 	"encoding/binary"
@@ -15,7 +18,9 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	bbolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -76,9 +81,9 @@ type State struct {
 	retain int
 }
 
-// OpenState opens (creating) the state file at path. It fails at once with
+// Open opens (creating) the state file at path. It fails at once with
 // ErrLocked when another process holds it. retain <= 0 means DefaultRetain.
-func OpenState(path string, retain int) (*State, error) {
+func Open(path string, retain int) (*State, error) {
 	if retain <= 0 {
 		retain = DefaultRetain
 	}
@@ -86,7 +91,7 @@ func OpenState(path string, retain int) (*State, error) {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 200 * time.Millisecond})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bbolterrors.ErrTimeout) {
 		return nil, ErrLocked
 	}
 	if err != nil {
@@ -106,10 +111,6 @@ func OpenState(path string, retain int) (*State, error) {
 	}
 	return &State{db: db, retain: retain}, nil
 }
-
-// DB is the underlying bbolt handle, for packages that keep their own
-// buckets in the mirror's file (licence leases and seats).
-func (s *State) DB() *bbolt.DB { return s.db }
 
 // Close closes the file.
 func (s *State) Close() error { return s.db.Close() }
@@ -170,17 +171,27 @@ func DecodeManifest(env []byte) (*snapshot.Manifest, error) {
 	return &m, nil
 }
 
-// Commit records a verified snapshot and makes it current in one
-// transaction, then drops snapshots beyond the retention window. The
-// caller must have every artifact the snapshot needs in the cache.
-func (s *State) Commit(env []byte, m *snapshot.Manifest, hash string, channels []string, now time.Time) error {
-	return s.commit(env, m, hash, channels, now, nil)
+// Commit is a verified snapshot to hold.
+type Commit struct {
+	Envelope []byte
+	Manifest *snapshot.Manifest
+	Hash     string
+	Channels []string // nil: every channel
+	Now      time.Time
+	// Event, when not nil, is appended to the mirror's audit log in the
+	// commit's transaction: both commit or neither does.
+	Event *catalog.AuditEvent
 }
 
-func (s *State) commit(env []byte, m *snapshot.Manifest, hash string, channels []string, now time.Time, also CommitFunc) error {
+// Commit records a verified snapshot and makes it current in one
+// transaction (with its audit event), then drops snapshots beyond the
+// retention window. The caller must have every artifact the snapshot
+// needs in the cache.
+func (s *State) Commit(c Commit) error {
+	m := c.Manifest
 	rec := Record{
-		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: hash,
-		VerifiedAt: now.UTC(), ExpiresAt: m.ExpiresAt, Channels: channels,
+		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: c.Hash,
+		VerifiedAt: c.Now.UTC(), ExpiresAt: m.ExpiresAt, Channels: c.Channels,
 	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
@@ -196,14 +207,14 @@ func (s *State) commit(env []byte, m *snapshot.Manifest, hash string, channels [
 		if err := tx.Bucket(bktSnapshots).Put(k, raw); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bktEnvelopes).Put(k, env); err != nil {
+		if err := tx.Bucket(bktEnvelopes).Put(k, c.Envelope); err != nil {
 			return err
 		}
 		if err := meta.Put(keyCurrent, k); err != nil {
 			return err
 		}
-		if also != nil {
-			if err := also(tx); err != nil {
+		if c.Event != nil {
+			if err := appendAudit(tx, c.Event); err != nil {
 				return err
 			}
 		}

@@ -1,4 +1,4 @@
-package license
+package state
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 )
 
 // auditTypes lists the event types of l's audit log in order.
@@ -22,7 +23,7 @@ func auditTypes(t testing.TB, l *Ledger) []string {
 	if err := l.ExportAudit(context.Background(), &buf); err != nil {
 		t.Fatal(err)
 	}
-	events, err := VerifyAuditExport(&buf, l.PublicKey(), 1<<30)
+	events, err := license.VerifyAuditExport(&buf, l.PublicKey(), 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func exportFixture(t *testing.T) (*Ledger, []string) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Release(ctx, entAuto, "b", t0.Add(time.Minute)); err != nil {
+	if err := l.Release(ctx, entAuto, "", "b", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -60,7 +61,7 @@ func TestExportAudit_RoundTrip(t *testing.T) {
 	if len(lines) != 5 {
 		t.Fatalf("got %d lines, want 4 events and a trailer", len(lines))
 	}
-	x, err := ReadAuditExport(strings.NewReader(strings.Join(lines, "\n")+"\n"), l.PublicKey(), 1<<20)
+	x, err := license.ReadAuditExport(strings.NewReader(strings.Join(lines, "\n")+"\n"), l.PublicKey(), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestExportAudit_RoundTrip(t *testing.T) {
 	if err := empty.ExportAudit(context.Background(), &buf); err != nil {
 		t.Fatal(err)
 	}
-	if evs, err := VerifyAuditExport(&buf, empty.PublicKey(), 1<<20); err != nil || len(evs) != 0 {
+	if evs, err := license.VerifyAuditExport(&buf, empty.PublicKey(), 1<<20); err != nil || len(evs) != 0 {
 		t.Errorf("empty export: got %d events, %v", len(evs), err)
 	}
 }
@@ -125,7 +126,7 @@ func TestVerifyAuditExport_RefusesTampering(t *testing.T) {
 	}
 	otherTrailer := func() []string {
 		out := append([]string(nil), lines...)
-		var tr AuditTrailer
+		var tr license.AuditTrailer
 		if err := json.Unmarshal([]byte(out[len(out)-1]), &tr); err != nil {
 			t.Fatal(err)
 		}
@@ -157,8 +158,8 @@ func TestVerifyAuditExport_RefusesTampering(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := VerifyAuditExport(strings.NewReader(strings.Join(tc.lines, "\n")+"\n"), l.PublicKey(), 1<<20)
-			if !errors.Is(err, ErrAuditExport) {
+			_, err := license.VerifyAuditExport(strings.NewReader(strings.Join(tc.lines, "\n")+"\n"), l.PublicKey(), 1<<20)
+			if !errors.Is(err, license.ErrAuditExport) {
 				t.Fatalf("got %v, want ErrAuditExport", err)
 			}
 			if !strings.Contains(err.Error(), tc.wantMsg) {
@@ -175,14 +176,14 @@ func TestVerifyAuditExport_RefusesTampering(t *testing.T) {
 	}
 	t.Run("too large", func(t *testing.T) {
 		in := strings.Join(lines, "\n") + "\n"
-		_, err := VerifyAuditExport(strings.NewReader(in), l.PublicKey(), int64(len(in)-1))
-		if !errors.Is(err, ErrAuditExport) || !strings.Contains(err.Error(), "larger than") {
+		_, err := license.VerifyAuditExport(strings.NewReader(in), l.PublicKey(), int64(len(in)-1))
+		if !errors.Is(err, license.ErrAuditExport) || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("got %v, want a size error", err)
 		}
 	})
 	t.Run("other mirror's key", func(t *testing.T) {
-		_, err := VerifyAuditExport(strings.NewReader(strings.Join(lines, "\n")+"\n"), pub(mirror2Key), 1<<20)
-		if !errors.Is(err, ErrAuditExport) {
+		_, err := license.VerifyAuditExport(strings.NewReader(strings.Join(lines, "\n")+"\n"), pub(mirror2Key), 1<<20)
+		if !errors.Is(err, license.ErrAuditExport) {
 			t.Fatalf("got %v, want ErrAuditExport", err)
 		}
 	})
@@ -197,11 +198,11 @@ func TestVerifyAudit_NamesFirstBrokenLink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.VerifyAudit(ctx); err != nil {
+	if _, err := mustState(t, db).VerifyAudit(ctx); err != nil {
 		t.Fatalf("intact chain: %v", err)
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(AuditBucket)
+		b := tx.Bucket(bucketAudit)
 		var ev catalog.AuditEvent
 		if err := json.Unmarshal(b.Get(seqKey(2)), &ev); err != nil {
 			return err
@@ -213,7 +214,7 @@ func TestVerifyAudit_NamesFirstBrokenLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.VerifyAudit(ctx)
+	_, err = mustState(t, db).VerifyAudit(ctx)
 	var bl *audit.BrokenLinkError
 	if !errors.As(err, &bl) || bl.Seq != 2 {
 		t.Fatalf("got %v, want a broken link at event 2", err)

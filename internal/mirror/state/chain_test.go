@@ -1,4 +1,4 @@
-package license
+package state
 
 import (
 	"bytes"
@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
 func signSnapshot(t *testing.T, m *snapshot.Manifest, k ed25519.PrivateKey) []byte {
 	t.Helper()
-	env, err := snapshot.Sign(m, []snapshot.Signer{{KeyID: KeyID(pub(k)), Key: k}})
+	env, err := snapshot.Sign(m, []snapshot.Signer{{KeyID: license.KeyID(pub(k)), Key: k}})
 	if err != nil {
 		t.Fatalf("sign snapshot: %v", err)
 	}
@@ -61,20 +62,20 @@ func TestVerify_AlongTheChain(t *testing.T) {
 		envelope  []byte
 		trust     snapshot.Trust
 		now       time.Time
-		wantChain error // from NewChainVerifier
-		wantLease error // from Verify
+		wantChain error // from license.NewChainVerifier
+		wantLease error // from license.Verify
 	}{
 		{"valid chain", env, trust, t0.Add(time.Minute), nil, nil},
-		{"snapshot no longer lists the mirror key", signSnapshot(t, withoutMirror1, vendorKey), trust, t0, nil, ErrUnknownMirrorKey},
+		{"snapshot no longer lists the mirror key", signSnapshot(t, withoutMirror1, vendorKey), trust, t0, nil, license.ErrUnknownMirrorKey},
 		{"snapshot signed by a rogue vendor key", signSnapshot(t, m, rogueKey), trust, t0, snapshot.ErrVerification, nil},
 		{"tampered snapshot", tampered, trust, t0, snapshot.ErrVerification, nil},
 		{"snapshot of another tenant", env, snapshot.Trust{Keys: vendorKeys(), Threshold: 1, TenantID: tenantB}, t0, snapshot.ErrVerification, nil},
 		{"snapshot expired", env, trust, m.ExpiresAt, snapshot.ErrVerification, nil},
-		{"lease expired", env, trust, t0.Add(3*time.Hour + time.Second), nil, ErrExpired},
+		{"lease expired", env, trust, t0.Add(3*time.Hour + time.Second), nil, license.ErrExpired},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := NewChainVerifier(tc.trust, tc.envelope, nil, tc.now)
+			v, err := license.NewChainVerifier(tc.trust, tc.envelope, nil, tc.now)
 			if tc.wantChain != nil {
 				if !errors.Is(err, tc.wantChain) {
 					t.Fatalf("NewChainVerifier: got %v, want %v", err, tc.wantChain)
@@ -84,7 +85,7 @@ func TestVerify_AlongTheChain(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewChainVerifier: %v", err)
 			}
-			c, err := Verify(tok, v, tc.now)
+			c, err := license.Verify(tok, v, tc.now)
 			if tc.wantLease != nil {
 				if !errors.Is(err, tc.wantLease) {
 					t.Fatalf("Verify: got %v, want %v", err, tc.wantLease)

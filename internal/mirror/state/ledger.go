@@ -1,4 +1,4 @@
-package license
+package state
 
 import (
 	"context"
@@ -11,20 +11,18 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
-// Buckets of the mirror's bbolt that the ledger owns. AuditBucket is the
-// mirror's audit log, shared with whoever else records mirror events (use
-// AppendAudit in their own transaction).
+// Buckets of the mirror's bbolt that the ledger owns.
 var (
-	bucketLeases   = []byte("license_leases")   // lease_id -> lease JSON
-	bucketSubjects = []byte("license_subjects") // eid \x00 subject_id -> lease_id
-	bucketActive   = []byte("license_active")   // eid \x00 exp(8, BE) lease_id -> present
-	bucketCounts   = []byte("license_counts")   // eid -> entries in license_active (8, BE)
-	AuditBucket    = []byte("mirror_audit")     // seq (8, BE) -> audit event JSON
+	bucketLeases     = []byte("license_leases")         // lease_id -> lease JSON
+	bucketSubjects   = []byte("license_subject_leases") // SubjectKey -> lease_id
+	bucketSubjectsV1 = []byte("license_subjects")       // eid \x00 subject_id -> lease_id (before subject types were keyed)
+	bucketActive     = []byte("license_active")         // eid \x00 exp(8, BE) lease_id -> present
+	bucketCounts     = []byte("license_counts")         // eid -> entries in license_active (8, BE)
 )
 
 // Audit event types of the ledger.
@@ -34,8 +32,9 @@ const (
 	EventLeaseReleased = "lease.released"
 )
 
-// Ledger hands out offline leases on a mirror: seats enforced and every
-// lease recorded in the mirror's bbolt before it answers.
+// Ledger hands out offline leases on a mirror: admission by license.Admit,
+// seats enforced and every lease recorded in the mirror's bbolt (with its
+// audit event) before it answers.
 type Ledger struct {
 	db       *bolt.DB
 	mirrorID string
@@ -45,12 +44,12 @@ type Ledger struct {
 	commits  *groupCommit
 }
 
-// NewLedger opens the ledger over the mirror's db, creating its buckets.
-// key is the mirror's signing key, the one its snapshot's mirror_keys lists.
-func NewLedger(db *bolt.DB, mirrorID string, key ed25519.PrivateKey, tenantID string) (*Ledger, error) {
+// Ledger opens the lease ledger over the mirror's state, creating its
+// buckets. key is the mirror's signing key, the one its snapshot's
+// mirror_keys lists.
+func (s *State) Ledger(mirrorID string, key ed25519.PrivateKey, tenantID string) (*Ledger, error) {
+	db := s.db
 	switch {
-	case db == nil:
-		return nil, errors.New("new ledger: nil db")
 	case !catalog.ValidID(catalog.PrefixMirror, mirrorID):
 		return nil, fmt.Errorf("new ledger: %q is not a mirror id", mirrorID)
 	case !catalog.ValidID(catalog.PrefixTenant, tenantID):
@@ -59,19 +58,19 @@ func NewLedger(db *bolt.DB, mirrorID string, key ed25519.PrivateKey, tenantID st
 		return nil, errors.New("new ledger: key is not an ed25519 private key")
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLeases, bucketSubjects, bucketActive, bucketCounts, AuditBucket} {
+		for _, b := range [][]byte{bucketLeases, bucketSubjects, bucketActive, bucketCounts, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		return migrateSubjects(tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new ledger: %w", err)
 	}
 	return &Ledger{
 		db: db, mirrorID: mirrorID, tenantID: tenantID, key: key,
-		kid:     KeyID(key.Public().(ed25519.PublicKey)),
+		kid:     license.KeyID(key.Public().(ed25519.PublicKey)),
 		commits: &groupCommit{db: db},
 	}, nil
 }
@@ -93,7 +92,7 @@ func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementI
 	if err := catalog.ValidateEnum("subject_type", subjectType, catalog.SubjectTypes); err != nil {
 		return nil, "", err
 	}
-	if err := ValidateSubjectID("subject_id", subjectID); err != nil {
+	if err := license.ValidateSubjectID("subject_id", subjectID); err != nil {
 		return nil, "", err
 	}
 	g, err := l.grant(m, entitlementID, subjectType, subjectID, now)
@@ -131,9 +130,9 @@ func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementI
 // grantInfo is what the held manifest lets this mirror hand out for one
 // entitlement, worked out before the transaction.
 type grantInfo struct {
-	ent    *snapshot.Entitlement
-	policy *catalog.EntitlementPolicy
-	seats  int
+	ent       *snapshot.Entitlement
+	policy    *catalog.EntitlementPolicy
+	admission license.Admission // without Held and Active, filled in the transaction
 }
 
 // grant checks the held manifest allows a lease of entitlementID to the
@@ -149,9 +148,6 @@ func (l *Ledger) grant(m *snapshot.Manifest, entitlementID, subjectType, subject
 		// Tokens signed now would not verify along the chain.
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "the held snapshot expired at %s; sync the mirror", m.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if m.Tenant.Status != catalog.TenantActive {
-		return nil, catalog.Errorf(catalog.EFORBIDDEN, "tenant %s is %s", m.TenantID, m.Tenant.Status)
-	}
 	var ent *snapshot.Entitlement
 	for i := range m.Entitlements {
 		if m.Entitlements[i].EntitlementID == entitlementID {
@@ -162,30 +158,36 @@ func (l *Ledger) grant(m *snapshot.Manifest, entitlementID, subjectType, subject
 	if ent == nil {
 		return nil, catalog.NotFound("entitlement", entitlementID)
 	}
-	if now.Before(ent.StartsAt) || (ent.EndsAt != nil && !now.Before(*ent.EndsAt)) {
-		return nil, catalog.Errorf(catalog.EFORBIDDEN, "entitlement %s is not current (starts_at %s)", entitlementID, ent.StartsAt.UTC().Format(time.RFC3339))
-	}
 	p, err := catalog.ParseEntitlementPolicy(ent.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("entitlement %s: %w", entitlementID, err)
 	}
-	seats := p.MirrorSeats[l.mirrorID]
-	if seats < 1 {
-		return nil, catalog.Errorf(catalog.EFORBIDDEN, "entitlement %s delegates no seats to mirror %s (policy mirror_seats)", entitlementID, l.mirrorID)
+	a := admissionOf(m, ent, p, subjectType, subjectID)
+	a.Limit = p.MirrorSeats[l.mirrorID]
+	a.Now = now
+	// Eligibility is checked here, before signing; capacity again in the
+	// transaction.
+	if _, err := license.Admit(a); err != nil && catalog.ErrorCode(err) == catalog.EFORBIDDEN {
+		return nil, err
 	}
-	if p.SeatAssignmentMode == catalog.SeatsExplicit && !assigned(m, entitlementID, subjectType, subjectID) {
-		return nil, catalog.Errorf(catalog.EFORBIDDEN, "%s %q holds no seat assignment of entitlement %s (explicit mode)", subjectType, subjectID, entitlementID)
-	}
-	return &grantInfo{ent: ent, policy: p, seats: seats}, nil
+	return &grantInfo{ent: ent, policy: p, admission: a}, nil
 }
 
-func assigned(m *snapshot.Manifest, eid, subjectType, subjectID string) bool {
+// admissionOf is what the held manifest says about a lease of ent to the
+// subject.
+func admissionOf(m *snapshot.Manifest, ent *snapshot.Entitlement, p *catalog.EntitlementPolicy, subjectType, subjectID string) license.Admission {
+	a := license.Admission{
+		EntitlementID: ent.EntitlementID, StartsAt: ent.StartsAt, EndsAt: ent.EndsAt, Policy: p,
+		TenantID: m.TenantID, TenantStatus: m.Tenant.Status,
+		SubjectType: subjectType, SubjectID: subjectID,
+	}
 	for _, s := range m.SeatAssignments {
-		if s.EntitlementID == eid && s.SubjectID == subjectID && s.SubjectType == subjectType && s.RevokedAt == nil {
-			return true
+		if s.EntitlementID == ent.EntitlementID && s.SubjectID == subjectID && s.SubjectType == subjectType && s.RevokedAt == nil {
+			a.SeatAssigned = true
+			break
 		}
 	}
-	return false
+	return a
 }
 
 // acquireTx does the acquire in tx. A domain error (no seat, ...) comes
@@ -193,58 +195,45 @@ func assigned(m *snapshot.Manifest, eid, subjectType, subjectID string) bool {
 func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectType, subjectID string, now time.Time) (lease *catalog.Lease, token string, domErr, err error) {
 	eid := g.ent.EntitlementID
 	subjects := tx.Bucket(bucketSubjects)
-	skey := subjectKey(eid, subjectID)
+	skey := license.SubjectKey(eid, subjectType, subjectID)
 	prev, err := l.leaseByID(tx, string(subjects.Get(skey)))
 	if err != nil {
 		return nil, "", nil, err
 	}
-	iat, exp := g.term(now)
-	event := EventLeaseIssued
-	switch {
-	case prev != nil && prev.Active(now):
-		if prev.SubjectType != subjectType {
-			return nil, "", catalog.Errorf(catalog.ECONFLICT, "subject %q holds a lease of entitlement %s as %s, not %s", subjectID, eid, prev.SubjectType, subjectType), nil
-		}
-		// A newer snapshot may delegate fewer seats: renewals beyond the
-		// limit are refused so the leases out drain down to it. Counted
-		// before anything is written, the renewed lease included.
-		n, err := l.holding(tx, eid, now, g.seats+1)
-		if err != nil {
+	a := g.admission
+	a.Held = prev
+	if prev != nil && !prev.Active(now) {
+		// Expired but not yet purged: it no longer holds a seat.
+		if err := l.dropActive(tx, prev); err != nil {
 			return nil, "", nil, err
 		}
-		if n > g.seats {
-			return nil, "", catalog.Errorf(catalog.ECONFLICT, "entitlement %s now delegates %d seats to mirror %s and %d leases are out: the lease of %q is not renewed", eid, g.seats, l.mirrorID, n, subjectID), nil
-		}
+	}
+	if a.Active, err = l.holding(tx, eid, now, a.Limit); err != nil {
+		return nil, "", nil, err
+	}
+	d, domErr := license.Admit(a)
+	if domErr != nil {
+		return nil, "", domErr, nil
+	}
+	event := EventLeaseIssued
+	if d.Renew {
 		event = EventLeaseRenewed
 		if err := l.dropActive(tx, prev); err != nil {
 			return nil, "", nil, err
 		}
 		lease = prev
-		lease.IssuedAt, lease.ExpiresAt = iat, exp
+		lease.IssuedAt, lease.ExpiresAt = d.IssuedAt, d.ExpiresAt
 		if pre.renew && pre.leaseID == lease.LeaseID {
 			token = pre.token
 		}
-	default:
-		if prev != nil {
-			// Expired but not yet purged: it no longer holds a seat.
-			if err := l.dropActive(tx, prev); err != nil {
-				return nil, "", nil, err
-			}
-		}
-		n, err := l.holding(tx, eid, now, g.seats)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		if n >= g.seats {
-			return nil, "", catalog.Errorf(catalog.ECONFLICT, "all %d seats of entitlement %s on mirror %s are taken", g.seats, eid, l.mirrorID), nil
-		}
+	} else {
 		leaseID := catalog.NewID(catalog.PrefixLease)
 		if !pre.renew {
 			leaseID, token = pre.leaseID, pre.token
 		}
 		lease = &catalog.Lease{
 			LeaseID: leaseID, EntitlementID: eid, TenantID: l.tenantID,
-			SubjectType: subjectType, SubjectID: subjectID, IssuedAt: iat, ExpiresAt: exp,
+			SubjectType: subjectType, SubjectID: subjectID, IssuedAt: d.IssuedAt, ExpiresAt: d.ExpiresAt,
 		}
 	}
 	if token == "" {
@@ -254,7 +243,7 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 			return nil, "", nil, err
 		}
 	}
-	lease.TokenHash = TokenHash(token)
+	lease.TokenHash = license.TokenHash(token)
 	if err := l.putLease(tx, lease); err != nil {
 		return nil, "", nil, err
 	}
@@ -273,17 +262,6 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 	return lease, token, nil, nil
 }
 
-// term is a lease's issued_at and expires_at at now: seconds, and never
-// past the entitlement's end.
-func (g *grantInfo) term(now time.Time) (iat, exp time.Time) {
-	iat = time.Unix(now.Unix(), 0).UTC()
-	exp = iat.Add(time.Duration(g.policy.LeaseTTL))
-	if g.ent.EndsAt != nil && exp.After(*g.ent.EndsAt) {
-		exp = time.Unix(ceilUnix(*g.ent.EndsAt), 0).UTC()
-	}
-	return iat, exp
-}
-
 // presigned is a token signed before the transaction for the lease the
 // subject will most likely get, so that signing runs in parallel instead
 // of inside the serialized write transaction.
@@ -296,7 +274,7 @@ type presigned struct {
 func (l *Ledger) presign(g *grantInfo, subjectType, subjectID string, now time.Time) (*presigned, error) {
 	p := &presigned{}
 	err := l.db.View(func(tx *bolt.Tx) error {
-		prev, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(subjectKey(g.ent.EntitlementID, subjectID))))
+		prev, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(license.SubjectKey(g.ent.EntitlementID, subjectType, subjectID))))
 		if err != nil {
 			return err
 		}
@@ -317,36 +295,77 @@ func (l *Ledger) presign(g *grantInfo, subjectType, subjectID string, now time.T
 
 // sign issues the token of a lease of g at now.
 func (l *Ledger) sign(g *grantInfo, leaseID, subjectType, subjectID string, now time.Time) (string, error) {
-	iat, exp := g.term(now)
+	iat, exp := license.Term(g.policy, g.ent.EndsAt, time.Time{}, now)
 	features := g.policy.Features
 	if features == nil {
 		features = []string{}
 	}
-	return Issue(Claims{
+	return license.Issue(license.Claims{
 		LeaseID: leaseID, EntitlementID: g.ent.EntitlementID, TenantID: l.tenantID, ProductID: g.ent.ProductID,
 		SubjectType: subjectType, SubjectID: subjectID, Features: features,
 		IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(), Grace: int64(time.Duration(g.policy.OfflineGrace) / time.Second),
-		KeyID: l.kid, Issuer: issuerMirrorPrefix + l.mirrorID,
+		KeyID: l.kid, Issuer: license.MirrorIssuer(l.mirrorID),
 	}, l.key)
 }
 
+// migrateSubjects re-keys a ledger written before subjects were keyed
+// with their type (SubjectKey).
+func migrateSubjects(tx *bolt.Tx) error {
+	old := tx.Bucket(bucketSubjectsV1)
+	if old == nil {
+		return nil
+	}
+	subjects, leases := tx.Bucket(bucketSubjects), tx.Bucket(bucketLeases)
+	err := old.ForEach(func(_, id []byte) error {
+		var lease catalog.Lease
+		if err := json.Unmarshal(leases.Get(id), &lease); err != nil {
+			return fmt.Errorf("migrate lease %s: %w", id, err)
+		}
+		return subjects.Put(license.SubjectKey(lease.EntitlementID, lease.SubjectType, lease.SubjectID), id)
+	})
+	if err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bucketSubjectsV1)
+}
+
 // Release ends the subject's active lease of entitlementID, freeing its
-// seat. No active lease is ENOTFOUND.
-func (l *Ledger) Release(ctx context.Context, entitlementID, subjectID string, now time.Time) error {
+// seat. No active lease is ENOTFOUND. An empty subjectType releases the
+// subject's one active lease whatever its type (EINVALID if it holds
+// leases as several types).
+func (l *Ledger) Release(ctx context.Context, entitlementID, subjectType, subjectID string, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := ValidateSubjectID("subject_id", subjectID); err != nil {
+	if err := license.ValidateSubjectID("subject_id", subjectID); err != nil {
 		return err
+	}
+	types := catalog.SubjectTypes
+	if subjectType != "" {
+		if err := catalog.ValidateEnum("subject_type", subjectType, catalog.SubjectTypes); err != nil {
+			return err
+		}
+		types = []string{subjectType}
 	}
 	var domErr error
 	err := l.commits.do(func(tx *bolt.Tx) error {
 		domErr = nil
-		lease, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(subjectKey(entitlementID, subjectID))))
-		if err != nil {
-			return err
+		var lease *catalog.Lease
+		for _, st := range types {
+			held, err := l.leaseByID(tx, string(tx.Bucket(bucketSubjects).Get(license.SubjectKey(entitlementID, st, subjectID))))
+			if err != nil {
+				return err
+			}
+			if held == nil || !held.Active(now) {
+				continue
+			}
+			if lease != nil {
+				domErr = catalog.Invalid("subject_type", "is required: %q holds leases of entitlement %s as %s and %s", subjectID, entitlementID, lease.SubjectType, held.SubjectType)
+				return nil
+			}
+			lease = held
 		}
-		if lease == nil || !lease.Active(now) {
+		if lease == nil {
 			domErr = catalog.Errorf(catalog.ENOTFOUND, "subject %q holds no active lease of entitlement %q", subjectID, entitlementID)
 			return nil
 		}
@@ -516,45 +535,11 @@ func (l *Ledger) audit(tx *bolt.Tx, eventType string, lease *catalog.Lease, prod
 	if err != nil {
 		return err
 	}
-	return AppendAudit(tx, &catalog.AuditEvent{
+	return appendAudit(tx, &catalog.AuditEvent{
 		EventID: catalog.NewID(catalog.PrefixEvent), TenantID: l.tenantID,
 		ActorType: catalog.ActorMirror, ActorID: l.mirrorID, EventType: eventType,
 		Payload: payload, CreatedAt: now.UTC(),
 	})
-}
-
-// AppendAudit seals ev as the successor of the last event in the mirror's
-// audit log and appends it, in the caller's transaction (so the event
-// commits with the change it records). It fills in Seq, PrevHash, Hash.
-func AppendAudit(tx *bolt.Tx, ev *catalog.AuditEvent) error {
-	b, err := tx.CreateBucketIfNotExists(AuditBucket)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
-	var prev *catalog.AuditEvent
-	if k, v := b.Cursor().Last(); k != nil {
-		var head struct {
-			Seq  int64  `json:"seq"`
-			Hash string `json:"hash"`
-		}
-		if err := json.Unmarshal(v, &head); err != nil {
-			return fmt.Errorf("append audit: decode head: %w", err)
-		}
-		prev = &catalog.AuditEvent{Seq: head.Seq, Hash: head.Hash}
-	}
-	audit.Seal(prev, ev)
-	v, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
-	return b.Put(seqKey(ev.Seq), v)
-}
-
-func subjectKey(eid, subjectID string) []byte {
-	k := make([]byte, 0, len(eid)+1+len(subjectID))
-	k = append(k, eid...)
-	k = append(k, 0)
-	return append(k, subjectID...)
 }
 
 func activeKey(lease *catalog.Lease) []byte {
@@ -577,8 +562,6 @@ func activeExpiry(k []byte, n int) int64 {
 // present is the value of index entries: bbolt's Get cannot tell an
 // empty value from a missing key.
 var present = []byte{1}
-
-func seqKey(seq int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(seq)) }
 
 func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)

@@ -1,17 +1,18 @@
-package mirror
+package state
 
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/snapshot"
 )
 
 var keyMirrorID = []byte("mirror_id")
+
+// ErrNoMirrorID means the mirror does not know its own id yet.
+var ErrNoMirrorID = errors.New("mirror id unknown: sync once from the control plane, or set mirror_id in the config (mirror init --mirror-id)")
 
 // ErrOtherMirror means the state already belongs to another mirror id:
 // its leases and audit chain were written as that mirror.
@@ -47,22 +48,4 @@ func (s *State) MirrorID() (string, error) {
 		return "", fmt.Errorf("read mirror id: %w", err)
 	}
 	return id, nil
-}
-
-// CommitFunc runs inside a snapshot commit's transaction, so what it
-// writes (an audit event) commits with the snapshot or not at all.
-type CommitFunc func(tx *bbolt.Tx) error
-
-// CommitWith is Commit with also run in the same transaction.
-func (s *State) CommitWith(env []byte, m *snapshot.Manifest, hash string, channels []string, now time.Time, also CommitFunc) error {
-	return s.commit(env, m, hash, channels, now, also)
-}
-
-// Manifest returns the manifest of the snapshot being served, or nil.
-func (s *Server) Manifest() *snapshot.Manifest {
-	v := s.cur.Load()
-	if v == nil || v.held == nil {
-		return nil
-	}
-	return v.held.Manifest
 }

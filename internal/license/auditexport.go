@@ -3,15 +3,12 @@ package license
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
@@ -49,86 +46,6 @@ type AuditExport struct {
 	HeadHash string
 	Count    int64
 	Events   []*catalog.AuditEvent
-}
-
-// ExportAudit writes the mirror's audit chain as JSON lines, one event a
-// line in chain order, then the signed trailer. It verifies the chain as
-// it goes and refuses to export a broken one.
-func (l *Ledger) ExportAudit(ctx context.Context, w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var v audit.Verifier
-	err := l.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, func(raw []byte) error {
-			if _, err := bw.Write(raw); err != nil {
-				return err
-			}
-			return bw.WriteByte('\n')
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("export audit: %w", err)
-	}
-	head := ""
-	if h := v.Head(); h != nil {
-		head = h.Hash
-	}
-	tr := AuditTrailer{MirrorID: l.mirrorID, HeadHash: head, Count: v.Count()}
-	tr.Sig = ed25519.Sign(l.key, AuditSignedBytes(tr.MirrorID, tr.HeadHash, tr.Count))
-	b, err := json.Marshal(&tr)
-	if err != nil {
-		return fmt.Errorf("export audit: %w", err)
-	}
-	if _, err := bw.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("export audit: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("export audit: %w", err)
-	}
-	return nil
-}
-
-// VerifyAudit walks the mirror's audit chain and names the first broken
-// link (an *audit.BrokenLinkError in the chain), for `mirror audit verify`.
-func (l *Ledger) VerifyAudit(ctx context.Context) error {
-	var v audit.Verifier
-	err := l.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, nil)
-	})
-	if err != nil {
-		return fmt.Errorf("verify audit (%d events good): %w", v.Count(), err)
-	}
-	return nil
-}
-
-// walkAudit verifies every stored event in order with v, calling fn with
-// each event's stored bytes.
-func walkAudit(ctx context.Context, tx *bolt.Tx, v *audit.Verifier, fn func([]byte) error) error {
-	b := tx.Bucket(AuditBucket)
-	if b == nil {
-		return nil
-	}
-	c := b.Cursor()
-	for k, raw := c.First(); k != nil; k, raw = c.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var ev catalog.AuditEvent
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return &audit.BrokenLinkError{Seq: v.Count() + 1, Reason: "undecodable event: " + err.Error()}
-		}
-		if !bytes.Equal(k, seqKey(ev.Seq)) {
-			return &audit.BrokenLinkError{Seq: ev.Seq, EventID: ev.EventID, Reason: "stored under another sequence"}
-		}
-		if err := v.Next(&ev); err != nil {
-			return err
-		}
-		if fn != nil {
-			if err := fn(raw); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // VerifyAuditExport reads an export (at most maxBytes), walks the chain,

@@ -1,0 +1,283 @@
+package mirror
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	gosync "sync"
+	"time"
+
+	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/daemon"
+	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/sync"
+)
+
+// Config is what a Mirror daemon needs; cmd/mirror builds it from
+// mirror.yaml.
+type Config struct {
+	DBPath  string // mirror.db
+	Retain  int    // snapshots kept (0: state.DefaultRetain)
+	DataDir string // the blob cache's root
+	Listen  string // host:port; ":0" picks a port (Addr tells which)
+
+	// Source is where syncs come from; nil for a mirror fed by bundles
+	// only.
+	Source sync.Source
+	// Sync tunes the syncer; OnResult, OnCommit and AuditExport are set by
+	// the Mirror.
+	Sync         sync.Config
+	SyncInterval time.Duration
+	// InboxDir is watched every InboxInterval for bundles to import ("":
+	// no inbox).
+	InboxDir      string
+	InboxInterval time.Duration
+	// GCInterval runs the cache GC (0: never).
+	GCInterval time.Duration
+	// ShutdownTimeout bounds the wait for in-flight requests on Close.
+	ShutdownTimeout time.Duration
+
+	ServeExpired bool
+	ClientTokens []string
+	Updates      UpdateBuilder
+
+	// MirrorID is the configured id ("": the one the control plane
+	// reported). TenantID and Key (the mirror's signing key, loaded when
+	// the first lease is asked for) feed the lease ledger.
+	MirrorID string
+	TenantID string
+	Key      func() (ed25519.PrivateKey, error)
+
+	Logger *slog.Logger
+}
+
+// Mirror is the mirror daemon: it owns the state, the cache, the HTTP
+// server, the syncer, the inbox watcher and the cache GC. Run runs them
+// as the parts of one daemon.Group; Close stops them, joins every one,
+// and only then closes the state.
+type Mirror struct {
+	cfg    Config
+	log    *slog.Logger
+	st     *state.State
+	cache  *cache.Cache
+	srv    *Server
+	syncer *sync.Syncer
+	ln     net.Listener
+	hs     *http.Server
+	// inflight joins the request handlers: http.Server.Close does not
+	// wait for them.
+	inflight gosync.WaitGroup
+
+	mu      gosync.Mutex
+	cancel  context.CancelFunc // Run's, nil when not running
+	done    chan struct{}      // closed when Run returns
+	closed  bool
+	closeMu gosync.Mutex
+}
+
+// Open opens the state (failing at once with state.ErrLocked when another
+// process holds it), the cache, builds the server and the syncer and
+// listens. Nothing runs until Run.
+func Open(ctx context.Context, cfg Config) (*Mirror, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 5 * time.Minute
+	}
+	st, err := state.Open(cfg.DBPath, cfg.Retain)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mirror{cfg: cfg, log: cfg.Logger, st: st}
+	if err := m.build(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Mirror) build() error {
+	cfg := m.cfg
+	c, err := cache.Open(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	m.cache = c
+	leases := NewLeases(m.st, cfg.MirrorID, cfg.TenantID, cfg.Key)
+	m.srv, err = NewServer(Options{
+		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
+		Updates: cfg.Updates, Leases: leases, Logger: m.log,
+	})
+	if err != nil {
+		return err
+	}
+	sc := cfg.Sync
+	sc.Logger, sc.MirrorID, sc.AuditExport = m.log, cfg.MirrorID, leases.ExportAudit
+	sc.OnResult = m.srv.ObserveSync
+	sc.OnCommit = func() {
+		if err := m.srv.Reload(); err != nil {
+			m.log.Error("reload after commit", "err", err)
+		}
+	}
+	m.syncer = sync.New(cfg.Source, m.st, c, sc)
+	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	m.hs = &http.Server{
+		Handler:           m.track(m.srv.Handler()),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	}
+	return nil
+}
+
+// track counts a request in m.inflight while its handler runs.
+func (m *Mirror) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.inflight.Add(1)
+		defer m.inflight.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Addr is the address the mirror listens on.
+func (m *Mirror) Addr() net.Addr { return m.ln.Addr() }
+
+// Syncer is the mirror's syncer (for one-shot commands and tests).
+func (m *Mirror) Syncer() *sync.Syncer { return m.syncer }
+
+// Run serves and syncs until ctx is done, Close is called or a part
+// fails, and returns once every part has stopped. A stop asked for (ctx
+// cancelled, Close) is not an error.
+func (m *Mirror) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	m.mu.Lock()
+	if m.cancel != nil || m.closed {
+		m.mu.Unlock()
+		cancel()
+		return errors.New("mirror: already running or closed")
+	}
+	m.cancel, m.done = cancel, make(chan struct{})
+	m.mu.Unlock()
+	defer close(m.done)
+	defer cancel()
+
+	g := daemon.NewGroup(ctx)
+	g.Go("http", m.serve)
+	if m.cfg.Source != nil {
+		g.Go("sync", func(ctx context.Context) error {
+			m.syncer.Run(ctx, m.cfg.SyncInterval)
+			return ctx.Err()
+		})
+	}
+	if m.cfg.InboxDir != "" {
+		inbox := &sync.Inbox{Dir: m.cfg.InboxDir, Syncer: m.syncer, Interval: m.cfg.InboxInterval, Logger: m.log}
+		g.Go("inbox", func(ctx context.Context) error {
+			inbox.Run(ctx)
+			return ctx.Err()
+		})
+	}
+	if m.cfg.GCInterval > 0 {
+		g.Go("gc", m.gc)
+	}
+	m.log.Info("mirror serving", "listen", m.Addr().String(), "source", sourceName(m.cfg.Source))
+	err := g.Wait()
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	if err != nil {
+		m.log.Warn("mirror stopped", "err", err)
+	}
+	return nil
+}
+
+// serve runs the HTTP server until ctx is done, then shuts it down
+// within ShutdownTimeout (in-flight requests finish, or are cut) and
+// waits for every handler.
+func (m *Mirror) serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- m.hs.Serve(m.ln) }()
+	select {
+	case err := <-errc:
+		m.inflight.Wait()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.ShutdownTimeout)
+	defer cancel()
+	err := m.hs.Shutdown(sctx)
+	if err != nil {
+		// Requests still running past the deadline: cut their
+		// connections, so their handlers fail their writes and return.
+		m.hs.Close()
+		m.log.Warn("shutdown deadline passed; connections closed", "err", err)
+	}
+	<-errc // Serve returned http.ErrServerClosed
+	m.inflight.Wait()
+	return ctx.Err()
+}
+
+// gc runs the cache GC every GCInterval.
+func (m *Mirror) gc(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if rep, err := m.syncer.GC(ctx); err != nil {
+				m.log.Error("gc", "err", err)
+			} else if rep.Removed > 0 {
+				m.log.Info("gc", "removed", rep.Removed, "bytes", rep.Bytes)
+			}
+		}
+	}
+}
+
+// Close stops Run if it runs and waits (at most until ctx is done) for
+// every part to return, then closes the state. It is safe to call more
+// than once. When ctx ends first, the state stays open (a part still
+// uses it) and Close returns ctx's error.
+func (m *Mirror) Close(ctx context.Context) error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	cancel, done := m.cancel, m.done
+	if cancel == nil {
+		m.closed = true // never ran: nothing to join
+	}
+	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("close mirror: parts still running: %w", ctx.Err())
+		}
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+	} else {
+		m.ln.Close()
+	}
+	return m.st.Close()
+}
+
+func sourceName(s sync.Source) string {
+	if s == nil {
+		return "none"
+	}
+	return s.Name()
+}

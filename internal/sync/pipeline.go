@@ -1,0 +1,74 @@
+package sync
+
+import (
+	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/snapshot"
+)
+
+// The one sync pipeline. Every way a snapshot reaches the mirror (the
+// control plane over HTTP, a bucket, an upstream mirror: Once; an offline
+// bundle, by hand or from the inbox: Import) goes through the same steps:
+//
+//	stage:  verify the envelope against the trust and the held snapshot,
+//	        then work out the artifacts the mirror needs from it
+//	        (nothing is looked at before the envelope verifies);
+//	fill:   the source-specific step, bringing the needed artifacts into
+//	        the cache (download with resume, or ingest from the bundle);
+//	commit: ready (not expired meanwhile, every needed artifact in the
+//	        cache at its signed size), then the snapshot and the audit
+//	        event recording it in one state transaction.
+
+// candidate is a verified snapshot on its way to being held.
+type candidate struct {
+	env  []byte
+	m    *snapshot.Manifest
+	hash string
+	ch   []string // channels it is held for
+	need []snapshot.Artifact
+	held *state.Held // the snapshot held when it was staged, or nil
+}
+
+// stage is the pipeline's verify → needed.
+func (s *Syncer) stage(env []byte, held *state.Held, ch []string) (*candidate, error) {
+	var hv *snapshot.Held
+	if held != nil {
+		hv = &snapshot.Held{Sequence: held.Sequence, Hash: held.Hash}
+	}
+	m, err := snapshot.Verify(env, s.cfg.Trust, hv, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &candidate{env: env, m: m, hash: snapshot.Hash(env), ch: ch, need: state.Needed(m, ch), held: held}, nil
+}
+
+// unchanged reports whether the candidate is the snapshot already held.
+func (c *candidate) unchanged() bool { return c.held != nil && c.hash == c.held.Hash }
+
+// commit is the pipeline's ready → commit. eventType names the audit
+// event; fetched and bytes are what the fill step brought in.
+func (s *Syncer) commit(c *candidate, eventType, source string, fetched int, bytes int64) error {
+	// A long download or import can outlive the snapshot's expiry.
+	if err := s.ready(c.m, c.need); err != nil {
+		return err
+	}
+	ev := snapshotEvent{
+		SnapshotID: c.m.SnapshotID, Sequence: c.m.Sequence, Hash: c.hash, Source: source,
+		Channels: c.ch, Fetched: fetched, Bytes: bytes,
+	}
+	if c.held != nil {
+		ev.PreviousSequence = c.held.Sequence
+	}
+	event, err := s.commitEvent(eventType, ev)
+	if err != nil {
+		return err
+	}
+	err = s.st.Commit(state.Commit{Envelope: c.env, Manifest: c.m, Hash: c.hash, Channels: c.ch, Now: s.cfg.Now(), Event: event})
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("snapshot committed", "source", source, "snapshot_id", c.m.SnapshotID, "sequence", c.m.Sequence, "fetched", fetched, "bytes", bytes)
+	if s.cfg.OnCommit != nil {
+		s.cfg.OnCommit()
+	}
+	return nil
+}
