@@ -276,4 +276,3 @@ func (b *Builder) build(ctx context.Context, prev *State, docs map[string]docSta
 	}
 	return next, files, nil
 }
-
