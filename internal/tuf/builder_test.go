@@ -32,7 +32,7 @@ func normalise(t *testing.T, m *snapshot.Manifest) *snapshot.Manifest {
 
 func TestBuilder_RoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name                         string
+		name                       string
 		products, releases, perBin int
 	}{
 		{"no bins", 3, 10, 0},

@@ -2,6 +2,7 @@ package tuf
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -22,6 +24,7 @@ var (
 	ErrExpired        = errors.New("metadata has expired")
 	ErrTooLarge       = errors.New("file exceeds its size cap")
 	ErrOutsideRole    = errors.New("target outside the paths delegated to its role")
+	ErrTargetMismatch = errors.New("target bytes do not match their signed length and hash")
 )
 
 // Limits cap every file the client fetches (endless-data attack). A
@@ -628,4 +631,55 @@ func findRole(d *metadata.Delegations, name string) *metadata.DelegatedRole {
 		}
 	}
 	return nil
+}
+
+// VerifyArtifact streams r (an artifact's bytes) through sha256, reading
+// at most t.Length+1 bytes, and refuses bytes of another length or hash.
+// It copies what it reads to w (nil to discard).
+func VerifyArtifact(w io.Writer, r io.Reader, t Target) error {
+	if w == nil {
+		w = io.Discard
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, t.Length+1))
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", t.Path, err)
+	}
+	if n != t.Length {
+		if n > t.Length {
+			return fmt.Errorf("verify %s: more than %d bytes: %w", t.Path, t.Length, ErrTooLarge)
+		}
+		return fmt.Errorf("verify %s: %d bytes, want %d: %w", t.Path, n, t.Length, ErrTargetMismatch)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != t.SHA256 {
+		return fmt.Errorf("verify %s: sha256 %s, want %s: %w", t.Path, got, t.SHA256, ErrTargetMismatch)
+	}
+	return nil
+}
+
+// Target returns the artifact target at path as the verified repository
+// lists it (found through the delegations, as a TUF client would).
+func (r *Repository) Target(path string) (Target, error) {
+	pid, _, ok := strings.Cut(path, "/")
+	if !ok {
+		return Target{}, fmt.Errorf("target %s: %w", path, ErrNotFound)
+	}
+	pr := r.Roles[ProductRole(pid)]
+	if pr == nil {
+		return Target{}, fmt.Errorf("target %s: %w", path, ErrNotFound)
+	}
+	tf := pr.Signed.Targets[path]
+	if tf == nil && pr.Signed.Delegations != nil && pr.Signed.Delegations.SuccinctRoles != nil {
+		if rs := pr.Signed.Delegations.SuccinctRoles.GetRolesForTarget(path); len(rs) == 1 && r.Roles[rs[0].Name] != nil {
+			tf = r.Roles[rs[0].Name].Signed.Targets[path]
+		}
+	}
+	if tf == nil || tf.Custom == nil {
+		return Target{}, fmt.Errorf("target %s: %w", path, ErrNotFound)
+	}
+	t := Target{Path: path, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"])}
+	if err := json.Unmarshal(*tf.Custom, &t.Custom); err != nil {
+		return Target{}, fmt.Errorf("target %s: custom: %w", path, err)
+	}
+	return t, nil
 }
