@@ -154,7 +154,7 @@ func addTarget(pid, path string, tf *metadata.TargetFiles, releases map[string]*
 	if rel == nil {
 		rel = &snapshot.Release{
 			ReleaseID: c.Release, ProductID: c.Product, Channel: c.Channel, Version: c.Version,
-			PublishedAt: c.PublishedAt.UTC(), Status: c.Status, RevokedAt: c.RevokedAt, Metadata: c.ReleaseMetadata,
+			PublishedAt: c.PublishedAt.UTC(), Status: c.Status, RevokedAt: c.RevokedAt, Metadata: json.RawMessage(c.ReleaseMetadata),
 			Artifacts: []snapshot.ReleaseArtifact{},
 		}
 		if len(rel.Metadata) == 0 {

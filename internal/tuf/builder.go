@@ -236,42 +236,54 @@ func (b *Builder) build(ctx context.Context, prev *State, docs map[string]docSta
 	next.snapMeta = meta
 	snapChanged := prev.snapshot.version == 0 || !maps.Equal(prev.snapMeta, meta) || prev.snapshot.expires.Before(now.Add(o.TimestampTTL))
 	if snapChanged {
-		s := metadata.Snapshot(now.Add(o.SnapshotTTL))
-		s.Signed.Version = prev.snapshot.version + 1
-		s.Signed.UnrecognizedFields = map[string]any{TenantField: b.TenantID}
-		s.Signed.Meta = make(map[string]*metadata.MetaFiles, len(meta))
-		for role, v := range meta {
-			s.Signed.Meta[role+".json"] = &metadata.MetaFiles{Version: v}
+		version, expires := prev.snapshot.version+1, now.Add(o.SnapshotTTL)
+		var data []byte
+		var err error
+		if canon, ok := fastSnapshot(version, expires, b.TenantID, meta); ok {
+			data, err = envelope(ctx, canon, b.Keys.Snapshot)
+		} else {
+			s := metadata.Snapshot(expires)
+			s.Signed.Version = version
+			s.Signed.UnrecognizedFields = map[string]any{TenantField: b.TenantID}
+			s.Signed.Meta = make(map[string]*metadata.MetaFiles, len(meta))
+			for role, v := range meta {
+				s.Signed.Meta[role+".json"] = &metadata.MetaFiles{Version: v}
+			}
+			if err = sign(ctx, s, b.Keys.Snapshot...); err == nil {
+				data, err = encode(s)
+			}
 		}
-		if err := sign(ctx, s, b.Keys.Snapshot...); err != nil {
+		if err != nil {
 			return nil, nil, fmt.Errorf("build tenant %s: snapshot: %w", b.TenantID, err)
 		}
-		data, err := encode(s)
-		if err != nil {
-			return nil, nil, err
-		}
-		next.snapshot = roleState{name: metadata.SNAPSHOT, version: s.Signed.Version, expires: s.Signed.Expires, data: data}
+		next.snapshot = roleState{name: metadata.SNAPSHOT, version: version, expires: expires, data: data}
 		files = append(files, File{Path: MetadataPath(metadata.SNAPSHOT, next.snapshot.version), Data: data})
 	}
 
 	// Timestamp: when the snapshot changed, on a refresh, or when half of
 	// its validity has passed.
 	if snapChanged || forceTimestamp || prev.timestamp.version == 0 || prev.timestamp.expires.Before(now.Add(o.TimestampTTL/2)) {
-		ts := metadata.Timestamp(now.Add(o.TimestampTTL))
-		ts.Signed.Version = prev.timestamp.version + 1
-		ts.Signed.UnrecognizedFields = map[string]any{TenantField: b.TenantID}
+		version, expires := prev.timestamp.version+1, now.Add(o.TimestampTTL)
 		h := sha256.Sum256(next.snapshot.data)
-		ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": {
-			Version: next.snapshot.version, Length: int64(len(next.snapshot.data)), Hashes: metadata.Hashes{"sha256": h[:]},
-		}}
-		if err := sign(ctx, ts, b.Keys.Timestamp...); err != nil {
+		var data []byte
+		var err error
+		if canon, ok := fastTimestamp(version, expires, b.TenantID, next.snapshot.version, int64(len(next.snapshot.data)), h[:]); ok {
+			data, err = envelope(ctx, canon, b.Keys.Timestamp)
+		} else {
+			ts := metadata.Timestamp(expires)
+			ts.Signed.Version = version
+			ts.Signed.UnrecognizedFields = map[string]any{TenantField: b.TenantID}
+			ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": {
+				Version: next.snapshot.version, Length: int64(len(next.snapshot.data)), Hashes: metadata.Hashes{"sha256": h[:]},
+			}}
+			if err = sign(ctx, ts, b.Keys.Timestamp...); err == nil {
+				data, err = encode(ts)
+			}
+		}
+		if err != nil {
 			return nil, nil, fmt.Errorf("build tenant %s: timestamp: %w", b.TenantID, err)
 		}
-		data, err := encode(ts)
-		if err != nil {
-			return nil, nil, err
-		}
-		next.timestamp = roleState{name: metadata.TIMESTAMP, version: ts.Signed.Version, expires: ts.Signed.Expires, data: data}
+		next.timestamp = roleState{name: metadata.TIMESTAMP, version: version, expires: expires, data: data}
 		files = append(files, File{Path: MetadataPath(metadata.TIMESTAMP, 0), Data: data})
 	}
 	return next, files, nil

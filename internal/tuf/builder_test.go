@@ -46,6 +46,9 @@ func TestBuilder_RoundTrip(t *testing.T) {
 				ReleaseID: "rel_zempty", ProductID: want.Products[0].ProductID, Channel: "beta", Version: "0.0.1",
 				PublishedAt: snapshottest.Now, Status: "ACTIVE", Metadata: json.RawMessage(`{"notes":"x"}`), Artifacts: []snapshot.ReleaseArtifact{},
 			})
+			// Release metadata with a float and characters JSON escapes
+			// takes the slow signing path of its bin.
+			want.Releases[0].Metadata = json.RawMessage(`{"notes":"a<b & \u2028","x":1.5}`)
 			f.build(want)
 			c := f.client(NewMemStore(), f.rootData)
 			if _, err := c.Update(context.Background()); err != nil {

@@ -1,7 +1,6 @@
 package tuf
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -80,21 +79,23 @@ func TargetPath(target, sha256hex string) string {
 // its release and the artifact, enough to rebuild the manifest and to
 // bind an update answer to the query.
 type Custom struct {
-	Release         string          `json:"release"`
-	Product         string          `json:"product"`
-	Channel         string          `json:"channel"`
-	Version         string          `json:"version"`
-	Platform        string          `json:"platform"`
-	Arch            string          `json:"arch"`
-	InstallerType   string          `json:"installer_type"`
-	Status          string          `json:"status"`
-	Artifact        string          `json:"artifact"`
-	ReleaseArtifact string          `json:"release_artifact"`
-	SourceType      string          `json:"source_type,omitempty"`
-	RequiresAdmin   bool            `json:"requires_admin,omitempty"`
-	PublishedAt     time.Time       `json:"published_at"`
-	RevokedAt       *time.Time      `json:"revoked_at,omitempty"`
-	ReleaseMetadata json.RawMessage `json:"release_metadata,omitempty"`
+	// Fields in the order of their JSON names: the encoding is then
+	// canonical JSON as it stands (fastBin).
+	Arch            string     `json:"arch"`
+	Artifact        string     `json:"artifact"`
+	Channel         string     `json:"channel"`
+	InstallerType   string     `json:"installer_type"`
+	Platform        string     `json:"platform"`
+	Product         string     `json:"product"`
+	PublishedAt     time.Time  `json:"published_at"`
+	Release         string     `json:"release"`
+	ReleaseArtifact string     `json:"release_artifact"`
+	ReleaseMetadata string     `json:"release_metadata,omitempty"` // JSON text: canonical JSON has no floats
+	RequiresAdmin   bool       `json:"requires_admin,omitempty"`
+	RevokedAt       *time.Time `json:"revoked_at,omitempty"`
+	SourceType      string     `json:"source_type,omitempty"`
+	Status          string     `json:"status"`
+	Version         string     `json:"version"`
 }
 
 // parseMetaName splits "<role>.json" from snapshot meta.

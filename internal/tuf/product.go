@@ -223,6 +223,14 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 				continue
 			}
 			nb := roleState{name: b.name, version: b.version + 1, expires: now.Add(ps.opts.TTL), entries: groups[i]}
+			if canon, ok := fastBin(nb.version, nb.expires, nb.entries); ok {
+				if nb.data, err = envelope(ctx, canon, ps.signers); err != nil {
+					return nil, fmt.Errorf("update product %s: %w", p.ProductID, err)
+				}
+				*b = nb
+				files = append(files, File{Path: MetadataPath(nb.name, nb.version), Data: nb.data})
+				continue
+			}
 			t := metadata.Targets(nb.expires)
 			t.Signed.Version = nb.version
 			for _, e := range nb.entries {
@@ -341,7 +349,7 @@ func artifactEntry(r *snapshot.Release, ra *snapshot.ReleaseArtifact, a *snapsho
 		RequiresAdmin: ra.RequiresAdmin, PublishedAt: r.PublishedAt, RevokedAt: r.RevokedAt,
 	}
 	if len(r.Metadata) > 0 && string(r.Metadata) != "{}" && string(r.Metadata) != "null" {
-		c.ReleaseMetadata = r.Metadata
+		c.ReleaseMetadata = string(r.Metadata)
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
