@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -173,5 +174,37 @@ func addTarget(pid, path string, tf *metadata.TargetFiles, releases map[string]*
 		return fmt.Errorf("target %s: artifact %s listed with different bytes", path, c.Artifact)
 	}
 	artifacts[c.Artifact] = a
+	return nil
+}
+
+// Fresh applies the one expiry rule the mirror and the client share: a
+// repository may be used at now only while its root, timestamp, snapshot
+// and every targets role reached are unexpired. Past that, Update must
+// bring a newer timestamp (or a bundle must) before anything is served
+// or installed from it.
+func (r *Repository) Fresh(now time.Time) error {
+	if r == nil || r.Root == nil || r.Timestamp == nil || r.Snapshot == nil {
+		return errors.New("fresh: no verified repository")
+	}
+	check := func(role string, exp time.Time) error {
+		if now.After(exp) {
+			return fmt.Errorf("fresh: %s expired at %s: %w", role, exp.UTC().Format(time.RFC3339), ErrExpired)
+		}
+		return nil
+	}
+	if err := check("root", r.Root.Signed.Expires); err != nil {
+		return err
+	}
+	if err := check("timestamp", r.Timestamp.Signed.Expires); err != nil {
+		return err
+	}
+	if err := check("snapshot", r.Snapshot.Signed.Expires); err != nil {
+		return err
+	}
+	for name, t := range r.Roles {
+		if err := check(name, t.Signed.Expires); err != nil {
+			return err
+		}
+	}
 	return nil
 }

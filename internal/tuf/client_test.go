@@ -2,10 +2,12 @@ package tuf
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 )
@@ -97,4 +99,27 @@ func TestClient_Changes(t *testing.T) {
 			t.Fatalf("products %v, %v", got.Products, err)
 		}
 	})
+}
+
+func TestRepository_Fresh(t *testing.T) {
+	f := newFixture(t, snapshottest.TenantID, ProductOptions{})
+	f.build(view(1, 3, 1))
+	c := f.client(NewMemStore(), f.rootData)
+	if _, err := c.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		after time.Duration
+		want  error
+	}{
+		{"within the timestamp's validity", 23 * time.Hour, nil},
+		{"past it", 25 * time.Hour, ErrExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.Repository().Fresh(f.now.Add(tc.after)); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
 }
