@@ -226,7 +226,13 @@ func (c *Client) loadLocal(ctx context.Context) (*local, error) {
 		if data == nil {
 			continue
 		}
-		if t, err := metadata.Targets().FromBytes(data); err == nil {
+		var t *Targets
+		if fr, ok := fastParse(data); ok {
+			t = fr.t
+		} else if t, err = metadata.Targets().FromBytes(data); err != nil {
+			t = nil
+		}
+		if t != nil {
 			l.roles[role] = t
 			for path, tf := range t.Signed.Targets {
 				if tf.Custom == nil && checkName(storeDoc(path)) == nil {
@@ -483,7 +489,28 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 		if err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
-		t, err := tm.UpdateDelegatedTargets(data, role, parent)
+		var t *Targets
+		if parent != metadata.ROOT {
+			if fr, ok := fastParse(data); ok {
+				handled, err := verifyFast(fr, tm.Targets[parent], role, mf.Version, now)
+				if handled && err == nil {
+					err = mf.VerifyLengthHashes(data)
+				}
+				if handled {
+					if err != nil {
+						if errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+							err = fmt.Errorf("%w: %w", ErrExpired, err)
+						}
+						return fmt.Errorf("update: role %s v%d: %w", role, mf.Version, err)
+					}
+					t = fr.t
+					tm.Targets[role] = t
+				}
+			}
+		}
+		if t == nil {
+			t, err = tm.UpdateDelegatedTargets(data, role, parent)
+		}
 		if err != nil {
 			if errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 				err = fmt.Errorf("%w: %w", ErrExpired, err)

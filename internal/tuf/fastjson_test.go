@@ -2,8 +2,10 @@ package tuf
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -61,5 +63,61 @@ func TestFastCanonical_MatchesGoTUF(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("checked %d files", checked)
+	}
+}
+
+// TestVerifyFast_Refuses checks the fast targets verification against
+// the refusals of go-tuf's UpdateDelegatedTargets.
+func TestVerifyFast_Refuses(t *testing.T) {
+	f := newFixture(t, snapshottest.TenantID, ProductOptions{PerBin: 4})
+	m := view(1, 30, 1)
+	files := f.build(m)
+	pid := m.Products[0].ProductID
+	var parent *Targets
+	var binPath string
+	for _, x := range files {
+		if x.Path == MetadataPath(ProductRole(pid), 1) {
+			var err error
+			if parent, err = metadata.Targets().FromBytes(x.Data); err != nil {
+				t.Fatal(err)
+			}
+		} else if strings.Contains(x.Path, ".p-") && binPath == "" {
+			binPath = x.Path
+		}
+	}
+	role := strings.TrimSuffix(strings.TrimPrefix(binPath, "metadata/1."), ".json")
+	genuine := f.repo.get(binPath)
+	if _, ok := fastParse(genuine); !ok {
+		t.Fatalf("fastParse refused a generated bin %s", binPath)
+	}
+	otherKey := testSigner(t, 77)
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		role    string
+		version int64
+		now     time.Time
+		want    error
+	}{
+		{"genuine", genuine, role, 1, f.now, nil},
+		{"wrong version", genuine, role, 2, f.now, &metadata.ErrBadVersionNumber{}},
+		{"expired", genuine, role, 1, f.now.Add(400 * 24 * time.Hour), &metadata.ErrExpiredMetadata{}},
+		{"not delegated", genuine, ProductRole("prd_other") + "-00", 1, f.now, &metadata.ErrValue{}},
+		{"signed by another key", resign(t, f, binPath, func(*metadata.Metadata[metadata.TargetsType]) {}, otherKey), role, 1, f.now, &metadata.ErrUnsignedMetadata{}},
+		{"bad signature", []byte(strings.Replace(string(genuine), `"sig":"`, `"sig":"00`, 1)), role, 1, f.now, &metadata.ErrUnsignedMetadata{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok := fastParse(tc.data)
+			if !ok {
+				t.Fatal("fastParse refused")
+			}
+			handled, err := verifyFast(r, parent, tc.role, tc.version, tc.now)
+			if !handled {
+				t.Fatal("not handled")
+			}
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
