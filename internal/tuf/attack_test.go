@@ -95,6 +95,19 @@ func TestClient_Attacks(t *testing.T) {
 			}, f.product))
 			return f.client(NewMemStore(), f.rootData)
 		}, ErrOutsideRole},
+		{"endless data: a product role delegating to 2^30 bins", func(t *testing.T, f *fixture, m *snapshot.Manifest, c *Client) *Client {
+			m.Products[0].Name = "renamed" // the product role changes
+			var role string
+			for _, x := range f.build(m) {
+				if r, ok := roleOfPath(x.Path); ok && r == ProductRole(m.Products[0].ProductID) {
+					role = x.Path
+				}
+			}
+			f.repo.set(role, resign(t, f, role, func(x *metadata.Metadata[metadata.TargetsType]) {
+				x.Signed.Delegations.SuccinctRoles.BitLength = 30
+			}, f.product))
+			return c
+		}, ErrTooLarge},
 		{"rollback: an older timestamp after a restart", func(t *testing.T, f *fixture, m *snapshot.Manifest, c *Client) *Client {
 			old := f.repo.get("metadata/timestamp.json")
 			addRelease(m, 0, 1)

@@ -17,6 +17,10 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 )
 
+// maxBitLength caps succinct hashed bins at 65,536 per role (the builder
+// uses at most 16 bits).
+const maxBitLength = 16
+
 // Client errors; each wraps what go-tuf reported when there is more.
 var (
 	ErrNotInitialised = errors.New("no trusted root: initialise the client with the tenant's root")
@@ -528,6 +532,11 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 	roles[role] = t
 	if d := t.Signed.Delegations; d != nil {
 		if d.SuccinctRoles != nil {
+			// Refuse a bin count that would exhaust memory before the
+			// snapshot is even consulted (a compromised product key).
+			if bl := d.SuccinctRoles.BitLength; bl < 1 || bl > maxBitLength {
+				return fmt.Errorf("update: role %s: %d-bit hashed bins, at most %d: %w", role, bl, maxBitLength, ErrTooLarge)
+			}
 			for _, name := range d.SuccinctRoles.GetRoles() {
 				if err := c.walk(ctx, tm, l, name, role, discard, fetched, roles, now, ch); err != nil {
 					return err
