@@ -376,7 +376,7 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 
 	// 4. Targets roles, walking the delegations: a role is fetched only
 	// when the snapshot names a version other than the one held.
-	fetched := map[string][]byte{}
+	fetched := map[string]bool{}
 	roles := map[string]*Targets{}
 	if err := c.walk(ctx, tm, l, metadata.TARGETS, metadata.ROOT, rotated(metadata.TARGETS), fetched, roles, now, ch); err != nil {
 		return nil, err
@@ -417,14 +417,10 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 		}
 	}
 
-	// Everything verified: persist, the timestamp last.
+	// Everything verified: persist (the roles already are), the
+	// timestamp last.
 	for _, path := range docFetched {
 		if err := c.store.Put(ctx, storeDoc(path), docs[path]); err != nil {
-			return nil, fmt.Errorf("update: %w", err)
-		}
-	}
-	for _, role := range slices.Sorted(maps.Keys(fetched)) {
-		if err := c.store.Put(ctx, storeRole(role), fetched[role]); err != nil {
 			return nil, fmt.Errorf("update: %w", err)
 		}
 	}
@@ -459,7 +455,7 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 
 // walk loads role (delegated by parent) and, recursively, the roles it
 // delegates to.
-func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, l *local, role, parent string, discard bool, fetched map[string][]byte, roles map[string]*Targets, now time.Time, ch *Changes) error {
+func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, l *local, role, parent string, discard bool, fetched map[string]bool, roles map[string]*Targets, now time.Time, ch *Changes) error {
 	if _, seen := roles[role]; seen {
 		return fmt.Errorf("update: role %s delegated twice", role)
 	}
@@ -526,7 +522,14 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 				return err
 			}
 		}
-		fetched[role] = data
+		// A verified role is persisted at once (its bytes need not stay
+		// in memory): the store's roles count only at the version the
+		// stored snapshot names, so a newer one stored ahead of its
+		// snapshot is harmless if this update fails later.
+		if err := c.store.Put(ctx, storeRole(role), data); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		fetched[role] = true
 	}
 	t := tm.Targets[role]
 	roles[role] = t
@@ -586,7 +589,7 @@ func (c *Client) checkTenant(role string, fields map[string]any) error {
 
 // diffTargets reports the artifact targets of fetched roles (and of
 // roles no longer reachable) that were added, changed or removed.
-func diffTargets(oldRoles, newRoles map[string]*Targets, fetched map[string][]byte, ch *Changes) {
+func diffTargets(oldRoles, newRoles map[string]*Targets, fetched map[string]bool, ch *Changes) {
 	before := map[string]*metadata.TargetFiles{}
 	after := map[string]*metadata.TargetFiles{}
 	affected := func(role string) bool {
