@@ -388,7 +388,16 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 	// 5. Documents whose hash changed.
 	docs := map[string][]byte{}
 	var docFetched []string
-	for _, role := range slices.Sorted(maps.Keys(roles)) {
+	// Documents are listed by the top-level targets (the tenant's) and
+	// the product roles; bins hold artifacts only, and a document-like
+	// target (no custom field) there is ignored.
+	docRoles := []string{metadata.TARGETS}
+	if d := roles[metadata.TARGETS].Signed.Delegations; d != nil {
+		for _, r := range d.Roles {
+			docRoles = append(docRoles, r.Name)
+		}
+	}
+	for _, role := range docRoles {
 		for _, path := range slices.Sorted(maps.Keys(roles[role].Signed.Targets)) {
 			tf := roles[role].Signed.Targets[path]
 			if tf.Custom != nil {
