@@ -49,7 +49,7 @@ func resign[T metadata.Roles](t *testing.T, f *fixture, path string, edit func(*
 func binOfFiles(t *testing.T, files []File) string {
 	t.Helper()
 	for _, x := range files {
-		if strings.Contains(x.Path, ".p-") && strings.Count(x.Path, "-") >= 2 {
+		if strings.Contains(x.Path, ".b-") {
 			return x.Path
 		}
 	}

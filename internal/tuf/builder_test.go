@@ -92,7 +92,7 @@ func TestBuilder_ChangeInProportion(t *testing.T) {
 	t.Run("one release: one bin, snapshot, timestamp", func(t *testing.T) {
 		addRelease(m, 1, 1)
 		got := paths(f.build(m))
-		if len(got) != 3 || !strings.HasPrefix(got[0], "metadata/") || !strings.Contains(got[0], ".p-"+m.Products[1].ProductID+"-") ||
+		if len(got) != 3 || !strings.HasPrefix(got[0], "metadata/") || !strings.Contains(got[0], "."+BinPrefix(m.Products[1].ProductID)+"-") ||
 			!strings.HasSuffix(got[1], ".snapshot.json") || got[2] != "metadata/timestamp.json" {
 			t.Fatalf("got %v, want one bin of product 2, the snapshot and the timestamp", got)
 		}
@@ -136,7 +136,7 @@ func TestBuilder_SharedProducts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range paths(files) {
-		if strings.Contains(p, ".p-") {
+		if strings.Contains(p, ".p-") || strings.Contains(p, ".b-") {
 			t.Fatalf("second tenant re-signed product metadata %s", p)
 		}
 	}

@@ -42,7 +42,7 @@ func TestClient_Changes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ch.Roles) != 1 || !strings.HasPrefix(ch.Roles[0], ProductRole(m.Products[2].ProductID)+"-") {
+		if len(ch.Roles) != 1 || !strings.HasPrefix(ch.Roles[0], BinPrefix(m.Products[2].ProductID)+"-") {
 			t.Fatalf("roles %v, want one bin of product 3", ch.Roles)
 		}
 		if len(ch.Targets) != 1 || ch.Targets[0].Custom.Release != "rel_new001" || ch.Targets[0].Custom.Version != "9.0.1" || len(ch.Documents) != 0 {

@@ -45,7 +45,7 @@ func TestFastCanonical_MatchesGoTUF(t *testing.T) {
 			if md, err = metadata.Snapshot().FromBytes(x.Data); err == nil {
 				got, err = canonical(md)
 			}
-		case strings.Count(x.Path, "-") >= 2: // a bin
+		case strings.Contains(x.Path, ".b-"): // a bin
 			var md *metadata.Metadata[metadata.TargetsType]
 			if md, err = metadata.Targets().FromBytes(x.Data); err == nil {
 				got, err = canonical(md)
@@ -81,7 +81,7 @@ func TestVerifyFast_Refuses(t *testing.T) {
 			if parent, err = metadata.Targets().FromBytes(x.Data); err != nil {
 				t.Fatal(err)
 			}
-		} else if strings.Contains(x.Path, ".p-") && binPath == "" {
+		} else if strings.Contains(x.Path, ".b-") && binPath == "" {
 			binPath = x.Path
 		}
 	}
@@ -102,7 +102,7 @@ func TestVerifyFast_Refuses(t *testing.T) {
 		{"genuine", genuine, role, 1, f.now, nil},
 		{"wrong version", genuine, role, 2, f.now, &metadata.ErrBadVersionNumber{}},
 		{"expired", genuine, role, 1, f.now.Add(400 * 24 * time.Hour), &metadata.ErrExpiredMetadata{}},
-		{"not delegated", genuine, ProductRole("prd_other") + "-00", 1, f.now, &metadata.ErrValue{}},
+		{"not delegated", genuine, BinPrefix("prd_other") + "-00", 1, f.now, &metadata.ErrValue{}},
 		{"signed by another key", resign(t, f, binPath, func(*metadata.Metadata[metadata.TargetsType]) {}, otherKey), role, 1, f.now, &metadata.ErrUnsignedMetadata{}},
 		{"bad signature", []byte(strings.Replace(string(genuine), `"sig":"`, `"sig":"00`, 1)), role, 1, f.now, &metadata.ErrUnsignedMetadata{}},
 	} {

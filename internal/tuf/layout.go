@@ -1,6 +1,8 @@
 package tuf
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -47,6 +49,14 @@ const productDocName = "product.json"
 
 // ProductRole is the delegated role of a product.
 func ProductRole(productID string) string { return productRolePrefix + productID }
+
+// BinPrefix is the name prefix of a product's hashed bins:
+// "b-" and 12 hex digits of sha256(product id). Bins are listed in every
+// snapshot, so their names are kept short whatever the id's length.
+func BinPrefix(productID string) string {
+	h := sha256.Sum256([]byte(productID))
+	return "b-" + hex.EncodeToString(h[:6])
+}
 
 // ProductDoc is the target path of a product's document.
 func ProductDoc(productID string) string { return productID + "/" + productDocName }

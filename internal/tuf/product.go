@@ -34,7 +34,8 @@ type ProductOptions struct {
 	// a role is re-signed with a new version once less than TTL/4 is left.
 	TTL time.Duration
 	// PerBin is the number of artifact targets a hashed bin aims at
-	// (default 64). A product with at most 2*PerBin targets has no bins;
+	// (default 128: with 100,000 releases the one-release change is
+	// smallest there, bin and snapshot together). A product with at most 2*PerBin targets has no bins;
 	// a larger one has 2^k bins with k = ceil(log2(targets/PerBin)), and is
 	// re-binned (every bin re-shipped once) only when the average exceeds
 	// 4*PerBin.
@@ -46,7 +47,7 @@ func (o ProductOptions) withDefaults() ProductOptions {
 		o.TTL = 365 * 24 * time.Hour
 	}
 	if o.PerBin <= 0 {
-		o.PerBin = 64
+		o.PerBin = 128
 	}
 	return o
 }
@@ -62,6 +63,7 @@ type ProductSet struct {
 
 	mu       sync.Mutex
 	products map[string]*productState
+	prefixes map[string]string // bin prefix -> product id
 }
 
 // productState is the current signed metadata of one product.
@@ -118,7 +120,7 @@ func NewProductSet(o ProductOptions, signers ...Signer) (*ProductSet, error) {
 		}
 		keys[s.KeyID()] = k
 	}
-	return &ProductSet{signers: signers, keys: keys, opts: o.withDefaults(), products: map[string]*productState{}}, nil
+	return &ProductSet{signers: signers, keys: keys, opts: o.withDefaults(), products: map[string]*productState{}, prefixes: map[string]string{}}, nil
 }
 
 // productDoc is the document of a product: its record and the releases
@@ -174,6 +176,10 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	if other, ok := ps.prefixes[BinPrefix(p.ProductID)]; ok && other != p.ProductID {
+		return nil, fmt.Errorf("update product %s: bin prefix %s collides with product %s", p.ProductID, BinPrefix(p.ProductID), other)
+	}
+	ps.prefixes[BinPrefix(p.ProductID)] = p.ProductID
 	st := ps.products[p.ProductID]
 	if st == nil {
 		st = &productState{id: p.ProductID, role: roleState{name: ProductRole(p.ProductID)}}
@@ -214,7 +220,7 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 			}
 			next.bins = make([]roleState, n)
 			for i := range next.bins {
-				next.bins[i] = roleState{name: binName(ProductRole(p.ProductID), bl, i), version: base}
+				next.bins[i] = roleState{name: binName(BinPrefix(p.ProductID), bl, i), version: base}
 			}
 		}
 		for i := range n {
@@ -265,7 +271,7 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 			t.Signed.Delegations = &metadata.Delegations{
 				Keys: ps.keys,
 				SuccinctRoles: &metadata.SuccinctRoles{
-					KeyIDs: keyIDs(ps.signers), Threshold: len(ps.signers), BitLength: bl, NamePrefix: nr.name,
+					KeyIDs: keyIDs(ps.signers), Threshold: len(ps.signers), BitLength: bl, NamePrefix: BinPrefix(p.ProductID),
 				},
 			}
 		}

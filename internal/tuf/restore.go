@@ -80,7 +80,7 @@ func (ps *ProductSet) Restore(productID string, files []File) error {
 	if st.bitLength > 0 {
 		st.bins = make([]roleState, 1<<st.bitLength)
 		for i := range st.bins {
-			bn := binName(name, st.bitLength, i)
+			bn := binName(BinPrefix(productID), st.bitLength, i)
 			f, ok := bins[bn]
 			if !ok {
 				return fmt.Errorf("restore product %s: bin %s missing", productID, bn)
@@ -95,6 +95,7 @@ func (ps *ProductSet) Restore(productID string, files []File) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.products[productID] = st
+	ps.prefixes[BinPrefix(productID)] = productID
 	return nil
 }
 
