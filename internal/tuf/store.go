@@ -124,3 +124,28 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// FSFetcher reads a published repository from a file system: a
+// directory the control plane publishes to, an unpacked bundle, an
+// inbox.
+type FSFetcher struct{ FS fs.FS }
+
+// Fetch implements Fetcher; it refuses a file larger than maxBytes
+// before reading it.
+func (f FSFetcher) Fetch(_ context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
+	if err := checkName(path); err != nil {
+		return nil, err
+	}
+	file, err := f.FS.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if st, err := file.Stat(); err == nil && st.Size() > maxBytes {
+		_ = file.Close()
+		return nil, fmt.Errorf("%s: %d bytes, at most %d: %w", path, st.Size(), maxBytes, ErrTooLarge)
+	}
+	return file, nil
+}
