@@ -48,6 +48,9 @@ func fastParse(data []byte) (r fastRole, ok bool) {
 	}
 	entries := make([]entry, 0, len(s.Targets))
 	for p, e := range s.Targets {
+		if len(e.Custom) > 0 && !isCanonical(e.Custom) {
+			return r, false
+		}
 		entries = append(entries, entry{path: p, length: e.Length, sha256: e.Hashes.SHA256, custom: string(e.Custom)})
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.path, b.path) })
@@ -60,8 +63,8 @@ func fastParse(data []byte) (r fastRole, ok bool) {
 	t.Signed.Targets = make(map[string]*metadata.TargetFiles, len(entries))
 	for _, e := range entries {
 		sum, err := hex.DecodeString(e.sha256)
-		if err != nil {
-			return r, false
+		if err != nil || hex.EncodeToString(sum) != e.sha256 {
+			return r, false // go-tuf re-encodes hashes in lower case
 		}
 		tf := &metadata.TargetFiles{Length: e.length, Hashes: metadata.Hashes{"sha256": sum}, Path: e.path}
 		if e.custom != "" {
@@ -155,4 +158,100 @@ func verifyFast(r fastRole, parent *Targets, role string, version int64, now tim
 		return true, &metadata.ErrExpiredMetadata{Msg: fmt.Sprintf("new %s is expired", role)}
 	}
 	return true, nil
+}
+
+// isCanonical says whether b is one JSON value exactly as canonical JSON
+// writes it: no whitespace, object keys strictly ascending (so no
+// duplicates), strings without escapes, integers only. Anything else
+// leaves the fast path, since go-tuf would canonicalise it differently.
+func isCanonical(b []byte) bool {
+	rest, ok := canonValue(b)
+	return ok && len(rest) == 0
+}
+
+func canonValue(b []byte) ([]byte, bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	switch c := b[0]; {
+	case c == '{':
+		b = b[1:]
+		if len(b) > 0 && b[0] == '}' {
+			return b[1:], true
+		}
+		var prev []byte
+		for first := true; ; first = false {
+			k, rest, ok := canonString(b)
+			if !ok || (!first && string(k) <= string(prev)) || len(rest) == 0 || rest[0] != ':' {
+				return nil, false
+			}
+			prev = k
+			if b, ok = canonValue(rest[1:]); !ok || len(b) == 0 {
+				return nil, false
+			}
+			if b[0] == '}' {
+				return b[1:], true
+			}
+			if b[0] != ',' {
+				return nil, false
+			}
+			b = b[1:]
+		}
+	case c == '[':
+		b = b[1:]
+		if len(b) > 0 && b[0] == ']' {
+			return b[1:], true
+		}
+		for {
+			var ok bool
+			if b, ok = canonValue(b); !ok || len(b) == 0 {
+				return nil, false
+			}
+			if b[0] == ']' {
+				return b[1:], true
+			}
+			if b[0] != ',' {
+				return nil, false
+			}
+			b = b[1:]
+		}
+	case c == '"':
+		_, rest, ok := canonString(b)
+		return rest, ok
+	case c == '-' || c >= '0' && c <= '9':
+		i := 0
+		if b[0] == '-' {
+			i++
+		}
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == start || (b[start] == '0' && i-start > 1) || i-start > 18 {
+			return nil, false
+		}
+		return b[i:], true
+	}
+	for _, lit := range []string{"true", "false", "null"} {
+		if rest, ok := bytes.CutPrefix(b, []byte(lit)); ok {
+			return rest, true
+		}
+	}
+	return nil, false
+}
+
+// canonString reads a string without escapes or control characters.
+func canonString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return nil, nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return b[1:i], b[i+1:], true
+		case c == '\\' || c < 0x20:
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
