@@ -40,9 +40,6 @@ const (
 	DocMirrorKeys      = "docs/mirror_keys.json"
 )
 
-// tenantDocs lists the tenant documents in a fixed order.
-var tenantDocs = []string{DocTenant, DocPolicies, DocBlockedVersions, DocRollouts, DocEntitlements, DocSeatAssignments, DocMirrorKeys}
-
 // productDocName is the product document's name inside the product's
 // directory: the product record and its releases without artifacts.
 const productDocName = "product.json"
