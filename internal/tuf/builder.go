@@ -69,6 +69,7 @@ type State struct {
 	snapMeta  map[string]int64 // role name -> version, tombstones included
 	timestamp roleState
 	visible   []string // product ids delegated
+	prodKeys  string   // the product key set delegated to
 }
 
 // Versions returns the versions of the tenant's top-level roles.
@@ -182,7 +183,9 @@ func (b *Builder) build(ctx context.Context, prev *State, docs map[string]docSta
 	for _, p := range slices.Sorted(maps.Keys(docs)) {
 		own = append(own, docs[p].entry())
 	}
-	delegationChanged := !slices.Equal(prev.visible, visible)
+	pkeys, pids, pthreshold, pset := b.Products.delegation()
+	next.prodKeys = pset
+	delegationChanged := !slices.Equal(prev.visible, visible) || (len(visible) > 0 && prev.prodKeys != pset)
 	if prev.targets.version == 0 || delegationChanged || !slices.Equal(prev.targets.entries, own) || prev.targets.expires.Before(now.Add(o.SnapshotTTL)) {
 		t := metadata.Targets(now.Add(o.TargetsTTL))
 		t.Signed.Version = prev.targets.version + 1
@@ -194,14 +197,13 @@ func (b *Builder) build(ctx context.Context, prev *State, docs map[string]docSta
 			}
 			t.Signed.Targets[e.path] = tf
 		}
-		ps := b.Products
 		del := &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: []metadata.DelegatedRole{}}
 		if len(visible) > 0 {
-			del.Keys = ps.keys
+			del.Keys = pkeys
 		}
 		for _, pid := range visible {
 			del.Roles = append(del.Roles, metadata.DelegatedRole{
-				Name: ProductRole(pid), KeyIDs: keyIDs(ps.signers), Threshold: len(ps.signers),
+				Name: ProductRole(pid), KeyIDs: pids, Threshold: pthreshold,
 				Terminating: true, Paths: []string{pid + "/*"},
 			})
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 func TestClient_Changes(t *testing.T) {
@@ -121,5 +122,52 @@ func TestRepository_Fresh(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestProductKeyRotation replaces the product key: every product role is
+// re-signed, the tenant's targets delegate to the new key, clients
+// follow, and the old key can no longer sign a bin they accept.
+func TestProductKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, snapshottest.TenantID, ProductOptions{PerBin: 4})
+	m := view(2, 30, 1)
+	f.build(m)
+	c := f.client(NewMemStore(), f.rootData)
+	if _, err := c.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := f.product
+	f.product = testSigner(t, 33)
+	if err := f.products.SetSigners(f.product); err != nil {
+		t.Fatal(err)
+	}
+	files := f.build(m)
+	var bins, targets int
+	for _, x := range files {
+		if strings.Contains(x.Path, ".b-") || strings.Contains(x.Path, ".p-") {
+			bins++
+		}
+		if strings.HasSuffix(x.Path, ".targets.json") {
+			targets++
+		}
+	}
+	if targets != 1 || bins < 2*8 {
+		t.Fatalf("after rotation: %d targets, %d product files re-signed", targets, bins)
+	}
+	ch, err := c.Update(ctx)
+	if err != nil {
+		t.Fatalf("client after rotation: %v", err)
+	}
+	if len(ch.Targets) != 0 {
+		t.Fatalf("rotation changed %d targets", len(ch.Targets))
+	}
+
+	// The old key signs a new bin version; the vendor's snapshot names it.
+	addRelease(m, 0, 1)
+	bin := binOfFiles(t, f.build(m))
+	f.repo.set(bin, resign(t, f, bin, func(*metadata.Metadata[metadata.TargetsType]) {}, old))
+	if _, err := c.Update(ctx); !errors.Is(err, &metadata.ErrUnsignedMetadata{}) {
+		t.Fatalf("bin signed by the rotated-out key: got %v", err)
 	}
 }

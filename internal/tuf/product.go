@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,7 +70,8 @@ type ProductSet struct {
 // productState is the current signed metadata of one product.
 type productState struct {
 	id        string
-	bitLength int // 0: no bins
+	signedBy  string // the key set that signed its roles (signerSet)
+	bitLength int    // 0: no bins
 	role      roleState
 	bins      []roleState
 	doc       docState
@@ -197,7 +199,9 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 	if st.role.version == 0 || (bl == 0 && len(entries) > 2*ps.opts.PerBin) || (bl > 0 && len(entries) > 4*ps.opts.PerBin<<bl) {
 		bl = binBits(len(entries), ps.opts.PerBin)
 	}
-	roleChanged := bl != st.bitLength || d.sha256 != st.doc.sha256
+	// New product keys: every role of the product is re-signed.
+	rekey := st.role.version > 0 && st.signedBy != ps.signerSet()
+	roleChanged := bl != st.bitLength || d.sha256 != st.doc.sha256 || rekey
 	var own []entry // the product role's own targets
 	own = append(own, d.entry())
 	if bl == 0 {
@@ -225,7 +229,7 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 		}
 		for i := range n {
 			b := &next.bins[i]
-			if bl == st.bitLength && b.version > 0 && slices.Equal(b.entries, groups[i]) && !ps.expiring(b.expires, now) {
+			if !rekey && bl == st.bitLength && b.version > 0 && slices.Equal(b.entries, groups[i]) && !ps.expiring(b.expires, now) {
 				continue
 			}
 			nb := roleState{name: b.name, version: b.version + 1, expires: now.Add(ps.opts.TTL), entries: groups[i]}
@@ -285,8 +289,45 @@ func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases [
 		files = append(files, File{Path: MetadataPath(nr.name, nr.version), Data: nr.data})
 	}
 	next.bitLength = bl
+	next.signedBy = ps.signerSet()
 	ps.products[p.ProductID] = &next
 	return files, nil
+}
+
+// SetSigners replaces the product keys (rotation after a compromise or
+// on schedule). The next Update of each product re-signs all its roles,
+// and the next BuildTenant delegates to the new keys.
+func (ps *ProductSet) SetSigners(signers ...Signer) error {
+	if len(signers) == 0 {
+		return errors.New("product set: no signer")
+	}
+	keys := map[string]*metadata.Key{}
+	for _, s := range signers {
+		k, err := keyOf(s)
+		if err != nil {
+			return fmt.Errorf("product set: %w", err)
+		}
+		keys[s.KeyID()] = k
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.signers, ps.keys = signers, keys
+	return nil
+}
+
+// signerSet names the current product keys.
+func (ps *ProductSet) signerSet() string {
+	ids := keyIDs(ps.signers)
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
+// delegation returns the keys, key ids and threshold tenants delegate
+// product roles with.
+func (ps *ProductSet) delegation() (map[string]*metadata.Key, []string, int, string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.keys, keyIDs(ps.signers), len(ps.signers), ps.signerSet()
 }
 
 // expiring says whether a role expiring at exp must be re-signed now.

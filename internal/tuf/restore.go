@@ -63,6 +63,12 @@ func (ps *ProductSet) Restore(productID string, files []File) error {
 				return fmt.Errorf("restore product %s: %w", productID, err)
 			}
 			st.role = roleState{name: name, version: t.Signed.Version, expires: t.Signed.Expires, entries: entriesOf(t), data: f.Data}
+			var ids []string
+			for _, s := range t.Signatures {
+				ids = append(ids, s.KeyID)
+			}
+			slices.Sort(ids)
+			st.signedBy = strings.Join(ids, ",")
 			if d := t.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
 				st.bitLength = d.SuccinctRoles.BitLength
 			}
@@ -165,6 +171,9 @@ func RestoreState(tenantID string, timestamp, snap, targets []byte, docs map[str
 				return nil, fmt.Errorf("restore state: delegated role %s", r.Name)
 			}
 			st.visible = append(st.visible, pid)
+			ids := slices.Clone(r.KeyIDs)
+			slices.Sort(ids)
+			st.prodKeys = strings.Join(ids, ",")
 		}
 	}
 	slices.Sort(st.visible)
