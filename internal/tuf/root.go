@@ -197,3 +197,41 @@ func tenantOf(fields map[string]any) string {
 	s, _ := fields[TenantField].(string)
 	return s
 }
+
+// CheckTopLevel says whether exported-and-signed metadata of a top-level
+// role (targets, snapshot or timestamp) carries a threshold of the
+// signatures root requires for it: the last step of a ceremony for a
+// role whose key is kept offline too.
+func CheckTopLevel(root *Root, data []byte) error {
+	var probe struct {
+		Signed struct {
+			Type string `json:"_type"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return fmt.Errorf("check role: %w", err)
+	}
+	var err error
+	switch probe.Signed.Type {
+	case metadata.TARGETS:
+		err = checkWith[metadata.TargetsType](root, metadata.TARGETS, data)
+	case metadata.SNAPSHOT:
+		err = checkWith[metadata.SnapshotType](root, metadata.SNAPSHOT, data)
+	case metadata.TIMESTAMP:
+		err = checkWith[metadata.TimestampType](root, metadata.TIMESTAMP, data)
+	default:
+		return fmt.Errorf("check role: type %q is not targets, snapshot or timestamp", probe.Signed.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("check %s: %w", probe.Signed.Type, err)
+	}
+	return nil
+}
+
+func checkWith[T metadata.Roles](root *Root, role string, data []byte) error {
+	m, err := (&metadata.Metadata[T]{}).FromBytes(data)
+	if err != nil {
+		return err
+	}
+	return root.VerifyDelegate(role, m)
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost/outpost/internal/snapshot"
+
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -90,4 +92,47 @@ func TestCeremony_Threshold(t *testing.T) {
 			t.Fatal("root with threshold 4 of 3 keys accepted")
 		}
 	})
+}
+
+func TestCheckTopLevel_Threshold(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "ten_cer", ProductOptions{})
+	f.build(func() *snapshot.Manifest {
+		m := view(1, 2, 1)
+		m.TenantID, m.Tenant.TenantID = "ten_cer", "ten_cer"
+		return m
+	}())
+	ts := f.repo.get("metadata/timestamp.json")
+	m, err := metadata.Timestamp().FromBytes(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ClearSignatures()
+	unsigned, err := Export(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := SignExported(ctx, unsigned, f.ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, signed, err := AddSignatures[metadata.TimestampType](unsigned, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		ok   bool
+	}{
+		{"signed by the timestamp key", signed, true},
+		{"unsigned", unsigned, false},
+		{"genuine published", ts, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckTopLevel(f.root, tc.data); (err == nil) != tc.ok {
+				t.Fatalf("got %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
 }
