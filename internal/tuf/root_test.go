@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/outpost/outpost/internal/snapshot"
-
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
