@@ -1,6 +1,7 @@
 package tuf
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -730,4 +731,52 @@ func (r *Repository) Target(path string) (Target, error) {
 		return Target{}, fmt.Errorf("target %s: custom: %w", path, err)
 	}
 	return t, nil
+}
+
+// Load rebuilds the verified repository from the store alone (a mirror
+// restarting with no source at hand): the same workflow as Update with
+// the store as the source, so the stored timestamp, snapshot and roles
+// are verified again and an expired timestamp is refused (ErrExpired).
+func (c *Client) Load(ctx context.Context) (*Repository, error) {
+	saved := c.fetch
+	c.fetch = storeFetcher{c.store}
+	defer func() { c.fetch = saved }()
+	if _, err := c.Update(ctx); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	return c.repo, nil
+}
+
+// storeFetcher serves a client's own store as a repository.
+type storeFetcher struct{ s Store }
+
+func (f storeFetcher) Fetch(ctx context.Context, path string, _ int64) (io.ReadCloser, error) {
+	var name string
+	switch {
+	case path == MetadataPath(metadata.TIMESTAMP, 0):
+		name = storeTimestamp
+	case strings.HasPrefix(path, MetadataDir+"/"):
+		role, ok := roleOfPath(path)
+		if !ok || role == metadata.ROOT {
+			return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+		}
+		name = storeRole(role)
+		if role == metadata.SNAPSHOT {
+			name = storeSnapshot
+		}
+	case strings.HasPrefix(path, TargetsDir+"/"):
+		dir, base := "", strings.TrimPrefix(path, TargetsDir+"/")
+		if i := strings.LastIndexByte(base, '/'); i >= 0 {
+			dir, base = base[:i+1], base[i+1:]
+		}
+		_, base, _ = strings.Cut(base, ".") // drop "<sha256>."
+		name = storeDoc(dir + base)
+	default:
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	b, err := f.s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
 }

@@ -171,3 +171,50 @@ func TestProductKeyRotation(t *testing.T) {
 		t.Fatalf("bin signed by the rotated-out key: got %v", err)
 	}
 }
+
+func TestClient_LoadOffline(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, snapshottest.TenantID, ProductOptions{PerBin: 4})
+	m := view(2, 20, 1)
+	f.build(m)
+	store := DirStore{Dir: t.TempDir()}
+	c := f.client(store, f.rootData)
+	if _, err := c.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.Repository().Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := newMapFetcher() // a source with nothing in it
+	for _, tc := range []struct {
+		name  string
+		after time.Duration
+		want  error
+	}{
+		{"restart with no source", time.Hour, nil},
+		{"restart after the timestamp expired", 25 * time.Hour, ErrExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := f.now.Add(tc.after)
+			c2 := NewClient(f.tenantID, offline, store, ClientOptions{Now: func() time.Time { return now }})
+			r, err := c2.Load(ctx)
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.want != nil {
+				return
+			}
+			got, err := r.Manifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatal("manifest loaded offline differs")
+			}
+			if len(offline.served) != 0 {
+				t.Fatalf("Load fetched %v from the source", offline.served)
+			}
+		})
+	}
+}
