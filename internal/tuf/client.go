@@ -264,8 +264,10 @@ func (c *Client) optional(ctx context.Context, name string) ([]byte, error) {
 }
 
 // Update runs the client workflow once and returns what changed. On any
-// error nothing of this run is trusted or persisted except the root
-// versions verified before the error (as TUF prescribes).
+// error nothing of this run is trusted, and nothing is persisted except
+// what was verified before the error: root versions (as TUF prescribes)
+// and targets roles, which count only at the version a stored snapshot
+// names. The previous Repository stays in place.
 func (c *Client) Update(ctx context.Context) (*Changes, error) {
 	now := c.now().UTC()
 	ch := &Changes{}
