@@ -1,0 +1,210 @@
+package tuf
+
+import (
+	"cmp"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Manifest assembles the verified repository into the tenant view the
+// update engine and the licence ledger consume: the same manifest
+// snapshot.Build gave the builder, apart from snapshot_id
+// ("tuf-<snapshot version>"), sequence (the snapshot version),
+// created_at (zero), expires_at (the timestamp's) and previous (empty).
+// Only the products the top-level targets delegate to are included, with
+// the targets found where their delegation says.
+func (r *Repository) Manifest() (*snapshot.Manifest, error) {
+	top := r.Roles[metadata.TARGETS]
+	if top == nil || r.Snapshot == nil || r.Timestamp == nil {
+		return nil, errors.New("assemble: incomplete repository")
+	}
+	m := &snapshot.Manifest{
+		Schema:          snapshot.Schema,
+		SnapshotID:      "tuf-" + strconv.FormatInt(r.Snapshot.Signed.Version, 10),
+		TenantID:        r.TenantID,
+		Sequence:        r.Snapshot.Signed.Version,
+		ExpiresAt:       r.Timestamp.Signed.Expires.UTC(),
+		Products:        []snapshot.Product{},
+		Releases:        []snapshot.Release{},
+		Artifacts:       []snapshot.Artifact{},
+		Policies:        []snapshot.Policy{},
+		BlockedVersions: []snapshot.BlockedVersion{},
+		Rollouts:        []snapshot.Rollout{},
+		Entitlements:    []snapshot.Entitlement{},
+		SeatAssignments: []snapshot.SeatAssignment{},
+		MirrorKeys:      []snapshot.MirrorKey{},
+	}
+	for _, d := range []struct {
+		path string
+		dst  any
+	}{
+		{DocTenant, &m.Tenant}, {DocPolicies, &m.Policies}, {DocBlockedVersions, &m.BlockedVersions},
+		{DocRollouts, &m.Rollouts}, {DocEntitlements, &m.Entitlements}, {DocSeatAssignments, &m.SeatAssignments},
+		{DocMirrorKeys, &m.MirrorKeys},
+	} {
+		data, ok := r.Docs[d.path]
+		if !ok {
+			return nil, fmt.Errorf("assemble: document %s missing", d.path)
+		}
+		if err := json.Unmarshal(data, d.dst); err != nil {
+			return nil, fmt.Errorf("assemble: document %s: %w", d.path, err)
+		}
+	}
+	if m.Tenant.TenantID != r.TenantID {
+		return nil, fmt.Errorf("assemble: tenant document names %q: %w", m.Tenant.TenantID, ErrWrongTenant)
+	}
+
+	releases := map[string]*snapshot.Release{}
+	artifacts := map[string]snapshot.Artifact{}
+	if top.Signed.Delegations != nil {
+		for _, dr := range top.Signed.Delegations.Roles {
+			pid, ok := strings.CutPrefix(dr.Name, productRolePrefix)
+			if !ok {
+				return nil, fmt.Errorf("assemble: delegated role %s is not a product role", dr.Name)
+			}
+			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, rel := range releases {
+		slices.SortFunc(rel.Artifacts, func(a, b snapshot.ReleaseArtifact) int { return cmp.Compare(a.ReleaseArtifactID, b.ReleaseArtifactID) })
+		m.Releases = append(m.Releases, *rel)
+	}
+	for _, a := range artifacts {
+		m.Artifacts = append(m.Artifacts, a)
+	}
+	slices.SortFunc(m.Products, func(a, b snapshot.Product) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	slices.SortFunc(m.Releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
+	slices.SortFunc(m.Artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	return m, nil
+}
+
+// assembleProduct adds a product, its releases and artifacts.
+func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact) error {
+	pr := r.Roles[role]
+	if pr == nil {
+		return fmt.Errorf("assemble: role %s missing", role)
+	}
+	data, ok := r.Docs[ProductDoc(pid)]
+	if !ok {
+		return fmt.Errorf("assemble: document %s missing", ProductDoc(pid))
+	}
+	var doc productDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("assemble: document %s: %w", ProductDoc(pid), err)
+	}
+	if doc.Product.ProductID != pid {
+		return fmt.Errorf("assemble: document %s names product %q", ProductDoc(pid), doc.Product.ProductID)
+	}
+	m.Products = append(m.Products, doc.Product)
+	for _, rel := range doc.Releases {
+		if rel.ProductID != pid || releases[rel.ReleaseID] != nil {
+			return fmt.Errorf("assemble: product %s: release %s misplaced or duplicated", pid, rel.ReleaseID)
+		}
+		rel.Artifacts = []snapshot.ReleaseArtifact{}
+		releases[rel.ReleaseID] = &rel
+	}
+	roles := []*Targets{pr}
+	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
+		for _, name := range d.SuccinctRoles.GetRoles() {
+			b := r.Roles[name]
+			if b == nil {
+				return fmt.Errorf("assemble: role %s missing", name)
+			}
+			roles = append(roles, b)
+		}
+	}
+	for _, t := range roles {
+		for path, tf := range t.Signed.Targets {
+			if tf.Custom == nil {
+				continue
+			}
+			if err := addTarget(pid, path, tf, releases, artifacts); err != nil {
+				return fmt.Errorf("assemble: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// addTarget adds an artifact target to its release, refusing one whose
+// custom fields disagree with its path or its release.
+func addTarget(pid, path string, tf *metadata.TargetFiles, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact) error {
+	var c Custom
+	if err := json.Unmarshal(*tf.Custom, &c); err != nil {
+		return fmt.Errorf("target %s: custom: %w", path, err)
+	}
+	if c.Product != pid || path != ArtifactTarget(pid, c.ReleaseArtifact) {
+		return fmt.Errorf("target %s: custom names product %q, release artifact %q", path, c.Product, c.ReleaseArtifact)
+	}
+	sum := tf.Hashes["sha256"]
+	if len(sum) != 32 {
+		return fmt.Errorf("target %s: no sha256", path)
+	}
+	rel := releases[c.Release]
+	if rel == nil {
+		rel = &snapshot.Release{
+			ReleaseID: c.Release, ProductID: c.Product, Channel: c.Channel, Version: c.Version,
+			PublishedAt: c.PublishedAt.UTC(), Status: c.Status, RevokedAt: c.RevokedAt, Metadata: json.RawMessage(c.ReleaseMetadata),
+			Artifacts: []snapshot.ReleaseArtifact{},
+		}
+		if len(rel.Metadata) == 0 {
+			rel.Metadata = json.RawMessage("{}")
+		}
+		releases[c.Release] = rel
+	} else if rel.ProductID != c.Product || rel.Channel != c.Channel || rel.Version != c.Version || rel.Status != c.Status {
+		return fmt.Errorf("target %s: release %s fields disagree with its other artifacts", path, c.Release)
+	}
+	rel.Artifacts = append(rel.Artifacts, snapshot.ReleaseArtifact{
+		ReleaseArtifactID: c.ReleaseArtifact, ArtifactID: c.Artifact, Platform: c.Platform, Arch: c.Arch,
+		InstallerType: c.InstallerType, RequiresAdmin: c.RequiresAdmin,
+	})
+	a := snapshot.Artifact{ArtifactID: c.Artifact, SHA256: hex.EncodeToString(sum), SizeBytes: tf.Length, SourceType: c.SourceType}
+	if old, ok := artifacts[c.Artifact]; ok && old != a {
+		return fmt.Errorf("target %s: artifact %s listed with different bytes", path, c.Artifact)
+	}
+	artifacts[c.Artifact] = a
+	return nil
+}
+
+// Fresh applies the one expiry rule the mirror and the client share: a
+// repository may be used at now only while its root, timestamp, snapshot
+// and every targets role reached are unexpired. Past that, Update must
+// bring a newer timestamp (or a bundle must) before anything is served
+// or installed from it.
+func (r *Repository) Fresh(now time.Time) error {
+	if r == nil || r.Root == nil || r.Timestamp == nil || r.Snapshot == nil {
+		return errors.New("fresh: no verified repository")
+	}
+	check := func(role string, exp time.Time) error {
+		if now.After(exp) {
+			return fmt.Errorf("fresh: %s expired at %s: %w", role, exp.UTC().Format(time.RFC3339), ErrExpired)
+		}
+		return nil
+	}
+	if err := check("root", r.Root.Signed.Expires); err != nil {
+		return err
+	}
+	if err := check("timestamp", r.Timestamp.Signed.Expires); err != nil {
+		return err
+	}
+	if err := check("snapshot", r.Snapshot.Signed.Expires); err != nil {
+		return err
+	}
+	for name, t := range r.Roles {
+		if err := check(name, t.Signed.Expires); err != nil {
+			return err
+		}
+	}
+	return nil
+}
