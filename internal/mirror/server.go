@@ -406,11 +406,18 @@ type StatusCache struct {
 
 // BuildStatus reads the status straight from state and cache.
 func BuildStatus(ctx context.Context, st *state.State, c *cache.Cache, now time.Time) (Status, error) {
-	var out Status
 	h, err := st.Current()
 	if err != nil {
-		return out, err
+		return Status{}, err
 	}
+	return buildStatus(ctx, h, st, c, now)
+}
+
+// buildStatus describes h, the held snapshot, with the state's last sync
+// and the cache's usage.
+func buildStatus(ctx context.Context, h *state.Held, st *state.State, c *cache.Cache, now time.Time) (Status, error) {
+	var out Status
+	var err error
 	if h != nil {
 		need := state.Needed(h.Manifest, h.Channels)
 		out.Snapshot = &StatusSnapshot{
@@ -437,7 +444,14 @@ func BuildStatus(ctx context.Context, st *state.State, c *cache.Cache, now time.
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := BuildStatus(r.Context(), s.o.State, s.o.Cache, s.o.Now())
+	// The served view, not the state: a commit lands in the state a moment
+	// before the view swaps, and a status must not announce a snapshot
+	// that GET /v1/snapshot does not serve yet.
+	var h *state.Held
+	if v := s.cur.Load(); v != nil {
+		h = v.held
+	}
+	st, err := buildStatus(r.Context(), h, s.o.State, s.o.Cache, s.o.Now())
 	if err != nil {
 		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
 		return
