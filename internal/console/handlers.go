@@ -80,7 +80,6 @@ func routeList(p string) []string {
 	}
 }
 
-
 // --- sign-in ---
 
 type signinData struct {
