@@ -62,11 +62,13 @@
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) return;
         var pct = Math.floor((e.loaded / e.total) * 100);
+        document.documentElement.setAttribute("data-upload-progress", String(pct));
         if (bar) bar.value = pct;
         if (text) text.textContent = pct + "%";
       });
       xhr.upload.addEventListener("load", function () {
         if (bar) bar.value = 100;
+        document.documentElement.setAttribute("data-upload-progress", "100");
         if (text) text.textContent = "100% — verifying…";
       });
       xhr.addEventListener("load", function () {
