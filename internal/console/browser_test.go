@@ -216,7 +216,7 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 		chromedp.Click(`//a[text()="Initech Agent"]`),
 		chromedp.WaitVisible(chromedp.ID("releases")),
 		sh.take("product"),
-		chromedp.Click(chromedp.CSS(`#releases a.danger`)),
+		chromedp.Click(chromedp.CSS(`#releases a.danger-outline`)),
 		chromedp.WaitVisible(chromedp.ID("revoke-impact")),
 	)
 	impact := textOf(ctx, t, "#revoke-impact")
@@ -249,6 +249,7 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	run(t, ctx, "entitlements", chromedp.Navigate(srv.URL+"/console/entitlements"), chromedp.WaitVisible(chromedp.CSS("svg#seat-usage")), sh.take("entitlements"))
 	run(t, ctx, "policies", chromedp.Navigate(srv.URL+"/console/tenants/"+seed.Acme.TenantID+"/policies"), chromedp.WaitVisible(chromedp.CSS("details")),
 		chromedp.Click(chromedp.CSS("details summary")), sh.take("policies"))
+	run(t, ctx, "tenant overview", chromedp.Navigate(srv.URL+"/console/tenants/"+seed.Acme.TenantID), chromedp.WaitVisible(chromedp.CSS("table.mirrors")), sh.take("tenant"))
 	run(t, ctx, "tokens", chromedp.Navigate(srv.URL+"/console/tokens"), chromedp.WaitVisible(chromedp.ID("tok-name")), sh.take("tokens"))
 	run(t, ctx, "audit", chromedp.Navigate(srv.URL+"/console/audit"), chromedp.WaitVisible(chromedp.ID("chain-status")), sh.take("audit"))
 
@@ -265,7 +266,7 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 
 	run(t, ctx, "sign out",
 		chromedp.Click(chromedp.CSS(`button.link`)),
-		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.WaitVisible(chromedp.ID("signed-out")),
 		chromedp.Navigate(srv.URL+"/console/tokens"),
 		chromedp.WaitVisible(chromedp.ID("token")), // back at sign-in
 	)

@@ -83,8 +83,9 @@ func routeList(p string) []string {
 // --- sign-in ---
 
 type signinData struct {
-	Next  string
-	Error string
+	Next      string
+	Error     string
+	SignedOut bool
 }
 
 func safeNext(prefix, next string) string {
@@ -98,7 +99,7 @@ func safeNext(prefix, next string) string {
 func (s *Server) signinForm(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s.renderView(w, http.StatusOK, "signin", &view{Title: "Sign in", Prefix: s.prefix, Now: s.o.Now(),
-		Data: signinData{Next: safeNext(s.prefix, r.URL.Query().Get("next"))}})
+		Data: signinData{Next: safeNext(s.prefix, r.URL.Query().Get("next")), SignedOut: r.URL.Query().Get("signedout") == "1"}})
 }
 
 func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
@@ -261,6 +262,7 @@ type policiesData struct {
 	Policies []*policyRow
 	Blocked  []*catalog.BlockedVersion
 	Products []*catalog.Product
+	Names    map[string]string // product id → name, for admins
 	CanEdit  bool
 }
 
@@ -290,8 +292,12 @@ func (s *Server) policies(q *req) {
 		q.fail(err)
 		return
 	}
+	d.Names = map[string]string{}
 	if q.p.Admin() {
 		d.Products, _ = s.b.Products(q.ctx)
+		for _, p := range d.Products {
+			d.Names[p.ProductID] = p.Name
+		}
 	}
 	s.render(q, http.StatusOK, "policies", "Policies and blocked versions", "policies", d)
 }
@@ -637,8 +643,9 @@ func (s *Server) mirrors(q *req) {
 // --- entitlements ---
 
 type entitlementRow struct {
-	Info  *EntitlementInfo
-	Chart any
+	Info   *EntitlementInfo
+	Tenant string // the tenant's name, on the all-tenants page
+	Chart  any
 }
 
 type entitlementsData struct {
@@ -653,11 +660,22 @@ func (s *Server) entitlements(q *req) {
 		q.fail(err)
 		return
 	}
+	names := map[string]string{}
+	if tid == "" {
+		ts, err := s.b.Tenants(q.ctx)
+		if err != nil {
+			q.fail(err)
+			return
+		}
+		for _, t := range ts {
+			names[t.TenantID] = t.Name
+		}
+	}
 	var d entitlementsData
 	usage := svgchart.Bars{ID: "seat-usage", Title: "Seats in use", Desc: "For each entitlement, seats held by active leases and seats free.", YLabel: "seats",
 		Stack: []string{"leased", "free"}}
 	for i, e := range es {
-		row := &entitlementRow{Info: e}
+		row := &entitlementRow{Info: e, Tenant: names[e.Entitlement.TenantID]}
 		series, err := s.b.EntitlementSeries(q.ctx, e.Entitlement.EntitlementID)
 		if err != nil && !errors.Is(err, ErrNotImplemented) {
 			q.fail(err)
@@ -669,6 +687,9 @@ func (s *Server) entitlements(q *req) {
 		name := e.Entitlement.EntitlementID
 		if e.Product != nil {
 			name = e.Product.Name
+		}
+		if row.Tenant != "" {
+			name = row.Tenant + " · " + name
 		}
 		row.Chart = svgchart.Line{ID: fmt.Sprintf("usage-%d", i), Title: "Seats and leases: " + name,
 			Desc: "Assigned seats and active leases over time; the limit is " + strconv.Itoa(e.MaxSeats) + " seats.", YLabel: "count",
@@ -692,6 +713,7 @@ func (s *Server) entitlements(q *req) {
 type tokensData struct {
 	Tokens  []*TokenInfo
 	Tenants []*catalog.Tenant
+	Names   map[string]string // tenant id → name
 	Created *createdToken
 }
 
@@ -711,7 +733,11 @@ func (s *Server) tokensPage(q *req, created *createdToken) {
 		q.fail(err)
 		return
 	}
-	s.render(q, http.StatusOK, "tokens", "Tokens", "tokens", tokensData{Tokens: ts, Tenants: tenants, Created: created})
+	names := map[string]string{}
+	for _, t := range tenants {
+		names[t.TenantID] = t.Name
+	}
+	s.render(q, http.StatusOK, "tokens", "Tokens", "tokens", tokensData{Tokens: ts, Tenants: tenants, Names: names, Created: created})
 }
 
 func (s *Server) tokens(q *req) { s.tokensPage(q, nil) }

@@ -131,8 +131,8 @@ func open(id, title, desc, ylabel string, w, h int, ymax float64, yfmt func(floa
 	f := &frame{w: w, h: h, ymax: ymax, yfmt: yfmt, titleID: id + "-title", descID: id + "-desc"}
 	f.plotW = float64(w - padLeft - padRight)
 	f.plotH = float64(h - padTop - padBottom)
-	fmt.Fprintf(&f.b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="%s" viewBox="0 0 %d %d" width="100%%" role="img" aria-labelledby="%s %s">`,
-		esc(id), w, h, esc(f.titleID), esc(f.descID))
+	fmt.Fprintf(&f.b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-labelledby="%s %s">`,
+		esc(id), w, h, w, h, esc(f.titleID), esc(f.descID))
 	fmt.Fprintf(&f.b, `<title id="%s">%s</title><desc id="%s">%s</desc>`, esc(f.titleID), esc(title), esc(f.descID), esc(desc))
 	fmt.Fprintf(&f.b, `<text class="chart-title" x="%d" y="16">%s</text>`, padLeft, esc(title))
 	// Y grid and tick labels.
