@@ -337,11 +337,56 @@ func TestConsole_ReadOnlySessionsCannotPost(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a read-only session may still sign out", func(t *testing.T) {
+		s := e.signIn(e.seed.AdminROToken)
+		if w := e.post(s, "/console/signout", url.Values{"csrf": {s.csrf}}, nil); w.Code != http.StatusSeeOther {
+			t.Errorf("status = %d, want 303", w.Code)
+		}
+		if w := e.get(s, "/console/tenants"); w.Code != http.StatusSeeOther {
+			t.Errorf("after sign-out: status = %d, want 303", w.Code)
+		}
+	})
 	e.f.Lock()
 	defer e.f.Unlock()
 	if e.seed.Release.Status != "ACTIVE" {
 		t.Errorf("a read-only session revoked the release")
 	}
+}
+
+func TestConsole_TenantSeesOnlyItsTenant(t *testing.T) {
+	e := newEnv(t)
+	s := e.signIn(e.seed.TenantToken)
+	for _, path := range []string{"", "/mirrors", "/entitlements", "/audit", "/webhooks", "/policies"} {
+		t.Run("tenants/acme"+path, func(t *testing.T) {
+			w := e.get(s, "/console/tenants/"+e.seed.Acme.TenantID+path)
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d", w.Code)
+			}
+			body := w.Body.String()
+			for _, foreign := range []string{"Globex", "globex-hq", e.seed.Globex.TenantID} {
+				if strings.Contains(body, foreign) {
+					t.Errorf("the page shows %q, of another tenant", foreign)
+				}
+			}
+		})
+	}
+	t.Run("no admin navigation", func(t *testing.T) {
+		body := e.get(s, "/console/tenants/"+e.seed.Acme.TenantID).Body.String()
+		for _, admin := range []string{`href="/console/tokens"`, `href="/console/products"`, `href="/console/audit"`} {
+			if strings.Contains(body, admin) {
+				t.Errorf("a tenant page links to %s", admin)
+			}
+		}
+	})
+	t.Run("a tenant may block a version of its own tenant", func(t *testing.T) {
+		w := e.post(s, "/console/tenants/"+e.seed.Acme.TenantID+"/blocked", url.Values{"csrf": {s.csrf}, "product_id": {e.seed.App.ProductID}, "version": {"1.1.0"}}, nil)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("status %d", w.Code)
+		}
+		if !strings.Contains(e.get(s, w.Header().Get("Location")).Body.String(), "Blocked version 1.1.0.") {
+			t.Error("no confirmation")
+		}
+	})
 }
 
 func TestConsole_SessionCookieFlags(t *testing.T) {

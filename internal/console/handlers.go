@@ -23,7 +23,7 @@ func (s *Server) routes() {
 	m.Handle("GET "+p+"static/", http.StripPrefix(p+"static/", staticHandler(s.staticFS)))
 	m.HandleFunc("GET "+p+"signin", s.signinForm)
 	m.HandleFunc("POST "+p+"signin", s.signin)
-	m.HandleFunc("POST "+p+"signout", s.action(anyRole, false, s.signout))
+	m.HandleFunc("POST "+p+"signout", s.action(anyoneMaySignOut, false, s.signout))
 
 	m.HandleFunc("GET "+p+"{$}", s.page(anyRole, s.home))
 	m.HandleFunc("GET "+p+"tenants", s.page(adminOnly, s.tenants))

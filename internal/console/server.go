@@ -156,6 +156,9 @@ type handlerFunc func(q *req)
 const (
 	anyRole = iota
 	adminOnly
+	// anyoneMaySignOut: read-only principals too (the only action they
+	// may take).
+	anyoneMaySignOut
 )
 
 // page wraps a GET handler: a session is required (else a redirect to
@@ -193,7 +196,7 @@ func (s *Server) action(scope int, multipart bool, fn handlerFunc) http.HandlerF
 		if !s.allowed(q, scope) {
 			return
 		}
-		if q.p.ReadOnly() {
+		if q.p.ReadOnly() && scope != anyoneMaySignOut {
 			s.errorPage(w, r, q, http.StatusForbidden, "Your token is read-only: it may look but not change anything.")
 			return
 		}
