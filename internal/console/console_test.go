@@ -31,14 +31,14 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	s     *console.Server
 	f     *consoletest.Fake
 	seed  *consoletest.Seeded
 	clock *clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
 	f := consoletest.New(c.Now)
@@ -639,4 +639,26 @@ func TestConsole_AdminFlows(t *testing.T) {
 			t.Error("no adoption chart")
 		}
 	})
+}
+
+func BenchmarkConsole_MirrorsPage(b *testing.B) {
+	e := newEnv(b)
+	s := e.signIn(e.seed.AdminToken)
+	b.ReportAllocs()
+	for b.Loop() {
+		if w := e.get(s, "/console/mirrors"); w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+func BenchmarkConsole_RolloutPageWithCharts(b *testing.B) {
+	e := newEnv(b)
+	s := e.signIn(e.seed.AdminToken)
+	b.ReportAllocs()
+	for b.Loop() {
+		if w := e.get(s, "/console/rollouts/"+e.seed.Rollout.RolloutID); w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
 }

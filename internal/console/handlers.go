@@ -433,6 +433,13 @@ func (s *Server) publish(q *req) {
 		req := PublishRequest{ProductID: pid, Channel: strings.TrimSpace(fields["channel"]), Version: strings.TrimSpace(fields["version"]),
 			Platform: strings.TrimSpace(fields["platform"]), Arch: strings.TrimSpace(fields["arch"]), InstallerType: strings.TrimSpace(fields["installer_type"]),
 			FileName: part.FileName(), SizeBytes: size}
+		// Refuse an incomplete form before the upload, not after it.
+		for _, f := range []struct{ name, v string }{{"channel", req.Channel}, {"version", req.Version}, {"platform", req.Platform}, {"arch", req.Arch}, {"installer type", req.InstallerType}} {
+			if f.v == "" {
+				s.errorPage(q.w, q.r, q, http.StatusBadRequest, "Fill in the "+f.name+" before uploading.")
+				return
+			}
+		}
 		rel, err := s.b.PublishRelease(q.ctx, req, io.LimitReader(part, s.o.MaxUploadBytes+1))
 		if err != nil {
 			var mbe *http.MaxBytesError

@@ -291,22 +291,13 @@ type view struct {
 
 func (s *Server) render(q *req, status int, name, title, section string, data any) {
 	v := &view{Title: title, Section: section, Prefix: s.prefix, Now: s.o.Now(), Data: data, Status: status}
-	if q != nil {
-		v.P = q.p
-		v.CSRF = q.se.csrf
-		v.Flash = s.sess.takeFlash(q.se)
-		if tid := q.r.PathValue("tenant"); tid != "" {
-			v.Tenant, _ = s.b.Tenant(q.ctx, tid)
-		}
+	v.P = q.p
+	v.CSRF = q.se.csrf
+	v.Flash = s.sess.takeFlash(q.se)
+	if tid := q.r.PathValue("tenant"); tid != "" {
+		v.Tenant, _ = s.b.Tenant(q.ctx, tid)
 	}
-	s.renderView(q.writer(), status, name, v)
-}
-
-func (q *req) writer() http.ResponseWriter {
-	if q == nil {
-		return nil
-	}
-	return q.w
+	s.renderView(q.w, status, name, v)
 }
 
 func (s *Server) renderView(w http.ResponseWriter, status int, name string, v *view) {
