@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +130,35 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	ctx := browser(t)
 	sh := newShots(t)
 
+	// Collect uncaught JavaScript exceptions of every page.
+	var jsMu sync.Mutex
+	var jsErrors []string
+	jsCtx, stopJS := context.WithCancel(ctx)
+	msgs := chromedp.Console(jsCtx)
+	jsDone := make(chan struct{})
+	go func() {
+		defer close(jsDone)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				jsMu.Lock()
+				jsErrors = append(jsErrors, m.String())
+				jsMu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stopJS()
+		<-jsDone
+		jsMu.Lock()
+		defer jsMu.Unlock()
+		for _, e := range jsErrors {
+			t.Errorf("JavaScript exception: %s", e)
+		}
+	})
+
 	f := consoletest.New(time.Now)
 	seed := consoletest.Seed(f)
 	cs, err := console.New(console.Options{Backend: f})
@@ -246,6 +276,14 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	if got := stale(); got != "fresh" {
 		t.Errorf("after the sync: freshness = %q, want fresh", got)
 	}
+	// The page's script turns the badge stale when its time comes, without
+	// a reload: move that time into the past and watch.
+	dc1 := mirrorID(f, "acme-dc1")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+		`document.querySelector('tr[data-mirror="%s"] [data-freshness]').setAttribute("data-fresh-until", new Date(Date.now() - 1000).toISOString()); true`, dc1))); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "freshness turns stale live", chromedp.WaitVisible(fmt.Sprintf(`//tr[@data-mirror="%s"]//span[@data-freshness][contains(@class, "badge-stale")][text()="stale"]`, dc1)))
 	run(t, ctx, "entitlements", chromedp.Navigate(srv.URL+"/console/entitlements"), chromedp.WaitVisible(chromedp.CSS("svg#seat-usage")), sh.take("entitlements"))
 	run(t, ctx, "policies", chromedp.Navigate(srv.URL+"/console/tenants/"+seed.Acme.TenantID+"/policies"), chromedp.WaitVisible(chromedp.CSS("details")),
 		chromedp.Click(chromedp.CSS("details summary")), sh.take("policies"))

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/svgchart"
@@ -596,9 +597,10 @@ func (s *Server) updateRollout(q *req) {
 // --- mirrors ---
 
 type mirrorRow struct {
-	Info      *MirrorInfo
-	Tenant    string
-	Freshness string // fresh, stale, expired, never
+	Info       *MirrorInfo
+	Tenant     string
+	Freshness  string    // fresh, stale, expired, never
+	FreshUntil time.Time // when a fresh mirror turns stale (for the page's script)
 }
 
 func (s *Server) mirrorRows(ms []*MirrorInfo, ts []*catalog.Tenant) []*mirrorRow {
@@ -610,6 +612,9 @@ func (s *Server) mirrorRows(ms []*MirrorInfo, ts []*catalog.Tenant) []*mirrorRow
 	var out []*mirrorRow
 	for _, m := range ms {
 		row := &mirrorRow{Info: m, Tenant: names[m.Mirror.TenantID]}
+		if m.Mirror.LastSyncAt != nil {
+			row.FreshUntil = m.Mirror.LastSyncAt.Add(s.o.FreshFor)
+		}
 		switch {
 		case !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt):
 			row.Freshness = "expired"

@@ -240,8 +240,10 @@ func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
 }
 
 type statusData struct {
-	S         *Status
-	Freshness string // fresh, stale, expired, never
+	S          *Status
+	Freshness  string    // fresh, stale, expired, never
+	FreshUntil time.Time // when fresh turns stale (for the page's script)
+	ExpiresAt  time.Time
 	Error     string
 	MaxBytes  int64
 }
@@ -255,6 +257,12 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.o.Now()
 	d := statusData{S: st, MaxBytes: h.o.MaxBundleBytes}
+	if !st.LastSuccess.IsZero() {
+		d.FreshUntil = st.LastSuccess.Add(h.o.FreshFor)
+	}
+	if st.Snapshot != nil {
+		d.ExpiresAt = st.Snapshot.ExpiresAt
+	}
 	switch {
 	case st.Snapshot != nil && !st.Snapshot.ExpiresAt.IsZero() && !now.Before(st.Snapshot.ExpiresAt):
 		d.Freshness = "expired"

@@ -12,7 +12,24 @@
     return s + "s";
   }
 
+  // Freshness badges turn stale or expired on time, without a reload.
+  function refreshFreshness() {
+    var now = Date.now();
+    document.querySelectorAll("[data-freshness]").forEach(function (el) {
+      var until = Date.parse(el.getAttribute("data-fresh-until") || "");
+      var exp = Date.parse(el.getAttribute("data-expires") || "");
+      var state = el.textContent.trim();
+      if (!isNaN(exp) && now >= exp) state = "expired";
+      else if (state === "fresh" && !isNaN(until) && now > until) state = "stale";
+      if (state !== el.textContent.trim()) {
+        el.textContent = state;
+        el.className = el.className.replace(/badge-\w+/, "badge-" + state);
+      }
+    });
+  }
+
   function refreshTimes() {
+    refreshFreshness();
     var now = Date.now();
     document.querySelectorAll("time[data-rel]").forEach(function (el) {
       var t = Date.parse(el.getAttribute("datetime"));
@@ -75,7 +92,7 @@
   var ticking = false;
   function init() {
     refreshTimes();
-    if (!ticking && document.querySelector("time[data-rel]")) { ticking = true; setInterval(refreshTimes, 1000); }
+    if (!ticking && document.querySelector("time[data-rel], [data-freshness]")) { ticking = true; setInterval(refreshTimes, 1000); }
     document.querySelectorAll("form[data-upload]").forEach(enhanceUpload);
   }
   window.outpostInit = init;
