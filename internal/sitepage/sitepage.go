@@ -244,8 +244,8 @@ type statusData struct {
 	Freshness  string    // fresh, stale, expired, never
 	FreshUntil time.Time // when fresh turns stale (for the page's script)
 	ExpiresAt  time.Time
-	Error     string
-	MaxBytes  int64
+	Error      string
+	MaxBytes   int64
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
