@@ -24,62 +24,51 @@ func (s *Server) routes() {
 	m.Handle("GET "+p+"static/", http.StripPrefix(p+"static/", staticHandler(s.staticFS)))
 	m.HandleFunc("GET "+p+"signin", s.signinForm)
 	m.HandleFunc("POST "+p+"signin", s.signin)
-	m.HandleFunc("POST "+p+"signout", s.action(anyoneMaySignOut, false, s.signout))
+	s.handle("POST "+p+"signout", s.action(anyoneMaySignOut, false, s.signout))
 
-	m.HandleFunc("GET "+p+"{$}", s.page(anyRole, s.home))
-	m.HandleFunc("GET "+p+"tenants", s.page(adminOnly, s.tenants))
-	m.HandleFunc("POST "+p+"tenants", s.action(adminOnly, false, s.createTenant))
-	m.HandleFunc("GET "+p+"tenants/{tenant}", s.page(anyRole, s.tenant))
-	m.HandleFunc("GET "+p+"tenants/{tenant}/policies", s.page(anyRole, s.policies))
-	m.HandleFunc("POST "+p+"tenants/{tenant}/blocked", s.action(anyRole, false, s.block))
-	m.HandleFunc("POST "+p+"tenants/{tenant}/blocked/{id}/delete", s.action(anyRole, false, s.unblock))
-	m.HandleFunc("GET "+p+"tenants/{tenant}/mirrors", s.page(anyRole, s.mirrors))
-	m.HandleFunc("GET "+p+"tenants/{tenant}/entitlements", s.page(anyRole, s.entitlements))
-	m.HandleFunc("GET "+p+"tenants/{tenant}/audit", s.page(anyRole, s.audit))
-	m.HandleFunc("GET "+p+"tenants/{tenant}/webhooks", s.page(anyRole, s.webhooks))
+	s.handle("GET "+p+"{$}", s.page(anyRole, s.home))
+	s.handle("GET "+p+"tenants", s.page(adminOnly, s.tenants))
+	s.handle("POST "+p+"tenants", s.action(adminOnly, false, s.createTenant))
+	s.handle("GET "+p+"tenants/{tenant}", s.page(anyRole, s.tenant))
+	s.handle("GET "+p+"tenants/{tenant}/policies", s.page(anyRole, s.policies))
+	s.handle("POST "+p+"tenants/{tenant}/blocked", s.action(adminOnly, false, s.block))
+	s.handle("POST "+p+"tenants/{tenant}/blocked/{id}/delete", s.action(adminOnly, false, s.unblock))
+	s.handle("GET "+p+"tenants/{tenant}/mirrors", s.page(anyRole, s.mirrors))
+	s.handle("GET "+p+"tenants/{tenant}/entitlements", s.page(anyRole, s.entitlements))
+	s.handle("GET "+p+"tenants/{tenant}/audit", s.page(anyRole, s.audit))
+	s.handle("GET "+p+"tenants/{tenant}/webhooks", s.page(anyRole, s.webhooks))
 
-	m.HandleFunc("GET "+p+"products", s.page(adminOnly, s.products))
-	m.HandleFunc("POST "+p+"products", s.action(adminOnly, false, s.createProduct))
-	m.HandleFunc("GET "+p+"products/{product}", s.page(adminOnly, s.product))
-	m.HandleFunc("POST "+p+"products/{product}/releases", s.action(adminOnly, true, s.publish))
-	m.HandleFunc("POST "+p+"products/{product}/rollouts", s.action(adminOnly, false, s.createRollout))
-	m.HandleFunc("GET "+p+"releases/{release}/revoke", s.page(adminOnly, s.revokeConfirm))
-	m.HandleFunc("POST "+p+"releases/{release}/revoke", s.action(adminOnly, false, s.revoke))
-	m.HandleFunc("GET "+p+"rollouts", s.page(adminOnly, s.rollouts))
-	m.HandleFunc("GET "+p+"rollouts/{rollout}", s.page(adminOnly, s.rollout))
-	m.HandleFunc("POST "+p+"rollouts/{rollout}", s.action(adminOnly, false, s.updateRollout))
-	m.HandleFunc("GET "+p+"mirrors", s.page(adminOnly, s.mirrors))
-	m.HandleFunc("GET "+p+"entitlements", s.page(adminOnly, s.entitlements))
-	m.HandleFunc("GET "+p+"tokens", s.page(adminOnly, s.tokens))
-	m.HandleFunc("POST "+p+"tokens", s.action(adminOnly, false, s.createToken))
-	m.HandleFunc("POST "+p+"tokens/{token}/revoke", s.action(adminOnly, false, s.revokeToken))
-	m.HandleFunc("GET "+p+"audit", s.page(adminOnly, s.audit))
-	m.HandleFunc("GET "+p+"webhooks", s.page(adminOnly, s.webhooks))
+	s.handle("GET "+p+"products", s.page(adminOnly, s.products))
+	s.handle("POST "+p+"products", s.action(adminOnly, false, s.createProduct))
+	s.handle("GET "+p+"products/{product}", s.page(adminOnly, s.product))
+	s.handle("POST "+p+"products/{product}/releases", s.action(adminOnly, true, s.publish))
+	s.handle("POST "+p+"products/{product}/rollouts", s.action(adminOnly, false, s.createRollout))
+	s.handle("GET "+p+"releases/{release}/revoke", s.page(adminOnly, s.revokeConfirm))
+	s.handle("POST "+p+"releases/{release}/revoke", s.action(adminOnly, false, s.revoke))
+	s.handle("GET "+p+"rollouts", s.page(adminOnly, s.rollouts))
+	s.handle("GET "+p+"rollouts/{rollout}", s.page(adminOnly, s.rollout))
+	s.handle("POST "+p+"rollouts/{rollout}", s.action(adminOnly, false, s.updateRollout))
+	s.handle("GET "+p+"mirrors", s.page(adminOnly, s.mirrors))
+	s.handle("GET "+p+"entitlements", s.page(adminOnly, s.entitlements))
+	s.handle("GET "+p+"tokens", s.page(adminOnly, s.tokens))
+	s.handle("POST "+p+"tokens", s.action(adminOnly, false, s.createToken))
+	s.handle("POST "+p+"tokens/{token}/revoke", s.action(adminOnly, false, s.revokeToken))
+	s.handle("GET "+p+"audit", s.page(adminOnly, s.audit))
+	s.handle("GET "+p+"webhooks", s.page(adminOnly, s.webhooks))
 	m.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusNotFound, "There is no such page.")
 	})
 }
 
-// RoutePatterns lists every route (method and path), for the tests that
-// prove each one is guarded.
-func (s *Server) RoutePatterns() []string { return slices.Clone(routeList(s.prefix)) }
-
-func routeList(p string) []string {
-	return []string{
-		"POST " + p + "signout",
-		"GET " + p, "GET " + p + "tenants", "POST " + p + "tenants",
-		"GET " + p + "tenants/{tenant}", "GET " + p + "tenants/{tenant}/policies",
-		"POST " + p + "tenants/{tenant}/blocked", "POST " + p + "tenants/{tenant}/blocked/{id}/delete",
-		"GET " + p + "tenants/{tenant}/mirrors", "GET " + p + "tenants/{tenant}/entitlements",
-		"GET " + p + "tenants/{tenant}/audit", "GET " + p + "tenants/{tenant}/webhooks",
-		"GET " + p + "products", "POST " + p + "products", "GET " + p + "products/{product}",
-		"POST " + p + "products/{product}/releases", "POST " + p + "products/{product}/rollouts",
-		"GET " + p + "releases/{release}/revoke", "POST " + p + "releases/{release}/revoke",
-		"GET " + p + "rollouts", "GET " + p + "rollouts/{rollout}", "POST " + p + "rollouts/{rollout}",
-		"GET " + p + "mirrors", "GET " + p + "entitlements", "GET " + p + "tokens", "POST " + p + "tokens",
-		"POST " + p + "tokens/{token}/revoke", "GET " + p + "audit", "GET " + p + "webhooks",
-	}
+// handle registers a guarded route and remembers its pattern.
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, h)
+	s.patterns = append(s.patterns, strings.Replace(pattern, "{$}", "", 1))
 }
+
+// RoutePatterns lists every route that needs a session (method and path
+// pattern), for the tests that prove each one is guarded.
+func (s *Server) RoutePatterns() []string { return slices.Clone(s.patterns) }
 
 // --- sign-in ---
 
@@ -278,7 +267,7 @@ func (s *Server) policies(q *req) {
 		q.fail(err)
 		return
 	}
-	d := policiesData{CanEdit: !q.p.ReadOnly()}
+	d := policiesData{CanEdit: q.p.Admin() && !q.p.ReadOnly()}
 	for _, p := range ps {
 		vs, err := s.b.PolicyVersions(q.ctx, p.PolicyID)
 		if err != nil {

@@ -58,6 +58,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	prefix   string
 	staticFS fs.FS
+	patterns []string
 }
 
 // New returns the console. Mount it with mux.Handle(opts.Prefix, s).
@@ -213,13 +214,13 @@ func (s *Server) action(scope int, multipart bool, fn handlerFunc) http.HandlerF
 }
 
 func (s *Server) allowed(q *req, scope int) bool {
-	if scope == adminOnly && !q.p.Admin() {
-		s.errorPage(q.w, q.r, q, http.StatusForbidden, "This page is for the vendor's administrators.")
-		return false
-	}
 	if t := q.r.PathValue("tenant"); t != "" && !q.p.Admin() && t != q.p.TenantID {
 		// 404, not 403: a tenant learns nothing about other tenants.
 		s.errorPage(q.w, q.r, q, http.StatusNotFound, "There is no such page.")
+		return false
+	}
+	if scope == adminOnly && !q.p.Admin() {
+		s.errorPage(q.w, q.r, q, http.StatusForbidden, "This is for the vendor's administrators.")
 		return false
 	}
 	return true
