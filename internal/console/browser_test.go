@@ -312,6 +312,26 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 		t.Errorf("%d sessions after sign-out", n)
 	}
 
+	run(t, ctx, "sign in as a tenant",
+		chromedp.Navigate(srv.URL+"/console/signin"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), seed.TenantToken),
+		chromedp.Submit(chromedp.ID("token")),
+		chromedp.WaitVisible(chromedp.CSS("table.mirrors")),
+		sh.take("tenant-view"),
+	)
+	if nav := textOf(ctx, t, "header nav"); strings.Contains(nav, "Tokens") || strings.Contains(nav, "Products") {
+		t.Errorf("a tenant session shows admin navigation: %q", nav)
+	}
+	if body := textOf(ctx, t, "main"); strings.Contains(body, "Globex") || strings.Contains(body, "globex-hq") {
+		t.Errorf("a tenant session shows another tenant: %q", body)
+	}
+	run(t, ctx, "a tenant cannot open an admin page", chromedp.Navigate(srv.URL+"/console/tokens"), chromedp.WaitVisible(chromedp.ID("error-message")))
+	if got := textOf(ctx, t, "main h1"); !strings.HasPrefix(got, "403") {
+		t.Errorf("tokens page for a tenant: %q, want 403", got)
+	}
+	run(t, ctx, "sign out the tenant", chromedp.Click(chromedp.CSS(`button.link`)), chromedp.WaitVisible(chromedp.ID("signed-out")))
+
 	// The mirror's status page: upload a bundle, read the dry run, commit.
 	mf := sitepagetest.New(time.Now, "mat_site_admin")
 	sp, err := sitepage.New(sitepage.Options{Backend: mf})
@@ -339,6 +359,9 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("import-result")),
 		sh.take("site-dry-run"),
 	)
+	if p, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("html"), "data-upload-progress")); err != nil || p.Value != "100" {
+		t.Errorf("bundle upload progress reached %q (%v), want 100", p.Value, err)
+	}
 	if got := textOf(ctx, t, "#import-versions"); got != "v41 → v42" {
 		t.Errorf("dry run versions = %q", got)
 	}
