@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -505,6 +506,22 @@ func TestConsole_SessionLifecycle(t *testing.T) {
 		}
 		if w := e.get(victim, "/console/tenants/"+e.seed.Acme.TenantID); w.Code != http.StatusSeeOther {
 			t.Errorf("revoked token's session: status = %d, want 303", w.Code)
+		}
+	})
+	t.Run("a backend that cannot answer keeps the session", func(t *testing.T) {
+		e := newEnv(t)
+		s := e.signIn(e.seed.AdminToken)
+		e.f.Lock()
+		e.f.TokenCheckErr = errors.New("store unavailable")
+		e.f.Unlock()
+		if w := e.get(s, "/console/tenants"); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("status = %d, want 503", w.Code)
+		}
+		e.f.Lock()
+		e.f.TokenCheckErr = nil
+		e.f.Unlock()
+		if w := e.get(s, "/console/tenants"); w.Code != http.StatusOK {
+			t.Errorf("after recovery: status = %d, want 200", w.Code)
 		}
 	})
 	t.Run("next only leads inside the console", func(t *testing.T) {

@@ -142,14 +142,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // req is one authenticated request.
 type req struct {
-	w    http.ResponseWriter
-	r    *http.Request
-	ctx  context.Context
-	sid  string
-	se   *session
-	p    Principal
-	s    *Server
-	form map[string]string // fields of a streamed multipart form
+	w   http.ResponseWriter
+	r   *http.Request
+	ctx context.Context
+	sid string
+	se  *session
+	p   Principal
+	s   *Server
 }
 
 type handlerFunc func(q *req)
@@ -237,7 +236,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, write bool
 	if ok {
 		// Re-read the token: a revoked token ends its sessions.
 		p, err := s.b.TokenPrincipal(r.Context(), se.principal.TokenID)
-		if err != nil || p != se.principal {
+		switch code := catalog.ErrorCode(err); {
+		case err != nil && code != catalog.EUNAUTHORIZED && code != catalog.EFORBIDDEN && code != catalog.ENOTFOUND:
+			// The backend could not answer: keep the session, say so.
+			s.o.Logger.Error("console: check token", "err", err)
+			s.errorPage(w, r, nil, http.StatusServiceUnavailable, "The control plane cannot check your sign-in right now. Try again shortly.")
+			return nil, false
+		case err != nil || p != se.principal:
 			s.sess.delete(c.Value)
 			ok = false
 		}

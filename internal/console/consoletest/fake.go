@@ -46,6 +46,9 @@ type Fake struct {
 	Series          map[string]*console.RolloutSeries
 	Usage           map[string]*console.UsageSeries
 	ChainBroken     string
+	// TokenCheckErr, when set, is what TokenPrincipal returns (a backend
+	// that cannot answer).
+	TokenCheckErr error
 }
 
 // Upload records a streamed artifact.
@@ -134,6 +137,9 @@ func (f *Fake) Authenticate(ctx context.Context, token string) (console.Principa
 func (f *Fake) TokenPrincipal(ctx context.Context, id string) (console.Principal, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.TokenCheckErr != nil {
+		return console.Principal{}, f.TokenCheckErr
+	}
 	for _, t := range f.tokens {
 		if t.info.Token.TokenID == id && t.info.RevokedAt == nil {
 			return console.Principal{Role: t.info.Token.Role, TenantID: t.info.Token.TenantID, TokenID: id}, nil
