@@ -364,9 +364,10 @@ func (h *Handler) dryRun(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 			nonce := newNonce()
 			h.mu.Lock()
-			h.sweepLocked()
+			expired := h.sweepLocked()
 			h.staged[staging] = staged{nonceHash: sha256.Sum256([]byte(nonce)), expires: h.o.Now().Add(h.o.StagingTTL)}
 			h.mu.Unlock()
+			h.discardAll(r.Context(), expired)
 			h.render(w, http.StatusOK, "result", "Dry run", resultData{Report: rep, Staging: staging, Nonce: nonce})
 			return
 		default:
@@ -383,11 +384,24 @@ func newNonce() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (h *Handler) sweepLocked() {
+// sweepLocked forgets expired dry runs and returns their staging ids.
+func (h *Handler) sweepLocked() []string {
 	now := h.o.Now()
+	var out []string
 	for id, s := range h.staged {
 		if !now.Before(s.expires) {
 			delete(h.staged, id)
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// discardAll asks the backend to delete staged imports nobody committed.
+func (h *Handler) discardAll(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		if err := h.o.Backend.DiscardImport(ctx, id); err != nil {
+			h.o.Logger.Warn("sitepage: discard expired import", "staging", id, "err", err)
 		}
 	}
 }
@@ -396,12 +410,16 @@ func (h *Handler) sweepLocked() {
 // out for a staging id: it authorizes the commit (or discard) without
 // sending the admin token again, and only the browser that uploaded
 // holds it.
-func (h *Handler) claim(staging, nonce string) bool {
+func (h *Handler) claim(ctx context.Context, staging, nonce string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s, ok := h.staged[staging]
-	if !ok || !h.o.Now().Before(s.expires) {
+	if !ok {
+		return false
+	}
+	if !h.o.Now().Before(s.expires) {
 		delete(h.staged, staging)
+		go h.discardAll(context.WithoutCancel(ctx), []string{staging})
 		return false
 	}
 	got := sha256.Sum256([]byte(nonce))
@@ -419,7 +437,7 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	staging := r.PostFormValue("staging")
-	if !h.claim(staging, r.PostFormValue("nonce")) {
+	if !h.claim(r.Context(), staging, r.PostFormValue("nonce")) {
 		h.fail(w, http.StatusForbidden, "This dry run has expired or was already used. Upload the bundle again.")
 		return
 	}
@@ -439,7 +457,7 @@ func (h *Handler) discard(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	staging := r.PostFormValue("staging")
-	if !h.claim(staging, r.PostFormValue("nonce")) {
+	if !h.claim(r.Context(), staging, r.PostFormValue("nonce")) {
 		h.fail(w, http.StatusForbidden, "This dry run has expired or was already used.")
 		return
 	}

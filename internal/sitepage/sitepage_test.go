@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,3 +193,34 @@ func TestHandler_TokenCheckedBeforeTheFileIsRead(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestHandler_DryRunExpires(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	f := sitepagetest.New(clock, "mat_admin")
+	h, err := sitepage.New(sitepage.Options{Backend: f, Now: clock, StagingTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := upload(t, h, "mat_admin", []byte("one"), nil)
+	m := hiddenRe.FindAllStringSubmatch(first.Body.String(), -1)
+	form := url.Values{}
+	for _, x := range m[:2] {
+		form.Set(x[1], x[2])
+	}
+	mu.Lock()
+	now = now.Add(11 * time.Minute)
+	mu.Unlock()
+	// The next dry run sweeps the expired one, which the backend discards.
+	upload(t, h, "mat_admin", []byte("two"), nil)
+	if got, want := f.Staged(), 1; got != want {
+		t.Errorf("staged imports = %d, want %d (the expired one discarded)", got, want)
+	}
+	if w := post(h, "/site/import/commit", form, nil); w.Code != http.StatusForbidden {
+		t.Errorf("commit of an expired dry run: status %d, want 403", w.Code)
+	}
+	if len(f.Committed()) != 0 {
+		t.Error("an expired dry run was committed")
+	}
+}

@@ -126,3 +126,11 @@ func (f *Fake) Committed() []string {
 }
 
 var _ sitepage.Backend = (*Fake)(nil)
+
+// Staged returns the number of staged imports (dry runs neither committed
+// nor discarded).
+func (f *Fake) Staged() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.staged)
+}
