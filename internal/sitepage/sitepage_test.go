@@ -224,3 +224,23 @@ func TestHandler_DryRunExpires(t *testing.T) {
 		t.Error("an expired dry run was committed")
 	}
 }
+
+func TestHandler_FormsAreLabelled(t *testing.T) {
+	h, _ := newHandler(t)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	page := w.Body.String()
+	controls := regexp.MustCompile(`<(input|select)\b[^>]*>`).FindAllString(page, -1)
+	if len(controls) < 2 {
+		t.Fatalf("found %d controls", len(controls))
+	}
+	for _, c := range controls {
+		if strings.Contains(c, `type="hidden"`) {
+			continue
+		}
+		id := regexp.MustCompile(`\bid="([^"]+)"`).FindStringSubmatch(c)
+		if id == nil || !strings.Contains(page, `<label for="`+id[1]+`"`) {
+			t.Errorf("control without a label: %s", c)
+		}
+	}
+}
