@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/outpost/outpost/internal/console"
@@ -290,6 +291,31 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	run(t, ctx, "tenant overview", chromedp.Navigate(srv.URL+"/console/tenants/"+seed.Acme.TenantID), chromedp.WaitVisible(chromedp.CSS("table.mirrors")), sh.take("tenant"))
 	run(t, ctx, "tokens", chromedp.Navigate(srv.URL+"/console/tokens"), chromedp.WaitVisible(chromedp.ID("tok-name")), sh.take("tokens"))
 	run(t, ctx, "audit", chromedp.Navigate(srv.URL+"/console/audit"), chromedp.WaitVisible(chromedp.ID("chain-status")), sh.take("audit"))
+
+	// Without JavaScript every page still reads and the plain form posts
+	// work: publish a release with the browser's own multipart upload.
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "no JavaScript: a rollout's charts",
+		chromedp.Navigate(srv.URL+"/console/rollouts/"+seed.Rollout.RolloutID),
+		chromedp.WaitVisible(chromedp.CSS("svg#failures")),
+	)
+	run(t, ctx, "no JavaScript: publish",
+		chromedp.Navigate(srv.URL+"/console/products/"+seed.App.ProductID),
+		chromedp.WaitVisible(chromedp.ID("publish-form")),
+		chromedp.SetValue(chromedp.ID("rel-version"), "1.2.0"),
+		chromedp.SetUploadFiles(chromedp.ID("file"), []string{artifact}),
+		chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")),
+		chromedp.WaitVisible(`//div[contains(@class, "flash-ok")][contains(., "Published 1.2.0")]`),
+	)
+	if p, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("html"), "data-upload-progress")); err != nil || p.Exists {
+		t.Errorf("the no-JavaScript publish ran the script (progress %q, %v)", p.Value, err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "scripts back on", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("publish-form")))
 
 	run(t, ctx, "keyboard: the first tab stop is the skip link",
 		chromedp.KeyEvent("\t"),
