@@ -18,7 +18,7 @@ func BuildSnapshot(ctx context.Context, st store.Store, signers []snapshot.Signe
 	if len(signers) == 0 {
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key: run `controlplane keys generate`")
 	}
-	return st.CreateSnapshot(ctx, tenantID, func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+	return st.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if in.Tenant.Status != catalog.TenantActive {
 			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
 		}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store"
 )
 
 // BuildOptions are the parts of a manifest that do not come from the
@@ -33,7 +32,7 @@ type BuildOptions struct {
 //
 // The same input gives the same manifest apart from snapshot_id,
 // created_at and expires_at.
-func Build(in *store.SnapshotInput, o BuildOptions) *Manifest {
+func Build(in *catalog.SnapshotInput, o BuildOptions) *Manifest {
 	now := o.Now.UTC().Truncate(time.Second)
 	m := &Manifest{
 		Schema:          Schema,

@@ -56,26 +56,6 @@ type IdempotencyRecord struct {
 	CreatedAt   time.Time
 }
 
-// SnapshotInput is everything a snapshot of one tenant may draw on, read in
-// the same transaction that assigns its sequence. The builder (pure code)
-// decides visibility; the store only gathers. The builder must not modify
-// the input: implementations may share parts of it between builds.
-type SnapshotInput struct {
-	Tenant           *catalog.Tenant
-	Sequence         int64  // the sequence the new snapshot gets
-	Previous         string // hex sha256 of the previous envelope, "" for the first
-	Products         []*catalog.Product
-	Releases         []*catalog.Release // of all products, sorted by id
-	ReleaseArtifacts []*catalog.ReleaseArtifact
-	Artifacts        []*catalog.Artifact // those referenced by ReleaseArtifacts
-	Policies         []*catalog.Policy   // the tenant's, latest versions
-	BlockedVersions  []*catalog.BlockedVersion
-	Rollouts         []*catalog.Rollout
-	Entitlements     []*catalog.Entitlement
-	SeatAssignments  []*catalog.SeatAssignment
-	Mirrors          []*catalog.Mirror // the tenant's
-}
-
 // LeaseSigner signs the final lease and returns the token's hash.
 type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)
 
@@ -168,7 +148,7 @@ type Store interface {
 	// Snapshots: immutable. CreateSnapshot gathers the input, assigns the
 	// next sequence and calls build in one transaction, so two concurrent
 	// builds never share a sequence.
-	CreateSnapshot(ctx context.Context, tenantID string, build func(in *SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error)
+	CreateSnapshot(ctx context.Context, tenantID string, build func(in *catalog.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error)
 	Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error)
 	SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (*catalog.Snapshot, error)
 	LatestSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error)

@@ -169,9 +169,9 @@ func lastSnapshotID(tx Tx, tenantID string) []byte {
 }
 
 // gather reads everything a snapshot of t may draw on.
-func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
+func (w *wtx) gather(t *catalog.Tenant) (*catalog.SnapshotInput, error) {
 	tx := w.Tx
-	in := &store.SnapshotInput{Tenant: t, Sequence: 1}
+	in := &catalog.SnapshotInput{Tenant: t, Sequence: 1}
 	if id := lastSnapshotID(tx, t.TenantID); id != nil {
 		var last catalog.Snapshot
 		if err := mustGet(tx, bSnapshots, "snapshot", string(id), &last); err != nil {
@@ -235,7 +235,7 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 
 // CreateSnapshot gathers the tenant's input, lets build make the signed
 // snapshot and stores it, all in one transaction.
-func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func(in *store.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error) {
+func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func(in *catalog.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error) {
 	var s *catalog.Snapshot
 	err := db.update(ctx, func(w *wtx) error {
 		var t catalog.Tenant
