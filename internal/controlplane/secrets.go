@@ -1,7 +1,10 @@
-package httpapi
+package controlplane
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -52,3 +55,31 @@ func (s *Sealer) Open(id string, sealed []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Token prefixes make leaked secrets recognisable.
+const (
+	tokenPrefix      = "opt_"
+	credentialPrefix = "omc_"
+)
+
+// NewSecret returns prefix + base64url of 32 random bytes.
+func NewSecret(prefix string) string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// NewToken returns a new API token secret.
+func NewToken() string { return NewSecret(tokenPrefix) }
+
+// NewCredential returns a new mirror credential secret.
+func NewCredential() string { return NewSecret(credentialPrefix) }
+
+// HashSecret returns the hex sha256 the store keeps instead of a secret.
+func HashSecret(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
