@@ -178,4 +178,3 @@ func (a *App) Ready(ctx context.Context) error {
 	}
 	return nil
 }
-

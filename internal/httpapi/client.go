@@ -440,9 +440,9 @@ func (c *Client) envelope(ctx context.Context, path string) (*catalog.Snapshot, 
 	}
 	var e snapshot.Envelope
 	var m struct {
-		SnapshotID string `json:"snapshot_id"`
-		TenantID   string `json:"tenant_id"`
-		Sequence   int64  `json:"sequence"`
+		SnapshotID string    `json:"snapshot_id"`
+		TenantID   string    `json:"tenant_id"`
+		Sequence   int64     `json:"sequence"`
 		CreatedAt  time.Time `json:"created_at"`
 		ExpiresAt  time.Time `json:"expires_at"`
 	}

@@ -28,7 +28,9 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/tenants", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.TenantInput) (*catalog.Tenant, error) {
 			return a.CreateTenant(r.Context(), in)
 		})},
-		{pattern: "GET /v1/tenants", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Tenant, string, error) { return a.Tenants(r.Context(), pg) })},
+		{pattern: "GET /v1/tenants", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Tenant, string, error) {
+			return a.Tenants(r.Context(), pg)
+		})},
 		{pattern: "GET /v1/tenants/{id}", access: tenantRead, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Tenant, error) { return a.Tenant(r.Context(), id(r)) })},
 		{pattern: "PATCH /v1/tenants/{id}", access: adminOnly, handler: change(func(r *http.Request, in controlplane.TenantPatch) (*catalog.Tenant, error) {
 			return a.UpdateTenant(r.Context(), id(r), in)
@@ -37,7 +39,9 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/products", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.ProductInput) (*catalog.Product, error) {
 			return a.CreateProduct(r.Context(), in)
 		})},
-		{pattern: "GET /v1/products", access: adminOnly, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Product, string, error) { return a.Products(r.Context(), pg) })},
+		{pattern: "GET /v1/products", access: adminOnly, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Product, string, error) {
+			return a.Products(r.Context(), pg)
+		})},
 		{pattern: "GET /v1/products/{id}", access: adminOnly, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Product, error) { return a.Product(r.Context(), id(r)) })},
 
 		{pattern: "POST /v1/artifacts", access: adminOnly, raw: true, handler: s.createArtifact},
@@ -56,7 +60,9 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/releases/{id}/artifacts", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.AttachInput) (*catalog.ReleaseArtifact, error) {
 			return a.AttachArtifact(r.Context(), id(r), in)
 		})},
-		{pattern: "GET /v1/releases/{id}/artifacts", access: adminOnly, handler: all(func(r *http.Request) ([]*catalog.ReleaseArtifact, error) { return a.ReleaseArtifacts(r.Context(), id(r)) })},
+		{pattern: "GET /v1/releases/{id}/artifacts", access: adminOnly, handler: all(func(r *http.Request) ([]*catalog.ReleaseArtifact, error) {
+			return a.ReleaseArtifacts(r.Context(), id(r))
+		})},
 
 		{pattern: "POST /v1/tenants/{id}/snapshots", access: adminOnly, handler: call(http.StatusCreated, func(r *http.Request) (*catalog.Snapshot, error) { return a.BuildSnapshot(r.Context(), id(r)) })},
 		{pattern: "GET /v1/tenants/{id}/snapshots", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Snapshot, string, error) {
