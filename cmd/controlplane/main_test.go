@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/store/bolt/bolttest"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -84,11 +84,6 @@ func (c *cp) start() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.t.Fatalf("control plane did not become ready: %s", c.stderr)
-}
-
-func (c *cp) stop(sig syscall.Signal) error {
-	c.proc.Process.Signal(sig)
-	return c.proc.Wait()
 }
 
 func TestControlplane_InitAndTokens(t *testing.T) {
@@ -220,7 +215,7 @@ func TestControlplane_AuditVerifyFindsTamper(t *testing.T) {
 	if !strings.Contains(out, "ok") {
 		t.Fatalf("audit verify: %q", out)
 	}
-	err := bolt.TamperAuditEvent(filepath.Join(c.dataDir, "controlplane.db"), 3, func(ev *catalog.AuditEvent) {
+	err := bolttest.TamperAuditEvent(filepath.Join(c.dataDir, "controlplane.db"), 3, func(ev *catalog.AuditEvent) {
 		ev.ActorID = "mallory"
 	})
 	if err != nil {

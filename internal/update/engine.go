@@ -29,10 +29,7 @@ const (
 	ReasonUpToDate      = "no newer release"
 )
 
-var (
-	numPlatforms = len(catalog.Platforms)
-	numPA        = len(catalog.Platforms) * len(catalog.Arches)
-)
+var numPA = len(catalog.Platforms) * len(catalog.Arches)
 
 // Engine answers update checks from one snapshot. It is immutable and safe
 // for concurrent use; build a new one for each snapshot.

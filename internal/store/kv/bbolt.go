@@ -10,9 +10,6 @@ import (
 // itself; its read transactions see a fixed view.
 func Bolt(db *bbolt.DB) Backend { return boltBackend{db} }
 
-// BoltTx adapts a bbolt transaction, for tools that edit the file directly.
-func BoltTx(tx *bbolt.Tx) Tx { return boltTx{tx} }
-
 type boltBackend struct{ db *bbolt.DB }
 
 func (b boltBackend) Update(_ context.Context, fn func(Tx) error) error {

@@ -156,7 +156,8 @@ func decodeIndexed[T any](tx Tx, idx, bucket, pfx []byte) ([]*T, error) {
 func lastSnapshotID(tx Tx, tenantID string) []byte {
 	pfx := prefix(tenantID)
 	c := tx.Bucket(iSnapSeq).Cursor()
-	k, v := c.Seek(append(append([]byte(nil), pfx...), SeqKey(math.MaxInt64)...))
+	k, _ := c.Seek(append(append([]byte(nil), pfx...), seqKey(math.MaxInt64)...))
+	var v []byte
 	if k == nil {
 		k, v = c.Last()
 	} else {
@@ -278,7 +279,7 @@ func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func
 		if err := w.Bucket(bEnvelopes).Put([]byte(s.SnapshotID), s.Envelope); err != nil {
 			return err
 		}
-		if err := putIdx(w.Tx, iSnapSeq, append(prefix(tenantID), SeqKey(s.Sequence)...), s.SnapshotID); err != nil {
+		if err := putIdx(w.Tx, iSnapSeq, append(prefix(tenantID), seqKey(s.Sequence)...), s.SnapshotID); err != nil {
 			return err
 		}
 		if err := putIdx(w.Tx, iSnapTenant, key(tenantID, s.SnapshotID), ""); err != nil {
@@ -314,7 +315,7 @@ func (db *Store) Snapshot(ctx context.Context, id string) (s *catalog.Snapshot, 
 // SnapshotBySequence returns a tenant's snapshot of that sequence.
 func (db *Store) SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (s *catalog.Snapshot, err error) {
 	err = db.view(ctx, func(tx Tx) error {
-		id := tx.Bucket(iSnapSeq).Get(append(prefix(tenantID), SeqKey(seq)...))
+		id := tx.Bucket(iSnapSeq).Get(append(prefix(tenantID), seqKey(seq)...))
 		if id == nil {
 			return catalog.NotFound("snapshot", fmt.Sprintf("%s#%d", tenantID, seq))
 		}
