@@ -199,4 +199,3 @@ func comparePrePart(s, o string) int {
 	}
 	return -1
 }
-
