@@ -1,3 +1,9 @@
+// Package httpapi is the control plane's HTTP transport: Server exposes a
+// controlplane.App (routes.go is the route table: each route, who may call
+// it, and its one service call), with authentication, route access, body
+// limits, idempotency keys and metrics as middleware and every error
+// answered in the internal/wire convention; Client is controlplane.Service
+// over the same API.
 package httpapi
 
 import (
