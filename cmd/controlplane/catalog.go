@@ -16,80 +16,37 @@ import (
 )
 
 func productCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "product", Short: "Manage products"}
-	create := &cobra.Command{
-		Use: "create NAME", Short: "Create a product and print its id", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			md, err := metadataFlag(cmd)
-			if err != nil {
-				return err
-			}
-			dist, _ := cmd.Flags().GetString("distribution")
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				p, err := svc.CreateProduct(ctx, controlplane.ProductInput{Name: args[0], Distribution: dist, Metadata: md})
-				if err != nil {
-					return err
-				}
-				return output(cmd, p, func(w io.Writer) { fmt.Fprintln(w, p.ProductID) })
-			})
-		},
-	}
+	create := leaf("create NAME", "Create a product and print its id", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		md, err := metadataFlag(cmd)
+		if err != nil {
+			return err
+		}
+		in := controlplane.ProductInput{Name: args[0], Distribution: str(cmd, "distribution"), Metadata: md}
+		return printed(cmd, func(p *catalog.Product) string { return p.ProductID })(svc.CreateProduct(ctx, in))
+	})
 	create.Flags().String("distribution", "licensed", "licensed or open")
 	create.Flags().String("metadata", "", "JSON object")
-	list := &cobra.Command{
-		Use: "list", Short: "List products", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				ps, err := all(ctx, svc.Products)
-				if err != nil {
-					return err
-				}
-				return items(cmd, ps, "PRODUCT\tDISTRIBUTION\tNAME", func(p *catalog.Product) []any { return []any{p.ProductID, p.Distribution, p.Name} })
-			})
-		},
-	}
-	cmd.AddCommand(create, list)
-	addClientFlags(cmd)
-	return cmd
+	list := leaf("list", "List products", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return listed(cmd, "PRODUCT\tDISTRIBUTION\tNAME", func(p *catalog.Product) []any { return []any{p.ProductID, p.Distribution, p.Name} })(all(ctx, svc.Products))
+	})
+	return group("product", "Manage products", create, list)
 }
 
 func artifactCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "artifact", Short: "Manage artifacts"}
-	upload := &cobra.Command{
-		Use: "upload FILE", Short: "Upload a file as a MANAGED artifact (streamed; its sha256 is checked by the server)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				a, err := uploadFile(ctx, svc, args[0])
-				if err != nil {
-					return err
-				}
-				return output(cmd, a, func(w io.Writer) { fmt.Fprintln(w, a.ArtifactID) })
-			})
-		},
-	}
-	external := &cobra.Command{
-		Use: "external URL", Short: "Record an EXTERNAL artifact and verify it", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sha, _ := cmd.Flags().GetString("sha256")
-			size, _ := cmd.Flags().GetInt64("size")
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				a, err := svc.CreateExternalArtifact(ctx, controlplane.ExternalInput{ExternalURL: args[0], SHA256: sha, SizeBytes: size})
-				if err != nil {
-					return err
-				}
-				v, err := svc.VerifyArtifact(ctx, a.ArtifactID)
-				if err != nil {
-					return err
-				}
-				return output(cmd, v, func(w io.Writer) { fmt.Fprintf(w, "%s\t%s\n", v.ArtifactID, v.Status) })
-			})
-		},
-	}
+	upload := leaf("upload FILE", "Upload a file as a MANAGED artifact (streamed; its sha256 is checked by the server)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return printed(cmd, func(a *catalog.Artifact) string { return a.ArtifactID })(uploadFile(ctx, svc, args[0]))
+	})
+	external := leaf("external URL", "Record an EXTERNAL artifact and verify it", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		size, _ := cmd.Flags().GetInt64("size")
+		a, err := svc.CreateExternalArtifact(ctx, controlplane.ExternalInput{ExternalURL: args[0], SHA256: str(cmd, "sha256"), SizeBytes: size})
+		if err != nil {
+			return err
+		}
+		return printed(cmd, func(v *controlplane.Verification) string { return v.ArtifactID + "\t" + v.Status })(svc.VerifyArtifact(ctx, a.ArtifactID))
+	})
 	external.Flags().String("sha256", "", "declared sha256 (hex)")
 	external.Flags().Int64("size", 0, "declared size in bytes")
-	cmd.AddCommand(upload, external)
-	addClientFlags(cmd)
-	return cmd
+	return group("artifact", "Manage artifacts", upload, external)
 }
 
 // uploadFile hashes the file first so the server can check the bytes it
@@ -112,88 +69,47 @@ func uploadFile(ctx context.Context, svc controlplane.Service, path string) (*ca
 }
 
 func releaseCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "release", Short: "Manage releases"}
-	create := &cobra.Command{
-		Use: "create", Short: "Create a release (optionally uploading and attaching a file)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			product, _ := cmd.Flags().GetString("product")
-			in := controlplane.ReleaseInput{}
-			in.Channel, _ = cmd.Flags().GetString("channel")
-			in.Version, _ = cmd.Flags().GetString("version")
-			file, _ := cmd.Flags().GetString("file")
-			md, err := metadataFlag(cmd)
+	create := leaf("create", "Create a release (optionally uploading and attaching a file)", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		md, err := metadataFlag(cmd)
+		if err != nil {
+			return err
+		}
+		rel, err := svc.CreateRelease(ctx, str(cmd, "product"), controlplane.ReleaseInput{Channel: str(cmd, "channel"), Version: str(cmd, "version"), Metadata: md})
+		if err != nil {
+			return err
+		}
+		if file := str(cmd, "file"); file != "" {
+			a, err := uploadFile(ctx, svc, file)
 			if err != nil {
-				return err
+				return fmt.Errorf("release %s created, upload failed: %w", rel.ReleaseID, err)
 			}
-			in.Metadata = md
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				rel, err := svc.CreateRelease(ctx, product, in)
-				if err != nil {
-					return err
-				}
-				if file != "" {
-					a, err := uploadFile(ctx, svc, file)
-					if err != nil {
-						return fmt.Errorf("release %s created, upload failed: %w", rel.ReleaseID, err)
-					}
-					if _, err := svc.AttachArtifact(ctx, rel.ReleaseID, attachInput(cmd, a.ArtifactID)); err != nil {
-						return fmt.Errorf("release %s created, attach failed: %w", rel.ReleaseID, err)
-					}
-				}
-				return output(cmd, rel, func(w io.Writer) { fmt.Fprintln(w, rel.ReleaseID) })
-			})
-		},
-	}
+			if _, err := svc.AttachArtifact(ctx, rel.ReleaseID, attachInput(cmd, a.ArtifactID)); err != nil {
+				return fmt.Errorf("release %s created, attach failed: %w", rel.ReleaseID, err)
+			}
+		}
+		return printed(cmd, func(r *catalog.Release) string { return r.ReleaseID })(rel, nil)
+	})
 	create.Flags().String("product", "", "product id")
 	create.Flags().String("channel", "stable", "channel")
 	create.Flags().String("version", "", "semantic version")
 	create.Flags().String("metadata", "", "JSON object")
 	create.Flags().String("file", "", "upload this file and attach it (with --platform, --arch, --installer-type)")
 	attachFlags(create)
-	list := &cobra.Command{
-		Use: "list", Short: "List a product's releases", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			product, _ := cmd.Flags().GetString("product")
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				rs, err := all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
-					return svc.Releases(ctx, product, pg)
-				})
-				if err != nil {
-					return err
-				}
-				return items(cmd, rs, "RELEASE\tCHANNEL\tVERSION\tSTATUS", func(r *catalog.Release) []any { return []any{r.ReleaseID, r.Channel, r.Version, r.Status} })
-			})
-		},
-	}
+	list := leaf("list", "List a product's releases", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		releases := func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
+			return svc.Releases(ctx, str(cmd, "product"), pg)
+		}
+		return listed(cmd, "RELEASE\tCHANNEL\tVERSION\tSTATUS", func(r *catalog.Release) []any { return []any{r.ReleaseID, r.Channel, r.Version, r.Status} })(all(ctx, releases))
+	})
 	list.Flags().String("product", "", "product id")
-	revoke := &cobra.Command{
-		Use: "revoke RELEASE_ID", Short: "Revoke a release (one-way)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				rel, err := svc.RevokeRelease(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return output(cmd, rel, func(w io.Writer) { fmt.Fprintf(w, "%s\t%s\n", rel.ReleaseID, rel.Status) })
-			})
-		},
-	}
-	attach := &cobra.Command{
-		Use: "attach RELEASE_ID ARTIFACT_ID", Short: "Attach a verified artifact to a release", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				ra, err := svc.AttachArtifact(ctx, args[0], attachInput(cmd, args[1]))
-				if err != nil {
-					return err
-				}
-				return output(cmd, ra, func(w io.Writer) { fmt.Fprintln(w, ra.ReleaseArtifactID) })
-			})
-		},
-	}
+	revoke := leaf("revoke RELEASE_ID", "Revoke a release (one-way)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return printed(cmd, func(r *catalog.Release) string { return r.ReleaseID + "\t" + r.Status })(svc.RevokeRelease(ctx, args[0]))
+	})
+	attach := leaf("attach RELEASE_ID ARTIFACT_ID", "Attach a verified artifact to a release", cobra.ExactArgs(2), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return printed(cmd, func(ra *catalog.ReleaseArtifact) string { return ra.ReleaseArtifactID })(svc.AttachArtifact(ctx, args[0], attachInput(cmd, args[1])))
+	})
 	attachFlags(attach)
-	cmd.AddCommand(create, list, revoke, attach)
-	addClientFlags(cmd)
-	return cmd
+	return group("release", "Manage releases", create, list, revoke, attach)
 }
 
 func attachFlags(cmd *cobra.Command) {
@@ -204,10 +120,6 @@ func attachFlags(cmd *cobra.Command) {
 }
 
 func attachInput(cmd *cobra.Command, artifactID string) controlplane.AttachInput {
-	in := controlplane.AttachInput{ArtifactID: artifactID}
-	in.Platform, _ = cmd.Flags().GetString("platform")
-	in.Arch, _ = cmd.Flags().GetString("arch")
-	in.InstallerType, _ = cmd.Flags().GetString("installer-type")
-	in.RequiresAdmin, _ = cmd.Flags().GetBool("requires-admin")
-	return in
+	admin, _ := cmd.Flags().GetBool("requires-admin")
+	return controlplane.AttachInput{ArtifactID: artifactID, Platform: str(cmd, "platform"), Arch: str(cmd, "arch"), InstallerType: str(cmd, "installer-type"), RequiresAdmin: admin}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -91,4 +93,49 @@ func all[T any](ctx context.Context, list func(ctx context.Context, pg store.Pag
 		}
 		pg.Cursor = next
 	}
+}
+
+// op is what a command does with its Service.
+type op func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error
+
+// leaf makes a command that runs fn with the command's Service.
+func leaf(use, short string, args cobra.PositionalArgs, fn op) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, args []string) error {
+		return withService(cmd, func(ctx context.Context, svc controlplane.Service) error { return fn(ctx, svc, cmd, args) })
+	}}
+}
+
+// group makes a parent command of leaves that take the client flags.
+func group(use, short string, leaves ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	cmd.AddCommand(leaves...)
+	addClientFlags(cmd)
+	return cmd
+}
+
+// printed prints an operation's result: as JSON with --output json, else
+// the line text gives.
+func printed[T any](cmd *cobra.Command, text func(T) string) func(T, error) error {
+	return func(v T, err error) error {
+		if err != nil {
+			return err
+		}
+		return output(cmd, v, func(w io.Writer) { fmt.Fprintln(w, text(v)) })
+	}
+}
+
+// listed prints a whole list: {"items": […]} as JSON, else a table.
+func listed[T any](cmd *cobra.Command, header string, row func(T) []any) func([]T, error) error {
+	return func(list []T, err error) error {
+		if err != nil {
+			return err
+		}
+		return items(cmd, list, header, row)
+	}
+}
+
+// str reads a string flag the command defines.
+func str(cmd *cobra.Command, name string) string {
+	v, _ := cmd.Flags().GetString(name)
+	return v
 }

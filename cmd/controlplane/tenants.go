@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +12,7 @@ import (
 )
 
 func metadataFlag(cmd *cobra.Command) (json.RawMessage, error) {
-	s, _ := cmd.Flags().GetString("metadata")
+	s := str(cmd, "metadata")
 	if s == "" {
 		return nil, nil
 	}
@@ -25,63 +23,31 @@ func metadataFlag(cmd *cobra.Command) (json.RawMessage, error) {
 }
 
 func tenantCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants"}
-	create := &cobra.Command{
-		Use: "create NAME", Short: "Create a tenant and print its id", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			md, err := metadataFlag(cmd)
-			if err != nil {
-				return err
-			}
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				t, err := svc.CreateTenant(ctx, controlplane.TenantInput{Name: args[0], Metadata: md})
-				if err != nil {
-					return err
-				}
-				return output(cmd, t, func(w io.Writer) { fmt.Fprintln(w, t.TenantID) })
-			})
-		},
-	}
+	create := leaf("create NAME", "Create a tenant and print its id", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		md, err := metadataFlag(cmd)
+		if err != nil {
+			return err
+		}
+		return printed(cmd, func(t *catalog.Tenant) string { return t.TenantID })(svc.CreateTenant(ctx, controlplane.TenantInput{Name: args[0], Metadata: md}))
+	})
 	create.Flags().String("metadata", "", "JSON object")
-	list := &cobra.Command{
-		Use: "list", Short: "List tenants", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				ts, err := all(ctx, svc.Tenants)
-				if err != nil {
-					return err
-				}
-				return items(cmd, ts, "TENANT\tSTATUS\tNAME", func(t *catalog.Tenant) []any { return []any{t.TenantID, t.Status, t.Name} })
-			})
-		},
-	}
-	set := &cobra.Command{
-		Use: "set TENANT_ID", Short: "Rename a tenant or change its status (active, suspended, deleted)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var in controlplane.TenantPatch
-			if cmd.Flags().Changed("name") {
-				v, _ := cmd.Flags().GetString("name")
-				in.Name = &v
-			}
-			if cmd.Flags().Changed("status") {
-				v, _ := cmd.Flags().GetString("status")
-				in.Status = &v
-			}
-			if in.Name == nil && in.Status == nil {
-				return usageError{errors.New("give --name and/or --status")}
-			}
-			return withService(cmd, func(ctx context.Context, svc controlplane.Service) error {
-				t, err := svc.UpdateTenant(ctx, args[0], in)
-				if err != nil {
-					return err
-				}
-				return output(cmd, t, func(w io.Writer) { fmt.Fprintf(w, "%s\t%s\t%s\n", t.TenantID, t.Status, t.Name) })
-			})
-		},
-	}
+	list := leaf("list", "List tenants", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return listed(cmd, "TENANT\tSTATUS\tNAME", func(t *catalog.Tenant) []any { return []any{t.TenantID, t.Status, t.Name} })(all(ctx, svc.Tenants))
+	})
+	set := leaf("set TENANT_ID", "Rename a tenant or change its status (active, suspended, deleted)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		var in controlplane.TenantPatch
+		if cmd.Flags().Changed("name") {
+			in.Name = new(str(cmd, "name"))
+		}
+		if cmd.Flags().Changed("status") {
+			in.Status = new(str(cmd, "status"))
+		}
+		if in.Name == nil && in.Status == nil {
+			return usageError{errors.New("give --name and/or --status")}
+		}
+		return printed(cmd, func(t *catalog.Tenant) string { return t.TenantID + "\t" + t.Status + "\t" + t.Name })(svc.UpdateTenant(ctx, args[0], in))
+	})
 	set.Flags().String("name", "", "new name")
 	set.Flags().String("status", "", "active, suspended or deleted")
-	cmd.AddCommand(create, list, set)
-	addClientFlags(cmd)
-	return cmd
+	return group("tenant", "Manage tenants", create, list, set)
 }

@@ -66,25 +66,12 @@ func (a *App) CreateEntitlement(ctx context.Context, tenantID string, in Entitle
 
 // Entitlements lists a tenant's entitlements.
 func (a *App) Entitlements(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Entitlement, string, error) {
-	if _, err := a.Tenant(ctx, tenantID); err != nil {
-		return nil, "", err
-	}
-	return a.store.Entitlements(ctx, tenantID, pg.Normalize())
+	return ofTenant(ctx, a, tenantID, pg, a.store.Entitlements)
 }
 
 // Entitlement returns an entitlement the principal may see.
 func (a *App) Entitlement(ctx context.Context, id string) (*catalog.Entitlement, error) {
-	if err := checkID(catalog.PrefixEntitlement, "entitlement", id); err != nil {
-		return nil, err
-	}
-	e, err := a.store.Entitlement(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := visible(ctx, e.TenantID, "entitlement", id); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return load(ctx, catalog.PrefixEntitlement, "entitlement", id, a.store.Entitlement, func(x *catalog.Entitlement) string { return x.TenantID })
 }
 
 // UpdateEntitlement changes an entitlement's policy or period.
@@ -223,14 +210,7 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 
 // ReleaseLease gives a lease back before it expires.
 func (a *App) ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error) {
-	if err := checkID(catalog.PrefixLease, "lease", id); err != nil {
-		return nil, err
-	}
-	l, err := a.store.Lease(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := visible(ctx, l.TenantID, "lease", id); err != nil {
+	if _, err := load(ctx, catalog.PrefixLease, "lease", id, a.store.Lease, func(l *catalog.Lease) string { return l.TenantID }); err != nil {
 		return nil, err
 	}
 	return a.store.ReleaseLease(ctx, id, a.now())

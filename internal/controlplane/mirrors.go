@@ -111,25 +111,12 @@ func (a *App) CreateMirror(ctx context.Context, tenantID string, in MirrorInput)
 
 // Mirrors lists a tenant's mirrors.
 func (a *App) Mirrors(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Mirror, string, error) {
-	if _, err := a.Tenant(ctx, tenantID); err != nil {
-		return nil, "", err
-	}
-	return a.store.Mirrors(ctx, tenantID, pg.Normalize())
+	return ofTenant(ctx, a, tenantID, pg, a.store.Mirrors)
 }
 
 // Mirror returns a mirror the principal may see.
 func (a *App) Mirror(ctx context.Context, id string) (*catalog.Mirror, error) {
-	if err := checkID(catalog.PrefixMirror, "mirror", id); err != nil {
-		return nil, err
-	}
-	m, err := a.store.Mirror(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := visible(ctx, m.TenantID, "mirror", id); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return load(ctx, catalog.PrefixMirror, "mirror", id, a.store.Mirror, func(x *catalog.Mirror) string { return x.TenantID })
 }
 
 // UpdateMirror changes a mirror's name, channels, public key or status. A

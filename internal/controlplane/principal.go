@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
 )
 
 // RoleMirror is the role of a mirror's credential (admin and tenant are
@@ -83,4 +84,30 @@ func checkID(prefix, kind, id string) error {
 		return catalog.NotFound(kind, id)
 	}
 	return nil
+}
+
+// ofTenant lists a page of a tenant's objects once the principal may see
+// the tenant.
+func ofTenant[T any](ctx context.Context, a *App, tenantID string, pg store.Page, list func(context.Context, string, store.Page) ([]T, string, error)) ([]T, string, error) {
+	if _, err := a.Tenant(ctx, tenantID); err != nil {
+		return nil, "", err
+	}
+	return list(ctx, tenantID, pg.Normalize())
+}
+
+// load reads a kind of object by id (a malformed id is not looked up) and
+// hides it unless the principal may see the tenant it belongs to.
+func load[T any](ctx context.Context, prefix, kind, id string, get func(context.Context, string) (T, error), tenant func(T) string) (T, error) {
+	var zero T
+	if err := checkID(prefix, kind, id); err != nil {
+		return zero, err
+	}
+	v, err := get(ctx, id)
+	if err != nil {
+		return zero, err
+	}
+	if err := visible(ctx, tenant(v), kind, id); err != nil {
+		return zero, err
+	}
+	return v, nil
 }

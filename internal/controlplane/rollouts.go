@@ -80,25 +80,12 @@ func (a *App) CreatePolicy(ctx context.Context, tenantID string, in PolicyInput)
 
 // Policies lists a tenant's policies (latest versions).
 func (a *App) Policies(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Policy, string, error) {
-	if _, err := a.Tenant(ctx, tenantID); err != nil {
-		return nil, "", err
-	}
-	return a.store.Policies(ctx, tenantID, pg.Normalize())
+	return ofTenant(ctx, a, tenantID, pg, a.store.Policies)
 }
 
 // Policy returns a policy's latest version.
 func (a *App) Policy(ctx context.Context, id string) (*catalog.Policy, error) {
-	if err := checkID(catalog.PrefixPolicy, "policy", id); err != nil {
-		return nil, err
-	}
-	pol, err := a.store.Policy(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := visible(ctx, pol.TenantID, "policy", id); err != nil {
-		return nil, err
-	}
-	return pol, nil
+	return load(ctx, catalog.PrefixPolicy, "policy", id, a.store.Policy, func(x *catalog.Policy) string { return x.TenantID })
 }
 
 // UpdatePolicy stores a new version; the old one is kept.
@@ -163,10 +150,7 @@ func (a *App) CreateBlockedVersion(ctx context.Context, tenantID string, in Bloc
 
 // BlockedVersions lists a tenant's blocked versions.
 func (a *App) BlockedVersions(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.BlockedVersion, string, error) {
-	if _, err := a.Tenant(ctx, tenantID); err != nil {
-		return nil, "", err
-	}
-	return a.store.BlockedVersions(ctx, tenantID, pg.Normalize())
+	return ofTenant(ctx, a, tenantID, pg, a.store.BlockedVersions)
 }
 
 // DeleteBlockedVersion unblocks a version.

@@ -50,25 +50,12 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 
 // Snapshots lists a tenant's snapshots without their envelopes.
 func (a *App) Snapshots(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Snapshot, string, error) {
-	if _, err := a.Tenant(ctx, tenantID); err != nil {
-		return nil, "", err
-	}
-	return a.store.Snapshots(ctx, tenantID, pg.Normalize())
+	return ofTenant(ctx, a, tenantID, pg, a.store.Snapshots)
 }
 
 // Snapshot returns a snapshot with its envelope exactly as stored.
 func (a *App) Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error) {
-	if err := checkID(catalog.PrefixSnapshot, "snapshot", id); err != nil {
-		return nil, err
-	}
-	snap, err := a.store.Snapshot(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := visible(ctx, snap.TenantID, "snapshot", id); err != nil {
-		return nil, err
-	}
-	return snap, nil
+	return load(ctx, catalog.PrefixSnapshot, "snapshot", id, a.store.Snapshot, func(x *catalog.Snapshot) string { return x.TenantID })
 }
 
 // latestHead returns the tenant's newest snapshot without its envelope, or

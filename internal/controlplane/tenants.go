@@ -63,6 +63,22 @@ func (a *App) PublicKeys(ctx context.Context) ([]PublicKey, error) {
 	return a.keys.PublicKeys(), nil
 }
 
+// named checks what tenants and products are made of: a name, an enum
+// field (empty takes allowed[0]) and metadata, which it returns
+// normalized.
+func named(name string, value *string, field string, allowed []string, metadata json.RawMessage) (json.RawMessage, error) {
+	if err := catalog.ValidateName("name", name); err != nil {
+		return nil, err
+	}
+	if *value == "" {
+		*value = allowed[0]
+	}
+	if err := catalog.ValidateEnum(field, *value, allowed); err != nil {
+		return nil, err
+	}
+	return catalog.NormalizeMetadata("metadata", metadata)
+}
+
 // TenantInput creates a tenant.
 type TenantInput struct {
 	Name     string          `json:"name"`
@@ -72,16 +88,7 @@ type TenantInput struct {
 
 // CreateTenant creates a tenant.
 func (a *App) CreateTenant(ctx context.Context, in TenantInput) (*catalog.Tenant, error) {
-	if err := catalog.ValidateName("name", in.Name); err != nil {
-		return nil, err
-	}
-	if in.Status == "" {
-		in.Status = catalog.TenantActive
-	}
-	if err := catalog.ValidateEnum("status", in.Status, []string{catalog.TenantActive, catalog.TenantSuspended}); err != nil {
-		return nil, err
-	}
-	md, err := catalog.NormalizeMetadata("metadata", in.Metadata)
+	md, err := named(in.Name, &in.Status, "status", []string{catalog.TenantActive, catalog.TenantSuspended}, in.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -164,48 +171,6 @@ func (a *App) UpdateTenant(ctx context.Context, id string, in TenantPatch) (*cat
 		}
 		return nil
 	})
-}
-
-// ProductInput creates a product.
-type ProductInput struct {
-	Name         string          `json:"name"`
-	Distribution string          `json:"distribution"` // default licensed
-	Metadata     json.RawMessage `json:"metadata"`
-}
-
-// CreateProduct creates a product.
-func (a *App) CreateProduct(ctx context.Context, in ProductInput) (*catalog.Product, error) {
-	if err := catalog.ValidateName("name", in.Name); err != nil {
-		return nil, err
-	}
-	if in.Distribution == "" {
-		in.Distribution = catalog.DistributionLicensed
-	}
-	if err := catalog.ValidateEnum("distribution", in.Distribution, []string{catalog.DistributionLicensed, catalog.DistributionOpen}); err != nil {
-		return nil, err
-	}
-	md, err := catalog.NormalizeMetadata("metadata", in.Metadata)
-	if err != nil {
-		return nil, err
-	}
-	pr := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: in.Name, Distribution: in.Distribution, CreatedAt: a.now(), Metadata: md}
-	if err := a.store.CreateProduct(ctx, pr); err != nil {
-		return nil, err
-	}
-	return pr, nil
-}
-
-// Products lists products.
-func (a *App) Products(ctx context.Context, pg store.Page) ([]*catalog.Product, string, error) {
-	return a.store.Products(ctx, pg.Normalize())
-}
-
-// Product returns a product.
-func (a *App) Product(ctx context.Context, id string) (*catalog.Product, error) {
-	if err := checkID(catalog.PrefixProduct, "product", id); err != nil {
-		return nil, err
-	}
-	return a.store.Product(ctx, id)
 }
 
 // AuditEvents lists audit events; a tenant principal sees its tenant's

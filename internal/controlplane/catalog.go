@@ -8,6 +8,39 @@ import (
 	"github.com/outpost/outpost/internal/store"
 )
 
+// ProductInput creates a product.
+type ProductInput struct {
+	Name         string          `json:"name"`
+	Distribution string          `json:"distribution"` // default licensed
+	Metadata     json.RawMessage `json:"metadata"`
+}
+
+// CreateProduct creates a product.
+func (a *App) CreateProduct(ctx context.Context, in ProductInput) (*catalog.Product, error) {
+	md, err := named(in.Name, &in.Distribution, "distribution", []string{catalog.DistributionLicensed, catalog.DistributionOpen}, in.Metadata)
+	pr := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: in.Name, Distribution: in.Distribution, CreatedAt: a.now(), Metadata: md}
+	if err == nil {
+		err = a.store.CreateProduct(ctx, pr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// Products lists products.
+func (a *App) Products(ctx context.Context, pg store.Page) ([]*catalog.Product, string, error) {
+	return a.store.Products(ctx, pg.Normalize())
+}
+
+// Product returns a product.
+func (a *App) Product(ctx context.Context, id string) (*catalog.Product, error) {
+	if err := checkID(catalog.PrefixProduct, "product", id); err != nil {
+		return nil, err
+	}
+	return a.store.Product(ctx, id)
+}
+
 // ReleaseInput creates a release.
 type ReleaseInput struct {
 	Channel  string          `json:"channel"`
