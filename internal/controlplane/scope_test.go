@@ -84,11 +84,17 @@ func TestApp_TenantScope(t *testing.T) {
 	}{
 		{"tenant", func(ctx context.Context, o objects) error { _, err := a.Tenant(ctx, o.tenant); return err }},
 		{"policy", func(ctx context.Context, o objects) error { _, err := a.Policy(ctx, o.policy); return err }},
-		{"policies", func(ctx context.Context, o objects) error { _, _, err := a.Policies(ctx, o.tenant, store.Page{}); return err }},
+		{"policies", func(ctx context.Context, o objects) error {
+			_, _, err := a.Policies(ctx, o.tenant, store.Page{})
+			return err
+		}},
 		{"entitlement", func(ctx context.Context, o objects) error { _, err := a.Entitlement(ctx, o.entitlement); return err }},
 		{"mirror", func(ctx context.Context, o objects) error { _, err := a.Mirror(ctx, o.mirror); return err }},
 		{"snapshot", func(ctx context.Context, o objects) error { _, err := a.Snapshot(ctx, o.snapshot); return err }},
-		{"seats", func(ctx context.Context, o objects) error { _, _, err := a.Seats(ctx, o.entitlement, store.Page{}); return err }},
+		{"seats", func(ctx context.Context, o objects) error {
+			_, _, err := a.Seats(ctx, o.entitlement, store.Page{})
+			return err
+		}},
 	}
 	for _, r := range reads {
 		t.Run(r.name, func(t *testing.T) {
