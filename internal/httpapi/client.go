@@ -117,7 +117,8 @@ func (c *Client) stream(ctx context.Context, path string, w io.Writer) (int64, e
 	return io.Copy(w, resp.Body)
 }
 
-func p(s string) string { return url.PathEscape(s) }
+// esc escapes an id for a path segment.
+func esc(s string) string { return url.PathEscape(s) }
 
 // list fetches one page of a list route.
 func list[T any](ctx context.Context, c *Client, path string, q url.Values, pg store.Page) ([]T, string, error) {
@@ -191,11 +192,11 @@ func (c *Client) Tenants(ctx context.Context, pg store.Page) ([]*catalog.Tenant,
 }
 
 func (c *Client) Tenant(ctx context.Context, id string) (*catalog.Tenant, error) {
-	return one[catalog.Tenant](ctx, c, "GET", "/v1/tenants/"+p(id), nil)
+	return one[catalog.Tenant](ctx, c, "GET", "/v1/tenants/"+esc(id), nil)
 }
 
 func (c *Client) UpdateTenant(ctx context.Context, id string, in controlplane.TenantPatch) (*catalog.Tenant, error) {
-	return one[catalog.Tenant](ctx, c, "PATCH", "/v1/tenants/"+p(id), in)
+	return one[catalog.Tenant](ctx, c, "PATCH", "/v1/tenants/"+esc(id), in)
 }
 
 func (c *Client) CreateProduct(ctx context.Context, in controlplane.ProductInput) (*catalog.Product, error) {
@@ -207,31 +208,31 @@ func (c *Client) Products(ctx context.Context, pg store.Page) ([]*catalog.Produc
 }
 
 func (c *Client) Product(ctx context.Context, id string) (*catalog.Product, error) {
-	return one[catalog.Product](ctx, c, "GET", "/v1/products/"+p(id), nil)
+	return one[catalog.Product](ctx, c, "GET", "/v1/products/"+esc(id), nil)
 }
 
 func (c *Client) CreateRelease(ctx context.Context, productID string, in controlplane.ReleaseInput) (*catalog.Release, error) {
-	return one[catalog.Release](ctx, c, "POST", "/v1/products/"+p(productID)+"/releases", in)
+	return one[catalog.Release](ctx, c, "POST", "/v1/products/"+esc(productID)+"/releases", in)
 }
 
 func (c *Client) Releases(ctx context.Context, productID string, pg store.Page) ([]*catalog.Release, string, error) {
-	return list[*catalog.Release](ctx, c, "/v1/products/"+p(productID)+"/releases", nil, pg)
+	return list[*catalog.Release](ctx, c, "/v1/products/"+esc(productID)+"/releases", nil, pg)
 }
 
 func (c *Client) Release(ctx context.Context, id string) (*controlplane.ReleaseView, error) {
-	return one[controlplane.ReleaseView](ctx, c, "GET", "/v1/releases/"+p(id), nil)
+	return one[controlplane.ReleaseView](ctx, c, "GET", "/v1/releases/"+esc(id), nil)
 }
 
 func (c *Client) RevokeRelease(ctx context.Context, id string) (*catalog.Release, error) {
-	return one[catalog.Release](ctx, c, "POST", "/v1/releases/"+p(id)+"/revoke", nil)
+	return one[catalog.Release](ctx, c, "POST", "/v1/releases/"+esc(id)+"/revoke", nil)
 }
 
 func (c *Client) AttachArtifact(ctx context.Context, releaseID string, in controlplane.AttachInput) (*catalog.ReleaseArtifact, error) {
-	return one[catalog.ReleaseArtifact](ctx, c, "POST", "/v1/releases/"+p(releaseID)+"/artifacts", in)
+	return one[catalog.ReleaseArtifact](ctx, c, "POST", "/v1/releases/"+esc(releaseID)+"/artifacts", in)
 }
 
 func (c *Client) ReleaseArtifacts(ctx context.Context, releaseID string) ([]*catalog.ReleaseArtifact, error) {
-	return whole[*catalog.ReleaseArtifact](ctx, c, "/v1/releases/"+p(releaseID)+"/artifacts")
+	return whole[*catalog.ReleaseArtifact](ctx, c, "/v1/releases/"+esc(releaseID)+"/artifacts")
 }
 
 // UploadArtifact streams body; a known length (in.Length) is sent as
@@ -265,17 +266,17 @@ func (c *Client) CreateExternalArtifact(ctx context.Context, in controlplane.Ext
 }
 
 func (c *Client) Artifact(ctx context.Context, id string) (*catalog.Artifact, error) {
-	return one[catalog.Artifact](ctx, c, "GET", "/v1/artifacts/"+p(id), nil)
+	return one[catalog.Artifact](ctx, c, "GET", "/v1/artifacts/"+esc(id), nil)
 }
 
 func (c *Client) VerifyArtifact(ctx context.Context, id string) (*controlplane.Verification, error) {
-	return one[controlplane.Verification](ctx, c, "POST", "/v1/artifacts/"+p(id)+"/verify", nil)
+	return one[controlplane.Verification](ctx, c, "POST", "/v1/artifacts/"+esc(id)+"/verify", nil)
 }
 
 // OpenArtifact downloads an artifact (admin and tenant tokens; redirects
 // are followed). Delivery.Artifact carries only the id and sha256.
 func (c *Client) OpenArtifact(ctx context.Context, id string) (*controlplane.Delivery, error) {
-	resp, err := c.send(ctx, "GET", "/v1/artifacts/"+p(id)+"/download", "", nil, 0)
+	resp, err := c.send(ctx, "GET", "/v1/artifacts/"+esc(id)+"/download", "", nil, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -284,107 +285,107 @@ func (c *Client) OpenArtifact(ctx context.Context, id string) (*controlplane.Del
 }
 
 func (c *Client) CreatePolicy(ctx context.Context, tenantID string, in controlplane.PolicyInput) (*catalog.Policy, error) {
-	return one[catalog.Policy](ctx, c, "POST", "/v1/tenants/"+p(tenantID)+"/policies", in)
+	return one[catalog.Policy](ctx, c, "POST", "/v1/tenants/"+esc(tenantID)+"/policies", in)
 }
 
 func (c *Client) Policies(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Policy, string, error) {
-	return list[*catalog.Policy](ctx, c, "/v1/tenants/"+p(tenantID)+"/policies", nil, pg)
+	return list[*catalog.Policy](ctx, c, "/v1/tenants/"+esc(tenantID)+"/policies", nil, pg)
 }
 
 func (c *Client) Policy(ctx context.Context, id string) (*catalog.Policy, error) {
-	return one[catalog.Policy](ctx, c, "GET", "/v1/policies/"+p(id), nil)
+	return one[catalog.Policy](ctx, c, "GET", "/v1/policies/"+esc(id), nil)
 }
 
 func (c *Client) UpdatePolicy(ctx context.Context, id string, in controlplane.PolicyUpdate) (*catalog.Policy, error) {
-	return one[catalog.Policy](ctx, c, "PUT", "/v1/policies/"+p(id), in)
+	return one[catalog.Policy](ctx, c, "PUT", "/v1/policies/"+esc(id), in)
 }
 
 func (c *Client) PolicyVersions(ctx context.Context, id string) ([]*catalog.Policy, error) {
-	return whole[*catalog.Policy](ctx, c, "/v1/policies/"+p(id)+"/versions")
+	return whole[*catalog.Policy](ctx, c, "/v1/policies/"+esc(id)+"/versions")
 }
 
 func (c *Client) CreateBlockedVersion(ctx context.Context, tenantID string, in controlplane.BlockedInput) (*catalog.BlockedVersion, error) {
-	return one[catalog.BlockedVersion](ctx, c, "POST", "/v1/tenants/"+p(tenantID)+"/blocked-versions", in)
+	return one[catalog.BlockedVersion](ctx, c, "POST", "/v1/tenants/"+esc(tenantID)+"/blocked-versions", in)
 }
 
 func (c *Client) BlockedVersions(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.BlockedVersion, string, error) {
-	return list[*catalog.BlockedVersion](ctx, c, "/v1/tenants/"+p(tenantID)+"/blocked-versions", nil, pg)
+	return list[*catalog.BlockedVersion](ctx, c, "/v1/tenants/"+esc(tenantID)+"/blocked-versions", nil, pg)
 }
 
 func (c *Client) DeleteBlockedVersion(ctx context.Context, tenantID, id string) error {
-	return c.do(ctx, "DELETE", "/v1/tenants/"+p(tenantID)+"/blocked-versions/"+p(id), nil, nil)
+	return c.do(ctx, "DELETE", "/v1/tenants/"+esc(tenantID)+"/blocked-versions/"+esc(id), nil, nil)
 }
 
 func (c *Client) CreateRollout(ctx context.Context, productID string, in controlplane.RolloutInput) (*catalog.Rollout, error) {
-	return one[catalog.Rollout](ctx, c, "POST", "/v1/products/"+p(productID)+"/rollouts", in)
+	return one[catalog.Rollout](ctx, c, "POST", "/v1/products/"+esc(productID)+"/rollouts", in)
 }
 
 func (c *Client) Rollouts(ctx context.Context, productID string, pg store.Page) ([]*catalog.Rollout, string, error) {
-	return list[*catalog.Rollout](ctx, c, "/v1/products/"+p(productID)+"/rollouts", nil, pg)
+	return list[*catalog.Rollout](ctx, c, "/v1/products/"+esc(productID)+"/rollouts", nil, pg)
 }
 
 func (c *Client) Rollout(ctx context.Context, id string) (*catalog.Rollout, error) {
-	return one[catalog.Rollout](ctx, c, "GET", "/v1/rollouts/"+p(id), nil)
+	return one[catalog.Rollout](ctx, c, "GET", "/v1/rollouts/"+esc(id), nil)
 }
 
 func (c *Client) UpdateRollout(ctx context.Context, id string, in controlplane.RolloutPatch) (*catalog.Rollout, error) {
-	return one[catalog.Rollout](ctx, c, "PATCH", "/v1/rollouts/"+p(id), in)
+	return one[catalog.Rollout](ctx, c, "PATCH", "/v1/rollouts/"+esc(id), in)
 }
 
 func (c *Client) CreateEntitlement(ctx context.Context, tenantID string, in controlplane.EntitlementInput) (*catalog.Entitlement, error) {
-	return one[catalog.Entitlement](ctx, c, "POST", "/v1/tenants/"+p(tenantID)+"/entitlements", in)
+	return one[catalog.Entitlement](ctx, c, "POST", "/v1/tenants/"+esc(tenantID)+"/entitlements", in)
 }
 
 func (c *Client) Entitlements(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Entitlement, string, error) {
-	return list[*catalog.Entitlement](ctx, c, "/v1/tenants/"+p(tenantID)+"/entitlements", nil, pg)
+	return list[*catalog.Entitlement](ctx, c, "/v1/tenants/"+esc(tenantID)+"/entitlements", nil, pg)
 }
 
 func (c *Client) Entitlement(ctx context.Context, id string) (*catalog.Entitlement, error) {
-	return one[catalog.Entitlement](ctx, c, "GET", "/v1/entitlements/"+p(id), nil)
+	return one[catalog.Entitlement](ctx, c, "GET", "/v1/entitlements/"+esc(id), nil)
 }
 
 func (c *Client) UpdateEntitlement(ctx context.Context, id string, in controlplane.EntitlementPatch) (*catalog.Entitlement, error) {
-	return one[catalog.Entitlement](ctx, c, "PATCH", "/v1/entitlements/"+p(id), in)
+	return one[catalog.Entitlement](ctx, c, "PATCH", "/v1/entitlements/"+esc(id), in)
 }
 
 func (c *Client) AssignSeat(ctx context.Context, entitlementID string, in controlplane.Subject) (*catalog.SeatAssignment, error) {
-	return one[catalog.SeatAssignment](ctx, c, "POST", "/v1/entitlements/"+p(entitlementID)+"/seats", in)
+	return one[catalog.SeatAssignment](ctx, c, "POST", "/v1/entitlements/"+esc(entitlementID)+"/seats", in)
 }
 
 func (c *Client) Seats(ctx context.Context, entitlementID string, pg store.Page) ([]*catalog.SeatAssignment, string, error) {
-	return list[*catalog.SeatAssignment](ctx, c, "/v1/entitlements/"+p(entitlementID)+"/seats", nil, pg)
+	return list[*catalog.SeatAssignment](ctx, c, "/v1/entitlements/"+esc(entitlementID)+"/seats", nil, pg)
 }
 
 func (c *Client) RevokeSeat(ctx context.Context, entitlementID, seatID string) (*catalog.SeatAssignment, error) {
-	return one[catalog.SeatAssignment](ctx, c, "DELETE", "/v1/entitlements/"+p(entitlementID)+"/seats/"+p(seatID), nil)
+	return one[catalog.SeatAssignment](ctx, c, "DELETE", "/v1/entitlements/"+esc(entitlementID)+"/seats/"+esc(seatID), nil)
 }
 
 func (c *Client) AcquireLease(ctx context.Context, entitlementID string, in controlplane.Subject) (*controlplane.LeaseIssued, error) {
-	return one[controlplane.LeaseIssued](ctx, c, "POST", "/v1/entitlements/"+p(entitlementID)+"/leases", in)
+	return one[controlplane.LeaseIssued](ctx, c, "POST", "/v1/entitlements/"+esc(entitlementID)+"/leases", in)
 }
 
 func (c *Client) ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error) {
-	return one[catalog.Lease](ctx, c, "DELETE", "/v1/leases/"+p(id), nil)
+	return one[catalog.Lease](ctx, c, "DELETE", "/v1/leases/"+esc(id), nil)
 }
 
 func (c *Client) CreateMirror(ctx context.Context, tenantID string, in controlplane.MirrorInput) (*controlplane.MirrorCreated, error) {
-	return one[controlplane.MirrorCreated](ctx, c, "POST", "/v1/tenants/"+p(tenantID)+"/mirrors", in)
+	return one[controlplane.MirrorCreated](ctx, c, "POST", "/v1/tenants/"+esc(tenantID)+"/mirrors", in)
 }
 
 func (c *Client) Mirrors(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Mirror, string, error) {
-	return list[*catalog.Mirror](ctx, c, "/v1/tenants/"+p(tenantID)+"/mirrors", nil, pg)
+	return list[*catalog.Mirror](ctx, c, "/v1/tenants/"+esc(tenantID)+"/mirrors", nil, pg)
 }
 
 func (c *Client) Mirror(ctx context.Context, id string) (*catalog.Mirror, error) {
-	return one[catalog.Mirror](ctx, c, "GET", "/v1/mirrors/"+p(id), nil)
+	return one[catalog.Mirror](ctx, c, "GET", "/v1/mirrors/"+esc(id), nil)
 }
 
 func (c *Client) UpdateMirror(ctx context.Context, id string, in controlplane.MirrorPatch) (*catalog.Mirror, error) {
-	return one[catalog.Mirror](ctx, c, "PATCH", "/v1/mirrors/"+p(id), in)
+	return one[catalog.Mirror](ctx, c, "PATCH", "/v1/mirrors/"+esc(id), in)
 }
 
 func (c *Client) DeactivateMirror(ctx context.Context, id string) (*catalog.Mirror, error) {
-	return one[catalog.Mirror](ctx, c, "DELETE", "/v1/mirrors/"+p(id), nil)
+	return one[catalog.Mirror](ctx, c, "DELETE", "/v1/mirrors/"+esc(id), nil)
 }
 
 func (c *Client) Self(ctx context.Context) (*controlplane.MirrorSelf, error) {
@@ -413,15 +414,15 @@ func (c *Client) IngestAudit(ctx context.Context, export io.Reader) (*controlpla
 }
 
 func (c *Client) BuildSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
-	return one[catalog.Snapshot](ctx, c, "POST", "/v1/tenants/"+p(tenantID)+"/snapshots", nil)
+	return one[catalog.Snapshot](ctx, c, "POST", "/v1/tenants/"+esc(tenantID)+"/snapshots", nil)
 }
 
 func (c *Client) Snapshots(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Snapshot, string, error) {
-	return list[*catalog.Snapshot](ctx, c, "/v1/tenants/"+p(tenantID)+"/snapshots", nil, pg)
+	return list[*catalog.Snapshot](ctx, c, "/v1/tenants/"+esc(tenantID)+"/snapshots", nil, pg)
 }
 
 func (c *Client) Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error) {
-	return c.envelope(ctx, "/v1/snapshots/"+p(id))
+	return c.envelope(ctx, "/v1/snapshots/"+esc(id))
 }
 
 // envelope reads an envelope answer (nil for 304) into a snapshot.
@@ -463,7 +464,7 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	if o.MirrorID != "" {
 		q.Set("mirror_id", o.MirrorID)
 	}
-	if _, err := c.stream(ctx, "/v1/tenants/"+p(o.TenantID)+"/bundle?"+q.Encode(), w); err != nil {
+	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), w); err != nil {
 		return nil, err
 	}
 	return &controlplane.BundleResult{}, nil
