@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -300,9 +301,32 @@ func TestControlplane_AdminCLI(t *testing.T) {
 	if tl := c.mustRun("tenant", "list"); !strings.Contains(tl, "acme") {
 		t.Fatalf("tenant list: %s", tl)
 	}
-	// Errors are one line on stderr, non-zero exit.
-	_, errs, err := c.run("release", "revoke", rel)
-	if err == nil || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
-		t.Fatalf("second revoke: err %v, stderr %q", err, errs)
+	t.Run("policies and tenant changes", func(t *testing.T) {
+		pol := c.mustRun("policy", "create", "--tenant", tenant, "--product", product, "--action", "NOTIFY")
+		if list := c.mustRun("policy", "list", "--tenant", tenant); !strings.Contains(list, pol) || !strings.Contains(list, "NOTIFY") {
+			t.Fatalf("policy list: %s", list)
+		}
+		if got := c.mustRun("tenant", "set", tenant, "--name", "Acme Corp"); !strings.Contains(got, "Acme Corp") {
+			t.Fatalf("tenant set: %s", got)
+		}
+	})
+	// Errors are one line on stderr, exit 1; a wrong command line exits 2.
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"failed command", []string{"release", "revoke", rel}, 1},
+		{"unknown flag", []string{"release", "revoke", rel, "--no-such-flag"}, 2},
+		{"missing flag", []string{"tenant", "set", tenant}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, err := c.run(tc.args...)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.code || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+				t.Fatalf("err %v, stderr %q; want exit %d and one line", err, errs, tc.code)
+			}
+		})
 	}
 }
