@@ -23,22 +23,17 @@ func auditCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withApp(cmd, func(ctx context.Context, a *controlplane.App) error {
-				var v audit.Verifier
-				err := a.Store().WalkAudit(ctx, v.Next)
+				res, err := a.VerifyAudit(ctx)
 				var broken *audit.BrokenLinkError
 				if errors.As(err, &broken) {
-					_ = output(cmd, map[string]any{"ok": false, "verified": v.Count(), "broken_seq": broken.Seq, "broken_event_id": broken.EventID, "reason": broken.Reason}, func(io.Writer) {})
+					_ = output(cmd, map[string]any{"ok": false, "verified": res.Verified, "broken_seq": broken.Seq, "broken_event_id": broken.EventID, "reason": broken.Reason}, func(io.Writer) {})
 					return broken
 				}
 				if err != nil {
 					return err
 				}
-				head := ""
-				if h := v.Head(); h != nil {
-					head = h.Hash
-				}
-				return output(cmd, map[string]any{"ok": true, "verified": v.Count(), "head_hash": head}, func(w io.Writer) {
-					fmt.Fprintf(w, "audit chain ok: %d events, head %s\n", v.Count(), head)
+				return output(cmd, map[string]any{"ok": true, "verified": res.Verified, "head_hash": res.HeadHash}, func(w io.Writer) {
+					fmt.Fprintf(w, "audit chain ok: %d events, head %s\n", res.Verified, res.HeadHash)
 				})
 			})
 		},

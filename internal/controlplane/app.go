@@ -108,9 +108,6 @@ func New(o Options) *App {
 	return &App{store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient}
 }
 
-// Store is the catalog the App works on.
-func (a *App) Store() store.Store { return a.store }
-
 // Config is the App's configuration with defaults applied.
 func (a *App) Config() Config { return a.cfg }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -177,4 +178,25 @@ func (a *App) Ready(ctx context.Context) error {
 		return catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key")
 	}
 	return nil
+}
+
+// AuditCheck is the outcome of VerifyAudit.
+type AuditCheck struct {
+	Verified int64  `json:"verified"`  // events whose links hold
+	HeadHash string `json:"head_hash"` // the last event's hash when the chain holds
+}
+
+// VerifyAudit walks the whole audit chain. A broken link is returned as
+// *audit.BrokenLinkError (with the check up to it).
+func (a *App) VerifyAudit(ctx context.Context) (*AuditCheck, error) {
+	var v audit.Verifier
+	err := a.store.WalkAudit(ctx, v.Next)
+	res := &AuditCheck{Verified: v.Count()}
+	if err != nil {
+		return res, err
+	}
+	if h := v.Head(); h != nil {
+		res.HeadHash = h.Hash
+	}
+	return res, nil
 }
