@@ -4,6 +4,7 @@ GO        ?= go
 BIN       := bin
 TOOLS     := $(CURDIR)/tools/bin
 VERSITYGW := $(TOOLS)/versitygw
+STATICCHECK := $(TOOLS)/staticcheck
 export OUTPOST_VERSITYGW := $(VERSITYGW)
 
 .PHONY: all build test test-short run bench lint fuzz tools clean
@@ -13,10 +14,13 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-tools: $(VERSITYGW)
+tools: $(VERSITYGW) $(STATICCHECK)
 
 $(VERSITYGW):
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Every test, with the race detector, against a real S3 server (each test
 # binary that needs one starts its own versitygw on loopback and stops it)
@@ -55,9 +59,11 @@ run: build
 bench: build $(VERSITYGW)
 	./bench/run.sh
 
-lint:
+# vet, gofmt and staticcheck over the whole tree (.ci/run calls it).
+lint: $(STATICCHECK)
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(STATICCHECK) ./...
 
 clean:
 	rm -rf $(BIN) data

@@ -3,13 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/outpost/outpost/internal/cliconf"
 	"github.com/spf13/viper"
+
+	"github.com/outpost/outpost/internal/blob/s3"
+	"github.com/outpost/outpost/internal/cliconf"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/controlplaned"
 )
 
 // Config is the control plane's configuration (configs/controlplane.yaml
@@ -151,3 +155,24 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "controlplane.db") }
+
+// daemon is the config as controlplaned takes it.
+func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
+	s := c.Blob.S3
+	return controlplaned.Config{
+		Store: c.Store, DBPath: c.dbPath(), PostgresURL: c.PostgresURL,
+		BlobBackend: c.Blob.Backend, BlobDir: c.Blob.Dir,
+		S3: s3.Config{
+			Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Bucket: s.Bucket,
+			Region: s.Region, UseSSL: s.UseSSL, Prefix: s.Prefix, CreateBucket: s.CreateBucket,
+		},
+		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile,
+		Service: controlplane.Config{
+			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
+			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs,
+		},
+		Listen: c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
+		RefreshInterval: c.RefreshInterval, RefreshBefore: c.RefreshBefore, IdempotencyTTL: c.IdempotencyTTL,
+		Log: log,
+	}
+}

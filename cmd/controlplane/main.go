@@ -1,6 +1,11 @@
 // Command controlplane is Outpost's vendor control plane: the catalog, the
 // signed per-tenant snapshots, the mirror API and the admin CLI. It only
-// wires packages together; see internal/.
+// wires packages together: the operations live in internal/controlplane,
+// the HTTP API in internal/httpapi, the daemon in internal/controlplaned.
+//
+// Exit codes (internal/daemon): 0 success; 1 the command failed (one line
+// on stderr says why); 2 the command line was wrong; 130 a second
+// SIGINT/SIGTERM cut `serve`'s graceful shutdown short.
 package main
 
 import (
@@ -11,8 +16,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/daemon"
 )
 
 func main() {
@@ -20,9 +28,18 @@ func main() {
 	if err := root.Execute(); err != nil {
 		msg := strings.ReplaceAll(err.Error(), "\n", " ")
 		fmt.Fprintln(os.Stderr, "controlplane: "+msg)
-		os.Exit(1)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(daemon.ExitUsage)
+		}
+		os.Exit(daemon.ExitFailure)
 	}
 }
+
+// usageError is a wrong command line.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
@@ -33,14 +50,16 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.String("config", "", "config file (YAML); env OUTPOST_CONFIG")
 	pf.String("data-dir", "./data/controlplane", "data directory")
 	pf.String("log-level", "info", "log level: debug, info, warn, error")
 	pf.String("output", "text", "output format: text or json")
-	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), snapshotCmd(), bundleCmd(), backupCmd())
-	root.AddCommand(adminCmds()...)
-	root.AddCommand(moreAdminCmds()...)
+	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), apiCmd())
+	root.AddCommand(tenantCmd(), productCmd(), artifactCmd(), releaseCmd())
+	root.AddCommand(rolloutCmd(), policyCmd(), entitlementCmd(), mirrorCmd())
+	root.AddCommand(snapshotCmd(), bundleCmd(), backupCmd())
 	return root
 }
 
@@ -68,6 +87,33 @@ func output(cmd *cobra.Command, v any, text func(w io.Writer)) error {
 		text(cmd.OutOrStdout())
 		return nil
 	default:
-		return errors.New("--output must be text or json")
+		return usageError{errors.New("--output must be text or json")}
 	}
+}
+
+// table prints rows under a tab-separated header.
+func table(w io.Writer, header string, rows [][]any) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		for i, c := range r {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// items prints a list as {"items": […]} in JSON, or as a table.
+func items[T any](cmd *cobra.Command, list []T, header string, row func(T) []any) error {
+	return output(cmd, map[string]any{"items": list}, func(w io.Writer) {
+		var rows [][]any
+		for _, x := range list {
+			rows = append(rows, row(x))
+		}
+		table(w, header, rows)
+	})
 }

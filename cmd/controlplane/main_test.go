@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/store/bolt/bolttest"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -84,11 +85,6 @@ func (c *cp) start() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.t.Fatalf("control plane did not become ready: %s", c.stderr)
-}
-
-func (c *cp) stop(sig syscall.Signal) error {
-	c.proc.Process.Signal(sig)
-	return c.proc.Wait()
 }
 
 func TestControlplane_InitAndTokens(t *testing.T) {
@@ -220,7 +216,7 @@ func TestControlplane_AuditVerifyFindsTamper(t *testing.T) {
 	if !strings.Contains(out, "ok") {
 		t.Fatalf("audit verify: %q", out)
 	}
-	err := bolt.TamperAuditEvent(filepath.Join(c.dataDir, "controlplane.db"), 3, func(ev *catalog.AuditEvent) {
+	err := bolttest.TamperAuditEvent(filepath.Join(c.dataDir, "controlplane.db"), 3, func(ev *catalog.AuditEvent) {
 		ev.ActorID = "mallory"
 	})
 	if err != nil {
@@ -305,9 +301,32 @@ func TestControlplane_AdminCLI(t *testing.T) {
 	if tl := c.mustRun("tenant", "list"); !strings.Contains(tl, "acme") {
 		t.Fatalf("tenant list: %s", tl)
 	}
-	// Errors are one line on stderr, non-zero exit.
-	_, errs, err := c.run("release", "revoke", rel)
-	if err == nil || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
-		t.Fatalf("second revoke: err %v, stderr %q", err, errs)
+	t.Run("policies and tenant changes", func(t *testing.T) {
+		pol := c.mustRun("policy", "create", "--tenant", tenant, "--product", product, "--action", "NOTIFY")
+		if list := c.mustRun("policy", "list", "--tenant", tenant); !strings.Contains(list, pol) || !strings.Contains(list, "NOTIFY") {
+			t.Fatalf("policy list: %s", list)
+		}
+		if got := c.mustRun("tenant", "set", tenant, "--name", "Acme Corp"); !strings.Contains(got, "Acme Corp") {
+			t.Fatalf("tenant set: %s", got)
+		}
+	})
+	// Errors are one line on stderr, exit 1; a wrong command line exits 2.
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"failed command", []string{"release", "revoke", rel}, 1},
+		{"unknown flag", []string{"release", "revoke", rel, "--no-such-flag"}, 2},
+		{"missing flag", []string{"tenant", "set", tenant}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, err := c.run(tc.args...)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.code || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+				t.Fatalf("err %v, stderr %q; want exit %d and one line", err, errs, tc.code)
+			}
+		})
 	}
 }

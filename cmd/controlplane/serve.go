@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
+	"io/fs"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/controlplaned"
+	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/fsutil"
-	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/keyring"
+	"github.com/outpost/outpost/internal/store/postgres"
 )
 
 func initCmd() *cobra.Command {
@@ -45,7 +43,7 @@ func initCmd() *cobra.Command {
 			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 				return fmt.Errorf("create data dir: %w", err)
 			}
-			if _, err := os.Stat(cfg.DataKeyFile); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(cfg.DataKeyFile); errors.Is(err, fs.ErrNotExist) {
 				key := make([]byte, 32)
 				if _, err := rand.Read(key); err != nil {
 					return err
@@ -59,23 +57,60 @@ func initCmd() *cobra.Command {
 					return fmt.Errorf("generate signing key: %w", err)
 				}
 			}
-			db, err := openStore(cmd.Context(), cfg, false)
+			dc := cfg.daemon(newLogger(cfg, cmd.ErrOrStderr()))
+			st, err := controlplaned.OpenStore(cmd.Context(), dc, false)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			ctx := catalog.WithActor(cmd.Context(), catalog.Actor{Type: catalog.ActorSystem, ID: "init"})
-			secret, _, err := httpapi.IssueToken(ctx, db, catalog.RoleAdmin, "", "initial admin", time.Now().UTC())
+			defer st.Close()
+			app := controlplane.New(controlplane.Options{Store: st, Keys: controlplaned.DirKeyring(cfg.KeysDir), Config: dc.Service})
+			ctx := controlplane.AsOperator(cmd.Context(), catalog.Actor{Type: catalog.ActorSystem, ID: "init"})
+			t, err := app.CreateToken(ctx, controlplane.TokenInput{Role: catalog.RoleAdmin, Name: "initial admin"})
 			if err != nil {
 				return err
 			}
-			return output(cmd, map[string]string{"data_dir": cfg.DataDir, "admin_token": secret}, func(w io.Writer) {
-				fmt.Fprintln(w, secret)
+			return output(cmd, map[string]string{"data_dir": cfg.DataDir, "admin_token": t.Secret}, func(w io.Writer) {
+				fmt.Fprintln(w, t.Secret)
 			})
 		},
 	}
 }
 
+// errStop ends a walk early.
+var errStop = errors.New("stop")
+
+// initialized reports whether `init` has run: for bolt the file exists; a
+// PostgreSQL database, shared by every instance, holds audit events (the
+// first admin token wrote one).
+func initialized(ctx context.Context, cfg *Config) (bool, error) {
+	if cfg.Store != "postgres" {
+		_, err := os.Stat(cfg.dbPath())
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	if _, err := os.Stat(cfg.DataKeyFile); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	err = db.WalkAudit(ctx, func(*catalog.AuditEvent) error { return errStop })
+	switch {
+	case errors.Is(err, errStop):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read audit log: %w", err)
+	}
+	return false, nil
+}
+
+// serveCmd runs the daemon: the first SIGINT or SIGTERM drains in-flight
+// requests for shutdown_timeout and stops housekeeping, then the store is
+// closed; a second signal exits at once with 130.
 func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -87,37 +122,18 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(cfg, cmd.ErrOrStderr())
-			ctx, stop := signalContext(cmd.Context())
+			ctx, stop := daemon.SignalContext(cmd.Context(), "controlplane", cmd.ErrOrStderr())
 			defer stop()
-			a, err := openApp(ctx, cfg, log, true)
+			cp, err := controlplaned.Open(ctx, cfg.daemon(log))
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ln, err := net.Listen("tcp", cfg.Listen)
-			if err != nil {
-				return fmt.Errorf("listen: %w", err)
-			}
-			srv := &http.Server{Handler: a.server, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute}
-			a.server.SetReady(true)
-			log.Info("control plane listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "blob", cfg.Blob.Backend)
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			go housekeeping(ctx, a, log)
-			select {
-			case err := <-errc:
+			runErr := cp.Run(ctx)
+			if err := cp.Close(context.WithoutCancel(ctx)); err != nil {
 				return err
-			case <-ctx.Done():
 			}
-			log.Info("shutting down: finishing in-flight requests (send the signal again to exit at once)")
-			a.server.SetReady(false)
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				log.Warn("shutdown", "err", err)
-			}
-			if err := a.Close(); err != nil {
-				return fmt.Errorf("close store: %w", err)
+			if runErr != nil {
+				return runErr
 			}
 			log.Info("stopped")
 			return nil
@@ -125,60 +141,4 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().String("listen", "127.0.0.1:8440", "listen address")
 	return cmd
-}
-
-// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
-// exits the process at once.
-func signalContext(parent context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(parent)
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-ch:
-			cancel()
-		case <-ctx.Done():
-			return
-		}
-		<-ch
-		fmt.Fprintln(os.Stderr, "controlplane: second signal, exiting now")
-		os.Exit(130)
-	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
-}
-
-// housekeeping runs at start and then hourly (or every
-// snapshot_refresh_interval): it rebuilds snapshots that are about to
-// expire, so mirrors keep receiving fresh signatures; deletes artifact
-// bytes a crash left without a record (older than a day); and forgets
-// idempotency records older than idempotency_ttl.
-func housekeeping(ctx context.Context, a *app, log *slog.Logger) {
-	every := a.cfg.RefreshInterval
-	if every <= 0 {
-		every = time.Hour
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if a.cfg.RefreshInterval > 0 {
-			if _, err := a.server.RefreshSnapshots(ctx, a.cfg.RefreshBefore); err != nil && ctx.Err() == nil {
-				log.Error("snapshot refresh", "err", err)
-			}
-		}
-		if n, err := a.server.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
-			log.Error("sweep orphan blobs", "err", err)
-		} else if n > 0 {
-			log.Info("deleted artifact bytes no record names", "count", n)
-		}
-		if n, err := a.store.ExpireIdempotency(ctx, time.Now().Add(-a.cfg.IdempotencyTTL)); err != nil && ctx.Err() == nil {
-			log.Error("expire idempotency records", "err", err)
-		} else if n > 0 {
-			log.Info("expired idempotency records", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

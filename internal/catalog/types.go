@@ -12,7 +12,7 @@ const (
 	TenantDeleted   = "deleted"
 )
 
-// Product distributions (DESIGN.md): open products are visible to every
+// Product distributions: open products are visible to every
 // active tenant, licensed ones only to tenants with an unended entitlement.
 const (
 	DistributionLicensed = "licensed"

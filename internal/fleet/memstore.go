@@ -54,9 +54,7 @@ func (s *MemStore) Commit(ctx context.Context, c Commit) error {
 			return fmt.Errorf("%w: record %d has sequence %d, want %d", ErrSequence, i, c.Records[i].Seq, next+uint64(i))
 		}
 	}
-	for _, r := range c.Records {
-		s.records = append(s.records, r)
-	}
+	s.records = append(s.records, c.Records...)
 	if n := len(c.Records); n > 0 {
 		s.meta.LastSeq = c.Records[n-1].Seq
 	}

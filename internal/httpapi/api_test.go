@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/bolt"
 )
@@ -310,7 +310,7 @@ func TestAPI_ArtifactUpload(t *testing.T) {
 		}
 	})
 	t.Run("over the size limit", func(t *testing.T) {
-		h2 := newHarness(t, func(s *httpapi.Server) { s.Config.MaxArtifactBytes = 1000 })
+		h2 := newHarness(t, func(o *controlplane.Options) { o.Config.MaxArtifactBytes = 1000 })
 		r := h2.raw("POST", "/v1/artifacts", h2.admin, "application/octet-stream", bytes.NewReader(data), nil)
 		if r.status != 413 {
 			t.Fatalf("got %d, want 413: %s", r.status, r.body)
@@ -339,7 +339,7 @@ func TestAPI_ArtifactUpload(t *testing.T) {
 		}
 	})
 	t.Run("private addresses refused by default", func(t *testing.T) {
-		h2 := newHarness(t, func(s *httpapi.Server) { s.Config.AllowPrivateURLs = false })
+		h2 := newHarness(t, func(o *controlplane.Options) { o.Config.AllowPrivateURLs = false })
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
 		defer srv.Close()
 		a := h2.must(201, h2.do("POST", "/v1/artifacts", h2.admin, map[string]any{"external_url": srv.URL + "/f", "sha256": sha(data), "size_bytes": len(data)}))

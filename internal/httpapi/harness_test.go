@@ -11,11 +11,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/blob/disk"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store/bolt"
@@ -35,11 +35,11 @@ func (s *staticKeys) Signers() []snapshot.Signer {
 	return out
 }
 
-func (s *staticKeys) PublicKeys() []httpapi.PublicKey {
-	var out []httpapi.PublicKey
+func (s *staticKeys) PublicKeys() []controlplane.PublicKey {
+	var out []controlplane.PublicKey
 	for _, k := range s.keys {
 		pub := k.Public().(ed25519.PublicKey)
-		out = append(out, httpapi.PublicKey{KeyID: snapshot.KeyID(pub), PublicKey: pub, Status: "active"})
+		out = append(out, controlplane.PublicKey{KeyID: snapshot.KeyID(pub), PublicKey: pub, Status: "active"})
 	}
 	return out
 }
@@ -47,6 +47,7 @@ func (s *staticKeys) PublicKeys() []httpapi.PublicKey {
 type harness struct {
 	t      *testing.T
 	srv    *httpapi.Server
+	app    *controlplane.App
 	ts     *httptest.Server
 	db     *bolt.DB
 	blobs  blob.Store
@@ -56,7 +57,7 @@ type harness struct {
 	client *http.Client
 }
 
-type harnessOpt func(*httpapi.Server)
+type harnessOpt func(*controlplane.Options)
 
 func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	t.Helper()
@@ -73,23 +74,26 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	dek := make([]byte, 32)
 	rand.Read(dek)
-	sealer, err := httpapi.NewSealer(dek)
+	sealer, err := controlplane.NewSealer(dek)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &httpapi.Server{Store: db, Blobs: blobs, Keys: &staticKeys{keys: []ed25519.PrivateKey{key}}, Secrets: sealer}
-	srv.Config.AllowPrivateURLs = true // test servers are on loopback
-	for _, o := range opts {
-		o(srv)
+	o := controlplane.Options{Store: db, Blobs: blobs, Keys: &staticKeys{keys: []ed25519.PrivateKey{key}}, Secrets: sealer}
+	o.Config.AllowPrivateURLs = true // test servers are on loopback
+	for _, opt := range opts {
+		opt(&o)
 	}
+	app := controlplane.New(o)
+	srv := &httpapi.Server{App: app}
 	srv.SetReady(true)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	admin, _, err := httpapi.IssueToken(context.Background(), db, catalog.RoleAdmin, "", "test", time.Now())
+	ctx := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
+	tok, err := app.CreateToken(ctx, controlplane.TokenInput{Role: catalog.RoleAdmin, Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, srv: srv, ts: ts, db: db, blobs: srv.Blobs, dir: dir, admin: admin, key: key,
+	return &harness{t: t, srv: srv, app: app, ts: ts, db: db, blobs: o.Blobs, dir: dir, admin: tok.Secret, key: key,
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -226,4 +230,9 @@ func newLocalServer(t *testing.T, h http.Handler) string {
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+// operator is a context acting as an administrator at the console.
+func (h *harness) operator() context.Context {
+	return controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
 }

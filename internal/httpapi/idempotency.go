@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // keyedMutex serialises requests that share an idempotency key, so two
@@ -83,10 +82,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 // idempotent runs a POST at most once per (principal, Idempotency-Key): a
 // retry with the same key and request gets the first answer and creates
 // nothing; the same key with a different request is a conflict.
-func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal, rt route) {
-	key := r.Header.Get("Idempotency-Key")
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *controlplane.Principal, rt route) {
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
 	if len(key) > 200 {
-		writeError(w, r, s.Log, catalog.Invalid("Idempotency-Key", "must be at most 200 characters"))
+		wire.WriteError(w, r, s.Log, catalog.Invalid(wire.HeaderIdempotencyKey, "must be at most 200 characters"))
 		return
 	}
 	h := sha256.New()
@@ -98,7 +97,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 	} else {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			writeError(w, r, s.Log, err)
+			wire.WriteError(w, r, s.Log, err)
 			return
 		}
 		h.Write(body)
@@ -108,62 +107,33 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 	scoped := p.TokenID + ":" + key
 
 	defer s.idem.lock(scoped)()
-	rec, err := s.Store.Idempotency(r.Context(), scoped)
+	rec, err := s.App.Remembered(r.Context(), scoped)
 	switch {
 	case err == nil:
 		if rec.RequestHash != reqHash {
-			writeError(w, r, s.Log, catalog.Errorf(catalog.ECONFLICT, "Idempotency-Key %q was used for a different request", key))
-			return
-		}
-		body, err := s.openIdempotent(scoped, rec.Body)
-		if err != nil {
-			writeError(w, r, s.Log, err)
+			wire.WriteError(w, r, s.Log, catalog.Errorf(catalog.ECONFLICT, "Idempotency-Key %q was used for a different request", key))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Idempotent-Replayed", "true")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set(wire.HeaderIdempotentReplay, "true")
+		w.Header().Set("Content-Length", strconv.Itoa(len(rec.Body)))
 		w.WriteHeader(rec.Status)
-		w.Write(body)
+		w.Write(rec.Body)
 		return
 	case catalog.ErrorCode(err) != catalog.ENOTFOUND:
-		writeError(w, r, s.Log, err)
+		wire.WriteError(w, r, s.Log, err)
 		return
 	}
 	rw := &recorder{ResponseWriter: w}
-	if err := rt.handler(rw, r, p); err != nil {
-		writeError(rw, r, s.Log, err)
+	if err := rt.handler(rw, r); err != nil {
+		wire.WriteError(rw, r, s.Log, err)
 	}
 	// Server errors are not remembered: the client may retry them. Nor
-	// is an answer too long to replay whole, nor one that cannot be
-	// sealed (answers carry secrets shown once: tokens, credentials).
-	if rw.status >= 500 || rw.status == 0 || rw.truncated || s.Secrets == nil {
+	// is an answer too long to replay whole.
+	if rw.status >= 500 || rw.status == 0 || rw.truncated {
 		return
 	}
-	sealed, err := s.Secrets.Seal(idempotencyAD(scoped), rw.buf.Bytes())
-	if err != nil {
-		s.Log.Error("seal idempotency record", "err", err)
-		return
-	}
-	if err := s.Store.PutIdempotency(r.Context(), scoped, &store.IdempotencyRecord{
-		RequestHash: reqHash, Status: rw.status, Body: sealed, CreatedAt: s.now(),
-	}); err != nil {
+	if err := s.App.Remember(r.Context(), scoped, controlplane.Remembered{RequestHash: reqHash, Status: rw.status, Body: rw.buf.Bytes()}); err != nil {
 		s.Log.Error("store idempotency record", "err", err)
 	}
-}
-
-func idempotencyAD(scoped string) string { return "idempotency:" + scoped }
-
-// openIdempotent decrypts a remembered answer. Records written before
-// answers were sealed hold plain JSON, which random ciphertext never is.
-func (s *Server) openIdempotent(scoped string, stored []byte) ([]byte, error) {
-	if s.Secrets != nil {
-		if body, err := s.Secrets.Open(idempotencyAD(scoped), stored); err == nil {
-			return body, nil
-		}
-	}
-	if json.Valid(stored) {
-		return stored, nil
-	}
-	return nil, fmt.Errorf("idempotency record %q does not decrypt with the data-encryption key", scoped)
 }

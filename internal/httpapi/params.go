@@ -1,15 +1,94 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/wire"
 )
+
+// The handler builders below are the whole of most routes: decode, one
+// service call, encode.
+
+// create decodes a JSON body into In, calls fn and answers its result
+// with status.
+func create[In, Out any](status int, fn func(r *http.Request, in In) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in In
+		if err := catalog.DecodeStrict(r.Body, &in); err != nil {
+			return err
+		}
+		out, err := fn(r, in)
+		if err != nil {
+			return err
+		}
+		wire.WriteJSON(w, status, out)
+		return nil
+	}
+}
+
+// change decodes an update body into In (read-only fields echoed from a
+// GET go to its Unchanged), calls fn and answers 200 with its result.
+func change[In, Out any](fn func(r *http.Request, in In) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in In
+		if err := controlplane.DecodeUpdate(r.Body, &in); err != nil {
+			return err
+		}
+		out, err := fn(r, in)
+		if err != nil {
+			return err
+		}
+		wire.WriteJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+// call calls fn (the request has no body) and answers its result with
+// status.
+func call[Out any](status int, fn func(r *http.Request) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		out, err := fn(r)
+		if err != nil {
+			return err
+		}
+		wire.WriteJSON(w, status, out)
+		return nil
+	}
+}
+
+// all answers a whole list in the list shape.
+func all[T any](fn func(r *http.Request) ([]T, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		items, err := fn(r)
+		if err != nil {
+			return err
+		}
+		writeList(w, items, "")
+		return nil
+	}
+}
+
+// paged reads ?limit= and ?cursor= and answers a page of fn's list.
+func paged[T any](fn func(r *http.Request, pg store.Page) ([]T, string, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		pg, err := page(r)
+		if err != nil {
+			return err
+		}
+		items, next, err := fn(r, pg)
+		if err != nil {
+			return err
+		}
+		writeList(w, items, next)
+		return nil
+	}
+}
 
 // page reads ?limit= and ?cursor=. Cursors are opaque to clients.
 func page(r *http.Request) (store.Page, error) {
@@ -35,7 +114,8 @@ func page(r *http.Request) (store.Page, error) {
 	return p.Normalize(), nil
 }
 
-type list[T any] struct {
+// List is the shape of every list answer.
+type List[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor"`
 }
@@ -47,40 +127,18 @@ func writeList[T any](w http.ResponseWriter, items []T, next string) {
 	if next != "" {
 		next = base64.RawURLEncoding.EncodeToString([]byte(next))
 	}
-	writeJSON(w, http.StatusOK, list[T]{Items: items, NextCursor: next})
+	wire.WriteJSON(w, http.StatusOK, List[T]{Items: items, NextCursor: next})
 }
 
-func decode(r *http.Request, v any) error {
-	return catalog.DecodeStrict(r.Body, v)
-}
-
-// pathID reads a path id and checks its prefix, so a malformed id is a
-// clear 404 without a store lookup.
-func pathID(r *http.Request, name, prefix, kind string) (string, error) {
-	id := r.PathValue(name)
-	if !catalog.ValidID(prefix, id) {
-		return "", catalog.NotFound(kind, id)
+// int64Param reads an optional non-negative integer query parameter.
+func int64Param(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
 	}
-	return id, nil
-}
-
-// tenantList serves GET /v1/tenants/{id}/… lists: the tenant as p may
-// see it, then a page of its objects.
-func tenantList[T any](s *Server, list func(ctx context.Context, tenantID string, p store.Page) ([]T, string, error)) func(http.ResponseWriter, *http.Request, *Principal) error {
-	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		t, err := s.tenantFor(r, p)
-		if err != nil {
-			return err
-		}
-		pg, err := page(r)
-		if err != nil {
-			return err
-		}
-		items, next, err := list(r.Context(), t.TenantID, pg)
-		if err != nil {
-			return err
-		}
-		writeList(w, items, next)
-		return nil
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, catalog.Invalid(name, "must be a non-negative integer")
 	}
+	return n, nil
 }

@@ -3,13 +3,12 @@ package httpapi_test
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"io"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/controlplane"
 )
 
 func TestAPI_PolicyVersions(t *testing.T) {
@@ -149,10 +148,10 @@ func TestAPI_BundleExport(t *testing.T) {
 	mir, _, _ := h.mirror(tenant, "stable")
 	h.snapshot(tenant)
 
-	export := func(o httpapi.BundleOptions) []string {
+	export := func(o controlplane.BundleOptions) []string {
 		var buf bytes.Buffer
 		o.TenantID = tenant
-		if _, _, err := httpapi.ExportBundle(context.Background(), h.db, h.blobs, nil, &buf, o); err != nil {
+		if _, err := h.app.ExportBundle(h.operator(), o, &buf); err != nil {
 			t.Fatal(err)
 		}
 		names := tarNames(t, buf.Bytes())
@@ -173,13 +172,13 @@ func TestAPI_BundleExport(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		o    httpapi.BundleOptions
+		o    controlplane.BundleOptions
 		want []string
 	}{
-		{"full", httpapi.BundleOptions{}, art(one, two, beta)},
-		{"since 1", httpapi.BundleOptions{Since: 1}, art(two, beta)},
-		{"mirror channels", httpapi.BundleOptions{MirrorID: mir}, art(one, two)},
-		{"since and mirror", httpapi.BundleOptions{Since: 1, MirrorID: mir}, art(two)},
+		{"full", controlplane.BundleOptions{}, art(one, two, beta)},
+		{"since 1", controlplane.BundleOptions{Since: 1}, art(two, beta)},
+		{"mirror channels", controlplane.BundleOptions{MirrorID: mir}, art(one, two)},
+		{"since and mirror", controlplane.BundleOptions{Since: 1, MirrorID: mir}, art(two)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/controlplane"
 )
 
 func TestServer_RefreshSnapshots(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	h := newHarness(t, func(s *httpapi.Server) {
-		s.Now = func() time.Time { return now }
-		s.Config.SnapshotTTL = 30 * 24 * time.Hour
+	h := newHarness(t, func(o *controlplane.Options) {
+		o.Now = func() time.Time { return now }
+		o.Config.SnapshotTTL = 30 * 24 * time.Hour
 	})
 	live := h.tenant("live")
 	h.tenant("not yet published")
@@ -39,7 +39,7 @@ func TestServer_RefreshSnapshots(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			now = now.Add(c.advance)
-			n, err := h.srv.RefreshSnapshots(ctx, 15*24*time.Hour)
+			n, err := h.app.RefreshSnapshots(ctx, 15*24*time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/outpost/outpost/internal/blob/s3"
-	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -19,9 +19,9 @@ func TestAPI_S3Artifacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []string{httpapi.DeliveryProxy, httpapi.DeliveryRedirect} {
+	for _, mode := range []string{controlplane.DeliveryProxy, controlplane.DeliveryRedirect} {
 		t.Run(mode, func(t *testing.T) {
-			h := newHarness(t, func(s *httpapi.Server) { s.Blobs = st; s.Config.ArtifactDelivery = mode })
+			h := newHarness(t, func(o *controlplane.Options) { o.Blobs = st; o.Config.ArtifactDelivery = mode })
 			data := bytes.Repeat([]byte("s3 artifact "), 200_000) // 2.4 MB
 			t.Run("mismatch leaves no object", func(t *testing.T) {
 				r := h.raw("POST", "/v1/artifacts?sha256="+sha([]byte("x")), h.admin, "application/octet-stream", bytes.NewReader(data), nil)
@@ -40,11 +40,11 @@ func TestAPI_S3Artifacts(t *testing.T) {
 			h.snapshot(tenant)
 			r := h.do("GET", "/v1/mirror/artifacts/"+art, cred, nil)
 			switch mode {
-			case httpapi.DeliveryProxy:
+			case controlplane.DeliveryProxy:
 				if r.status != 200 || !bytes.Equal(r.body, data) {
 					t.Fatalf("proxy: got %d, %d bytes", r.status, len(r.body))
 				}
-			case httpapi.DeliveryRedirect:
+			case controlplane.DeliveryRedirect:
 				loc := r.header.Get("Location")
 				if r.status != 302 || loc == "" {
 					t.Fatalf("redirect: got %d %q", r.status, loc)

@@ -1,8 +1,13 @@
+// Package httpapi is the control plane's HTTP transport: Server exposes a
+// controlplane.App (routes.go is the route table: each route, who may call
+// it, and its one service call), with authentication, route access, body
+// limits, idempotency keys and metrics as middleware and every error
+// answered in the internal/wire convention; Client is controlplane.Service
+// over the same API.
 package httpapi
 
 import (
 	"context"
-	"crypto/ed25519"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,77 +20,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/snapshot"
-	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/wire"
 )
 
-// Artifact delivery modes for the mirror API.
-const (
-	DeliveryProxy    = "proxy"    // stream bytes through the control plane
-	DeliveryRedirect = "redirect" // 302 to a presigned URL where the blob store can presign
-)
-
-// Config tunes the server; zero values take the defaults.
-type Config struct {
-	MaxBodyBytes     int64         // JSON request bodies (default 1 MiB)
-	MaxArtifactBytes int64         // artifact uploads (default 64 GiB)
-	SnapshotTTL      time.Duration // snapshot expires_at - created_at (default 30 days)
-	ArtifactDelivery string        // DeliveryProxy (default) or DeliveryRedirect
-	PresignTTL       time.Duration // default 15 minutes
-	ExternalTimeout  time.Duration // EXTERNAL artifact verification (default 1 hour)
-	// AllowPrivateURLs lets EXTERNAL artifact URLs point at loopback and
-	// private addresses (off by default: see externalClient).
-	AllowPrivateURLs bool
-}
-
-func (c *Config) defaults() {
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-	if c.MaxArtifactBytes <= 0 {
-		c.MaxArtifactBytes = 64 << 30
-	}
-	if c.SnapshotTTL <= 0 {
-		c.SnapshotTTL = 30 * 24 * time.Hour
-	}
-	if c.ArtifactDelivery == "" {
-		c.ArtifactDelivery = DeliveryProxy
-	}
-	if c.PresignTTL <= 0 {
-		c.PresignTTL = 15 * time.Minute
-	}
-	if c.ExternalTimeout <= 0 {
-		c.ExternalTimeout = time.Hour
-	}
-}
-
-// PublicKey is a vendor signing key as GET /v1/keys shows it.
-type PublicKey struct {
-	KeyID     string            `json:"key_id"`
-	PublicKey ed25519.PublicKey `json:"public_key"` // base64 in JSON
-	Status    string            `json:"status"`
-	CreatedAt time.Time         `json:"created_at"`
-}
-
-// Keyring gives the active signers and every public key.
-type Keyring interface {
-	Signers() []snapshot.Signer
-	PublicKeys() []PublicKey
-}
-
-// Server is the control plane's HTTP API.
+// Server is the control plane's HTTP API over an App: authentication,
+// route access, body limits, idempotency keys and metrics are HTTP
+// middleware here; every handler decodes, makes one service call and
+// encodes (the route table in routes.go names each one).
 type Server struct {
-	Store   store.Store
-	Blobs   blob.Store
-	Keys    Keyring
-	Secrets *Sealer
-	Log     *slog.Logger
-	Config  Config
-	Now     func() time.Time
-	// HTTPClient fetches EXTERNAL artifacts for verification.
-	HTTPClient *http.Client
+	App *controlplane.App
+	Log *slog.Logger
+	// MaxBodyBytes caps JSON request bodies (default 1 MiB).
+	MaxBodyBytes int64
 
 	once     sync.Once
 	handler  http.Handler
@@ -93,15 +41,7 @@ type Server struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	idem     keyedMutex
-	engines  engineCache
 	ready    atomic.Bool
-}
-
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 // SetReady marks the server ready (readyz) or draining.
@@ -114,12 +54,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) init() {
-	s.Config.defaults()
+	if s.MaxBodyBytes <= 0 {
+		s.MaxBodyBytes = 1 << 20
+	}
 	if s.Log == nil {
 		s.Log = slog.Default()
-	}
-	if s.HTTPClient == nil {
-		s.HTTPClient = externalClient(s.Config.ExternalTimeout, s.Config.AllowPrivateURLs)
 	}
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -137,32 +76,28 @@ func (s *Server) init() {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, s.Log, catalog.Errorf(catalog.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+		wire.WriteError(w, r, s.Log, catalog.Errorf(catalog.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	s.handler = mux
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		wire.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, _, err := s.Store.Tenants(ctx, store.Page{Limit: 1}); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+	if err := s.App.Ready(ctx); err != nil {
+		wire.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": catalog.ErrorMessage(err)})
 		return
 	}
-	if len(s.Keys.Signers()) == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no active signing key"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 type route struct {
@@ -171,8 +106,12 @@ type route struct {
 	// raw routes read their own body (artifact uploads); others get a
 	// size-limited body.
 	raw     bool
-	handler func(w http.ResponseWriter, r *http.Request, p *Principal) error
+	handler handler
 }
+
+// handler serves one route; an error it returns is answered in the wire
+// convention.
+type handler func(w http.ResponseWriter, r *http.Request) error
 
 // statusWriter records the status for metrics.
 type statusWriter struct {
@@ -210,49 +149,33 @@ func (s *Server) wrap(rt route) http.Handler {
 				}
 				s.Log.Error("panic in handler", "route", rt.pattern, "panic", v)
 				if sw.status == 0 {
-					writeError(sw, r, nil, catalog.Errorf(catalog.EINTERNAL, "internal error"))
+					wire.WriteError(sw, r, nil, catalog.Errorf(catalog.EINTERNAL, "internal error"))
 				}
 			}
 			s.requests.WithLabelValues(rt.pattern, strconv.Itoa(sw.status)).Inc()
 			s.duration.WithLabelValues(rt.pattern).Observe(time.Since(start).Seconds())
 		}()
-		var p *Principal
-		if rt.access != public {
-			var err error
-			p, err = s.authenticate(r)
-			if err != nil {
-				writeError(sw, r, s.Log, err)
-				return
-			}
-			if !allowed(rt.access, p) {
-				writeError(sw, r, s.Log, catalog.Errorf(catalog.EFORBIDDEN, "this token may not call %s", rt.pattern))
-				return
-			}
-			r = r.WithContext(catalog.WithActor(context.WithValue(r.Context(), principalKey{}, p), p.actor()))
+		p, err := s.authenticate(r)
+		if err != nil {
+			wire.WriteError(sw, r, s.Log, err)
+			return
 		}
+		if !allowed(rt.access, p) {
+			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EFORBIDDEN, "this token may not call %s", rt.pattern))
+			return
+		}
+		r = r.WithContext(controlplane.WithPrincipal(r.Context(), p))
 		if !rt.raw {
-			r.Body = http.MaxBytesReader(sw, r.Body, s.Config.MaxBodyBytes)
+			r.Body = http.MaxBytesReader(sw, r.Body, s.MaxBodyBytes)
 		}
-		if r.Method == http.MethodPost && r.Header.Get("Idempotency-Key") != "" && p != nil {
+		if r.Method == http.MethodPost && r.Header.Get(wire.HeaderIdempotencyKey) != "" {
 			s.idempotent(sw, r, p, rt)
 			return
 		}
-		if err := rt.handler(sw, r, p); err != nil {
-			writeError(sw, r, s.Log, err)
+		if err := rt.handler(sw, r); err != nil {
+			wire.WriteError(sw, r, s.Log, err)
 		}
 	})
-}
-
-func allowed(a access, p *Principal) bool {
-	switch a {
-	case adminOnly:
-		return p.Role == catalog.RoleAdmin
-	case tenantRead:
-		return p.Role == catalog.RoleAdmin || p.Role == catalog.RoleTenant
-	case mirrorOnly:
-		return p.Role == roleMirror
-	}
-	return false
 }
 
 // ReadFrom keeps the sendfile path of the underlying writer.

@@ -21,10 +21,10 @@ func TestServer_SweepOrphanBlobs(t *testing.T) {
 	other := "elsewhere/not-an-artifact"
 	h.blobs.Put(ctx, other, bytes.NewReader([]byte("x")), blob.Expect{})
 
-	if n, err := h.srv.SweepOrphanBlobs(ctx, time.Hour); err != nil || n != 0 {
+	if n, err := h.app.SweepOrphanBlobs(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("a fresh orphan was swept (n=%d, %v): an upload in flight could lose its bytes", n, err)
 	}
-	n, err := h.srv.SweepOrphanBlobs(ctx, -time.Minute)
+	n, err := h.app.SweepOrphanBlobs(ctx, -time.Minute)
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -222,36 +223,8 @@ func write(dir string, k *Key) error {
 		return err
 	}
 	data = append(data, '\n')
-	tmp, err := os.CreateTemp(dir, ".tmp-key-*")
-	if err != nil {
+	if err := fsutil.WriteFile(filepath.Join(dir, k.KeyID+ext), data, 0o600); err != nil {
 		return fmt.Errorf("write key: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write key: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write key: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, k.KeyID+ext)); err != nil {
-		return fmt.Errorf("write key: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write key: sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write key: sync directory: %w", err)
 	}
 	return nil
 }

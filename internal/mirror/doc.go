@@ -4,5 +4,5 @@
 // leases (LeaseHandler), the syncer and the inbox watcher, and runs them
 // as the parts of one daemon.Group that Close joins before the state is
 // closed. Syncing lives in internal/sync; this package never fetches.
-// docs/architecture-mirror.md walks through a sync and a client request.
+// docs/architecture.md ("The mirror side") walks through a sync and a client request.
 package mirror

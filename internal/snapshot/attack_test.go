@@ -10,8 +10,8 @@ import (
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 )
 
-// Each test mounts one attack from DESIGN.md's trust model and shows it
-// rejected with its own error.
+// Each test mounts one attack from the trust model (docs/architecture.md)
+// and shows it rejected with its own error.
 
 func TestVerify_TamperedPayload(t *testing.T) {
 	e := decodeEnv(t, sign(t, small(), keyA))

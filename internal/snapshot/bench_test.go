@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
-	"github.com/outpost/outpost/internal/store"
 )
 
 // The scale: one tenant, 100,000 releases of one artifact each.
@@ -23,7 +23,7 @@ var bench struct {
 
 // benchInput is the 100k-release catalog; made per benchmark, not kept,
 // so that its 300,000 objects do not burden the GC of other benchmarks.
-func benchInput() *store.SnapshotInput { return snapshottest.Input(10, benchReleases/10, 1) }
+func benchInput() *catalog.SnapshotInput { return snapshottest.Input(10, benchReleases/10, 1) }
 
 func benchEnvelope(b *testing.B) []byte {
 	bench.envOnce.Do(func() {

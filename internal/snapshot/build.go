@@ -17,7 +17,7 @@ type BuildOptions struct {
 	TTL        time.Duration
 }
 
-// Build decides what the tenant of in may see (DESIGN.md) and returns its
+// Build decides what the tenant of in may see and returns its
 // manifest with every list sorted by id and never nil:
 //   - products: open ones, and licensed ones (the default) for which the
 //     tenant holds an entitlement that has not ended at o.Now; none when
@@ -32,7 +32,7 @@ type BuildOptions struct {
 //
 // The same input gives the same manifest apart from snapshot_id,
 // created_at and expires_at.
-func Build(in *Input, o BuildOptions) *Manifest {
+func Build(in *catalog.SnapshotInput, o BuildOptions) *Manifest {
 	now := o.Now.UTC().Truncate(time.Second)
 	m := &Manifest{
 		Schema:          Schema,

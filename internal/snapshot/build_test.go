@@ -10,7 +10,6 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
-	"github.com/outpost/outpost/internal/store"
 )
 
 var buildOpts = snapshot.BuildOptions{SnapshotID: "snp_1", Now: snapshottest.Now, TTL: 24 * time.Hour}
@@ -18,12 +17,12 @@ var buildOpts = snapshot.BuildOptions{SnapshotID: "snp_1", Now: snapshottest.Now
 // visibilityInput has one product per visibility case, each with one
 // release and one verified artifact, plus one release with an unverified
 // artifact.
-func visibilityInput() *store.SnapshotInput {
+func visibilityInput() *catalog.SnapshotInput {
 	ten := snapshottest.TenantID
 	at := snapshottest.Now.Add(-48 * time.Hour)
 	ended := snapshottest.Now.Add(-time.Hour)
 	later := snapshottest.Now.Add(time.Hour)
-	in := &store.SnapshotInput{
+	in := &catalog.SnapshotInput{
 		Tenant:   &catalog.Tenant{TenantID: ten, Name: "T", Status: catalog.TenantActive},
 		Sequence: 1,
 	}
@@ -142,7 +141,7 @@ func TestBuild_InactiveTenantSeesNoProducts(t *testing.T) {
 }
 
 func TestBuild_EmptyListsAndDefaults(t *testing.T) {
-	in := &store.SnapshotInput{Tenant: &catalog.Tenant{TenantID: "ten_x", Name: "X", Status: catalog.TenantActive}, Sequence: 1}
+	in := &catalog.SnapshotInput{Tenant: &catalog.Tenant{TenantID: "ten_x", Name: "X", Status: catalog.TenantActive}, Sequence: 1}
 	m := snapshot.Build(in, buildOpts)
 	b := string(encode(t, m))
 	for _, want := range []string{`"products":[]`, `"releases":[]`, `"artifacts":[]`, `"policies":[]`, `"blocked_versions":[]`,

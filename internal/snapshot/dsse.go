@@ -113,11 +113,6 @@ func signPAE(pae, payload []byte, signers []Signer) ([]byte, error) {
 	return encodeEnvelopeTail(b, sigs), nil
 }
 
-// encodeEnvelope writes the same bytes encoding/json would for Envelope.
-func encodeEnvelope(payloadType string, payload []byte, sigs []Signature) []byte {
-	return encodeEnvelopeTail(encodeEnvelopeHead(payloadType, payload, len(sigs)), sigs)
-}
-
 // encodeEnvelopeHead writes an envelope up to its signatures, with room
 // for nSigs of them.
 func encodeEnvelopeHead(payloadType string, payload []byte, nSigs int) []byte {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/snapshot"
 )
 
 // Page asks for at most Limit items after Cursor (an opaque value returned
@@ -56,12 +55,6 @@ type IdempotencyRecord struct {
 	Body        []byte
 	CreatedAt   time.Time
 }
-
-// SnapshotInput is everything a snapshot of one tenant may draw on, read in
-// the same transaction that assigns its sequence. The builder (pure code)
-// decides visibility; the store only gathers. The builder must not modify
-// the input: implementations may share parts of it between builds.
-type SnapshotInput = snapshot.Input
 
 // LeaseSigner signs the final lease and returns the token's hash.
 type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)
@@ -139,14 +132,12 @@ type Store interface {
 	RevokeSeat(ctx context.Context, entitlementID, seatID, by string, at time.Time) (*catalog.SeatAssignment, error)
 	Seats(ctx context.Context, entitlementID string, p Page) ([]*catalog.SeatAssignment, string, error)
 
-	// Leases. AcquireLease, in one transaction, applies the one admission
-	// rule (license.Admit, the mirrors' too) at l.IssuedAt: tenant active,
-	// entitlement current, in explicit mode an active seat (else
-	// EFORBIDDEN); renews the subject's active lease if it has one (same
-	// lease_id, new issued_at, expires_at and token_hash), otherwise takes
-	// a seat if fewer than the online seat limit are held by active leases
-	// (else ECONFLICT). The term is license.Term: l.ExpiresAt, when set,
-	// may only shorten it. The returned lease is what is stored.
+	// Leases. AcquireLease, in one transaction: checks the tenant is
+	// active and the entitlement current at l.IssuedAt; in explicit mode
+	// that the subject holds an active seat; renews the subject's active
+	// lease if it has one (same lease_id, new issued_at, expires_at and
+	// token_hash); otherwise takes a seat if fewer than the online seat
+	// limit are held by active leases. The returned lease is what is stored.
 	// With sign given, the store calls it inside the transaction with the
 	// lease as it will be stored (its final lease_id, times) and stores the
 	// token hash it returns, so a token can carry the lease id.
@@ -157,7 +148,7 @@ type Store interface {
 	// Snapshots: immutable. CreateSnapshot gathers the input, assigns the
 	// next sequence and calls build in one transaction, so two concurrent
 	// builds never share a sequence.
-	CreateSnapshot(ctx context.Context, tenantID string, build func(in *SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error)
+	CreateSnapshot(ctx context.Context, tenantID string, build func(in *catalog.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error)
 	Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error)
 	SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (*catalog.Snapshot, error)
 	LatestSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error)

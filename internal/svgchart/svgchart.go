@@ -104,15 +104,14 @@ func clean(v float64) float64 {
 }
 
 type frame struct {
-	b          strings.Builder
-	w, h       int
-	plotW      float64
-	plotH      float64
-	ymax       float64
-	yfmt       func(float64) string
-	titleID    string
-	descID     string
-	hasSamples bool
+	b       strings.Builder
+	w, h    int
+	plotW   float64
+	plotH   float64
+	ymax    float64
+	yfmt    func(float64) string
+	titleID string
+	descID  string
 }
 
 func open(id, title, desc, ylabel string, w, h int, ymax float64, yfmt func(float64) string) *frame {

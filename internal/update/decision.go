@@ -6,7 +6,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -90,17 +89,6 @@ func (d *Decision) AppendJSON(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, d.Sequence, 10)
 	dst = append(dst, "}}"...)
 	return dst
-}
-
-// AppendError appends the error document
-// {"error":{"code":"…","message":"…"}} for err to dst. Internal errors get
-// a generic message.
-func AppendError(dst []byte, err error) []byte {
-	dst = append(dst, `{"error":{"code":`...)
-	dst = appendString(dst, catalog.ErrorCode(err))
-	dst = append(dst, `,"message":`...)
-	dst = appendString(dst, catalog.ErrorMessage(err))
-	return append(dst, "}}"...)
 }
 
 const hexDigits = "0123456789abcdef"

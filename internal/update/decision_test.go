@@ -72,13 +72,3 @@ func TestAppendString_MatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
-
-func TestAppendError_Behaviour(t *testing.T) {
-	var query Query
-	err := ParseRawQuery("product=prd_a", &query)
-	got := string(AppendError(nil, err))
-	want := `{"error":{"code":"invalid","message":"channel: is required"}}`
-	if got != want {
-		t.Errorf("got %s, want %s", got, want)
-	}
-}

@@ -1,5 +1,5 @@
 // Package update is the update decision engine shared by the control plane
-// and the mirror (DESIGN.md "Update decision"). It is pure: New indexes a
+// and the mirror (docs/conditions.md is its contract). It is pure: New indexes a
 // verified snapshot manifest once, and Check answers a query from that index
 // without I/O, without scanning all releases and without allocating.
 // The conditions language and the response document are described in
@@ -29,10 +29,7 @@ const (
 	ReasonUpToDate      = "no newer release"
 )
 
-var (
-	numPlatforms = len(catalog.Platforms)
-	numPA        = len(catalog.Platforms) * len(catalog.Arches)
-)
+var numPA = len(catalog.Platforms) * len(catalog.Arches)
 
 // Engine answers update checks from one snapshot. It is immutable and safe
 // for concurrent use; build a new one for each snapshot.

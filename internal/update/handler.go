@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -21,33 +22,33 @@ var (
 )
 
 // Handle answers GET /v1/updates/check from e at time now: it parses the
-// raw query, checks, and writes the response document, or an error
-// document with 400 (bad query), 404 (unknown product or channel), 405 or
-// 503 (e is nil: no snapshot yet). Both daemons mount it, so their answers
-// are byte-identical for the same snapshot.
+// raw query, checks, and writes the response document, or an error in the
+// wire convention (internal/wire): 400 (bad query), 404 (unknown product
+// or channel), 405, or 503 (e is nil: no snapshot yet). Both daemons mount
+// it, so their answers are byte-identical for the same snapshot.
 func Handle(w http.ResponseWriter, r *http.Request, e *Engine, now time.Time) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, r, http.StatusMethodNotAllowed, catalog.Errorf(catalog.EINVALID, "method %s not allowed", r.Method))
+		wire.WriteJSON(w, http.StatusMethodNotAllowed, wire.ErrorBody{Error: wire.ErrorDetail{Code: catalog.EINVALID, Message: "method " + r.Method + " not allowed"}})
 		return
 	}
 	if e == nil {
-		writeError(w, r, http.StatusServiceUnavailable, catalog.Errorf(catalog.EUNAVAILABLE, "no snapshot loaded yet"))
+		wire.WriteError(w, r, nil, catalog.Errorf(catalog.EUNAVAILABLE, "no snapshot loaded yet"))
 		return
 	}
 	var q Query
 	if err := parseRaw(r.URL.RawQuery, &q); err != nil {
-		writeError(w, r, status(err), err)
+		wire.WriteError(w, r, nil, err)
 		return
 	}
 	p, err := q.prepare()
 	if err != nil {
-		writeError(w, r, status(err), err)
+		wire.WriteError(w, r, nil, err)
 		return
 	}
 	d, err := e.check(&p, now)
 	if err != nil {
-		writeError(w, r, status(err), err)
+		wire.WriteError(w, r, nil, err)
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -58,26 +59,6 @@ func Handle(w http.ResponseWriter, r *http.Request, e *Engine, now time.Time) {
 		*bp = b
 		bufPool.Put(bp)
 	}
-}
-
-// status maps an error's code to an HTTP status.
-func status(err error) int {
-	switch catalog.ErrorCode(err) {
-	case catalog.EINVALID:
-		return http.StatusBadRequest
-	case catalog.ENOTFOUND:
-		return http.StatusNotFound
-	case catalog.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	case catalog.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	}
-	return http.StatusInternalServerError
-}
-
-func writeError(w http.ResponseWriter, r *http.Request, code int, err error) {
-	b := AppendError(make([]byte, 0, 256), err)
-	write(w, r, code, append(b, '\n'))
 }
 
 func write(w http.ResponseWriter, r *http.Request, code int, body []byte) {

@@ -37,7 +37,7 @@ func TestHandle_Behaviour(t *testing.T) {
 		{"offered", "GET", ok, 200, `"update_available":true`},
 		{"head", "HEAD", ok, 200, ""},
 		{"up to date", "GET", "product=prd_a&channel=stable&platform=linux&arch=x64&version=1.1.0", 200, `"reason":"no newer release"`},
-		{"missing parameter", "GET", "product=prd_a", 400, `{"error":{"code":"invalid","message":"channel: is required"}}`},
+		{"missing parameter", "GET", "product=prd_a", 400, `{"error":{"code":"invalid","message":"channel: is required","field":"channel"}}`},
 		{"bad version", "GET", "product=prd_a&channel=stable&platform=linux&arch=x64&version=latest", 400, `version: \"latest\" is not a semantic version`},
 		{"unknown product", "GET", "product=prd_b&channel=stable&platform=linux&arch=x64&version=1.0.0", 404, `{"error":{"code":"not_found","message":"product \"prd_b\" not found"}}`},
 		{"unknown channel", "GET", "product=prd_a&channel=beta&platform=linux&arch=x64&version=1.0.0", 404, `"code":"not_found"`},

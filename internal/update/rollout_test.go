@@ -7,8 +7,8 @@ import (
 )
 
 func TestBucket_Behaviour(t *testing.T) {
-	// The bucket is fixed by DESIGN.md: other implementations (and older
-	// snapshots) must agree, so pin a few values.
+	// The bucket is fixed by docs/conditions.md: other implementations
+	// (and older snapshots) must agree, so pin a few values.
 	tests := []struct {
 		rollout, client string
 	}{{"rol_1", "client-1"}, {"rol_1", "client-2"}, {"rol_2", "client-1"}, {"r", ""}}

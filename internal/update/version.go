@@ -199,19 +199,3 @@ func comparePrePart(s, o string) int {
 	}
 	return -1
 }
-
-// key is the version without build metadata: the form blocked versions are
-// matched on.
-func (v version) key() string {
-	b := make([]byte, 0, 32)
-	b = strconv.AppendUint(b, v.major, 10)
-	b = append(b, '.')
-	b = strconv.AppendUint(b, v.minor, 10)
-	b = append(b, '.')
-	b = strconv.AppendUint(b, v.patch, 10)
-	if v.pre != "" {
-		b = append(b, '-')
-		b = append(b, v.pre...)
-	}
-	return string(b)
-}

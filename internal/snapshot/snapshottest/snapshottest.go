@@ -15,7 +15,6 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
-	"github.com/outpost/outpost/internal/store"
 )
 
 // Now is the build time of generated manifests; they expire TTL later.
@@ -78,9 +77,9 @@ func Trust(threshold int, signers ...snapshot.Signer) snapshot.Trust {
 // product one policy, one blocked version, one rollout on its newest
 // release, one current entitlement with one seat, and one active mirror
 // with a key. Every list is sorted by id.
-func Input(products, releasesPerProduct, artifactsPerRelease int) *store.SnapshotInput {
+func Input(products, releasesPerProduct, artifactsPerRelease int) *catalog.SnapshotInput {
 	at := Now.Add(-24 * time.Hour)
-	in := &store.SnapshotInput{
+	in := &catalog.SnapshotInput{
 		Tenant:   &catalog.Tenant{TenantID: TenantID, Name: "Tenant One", Status: catalog.TenantActive, CreatedAt: at, Metadata: json.RawMessage(`{}`)},
 		Sequence: 1,
 	}

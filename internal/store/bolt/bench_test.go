@@ -10,7 +10,6 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store"
 )
 
 // bulkLoad writes n releases of one product, each with one verified
@@ -69,7 +68,7 @@ func BenchmarkCreateSnapshot_100k(b *testing.B) {
 	tenantID := catalog.NewID(catalog.PrefixTenant)
 	bulkLoad(b, db, tenantID, 100_000)
 	ctx := context.Background()
-	build := func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+	build := func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if len(in.Releases) != 100_000 || len(in.Artifacts) != 100_000 || len(in.ReleaseArtifacts) != 100_000 {
 			return nil, fmt.Errorf("gathered %d releases, %d artifacts, %d release artifacts", len(in.Releases), len(in.Artifacts), len(in.ReleaseArtifacts))
 		}

@@ -11,15 +11,14 @@
 package bolt
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/kv"
 )
@@ -35,7 +34,8 @@ var (
 	kSchemaVersion = []byte("schema_version")
 )
 
-// AuditBucket is the bucket holding audit events, keyed by SeqKey.
+// AuditBucket is the bucket holding audit events, keyed by sequence (8
+// bytes, big-endian).
 const AuditBucket = "audit"
 
 // Options tunes Open.
@@ -106,7 +106,7 @@ func openBolt(path string, opts Options) (*bbolt.DB, error) {
 		// is ~80 MB, so the file grows by that much per snapshot).
 		InitialMmapSize: 1 << 30,
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrInUse)
 	}
 	if err != nil {
@@ -121,44 +121,3 @@ func (db *DB) Close() error {
 	db.Store.Close()
 	return db.bdb.Close()
 }
-
-// RawUpdate opens the file at path (which no one else may hold) and runs
-// fn in one read-write transaction. It bypasses every constraint and the
-// audit chain: for repair tools and for tests that tamper with the file.
-func RawUpdate(path string, fn func(tx *bbolt.Tx) error) error {
-	bdb, err := openBolt(path, Options{})
-	if err != nil {
-		return err
-	}
-	if err := bdb.Update(fn); err != nil {
-		bdb.Close()
-		return err
-	}
-	return bdb.Close()
-}
-
-// TamperAuditEvent rewrites the stored audit event seq with mutate applied,
-// without resealing the chain. For tests of `audit verify`.
-func TamperAuditEvent(path string, seq int64, mutate func(*catalog.AuditEvent)) error {
-	return RawUpdate(path, func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(AuditBucket))
-		v := b.Get(SeqKey(seq))
-		if v == nil {
-			return catalog.NotFound("audit event", strconv.FormatInt(seq, 10))
-		}
-		var ev catalog.AuditEvent
-		if err := json.Unmarshal(v, &ev); err != nil {
-			return fmt.Errorf("decode audit event %d: %w", seq, err)
-		}
-		mutate(&ev)
-		out, err := json.Marshal(&ev)
-		if err != nil {
-			return err
-		}
-		return b.Put(SeqKey(seq), out)
-	})
-}
-
-// SeqKey is the key of sequence number seq: 8 bytes big-endian, so keys
-// sort in sequence order.
-func SeqKey(seq int64) []byte { return kv.SeqKey(seq) }

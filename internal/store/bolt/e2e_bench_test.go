@@ -13,7 +13,6 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
-	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -46,7 +45,7 @@ func BenchmarkSnapshotPath_100k(b *testing.B) {
 		p.add(name, time.Since(mark), cpuTime()-markCPU)
 		mark, markCPU = time.Now(), cpuTime()
 	}
-	build := func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+	build := func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		split("gather")
 		id := catalog.NewID(catalog.PrefixSnapshot)
 		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: time.Now(), TTL: 24 * time.Hour})

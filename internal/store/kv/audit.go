@@ -64,7 +64,7 @@ func (db *Store) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupK
 			return err
 		}
 		if dedupKey != "" {
-			if err := dedup.Put([]byte(dedupKey), SeqKey(ev.Seq)); err != nil {
+			if err := dedup.Put([]byte(dedupKey), seqKey(ev.Seq)); err != nil {
 				return err
 			}
 		}
@@ -97,7 +97,7 @@ func (db *Store) AuditEvents(ctx context.Context, f store.AuditFilter, p store.P
 		default:
 			c = events.Cursor()
 		}
-		seek := append(append([]byte(nil), pfx...), SeqKey(after+1)...)
+		seek := append(append([]byte(nil), pfx...), seqKey(after+1)...)
 		for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
 			seqKey := k[len(pfx):]
 			if pfx != nil {

@@ -10,9 +10,6 @@ import (
 // itself; its read transactions see a fixed view.
 func Bolt(db *bbolt.DB) Backend { return boltBackend{db} }
 
-// BoltTx adapts a bbolt transaction, for tools that edit the file directly.
-func BoltTx(tx *bbolt.Tx) Tx { return boltTx{tx} }
-
 type boltBackend struct{ db *bbolt.DB }
 
 func (b boltBackend) Update(_ context.Context, fn func(Tx) error) error {
@@ -31,3 +28,8 @@ func (t boltTx) Bucket(name []byte) Bucket { return boltBucket{t.tx.Bucket(name)
 type boltBucket struct{ *bbolt.Bucket }
 
 func (b boltBucket) Cursor() Cursor { return b.Bucket.Cursor() }
+
+// BoltTx adapts a read-write bbolt transaction opened by another package
+// on the same file (the webhook outbox enqueues inside the caller's
+// transaction), so kv-based logic can write in it.
+func BoltTx(tx *bbolt.Tx) Tx { return boltTx{tx} }

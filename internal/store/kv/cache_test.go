@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store"
 )
 
 // fresh decodes the vendor-wide catalog from the file, bypassing the cache.
@@ -282,9 +281,9 @@ func TestCache_Behaviour(t *testing.T) {
 		f.artifact("art_1", catalog.ArtifactVerified)
 		f.release("rel_1", "prd_1", "1.0.0")
 		f.attach("rla_1", "rel_1", "art_1")
-		var first, second *store.SnapshotInput
-		build := func(dst **store.SnapshotInput) func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
-			return func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+		var first, second *catalog.SnapshotInput
+		build := func(dst **catalog.SnapshotInput) func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
+			return func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 				*dst = in
 				return &catalog.Snapshot{SnapshotID: catalog.NewID(catalog.PrefixSnapshot), TenantID: in.Tenant.TenantID, Sequence: in.Sequence, Envelope: []byte(`{}`)}, nil
 			}
@@ -298,7 +297,7 @@ func TestCache_Behaviour(t *testing.T) {
 		db2, err := openFile(path, Options{Cache: true, NoWarm: true})
 		must(t, err)
 		defer db2.Close()
-		var cold *store.SnapshotInput
+		var cold *catalog.SnapshotInput
 		_, err = db2.CreateSnapshot(ctx, "ten_1", build(&cold))
 		must(t, err)
 		if len(first.Releases) != 1 || len(second.Releases) != 2 {

@@ -156,7 +156,8 @@ func decodeIndexed[T any](tx Tx, idx, bucket, pfx []byte) ([]*T, error) {
 func lastSnapshotID(tx Tx, tenantID string) []byte {
 	pfx := prefix(tenantID)
 	c := tx.Bucket(iSnapSeq).Cursor()
-	k, v := c.Seek(append(append([]byte(nil), pfx...), SeqKey(math.MaxInt64)...))
+	k, _ := c.Seek(append(append([]byte(nil), pfx...), seqKey(math.MaxInt64)...))
+	var v []byte
 	if k == nil {
 		k, v = c.Last()
 	} else {
@@ -169,9 +170,9 @@ func lastSnapshotID(tx Tx, tenantID string) []byte {
 }
 
 // gather reads everything a snapshot of t may draw on.
-func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
+func (w *wtx) gather(t *catalog.Tenant) (*catalog.SnapshotInput, error) {
 	tx := w.Tx
-	in := &store.SnapshotInput{Tenant: t, Sequence: 1}
+	in := &catalog.SnapshotInput{Tenant: t, Sequence: 1}
 	if id := lastSnapshotID(tx, t.TenantID); id != nil {
 		var last catalog.Snapshot
 		if err := mustGet(tx, bSnapshots, "snapshot", string(id), &last); err != nil {
@@ -235,7 +236,7 @@ func (w *wtx) gather(t *catalog.Tenant) (*store.SnapshotInput, error) {
 
 // CreateSnapshot gathers the tenant's input, lets build make the signed
 // snapshot and stores it, all in one transaction.
-func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func(in *store.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error) {
+func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func(in *catalog.SnapshotInput) (*catalog.Snapshot, error)) (*catalog.Snapshot, error) {
 	var s *catalog.Snapshot
 	err := db.update(ctx, func(w *wtx) error {
 		var t catalog.Tenant
@@ -278,7 +279,7 @@ func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func
 		if err := w.Bucket(bEnvelopes).Put([]byte(s.SnapshotID), s.Envelope); err != nil {
 			return err
 		}
-		if err := putIdx(w.Tx, iSnapSeq, append(prefix(tenantID), SeqKey(s.Sequence)...), s.SnapshotID); err != nil {
+		if err := putIdx(w.Tx, iSnapSeq, append(prefix(tenantID), seqKey(s.Sequence)...), s.SnapshotID); err != nil {
 			return err
 		}
 		if err := putIdx(w.Tx, iSnapTenant, key(tenantID, s.SnapshotID), ""); err != nil {
@@ -314,7 +315,7 @@ func (db *Store) Snapshot(ctx context.Context, id string) (s *catalog.Snapshot, 
 // SnapshotBySequence returns a tenant's snapshot of that sequence.
 func (db *Store) SnapshotBySequence(ctx context.Context, tenantID string, seq int64) (s *catalog.Snapshot, err error) {
 	err = db.view(ctx, func(tx Tx) error {
-		id := tx.Bucket(iSnapSeq).Get(append(prefix(tenantID), SeqKey(seq)...))
+		id := tx.Bucket(iSnapSeq).Get(append(prefix(tenantID), seqKey(seq)...))
 		if id == nil {
 			return catalog.NotFound("snapshot", fmt.Sprintf("%s#%d", tenantID, seq))
 		}

@@ -133,9 +133,9 @@ func (db *Store) Close() error {
 	return nil
 }
 
-// SeqKey is the key of sequence number seq: 8 bytes big-endian, so keys
+// seqKey is the key of sequence number seq: 8 bytes big-endian, so keys
 // sort in sequence order.
-func SeqKey(seq int64) []byte {
+func seqKey(seq int64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], uint64(seq))
 	return k[:]
@@ -290,7 +290,7 @@ func appendEvent(tx Tx, ev *catalog.AuditEvent) error {
 		}
 	}
 	audit.Seal(prev, ev)
-	sk := SeqKey(ev.Seq)
+	sk := seqKey(ev.Seq)
 	if err := putJSON(tx, bAudit, sk, ev); err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/store"
 )
 
 // bulkLoad writes a tenant and n releases of one open product, each with
@@ -61,7 +60,7 @@ func BenchmarkCreateSnapshot_10k(b *testing.B) {
 	tenantID := catalog.NewID(catalog.PrefixTenant)
 	bulkLoad(b, db, tenantID, n)
 	ctx := context.Background()
-	build := func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+	build := func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if len(in.Releases) != n || len(in.Artifacts) != n || len(in.ReleaseArtifacts) != n {
 			return nil, fmt.Errorf("gathered %d releases, %d artifacts, %d release artifacts", len(in.Releases), len(in.Artifacts), len(in.ReleaseArtifacts))
 		}

@@ -25,8 +25,8 @@ var snapshotCases = []testCase{
 
 // fakeBuild returns a builder that records the input in inspect (when
 // non-nil) and makes a snapshot whose envelope names its sequence.
-func fakeBuild(inspect func(in *store.SnapshotInput)) func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
-	return func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+func fakeBuild(inspect func(in *catalog.SnapshotInput)) func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
+	return func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if inspect != nil {
 			inspect(in)
 		}
@@ -46,7 +46,7 @@ func testSnapshots(t *testing.T, f *fx) {
 	tn := f.tenant()
 	var s1 *catalog.Snapshot
 	f.mutation("snapshot.created", tn.TenantID, func() (err error) {
-		s1, err = f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(in *store.SnapshotInput) {
+		s1, err = f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(in *catalog.SnapshotInput) {
 			if in.Sequence != 1 || in.Previous != "" || in.Tenant.TenantID != tn.TenantID {
 				t.Errorf("first input: sequence %d previous %q tenant %s, want 1, \"\", %s", in.Sequence, in.Previous, in.Tenant.TenantID, tn.TenantID)
 			}
@@ -56,7 +56,7 @@ func testSnapshots(t *testing.T, f *fx) {
 	if s1.Hash != hashOf(s1.Envelope) {
 		t.Fatalf("snapshot hash %s, want sha256 of the envelope %s", s1.Hash, hashOf(s1.Envelope))
 	}
-	s2, err := f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(in *store.SnapshotInput) {
+	s2, err := f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(in *catalog.SnapshotInput) {
 		if in.Sequence != 2 || in.Previous != s1.Hash {
 			t.Errorf("second input: sequence %d previous %q, want 2 %q", in.Sequence, in.Previous, s1.Hash)
 		}
@@ -108,26 +108,26 @@ func testSnapshots(t *testing.T, f *fx) {
 		boom := errors.New("signing key missing")
 		cases := []struct {
 			name  string
-			build func(in *store.SnapshotInput) (*catalog.Snapshot, error)
+			build func(in *catalog.SnapshotInput) (*catalog.Snapshot, error)
 			code  string
 		}{
-			{"build error", func(*store.SnapshotInput) (*catalog.Snapshot, error) { return nil, boom }, catalog.EINTERNAL},
-			{"wrong sequence", func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+			{"build error", func(*catalog.SnapshotInput) (*catalog.Snapshot, error) { return nil, boom }, catalog.EINTERNAL},
+			{"wrong sequence", func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 				s, _ := fakeBuild(nil)(in)
 				s.Sequence++
 				return s, nil
 			}, catalog.EINTERNAL},
-			{"wrong tenant", func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+			{"wrong tenant", func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 				s, _ := fakeBuild(nil)(in)
 				s.TenantID = "ten_other"
 				return s, nil
 			}, catalog.EINTERNAL},
-			{"wrong hash", func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+			{"wrong hash", func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 				s, _ := fakeBuild(nil)(in)
 				s.Hash = strings.Repeat("0", 64)
 				return s, nil
 			}, catalog.EINTERNAL},
-			{"reused id", func(in *store.SnapshotInput) (*catalog.Snapshot, error) {
+			{"reused id", func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 				s, _ := fakeBuild(nil)(in)
 				s.SnapshotID = s1.SnapshotID
 				return s, nil
@@ -143,7 +143,7 @@ func testSnapshots(t *testing.T, f *fx) {
 				}
 			})
 		}
-		_, err := f.s.CreateSnapshot(f.ctx, tn.TenantID, func(*store.SnapshotInput) (*catalog.Snapshot, error) { return nil, boom })
+		_, err := f.s.CreateSnapshot(f.ctx, tn.TenantID, func(*catalog.SnapshotInput) (*catalog.Snapshot, error) { return nil, boom })
 		if !errors.Is(err, boom) {
 			t.Fatalf("build error %v is not passed through", err)
 		}
@@ -205,8 +205,8 @@ func testSnapshotInput(t *testing.T, f *fx) {
 	must(t, f.s.CreateMirror(f.ctx, m))
 	must(t, f.s.CreateMirror(f.ctx, &catalog.Mirror{MirrorID: catalog.NewID(catalog.PrefixMirror), TenantID: other.TenantID, Name: "x"}))
 
-	var in *store.SnapshotInput
-	_, err = f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(x *store.SnapshotInput) { in = x }))
+	var in *catalog.SnapshotInput
+	_, err = f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(x *catalog.SnapshotInput) { in = x }))
 	must(t, err)
 
 	ids := func(n int, id func(i int) string) []string {
@@ -259,8 +259,8 @@ func testSnapshotInput(t *testing.T, f *fx) {
 		ro2 := &catalog.Rollout{RolloutID: catalog.NewID(catalog.PrefixRollout), ProductID: p3.ProductID, Channel: "stable", ReleaseID: r3.ReleaseID, Percentage: 1}
 		must(t, f.s.CreateRollout(f.ctx, ro2))
 
-		var next *store.SnapshotInput
-		_, err = f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(x *store.SnapshotInput) { next = x }))
+		var next *catalog.SnapshotInput
+		_, err = f.s.CreateSnapshot(f.ctx, tn.TenantID, fakeBuild(func(x *catalog.SnapshotInput) { next = x }))
 		must(t, err)
 		equalIDs(t, "products", ids(len(next.Products), func(i int) string { return next.Products[i].ProductID }), []string{p.ProductID, p2.ProductID, p3.ProductID})
 		if next.Products[0].Name == "SCRIBBLED" {

@@ -248,7 +248,7 @@ func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, limit int)
 		// Collect first: the loop below rewrites the due index.
 		var ids []string
 		c := tx.Bucket(bDue).Cursor()
-		for k, _ := c.First(); k != nil && len(k) > 8 && bytes.Compare(k[:8], end) <= 0; k, _ = c.Next() {
+		for k, _ := c.First(); len(k) > 8 && bytes.Compare(k[:8], end) <= 0; k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}
 		subs := map[string]*webhook.Subscription{}

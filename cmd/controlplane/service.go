@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/controlplaned"
+	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// A command works with one controlplane.Service: with --server or --token
+// (or OUTPOST_TOKEN) it is the HTTP client of a running control plane;
+// otherwise the App over the data dir, opened for the command (bbolt fails
+// at once while the daemon holds the file: use --server then).
+
+func addClientFlags(cmd *cobra.Command) {
+	cmd.PersistentFlags().String("server", "", "control plane URL (env OUTPOST_SERVER, default http://127.0.0.1:8440); with it or a token, commands go through the API")
+	cmd.PersistentFlags().String("token", "", "admin token (env OUTPOST_TOKEN)")
+}
+
+func remote(cmd *cobra.Command) bool {
+	s, _ := cmd.Flags().GetString("server")
+	t, _ := cmd.Flags().GetString("token")
+	return s != "" || t != "" || os.Getenv("OUTPOST_TOKEN") != ""
+}
+
+// withService runs fn with the command's Service and a context acting as
+// the operator (local) or the token (remote).
+func withService(cmd *cobra.Command, fn func(ctx context.Context, svc controlplane.Service) error) error {
+	if remote(cmd) {
+		c, err := apiClient(cmd)
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), c)
+	}
+	return withApp(cmd, func(ctx context.Context, a *controlplane.App) error { return fn(ctx, a) })
+}
+
+// withApp opens the data dir for a one-shot command.
+func withApp(cmd *cobra.Command, fn func(ctx context.Context, a *controlplane.App) error) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	app, st, err := controlplaned.OpenApp(cmd.Context(), cfg.daemon(newLogger(cfg, cmd.ErrOrStderr())), false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := controlplane.AsOperator(cmd.Context(), catalog.Actor{Type: catalog.ActorUser, ID: "cli"})
+	return fn(ctx, app)
+}
+
+func apiClient(cmd *cobra.Command) (*httpapi.Client, error) {
+	server, _ := cmd.Flags().GetString("server")
+	token, _ := cmd.Flags().GetString("token")
+	if server == "" {
+		server = os.Getenv("OUTPOST_SERVER")
+	}
+	if server == "" {
+		server = "http://127.0.0.1:8440"
+	}
+	if token == "" {
+		token = os.Getenv("OUTPOST_TOKEN")
+	}
+	if token == "" {
+		return nil, errors.New("no token: pass --token or set OUTPOST_TOKEN")
+	}
+	return &httpapi.Client{BaseURL: server, Token: token}, nil
+}
+
+// all pages through a list operation.
+func all[T any](ctx context.Context, list func(ctx context.Context, pg store.Page) ([]T, string, error)) ([]T, error) {
+	var out []T
+	pg := store.Page{Limit: store.MaxLimit}
+	for {
+		items, next, err := list(ctx, pg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if next == "" {
+			return out, nil
+		}
+		pg.Cursor = next
+	}
+}
+
+// op is what a command does with its Service.
+type op func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error
+
+// leaf makes a command that runs fn with the command's Service.
+func leaf(use, short string, args cobra.PositionalArgs, fn op) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, args []string) error {
+		return withService(cmd, func(ctx context.Context, svc controlplane.Service) error { return fn(ctx, svc, cmd, args) })
+	}}
+}
+
+// group makes a parent command of leaves that take the client flags.
+func group(use, short string, leaves ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	cmd.AddCommand(leaves...)
+	addClientFlags(cmd)
+	return cmd
+}
+
+// printed prints an operation's result: as JSON with --output json, else
+// the line text gives.
+func printed[T any](cmd *cobra.Command, text func(T) string) func(T, error) error {
+	return func(v T, err error) error {
+		if err != nil {
+			return err
+		}
+		return output(cmd, v, func(w io.Writer) { fmt.Fprintln(w, text(v)) })
+	}
+}
+
+// listed prints a whole list: {"items": […]} as JSON, else a table.
+func listed[T any](cmd *cobra.Command, header string, row func(T) []any) func([]T, error) error {
+	return func(list []T, err error) error {
+		if err != nil {
+			return err
+		}
+		return items(cmd, list, header, row)
+	}
+}
+
+// str reads a string flag the command defines.
+func str(cmd *cobra.Command, name string) string {
+	v, _ := cmd.Flags().GetString(name)
+	return v
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/fsutil"
+)
+
+func snapshotCmd() *cobra.Command {
+	build := leaf("build", "Build, sign and store the tenant's next snapshot", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return printed(cmd, func(s *catalog.Snapshot) string {
+			return fmt.Sprintf("%s\tsequence %d\texpires %s", s.SnapshotID, s.Sequence, s.ExpiresAt.Format(time.RFC3339))
+		})(svc.BuildSnapshot(ctx, str(cmd, "tenant")))
+	})
+	build.Flags().String("tenant", "", "tenant id")
+	return group("snapshot", "Build and inspect signed tenant snapshots", build)
+}
+
+// bundleView is what `bundle export` prints as JSON.
+type bundleView struct {
+	Out string `json:"out"`
+	*controlplane.BundleResult
+}
+
+func bundleCmd() *cobra.Command {
+	export := leaf("export", "Write the tenant's latest snapshot and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		since, _ := cmd.Flags().GetInt64("since")
+		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror")}
+		out := str(cmd, "out")
+		if out == "" {
+			return usageError{fmt.Errorf("--out is required")}
+		}
+		var res *controlplane.BundleResult
+		err := fsutil.WriteFrom(out, 0o644, func(f io.Writer) error {
+			var err error
+			res, err = svc.ExportBundle(ctx, o, f)
+			return err
+		})
+		return printed(cmd, func(v bundleView) string {
+			if v.Sequence == 0 { // remote: the stream does not say
+				return "wrote " + v.Out
+			}
+			return fmt.Sprintf("wrote %s: snapshot %d, %d artifacts", v.Out, v.Sequence, v.Artifacts)
+		})(bundleView{out, res}, err)
+	})
+	export.Flags().String("tenant", "", "tenant id")
+	export.Flags().String("out", "", "output file")
+	export.Flags().Int64("since", 0, "leave out artifacts that snapshot SEQ already referenced")
+	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels")
+	return group("bundle", "Offline bundles for air-gapped mirrors", export)
+}
+
+func backupCmd() *cobra.Command {
+	cmd := leaf("backup", "Write a consistent copy of the catalog (works while the daemon serves, through --server)", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		out := str(cmd, "out")
+		if out == "" {
+			return usageError{fmt.Errorf("--out is required")}
+		}
+		return fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
+			_, err := svc.Backup(ctx, f)
+			return err
+		})
+	})
+	cmd.Flags().String("out", "", "output file")
+	addClientFlags(cmd)
+	return cmd
+}

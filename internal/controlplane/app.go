@@ -1,0 +1,117 @@
+package controlplane
+
+import (
+	"crypto/ed25519"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// Artifact delivery modes.
+const (
+	DeliveryProxy    = "proxy"    // stream bytes through the control plane
+	DeliveryRedirect = "redirect" // send the client to a presigned URL where the blob store can presign
+)
+
+// Config tunes the service; zero values take the defaults.
+type Config struct {
+	MaxArtifactBytes int64         // artifact uploads (default 64 GiB)
+	SnapshotTTL      time.Duration // snapshot expires_at - created_at (default 30 days)
+	ArtifactDelivery string        // DeliveryProxy (default) or DeliveryRedirect
+	PresignTTL       time.Duration // default 15 minutes
+	ExternalTimeout  time.Duration // EXTERNAL artifact verification (default 1 hour)
+	// AllowPrivateURLs lets EXTERNAL artifact URLs point at loopback and
+	// private addresses (off by default: see externalClient).
+	AllowPrivateURLs bool
+}
+
+func (c *Config) defaults() {
+	if c.MaxArtifactBytes <= 0 {
+		c.MaxArtifactBytes = 64 << 30
+	}
+	if c.SnapshotTTL <= 0 {
+		c.SnapshotTTL = 30 * 24 * time.Hour
+	}
+	if c.ArtifactDelivery == "" {
+		c.ArtifactDelivery = DeliveryProxy
+	}
+	if c.PresignTTL <= 0 {
+		c.PresignTTL = 15 * time.Minute
+	}
+	if c.ExternalTimeout <= 0 {
+		c.ExternalTimeout = time.Hour
+	}
+}
+
+// PublicKey is a vendor signing key as GET /v1/keys shows it.
+type PublicKey struct {
+	KeyID     string            `json:"key_id"`
+	PublicKey ed25519.PublicKey `json:"public_key"` // base64 in JSON
+	Status    string            `json:"status"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Keyring gives the active signers and every public key.
+type Keyring interface {
+	Signers() []snapshot.Signer
+	PublicKeys() []PublicKey
+}
+
+// Options are the parts an App works with.
+type Options struct {
+	Store   store.Store
+	Blobs   blob.Store
+	Keys    Keyring
+	Secrets *Sealer // seals mirror credentials and remembered answers
+	Log     *slog.Logger
+	Config  Config
+	Now     func() time.Time // default time.Now
+	// HTTPClient fetches EXTERNAL artifacts (verification, bundles);
+	// default: one that refuses non-public addresses unless
+	// Config.AllowPrivateURLs.
+	HTTPClient *http.Client
+}
+
+// App is the control plane's application layer over a store, a blob store
+// and a keyring: the local implementation of Service, and the
+// housekeeping the daemon runs.
+type App struct {
+	store   store.Store
+	blobs   blob.Store
+	keys    Keyring
+	secrets *Sealer
+	log     *slog.Logger
+	cfg     Config
+	clock   func() time.Time
+	http    *http.Client
+	engines engineCache
+}
+
+var _ Service = (*App)(nil)
+
+// New returns an App over o's parts.
+func New(o Options) *App {
+	o.Config.defaults()
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = externalClient(o.Config.ExternalTimeout, o.Config.AllowPrivateURLs)
+	}
+	return &App{store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient}
+}
+
+// Config is the App's configuration with defaults applied.
+func (a *App) Config() Config { return a.cfg }
+
+func (a *App) now() time.Time { return a.clock().UTC() }
+
+// Now is the service's clock, in UTC.
+func (a *App) Now() time.Time { return a.now() }

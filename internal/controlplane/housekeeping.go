@@ -1,0 +1,202 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/outpost/outpost/internal/audit"
+	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// RefreshSnapshots builds a new snapshot for every active tenant whose
+// latest one expires within before, so mirrors never go stale just because
+// nobody published: an offline site keeps getting fresh signatures with
+// every bundle or sync. Tenants with no snapshot yet are left alone (the
+// vendor decides when a tenant goes live). It returns how many it built.
+func (a *App) RefreshSnapshots(ctx context.Context, before time.Duration) (int, error) {
+	ctx = catalog.WithActor(ctx, catalog.Actor{Type: catalog.ActorSystem, ID: "snapshot-refresh"})
+	built := 0
+	p := store.Page{Limit: store.MaxLimit}
+	for {
+		tenants, next, err := a.store.Tenants(ctx, p)
+		if err != nil {
+			return built, err
+		}
+		for _, t := range tenants {
+			if t.Status != catalog.TenantActive {
+				continue
+			}
+			head, err := a.store.LatestSnapshotHead(ctx, t.TenantID)
+			if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+				continue
+			}
+			if err != nil {
+				return built, err
+			}
+			if head.ExpiresAt.Sub(a.now()) > before {
+				continue
+			}
+			snap, err := a.buildSnapshot(ctx, t.TenantID)
+			if err != nil {
+				return built, err
+			}
+			built++
+			a.log.Info("snapshot refreshed before expiry", "tenant", t.TenantID, "sequence", snap.Sequence, "expires_at", snap.ExpiresAt)
+		}
+		if next == "" {
+			return built, nil
+		}
+		p.Cursor = next
+	}
+}
+
+// SweepOrphanBlobs deletes artifact bytes that no artifact record names:
+// what a crash between storing an upload and recording it leaves behind.
+// Only objects older than olderThan go, so an upload finishing right now is
+// never taken. It returns how many it deleted.
+func (a *App) SweepOrphanBlobs(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := a.now().Add(-olderThan)
+	var orphans []string
+	err := a.blobs.List(ctx, artifactPrefix, func(i blob.Info) error {
+		if i.ModTime.After(cutoff) {
+			return nil
+		}
+		id := strings.TrimPrefix(i.Key, artifactPrefix)
+		if !catalog.ValidID(catalog.PrefixArtifact, id) {
+			return nil // not ours to judge
+		}
+		_, err := a.store.Artifact(ctx, id)
+		switch catalog.ErrorCode(err) {
+		case "":
+		case catalog.ENOTFOUND:
+			orphans = append(orphans, i.Key)
+		default:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, key := range orphans {
+		if err := a.blobs.Delete(ctx, key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ExpireIdempotency forgets remembered answers older than ttl.
+func (a *App) ExpireIdempotency(ctx context.Context, ttl time.Duration) (int, error) {
+	return a.store.ExpireIdempotency(ctx, a.now().Add(-ttl))
+}
+
+// Remembered is the first answer to a request made with an idempotency
+// key.
+type Remembered struct {
+	RequestHash string
+	Status      int
+	Body        []byte
+}
+
+func idempotencyAD(key string) string { return "idempotency:" + key }
+
+// Remembered returns the answer remembered for key (already scoped to its
+// caller), or ENOTFOUND.
+func (a *App) Remembered(ctx context.Context, key string) (*Remembered, error) {
+	rec, err := a.store.Idempotency(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	body, err := a.openRemembered(key, rec.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &Remembered{RequestHash: rec.RequestHash, Status: rec.Status, Body: body}, nil
+}
+
+// openRemembered decrypts a remembered answer. Records written before
+// answers were sealed hold plain JSON, which random ciphertext never is.
+func (a *App) openRemembered(key string, stored []byte) ([]byte, error) {
+	if a.secrets != nil {
+		if body, err := a.secrets.Open(idempotencyAD(key), stored); err == nil {
+			return body, nil
+		}
+	}
+	if json.Valid(stored) {
+		return stored, nil
+	}
+	return nil, fmt.Errorf("idempotency record %q does not decrypt with the data-encryption key", key)
+}
+
+// Remember keeps an answer for key, sealed (answers carry secrets shown
+// once: tokens, credentials). Without a data-encryption key nothing is
+// remembered.
+func (a *App) Remember(ctx context.Context, key string, r Remembered) error {
+	if a.secrets == nil {
+		return nil
+	}
+	sealed, err := a.secrets.Seal(idempotencyAD(key), r.Body)
+	if err != nil {
+		return fmt.Errorf("seal idempotency record: %w", err)
+	}
+	return a.store.PutIdempotency(ctx, key, &store.IdempotencyRecord{
+		RequestHash: r.RequestHash, Status: r.Status, Body: sealed, CreatedAt: a.now(),
+	})
+}
+
+// Backuper is a store that can write a consistent copy of itself while
+// serving (bbolt: a read transaction's WriteTo).
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// Backup writes a consistent copy of the catalog to w.
+func (a *App) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	b, ok := a.store.(Backuper)
+	if !ok {
+		return 0, catalog.Errorf(catalog.EUNAVAILABLE, "this store cannot make online backups (use its own tools, e.g. pg_dump)")
+	}
+	return b.Backup(ctx, w)
+}
+
+// Ready reports whether the service can serve: its store answers and a
+// signing key is active.
+func (a *App) Ready(ctx context.Context) error {
+	if _, _, err := a.store.Tenants(ctx, store.Page{Limit: 1}); err != nil {
+		return catalog.Errorf(catalog.EUNAVAILABLE, "store unavailable")
+	}
+	if len(a.keys.Signers()) == 0 {
+		return catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key")
+	}
+	return nil
+}
+
+// AuditCheck is the outcome of VerifyAudit.
+type AuditCheck struct {
+	Verified int64  `json:"verified"`  // events whose links hold
+	HeadHash string `json:"head_hash"` // the last event's hash when the chain holds
+}
+
+// VerifyAudit walks the whole audit chain. A broken link is returned as
+// *audit.BrokenLinkError (with the check up to it).
+func (a *App) VerifyAudit(ctx context.Context) (*AuditCheck, error) {
+	var v audit.Verifier
+	err := a.store.WalkAudit(ctx, v.Next)
+	res := &AuditCheck{Verified: v.Count()}
+	if err != nil {
+		return res, err
+	}
+	if h := v.Head(); h != nil {
+		res.HeadHash = h.Hash
+	}
+	return res, nil
+}

@@ -1,0 +1,322 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/outpost/outpost/internal/audit"
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// MirrorInput registers a mirror of a tenant.
+type MirrorInput struct {
+	Name            string   `json:"name"` // default "mirror"
+	VendorURL       string   `json:"vendor_url"`
+	AllowedChannels []string `json:"allowed_channels"`
+	PublicKey       string   `json:"public_key"` // base64 raw ed25519; needed for offline leases
+}
+
+// MirrorCreated is a registered mirror with its credential, which exists
+// only here: the store keeps its hash (and a sealed copy).
+type MirrorCreated struct {
+	*catalog.Mirror
+	Credential string `json:"credential"`
+}
+
+// MirrorPatch changes a mirror; nil fields stay.
+type MirrorPatch struct {
+	Name            *string   `json:"name"`
+	AllowedChannels *[]string `json:"allowed_channels"`
+	PublicKey       *string   `json:"public_key"`
+	Status          *string   `json:"status"` // active or inactive
+	Unchanged       Unchanged `json:"-"`
+}
+
+func validateChannels(chs []string) ([]string, error) {
+	if len(chs) == 0 {
+		return nil, catalog.Invalid("allowed_channels", "must list at least one channel")
+	}
+	if len(chs) > 64 {
+		return nil, catalog.Invalid("allowed_channels", "at most 64 channels")
+	}
+	out := slices.Clone(chs)
+	for _, c := range out {
+		if err := catalog.ValidateChannel("allowed_channels", c); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func validatePublicKey(s string) error {
+	if s == "" {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return catalog.Invalid("public_key", "must be the base64 of a raw 32-byte ed25519 public key")
+	}
+	return nil
+}
+
+// CreateMirror registers a mirror and mints its credential.
+func (a *App) CreateMirror(ctx context.Context, tenantID string, in MirrorInput) (*MirrorCreated, error) {
+	t, err := a.Tenant(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if in.Name == "" {
+		in.Name = "mirror"
+	}
+	if err := catalog.ValidateName("name", in.Name); err != nil {
+		return nil, err
+	}
+	if in.VendorURL != "" {
+		if u, err := url.Parse(in.VendorURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, catalog.Invalid("vendor_url", "must be an absolute http or https URL")
+		}
+	}
+	chs, err := validateChannels(in.AllowedChannels)
+	if err != nil {
+		return nil, err
+	}
+	if err := validatePublicKey(in.PublicKey); err != nil {
+		return nil, err
+	}
+	cred := NewCredential()
+	now := a.now()
+	m := &catalog.Mirror{
+		MirrorID: catalog.NewID(catalog.PrefixMirror), TenantID: t.TenantID, Name: in.Name, VendorURL: in.VendorURL,
+		AllowedChannels: chs, PublicKey: in.PublicKey, Status: catalog.MirrorActive, CreatedAt: now, UpdatedAt: now,
+		CredentialHash: HashSecret(cred),
+	}
+	if m.CredentialEnc, err = a.secrets.Seal(m.MirrorID, []byte(cred)); err != nil {
+		return nil, err
+	}
+	if err := a.store.CreateMirror(ctx, m); err != nil {
+		return nil, err
+	}
+	return &MirrorCreated{Mirror: m, Credential: cred}, nil
+}
+
+// Mirrors lists a tenant's mirrors.
+func (a *App) Mirrors(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Mirror, string, error) {
+	return ofTenant(ctx, a, tenantID, pg, a.store.Mirrors)
+}
+
+// Mirror returns a mirror the principal may see.
+func (a *App) Mirror(ctx context.Context, id string) (*catalog.Mirror, error) {
+	return load(ctx, catalog.PrefixMirror, "mirror", id, a.store.Mirror, func(x *catalog.Mirror) string { return x.TenantID })
+}
+
+// UpdateMirror changes a mirror's name, channels, public key or status. A
+// status sent back unchanged is accepted whatever it is (a mirror
+// reporting errors is "error").
+func (a *App) UpdateMirror(ctx context.Context, id string, in MirrorPatch) (*catalog.Mirror, error) {
+	if err := checkID(catalog.PrefixMirror, "mirror", id); err != nil {
+		return nil, err
+	}
+	var chs []string
+	if in.AllowedChannels != nil {
+		var err error
+		if chs, err = validateChannels(*in.AllowedChannels); err != nil {
+			return nil, err
+		}
+	}
+	if in.PublicKey != nil {
+		if err := validatePublicKey(*in.PublicKey); err != nil {
+			return nil, err
+		}
+	}
+	if in.Name != nil {
+		if err := catalog.ValidateName("name", *in.Name); err != nil {
+			return nil, err
+		}
+	}
+	return a.store.UpdateMirror(ctx, id, func(m *catalog.Mirror) error {
+		if err := in.Unchanged.check(m); err != nil {
+			return err
+		}
+		if in.Status != nil && *in.Status != m.Status {
+			if err := catalog.ValidateEnum("status", *in.Status, []string{catalog.MirrorActive, catalog.MirrorInactive}); err != nil {
+				return err
+			}
+			m.Status = *in.Status
+		}
+		if in.Name != nil {
+			m.Name = *in.Name
+		}
+		if chs != nil {
+			m.AllowedChannels = chs
+		}
+		if in.PublicKey != nil {
+			m.PublicKey = *in.PublicKey
+		}
+		m.UpdatedAt = a.now()
+		return nil
+	})
+}
+
+// DeactivateMirror deactivates a mirror: its credential stops working at
+// once. The record stays for the audit trail.
+func (a *App) DeactivateMirror(ctx context.Context, id string) (*catalog.Mirror, error) {
+	inactive := catalog.MirrorInactive
+	return a.UpdateMirror(ctx, id, MirrorPatch{Status: &inactive})
+}
+
+// The operations below are a mirror's own, called with its credential
+// (the principal's Mirror).
+
+// MirrorSelf is what a mirror learns about itself.
+type MirrorSelf struct {
+	MirrorID        string   `json:"mirror_id"`
+	TenantID        string   `json:"tenant_id"`
+	AllowedChannels []string `json:"allowed_channels"`
+	Status          string   `json:"status"`
+}
+
+func callingMirror(ctx context.Context) (*catalog.Mirror, error) {
+	if p := principal(ctx); p.Role == RoleMirror && p.Mirror != nil {
+		return p.Mirror, nil
+	}
+	return nil, catalog.Errorf(catalog.EFORBIDDEN, "this operation needs a mirror credential")
+}
+
+// Self describes the calling mirror.
+func (a *App) Self(ctx context.Context) (*MirrorSelf, error) {
+	m, err := callingMirror(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &MirrorSelf{MirrorID: m.MirrorID, TenantID: m.TenantID, AllowedChannels: m.AllowedChannels, Status: m.Status}, nil
+}
+
+// LatestSnapshot returns the calling mirror's tenant's newest snapshot,
+// or nil when its sequence is not above after (the mirror holds it).
+func (a *App) LatestSnapshot(ctx context.Context, after int64) (*catalog.Snapshot, error) {
+	m, err := callingMirror(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if after < 0 {
+		return nil, catalog.Invalid("after", "must be a non-negative integer")
+	}
+	head, err := a.latestHead(ctx, m.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	if head.Sequence <= after {
+		return nil, nil
+	}
+	return a.store.Snapshot(ctx, head.SnapshotID)
+}
+
+// SyncReport is what a mirror reports after a sync.
+type SyncReport struct {
+	Status         string `json:"status"` // active (default) or error
+	LastSnapshotID string `json:"last_snapshot_id"`
+	Sequence       int64  `json:"sequence"`
+	Error          string `json:"error"` // kept to 2000 bytes
+}
+
+// ReportSync records the calling mirror's sync outcome.
+func (a *App) ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, error) {
+	caller, err := callingMirror(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.Status == "" {
+		in.Status = catalog.MirrorActive
+	}
+	if err := catalog.ValidateEnum("status", in.Status, []string{catalog.MirrorActive, catalog.MirrorError}); err != nil {
+		return nil, err
+	}
+	if in.LastSnapshotID != "" && !catalog.ValidID(catalog.PrefixSnapshot, in.LastSnapshotID) {
+		return nil, catalog.Invalid("last_snapshot_id", "is not a snapshot id")
+	}
+	if len(in.Error) > 2000 {
+		in.Error = in.Error[:2000]
+	}
+	now := a.now()
+	return a.store.UpdateMirror(ctx, caller.MirrorID, func(m *catalog.Mirror) error {
+		if m.Status == catalog.MirrorInactive {
+			return catalog.Errorf(catalog.EUNAUTHORIZED, "mirror is deactivated")
+		}
+		m.Status = in.Status
+		m.LastSyncAt = &now
+		if in.LastSnapshotID != "" {
+			m.LastSnapshotID = in.LastSnapshotID
+		}
+		m.LastSyncError = in.Error
+		m.UpdatedAt = now
+		return nil
+	})
+}
+
+// MaxAuditUpload caps an uploaded mirror audit export.
+const MaxAuditUpload = 256 << 20
+
+// AuditIngest counts what an audit upload added.
+type AuditIngest struct {
+	Received int `json:"received"`
+	Ingested int `json:"ingested"`
+}
+
+// IngestAudit ingests the calling mirror's exported audit chain: the
+// chain and the mirror's signature over its head are verified first; then
+// each event is appended to the tenant's audit events once (a second
+// upload adds nothing).
+func (a *App) IngestAudit(ctx context.Context, export io.Reader) (*AuditIngest, error) {
+	m, err := callingMirror(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := base64.StdEncoding.DecodeString(m.PublicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return nil, catalog.Errorf(catalog.ECONFLICT, "mirror %s has no registered public key", m.MirrorID)
+	}
+	events, err := license.VerifyAuditExport(export, ed25519.PublicKey(pub), MaxAuditUpload)
+	if err != nil {
+		var broken *audit.BrokenLinkError
+		if errors.As(err, &broken) {
+			return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: %v", broken)
+		}
+		var me *http.MaxBytesError
+		if errors.As(err, &me) {
+			return nil, catalog.Errorf(catalog.ETOOLARGE, "audit export larger than %d bytes", MaxAuditUpload)
+		}
+		return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: %v", err)
+	}
+	res := &AuditIngest{Received: len(events)}
+	for _, ev := range events {
+		if ev.TenantID != "" && ev.TenantID != m.TenantID {
+			return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: event %s is for another tenant", ev.EventID)
+		}
+		payload, err := json.Marshal(map[string]any{"mirror_id": m.MirrorID, "event": ev})
+		if err != nil {
+			return nil, err
+		}
+		in := &catalog.AuditEvent{
+			EventID: catalog.NewID(catalog.PrefixEvent), TenantID: m.TenantID, ActorType: catalog.ActorMirror,
+			ActorID: m.MirrorID, EventType: "mirror." + ev.EventType, Payload: payload, CreatedAt: ev.CreatedAt,
+		}
+		added, err := a.store.AppendAudit(ctx, in, "mirror:"+m.MirrorID+":"+ev.EventID)
+		if err != nil {
+			return nil, err
+		}
+		if added {
+			res.Ingested++
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,278 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/outpost/outpost/internal/bundle"
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/update"
+)
+
+// BuildSnapshot builds, signs and stores the next snapshot of a tenant.
+// The store assigns the sequence inside its transaction, so concurrent
+// builds never share one.
+func (a *App) BuildSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
+	if _, err := a.Tenant(ctx, tenantID); err != nil {
+		return nil, err
+	}
+	return a.buildSnapshot(ctx, tenantID)
+}
+
+func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
+	signers := a.keys.Signers()
+	if len(signers) == 0 {
+		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key: run `controlplane keys generate`")
+	}
+	now, ttl := a.now(), a.cfg.SnapshotTTL
+	return a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
+		if in.Tenant.Status != catalog.TenantActive {
+			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
+		}
+		id := catalog.NewID(catalog.PrefixSnapshot)
+		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl})
+		env, err := snapshot.Sign(m, signers)
+		if err != nil {
+			return nil, err
+		}
+		return &catalog.Snapshot{
+			SnapshotID: id, TenantID: tenantID, Sequence: m.Sequence, CreatedAt: m.CreatedAt,
+			ExpiresAt: m.ExpiresAt, Hash: snapshot.Hash(env), Envelope: env,
+		}, nil
+	})
+}
+
+// Snapshots lists a tenant's snapshots without their envelopes.
+func (a *App) Snapshots(ctx context.Context, tenantID string, pg store.Page) ([]*catalog.Snapshot, string, error) {
+	return ofTenant(ctx, a, tenantID, pg, a.store.Snapshots)
+}
+
+// Snapshot returns a snapshot with its envelope exactly as stored.
+func (a *App) Snapshot(ctx context.Context, id string) (*catalog.Snapshot, error) {
+	return load(ctx, catalog.PrefixSnapshot, "snapshot", id, a.store.Snapshot, func(x *catalog.Snapshot) string { return x.TenantID })
+}
+
+// latestHead returns the tenant's newest snapshot without its envelope, or
+// ENOTFOUND.
+func (a *App) latestHead(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
+	snap, err := a.store.LatestSnapshotHead(ctx, tenantID)
+	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+		return nil, catalog.Errorf(catalog.ENOTFOUND, "tenant has no snapshot yet")
+	}
+	return snap, err
+}
+
+// tenantView is what the service derives from a tenant's latest snapshot:
+// the manifest and which channels reference each artifact through an
+// ACTIVE release. Rebuilt when a newer snapshot appears.
+type tenantView struct {
+	snap     *catalog.Snapshot
+	channels map[string]map[string]bool // artifact_id -> channels
+	engine   *update.Engine
+}
+
+type engineCache struct {
+	mu sync.Mutex
+	m  map[string]*tenantView
+}
+
+// view returns the tenant's current view, rebuilding it if the latest
+// snapshot changed. The control plane trusts its own stored envelopes, so
+// it decodes rather than re-verifies them.
+func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
+	head, err := a.latestHead(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	a.engines.mu.Lock()
+	v := a.engines.m[tenantID]
+	a.engines.mu.Unlock()
+	if v != nil && v.snap.SnapshotID == head.SnapshotID {
+		return v, nil
+	}
+	snap, err := a.store.Snapshot(ctx, head.SnapshotID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeEnvelope(snap.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
+	}
+	v = &tenantView{snap: snap, channels: map[string]map[string]bool{}}
+	for _, rel := range m.Releases {
+		if rel.Status != catalog.ReleaseActive {
+			continue
+		}
+		for _, ra := range rel.Artifacts {
+			if v.channels[ra.ArtifactID] == nil {
+				v.channels[ra.ArtifactID] = map[string]bool{}
+			}
+			v.channels[ra.ArtifactID][rel.Channel] = true
+		}
+	}
+	if v.engine, err = update.New(m); err != nil {
+		return nil, fmt.Errorf("index snapshot %s: %w", snap.SnapshotID, err)
+	}
+	a.engines.mu.Lock()
+	if a.engines.m == nil {
+		a.engines.m = map[string]*tenantView{}
+	}
+	if old := a.engines.m[tenantID]; old == nil || old.snap.Sequence <= snap.Sequence {
+		a.engines.m[tenantID] = v
+	}
+	a.engines.mu.Unlock()
+	return v, nil
+}
+
+// UpdateEngine returns the update engine over the calling tenant's latest
+// snapshot: the transport mounts update.Handle on it, as the mirror does.
+func (a *App) UpdateEngine(ctx context.Context) (*update.Engine, error) {
+	p := principal(ctx)
+	if p.Role != catalog.RoleTenant {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "update checks need a tenant token")
+	}
+	v, err := a.view(ctx, p.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	return v.engine, nil
+}
+
+func decodeEnvelope(env []byte) (*snapshot.Manifest, error) {
+	var e snapshot.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		return nil, err
+	}
+	var m snapshot.Manifest
+	if err := json.Unmarshal(e.Payload, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// BundleOptions selects what an offline bundle carries.
+type BundleOptions struct {
+	TenantID string
+	Since    int64  // leave out artifacts snapshot Since already referenced (0: none)
+	MirrorID string // only the artifacts of this mirror's allowed_channels ("" for all)
+}
+
+// BundleResult says what an exported bundle holds.
+type BundleResult struct {
+	Sequence  int64 `json:"sequence"`
+	Artifacts int   `json:"artifacts"`
+}
+
+// bundlePlan is a checked bundle export: the snapshot and the artifacts
+// to carry.
+type bundlePlan struct {
+	snap      *catalog.Snapshot
+	artifacts []string // artifact ids, one per distinct sha256
+}
+
+// ExportBundle writes the tenant's latest snapshot and every artifact of
+// its ACTIVE releases (in the mirror's channels) that snapshot o.Since
+// lacked to w, a tar stream. Every check that can fail on bad input runs
+// before the first byte is written, so a transport can still answer an
+// error; after it, a failure can only cut the stream (the mirror rejects
+// a truncated tar). Memory stays flat: artifacts stream one at a time.
+func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error) {
+	p, err := a.planBundle(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	bw := bundle.NewWriter(w)
+	if err := bw.WriteSnapshot(p.snap.Envelope); err != nil {
+		return nil, err
+	}
+	for _, id := range p.artifacts {
+		if err := a.writeBundleArtifact(ctx, bw, id); err != nil {
+			return nil, fmt.Errorf("artifact %s: %w", id, err)
+		}
+	}
+	if err := bw.Close(); err != nil {
+		return nil, err
+	}
+	return &BundleResult{Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}, nil
+}
+
+func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, error) {
+	if _, err := a.Tenant(ctx, o.TenantID); err != nil {
+		return nil, err
+	}
+	if o.Since < 0 {
+		return nil, catalog.Invalid("since", "must be a non-negative integer")
+	}
+	snap, err := a.store.LatestSnapshot(ctx, o.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeEnvelope(snap.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("decode snapshot %d: %w", snap.Sequence, err)
+	}
+	var channels []string
+	if o.MirrorID != "" {
+		mir, err := a.Mirror(ctx, o.MirrorID)
+		if err != nil {
+			return nil, err
+		}
+		if mir.TenantID != o.TenantID {
+			return nil, catalog.NotFound("mirror", o.MirrorID)
+		}
+		channels = mir.AllowedChannels
+	}
+	skip := map[string]bool{}
+	if o.Since > 0 {
+		if o.Since >= snap.Sequence {
+			return nil, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
+		}
+		old, err := a.store.SnapshotBySequence(ctx, o.TenantID, o.Since)
+		if err != nil {
+			return nil, err
+		}
+		om, err := decodeEnvelope(old.Envelope)
+		if err != nil {
+			return nil, fmt.Errorf("decode snapshot %d: %w", o.Since, err)
+		}
+		for _, art := range om.Artifacts {
+			skip[art.SHA256] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, rel := range m.Releases {
+		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
+			continue
+		}
+		for _, ra := range rel.Artifacts {
+			want[ra.ArtifactID] = true
+		}
+	}
+	p := &bundlePlan{snap: snap}
+	for _, art := range m.Artifacts {
+		if want[art.ArtifactID] && !skip[art.SHA256] {
+			skip[art.SHA256] = true // once per content
+			p.artifacts = append(p.artifacts, art.ArtifactID)
+		}
+	}
+	return p, nil
+}
+
+func (a *App) writeBundleArtifact(ctx context.Context, bw *bundle.Writer, id string) error {
+	art, err := a.store.Artifact(ctx, id)
+	if err != nil {
+		return err
+	}
+	rc, err := a.openSource(ctx, art)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return bw.WriteArtifact(art.SHA256, art.SizeBytes, rc)
+}

@@ -1,0 +1,158 @@
+// Package controlplaned runs the control plane: it opens the parts a
+// config names (store, blob store, signing keys, data-encryption key) into
+// a controlplane.App, and ControlPlane owns a serving daemon's lifetime:
+// the HTTP API and the housekeeping run as parts of one daemon.Group, and
+// Close stops them, joins every one, then closes the store.
+package controlplaned
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/blob/disk"
+	"github.com/outpost/outpost/internal/blob/s3"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/keyring"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/store/postgres"
+)
+
+// Config names the control plane's parts and tunes the daemon.
+type Config struct {
+	Store       string // "bolt" (default) or "postgres"
+	DBPath      string // the bbolt file
+	PostgresURL string
+	BlobBackend string // "disk" (default) or "s3"
+	BlobDir     string
+	S3          s3.Config
+	KeysDir     string
+	DataKeyFile string
+	Service     controlplane.Config
+
+	Listen            string        // default 127.0.0.1:8440
+	MaxBodyBytes      int64         // JSON request bodies (default 1 MiB)
+	ReadHeaderTimeout time.Duration // default 10s
+	ShutdownTimeout   time.Duration // in-flight requests get this long to finish (default 30s)
+	RefreshInterval   time.Duration // housekeeping period; 0 also turns snapshot refresh off
+	RefreshBefore     time.Duration // rebuild snapshots expiring within this
+	IdempotencyTTL    time.Duration // default 24h
+	Log               *slog.Logger
+}
+
+// ErrNotInitialized says `controlplane init` has not run.
+var ErrNotInitialized = errors.New("data dir is not initialized: run `controlplane init` first")
+
+// OpenApp opens the parts cfg names into an App. warm says whether this
+// process will serve (and so should warm bbolt's snapshot cache in the
+// background). The caller closes the returned store.
+func OpenApp(ctx context.Context, cfg Config, warm bool) (*controlplane.App, store.Store, error) {
+	if cfg.Store != "postgres" {
+		if _, err := os.Stat(cfg.DBPath); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, ErrNotInitialized
+		}
+	} else if _, err := os.Stat(cfg.DataKeyFile); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, ErrNotInitialized
+	}
+	key, err := os.ReadFile(cfg.DataKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read data-encryption key: %w", err)
+	}
+	sealer, err := controlplane.NewSealer(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, err := OpenBlobs(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := OpenStore(ctx, cfg, warm)
+	if err != nil {
+		return nil, nil, err
+	}
+	app := controlplane.New(controlplane.Options{
+		Store: st, Blobs: blobs, Keys: DirKeyring(cfg.KeysDir), Secrets: sealer, Log: cfg.logger(), Config: cfg.Service,
+	})
+	return app, st, nil
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.Default()
+}
+
+// OpenStore opens the configured store.
+func OpenStore(ctx context.Context, cfg Config, warm bool) (store.Store, error) {
+	if cfg.Store == "postgres" {
+		return postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+	}
+	return bolt.Open(cfg.DBPath, bolt.Options{NoWarm: !warm})
+}
+
+// OpenBlobs opens the configured blob store. On S3 it aborts multipart
+// uploads a crash interrupted, which the server would otherwise keep (and
+// bill) forever.
+func OpenBlobs(ctx context.Context, cfg Config) (blob.Store, error) {
+	if cfg.BlobBackend != "s3" {
+		return disk.New(cfg.BlobDir)
+	}
+	st, err := s3.New(ctx, cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := st.AbortStale(ctx, 24*time.Hour); err != nil {
+		cfg.logger().Warn("abort stale multipart uploads", "err", err)
+	} else if n > 0 {
+		cfg.logger().Info("aborted stale multipart uploads", "count", n)
+	}
+	return st, nil
+}
+
+// DirKeyring reads the keys directory on each use, so keys generated or
+// retired with `controlplane keys` take effect without a restart.
+type DirKeyring string
+
+func (d DirKeyring) load() []*keyring.Key {
+	keys, err := keyring.Load(string(d))
+	if err != nil {
+		slog.Error("load signing keys", "dir", string(d), "err", err)
+		return nil
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].KeyID < keys[j].KeyID })
+	return keys
+}
+
+// Signers returns the active keys as signers.
+func (d DirKeyring) Signers() []snapshot.Signer {
+	var out []snapshot.Signer
+	for _, k := range d.load() {
+		if k.Status == keyring.StatusActive {
+			out = append(out, k.Signer())
+		}
+	}
+	return out
+}
+
+// PublicKeys returns every key's public half.
+func (d DirKeyring) PublicKeys() []controlplane.PublicKey {
+	var out []controlplane.PublicKey
+	for _, k := range d.load() {
+		out = append(out, KeyView(k))
+	}
+	return out
+}
+
+// KeyView is a key as the API shows it.
+func KeyView(k *keyring.Key) controlplane.PublicKey {
+	return controlplane.PublicKey{KeyID: k.KeyID, PublicKey: k.Public, Status: k.Status, CreatedAt: k.CreatedAt}
+}

@@ -1,0 +1,190 @@
+package controlplaned
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/daemon"
+	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/store"
+)
+
+// ControlPlane is a serving control plane. Its parts (the HTTP server and
+// the housekeeping) run in one daemon.Group; Close stops them, joins every
+// part and every in-flight request, and only then closes the store.
+type ControlPlane struct {
+	cfg    Config
+	app    *controlplane.App
+	store  store.Store
+	server *httpapi.Server
+	ln     net.Listener
+
+	mu     sync.Mutex
+	group  *daemon.Group
+	done   chan struct{} // closed when Run returns
+	closed bool
+}
+
+// Open opens the parts cfg names and listens on cfg.Listen; Run serves.
+func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
+	app, st, err := OpenApp(ctx, cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	return New(app, st, cfg)
+}
+
+// New is Open over an App and its store, already open: the ControlPlane
+// owns them from here (Close closes the store).
+func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8440"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return &ControlPlane{
+		cfg: cfg, app: app, store: st, ln: ln, done: make(chan struct{}),
+		server: &httpapi.Server{App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes},
+	}, nil
+}
+
+// Addr is the address the API listens on.
+func (c *ControlPlane) Addr() string { return c.ln.Addr().String() }
+
+// App is the application layer the daemon serves.
+func (c *ControlPlane) App() *controlplane.App { return c.app }
+
+// Run serves until ctx is cancelled or a part fails, then shuts down: the
+// server stops accepting, in-flight requests get ShutdownTimeout to finish
+// (then their connections are closed), housekeeping stops, and Run
+// returns once every part and request has returned. A clean stop returns
+// nil.
+func (c *ControlPlane) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.group != nil || c.closed {
+		c.mu.Unlock()
+		return errors.New("controlplane: Run called twice or after Close")
+	}
+	g := daemon.NewGroup(ctx)
+	c.group = g
+	c.mu.Unlock()
+	defer close(c.done)
+
+	var inflight sync.WaitGroup
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inflight.Add(1)
+			defer inflight.Done()
+			c.server.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: c.cfg.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+	}
+	log := c.cfg.logger()
+	g.Go("http", func(ctx context.Context) error {
+		c.server.SetReady(true)
+		log.Info("control plane listening", "addr", c.Addr())
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(c.ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		log.Info("shutting down: finishing in-flight requests")
+		c.server.SetReady(false)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("in-flight requests cut at the shutdown deadline", "err", err)
+			srv.Close()
+		}
+		<-errc
+		inflight.Wait()
+		return ctx.Err()
+	})
+	g.Go("housekeeping", c.housekeeping)
+	return g.Wait()
+}
+
+// housekeeping runs at start and then every RefreshInterval (hourly when
+// 0): it rebuilds snapshots that are about to expire (when RefreshInterval
+// is set), deletes artifact bytes a crash left without a record (older
+// than a day), and forgets idempotency records older than IdempotencyTTL.
+func (c *ControlPlane) housekeeping(ctx context.Context) error {
+	every := c.cfg.RefreshInterval
+	if every <= 0 {
+		every = time.Hour
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	log := c.cfg.logger()
+	ctx = catalog.WithActor(ctx, catalog.Actor{Type: catalog.ActorSystem, ID: "housekeeping"})
+	for {
+		if c.cfg.RefreshInterval > 0 {
+			if _, err := c.app.RefreshSnapshots(ctx, c.cfg.RefreshBefore); err != nil && ctx.Err() == nil {
+				log.Error("snapshot refresh", "err", err)
+			}
+		}
+		if n, err := c.app.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
+			log.Error("sweep orphan blobs", "err", err)
+		} else if n > 0 {
+			log.Info("deleted artifact bytes no record names", "count", n)
+		}
+		if n, err := c.app.ExpireIdempotency(ctx, c.cfg.IdempotencyTTL); err != nil && ctx.Err() == nil {
+			log.Error("expire idempotency records", "err", err)
+		} else if n > 0 {
+			log.Info("expired idempotency records", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops Run if it is running and waits for it (or for ctx), then
+// closes the listener and the store. It is safe to call more than once.
+func (c *ControlPlane) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	g := c.group
+	c.mu.Unlock()
+	if g != nil {
+		g.Stop()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("close: parts still running: %w", ctx.Err())
+		}
+	}
+	c.ln.Close()
+	if err := c.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
