@@ -6,8 +6,6 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/outpost/outpost/internal/cliconf"
 	"github.com/outpost/outpost/internal/daemon"
 )
 
@@ -48,29 +47,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 }
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return cliconf.Logger(cfg.LogLevel, cfg.LogFormat, w)
 }
 
 // output prints v as JSON with --output json, or text otherwise.
 func output(cmd *cobra.Command, v any, text func(w io.Writer)) error {
-	format, _ := cmd.Flags().GetString("output")
-	switch format {
-	case "json":
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "text", "":
-		text(cmd.OutOrStdout())
-		return nil
-	default:
-		return errors.New("--output must be text or json")
-	}
+	err := cliconf.Output(cmd, v, text)
+	return err
 }

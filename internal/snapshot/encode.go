@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/outpost/outpost/internal/jsonx"
 )
 
 // Encode returns the canonical payload bytes of m: fields in declaration
@@ -258,57 +260,16 @@ func appendManifest(b []byte, m *Manifest) (_ []byte, err error) {
 // encodeError aborts Encode from deep inside; only Encode recovers it.
 type encodeError struct{ error }
 
-const hexDigits = "0123456789abcdef"
 
-// appendString writes s as a JSON string, escaping as encoding/json does
-// except for HTML characters. Invalid UTF-8 is an error rather than being
-// silently replaced: signed bytes must say exactly what was meant.
+// appendString writes s as a JSON string (the rules of internal/jsonx).
+// Invalid UTF-8 is an error rather than being silently replaced: signed
+// bytes must say exactly what was meant.
 func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			panic(encodeError{fmt.Errorf("string %q is not valid UTF-8", s)})
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
+	b, err := jsonx.AppendStrict(b, s)
+	if err != nil {
+		panic(encodeError{fmt.Errorf("string %q: %w", s, err)})
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return b
 }
 
 func appendTime(b []byte, t time.Time) []byte {

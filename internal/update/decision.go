@@ -4,8 +4,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/outpost/outpost/internal/jsonx"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -91,60 +91,9 @@ func (d *Decision) AppendJSON(dst []byte) []byte {
 	return dst
 }
 
-const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Control characters, quotes and
-// backslashes are escaped, U+2028/U+2029 too (JavaScript), invalid UTF-8
-// becomes U+FFFD, as encoding/json does (without its HTML escaping).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendContent(dst, s)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string (the rules of internal/jsonx).
+func appendString(dst []byte, s string) []byte { return jsonx.AppendString(dst, s) }
 
 // appendContent appends s escaped for a JSON string, without the quotes.
-func appendContent(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += n
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += n
-			start = i
-			continue
-		}
-		i += n
-	}
-	return append(dst, s[start:]...)
-}
+func appendContent(dst []byte, s string) []byte { return jsonx.AppendContent(dst, s) }
