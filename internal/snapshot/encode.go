@@ -260,7 +260,6 @@ func appendManifest(b []byte, m *Manifest) (_ []byte, err error) {
 // encodeError aborts Encode from deep inside; only Encode recovers it.
 type encodeError struct{ error }
 
-
 // appendString writes s as a JSON string (the rules of internal/jsonx).
 // Invalid UTF-8 is an error rather than being silently replaced: signed
 // bytes must say exactly what was meant.

@@ -91,7 +91,6 @@ func (d *Decision) AppendJSON(dst []byte) []byte {
 	return dst
 }
 
-
 // appendString appends s as a JSON string (the rules of internal/jsonx).
 func appendString(dst []byte, s string) []byte { return jsonx.AppendString(dst, s) }
 
