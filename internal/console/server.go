@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/webui"
 )
 
 //go:embed templates/*.html
@@ -97,7 +98,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, b: o.Backend, sess: newSessions(o.IdleTimeout, o.MaxAge, o.MaxSessions), mux: http.NewServeMux(), prefix: o.Prefix, staticFS: st}
+	s := &Server{o: o, b: o.Backend, sess: newSessions(o.IdleTimeout, o.MaxAge, o.MaxSessions), mux: http.NewServeMux(), prefix: o.Prefix, staticFS: webui.Static(st)}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}

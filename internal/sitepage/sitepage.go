@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/outpost/outpost/internal/webui"
 )
 
 // Status is what the page shows.
@@ -193,7 +195,7 @@ func New(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	fh := http.FileServerFS(st)
+	fh := http.FileServerFS(webui.Static(st))
 	h.mux.Handle("GET /site/static/", http.StripPrefix("/site/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		fh.ServeHTTP(w, r)
