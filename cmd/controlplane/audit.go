@@ -62,7 +62,7 @@ func apiCmd() *cobra.Command {
 					data = string(b)
 				}
 				if !json.Valid([]byte(data)) {
-					return usageError{errors.New("--data must be JSON (or @FILE holding JSON)")}
+					return usageError(errors.New("--data must be JSON (or @FILE holding JSON)"))
 				}
 				body = json.RawMessage(data)
 			}

@@ -17,7 +17,7 @@ func entitlementCmd() *cobra.Command {
 	create := leaf("create", "Grant a tenant an entitlement to a product", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		policy := str(cmd, "policy")
 		if !json.Valid([]byte(policy)) {
-			return usageError{errors.New("--policy must be a JSON object, e.g. '{\"max_seats\":10}'")}
+			return usageError(errors.New("--policy must be a JSON object, e.g. '{\"max_seats\":10}'"))
 		}
 		in := controlplane.EntitlementInput{ProductID: str(cmd, "product"), Policy: json.RawMessage(policy)}
 		var err error
@@ -45,7 +45,7 @@ func timeFlag(cmd *cobra.Command, name string) (*time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--%s must be an RFC 3339 time: %w", name, err)}
+		return nil, usageError(fmt.Errorf("--%s must be an RFC 3339 time: %w", name, err))
 	}
 	return &t, nil
 }

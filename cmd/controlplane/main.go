@@ -14,32 +14,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/cliconf"
-	"github.com/outpost/outpost/internal/daemon"
 )
 
 func main() {
-	root := newRoot(os.Stdout, os.Stderr)
-	if err := root.Execute(); err != nil {
-		msg := strings.ReplaceAll(err.Error(), "\n", " ")
-		fmt.Fprintln(os.Stderr, "controlplane: "+msg)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(daemon.ExitUsage)
-		}
-		os.Exit(daemon.ExitFailure)
-	}
+	os.Exit(cliconf.Execute(newRoot(os.Stdout, os.Stderr), os.Stderr))
 }
 
-// usageError is a wrong command line.
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
+// usageError marks err as a wrong command line (exit 2).
+func usageError(err error) error { return cliconf.UsageError{Err: err} }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
@@ -50,7 +37,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.String("config", "", "config file (YAML); env OUTPOST_CONFIG")
 	pf.String("data-dir", "./data/controlplane", "data directory")
@@ -71,7 +57,7 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 func output(cmd *cobra.Command, v any, text func(w io.Writer)) error {
 	err := cliconf.Output(cmd, v, text)
 	if errors.Is(err, cliconf.ErrOutputFormat) {
-		return usageError{err}
+		return usageError(err)
 	}
 	return err
 }

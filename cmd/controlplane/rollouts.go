@@ -33,7 +33,7 @@ func rolloutCmd() *cobra.Command {
 			in.Status = new(str(cmd, "status"))
 		}
 		if in.Percentage == nil && in.Status == nil {
-			return usageError{errors.New("give --percentage and/or --status")}
+			return usageError(errors.New("give --percentage and/or --status"))
 		}
 		return printed(cmd, func(r *catalog.Rollout) string {
 			return fmt.Sprintf("%s\t%s\t%g%%", r.RolloutID, r.Status, r.Percentage)
@@ -59,7 +59,7 @@ func policyCmd() *cobra.Command {
 		in := controlplane.PolicyInput{ProductID: str(cmd, "product"), Channel: str(cmd, "channel"), Action: str(cmd, "action"), Priority: priority}
 		if c := str(cmd, "conditions"); c != "" {
 			if !json.Valid([]byte(c)) {
-				return usageError{errors.New("--conditions must be JSON")}
+				return usageError(errors.New("--conditions must be JSON"))
 			}
 			in.Conditions = json.RawMessage(c)
 		}

@@ -35,7 +35,7 @@ func bundleCmd() *cobra.Command {
 		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror")}
 		out := str(cmd, "out")
 		if out == "" {
-			return usageError{fmt.Errorf("--out is required")}
+			return usageError(fmt.Errorf("--out is required"))
 		}
 		var res *controlplane.BundleResult
 		err := fsutil.WriteFrom(out, 0o644, func(f io.Writer) error {
@@ -61,7 +61,7 @@ func backupCmd() *cobra.Command {
 	cmd := leaf("backup", "Write a consistent copy of the catalog (works while the daemon serves, through --server)", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		out := str(cmd, "out")
 		if out == "" {
-			return usageError{fmt.Errorf("--out is required")}
+			return usageError(fmt.Errorf("--out is required"))
 		}
 		return fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
 			_, err := svc.Backup(ctx, f)

@@ -17,7 +17,7 @@ func metadataFlag(cmd *cobra.Command) (json.RawMessage, error) {
 		return nil, nil
 	}
 	if !json.Valid([]byte(s)) {
-		return nil, usageError{errors.New("--metadata must be a JSON object")}
+		return nil, usageError(errors.New("--metadata must be a JSON object"))
 	}
 	return json.RawMessage(s), nil
 }
@@ -43,7 +43,7 @@ func tenantCmd() *cobra.Command {
 			in.Status = new(str(cmd, "status"))
 		}
 		if in.Name == nil && in.Status == nil {
-			return usageError{errors.New("give --name and/or --status")}
+			return usageError(errors.New("give --name and/or --status"))
 		}
 		return printed(cmd, func(t *catalog.Tenant) string { return t.TenantID + "\t" + t.Status + "\t" + t.Name })(svc.UpdateTenant(ctx, args[0], in))
 	})

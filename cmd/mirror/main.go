@@ -6,25 +6,17 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/cliconf"
-	"github.com/outpost/outpost/internal/daemon"
 )
 
 func main() {
-	root := newRoot(os.Stdout, os.Stderr)
-	if err := root.Execute(); err != nil {
-		msg := strings.ReplaceAll(err.Error(), "\n", " ")
-		fmt.Fprintln(os.Stderr, "mirror: "+msg)
-		os.Exit(daemon.ExitFailure)
-	}
+	os.Exit(cliconf.Execute(newRoot(os.Stdout, os.Stderr), os.Stderr))
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

@@ -3,8 +3,10 @@ package cliconf
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -42,4 +44,27 @@ func Output(cmd *cobra.Command, v any, text func(w io.Writer)) error {
 	default:
 		return ErrOutputFormat
 	}
+}
+
+// UsageError is a wrong command line: the command exits with
+// daemon.ExitUsage (2) instead of 1.
+type UsageError struct{ Err error }
+
+func (u UsageError) Error() string { return u.Err.Error() }
+func (u UsageError) Unwrap() error { return u.Err }
+
+// Execute runs root and returns the process's exit status: 0, 1 for a
+// failure, 2 for a usage error (a bad flag included). The error goes to
+// stderr on one line behind the program's name.
+func Execute(root *cobra.Command, stderr io.Writer) int {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", root.Name(), strings.ReplaceAll(err.Error(), "\n", " "))
+	if errors.As(err, new(UsageError)) {
+		return 2
+	}
+	return 1
 }
