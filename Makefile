@@ -11,8 +11,11 @@ export OUTPOST_VERSITYGW := $(VERSITYGW)
 
 all: build
 
+COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/outpost/outpost/internal/buildinfo.buildCommit=$(COMMIT) -X github.com/outpost/outpost/internal/buildinfo.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 tools: $(VERSITYGW) $(STATICCHECK)
 

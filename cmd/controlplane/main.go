@@ -41,7 +41,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.String("config", "", "config file (YAML); env OUTPOST_CONFIG")
 	pf.String("data-dir", "./data/controlplane", "data directory")
 	pf.String("log-level", "info", "log level: debug, info, warn, error")
-	pf.String("output", "text", "output format: text or json")
+	pf.StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), apiCmd())
 	root.AddCommand(tenantCmd(), productCmd(), artifactCmd(), releaseCmd())
 	root.AddCommand(rolloutCmd(), policyCmd(), entitlementCmd(), mirrorCmd())

@@ -29,7 +29,7 @@ func TestMirror_CLI(t *testing.T) {
 		{"sync once", []string{"sync", "--once", "--config", config}, nil, "", "committed snapshot snp_000001"},
 		{"status json", []string{"status", "--config", config, "--output", "json"}, nil, "", `"sequence": 1`},
 		{"env overrides yaml", []string{"status", "--config", config}, []string{"OUTPOST_RETAIN_SNAPSHOTS=0"}, "retain_snapshots must be at least 1", ""},
-		{"unknown key", []string{"status", "--config", writeFile(t, "bogus: 1\n")}, nil, "invalid keys: bogus", ""},
+		{"unknown key", []string{"status", "--config", writeFile(t, "bogus: 1\n")}, nil, `unknown key "bogus"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

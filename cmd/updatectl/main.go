@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/outpost/outpost/client"
+	"github.com/outpost/outpost/internal/buildinfo"
 )
 
 // Exit codes; docs/updatectl.md and `updatectl --help` list them.
@@ -139,8 +140,9 @@ type app struct {
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
-		Use:   "updatectl",
-		Short: "Check for, download and verify Outpost updates; manage licence leases",
+		Use:     "updatectl",
+		Version: buildinfo.Version(),
+		Short:   "Check for, download and verify Outpost updates; manage licence leases",
 		Long: "updatectl asks an Outpost mirror or control plane for updates, downloads the\n" +
 			"artifact and accepts it only when its size and sha256 match a snapshot signed\n" +
 			"by the vendor keys you pin (--trusted-key), so a lying mirror is caught.\n\n" + exitCodesHelp,

@@ -37,6 +37,9 @@ func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
 		if err := v.ReadInConfig(); err != nil {
 			return fmt.Errorf("read config %s: %w", path, err)
 		}
+		if err := checkKeys(path, defaults); err != nil {
+			return err
+		}
 	}
 	for flag, key := range Flags {
 		// Only flags given on the command line override; an unset flag's
@@ -45,9 +48,16 @@ func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
 			v.Set(key, f.Value.String())
 		}
 	}
+	where := "config"
+	if path != "" {
+		where = "config " + path
+	}
+	if err := checkDurations(v, defaults, where); err != nil {
+		return err
+	}
 	if err := v.UnmarshalExact(out, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")))); err != nil {
-		return fmt.Errorf("config: %w", err)
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	if v, ok := out.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {

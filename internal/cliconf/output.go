@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/outpost/outpost/internal/buildinfo"
 )
 
 // ErrOutputFormat is returned by Output for an --output other than text
@@ -58,6 +60,10 @@ func (u UsageError) Unwrap() error { return u.Err }
 // stderr on one line behind the program's name.
 func Execute(root *cobra.Command, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
+	if root.Version == "" {
+		root.Version = buildinfo.Version()
+	}
+	strictGroups(root)
 	err := root.Execute()
 	if err == nil {
 		return 0
@@ -67,4 +73,37 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// strictGroups makes every command that only groups others (no Run of its
+// own) fail with a usage error naming the subcommands, instead of
+// printing help and exiting 0: `token lst` is a mistake, not a request
+// for help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Run != nil || c.RunE != nil || !c.HasParent() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		var names []string
+		for _, s := range cmd.Commands() {
+			if s.IsAvailableCommand() {
+				names = append(names, s.Name())
+			}
+		}
+		if len(args) == 0 {
+			return UsageError{fmt.Errorf("%q needs a subcommand: %s (see %s --help)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())}
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		cmd.SuggestionsMinimumDistance = 2
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", s[0])
+		} else {
+			msg += "; the subcommands are " + strings.Join(names, ", ")
+		}
+		return UsageError{errors.New(msg)}
+	}
 }
