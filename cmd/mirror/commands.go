@@ -90,17 +90,21 @@ func withApp(cmd *cobra.Command, withSource bool, fn func(ctx context.Context, a
 
 func newSource(ctx context.Context, cfg *Config) (sync.Source, error) {
 	// Checked here, not at load: status, verify and gc need no source.
+	hc, err := cfg.syncClient()
+	if err != nil {
+		return nil, err
+	}
 	switch cfg.Source {
 	case "controlplane":
 		if cfg.VendorURL == "" || cfg.Credential == "" {
 			return nil, errors.New("config: vendor_url and credential are required with source: controlplane")
 		}
-		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, nil, cfg.MaxSnapshotBytes)
+		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, hc, cfg.MaxSnapshotBytes)
 	case "upstream":
 		if cfg.UpstreamURL == "" {
 			return nil, errors.New("config: upstream_url is required with source: upstream")
 		}
-		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, nil, cfg.MaxSnapshotBytes)
+		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, hc, cfg.MaxSnapshotBytes)
 	case "s3":
 		if cfg.S3.Endpoint == "" || cfg.S3.Bucket == "" {
 			return nil, errors.New("config: s3.endpoint and s3.bucket are required with source: s3")
@@ -262,11 +266,11 @@ func serveCmd() *cobra.Command {
 			}
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
-				Source: src, SyncInterval: cfg.SyncInterval,
+				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval,
 				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-				Updates: updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
+				RateLimits: cfg.RateLimit, Updates: updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
 				Logger: newLogger(cfg, cmd.ErrOrStderr()),
 			})
 			if err != nil {

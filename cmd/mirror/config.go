@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"github.com/outpost/outpost/internal/cliconf"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is the mirror's configuration (configs/mirror.yaml documents
@@ -50,6 +53,14 @@ type Config struct {
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
 	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
+	// RateLimit limits each client on the lease and event routes.
+	RateLimit mirror.RateLimits `mapstructure:"rate_limit"`
+	// TLS is the server side: tls_cert_file, tls_key_file (HTTPS when
+	// set), tls_client_ca_file, tls_client_auth, tls_reload_interval.
+	TLS tlsconf.Config `mapstructure:",squash"`
+	// SyncTLS is the sync client's side (control plane, upstream mirror):
+	// ca_file, tls_client_cert_file, tls_client_key_file.
+	SyncTLS tlsconf.ClientConfig `mapstructure:",squash"`
 }
 
 // S3Config is the customer-side bucket source.
@@ -99,6 +110,19 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("inbox_dir", "")
 	v.SetDefault("inbox_interval", 10*time.Second)
+	v.SetDefault("rate_limit.leases.rate", 1.0)
+	v.SetDefault("rate_limit.leases.burst", 10)
+	v.SetDefault("rate_limit.events.rate", 2.0)
+	v.SetDefault("rate_limit.events.burst", 20)
+	v.SetDefault("rate_limit.max_clients", 10000)
+	v.SetDefault("tls_cert_file", "")
+	v.SetDefault("tls_key_file", "")
+	v.SetDefault("tls_client_ca_file", "")
+	v.SetDefault("tls_client_auth", "none")
+	v.SetDefault("tls_reload_interval", tlsconf.DefaultReloadInterval)
+	v.SetDefault("ca_file", "")
+	v.SetDefault("tls_client_cert_file", "")
+	v.SetDefault("tls_client_key_file", "")
 }
 
 // loadConfig applies flags > OUTPOST_ environment > YAML file > defaults.
@@ -151,6 +175,15 @@ func (c *Config) Validate() error {
 	if c.MaxSnapshotBytes < 1<<10 {
 		return errors.New("max_snapshot_bytes must be at least 1024")
 	}
+	if err := c.RateLimit.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if (c.SyncTLS.CertFile == "") != (c.SyncTLS.KeyFile == "") {
+		return errors.New("tls_client_cert_file and tls_client_key_file must be set together")
+	}
 	return nil
 }
 
@@ -175,6 +208,23 @@ func (c *Config) trust() (snapshot.Trust, error) {
 		return t, fmt.Errorf("config: signature_threshold %d is more than the %d trusted keys", c.SignatureThreshold, len(t.Keys))
 	}
 	return t, nil
+}
+
+// syncClient is the HTTP client of the sync sources: nil (the default
+// transport) unless ca_file or a client certificate is configured. With
+// ca_file only that CA is trusted, for every request the sync makes
+// (redirects included).
+func (c *Config) syncClient() (*http.Client, error) {
+	if c.SyncTLS.CAFile == "" && c.SyncTLS.CertFile == "" {
+		return nil, nil
+	}
+	tc, err := tlsconf.NewClient(c.SyncTLS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
 }
 
 func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "mirror.db") }

@@ -127,6 +127,7 @@ type options struct {
 	serverKind string
 	maxSnap    int64
 	retries    int
+	caFile     string
 }
 
 type app struct {
@@ -172,6 +173,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&a.opts.serverKind, "server-kind", "auto", "lease API of --server: auto, mirror or controlplane")
 	pf.Int64Var(&a.opts.maxSnap, "max-snapshot-size", 64<<20, "largest snapshot envelope accepted, bytes")
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
+	pf.StringVar(&a.opts.caFile, "ca-file", "", "PEM CA certificate(s) the server's HTTPS certificate must chain to (pins a private CA; system roots unused)")
 	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd())
 	return root
 }
@@ -216,6 +218,7 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		client.WithTenant(a.opts.tenant),
 		client.WithMaxSnapshotSize(a.opts.maxSnap),
 		client.WithRetries(a.opts.retries, client.DefaultBackoff),
+		client.WithCAFile(a.opts.caFile),
 	}
 	switch a.opts.serverKind {
 	case "auto":

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,9 @@ import (
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is what a Mirror daemon needs; cmd/mirror builds it from
@@ -24,6 +27,9 @@ type Config struct {
 	Retain  int    // snapshots kept (0: state.DefaultRetain)
 	DataDir string // the blob cache's root
 	Listen  string // host:port; ":0" picks a port (Addr tells which)
+	// TLS serves HTTPS when TLS.CertFile is set; the certificate is
+	// reloaded on SIGHUP and when its files change (the "tls" part).
+	TLS tlsconf.Config
 
 	// Source is where syncs come from; nil for a mirror fed by bundles
 	// only.
@@ -43,6 +49,8 @@ type Config struct {
 
 	ServeExpired bool
 	ClientTokens []string
+	// RateLimits limit each client on the lease and event routes.
+	RateLimits RateLimits
 	Updates      UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
@@ -53,6 +61,41 @@ type Config struct {
 	Key      func() (ed25519.PrivateKey, error)
 
 	Logger *slog.Logger
+}
+
+// RateLimit is one route's per-client limit: Rate requests per second
+// sustained, Burst at once. Rate 0 disables it.
+type RateLimit struct {
+	Rate  float64 `mapstructure:"rate"`
+	Burst int     `mapstructure:"burst"`
+}
+
+// RateLimits are the mirror's per-client limits (mirror.yaml rate_limit).
+type RateLimits struct {
+	Leases RateLimit `mapstructure:"leases"`
+	Events RateLimit `mapstructure:"events"`
+	// MaxClients caps the clients tracked per route (0: 10000).
+	MaxClients int `mapstructure:"max_clients"`
+}
+
+// Validate checks the limits.
+func (r RateLimits) Validate() error {
+	for name, l := range map[string]RateLimit{"leases": r.Leases, "events": r.Events} {
+		if l.Rate == 0 {
+			continue
+		}
+		if err := (ratelimit.Config{Rate: l.Rate, Burst: l.Burst, MaxClients: r.MaxClients}).Validate(); err != nil {
+			return fmt.Errorf("rate_limit.%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (r RateLimits) limiter(l RateLimit) (*ratelimit.Limiter, error) {
+	if l.Rate == 0 {
+		return nil, nil
+	}
+	return ratelimit.New(ratelimit.Config{Rate: l.Rate, Burst: l.Burst, MaxClients: r.MaxClients})
 }
 
 // Mirror is the mirror daemon: it owns the state, the cache, the HTTP
@@ -67,6 +110,7 @@ type Mirror struct {
 	srv    *Server
 	syncer *sync.Syncer
 	ln     net.Listener
+	tls    *tlsconf.Server // nil: plain HTTP
 	hs     *http.Server
 	// inflight joins the request handlers: http.Server.Close does not
 	// wait for them.
@@ -112,9 +156,20 @@ func (m *Mirror) build() error {
 	}
 	m.cache = c
 	leases := NewLeases(m.st, cfg.MirrorID, cfg.TenantID, cfg.Key)
+	if err := cfg.RateLimits.Validate(); err != nil {
+		return err
+	}
+	leaseLimit, err := cfg.RateLimits.limiter(cfg.RateLimits.Leases)
+	if err != nil {
+		return err
+	}
+	eventLimit, err := cfg.RateLimits.limiter(cfg.RateLimits.Events)
+	if err != nil {
+		return err
+	}
 	m.srv, err = NewServer(Options{
 		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-		Updates: cfg.Updates, Leases: leases, Logger: m.log,
+		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log,
 	})
 	if err != nil {
 		return err
@@ -128,8 +183,16 @@ func (m *Mirror) build() error {
 		}
 	}
 	m.syncer = sync.New(cfg.Source, m.st, c, sc)
+	if cfg.TLS.Enabled() {
+		if m.tls, err = tlsconf.NewServer(cfg.TLS, m.log); err != nil {
+			return err
+		}
+	}
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if m.tls != nil {
+		m.ln = tls.NewListener(m.ln, m.tls.Config)
 	}
 	m.hs = &http.Server{
 		Handler:           m.track(m.srv.Handler()),
@@ -149,6 +212,9 @@ func (m *Mirror) track(h http.Handler) http.Handler {
 
 // Addr is the address the mirror listens on.
 func (m *Mirror) Addr() net.Addr { return m.ln.Addr() }
+
+// TLS is the mirror's TLS side (nil when it serves plain HTTP).
+func (m *Mirror) TLS() *tlsconf.Server { return m.tls }
 
 // Syncer is the mirror's syncer (for one-shot commands and tests).
 func (m *Mirror) Syncer() *sync.Syncer { return m.syncer }
@@ -171,6 +237,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 
 	g := daemon.NewGroup(ctx)
 	g.Go("http", m.serve)
+	if m.tls != nil {
+		g.Go("tls", m.tls.Run)
+	}
 	if m.cfg.Source != nil {
 		g.Go("sync", func(ctx context.Context) error {
 			m.syncer.Run(ctx, m.cfg.SyncInterval)
@@ -187,7 +256,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 	if m.cfg.GCInterval > 0 {
 		g.Go("gc", m.gc)
 	}
-	m.log.Info("mirror serving", "listen", m.Addr().String(), "source", sourceName(m.cfg.Source))
+	m.log.Info("mirror serving", "listen", m.Addr().String(), "tls", m.tls != nil, "source", sourceName(m.cfg.Source))
 	err := g.Wait()
 	if err != nil && ctx.Err() == nil {
 		return err

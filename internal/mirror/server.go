@@ -21,6 +21,7 @@ import (
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/wire"
 )
@@ -40,7 +41,11 @@ type Options struct {
 	// Leases, when set, serves PUT/DELETE /v1/leases/{subject_id} (behind
 	// the client token check like every /v1/ path).
 	Leases *Leases
-	Logger *slog.Logger
+	// LeaseLimit and EventLimit, when set, limit each client (keyed by its
+	// client token when tokens are configured, else by its IP) on the
+	// lease and event routes: over the limit is 429 with Retry-After.
+	LeaseLimit, EventLimit *ratelimit.Limiter
+	Logger                 *slog.Logger
 	Now    func() time.Time
 }
 
@@ -110,6 +115,15 @@ func (s *Server) initMetrics() {
 	m.commits = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_snapshot_commits_total", Help: "Snapshots committed."})
 	m.downloaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_downloaded_bytes_total", Help: "Artifact bytes downloaded or imported."})
 	m.served = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_served_bytes_total", Help: "Artifact bytes served to clients."})
+	for route, l := range map[string]*ratelimit.Limiter{"leases": s.o.LeaseLimit, "events": s.o.EventLimit} {
+		if l == nil {
+			continue
+		}
+		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_mirror_rate_limited_total", Help: "Requests refused with 429 by the per-client rate limit.",
+			ConstLabels: prometheus.Labels{"route": route},
+		}, func() float64 { return float64(l.Rejected()) }))
+	}
 	s.reg.MustRegister(m.sequence, m.expired, m.syncs, m.syncErrors, m.commits, m.downloaded, m.served,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The expiry gauge follows the clock, not just commits.
@@ -204,29 +218,50 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/status", s.auth(s.status))
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
 	if s.o.Leases != nil {
-		leases := s.auth(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger).ServeHTTP)
+		leases := s.auth(s.limit(s.o.LeaseLimit, LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger)).ServeHTTP)
 		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
 		s.mux.Handle("DELETE /v1/leases/{subject_id}", leases)
 	}
 }
+
+// tokenIDKey carries the id of the client token a request presented.
+type tokenIDKey struct{}
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(s.tokens) > 0 {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			sum := sha256.Sum256([]byte(tok))
-			match := 0
-			for _, t := range s.tokens {
-				match |= subtle.ConstantTimeCompare(sum[:], t[:])
+			match, which := 0, 0
+			for i, t := range s.tokens {
+				eq := subtle.ConstantTimeCompare(sum[:], t[:])
+				match |= eq
+				which = subtle.ConstantTimeSelect(eq, i, which)
 			}
 			if !ok || match == 0 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="outpost-mirror"`)
 				wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAUTHORIZED, "a valid client token is required"))
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), tokenIDKey{}, fmt.Sprintf("tok:%d", which)))
 		}
 		h(w, r)
 	})
+}
+
+// clientKey names the client of r for the rate limits: the client token
+// it presented, or "" (its IP) when the mirror has no client tokens.
+func clientKey(r *http.Request) string {
+	id, _ := r.Context().Value(tokenIDKey{}).(string)
+	return id
+}
+
+// limit puts h behind l (nil: no limit).
+func (s *Server) limit(l *ratelimit.Limiter, h http.Handler) http.Handler {
+	if l == nil {
+		return h
+	}
+	return l.Middleware(clientKey, s.o.Logger)(h)
 }
 
 // usable returns the view, or writes 503 when nothing may be served.
