@@ -51,7 +51,7 @@ type Config struct {
 	ClientTokens []string
 	// RateLimits limit each client on the lease and event routes.
 	RateLimits RateLimits
-	Updates      UpdateBuilder
+	Updates    UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
 	// reported). TenantID and Key (the mirror's signing key, loaded when

@@ -46,7 +46,7 @@ type Options struct {
 	// lease and event routes: over the limit is 429 with Retry-After.
 	LeaseLimit, EventLimit *ratelimit.Limiter
 	Logger                 *slog.Logger
-	Now    func() time.Time
+	Now                    func() time.Time
 }
 
 // view is everything served for one held snapshot; swapped atomically on
