@@ -21,6 +21,7 @@ import (
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/daemon"
+	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
@@ -270,7 +271,10 @@ func serveCmd() *cobra.Command {
 				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-				RateLimits: cfg.RateLimit, Updates: updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
+				RateLimits: cfg.RateLimit,
+				Events:     fleet.Options{Window: cfg.Events.Window, MaxAggregates: cfg.Events.MaxAggregates},
+				EventBatch: fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
+				Updates:    updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
 				Logger: newLogger(cfg, cmd.ErrOrStderr()),
 			})
 			if err != nil {
@@ -399,6 +403,19 @@ func statusCmd() *cobra.Command {
 				if st, err = mirror.BuildStatus(ctx, s, c, time.Now()); err != nil {
 					return err
 				}
+				fs, err := s.FleetStore()
+				if err != nil {
+					return err
+				}
+				meta, err := fs.Meta(ctx)
+				if err != nil {
+					return err
+				}
+				var aggs []fleet.Aggregate
+				if err := fs.Aggregates(ctx, func(g fleet.Aggregate) error { aggs = append(aggs, g); return nil }); err != nil {
+					return err
+				}
+				st.Events = mirror.EventStatus(meta, aggs)
 			}
 			return output(cmd, st, func(w io.Writer) {
 				if st.Snapshot == nil {
@@ -418,6 +435,13 @@ func statusCmd() *cobra.Command {
 					fmt.Fprintf(w, "last sync: %s from %s: %s\n", st.LastSync.At.Format(time.RFC3339), st.LastSync.Source, res)
 				}
 				fmt.Fprintf(w, "cache:     %d blobs, %d bytes, %d missing, %d quarantined\n", st.Cache.Blobs, st.Cache.Bytes, st.Cache.Missing, st.Cache.Quarantined)
+				if e := st.Events; e != nil {
+					fmt.Fprintf(w, "events:    %d received (%d acknowledged by the vendor):", e.LastSeq, e.Acked)
+					for _, t := range fleet.Types {
+						fmt.Fprintf(w, " %s %d", t, e.Totals[string(t)])
+					}
+					fmt.Fprintln(w)
+				}
 			})
 		},
 	}

@@ -53,6 +53,8 @@ type Config struct {
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
 	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
+	// Events bounds the client events kept and the batches accepted.
+	Events EventsConfig `mapstructure:"events"`
 	// RateLimit limits each client on the lease and event routes.
 	RateLimit mirror.RateLimits `mapstructure:"rate_limit"`
 	// TLS is the server side: tls_cert_file, tls_key_file (HTTPS when
@@ -61,6 +63,14 @@ type Config struct {
 	// SyncTLS is the sync client's side (control plane, upstream mirror):
 	// ca_file, tls_client_cert_file, tls_client_key_file.
 	SyncTLS tlsconf.ClientConfig `mapstructure:",squash"`
+}
+
+// EventsConfig is the events: section (POST /v1/events).
+type EventsConfig struct {
+	Window         int   `mapstructure:"window"`
+	MaxAggregates  int   `mapstructure:"max_aggregates"`
+	MaxBatchBytes  int64 `mapstructure:"max_batch_bytes"`
+	MaxBatchEvents int   `mapstructure:"max_batch_events"`
 }
 
 // S3Config is the customer-side bucket source.
@@ -110,6 +120,10 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("inbox_dir", "")
 	v.SetDefault("inbox_interval", 10*time.Second)
+	v.SetDefault("events.window", 100_000)
+	v.SetDefault("events.max_aggregates", 10_000)
+	v.SetDefault("events.max_batch_bytes", int64(1<<20))
+	v.SetDefault("events.max_batch_events", 1000)
 	v.SetDefault("rate_limit.leases.rate", 1.0)
 	v.SetDefault("rate_limit.leases.burst", 10)
 	v.SetDefault("rate_limit.events.rate", 2.0)
@@ -174,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSnapshotBytes < 1<<10 {
 		return errors.New("max_snapshot_bytes must be at least 1024")
+	}
+	if c.Events.Window < 1 || c.Events.MaxAggregates < 1 || c.Events.MaxBatchBytes < 1<<10 || c.Events.MaxBatchEvents < 1 {
+		return errors.New("events: window, max_aggregates and max_batch_events must be at least 1, max_batch_bytes at least 1024")
 	}
 	if err := c.RateLimit.Validate(); err != nil {
 		return err

@@ -170,7 +170,7 @@ func TestMirror_TLS(t *testing.T) {
 		args := append([]string{"check", "--server", "https://" + addrA, "--product", "prd_1", "--version", "0.0.1",
 			"--platform", "linux", "--arch", "x64"}, extra...)
 		cmd := exec.Command(updatectl, args...)
-		cmd.Env = append(os.Environ(), "OUTPOST_CA_FILE=", "OUTPOST_EVENTS=off")
+		cmd.Env = append(os.Environ(), "OUTPOST_CA_FILE=", "OUTPOST_NO_REPORT=true")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/daemon"
+	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/sync"
@@ -51,6 +52,10 @@ type Config struct {
 	ClientTokens []string
 	// RateLimits limit each client on the lease and event routes.
 	RateLimits RateLimits
+	// Events bounds the client events kept in mirror.db (zero fields:
+	// the fleet defaults); EventBatch caps one POST /v1/events.
+	Events     fleet.Options
+	EventBatch fleet.BatchLimits
 	Updates    UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
@@ -111,6 +116,7 @@ type Mirror struct {
 	syncer *sync.Syncer
 	ln     net.Listener
 	tls    *tlsconf.Server // nil: plain HTTP
+	events *fleet.Aggregator
 	hs     *http.Server
 	// inflight joins the request handlers: http.Server.Close does not
 	// wait for them.
@@ -141,14 +147,14 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 		return nil, err
 	}
 	m := &Mirror{cfg: cfg, log: cfg.Logger, st: st}
-	if err := m.build(); err != nil {
+	if err := m.build(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *Mirror) build() error {
+func (m *Mirror) build(ctx context.Context) error {
 	cfg := m.cfg
 	c, err := cache.Open(cfg.DataDir)
 	if err != nil {
@@ -167,7 +173,15 @@ func (m *Mirror) build() error {
 	if err != nil {
 		return err
 	}
+	fs, err := m.st.FleetStore()
+	if err != nil {
+		return err
+	}
+	if m.events, err = fleet.NewAggregator(ctx, fs, cfg.Events); err != nil {
+		return err
+	}
 	m.srv, err = NewServer(Options{
+		Events: m.events, EventBatch: cfg.EventBatch,
 		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log,
 	})
@@ -197,6 +211,9 @@ func (m *Mirror) build() error {
 	m.hs = &http.Server{
 		Handler:           m.track(m.srv.Handler()),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// TLS handshake failures and the like: debug, a scanner must not
+		// flood the log.
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	return nil
 }
@@ -215,6 +232,9 @@ func (m *Mirror) Addr() net.Addr { return m.ln.Addr() }
 
 // TLS is the mirror's TLS side (nil when it serves plain HTTP).
 func (m *Mirror) TLS() *tlsconf.Server { return m.tls }
+
+// Events is the mirror's client-event aggregator.
+func (m *Mirror) Events() *fleet.Aggregator { return m.events }
 
 // Syncer is the mirror's syncer (for one-shot commands and tests).
 func (m *Mirror) Syncer() *sync.Syncer { return m.syncer }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/fleet"
+	"github.com/outpost/outpost/internal/fleet/fleethttp"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -45,8 +48,13 @@ type Options struct {
 	// client token when tokens are configured, else by its IP) on the
 	// lease and event routes: over the limit is 429 with Retry-After.
 	LeaseLimit, EventLimit *ratelimit.Limiter
-	Logger                 *slog.Logger
-	Now                    func() time.Time
+	// Events, when set, serves POST /v1/events (client reports, behind
+	// the client token check) into this aggregator, with batches capped
+	// by EventBatch (zero fields: fleet.DefaultBatchLimits).
+	Events     *fleet.Aggregator
+	EventBatch fleet.BatchLimits
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // view is everything served for one held snapshot; swapped atomically on
@@ -123,6 +131,9 @@ func (s *Server) initMetrics() {
 			Name: "outpost_mirror_rate_limited_total", Help: "Requests refused with 429 by the per-client rate limit.",
 			ConstLabels: prometheus.Labels{"route": route},
 		}, func() float64 { return float64(l.Rejected()) }))
+	}
+	if s.o.Events != nil {
+		s.reg.MustRegister(eventCollector{s.o.Events})
 	}
 	s.reg.MustRegister(m.sequence, m.expired, m.syncs, m.syncErrors, m.commits, m.downloaded, m.served,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -217,6 +228,10 @@ func (s *Server) routes() {
 	}))
 	s.mux.Handle("GET /v1/status", s.auth(s.status))
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
+	if s.o.Events != nil {
+		events := &fleethttp.Handler{Agg: s.o.Events, Limits: s.o.EventBatch, Log: s.o.Logger, Now: s.o.Now}
+		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, events).ServeHTTP))
+	}
 	if s.o.Leases != nil {
 		leases := s.auth(s.limit(s.o.LeaseLimit, LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger)).ServeHTTP)
 		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
@@ -417,6 +432,61 @@ type Status struct {
 	Snapshot *StatusSnapshot   `json:"snapshot"`
 	LastSync *state.SyncResult `json:"last_sync"`
 	Cache    StatusCache       `json:"cache"`
+	Events   *StatusEvents     `json:"events,omitempty"`
+}
+
+// StatusEvents summarizes the client events the mirror holds: totals per
+// outcome, and the aggregates per release and outcome (the most recently
+// updated first, at most MaxStatusAggregates).
+type StatusEvents struct {
+	StoreID    string            `json:"store_id"`
+	LastSeq    uint64            `json:"last_seq"`
+	Acked      uint64            `json:"acked"`
+	Totals     map[string]int64  `json:"totals"`
+	Aggregates []fleet.Aggregate `json:"aggregates"`
+	Truncated  bool              `json:"truncated,omitempty"`
+}
+
+// MaxStatusAggregates caps the aggregates listed on /v1/status.
+const MaxStatusAggregates = 200
+
+// EventStatus summarizes aggs (from an aggregator or a store) and meta.
+func EventStatus(meta fleet.Meta, aggs []fleet.Aggregate) *StatusEvents {
+	out := &StatusEvents{StoreID: meta.StoreID, LastSeq: meta.LastSeq, Acked: meta.Acked, Totals: map[string]int64{}}
+	for _, t := range fleet.Types {
+		out.Totals[string(t)] = 0
+	}
+	for _, g := range aggs {
+		out.Totals[string(g.Type)] += g.Count
+	}
+	sort.SliceStable(aggs, func(i, j int) bool { return aggs[i].LastSeq > aggs[j].LastSeq })
+	if len(aggs) > MaxStatusAggregates {
+		aggs, out.Truncated = aggs[:MaxStatusAggregates], true
+	}
+	out.Aggregates = aggs
+	if out.Aggregates == nil {
+		out.Aggregates = []fleet.Aggregate{}
+	}
+	return out
+}
+
+// eventCollector exports the client event counts per outcome, summed
+// over the aggregates at scrape time.
+type eventCollector struct{ agg *fleet.Aggregator }
+
+var eventsDesc = prometheus.NewDesc("outpost_mirror_client_events_total",
+	"Client events received, per outcome (check, download_ok, download_failed, install_ok, install_failed).", []string{"type"}, nil)
+
+func (c eventCollector) Describe(ch chan<- *prometheus.Desc) { ch <- eventsDesc }
+
+func (c eventCollector) Collect(ch chan<- prometheus.Metric) {
+	totals := map[fleet.Type]int64{}
+	for _, g := range c.agg.Aggregates() {
+		totals[g.Type] += g.Count
+	}
+	for _, t := range fleet.Types {
+		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(totals[t]), string(t))
+	}
 }
 
 // StatusSnapshot describes the held snapshot.
@@ -476,6 +546,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
 		return
+	}
+	if s.o.Events != nil {
+		meta, err := s.o.Events.Meta(r.Context())
+		if err != nil {
+			wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
+			return
+		}
+		st.Events = EventStatus(meta, s.o.Events.Aggregates())
 	}
 	wire.WriteJSON(w, http.StatusOK, st)
 }
