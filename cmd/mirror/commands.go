@@ -482,6 +482,10 @@ func verifyCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// Quarantined blobs change the summary /v1/status serves.
+				if _, err := a.syncer.RefreshUsage(ctx); err != nil {
+					return err
+				}
 				st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())
 				if err != nil {
 					return err

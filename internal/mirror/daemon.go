@@ -197,6 +197,12 @@ func (m *Mirror) build(ctx context.Context) error {
 		}
 	}
 	m.syncer = sync.New(cfg.Source, m.st, c, sc)
+	// The cache summary /v1/status answers from: computed once here (a
+	// command may have changed the cache meanwhile), then on every
+	// commit and GC.
+	if _, err := m.syncer.RefreshUsage(ctx); err != nil {
+		return err
+	}
 	if cfg.TLS.Enabled() {
 		if m.tls, err = tlsconf.NewServer(cfg.TLS, m.log); err != nil {
 			return err

@@ -507,6 +507,9 @@ type StatusCache struct {
 	Bytes       int64 `json:"bytes"`
 	Missing     int   `json:"missing"`
 	Quarantined int   `json:"quarantined"`
+	// At is when the summary was computed (after the last commit or GC);
+	// zero when it was read live (`mirror status` without --server).
+	At time.Time `json:"at,omitzero"`
 }
 
 // BuildStatus reads the status straight from state and cache.
@@ -541,19 +544,48 @@ func BuildStatus(ctx context.Context, st *state.State, c *cache.Cache, now time.
 	return out, nil
 }
 
+// status answers from small stored summaries only: the held snapshot's
+// fields from the in-memory view, the last sync result and the cache
+// summary (state.CacheUsage, refreshed on commit and GC) from mirror.db,
+// the event totals from the aggregator's memory. Nothing walks the cache
+// or decodes the held document per request.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := BuildStatus(r.Context(), s.o.State, s.o.Cache, s.o.Now())
+	st, err := s.Status(r.Context())
 	if err != nil {
 		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
 		return
 	}
-	if s.o.Events != nil {
-		meta, err := s.o.Events.Meta(r.Context())
-		if err != nil {
-			wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
-			return
-		}
-		st.Events = EventStatus(meta, s.o.Events.Aggregates())
-	}
 	wire.WriteJSON(w, http.StatusOK, st)
+}
+
+// Status is what GET /v1/status answers.
+func (s *Server) Status(ctx context.Context) (Status, error) {
+	var out Status
+	if v := s.cur.Load(); v.held != nil {
+		h := v.held
+		out.Snapshot = &StatusSnapshot{
+			SnapshotID: h.SnapshotID, Sequence: h.Sequence, Hash: h.Hash, ExpiresAt: h.ExpiresAt,
+			Expired: s.expired(h), VerifiedAt: h.VerifiedAt, Artifacts: len(v.byID), Channels: h.Channels,
+		}
+	}
+	if r, ok, err := s.o.State.LastSync(); err != nil {
+		return out, err
+	} else if ok {
+		out.LastSync = &r
+	}
+	u, ok, err := s.o.State.CacheUsage()
+	if err != nil {
+		return out, err
+	}
+	if ok {
+		out.Cache = StatusCache{Blobs: u.Blobs, Bytes: u.Bytes, Missing: u.Missing, Quarantined: u.Quarantined, At: u.At}
+	}
+	if s.o.Events != nil {
+		meta, err := s.o.Events.Meta(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.Events = EventStatus(meta, s.o.Events.Aggregates())
+	}
+	return out, nil
 }
