@@ -27,6 +27,7 @@ import (
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -383,7 +384,8 @@ func statusCmd() *cobra.Command {
 			var st mirror.Status
 			if server != "" {
 				token, _ := cmd.Flags().GetString("token")
-				if err := remoteStatus(ctx, server, token, &st); err != nil {
+				caFile, _ := cmd.Flags().GetString("ca-file")
+				if err := remoteStatus(ctx, server, token, caFile, &st); err != nil {
 					return err
 				}
 			} else {
@@ -447,10 +449,21 @@ func statusCmd() *cobra.Command {
 	}
 	cmd.Flags().String("server", "", "ask a running mirror at this URL instead of reading the data dir")
 	cmd.Flags().String("token", "", "client token for --server")
+	cmd.Flags().String("ca-file", "", "PEM CA certificate(s) an https --server must chain to (only they are trusted)")
 	return cmd
 }
 
-func remoteStatus(ctx context.Context, server, token string, st *mirror.Status) error {
+func remoteStatus(ctx context.Context, server, token, caFile string, st *mirror.Status) error {
+	hc := http.DefaultClient
+	if caFile != "" {
+		tc, err := tlsconf.NewClient(tlsconf.ClientConfig{CAFile: caFile}, nil)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		hc = &http.Client{Transport: tr}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/v1/status", nil)
@@ -460,7 +473,7 @@ func remoteStatus(ctx context.Context, server, token string, st *mirror.Status) 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -59,6 +60,11 @@ func newTestCA(t *testing.T) *testCA {
 // certFile and keyFile (each through a rename) and returns its serial.
 func (c *testCA) issue(t *testing.T, certFile, keyFile string) int64 {
 	t.Helper()
+	return c.issueFor(t, certFile, keyFile, x509.ExtKeyUsageServerAuth)
+}
+
+func (c *testCA) issueFor(t *testing.T, certFile, keyFile string, usage x509.ExtKeyUsage) int64 {
+	t.Helper()
 	c.serial++
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -68,7 +74,7 @@ func (c *testCA) issue(t *testing.T, certFile, keyFile string) int64 {
 		SerialNumber: big.NewInt(c.serial), Subject: pkix.Name{CommonName: "mirror.site.test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
 	if err != nil {
@@ -111,7 +117,7 @@ func (c *testCA) servedSerial(t *testing.T, addr string) int64 {
 
 // startHTTPS starts the real binary with config and waits until it
 // answers over HTTPS (trusting ca).
-func startHTTPS(t *testing.T, bin, config string, ca *testCA) (*exec.Cmd, string) {
+func startHTTPS(t *testing.T, bin, config string, ca *testCA, certs ...tls.Certificate) (*exec.Cmd, string) {
 	t.Helper()
 	addr := testenv.FreePort(t)
 	cmd := exec.Command(bin, "serve", "--config", config, "--listen", addr)
@@ -120,7 +126,7 @@ func startHTTPS(t *testing.T, bin, config string, ca *testCA) (*exec.Cmd, string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool(), Certificates: certs}}}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := hc.Get("https://" + addr + "/healthz"); err == nil {
@@ -207,6 +213,12 @@ func TestMirror_TLS(t *testing.T) {
 			}
 		}
 	})
+	t.Run("mirror status --server over HTTPS", func(t *testing.T) {
+		out := mustRun(t, bin, "status", "--server", "https://"+addrA, "--ca-file", caFile, "--output", "json")
+		if !strings.Contains(out, `"sequence": 1`) {
+			t.Errorf("status --server = %s", out)
+		}
+	})
 	t.Run("rotated certificate after SIGHUP", func(t *testing.T) {
 		if got := ca.servedSerial(t, addrA); got != first {
 			t.Fatalf("served serial %d, want %d", got, first)
@@ -239,6 +251,58 @@ func TestMirror_TLS(t *testing.T) {
 				t.Fatal("the downstream mirror did not sync sequence 1 over HTTPS")
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	t.Run("mTLS: a mirror requiring client certificates", func(t *testing.T) {
+		// Mirror C holds the same snapshot and requires a client
+		// certificate from the site CA; D presents one, E does not.
+		dataC := filepath.Join(dir, "c")
+		cfgC := filepath.Join(dir, "c.yaml")
+		os.WriteFile(cfgC, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n"+
+			"tls_cert_file: %q\ntls_key_file: %q\ntls_client_auth: require\ntls_client_ca_file: %q\n",
+			dataC, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), certFile, keyFile, caFile)), 0o600)
+		mustRun(t, bin, "import", "--config", cfgC, bundleFile)
+		clientCert, clientKey := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
+		ca.issueFor(t, clientCert, clientKey, x509.ExtKeyUsageClientAuth)
+		pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, addrC := startHTTPS(t, bin, cfgC, ca, pair)
+
+		downstream := func(name, extra string) *daemon {
+			data := filepath.Join(dir, name)
+			cfg := filepath.Join(dir, name+".yaml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: upstream\n"+
+				"upstream_url: %q\nca_file: %q\nsync_interval: 1s\nretry_max_elapsed: 2s\nlog_level: error\n%s",
+				data, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), "https://"+addrC, caFile, extra)), 0o600)
+			return startDaemon(t, bin, cfg)
+		}
+		e := downstream("e", "")
+		d := downstream("d", fmt.Sprintf("tls_client_cert_file: %q\ntls_client_key_file: %q\n", clientCert, clientKey))
+		deadline := time.Now().Add(20 * time.Second)
+		for d.check(t) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the mirror with a client certificate did not sync over mTLS")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		var last struct {
+			LastSync *struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			} `json:"last_sync"`
+		}
+		for last.LastSync == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the mirror without a client certificate recorded no sync attempt")
+			}
+			time.Sleep(50 * time.Millisecond)
+			_, body := get(t, e.base+"/v1/status")
+			json.Unmarshal([]byte(body), &last)
+		}
+		if last.LastSync.OK || e.check(t) != 0 {
+			t.Errorf("the mirror without a client certificate synced: %+v", last.LastSync)
 		}
 	})
 }
