@@ -272,7 +272,7 @@ func serveCmd() *cobra.Command {
 				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-				RateLimits: cfg.RateLimit,
+				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,
 				Events:     fleet.Options{Window: cfg.Events.Window, MaxAggregates: cfg.Events.MaxAggregates},
 				EventBatch: fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
 				Updates:    updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,

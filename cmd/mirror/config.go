@@ -51,6 +51,7 @@ type Config struct {
 	ServeExpired       bool          `mapstructure:"serve_expired"`
 	ClientTokens       []string      `mapstructure:"client_tokens"`
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
+	BodyTimeout        time.Duration `mapstructure:"body_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
 	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
 	// Events bounds the client events kept and the batches accepted.
@@ -118,6 +119,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("serve_expired", true)
 	v.SetDefault("client_tokens", []string{})
 	v.SetDefault("shutdown_timeout", 30*time.Second)
+	v.SetDefault("body_timeout", 30*time.Second)
 	v.SetDefault("inbox_dir", "")
 	v.SetDefault("inbox_interval", 10*time.Second)
 	v.SetDefault("events.window", 100_000)
@@ -191,6 +193,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Events.Window < 1 || c.Events.MaxAggregates < 1 || c.Events.MaxBatchBytes < 1<<10 || c.Events.MaxBatchEvents < 1 {
 		return errors.New("events: window, max_aggregates and max_batch_events must be at least 1, max_batch_bytes at least 1024")
+	}
+	if c.BodyTimeout < time.Second {
+		return errors.New("body_timeout must be at least 1s")
 	}
 	if err := c.RateLimit.Validate(); err != nil {
 		return err

@@ -130,6 +130,7 @@ func (r *Reader) next() (*tar.Header, error) {
 	if _, err := io.Copy(io.Discard, r.tr); err != nil {
 		return nil, invalid("truncated entry: %v", err)
 	}
+	r.body = nil
 	before := r.zr.total
 	hdr, err := r.tr.Next()
 	if err == io.EOF {

@@ -56,7 +56,10 @@ type Config struct {
 	// the fleet defaults); EventBatch caps one POST /v1/events.
 	Events     fleet.Options
 	EventBatch fleet.BatchLimits
-	Updates    UpdateBuilder
+	// BodyTimeout bounds reading the body of an event or lease request
+	// (0: DefaultBodyTimeout).
+	BodyTimeout time.Duration
+	Updates     UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
 	// reported). TenantID and Key (the mirror's signing key, loaded when
@@ -181,7 +184,7 @@ func (m *Mirror) build(ctx context.Context) error {
 		return err
 	}
 	m.srv, err = NewServer(Options{
-		Events: m.events, EventBatch: cfg.EventBatch,
+		Events: m.events, EventBatch: cfg.EventBatch, BodyTimeout: cfg.BodyTimeout,
 		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log,
 	})

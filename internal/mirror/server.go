@@ -53,8 +53,12 @@ type Options struct {
 	// by EventBatch (zero fields: fleet.DefaultBatchLimits).
 	Events     *fleet.Aggregator
 	EventBatch fleet.BatchLimits
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// BodyTimeout bounds how long reading a request body of the event and
+	// lease routes may take (0: DefaultBodyTimeout), so a client trickling
+	// its body cannot hold a handler.
+	BodyTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // view is everything served for one held snapshot; swapped atomically on
@@ -230,13 +234,28 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
 	if s.o.Events != nil {
 		events := &fleethttp.Handler{Agg: s.o.Events, Limits: s.o.EventBatch, Log: s.o.Logger, Now: s.o.Now}
-		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, events).ServeHTTP))
+		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, s.bodyDeadline(events)).ServeHTTP))
 	}
 	if s.o.Leases != nil {
-		leases := s.auth(s.limit(s.o.LeaseLimit, LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger)).ServeHTTP)
+		leases := s.auth(s.limit(s.o.LeaseLimit, s.bodyDeadline(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger))).ServeHTTP)
 		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
 		s.mux.Handle("DELETE /v1/leases/{subject_id}", leases)
 	}
+}
+
+// DefaultBodyTimeout is Options.BodyTimeout when unset.
+const DefaultBodyTimeout = 30 * time.Second
+
+// bodyDeadline sets a read deadline for the request body of h.
+func (s *Server) bodyDeadline(h http.Handler) http.Handler {
+	d := s.o.BodyTimeout
+	if d <= 0 {
+		d = DefaultBodyTimeout
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
 }
 
 // tokenIDKey carries the id of the client token a request presented.
