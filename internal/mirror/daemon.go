@@ -180,11 +180,15 @@ func (m *Mirror) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.events, err = fleet.NewAggregator(ctx, fs, cfg.Events); err != nil {
+	summary, err := NewEventSummary(ctx, fs)
+	if err != nil {
+		return fmt.Errorf("load event summary: %w", err)
+	}
+	if m.events, err = fleet.NewAggregator(ctx, summary, cfg.Events); err != nil {
 		return err
 	}
 	m.srv, err = NewServer(Options{
-		Events: m.events, EventBatch: cfg.EventBatch, BodyTimeout: cfg.BodyTimeout,
+		Events: m.events, EventSummary: summary, EventBatch: cfg.EventBatch, BodyTimeout: cfg.BodyTimeout,
 		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log,
 	})

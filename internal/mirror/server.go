@@ -53,6 +53,10 @@ type Options struct {
 	// by EventBatch (zero fields: fleet.DefaultBatchLimits).
 	Events     *fleet.Aggregator
 	EventBatch fleet.BatchLimits
+	// EventSummary, when set (the store under Events), answers the events
+	// part of /v1/status and /metrics from its kept summary; without it
+	// they are computed from the aggregator per request.
+	EventSummary *EventSummary
 	// BodyTimeout bounds how long reading a request body of the event and
 	// lease routes may take (0: DefaultBodyTimeout), so a client trickling
 	// its body cannot hold a handler.
@@ -137,7 +141,7 @@ func (s *Server) initMetrics() {
 		}, func() float64 { return float64(l.Rejected()) }))
 	}
 	if s.o.Events != nil {
-		s.reg.MustRegister(eventCollector{s.o.Events})
+		s.reg.MustRegister(eventCollector{s.o.Events, s.o.EventSummary})
 	}
 	s.reg.MustRegister(m.sequence, m.expired, m.syncs, m.syncErrors, m.commits, m.downloaded, m.served,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -491,7 +495,10 @@ func EventStatus(meta fleet.Meta, aggs []fleet.Aggregate) *StatusEvents {
 
 // eventCollector exports the client event counts per outcome, summed
 // over the aggregates at scrape time.
-type eventCollector struct{ agg *fleet.Aggregator }
+type eventCollector struct {
+	agg *fleet.Aggregator
+	sum *EventSummary // nil: sum the aggregator's aggregates
+}
 
 var eventsDesc = prometheus.NewDesc("outpost_mirror_client_events_total",
 	"Client events received, per outcome (check, download_ok, download_failed, install_ok, install_failed).", []string{"type"}, nil)
@@ -499,9 +506,14 @@ var eventsDesc = prometheus.NewDesc("outpost_mirror_client_events_total",
 func (c eventCollector) Describe(ch chan<- *prometheus.Desc) { ch <- eventsDesc }
 
 func (c eventCollector) Collect(ch chan<- prometheus.Metric) {
-	totals := map[fleet.Type]int64{}
-	for _, g := range c.agg.Aggregates() {
-		totals[g.Type] += g.Count
+	var totals map[fleet.Type]int64
+	if c.sum != nil {
+		totals = c.sum.Totals()
+	} else {
+		totals = map[fleet.Type]int64{}
+		for _, g := range c.agg.Aggregates() {
+			totals[g.Type] += g.Count
+		}
 	}
 	for _, t := range fleet.Types {
 		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(totals[t]), string(t))
@@ -599,7 +611,12 @@ func (s *Server) Status(ctx context.Context) (Status, error) {
 	if ok {
 		out.Cache = StatusCache{Blobs: u.Blobs, Bytes: u.Bytes, Missing: u.Missing, Quarantined: u.Quarantined, At: u.At}
 	}
-	if s.o.Events != nil {
+	switch {
+	case s.o.EventSummary != nil:
+		if out.Events, err = s.o.EventSummary.Status(ctx); err != nil {
+			return out, err
+		}
+	case s.o.Events != nil:
 		meta, err := s.o.Events.Meta(ctx)
 		if err != nil {
 			return out, err

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/bundle"
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
@@ -79,7 +81,8 @@ func TestServer_StatusFromSummaries(t *testing.T) {
 }
 
 // BenchmarkServer_Status answers GET /v1/status for a held snapshot of a
-// large catalog (20,000 artifacts, all cached) through the handler: one
+// large catalog (20,000 artifacts, all cached) and a full event table
+// (10,000 aggregates) through the handler: one
 // op is one request, CPU bound (no network). "live" is the old way (walk
 // the cache, decode the held snapshot, stat every artifact) for
 // comparison.
@@ -102,7 +105,29 @@ func BenchmarkServer_Status(b *testing.B) {
 	if _, err := r.s.Import(context.Background(), &buf, false); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := mirror.NewServer(mirror.Options{State: r.st, Cache: r.cache})
+	// A full event table: 10,000 aggregates (the default cap), each
+	// release with an error code.
+	fs, err := r.st.FleetStore()
+	if err != nil {
+		b.Fatal(err)
+	}
+	summary, err := mirror.NewEventSummary(context.Background(), fs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	agg, err := fleet.NewAggregator(context.Background(), summary, fleet.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := make([]fleet.Event, 0, 10_000)
+	for range 10_000 {
+		events = append(events, fleet.Event{Type: fleet.TypeInstallFailed, ClientID: "c-0123456789", ReleaseID: catalog.NewID(catalog.PrefixRelease),
+			ToVersion: "1.0.0", ErrorCode: "E_DISK_FULL", Time: time.Now()})
+	}
+	if _, _, err := agg.Ingest(context.Background(), events); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := mirror.NewServer(mirror.Options{State: r.st, Cache: r.cache, Events: agg, EventSummary: summary})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,6 +142,9 @@ func BenchmarkServer_Status(b *testing.B) {
 		}
 	})
 	b.Run("live", func(b *testing.B) {
+		if testing.Short() {
+			b.Skip("seconds per op")
+		}
 		for b.Loop() {
 			if _, err := mirror.BuildStatus(context.Background(), r.st, r.cache, time.Now()); err != nil {
 				b.Fatal(err)
