@@ -2,7 +2,9 @@
 // control plane whether an update is available, downloads the artifact with
 // resume, and accepts it only once its size and sha256 match a snapshot
 // manifest signed by the vendor's pinned keys, so a lying mirror is caught.
-// It also acquires, releases and verifies licence leases.
+// It also acquires, releases and verifies licence leases, and reports
+// check, download and install outcomes to a mirror (ReportEvents). Over
+// HTTPS, WithCAFile pins a private CA.
 //
 // Vendors import it into their own applications; cmd/updatectl is a thin
 // command line around it.
