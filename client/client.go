@@ -2,7 +2,9 @@
 // control plane whether an update is available, downloads the artifact with
 // resume, and accepts it only once its size and sha256 match a snapshot
 // manifest signed by the vendor's pinned keys, so a lying mirror is caught.
-// It also acquires, releases and verifies licence leases.
+// It also acquires, releases and verifies licence leases, and reports
+// check, download and install outcomes to a mirror (ReportEvents). Over
+// HTTPS, WithCAFile pins a private CA.
 //
 // Vendors import it into their own applications; cmd/updatectl is a thin
 // command line around it.
@@ -11,6 +13,8 @@ package client
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +26,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // DefaultUserAgent is sent when no WithUserAgent option is given.
@@ -88,6 +93,51 @@ func WithHTTPClient(h *http.Client) Option {
 		c.http = h
 		return nil
 	}
+}
+
+// WithCAFile pins the CA certificates (PEM) in file: the server's
+// certificate must chain to one of them, and the system roots are not
+// used. It replaces the HTTP client's transport (apply it after
+// WithHTTPClient, whose other settings it keeps).
+func WithCAFile(file string) Option {
+	return func(c *Client) error {
+		if file == "" {
+			return nil
+		}
+		pool, err := tlsconf.LoadPool(file)
+		if err != nil {
+			return fmt.Errorf("ca file: %w", err)
+		}
+		return withTLS(c, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool})
+	}
+}
+
+// WithTLSConfig sets the TLS configuration of the client's transport (a
+// pinned CA, a client certificate). See WithCAFile.
+func WithTLSConfig(tc *tls.Config) Option {
+	return func(c *Client) error {
+		if tc == nil {
+			return errors.New("tls config: nil")
+		}
+		return withTLS(c, tc)
+	}
+}
+
+func withTLS(c *Client, tc *tls.Config) error {
+	var tr *http.Transport
+	switch t := c.http.Transport.(type) {
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		tr = t.Clone()
+	default:
+		return errors.New("tls: the HTTP client's transport is not an *http.Transport")
+	}
+	tr.TLSClientConfig = tc.Clone()
+	h := *c.http
+	h.Transport = tr
+	c.http = &h
+	return nil
 }
 
 // WithUserAgent sets the User-Agent header.
@@ -253,9 +303,27 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, ctxErr)
 		}
+		if hint := tlsHint(err); hint != "" {
+			return nil, fmt.Errorf("%s %s: %w: %s: %w", req.Method, req.URL.Path, ErrNetwork, hint, err)
+		}
 		return nil, fmt.Errorf("%s %s: %w: %w", req.Method, req.URL.Path, ErrNetwork, err)
 	}
 	return resp, nil
+}
+
+// tlsHint says what to do about a server certificate the client does not
+// trust, or "".
+func tlsHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var ve *tls.CertificateVerificationError
+	var he x509.HostnameError
+	switch {
+	case errors.As(err, &he):
+		return "the server's TLS certificate does not name this host"
+	case errors.As(err, &ua), errors.As(err, &ve):
+		return "the server's TLS certificate is not signed by a trusted CA (pin the site CA with --ca-file / WithCAFile)"
+	}
+	return ""
 }
 
 // doJSON sends a request with an optional JSON body, expects one of the

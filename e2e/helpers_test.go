@@ -605,7 +605,7 @@ func (tl tools) check(t *testing.T, server string, q updateQuery) (string, int) 
 	if q.clientID != "" {
 		args = append(args, "--client-id", q.clientID)
 	}
-	r := run(t, baseEnv(), tl.updatectl, args...)
+	r := run(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir()), tl.updatectl, args...)
 	if r.code != 0 && r.code != 10 {
 		t.Fatalf("updatectl check against %s: exit %d: %s", server, r.code, r.stderr)
 	}
@@ -616,7 +616,7 @@ func (tl tools) check(t *testing.T, server string, q updateQuery) (string, int) 
 // key and tenant, and returns the downloaded file's path.
 func (tl tools) download(t *testing.T, server, tenant, key, dir string, q updateQuery) string {
 	t.Helper()
-	path := mustRun(t, baseEnv(), tl.updatectl, "download", "--server", server, "--tenant", tenant, "--trusted-key", key,
+	path := mustRun(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir()), tl.updatectl, "download", "--server", server, "--tenant", tenant, "--trusted-key", key,
 		"--product", q.product, "--channel", "stable", "--platform", "linux", "--arch", "x64",
 		"--version", q.version, "--out", dir)
 	if path == "" {

@@ -21,11 +21,13 @@ import (
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/daemon"
+	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -90,17 +92,21 @@ func withApp(cmd *cobra.Command, withSource bool, fn func(ctx context.Context, a
 
 func newSource(ctx context.Context, cfg *Config) (sync.Source, error) {
 	// Checked here, not at load: status, verify and gc need no source.
+	hc, err := cfg.syncClient()
+	if err != nil {
+		return nil, err
+	}
 	switch cfg.Source {
 	case "controlplane":
 		if cfg.VendorURL == "" || cfg.Credential == "" {
 			return nil, errors.New("config: vendor_url and credential are required with source: controlplane")
 		}
-		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, nil, cfg.MaxSnapshotBytes)
+		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, hc, cfg.MaxSnapshotBytes)
 	case "upstream":
 		if cfg.UpstreamURL == "" {
 			return nil, errors.New("config: upstream_url is required with source: upstream")
 		}
-		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, nil, cfg.MaxSnapshotBytes)
+		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, hc, cfg.MaxSnapshotBytes)
 	case "s3":
 		if cfg.S3.Endpoint == "" || cfg.S3.Bucket == "" {
 			return nil, errors.New("config: s3.endpoint and s3.bucket are required with source: s3")
@@ -262,11 +268,14 @@ func serveCmd() *cobra.Command {
 			}
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
-				Source: src, SyncInterval: cfg.SyncInterval,
+				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval,
 				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-				Updates: updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
+				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,
+				Events:     fleet.Options{Window: cfg.Events.Window, MaxAggregates: cfg.Events.MaxAggregates},
+				EventBatch: fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
+				Updates:    updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
 				Logger: newLogger(cfg, cmd.ErrOrStderr()),
 			})
 			if err != nil {
@@ -375,7 +384,8 @@ func statusCmd() *cobra.Command {
 			var st mirror.Status
 			if server != "" {
 				token, _ := cmd.Flags().GetString("token")
-				if err := remoteStatus(ctx, server, token, &st); err != nil {
+				caFile, _ := cmd.Flags().GetString("ca-file")
+				if err := remoteStatus(ctx, server, token, caFile, &st); err != nil {
 					return err
 				}
 			} else {
@@ -395,6 +405,19 @@ func statusCmd() *cobra.Command {
 				if st, err = mirror.BuildStatus(ctx, s, c, time.Now()); err != nil {
 					return err
 				}
+				fs, err := s.FleetStore()
+				if err != nil {
+					return err
+				}
+				meta, err := fs.Meta(ctx)
+				if err != nil {
+					return err
+				}
+				var aggs []fleet.Aggregate
+				if err := fs.Aggregates(ctx, func(g fleet.Aggregate) error { aggs = append(aggs, g); return nil }); err != nil {
+					return err
+				}
+				st.Events = mirror.EventStatus(meta, aggs)
 			}
 			return output(cmd, st, func(w io.Writer) {
 				if st.Snapshot == nil {
@@ -414,15 +437,33 @@ func statusCmd() *cobra.Command {
 					fmt.Fprintf(w, "last sync: %s from %s: %s\n", st.LastSync.At.Format(time.RFC3339), st.LastSync.Source, res)
 				}
 				fmt.Fprintf(w, "cache:     %d blobs, %d bytes, %d missing, %d quarantined\n", st.Cache.Blobs, st.Cache.Bytes, st.Cache.Missing, st.Cache.Quarantined)
+				if e := st.Events; e != nil {
+					fmt.Fprintf(w, "events:    %d received (%d acknowledged by the vendor):", e.LastSeq, e.Acked)
+					for _, t := range fleet.Types {
+						fmt.Fprintf(w, " %s %d", t, e.Totals[string(t)])
+					}
+					fmt.Fprintln(w)
+				}
 			})
 		},
 	}
 	cmd.Flags().String("server", "", "ask a running mirror at this URL instead of reading the data dir")
 	cmd.Flags().String("token", "", "client token for --server")
+	cmd.Flags().String("ca-file", "", "PEM CA certificate(s) an https --server must chain to (only they are trusted)")
 	return cmd
 }
 
-func remoteStatus(ctx context.Context, server, token string, st *mirror.Status) error {
+func remoteStatus(ctx context.Context, server, token, caFile string, st *mirror.Status) error {
+	hc := http.DefaultClient
+	if caFile != "" {
+		tc, err := tlsconf.NewClient(tlsconf.ClientConfig{CAFile: caFile}, nil)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		hc = &http.Client{Transport: tr}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+"/v1/status", nil)
@@ -432,7 +473,7 @@ func remoteStatus(ctx context.Context, server, token string, st *mirror.Status) 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
@@ -452,6 +493,10 @@ func verifyCmd() *cobra.Command {
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
 				rep, err := a.cache.Verify(ctx)
 				if err != nil {
+					return err
+				}
+				// Quarantined blobs change the summary /v1/status serves.
+				if _, err := a.syncer.RefreshUsage(ctx); err != nil {
 					return err
 				}
 				st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"github.com/outpost/outpost/internal/cliconf"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is the mirror's configuration (configs/mirror.yaml documents
@@ -48,8 +51,27 @@ type Config struct {
 	ServeExpired       bool          `mapstructure:"serve_expired"`
 	ClientTokens       []string      `mapstructure:"client_tokens"`
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
+	BodyTimeout        time.Duration `mapstructure:"body_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
 	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
+	// Events bounds the client events kept and the batches accepted.
+	Events EventsConfig `mapstructure:"events"`
+	// RateLimit limits each client on the lease and event routes.
+	RateLimit mirror.RateLimits `mapstructure:"rate_limit"`
+	// TLS is the server side: tls_cert_file, tls_key_file (HTTPS when
+	// set), tls_client_ca_file, tls_client_auth, tls_reload_interval.
+	TLS tlsconf.Config `mapstructure:",squash"`
+	// SyncTLS is the sync client's side (control plane, upstream mirror):
+	// ca_file, tls_client_cert_file, tls_client_key_file.
+	SyncTLS tlsconf.ClientConfig `mapstructure:",squash"`
+}
+
+// EventsConfig is the events: section (POST /v1/events).
+type EventsConfig struct {
+	Window         int   `mapstructure:"window"`
+	MaxAggregates  int   `mapstructure:"max_aggregates"`
+	MaxBatchBytes  int64 `mapstructure:"max_batch_bytes"`
+	MaxBatchEvents int   `mapstructure:"max_batch_events"`
 }
 
 // S3Config is the customer-side bucket source.
@@ -97,8 +119,26 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("serve_expired", true)
 	v.SetDefault("client_tokens", []string{})
 	v.SetDefault("shutdown_timeout", 30*time.Second)
+	v.SetDefault("body_timeout", 30*time.Second)
 	v.SetDefault("inbox_dir", "")
 	v.SetDefault("inbox_interval", 10*time.Second)
+	v.SetDefault("events.window", 100_000)
+	v.SetDefault("events.max_aggregates", 10_000)
+	v.SetDefault("events.max_batch_bytes", int64(1<<20))
+	v.SetDefault("events.max_batch_events", 1000)
+	v.SetDefault("rate_limit.leases.rate", 5.0)
+	v.SetDefault("rate_limit.leases.burst", 50)
+	v.SetDefault("rate_limit.events.rate", 20.0)
+	v.SetDefault("rate_limit.events.burst", 100)
+	v.SetDefault("rate_limit.max_clients", 10000)
+	v.SetDefault("tls_cert_file", "")
+	v.SetDefault("tls_key_file", "")
+	v.SetDefault("tls_client_ca_file", "")
+	v.SetDefault("tls_client_auth", "none")
+	v.SetDefault("tls_reload_interval", tlsconf.DefaultReloadInterval)
+	v.SetDefault("ca_file", "")
+	v.SetDefault("tls_client_cert_file", "")
+	v.SetDefault("tls_client_key_file", "")
 }
 
 // loadConfig applies flags > OUTPOST_ environment > YAML file > defaults.
@@ -151,6 +191,21 @@ func (c *Config) Validate() error {
 	if c.MaxSnapshotBytes < 1<<10 {
 		return errors.New("max_snapshot_bytes must be at least 1024")
 	}
+	if c.Events.Window < 1 || c.Events.MaxAggregates < 1 || c.Events.MaxBatchBytes < 1<<10 || c.Events.MaxBatchEvents < 1 {
+		return errors.New("events: window, max_aggregates and max_batch_events must be at least 1, max_batch_bytes at least 1024")
+	}
+	if c.BodyTimeout < time.Second {
+		return errors.New("body_timeout must be at least 1s")
+	}
+	if err := c.RateLimit.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if (c.SyncTLS.CertFile == "") != (c.SyncTLS.KeyFile == "") {
+		return errors.New("tls_client_cert_file and tls_client_key_file must be set together")
+	}
 	return nil
 }
 
@@ -175,6 +230,23 @@ func (c *Config) trust() (snapshot.Trust, error) {
 		return t, fmt.Errorf("config: signature_threshold %d is more than the %d trusted keys", c.SignatureThreshold, len(t.Keys))
 	}
 	return t, nil
+}
+
+// syncClient is the HTTP client of the sync sources: nil (the default
+// transport) unless ca_file or a client certificate is configured. With
+// ca_file only that CA is trusted, for every request the sync makes
+// (redirects included).
+func (c *Config) syncClient() (*http.Client, error) {
+	if c.SyncTLS.CAFile == "" && c.SyncTLS.CertFile == "" {
+		return nil, nil
+	}
+	tc, err := tlsconf.NewClient(c.SyncTLS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
 }
 
 func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "mirror.db") }

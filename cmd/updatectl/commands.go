@@ -60,6 +60,7 @@ func (a *app) checkCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.autoReport(cmd.Context(), c, decisionEvent(client.EventCheck, q, d))
 			if a.opts.output == "json" {
 				if err := a.printJSON(d); err != nil {
 					return err
@@ -117,6 +118,7 @@ func (a *app) downloadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.autoReport(cmd.Context(), c, decisionEvent(client.EventCheck, q, d))
 			if !d.UpdateAvailable {
 				if a.opts.output == "json" {
 					return a.printJSON(map[string]any{"decision": d})
@@ -136,10 +138,17 @@ func (a *app) downloadCmd() *cobra.Command {
 			if bar != nil {
 				progress = bar.update
 			}
+			started := time.Now()
 			err = c.Download(cmd.Context(), d, dest, progress)
 			if bar != nil {
 				bar.finish()
 			}
+			ev := decisionEvent(client.EventDownloadOK, q, d)
+			ev.DurationMS = time.Since(started).Milliseconds()
+			if err != nil {
+				ev.Type, ev.ErrorCode = client.EventDownloadFailed, downloadErrorCode(err)
+			}
+			a.autoReport(cmd.Context(), c, ev)
 			if err != nil {
 				return err
 			}

@@ -128,6 +128,9 @@ type options struct {
 	serverKind string
 	maxSnap    int64
 	retries    int
+	caFile     string
+	stateDir   string
+	noReport   bool
 }
 
 type app struct {
@@ -174,7 +177,10 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&a.opts.serverKind, "server-kind", "auto", "lease API of --server: auto, mirror or controlplane")
 	pf.Int64Var(&a.opts.maxSnap, "max-snapshot-size", 64<<20, "largest snapshot envelope accepted, bytes")
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
-	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd())
+	pf.StringVar(&a.opts.stateDir, "state-dir", "", "where updatectl keeps its pseudonymous event client id (default $XDG_STATE_HOME/outpost or ~/.local/state/outpost)")
+	pf.BoolVar(&a.opts.noReport, "no-report", false, "check and download: do not report the outcome to the mirror")
+	pf.StringVar(&a.opts.caFile, "ca-file", "", "PEM CA certificate(s) the server's HTTPS certificate must chain to (pins a private CA; system roots unused)")
+	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd(), a.reportCmd())
 	return root
 }
 
@@ -218,6 +224,7 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		client.WithTenant(a.opts.tenant),
 		client.WithMaxSnapshotSize(a.opts.maxSnap),
 		client.WithRetries(a.opts.retries, client.DefaultBackoff),
+		client.WithCAFile(a.opts.caFile),
 	}
 	switch a.opts.serverKind {
 	case "auto":

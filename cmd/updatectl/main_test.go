@@ -54,7 +54,15 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	// updatectl keeps its event client id in the state dir: never the
+	// real home's.
+	state, err := os.MkdirTemp("", "updatectl-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
 	code := m.Run()
+	os.RemoveAll(state)
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}

@@ -1,8 +1,11 @@
 // Package bundle reads and writes offline bundles: a tar whose first entry
 // is "snapshot.dsse.json" (the signed envelope, verbatim) followed by
 // "artifacts/<sha256>" entries. Both sides stream with constant memory.
-// The reader is strict: any other name, a duplicate, a non-regular entry
-// or a truncated archive is an error.
+// The reader is strict: any other name, a duplicate, a truncated archive
+// or an entry tarsafe.Check refuses (sparse in any GNU form, a link, a
+// device, an unclean name) is an error, found before any byte of the
+// entry is handed out; bodies read as exactly their stored size
+// (tarsafe.Body), so a bundle never expands into more than it holds.
 package bundle
 
 import (
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/tarsafe"
 )
 
 // EnvelopeName is the name of the first entry.
@@ -102,6 +106,7 @@ type Reader struct {
 	env    bool
 	seen   map[string]bool
 	done   bool
+	body   io.Reader // the current entry's body: exactly its stored size
 }
 
 // NewReader reads a bundle from r. maxEnvelope <= 0 means
@@ -125,6 +130,7 @@ func (r *Reader) next() (*tar.Header, error) {
 	if _, err := io.Copy(io.Discard, r.tr); err != nil {
 		return nil, invalid("truncated entry: %v", err)
 	}
+	r.body = nil
 	before := r.zr.total
 	hdr, err := r.tr.Next()
 	if err == io.EOF {
@@ -141,12 +147,12 @@ func (r *Reader) next() (*tar.Header, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if hdr.Typeflag != tar.TypeReg {
-		return nil, invalid("entry %q is not a regular file (type %q)", hdr.Name, hdr.Typeflag)
+	// Every entry is checked before any of its bytes are read: a sparse
+	// entry would otherwise expand into its claimed size.
+	if err := tarsafe.Check(hdr, -1); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if hdr.Size < 0 {
-		return nil, invalid("entry %q has a negative size", hdr.Name)
-	}
+	r.body = truncReader{tarsafe.Body(r.tr, hdr)}
 	if r.seen[hdr.Name] {
 		return nil, invalid("duplicate entry %q", hdr.Name)
 	}
@@ -173,7 +179,7 @@ func (r *Reader) Envelope() ([]byte, error) {
 	if hdr.Size > r.maxEnv {
 		return nil, invalid("%s is %d bytes, over the %d byte cap", EnvelopeName, hdr.Size, r.maxEnv)
 	}
-	env, err := io.ReadAll(r.tr)
+	env, err := io.ReadAll(r.Body())
 	if err != nil {
 		return nil, invalid("read %s: %v", EnvelopeName, err)
 	}
@@ -213,9 +219,18 @@ func (r *Reader) Next() (Entry, error) {
 	return Entry{SHA256: sha, Size: hdr.Size}, nil
 }
 
-// Body reads the current entry's bytes. A short read is reported as a
-// truncated bundle.
-func (r *Reader) Body() io.Reader { return truncReader{r.tr} }
+// Body reads the current entry's bytes: exactly its stored size
+// (tarsafe.Body). A short read is reported as a truncated bundle.
+func (r *Reader) Body() io.Reader {
+	if r.body == nil {
+		return eofReader{}
+	}
+	return r.body
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 type truncReader struct{ r io.Reader }
 

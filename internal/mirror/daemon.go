@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +14,11 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/daemon"
+	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is what a Mirror daemon needs; cmd/mirror builds it from
@@ -24,6 +28,9 @@ type Config struct {
 	Retain  int    // snapshots kept (0: state.DefaultRetain)
 	DataDir string // the blob cache's root
 	Listen  string // host:port; ":0" picks a port (Addr tells which)
+	// TLS serves HTTPS when TLS.CertFile is set; the certificate is
+	// reloaded on SIGHUP and when its files change (the "tls" part).
+	TLS tlsconf.Config
 
 	// Source is where syncs come from; nil for a mirror fed by bundles
 	// only.
@@ -43,7 +50,16 @@ type Config struct {
 
 	ServeExpired bool
 	ClientTokens []string
-	Updates      UpdateBuilder
+	// RateLimits limit each client on the lease and event routes.
+	RateLimits RateLimits
+	// Events bounds the client events kept in mirror.db (zero fields:
+	// the fleet defaults); EventBatch caps one POST /v1/events.
+	Events     fleet.Options
+	EventBatch fleet.BatchLimits
+	// BodyTimeout bounds reading the body of an event or lease request
+	// (0: DefaultBodyTimeout).
+	BodyTimeout time.Duration
+	Updates     UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
 	// reported). TenantID and Key (the mirror's signing key, loaded when
@@ -53,6 +69,41 @@ type Config struct {
 	Key      func() (ed25519.PrivateKey, error)
 
 	Logger *slog.Logger
+}
+
+// RateLimit is one route's per-client limit: Rate requests per second
+// sustained, Burst at once. Rate 0 disables it.
+type RateLimit struct {
+	Rate  float64 `mapstructure:"rate"`
+	Burst int     `mapstructure:"burst"`
+}
+
+// RateLimits are the mirror's per-client limits (mirror.yaml rate_limit).
+type RateLimits struct {
+	Leases RateLimit `mapstructure:"leases"`
+	Events RateLimit `mapstructure:"events"`
+	// MaxClients caps the clients tracked per route (0: 10000).
+	MaxClients int `mapstructure:"max_clients"`
+}
+
+// Validate checks the limits.
+func (r RateLimits) Validate() error {
+	for name, l := range map[string]RateLimit{"leases": r.Leases, "events": r.Events} {
+		if l.Rate == 0 {
+			continue
+		}
+		if err := (ratelimit.Config{Rate: l.Rate, Burst: l.Burst, MaxClients: r.MaxClients}).Validate(); err != nil {
+			return fmt.Errorf("rate_limit.%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (r RateLimits) limiter(l RateLimit) (*ratelimit.Limiter, error) {
+	if l.Rate == 0 {
+		return nil, nil
+	}
+	return ratelimit.New(ratelimit.Config{Rate: l.Rate, Burst: l.Burst, MaxClients: r.MaxClients})
 }
 
 // Mirror is the mirror daemon: it owns the state, the cache, the HTTP
@@ -67,6 +118,8 @@ type Mirror struct {
 	srv    *Server
 	syncer *sync.Syncer
 	ln     net.Listener
+	tls    *tlsconf.Server // nil: plain HTTP
+	events *fleet.Aggregator
 	hs     *http.Server
 	// inflight joins the request handlers: http.Server.Close does not
 	// wait for them.
@@ -97,14 +150,14 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 		return nil, err
 	}
 	m := &Mirror{cfg: cfg, log: cfg.Logger, st: st}
-	if err := m.build(); err != nil {
+	if err := m.build(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *Mirror) build() error {
+func (m *Mirror) build(ctx context.Context) error {
 	cfg := m.cfg
 	c, err := cache.Open(cfg.DataDir)
 	if err != nil {
@@ -112,9 +165,32 @@ func (m *Mirror) build() error {
 	}
 	m.cache = c
 	leases := NewLeases(m.st, cfg.MirrorID, cfg.TenantID, cfg.Key)
+	if err := cfg.RateLimits.Validate(); err != nil {
+		return err
+	}
+	leaseLimit, err := cfg.RateLimits.limiter(cfg.RateLimits.Leases)
+	if err != nil {
+		return err
+	}
+	eventLimit, err := cfg.RateLimits.limiter(cfg.RateLimits.Events)
+	if err != nil {
+		return err
+	}
+	fs, err := m.st.FleetStore()
+	if err != nil {
+		return err
+	}
+	summary, err := NewEventSummary(ctx, fs)
+	if err != nil {
+		return fmt.Errorf("load event summary: %w", err)
+	}
+	if m.events, err = fleet.NewAggregator(ctx, summary, cfg.Events); err != nil {
+		return err
+	}
 	m.srv, err = NewServer(Options{
+		Events: m.events, EventSummary: summary, EventBatch: cfg.EventBatch, BodyTimeout: cfg.BodyTimeout,
 		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-		Updates: cfg.Updates, Leases: leases, Logger: m.log,
+		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log,
 	})
 	if err != nil {
 		return err
@@ -128,12 +204,29 @@ func (m *Mirror) build() error {
 		}
 	}
 	m.syncer = sync.New(cfg.Source, m.st, c, sc)
+	// The cache summary /v1/status answers from: computed once here (a
+	// command may have changed the cache meanwhile), then on every
+	// commit and GC.
+	if _, err := m.syncer.RefreshUsage(ctx); err != nil {
+		return err
+	}
+	if cfg.TLS.Enabled() {
+		if m.tls, err = tlsconf.NewServer(cfg.TLS, m.log); err != nil {
+			return err
+		}
+	}
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if m.tls != nil {
+		m.ln = tls.NewListener(m.ln, m.tls.Config)
 	}
 	m.hs = &http.Server{
 		Handler:           m.track(m.srv.Handler()),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// TLS handshake failures and the like: debug, a scanner must not
+		// flood the log.
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	return nil
 }
@@ -149,6 +242,12 @@ func (m *Mirror) track(h http.Handler) http.Handler {
 
 // Addr is the address the mirror listens on.
 func (m *Mirror) Addr() net.Addr { return m.ln.Addr() }
+
+// TLS is the mirror's TLS side (nil when it serves plain HTTP).
+func (m *Mirror) TLS() *tlsconf.Server { return m.tls }
+
+// Events is the mirror's client-event aggregator.
+func (m *Mirror) Events() *fleet.Aggregator { return m.events }
 
 // Syncer is the mirror's syncer (for one-shot commands and tests).
 func (m *Mirror) Syncer() *sync.Syncer { return m.syncer }
@@ -171,6 +270,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 
 	g := daemon.NewGroup(ctx)
 	g.Go("http", m.serve)
+	if m.tls != nil {
+		g.Go("tls", m.tls.Run)
+	}
 	if m.cfg.Source != nil {
 		g.Go("sync", func(ctx context.Context) error {
 			m.syncer.Run(ctx, m.cfg.SyncInterval)
@@ -187,7 +289,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 	if m.cfg.GCInterval > 0 {
 		g.Go("gc", m.gc)
 	}
-	m.log.Info("mirror serving", "listen", m.Addr().String(), "source", sourceName(m.cfg.Source))
+	m.log.Info("mirror serving", "listen", m.Addr().String(), "tls", m.tls != nil, "source", sourceName(m.cfg.Source))
 	err := g.Wait()
 	if err != nil && ctx.Err() == nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,10 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/fleet"
+	"github.com/outpost/outpost/internal/fleet/fleethttp"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/wire"
 )
@@ -40,8 +44,25 @@ type Options struct {
 	// Leases, when set, serves PUT/DELETE /v1/leases/{subject_id} (behind
 	// the client token check like every /v1/ path).
 	Leases *Leases
-	Logger *slog.Logger
-	Now    func() time.Time
+	// LeaseLimit and EventLimit, when set, limit each client (keyed by its
+	// client token when tokens are configured, else by its IP) on the
+	// lease and event routes: over the limit is 429 with Retry-After.
+	LeaseLimit, EventLimit *ratelimit.Limiter
+	// Events, when set, serves POST /v1/events (client reports, behind
+	// the client token check) into this aggregator, with batches capped
+	// by EventBatch (zero fields: fleet.DefaultBatchLimits).
+	Events     *fleet.Aggregator
+	EventBatch fleet.BatchLimits
+	// EventSummary, when set (the store under Events), answers the events
+	// part of /v1/status and /metrics from its kept summary; without it
+	// they are computed from the aggregator per request.
+	EventSummary *EventSummary
+	// BodyTimeout bounds how long reading a request body of the event and
+	// lease routes may take (0: DefaultBodyTimeout), so a client trickling
+	// its body cannot hold a handler.
+	BodyTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // view is everything served for one held snapshot; swapped atomically on
@@ -110,6 +131,18 @@ func (s *Server) initMetrics() {
 	m.commits = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_snapshot_commits_total", Help: "Snapshots committed."})
 	m.downloaded = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_downloaded_bytes_total", Help: "Artifact bytes downloaded or imported."})
 	m.served = prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_mirror_served_bytes_total", Help: "Artifact bytes served to clients."})
+	for route, l := range map[string]*ratelimit.Limiter{"leases": s.o.LeaseLimit, "events": s.o.EventLimit} {
+		if l == nil {
+			continue
+		}
+		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_mirror_rate_limited_total", Help: "Requests refused with 429 by the per-client rate limit.",
+			ConstLabels: prometheus.Labels{"route": route},
+		}, func() float64 { return float64(l.Rejected()) }))
+	}
+	if s.o.Events != nil {
+		s.reg.MustRegister(eventCollector{s.o.Events, s.o.EventSummary})
+	}
 	s.reg.MustRegister(m.sequence, m.expired, m.syncs, m.syncErrors, m.commits, m.downloaded, m.served,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The expiry gauge follows the clock, not just commits.
@@ -203,30 +236,70 @@ func (s *Server) routes() {
 	}))
 	s.mux.Handle("GET /v1/status", s.auth(s.status))
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
+	if s.o.Events != nil {
+		events := &fleethttp.Handler{Agg: s.o.Events, Limits: s.o.EventBatch, Log: s.o.Logger, Now: s.o.Now}
+		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, s.bodyDeadline(events)).ServeHTTP))
+	}
 	if s.o.Leases != nil {
-		leases := s.auth(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger).ServeHTTP)
+		leases := s.auth(s.limit(s.o.LeaseLimit, s.bodyDeadline(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger))).ServeHTTP)
 		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
 		s.mux.Handle("DELETE /v1/leases/{subject_id}", leases)
 	}
 }
+
+// DefaultBodyTimeout is Options.BodyTimeout when unset.
+const DefaultBodyTimeout = 30 * time.Second
+
+// bodyDeadline sets a read deadline for the request body of h.
+func (s *Server) bodyDeadline(h http.Handler) http.Handler {
+	d := s.o.BodyTimeout
+	if d <= 0 {
+		d = DefaultBodyTimeout
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tokenIDKey carries the id of the client token a request presented.
+type tokenIDKey struct{}
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(s.tokens) > 0 {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			sum := sha256.Sum256([]byte(tok))
-			match := 0
-			for _, t := range s.tokens {
-				match |= subtle.ConstantTimeCompare(sum[:], t[:])
+			match, which := 0, 0
+			for i, t := range s.tokens {
+				eq := subtle.ConstantTimeCompare(sum[:], t[:])
+				match |= eq
+				which = subtle.ConstantTimeSelect(eq, i, which)
 			}
 			if !ok || match == 0 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="outpost-mirror"`)
 				wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAUTHORIZED, "a valid client token is required"))
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), tokenIDKey{}, fmt.Sprintf("tok:%d", which)))
 		}
 		h(w, r)
 	})
+}
+
+// clientKey names the client of r for the rate limits: the client token
+// it presented, or "" (its IP) when the mirror has no client tokens.
+func clientKey(r *http.Request) string {
+	id, _ := r.Context().Value(tokenIDKey{}).(string)
+	return id
+}
+
+// limit puts h behind l (nil: no limit).
+func (s *Server) limit(l *ratelimit.Limiter, h http.Handler) http.Handler {
+	if l == nil {
+		return h
+	}
+	return l.Middleware(clientKey, s.o.Logger)(h)
 }
 
 // usable returns the view, or writes 503 when nothing may be served.
@@ -382,6 +455,69 @@ type Status struct {
 	Snapshot *StatusSnapshot   `json:"snapshot"`
 	LastSync *state.SyncResult `json:"last_sync"`
 	Cache    StatusCache       `json:"cache"`
+	Events   *StatusEvents     `json:"events,omitempty"`
+}
+
+// StatusEvents summarizes the client events the mirror holds: totals per
+// outcome, and the aggregates per release and outcome (the most recently
+// updated first, at most MaxStatusAggregates).
+type StatusEvents struct {
+	StoreID    string            `json:"store_id"`
+	LastSeq    uint64            `json:"last_seq"`
+	Acked      uint64            `json:"acked"`
+	Totals     map[string]int64  `json:"totals"`
+	Aggregates []fleet.Aggregate `json:"aggregates"`
+	Truncated  bool              `json:"truncated,omitempty"`
+}
+
+// MaxStatusAggregates caps the aggregates listed on /v1/status.
+const MaxStatusAggregates = 200
+
+// EventStatus summarizes aggs (from an aggregator or a store) and meta.
+func EventStatus(meta fleet.Meta, aggs []fleet.Aggregate) *StatusEvents {
+	out := &StatusEvents{StoreID: meta.StoreID, LastSeq: meta.LastSeq, Acked: meta.Acked, Totals: map[string]int64{}}
+	for _, t := range fleet.Types {
+		out.Totals[string(t)] = 0
+	}
+	for _, g := range aggs {
+		out.Totals[string(g.Type)] += g.Count
+	}
+	sort.SliceStable(aggs, func(i, j int) bool { return aggs[i].LastSeq > aggs[j].LastSeq })
+	if len(aggs) > MaxStatusAggregates {
+		aggs, out.Truncated = aggs[:MaxStatusAggregates], true
+	}
+	out.Aggregates = aggs
+	if out.Aggregates == nil {
+		out.Aggregates = []fleet.Aggregate{}
+	}
+	return out
+}
+
+// eventCollector exports the client event counts per outcome, summed
+// over the aggregates at scrape time.
+type eventCollector struct {
+	agg *fleet.Aggregator
+	sum *EventSummary // nil: sum the aggregator's aggregates
+}
+
+var eventsDesc = prometheus.NewDesc("outpost_mirror_client_events_total",
+	"Client events received, per outcome (check, download_ok, download_failed, install_ok, install_failed).", []string{"type"}, nil)
+
+func (c eventCollector) Describe(ch chan<- *prometheus.Desc) { ch <- eventsDesc }
+
+func (c eventCollector) Collect(ch chan<- prometheus.Metric) {
+	var totals map[fleet.Type]int64
+	if c.sum != nil {
+		totals = c.sum.Totals()
+	} else {
+		totals = map[fleet.Type]int64{}
+		for _, g := range c.agg.Aggregates() {
+			totals[g.Type] += g.Count
+		}
+	}
+	for _, t := range fleet.Types {
+		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(totals[t]), string(t))
+	}
 }
 
 // StatusSnapshot describes the held snapshot.
@@ -402,6 +538,9 @@ type StatusCache struct {
 	Bytes       int64 `json:"bytes"`
 	Missing     int   `json:"missing"`
 	Quarantined int   `json:"quarantined"`
+	// At is when the summary was computed (after the last commit or GC);
+	// zero when it was read live (`mirror status` without --server).
+	At time.Time `json:"at,omitzero"`
 }
 
 // BuildStatus reads the status straight from state and cache.
@@ -443,18 +582,53 @@ func buildStatus(ctx context.Context, h *state.Held, st *state.State, c *cache.C
 	return out, nil
 }
 
+// status answers from small stored summaries only: the held snapshot's
+// fields from the in-memory view, the last sync result and the cache
+// summary (state.CacheUsage, refreshed on commit and GC) from mirror.db,
+// the event totals from the aggregator's memory. Nothing walks the cache
+// or decodes the held document per request.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	// The served view, not the state: a commit lands in the state a moment
-	// before the view swaps, and a status must not announce a snapshot
-	// that GET /v1/snapshot does not serve yet.
-	var h *state.Held
-	if v := s.cur.Load(); v != nil {
-		h = v.held
-	}
-	st, err := buildStatus(r.Context(), h, s.o.State, s.o.Cache, s.o.Now())
+	st, err := s.Status(r.Context())
 	if err != nil {
 		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
 		return
 	}
 	wire.WriteJSON(w, http.StatusOK, st)
+}
+
+// Status is what GET /v1/status answers.
+func (s *Server) Status(ctx context.Context) (Status, error) {
+	var out Status
+	if v := s.cur.Load(); v.held != nil {
+		h := v.held
+		out.Snapshot = &StatusSnapshot{
+			SnapshotID: h.SnapshotID, Sequence: h.Sequence, Hash: h.Hash, ExpiresAt: h.ExpiresAt,
+			Expired: s.expired(h), VerifiedAt: h.VerifiedAt, Artifacts: len(v.byID), Channels: h.Channels,
+		}
+	}
+	if r, ok, err := s.o.State.LastSync(); err != nil {
+		return out, err
+	} else if ok {
+		out.LastSync = &r
+	}
+	u, ok, err := s.o.State.CacheUsage()
+	if err != nil {
+		return out, err
+	}
+	if ok {
+		out.Cache = StatusCache{Blobs: u.Blobs, Bytes: u.Bytes, Missing: u.Missing, Quarantined: u.Quarantined, At: u.At}
+	}
+	switch {
+	case s.o.EventSummary != nil:
+		if out.Events, err = s.o.EventSummary.Status(ctx); err != nil {
+			return out, err
+		}
+	case s.o.Events != nil:
+		meta, err := s.o.Events.Meta(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.Events = EventStatus(meta, s.o.Events.Aggregates())
+	}
+	return out, nil
 }

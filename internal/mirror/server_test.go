@@ -27,7 +27,7 @@ type rig struct {
 	s     *sync.Syncer
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{v: synctest.NewVendor(t), cp: synctest.NewControlPlane(t)}

@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"context"
+
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 )
@@ -67,6 +69,7 @@ func (s *Syncer) commit(c *candidate, eventType, source string, fetched int, byt
 		return err
 	}
 	s.cfg.Logger.Info("snapshot committed", "source", source, "snapshot_id", c.m.SnapshotID, "sequence", c.m.Sequence, "fetched", fetched, "bytes", bytes)
+	s.noteUsage(context.Background())
 	if s.cfg.OnCommit != nil {
 		s.cfg.OnCommit()
 	}

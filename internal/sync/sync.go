@@ -383,5 +383,9 @@ func (s *Syncer) GC(ctx context.Context) (cache.GCReport, error) {
 	if err != nil {
 		return cache.GCReport{}, err
 	}
-	return s.cache.GC(ctx, state.Referenced(hs))
+	rep, err := s.cache.GC(ctx, state.Referenced(hs))
+	if err == nil {
+		s.noteUsage(ctx)
+	}
+	return rep, err
 }
