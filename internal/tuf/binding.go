@@ -209,4 +209,3 @@ func (r *Repository) blocked(productID string, v *semver.Version) (bool, error) 
 	}
 	return false, nil
 }
-
