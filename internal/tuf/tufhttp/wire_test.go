@@ -7,8 +7,8 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/tuf"
 )
