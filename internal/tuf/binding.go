@@ -158,30 +158,25 @@ func CheckAnswer(repo *Repository, q AnswerQuery, a Answer, now time.Time) (Targ
 // findTarget looks for the target of release and artifact among the
 // product's targets (its role and its bins).
 func (r *Repository) findTarget(productID, releaseID, artifactID string) (Target, error) {
-	pr := r.Roles[ProductRole(productID)]
-	if pr == nil {
+	role := ProductRole(productID)
+	if r.Roles[role] == nil {
 		return Target{}, refuse("product", "product %s is not in the verified metadata", productID)
 	}
-	roles := []*Targets{pr}
-	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
-		for _, name := range d.SuccinctRoles.GetRoles() {
-			if b := r.Roles[name]; b != nil {
-				roles = append(roles, b)
-			}
-		}
-	}
-	for _, role := range roles {
-		for path, tf := range role.Signed.Targets {
-			if tf.Custom == nil {
-				continue
-			}
+	errFound := errors.New("found")
+	var path string
+	for _, name := range productRoles(r.Roles, role) {
+		err := eachArtifact(r.Roles, r.compact, name, func(e heldTarget) error {
 			var c struct {
 				Artifact string `json:"artifact"`
 				Release  string `json:"release"`
 			}
-			if json.Unmarshal(*tf.Custom, &c) != nil || c.Release != releaseID || c.Artifact != artifactID {
-				continue
+			if json.Unmarshal([]byte(e.custom), &c) == nil && c.Release == releaseID && c.Artifact == artifactID {
+				path = e.path
+				return errFound
 			}
+			return nil
+		})
+		if err != nil {
 			return r.Target(path)
 		}
 	}
