@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -525,8 +526,16 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 			return fmt.Errorf("update: %w", err)
 		}
 		var t *Targets
+		var cr compactRole // a bin parsed straight into compact form
 		if parent != metadata.ROOT {
-			if fr, ok := fastParse(data); ok {
+			var fr fastRole
+			var ok bool
+			if isBin {
+				fr, cr, ok = fastParseCompact(data)
+			} else {
+				fr, ok = fastParse(data)
+			}
+			if ok {
 				handled, err := verifyFast(fr, tm.Targets[parent], role, mf.Version, now)
 				if handled && err == nil {
 					err = mf.VerifyLengthHashes(data)
@@ -540,6 +549,8 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 					}
 					t = fr.t
 					tm.Targets[role] = t
+				} else {
+					cr = nil
 				}
 			}
 		}
@@ -553,7 +564,11 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 			return fmt.Errorf("update: role %s v%d: %w", role, mf.Version, err)
 		}
 		if parent != metadata.ROOT {
-			if err := checkPaths(tm.Targets[parent], role, t); err != nil {
+			paths := maps.Keys(t.Signed.Targets)
+			if cr != nil {
+				paths = maps.Keys(cr)
+			}
+			if err := checkPaths(tm.Targets[parent], role, paths); err != nil {
 				return err
 			}
 		}
@@ -565,10 +580,13 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 			return fmt.Errorf("update: %w", err)
 		}
 		fetched[role] = true
+		if cr != nil {
+			compact[role] = cr
+		}
 	}
 	t := tm.Targets[role]
 	roles[role] = t
-	if isBin {
+	if _, done := compact[role]; isBin && !done {
 		if cr, ok := l.compact[role]; ok && use {
 			compact[role] = cr
 		} else if _, ok := fetched[role]; ok {
@@ -601,9 +619,9 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 
 // checkPaths refuses a delegated role listing a target its delegator did
 // not delegate to it.
-func checkPaths(parent *Targets, role string, t *Targets) error {
+func checkPaths(parent *Targets, role string, paths iter.Seq[string]) error {
 	d := parent.Signed.Delegations
-	for path := range t.Signed.Targets {
+	for path := range paths {
 		ok := false
 		if d.SuccinctRoles != nil {
 			rs := d.SuccinctRoles.GetRolesForTarget(path)
@@ -632,10 +650,11 @@ func (c *Client) checkTenant(role string, fields map[string]any) error {
 }
 
 // diffTargets reports the artifact targets of fetched roles (and of
-// roles no longer reachable) that were added, changed or removed.
+// roles no longer reachable) that were added, changed or removed. On a
+// first load every target is new: nothing is kept per target but the
+// reported Target, whose repeated custom strings are shared.
 func diffTargets(oldRoles map[string]*Targets, oldCompact map[string]compactRole, newRoles map[string]*Targets, newCompact map[string]compactRole, fetched map[string]bool, ch *Changes) {
 	before := map[string]heldTarget{}
-	after := map[string]heldTarget{}
 	affected := func(role string) bool {
 		_, f := fetched[role]
 		_, still := newRoles[role]
@@ -646,20 +665,41 @@ func diffTargets(oldRoles map[string]*Targets, oldCompact map[string]compactRole
 			_ = eachArtifact(oldRoles, oldCompact, role, func(e heldTarget) error { before[e.path] = e; return nil })
 		}
 	}
+	n := 0
 	for role := range fetched {
-		_ = eachArtifact(newRoles, newCompact, role, func(e heldTarget) error { after[e.path] = e; return nil })
+		_ = eachArtifact(newRoles, newCompact, role, func(heldTarget) error { n++; return nil })
 	}
-	for _, p := range slices.Sorted(maps.Keys(after)) {
-		e := after[p]
-		if o, ok := before[p]; ok && o == e {
-			continue
+	ch.Targets = make([]Target, 0, n)
+	intern := map[string]string{}
+	in := func(s *string) {
+		if v, ok := intern[*s]; ok {
+			*s = v
+		} else if len(intern) < 4096 {
+			intern[*s] = *s
 		}
-		t := Target{Path: p, Length: e.length, SHA256: hex.EncodeToString(e.sum[:])}
-		_ = json.Unmarshal([]byte(e.custom), &t.Custom)
-		ch.Targets = append(ch.Targets, t)
 	}
+	stayed := map[string]bool{}
+	for role := range fetched {
+		_ = eachArtifact(newRoles, newCompact, role, func(e heldTarget) error {
+			if o, ok := before[e.path]; ok {
+				stayed[e.path] = true
+				if o == e {
+					return nil
+				}
+			}
+			t := Target{Path: e.path, Length: e.length, SHA256: hex.EncodeToString(e.sum[:])}
+			_ = json.Unmarshal([]byte(e.custom), &t.Custom)
+			c := &t.Custom
+			for _, f := range []*string{&c.Arch, &c.Channel, &c.InstallerType, &c.Platform, &c.Product, &c.SourceType, &c.Status, &c.ReleaseMetadata} {
+				in(f)
+			}
+			ch.Targets = append(ch.Targets, t)
+			return nil
+		})
+	}
+	slices.SortFunc(ch.Targets, func(a, b Target) int { return strings.Compare(a.Path, b.Path) })
 	for _, p := range slices.Sorted(maps.Keys(before)) {
-		if _, ok := after[p]; !ok {
+		if !stayed[p] {
 			ch.Removed = append(ch.Removed, p)
 		}
 	}

@@ -68,6 +68,9 @@ func BenchmarkClient_FirstLoadRSS(b *testing.B) {
 	f := newFixture(b, snapshottest.TenantID, ProductOptions{})
 	f.build(bigView())
 	dir := b.TempDir()
+	if keep := os.Getenv("OUTPOST_TUF_RSS_KEEP"); keep != "" {
+		dir = keep // kept for profiling the helper by hand
+	}
 	f.repo.mu.Lock()
 	for p, data := range f.repo.files {
 		full := filepath.Join(dir, filepath.FromSlash(p))
