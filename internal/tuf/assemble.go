@@ -65,13 +65,14 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 
 	releases := map[string]*snapshot.Release{}
 	artifacts := map[string]snapshot.Artifact{}
+	in := interner{}
 	if top.Signed.Delegations != nil {
 		for _, dr := range top.Signed.Delegations.Roles {
 			pid, ok := strings.CutPrefix(dr.Name, productRolePrefix)
 			if !ok {
 				return nil, fmt.Errorf("assemble: delegated role %s is not a product role", dr.Name)
 			}
-			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts); err != nil {
+			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts, in); err != nil {
 				return nil, err
 			}
 		}
@@ -90,7 +91,7 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 }
 
 // assembleProduct adds a product, its releases and artifacts.
-func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact) error {
+func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
 	pr := r.Roles[role]
 	if pr == nil {
 		return fmt.Errorf("assemble: role %s missing", role)
@@ -123,7 +124,7 @@ func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, rel
 	}
 	for _, name := range productRoles(r.Roles, role) {
 		err := eachArtifact(r.Roles, r.compact, name, func(e heldTarget) error {
-			return addTarget(pid, e, releases, artifacts)
+			return addTarget(pid, e, releases, artifacts, in)
 		})
 		if err != nil {
 			return fmt.Errorf("assemble: %w", err)
@@ -134,12 +135,13 @@ func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, rel
 
 // addTarget adds an artifact target to its release, refusing one whose
 // custom fields disagree with its path or its release.
-func addTarget(pid string, e heldTarget, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact) error {
+func addTarget(pid string, e heldTarget, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
 	path := e.path
 	var c Custom
 	if err := json.Unmarshal([]byte(e.custom), &c); err != nil {
 		return fmt.Errorf("target %s: custom: %w", path, err)
 	}
+	in.custom(&c)
 	if c.Product != pid || path != ArtifactTarget(pid, c.ReleaseArtifact) {
 		return fmt.Errorf("target %s: custom names product %q, release artifact %q", path, c.Product, c.ReleaseArtifact)
 	}

@@ -670,14 +670,7 @@ func diffTargets(oldRoles map[string]*Targets, oldCompact map[string]compactRole
 		_ = eachArtifact(newRoles, newCompact, role, func(heldTarget) error { n++; return nil })
 	}
 	ch.Targets = make([]Target, 0, n)
-	intern := map[string]string{}
-	in := func(s *string) {
-		if v, ok := intern[*s]; ok {
-			*s = v
-		} else if len(intern) < 4096 {
-			intern[*s] = *s
-		}
-	}
+	in := interner{}
 	stayed := map[string]bool{}
 	for role := range fetched {
 		_ = eachArtifact(newRoles, newCompact, role, func(e heldTarget) error {
@@ -689,10 +682,7 @@ func diffTargets(oldRoles map[string]*Targets, oldCompact map[string]compactRole
 			}
 			t := Target{Path: e.path, Length: e.length, SHA256: hex.EncodeToString(e.sum[:])}
 			_ = json.Unmarshal([]byte(e.custom), &t.Custom)
-			c := &t.Custom
-			for _, f := range []*string{&c.Arch, &c.Channel, &c.InstallerType, &c.Platform, &c.Product, &c.SourceType, &c.Status, &c.ReleaseMetadata} {
-				in(f)
-			}
+			in.custom(&t.Custom)
 			ch.Targets = append(ch.Targets, t)
 			return nil
 		})

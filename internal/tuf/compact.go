@@ -133,3 +133,27 @@ func productRoles(roles map[string]*Targets, productRole string) []string {
 	}
 	return out
 }
+
+// interner shares the strings that repeat across targets (channel,
+// platform, arch, …) so that 100,000 parsed targets do not hold 100,000
+// copies of each.
+type interner map[string]string
+
+// maxInterned bounds an interner (hostile metadata with a distinct value
+// per target gains nothing).
+const maxInterned = 4096
+
+func (in interner) str(s *string) {
+	if v, ok := in[*s]; ok {
+		*s = v
+	} else if len(in) < maxInterned {
+		in[*s] = *s
+	}
+}
+
+// custom shares c's repeated fields.
+func (in interner) custom(c *Custom) {
+	for _, f := range []*string{&c.Arch, &c.Channel, &c.InstallerType, &c.Platform, &c.Product, &c.SourceType, &c.Status, &c.ReleaseMetadata} {
+		in.str(f)
+	}
+}
