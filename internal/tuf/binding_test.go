@@ -44,7 +44,8 @@ func TestCheckAnswer_LyingMirror(t *testing.T) {
 	blocked := bindRelease(m, 0, 7, "9.5.0", "linux", "x64")   // blocked version
 	m.BlockedVersions = append(m.BlockedVersions, snapshot.BlockedVersion{BlocklistID: "bl_1", ProductID: good.ProductID, BlockedVersion: "9.5.0"})
 	f.build(m)
-	c := f.client(NewMemStore(), f.rootData)
+	store := NewMemStore()
+	c := f.client(store, f.rootData)
 	if _, err := c.Update(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +126,24 @@ func TestCheckAnswer_LyingMirror(t *testing.T) {
 			}
 		})
 	}
+	t.Run("after a restart, from the store", func(t *testing.T) {
+		// The bins come back compact from the store: the same answers.
+		loaded, err := f.client(store, f.rootData).Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []Answer{good, with(good, func(a *Answer) { a.Target = "" })} {
+			if _, err := CheckAnswer(loaded, q, a, f.now); err != nil {
+				t.Fatalf("truthful answer refused: %v", err)
+			}
+		}
+		if _, err := CheckAnswer(loaded, q, revoked, f.now); !errors.Is(err, ErrAnswerRefused) {
+			t.Fatalf("revoked release: got %v", err)
+		}
+		if len(loaded.compact) == 0 {
+			t.Fatal("no bin held compact after a load")
+		}
+	})
 	t.Run("nil repository", func(t *testing.T) {
 		if _, err := CheckAnswer(nil, q, good, f.now); !errors.Is(err, ErrAnswerRefused) {
 			t.Fatalf("got %v", err)
