@@ -65,13 +65,14 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 
 	releases := map[string]*snapshot.Release{}
 	artifacts := map[string]snapshot.Artifact{}
+	in := interner{}
 	if top.Signed.Delegations != nil {
 		for _, dr := range top.Signed.Delegations.Roles {
 			pid, ok := strings.CutPrefix(dr.Name, productRolePrefix)
 			if !ok {
 				return nil, fmt.Errorf("assemble: delegated role %s is not a product role", dr.Name)
 			}
-			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts); err != nil {
+			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts, in); err != nil {
 				return nil, err
 			}
 		}
@@ -90,7 +91,7 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 }
 
 // assembleProduct adds a product, its releases and artifacts.
-func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact) error {
+func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
 	pr := r.Roles[role]
 	if pr == nil {
 		return fmt.Errorf("assemble: role %s missing", role)
@@ -114,24 +115,19 @@ func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, rel
 		rel.Artifacts = []snapshot.ReleaseArtifact{}
 		releases[rel.ReleaseID] = &rel
 	}
-	roles := []*Targets{pr}
 	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
 		for _, name := range d.SuccinctRoles.GetRoles() {
-			b := r.Roles[name]
-			if b == nil {
+			if r.Roles[name] == nil {
 				return fmt.Errorf("assemble: role %s missing", name)
 			}
-			roles = append(roles, b)
 		}
 	}
-	for _, t := range roles {
-		for path, tf := range t.Signed.Targets {
-			if tf.Custom == nil {
-				continue
-			}
-			if err := addTarget(pid, path, tf, releases, artifacts); err != nil {
-				return fmt.Errorf("assemble: %w", err)
-			}
+	for _, name := range productRoles(r.Roles, role) {
+		err := eachArtifact(r.Roles, r.compact, name, func(e heldTarget) error {
+			return addTarget(pid, e, releases, artifacts, in)
+		})
+		if err != nil {
+			return fmt.Errorf("assemble: %w", err)
 		}
 	}
 	return nil
@@ -139,17 +135,15 @@ func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, rel
 
 // addTarget adds an artifact target to its release, refusing one whose
 // custom fields disagree with its path or its release.
-func addTarget(pid, path string, tf *metadata.TargetFiles, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact) error {
+func addTarget(pid string, e heldTarget, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
+	path := e.path
 	var c Custom
-	if err := json.Unmarshal(*tf.Custom, &c); err != nil {
+	if err := json.Unmarshal([]byte(e.custom), &c); err != nil {
 		return fmt.Errorf("target %s: custom: %w", path, err)
 	}
+	in.custom(&c)
 	if c.Product != pid || path != ArtifactTarget(pid, c.ReleaseArtifact) {
 		return fmt.Errorf("target %s: custom names product %q, release artifact %q", path, c.Product, c.ReleaseArtifact)
-	}
-	sum := tf.Hashes["sha256"]
-	if len(sum) != 32 {
-		return fmt.Errorf("target %s: no sha256", path)
 	}
 	rel := releases[c.Release]
 	if rel == nil {
@@ -169,7 +163,7 @@ func addTarget(pid, path string, tf *metadata.TargetFiles, releases map[string]*
 		ReleaseArtifactID: c.ReleaseArtifact, ArtifactID: c.Artifact, Platform: c.Platform, Arch: c.Arch,
 		InstallerType: c.InstallerType, RequiresAdmin: c.RequiresAdmin,
 	})
-	a := snapshot.Artifact{ArtifactID: c.Artifact, SHA256: hex.EncodeToString(sum), SizeBytes: tf.Length, SourceType: c.SourceType}
+	a := snapshot.Artifact{ArtifactID: c.Artifact, SHA256: hex.EncodeToString(e.sum[:]), SizeBytes: e.length, SourceType: c.SourceType}
 	if old, ok := artifacts[c.Artifact]; ok && old != a {
 		return fmt.Errorf("target %s: artifact %s listed with different bytes", path, c.Artifact)
 	}

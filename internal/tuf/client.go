@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -87,9 +88,14 @@ type Repository struct {
 	Root      *Root
 	Timestamp *metadata.Metadata[metadata.TimestampType]
 	Snapshot  *metadata.Metadata[metadata.SnapshotType]
-	Roles     map[string]*Targets // reachable targets roles by name, "targets" included
-	Docs      map[string][]byte   // documents by target path
+	// Roles are the reachable targets roles by name, "targets" included.
+	// A hashed bin's targets are held compactly (about half go-tuf's
+	// form): its Signed.Targets is empty. Read artifact targets with
+	// Target, CheckAnswer or Manifest.
+	Roles map[string]*Targets
+	Docs  map[string][]byte // documents by target path
 
+	compact                     map[string]compactRole // bins' targets
 	timestampData, snapshotData []byte
 }
 
@@ -186,6 +192,7 @@ type local struct {
 	timestampData []byte
 	snapshotData  []byte
 	roles         map[string]*Targets
+	compact       map[string]compactRole
 	docs          map[string][]byte
 }
 
@@ -201,9 +208,9 @@ func (c *Client) loadLocal(ctx context.Context) (*local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &local{root: root, roles: map[string]*Targets{}, docs: map[string][]byte{}}
+	l := &local{root: root, roles: map[string]*Targets{}, compact: map[string]compactRole{}, docs: map[string][]byte{}}
 	if r := c.repo; r != nil {
-		l.timestampData, l.snapshotData, l.roles, l.docs = r.timestampData, r.snapshotData, r.Roles, r.Docs
+		l.timestampData, l.snapshotData, l.roles, l.compact, l.docs = r.timestampData, r.snapshotData, r.Roles, r.compact, r.Docs
 		return l, nil
 	}
 	if l.timestampData, err = c.optional(ctx, storeTimestamp); err != nil {
@@ -239,6 +246,12 @@ func (c *Client) loadLocal(ctx context.Context) (*local, error) {
 		}
 		if t != nil {
 			l.roles[role] = t
+			if isBinName(role) {
+				if cr, ok := compactTargets(t); ok {
+					l.compact[role], t.Signed.Targets = cr, nil
+					continue
+				}
+			}
 			for path, tf := range t.Signed.Targets {
 				if tf.Custom == nil && checkName(storeDoc(path)) == nil {
 					doc, err := c.optional(ctx, storeDoc(path))
@@ -381,7 +394,8 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 	// when the snapshot names a version other than the one held.
 	fetched := map[string]bool{}
 	roles := map[string]*Targets{}
-	if err := c.walk(ctx, tm, l, metadata.TARGETS, metadata.ROOT, rotated(metadata.TARGETS), fetched, roles, now, ch); err != nil {
+	compact := map[string]compactRole{}
+	if err := c.walk(ctx, tm, l, metadata.TARGETS, metadata.ROOT, rotated(metadata.TARGETS), fetched, roles, compact, now, ch); err != nil {
 		return nil, err
 	}
 	if err := c.checkTenant("targets", roles[metadata.TARGETS].Signed.UnrecognizedFields); err != nil {
@@ -450,24 +464,22 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 	old := c.repo
 	c.repo = &Repository{
 		TenantID: c.tenantID, Root: tm.Root, Timestamp: tm.Timestamp, Snapshot: tm.Snapshot,
-		Roles: roles, Docs: docs, timestampData: tsData, snapshotData: snapData,
+		Roles: roles, Docs: docs, compact: compact, timestampData: tsData, snapshotData: snapData,
 	}
 	ch.RootVersion, ch.TimestampVersion, ch.SnapshotVersion = tm.Root.Signed.Version, tm.Timestamp.Signed.Version, tm.Snapshot.Signed.Version
 	ch.Roles = slices.Sorted(maps.Keys(fetched))
 	ch.Documents = docFetched
-	var oldRoles map[string]*Targets
+	oldRoles, oldCompact := l.roles, l.compact
 	if old != nil {
-		oldRoles = old.Roles
-	} else {
-		oldRoles = l.roles
+		oldRoles, oldCompact = old.Roles, old.compact
 	}
-	diffTargets(oldRoles, roles, fetched, ch)
+	diffTargets(oldRoles, oldCompact, roles, compact, fetched, ch)
 	return ch, nil
 }
 
 // walk loads role (delegated by parent) and, recursively, the roles it
 // delegates to.
-func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, l *local, role, parent string, discard bool, fetched map[string]bool, roles map[string]*Targets, now time.Time, ch *Changes) error {
+func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, l *local, role, parent string, discard bool, fetched map[string]bool, roles map[string]*Targets, compact map[string]compactRole, now time.Time, ch *Changes) error {
 	if _, seen := roles[role]; seen {
 		return fmt.Errorf("update: role %s delegated twice", role)
 	}
@@ -480,11 +492,23 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 	}
 	held := l.roles[role]
 	use := held != nil && !discard && held.Signed.Version == mf.Version
+	// A role is a hashed bin when its delegator delegates by succinct
+	// roles: its targets are then kept compact.
+	isBin := false
+	if parent != metadata.ROOT {
+		d := tm.Targets[parent].Signed.Delegations
+		isBin = d != nil && d.SuccinctRoles != nil
+	}
+	if _, compacted := l.compact[role]; use && compacted && !isBin {
+		use = false // held compact, no longer a bin: fetched again
+	}
 	if use && parent != metadata.ROOT {
 		if _, changed := fetched[parent]; changed && !sameDelegation(l.roles[parent], tm.Targets[parent], role) {
 			// The delegator changed the role's keys: the held role must
-			// still verify under it.
-			use = tm.Targets[parent].VerifyDelegate(role, held) == nil
+			// still verify under it (a compact bin cannot be verified
+			// again: it is fetched).
+			_, compacted := l.compact[role]
+			use = !compacted && tm.Targets[parent].VerifyDelegate(role, held) == nil
 		}
 	}
 	if use {
@@ -502,8 +526,16 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 			return fmt.Errorf("update: %w", err)
 		}
 		var t *Targets
+		var cr compactRole // a bin parsed straight into compact form
 		if parent != metadata.ROOT {
-			if fr, ok := fastParse(data); ok {
+			var fr fastRole
+			var ok bool
+			if isBin {
+				fr, cr, ok = fastParseCompact(data)
+			} else {
+				fr, ok = fastParse(data)
+			}
+			if ok {
 				handled, err := verifyFast(fr, tm.Targets[parent], role, mf.Version, now)
 				if handled && err == nil {
 					err = mf.VerifyLengthHashes(data)
@@ -517,6 +549,8 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 					}
 					t = fr.t
 					tm.Targets[role] = t
+				} else {
+					cr = nil
 				}
 			}
 		}
@@ -530,7 +564,11 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 			return fmt.Errorf("update: role %s v%d: %w", role, mf.Version, err)
 		}
 		if parent != metadata.ROOT {
-			if err := checkPaths(tm.Targets[parent], role, t); err != nil {
+			paths := maps.Keys(t.Signed.Targets)
+			if cr != nil {
+				paths = maps.Keys(cr)
+			}
+			if err := checkPaths(tm.Targets[parent], role, paths); err != nil {
 				return err
 			}
 		}
@@ -542,9 +580,21 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 			return fmt.Errorf("update: %w", err)
 		}
 		fetched[role] = true
+		if cr != nil {
+			compact[role] = cr
+		}
 	}
 	t := tm.Targets[role]
 	roles[role] = t
+	if _, done := compact[role]; isBin && !done {
+		if cr, ok := l.compact[role]; ok && use {
+			compact[role] = cr
+		} else if _, ok := fetched[role]; ok {
+			if cr, ok := compactTargets(t); ok {
+				compact[role], t.Signed.Targets = cr, nil
+			}
+		}
+	}
 	if d := t.Signed.Delegations; d != nil {
 		if d.SuccinctRoles != nil {
 			// Refuse a bin count that would exhaust memory before the
@@ -553,13 +603,13 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 				return fmt.Errorf("update: role %s: %d-bit hashed bins, at most %d: %w", role, bl, maxBitLength, ErrTooLarge)
 			}
 			for _, name := range d.SuccinctRoles.GetRoles() {
-				if err := c.walk(ctx, tm, l, name, role, discard, fetched, roles, now, ch); err != nil {
+				if err := c.walk(ctx, tm, l, name, role, discard, fetched, roles, compact, now, ch); err != nil {
 					return err
 				}
 			}
 		}
 		for _, r := range d.Roles {
-			if err := c.walk(ctx, tm, l, r.Name, role, discard, fetched, roles, now, ch); err != nil {
+			if err := c.walk(ctx, tm, l, r.Name, role, discard, fetched, roles, compact, now, ch); err != nil {
 				return err
 			}
 		}
@@ -569,9 +619,9 @@ func (c *Client) walk(ctx context.Context, tm *trustedmetadata.TrustedMetadata, 
 
 // checkPaths refuses a delegated role listing a target its delegator did
 // not delegate to it.
-func checkPaths(parent *Targets, role string, t *Targets) error {
+func checkPaths(parent *Targets, role string, paths iter.Seq[string]) error {
 	d := parent.Signed.Delegations
-	for path := range t.Signed.Targets {
+	for path := range paths {
 		ok := false
 		if d.SuccinctRoles != nil {
 			rs := d.SuccinctRoles.GetRolesForTarget(path)
@@ -600,42 +650,46 @@ func (c *Client) checkTenant(role string, fields map[string]any) error {
 }
 
 // diffTargets reports the artifact targets of fetched roles (and of
-// roles no longer reachable) that were added, changed or removed.
-func diffTargets(oldRoles, newRoles map[string]*Targets, fetched map[string]bool, ch *Changes) {
-	before := map[string]*metadata.TargetFiles{}
-	after := map[string]*metadata.TargetFiles{}
+// roles no longer reachable) that were added, changed or removed. On a
+// first load every target is new: nothing is kept per target but the
+// reported Target, whose repeated custom strings are shared.
+func diffTargets(oldRoles map[string]*Targets, oldCompact map[string]compactRole, newRoles map[string]*Targets, newCompact map[string]compactRole, fetched map[string]bool, ch *Changes) {
+	before := map[string]heldTarget{}
 	affected := func(role string) bool {
 		_, f := fetched[role]
 		_, still := newRoles[role]
 		return f || !still
 	}
-	for role, t := range oldRoles {
+	for role := range oldRoles {
 		if affected(role) {
-			for p, tf := range t.Signed.Targets {
-				if tf.Custom != nil {
-					before[p] = tf
+			_ = eachArtifact(oldRoles, oldCompact, role, func(e heldTarget) error { before[e.path] = e; return nil })
+		}
+	}
+	n := 0
+	for role := range fetched {
+		_ = eachArtifact(newRoles, newCompact, role, func(heldTarget) error { n++; return nil })
+	}
+	ch.Targets = make([]Target, 0, n)
+	in := interner{}
+	stayed := map[string]bool{}
+	for role := range fetched {
+		_ = eachArtifact(newRoles, newCompact, role, func(e heldTarget) error {
+			if o, ok := before[e.path]; ok {
+				stayed[e.path] = true
+				if o == e {
+					return nil
 				}
 			}
-		}
+			t := Target{Path: e.path, Length: e.length, SHA256: hex.EncodeToString(e.sum[:])}
+			_ = json.Unmarshal([]byte(e.custom), &t.Custom)
+			in.custom(&t.Custom)
+			ch.Targets = append(ch.Targets, t)
+			return nil
+		})
 	}
-	for role := range fetched {
-		for p, tf := range newRoles[role].Signed.Targets {
-			if tf.Custom != nil {
-				after[p] = tf
-			}
-		}
-	}
-	for _, p := range slices.Sorted(maps.Keys(after)) {
-		tf := after[p]
-		if o := before[p]; o != nil && o.Length == tf.Length && o.Hashes.Equal(tf.Hashes) && string(*o.Custom) == string(*tf.Custom) {
-			continue
-		}
-		t := Target{Path: p, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"])}
-		_ = json.Unmarshal(*tf.Custom, &t.Custom)
-		ch.Targets = append(ch.Targets, t)
-	}
+	slices.SortFunc(ch.Targets, func(a, b Target) int { return strings.Compare(a.Path, b.Path) })
 	for _, p := range slices.Sorted(maps.Keys(before)) {
-		if after[p] == nil {
+		if !stayed[p] {
 			ch.Removed = append(ch.Removed, p)
 		}
 	}
@@ -715,21 +769,22 @@ func (r *Repository) Target(path string) (Target, error) {
 	if !ok {
 		return Target{}, fmt.Errorf("target %s: %w", path, ErrNotFound)
 	}
-	pr := r.Roles[ProductRole(pid)]
+	role := ProductRole(pid)
+	pr := r.Roles[role]
 	if pr == nil {
 		return Target{}, fmt.Errorf("target %s: %w", path, ErrNotFound)
 	}
-	tf := pr.Signed.Targets[path]
-	if tf == nil && pr.Signed.Delegations != nil && pr.Signed.Delegations.SuccinctRoles != nil {
-		if rs := pr.Signed.Delegations.SuccinctRoles.GetRolesForTarget(path); len(rs) == 1 && r.Roles[rs[0].Name] != nil {
-			tf = r.Roles[rs[0].Name].Signed.Targets[path]
+	e, ok := artifact(r.Roles, r.compact, role, path)
+	if !ok && pr.Signed.Delegations != nil && pr.Signed.Delegations.SuccinctRoles != nil {
+		if rs := pr.Signed.Delegations.SuccinctRoles.GetRolesForTarget(path); len(rs) == 1 {
+			e, ok = artifact(r.Roles, r.compact, rs[0].Name, path)
 		}
 	}
-	if tf == nil || tf.Custom == nil {
+	if !ok {
 		return Target{}, fmt.Errorf("target %s: %w", path, ErrNotFound)
 	}
-	t := Target{Path: path, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"])}
-	if err := json.Unmarshal(*tf.Custom, &t.Custom); err != nil {
+	t := Target{Path: path, Length: e.length, SHA256: hex.EncodeToString(e.sum[:])}
+	if err := json.Unmarshal([]byte(e.custom), &t.Custom); err != nil {
 		return Target{}, fmt.Errorf("target %s: custom: %w", path, err)
 	}
 	return t, nil

@@ -3,12 +3,14 @@ package tuf
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -26,6 +28,46 @@ type fastRole struct {
 // false otherwise (the caller then uses go-tuf). Signatures are not
 // checked here.
 func fastParse(data []byte) (r fastRole, ok bool) {
+	r, entries, ok := fastParseEntries(data)
+	if !ok {
+		return r, false
+	}
+	r.t.Signed.Targets = make(map[string]*metadata.TargetFiles, len(entries))
+	for _, e := range entries {
+		sum, _ := hex.DecodeString(e.sha256) // checked by fastParseEntries
+		tf := &metadata.TargetFiles{Length: e.length, Hashes: metadata.Hashes{"sha256": sum}, Path: e.path}
+		if e.custom != "" {
+			raw := json.RawMessage(e.custom)
+			tf.Custom = &raw
+		}
+		r.t.Signed.Targets[e.path] = tf
+	}
+	return r, true
+}
+
+// fastParseCompact is fastParse for a hashed bin: the role comes back
+// with no targets in go-tuf's form, and its targets in compact form
+// (built straight from the bytes: a large tenant's first load never
+// holds its bins in go-tuf's form).
+func fastParseCompact(data []byte) (r fastRole, c compactRole, ok bool) {
+	r, entries, ok := fastParseEntries(data)
+	if !ok {
+		return r, nil, false
+	}
+	c = make(compactRole, len(entries))
+	for _, e := range entries {
+		ct := compactTarget{length: e.length, custom: e.custom}
+		if _, err := hex.Decode(ct.sum[:], []byte(e.sha256)); err != nil {
+			return r, nil, false
+		}
+		c[e.path] = ct
+	}
+	r.t.Signed.Targets = map[string]*metadata.TargetFiles{}
+	return r, c, true
+}
+
+// fastParseEntries does fastParse's work but for building the targets.
+func fastParseEntries(data []byte) (r fastRole, entries []entry, ok bool) {
 	var env struct {
 		Signatures []struct {
 			KeyID string `json:"keyid"`
@@ -34,7 +76,7 @@ func fastParse(data []byte) (r fastRole, ok bool) {
 		Signed json.RawMessage `json:"signed"`
 	}
 	if json.Unmarshal(data, &env) != nil {
-		return r, false
+		return r, nil, false
 	}
 	var s struct {
 		Type        string                     `json:"_type"`
@@ -44,43 +86,37 @@ func fastParse(data []byte) (r fastRole, ok bool) {
 		Targets     map[string]fastTargetEntry `json:"targets"`
 	}
 	if json.Unmarshal(env.Signed, &s) != nil || s.Type != metadata.TARGETS || s.Delegations != nil {
-		return r, false
+		return r, nil, false
 	}
-	entries := make([]entry, 0, len(s.Targets))
+	entries = make([]entry, 0, len(s.Targets))
 	for p, e := range s.Targets {
 		if len(e.Custom) > 0 && !isCanonical(e.Custom) {
-			return r, false
+			return r, nil, false
+		}
+		if len(e.Hashes.SHA256) != 2*sha256.Size || strings.ToLower(e.Hashes.SHA256) != e.Hashes.SHA256 {
+			return r, nil, false // go-tuf re-encodes hashes in lower case
+		}
+		if _, err := hex.DecodeString(e.Hashes.SHA256); err != nil {
+			return r, nil, false
 		}
 		entries = append(entries, entry{path: p, length: e.Length, sha256: e.Hashes.SHA256, custom: string(e.Custom)})
 	}
+	s.Targets = nil
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.path, b.path) })
 	canon, ok := fastBin(s.Version, s.Expires, entries)
 	if !ok || !bytes.Equal(canon, env.Signed) {
-		return r, false
+		return r, nil, false
 	}
 	t := metadata.Targets(s.Expires)
 	t.Signed.Version = s.Version
-	t.Signed.Targets = make(map[string]*metadata.TargetFiles, len(entries))
-	for _, e := range entries {
-		sum, err := hex.DecodeString(e.sha256)
-		if err != nil || hex.EncodeToString(sum) != e.sha256 {
-			return r, false // go-tuf re-encodes hashes in lower case
-		}
-		tf := &metadata.TargetFiles{Length: e.length, Hashes: metadata.Hashes{"sha256": sum}, Path: e.path}
-		if e.custom != "" {
-			raw := json.RawMessage(e.custom)
-			tf.Custom = &raw
-		}
-		t.Signed.Targets[e.path] = tf
-	}
 	for _, sg := range env.Signatures {
 		sig, err := hex.DecodeString(sg.Sig)
 		if err != nil {
-			return r, false
+			return r, nil, false
 		}
 		t.Signatures = append(t.Signatures, metadata.Signature{KeyID: sg.KeyID, Signature: sig})
 	}
-	return fastRole{t: t, canon: canon}, true
+	return fastRole{t: t, canon: canon}, entries, true
 }
 
 type fastTargetEntry struct {
@@ -248,6 +284,9 @@ func canonString(b []byte) (s, rest []byte, ok bool) {
 	for i := 1; i < len(b); i++ {
 		switch c := b[i]; {
 		case c == '"':
+			if !utf8.Valid(b[1:i]) {
+				return nil, nil, false // go-tuf would read U+FFFD and sign other bytes
+			}
 			return b[1:i], b[i+1:], true
 		case c == '\\' || c < 0x20:
 			return nil, nil, false

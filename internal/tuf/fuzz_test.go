@@ -39,6 +39,21 @@ func FuzzFastParse(f *testing.F) {
 		if len(g.Signed.Targets) != len(r.t.Signed.Targets) {
 			t.Fatalf("targets: fast %d, go-tuf %d", len(r.t.Signed.Targets), len(g.Signed.Targets))
 		}
+		// The compact form holds what go-tuf's does.
+		rc, c, ok := fastParseCompact(data)
+		if !ok || !bytes.Equal(rc.canon, r.canon) || len(c) != len(g.Signed.Targets) {
+			t.Fatalf("fastParseCompact: ok %v, %d targets, want %d", ok, len(c), len(g.Signed.Targets))
+		}
+		for p, tf := range g.Signed.Targets {
+			ct, ok := c[p]
+			custom := ""
+			if tf.Custom != nil {
+				custom = string(*tf.Custom)
+			}
+			if !ok || ct.length != tf.Length || !bytes.Equal(ct.sum[:], tf.Hashes["sha256"]) || ct.custom != custom {
+				t.Fatalf("target %s: compact %+v, go-tuf %d %x %s", p, ct, tf.Length, tf.Hashes["sha256"], custom)
+			}
+		}
 	})
 }
 

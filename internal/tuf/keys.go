@@ -3,8 +3,9 @@
 // the metadata in proportion to each change, runs signing ceremonies for
 // offline keys, runs the client update workflow over an I/O interface and
 // assembles the verified repository back into the snapshot.Manifest the
-// update engine and the licence ledger consume. It does no network or
-// database I/O of its own.
+// update engine and the licence ledger consume, and binds an update
+// answer to the verified metadata (CheckAnswer). It does no network or
+// database I/O of its own; package tufhttp serves a repository over HTTP.
 package tuf
 
 import (

@@ -149,3 +149,8 @@ func (f FSFetcher) Fetch(_ context.Context, path string, maxBytes int64) (io.Rea
 	}
 	return file, nil
 }
+
+// CheckPath refuses a repository path that could leave its directory or
+// is not a plain slash-separated path of [A-Za-z0-9._-] segments (at most
+// 512 bytes): the names the layout uses, and no others.
+func CheckPath(path string) error { return checkName(path) }
