@@ -266,7 +266,8 @@ func serveCmd() *cobra.Command {
 				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-				Updates: updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
+				AdminTokenHashes: cfg.AdminTokenHashes,
+				Updates:          updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
 				Logger: newLogger(cfg, cmd.ErrOrStderr()),
 			})
 			if err != nil {

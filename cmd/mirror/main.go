@@ -43,7 +43,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.String("listen", "127.0.0.1:8441", "HTTP listen address")
 	pf.String("log-level", "info", "log level: debug, info, warn, error")
 	pf.String("output", "text", "output format: text or json")
-	root.AddCommand(initCmd(), serveCmd(), syncCmd(), importCmd(), statusCmd(), verifyCmd(), gcCmd(), auditCmd())
+	root.AddCommand(initCmd(), serveCmd(), syncCmd(), importCmd(), statusCmd(), verifyCmd(), gcCmd(), auditCmd(), adminTokenCmd())
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/sitepage"
 	"github.com/outpost/outpost/internal/sync"
 )
 
@@ -43,7 +44,11 @@ type Config struct {
 
 	ServeExpired bool
 	ClientTokens []string
-	Updates      UpdateBuilder
+	// AdminTokenHashes are the hex sha256s of the mirror admin tokens
+	// (HashAdminToken) that may upload a bundle on the status page; none:
+	// uploads are refused.
+	AdminTokenHashes []string
+	Updates          UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
 	// reported). TenantID and Key (the mirror's signing key, loaded when
@@ -121,18 +126,37 @@ func (m *Mirror) build() error {
 	}
 	sc := cfg.Sync
 	sc.Logger, sc.MirrorID, sc.AuditExport = m.log, cfg.MirrorID, leases.ExportAudit
-	sc.OnResult = m.srv.ObserveSync
+	var site *SitePage
+	sc.OnResult = func(r state.SyncResult) {
+		m.srv.ObserveSync(r)
+		if site != nil {
+			site.observe(r)
+		}
+	}
 	sc.OnCommit = func() {
 		if err := m.srv.Reload(); err != nil {
 			m.log.Error("reload after commit", "err", err)
 		}
 	}
 	m.syncer = sync.New(cfg.Source, m.st, c, sc)
+	if site, err = newSitePage(m.srv, m.syncer, m.st, leases, cfg.DataDir, cfg.TenantID, cfg.AdminTokenHashes, time.Now); err != nil {
+		return err
+	}
+	page, err := sitepage.New(sitepage.Options{Backend: site, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	// The status page for people at / (and its forms and assets under
+	// /site/); everything else, /v1/status included, is the API.
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", page)
+	mux.Handle("/site/", page)
+	mux.Handle("/", m.srv.Handler())
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	m.hs = &http.Server{
-		Handler:           m.track(m.srv.Handler()),
+		Handler:           m.track(mux),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 	}
 	return nil

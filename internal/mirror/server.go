@@ -443,15 +443,20 @@ func buildStatus(ctx context.Context, h *state.Held, st *state.State, c *cache.C
 	return out, nil
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	// The served view, not the state: a commit lands in the state a moment
-	// before the view swaps, and a status must not announce a snapshot
-	// that GET /v1/snapshot does not serve yet.
+// Status is what GET /v1/status answers. It describes the served view,
+// not the state: a commit lands in the state a moment before the view
+// swaps, and a status must not announce a snapshot that GET /v1/snapshot
+// does not serve yet.
+func (s *Server) Status(ctx context.Context) (Status, error) {
 	var h *state.Held
 	if v := s.cur.Load(); v != nil {
 		h = v.held
 	}
-	st, err := buildStatus(r.Context(), h, s.o.State, s.o.Cache, s.o.Now())
+	return buildStatus(ctx, h, s.o.State, s.o.Cache, s.o.Now())
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status(r.Context())
 	if err != nil {
 		wire.WriteError(w, r, s.o.Logger, fmt.Errorf("read status: %w", err))
 		return
