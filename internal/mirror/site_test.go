@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -266,4 +267,54 @@ func TestSitePage_AdminTokenConfig(t *testing.T) {
 			t.Errorf("got %s, want %s", got, want)
 		}
 	})
+}
+
+// TestSitePage_UploadStreams uploads a bundle with a 32 MiB artifact to a
+// serving mirror's status page and checks that the mirror's process
+// allocates far less than that: the upload goes to the staging file and
+// the dry run reads it back as a stream.
+func TestSitePage_UploadStreams(t *testing.T) {
+	v := synctest.NewVendor(t)
+	base, dir := runMirror(t, v, nil)
+	a := synctest.Art{ID: "art_big", Data: synctest.Random(32 << 20)}
+	env := v.Sign(t, v.Manifest(1, []synctest.Art{a}))
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		_ = mw.WriteField("token", adminToken)
+		fw, _ := mw.CreateFormFile("bundle", "big.tar")
+		bw := bundle.NewWriter(fw)
+		if err := bw.WriteSnapshot(env); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		if err := bw.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data)); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		_ = bw.Close()
+		_ = mw.Close()
+		_ = pw.Close()
+	}()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := http.Post(base+"/site/import", mw.FormDataContentType(), pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	runtime.ReadMemStats(&after)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("dry run: got %d, want 200", res.StatusCode)
+	}
+	if n := staged(t, dir); n != 1 {
+		t.Errorf("staged files: got %d, want 1", n)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("client and mirror allocated %d KiB for a 32 MiB bundle", allocated>>10)
+	if allocated > 8<<20 {
+		t.Errorf("allocated %d bytes for a 32 MiB bundle: it is being buffered", allocated)
+	}
 }
