@@ -120,6 +120,26 @@ func text(t *testing.T, ctx context.Context, css string) string {
 	return strings.TrimSpace(s)
 }
 
+// shot saves a full-page screenshot as docs/console/<name>.png when
+// OUTPOST_UPDATE_SCREENSHOTS=1 (ordinary runs leave the tree alone).
+func shot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if os.Getenv("OUTPOST_UPDATE_SCREENSHOTS") != "1" {
+			return nil
+		}
+		png, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join("..", "docs", "console")
+		tmp := filepath.Join(dir, "."+name+".png.tmp")
+		if err := os.WriteFile(tmp, png, 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, filepath.Join(dir, name+".png"))
+	})
+}
+
 // eventually polls cond (reloading the page before each look) until it
 // holds or 30 s pass.
 func eventually(t *testing.T, ctx context.Context, what string, cond func() bool) {
@@ -253,6 +273,7 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 	eventually(t, ctx, "the mirror's sync shows on the mirrors page", func() bool {
 		return text(t, ctx, freshness) == "fresh" && strings.HasPrefix(text(t, ctx, version), fmt.Sprintf("v%d", seq1))
 	})
+	step(t, ctx, "screenshot", shot("live-mirrors"))
 	if _, code := tl.check(t, m.url, updateQuery{product: product, version: "0.9.0", clientID: "device-1"}); code != 10 {
 		t.Fatalf("update check on the mirror before the revocation: exit %d, want 10 (update available)", code)
 	}
@@ -273,6 +294,7 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 		}
 	}
 	step(t, ctx, "confirm",
+		shot("live-revoke"),
 		chromedp.Click(chromedp.ID("confirm-revoke")),
 		chromedp.WaitVisible(`//div[contains(@class, "flash-ok")][contains(., "Revoked")]`),
 	)
@@ -322,6 +344,7 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.ID("bundle"), []string{bundle}),
 		chromedp.Click(chromedp.CSS("#import-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("import-result")),
+		shot("live-site-dry-run"),
 	)
 	if got, want := text(t, ctx, "#import-versions"), fmt.Sprintf("v0 → v%d", seq3); got != want {
 		t.Errorf("dry run: versions %q, want %q", got, want)
@@ -334,6 +357,7 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 		chromedp.WaitVisible(`//h1[contains(., "Bundle imported")]`),
 		chromedp.Navigate(site.url+"/"),
 		chromedp.WaitVisible(chromedp.ID("metadata-version")),
+		shot("live-site-status"),
 	)
 	if got, want := text(t, ctx, "#metadata-version"), fmt.Sprintf("v%d", seq3); got != want {
 		t.Errorf("status page after the import: metadata version %q, want %q", got, want)

@@ -85,8 +85,10 @@ func (p *SitePage) observe(r state.SyncResult) {
 	switch {
 	case !r.OK:
 		ev.Detail = r.Error
+	case r.Changed && ev.Kind == "import":
+		ev.Detail = fmt.Sprintf("now at version %d (%d artifacts, %d bytes taken from the bundle)", r.Sequence, r.Downloaded, r.Bytes)
 	case r.Changed:
-		ev.Detail = fmt.Sprintf("now at version %d (%d artifacts, %d bytes fetched)", r.Sequence, r.Downloaded, r.Bytes)
+		ev.Detail = fmt.Sprintf("now at version %d (%d artifacts, %d bytes downloaded)", r.Sequence, r.Downloaded, r.Bytes)
 	default:
 		ev.Detail = "up to date"
 	}
@@ -197,7 +199,7 @@ func (p *SitePage) DryRunImport(ctx context.Context, fileName string, r io.Reade
 
 func (p *SitePage) report(fileName string, rep sync.ImportReport) *sitepage.ImportReport {
 	out := &sitepage.ImportReport{FileName: fileName, TenantID: p.tenant, FromVersion: rep.HeldSequence, ToVersion: rep.Sequence,
-		Artifacts: rep.Needed, NewArtifacts: rep.Imported, Bytes: rep.Bytes}
+		Artifacts: rep.Needed, NewArtifacts: rep.Imported, Bytes: rep.Bytes, ExpiresAt: rep.ExpiresAt, Releases: rep.Releases, Revoked: rep.Withdrawn}
 	if m := p.srv.Manifest(); m != nil && out.TenantID == "" {
 		out.TenantID = m.TenantID
 	}
