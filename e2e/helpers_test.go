@@ -448,6 +448,8 @@ type mirrorConfig struct {
 	upstream   string
 	s3         *s3.Config
 	s3Prefix   string
+	// adminHashes are admin_token_hashes: the status page's upload.
+	adminHashes []string
 }
 
 // mirrorDaemon is one mirror: its data dir, config and, while serving,
@@ -501,6 +503,10 @@ func (m *mirrorDaemon) configure(c mirrorConfig) {
 	if c.s3 != nil {
 		fmt.Fprintf(&b, "s3:\n  endpoint: %s\n  access_key: %s\n  secret_key: %s\n  bucket: %s\n  region: %s\n  prefix: %s\n",
 			q(c.s3.Endpoint), q(c.s3.AccessKey), q(c.s3.SecretKey), q(c.s3.Bucket), q(c.s3.Region), q(c.s3Prefix))
+	}
+	if len(c.adminHashes) > 0 {
+		hs, _ := json.Marshal(c.adminHashes)
+		fmt.Fprintf(&b, "admin_token_hashes: %s\n", hs)
 	}
 	if err := os.WriteFile(m.config, []byte(b.String()), 0o600); err != nil {
 		m.t.Fatal(err)

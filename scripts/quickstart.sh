@@ -63,6 +63,13 @@ CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --cha
 $BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" \
 	--vendor-url "http://$CP_ADDR" --credential "$CRED" --force >/dev/null
 
+# The status page's bundle upload needs a mirror admin token; the config
+# keeps only its sha256.
+MIRROR_ADMIN_OUT=$($BIN/mirror admin-token)
+MIRROR_ADMIN=$(printf '%s\n' "$MIRROR_ADMIN_OUT" | sed -nE 's/^token: (.+)$/\1/p')
+MIRROR_ADMIN_HASH=$(printf '%s\n' "$MIRROR_ADMIN_OUT" | sed -nE 's/^admin_token_hashes entry: (.+)$/\1/p')
+printf 'admin_token_hashes: ["%s"]\n' "$MIRROR_ADMIN_HASH" >>"$MIRROR_DATA/mirror.yaml"
+
 echo "== signing snapshot 1 for the tenant"
 $BIN/controlplane snapshot build --tenant "$TENANT"
 
@@ -76,6 +83,15 @@ cat <<MSG
 Outpost is running.
   control plane  http://$CP_ADDR   (log: $DEMO/controlplane.log)
   mirror         http://$MIRROR_ADDR   (log: $DEMO/mirror.log)
+
+In a browser:
+  vendor console  http://$CP_ADDR/console/
+                  sign in with the admin token: $ADMIN
+                  (or as the tenant, who sees only its own pages: $TENANT_TOKEN)
+  status page     http://$MIRROR_ADDR/
+                  mirror admin token for the bundle upload: $MIRROR_ADMIN
+                  (a bundle to try: $BIN/controlplane bundle export --tenant $TENANT --out /tmp/demo.tar,
+                   with the two admin variables below exported)
 
 Try it (another terminal):
 

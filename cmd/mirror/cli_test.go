@@ -30,6 +30,8 @@ func TestMirror_CLI(t *testing.T) {
 		{"status json", []string{"status", "--config", config, "--output", "json"}, nil, "", `"sequence": 1`},
 		{"env overrides yaml", []string{"status", "--config", config}, []string{"OUTPOST_RETAIN_SNAPSHOTS=0"}, "retain_snapshots must be at least 1", ""},
 		{"unknown key", []string{"status", "--config", writeFile(t, "bogus: 1\n")}, nil, `unknown key "bogus"`, ""},
+		{"admin token", []string{"admin-token"}, nil, "", "admin_token_hashes entry: "},
+		{"admin token hash, not the token", []string{"status", "--config", config}, []string{"OUTPOST_ADMIN_TOKEN_HASHES=opm_secret"}, "admin_token_hashes: \"opm_secret\" is not a hex sha256", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

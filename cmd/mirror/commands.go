@@ -273,9 +273,10 @@ func serveCmd() *cobra.Command {
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,
-				Events:     fleet.Options{Window: cfg.Events.Window, MaxAggregates: cfg.Events.MaxAggregates},
-				EventBatch: fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
-				Updates:    updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
+				Events:           fleet.Options{Window: cfg.Events.Window, MaxAggregates: cfg.Events.MaxAggregates},
+				EventBatch:       fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
+				AdminTokenHashes: cfg.AdminTokenHashes,
+				Updates:          updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
 				Logger: newLogger(cfg, cmd.ErrOrStderr()),
 			})
 			if err != nil {

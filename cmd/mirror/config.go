@@ -2,7 +2,9 @@ package main
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,6 +52,7 @@ type Config struct {
 	MaxSnapshotBytes   int64         `mapstructure:"max_snapshot_bytes"`
 	ServeExpired       bool          `mapstructure:"serve_expired"`
 	ClientTokens       []string      `mapstructure:"client_tokens"`
+	AdminTokenHashes   []string      `mapstructure:"admin_token_hashes"`
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
 	BodyTimeout        time.Duration `mapstructure:"body_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
@@ -118,6 +121,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("max_snapshot_bytes", int64(snapshot.DefaultMaxSize))
 	v.SetDefault("serve_expired", true)
 	v.SetDefault("client_tokens", []string{})
+	v.SetDefault("admin_token_hashes", []string{})
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("body_timeout", 30*time.Second)
 	v.SetDefault("inbox_dir", "")
@@ -205,6 +209,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.SyncTLS.CertFile == "") != (c.SyncTLS.KeyFile == "") {
 		return errors.New("tls_client_cert_file and tls_client_key_file must be set together")
+	}
+	for _, h := range c.AdminTokenHashes {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("admin_token_hashes: %q is not a hex sha256 (see `mirror admin-token`)", h)
+		}
 	}
 	return nil
 }

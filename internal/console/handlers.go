@@ -712,10 +712,12 @@ func (s *Server) entitlements(q *req) {
 // --- tokens ---
 
 type tokensData struct {
-	Tokens  []*TokenInfo
-	Tenants []*catalog.Tenant
-	Names   map[string]string // tenant id → name
-	Created *createdToken
+	Tokens []*TokenInfo
+	// Unlisted: the backend cannot list tokens (creating still works).
+	Unlisted bool
+	Tenants  []*catalog.Tenant
+	Names    map[string]string // tenant id → name
+	Created  *createdToken
 }
 
 type createdToken struct {
@@ -725,7 +727,8 @@ type createdToken struct {
 
 func (s *Server) tokensPage(q *req, created *createdToken) {
 	ts, err := s.b.Tokens(q.ctx, "")
-	if err != nil {
+	unlisted := errors.Is(err, ErrNotImplemented)
+	if err != nil && !unlisted {
 		q.fail(err)
 		return
 	}
@@ -738,7 +741,7 @@ func (s *Server) tokensPage(q *req, created *createdToken) {
 	for _, t := range tenants {
 		names[t.TenantID] = t.Name
 	}
-	s.render(q, http.StatusOK, "tokens", "Tokens", "tokens", tokensData{Tokens: ts, Tenants: tenants, Names: names, Created: created})
+	s.render(q, http.StatusOK, "tokens", "Tokens", "tokens", tokensData{Tokens: ts, Unlisted: unlisted, Tenants: tenants, Names: names, Created: created})
 }
 
 func (s *Server) tokens(q *req) { s.tokensPage(q, nil) }

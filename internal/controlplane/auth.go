@@ -32,6 +32,14 @@ func (a *App) Authenticate(ctx context.Context, secret string) (*Principal, erro
 		}
 		return &Principal{Role: RoleMirror, TenantID: m.TenantID, TokenID: m.MirrorID, Mirror: m}, nil
 	}
+	return a.TokenPrincipal(ctx, hash)
+}
+
+// TokenPrincipal resolves an API token by its hash (HashSecret of the
+// secret) with the same checks as Authenticate. The console re-checks a
+// session's token with it on every request, keeping the hash rather than
+// the secret.
+func (a *App) TokenPrincipal(ctx context.Context, hash string) (*Principal, error) {
 	t, err := a.store.TokenByHash(ctx, hash)
 	if err != nil || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1 {
 		return nil, errUnauthorized

@@ -74,6 +74,7 @@ func (a *App) latestHead(ctx context.Context, tenantID string) (*catalog.Snapsho
 type tenantView struct {
 	snap     *catalog.Snapshot
 	channels map[string]map[string]bool // artifact_id -> channels
+	releases map[string]struct{}        // every release the snapshot lists
 	engine   *update.Engine
 }
 
@@ -104,8 +105,9 @@ func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
 	}
-	v = &tenantView{snap: snap, channels: map[string]map[string]bool{}}
+	v = &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}}
 	for _, rel := range m.Releases {
+		v.releases[rel.ReleaseID] = struct{}{}
 		if rel.Status != catalog.ReleaseActive {
 			continue
 		}

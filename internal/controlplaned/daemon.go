@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/console"
+	"github.com/outpost/outpost/internal/consoleapp"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/httpapi"
@@ -24,7 +26,9 @@ type ControlPlane struct {
 	app    *controlplane.App
 	store  store.Store
 	server *httpapi.Server
-	ln     net.Listener
+	// handler serves the API and, at /console/, the web console.
+	handler http.Handler
+	ln      net.Listener
 
 	mu     sync.Mutex
 	group  *daemon.Group
@@ -61,11 +65,29 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	return &ControlPlane{
+	c := &ControlPlane{
 		cfg: cfg, app: app, store: st, ln: ln, done: make(chan struct{}),
 		server: &httpapi.Server{App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes},
-	}, nil
+	}
+	// The console goes through the same App as the API (consoleapp);
+	// its session cookie is Secure when the request came over TLS.
+	con, err := console.New(console.Options{Backend: consoleapp.New(app, consoleapp.Options{}), Logger: cfg.logger(),
+		MaxUploadBytes: app.Config().MaxArtifactBytes})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", con)
+	mux.Handle("/", c.server)
+	c.handler = mux
+	return c, nil
 }
+
+// Handler is what the daemon serves: the API, and the web console at
+// /console/.
+func (c *ControlPlane) Handler() http.Handler { return c.handler }
 
 // Addr is the address the API listens on.
 func (c *ControlPlane) Addr() string { return c.ln.Addr().String() }
@@ -94,7 +116,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inflight.Add(1)
 			defer inflight.Done()
-			c.server.ServeHTTP(w, r)
+			c.handler.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: c.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,

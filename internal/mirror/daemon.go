@@ -17,6 +17,7 @@ import (
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/ratelimit"
+	"github.com/outpost/outpost/internal/sitepage"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
 )
@@ -59,7 +60,11 @@ type Config struct {
 	// BodyTimeout bounds reading the body of an event or lease request
 	// (0: DefaultBodyTimeout).
 	BodyTimeout time.Duration
-	Updates     UpdateBuilder
+	// AdminTokenHashes are the hex sha256s of the mirror admin tokens
+	// (HashAdminToken) that may upload a bundle on the status page; none:
+	// uploads are refused.
+	AdminTokenHashes []string
+	Updates          UpdateBuilder
 
 	// MirrorID is the configured id ("": the one the control plane
 	// reported). TenantID and Key (the mirror's signing key, loaded when
@@ -197,7 +202,13 @@ func (m *Mirror) build(ctx context.Context) error {
 	}
 	sc := cfg.Sync
 	sc.Logger, sc.MirrorID, sc.AuditExport = m.log, cfg.MirrorID, leases.ExportAudit
-	sc.OnResult = m.srv.ObserveSync
+	var site *SitePage
+	sc.OnResult = func(r state.SyncResult) {
+		m.srv.ObserveSync(r)
+		if site != nil {
+			site.observe(r)
+		}
+	}
 	sc.OnCommit = func() {
 		if err := m.srv.Reload(); err != nil {
 			m.log.Error("reload after commit", "err", err)
@@ -215,6 +226,19 @@ func (m *Mirror) build(ctx context.Context) error {
 			return err
 		}
 	}
+	if site, err = newSitePage(m.srv, m.syncer, m.st, leases, cfg.DataDir, cfg.TenantID, cfg.AdminTokenHashes, time.Now); err != nil {
+		return err
+	}
+	page, err := sitepage.New(sitepage.Options{Backend: site, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	// The status page for people at / (and its forms and assets under
+	// /site/); everything else, /v1/status included, is the API.
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", page)
+	mux.Handle("/site/", page)
+	mux.Handle("/", m.srv.Handler())
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -222,7 +246,7 @@ func (m *Mirror) build(ctx context.Context) error {
 		m.ln = tls.NewListener(m.ln, m.tls.Config)
 	}
 	m.hs = &http.Server{
-		Handler:           m.track(m.srv.Handler()),
+		Handler:           m.track(mux),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		// TLS handshake failures and the like: debug, a scanner must not
 		// flood the log.

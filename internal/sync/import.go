@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/outpost/outpost/internal/bundle"
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror/state"
 )
 
@@ -25,6 +27,12 @@ type ImportReport struct {
 	Skipped      int      `json:"skipped"`  // in the bundle but not for this mirror's channels
 	Bytes        int64    `json:"bytes"`
 	Missing      []string `json:"missing,omitempty"`
+	// What the bundle's snapshot says: when it expires, how many
+	// releases it offers, and the releases (product/channel/version) the
+	// held snapshot offered that it no longer does.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Releases  int       `json:"releases"`
+	Withdrawn []string  `json:"withdrawn,omitempty"`
 }
 
 // Import reads an offline bundle from r: the envelope first, verified
@@ -84,6 +92,22 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 		return fmt.Errorf("bundle snapshot: %w", err)
 	}
 	rep.SnapshotID, rep.Sequence = c.m.SnapshotID, c.m.Sequence
+	rep.ExpiresAt = c.m.ExpiresAt
+	offered := map[string]bool{}
+	for _, r := range c.m.Releases {
+		if r.Status == catalog.ReleaseActive {
+			rep.Releases++
+			offered[r.ReleaseID] = true
+		}
+	}
+	if held != nil && held.Manifest != nil {
+		for _, r := range held.Manifest.Releases {
+			if r.Status == catalog.ReleaseActive && !offered[r.ReleaseID] {
+				rep.Withdrawn = append(rep.Withdrawn, r.ProductID+"/"+r.Channel+"/"+r.Version)
+			}
+		}
+		sort.Strings(rep.Withdrawn)
+	}
 	rep.Needed = len(c.need)
 	taken, err := s.take(ctx, br, c, rep)
 	if err != nil {

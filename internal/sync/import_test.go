@@ -153,3 +153,34 @@ func TestSyncer_ImportAttacks(t *testing.T) {
 		}
 	})
 }
+
+func TestSyncer_ImportReportsTheSnapshot(t *testing.T) {
+	r := newRig(t)
+	a := synctest.Art{ID: "art_a", Data: synctest.Random(1000)}
+	b := synctest.Art{ID: "art_b", Data: synctest.Random(2000)}
+	revokedA := a
+	revokedA.Revoked = true
+	s := r.syncer(nil)
+	ctx := context.Background()
+	bundleOf := func(m *snapshot.Manifest, arts ...synctest.Art) *bytes.Buffer {
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf)
+		w.WriteSnapshot(r.v.Sign(t, m))
+		for _, x := range arts {
+			w.WriteArtifact(synctest.SHA(x.Data), int64(len(x.Data)), bytes.NewReader(x.Data))
+		}
+		w.Close()
+		return &buf
+	}
+	if _, err := s.Import(ctx, bundleOf(r.v.Manifest(1, []synctest.Art{a}), a), false); err != nil {
+		t.Fatal(err)
+	}
+	m2 := r.v.Manifest(2, []synctest.Art{revokedA, b})
+	rep, err := s.Import(ctx, bundleOf(m2, b), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Releases != 1 || !rep.ExpiresAt.Equal(m2.ExpiresAt) || len(rep.Withdrawn) != 1 || rep.Withdrawn[0] != "prd_1/stable/1.0.0" {
+		t.Errorf("got releases %d, expires %v, withdrawn %v; want 1, %v, [prd_1/stable/1.0.0]", rep.Releases, rep.ExpiresAt, rep.Withdrawn, m2.ExpiresAt)
+	}
+}
