@@ -13,6 +13,20 @@ DEMO=./data/demo
 CP_DATA=$DEMO/controlplane
 MIRROR_DATA=$DEMO/mirror
 
+# A port taken by another process would make the CLI talk to that process
+# (and fail with a confusing answer): check first and say what to do.
+port_taken() { # host:port
+	(exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
+for addr in "$CP_ADDR" "$MIRROR_ADDR"; do
+	if port_taken "$addr"; then
+		echo "make run: $addr is already in use by another process." >&2
+		echo "Stop it, or choose other addresses, e.g.:" >&2
+		echo "  CP_ADDR=127.0.0.1:9440 MIRROR_ADDR=127.0.0.1:9441 make run" >&2
+		exit 1
+	fi
+done
+
 [ -x $BIN/controlplane ] && [ -x $BIN/mirror ] && [ -x $BIN/updatectl ] || go build -o $BIN/ ./cmd/...
 
 rm -rf "$DEMO"
