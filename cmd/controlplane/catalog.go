@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,7 +55,7 @@ func artifactCmd() *cobra.Command {
 func uploadFile(ctx context.Context, svc controlplane.Service, path string) (*catalog.Artifact, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -74,17 +75,25 @@ func releaseCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// The file first: a typo in --file must not burn the version (a
+		// release is append-only), and an artifact without a release is
+		// harmless (it can be attached later).
+		var art *catalog.Artifact
+		if file := str(cmd, "file"); file != "" {
+			if art, err = uploadFile(ctx, svc, file); err != nil {
+				return fmt.Errorf("--file: %w (nothing was created)", err)
+			}
+		}
 		rel, err := svc.CreateRelease(ctx, str(cmd, "product"), controlplane.ReleaseInput{Channel: str(cmd, "channel"), Version: str(cmd, "version"), Metadata: md})
 		if err != nil {
+			if art != nil {
+				return fmt.Errorf("%w (the file was uploaded as artifact %s: attach it with `controlplane release attach RELEASE_ID %s --platform … --arch …`)", err, art.ArtifactID, art.ArtifactID)
+			}
 			return err
 		}
-		if file := str(cmd, "file"); file != "" {
-			a, err := uploadFile(ctx, svc, file)
-			if err != nil {
-				return fmt.Errorf("release %s created, upload failed: %w", rel.ReleaseID, err)
-			}
-			if _, err := svc.AttachArtifact(ctx, rel.ReleaseID, attachInput(cmd, a.ArtifactID)); err != nil {
-				return fmt.Errorf("release %s created, attach failed: %w", rel.ReleaseID, err)
+		if art != nil {
+			if _, err := svc.AttachArtifact(ctx, rel.ReleaseID, attachInput(cmd, art.ArtifactID)); err != nil {
+				return fmt.Errorf("release %s created, attaching artifact %s failed: %w; fix the flags and run `controlplane release attach %s %s --platform … --arch …`", rel.ReleaseID, art.ArtifactID, err, rel.ReleaseID, art.ArtifactID)
 			}
 		}
 		return printed(cmd, func(r *catalog.Release) string { return r.ReleaseID })(rel, nil)

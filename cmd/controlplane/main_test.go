@@ -248,6 +248,15 @@ func TestControlplane_AdminCLI(t *testing.T) {
 	if _, errs, err := c.run("release", "create", "--product", product, "--channel", "stable", "--version", "1.0.0"); err == nil || !strings.Contains(errs, "conflict") && !strings.Contains(errs, "exists") {
 		t.Fatalf("duplicate release: %v %q", err, errs)
 	}
+	t.Run("a typo in --file burns no version", func(t *testing.T) {
+		_, errs, err := c.run("release", "create", "--product", product, "--version", "1.0.1", "--file", filepath.Join(t.TempDir(), "missing.msi"))
+		if err == nil || !strings.Contains(errs, "missing.msi") || !strings.Contains(errs, "nothing was created") {
+			t.Fatalf("release create with a missing file: %v %q", err, errs)
+		}
+		if got := c.mustRun("release", "create", "--product", product, "--version", "1.0.1", "--file", file); !catalog.ValidID(catalog.PrefixRelease, got) {
+			t.Fatalf("the retry printed %q", got)
+		}
+	})
 	snap := c.mustRun("snapshot", "build", "--tenant", tenant, "--output", "json")
 	var s map[string]any
 	json.Unmarshal([]byte(snap), &s)
