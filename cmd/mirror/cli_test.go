@@ -17,6 +17,7 @@ func TestMirror_CLI(t *testing.T) {
 	cp := synctest.NewControlPlane(t)
 	dir := t.TempDir()
 	config := writeConfig(t, dir, v, cp)
+	empty := filepath.Join(t.TempDir(), "nothing-here")
 	cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{{ID: "art_a", Data: []byte("abc")}})), 1, map[string][]byte{"art_a": []byte("abc")})
 
 	tests := []struct {
@@ -28,6 +29,8 @@ func TestMirror_CLI(t *testing.T) {
 	}{
 		{"sync once", []string{"sync", "--once", "--config", config}, nil, "", "committed snapshot snp_000001"},
 		{"status json", []string{"status", "--config", config, "--output", "json"}, nil, "", `"sequence": 1`},
+		{"the data dir's own config, no --config", []string{"status", "--data-dir", dir, "-o", "json"}, nil, "", `"sequence": 1`},
+		{"no mirror initialised", []string{"status", "--data-dir", empty}, nil, "no mirror is initialised in " + empty, ""},
 		{"env overrides yaml", []string{"status", "--config", config}, []string{"OUTPOST_RETAIN_SNAPSHOTS=0"}, "retain_snapshots must be at least 1", ""},
 		{"unknown key", []string{"status", "--config", writeFile(t, "bogus: 1\n")}, nil, `unknown key "bogus"`, ""},
 		{"admin token", []string{"admin-token"}, nil, "", "admin_token_hashes entry: "},
@@ -50,6 +53,10 @@ func TestMirror_CLI(t *testing.T) {
 				t.Fatalf("err %v, stdout %q, stderr %q; want %q", err, stdout.String(), stderr.String(), tt.wantOut)
 			}
 		})
+	}
+
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("status on an uninitialised dir created %s (%v)", empty, err)
 	}
 
 	t.Run("status while serve holds the lock fails at once", func(t *testing.T) {

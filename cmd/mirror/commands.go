@@ -47,6 +47,9 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.initialised(); err != nil {
+		return nil, err
+	}
 	trust, err := cfg.trust()
 	if err != nil {
 		return nil, err
@@ -392,6 +395,9 @@ func statusCmd() *cobra.Command {
 			} else {
 				cfg, err := loadConfig(cmd)
 				if err != nil {
+					return err
+				}
+				if err := cfg.initialised(); err != nil {
 					return err
 				}
 				s, err := state.Open(cfg.dbPath(), cfg.RetainSnapshots)

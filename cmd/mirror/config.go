@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -268,4 +269,19 @@ func (c *Config) mirrorKey() (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("mirror key %s is missing: run `mirror init`", c.KeyFile)
 	}
 	return key, err
+}
+
+// initialised says what to do when no `mirror init` prepared the data
+// directory: a one-shot command must not quietly create an empty mirror
+// there and report nothing held.
+func (c *Config) initialised() error {
+	if c.TenantID != "" {
+		return nil // a config names the mirror's tenant
+	}
+	_, errKey := os.Stat(c.KeyFile)
+	_, errDB := os.Stat(c.dbPath())
+	if errors.Is(errKey, fs.ErrNotExist) && errors.Is(errDB, fs.ErrNotExist) {
+		return fmt.Errorf("no mirror is initialised in %s (no %s, no config naming a tenant): run `mirror init --data-dir %s …` first, or point --data-dir or --config at an initialised mirror", c.DataDir, filepath.Base(c.KeyFile), c.DataDir)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ package cliconf
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -30,6 +31,9 @@ func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
 		path = os.Getenv("OUTPOST_CONFIG")
+	}
+	if path == "" {
+		path = dataDirConfig(cmd, v)
 	}
 	if path != "" {
 		v.SetConfigFile(path)
@@ -65,4 +69,22 @@ func Load(cmd *cobra.Command, defaults func(*viper.Viper), out any) error {
 		}
 	}
 	return nil
+}
+
+// dataDirConfig is the config file `init` writes into the data directory
+// (<data_dir>/<program>.yaml), when it exists: `mirror status --data-dir
+// mB` then finds mB's own config without --config.
+func dataDirConfig(cmd *cobra.Command, v *viper.Viper) string {
+	dir := v.GetString("data_dir")
+	if f := cmd.Flags().Lookup("data-dir"); f != nil && f.Changed {
+		dir = f.Value.String()
+	}
+	if dir == "" {
+		return ""
+	}
+	p := filepath.Join(dir, cmd.Root().Name()+".yaml")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
