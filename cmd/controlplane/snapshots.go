@@ -63,10 +63,19 @@ func backupCmd() *cobra.Command {
 		if out == "" {
 			return usageError(fmt.Errorf("--out is required"))
 		}
-		return fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
-			_, err := svc.Backup(ctx, f)
+		var n int64
+		if err := fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
+			var err error
+			n, err = svc.Backup(ctx, f)
 			return err
-		})
+		}); err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "wrote the catalog to %s (%d bytes)\n", out, n)
+		fmt.Fprintln(w, "A restore also needs, copied beside it (README, Backups): the keys directory,")
+		fmt.Fprintln(w, "the data-encryption key file, and the artifact bytes (blob.dir, or the S3 bucket).")
+		return nil
 	})
 	cmd.Flags().String("out", "", "output file")
 	addClientFlags(cmd)

@@ -3,11 +3,13 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sync"
 
+	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -263,7 +265,32 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 			p.artifacts = append(p.artifacts, art.ArtifactID)
 		}
 	}
+	// Missing bytes are found now, while an error can still be answered,
+	// not as a stream cut halfway (a restore that left out the blobs).
+	for _, id := range p.artifacts {
+		if err := a.checkStored(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// checkStored fails clearly when a managed artifact's bytes are not in
+// the blob store.
+func (a *App) checkStored(ctx context.Context, id string) error {
+	art, err := a.store.Artifact(ctx, id)
+	if err != nil {
+		return err
+	}
+	if art.SourceType != catalog.SourceManaged {
+		return nil
+	}
+	if _, err := a.blobs.Stat(ctx, art.StoragePath); errors.Is(err, blob.ErrNotFound) {
+		return catalog.Errorf(catalog.EUNAVAILABLE, "artifact %s (sha256 %s): its bytes are missing from the blob store (%s): restore the blob store from the backup (README, Backups) or upload the file again", id, art.SHA256, art.StoragePath)
+	} else if err != nil {
+		return fmt.Errorf("artifact %s: %w", id, err)
+	}
+	return nil
 }
 
 func (a *App) writeBundleArtifact(ctx context.Context, bw *bundle.Writer, id string) error {
