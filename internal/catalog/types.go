@@ -58,11 +58,28 @@ const (
 	MirrorError    = "error"
 )
 
-// Token roles.
+// Token roles. The read-only variants may call GET routes only.
 const (
-	RoleAdmin  = "admin"
-	RoleTenant = "tenant"
+	RoleAdmin    = "admin"
+	RoleTenant   = "tenant"
+	RoleAdminRO  = "admin_ro"
+	RoleTenantRO = "tenant_ro"
 )
+
+// TokenRoles are the roles an API token may have.
+var TokenRoles = []string{RoleAdmin, RoleTenant, RoleAdminRO, RoleTenantRO}
+
+// BaseRole returns the role a token role acts as (admin or tenant) and
+// whether it is read-only.
+func BaseRole(role string) (base string, readOnly bool) {
+	switch role {
+	case RoleAdminRO:
+		return RoleAdmin, true
+	case RoleTenantRO:
+		return RoleTenant, true
+	}
+	return role, false
+}
 
 // Actor types of audit events.
 const (
@@ -252,14 +269,35 @@ type Mirror struct {
 	CredentialEnc   []byte     `json:"-"`
 }
 
-// Token is an API token; only its sha256 is stored.
+// Token is an API token; only its sha256 is stored. A revoked or
+// expired token authenticates nothing; last_used_at is updated at most
+// once a minute (TokenTouchEvery).
 type Token struct {
-	TokenID   string    `json:"token_id"`
-	Role      string    `json:"role"`
-	TenantID  string    `json:"tenant_id,omitempty"`
-	Name      string    `json:"name,omitempty"`
-	Hash      string    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
+	TokenID    string     `json:"token_id"`
+	Role       string     `json:"role"`
+	TenantID   string     `json:"tenant_id,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	Hash       string     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy  string     `json:"revoked_by,omitempty"`
+}
+
+// TokenTouchEvery is how stale a token's last_used_at may get: a request
+// writes it only when the stored value is older.
+const TokenTouchEvery = time.Minute
+
+// Usable reports why a token cannot authenticate at now ("" when it can).
+func (t *Token) Usable(now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return "token is revoked"
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return "token has expired"
+	}
+	return ""
 }
 
 // AuditEvent is one link of the hash chain:

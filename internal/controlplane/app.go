@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
@@ -89,6 +90,7 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
+	touched sync.Map // token id -> time.Time of this instance's last TouchToken
 }
 
 var _ Service = (*App)(nil)

@@ -16,7 +16,10 @@ const RoleMirror = "mirror"
 // tenant principal may see; which roles may call which operation is the
 // transport's rule (httpapi's route table).
 type Principal struct {
-	Role     string // catalog.RoleAdmin, catalog.RoleTenant or RoleMirror
+	Role string // catalog.RoleAdmin, catalog.RoleTenant or RoleMirror
+	// ReadOnly principals (admin_ro, tenant_ro tokens) may call GET
+	// routes only (the transport's rule).
+	ReadOnly bool
 	TenantID string
 	TokenID  string          // token or mirror id; recorded as assigned_by, revoked_by
 	Mirror   *catalog.Mirror // for RoleMirror

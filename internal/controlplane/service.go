@@ -38,6 +38,10 @@ type Service interface {
 type Tokens interface {
 	// CreateToken mints an admin or tenant token; its secret is returned once.
 	CreateToken(ctx context.Context, in TokenInput) (*TokenCreated, error)
+	// ListTokens lists tokens (a tenant principal: its tenant's).
+	ListTokens(ctx context.Context, pg store.Page) ([]*catalog.Token, string, error)
+	// RevokeToken revokes a token at once, on every instance.
+	RevokeToken(ctx context.Context, id string) (*catalog.Token, error)
 	PublicKeys(ctx context.Context) ([]PublicKey, error)
 	// Backup writes a consistent copy of the catalog (bbolt stores).
 	Backup(ctx context.Context, w io.Writer) (int64, error)

@@ -164,6 +164,14 @@ func (c *Client) CreateToken(ctx context.Context, in controlplane.TokenInput) (*
 	return one[controlplane.TokenCreated](ctx, c, "POST", "/v1/tokens", in)
 }
 
+func (c *Client) ListTokens(ctx context.Context, pg store.Page) ([]*catalog.Token, string, error) {
+	return list[*catalog.Token](ctx, c, "/v1/tokens", nil, pg)
+}
+
+func (c *Client) RevokeToken(ctx context.Context, id string) (*catalog.Token, error) {
+	return one[catalog.Token](ctx, c, "DELETE", "/v1/tokens/"+esc(id), nil)
+}
+
 func (c *Client) PublicKeys(ctx context.Context) ([]controlplane.PublicKey, error) {
 	return whole[controlplane.PublicKey](ctx, c, "/v1/keys")
 }

@@ -18,6 +18,10 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/tokens", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.TokenInput) (*controlplane.TokenCreated, error) {
 			return a.CreateToken(r.Context(), in)
 		})},
+		{pattern: "GET /v1/tokens", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Token, string, error) {
+			return a.ListTokens(r.Context(), pg)
+		})},
+		{pattern: "DELETE /v1/tokens/{id}", access: tenantRead, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Token, error) { return a.RevokeToken(r.Context(), id(r)) })},
 		{pattern: "GET /v1/keys", access: tenantRead, handler: all(func(r *http.Request) ([]controlplane.PublicKey, error) { return a.PublicKeys(r.Context()) })},
 		{pattern: "GET /v1/admin/backup", access: adminOnly, handler: s.backup},
 		{pattern: "GET /v1/audit-events", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.AuditEvent, string, error) {

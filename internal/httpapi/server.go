@@ -160,6 +160,10 @@ func (s *Server) wrap(rt route) http.Handler {
 			wire.WriteError(sw, r, s.Log, err)
 			return
 		}
+		if p.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EFORBIDDEN, "this token is read-only"))
+			return
+		}
 		if !allowed(rt.access, p) {
 			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EFORBIDDEN, "this token may not call %s", rt.pattern))
 			return

@@ -68,6 +68,18 @@ type Store interface {
 	// Tokens.
 	CreateToken(ctx context.Context, t *catalog.Token) error
 	TokenByHash(ctx context.Context, hash string) (*catalog.Token, error)
+	Token(ctx context.Context, id string) (*catalog.Token, error)
+	// Tokens lists tokens by id, every token when tenantID is "", else
+	// that tenant's.
+	Tokens(ctx context.Context, tenantID string, p Page) ([]*catalog.Token, string, error)
+	// RevokeToken marks a token revoked (by the actor's id) and removes
+	// its hash from the index, in one transaction with its audit event; a
+	// token already revoked is returned unchanged.
+	RevokeToken(ctx context.Context, id, by string) (*catalog.Token, error)
+	// TouchToken sets last_used_at to at unless the stored value is
+	// newer than at-catalog.TokenTouchEvery. Bookkeeping, not a change:
+	// no audit event.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 
 	// Tenants.
 	CreateTenant(ctx context.Context, t *catalog.Tenant) error
