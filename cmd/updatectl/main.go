@@ -127,6 +127,7 @@ type options struct {
 	serverKind string
 	maxSnap    int64
 	retries    int
+	stateFile  string
 }
 
 type app struct {
@@ -172,6 +173,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&a.opts.serverKind, "server-kind", "auto", "lease API of --server: auto, mirror or controlplane")
 	pf.Int64Var(&a.opts.maxSnap, "max-snapshot-size", 64<<20, "largest snapshot envelope accepted, bytes")
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
+	pf.StringVar(&a.opts.stateFile, "state-file", defaultStateFile(), "where lease holder secrets are kept (mode 0600)")
 	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd())
 	return root
 }

@@ -219,6 +219,9 @@ type Lease struct {
 	ExpiresAt     time.Time  `json:"expires_at"`
 	ReleasedAt    *time.Time `json:"released_at"`
 	TokenHash     string     `json:"token_hash"`
+	// HolderHash is the sha256 of the holder secret the lease was bound
+	// to when acquired; renewing or releasing it needs that secret.
+	HolderHash string `json:"holder_hash,omitempty"`
 }
 
 // Active reports whether the lease holds a seat at t.

@@ -109,6 +109,10 @@ func (a *App) UpdateEntitlement(ctx context.Context, id string, in EntitlementPa
 type Subject struct {
 	SubjectType string `json:"subject_type"`
 	SubjectID   string `json:"subject_id"`
+	// HolderSecret (AcquireLease only) is the secret a previous acquire
+	// returned, needed to renew the subject's active lease. Over HTTP it
+	// travels in the Outpost-Lease-Secret header, never in the body.
+	HolderSecret string `json:"-"`
 }
 
 func (s Subject) validate() error {
@@ -163,6 +167,9 @@ func (a *App) RevokeSeat(ctx context.Context, entitlementID, seatID string) (*ca
 type LeaseIssued struct {
 	*catalog.Lease
 	Token string `json:"token"`
+	// HolderSecret is returned once, by the acquire that bound the lease
+	// to its holder: renewing and releasing the lease need it.
+	HolderSecret string `json:"holder_secret,omitempty"`
 }
 
 // AcquireLease issues (or renews) a subject's online lease.
@@ -188,9 +195,17 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 		expires = *e.EndsAt
 	}
 	var token string
+	if in.HolderSecret != "" && !license.ValidHolderSecret(in.HolderSecret) {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "malformed lease holder secret")
+	}
+	secret, holder := in.HolderSecret, license.HolderHash(in.HolderSecret)
+	fresh := ""
+	if secret == "" {
+		fresh, holder = license.NewHolderSecret()
+	}
 	l := &catalog.Lease{
 		LeaseID: catalog.NewID(catalog.PrefixLease), EntitlementID: e.EntitlementID, TenantID: e.TenantID,
-		SubjectType: in.SubjectType, SubjectID: in.SubjectID, IssuedAt: now, ExpiresAt: expires,
+		SubjectType: in.SubjectType, SubjectID: in.SubjectID, IssuedAt: now, ExpiresAt: expires, HolderHash: holder,
 	}
 	l, err = a.store.AcquireLease(ctx, l, func(final *catalog.Lease) (string, error) {
 		var err error
@@ -205,13 +220,20 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 	if err != nil {
 		return nil, err
 	}
-	return &LeaseIssued{Lease: l, Token: token}, nil
+	out := &LeaseIssued{Lease: l, Token: token}
+	if fresh != "" && l.HolderHash == holder {
+		out.HolderSecret = fresh
+	}
+	return out, nil
 }
 
-// ReleaseLease gives a lease back before it expires.
-func (a *App) ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error) {
+// ReleaseLease gives a lease back before it expires. It needs the
+// holder's secret, except from an administrator (a forced release, for a
+// holder that lost its secret).
+func (a *App) ReleaseLease(ctx context.Context, id, holderSecret string) (*catalog.Lease, error) {
 	if _, err := load(ctx, catalog.PrefixLease, "lease", id, a.store.Lease, func(l *catalog.Lease) string { return l.TenantID }); err != nil {
 		return nil, err
 	}
-	return a.store.ReleaseLease(ctx, id, a.now())
+	force := holderSecret == "" && principal(ctx).Role == catalog.RoleAdmin
+	return a.store.ReleaseLease(ctx, id, license.HolderHash(holderSecret), force, a.now())
 }

@@ -109,8 +109,12 @@ type Licensing interface {
 	Seats(ctx context.Context, entitlementID string, pg store.Page) ([]*catalog.SeatAssignment, string, error)
 	RevokeSeat(ctx context.Context, entitlementID, seatID string) (*catalog.SeatAssignment, error)
 
+	// AcquireLease issues a lease (its holder secret returned once) or
+	// renews the subject's active one (in.HolderSecret required).
 	AcquireLease(ctx context.Context, entitlementID string, in Subject) (*LeaseIssued, error)
-	ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error)
+	// ReleaseLease needs the holder's secret; an admin may pass "" to
+	// force the release.
+	ReleaseLease(ctx context.Context, id, holderSecret string) (*catalog.Lease, error)
 }
 
 // Mirrors is mirror registration and management, and the operations a

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -333,4 +334,95 @@ func TestTokens_RevokedOnEveryInstance(t *testing.T) {
 // end.
 func httpClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{}, Timeout: time.Minute}
+}
+
+// auditHead is the newest audit event's hash.
+func auditHead(t *testing.T, admin *httpapi.Client) string {
+	t.Helper()
+	var last string
+	cur := ""
+	for {
+		evs, next, err := admin.AuditEvents(context.Background(), store.AuditFilter{}, store.Page{Limit: 1000, Cursor: cur})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 0 {
+			last = evs[len(evs)-1].Hash
+		}
+		if next == "" {
+			return last
+		}
+		cur = next
+	}
+}
+
+// TestLeases_BoundToHolder mounts the seat hijack against a serving
+// control plane: someone with a token of the same tenant renews or
+// releases alice's lease without her holder secret.
+func TestLeases_BoundToHolder(t *testing.T) {
+	dir := t.TempDir()
+	cp := serveInstance(t, boltStore(t, dir), dir, nil, "", controlplaned.Config{})
+	ctx := context.Background()
+	admin := cp.as(cp.admin)
+	tn, err := admin.CreateTenant(ctx, controlplane.TenantInput{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := admin.CreateProduct(ctx, controlplane.ProductInput{Name: "widget"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := admin.CreateEntitlement(ctx, tn.TenantID, controlplane.EntitlementInput{ProductID: p.ProductID, Policy: []byte(`{"max_seats":2}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func() *httpapi.Client {
+		tc, err := admin.CreateToken(ctx, controlplane.TokenInput{Role: catalog.RoleTenant, TenantID: tn.TenantID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.as(tc.Secret)
+	}
+	alice, mallory := tok(), tok()
+	l, err := alice.AcquireLease(ctx, ent.EntitlementID, controlplane.Subject{SubjectType: catalog.SubjectUser, SubjectID: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.HolderSecret == "" || l.HolderHash == "" {
+		t.Fatalf("acquire answered %+v, want a holder secret", l)
+	}
+	head := auditHead(t, admin)
+	for name, secret := range map[string]string{"no secret": "", "a made-up secret": "olh_" + strings.Repeat("A", 43), "malformed": "guess"} {
+		t.Run(name, func(t *testing.T) {
+			_, err := mallory.AcquireLease(ctx, ent.EntitlementID, controlplane.Subject{SubjectType: catalog.SubjectUser, SubjectID: "alice", HolderSecret: secret})
+			wantCode(t, err, catalog.EFORBIDDEN)
+			_, err = mallory.ReleaseLease(ctx, l.LeaseID, secret)
+			wantCode(t, err, catalog.EFORBIDDEN)
+			if got := auditHead(t, admin); got != head {
+				t.Fatalf("a refused request changed the audit chain head")
+			}
+		})
+	}
+	renewed, err := alice.AcquireLease(ctx, ent.EntitlementID, controlplane.Subject{SubjectType: catalog.SubjectUser, SubjectID: "alice", HolderSecret: l.HolderSecret})
+	if err != nil {
+		t.Fatalf("renewal with the holder secret: %v", err)
+	}
+	if renewed.LeaseID != l.LeaseID || renewed.HolderSecret != "" {
+		t.Fatalf("renewal = %+v, want the same lease and no new secret", renewed)
+	}
+	if _, err := alice.ReleaseLease(ctx, l.LeaseID, l.HolderSecret); err != nil {
+		t.Fatalf("release with the holder secret: %v", err)
+	}
+	t.Run("admin force-releases", func(t *testing.T) {
+		b, err := alice.AcquireLease(ctx, ent.EntitlementID, controlplane.Subject{SubjectType: catalog.SubjectUser, SubjectID: "bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = mallory.ReleaseLease(ctx, b.LeaseID, "")
+		wantCode(t, err, catalog.EFORBIDDEN)
+		got, err := admin.ReleaseLease(ctx, b.LeaseID, "")
+		if err != nil || got.ReleasedAt == nil {
+			t.Fatalf("admin force release: %+v, %v", got, err)
+		}
+	})
 }

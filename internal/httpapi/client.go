@@ -50,6 +50,9 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	if secret, _ := ctx.Value(leaseSecretKey{}).(string); secret != "" {
+		req.Header.Set(wire.HeaderLeaseSecret, secret)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -369,11 +372,22 @@ func (c *Client) RevokeSeat(ctx context.Context, entitlementID, seatID string) (
 }
 
 func (c *Client) AcquireLease(ctx context.Context, entitlementID string, in controlplane.Subject) (*controlplane.LeaseIssued, error) {
-	return one[controlplane.LeaseIssued](ctx, c, "POST", "/v1/entitlements/"+esc(entitlementID)+"/leases", in)
+	return one[controlplane.LeaseIssued](withLeaseSecret(ctx, in.HolderSecret), c, "POST", "/v1/entitlements/"+esc(entitlementID)+"/leases", in)
 }
 
-func (c *Client) ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error) {
-	return one[catalog.Lease](ctx, c, "DELETE", "/v1/leases/"+esc(id), nil)
+func (c *Client) ReleaseLease(ctx context.Context, id, holderSecret string) (*catalog.Lease, error) {
+	return one[catalog.Lease](withLeaseSecret(ctx, holderSecret), c, "DELETE", "/v1/leases/"+esc(id), nil)
+}
+
+type leaseSecretKey struct{}
+
+// withLeaseSecret makes the request sent with ctx carry a lease holder
+// secret (wire.HeaderLeaseSecret).
+func withLeaseSecret(ctx context.Context, secret string) context.Context {
+	if secret == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, leaseSecretKey{}, secret)
 }
 
 func (c *Client) CreateMirror(ctx context.Context, tenantID string, in controlplane.MirrorInput) (*controlplane.MirrorCreated, error) {

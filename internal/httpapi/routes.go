@@ -6,6 +6,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // routes is the control plane's API: each route, who may call it, and the
@@ -144,9 +145,12 @@ func (s *Server) routes() []route {
 			return a.RevokeSeat(r.Context(), id(r), r.PathValue("seat"))
 		})},
 		{pattern: "POST /v1/entitlements/{id}/leases", access: tenantRead, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.Subject) (*controlplane.LeaseIssued, error) {
+			in.HolderSecret = r.Header.Get(wire.HeaderLeaseSecret)
 			return a.AcquireLease(r.Context(), id(r), in)
 		})},
-		{pattern: "DELETE /v1/leases/{id}", access: tenantRead, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Lease, error) { return a.ReleaseLease(r.Context(), id(r)) })},
+		{pattern: "DELETE /v1/leases/{id}", access: tenantRead, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Lease, error) {
+			return a.ReleaseLease(r.Context(), id(r), r.Header.Get(wire.HeaderLeaseSecret))
+		})},
 
 		{pattern: "GET /v1/updates/check", access: tenantRead, handler: s.updatesCheck},
 

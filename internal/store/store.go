@@ -148,14 +148,17 @@ type Store interface {
 	// active and the entitlement current at l.IssuedAt; in explicit mode
 	// that the subject holds an active seat; renews the subject's active
 	// lease if it has one (same lease_id, new issued_at, expires_at and
-	// token_hash); otherwise takes a seat if fewer than the online seat
+	// token_hash) when l.HolderHash matches its holder
+	// (license.CheckHolder: EFORBIDDEN otherwise); otherwise takes a seat if fewer than the online seat
 	// limit are held by active leases. The returned lease is what is stored.
 	// With sign given, the store calls it inside the transaction with the
 	// lease as it will be stored (its final lease_id, times) and stores the
 	// token hash it returns, so a token can carry the lease id.
 	AcquireLease(ctx context.Context, l *catalog.Lease, sign ...LeaseSigner) (*catalog.Lease, error)
 	Lease(ctx context.Context, id string) (*catalog.Lease, error)
-	ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error)
+	// ReleaseLease needs the hash of the lease's holder secret unless
+	// force (license.CheckHolder); refused, nothing changes.
+	ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error)
 
 	// Snapshots: immutable. CreateSnapshot gathers the input, assigns the
 	// next sequence and calls build in one transaction, so two concurrent

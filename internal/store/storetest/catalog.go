@@ -511,7 +511,7 @@ func testNotFound(t *testing.T, f *fx) {
 		"Entitlements":           func() error { _, _, err := f.s.Entitlements(ctx, "ten_nope", pg); return err },
 		"Seats":                  func() error { _, _, err := f.s.Seats(ctx, "ent_nope", pg); return err },
 		"Lease":                  func() error { _, err := f.s.Lease(ctx, "lea_nope"); return err },
-		"ReleaseLease":           func() error { _, err := f.s.ReleaseLease(ctx, "lea_nope", f.now); return err },
+		"ReleaseLease":           func() error { _, err := f.s.ReleaseLease(ctx, "lea_nope", "", false, f.now); return err },
 		"RevokeSeat":             func() error { _, err := f.s.RevokeSeat(ctx, "ent_nope", "sea_nope", "x", f.now); return err },
 		"Snapshot":               func() error { _, err := f.s.Snapshot(ctx, "snp_nope"); return err },
 		"SnapshotBySequence":     func() error { _, err := f.s.SnapshotBySequence(ctx, "ten_nope", 1); return err },
