@@ -60,8 +60,7 @@ func serveInstance(t *testing.T, st store.Store, dir string, clk *clock, admin s
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := controlplane.Options{Store: st, Blobs: blobs, Keys: controlplaned.DirKeyring(filepath.Join(dir, "keys")), Secrets: sealer}
-	o.Config.AllowPrivateURLs = true
+	o := controlplane.Options{Store: st, Blobs: blobs, Keys: controlplaned.DirKeyring(filepath.Join(dir, "keys")), Secrets: sealer, Config: cfg.Service}
 	if clk != nil {
 		o.Now = clk.now
 	}
@@ -425,4 +424,39 @@ func TestLeases_BoundToHolder(t *testing.T) {
 			t.Fatalf("admin force release: %+v, %v", got, err)
 		}
 	})
+}
+
+// TestExternalURLs_SpecialPurposeAddressesRefused points EXTERNAL
+// artifacts of a serving control plane at addresses that reach the
+// vendor's own network although a hand list of private ranges misses
+// them: verification must refuse to connect, naming the address.
+func TestExternalURLs_SpecialPurposeAddressesRefused(t *testing.T) {
+	dir := t.TempDir()
+	cp := serveInstance(t, boltStore(t, dir), dir, nil, "", controlplaned.Config{})
+	ctx := context.Background()
+	admin := cp.as(cp.admin)
+	for _, host := range []string{
+		"[64:ff9b::7f00:1]", // NAT64 of 127.0.0.1
+		"[2002:7f00:1::1]",  // 6to4 of 127.0.0.1
+		"[::127.0.0.1]",     // IPv4-compatible IPv6
+		"198.18.0.1",        // benchmarking
+		"240.0.0.1",         // reserved
+		"169.254.169.254",   // cloud metadata
+		"[::ffff:10.0.0.1]", // IPv4-mapped private
+		"0.0.0.0",           // this host
+	} {
+		t.Run(host, func(t *testing.T) {
+			a, err := admin.CreateExternalArtifact(ctx, controlplane.ExternalInput{ExternalURL: "http://" + host + ":9/f", SHA256: strings.Repeat("a", 64), SizeBytes: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := admin.VerifyArtifact(ctx, a.ArtifactID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != catalog.ArtifactFailed || !strings.Contains(v.Reason, "not a public address") {
+				t.Fatalf("verify %s = %+v, want FAILED: not a public address", host, v)
+			}
+		})
+	}
 }
