@@ -91,6 +91,7 @@ type App struct {
 	http    *http.Client
 	engines engineCache
 	touched sync.Map // token id -> time.Time of this instance's last TouchToken
+	signers sync.Map // tenant id -> *signedBy of its latest snapshot (leaseSigner)
 }
 
 var _ Service = (*App)(nil)

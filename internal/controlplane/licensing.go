@@ -3,10 +3,14 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
 )
 
@@ -185,9 +189,9 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 	if err != nil {
 		return nil, err
 	}
-	signers := a.keys.Signers()
-	if len(signers) == 0 {
-		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key")
+	signer, err := a.leaseSigner(ctx, e.TenantID)
+	if err != nil {
+		return nil, err
 	}
 	now := a.now()
 	expires := now.Add(time.Duration(pol.LeaseTTL))
@@ -214,7 +218,7 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 			SubjectType: final.SubjectType, SubjectID: final.SubjectID, Features: pol.Features,
 			IssuedAt: final.IssuedAt.Unix(), ExpiresAt: final.ExpiresAt.Unix(), Grace: int64(time.Duration(pol.OfflineGrace) / time.Second),
 			Issuer: "vendor",
-		}, signers[0].Key)
+		}, signer.Key)
 		return license.TokenHash(token), err
 	})
 	if err != nil {
@@ -236,4 +240,79 @@ func (a *App) ReleaseLease(ctx context.Context, id, holderSecret string) (*catal
 	}
 	force := holderSecret == "" && principal(ctx).Role == catalog.RoleAdmin
 	return a.store.ReleaseLease(ctx, id, license.HolderHash(holderSecret), force, a.now())
+}
+
+// leaseSigner is the vendor key that signs a tenant's online leases,
+// chosen deterministically (docs/licensing.md, "Which key signs a
+// lease"): of the active keys that signed the tenant's latest snapshot,
+// the oldest (created_at, then key id); with no snapshot, or none of its
+// signers still active, the oldest active key. So `keys generate` does
+// not move leases to a key clients may not pin yet; retiring the old key
+// does.
+func (a *App) leaseSigner(ctx context.Context, tenantID string) (snapshot.Signer, error) {
+	active := map[string]snapshot.Signer{}
+	for _, s := range a.keys.Signers() {
+		active[s.KeyID] = s
+	}
+	if len(active) == 0 {
+		return snapshot.Signer{}, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key")
+	}
+	var keys []PublicKey
+	for _, k := range a.keys.PublicKeys() {
+		if _, ok := active[k.KeyID]; ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(x, y PublicKey) int {
+		if c := x.CreatedAt.Compare(y.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.KeyID, y.KeyID)
+	})
+	named := a.snapshotSigners(ctx, tenantID)
+	for _, k := range keys {
+		if named[k.KeyID] {
+			return active[k.KeyID], nil
+		}
+	}
+	if len(keys) > 0 {
+		return active[keys[0].KeyID], nil
+	}
+	// A keyring that lists no public half of its signers: the smallest id.
+	ids := slices.Sorted(maps.Keys(active))
+	return active[ids[0]], nil
+}
+
+// signedBy is the key ids that signed one snapshot.
+type signedBy struct {
+	snapshotID string
+	keys       map[string]bool
+}
+
+// snapshotSigners returns the key ids that signed the tenant's latest
+// snapshot (none without one). The envelope is decoded once per snapshot:
+// the cache, one entry per tenant, is keyed by the snapshot id read from
+// the cheap head.
+func (a *App) snapshotSigners(ctx context.Context, tenantID string) map[string]bool {
+	head, err := a.store.LatestSnapshotHead(ctx, tenantID)
+	if err != nil || head == nil {
+		return nil
+	}
+	if v, ok := a.signers.Load(tenantID); ok && v.(*signedBy).snapshotID == head.SnapshotID {
+		return v.(*signedBy).keys
+	}
+	snap, err := a.store.Snapshot(ctx, head.SnapshotID)
+	if err != nil {
+		return nil
+	}
+	var env snapshot.Envelope
+	if err := json.Unmarshal(snap.Envelope, &env); err != nil {
+		return nil
+	}
+	sb := &signedBy{snapshotID: head.SnapshotID, keys: map[string]bool{}}
+	for _, sig := range env.Signatures {
+		sb.keys[sig.KeyID] = true
+	}
+	a.signers.Store(tenantID, sb)
+	return sb.keys
 }
