@@ -14,6 +14,7 @@ import (
 	"github.com/outpost/outpost/internal/cliconf"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is the control plane's configuration (configs/controlplane.yaml
@@ -38,6 +39,9 @@ type Config struct {
 	AllowPrivateURLs  bool          `mapstructure:"allow_private_external_urls"`
 	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	TLSCertFile       string        `mapstructure:"tls_cert_file"`
+	TLSKeyFile        string        `mapstructure:"tls_key_file"`
+	MirrorClientCA    string        `mapstructure:"mirror_client_ca_file"`
 	Blob              BlobConfig    `mapstructure:"blob"`
 }
 
@@ -78,6 +82,9 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("allow_private_external_urls", false)
 	v.SetDefault("presign_ttl", 15*time.Minute)
 	v.SetDefault("read_header_timeout", 10*time.Second)
+	v.SetDefault("tls_cert_file", "")
+	v.SetDefault("tls_key_file", "")
+	v.SetDefault("mirror_client_ca_file", "")
 	v.SetDefault("blob.backend", "disk")
 	v.SetDefault("blob.dir", "")
 	v.SetDefault("blob.s3.endpoint", "")
@@ -146,6 +153,12 @@ func (c *Config) Validate() error {
 	if c.RefreshInterval < 0 || c.RefreshBefore < 0 || c.RefreshBefore >= c.SnapshotTTL {
 		return errors.New("snapshot_refresh_interval must be >= 0 and snapshot_refresh_before between 0 and snapshot_ttl")
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file must be set together")
+	}
+	if c.MirrorClientCA != "" && c.TLSCertFile == "" {
+		return errors.New("mirror_client_ca_file needs tls_cert_file and tls_key_file")
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -173,6 +186,8 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		},
 		Listen: c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		RefreshInterval: c.RefreshInterval, RefreshBefore: c.RefreshBefore, IdempotencyTTL: c.IdempotencyTTL,
-		Log: log,
+		TLS:                tlsconf.Config{CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile},
+		MirrorClientCAFile: c.MirrorClientCA,
+		Log:                log,
 	}
 }

@@ -2,6 +2,7 @@ package controlplaned
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // ControlPlane is a serving control plane. Its parts (the HTTP server and
@@ -25,6 +27,7 @@ type ControlPlane struct {
 	store  store.Store
 	server *httpapi.Server
 	ln     net.Listener
+	tls    *tlsconf.Server // nil: plain HTTP
 
 	mu     sync.Mutex
 	group  *daemon.Group
@@ -56,15 +59,48 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
 	}
+	ts, err := cfg.serverTLS()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if ts != nil {
+		ln = tls.NewListener(ln, ts.Config)
+	}
 	return &ControlPlane{
-		cfg: cfg, app: app, store: st, ln: ln, done: make(chan struct{}),
-		server: &httpapi.Server{App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes},
+		cfg: cfg, app: app, store: st, ln: ln, tls: ts, done: make(chan struct{}),
+		server: &httpapi.Server{App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes, MirrorClientCert: cfg.MirrorClientCAFile != ""},
 	}, nil
+}
+
+// serverTLS is the server TLS side cfg asks for, nil for plain HTTP.
+// mirror_client_ca_file turns on optional client certificates: /v1/mirror/*
+// then requires one that chains to it (httpapi.Server.MirrorClientCert).
+func (cfg Config) serverTLS() (*tlsconf.Server, error) {
+	tc := cfg.TLS
+	if cfg.MirrorClientCAFile != "" {
+		if !tc.Enabled() {
+			return nil, errors.New("mirror_client_ca_file needs tls_cert_file and tls_key_file")
+		}
+		tc.ClientCAFile, tc.ClientAuth = cfg.MirrorClientCAFile, tlsconf.ClientAuthOptional
+	}
+	if !tc.Enabled() {
+		return nil, nil
+	}
+	return tlsconf.NewServer(tc, cfg.logger())
+}
+
+// Scheme is "https" when the daemon serves TLS, else "http".
+func (c *ControlPlane) Scheme() string {
+	if c.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // Addr is the address the API listens on.
@@ -123,6 +159,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		return ctx.Err()
 	})
 	g.Go("housekeeping", c.housekeeping)
+	if c.tls != nil {
+		// Certificates rotate without a restart: SIGHUP or a change of
+		// the files reloads them.
+		g.Go("tls", c.tls.Run)
+	}
 	return g.Wait()
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -34,6 +35,9 @@ type Server struct {
 	Log *slog.Logger
 	// MaxBodyBytes caps JSON request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MirrorClientCert makes the mirror routes (/v1/mirror/*) require a
+	// verified TLS client certificate as well as the mirror credential.
+	MirrorClientCert bool
 
 	once     sync.Once
 	handler  http.Handler
@@ -155,6 +159,10 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.requests.WithLabelValues(rt.pattern, strconv.Itoa(sw.status)).Inc()
 			s.duration.WithLabelValues(rt.pattern).Observe(time.Since(start).Seconds())
 		}()
+		if rt.access == mirrorOnly && s.MirrorClientCert && tlsconf.VerifiedClientCert(r) == nil {
+			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EUNAUTHORIZED, "a client certificate issued by the mirror CA is required"))
+			return
+		}
 		p, err := s.authenticate(r)
 		if err != nil {
 			wire.WriteError(sw, r, s.Log, err)
