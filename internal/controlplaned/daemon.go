@@ -14,6 +14,7 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/tlsconf"
 )
@@ -59,6 +60,30 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	if cfg.StreamIdle <= 0 {
+		cfg.StreamIdle = time.Minute
+	}
+	var leases *ratelimit.Limiter
+	if cfg.LeaseRate >= 0 {
+		rate, burst := cfg.LeaseRate, cfg.LeaseBurst
+		if rate == 0 {
+			rate = 5
+		}
+		if burst == 0 {
+			burst = 20
+		}
+		var err error
+		if leases, err = ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst}); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	ts, err := cfg.serverTLS()
 	if err != nil {
 		st.Close()
@@ -74,7 +99,10 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 	}
 	return &ControlPlane{
 		cfg: cfg, app: app, store: st, ln: ln, tls: ts, done: make(chan struct{}),
-		server: &httpapi.Server{App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes, MirrorClientCert: cfg.MirrorClientCAFile != ""},
+		server: &httpapi.Server{
+			App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes, MirrorClientCert: cfg.MirrorClientCAFile != "",
+			ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, StreamIdle: cfg.StreamIdle, LeaseLimit: leases,
+		},
 	}, nil
 }
 
@@ -133,7 +161,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 			c.server.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: c.cfg.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
+		// Every request gets these; the API's routes set their own
+		// (httpapi.Server: per read and write on streaming routes).
+		ReadTimeout:  c.cfg.ReadTimeout,
+		WriteTimeout: c.cfg.WriteTimeout,
+		IdleTimeout:  2 * time.Minute,
 	}
 	log := c.cfg.logger()
 	g.Go("http", func(ctx context.Context) error {

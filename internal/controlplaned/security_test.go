@@ -1,9 +1,14 @@
 package controlplaned_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -458,5 +463,124 @@ func TestExternalURLs_SpecialPurposeAddressesRefused(t *testing.T) {
 				t.Fatalf("verify %s = %+v, want FAILED: not a public address", host, v)
 			}
 		})
+	}
+}
+
+// TestLeases_RateLimitedPerToken floods the lease endpoint with one
+// token: past the burst it is answered 429 with Retry-After, nothing is
+// issued, and another token is not affected.
+func TestLeases_RateLimitedPerToken(t *testing.T) {
+	dir := t.TempDir()
+	cp := serveInstance(t, boltStore(t, dir), dir, nil, "", controlplaned.Config{LeaseRate: 0.001, LeaseBurst: 3})
+	ctx := context.Background()
+	admin := cp.as(cp.admin)
+	tn, _ := admin.CreateTenant(ctx, controlplane.TenantInput{Name: "acme"})
+	p, _ := admin.CreateProduct(ctx, controlplane.ProductInput{Name: "widget"})
+	ent, err := admin.CreateEntitlement(ctx, tn.TenantID, controlplane.EntitlementInput{ProductID: p.ProductID, Policy: []byte(`{"max_seats":100}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func() string {
+		tc, err := admin.CreateToken(ctx, controlplane.TokenInput{Role: catalog.RoleTenant, TenantID: tn.TenantID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tc.Secret
+	}
+	flooder, other := tok(), tok()
+	acquire := func(token, subject string) *http.Response {
+		req, _ := http.NewRequest("POST", cp.base+"/v1/entitlements/"+ent.EntitlementID+"/leases", strings.NewReader(`{"subject_type":"machine","subject_id":"`+subject+`"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 3 {
+		if r := acquire(flooder, fmt.Sprintf("m%d", i)); r.StatusCode != http.StatusCreated {
+			t.Fatalf("request %d within the burst: %d", i, r.StatusCode)
+		}
+	}
+	head := auditHead(t, admin)
+	r := acquire(flooder, "m9")
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the burst: %d, Retry-After %q; want 429 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	if auditHead(t, admin) != head {
+		t.Fatal("a rate-limited request changed the audit chain")
+	}
+	if r := acquire(other, "n1"); r.StatusCode != http.StatusCreated {
+		t.Fatalf("another token: %d, want 201", r.StatusCode)
+	}
+}
+
+// TestDeadlines_SlowBodyIsCut sends a request whose body never finishes:
+// the control plane gives up on it at its read deadline rather than
+// holding the connection and its handler for ever.
+func TestDeadlines_SlowBodyIsCut(t *testing.T) {
+	dir := t.TempDir()
+	cp := serveInstance(t, boltStore(t, dir), dir, nil, "", controlplaned.Config{ReadTimeout: 200 * time.Millisecond, StreamIdle: 200 * time.Millisecond})
+	for _, tc := range []struct{ name, head string }{
+		{"JSON route", "POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + cp.admin + "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":"},
+		{"streaming upload", "POST /v1/artifacts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + cp.admin + "\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\nxxxx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", cp.cp.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write([]byte(tc.head)); err != nil {
+				t.Fatal(err)
+			}
+			// Generous: the server's deadline is 200ms; without one, it
+			// would wait for the rest of the body for ever.
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			_, err = io.ReadAll(conn)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the server still waits for the body after 20s")
+			}
+		})
+	}
+}
+
+// TestDeadlines_LongStreamsPass: a download of several write chunks and a
+// ranged one go through whole under the per-write deadline.
+func TestDeadlines_LongStreamsPass(t *testing.T) {
+	dir := t.TempDir()
+	cp := serveInstance(t, boltStore(t, dir), dir, nil, "", controlplaned.Config{})
+	ctx := context.Background()
+	admin := cp.as(cp.admin)
+	data := make([]byte, 9<<20+123)
+	rand.Read(data)
+	a, err := admin.UploadArtifact(ctx, bytes.NewReader(data), controlplane.UploadInput{SizeBytes: -1, Length: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(rng string) []byte {
+		req, _ := http.NewRequest("GET", cp.base+"/v1/artifacts/"+a.ArtifactID+"/download", nil)
+		req.Header.Set("Authorization", "Bearer "+cp.admin)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if got := get(""); !bytes.Equal(got, data) {
+		t.Fatalf("download: %d bytes, want the %d uploaded", len(got), len(data))
+	}
+	if got := get("bytes=1000-"); !bytes.Equal(got, data[1000:]) {
+		t.Fatalf("ranged download: %d bytes, want %d", len(got), len(data)-1000)
 	}
 }

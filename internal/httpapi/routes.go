@@ -24,7 +24,7 @@ func (s *Server) routes() []route {
 		})},
 		{pattern: "DELETE /v1/tokens/{id}", access: tenantRead, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Token, error) { return a.RevokeToken(r.Context(), id(r)) })},
 		{pattern: "GET /v1/keys", access: tenantRead, handler: all(func(r *http.Request) ([]controlplane.PublicKey, error) { return a.PublicKeys(r.Context()) })},
-		{pattern: "GET /v1/admin/backup", access: adminOnly, handler: s.backup},
+		{pattern: "GET /v1/admin/backup", access: adminOnly, stream: true, handler: s.backup},
 		{pattern: "GET /v1/audit-events", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.AuditEvent, string, error) {
 			q := r.URL.Query()
 			return a.AuditEvents(r.Context(), store.AuditFilter{TenantID: q.Get("tenant_id"), EventType: q.Get("event_type")}, pg)
@@ -52,7 +52,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/artifacts", access: adminOnly, raw: true, handler: s.createArtifact},
 		{pattern: "GET /v1/artifacts/{id}", access: adminOnly, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Artifact, error) { return a.Artifact(r.Context(), id(r)) })},
 		{pattern: "POST /v1/artifacts/{id}/verify", access: adminOnly, handler: call(http.StatusOK, func(r *http.Request) (*controlplane.Verification, error) { return a.VerifyArtifact(r.Context(), id(r)) })},
-		{pattern: "GET /v1/artifacts/{id}/download", access: tenantRead, handler: s.downloadArtifact},
+		{pattern: "GET /v1/artifacts/{id}/download", access: tenantRead, stream: true, handler: s.downloadArtifact},
 
 		{pattern: "POST /v1/products/{id}/releases", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.ReleaseInput) (*catalog.Release, error) {
 			return a.CreateRelease(r.Context(), id(r), in)
@@ -73,8 +73,8 @@ func (s *Server) routes() []route {
 		{pattern: "GET /v1/tenants/{id}/snapshots", access: tenantRead, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Snapshot, string, error) {
 			return a.Snapshots(r.Context(), id(r), pg)
 		})},
-		{pattern: "GET /v1/snapshots/{id}", access: tenantRead, handler: s.getSnapshot},
-		{pattern: "GET /v1/tenants/{id}/bundle", access: adminOnly, handler: s.exportBundle},
+		{pattern: "GET /v1/snapshots/{id}", access: tenantRead, stream: true, handler: s.getSnapshot},
+		{pattern: "GET /v1/tenants/{id}/bundle", access: adminOnly, stream: true, handler: s.exportBundle},
 
 		{pattern: "POST /v1/tenants/{id}/mirrors", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.MirrorInput) (*controlplane.MirrorCreated, error) {
 			return a.CreateMirror(r.Context(), id(r), in)
@@ -144,19 +144,19 @@ func (s *Server) routes() []route {
 		{pattern: "DELETE /v1/entitlements/{id}/seats/{seat}", access: adminOnly, handler: call(http.StatusOK, func(r *http.Request) (*catalog.SeatAssignment, error) {
 			return a.RevokeSeat(r.Context(), id(r), r.PathValue("seat"))
 		})},
-		{pattern: "POST /v1/entitlements/{id}/leases", access: tenantRead, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.Subject) (*controlplane.LeaseIssued, error) {
+		{pattern: "POST /v1/entitlements/{id}/leases", access: tenantRead, limited: true, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.Subject) (*controlplane.LeaseIssued, error) {
 			in.HolderSecret = r.Header.Get(wire.HeaderLeaseSecret)
 			return a.AcquireLease(r.Context(), id(r), in)
 		})},
-		{pattern: "DELETE /v1/leases/{id}", access: tenantRead, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Lease, error) {
+		{pattern: "DELETE /v1/leases/{id}", access: tenantRead, limited: true, handler: call(http.StatusOK, func(r *http.Request) (*catalog.Lease, error) {
 			return a.ReleaseLease(r.Context(), id(r), r.Header.Get(wire.HeaderLeaseSecret))
 		})},
 
 		{pattern: "GET /v1/updates/check", access: tenantRead, handler: s.updatesCheck},
 
 		{pattern: "GET /v1/mirror/self", access: mirrorOnly, handler: call(http.StatusOK, func(r *http.Request) (*controlplane.MirrorSelf, error) { return a.Self(r.Context()) })},
-		{pattern: "GET /v1/mirror/snapshot", access: mirrorOnly, handler: s.mirrorSnapshot},
-		{pattern: "GET /v1/mirror/artifacts/{id}", access: mirrorOnly, handler: s.downloadArtifact},
+		{pattern: "GET /v1/mirror/snapshot", access: mirrorOnly, stream: true, handler: s.mirrorSnapshot},
+		{pattern: "GET /v1/mirror/artifacts/{id}", access: mirrorOnly, stream: true, handler: s.downloadArtifact},
 		{pattern: "POST /v1/mirror/status", access: mirrorOnly, handler: create(http.StatusOK, func(r *http.Request, in controlplane.SyncReport) (*catalog.Mirror, error) {
 			return a.ReportSync(r.Context(), in)
 		})},

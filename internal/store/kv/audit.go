@@ -90,6 +90,8 @@ func (db *Store) AuditEvents(ctx context.Context, f store.AuditFilter, p store.P
 		var c Cursor
 		var pfx []byte
 		switch {
+		case f.TenantID != "" && f.EventType != "" && tx.Bucket(bMeta).Get(kAuditTenantTyped) != nil:
+			c, pfx = tx.Bucket(iAuditTenantTy).Cursor(), prefix(f.TenantID, f.EventType)
 		case f.TenantID != "":
 			c, pfx = tx.Bucket(iAuditTenant).Cursor(), prefix(f.TenantID)
 		case f.EventType != "":
@@ -219,4 +221,38 @@ func (db *Store) ExpireIdempotency(ctx context.Context, before time.Time) (int, 
 		return nil
 	})
 	return n, err
+}
+
+// indexAuditByTenantType backfills idx_audit_tenant_type for events
+// written before it existed, once (kAuditTenantTyped marks it done; every
+// event appended since writes its entry). Until it is done, a tenant's
+// events of one type are found by a walk of the tenant's events. A
+// failure is left for the next open.
+func (db *Store) indexAuditByTenantType() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	_ = db.b.Update(context.Background(), func(tx Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta.Get(kAuditTenantTyped) != nil {
+			return nil
+		}
+		events, idx := tx.Bucket(bAudit), tx.Bucket(iAuditTenantTy)
+		c := events.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var ev struct {
+				TenantID  string `json:"tenant_id"`
+				EventType string `json:"event_type"`
+			}
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode audit event %x: %w", k, err)
+			}
+			if ev.TenantID == "" {
+				continue
+			}
+			if err := idx.Put(append(prefix(ev.TenantID, ev.EventType), k...), nil); err != nil {
+				return err
+			}
+		}
+		return meta.Put(kAuditTenantTyped, []byte("1"))
+	})
 }
