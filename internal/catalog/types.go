@@ -266,10 +266,13 @@ type Mirror struct {
 	LastSyncAt      *time.Time `json:"last_sync_at"`
 	LastSnapshotID  string     `json:"last_snapshot_id"`
 	LastSyncError   string     `json:"last_sync_error,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	CredentialHash  string     `json:"-"`
-	CredentialEnc   []byte     `json:"-"`
+	// AuditHead is the head of the mirror's own audit chain the control
+	// plane has accepted: an upload must extend it.
+	AuditHead      AuditHead `json:"audit_head"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	CredentialHash string    `json:"-"`
+	CredentialEnc  []byte    `json:"-"`
 }
 
 // Token is an API token; only its sha256 is stored. A revoked or
@@ -301,6 +304,13 @@ func (t *Token) Usable(now time.Time) string {
 		return "token has expired"
 	}
 	return ""
+}
+
+// AuditHead names the last event of a hash chain: its sequence and hash
+// (0 and "" for an empty chain).
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
 }
 
 // AuditEvent is one link of the hash chain:

@@ -422,6 +422,10 @@ func (c *Client) ReportSync(ctx context.Context, in controlplane.SyncReport) (*c
 	return one[catalog.Mirror](ctx, c, "POST", "/v1/mirror/status", in)
 }
 
+func (c *Client) AuditHead(ctx context.Context) (*catalog.AuditHead, error) {
+	return one[catalog.AuditHead](ctx, c, "GET", "/v1/mirror/audit/head", nil)
+}
+
 func (c *Client) IngestAudit(ctx context.Context, export io.Reader) (*controlplane.AuditIngest, error) {
 	resp, err := c.send(ctx, "POST", "/v1/mirror/audit", "application/octet-stream", export, -1)
 	if err != nil {

@@ -160,6 +160,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/mirror/status", access: mirrorOnly, handler: create(http.StatusOK, func(r *http.Request, in controlplane.SyncReport) (*catalog.Mirror, error) {
 			return a.ReportSync(r.Context(), in)
 		})},
+		{pattern: "GET /v1/mirror/audit/head", access: mirrorOnly, handler: call(http.StatusOK, func(r *http.Request) (*catalog.AuditHead, error) { return a.AuditHead(r.Context()) })},
 		{pattern: "POST /v1/mirror/audit", access: mirrorOnly, raw: true, handler: s.ingestAudit},
 	}
 }

@@ -120,7 +120,7 @@ func (m *Mirror) build() error {
 		return err
 	}
 	sc := cfg.Sync
-	sc.Logger, sc.MirrorID, sc.AuditExport = m.log, cfg.MirrorID, leases.ExportAudit
+	sc.Logger, sc.MirrorID, sc.AuditExport, sc.AuditExportAfter = m.log, cfg.MirrorID, leases.ExportAudit, leases.ExportAuditAfter
 	sc.OnResult = m.srv.ObserveSync
 	sc.OnCommit = func() {
 		if err := m.srv.Reload(); err != nil {

@@ -99,6 +99,16 @@ func (l *Leases) ExportAudit(ctx context.Context, w io.Writer) error {
 	return led.ExportAudit(ctx, w)
 }
 
+// ExportAuditAfter is ExportAudit with only the events after sequence
+// after (sync.Config's AuditExportAfter).
+func (l *Leases) ExportAuditAfter(ctx context.Context, w io.Writer, after int64) error {
+	led, err := l.Ledger()
+	if err != nil {
+		return err
+	}
+	return led.ExportAuditAfter(ctx, w, after)
+}
+
 // LeaseHandler serves the mirror's lease API over the ledger ledger
 // returns (503 saying why while there is none) and the held, verified
 // manifest current returns (nil when none):

@@ -187,6 +187,11 @@ type Store interface {
 	// non-empty dedupKey makes it idempotent: appended is false when an
 	// event with that key exists.
 	AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (appended bool, err error)
+	// AppendMirrorAudit appends events (ingested from a mirror's chain)
+	// and moves the mirror's accepted audit head from from to to, in one
+	// transaction: ECONFLICT, nothing written, when the stored head is no
+	// longer from (another upload won).
+	AppendMirrorAudit(ctx context.Context, mirrorID string, from, to catalog.AuditHead, events []*catalog.AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter, p Page) ([]*catalog.AuditEvent, string, error)
 	// WalkAudit calls fn for every event in chain order; fn must not call
 	// the store (it runs inside a read transaction).

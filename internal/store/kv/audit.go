@@ -256,3 +256,37 @@ func (db *Store) indexAuditByTenantType() {
 		return meta.Put(kAuditTenantTyped, []byte("1"))
 	})
 }
+
+// AppendMirrorAudit appends a batch of a mirror's events and moves its
+// accepted head (see store.Store), one write transaction per batch.
+func (db *Store) AppendMirrorAudit(ctx context.Context, mirrorID string, from, to catalog.AuditHead, events []*catalog.AuditEvent) error {
+	for _, ev := range events {
+		if err := checkText("event_type", ev.EventType, true); err != nil {
+			return err
+		}
+		if len(ev.Payload) > maxAuditPayload || !json.Valid(ev.Payload) {
+			return catalog.Invalid("payload", "must be JSON of at most 1 MiB")
+		}
+	}
+	return db.update(ctx, func(w *wtx) error {
+		var rec mirrorRecord
+		if err := mustGet(w.Tx, bMirrors, "mirror", mirrorID, &rec); err != nil {
+			return err
+		}
+		if rec.AuditHead != from {
+			return catalog.Errorf(catalog.ECONFLICT, "mirror %s audit head moved (another upload was accepted): retry", mirrorID)
+		}
+		for _, ev := range events {
+			if ev.EventID == "" {
+				ev.EventID = catalog.NewID(catalog.PrefixEvent)
+			}
+			ev.TenantID = rec.TenantID
+			ev.CreatedAt = orNow(ev.CreatedAt, w.now).UTC()
+			if err := appendEvent(w.Tx, ev); err != nil {
+				return err
+			}
+		}
+		rec.AuditHead = to
+		return w.put(bMirrors, []byte(mirrorID), &rec)
+	})
+}
