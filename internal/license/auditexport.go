@@ -146,7 +146,7 @@ func ReadAuditExport(r io.Reader, mirrorPub ed25519.PublicKey, maxBytes int64) (
 // verify) does not extend the head the control plane accepted: the
 // mirror's chain forked (a cloned or restored data directory).
 type AuditForkError struct {
-	Accepted catalog.AuditHead // what the control plane holds
+	Accepted  catalog.AuditHead // what the control plane holds
 	Presented catalog.AuditHead // where the mirror's chain stands instead
 	Reason    string
 }
