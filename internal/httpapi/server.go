@@ -135,6 +135,11 @@ type route struct {
 	stream bool
 	// limited routes count against the token's LeaseLimit.
 	limited bool
+	// paged routes take ?limit= and ?cursor=.
+	paged bool
+	// body routes decode a JSON body (create and change builders); other
+	// non-raw routes refuse one (noBody).
+	body    bool
 	handler handler
 }
 
@@ -216,6 +221,16 @@ func (s *Server) wrap(rt route) http.Handler {
 		r = r.WithContext(controlplane.WithPrincipal(r.Context(), p))
 		if !rt.raw {
 			r.Body = http.MaxBytesReader(sw, r.Body, s.MaxBodyBytes)
+		}
+		if err := query(r); err != nil {
+			wire.WriteError(sw, r, s.Log, err)
+			return
+		}
+		if !rt.raw && !rt.body {
+			if err := noBody(r); err != nil {
+				wire.WriteError(sw, r, s.Log, err)
+				return
+			}
 		}
 		if r.Method == http.MethodPost && r.Header.Get(wire.HeaderIdempotencyKey) != "" {
 			s.idempotent(sw, r, p, rt)
