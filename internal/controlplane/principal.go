@@ -114,3 +114,16 @@ func load[T any](ctx context.Context, prefix, kind, id string, get func(context.
 	}
 	return v, nil
 }
+
+// TokenRole is the role of p's token as stored: catalog.RoleAdminRO or
+// catalog.RoleTenantRO for a read-only principal, else p.Role (the
+// console's roles are these).
+func (p *Principal) TokenRole() string {
+	switch {
+	case p.ReadOnly && p.Role == catalog.RoleAdmin:
+		return catalog.RoleAdminRO
+	case p.ReadOnly && p.Role == catalog.RoleTenant:
+		return catalog.RoleTenantRO
+	}
+	return p.Role
+}
