@@ -27,6 +27,7 @@ import (
 
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/tlsconf"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // DefaultUserAgent is sent when no WithUserAgent option is given.
@@ -348,6 +349,9 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, o
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if secret, _ := ctx.Value(leaseSecretKey{}).(string); secret != "" {
+		req.Header.Set(wire.HeaderLeaseSecret, secret)
 	}
 	resp, err := c.send(req)
 	if err != nil {

@@ -16,6 +16,10 @@ type LeaseRequest struct {
 	EntitlementID string
 	SubjectType   string // user, machine or device
 	SubjectID     string
+	// HolderSecret is the secret an earlier AcquireLease returned
+	// (Lease.HolderSecret): renewing the subject's active lease needs it.
+	// Sent in the Outpost-Lease-Secret header.
+	HolderSecret string
 }
 
 // Lease is a granted lease; Token is the signed lease token the
@@ -28,6 +32,11 @@ type Lease struct {
 	IssuedAt      time.Time `json:"issued_at,omitzero"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	Token         string    `json:"token"`
+	// HolderSecret binds the lease to this holder. It is returned once,
+	// by the acquire that took the lease (a renewal keeps the one sent);
+	// keep it private (updatectl keeps it in its 0600 state file):
+	// renewing and releasing the lease need it.
+	HolderSecret string `json:"holder_secret,omitempty"`
 }
 
 // LeaseRef names a lease to release: by LeaseID on the control plane, by
@@ -38,11 +47,12 @@ type LeaseRef struct {
 	EntitlementID string
 	SubjectType   string
 	SubjectID     string
+	HolderSecret  string // the lease's holder secret (Lease.HolderSecret)
 }
 
 // Ref returns what ReleaseLease needs to release l.
 func (l *Lease) Ref() LeaseRef {
-	return LeaseRef{LeaseID: l.LeaseID, EntitlementID: l.EntitlementID, SubjectType: l.SubjectType, SubjectID: l.SubjectID}
+	return LeaseRef{LeaseID: l.LeaseID, EntitlementID: l.EntitlementID, SubjectType: l.SubjectType, SubjectID: l.SubjectID, HolderSecret: l.HolderSecret}
 }
 
 // LeaseClaims are the verified contents of a lease token.
@@ -87,12 +97,16 @@ func (c *Client) AcquireLease(ctx context.Context, r LeaseRequest) (*Lease, erro
 		return nil, fmt.Errorf("acquire lease: %w", err)
 	}
 	var l Lease
+	ctx = withLeaseSecret(ctx, r.HolderSecret)
 	if kind == KindMirror {
 		body := map[string]string{"entitlement_id": r.EntitlementID, "subject_type": r.SubjectType}
 		err = c.doJSON(ctx, "PUT", "/v1/leases/"+url.PathEscape(r.SubjectID), body, &l, 200, 201)
 	} else {
 		body := map[string]string{"subject_type": r.SubjectType, "subject_id": r.SubjectID}
 		err = c.doJSON(ctx, "POST", "/v1/entitlements/"+r.EntitlementID+"/leases", body, &l, 200, 201)
+	}
+	if err == nil && l.HolderSecret == "" {
+		l.HolderSecret = r.HolderSecret // a renewal: the secret stays
 	}
 	return c.leaseResult(&l, r, err)
 }
@@ -140,7 +154,7 @@ func (c *Client) ReleaseLease(ctx context.Context, ref LeaseRef) error {
 		}
 		p = "/v1/leases/" + ref.LeaseID
 	}
-	if err := c.doJSON(ctx, "DELETE", p, nil, nil, 200, 204); err != nil {
+	if err := c.doJSON(withLeaseSecret(ctx, ref.HolderSecret), "DELETE", p, nil, nil, 200, 204); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	return nil
@@ -229,4 +243,15 @@ func (c *Client) VerifyLease(ctx context.Context, token string, envelope []byte)
 		KeyID:         vc.KeyID,
 		Issuer:        vc.Issuer,
 	}, nil
+}
+
+type leaseSecretKey struct{}
+
+// withLeaseSecret makes the request made with ctx carry a lease holder
+// secret (wire.HeaderLeaseSecret).
+func withLeaseSecret(ctx context.Context, secret string) context.Context {
+	if secret == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, leaseSecretKey{}, secret)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/outpost/outpost/internal/cliconf"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is the control plane's configuration (configs/controlplane.yaml
@@ -38,6 +39,14 @@ type Config struct {
 	AllowPrivateURLs  bool          `mapstructure:"allow_private_external_urls"`
 	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	StreamIdle        time.Duration `mapstructure:"stream_idle_timeout"`
+	LeaseRateLimit    float64       `mapstructure:"lease_rate_limit"`
+	LeaseRateBurst    int           `mapstructure:"lease_rate_burst"`
+	TLSCertFile       string        `mapstructure:"tls_cert_file"`
+	TLSKeyFile        string        `mapstructure:"tls_key_file"`
+	MirrorClientCA    string        `mapstructure:"mirror_client_ca_file"`
 	Blob              BlobConfig    `mapstructure:"blob"`
 }
 
@@ -78,6 +87,14 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("allow_private_external_urls", false)
 	v.SetDefault("presign_ttl", 15*time.Minute)
 	v.SetDefault("read_header_timeout", 10*time.Second)
+	v.SetDefault("read_timeout", 30*time.Second)
+	v.SetDefault("write_timeout", time.Minute)
+	v.SetDefault("stream_idle_timeout", time.Minute)
+	v.SetDefault("lease_rate_limit", 5.0)
+	v.SetDefault("lease_rate_burst", 20)
+	v.SetDefault("tls_cert_file", "")
+	v.SetDefault("tls_key_file", "")
+	v.SetDefault("mirror_client_ca_file", "")
 	v.SetDefault("blob.backend", "disk")
 	v.SetDefault("blob.dir", "")
 	v.SetDefault("blob.s3.endpoint", "")
@@ -146,6 +163,18 @@ func (c *Config) Validate() error {
 	if c.RefreshInterval < 0 || c.RefreshBefore < 0 || c.RefreshBefore >= c.SnapshotTTL {
 		return errors.New("snapshot_refresh_interval must be >= 0 and snapshot_refresh_before between 0 and snapshot_ttl")
 	}
+	if c.ReadTimeout < time.Second || c.WriteTimeout < time.Second || c.StreamIdle < time.Second {
+		return errors.New("read_timeout, write_timeout and stream_idle_timeout must be at least 1s")
+	}
+	if c.LeaseRateBurst < 1 && c.LeaseRateLimit > 0 {
+		return errors.New("lease_rate_burst must be at least 1")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file must be set together")
+	}
+	if c.MirrorClientCA != "" && c.TLSCertFile == "" {
+		return errors.New("mirror_client_ca_file needs tls_cert_file and tls_key_file")
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -173,6 +202,19 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		},
 		Listen: c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		RefreshInterval: c.RefreshInterval, RefreshBefore: c.RefreshBefore, IdempotencyTTL: c.IdempotencyTTL,
-		Log: log,
+		ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, StreamIdle: c.StreamIdle,
+		LeaseRate: leaseRate(c.LeaseRateLimit), LeaseBurst: c.LeaseRateBurst,
+		TLS:                tlsconf.Config{CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile},
+		MirrorClientCAFile: c.MirrorClientCA,
+		Log:                log,
 	}
+}
+
+// leaseRate maps lease_rate_limit (0: no limit) to controlplaned's
+// LeaseRate (< 0: no limit).
+func leaseRate(v float64) float64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }

@@ -292,6 +292,23 @@ func TestControlplane_AdminCLI(t *testing.T) {
 		if !strings.HasPrefix(tok, "opt_") {
 			t.Fatalf("remote token create printed %q", tok)
 		}
+		var created struct {
+			TokenID   string `json:"token_id"`
+			ExpiresAt string `json:"expires_at"`
+		}
+		json.Unmarshal([]byte(c.mustRun("token", "create", "--role", "tenant_ro", "--tenant", tenant, "--ttl", "1h", "--name", "ci", "--output", "json")), &created)
+		if created.TokenID == "" || created.ExpiresAt == "" {
+			t.Fatalf("token create --ttl --output json: %+v", created)
+		}
+		if list := c.mustRun("token", "list"); !strings.Contains(list, created.TokenID) || !strings.Contains(list, "tenant_ro") {
+			t.Fatalf("token list does not show %s:\n%s", created.TokenID, list)
+		}
+		if got := c.mustRun("token", "revoke", created.TokenID); !strings.Contains(got, "revoked") {
+			t.Fatalf("token revoke: %q", got)
+		}
+		if _, errs, err := c.run("token", "create", "--role", "admin", "--ttl", "-5m"); err == nil {
+			t.Fatalf("negative --ttl accepted: %q", errs)
+		}
 		var got map[string]any
 		if err := json.Unmarshal([]byte(c.mustRun("api", "GET", "/v1/entitlements/"+ent)), &got); err != nil || got["entitlement_id"] != ent {
 			t.Fatalf("api GET: %v %v", got, err)

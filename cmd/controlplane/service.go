@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"github.com/outpost/outpost/internal/controlplaned"
 	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // A command works with one controlplane.Service: with --server or --token
@@ -24,6 +26,7 @@ import (
 func addClientFlags(cmd *cobra.Command) {
 	cmd.PersistentFlags().String("server", "", "control plane URL (env OUTPOST_SERVER, default http://127.0.0.1:8440); with it or a token, commands go through the API")
 	cmd.PersistentFlags().String("token", "", "admin token (env OUTPOST_TOKEN)")
+	cmd.PersistentFlags().String("ca-file", "", "PEM CA the control plane's certificate must chain to, instead of the system roots (env OUTPOST_CA_FILE)")
 }
 
 func remote(cmd *cobra.Command) bool {
@@ -75,7 +78,21 @@ func apiClient(cmd *cobra.Command) (*httpapi.Client, error) {
 	if token == "" {
 		return nil, errors.New("no token: pass --token or set OUTPOST_TOKEN")
 	}
-	return &httpapi.Client{BaseURL: server, Token: token}, nil
+	c := &httpapi.Client{BaseURL: server, Token: token}
+	ca, _ := cmd.Flags().GetString("ca-file")
+	if ca == "" {
+		ca = os.Getenv("OUTPOST_CA_FILE")
+	}
+	if ca != "" {
+		tc, err := tlsconf.NewClient(tlsconf.ClientConfig{CAFile: ca}, nil)
+		if err != nil {
+			return nil, err
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		c.HTTP = &http.Client{Transport: tr}
+	}
+	return c, nil
 }
 
 // all pages through a list operation.

@@ -73,6 +73,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	a.syncer = sync.New(a.src, st, c, sync.Config{
 		Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
 		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
+		AuditExportAfter: a.leases.ExportAuditAfter,
 	})
 	return a, nil
 }

@@ -211,9 +211,21 @@ func (a *app) leaseCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			st, err := readLeaseState(a.opts.stateFile)
+			if err != nil {
+				return err
+			}
+			k := leaseKey(a.opts.server, req.EntitlementID, req.SubjectType, req.SubjectID)
+			req.HolderSecret = st.Leases[k].HolderSecret
 			l, err := c.AcquireLease(cmd.Context(), req)
 			if err != nil {
 				return err
+			}
+			if l.HolderSecret != "" {
+				st.Leases[k] = heldLease{LeaseID: l.LeaseID, HolderSecret: l.HolderSecret}
+				if err := st.write(a.opts.stateFile); err != nil {
+					return err
+				}
 			}
 			if a.opts.output == "json" {
 				return a.printJSON(l)
@@ -237,8 +249,35 @@ func (a *app) leaseCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			st, err := readLeaseState(a.opts.stateFile)
+			if err != nil {
+				return err
+			}
+			k := ""
+			for key, h := range st.Leases {
+				if (ref.LeaseID != "" && h.LeaseID == ref.LeaseID) || key == leaseKey(a.opts.server, ref.EntitlementID, ref.SubjectType, ref.SubjectID) {
+					k, ref.HolderSecret = key, h.HolderSecret
+					break
+				}
+			}
+			if k == "" && ref.SubjectType == "" {
+				// A mirror release may leave the type out: take the one
+				// held lease of the subject.
+				for _, typ := range []string{"user", "machine", "device"} {
+					if h, ok := st.Leases[leaseKey(a.opts.server, ref.EntitlementID, typ, ref.SubjectID)]; ok {
+						k, ref.HolderSecret = leaseKey(a.opts.server, ref.EntitlementID, typ, ref.SubjectID), h.HolderSecret
+						break
+					}
+				}
+			}
 			if err := c.ReleaseLease(cmd.Context(), ref); err != nil {
 				return err
+			}
+			if k != "" {
+				delete(st.Leases, k)
+				if err := st.write(a.opts.stateFile); err != nil {
+					return err
+				}
 			}
 			if a.opts.output == "json" {
 				return a.printJSON(map[string]any{"released": true})

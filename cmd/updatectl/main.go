@@ -131,6 +131,7 @@ type options struct {
 	caFile     string
 	stateDir   string
 	noReport   bool
+	stateFile  string
 }
 
 type app struct {
@@ -180,6 +181,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&a.opts.stateDir, "state-dir", "", "where updatectl keeps its pseudonymous event client id (default $XDG_STATE_HOME/outpost or ~/.local/state/outpost)")
 	pf.BoolVar(&a.opts.noReport, "no-report", false, "check and download: do not report the outcome to the mirror")
 	pf.StringVar(&a.opts.caFile, "ca-file", "", "PEM CA certificate(s) the server's HTTPS certificate must chain to (pins a private CA; system roots unused)")
+	pf.StringVar(&a.opts.stateFile, "state-file", defaultStateFile(), "where lease holder secrets are kept (mode 0600)")
 	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd(), a.reportCmd())
 	return root
 }

@@ -74,6 +74,16 @@ type Verifier struct {
 	count int64
 }
 
+// ResumeAt returns a verifier that has already seen a chain whose head
+// is head: the next event must have sequence head.Seq+1 and prev_hash
+// head.Hash (an upload that extends an accepted head).
+func ResumeAt(head catalog.AuditHead) *Verifier {
+	if head.Seq == 0 {
+		return &Verifier{}
+	}
+	return &Verifier{prev: &catalog.AuditEvent{Seq: head.Seq, Hash: head.Hash}, count: head.Seq}
+}
+
 // Next checks ev against the events seen so far.
 func (v *Verifier) Next(ev *catalog.AuditEvent) error {
 	wantSeq, wantPrev := int64(1), ""

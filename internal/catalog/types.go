@@ -58,11 +58,28 @@ const (
 	MirrorError    = "error"
 )
 
-// Token roles.
+// Token roles. The read-only variants may call GET routes only.
 const (
-	RoleAdmin  = "admin"
-	RoleTenant = "tenant"
+	RoleAdmin    = "admin"
+	RoleTenant   = "tenant"
+	RoleAdminRO  = "admin_ro"
+	RoleTenantRO = "tenant_ro"
 )
+
+// TokenRoles are the roles an API token may have.
+var TokenRoles = []string{RoleAdmin, RoleTenant, RoleAdminRO, RoleTenantRO}
+
+// BaseRole returns the role a token role acts as (admin or tenant) and
+// whether it is read-only.
+func BaseRole(role string) (base string, readOnly bool) {
+	switch role {
+	case RoleAdminRO:
+		return RoleAdmin, true
+	case RoleTenantRO:
+		return RoleTenant, true
+	}
+	return role, false
+}
 
 // Actor types of audit events.
 const (
@@ -202,6 +219,9 @@ type Lease struct {
 	ExpiresAt     time.Time  `json:"expires_at"`
 	ReleasedAt    *time.Time `json:"released_at"`
 	TokenHash     string     `json:"token_hash"`
+	// HolderHash is the sha256 of the holder secret the lease was bound
+	// to when acquired; renewing or releasing it needs that secret.
+	HolderHash string `json:"holder_hash,omitempty"`
 }
 
 // Active reports whether the lease holds a seat at t.
@@ -246,20 +266,51 @@ type Mirror struct {
 	LastSyncAt      *time.Time `json:"last_sync_at"`
 	LastSnapshotID  string     `json:"last_snapshot_id"`
 	LastSyncError   string     `json:"last_sync_error,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	CredentialHash  string     `json:"-"`
-	CredentialEnc   []byte     `json:"-"`
+	// AuditHead is the head of the mirror's own audit chain the control
+	// plane has accepted: an upload must extend it.
+	AuditHead      AuditHead `json:"audit_head"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	CredentialHash string    `json:"-"`
+	CredentialEnc  []byte    `json:"-"`
 }
 
-// Token is an API token; only its sha256 is stored.
+// Token is an API token; only its sha256 is stored. A revoked or
+// expired token authenticates nothing; last_used_at is updated at most
+// once a minute (TokenTouchEvery).
 type Token struct {
-	TokenID   string    `json:"token_id"`
-	Role      string    `json:"role"`
-	TenantID  string    `json:"tenant_id,omitempty"`
-	Name      string    `json:"name,omitempty"`
-	Hash      string    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
+	TokenID    string     `json:"token_id"`
+	Role       string     `json:"role"`
+	TenantID   string     `json:"tenant_id,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	Hash       string     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy  string     `json:"revoked_by,omitempty"`
+}
+
+// TokenTouchEvery is how stale a token's last_used_at may get: a request
+// writes it only when the stored value is older.
+const TokenTouchEvery = time.Minute
+
+// Usable reports why a token cannot authenticate at now ("" when it can).
+func (t *Token) Usable(now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return "token is revoked"
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return "token has expired"
+	}
+	return ""
+}
+
+// AuditHead names the last event of a hash chain: its sequence and hash
+// (0 and "" for an empty chain).
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
 }
 
 // AuditEvent is one link of the hash chain:

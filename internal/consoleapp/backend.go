@@ -93,13 +93,22 @@ func as(ctx context.Context, n need) (context.Context, error) {
 	if (n == tenantWrite || n == adminWrite) && p.ReadOnly() {
 		return nil, catalog.Errorf(catalog.EFORBIDDEN, "this token is read-only")
 	}
-	return controlplane.WithPrincipal(ctx, &controlplane.Principal{Role: p.Role, TenantID: p.TenantID, TokenID: p.TokenID}), nil
+	role := p.Role
+	switch role {
+	case catalog.RoleAdminRO:
+		role = catalog.RoleAdmin
+	case catalog.RoleTenantRO:
+		role = catalog.RoleTenant
+	}
+	return controlplane.WithPrincipal(ctx, &controlplane.Principal{Role: role, ReadOnly: p.ReadOnly(), TenantID: p.TenantID, TokenID: p.TokenID}), nil
 }
 
 // consolePrincipal maps an App principal to a console one; mirror
 // credentials cannot sign in.
 func consolePrincipal(p *controlplane.Principal) (console.Principal, error) {
-	cp := console.Principal{Role: p.Role, TenantID: p.TenantID, TokenID: p.TokenID}
+	// The token's role as stored, so a read-only token's session is
+	// read-only in the console too.
+	cp := console.Principal{Role: p.TokenRole(), TenantID: p.TenantID, TokenID: p.TokenID}
 	if p.Role == controlplane.RoleMirror || !cp.Valid() {
 		return console.Principal{}, catalog.Errorf(catalog.EUNAUTHORIZED, "this credential cannot sign in to the console")
 	}

@@ -406,3 +406,27 @@ func TestBackend_EntitlementsCountSeats(t *testing.T) {
 }
 
 func storePage() store.Page { return store.Page{Limit: store.MaxLimit} }
+
+func TestBackend_ReadOnlyTokenSessionCannotWrite(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	tok, err := w.app.CreateToken(w.op, controlplane.TokenInput{Role: catalog.RoleAdminRO, Name: "auditor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.b.Authenticate(ctx, tok.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Role, catalog.RoleAdminRO; got != want {
+		t.Fatalf("console role = %q, want %q", got, want)
+	}
+	as := console.WithPrincipal(ctx, p)
+	if _, err := w.b.Tenants(as); err != nil {
+		t.Errorf("a read-only admin cannot read tenants: %v", err)
+	}
+	_, err = w.b.CreateTenant(as, "sneaky")
+	if got := catalog.ErrorCode(err); got != catalog.EFORBIDDEN {
+		t.Errorf("CreateTenant with a read-only session: %v (code %q), want %q", err, got, catalog.EFORBIDDEN)
+	}
+}

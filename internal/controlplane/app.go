@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
@@ -89,6 +90,8 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
+	touched sync.Map // token id -> time.Time of this instance's last TouchToken
+	signers sync.Map // tenant id -> *signedBy of its latest snapshot (leaseSigner)
 }
 
 var _ Service = (*App)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"strings"
+	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 )
@@ -44,12 +45,35 @@ func (a *App) TokenPrincipal(ctx context.Context, hash string) (*Principal, erro
 	if err != nil || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1 {
 		return nil, errUnauthorized
 	}
-	if t.Role != catalog.RoleAdmin {
+	now := a.now()
+	if why := t.Usable(now); why != "" {
+		return nil, catalog.Errorf(catalog.EUNAUTHORIZED, "%s", why)
+	}
+	role, readOnly := catalog.BaseRole(t.Role)
+	if role != catalog.RoleAdmin {
 		if err := a.tenantActive(ctx, t.TenantID); err != nil {
 			return nil, err
 		}
 	}
-	return &Principal{Role: t.Role, TenantID: t.TenantID, TokenID: t.TokenID}, nil
+	a.touch(ctx, t, now)
+	return &Principal{Role: role, ReadOnly: readOnly, TenantID: t.TenantID, TokenID: t.TokenID}, nil
+}
+
+// touch records a use of t when its stored last_used_at is older than
+// catalog.TokenTouchEvery: at most one write a minute per token on each
+// instance (the store skips it when another instance wrote it within the
+// minute), never one per request. A failure is logged, not answered.
+func (a *App) touch(ctx context.Context, t *catalog.Token, now time.Time) {
+	if t.LastUsedAt != nil && now.Sub(*t.LastUsedAt) < catalog.TokenTouchEvery {
+		return
+	}
+	if last, ok := a.touched.Load(t.TokenID); ok && now.Sub(last.(time.Time)) < catalog.TokenTouchEvery {
+		return
+	}
+	a.touched.Store(t.TokenID, now)
+	if err := a.store.TouchToken(context.WithoutCancel(ctx), t.TokenID, now); err != nil {
+		a.log.Warn("record token use", "token_id", t.TokenID, "err", err)
+	}
 }
 
 // tenantActive refuses the credentials of a tenant the vendor suspended

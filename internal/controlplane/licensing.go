@@ -3,10 +3,14 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
 )
 
@@ -109,6 +113,10 @@ func (a *App) UpdateEntitlement(ctx context.Context, id string, in EntitlementPa
 type Subject struct {
 	SubjectType string `json:"subject_type"`
 	SubjectID   string `json:"subject_id"`
+	// HolderSecret (AcquireLease only) is the secret a previous acquire
+	// returned, needed to renew the subject's active lease. Over HTTP it
+	// travels in the Outpost-Lease-Secret header, never in the body.
+	HolderSecret string `json:"-"`
 }
 
 func (s Subject) validate() error {
@@ -163,6 +171,9 @@ func (a *App) RevokeSeat(ctx context.Context, entitlementID, seatID string) (*ca
 type LeaseIssued struct {
 	*catalog.Lease
 	Token string `json:"token"`
+	// HolderSecret is returned once, by the acquire that bound the lease
+	// to its holder: renewing and releasing the lease need it.
+	HolderSecret string `json:"holder_secret,omitempty"`
 }
 
 // AcquireLease issues (or renews) a subject's online lease.
@@ -178,9 +189,9 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 	if err != nil {
 		return nil, err
 	}
-	signers := a.keys.Signers()
-	if len(signers) == 0 {
-		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key")
+	signer, err := a.leaseSigner(ctx, e.TenantID)
+	if err != nil {
+		return nil, err
 	}
 	now := a.now()
 	expires := now.Add(time.Duration(pol.LeaseTTL))
@@ -188,9 +199,17 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 		expires = *e.EndsAt
 	}
 	var token string
+	if in.HolderSecret != "" && !license.ValidHolderSecret(in.HolderSecret) {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "malformed lease holder secret")
+	}
+	secret, holder := in.HolderSecret, license.HolderHash(in.HolderSecret)
+	fresh := ""
+	if secret == "" {
+		fresh, holder = license.NewHolderSecret()
+	}
 	l := &catalog.Lease{
 		LeaseID: catalog.NewID(catalog.PrefixLease), EntitlementID: e.EntitlementID, TenantID: e.TenantID,
-		SubjectType: in.SubjectType, SubjectID: in.SubjectID, IssuedAt: now, ExpiresAt: expires,
+		SubjectType: in.SubjectType, SubjectID: in.SubjectID, IssuedAt: now, ExpiresAt: expires, HolderHash: holder,
 	}
 	l, err = a.store.AcquireLease(ctx, l, func(final *catalog.Lease) (string, error) {
 		var err error
@@ -199,19 +218,101 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 			SubjectType: final.SubjectType, SubjectID: final.SubjectID, Features: pol.Features,
 			IssuedAt: final.IssuedAt.Unix(), ExpiresAt: final.ExpiresAt.Unix(), Grace: int64(time.Duration(pol.OfflineGrace) / time.Second),
 			Issuer: "vendor",
-		}, signers[0].Key)
+		}, signer.Key)
 		return license.TokenHash(token), err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &LeaseIssued{Lease: l, Token: token}, nil
+	out := &LeaseIssued{Lease: l, Token: token}
+	if fresh != "" && l.HolderHash == holder {
+		out.HolderSecret = fresh
+	}
+	return out, nil
 }
 
-// ReleaseLease gives a lease back before it expires.
-func (a *App) ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error) {
+// ReleaseLease gives a lease back before it expires. It needs the
+// holder's secret, except from an administrator (a forced release, for a
+// holder that lost its secret).
+func (a *App) ReleaseLease(ctx context.Context, id, holderSecret string) (*catalog.Lease, error) {
 	if _, err := load(ctx, catalog.PrefixLease, "lease", id, a.store.Lease, func(l *catalog.Lease) string { return l.TenantID }); err != nil {
 		return nil, err
 	}
-	return a.store.ReleaseLease(ctx, id, a.now())
+	force := holderSecret == "" && principal(ctx).Role == catalog.RoleAdmin
+	return a.store.ReleaseLease(ctx, id, license.HolderHash(holderSecret), force, a.now())
+}
+
+// leaseSigner is the vendor key that signs a tenant's online leases,
+// chosen deterministically (docs/licensing.md, "Which key signs a
+// lease"): of the active keys that signed the tenant's latest snapshot,
+// the oldest (created_at, then key id); with no snapshot, or none of its
+// signers still active, the oldest active key. So `keys generate` does
+// not move leases to a key clients may not pin yet; retiring the old key
+// does.
+func (a *App) leaseSigner(ctx context.Context, tenantID string) (snapshot.Signer, error) {
+	active := map[string]snapshot.Signer{}
+	for _, s := range a.keys.Signers() {
+		active[s.KeyID] = s
+	}
+	if len(active) == 0 {
+		return snapshot.Signer{}, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key")
+	}
+	var keys []PublicKey
+	for _, k := range a.keys.PublicKeys() {
+		if _, ok := active[k.KeyID]; ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(x, y PublicKey) int {
+		if c := x.CreatedAt.Compare(y.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.KeyID, y.KeyID)
+	})
+	named := a.snapshotSigners(ctx, tenantID)
+	for _, k := range keys {
+		if named[k.KeyID] {
+			return active[k.KeyID], nil
+		}
+	}
+	if len(keys) > 0 {
+		return active[keys[0].KeyID], nil
+	}
+	// A keyring that lists no public half of its signers: the smallest id.
+	ids := slices.Sorted(maps.Keys(active))
+	return active[ids[0]], nil
+}
+
+// signedBy is the key ids that signed one snapshot.
+type signedBy struct {
+	snapshotID string
+	keys       map[string]bool
+}
+
+// snapshotSigners returns the key ids that signed the tenant's latest
+// snapshot (none without one). The envelope is decoded once per snapshot:
+// the cache, one entry per tenant, is keyed by the snapshot id read from
+// the cheap head.
+func (a *App) snapshotSigners(ctx context.Context, tenantID string) map[string]bool {
+	head, err := a.store.LatestSnapshotHead(ctx, tenantID)
+	if err != nil || head == nil {
+		return nil
+	}
+	if v, ok := a.signers.Load(tenantID); ok && v.(*signedBy).snapshotID == head.SnapshotID {
+		return v.(*signedBy).keys
+	}
+	snap, err := a.store.Snapshot(ctx, head.SnapshotID)
+	if err != nil {
+		return nil
+	}
+	var env snapshot.Envelope
+	if err := json.Unmarshal(snap.Envelope, &env); err != nil {
+		return nil
+	}
+	sb := &signedBy{snapshotID: head.SnapshotID, keys: map[string]bool{}}
+	for _, sig := range env.Signatures {
+		sb.keys[sig.KeyID] = true
+	}
+	a.signers.Store(tenantID, sb)
+	return sb.keys
 }

@@ -1,15 +1,19 @@
 package controlplane
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 
 	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
@@ -266,16 +270,41 @@ func (a *App) ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, e
 // MaxAuditUpload caps an uploaded mirror audit export.
 const MaxAuditUpload = 256 << 20
 
-// AuditIngest counts what an audit upload added.
+// AuditIngest counts what an audit upload added, and the head of the
+// mirror's chain the control plane now holds.
 type AuditIngest struct {
-	Received int `json:"received"`
-	Ingested int `json:"ingested"`
+	Received int               `json:"received"`
+	Ingested int               `json:"ingested"`
+	Head     catalog.AuditHead `json:"head"`
 }
 
-// IngestAudit ingests the calling mirror's exported audit chain: the
-// chain and the mirror's signature over its head are verified first; then
-// each event is appended to the tenant's audit events once (a second
-// upload adds nothing).
+// auditBatch is how many events one ingest transaction appends.
+const auditBatch = 500
+
+// EventForkDetected is the audit event of an upload whose authentic chain
+// does not extend the mirror's accepted head: a cloned or restored mirror
+// data directory.
+const EventForkDetected = "mirror.fork_detected"
+
+// AuditHead is the head of the calling mirror's audit chain the control
+// plane accepted; the mirror uploads the events after it.
+func (a *App) AuditHead(ctx context.Context) (*catalog.AuditHead, error) {
+	m, err := callingMirror(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := m.AuditHead
+	return &h, nil
+}
+
+// IngestAudit ingests the calling mirror's exported audit chain. The
+// export is verified as a stream (memory bounded by one line): the chain
+// must extend the head accepted so far, every event and the trailer must
+// be the authenticated mirror's, and the trailer's signature must verify
+// with its key. Verified events are staged in a temporary file and only
+// appended (a batch per transaction, moving the accepted head) once the
+// whole export verified. An authentic chain that does not extend the
+// accepted head is refused (409) and recorded as mirror.fork_detected.
 func (a *App) IngestAudit(ctx context.Context, export io.Reader) (*AuditIngest, error) {
 	m, err := callingMirror(ctx)
 	if err != nil {
@@ -285,38 +314,108 @@ func (a *App) IngestAudit(ctx context.Context, export io.Reader) (*AuditIngest, 
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return nil, catalog.Errorf(catalog.ECONFLICT, "mirror %s has no registered public key", m.MirrorID)
 	}
-	events, err := license.VerifyAuditExport(export, ed25519.PublicKey(pub), MaxAuditUpload)
+	spool, err := os.CreateTemp("", "outpost-audit-*.jsonl")
 	if err != nil {
-		var broken *audit.BrokenLinkError
-		if errors.As(err, &broken) {
-			return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: %v", broken)
-		}
-		var me *http.MaxBytesError
-		if errors.As(err, &me) {
-			return nil, catalog.Errorf(catalog.ETOOLARGE, "audit export larger than %d bytes", MaxAuditUpload)
-		}
-		return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: %v", err)
+		return nil, fmt.Errorf("ingest audit: %w", err)
 	}
-	res := &AuditIngest{Received: len(events)}
-	for _, ev := range events {
+	defer func() {
+		spool.Close()
+		os.Remove(spool.Name())
+	}()
+	bw := bufio.NewWriter(spool)
+	enc := json.NewEncoder(bw)
+	staged := 0
+	from := m.AuditHead
+	_, err = license.ReadAuditExportFrom(export, ed25519.PublicKey(pub), m.MirrorID, from, MaxAuditUpload, func(ev *catalog.AuditEvent) error {
 		if ev.TenantID != "" && ev.TenantID != m.TenantID {
-			return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: event %s is for another tenant", ev.EventID)
+			return catalog.Errorf(catalog.EINVALID, "audit export rejected: event %s is for another tenant", ev.EventID)
 		}
-		payload, err := json.Marshal(map[string]any{"mirror_id": m.MirrorID, "event": ev})
-		if err != nil {
+		staged++
+		return enc.Encode(ev)
+	})
+	if err != nil {
+		var fork *license.AuditForkError
+		var broken *audit.BrokenLinkError
+		var me *http.MaxBytesError
+		switch {
+		case errors.As(err, &fork):
+			a.recordFork(ctx, m, fork)
+			return nil, catalog.Errorf(catalog.ECONFLICT, "audit export rejected: %v; recorded as %s", fork, EventForkDetected)
+		case errors.As(err, &broken):
+			return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: %v", broken)
+		case errors.As(err, &me):
+			return nil, catalog.Errorf(catalog.ETOOLARGE, "audit export larger than %d bytes", MaxAuditUpload)
+		case catalog.ErrorCode(err) != catalog.EINTERNAL:
 			return nil, err
+		case errors.Is(err, license.ErrAuditExport):
+			return nil, catalog.Errorf(catalog.EINVALID, "audit export rejected: %v", err)
 		}
-		in := &catalog.AuditEvent{
-			EventID: catalog.NewID(catalog.PrefixEvent), TenantID: m.TenantID, ActorType: catalog.ActorMirror,
-			ActorID: m.MirrorID, EventType: "mirror." + ev.EventType, Payload: payload, CreatedAt: ev.CreatedAt,
+		return nil, fmt.Errorf("ingest audit: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("ingest audit: %w", err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("ingest audit: %w", err)
+	}
+	res := &AuditIngest{Received: staged, Head: from}
+	dec := json.NewDecoder(bufio.NewReader(spool))
+	batch := make([]*catalog.AuditEvent, 0, auditBatch)
+	head := from
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		added, err := a.store.AppendAudit(ctx, in, "mirror:"+m.MirrorID+":"+ev.EventID)
-		if err != nil {
-			return nil, err
+		last := batch[len(batch)-1]
+		to := catalog.AuditHead{Seq: last.Seq, Hash: last.Hash}
+		in := make([]*catalog.AuditEvent, len(batch))
+		for i, ev := range batch {
+			payload, err := json.Marshal(map[string]any{"mirror_id": m.MirrorID, "event": ev})
+			if err != nil {
+				return err
+			}
+			in[i] = &catalog.AuditEvent{
+				TenantID: m.TenantID, ActorType: catalog.ActorMirror, ActorID: m.MirrorID,
+				EventType: "mirror." + ev.EventType, Payload: payload, CreatedAt: ev.CreatedAt,
+			}
 		}
-		if added {
-			res.Ingested++
+		if err := a.store.AppendMirrorAudit(ctx, m.MirrorID, head, to, in); err != nil {
+			return err
 		}
+		res.Ingested += len(batch)
+		head, res.Head = to, to
+		batch = batch[:0]
+		return nil
+	}
+	for range staged {
+		var ev catalog.AuditEvent
+		if err := dec.Decode(&ev); err != nil {
+			return nil, fmt.Errorf("ingest audit: staged events: %w", err)
+		}
+		batch = append(batch, &ev)
+		if len(batch) == auditBatch {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return res, nil
+}
+
+// recordFork appends mirror.fork_detected for m (a failure is logged: the
+// upload is refused either way).
+func (a *App) recordFork(ctx context.Context, m *catalog.Mirror, fork *license.AuditForkError) {
+	payload, _ := json.Marshal(map[string]any{
+		"mirror_id": m.MirrorID, "reason": fork.Reason, "accepted": fork.Accepted, "presented": fork.Presented,
+	})
+	ev := &catalog.AuditEvent{TenantID: m.TenantID, ActorType: catalog.ActorMirror, ActorID: m.MirrorID, EventType: EventForkDetected, Payload: payload}
+	key := "fork:" + m.MirrorID + ":" + strconv.FormatInt(fork.Accepted.Seq, 10) + ":" + fork.Presented.Hash
+	if _, err := a.store.AppendAudit(context.WithoutCancel(ctx), ev, key); err != nil {
+		a.log.Error("record mirror fork", "mirror_id", m.MirrorID, "err", err)
+	}
+	a.log.Warn("mirror audit chain forked: a cloned or restored data dir?", "mirror_id", m.MirrorID, "reason", fork.Reason,
+		"accepted_seq", fork.Accepted.Seq, "presented_seq", fork.Presented.Seq)
 }

@@ -16,7 +16,10 @@ const RoleMirror = "mirror"
 // tenant principal may see; which roles may call which operation is the
 // transport's rule (httpapi's route table).
 type Principal struct {
-	Role     string // catalog.RoleAdmin, catalog.RoleTenant or RoleMirror
+	Role string // catalog.RoleAdmin, catalog.RoleTenant or RoleMirror
+	// ReadOnly principals (admin_ro, tenant_ro tokens) may call GET
+	// routes only (the transport's rule).
+	ReadOnly bool
 	TenantID string
 	TokenID  string          // token or mirror id; recorded as assigned_by, revoked_by
 	Mirror   *catalog.Mirror // for RoleMirror
@@ -110,4 +113,17 @@ func load[T any](ctx context.Context, prefix, kind, id string, get func(context.
 		return zero, err
 	}
 	return v, nil
+}
+
+// TokenRole is the role of p's token as stored: catalog.RoleAdminRO or
+// catalog.RoleTenantRO for a read-only principal, else p.Role (the
+// console's roles are these).
+func (p *Principal) TokenRole() string {
+	switch {
+	case p.ReadOnly && p.Role == catalog.RoleAdmin:
+		return catalog.RoleAdminRO
+	case p.ReadOnly && p.Role == catalog.RoleTenant:
+		return catalog.RoleTenantRO
+	}
+	return p.Role
 }

@@ -38,6 +38,10 @@ type Service interface {
 type Tokens interface {
 	// CreateToken mints an admin or tenant token; its secret is returned once.
 	CreateToken(ctx context.Context, in TokenInput) (*TokenCreated, error)
+	// ListTokens lists tokens (a tenant principal: its tenant's).
+	ListTokens(ctx context.Context, pg store.Page) ([]*catalog.Token, string, error)
+	// RevokeToken revokes a token at once, on every instance.
+	RevokeToken(ctx context.Context, id string) (*catalog.Token, error)
 	PublicKeys(ctx context.Context) ([]PublicKey, error)
 	// Backup writes a consistent copy of the catalog (bbolt stores).
 	Backup(ctx context.Context, w io.Writer) (int64, error)
@@ -105,8 +109,12 @@ type Licensing interface {
 	Seats(ctx context.Context, entitlementID string, pg store.Page) ([]*catalog.SeatAssignment, string, error)
 	RevokeSeat(ctx context.Context, entitlementID, seatID string) (*catalog.SeatAssignment, error)
 
+	// AcquireLease issues a lease (its holder secret returned once) or
+	// renews the subject's active one (in.HolderSecret required).
 	AcquireLease(ctx context.Context, entitlementID string, in Subject) (*LeaseIssued, error)
-	ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error)
+	// ReleaseLease needs the holder's secret; an admin may pass "" to
+	// force the release.
+	ReleaseLease(ctx context.Context, id, holderSecret string) (*catalog.Lease, error)
 }
 
 // Mirrors is mirror registration and management, and the operations a
@@ -125,6 +133,9 @@ type Mirrors interface {
 	LatestSnapshot(ctx context.Context, after int64) (*catalog.Snapshot, error)
 	ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, error)
 	IngestAudit(ctx context.Context, export io.Reader) (*AuditIngest, error)
+	// AuditHead is the head of the calling mirror's audit chain already
+	// accepted: the next upload carries the events after it.
+	AuditHead(ctx context.Context) (*catalog.AuditHead, error)
 }
 
 // Snapshots is signed tenant snapshots and offline bundles.

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -10,10 +11,15 @@ import (
 
 // TokenInput asks for an API token.
 type TokenInput struct {
-	Role     string `json:"role"` // catalog.RoleAdmin or catalog.RoleTenant
+	Role     string `json:"role"` // one of catalog.TokenRoles
 	TenantID string `json:"tenant_id"`
 	Name     string `json:"name"`
+	// TTLSeconds, when above 0, sets expires_at = created_at + TTL.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
 }
+
+// maxTokenTTL bounds TokenInput.TTLSeconds (ten years).
+const maxTokenTTL = 10 * 365 * 24 * 3600
 
 // TokenCreated is a new token with its secret, which exists only here:
 // the store keeps its hash.
@@ -22,12 +28,12 @@ type TokenCreated struct {
 	Secret string `json:"token"`
 }
 
-// CreateToken creates an admin or tenant token.
+// CreateToken creates an API token of one of catalog.TokenRoles.
 func (a *App) CreateToken(ctx context.Context, in TokenInput) (*TokenCreated, error) {
-	if err := catalog.ValidateEnum("role", in.Role, []string{catalog.RoleAdmin, catalog.RoleTenant}); err != nil {
+	if err := catalog.ValidateEnum("role", in.Role, catalog.TokenRoles); err != nil {
 		return nil, err
 	}
-	switch in.Role {
+	switch base, _ := catalog.BaseRole(in.Role); base {
 	case catalog.RoleTenant:
 		if in.TenantID == "" {
 			return nil, catalog.Invalid("tenant_id", "is required for a tenant token")
@@ -50,12 +56,47 @@ func (a *App) CreateToken(ctx context.Context, in TokenInput) (*TokenCreated, er
 	if len(in.Name) > 200 {
 		return nil, catalog.Invalid("name", "must be at most 200 bytes")
 	}
+	if in.TTLSeconds < 0 || in.TTLSeconds > maxTokenTTL {
+		return nil, catalog.Invalid("ttl_seconds", "must be between 0 and %d", maxTokenTTL)
+	}
 	secret := NewToken()
-	t := &catalog.Token{TokenID: catalog.NewID(catalog.PrefixToken), Role: in.Role, TenantID: in.TenantID, Name: in.Name, Hash: HashSecret(secret), CreatedAt: a.now()}
+	now := a.now()
+	t := &catalog.Token{TokenID: catalog.NewID(catalog.PrefixToken), Role: in.Role, TenantID: in.TenantID, Name: in.Name, Hash: HashSecret(secret), CreatedAt: now}
+	if in.TTLSeconds > 0 {
+		exp := now.Add(time.Duration(in.TTLSeconds) * time.Second)
+		t.ExpiresAt = &exp
+	}
 	if err := a.store.CreateToken(ctx, t); err != nil {
 		return nil, err
 	}
 	return &TokenCreated{Token: t, Secret: secret}, nil
+}
+
+// ListTokens lists API tokens: every one for an admin, a tenant's own for
+// a tenant principal. Hashes never leave the store's JSON.
+func (a *App) ListTokens(ctx context.Context, pg store.Page) ([]*catalog.Token, string, error) {
+	p := principal(ctx)
+	switch p.Role {
+	case catalog.RoleAdmin:
+		return a.store.Tokens(ctx, "", pg.Normalize())
+	case catalog.RoleTenant:
+		return a.store.Tokens(ctx, p.TenantID, pg.Normalize())
+	}
+	return nil, "", catalog.Errorf(catalog.EFORBIDDEN, "only API tokens may list tokens")
+}
+
+// RevokeToken revokes a token: an admin any, a tenant principal its own
+// tenant's (another's is not_found). The next request with it fails on
+// every control plane instance: authentication reads the store.
+func (a *App) RevokeToken(ctx context.Context, id string) (*catalog.Token, error) {
+	t, err := load(ctx, catalog.PrefixToken, "token", id, a.store.Token, func(t *catalog.Token) string { return t.TenantID })
+	if err != nil {
+		return nil, err
+	}
+	if t.TenantID == "" && principal(ctx).Role != catalog.RoleAdmin {
+		return nil, catalog.NotFound("token", id)
+	}
+	return a.store.RevokeToken(ctx, t.TokenID, principal(ctx).TokenID)
 }
 
 // PublicKeys lists the vendor's signing keys.

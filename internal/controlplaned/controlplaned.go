@@ -24,6 +24,7 @@ import (
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/bolt"
 	"github.com/outpost/outpost/internal/store/postgres"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config names the control plane's parts and tunes the daemon.
@@ -45,7 +46,23 @@ type Config struct {
 	RefreshInterval   time.Duration // housekeeping period; 0 also turns snapshot refresh off
 	RefreshBefore     time.Duration // rebuild snapshots expiring within this
 	IdempotencyTTL    time.Duration // default 24h
-	Log               *slog.Logger
+	// ReadTimeout and WriteTimeout bound a JSON request's body and answer
+	// (defaults 30s, 60s); StreamIdle bounds each read or write of a
+	// streaming route (uploads, downloads; default 60s). See
+	// httpapi.Server.
+	ReadTimeout, WriteTimeout, StreamIdle time.Duration
+	// LeaseRate (requests per second) and LeaseBurst limit each token's
+	// lease requests on the control plane (defaults 5/s, burst 20);
+	// LeaseRate < 0 turns the limit off.
+	LeaseRate  float64
+	LeaseBurst int
+	// TLS serves HTTPS when its cert and key files are set (reloaded on
+	// SIGHUP or when the files change).
+	TLS tlsconf.Config
+	// MirrorClientCAFile, when set, makes /v1/mirror/* require a client
+	// certificate chaining to this CA besides the mirror's credential.
+	MirrorClientCAFile string
+	Log                *slog.Logger
 }
 
 // ErrNotInitialized says `controlplane init` has not run.

@@ -2,6 +2,7 @@ package controlplaned
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +16,9 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/httpapi"
+	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // ControlPlane is a serving control plane. Its parts (the HTTP server and
@@ -29,6 +32,7 @@ type ControlPlane struct {
 	// handler serves the API and, at /console/, the web console.
 	handler http.Handler
 	ln      net.Listener
+	tls     *tlsconf.Server // nil: plain HTTP
 
 	mu     sync.Mutex
 	group  *daemon.Group
@@ -60,14 +64,49 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	if cfg.StreamIdle <= 0 {
+		cfg.StreamIdle = time.Minute
+	}
+	var leases *ratelimit.Limiter
+	if cfg.LeaseRate >= 0 {
+		rate, burst := cfg.LeaseRate, cfg.LeaseBurst
+		if rate == 0 {
+			rate = 5
+		}
+		if burst == 0 {
+			burst = 20
+		}
+		var err error
+		if leases, err = ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst}); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	ts, err := cfg.serverTLS()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if ts != nil {
+		ln = tls.NewListener(ln, ts.Config)
+	}
 	c := &ControlPlane{
-		cfg: cfg, app: app, store: st, ln: ln, done: make(chan struct{}),
-		server: &httpapi.Server{App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes},
+		cfg: cfg, app: app, store: st, ln: ln, tls: ts, done: make(chan struct{}),
+		server: &httpapi.Server{
+			App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes, MirrorClientCert: cfg.MirrorClientCAFile != "",
+			ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, StreamIdle: cfg.StreamIdle, LeaseLimit: leases,
+		},
 	}
 	// The console goes through the same App as the API (consoleapp);
 	// its session cookie is Secure when the request came over TLS.
@@ -88,6 +127,31 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 // Handler is what the daemon serves: the API, and the web console at
 // /console/.
 func (c *ControlPlane) Handler() http.Handler { return c.handler }
+
+// serverTLS is the server TLS side cfg asks for, nil for plain HTTP.
+// mirror_client_ca_file turns on optional client certificates: /v1/mirror/*
+// then requires one that chains to it (httpapi.Server.MirrorClientCert).
+func (cfg Config) serverTLS() (*tlsconf.Server, error) {
+	tc := cfg.TLS
+	if cfg.MirrorClientCAFile != "" {
+		if !tc.Enabled() {
+			return nil, errors.New("mirror_client_ca_file needs tls_cert_file and tls_key_file")
+		}
+		tc.ClientCAFile, tc.ClientAuth = cfg.MirrorClientCAFile, tlsconf.ClientAuthOptional
+	}
+	if !tc.Enabled() {
+		return nil, nil
+	}
+	return tlsconf.NewServer(tc, cfg.logger())
+}
+
+// Scheme is "https" when the daemon serves TLS, else "http".
+func (c *ControlPlane) Scheme() string {
+	if c.tls != nil {
+		return "https"
+	}
+	return "http"
+}
 
 // Addr is the address the API listens on.
 func (c *ControlPlane) Addr() string { return c.ln.Addr().String() }
@@ -119,7 +183,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 			c.handler.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: c.cfg.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
+		// Every request gets these; the API's routes set their own
+		// (httpapi.Server: per read and write on streaming routes).
+		ReadTimeout:  c.cfg.ReadTimeout,
+		WriteTimeout: c.cfg.WriteTimeout,
+		IdleTimeout:  2 * time.Minute,
 	}
 	log := c.cfg.logger()
 	g.Go("http", func(ctx context.Context) error {
@@ -145,6 +213,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		return ctx.Err()
 	})
 	g.Go("housekeeping", c.housekeeping)
+	if c.tls != nil {
+		// Certificates rotate without a restart: SIGHUP or a change of
+		// the files reloads them.
+		g.Go("tls", c.tls.Run)
+	}
 	return g.Wait()
 }
 

@@ -50,6 +50,9 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	if secret, _ := ctx.Value(leaseSecretKey{}).(string); secret != "" {
+		req.Header.Set(wire.HeaderLeaseSecret, secret)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -162,6 +165,14 @@ func whole[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 
 func (c *Client) CreateToken(ctx context.Context, in controlplane.TokenInput) (*controlplane.TokenCreated, error) {
 	return one[controlplane.TokenCreated](ctx, c, "POST", "/v1/tokens", in)
+}
+
+func (c *Client) ListTokens(ctx context.Context, pg store.Page) ([]*catalog.Token, string, error) {
+	return list[*catalog.Token](ctx, c, "/v1/tokens", nil, pg)
+}
+
+func (c *Client) RevokeToken(ctx context.Context, id string) (*catalog.Token, error) {
+	return one[catalog.Token](ctx, c, "DELETE", "/v1/tokens/"+esc(id), nil)
 }
 
 func (c *Client) PublicKeys(ctx context.Context) ([]controlplane.PublicKey, error) {
@@ -361,11 +372,22 @@ func (c *Client) RevokeSeat(ctx context.Context, entitlementID, seatID string) (
 }
 
 func (c *Client) AcquireLease(ctx context.Context, entitlementID string, in controlplane.Subject) (*controlplane.LeaseIssued, error) {
-	return one[controlplane.LeaseIssued](ctx, c, "POST", "/v1/entitlements/"+esc(entitlementID)+"/leases", in)
+	return one[controlplane.LeaseIssued](withLeaseSecret(ctx, in.HolderSecret), c, "POST", "/v1/entitlements/"+esc(entitlementID)+"/leases", in)
 }
 
-func (c *Client) ReleaseLease(ctx context.Context, id string) (*catalog.Lease, error) {
-	return one[catalog.Lease](ctx, c, "DELETE", "/v1/leases/"+esc(id), nil)
+func (c *Client) ReleaseLease(ctx context.Context, id, holderSecret string) (*catalog.Lease, error) {
+	return one[catalog.Lease](withLeaseSecret(ctx, holderSecret), c, "DELETE", "/v1/leases/"+esc(id), nil)
+}
+
+type leaseSecretKey struct{}
+
+// withLeaseSecret makes the request sent with ctx carry a lease holder
+// secret (wire.HeaderLeaseSecret).
+func withLeaseSecret(ctx context.Context, secret string) context.Context {
+	if secret == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, leaseSecretKey{}, secret)
 }
 
 func (c *Client) CreateMirror(ctx context.Context, tenantID string, in controlplane.MirrorInput) (*controlplane.MirrorCreated, error) {
@@ -398,6 +420,10 @@ func (c *Client) LatestSnapshot(ctx context.Context, after int64) (*catalog.Snap
 
 func (c *Client) ReportSync(ctx context.Context, in controlplane.SyncReport) (*catalog.Mirror, error) {
 	return one[catalog.Mirror](ctx, c, "POST", "/v1/mirror/status", in)
+}
+
+func (c *Client) AuditHead(ctx context.Context) (*catalog.AuditHead, error) {
+	return one[catalog.AuditHead](ctx, c, "GET", "/v1/mirror/audit/head", nil)
 }
 
 func (c *Client) IngestAudit(ctx context.Context, export io.Reader) (*controlplane.AuditIngest, error) {

@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
@@ -20,7 +24,11 @@ import (
 func create[In, Out any](status int, fn func(r *http.Request, in In) (Out, error)) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in In
-		if err := catalog.DecodeStrict(r.Body, &in); err != nil {
+		body, err := jsonBody(r)
+		if err != nil {
+			return err
+		}
+		if err := catalog.DecodeStrict(body, &in); err != nil {
 			return err
 		}
 		out, err := fn(r, in)
@@ -37,7 +45,11 @@ func create[In, Out any](status int, fn func(r *http.Request, in In) (Out, error
 func change[In, Out any](fn func(r *http.Request, in In) (Out, error)) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in In
-		if err := controlplane.DecodeUpdate(r.Body, &in); err != nil {
+		body, err := jsonBody(r)
+		if err != nil {
+			return err
+		}
+		if err := controlplane.DecodeUpdate(body, &in); err != nil {
 			return err
 		}
 		out, err := fn(r, in)
@@ -47,6 +59,60 @@ func change[In, Out any](fn func(r *http.Request, in In) (Out, error)) handler {
 		wire.WriteJSON(w, http.StatusOK, out)
 		return nil
 	}
+}
+
+// jsonBody reads a JSON request body (already capped at MaxBodyBytes) and
+// refuses one that is not valid UTF-8: encoding/json would otherwise
+// store U+FFFD in place of the bad bytes.
+func jsonBody(r *http.Request) (io.Reader, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var me *http.MaxBytesError
+		if errors.As(err, &me) {
+			return nil, catalog.Errorf(catalog.ETOOLARGE, "request body larger than %d bytes", me.Limit)
+		}
+		return nil, catalog.Invalid("body", "unreadable request body: %v", err)
+	}
+	if !utf8.Valid(b) {
+		return nil, catalog.Invalid("body", "request body is not valid UTF-8")
+	}
+	return bytes.NewReader(b), nil
+}
+
+// noBody refuses a request body on a route that takes none (anything but
+// nothing, whitespace, {} or null), so that a body meant for another route
+// is never silently ignored.
+func noBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, 65))
+	if err != nil {
+		return catalog.Invalid("body", "unreadable request body: %v", err)
+	}
+	switch string(bytes.TrimSpace(b)) {
+	case "", "{}", "null":
+		return nil
+	}
+	return catalog.Invalid("body", "%s %s takes no request body", r.Method, r.URL.Path)
+}
+
+// query refuses a parameter given twice (which of them would count is
+// ambiguous) and one that is not valid UTF-8.
+func query(r *http.Request) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return catalog.Invalid("query", "malformed query string")
+	}
+	for k, v := range q {
+		if len(v) > 1 {
+			return catalog.Invalid(k, "query parameter given %d times", len(v))
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
+			return catalog.Invalid("query", "query parameters must be valid UTF-8")
+		}
+	}
+	return nil
 }
 
 // call calls fn (the request has no body) and answers its result with

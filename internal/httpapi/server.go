@@ -22,6 +22,8 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/ratelimit"
+	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -34,6 +36,18 @@ type Server struct {
 	Log *slog.Logger
 	// MaxBodyBytes caps JSON request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// ReadTimeout and WriteTimeout bound reading the body of, and writing
+	// the answer to, a JSON route (defaults 30s and 60s). Streaming routes
+	// (uploads, downloads, backups, bundles, envelopes) get StreamIdle
+	// (default 60s) per read or write instead: a stream may last as long as
+	// it keeps moving.
+	ReadTimeout, WriteTimeout, StreamIdle time.Duration
+	// LeaseLimit, when set, limits each token's lease requests
+	// (acquire, renew, release): over it, 429 with Retry-After.
+	LeaseLimit *ratelimit.Limiter
+	// MirrorClientCert makes the mirror routes (/v1/mirror/*) require a
+	// verified TLS client certificate as well as the mirror credential.
+	MirrorClientCert bool
 
 	once     sync.Once
 	handler  http.Handler
@@ -56,6 +70,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) init() {
 	if s.MaxBodyBytes <= 0 {
 		s.MaxBodyBytes = 1 << 20
+	}
+	if s.ReadTimeout <= 0 {
+		s.ReadTimeout = 30 * time.Second
+	}
+	if s.WriteTimeout <= 0 {
+		s.WriteTimeout = time.Minute
+	}
+	if s.StreamIdle <= 0 {
+		s.StreamIdle = time.Minute
 	}
 	if s.Log == nil {
 		s.Log = slog.Default()
@@ -105,7 +128,18 @@ type route struct {
 	access  access
 	// raw routes read their own body (artifact uploads); others get a
 	// size-limited body.
-	raw     bool
+	raw bool
+	// stream routes write long answers: raw and stream routes get a
+	// deadline per read or write (StreamIdle), others one for the whole
+	// body and one for the whole answer.
+	stream bool
+	// limited routes count against the token's LeaseLimit.
+	limited bool
+	// paged routes take ?limit= and ?cursor=.
+	paged bool
+	// body routes decode a JSON body (create and change builders); other
+	// non-raw routes refuse one (noBody).
+	body    bool
 	handler handler
 }
 
@@ -113,10 +147,12 @@ type route struct {
 // convention.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// statusWriter records the status for metrics.
+// statusWriter records the status for metrics. With extend set (a
+// streaming route), every write first pushes the write deadline on.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	extend func()
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -129,6 +165,9 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.extend != nil {
+		w.extend()
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -155,18 +194,43 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.requests.WithLabelValues(rt.pattern, strconv.Itoa(sw.status)).Inc()
 			s.duration.WithLabelValues(rt.pattern).Observe(time.Since(start).Seconds())
 		}()
+		if rt.access == mirrorOnly && s.MirrorClientCert && tlsconf.VerifiedClientCert(r) == nil {
+			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EUNAUTHORIZED, "a client certificate issued by the mirror CA is required"))
+			return
+		}
 		p, err := s.authenticate(r)
 		if err != nil {
 			wire.WriteError(sw, r, s.Log, err)
+			return
+		}
+		if p.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EFORBIDDEN, "this token is read-only"))
 			return
 		}
 		if !allowed(rt.access, p) {
 			wire.WriteError(sw, r, s.Log, catalog.Errorf(catalog.EFORBIDDEN, "this token may not call %s", rt.pattern))
 			return
 		}
+		if rt.limited && s.LeaseLimit != nil {
+			if ok, after := s.LeaseLimit.Allow("tok:" + p.TokenID); !ok {
+				wire.WriteError(sw, r, s.Log, &ratelimit.Error{After: after})
+				return
+			}
+		}
+		s.deadlines(sw, r, rt)
 		r = r.WithContext(controlplane.WithPrincipal(r.Context(), p))
 		if !rt.raw {
 			r.Body = http.MaxBytesReader(sw, r.Body, s.MaxBodyBytes)
+		}
+		if err := query(r); err != nil {
+			wire.WriteError(sw, r, s.Log, err)
+			return
+		}
+		if !rt.raw && !rt.body {
+			if err := noBody(r); err != nil {
+				wire.WriteError(sw, r, s.Log, err)
+				return
+			}
 		}
 		if r.Method == http.MethodPost && r.Header.Get(wire.HeaderIdempotencyKey) != "" {
 			s.idempotent(sw, r, p, rt)
@@ -178,13 +242,80 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// ReadFrom keeps the sendfile path of the underlying writer.
+// streamChunk is how much a streaming answer may send per write deadline
+// extension when it is copied with ReadFrom.
+const streamChunk = 4 << 20
+
+// ReadFrom keeps the sendfile path of the underlying writer; on a
+// streaming route it copies in chunks, pushing the write deadline on
+// before each (an *io.LimitedReader over a file stays one level deep, so
+// sendfile still applies).
 func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
+	if w.extend == nil {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	src, remain := r, int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src, remain = lr.R, lr.N
+	}
+	var n int64
+	for remain != 0 {
+		w.extend()
+		chunk := int64(streamChunk)
+		if remain > 0 {
+			chunk = min(chunk, remain)
+		}
+		m, err := rf.ReadFrom(&io.LimitedReader{R: src, N: chunk})
+		n += m
+		if remain > 0 {
+			remain -= m
+		}
+		if lr, ok := r.(*io.LimitedReader); ok {
+			lr.N -= m
+		}
+		if err != nil || m < chunk {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// deadlines sets the route's read and write deadlines (see Server's
+// ReadTimeout): one for the whole body and answer of a JSON route, one
+// per read and write of a streaming one. A writer that cannot take
+// deadlines (a test recorder) keeps none.
+func (s *Server) deadlines(sw *statusWriter, r *http.Request, rt route) {
+	rc := http.NewResponseController(sw)
+	now := time.Now()
+	if !rt.raw && !rt.stream {
+		_ = rc.SetReadDeadline(now.Add(s.ReadTimeout))
+		_ = rc.SetWriteDeadline(now.Add(s.WriteTimeout))
+		return
+	}
+	idle := s.StreamIdle
+	sw.extend = func() { _ = rc.SetWriteDeadline(time.Now().Add(idle)) }
+	sw.extend()
+	if r.Body != nil && r.Body != http.NoBody {
+		_ = rc.SetReadDeadline(now.Add(idle))
+		r.Body = &idleBody{ReadCloser: r.Body, extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
+	}
+}
+
+// idleBody pushes the read deadline on before each read of a streaming
+// upload: it may last as long as bytes keep arriving.
+type idleBody struct {
+	io.ReadCloser
+	extend func()
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.extend()
+	return b.ReadCloser.Read(p)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 func (h *harness) trust(tenantID string) snapshot.Trust {
@@ -244,7 +246,21 @@ func TestAPI_UpdateCheckAndLeases(t *testing.T) {
 		if c.LeaseID != l1["lease_id"] || c.SubjectID != "alice" || len(c.Features) != 1 {
 			t.Fatalf("claims %+v", c)
 		}
-		again := h.must(201, h.do("POST", "/v1/entitlements/"+ent+"/leases", tok, map[string]any{"subject_type": "user", "subject_id": "alice"}))
+		secret, _ := l1["holder_secret"].(string)
+		if secret == "" {
+			t.Fatal("acquire returned no holder_secret")
+		}
+		alice := func() io.Reader { return strings.NewReader(`{"subject_type":"user","subject_id":"alice"}`) }
+		if r := h.do("POST", "/v1/entitlements/"+ent+"/leases", tok, map[string]any{"subject_type": "user", "subject_id": "alice"}); r.status != 403 {
+			t.Fatalf("renewal without the holder secret: got %d %s, want 403", r.status, r.body)
+		}
+		if r := h.do("DELETE", "/v1/leases/"+l1["lease_id"].(string), tok, nil); r.status != 403 {
+			t.Fatalf("release without the holder secret: got %d %s, want 403", r.status, r.body)
+		}
+		again := h.must(201, h.raw("POST", "/v1/entitlements/"+ent+"/leases", tok, "application/json", alice(), map[string]string{wire.HeaderLeaseSecret: secret}))
+		if _, ok := again["holder_secret"]; ok {
+			t.Fatal("a renewal returned the holder secret again")
+		}
 		if again["lease_id"] != l1["lease_id"] {
 			t.Fatal("renewal took a second lease")
 		}
@@ -257,7 +273,7 @@ func TestAPI_UpdateCheckAndLeases(t *testing.T) {
 		if r.status != 409 || !strings.Contains(r.errMessage(t), "seats") {
 			t.Fatalf("third seat: got %d %s", r.status, r.body)
 		}
-		h.must(200, h.do("DELETE", "/v1/leases/"+l1["lease_id"].(string), tok, nil))
+		h.must(200, h.raw("DELETE", "/v1/leases/"+l1["lease_id"].(string), tok, "", nil, map[string]string{wire.HeaderLeaseSecret: secret}))
 		h.must(201, h.do("POST", "/v1/entitlements/"+ent+"/leases", tok, map[string]any{"subject_type": "user", "subject_id": "carol"}))
 	})
 }

@@ -33,6 +33,11 @@ type Admission struct {
 	// when it is active. It must be exact whenever it is ≥ Limit.
 	Active int
 
+	// HolderHash is the hash of the holder secret the request presented
+	// ("" for none). Renewing an active lease bound to a holder needs the
+	// same hash (CheckHolder).
+	HolderHash string
+
 	// Requested caps the expiry (zero: the policy's full term).
 	Requested time.Time
 	Now       time.Time
@@ -52,7 +57,8 @@ type Decision struct {
 // mirrors. Refusals are domain errors with the same code on both:
 // EFORBIDDEN when the subject is not eligible (tenant not active,
 // entitlement not current, no seats here, explicit mode without a seat
-// assignment), ECONFLICT when it is but no seat is free (all taken, or
+// assignment, or renewing an active lease without its holder's secret),
+// ECONFLICT when it is but no seat is free (all taken, or
 // more leases out than seats after a reduction: renewals drain down).
 func Admit(a Admission) (Decision, error) {
 	switch {
@@ -67,6 +73,11 @@ func Admit(a Admission) (Decision, error) {
 		return Decision{}, catalog.Errorf(catalog.EFORBIDDEN, "%s %q has no seat assigned on entitlement %s (explicit mode)", a.SubjectType, a.SubjectID, a.EntitlementID)
 	}
 	d := Decision{Renew: a.Held != nil && a.Held.Active(a.Now)}
+	if d.Renew {
+		if err := CheckHolder(a.Held, a.HolderHash, false); err != nil {
+			return Decision{}, err
+		}
+	}
 	d.IssuedAt, d.ExpiresAt = Term(a.Policy, a.EndsAt, a.Requested, a.Now)
 	switch {
 	case d.Renew && a.Active > a.Limit:

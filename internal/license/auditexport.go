@@ -141,3 +141,138 @@ func ReadAuditExport(r io.Reader, mirrorPub ed25519.PublicKey, maxBytes int64) (
 	}
 	return &AuditExport{MirrorID: trailer.MirrorID, HeadHash: head, Count: v.Count(), Events: events}, nil
 }
+
+// AuditForkError says an authentic export (its chain and signature
+// verify) does not extend the head the control plane accepted: the
+// mirror's chain forked (a cloned or restored data directory).
+type AuditForkError struct {
+	Accepted  catalog.AuditHead // what the control plane holds
+	Presented catalog.AuditHead // where the mirror's chain stands instead
+	Reason    string
+}
+
+func (e *AuditForkError) Error() string {
+	return fmt.Sprintf("audit chain forked: %s (accepted head seq %d, mirror presents seq %d)", e.Reason, e.Accepted.Seq, e.Presented.Seq)
+}
+
+// ReadAuditExportFrom verifies an export that must extend from, the head
+// accepted so far, as a stream: memory stays bounded by one line
+// (MaxAuditLine), whatever the export's size. The export may start right
+// after from (seq from.Seq+1, prev_hash from.Hash) or at the chain's
+// start (seq 1; then the event at from.Seq must have hash from.Hash, and
+// the events up to it are verified and skipped). emit gets every event
+// after from, in order, as its link verifies; nothing is authentic until
+// ReadAuditExportFrom returns nil (the trailer's signature is checked
+// last), so emit must only stage them. mirrorID is the authenticated
+// mirror: the trailer and every event must be its. A chain that verifies
+// and is signed but does not extend from is an *AuditForkError (wrapping
+// ErrAuditExport); emit is not called again once a fork is seen.
+func ReadAuditExportFrom(r io.Reader, mirrorPub ed25519.PublicKey, mirrorID string, from catalog.AuditHead, maxBytes int64, emit func(*catalog.AuditEvent) error) (*AuditExport, error) {
+	if len(mirrorPub) != ed25519.PublicKeySize {
+		return nil, errors.New("verify audit export: mirror key is not an ed25519 public key")
+	}
+	if maxBytes <= 0 {
+		return nil, errors.New("verify audit export: maxBytes must be positive")
+	}
+	lr := &io.LimitedReader{R: r, N: maxBytes + 1}
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxAuditLine)
+	var (
+		v       *audit.Verifier
+		trailer *AuditTrailer
+		line    int
+		fork    *AuditForkError
+	)
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: line %d: %s", ErrAuditExport, line, fmt.Sprintf(format, args...))
+	}
+	for sc.Scan() {
+		line++
+		raw := sc.Bytes()
+		if trailer != nil {
+			return nil, fail("data after the trailer")
+		}
+		if bytes.Contains(raw, []byte(`"sig"`)) {
+			var tr AuditTrailer
+			if err := catalog.DecodeStrict(bytes.NewReader(raw), &tr); err == nil {
+				trailer = &tr
+				continue
+			}
+		}
+		var ev catalog.AuditEvent
+		if err := catalog.DecodeStrict(bytes.NewReader(raw), &ev); err != nil {
+			return nil, fail("event: %v", err)
+		}
+		if ev.ActorType != catalog.ActorMirror || ev.ActorID != mirrorID {
+			return nil, fail("event %d (%s) is not by mirror %s", ev.Seq, ev.EventID, mirrorID)
+		}
+		if v == nil {
+			switch {
+			case ev.Seq == 1:
+				v = &audit.Verifier{}
+			case ev.Seq == from.Seq+1:
+				v = audit.ResumeAt(from)
+				if ev.PrevHash != from.Hash {
+					fork = &AuditForkError{Accepted: from, Presented: catalog.AuditHead{Seq: from.Seq, Hash: ev.PrevHash},
+						Reason: "the first event does not follow the accepted head"}
+					v = audit.ResumeAt(catalog.AuditHead{Seq: from.Seq, Hash: ev.PrevHash})
+				}
+			default:
+				return nil, fail("the export starts at seq %d: want 1 or %d (after the accepted head)", ev.Seq, from.Seq+1)
+			}
+		}
+		if err := v.Next(&ev); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrAuditExport, err)
+		}
+		if ev.Seq == from.Seq && ev.Hash != from.Hash && fork == nil {
+			fork = &AuditForkError{Accepted: from, Presented: catalog.AuditHead{Seq: ev.Seq, Hash: ev.Hash},
+				Reason: "the mirror's event at the accepted sequence has another hash"}
+		}
+		if ev.Seq > from.Seq && fork == nil {
+			if err := emit(&ev); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fail("line longer than %d bytes", MaxAuditLine)
+		}
+		return nil, fmt.Errorf("verify audit export: read: %w", err)
+	}
+	if lr.N <= 0 {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrAuditExport, maxBytes)
+	}
+	if trailer == nil {
+		return nil, fmt.Errorf("%w: no signed trailer (truncated?)", ErrAuditExport)
+	}
+	count, head := from.Seq, from.Hash
+	if v != nil {
+		count, head = v.Count(), ""
+		if h := v.Head(); h != nil {
+			head = h.Hash
+		}
+	}
+	switch {
+	case trailer.MirrorID != mirrorID:
+		return nil, fmt.Errorf("%w: the export is mirror %q's, not the authenticated mirror %s's", ErrAuditExport, trailer.MirrorID, mirrorID)
+	case !ed25519.Verify(mirrorPub, AuditSignedBytes(trailer.MirrorID, trailer.HeadHash, trailer.Count), trailer.Sig):
+		return nil, fmt.Errorf("%w: trailer signature does not verify with the mirror's key", ErrAuditExport)
+	case v == nil && trailer.Count < from.Seq, v != nil && trailer.Count == count && count < from.Seq:
+		// Authentic, and shorter than what was accepted: a data dir
+		// restored from an older copy, or a clone.
+		fork = &AuditForkError{Accepted: from, Presented: catalog.AuditHead{Seq: trailer.Count, Hash: trailer.HeadHash},
+			Reason: "the mirror's chain is shorter than the accepted head"}
+	case v == nil && trailer.Count == from.Seq && trailer.HeadHash != from.Hash:
+		fork = &AuditForkError{Accepted: from, Presented: catalog.AuditHead{Seq: trailer.Count, Hash: trailer.HeadHash},
+			Reason: "the mirror's head at the accepted sequence has another hash"}
+	case trailer.Count != count:
+		return nil, fmt.Errorf("%w: trailer counts %d events, the export reaches %d (truncated?)", ErrAuditExport, trailer.Count, count)
+	case trailer.HeadHash != head:
+		return nil, fmt.Errorf("%w: trailer head_hash does not match the chain's last event", ErrAuditExport)
+	}
+	if fork != nil {
+		return nil, fmt.Errorf("%w: %w", ErrAuditExport, fork)
+	}
+	return &AuditExport{MirrorID: trailer.MirrorID, HeadHash: head, Count: count}, nil
+}

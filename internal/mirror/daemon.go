@@ -201,7 +201,7 @@ func (m *Mirror) build(ctx context.Context) error {
 		return err
 	}
 	sc := cfg.Sync
-	sc.Logger, sc.MirrorID, sc.AuditExport = m.log, cfg.MirrorID, leases.ExportAudit
+	sc.Logger, sc.MirrorID, sc.AuditExport, sc.AuditExportAfter = m.log, cfg.MirrorID, leases.ExportAudit, leases.ExportAuditAfter
 	var site *SitePage
 	sc.OnResult = func(r state.SyncResult) {
 		m.srv.ObserveSync(r)

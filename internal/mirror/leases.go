@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/wire"
@@ -34,6 +35,10 @@ type LeaseResponse struct {
 	IssuedAt      time.Time `json:"issued_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	MirrorID      string    `json:"mirror_id"`
+	// HolderSecret is returned once, by the acquire that bound the lease
+	// to its holder; renewing (PUT again) and releasing (DELETE) need it
+	// in the Outpost-Lease-Secret header.
+	HolderSecret string `json:"holder_secret,omitempty"`
 }
 
 // Leases opens the mirror's lease ledger on first use: a mirror synced
@@ -94,12 +99,26 @@ func (l *Leases) ExportAudit(ctx context.Context, w io.Writer) error {
 	return led.ExportAudit(ctx, w)
 }
 
+// ExportAuditAfter is ExportAudit with only the events after sequence
+// after (sync.Config's AuditExportAfter).
+func (l *Leases) ExportAuditAfter(ctx context.Context, w io.Writer, after int64) error {
+	led, err := l.Ledger()
+	if err != nil {
+		return err
+	}
+	return led.ExportAuditAfter(ctx, w, after)
+}
+
 // LeaseHandler serves the mirror's lease API over the ledger ledger
 // returns (503 saying why while there is none) and the held, verified
 // manifest current returns (nil when none):
 //
 //	PUT    /v1/leases/{subject_id}  {"entitlement_id","subject_type"} -> 200 LeaseResponse
 //	DELETE /v1/leases/{subject_id}?entitlement_id=…[&subject_type=…] -> 204
+//
+// A new lease is bound to a holder secret returned once (holder_secret);
+// renewing or releasing an active lease needs it in the
+// Outpost-Lease-Secret header (403 without it, nothing changes).
 //
 // Errors are wire errors.
 func LeaseHandler(ledger func() (*state.Ledger, error), current func() *snapshot.Manifest, now func() time.Time, log *slog.Logger) http.Handler {
@@ -140,16 +159,29 @@ func (h *leaseAPI) acquire(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, r, h.log, catalog.Invalid("entitlement_id", "is required"))
 		return
 	}
-	lease, token, err := led.Acquire(r.Context(), h.current(), req.EntitlementID, req.SubjectType, r.PathValue("subject_id"), h.now())
+	secret, fresh := r.Header.Get(wire.HeaderLeaseSecret), ""
+	if secret != "" && !license.ValidHolderSecret(secret) {
+		wire.WriteError(w, r, h.log, catalog.Errorf(catalog.EFORBIDDEN, "malformed lease holder secret"))
+		return
+	}
+	if secret == "" {
+		fresh, _ = license.NewHolderSecret()
+		secret = fresh
+	}
+	lease, token, err := led.Acquire(r.Context(), h.current(), req.EntitlementID, req.SubjectType, r.PathValue("subject_id"), secret, h.now())
 	if err != nil {
 		wire.WriteError(w, r, h.log, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, LeaseResponse{
+	resp := LeaseResponse{
 		LeaseID: lease.LeaseID, Token: token, EntitlementID: lease.EntitlementID,
 		SubjectType: lease.SubjectType, SubjectID: lease.SubjectID,
 		IssuedAt: lease.IssuedAt, ExpiresAt: lease.ExpiresAt, MirrorID: led.MirrorID(),
-	})
+	}
+	if fresh != "" && lease.HolderHash == license.HolderHash(fresh) {
+		resp.HolderSecret = fresh
+	}
+	wire.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (h *leaseAPI) release(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +195,7 @@ func (h *leaseAPI) release(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, r, h.log, catalog.Invalid("entitlement_id", "query parameter is required"))
 		return
 	}
-	if err := led.Release(r.Context(), eid, q.Get("subject_type"), r.PathValue("subject_id"), h.now()); err != nil {
+	if err := led.Release(r.Context(), eid, q.Get("subject_type"), r.PathValue("subject_id"), r.Header.Get(wire.HeaderLeaseSecret), false, h.now()); err != nil {
 		wire.WriteError(w, r, h.log, err)
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Fixed ids so that failures are readable.
@@ -87,11 +88,14 @@ func newTestServer(t testing.TB) (*httptest.Server, *atomic.Pointer[snapshot.Man
 	return srv, &cur
 }
 
-func do(t testing.TB, c *http.Client, method, u, body string) (int, []byte) {
+func do(t testing.TB, c *http.Client, method, u, body string, secret ...string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(secret) > 0 && secret[0] != "" {
+		req.Header.Set(wire.HeaderLeaseSecret, secret[0])
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -108,11 +112,12 @@ func do(t testing.TB, c *http.Client, method, u, body string) (int, []byte) {
 func TestHandler_Leases(t *testing.T) {
 	srv, cur := newTestServer(t)
 	c := srv.Client()
+	var secret string // the holder secret of host 1's lease
 	put := func(subject, body string) (int, []byte) {
-		return do(t, c, http.MethodPut, srv.URL+"/v1/leases/"+url.PathEscape(subject), body)
+		return do(t, c, http.MethodPut, srv.URL+"/v1/leases/"+url.PathEscape(subject), body, secret)
 	}
 	del := func(subject, eid string) (int, []byte) {
-		return do(t, c, http.MethodDelete, srv.URL+"/v1/leases/"+url.PathEscape(subject)+"?entitlement_id="+eid, "")
+		return do(t, c, http.MethodDelete, srv.URL+"/v1/leases/"+url.PathEscape(subject)+"?entitlement_id="+eid, "", secret)
 	}
 
 	status, body := put("host 1", `{"entitlement_id":"`+entOne+`","subject_type":"machine"}`)
@@ -134,6 +139,21 @@ func TestHandler_Leases(t *testing.T) {
 	if claims.SubjectID != "host 1" || claims.LeaseID != lr.LeaseID || lr.MirrorID != mirror1 {
 		t.Errorf("got claims %+v and response %+v", claims, lr)
 	}
+	if lr.HolderSecret == "" {
+		t.Fatal("PUT returned no holder_secret")
+	}
+	// Anyone else who can reach the mirror: no secret, or a made-up one.
+	for _, try := range []string{"", "olh_" + strings.Repeat("A", 43)} {
+		hijack := func(method, u, body string) {
+			t.Helper()
+			if st, b := do(t, c, method, u, body, try); st != http.StatusForbidden {
+				t.Fatalf("%s %s with secret %q: got %d %s, want 403", method, u, try, st, b)
+			}
+		}
+		hijack(http.MethodPut, srv.URL+"/v1/leases/host%201", `{"entitlement_id":"`+entOne+`","subject_type":"machine"}`)
+		hijack(http.MethodDelete, srv.URL+"/v1/leases/host%201?entitlement_id="+entOne, "")
+	}
+	secret = lr.HolderSecret
 
 	cases := []struct {
 		name       string

@@ -68,6 +68,18 @@ type Store interface {
 	// Tokens.
 	CreateToken(ctx context.Context, t *catalog.Token) error
 	TokenByHash(ctx context.Context, hash string) (*catalog.Token, error)
+	Token(ctx context.Context, id string) (*catalog.Token, error)
+	// Tokens lists tokens by id, every token when tenantID is "", else
+	// that tenant's.
+	Tokens(ctx context.Context, tenantID string, p Page) ([]*catalog.Token, string, error)
+	// RevokeToken marks a token revoked (by the actor's id) and removes
+	// its hash from the index, in one transaction with its audit event; a
+	// token already revoked is returned unchanged.
+	RevokeToken(ctx context.Context, id, by string) (*catalog.Token, error)
+	// TouchToken sets last_used_at to at unless the stored value is
+	// newer than at-catalog.TokenTouchEvery. Bookkeeping, not a change:
+	// no audit event.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 
 	// Tenants.
 	CreateTenant(ctx context.Context, t *catalog.Tenant) error
@@ -136,14 +148,17 @@ type Store interface {
 	// active and the entitlement current at l.IssuedAt; in explicit mode
 	// that the subject holds an active seat; renews the subject's active
 	// lease if it has one (same lease_id, new issued_at, expires_at and
-	// token_hash); otherwise takes a seat if fewer than the online seat
+	// token_hash) when l.HolderHash matches its holder
+	// (license.CheckHolder: EFORBIDDEN otherwise); otherwise takes a seat if fewer than the online seat
 	// limit are held by active leases. The returned lease is what is stored.
 	// With sign given, the store calls it inside the transaction with the
 	// lease as it will be stored (its final lease_id, times) and stores the
 	// token hash it returns, so a token can carry the lease id.
 	AcquireLease(ctx context.Context, l *catalog.Lease, sign ...LeaseSigner) (*catalog.Lease, error)
 	Lease(ctx context.Context, id string) (*catalog.Lease, error)
-	ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error)
+	// ReleaseLease needs the hash of the lease's holder secret unless
+	// force (license.CheckHolder); refused, nothing changes.
+	ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error)
 
 	// Snapshots: immutable. CreateSnapshot gathers the input, assigns the
 	// next sequence and calls build in one transaction, so two concurrent
@@ -172,6 +187,11 @@ type Store interface {
 	// non-empty dedupKey makes it idempotent: appended is false when an
 	// event with that key exists.
 	AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (appended bool, err error)
+	// AppendMirrorAudit appends events (ingested from a mirror's chain)
+	// and moves the mirror's accepted audit head from from to to, in one
+	// transaction: ECONFLICT, nothing written, when the stored head is no
+	// longer from (another upload won).
+	AppendMirrorAudit(ctx context.Context, mirrorID string, from, to catalog.AuditHead, events []*catalog.AuditEvent) error
 	AuditEvents(ctx context.Context, f AuditFilter, p Page) ([]*catalog.AuditEvent, string, error)
 	// WalkAudit calls fn for every event in chain order; fn must not call
 	// the store (it runs inside a read transaction).

@@ -47,6 +47,13 @@ type AuditUploader interface {
 	UploadAudit(ctx context.Context, export io.Reader) (AuditIngest, error)
 }
 
+// AuditHeader is a source that says how much of the mirror's audit chain
+// it already accepted (the sequence of its head), so an upload carries
+// only the events after it.
+type AuditHeader interface {
+	AuditHead(ctx context.Context) (int64, error)
+}
+
 // ErrNoMirrorID means the mirror does not know its own id yet.
 var ErrNoMirrorID = state.ErrNoMirrorID
 
@@ -121,12 +128,20 @@ func (s *Syncer) UploadAudit(ctx context.Context) (AuditIngest, error) {
 	if err != nil {
 		return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
 	}
+	export := s.cfg.AuditExport
+	if ah, ok := s.src.(AuditHeader); ok && s.cfg.AuditExportAfter != nil {
+		after, err := ah.AuditHead(ctx)
+		if err != nil {
+			return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
+		}
+		export = func(ctx context.Context, w io.Writer) error { return s.cfg.AuditExportAfter(ctx, w, after) }
+	}
 	// Streamed through a pipe: the export is never held in memory.
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(s.cfg.AuditExport(ctx, pw))
+		pw.CloseWithError(export(ctx, pw))
 	}()
 	res, err := up.UploadAudit(ctx, pr)
 	pr.CloseWithError(errors.New("upload finished"))
@@ -166,6 +181,37 @@ func (s *Syncer) uploadAuditBestEffort(ctx context.Context) {
 		return
 	}
 	s.cfg.Logger.Info("audit uploaded", "received", res.Received, "ingested", res.Ingested)
+}
+
+// AuditHead implements AuditHeader (control plane only): GET
+// /v1/mirror/audit/head. A control plane without the route (404) has
+// accepted nothing this way: 0, the whole chain.
+func (s *HTTPSource) AuditHead(ctx context.Context) (int64, error) {
+	if s.upstream {
+		return 0, permanent("an upstream mirror takes no audit uploads")
+	}
+	req, err := s.request(ctx, http.MethodGet, "/v1/mirror/audit/head", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("get audit head: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return 0, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, statusError("get audit head", resp)
+	}
+	var head struct {
+		Seq int64 `json:"seq"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&head); err != nil || head.Seq < 0 {
+		return 0, fmt.Errorf("decode audit head: %v", err)
+	}
+	return head.Seq, nil
 }
 
 // UploadAudit implements AuditUploader (control plane only): POST

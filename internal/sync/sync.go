@@ -55,6 +55,10 @@ type Config struct {
 	// AuditExport writes the mirror's signed audit export; with it, the
 	// chain is uploaded to the control plane after each successful sync.
 	AuditExport func(ctx context.Context, w io.Writer) error
+	// AuditExportAfter writes the export with only the events after a
+	// sequence: uploads to a control plane that says which head it
+	// accepted (AuditHeader) carry only what it lacks.
+	AuditExportAfter func(ctx context.Context, w io.Writer, after int64) error
 }
 
 // Syncer syncs one mirror. Once, Import and GC are serialized.

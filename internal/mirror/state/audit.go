@@ -86,10 +86,20 @@ func (s *State) AuditHead() (string, error) {
 // line in chain order, then the signed trailer. It verifies the chain as
 // it goes and refuses to export a broken one.
 func (l *Ledger) ExportAudit(ctx context.Context, w io.Writer) error {
+	return l.ExportAuditAfter(ctx, w, 0)
+}
+
+// ExportAuditAfter is ExportAudit with only the events after sequence
+// after (the head the control plane acknowledged): the whole chain is
+// still verified, and the trailer still signs its head and length.
+func (l *Ledger) ExportAuditAfter(ctx context.Context, w io.Writer, after int64) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var v audit.Verifier
 	err := l.db.View(func(tx *bolt.Tx) error {
 		return walkAudit(ctx, tx, &v, func(raw []byte) error {
+			if v.Count() <= after {
+				return nil
+			}
 			if _, err := bw.Write(raw); err != nil {
 				return err
 			}

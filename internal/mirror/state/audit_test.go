@@ -42,11 +42,11 @@ func exportFixture(t *testing.T) (*Ledger, []string) {
 	m := testManifest(t)
 	ctx := context.Background()
 	for _, s := range []string{"a", "b", "c"} {
-		if _, _, err := l.Acquire(ctx, m, entAuto, "user", s, t0); err != nil {
+		if _, _, err := l.Acquire(ctx, m, entAuto, "user", s, "", t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Release(ctx, entAuto, "", "b", t0.Add(time.Minute)); err != nil {
+	if err := l.Release(ctx, entAuto, "", "b", "", false, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -194,7 +194,7 @@ func TestVerifyAudit_NamesFirstBrokenLink(t *testing.T) {
 	ctx := context.Background()
 	m := testManifest(t)
 	for _, s := range []string{"a", "b", "c"} {
-		if _, _, err := l.Acquire(ctx, m, entAuto, "user", s, t0); err != nil {
+		if _, _, err := l.Acquire(ctx, m, entAuto, "user", s, "", t0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -52,7 +52,7 @@ func BenchmarkLedgerAcquire(b *testing.B) {
 	m := testManifest(b)
 	ctx := context.Background()
 	runClients(b, func(i int64) error {
-		_, _, err := l.Acquire(ctx, m, entBig, "machine", fmt.Sprintf("host-%d", i), t0)
+		_, _, err := l.Acquire(ctx, m, entBig, "machine", fmt.Sprintf("host-%d", i), "", t0)
 		return err
 	})
 }

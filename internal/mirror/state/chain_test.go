@@ -36,7 +36,7 @@ func TestVerify_AlongTheChain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify fixture snapshot: %v", err)
 	}
-	_, tok, err := l.Acquire(ctx, held, entAuto, "machine", "host-9", t0)
+	_, tok, err := l.Acquire(ctx, held, entAuto, "machine", "host-9", "", t0)
 	if err != nil {
 		t.Fatal(err)
 	}

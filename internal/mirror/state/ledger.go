@@ -85,7 +85,13 @@ func (l *Ledger) PublicKey() ed25519.PublicKey { return l.key.Public().(ed25519.
 // subject's active one, enforcing the seats the held manifest m delegates
 // to this mirror. The lease and its audit event are committed (fsynced)
 // before it returns. Times are the mirror's clock, truncated to seconds.
-func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementID, subjectType, subjectID string, now time.Time) (*catalog.Lease, string, error) {
+//
+// secret is the holder secret: a new lease is bound to it ("" leaves the
+// lease unbound), and renewing an active lease bound to a holder needs
+// the same one (license.CheckHolder, EFORBIDDEN otherwise, nothing
+// written). The caller mints a fresh secret (license.NewHolderSecret) for
+// a client that presented none.
+func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementID, subjectType, subjectID, secret string, now time.Time) (*catalog.Lease, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
@@ -99,6 +105,7 @@ func (l *Ledger) Acquire(ctx context.Context, m *snapshot.Manifest, entitlementI
 	if err != nil {
 		return nil, "", err
 	}
+	g.admission.HolderHash = license.HolderHash(secret)
 	pre, err := l.presign(g, subjectType, subjectID, now)
 	if err != nil {
 		return nil, "", fmt.Errorf("acquire lease: %w", err)
@@ -223,6 +230,9 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 		}
 		lease = prev
 		lease.IssuedAt, lease.ExpiresAt = d.IssuedAt, d.ExpiresAt
+		if lease.HolderHash == "" {
+			lease.HolderHash = a.HolderHash // a lease from before holder secrets: bind it now
+		}
 		if pre.renew && pre.leaseID == lease.LeaseID {
 			token = pre.token
 		}
@@ -234,6 +244,7 @@ func (l *Ledger) acquireTx(tx *bolt.Tx, g *grantInfo, pre *presigned, subjectTyp
 		lease = &catalog.Lease{
 			LeaseID: leaseID, EntitlementID: eid, TenantID: l.tenantID,
 			SubjectType: subjectType, SubjectID: subjectID, IssuedAt: d.IssuedAt, ExpiresAt: d.ExpiresAt,
+			HolderHash: a.HolderHash,
 		}
 	}
 	if token == "" {
@@ -332,8 +343,10 @@ func migrateSubjects(tx *bolt.Tx) error {
 // Release ends the subject's active lease of entitlementID, freeing its
 // seat. No active lease is ENOTFOUND. An empty subjectType releases the
 // subject's one active lease whatever its type (EINVALID if it holds
-// leases as several types).
-func (l *Ledger) Release(ctx context.Context, entitlementID, subjectType, subjectID string, now time.Time) error {
+// leases as several types). It needs the lease's holder secret unless
+// force (an operator's release): without it, EFORBIDDEN and nothing
+// changes.
+func (l *Ledger) Release(ctx context.Context, entitlementID, subjectType, subjectID, secret string, force bool, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -367,6 +380,9 @@ func (l *Ledger) Release(ctx context.Context, entitlementID, subjectType, subjec
 		}
 		if lease == nil {
 			domErr = catalog.Errorf(catalog.ENOTFOUND, "subject %q holds no active lease of entitlement %q", subjectID, entitlementID)
+			return nil
+		}
+		if domErr = license.CheckHolder(lease, license.HolderHash(secret), force); domErr != nil {
 			return nil
 		}
 		if err := l.dropActive(tx, lease); err != nil {

@@ -30,7 +30,7 @@ func TestLedgerAcquire_SeatLimitUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, err := l.Acquire(ctx, m, entAuto, "machine", fmt.Sprintf("host-%d", i), t0)
+			_, _, err := l.Acquire(ctx, m, entAuto, "machine", fmt.Sprintf("host-%d", i), "", t0)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -62,11 +62,11 @@ func TestLedgerAcquire_SameSubjectRenews(t *testing.T) {
 	l, _, _ := newTestLedger(t)
 	m := testManifest(t)
 	ctx := context.Background()
-	first, tok1, err := l.Acquire(ctx, m, entOne, "user", "alice", t0)
+	first, tok1, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, tok2, err := l.Acquire(ctx, m, entOne, "user", "alice", t0.Add(5*time.Minute))
+	second, tok2, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0.Add(5*time.Minute))
 	if err != nil {
 		t.Fatalf("renew with the only seat taken by the same subject: %v", err)
 	}
@@ -82,10 +82,10 @@ func TestLedgerAcquire_SameSubjectRenews(t *testing.T) {
 	if n, _ := l.ActiveLeases(ctx, entOne, t0.Add(5*time.Minute)); n != 1 {
 		t.Errorf("ActiveLeases: got %d, want 1", n)
 	}
-	if _, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0.Add(5*time.Minute)); catalog.ErrorCode(err) != catalog.ECONFLICT {
+	if _, _, err := l.Acquire(ctx, m, entOne, "user", "bob", "", t0.Add(5*time.Minute)); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Errorf("second subject: got %v, want conflict", err)
 	}
-	if _, _, err := l.Acquire(ctx, m, entOne, "machine", "alice", t0.Add(5*time.Minute)); catalog.ErrorCode(err) != catalog.ECONFLICT {
+	if _, _, err := l.Acquire(ctx, m, entOne, "machine", "alice", "", t0.Add(5*time.Minute)); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Errorf("same subject id as another type: got %v, want conflict", err)
 	}
 	got := auditTypes(t, l)
@@ -141,7 +141,7 @@ func TestLedgerAcquire_Rules(t *testing.T) {
 			case tc.m != nil:
 				m = tc.m
 			}
-			lease, tok, err := l.Acquire(context.Background(), m, tc.eid, tc.sty, tc.sub, tc.now)
+			lease, tok, err := l.Acquire(context.Background(), m, tc.eid, tc.sty, tc.sub, "", tc.now)
 			if got := catalog.ErrorCode(err); got != tc.want {
 				t.Fatalf("Acquire: got code %q (%v), want %q", got, err, tc.want)
 			}
@@ -170,30 +170,30 @@ func TestLedgerRelease_FreesSeat(t *testing.T) {
 	l, _, _ := newTestLedger(t)
 	m := testManifest(t)
 	ctx := context.Background()
-	if _, _, err := l.Acquire(ctx, m, entOne, "user", "alice", t0); err != nil {
+	if _, _, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
+	if _, _, err := l.Acquire(ctx, m, entOne, "user", "bob", "", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Fatalf("bob while alice holds the seat: got %v, want conflict", err)
 	}
-	if err := l.Release(ctx, entOne, "user", "alice", t0.Add(time.Minute)); err != nil {
+	if err := l.Release(ctx, entOne, "user", "alice", "", false, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Release(ctx, entOne, "user", "alice", t0.Add(time.Minute)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := l.Release(ctx, entOne, "user", "alice", "", false, t0.Add(time.Minute)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Errorf("second release: got %v, want not_found", err)
 	}
-	if err := l.Release(ctx, entOne, "", "nobody", t0); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := l.Release(ctx, entOne, "", "nobody", "", false, t0); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Errorf("release of unknown subject: got %v, want not_found", err)
 	}
-	bob, _, err := l.Acquire(ctx, m, entOne, "user", "bob", t0.Add(time.Minute))
+	bob, _, err := l.Acquire(ctx, m, entOne, "user", "bob", "", t0.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("bob after release: %v", err)
 	}
 	// Alice comes back: a new lease, not a renewal of the released one.
-	if err := l.Release(ctx, entOne, "", "bob", t0.Add(2*time.Minute)); err != nil {
+	if err := l.Release(ctx, entOne, "", "bob", "", false, t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	alice, _, err := l.Acquire(ctx, m, entOne, "user", "alice", t0.Add(2*time.Minute))
+	alice, _, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0.Add(2*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestLedgerAcquire_ExpiredLeasesFreeSeats(t *testing.T) {
 	l, _, _ := newTestLedger(t)
 	m := testManifest(t)
 	ctx := context.Background()
-	if _, _, err := l.Acquire(ctx, m, entOne, "user", "alice", t0); err != nil {
+	if _, _, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -223,14 +223,14 @@ func TestLedgerAcquire_ExpiredLeasesFreeSeats(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := l.Acquire(ctx, m, entOne, "user", "bob", tc.at)
+			_, _, err := l.Acquire(ctx, m, entOne, "user", "bob", "", tc.at)
 			if got := catalog.ErrorCode(err); got != tc.want {
 				t.Fatalf("got %q (%v), want %q", got, err, tc.want)
 			}
 		})
 	}
 	// Alice's lease expired: coming back takes a seat, and none is free.
-	if _, _, err := l.Acquire(ctx, m, entOne, "user", "alice", t0.Add(11*time.Minute)); catalog.ErrorCode(err) != catalog.ECONFLICT {
+	if _, _, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0.Add(11*time.Minute)); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Errorf("alice after expiry with bob holding the seat: got %v, want conflict", err)
 	}
 	if n, _ := l.ActiveLeases(ctx, entOne, t0.Add(11*time.Minute)); n != 1 {
@@ -242,7 +242,7 @@ func TestLedger_DurableAcrossReopen(t *testing.T) {
 	l, db, path := newTestLedger(t)
 	m := testManifest(t)
 	ctx := context.Background()
-	lease, tok, err := l.Acquire(ctx, m, entOne, "device", "d1", t0)
+	lease, tok, err := l.Acquire(ctx, m, entOne, "device", "d1", "", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestLedger_DurableAcrossReopen(t *testing.T) {
 	if got.SubjectID != "d1" || got.TokenHash != license.TokenHash(tok) || !got.ExpiresAt.Equal(lease.ExpiresAt) {
 		t.Errorf("lease after reopen: got %+v, want %+v", got, lease)
 	}
-	if _, _, err := l2.Acquire(ctx, m, entOne, "device", "d2", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
+	if _, _, err := l2.Acquire(ctx, m, entOne, "device", "d2", "", t0); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Errorf("seat after reopen: got %v, want conflict (seat still held)", err)
 	}
 	if _, err := mustState(t, db2).VerifyAudit(ctx); err != nil {
@@ -296,7 +296,7 @@ func TestNewLedger_RejectsBadArgs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	l, _, _ := newTestLedger(t)
-	if _, _, err := l.Acquire(ctx, testManifest(t), entAuto, "user", "u", t0); !errors.Is(err, context.Canceled) {
+	if _, _, err := l.Acquire(ctx, testManifest(t), entAuto, "user", "u", "", t0); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ctx: got %v", err)
 	}
 }
@@ -320,7 +320,7 @@ func TestLedgerAcquire_ConcurrentSameSubject(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lease, tok, err := l.Acquire(ctx, m, entOne, "user", "alice", t0)
+			lease, tok, err := l.Acquire(ctx, m, entOne, "user", "alice", "", t0)
 			if err != nil {
 				errs[i] = err
 				return

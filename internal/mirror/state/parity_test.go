@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store/bolt"
@@ -27,7 +28,24 @@ type parityCase struct {
 	assign  bool           // subject holds a seat assignment (explicit mode)
 	before  []string       // subjects that take a lease first
 	subject string
+	// bound: the leases of before are bound to holderSecret; present is
+	// the secret the last request presents ("", holderSecret or another).
+	bound   bool
+	present string
+	// release: the last request releases subject's lease instead of
+	// acquiring one.
+	release bool
 	want    string // error code, "" for success
+}
+
+const holderSecret, otherSecret = "olh_right", "olh_wrong"
+
+// secretOf is the holder secret the leases of before are bound to.
+func (tc parityCase) secretOf() string {
+	if tc.bound {
+		return holderSecret
+	}
+	return ""
 }
 
 func dur(d time.Duration) *time.Duration { return &d }
@@ -45,6 +63,14 @@ func TestAdmit_SameCodeOnBothDaemons(t *testing.T) {
 		{name: "no seats here", seats: 0, subject: "a", want: catalog.EFORBIDDEN},
 		{name: "explicit without a seat", seats: 1, policy: map[string]any{"seat_assignment_mode": "explicit"}, subject: "a", want: catalog.EFORBIDDEN},
 		{name: "explicit with a seat", seats: 1, policy: map[string]any{"seat_assignment_mode": "explicit"}, assign: true, subject: "a"},
+		{name: "renewal without the holder secret", seats: 2, before: []string{"a"}, bound: true, subject: "a", want: catalog.EFORBIDDEN},
+		{name: "renewal with a wrong holder secret", seats: 2, before: []string{"a"}, bound: true, present: otherSecret, subject: "a", want: catalog.EFORBIDDEN},
+		{name: "renewal with the holder secret", seats: 2, before: []string{"a"}, bound: true, present: holderSecret, subject: "a"},
+		{name: "unbound lease renewed (and bound)", seats: 2, before: []string{"a"}, present: holderSecret, subject: "a"},
+		{name: "release without the holder secret", seats: 2, before: []string{"a"}, bound: true, release: true, subject: "a", want: catalog.EFORBIDDEN},
+		{name: "release with a wrong holder secret", seats: 2, before: []string{"a"}, bound: true, release: true, present: otherSecret, subject: "a", want: catalog.EFORBIDDEN},
+		{name: "release with the holder secret", seats: 2, before: []string{"a"}, bound: true, release: true, present: holderSecret, subject: "a"},
+		{name: "another subject is a new lease", seats: 2, before: []string{"a"}, bound: true, subject: "b"},
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, tc := range cases {
@@ -116,13 +142,17 @@ func acquireOnControlPlane(t *testing.T, tc parityCase, now time.Time) error {
 			t.Fatal(err)
 		}
 	}
-	acquire := func(subject string, at time.Time) error {
+	leases := map[string]string{}
+	acquire := func(subject, secret string, at time.Time) error {
 		sum := fmt.Sprintf("%064x", at.UnixNano())
-		_, err := s.AcquireLease(ctx, &catalog.Lease{EntitlementID: e.EntitlementID, SubjectType: catalog.SubjectUser, SubjectID: subject, IssuedAt: at, TokenHash: sum})
+		l, err := s.AcquireLease(ctx, &catalog.Lease{EntitlementID: e.EntitlementID, SubjectType: catalog.SubjectUser, SubjectID: subject, IssuedAt: at, TokenHash: sum, HolderHash: license.HolderHash(secret)})
+		if err == nil {
+			leases[subject] = l.LeaseID
+		}
 		return err
 	}
 	for _, b := range tc.before {
-		if err := acquire(b, now); err != nil {
+		if err := acquire(b, tc.secretOf(), now); err != nil {
 			t.Fatalf("control plane: first lease of %s: %v", b, err)
 		}
 	}
@@ -131,7 +161,11 @@ func acquireOnControlPlane(t *testing.T, tc parityCase, now time.Time) error {
 			t.Fatal(err)
 		}
 	}
-	return acquire(tc.subject, now.Add(time.Minute))
+	if tc.release {
+		_, err := s.ReleaseLease(ctx, leases[tc.subject], license.HolderHash(tc.present), false, now.Add(time.Minute))
+		return err
+	}
+	return acquire(tc.subject, tc.present, now.Add(time.Minute))
 }
 
 func acquireOnMirror(t *testing.T, tc parityCase, now time.Time) error {
@@ -162,13 +196,16 @@ func acquireOnMirror(t *testing.T, tc parityCase, now time.Time) error {
 	}
 	ctx := context.Background()
 	for _, b := range tc.before {
-		if _, _, err := l.Acquire(ctx, m, eid, catalog.SubjectUser, b, now); err != nil {
+		if _, _, err := l.Acquire(ctx, m, eid, catalog.SubjectUser, b, tc.secretOf(), now); err != nil {
 			t.Fatalf("mirror: first lease of %s: %v", b, err)
 		}
 	}
 	if tc.status != "" {
 		m.Tenant.Status = tc.status
 	}
-	_, _, err = l.Acquire(ctx, m, eid, catalog.SubjectUser, tc.subject, now.Add(time.Minute))
+	if tc.release {
+		return l.Release(ctx, eid, catalog.SubjectUser, tc.subject, tc.present, false, now.Add(time.Minute))
+	}
+	_, _, err = l.Acquire(ctx, m, eid, catalog.SubjectUser, tc.subject, tc.present, now.Add(time.Minute))
 	return err
 }

@@ -18,7 +18,7 @@ func TestLedgerAcquire_RenewalRespectsReducedSeats(t *testing.T) {
 	m1 := testManifest(t) // entAuto: 10 seats for mirror1, 1h leases
 	subjects := []string{"a", "b", "c"}
 	for _, s := range subjects {
-		if _, _, err := l.Acquire(ctx, m1, entAuto, "machine", s, t0); err != nil {
+		if _, _, err := l.Acquire(ctx, m1, entAuto, "machine", s, "", t0); err != nil {
 			t.Fatalf("acquire %s: %v", s, err)
 		}
 	}
@@ -29,7 +29,7 @@ func TestLedgerAcquire_RenewalRespectsReducedSeats(t *testing.T) {
 	})
 	renewed := 0
 	for _, s := range subjects {
-		_, _, err := l.Acquire(ctx, m2, entAuto, "machine", s, t0.Add(time.Minute))
+		_, _, err := l.Acquire(ctx, m2, entAuto, "machine", s, "", t0.Add(time.Minute))
 		switch catalog.ErrorCode(err) {
 		case "":
 			renewed++
@@ -44,7 +44,7 @@ func TestLedgerAcquire_RenewalRespectsReducedSeats(t *testing.T) {
 	// Once the original leases ran out, exactly the new limit is held.
 	at := t0.Add(time.Hour + 30*time.Second)
 	for _, s := range subjects {
-		l.Acquire(ctx, m2, entAuto, "machine", s, at)
+		l.Acquire(ctx, m2, entAuto, "machine", s, "", at)
 	}
 	if got, _ := l.ActiveLeases(ctx, entAuto, at); got != 1 {
 		t.Errorf("ActiveLeases after the old leases expired: got %d, want 1", got)
@@ -52,7 +52,7 @@ func TestLedgerAcquire_RenewalRespectsReducedSeats(t *testing.T) {
 	// At the limit, the holder still renews.
 	holder := ""
 	for _, s := range subjects {
-		if _, _, err := l.Acquire(ctx, m2, entAuto, "machine", s, at.Add(time.Minute)); err == nil {
+		if _, _, err := l.Acquire(ctx, m2, entAuto, "machine", s, "", at.Add(time.Minute)); err == nil {
 			holder = s
 		}
 	}

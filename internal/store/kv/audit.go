@@ -90,6 +90,8 @@ func (db *Store) AuditEvents(ctx context.Context, f store.AuditFilter, p store.P
 		var c Cursor
 		var pfx []byte
 		switch {
+		case f.TenantID != "" && f.EventType != "" && tx.Bucket(bMeta).Get(kAuditTenantTyped) != nil:
+			c, pfx = tx.Bucket(iAuditTenantTy).Cursor(), prefix(f.TenantID, f.EventType)
 		case f.TenantID != "":
 			c, pfx = tx.Bucket(iAuditTenant).Cursor(), prefix(f.TenantID)
 		case f.EventType != "":
@@ -219,4 +221,72 @@ func (db *Store) ExpireIdempotency(ctx context.Context, before time.Time) (int, 
 		return nil
 	})
 	return n, err
+}
+
+// indexAuditByTenantType backfills idx_audit_tenant_type for events
+// written before it existed, once (kAuditTenantTyped marks it done; every
+// event appended since writes its entry). Until it is done, a tenant's
+// events of one type are found by a walk of the tenant's events. A
+// failure is left for the next open.
+func (db *Store) indexAuditByTenantType() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	_ = db.b.Update(context.Background(), func(tx Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta.Get(kAuditTenantTyped) != nil {
+			return nil
+		}
+		events, idx := tx.Bucket(bAudit), tx.Bucket(iAuditTenantTy)
+		c := events.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var ev struct {
+				TenantID  string `json:"tenant_id"`
+				EventType string `json:"event_type"`
+			}
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode audit event %x: %w", k, err)
+			}
+			if ev.TenantID == "" {
+				continue
+			}
+			if err := idx.Put(append(prefix(ev.TenantID, ev.EventType), k...), nil); err != nil {
+				return err
+			}
+		}
+		return meta.Put(kAuditTenantTyped, []byte("1"))
+	})
+}
+
+// AppendMirrorAudit appends a batch of a mirror's events and moves its
+// accepted head (see store.Store), one write transaction per batch.
+func (db *Store) AppendMirrorAudit(ctx context.Context, mirrorID string, from, to catalog.AuditHead, events []*catalog.AuditEvent) error {
+	for _, ev := range events {
+		if err := checkText("event_type", ev.EventType, true); err != nil {
+			return err
+		}
+		if len(ev.Payload) > maxAuditPayload || !json.Valid(ev.Payload) {
+			return catalog.Invalid("payload", "must be JSON of at most 1 MiB")
+		}
+	}
+	return db.update(ctx, func(w *wtx) error {
+		var rec mirrorRecord
+		if err := mustGet(w.Tx, bMirrors, "mirror", mirrorID, &rec); err != nil {
+			return err
+		}
+		if rec.AuditHead != from {
+			return catalog.Errorf(catalog.ECONFLICT, "mirror %s audit head moved (another upload was accepted): retry", mirrorID)
+		}
+		for _, ev := range events {
+			if ev.EventID == "" {
+				ev.EventID = catalog.NewID(catalog.PrefixEvent)
+			}
+			ev.TenantID = rec.TenantID
+			ev.CreatedAt = orNow(ev.CreatedAt, w.now).UTC()
+			if err := appendEvent(w.Tx, ev); err != nil {
+				return err
+			}
+		}
+		rec.AuditHead = to
+		return w.put(bMirrors, []byte(mirrorID), &rec)
+	})
 }

@@ -2,6 +2,8 @@ package kv
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
@@ -22,13 +24,14 @@ func (db *Store) CreateToken(ctx context.Context, t *catalog.Token) error {
 	if err := catalog.ValidateSHA256("hash", t.Hash); err != nil {
 		return err
 	}
-	if err := catalog.ValidateEnum("role", t.Role, []string{catalog.RoleAdmin, catalog.RoleTenant}); err != nil {
+	if err := catalog.ValidateEnum("role", t.Role, catalog.TokenRoles); err != nil {
 		return err
 	}
-	if t.Role == catalog.RoleTenant && t.TenantID == "" {
+	base, _ := catalog.BaseRole(t.Role)
+	if base == catalog.RoleTenant && t.TenantID == "" {
 		return catalog.Invalid("tenant_id", "is required for a tenant token")
 	}
-	if t.Role == catalog.RoleAdmin && t.TenantID != "" {
+	if base == catalog.RoleAdmin && t.TenantID != "" {
 		return catalog.Invalid("tenant_id", "must be empty for an admin token")
 	}
 	if err := checkText("name", t.Name, false); err != nil {
@@ -67,9 +70,96 @@ func (db *Store) TokenByHash(ctx context.Context, hash string) (*catalog.Token, 
 	if err != nil {
 		return nil, err
 	}
-	t := rec.Token
-	t.Hash = rec.StoredHash
-	return &t, nil
+	return rec.token(), nil
+}
+
+// Token returns the token with id.
+func (db *Store) Token(ctx context.Context, id string) (*catalog.Token, error) {
+	var rec tokenRecord
+	if err := db.view(ctx, func(tx Tx) error { return mustGet(tx, bTokens, "token", id, &rec) }); err != nil {
+		return nil, err
+	}
+	return rec.token(), nil
+}
+
+func (r *tokenRecord) token() *catalog.Token {
+	t := r.Token
+	t.Hash = r.StoredHash
+	return &t
+}
+
+// Tokens lists tokens in id order. API tokens are few (people and
+// automation, not clients), so a tenant's are found by a walk of all.
+func (db *Store) Tokens(ctx context.Context, tenantID string, p store.Page) (out []*catalog.Token, next string, err error) {
+	p = p.Normalize()
+	err = db.view(ctx, func(tx Tx) error {
+		out, next = nil, ""
+		c := tx.Bucket(bTokens).Cursor()
+		k, v := c.Seek([]byte(p.Cursor))
+		if p.Cursor != "" && k != nil && string(k) == p.Cursor {
+			k, v = c.Next()
+		}
+		for ; k != nil; k, v = c.Next() {
+			var rec tokenRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode token %q: %w", k, err)
+			}
+			if tenantID != "" && rec.TenantID != tenantID {
+				continue
+			}
+			if len(out) == p.Limit {
+				next = out[len(out)-1].TokenID
+				return nil
+			}
+			out = append(out, rec.token())
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// RevokeToken marks the token revoked and drops its hash from the index,
+// so the next request with it fails on every instance.
+func (db *Store) RevokeToken(ctx context.Context, id, by string) (*catalog.Token, error) {
+	var rec tokenRecord
+	err := db.update(ctx, func(w *wtx) error {
+		if err := mustGet(w.Tx, bTokens, "token", id, &rec); err != nil {
+			return err
+		}
+		if rec.RevokedAt != nil {
+			return nil
+		}
+		at := w.now
+		rec.RevokedAt, rec.RevokedBy = &at, by
+		if err := w.put(bTokens, []byte(id), &rec); err != nil {
+			return err
+		}
+		if err := w.Bucket(iTokenHash).Delete([]byte(rec.StoredHash)); err != nil {
+			return err
+		}
+		return w.event(rec.TenantID, "token.revoked", rec.Token)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec.token(), nil
+}
+
+// TouchToken records a use of the token, at most once per
+// catalog.TokenTouchEvery.
+func (db *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	return db.update(ctx, func(w *wtx) error {
+		var rec tokenRecord
+		if err := mustGet(w.Tx, bTokens, "token", id, &rec); err != nil {
+			return err
+		}
+		if rec.LastUsedAt != nil && rec.LastUsedAt.After(at.Add(-catalog.TokenTouchEvery)) {
+			return nil
+		}
+		at := at.UTC()
+		rec.LastUsedAt = &at
+		return w.put(bTokens, []byte(id), &rec)
+	})
 }
 
 // CreateTenant stores a new tenant (status active when empty).

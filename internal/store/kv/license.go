@@ -357,13 +357,16 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 			SubjectType: l.SubjectType, SubjectID: l.SubjectID,
 			SeatAssigned: w.Bucket(iSeatActive).Get(subj) != nil,
 			Limit:        pol.OnlineSeats(), Held: held, Active: n,
-			Requested: l.ExpiresAt, Now: l.IssuedAt,
+			HolderHash: l.HolderHash, Requested: l.ExpiresAt, Now: l.IssuedAt,
 		})
 		if err != nil {
 			return err
 		}
 		if d.Renew {
 			held.IssuedAt, held.ExpiresAt, held.TokenHash = d.IssuedAt, d.ExpiresAt, l.TokenHash
+			if held.HolderHash == "" {
+				held.HolderHash = l.HolderHash // a lease from before holder secrets: bind it now
+			}
 			if err := signed(held); err != nil {
 				return err
 			}
@@ -440,7 +443,9 @@ func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 }
 
 // ReleaseLease gives a lease's seat back; releasing twice is ECONFLICT.
-func (db *Store) ReleaseLease(ctx context.Context, id string, at time.Time) (*catalog.Lease, error) {
+// It needs the holder's secret (its hash) unless force
+// (license.CheckHolder).
+func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error) {
 	var l catalog.Lease
 	err := db.update(ctx, func(w *wtx) error {
 		if err := mustGet(w.Tx, bLeases, "lease", id, &l); err != nil {
@@ -448,6 +453,9 @@ func (db *Store) ReleaseLease(ctx context.Context, id string, at time.Time) (*ca
 		}
 		if l.ReleasedAt != nil {
 			return catalog.Errorf(catalog.ECONFLICT, "lease %s is already released", id)
+		}
+		if err := license.CheckHolder(&l, holderHash, force); err != nil {
+			return err
 		}
 		t := orNow(at, w.now).UTC()
 		l.ReleasedAt = &t

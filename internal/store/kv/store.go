@@ -48,28 +48,29 @@ var (
 	bAudit        = []byte("audit") // seq (8 bytes BE) -> event
 	bIdempotency  = []byte("idempotency")
 
-	iTokenHash      = []byte("idx_token_hash")      // hash -> token id
-	iReleasePCV     = []byte("idx_release_pcv")     // product \0 channel \0 version -> release id
-	iReleaseProduct = []byte("idx_release_product") // product \0 release id
-	iRelArtRelease  = []byte("idx_relart_release")  // release \0 release artifact id
-	iRelArtTarget   = []byte("idx_relart_target")   // release \0 platform \0 arch \0 installer -> id
-	iPolicyTenant   = []byte("idx_policy_tenant")   // tenant \0 policy id
-	iBlockedTPV     = []byte("idx_blocked_tpv")     // tenant \0 product \0 version -> id
-	iBlockedTenant  = []byte("idx_blocked_tenant")  // tenant \0 id
-	iRolloutProduct = []byte("idx_rollout_product") // product \0 id
-	iEntTenant      = []byte("idx_ent_tenant")      // tenant \0 id
-	iEntTP          = []byte("idx_ent_tp")          // tenant \0 product \0 id
-	iSeatEnt        = []byte("idx_seat_ent")        // entitlement \0 seat id
-	iSeatActive     = []byte("idx_seat_active")     // entitlement \0 type \0 subject -> seat id
-	iLeaseEnt       = []byte("idx_lease_ent")       // entitlement \0 lease id
-	iLeaseActive    = []byte("idx_lease_active")    // entitlement \0 type \0 subject -> lease id
-	iSnapSeq        = []byte("idx_snapshot_seq")    // tenant \0 seq (8 bytes BE) -> id
-	iSnapTenant     = []byte("idx_snapshot_tenant") // tenant \0 id
-	iMirrorCred     = []byte("idx_mirror_cred")     // credential hash -> mirror id
-	iMirrorTenant   = []byte("idx_mirror_tenant")   // tenant \0 id
-	iAuditTenant    = []byte("idx_audit_tenant")    // tenant \0 seq
-	iAuditType      = []byte("idx_audit_type")      // event type \0 seq
-	iAuditDedup     = []byte("idx_audit_dedup")     // dedup key -> seq
+	iTokenHash      = []byte("idx_token_hash")        // hash -> token id
+	iReleasePCV     = []byte("idx_release_pcv")       // product \0 channel \0 version -> release id
+	iReleaseProduct = []byte("idx_release_product")   // product \0 release id
+	iRelArtRelease  = []byte("idx_relart_release")    // release \0 release artifact id
+	iRelArtTarget   = []byte("idx_relart_target")     // release \0 platform \0 arch \0 installer -> id
+	iPolicyTenant   = []byte("idx_policy_tenant")     // tenant \0 policy id
+	iBlockedTPV     = []byte("idx_blocked_tpv")       // tenant \0 product \0 version -> id
+	iBlockedTenant  = []byte("idx_blocked_tenant")    // tenant \0 id
+	iRolloutProduct = []byte("idx_rollout_product")   // product \0 id
+	iEntTenant      = []byte("idx_ent_tenant")        // tenant \0 id
+	iEntTP          = []byte("idx_ent_tp")            // tenant \0 product \0 id
+	iSeatEnt        = []byte("idx_seat_ent")          // entitlement \0 seat id
+	iSeatActive     = []byte("idx_seat_active")       // entitlement \0 type \0 subject -> seat id
+	iLeaseEnt       = []byte("idx_lease_ent")         // entitlement \0 lease id
+	iLeaseActive    = []byte("idx_lease_active")      // entitlement \0 type \0 subject -> lease id
+	iSnapSeq        = []byte("idx_snapshot_seq")      // tenant \0 seq (8 bytes BE) -> id
+	iSnapTenant     = []byte("idx_snapshot_tenant")   // tenant \0 id
+	iMirrorCred     = []byte("idx_mirror_cred")       // credential hash -> mirror id
+	iMirrorTenant   = []byte("idx_mirror_tenant")     // tenant \0 id
+	iAuditTenant    = []byte("idx_audit_tenant")      // tenant \0 seq
+	iAuditType      = []byte("idx_audit_type")        // event type \0 seq
+	iAuditTenantTy  = []byte("idx_audit_tenant_type") // tenant \0 event type \0 seq
+	iAuditDedup     = []byte("idx_audit_dedup")       // dedup key -> seq
 
 	// Buckets lists every bucket; a backend creates them before use.
 	Buckets = [][]byte{
@@ -80,10 +81,13 @@ var (
 		iPolicyTenant, iBlockedTPV, iBlockedTenant, iRolloutProduct, iEntTenant,
 		iEntTP, iSeatEnt, iSeatActive, iLeaseEnt, iLeaseActive, iSnapSeq,
 		iSnapTenant, iMirrorCred, iMirrorTenant, iAuditTenant, iAuditType,
-		iAuditDedup,
+		iAuditDedup, iAuditTenantTy,
 	}
 
 	kAuditHead = []byte("audit_head")
+	// kAuditTenantTyped marks idx_audit_tenant_type complete (backfilled
+	// for events written before it existed).
+	kAuditTenantTyped = []byte("audit_tenant_type_indexed")
 )
 
 // Options tunes New.
@@ -118,6 +122,7 @@ var _ store.Store = (*Store)(nil)
 // New returns the store on b, whose buckets (Buckets) must exist.
 func New(b Backend, opts Options) *Store {
 	db := &Store{b: b, cache: opts.Cache}
+	db.indexAuditByTenantType()
 	if opts.Cache && !opts.NoWarm {
 		db.startWarm()
 	}
@@ -296,6 +301,9 @@ func appendEvent(tx Tx, ev *catalog.AuditEvent) error {
 	}
 	if ev.TenantID != "" {
 		if err := tx.Bucket(iAuditTenant).Put(append(prefix(ev.TenantID), sk...), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(iAuditTenantTy).Put(append(prefix(ev.TenantID, ev.EventType), sk...), nil); err != nil {
 			return err
 		}
 	}

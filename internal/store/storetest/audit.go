@@ -80,7 +80,7 @@ func testAuditChain(t *testing.T, f *fx) {
 		_, err := f.s.AcquireLease(ctx, f.lease(ent.EntitlementID, "m1", now.Add(time.Minute)))
 		return err
 	})
-	f.mutation("lease.released", tn.TenantID, func() error { _, err := f.s.ReleaseLease(ctx, l.LeaseID, now); return err })
+	f.mutation("lease.released", tn.TenantID, func() error { _, err := f.s.ReleaseLease(ctx, l.LeaseID, "", false, now); return err })
 	f.mutation("seat.revoked", tn.TenantID, func() error {
 		_, err := f.s.RevokeSeat(ctx, ent.EntitlementID, st.SeatAssignmentID, "", now)
 		return err

@@ -47,6 +47,70 @@ func testTokens(t *testing.T, f *fx) {
 			}
 		}
 	})
+	t.Run("list", func(t *testing.T) {
+		all, next, err := f.s.Tokens(f.ctx, "", store.Page{})
+		must(t, err)
+		if len(all) != 2 || next != "" {
+			t.Fatalf("Tokens(all) = %d tokens, next %q, want 2, \"\"", len(all), next)
+		}
+		for _, tok := range all {
+			if tok.Hash == "" {
+				t.Errorf("token %s listed without its hash", tok.TokenID)
+			}
+		}
+		mine, _, err := f.s.Tokens(f.ctx, tn.TenantID, store.Page{})
+		must(t, err)
+		if len(mine) != 1 || mine[0].TokenID != ten.TokenID {
+			t.Fatalf("Tokens(%s) = %v, want only %s", tn.TenantID, mine, ten.TokenID)
+		}
+		first, next, err := f.s.Tokens(f.ctx, "", store.Page{Limit: 1})
+		must(t, err)
+		rest, last, err := f.s.Tokens(f.ctx, "", store.Page{Limit: 1, Cursor: next})
+		must(t, err)
+		if len(first) != 1 || len(rest) != 1 || first[0].TokenID == rest[0].TokenID || last != "" {
+			t.Fatalf("pages = %v (next %q), %v (next %q); want two different tokens, then the end", first, next, rest, last)
+		}
+	})
+	t.Run("touch", func(t *testing.T) {
+		at := f.now.Add(time.Hour)
+		must(t, f.s.TouchToken(f.ctx, admin.TokenID, at))
+		got, err := f.s.Token(f.ctx, admin.TokenID)
+		must(t, err)
+		if got.LastUsedAt == nil || !got.LastUsedAt.Equal(at) {
+			t.Fatalf("last_used_at = %v, want %v", got.LastUsedAt, at)
+		}
+		must(t, f.s.TouchToken(f.ctx, admin.TokenID, at.Add(30*time.Second)))
+		got, _ = f.s.Token(f.ctx, admin.TokenID)
+		if !got.LastUsedAt.Equal(at) {
+			t.Fatalf("a touch within a minute moved last_used_at to %v, want %v kept", got.LastUsedAt, at)
+		}
+		must(t, f.s.TouchToken(f.ctx, admin.TokenID, at.Add(2*time.Minute)))
+		got, _ = f.s.Token(f.ctx, admin.TokenID)
+		if !got.LastUsedAt.Equal(at.Add(2 * time.Minute)) {
+			t.Fatalf("last_used_at = %v after a touch two minutes later, want %v", got.LastUsedAt, at.Add(2*time.Minute))
+		}
+	})
+	t.Run("revoke", func(t *testing.T) {
+		extra := &catalog.Token{TokenID: catalog.NewID(catalog.PrefixToken), Role: catalog.RoleTenantRO, TenantID: tn.TenantID, Hash: randHash()}
+		f.mutation("token.created", tn.TenantID, func() error { return f.s.CreateToken(f.ctx, extra) })
+		var got *catalog.Token
+		f.mutation("token.revoked", tn.TenantID, func() (err error) {
+			got, err = f.s.RevokeToken(f.ctx, extra.TokenID, "tok_revoker")
+			return err
+		})
+		if got.RevokedAt == nil || got.RevokedBy != "tok_revoker" {
+			t.Fatalf("revoked token = %+v, want revoked_at and revoked_by set", got)
+		}
+		_, err := f.s.TokenByHash(f.ctx, extra.Hash)
+		wantCode(t, err, catalog.ENOTFOUND)
+		again, err := f.s.RevokeToken(f.ctx, extra.TokenID, "tok_other")
+		must(t, err)
+		if again.RevokedBy != "tok_revoker" || !again.RevokedAt.Equal(*got.RevokedAt) {
+			t.Fatalf("revoking twice changed the record: %+v", again)
+		}
+		_, err = f.s.RevokeToken(f.ctx, catalog.NewID(catalog.PrefixToken), "x")
+		wantCode(t, err, catalog.ENOTFOUND)
+	})
 	t.Run("refused", func(t *testing.T) {
 		cases := []struct {
 			name string
@@ -447,7 +511,7 @@ func testNotFound(t *testing.T, f *fx) {
 		"Entitlements":           func() error { _, _, err := f.s.Entitlements(ctx, "ten_nope", pg); return err },
 		"Seats":                  func() error { _, _, err := f.s.Seats(ctx, "ent_nope", pg); return err },
 		"Lease":                  func() error { _, err := f.s.Lease(ctx, "lea_nope"); return err },
-		"ReleaseLease":           func() error { _, err := f.s.ReleaseLease(ctx, "lea_nope", f.now); return err },
+		"ReleaseLease":           func() error { _, err := f.s.ReleaseLease(ctx, "lea_nope", "", false, f.now); return err },
 		"RevokeSeat":             func() error { _, err := f.s.RevokeSeat(ctx, "ent_nope", "sea_nope", "x", f.now); return err },
 		"Snapshot":               func() error { _, err := f.s.Snapshot(ctx, "snp_nope"); return err },
 		"SnapshotBySequence":     func() error { _, err := f.s.SnapshotBySequence(ctx, "ten_nope", 1); return err },

@@ -22,6 +22,69 @@ var licenseCases = []testCase{
 	{"LeasesSeatsReduced", testLeasesSeatsReduced},
 	{"LeasesConcurrent", testLeasesConcurrent},
 	{"LeaseSigner", testLeaseSigner},
+	{"LeaseHolder", testLeaseHolder},
+}
+
+// testLeaseHolder: a lease bound to a holder is renewed and released
+// only with its holder's secret (or released by force); a refusal changes
+// nothing.
+func testLeaseHolder(t *testing.T, f *fx) {
+	tn, p := f.tenant(), f.product("")
+	ent := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: p.ProductID,
+		Policy: json.RawMessage(`{"max_seats":2}`), StartsAt: f.now.Add(-time.Hour)}
+	f.mutation("entitlement.created", tn.TenantID, func() error { return f.s.CreateEntitlement(f.ctx, ent) })
+	holder, other := randHash(), randHash()
+	l := f.lease(ent.EntitlementID, "alice", f.now)
+	l.HolderHash = holder
+	var got *catalog.Lease
+	f.mutation("lease.issued", tn.TenantID, func() (err error) { got, err = f.s.AcquireLease(f.ctx, l); return err })
+	if got.HolderHash != holder {
+		t.Fatalf("holder_hash = %q, want %q", got.HolderHash, holder)
+	}
+	later := f.now.Add(time.Minute)
+	for name, h := range map[string]string{"no secret": "", "wrong secret": other} {
+		t.Run("renew with "+name, func(t *testing.T) {
+			again := f.lease(ent.EntitlementID, "alice", later)
+			again.HolderHash = h
+			f.refused(catalog.EFORBIDDEN, func() error { _, err := f.s.AcquireLease(f.ctx, again); return err })
+			_, err := f.s.ReleaseLease(f.ctx, got.LeaseID, h, false, later)
+			wantCode(t, err, catalog.EFORBIDDEN)
+			still, err := f.s.Lease(f.ctx, got.LeaseID)
+			must(t, err)
+			if still.ReleasedAt != nil || !still.ExpiresAt.Equal(got.ExpiresAt) || still.TokenHash != got.TokenHash {
+				t.Fatalf("a refused request changed the lease: %+v, was %+v", still, got)
+			}
+		})
+	}
+	t.Run("renew with the secret", func(t *testing.T) {
+		again := f.lease(ent.EntitlementID, "alice", later)
+		again.HolderHash = holder
+		var renewed *catalog.Lease
+		f.mutation("lease.renewed", tn.TenantID, func() (err error) { renewed, err = f.s.AcquireLease(f.ctx, again); return err })
+		if renewed.LeaseID != got.LeaseID || renewed.HolderHash != holder {
+			t.Fatalf("renewed = %+v, want lease %s bound to the same holder", renewed, got.LeaseID)
+		}
+	})
+	t.Run("release by the holder", func(t *testing.T) {
+		f.mutation("lease.released", tn.TenantID, func() error { _, err := f.s.ReleaseLease(f.ctx, got.LeaseID, holder, false, later); return err })
+	})
+	t.Run("force release", func(t *testing.T) {
+		b := f.lease(ent.EntitlementID, "bob", later)
+		b.HolderHash = other
+		f.mutation("lease.issued", tn.TenantID, func() (err error) { b, err = f.s.AcquireLease(f.ctx, b); return err })
+		f.mutation("lease.released", tn.TenantID, func() error { _, err := f.s.ReleaseLease(f.ctx, b.LeaseID, "", true, later); return err })
+	})
+	t.Run("unbound lease binds on renewal", func(t *testing.T) {
+		c := f.lease(ent.EntitlementID, "carol", later)
+		f.mutation("lease.issued", tn.TenantID, func() (err error) { c, err = f.s.AcquireLease(f.ctx, c); return err })
+		again := f.lease(ent.EntitlementID, "carol", later.Add(time.Minute))
+		again.HolderHash = holder
+		var renewed *catalog.Lease
+		f.mutation("lease.renewed", tn.TenantID, func() (err error) { renewed, err = f.s.AcquireLease(f.ctx, again); return err })
+		if renewed.HolderHash != holder {
+			t.Fatalf("holder_hash = %q after renewing an unbound lease, want it bound", renewed.HolderHash)
+		}
+	})
 }
 
 func tp(t time.Time) *time.Time { return &t }
@@ -311,11 +374,11 @@ func testLeases(t *testing.T, f *fx) {
 		t.Run("release", func(t *testing.T) {
 			at := later.Add(time.Minute)
 			var rel *catalog.Lease
-			f.mutation("lease.released", tn.TenantID, func() (err error) { rel, err = f.s.ReleaseLease(f.ctx, l3.LeaseID, at); return err })
+			f.mutation("lease.released", tn.TenantID, func() (err error) { rel, err = f.s.ReleaseLease(f.ctx, l3.LeaseID, "", false, at); return err })
 			if rel.ReleasedAt == nil || !rel.ReleasedAt.Equal(at) {
 				t.Fatalf("ReleaseLease = %+v", rel)
 			}
-			f.refused(catalog.ECONFLICT, func() error { _, err := f.s.ReleaseLease(f.ctx, l3.LeaseID, at); return err })
+			f.refused(catalog.ECONFLICT, func() error { _, err := f.s.ReleaseLease(f.ctx, l3.LeaseID, "", false, at); return err })
 			_, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m4", at))
 			must(t, err)
 		})
@@ -385,7 +448,7 @@ func testLeasesExplicit(t *testing.T, f *fx) {
 		_, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", f.now.Add(time.Minute)))
 		return err
 	})
-	_, err = f.s.ReleaseLease(f.ctx, l.LeaseID, f.now)
+	_, err = f.s.ReleaseLease(f.ctx, l.LeaseID, "", false, f.now)
 	must(t, err)
 }
 
@@ -448,7 +511,7 @@ func testLeaseSigner(t *testing.T, f *fx) {
 	}
 	t.Run("signer failure stores nothing", func(t *testing.T) {
 		boom := fmt.Errorf("key unavailable")
-		_, err := f.s.ReleaseLease(f.ctx, got.LeaseID, f.now.Add(2*time.Minute))
+		_, err := f.s.ReleaseLease(f.ctx, got.LeaseID, "", false, f.now.Add(2*time.Minute))
 		must(t, err)
 		l := f.lease(ent.EntitlementID, "m2", f.now.Add(3*time.Minute))
 		f.refused(catalog.EINTERNAL, func() error {
@@ -486,7 +549,7 @@ func testLeasesSeatsReduced(t *testing.T, f *fx) {
 	later := f.now.Add(10 * time.Minute)
 	f.refused(catalog.ECONFLICT, func() error { _, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", later)); return err })
 	for _, m := range []string{"m2", "m3"} {
-		_, err := f.s.ReleaseLease(f.ctx, held[m].LeaseID, later)
+		_, err := f.s.ReleaseLease(f.ctx, held[m].LeaseID, "", false, later)
 		must(t, err)
 	}
 	got, err := f.s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, "m1", later))
