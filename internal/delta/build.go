@@ -106,11 +106,10 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 		return st, err
 	}
 	st.Indexed = sel.idx != nil
-	window := 1 << 20
-	for window < o.DictMax+o.SegmentSize && window < zstd.MaxWindowSize {
-		window <<= 1
-	}
-	var enc *zstd.Encoder
+	var (
+		enc    *zstd.Encoder
+		window int
+	)
 	defer func() {
 		if enc != nil {
 			enc.Close()
@@ -142,9 +141,16 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 			if len(dict) > 0 {
 				dopt = zstd.WithEncoderDictRaw(dictID, dict)
 			}
-			if enc == nil {
+			// The window must reach from the segment's end back to the
+			// dictionary's start; the encoder keeps about one window of
+			// history, so it is sized to what this segment needs.
+			if need := windowFor(len(dict) + o.SegmentSize); enc == nil || need > window {
+				if enc != nil {
+					enc.Close()
+				}
+				window = need
 				enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1),
-					zstd.WithWindowSize(window), zstd.WithEncoderCRC(true), dopt)
+					zstd.WithWindowSize(window), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(true), dopt)
 			} else {
 				err = enc.ResetWithOptions(nil, dopt)
 			}
@@ -172,6 +178,16 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 	}
 	st.Size = cw.n
 	return st, nil
+}
+
+// windowFor returns the smallest zstd window (a power of two, at least
+// 1 MiB) covering n bytes.
+func windowFor(n int) int {
+	w := 1 << 20
+	for w < n && w < zstd.MaxWindowSize {
+		w <<= 1
+	}
+	return w
 }
 
 // Offer reports whether a delta of deltaSize bytes is worth offering for

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // randBytes returns n deterministic pseudo-random bytes.
@@ -94,7 +96,7 @@ func apply(base, delta []byte, want Want) ([]byte, error) {
 
 // small options exercise the indexed mode (base larger than DictMax) and
 // several segments on inputs of a few MiB.
-var small = Options{SegmentSize: 256 << 10, DictMax: 1 << 20}
+var small = Options{SegmentSize: 256 << 10, DictMax: 1 << 20, Level: zstd.SpeedBetterCompression}
 
 func TestBuildApply_RoundTrip(t *testing.T) {
 	rnd := randBytes(1, 3<<20)
