@@ -23,6 +23,7 @@ func buildCmd(ctx context.Context, args []string) error {
 	seg := fs.Int("segment", 0, "segment size in bytes (0: default)")
 	dict := fs.Int("dict", 0, "dictionary limit in bytes (0: default)")
 	level := fs.Int("level", 0, "zstd level 1 (fastest) .. 4 (best); 0: default")
+	coding := fs.String("coding", "auto", "segment coding: auto, zstd or diff")
 	if err := parse(fs, args, "base", "target", "o"); err != nil {
 		return err
 	}
@@ -36,20 +37,25 @@ func buildCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer target.Close()
+	codings := map[string]delta.Coding{"auto": delta.CodingAuto, "zstd": delta.CodingZstd, "diff": delta.CodingDiff}
+	c, ok := codings[*coding]
+	if !ok {
+		return fmt.Errorf("-coding %q: want auto, zstd or diff", *coding)
+	}
 	start := time.Now()
 	var st delta.Stats
 	err = fsutil.WriteFrom(*out, 0o644, func(w io.Writer) error {
 		var err error
 		st, err = delta.Build(ctx, w, delta.Source{R: base, Size: bsize}, delta.Source{R: target, Size: tsize},
-			delta.Options{SegmentSize: *seg, DictMax: *dict, Level: zstd.EncoderLevel(*level)})
+			delta.Options{SegmentSize: *seg, DictMax: *dict, Level: zstd.EncoderLevel(*level), Coding: c})
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
-	fmt.Printf("delta_bytes %d\ntarget_bytes %d\nbase_bytes %d\nsegments %d\ndict_bytes %d\nmatched_bytes %d\nindexed %v\nbuild_seconds %.3f\n",
-		st.Size, tsize, bsize, st.Segments, st.DictBytes, st.MatchedBytes, st.Indexed, secs)
+	fmt.Printf("delta_bytes %d\ntarget_bytes %d\nbase_bytes %d\nsegments %d\ndict_bytes %d\nmatched_bytes %d\nindexed %v\ndiff_segments %d\nbuild_seconds %.3f\n",
+		st.Size, tsize, bsize, st.Segments, st.DictBytes, st.MatchedBytes, st.Indexed, st.DiffSegments, secs)
 	return nil
 }
 

@@ -89,7 +89,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxMemory(uint64(h.SegmentMax)),
+		zstd.WithDecoderMaxMemory(uint64(maxStreams(h.SegmentMax))),
 		zstd.WithDecoderMaxWindow(uint64(max(h.DictMax+h.SegmentMax, zstd.MinWindowSize))))
 	if err != nil {
 		return fmt.Errorf("zstd decoder: %w", err)
@@ -101,6 +101,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 		segments int
 		frame    []byte
 		out      []byte
+		streams  []byte
 		dict     []byte
 		lastDict []extent
 		haveDict bool
@@ -141,7 +142,17 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 		if cap(out) < s.size {
 			out = make([]byte, 0, s.size)
 		}
-		out, err = dec.DecodeAll(frame, out[:0])
+		if s.kind == tagDiff {
+			streams, err = dec.DecodeAll(frame, streams[:0])
+			if err == nil && (len(streams) < s.ctrlLen+s.diffLen || len(streams) > maxStreams(s.size)) {
+				err = fmt.Errorf("streams of %d bytes do not fit the record", len(streams))
+			}
+			if err == nil {
+				out, err = diffDecode(out[:0], dict, streams, s.ctrlLen, s.diffLen, s.size)
+			}
+		} else {
+			out, err = dec.DecodeAll(frame, out[:0])
+		}
 		if err != nil {
 			return fmt.Errorf("%w: segment %d: %v", ErrFormat, segments, err)
 		}

@@ -37,7 +37,22 @@ type Options struct {
 	DictMax int
 	// Level is the zstd encoder level (zstd.SpeedBestCompression).
 	Level zstd.EncoderLevel
+	// Coding chooses how segments are coded (CodingAuto).
+	Coding Coding
 }
+
+// Coding is how a segment is coded against its dictionary.
+type Coding int
+
+const (
+	// CodingAuto codes each segment both ways and keeps the smaller.
+	CodingAuto Coding = iota
+	// CodingZstd: a zstd frame of the segment with the dictionary.
+	CodingZstd
+	// CodingDiff: bsdiff-class streams (diff.go) in a zstd frame with the
+	// dictionary, unless the segment has no dictionary.
+	CodingDiff
+)
 
 func (o Options) withDefaults() (Options, error) {
 	if o.SegmentSize == 0 {
@@ -73,6 +88,7 @@ type Stats struct {
 	DictBytes    int64 // base bytes read into dictionaries, summed over segments
 	MatchedBytes int64 // target bytes whose chunk was found in the base index (indexed mode)
 	Indexed      bool  // the base was larger than DictMax
+	DiffSegments int   // segments stored with the bsdiff-class coding
 }
 
 // Build writes to w a delta that rebuilds target from base. It reads
@@ -118,6 +134,9 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 	var (
 		seg      = make([]byte, o.SegmentSize)
 		frame    []byte
+		frameD   []byte
+		streams  []byte
+		dix      *diffIndex
 		head     []byte
 		dict     []byte
 		lastDict []extent
@@ -158,13 +177,41 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 				return st, fmt.Errorf("zstd encoder: %w", err)
 			}
 			lastDict = slices.Clone(ranges)
+			if o.Coding != CodingZstd && len(dict) > 0 {
+				if dix == nil {
+					dix = newDiffIndex()
+				}
+				dix.reset(dict)
+			}
 		}
-		frame = enc.EncodeAll(seg, frame[:0])
-		head = appendSegmentHead(head[:0], segment{size: len(seg), ranges: ranges, frame: len(frame)})
+		rec := segment{kind: tagSegment, size: len(seg), ranges: ranges}
+		out := frame[:0]
+		if o.Coding != CodingZstd && len(dict) > 0 {
+			var cl, dl int
+			streams, cl, dl, _ = diffEncode(dix, seg, streams)
+			if cl <= maxCtrl(len(seg)) {
+				frameD = enc.EncodeAll(streams, frameD[:0])
+				if len(frameD) <= maxFrame(len(seg)) {
+					rec.kind, rec.ctrlLen, rec.diffLen = tagDiff, cl, dl
+					out = frameD
+				}
+			}
+		}
+		if rec.kind == tagSegment || o.Coding == CodingAuto {
+			frame = enc.EncodeAll(seg, frame[:0])
+			if rec.kind == tagSegment || len(frame) < len(out) {
+				rec.kind, out = tagSegment, frame
+			}
+		}
+		if rec.kind == tagDiff {
+			st.DiffSegments++
+		}
+		rec.frame = len(out)
+		head = appendSegmentHead(head[:0], rec)
 		if _, err := bw.Write(head); err != nil {
 			return st, fmt.Errorf("write segment: %w", err)
 		}
-		if _, err := bw.Write(frame); err != nil {
+		if _, err := bw.Write(out); err != nil {
 			return st, fmt.Errorf("write segment: %w", err)
 		}
 		st.Segments++

@@ -99,8 +99,8 @@ func apply(base, delta []byte, want Want) ([]byte, error) {
 var small = Options{SegmentSize: 256 << 10, DictMax: 1 << 20, Level: zstd.SpeedBetterCompression}
 
 func TestBuildApply_RoundTrip(t *testing.T) {
-	rnd := randBytes(1, 3<<20)
-	str := structured(2, 3<<20)
+	rnd := randBytes(1, 3<<19)
+	str := structured(2, 3<<19)
 	cases := []struct {
 		name         string
 		base, target []byte
@@ -119,22 +119,35 @@ func TestBuildApply_RoundTrip(t *testing.T) {
 		{"unrelated", rnd[:1<<20], str[:1<<20], small, 1.01},
 		{"tiny", []byte("hello"), []byte("hello, world"), Options{}, 20},
 	}
+	codings := []struct {
+		name string
+		c    Coding
+	}{{"auto", CodingAuto}, {"zstd", CodingZstd}, {"diff", CodingDiff}}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			d := build(t, c.base, c.target, c.o)
-			got, err := apply(c.base, d, wantFor(c.base, c.target))
-			if err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			if !bytes.Equal(got, c.target) {
-				t.Fatalf("rebuilt %d bytes, not the target's %d", len(got), len(c.target))
-			}
-			if len(c.target) > 0 {
-				if share := float64(len(d)) / float64(len(c.target)); share > c.maxShare {
-					t.Errorf("delta is %.4f of the target, want at most %.4f", share, c.maxShare)
-				}
-			}
-		})
+		for _, cd := range codings {
+			t.Run(c.name+"/"+cd.name, func(t *testing.T) {
+				o := c.o
+				o.Coding = cd.c
+				roundTrip(t, c.base, c.target, o, c.maxShare)
+			})
+		}
+	}
+}
+
+func roundTrip(t *testing.T, base, target []byte, o Options, maxShare float64) {
+	t.Helper()
+	d := build(t, base, target, o)
+	got, err := apply(base, d, wantFor(base, target))
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if !bytes.Equal(got, target) {
+		t.Fatalf("rebuilt %d bytes, not the target's %d", len(got), len(target))
+	}
+	if len(target) > 0 {
+		if share := float64(len(d)) / float64(len(target)); share > maxShare {
+			t.Errorf("delta is %.4f of the target, want at most %.4f", share, maxShare)
+		}
 	}
 }
 

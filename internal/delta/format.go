@@ -29,6 +29,9 @@ import (
 //	      (uvarint base offset, uvarint length), uvarint frame length,
 //	      a zstd frame (content checksum on) whose raw dictionary is the
 //	      concatenation of the ranges of the base, in the order listed
+//	  'D' diff segment: as 'S' but, before the frame length, uvarint
+//	      ctrl length and uvarint diff length: the frame holds the
+//	      bsdiff-class streams of diff.go, not the segment itself
 //	  'E' end: uvarint segment count; nothing may follow
 //
 // A segment's output is its frame decoded with that dictionary; the
@@ -43,6 +46,7 @@ const AlgZstdSegments = 1
 const (
 	formatVersion = 1
 	tagSegment    = 'S'
+	tagDiff       = 'D'
 	tagEnd        = 'E'
 	// maxRanges bounds the dictionary ranges of one segment.
 	maxRanges = 1 << 12
@@ -164,18 +168,24 @@ type extent struct{ off, n int64 }
 
 // segment is one record's metadata (its frame follows it in the stream).
 type segment struct {
-	size   int
-	ranges []extent
-	frame  int
+	kind             byte // tagSegment or tagDiff
+	size             int
+	ranges           []extent
+	ctrlLen, diffLen int // tagDiff only
+	frame            int
 }
 
 func appendSegmentHead(b []byte, s segment) []byte {
-	b = append(b, tagSegment)
+	b = append(b, s.kind)
 	b = binary.AppendUvarint(b, uint64(s.size))
 	b = binary.AppendUvarint(b, uint64(len(s.ranges)))
 	for _, r := range s.ranges {
 		b = binary.AppendUvarint(b, uint64(r.off))
 		b = binary.AppendUvarint(b, uint64(r.n))
+	}
+	if s.kind == tagDiff {
+		b = binary.AppendUvarint(b, uint64(s.ctrlLen))
+		b = binary.AppendUvarint(b, uint64(s.diffLen))
 	}
 	return binary.AppendUvarint(b, uint64(s.frame))
 }
@@ -183,6 +193,12 @@ func appendSegmentHead(b []byte, s segment) []byte {
 // maxFrame bounds a segment's zstd frame: zstd stores incompressible
 // blocks raw, so a frame never needs much more than its content.
 func maxFrame(size int) int { return size + size/8 + 1024 }
+
+// maxCtrl bounds a diff segment's ctrl stream (a builder whose ops need
+// more stores the segment as 'S'); its decoded streams are then at most
+// maxStreams bytes.
+func maxCtrl(size int) int    { return size/4 + 1024 }
+func maxStreams(size int) int { return maxCtrl(size) + 2*size }
 
 // readSegmentHead reads a record's head; end is true for the end record
 // (then s.size holds the segment count it declares). Every field is
@@ -206,7 +222,8 @@ func readSegmentHead(r *bufio.Reader, h Header) (s segment, end bool, err error)
 	case tagEnd:
 		n, err := uv("segment count", 1<<40)
 		return segment{size: int(n)}, true, err
-	case tagSegment:
+	case tagSegment, tagDiff:
+		s.kind = tag
 	default:
 		return s, false, fmt.Errorf("%w: unknown record %#x", ErrFormat, tag)
 	}
@@ -241,6 +258,17 @@ func readSegmentHead(r *bufio.Reader, h Header) (s segment, end bool, err error)
 			return s, false, fmt.Errorf("%w: dictionary over %d bytes", ErrFormat, h.DictMax)
 		}
 		s.ranges = append(s.ranges, extent{int64(off), int64(ln)})
+	}
+	if s.kind == tagDiff {
+		c, err := uv("ctrl length", uint64(maxCtrl(s.size)))
+		if err != nil {
+			return s, false, err
+		}
+		d, err := uv("diff length", uint64(s.size))
+		if err != nil {
+			return s, false, err
+		}
+		s.ctrlLen, s.diffLen = int(c), int(d)
 	}
 	fl, err := uv("frame length", uint64(maxFrame(s.size)))
 	if err != nil {
