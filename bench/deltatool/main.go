@@ -8,6 +8,8 @@
 //	deltatool apply -base B -delta DELTA -o OUT
 //	deltatool inspect DELTA
 //	deltatool image -base B -target T [-mib 1024 -changed 0.01 -insert-mib 1]
+//
+// DELTATOOL_MEMPROFILE=FILE writes a heap profile at exit.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -37,6 +40,12 @@ func main() {
 		err = imageCmd(os.Args[2:])
 	default:
 		usage()
+	}
+	if p := os.Getenv("DELTATOOL_MEMPROFILE"); p != "" {
+		if f, ferr := os.Create(p); ferr == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "deltatool %s: %v\n", os.Args[1], err)

@@ -16,7 +16,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultSegmentSize = 8 << 20
-	DefaultDictMax     = 32 << 20
+	DefaultDictMax     = 24 << 20
 	// DefaultMaxShare: a delta over 60% of the full artifact is not offered.
 	DefaultMaxShare = 0.60
 )
@@ -122,10 +122,7 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 		return st, err
 	}
 	st.Indexed = sel.idx != nil
-	var (
-		enc    *zstd.Encoder
-		window int
-	)
+	var enc *zstd.Encoder
 	defer func() {
 		if enc != nil {
 			enc.Close()
@@ -162,12 +159,10 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 			}
 			// The window must reach from the segment's end back to the
 			// dictionary's start; the encoder keeps about one window of
-			// history, so it is sized to what this segment needs.
-			if need := windowFor(len(dict) + o.SegmentSize); enc == nil || need > window {
-				if enc != nil {
-					enc.Close()
-				}
-				window = need
+			// history, so it is sized once, to the largest dictionary
+			// this base can give plus a segment.
+			if enc == nil {
+				window := windowFor(int(min(int64(o.DictMax), base.Size)) + o.SegmentSize)
 				enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1),
 					zstd.WithWindowSize(window), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(true), dopt)
 			} else {

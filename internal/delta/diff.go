@@ -3,6 +3,7 @@ package delta
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // The bsdiff-class coding of a segment against its dictionary D: a list
@@ -91,8 +92,9 @@ func commonPrefix(a, b []byte) int {
 func diffEncode(ix *diffIndex, t []byte, buf []byte) (out []byte, ctrlLen, diffLen, extraLen int) {
 	d := ix.d
 	n := len(t)
+	ctrl, diffs, extra := ix.ctrl[:0], ix.diffs[:0], ix.extra[:0]
+	defer func() { ix.ctrl, ix.diffs, ix.extra = ctrl, diffs, extra }()
 	var (
-		ctrl, diffs, extra            []byte
 		scan, length, pos             int
 		lastScan, lastPos, lastOffset int
 		prevEnd                       int // end of the previous copy in d
@@ -212,10 +214,9 @@ func diffDecode(dst, d, streams []byte, ctrlLen, diffLen, size int) ([]byte, err
 		if seek < -int64(len(d)) || seek > int64(len(d)) || from < 0 || from+int64(cp) > int64(len(d)) {
 			return nil, fmt.Errorf("%w: copy outside the dictionary", ErrFormat)
 		}
-		src := d[from : from+int64(cp)]
-		for i, b := range src {
-			dst = append(dst, b+diffs[i])
-		}
+		at := len(dst)
+		dst = slices.Grow(dst, int(cp))[:at+int(cp)]
+		addBytes(dst[at:], d[from:from+int64(cp)], diffs[:cp])
 		diffs = diffs[cp:]
 		dst = append(dst, extra[:ex]...)
 		extra = extra[ex:]
@@ -225,4 +226,20 @@ func diffDecode(dst, d, streams []byte, ctrlLen, diffLen, size int) ([]byte, err
 		return nil, fmt.Errorf("%w: ops rebuild %d bytes of %d", ErrFormat, len(dst)-start, size)
 	}
 	return dst, nil
+}
+
+// addBytes sets dst[i] = a[i] + b[i] (mod 256), eight bytes at a time:
+// the low seven bits of each byte are added without carrying into the
+// next byte, then the top bits are set by xor.
+func addBytes(dst, a, b []byte) {
+	const hi = 0x8080808080808080
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		x, y := le.Uint64(a[i:]), le.Uint64(b[i:])
+		le.PutUint64(dst[i:], ((x&^hi)+(y&^hi))^((x^y)&hi))
+	}
+	for ; i < len(a); i++ {
+		dst[i] = a[i] + b[i]
+	}
 }
