@@ -102,6 +102,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 		frame    []byte
 		out      []byte
 		streams  []byte
+		scratch  []byte
 		dict     []byte
 		lastDict []extent
 		haveDict bool
@@ -148,7 +149,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 				err = fmt.Errorf("streams of %d bytes do not fit the record", len(streams))
 			}
 			if err == nil {
-				out, err = diffDecode(out[:0], dict, streams, s.ctrlLen, s.diffLen, s.size)
+				out, scratch, err = diffDecode(out[:0], scratch, dict, streams, s.ctrlLen, s.diffLen, s.size)
 			}
 		} else {
 			out, err = dec.DecodeAll(frame, out[:0])

@@ -184,7 +184,7 @@ func Build(ctx context.Context, w io.Writer, base, target Source, opts Options) 
 		if o.Coding != CodingZstd && len(dict) > 0 {
 			var cl, dl int
 			streams, cl, dl, _ = diffEncode(dix, seg, streams)
-			if cl <= maxCtrl(len(seg)) {
+			if cl <= maxCtrl(len(seg)) && dl <= len(seg) {
 				frameD = enc.EncodeAll(streams, frameD[:0])
 				if len(frameD) <= maxFrame(len(seg)) {
 					rec.kind, rec.ctrlLen, rec.diffLen = tagDiff, cl, dl

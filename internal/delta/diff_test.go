@@ -29,16 +29,18 @@ func TestDiffDecode_RefusesBadOps(t *testing.T) {
 		size    int
 	}{
 		{"empty op", []byte{0, 0, 0}, 3, 0, 1},
-		{"copy past dict", append([]byte{17, 0, 0}, make([]byte, 17)...), 3, 17, 17},
-		{"negative seek", append([]byte{1, 0, 1}, 0), 3, 1, 1},
-		{"over size", append([]byte{4, 0, 0}, make([]byte, 4)...), 3, 4, 3},
+		{"copy past dict", []byte{17, 0, 0, 17, 0}, 3, 2, 17},
+		{"negative seek", []byte{1, 0, 1, 1, 0}, 3, 2, 1},
+		{"over size", []byte{4, 0, 0, 4, 0}, 3, 2, 3},
 		{"missing extra", []byte{0, 5, 0, 'x'}, 3, 0, 5},
-		{"leftover diff", append([]byte{1, 0, 0}, 0, 0), 3, 2, 1},
+		{"leftover diff", []byte{1, 0, 0, 2, 0}, 3, 2, 1},
 		{"truncated op", []byte{0x80}, 1, 0, 1},
+		{"bad run", []byte{1, 0, 0, 0x80}, 3, 1, 1},
+		{"run past size", []byte{1, 0, 0, 9, 0}, 3, 2, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := diffDecode(nil, d, c.streams, c.cl, c.dl, c.size); err == nil {
+			if _, _, err := diffDecode(nil, nil, d, c.streams, c.cl, c.dl, c.size); err == nil {
 				t.Fatal("diffDecode accepted bad ops")
 			}
 		})

@@ -44,7 +44,7 @@ func FuzzDiffDecode(f *testing.F) {
 		if cl < 0 || dl < 0 || cl+dl > len(streams) || size < 0 || size > 1<<20 {
 			return
 		}
-		out, err := diffDecode(nil, d, streams, cl, dl, size)
+		out, _, err := diffDecode(nil, nil, d, streams, cl, dl, size)
 		if err == nil && len(out) != size {
 			t.Fatalf("decoded %d bytes, want %d", len(out), size)
 		}
