@@ -16,7 +16,8 @@
 # (1024), BENCH_DELTA_VGW ("v1.7.0 v1.8.0"), BENCH_DELTA_ZSTD_LEVEL (19;
 # the image pair uses 3 unless BENCH_DELTA_IMAGE_ZSTD_LEVEL says
 # otherwise), BENCH_DELTA_BSDIFF_MAX_MIB (256: bsdiff needs ~17× the base
-# in RAM, so larger pairs are not given to it).
+# in RAM, so larger pairs are not given to it), BENCH_DELTA_GOMEMLIMIT
+# (192MiB, for our build and apply).
 source "$(dirname "$0")/lib.sh"
 PAIRS=${BENCH_DELTA_PAIRS:-mirror versitygw image}
 IMAGE_MIB=${BENCH_DELTA_IMAGE_MIB:-1024}
@@ -24,6 +25,9 @@ read -r VGW_OLD VGW_NEW <<<"${BENCH_DELTA_VGW:-v1.7.0 v1.8.0}"
 ZLEVEL=${BENCH_DELTA_ZSTD_LEVEL:-19}
 IMAGE_ZLEVEL=${BENCH_DELTA_IMAGE_ZSTD_LEVEL:-3}
 BSDIFF_MAX_MIB=${BENCH_DELTA_BSDIFF_MAX_MIB:-256}
+# Our build and apply run with a soft heap limit, as a daemon running them
+# should (GOMEMLIMIT): the Go collector then keeps RSS near the live heap.
+MEMLIMIT=${BENCH_DELTA_GOMEMLIMIT:-192MiB}
 
 install_deps() {
 	local pkgs=()
@@ -63,8 +67,8 @@ pair() {
 	log "$name: $(mib "$(size "$base")") MiB → $(mib "$full") MiB"
 
 	# Ours.
-	measure "$dir/ours.build" "$DT" build -base "$base" -target "$target" -o "$dir/ours.delta" >"$dir/ours.out"
-	measure "$dir/ours.apply" "$DT" apply -base "$base" -delta "$dir/ours.delta" -o "$dir/ours.rebuilt" >>"$dir/ours.out"
+	measure "$dir/ours.build" env GOMEMLIMIT="$MEMLIMIT" "$DT" build -base "$base" -target "$target" -o "$dir/ours.delta" >"$dir/ours.out"
+	measure "$dir/ours.apply" env GOMEMLIMIT="$MEMLIMIT" "$DT" apply -base "$base" -delta "$dir/ours.delta" -o "$dir/ours.rebuilt" >>"$dir/ours.out"
 	cmp -s "$dir/ours.rebuilt" "$target" || die "$name: our rebuilt file differs from the target"
 	rm -f "$dir/ours.rebuilt"
 	local o_bytes o_bs o_brss o_as o_arss
@@ -140,7 +144,7 @@ pair() {
 	fi
 	row "Delta peak RSS, $name: build / apply (build time)" "$brss / $arss MiB (${o_bs} s)" \
 		"zstd: $(fmt1 "$(calc "$zs_brss / 1024")") / $(fmt1 "$(calc "$zs_arss / 1024")") MiB (${zs_bs} s)" "—" \
-		"$rss_target" "$rss_result" "bench/delta.sh: /usr/bin/time -v"
+		"$rss_target" "$rss_result" "bench/delta.sh: GNU time %M, GOMEMLIMIT=$MEMLIMIT"
 }
 
 for p in $PAIRS; do

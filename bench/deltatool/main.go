@@ -9,7 +9,8 @@
 //	deltatool inspect DELTA
 //	deltatool image -base B -target T [-mib 1024 -changed 0.01 -insert-mib 1]
 //
-// DELTATOOL_MEMPROFILE=FILE writes a heap profile at exit.
+// DELTATOOL_MEMPROFILE=FILE writes a heap profile at exit,
+// DELTATOOL_CPUPROFILE=FILE a CPU profile of the run.
 package main
 
 import (
@@ -28,6 +29,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if p := os.Getenv("DELTATOOL_CPUPROFILE"); p != "" {
+		if f, ferr := os.Create(p); ferr == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	var err error
 	switch os.Args[1] {
 	case "build":
@@ -49,6 +56,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "deltatool %s: %v\n", os.Args[1], err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

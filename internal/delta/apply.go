@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -95,12 +96,13 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 		return fmt.Errorf("zstd decoder: %w", err)
 	}
 	defer dec.Close()
+	sum := sha256.New()
+	pipe := newWritePipe(w, sum)
+	defer pipe.close()
 	var (
-		sum      = sha256.New()
 		done     int64
 		segments int
 		frame    []byte
-		out      []byte
 		streams  []byte
 		scratch  []byte
 		dict     []byte
@@ -140,6 +142,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 		if _, err := io.ReadFull(br, frame); err != nil {
 			return fmt.Errorf("%w: segment %d: read frame: %v", ErrFormat, segments, noEOF(err))
 		}
+		out := pipe.get()
 		if cap(out) < s.size {
 			out = make([]byte, 0, s.size)
 		}
@@ -160,10 +163,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 		if len(out) != s.size {
 			return fmt.Errorf("%w: segment %d rebuilt %d bytes, want %d", ErrFormat, segments, len(out), s.size)
 		}
-		sum.Write(out)
-		if _, err := w.Write(out); err != nil {
-			return fmt.Errorf("write target: %w", err)
-		}
+		pipe.put(out)
 		done += int64(s.size)
 		segments++
 	}
@@ -173,10 +173,57 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 	if done != h.Size {
 		return fmt.Errorf("%w: rebuilt %d bytes, want %d", ErrVerify, done, h.Size)
 	}
+	if err := pipe.close(); err != nil {
+		return err
+	}
 	if got := Digest(sum.Sum(nil)); got != h.SHA256 {
 		return fmt.Errorf("%w: rebuilt sha256 %s, want %s", ErrVerify, got, h.SHA256)
 	}
 	return nil
+}
+
+// writePipe hashes and writes rebuilt segments on its own goroutine while
+// the next one is decoded: two buffers circulate between them.
+type writePipe struct {
+	full, free chan []byte
+	done       chan struct{}
+	closed     bool
+	err        error // set by the goroutine, read after done
+}
+
+func newWritePipe(w io.Writer, h hash.Hash) *writePipe {
+	p := &writePipe{full: make(chan []byte, 1), free: make(chan []byte, 2), done: make(chan struct{})}
+	p.free <- nil
+	p.free <- nil
+	go func() {
+		defer close(p.done)
+		for b := range p.full {
+			if p.err == nil {
+				h.Write(b)
+				if _, err := w.Write(b); err != nil {
+					p.err = fmt.Errorf("write target: %w", err)
+				}
+			}
+			p.free <- b[:0]
+		}
+	}()
+	return p
+}
+
+// get returns an empty buffer (nil until both have been allocated).
+func (p *writePipe) get() []byte { return <-p.free }
+
+// put queues b to be hashed and written.
+func (p *writePipe) put(b []byte) { p.full <- b }
+
+// close waits for every queued buffer and returns the first write error.
+func (p *writePipe) close() error {
+	if !p.closed {
+		p.closed = true
+		close(p.full)
+		<-p.done
+	}
+	return p.err
 }
 
 // verifyBase checks that base holds exactly want.BaseSize bytes with

@@ -67,8 +67,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SegmentSize < 64<<10 || o.SegmentSize > ceilSegment {
 		return o, fmt.Errorf("delta: segment size %d outside [64 KiB, %d MiB]", o.SegmentSize, ceilSegment>>20)
 	}
-	if o.DictMax < 1<<20 || o.DictMax > ceilDict {
-		return o, fmt.Errorf("delta: dictionary size %d outside [1 MiB, %d MiB]", o.DictMax, ceilDict>>20)
+	if o.DictMax < 64<<10 || o.DictMax > ceilDict {
+		return o, fmt.Errorf("delta: dictionary size %d outside [64 KiB, %d MiB]", o.DictMax, ceilDict>>20)
 	}
 	return o, nil
 }
@@ -330,15 +330,16 @@ func (s *selector) ranges(off int64, seg []byte) ([]extent, int64) {
 	return out, matched
 }
 
-// appendClipped appends e clipped to [0, size) and to the budget left,
-// unless an extent of out already holds it. Overlaps between extents are
-// charged twice (mergeExtents removes them): the budget may under-fill,
-// never overflow.
+// appendClipped appends e clipped to the budget left (around its middle)
+// and to [0, size), unless an extent of out already holds it. Overlaps
+// between extents are charged twice (mergeExtents removes them): the
+// budget may under-fill, never overflow.
 func appendClipped(out []extent, e extent, size int64, budget *int64) []extent {
-	lo, hi := max(e.off, 0), min(e.off+e.n, size)
-	if hi-lo > *budget {
-		hi = lo + *budget
+	if e.n > *budget { // keep the middle: the slack is on both sides
+		e.off += (e.n - *budget) / 2
+		e.n = *budget
 	}
+	lo, hi := max(e.off, 0), min(e.off+e.n, size)
 	if hi <= lo {
 		return out
 	}

@@ -96,28 +96,33 @@ func apply(base, delta []byte, want Want) ([]byte, error) {
 
 // small options exercise the indexed mode (base larger than DictMax) and
 // several segments on inputs of a few MiB.
-var small = Options{SegmentSize: 256 << 10, DictMax: 1 << 20, Level: zstd.SpeedBetterCompression}
+var small = Options{SegmentSize: 64 << 10, DictMax: 128 << 10, Level: zstd.SpeedBetterCompression}
+
+// whole leaves the base whole as the dictionary; the tests use a faster
+// level than the default (one case keeps the default).
+var whole = Options{Level: zstd.SpeedBetterCompression}
 
 func TestBuildApply_RoundTrip(t *testing.T) {
-	rnd := randBytes(1, 3<<19)
-	str := structured(2, 3<<19)
+	rnd := randBytes(1, 3<<17)
+	str := structured(2, 3<<17)
 	cases := []struct {
 		name         string
 		base, target []byte
 		o            Options
 		maxShare     float64 // delta size ÷ target size must stay below
 	}{
-		{"empty both", nil, nil, Options{}, 1},
-		{"empty base", nil, str[:100000], Options{}, 1},
-		{"empty target", str[:1000], nil, Options{}, 1},
-		{"identical whole-base", str, str, Options{}, 0.01},
+		{"empty both", nil, nil, whole, 1},
+		{"empty base", nil, str[:100000], whole, 1},
+		{"empty target", str[:1000], nil, whole, 1},
+		{"identical whole-base", str, str, whole, 0.01},
+		{"default level", str, edit(4, str), Options{}, 0.02},
 		{"identical indexed", str, str, small, 0.01},
-		{"random edited whole-base", rnd, edit(3, rnd), Options{}, 0.01},
-		{"random edited indexed", rnd, edit(3, rnd), small, 0.02},
-		{"structured edited whole-base", str, edit(4, str), Options{}, 0.01},
-		{"structured edited indexed", str, edit(4, str), small, 0.02},
-		{"unrelated", rnd[:1<<20], str[:1<<20], small, 1.01},
-		{"tiny", []byte("hello"), []byte("hello, world"), Options{}, 20},
+		{"random edited whole-base", rnd, edit(3, rnd), whole, 0.02},
+		{"random edited indexed", rnd, edit(3, rnd), small, 0.03},
+		{"structured edited whole-base", str, edit(4, str), whole, 0.02},
+		{"structured edited indexed", str, edit(4, str), small, 0.03},
+		{"unrelated", rnd, str, small, 1.01},
+		{"tiny", []byte("hello"), []byte("hello, world"), whole, 20},
 	}
 	codings := []struct {
 		name string
@@ -152,10 +157,10 @@ func roundTrip(t *testing.T, base, target []byte, o Options, maxShare float64) {
 }
 
 func TestApply_RefusesMismatch(t *testing.T) {
-	base := structured(5, 1<<20)
+	base := structured(5, 256<<10)
 	target := edit(6, base)
 	other := edit(7, base)
-	d := build(t, base, target, Options{})
+	d := build(t, base, target, whole)
 	cases := []struct {
 		name string
 		base []byte
@@ -182,7 +187,7 @@ func TestApply_RefusesMismatch(t *testing.T) {
 }
 
 func TestApply_RefusesCorruptAndTruncated(t *testing.T) {
-	base := structured(8, 1<<20)
+	base := structured(8, 384<<10)
 	target := edit(9, base)
 	d := build(t, base, target, small)
 	want := wantFor(base, target)
@@ -222,9 +227,9 @@ func TestApply_RefusesCorruptAndTruncated(t *testing.T) {
 
 func TestApplyFile_AtomicOnFailure(t *testing.T) {
 	dir := t.TempDir()
-	base := structured(10, 1<<20)
+	base := structured(10, 256<<10)
 	target := edit(11, base)
-	d := build(t, base, target, Options{})
+	d := build(t, base, target, whole)
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -257,9 +262,9 @@ func TestApplyFile_AtomicOnFailure(t *testing.T) {
 }
 
 func TestApply_Limits(t *testing.T) {
-	base := structured(12, 2<<20)
+	base := structured(12, 256<<10)
 	target := edit(13, base)
-	d := build(t, base, target, Options{DictMax: 32 << 20, SegmentSize: 8 << 20})
+	d := build(t, base, target, Options{DictMax: 32 << 20, SegmentSize: 8 << 20, Level: zstd.SpeedBetterCompression})
 	var out bytes.Buffer
 	err := Apply(context.Background(), &out, bytes.NewReader(d), bytes.NewReader(base), wantFor(base, target),
 		ApplyOptions{MaxDict: 16 << 20})
@@ -290,7 +295,7 @@ func TestOffer_Share(t *testing.T) {
 }
 
 func TestInspect_Layout(t *testing.T) {
-	base := structured(14, 2<<20)
+	base := structured(14, 384<<10)
 	target := edit(15, base)
 	d := build(t, base, target, small)
 	h, segs, err := Inspect(bytes.NewReader(d))

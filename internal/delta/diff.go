@@ -228,7 +228,9 @@ func expandRuns(dst, runs []byte, max int) ([]byte, error) {
 		if z > left || nz > left-z || nz > uint64(len(runs)) {
 			return nil, fmt.Errorf("%w: difference run out of range", ErrFormat)
 		}
-		dst = append(dst, make([]byte, z)...)
+		at := len(dst)
+		dst = slices.Grow(dst, int(z+nz))[:at+int(z)]
+		clear(dst[at:])
 		dst = append(dst, runs[:nz]...)
 		runs = runs[nz:]
 	}

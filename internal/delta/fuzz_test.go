@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // FuzzApply feeds arbitrary deltas to Apply for a fixed base and target:
@@ -12,7 +14,7 @@ func FuzzApply(f *testing.F) {
 	base := structured(20, 96<<10)
 	target := edit(21, base)
 	want := wantFor(base, target)
-	small := Options{SegmentSize: 64 << 10, DictMax: 1 << 20}
+	small := Options{SegmentSize: 64 << 10, DictMax: 64 << 10, Level: zstd.SpeedBetterCompression}
 	for _, c := range []Coding{CodingZstd, CodingDiff} {
 		o := small
 		o.Coding = c
