@@ -91,7 +91,7 @@ func Apply(ctx context.Context, w io.Writer, r io.Reader, base io.ReaderAt, want
 	br := bufio.NewReaderSize(r, 256<<10)
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxMemory(uint64(maxStreams(h.SegmentMax))),
-		zstd.WithDecoderMaxWindow(uint64(max(h.DictMax+h.SegmentMax, zstd.MinWindowSize))))
+		zstd.WithDecoderMaxWindow(uint64(windowFor(h.DictMax+h.SegmentMax))))
 	if err != nil {
 		return fmt.Errorf("zstd decoder: %w", err)
 	}
