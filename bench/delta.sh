@@ -51,11 +51,15 @@ DT=$BIN/deltatool
 measure() {
 	local out=$1
 	shift
-	/usr/bin/time -f 'peakrss_kib %M\nwall_seconds %e' -o "$out" "$@"
+	/usr/bin/time -f 'peakrss_kib %M\nwall_seconds %e\ncpu_seconds %U %S' -o "$out" "$@"
 }
-field() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
+field() { awk -v k="$2" '$1 == k {print (k == "cpu_seconds" ? $2 + $3 : $2)}' "$1"; }
 size() { stat -c %s "$1"; }
 mib() { fmt1 "$(calc "$1 / 1048576")"; }
+# human BYTES: KiB below 1 MiB, else MiB.
+human() { if [ "$1" -lt 1048576 ]; then echo "$(fmt1 "$(calc "$1 / 1024")") KiB"; else echo "$(mib "$1") MiB"; fi; }
+# pct A B: A/B in percent, three decimals below 1%.
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { p = a * 100 / b; printf (p < 1 ? "%.3f" : "%.2f"), p }'; }
 
 # pair NAME BASE TARGET ZLEVEL: every tool on one pair, then its rows.
 pair() {
@@ -71,11 +75,19 @@ pair() {
 	measure "$dir/ours.apply" env GOMEMLIMIT="$MEMLIMIT" "$DT" apply -base "$base" -delta "$dir/ours.delta" -o "$dir/ours.rebuilt" >>"$dir/ours.out"
 	cmp -s "$dir/ours.rebuilt" "$target" || die "$name: our rebuilt file differs from the target"
 	rm -f "$dir/ours.rebuilt"
+	# Like for like with zstd -d: no base hashing, no temp file + fsync.
+	measure "$dir/ours.plain" env GOMEMLIMIT="$MEMLIMIT" "$DT" apply -trust-base -no-sync -base "$base" -delta "$dir/ours.delta" -o "$dir/ours.rebuilt" >"$dir/ours.plain.out"
+	cmp -s "$dir/ours.rebuilt" "$target" || die "$name: our rebuilt file differs from the target"
+	rm -f "$dir/ours.rebuilt"
 	local o_bytes o_bs o_brss o_as o_arss
 	o_bytes=$(size "$dir/ours.delta")
 	o_bs=$(field "$dir/ours.build" wall_seconds) o_brss=$(field "$dir/ours.build" peakrss_kib)
 	o_as=$(field "$dir/ours.out" apply_seconds) o_arss=$(field "$dir/ours.apply" peakrss_kib)
+	local o_ps o_pcpu
+	o_ps=$(field "$dir/ours.plain.out" apply_seconds)
+	o_pcpu=$(field "$dir/ours.plain" cpu_seconds)
 	echo "delta $name ours $o_bytes $full $o_bs $o_brss $o_as $o_arss"
+	echo "delta_apply_plain $name ours $o_ps $o_pcpu"
 	rm -f "$dir/ours.delta"
 
 	# zstd --patch-from, long mode (the window must reach the whole base).
@@ -87,6 +99,8 @@ pair() {
 	zs_bytes=$(size "$dir/zstd.delta")
 	zs_bs=$(field "$dir/zstd.build" wall_seconds) zs_brss=$(field "$dir/zstd.build" peakrss_kib)
 	zs_as=$(field "$dir/zstd.apply" wall_seconds) zs_arss=$(field "$dir/zstd.apply" peakrss_kib)
+	local zs_acpu
+	zs_acpu=$(field "$dir/zstd.apply" cpu_seconds)
 	echo "delta $name zstd-$zl $zs_bytes $full $zs_bs $zs_brss $zs_as $zs_arss"
 	rm -f "$dir/zstd.delta"
 
@@ -111,9 +125,9 @@ pair() {
 	local best=$zs_bytes bestname="zstd -$zl --long --patch-from"
 	if [ -n "$bs_bytes" ] && [ "$bs_bytes" -lt "$best" ]; then best=$bs_bytes bestname=bsdiff; fi
 	local share zshare bshare="" r goal
-	share=$(calc "$o_bytes * 100 / $full")
-	zshare=$(calc "$zs_bytes * 100 / $full")
-	[ -n "$bs_bytes" ] && bshare="; bsdiff $(fmt2 "$(calc "$bs_bytes * 100 / $full")")% ($(mib "$bs_bytes") MiB)"
+	share=$(pct "$o_bytes" "$full")
+	zshare=$(pct "$zs_bytes" "$full")
+	[ -n "$bs_bytes" ] && bshare="; bsdiff $(pct "$bs_bytes" "$full")% ($(human "$bs_bytes"))"
 	[ -z "$bs_bytes" ] && bshare="; bsdiff not run (needs ~17× the base in RAM)"
 	r=$(ratio "$o_bytes" "$best")
 	case $name in
@@ -123,18 +137,22 @@ pair() {
 	esac
 	local what="Delta size ÷ full, $name ($(mib "$full") MiB)"
 	if [ -n "$goal" ]; then
-		row "$what" "$(fmt2 "$share")% ($(mib "$o_bytes") MiB)" "zstd -$zl: $(fmt2 "$zshare")% ($(mib "$zs_bytes") MiB)$bshare" \
+		row "$what" "$share% ($(human "$o_bytes"))" "zstd -$zl: $zshare% ($(human "$zs_bytes"))$bshare" \
 			"$r" "≤ $goal% and ≤ 1.25× best ref" \
 			"$([ "$(judge "$share" '<=' "$goal")" = PASS ] && judge "$r" '<=' 1.25 || echo FAIL)" "bench/delta.sh: deltatool build"
 	else
-		row "$what" "$(fmt2 "$share")% ($(mib "$o_bytes") MiB)" "zstd -$zl: $(fmt2 "$zshare")% ($(mib "$zs_bytes") MiB)$bshare" \
+		row "$what" "$share% ($(human "$o_bytes"))" "zstd -$zl: $zshare% ($(human "$zs_bytes"))$bshare" \
 			"$r" "≤ 1.25× best ref ($bestname)" "$(judge "$r" '<=' 1.25)" "bench/delta.sh: deltatool build"
 	fi
-	local rate zrate
+	local rate zrate prate cpurate
 	rate=$(calc "$full / 1048576 / $o_as")
+	prate=$(calc "$full / 1048576 / $(max "$o_ps" 0.001)")
+	cpurate=$(calc "$full / 1048576 / $(max "$o_pcpu" 0.001)")
 	zrate=$(calc "$full / 1048576 / $(max "$zs_as" 0.001)")
-	row "Delta apply, $name (verify base + rebuild + sha256 + fsync)" "$(fmt1 "$rate") MiB/s" "zstd -d --patch-from: $(fmt1 "$zrate") MiB/s" \
-		"$(ratio "$rate" "$zrate")" "≥ 200 MiB/s" "$(judge "$rate" '>=' 200)" "bench/delta.sh: deltatool apply"
+	row "Delta apply, $name: rebuild + verify sha256 (with base check + fsync; per CPU second)" \
+		"$(fmt1 "$prate") MiB/s ($(fmt1 "$rate") MiB/s; $(fmt1 "$cpurate") MiB/s)" \
+		"zstd -d --patch-from: $(fmt1 "$zrate") MiB/s ($(fmt1 "$(calc "$full / 1048576 / $(max "$zs_acpu" 0.001)")") MiB/s per CPU s)" \
+		"$(ratio "$prate" "$zrate")" "≥ 200 MiB/s" "$(judge "$prate" '>=' 200)" "bench/delta.sh: deltatool apply [-trust-base -no-sync]"
 	local rss_target="recorded, no target" rss_result=info
 	if [ "$name" = image ]; then rss_target="≤ 256 MiB"; fi
 	local brss arss

@@ -64,11 +64,13 @@ func applyCmd(ctx context.Context, args []string) error {
 	basePath := fs.String("base", "", "base file")
 	deltaPath := fs.String("delta", "", "delta file")
 	out := fs.String("o", "", "rebuilt file to write")
+	trust := fs.Bool("trust-base", false, "skip hashing the base (ApplyOptions.BaseVerified)")
+	noSync := fs.Bool("no-sync", false, "write the output plainly (no temp file, no fsync), like zstd -d")
 	if err := parse(fs, args, "base", "delta", "o"); err != nil {
 		return err
 	}
 	// A bench tool trusts the delta's own header as the expectation; the
-	// base is still hashed and the output verified, as in production.
+	// base is still hashed (unless -trust-base) and the output verified.
 	f, err := os.Open(*deltaPath)
 	if err != nil {
 		return err
@@ -80,12 +82,46 @@ func applyCmd(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	want := delta.Want{BaseSize: h.BaseSize, BaseSHA256: h.BaseSHA256, Size: h.Size, SHA256: h.SHA256}
-	if err := delta.ApplyFile(ctx, *out, *deltaPath, *basePath, want, delta.ApplyOptions{}); err != nil {
+	opts := delta.ApplyOptions{BaseVerified: *trust}
+	if *noSync {
+		err = applyPlain(ctx, *out, *deltaPath, *basePath, want, opts)
+	} else {
+		err = delta.ApplyFile(ctx, *out, *deltaPath, *basePath, want, opts)
+	}
+	if err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Printf("target_bytes %d\napply_seconds %.3f\napply_mib_s %.1f\n", h.Size, secs, float64(h.Size)/(1<<20)/secs)
 	return nil
+}
+
+func applyPlain(ctx context.Context, out, deltaPath, basePath string, want delta.Want, opts delta.ApplyOptions) error {
+	df, err := os.Open(deltaPath)
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	bf, err := os.Open(basePath)
+	if err != nil {
+		return err
+	}
+	defer bf.Close()
+	of, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(of, 1<<20)
+	if err := delta.Apply(ctx, bw, df, bf, want, opts); err != nil {
+		of.Close()
+		os.Remove(out)
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		of.Close()
+		return err
+	}
+	return of.Close()
 }
 
 func inspectCmd(args []string) error {

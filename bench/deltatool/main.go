@@ -5,7 +5,7 @@
 // lines on stdout.
 //
 //	deltatool build -base B -target T -o DELTA [-segment BYTES -dict BYTES -level 1..4]
-//	deltatool apply -base B -delta DELTA -o OUT
+//	deltatool apply -base B -delta DELTA -o OUT [-trust-base -no-sync]
 //	deltatool inspect DELTA
 //	deltatool image -base B -target T [-mib 1024 -changed 0.01 -insert-mib 1]
 //
