@@ -356,3 +356,11 @@ func figure(t *testing.T, name, format string, args ...any) {
 	t.Helper()
 	t.Logf("FIGURE %s: %s", name, fmt.Sprintf(format, args...))
 }
+
+// jsonBody is v as a JSON request body.
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+func jsonDecode(raw []byte, v any) error { return json.Unmarshal(raw, v) }
