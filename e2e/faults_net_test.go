@@ -121,7 +121,7 @@ func faults() []fault {
 		}},
 		{name: "reset mid-body", resume: true, apply: func(l *faultLink) {
 			// Every connection is cut after 48 KiB: only resuming finishes.
-			l.toxic("cut", "limit_data", "downstream", 1, map[string]any{"bytes": 48 << 10})
+			l.toxic("cut", "limit_data", "downstream", 1, map[string]any{"bytes": pick(48<<10, 512<<10)})
 		}},
 		{name: "reset_peer", apply: func(l *faultLink) {
 			// Half the connections are reset (RST) 150 ms after the request.
@@ -141,8 +141,14 @@ func faults() []fault {
 // one complete snapshot whose artifacts all hash right. It returns the
 // number of checks made and the first violation.
 func servedWhole(ctx context.Context, base string) (checks int, bad error) {
+	return servedWholeN(ctx, base, 0)
+}
+
+// servedWholeN is servedWhole stopping after n whole checks (0: until
+// ctx ends).
+func servedWholeN(ctx context.Context, base string, n int) (checks int, bad error) {
 	c := &http.Client{Timeout: 10 * time.Second}
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && (n == 0 || checks < n) {
 		code, env, err := call(ctx, c, "GET", base+"/v1/snapshot", "", nil, nil)
 		if err != nil || code == http.StatusServiceUnavailable {
 			time.Sleep(20 * time.Millisecond)
@@ -337,3 +343,7 @@ func TestFaults_Network(t *testing.T) {
 		})
 	}
 }
+
+// Toxiproxy logs through zerolog's global logger: keep the test output
+// for the test.
+func init() { zerolog.SetGlobalLevel(zerolog.Disabled) }
