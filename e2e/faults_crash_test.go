@@ -108,14 +108,19 @@ func leaser(ctx context.Context, c *http.Client, base, token, entitlement, prefi
 // checkLedger requires everything acknowledged to be served after the
 // restart: artifacts VERIFIED with their hash, releases with their
 // attachment, snapshots, and leases (renewing an acknowledged subject
-// must give back its lease id: a lost lease would get a new one).
-func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led *ledger, checkedLeases map[string]bool) {
+// must give back its lease id: a lost lease would get a new one). Entries
+// in checked were found after an earlier kill and are not asked again.
+func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led *ledger, checked map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
 	c := &http.Client{Timeout: 30 * time.Second}
 	led.mu.Lock()
 	defer led.mu.Unlock()
 	for id, sum := range led.artifacts {
+		if checked["a:"+id] {
+			continue
+		}
+		checked["a:"+id] = true
 		var a struct {
 			SHA256 string `json:"sha256"`
 			Status string `json:"status"`
@@ -125,6 +130,10 @@ func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led 
 		}
 	}
 	for id, art := range led.releases {
+		if checked["r:"+id+":"+art] {
+			continue
+		}
+		checked["r:"+id+":"+art] = true
 		if _, err := callJSON(ctx, c, "GET", cp.url+"/v1/releases/"+id, cp.admin, nil, nil, nil); err != nil {
 			t.Errorf("acknowledged release %s lost: %v", id, err)
 			continue
@@ -142,13 +151,17 @@ func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led 
 		}
 	}
 	for id, seq := range led.snapshots {
+		if checked["s:"+id] {
+			continue
+		}
+		checked["s:"+id] = true
 		code, raw, err := call(ctx, c, "GET", cp.url+"/v1/snapshots/"+id, cp.admin, nil, nil)
 		if err != nil || code != http.StatusOK {
 			t.Errorf("acknowledged snapshot %s (sequence %d): %d %s %v", id, seq, code, raw, err)
 		}
 	}
 	for subject, id := range led.leases {
-		if checkedLeases[subject] {
+		if checked["l:"+subject] {
 			continue
 		}
 		var l struct {
@@ -158,7 +171,7 @@ func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led 
 			map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil); err != nil || l.LeaseID != id {
 			t.Errorf("acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", id, subject, l.LeaseID, err)
 		}
-		checkedLeases[subject] = true
+		checked["l:"+subject] = true
 	}
 }
 

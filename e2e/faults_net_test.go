@@ -116,16 +116,18 @@ func faults() []fault {
 			l.toxic("lat", "latency", "downstream", 1, map[string]any{"latency": 40, "jitter": 40})
 			l.toxic("latu", "latency", "upstream", 1, map[string]any{"latency": 20, "jitter": 20})
 		}},
-		{name: "bandwidth 512KB/s", apply: func(l *faultLink) {
-			l.toxic("bw", "bandwidth", "downstream", 1, map[string]any{"rate": 512})
+		{name: "bandwidth", apply: func(l *faultLink) {
+			l.toxic("bw", "bandwidth", "downstream", 1, map[string]any{"rate": pick(512, 2048)})
 		}},
 		{name: "reset mid-body", resume: true, apply: func(l *faultLink) {
-			// Every connection is cut after 48 KiB: only resuming finishes.
-			l.toxic("cut", "limit_data", "downstream", 1, map[string]any{"bytes": pick(48<<10, 512<<10)})
+			// Every connection is cut after 24 KiB: only resuming finishes.
+			l.toxic("cut", "limit_data", "downstream", 1, map[string]any{"bytes": pick(24<<10, 512<<10)})
 		}},
 		{name: "reset_peer", apply: func(l *faultLink) {
-			// Half the connections are reset (RST) 150 ms after the request.
-			l.toxic("rst", "reset_peer", "upstream", 0.5, map[string]any{"timeout": 150})
+			// Every connection is reset (RST) 200 ms after its first
+			// request, mid-body: the answers crawl at 256 KB/s.
+			l.toxic("bw", "bandwidth", "downstream", 1, map[string]any{"rate": pick(256, 2048)})
+			l.toxic("rst", "reset_peer", "upstream", 1, map[string]any{"timeout": 200})
 		}},
 		{name: "stall", apply: func(l *faultLink) {
 			// Half the connections swallow everything for 700 ms, then close.
@@ -220,7 +222,7 @@ func TestFaults_Network(t *testing.T) {
 	files := t.TempDir()
 	tenant := cp.cli("tenant", "create", "Flakynet")
 	product := cp.cli("product", "create", "Netware", "--distribution", "open")
-	sizes := pick([]int{64 << 10, 192 << 10}, []int{1 << 20, 4 << 20, 8 << 20})
+	sizes := pick([]int{32 << 10, 96 << 10}, []int{512 << 10, 2 << 20})
 	byHash := map[string]string{}
 	var total int64
 	var lastSum string
