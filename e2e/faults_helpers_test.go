@@ -291,9 +291,10 @@ func (pg *pgCluster) restart(down time.Duration) {
 // procStat is one sample of a process: resident memory, open file
 // descriptors and CPU time used so far.
 type procStat struct {
-	rssBytes int64
-	fds      int
-	cpu      time.Duration
+	rssBytes  int64 // resident set
+	anonBytes int64 // of which anonymous (heap, stacks): what a leak grows
+	fds       int
+	cpu       time.Duration
 }
 
 func sampleProc(pid int) (procStat, error) {
@@ -317,6 +318,16 @@ func sampleProc(pid int) (procStat, error) {
 		return s, err
 	}
 	s.fds = len(ents)
+	// RssFile (page cache of mapped files, such as a bbolt file) grows
+	// with the data; RssAnon is the process's own memory.
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				s.anonBytes = kb << 10
+			}
+		}
+	}
 	return s, nil
 }
 
