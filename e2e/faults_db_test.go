@@ -26,7 +26,6 @@ type writeLoad struct {
 	attempts  atomic.Int64
 	failures  atomic.Int64
 	retried   atomic.Int64 // acknowledged only after a retry
-	replayed  atomic.Int64 // answers with Idempotent-Replayed: true
 	lastFail  atomic.Int64 // unix nanos of the last failure
 	firstFail atomic.Int64
 }
