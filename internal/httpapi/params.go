@@ -79,41 +79,11 @@ func jsonBody(r *http.Request) (io.Reader, error) {
 	return bytes.NewReader(b), nil
 }
 
-// noBody refuses a request body on a route that takes none (anything but
-// nothing, whitespace, {} or null), so that a body meant for another route
-// is never silently ignored.
-func noBody(r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, 65))
-	if err != nil {
-		return catalog.Invalid("body", "unreadable request body: %v", err)
-	}
-	switch string(bytes.TrimSpace(b)) {
-	case "", "{}", "null":
-		return nil
-	}
-	return catalog.Invalid("body", "%s %s takes no request body", r.Method, r.URL.Path)
-}
+// noBody refuses a request body on a route that takes none.
+func noBody(r *http.Request) error { return wire.CheckNoBody(r) }
 
-// query refuses a parameter given twice (which of them would count is
-// ambiguous) and one that is not valid UTF-8.
-func query(r *http.Request) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return catalog.Invalid("query", "malformed query string")
-	}
-	for k, v := range q {
-		if len(v) > 1 {
-			return catalog.Invalid(k, "query parameter given %d times", len(v))
-		}
-		if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
-			return catalog.Invalid("query", "query parameters must be valid UTF-8")
-		}
-	}
-	return nil
-}
+// query refuses ambiguous or non-UTF-8 query parameters.
+func query(r *http.Request) error { return wire.CheckQuery(r) }
 
 // call calls fn (the request has no body) and answers its result with
 // status.

@@ -17,11 +17,9 @@ import (
 
 // TestHostileInput_Mirror sends every route of the mirror the hostile
 // request classes of the control plane's suite (internal/controlplaned):
-// none may answer 5xx or panic, the audit chain must not move and the
-// mirror must stay ready. A 2xx where the class is not refused is counted
-// as "ignored" (the mirror's GET routes ignore request bodies and take
-// the first of duplicated query parameters) and recorded in
-// docs/SECURITY.md as work left on the mirror side.
+// every one must be a 4xx in the wire error shape (a 2xx, "ignored", fails
+// the test), none may panic, the audit chain must not move and the mirror
+// must stay ready. The counts are recorded in docs/SECURITY.md.
 func TestHostileInput_Mirror(t *testing.T) {
 	r := newRig(t)
 	// The lease routes past the token check: the lease API over a real
@@ -165,8 +163,9 @@ func TestHostileInput_Mirror(t *testing.T) {
 					if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
 						t.Errorf("%s %s: %d answer is not the wire error shape: %.200s", q.method, q.path, resp.StatusCode, body)
 					}
-				case resp.StatusCode < 300 && q.method == "GET":
+				case resp.StatusCode < 300:
 					tl.ignored++
+					t.Errorf("%s %s: %d, want a 4xx (nothing hostile may be ignored)", q.method, q.path, resp.StatusCode)
 				default:
 					tl.other++
 					t.Errorf("%s %s: %d, want a 4xx: %.200s", q.method, q.path, resp.StatusCode, body)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -111,13 +112,16 @@ func NewServer(o Options) (*Server, error) {
 	s.routes()
 	// The token guards every /v1/ path, mounted and unknown ones included;
 	// healthz, readyz and metrics stay open for probes and scrapers.
-	guarded := s.auth(s.mux.ServeHTTP)
+	// Past it, a repeated or garbled query parameter and a body on a GET,
+	// HEAD or DELETE are refused, as on the control plane.
+	strict := wire.StrictRequests(s.o.Logger, s.mux)
+	guarded := s.auth(strict.ServeHTTP)
 	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			guarded.ServeHTTP(w, r)
 			return
 		}
-		s.mux.ServeHTTP(w, r)
+		strict.ServeHTTP(w, r)
 	})
 	return s, nil
 }
@@ -331,9 +335,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
+	// ?after=N, as on the control plane: 304 when the held snapshot is not
+	// newer than N, so a downstream mirror's idle poll moves no envelope.
+	after := int64(-1)
+	if q := r.URL.Query().Get("after"); q != "" {
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || n < 0 {
+			wire.WriteError(w, r, s.o.Logger, catalog.Invalid("after", "must be a sequence number (a non-negative integer), not %q", q))
+			return
+		}
+		after = n
+	}
 	v := s.cur.Load()
 	if v.held == nil {
 		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "no snapshot held yet"))
+		return
+	}
+	if v.held.Sequence <= after {
+		w.Header().Set(wire.HeaderSequence, strconv.FormatInt(v.held.Sequence, 10))
+		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	serveEnvelope(w, r, v.held)

@@ -11,15 +11,18 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/outpost/outpost/internal/catalog"
 )
@@ -201,4 +204,58 @@ func Clean(s string, max int) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// CheckNoBody refuses a request body on a route that takes none (anything but
+// nothing, whitespace, {} or null), so that a body meant for another route
+// is never silently ignored.
+func CheckNoBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, 65))
+	if err != nil {
+		return catalog.Invalid("body", "unreadable request body: %v", err)
+	}
+	switch string(bytes.TrimSpace(b)) {
+	case "", "{}", "null":
+		return nil
+	}
+	return catalog.Invalid("body", "%s %s takes no request body", r.Method, r.URL.Path)
+}
+
+// CheckQuery refuses a parameter given twice (which of them would count is
+// ambiguous) and one that is not valid UTF-8.
+func CheckQuery(r *http.Request) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return catalog.Invalid("query", "malformed query string")
+	}
+	for k, v := range q {
+		if len(v) > 1 {
+			return catalog.Invalid(k, "query parameter given %d times", len(v))
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
+			return catalog.Invalid("query", "query parameters must be valid UTF-8")
+		}
+	}
+	return nil
+}
+
+// StrictRequests refuses, before next sees it, a request whose query
+// repeats or garbles a parameter, and a GET, HEAD or DELETE that carries
+// a body: an ambiguous or misdirected request is an error, never silently
+// half-read.
+func StrictRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := CheckQuery(r)
+		if err == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete) {
+			err = CheckNoBody(r)
+		}
+		if err != nil {
+			WriteError(w, r, log, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
