@@ -89,6 +89,7 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
+	tuf     *tufState // nil until EnableTUF
 }
 
 var _ Service = (*App)(nil)

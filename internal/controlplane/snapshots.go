@@ -31,7 +31,8 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key: run `controlplane keys generate`")
 	}
 	now, ttl := a.now(), a.cfg.SnapshotTTL
-	return a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
+	var built *snapshot.Manifest
+	snap, err := a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if in.Tenant.Status != catalog.TenantActive {
 			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
 		}
@@ -41,11 +42,20 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 		if err != nil {
 			return nil, err
 		}
+		built = m
 		return &catalog.Snapshot{
 			SnapshotID: id, TenantID: tenantID, Sequence: m.Sequence, CreatedAt: m.CreatedAt,
 			ExpiresAt: m.ExpiresAt, Hash: snapshot.Hash(env), Envelope: env,
 		}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The same view, published as the tenant's TUF repository (tuf.go).
+	if err := a.publishTUF(ctx, built); err != nil {
+		return nil, fmt.Errorf("publish tuf repository: %w", err)
+	}
+	return snap, nil
 }
 
 // Snapshots lists a tenant's snapshots without their envelopes.

@@ -153,5 +153,7 @@ func (s *Server) routes() []route {
 			return a.ReportSync(r.Context(), in)
 		})},
 		{pattern: "POST /v1/mirror/audit", access: mirrorOnly, raw: true, handler: s.ingestAudit},
+		{pattern: "GET /v1/mirror/tuf/{path...}", access: mirrorOnly, handler: s.serveTUF},
+		{pattern: "GET /v1/tenants/{id}/tuf/{path...}", access: tenantRead, handler: s.serveTUF},
 	}
 }
