@@ -111,31 +111,29 @@ func (a *App) ImportRoots(ctx context.Context, c *RootCeremony) (int, error) {
 	return len(ok), nil
 }
 
-// publishRoot stores a checked root and re-signs the tenant's top-level
-// metadata (and products, at their next build) with the current keys.
+// publishRoot stores a checked root, then rebuilds the tenant from the
+// current catalog (a new snapshot): its top-level metadata is re-signed
+// with the keys the new root lists, and its products with the current
+// product key. Products are shared, so they are only ever updated from a
+// fresh view, never from a tenant's older snapshot.
 func (a *App) publishRoot(ctx context.Context, tenantID string, r *tuf.Root, data []byte) error {
 	t := a.tuf
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.putRoot(ctx, tenantID, r, data); err != nil {
-		return err
+	err := t.putRoot(ctx, tenantID, r, data)
+	if err == nil {
+		t.resign[tenantID] = true
 	}
-	st, err := t.state(ctx, tenantID)
-	if err != nil || st == nil {
-		return err
-	}
-	t.resign[tenantID] = true
-	// A full build from the tenant's latest view: its products are
-	// re-signed too when their key was replaced.
-	snap, err := a.store.LatestSnapshot(ctx, tenantID)
+	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	m, err := decodeEnvelope(snap.Envelope)
-	if err != nil {
-		return fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
+	if _, err := a.store.LatestSnapshotHead(ctx, tenantID); catalog.ErrorCode(err) == catalog.ENOTFOUND {
+		return nil // nothing published yet: the first build signs with the new keys
+	} else if err != nil {
+		return err
 	}
-	return t.publish(ctx, m, a.now())
+	_, err = a.buildSnapshot(ctx, tenantID)
+	return err
 }
 
 // RotateRoots publishes the next root of every tenant that has one,
