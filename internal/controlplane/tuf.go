@@ -37,7 +37,8 @@ const (
 // TUFKeys are the vendor's TUF keys (tufkeys.Dir).
 type TUFKeys interface {
 	Spec() (*tufkeys.RootSpec, error)
-	Signers(role string) ([]tuf.Signer, error)
+	Signers(role string) ([]tuf.Signer, error)    // active keys
+	AllSigners(role string) ([]tuf.Signer, error) // retired ones too
 	RootSigners() ([]tuf.Signer, error)
 }
 
@@ -101,18 +102,41 @@ func (a *App) EnableTUF(o TUFOptions) error {
 // TUFEnabled reports whether TUF publishing is on.
 func (a *App) TUFEnabled() bool { return a.tuf != nil }
 
-// tenantKeys returns the online keys of a tenant's top-level roles.
-func (t *tufState) tenantKeys() (tuf.TenantKeys, error) {
+// tenantKeys returns the online keys of a tenant's top-level roles: the
+// keys its newest root lists (a replaced key signs on until the root that
+// drops it is published, so clients never see a key they cannot trust),
+// or the active keys before the tenant has a root.
+func (t *tufState) tenantKeys(ctx context.Context, tenantID string) (tuf.TenantKeys, error) {
 	var k tuf.TenantKeys
-	var err error
-	if k.Targets, err = t.o.Keys.Signers(tufkeys.Targets); err != nil {
+	root, err := t.latestRoot(ctx, tenantID)
+	if err != nil {
 		return k, err
 	}
-	if k.Snapshot, err = t.o.Keys.Signers(tufkeys.Snapshot); err != nil {
-		return k, err
+	for _, x := range []struct {
+		role string
+		dst  *[]tuf.Signer
+	}{{tufkeys.Targets, &k.Targets}, {tufkeys.Snapshot, &k.Snapshot}, {tufkeys.Timestamp, &k.Timestamp}} {
+		if root == nil {
+			if *x.dst, err = t.o.Keys.Signers(x.role); err != nil {
+				return k, err
+			}
+			continue
+		}
+		all, err := t.o.Keys.AllSigners(x.role)
+		if err != nil {
+			return k, err
+		}
+		listed := root.Signed.Roles[x.role].KeyIDs
+		for _, s := range all {
+			if slices.Contains(listed, s.KeyID()) {
+				*x.dst = append(*x.dst, s)
+			}
+		}
+		if len(*x.dst) < root.Signed.Roles[x.role].Threshold {
+			return k, fmt.Errorf("tenant %s: the %s keys its root lists are not in the key directory", tenantID, x.role)
+		}
 	}
-	k.Timestamp, err = t.o.Keys.Signers(tufkeys.Timestamp)
-	return k, err
+	return k, nil
 }
 
 // productSet returns the shared product set, signed by the current
@@ -257,7 +281,7 @@ func (a *App) publishTUF(ctx context.Context, m *snapshot.Manifest) error {
 
 func (t *tufState) publish(ctx context.Context, m *snapshot.Manifest, now time.Time) error {
 	tenantID := m.TenantID
-	keys, err := t.tenantKeys()
+	keys, err := t.tenantKeys(ctx, tenantID)
 	if err != nil {
 		return err
 	}
@@ -564,7 +588,7 @@ func (a *App) RefreshTUF(ctx context.Context) (int, error) {
 }
 
 func (t *tufState) refresh(ctx context.Context, tenantID string, st *tuf.State, ttl time.Duration, now time.Time) error {
-	keys, err := t.tenantKeys()
+	keys, err := t.tenantKeys(ctx, tenantID)
 	if err != nil {
 		return err
 	}

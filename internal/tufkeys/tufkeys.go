@@ -142,6 +142,25 @@ func (d Dir) Signers(role string) ([]tuf.Signer, error) {
 	return out, nil
 }
 
+// AllSigners returns a signer per key of an online role, retired ones
+// included: until the root that replaces a key is published, the key
+// the current root lists keeps signing.
+func (d Dir) AllSigners(role string) ([]tuf.Signer, error) {
+	keys, err := keyring.Load(filepath.Join(string(d), role))
+	if err != nil {
+		return nil, fmt.Errorf("tuf keys: %s: %w", role, err)
+	}
+	var out []tuf.Signer
+	for _, k := range keys {
+		s, err := Signer(k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // RootSigners returns the root keys held online (a quickstart), or none.
 func (d Dir) RootSigners() ([]tuf.Signer, error) { return d.Signers(rootDir) }
 
