@@ -52,8 +52,11 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 		return nil, err
 	}
 	// The same view, published as the tenant's TUF repository (tuf.go).
+	// Schema 1 is still what mirrors consume, so a failure here is logged
+	// rather than failing a build whose snapshot is already stored; the
+	// next build publishes again from the current catalog.
 	if err := a.publishTUF(ctx, built); err != nil {
-		return nil, fmt.Errorf("publish tuf repository: %w", err)
+		a.log.Error("publish tuf repository", "tenant", tenantID, "err", err)
 	}
 	return snap, nil
 }
