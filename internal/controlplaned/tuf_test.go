@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ import (
 	"github.com/outpost/outpost/internal/tuf"
 	"github.com/outpost/outpost/internal/tufkeys"
 )
+
+// clockSkew moves the control planes' clock forward (freshness tests).
+var clockSkew atomic.Int64
 
 // tufCP is a real control plane (ControlPlane on 127.0.0.1) with TUF
 // publishing on, over a data dir that survives restarts.
@@ -58,7 +62,9 @@ func startTUF(t *testing.T, dir string) *tufCP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(keys), Secrets: sealer})
+	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(keys), Secrets: sealer, Now: func() time.Time {
+		return time.Now().Add(time.Duration(clockSkew.Load()))
+	}})
 	if err := controlplaned.EnableTUF(app, keys); err != nil {
 		t.Fatal(err)
 	}
@@ -383,6 +389,51 @@ func TestControlPlane_TUFRepository(t *testing.T) {
 		}
 	})
 
+	t.Run("freshness refresh ships the timestamp alone", func(t *testing.T) {
+		defer clockSkew.Store(0)
+		e.must(t, e.app.SetTUFTimestampTTL(e.op, a.tenant, 2*time.Hour))
+		before, err := e.app.TUFVersions(e.op, a.tenant)
+		e.must(t, err)
+		for _, c := range []struct {
+			skew time.Duration
+			want int // tenant a's refreshes (b keeps the 24h default)
+		}{
+			{0, 0},                             // the 24h timestamp is fresh
+			{23 * time.Hour, 1},                // 1h of 24h left: a (2h lifetime) is re-signed
+			{23*time.Hour + 30*time.Minute, 0}, // 1h30 of a's 2h left
+			{24*time.Hour + 30*time.Minute, 1}, // 30m of a's 2h left; b was re-signed at +23h
+		} {
+			clockSkew.Store(int64(c.skew))
+			n, err := e.app.RefreshTUF(e.op)
+			e.must(t, err)
+			// Tenant b's 24h timestamp needs a refresh from 12h on: once.
+			if wantB := 0; c.skew == 23*time.Hour {
+				wantB = 1
+				if n != c.want+wantB {
+					t.Fatalf("at +%v: %d refreshed, want %d", c.skew, n, c.want+wantB)
+				}
+				continue
+			}
+			if n != c.want {
+				t.Fatalf("at +%v: %d refreshed, want %d", c.skew, n, c.want)
+			}
+		}
+		after, err := e.app.TUFVersions(e.op, a.tenant)
+		e.must(t, err)
+		if after.Timestamp != before.Timestamp+2 || after.Snapshot != before.Snapshot || after.Targets != before.Targets {
+			t.Fatalf("versions %+v after %+v: want the timestamp alone re-signed, twice", after, before)
+		}
+		g.rt.reset()
+		if _, err := g.refresh(t); err != nil {
+			t.Fatal(err)
+		}
+		got := withoutRoots(g.rt.reset())
+		if n := got["timestamp.json"]; n == 0 || n > 4096 || len(got) != 1 {
+			t.Fatalf("refresh fetched %v, want the timestamp alone, at most 4 KiB", got)
+		}
+		t.Logf("freshness-only refresh: %d bytes", got["timestamp.json"])
+	})
+
 	t.Run("restart re-signs nothing", func(t *testing.T) {
 		before, err := e.app.TUFVersions(e.op, a.tenant)
 		e.must(t, err)
@@ -403,18 +454,23 @@ func TestControlPlane_TUFRepository(t *testing.T) {
 		if _, err := g.refresh(t); err != nil {
 			t.Fatal(err)
 		}
-		// go-tuf starts from the root it is configured with, so it walks
-		// the root chain again; of the rest, only the timestamp.
-		got := g.rt.reset()
-		for name := range got {
-			if strings.HasSuffix(name, ".root.json") {
-				delete(got, name)
-			}
-		}
+		got := withoutRoots(g.rt.reset())
 		if _, ok := got["timestamp.json"]; !ok || len(got) != 1 {
 			t.Fatalf("refresh after restart fetched %v, want the timestamp alone", got)
 		}
 	})
+}
+
+// withoutRoots drops the root files from what go-tuf fetched: it starts
+// from the root it is configured with, so each refresh walks the root
+// chain again.
+func withoutRoots(got map[string]int64) map[string]int64 {
+	for name := range got {
+		if strings.HasSuffix(name, ".root.json") {
+			delete(got, name)
+		}
+	}
+	return got
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
