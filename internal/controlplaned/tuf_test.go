@@ -527,6 +527,7 @@ func TestRootCeremony_Threshold(t *testing.T) {
 		e.must(t, json.Unmarshal(b, &out))
 		return &out
 	}
+	var g *goTUF
 	c, err := e.app.ExportRoots(e.op)
 	e.must(t, err)
 	c = roundTrip(c)
@@ -547,9 +548,62 @@ func TestRootCeremony_Threshold(t *testing.T) {
 		}
 		root, err := e.app.TUFRoot(e.op, a.tenant)
 		e.must(t, err)
-		g := &goTUF{base: "http://" + e.cp.Addr() + "/v1/tenants/" + a.tenant + "/tuf", work: t.TempDir(), root: root, rt: &counting{token: a.tenantToken, got: map[string]int64{}}}
+		g = &goTUF{base: "http://" + e.cp.Addr() + "/v1/tenants/" + a.tenant + "/tuf", work: t.TempDir(), root: root, rt: &counting{token: a.tenantToken, got: map[string]int64{}}}
 		if _, err := g.refresh(t); err != nil {
 			t.Fatalf("go-tuf refresh: %v", err)
+		}
+	})
+	t.Run("a replaced online key signs only once the root lists it", func(t *testing.T) {
+		if g == nil {
+			t.Skip("no root")
+		}
+		keys := controlplaned.TUFDir(filepath.Join(dir, "keys"))
+		old, err := keys.Signers(tufkeys.Timestamp)
+		e.must(t, err)
+		e.must(t, keys.Replace(tufkeys.Timestamp))
+		fresh, err := keys.Signers(tufkeys.Timestamp)
+		e.must(t, err)
+		signedBy := func() string {
+			var ts struct {
+				Signatures []struct {
+					KeyID string `json:"keyid"`
+				} `json:"signatures"`
+			}
+			b := fetchBody(t, g.base+"/metadata/timestamp.json", a.tenantToken)
+			e.must(t, json.Unmarshal(b, &ts))
+			if len(ts.Signatures) != 1 {
+				t.Fatalf("timestamp signatures %+v", ts.Signatures)
+			}
+			return ts.Signatures[0].KeyID
+		}
+		// A new release before the ceremony: still the old key, which
+		// the clients' root lists.
+		e.release(t, prod.ProductID, "1.1.0", randBytes(512))
+		_, err = e.app.BuildSnapshot(e.op, a.tenant)
+		e.must(t, err)
+		if got := signedBy(); got != old[0].KeyID() {
+			t.Fatalf("timestamp signed by %s before the ceremony, want the old key %s", got, old[0].KeyID())
+		}
+		if _, err := g.refresh(t); err != nil {
+			t.Fatalf("refresh before the ceremony: %v", err)
+		}
+		next, err := e.app.ExportRoots(e.op)
+		e.must(t, err)
+		next = roundTrip(next)
+		e.must(t, controlplane.SignRoots(context.Background(), next, signer(rootKeys[1])))
+		e.must(t, controlplane.SignRoots(context.Background(), next, signer(rootKeys[2])))
+		if n, err := e.app.ImportRoots(e.op, roundTrip(next)); err != nil || n != 1 {
+			t.Fatalf("import: %d, %v", n, err)
+		}
+		if got := signedBy(); got != fresh[0].KeyID() {
+			t.Fatalf("timestamp signed by %s after the ceremony, want the new key %s", got, fresh[0].KeyID())
+		}
+		u, err := g.refresh(t)
+		if err != nil {
+			t.Fatalf("refresh after the ceremony: %v", err)
+		}
+		if v := u.GetTrustedMetadataSet().Root.Signed.Version; v != 2 {
+			t.Fatalf("updater trusts root v%d, want 2", v)
 		}
 	})
 	t.Run("rotation asks for a ceremony", func(t *testing.T) {
