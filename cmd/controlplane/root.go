@@ -134,6 +134,14 @@ func rootCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// Old online root keys a rekey replaced are no longer needed.
+				cfg, err := loadConfig(cmd)
+				if err != nil {
+					return err
+				}
+				if _, err := controlplaned.TUFDir(cfg.KeysDir).DropStaleRootKeys(); err != nil {
+					return err
+				}
 				return output(cmd, map[string]int{"published": n}, func(w io.Writer) { fmt.Fprintf(w, "published %d root(s)\n", n) })
 			})
 		},
@@ -201,7 +209,38 @@ func rootCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(initC, export, sign, imp, rotate, show, ttl)
+	rekey := &cobra.Command{
+		Use:   "rekey",
+		Short: "Replace the root keys (e.g. take a quickstart's online root offline); then run the ceremony",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			threshold, _ := cmd.Flags().GetInt("threshold")
+			n, _ := cmd.Flags().GetInt("keys")
+			out, _ := cmd.Flags().GetString("out")
+			if out == "" {
+				return usageError(errors.New("--out DIR is required: new root keys are kept offline"))
+			}
+			files, err := controlplaned.TUFDir(cfg.KeysDir).Rekey(threshold, n, out)
+			if err != nil {
+				return err
+			}
+			return output(cmd, map[string]any{"threshold": threshold, "root_key_files": files}, func(w io.Writer) {
+				fmt.Fprintf(w, "new root: %d of %d keys; move these files off this machine:\n", threshold, n)
+				for _, f := range files {
+					fmt.Fprintln(w, "  "+f)
+				}
+				fmt.Fprintln(w, "then: root export, root sign with the new keys, root import")
+			})
+		},
+	}
+	rekey.Flags().Int("threshold", 2, "root signatures required")
+	rekey.Flags().Int("keys", 3, "root keys to create")
+	rekey.Flags().String("out", "", "directory for the new root key files")
+	cmd.AddCommand(initC, export, sign, imp, rotate, show, ttl, rekey)
 	return cmd
 }
 

@@ -69,3 +69,38 @@ func TestControlplane_RootCeremony(t *testing.T) {
 		}
 	})
 }
+
+// TestControlplane_RootRekey takes the quickstart's online root offline
+// with the binary: rekey, export, two new keys sign, import; the old
+// online root key is deleted.
+func TestControlplane_RootRekey(t *testing.T) {
+	c := newCP(t)
+	c.mustRun("init")
+	tenant := c.mustRun("tenant", "create", "acme")
+	c.mustRun("snapshot", "build", "--tenant", tenant)
+	if root := c.mustRun("root", "show", tenant); !strings.Contains(root, `"version":1`) {
+		t.Fatalf("quickstart root: %.200s", root)
+	}
+	offline := filepath.Join(t.TempDir(), "offline")
+	var rekey struct {
+		RootKeyFiles []string `json:"root_key_files"`
+	}
+	if err := json.Unmarshal([]byte(c.mustRun("root", "rekey", "--threshold", "2", "--keys", "3", "--out", offline, "-o", "json")), &rekey); err != nil {
+		t.Fatal(err)
+	}
+	ceremony := filepath.Join(t.TempDir(), "ceremony.json")
+	c.mustRun("root", "export", "--out", ceremony)
+	c.mustRun("root", "sign", "--key", rekey.RootKeyFiles[0], ceremony)
+	c.mustRun("root", "sign", "--key", rekey.RootKeyFiles[2], ceremony)
+	c.mustRun("root", "import", ceremony)
+	if root := c.mustRun("root", "show", tenant); !strings.Contains(root, `"version":2`) {
+		t.Fatalf("root after the rekey: %.200s", root)
+	}
+	left, err := os.ReadDir(filepath.Join(c.dataDir, "keys", "tuf", "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("online root keys left after the rekey: %d", len(left))
+	}
+}

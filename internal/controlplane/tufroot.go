@@ -85,12 +85,26 @@ func (a *App) ImportRoots(ctx context.Context, c *RootCeremony) (int, error) {
 		root *tuf.Root
 		data []byte
 	}
+	online, err := t.o.Keys.RootSigners()
+	if err != nil {
+		return 0, err
+	}
 	ok := map[string]checked{}
 	for _, tenantID := range slices.Sorted(maps.Keys(c.Roots)) {
 		if _, err := a.Tenant(ctx, tenantID); err != nil {
 			return 0, err
 		}
-		r, data, err := tuf.AddSignatures[metadata.RootType](c.Roots[tenantID])
+		// Root keys still held online sign too: after a rekey they are
+		// the previous root's threshold.
+		var sigs []metadata.Signature
+		for _, s := range online {
+			sig, err := tuf.SignExported(ctx, c.Roots[tenantID], s)
+			if err != nil {
+				return 0, catalog.Invalid("roots", "tenant %s: %v", tenantID, err)
+			}
+			sigs = append(sigs, sig)
+		}
+		r, data, err := tuf.AddSignatures[metadata.RootType](c.Roots[tenantID], sigs...)
 		if err != nil {
 			return 0, catalog.Invalid("roots", "tenant %s: %v", tenantID, err)
 		}

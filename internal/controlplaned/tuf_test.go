@@ -617,3 +617,54 @@ func TestRootCeremony_Threshold(t *testing.T) {
 		}
 	})
 }
+
+// TestRootRekey_OnlineToOffline takes a quickstart's 1-of-1 online root
+// offline (2 of 3): the transition root carries the old online key's
+// signature (the previous threshold) and two new ones; the updater
+// follows; the old key is dropped; later rotations need a ceremony.
+func TestRootRekey_OnlineToOffline(t *testing.T) {
+	dir, _ := newTUFDir(t, 1, 1, false)
+	e := startTUF(t, dir)
+	prod, err := e.app.CreateProduct(e.op, controlplane.ProductInput{Name: "app", Distribution: catalog.DistributionOpen})
+	e.must(t, err)
+	e.release(t, prod.ProductID, "1.0.0", randBytes(512))
+	a := e.seedTenant(t, "a", prod.ProductID)
+	root, err := e.app.TUFRoot(e.op, a.tenant)
+	e.must(t, err)
+	g := &goTUF{base: "http://" + e.cp.Addr() + "/v1/tenants/" + a.tenant + "/tuf", work: t.TempDir(), root: root, rt: &counting{token: a.tenantToken, got: map[string]int64{}}}
+	if _, err := g.refresh(t); err != nil {
+		t.Fatal(err)
+	}
+
+	keys := controlplaned.TUFDir(filepath.Join(dir, "keys"))
+	files, err := keys.Rekey(2, 3, filepath.Join(t.TempDir(), "offline"))
+	e.must(t, err)
+	if _, err := e.app.RotateRoots(e.op); !errors.Is(err, controlplane.ErrOfflineRoot) {
+		t.Fatalf("rotate after rekey: %v, want ErrOfflineRoot", err)
+	}
+	c, err := e.app.ExportRoots(e.op)
+	e.must(t, err)
+	for _, f := range files[:2] {
+		k, err := keyring.LoadFile(f)
+		e.must(t, err)
+		s, err := tufkeys.Signer(k)
+		e.must(t, err)
+		e.must(t, controlplane.SignRoots(context.Background(), c, s))
+	}
+	if n, err := e.app.ImportRoots(e.op, c); err != nil || n != 1 {
+		t.Fatalf("import: %d, %v", n, err)
+	}
+	if n, err := keys.DropStaleRootKeys(); err != nil || n != 1 {
+		t.Fatalf("dropped %d stale root keys, %v, want 1", n, err)
+	}
+	u, err := g.refresh(t)
+	if err != nil {
+		t.Fatalf("refresh after the rekey: %v", err)
+	}
+	if v := u.GetTrustedMetadataSet().Root.Signed.Version; v != 2 {
+		t.Fatalf("updater trusts root v%d, want 2", v)
+	}
+	if _, err := e.app.RotateRoots(e.op); !errors.Is(err, controlplane.ErrOfflineRoot) {
+		t.Fatalf("rotate with the root offline: %v, want ErrOfflineRoot", err)
+	}
+}

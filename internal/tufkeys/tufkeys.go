@@ -86,6 +86,69 @@ func (d Dir) Init(t, n int, offline string) ([]string, error) {
 	return files, nil
 }
 
+// Rekey replaces the root keys with n new ones of threshold t, written
+// to offline (kept online when offline is ""), and records them in the
+// spec: the next root lists them. The old online root keys, if any, stay
+// until DropStaleRootKeys, because the next root needs a threshold of
+// the previous root's keys too; the ceremony's import adds their
+// signatures. This is how a quickstart's online root goes offline.
+func (d Dir) Rekey(t, n int, offline string) ([]string, error) {
+	if _, err := d.Spec(); err != nil {
+		return nil, err
+	}
+	if n < 1 || t < 1 || t > n {
+		return nil, fmt.Errorf("tuf keys: threshold %d of %d keys", t, n)
+	}
+	where := filepath.Join(string(d), rootDir)
+	if offline != "" {
+		where = offline
+	}
+	spec := RootSpec{Threshold: t}
+	var files []string
+	for range n {
+		k, err := keyring.Generate(where)
+		if err != nil {
+			return nil, fmt.Errorf("tuf keys: root key: %w", err)
+		}
+		spec.Keys = append(spec.Keys, k.Public)
+		files = append(files, filepath.Join(where, k.KeyID+".key"))
+	}
+	if err := d.writeSpec(spec); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// DropStaleRootKeys deletes the online root keys the spec no longer
+// lists (after the root that replaced them is published). It returns how
+// many it deleted.
+func (d Dir) DropStaleRootKeys() (int, error) {
+	spec, err := d.Spec()
+	if err != nil {
+		return 0, err
+	}
+	dir := filepath.Join(string(d), rootDir)
+	keys, err := keyring.Load(dir)
+	if err != nil {
+		return 0, fmt.Errorf("tuf keys: %w", err)
+	}
+	n := 0
+	for _, k := range keys {
+		listed := false
+		for _, pub := range spec.Keys {
+			listed = listed || pub.Equal(k.Public)
+		}
+		if listed {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, k.KeyID+".key")); err != nil {
+			return n, fmt.Errorf("tuf keys: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 func (d Dir) writeSpec(spec RootSpec) error {
 	data, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
