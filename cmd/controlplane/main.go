@@ -46,6 +46,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(tenantCmd(), productCmd(), artifactCmd(), releaseCmd())
 	root.AddCommand(rolloutCmd(), policyCmd(), entitlementCmd(), mirrorCmd())
 	root.AddCommand(snapshotCmd(), bundleCmd(), backupCmd())
+	root.AddCommand(rootCmd())
 	return root
 }
 

@@ -57,6 +57,13 @@ func initCmd() *cobra.Command {
 					return fmt.Errorf("generate signing key: %w", err)
 				}
 			}
+			// A 1-of-1 TUF root kept online: the quickstart (`root init
+			// --threshold 2 --keys 3 --out DIR` before init for an offline one).
+			if d := controlplaned.TUFDir(cfg.KeysDir); !d.Exists() {
+				if _, err := d.Init(1, 1, ""); err != nil {
+					return err
+				}
+			}
 			dc := cfg.daemon(newLogger(cfg, cmd.ErrOrStderr()))
 			st, err := controlplaned.OpenStore(cmd.Context(), dc, false)
 			if err != nil {

@@ -90,8 +90,9 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
-	touched sync.Map // token id -> time.Time of this instance's last TouchToken
-	signers sync.Map // tenant id -> *signedBy of its latest snapshot (leaseSigner)
+	touched sync.Map  // token id -> time.Time of this instance's last TouchToken
+	signers sync.Map  // tenant id -> *signedBy of its latest snapshot (leaseSigner)
+	tuf     *tufState // nil until EnableTUF
 }
 
 var _ Service = (*App)(nil)

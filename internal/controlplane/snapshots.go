@@ -33,7 +33,8 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key: run `controlplane keys generate`")
 	}
 	now, ttl := a.now(), a.cfg.SnapshotTTL
-	return a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
+	var built *snapshot.Manifest
+	snap, err := a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if in.Tenant.Status != catalog.TenantActive {
 			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
 		}
@@ -43,11 +44,23 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 		if err != nil {
 			return nil, err
 		}
+		built = m
 		return &catalog.Snapshot{
 			SnapshotID: id, TenantID: tenantID, Sequence: m.Sequence, CreatedAt: m.CreatedAt,
 			ExpiresAt: m.ExpiresAt, Hash: snapshot.Hash(env), Envelope: env,
 		}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The same view, published as the tenant's TUF repository (tuf.go).
+	// Schema 1 is still what mirrors consume, so a failure here is logged
+	// rather than failing a build whose snapshot is already stored; the
+	// next build publishes again from the current catalog.
+	if err := a.publishTUF(ctx, built); err != nil {
+		a.log.Error("publish tuf repository", "tenant", tenantID, "err", err)
+	}
+	return snap, nil
 }
 
 // Snapshots lists a tenant's snapshots without their envelopes.

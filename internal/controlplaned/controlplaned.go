@@ -98,6 +98,10 @@ func OpenApp(ctx context.Context, cfg Config, warm bool) (*controlplane.App, sto
 	app := controlplane.New(controlplane.Options{
 		Store: st, Blobs: blobs, Keys: DirKeyring(cfg.KeysDir), Secrets: sealer, Log: cfg.logger(), Config: cfg.Service,
 	})
+	if err := EnableTUF(app, cfg.KeysDir); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	return app, st, nil
 }
 

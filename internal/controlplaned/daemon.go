@@ -240,6 +240,9 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 				log.Error("snapshot refresh", "err", err)
 			}
 		}
+		if _, err := c.app.RefreshTUF(ctx); err != nil && ctx.Err() == nil {
+			log.Error("tuf timestamp refresh", "err", err)
+		}
 		if n, err := c.app.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
 			log.Error("sweep orphan blobs", "err", err)
 		} else if n > 0 {

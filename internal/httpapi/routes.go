@@ -162,6 +162,8 @@ func (s *Server) routes() []route {
 		})},
 		{pattern: "GET /v1/mirror/audit/head", access: mirrorOnly, handler: call(http.StatusOK, func(r *http.Request) (*catalog.AuditHead, error) { return a.AuditHead(r.Context()) })},
 		{pattern: "POST /v1/mirror/audit", access: mirrorOnly, raw: true, handler: s.ingestAudit},
+		{pattern: "GET /v1/mirror/tuf/{path...}", access: mirrorOnly, handler: s.serveTUF},
+		{pattern: "GET /v1/tenants/{id}/tuf/{path...}", access: tenantRead, handler: s.serveTUF},
 	}
 }
 

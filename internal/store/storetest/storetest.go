@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 	cases = append(cases, licenseCases...)
 	cases = append(cases, snapshotCases...)
 	cases = append(cases, auditCases...)
+	cases = append(cases, tufCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
