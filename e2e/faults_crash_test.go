@@ -19,14 +19,14 @@ import (
 // was being killed: every entry must be there after the restart.
 type ledger struct {
 	mu        sync.Mutex
-	artifacts map[string]string // artifact id → sha256
-	releases  map[string]string // release id → attached artifact id ("" if not attached yet)
-	snapshots map[string]int64  // snapshot id → sequence
-	leases    map[string]string // subject id → lease id
+	artifacts map[string]string    // artifact id → sha256
+	releases  map[string]string    // release id → attached artifact id ("" if not attached yet)
+	snapshots map[string]int64     // snapshot id → sequence
+	leases    map[string]heldLease // subject id → lease
 }
 
 func newLedger() *ledger {
-	return &ledger{artifacts: map[string]string{}, releases: map[string]string{}, snapshots: map[string]int64{}, leases: map[string]string{}}
+	return &ledger{artifacts: map[string]string{}, releases: map[string]string{}, snapshots: map[string]int64{}, leases: map[string]heldLease{}}
 }
 
 // publisher is the vendor's pipeline in a loop: upload an artifact,
@@ -92,15 +92,13 @@ func publisher(ctx context.Context, c *http.Client, cp *controlPlane, product, t
 func leaser(ctx context.Context, c *http.Client, base, token, entitlement, prefix string, led *ledger) {
 	for n := 0; ctx.Err() == nil; n++ {
 		subject := fmt.Sprintf("%s-%d", prefix, n)
-		var l struct {
-			LeaseID string `json:"lease_id"`
-		}
+		var l leaseAnswer
 		if _, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+entitlement+"/leases", token,
 			map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil); err != nil {
 			return
 		}
 		led.mu.Lock()
-		led.leases[subject] = l.LeaseID
+		led.leases[subject] = heldLease{l.LeaseID, l.HolderSecret}
 		led.mu.Unlock()
 	}
 }
@@ -160,16 +158,14 @@ func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led 
 			t.Errorf("acknowledged snapshot %s (sequence %d): %d %s %v", id, seq, code, raw, err)
 		}
 	}
-	for subject, id := range led.leases {
+	for subject, held := range led.leases {
 		if checked["l:"+subject] {
 			continue
 		}
-		var l struct {
-			LeaseID string `json:"lease_id"`
-		}
+		var l leaseAnswer
 		if _, err := callJSON(ctx, c, "POST", cp.url+"/v1/entitlements/"+entitlement+"/leases", token,
-			map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil); err != nil || l.LeaseID != id {
-			t.Errorf("acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", id, subject, l.LeaseID, err)
+			map[string]any{"subject_type": "device", "subject_id": subject}, &l, renewHeader(held)); err != nil || l.LeaseID != held.ID {
+			t.Errorf("acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", held.ID, subject, l.LeaseID, err)
 		}
 		checked["l:"+subject] = true
 	}

@@ -21,8 +21,8 @@ type writeLoad struct {
 	urls                      func() []string // instances to spread over
 
 	mu        sync.Mutex
-	tenants   map[string]string // name → tenant id acknowledged
-	leases    map[string]string // subject → lease id acknowledged
+	tenants   map[string]string    // name → tenant id acknowledged
+	leases    map[string]heldLease // subject → lease acknowledged
 	attempts  atomic.Int64
 	failures  atomic.Int64
 	retried   atomic.Int64 // acknowledged only after a retry
@@ -67,12 +67,18 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 					w.mu.Unlock()
 				} else {
 					subject := fmt.Sprintf("%s-%d-%d", prefix, g, n)
+					var secret string
 					id, ok := w.until(c, urls, n, func(ctx context.Context, c *http.Client, base string) (string, bool, error) {
-						var l struct {
-							LeaseID string `json:"lease_id"`
+						var l leaseAnswer
+						hdr := map[string]string(nil)
+						if secret != "" { // a retry renews what an earlier try took
+							hdr = renewHeader(heldLease{Secret: secret})
 						}
 						_, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+w.entitlement+"/leases", w.token,
-							map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil)
+							map[string]any{"subject_type": "device", "subject_id": subject}, &l, hdr)
+						if l.HolderSecret != "" {
+							secret = l.HolderSecret
+						}
 						return l.LeaseID, false, err
 					})
 					if !ok {
@@ -80,7 +86,7 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 						return
 					}
 					w.mu.Lock()
-					w.leases[subject] = id
+					w.leases[subject] = heldLease{id, secret}
 					w.mu.Unlock()
 				}
 			}
@@ -157,13 +163,11 @@ func (w *writeLoad) check(t *testing.T, base string) (dups []string) {
 			dups = append(dups, fmt.Sprintf("%s ×%d", name, n))
 		}
 	}
-	for subject, id := range w.leases {
-		var l struct {
-			LeaseID string `json:"lease_id"`
-		}
+	for subject, held := range w.leases {
+		var l leaseAnswer
 		if _, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+w.entitlement+"/leases", w.token,
-			map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil); err != nil || l.LeaseID != id {
-			t.Errorf("%s: acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", base, id, subject, l.LeaseID, err)
+			map[string]any{"subject_type": "device", "subject_id": subject}, &l, renewHeader(held)); err != nil || l.LeaseID != held.ID {
+			t.Errorf("%s: acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", base, held.ID, subject, l.LeaseID, err)
 		}
 	}
 	return dups
@@ -201,7 +205,7 @@ func licensedSetup(t *testing.T, cp *controlPlane) *writeLoad {
 	}, &ent, http.StatusCreated)
 	return &writeLoad{
 		admin: cp.admin, token: cp.tenantToken(tenant), entitlement: ent.EntitlementID,
-		tenants: map[string]string{}, leases: map[string]string{},
+		tenants: map[string]string{}, leases: map[string]heldLease{},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // The fault suite (faults_*_test.go, soak_test.go) mounts faults on the
@@ -64,7 +65,9 @@ func newControlPlaneEnv(t *testing.T, tl tools, dir string, env ...string) *cont
 	}
 	cp := &controlPlane{t: t, tools: tl, dir: dir, addr: testenv.FreePort(t)}
 	cp.url = "http://" + cp.addr
-	cp.env = append(baseEnv("OUTPOST_LOG_LEVEL=warn"), env...)
+	// The load comes from one token: the lease rate limit (tested on its
+	// own) is off so that every refusal these tests see is a fault's.
+	cp.env = append(baseEnv("OUTPOST_LOG_LEVEL=warn", "OUTPOST_LEASE_RATE_LIMIT=0"), env...)
 	cp.admin = mustRun(t, cp.env, tl.controlplane, "init", "--data-dir", cp.dir)
 	if cp.admin == "" || strings.ContainsAny(cp.admin, " \n") {
 		t.Fatalf("controlplane init printed %q, want the admin token alone", cp.admin)
@@ -375,3 +378,17 @@ func jsonBody(v any) io.Reader {
 }
 
 func jsonDecode(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// heldLease is an acknowledged lease and the holder secret that renews it.
+type heldLease struct{ ID, Secret string }
+
+// leaseAnswer is the part of a lease answer the fault tests keep.
+type leaseAnswer struct {
+	LeaseID      string `json:"lease_id"`
+	HolderSecret string `json:"holder_secret"`
+}
+
+// renewHeader sends a lease's holder secret.
+func renewHeader(l heldLease) map[string]string {
+	return map[string]string{wire.HeaderLeaseSecret: l.Secret}
+}

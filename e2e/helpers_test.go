@@ -514,9 +514,9 @@ func (m *mirrorDaemon) configure(c mirrorConfig) {
 }
 
 // serve starts `mirror serve` (sync loop + HTTP) and waits for /healthz.
-func (m *mirrorDaemon) serve() {
+func (m *mirrorDaemon) serve(extraEnv ...string) {
 	m.t.Helper()
-	m.proc = startProc(m.t, m.name, filepath.Join(m.dir, "serve.log"), baseEnv(), m.tools.mirror, "serve", "--config", m.config)
+	m.proc = startProc(m.t, m.name, filepath.Join(m.dir, "serve.log"), baseEnv(extraEnv...), m.tools.mirror, "serve", "--config", m.config)
 	waitHTTP(m.t, m.proc, m.url+"/healthz", http.StatusOK)
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // loadDuration is how long the mirror load runs: a few seconds in `make
@@ -141,7 +144,9 @@ func TestSoak_MirrorClients(t *testing.T) {
 	}, &ent, http.StatusCreated)
 	_, seq := cp.snapshot(tenant)
 	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
-	m.serve()
+	// One IP and no client tokens: the per-client lease limit (tested on
+	// its own) would refuse most of this load.
+	m.serve("OUTPOST_RATE_LIMIT_LEASES_RATE=0")
 	m.waitSequence(seq)
 
 	kinds := []string{"check", "range", "lease"}
@@ -172,6 +177,7 @@ func TestSoak_MirrorClients(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			subject := fmt.Sprintf("host-%04d", i)
+			var secret string // this client's lease holder secret, once it has one
 			cq := url.Values{}
 			for k, v := range q {
 				cq[k] = v
@@ -203,11 +209,18 @@ func TestSoak_MirrorClients(t *testing.T) {
 				case "lease":
 					var code int
 					var body []byte
+					hdr := map[string]string{"Content-Type": "application/json"}
+					if secret != "" {
+						hdr[wire.HeaderLeaseSecret] = secret
+					}
 					code, body, err = call(context.Background(), hc, "PUT", m.url+"/v1/leases/"+subject, "",
-						jsonBody(map[string]any{"entitlement_id": ent.EntitlementID, "subject_type": "device"}),
-						map[string]string{"Content-Type": "application/json"})
+						jsonBody(map[string]any{"entitlement_id": ent.EntitlementID, "subject_type": "device"}), hdr)
 					if err == nil && code/100 != 2 {
 						err = fmt.Errorf("lease = %d %s", code, body)
+					}
+					var la leaseAnswer
+					if err == nil && json.Unmarshal(body, &la) == nil && la.HolderSecret != "" {
+						secret = la.HolderSecret
 					}
 				}
 				if err != nil {
