@@ -687,12 +687,35 @@ func (b *Backend) EntitlementSeries(ctx context.Context, entitlementID string) (
 
 // --- tokens ---
 
-// Tokens is not offered yet: the App cannot list tokens.
+// maxTokenPages bounds how many pages of tokens the console reads.
+const maxTokenPages = 20
+
+// Tokens lists the tokens (of tenantID when it is not ""), newest first,
+// through the App's ListTokens (values and hashes never leave it).
 func (b *Backend) Tokens(ctx context.Context, tenantID string) ([]*console.TokenInfo, error) {
-	if _, err := as(ctx, adminRead); err != nil {
+	ctx, err := as(ctx, adminRead)
+	if err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("list tokens: %w", console.ErrNotImplemented)
+	var out []*console.TokenInfo
+	pg := store.Page{Limit: 500}
+	for range maxTokenPages {
+		list, next, err := b.app.ListTokens(ctx, pg)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range list {
+			if tenantID == "" || t.TenantID == tenantID {
+				out = append(out, &console.TokenInfo{Token: t, RevokedAt: t.RevokedAt})
+			}
+		}
+		if next == "" {
+			break
+		}
+		pg.Cursor = next
+	}
+	slices.SortFunc(out, func(a, b *console.TokenInfo) int { return b.Token.CreatedAt.Compare(a.Token.CreatedAt) })
+	return out, nil
 }
 
 // CreateToken creates a token; its secret is returned once.
@@ -708,12 +731,15 @@ func (b *Backend) CreateToken(ctx context.Context, role, tenantID, name string) 
 	return t.Secret, t.Token, nil
 }
 
-// RevokeToken is not offered yet: the App cannot revoke tokens.
+// RevokeToken revokes a token at once (its console sessions end on their
+// next request: TokenPrincipal re-checks it).
 func (b *Backend) RevokeToken(ctx context.Context, tokenID string) error {
-	if _, err := as(ctx, adminWrite); err != nil {
+	ctx, err := as(ctx, adminWrite)
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("revoke token: %w", console.ErrNotImplemented)
+	_, err = b.app.RevokeToken(ctx, tokenID)
+	return err
 }
 
 // --- audit ---
