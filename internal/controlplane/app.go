@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/fleet/kvsink"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
 )
@@ -89,6 +90,7 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
+	fleet   *kvsink.Sink // nil when the store is not on store/kv
 }
 
 var _ Service = (*App)(nil)
@@ -105,7 +107,7 @@ func New(o Options) *App {
 	if o.HTTPClient == nil {
 		o.HTTPClient = externalClient(o.Config.ExternalTimeout, o.Config.AllowPrivateURLs)
 	}
-	return &App{store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient}
+	return &App{store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient, fleet: fleetSinkOf(o.Store)}
 }
 
 // Config is the App's configuration with defaults applied.

@@ -32,6 +32,7 @@ type Service interface {
 	Licensing
 	Mirrors
 	Snapshots
+	Fleet
 }
 
 // Tokens are API tokens and the vendor's public keys.

@@ -153,5 +153,7 @@ func (s *Server) routes() []route {
 			return a.ReportSync(r.Context(), in)
 		})},
 		{pattern: "POST /v1/mirror/audit", access: mirrorOnly, raw: true, handler: s.ingestAudit},
+		{pattern: "POST /v1/mirror/reports", access: mirrorOnly, raw: true, handler: s.importReport(a.UploadReport)},
+		{pattern: "POST /v1/reports", access: adminOnly, raw: true, handler: s.importReport(a.ImportReport)},
 	}
 }

@@ -55,6 +55,11 @@ type Config struct {
 	// AuditExport writes the mirror's signed audit export; with it, the
 	// chain is uploaded to the control plane after each successful sync.
 	AuditExport func(ctx context.Context, w io.Writer) error
+	// FleetReport writes the fleet return file (docs/fleet.md); with it,
+	// the report is uploaded after each successful sync and FleetAck
+	// gets the control plane's acknowledgement.
+	FleetReport func(ctx context.Context, w io.Writer) error
+	FleetAck    func(ctx context.Context, through uint64) error
 }
 
 // Syncer syncs one mirror. Once, Import and GC are serialized.
@@ -141,6 +146,7 @@ func (s *Syncer) Once(ctx context.Context) (state.SyncResult, error) {
 	res, err := s.syncOnce(ctx)
 	if err == nil {
 		s.uploadAuditBestEffort(ctx)
+		s.uploadReportBestEffort(ctx)
 	}
 	return res, err
 }
