@@ -19,26 +19,31 @@ import (
 // Config is the control plane's configuration (configs/controlplane.yaml
 // documents every key).
 type Config struct {
-	DataDir           string        `mapstructure:"data_dir"`
-	Store             string        `mapstructure:"store"`
-	PostgresURL       string        `mapstructure:"postgres_url"`
-	Listen            string        `mapstructure:"listen"`
-	LogLevel          string        `mapstructure:"log_level"`
-	LogFormat         string        `mapstructure:"log_format"`
-	KeysDir           string        `mapstructure:"keys_dir"`
-	DataKeyFile       string        `mapstructure:"data_encryption_key_file"`
-	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
-	MaxArtifactBytes  int64         `mapstructure:"max_artifact_bytes"`
-	SnapshotTTL       time.Duration `mapstructure:"snapshot_ttl"`
-	RefreshInterval   time.Duration `mapstructure:"snapshot_refresh_interval"`
-	RefreshBefore     time.Duration `mapstructure:"snapshot_refresh_before"`
-	IdempotencyTTL    time.Duration `mapstructure:"idempotency_ttl"`
-	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
-	ArtifactDelivery  string        `mapstructure:"artifact_delivery"`
-	AllowPrivateURLs  bool          `mapstructure:"allow_private_external_urls"`
-	PresignTTL        time.Duration `mapstructure:"presign_ttl"`
-	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
-	Blob              BlobConfig    `mapstructure:"blob"`
+	DataDir          string        `mapstructure:"data_dir"`
+	Store            string        `mapstructure:"store"`
+	PostgresURL      string        `mapstructure:"postgres_url"`
+	Listen           string        `mapstructure:"listen"`
+	LogLevel         string        `mapstructure:"log_level"`
+	LogFormat        string        `mapstructure:"log_format"`
+	KeysDir          string        `mapstructure:"keys_dir"`
+	DataKeyFile      string        `mapstructure:"data_encryption_key_file"`
+	MaxBodyBytes     int64         `mapstructure:"max_body_bytes"`
+	MaxArtifactBytes int64         `mapstructure:"max_artifact_bytes"`
+	SnapshotTTL      time.Duration `mapstructure:"snapshot_ttl"`
+	RefreshInterval  time.Duration `mapstructure:"snapshot_refresh_interval"`
+	RefreshBefore    time.Duration `mapstructure:"snapshot_refresh_before"`
+	IdempotencyTTL   time.Duration `mapstructure:"idempotency_ttl"`
+	ShutdownTimeout  time.Duration `mapstructure:"shutdown_timeout"`
+	ArtifactDelivery string        `mapstructure:"artifact_delivery"`
+	AllowPrivateURLs bool          `mapstructure:"allow_private_external_urls"`
+	// Webhooks: allow_private_webhooks lets endpoints be plain http:// on
+	// loopback and private addresses (tests, a lab).
+	AllowPrivateWebhooks bool          `mapstructure:"allow_private_webhooks"`
+	WebhookRetryBase     time.Duration `mapstructure:"webhook_retry_base"`
+	WebhookRetryMax      time.Duration `mapstructure:"webhook_retry_max"`
+	PresignTTL           time.Duration `mapstructure:"presign_ttl"`
+	ReadHeaderTimeout    time.Duration `mapstructure:"read_header_timeout"`
+	Blob                 BlobConfig    `mapstructure:"blob"`
 }
 
 type BlobConfig struct {
@@ -76,6 +81,9 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("artifact_delivery", "proxy")
 	v.SetDefault("allow_private_external_urls", false)
+	v.SetDefault("allow_private_webhooks", false)
+	v.SetDefault("webhook_retry_base", 10*time.Second)
+	v.SetDefault("webhook_retry_max", time.Hour)
 	v.SetDefault("presign_ttl", 15*time.Minute)
 	v.SetDefault("read_header_timeout", 10*time.Second)
 	v.SetDefault("blob.backend", "disk")
@@ -169,9 +177,10 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile,
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
-			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs,
+			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,
 		},
-		Listen: c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
+		Webhooks: controlplaned.WebhookConfig{BaseDelay: c.WebhookRetryBase, MaxDelay: c.WebhookRetryMax},
+		Listen:   c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		RefreshInterval: c.RefreshInterval, RefreshBefore: c.RefreshBefore, IdempotencyTTL: c.IdempotencyTTL,
 		Log: log,
 	}

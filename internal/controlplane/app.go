@@ -10,6 +10,7 @@ import (
 	"github.com/outpost/outpost/internal/fleet/kvsink"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/webhook"
 )
 
 // Artifact delivery modes.
@@ -28,6 +29,9 @@ type Config struct {
 	// AllowPrivateURLs lets EXTERNAL artifact URLs point at loopback and
 	// private addresses (off by default: see externalClient).
 	AllowPrivateURLs bool
+	// AllowPrivateWebhooks lets webhook endpoints be plain http:// and on
+	// loopback and private addresses (tests, a lab; off by default).
+	AllowPrivateWebhooks bool
 }
 
 func (c *Config) defaults() {
@@ -90,7 +94,8 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
-	fleet   *kvsink.Sink // nil when the store is not on store/kv
+	fleet   *kvsink.Sink  // nil when the store is not on store/kv
+	hooks   webhook.Store // the webhook outbox; nil when the store is not on store/kv
 }
 
 var _ Service = (*App)(nil)
@@ -107,7 +112,10 @@ func New(o Options) *App {
 	if o.HTTPClient == nil {
 		o.HTTPClient = externalClient(o.Config.ExternalTimeout, o.Config.AllowPrivateURLs)
 	}
-	return &App{store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient, fleet: fleetSinkOf(o.Store)}
+	return &App{
+		store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient,
+		fleet: fleetSinkOf(o.Store), hooks: installWebhooks(o.Store, o.Secrets),
+	}
 }
 
 // Config is the App's configuration with defaults applied.

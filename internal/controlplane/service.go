@@ -33,6 +33,7 @@ type Service interface {
 	Mirrors
 	Snapshots
 	Fleet
+	Webhooks
 }
 
 // Tokens are API tokens and the vendor's public keys.

@@ -45,6 +45,7 @@ type Config struct {
 	RefreshInterval   time.Duration // housekeeping period; 0 also turns snapshot refresh off
 	RefreshBefore     time.Duration // rebuild snapshots expiring within this
 	IdempotencyTTL    time.Duration // default 24h
+	Webhooks          WebhookConfig
 	Log               *slog.Logger
 }
 

@@ -145,6 +145,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		return ctx.Err()
 	})
 	g.Go("housekeeping", c.housekeeping)
+	if d, err := c.dispatcher(); err != nil {
+		log.Error("webhook dispatcher not started", "err", err)
+	} else if d != nil {
+		g.Go("webhooks", d.Run)
+	}
 	return g.Wait()
 }
 

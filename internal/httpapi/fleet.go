@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/webhook"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -47,4 +48,39 @@ func (c *Client) ImportReport(ctx context.Context, body io.Reader) (*controlplan
 // UploadReport posts the calling mirror's return file.
 func (c *Client) UploadReport(ctx context.Context, body io.Reader) (*controlplane.ReportImport, error) {
 	return c.postReport(ctx, "/v1/mirror/reports", body)
+}
+
+// noContent answers 204 when fn succeeds.
+func noContent(fn func(r *http.Request) error) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := fn(r); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func (c *Client) CreateWebhook(ctx context.Context, in controlplane.WebhookInput) (*controlplane.WebhookCreated, error) {
+	return one[controlplane.WebhookCreated](ctx, c, "POST", "/v1/webhooks", in)
+}
+
+func (c *Client) Webhooks(ctx context.Context) ([]*webhook.Subscription, error) {
+	return whole[*webhook.Subscription](ctx, c, "/v1/webhooks")
+}
+
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/v1/webhooks/"+esc(id), nil, nil)
+}
+
+func (c *Client) WebhookDeliveries(ctx context.Context, id string, limit int) ([]webhook.Delivery, error) {
+	return whole[webhook.Delivery](ctx, c, "/v1/webhooks/"+esc(id)+"/deliveries")
+}
+
+func (c *Client) WebhookAttempts(ctx context.Context, deliveryID string) ([]webhook.Attempt, error) {
+	return whole[webhook.Attempt](ctx, c, "/v1/webhooks/deliveries/"+esc(deliveryID)+"/attempts")
+}
+
+func (c *Client) RedeliverWebhook(ctx context.Context, deliveryID string) error {
+	return c.do(ctx, "POST", "/v1/webhooks/deliveries/"+esc(deliveryID)+"/redeliver", nil, nil)
 }
