@@ -19,12 +19,10 @@ import (
 	"github.com/outpost/outpost/internal/webhook/webhooktest"
 )
 
-// TestControlPlane_WebhooksDelivered runs the daemon with a subscription
-// to a real receiver on 127.0.0.1 that fails its first requests: every
-// event the catalog changes make (published releases, built snapshots)
-// arrives signed once the outbox drains, and the failures are in the
-// delivery log.
-func TestControlPlane_WebhooksDelivered(t *testing.T) {
+// webhookApp is an App over a fresh bbolt store (directly: the outbox
+// lives on its backend), with private webhook endpoints allowed or not.
+func webhookApp(t *testing.T, allowPrivate bool) (*controlplane.App, *bolt.DB) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})
 	if err != nil {
@@ -44,7 +42,34 @@ func TestControlPlane_WebhooksDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(filepath.Join(dir, "keys")), Secrets: sealer,
-		Config: controlplane.Config{AllowPrivateWebhooks: true}})
+		Config: controlplane.Config{AllowPrivateWebhooks: allowPrivate}})
+	return app, db
+}
+
+// runDaemon runs the control plane daemon over app until the test ends.
+func runDaemon(t *testing.T, app *controlplane.App, db *bolt.DB, w controlplaned.WebhookConfig) {
+	t.Helper()
+	cp, err := controlplaned.New(app, db, controlplaned.Config{Listen: "127.0.0.1:0", Webhooks: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		cp.Close(context.Background())
+	})
+}
+
+// TestControlPlane_WebhooksDelivered runs the daemon with a subscription
+// to a real receiver on 127.0.0.1 that fails its first requests: every
+// event the catalog changes make (published releases, built snapshots)
+// arrives signed once the outbox drains, and the failures are in the
+// delivery log.
+func TestControlPlane_WebhooksDelivered(t *testing.T) {
+	app, db := webhookApp(t, true)
 	op := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
 
 	recv := webhooktest.NewReceiver(t, "whsec_placeholder_until_subscribed")
@@ -68,19 +93,7 @@ func TestControlPlane_WebhooksDelivered(t *testing.T) {
 		}
 	})
 
-	cp, err := controlplaned.New(app, db, controlplaned.Config{Listen: "127.0.0.1:0",
-		Webhooks: controlplaned.WebhookConfig{BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond, TLSConfig: recv.TLSConfig()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		cp.Close(context.Background())
-	})
+	runDaemon(t, app, db, controlplaned.WebhookConfig{BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond, TLSConfig: recv.TLSConfig()})
 
 	prod, err := app.CreateProduct(op, controlplane.ProductInput{Name: "app", Distribution: catalog.DistributionOpen})
 	if err != nil {
@@ -156,4 +169,50 @@ func TestControlPlane_WebhooksDelivered(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestControlPlane_WebhooksRefusePrivateAddresses: without
+// allow_private_webhooks a plain http:// endpoint is refused at creation,
+// and an https endpoint on 127.0.0.1 is never contacted: the attempt is
+// logged with the refusal naming the address.
+func TestControlPlane_WebhooksRefusePrivateAddresses(t *testing.T) {
+	app, db := webhookApp(t, false)
+	op := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
+	recv := webhooktest.NewReceiver(t, "whsec_placeholder_until_subscribed")
+	if _, err := app.CreateWebhook(op, controlplane.WebhookInput{URL: "http://example.com/hook", EventTypes: []string{webhook.AllTypes}}); catalog.ErrorCode(err) != catalog.EINVALID {
+		t.Fatalf("http:// endpoint: err = %v, want invalid", err)
+	}
+	sub, err := app.CreateWebhook(op, controlplane.WebhookInput{URL: recv.URL(), EventTypes: []string{webhook.AllTypes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.SetSecret(sub.Secret)
+	runDaemon(t, app, db, controlplaned.WebhookConfig{BaseDelay: time.Hour, PollInterval: 10 * time.Millisecond, TLSConfig: recv.TLSConfig()})
+	prod, err := app.CreateProduct(op, controlplane.ProductInput{Name: "app", Distribution: catalog.DistributionOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.CreateRelease(op, prod.ProductID, controlplane.ReleaseInput{Channel: "stable", Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dels, err := app.WebhookDeliveries(op, sub.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dels) == 1 && dels[0].Attempts > 0 {
+			if !strings.Contains(dels[0].LastError, "127.0.0.1") || dels[0].State != webhook.Pending {
+				t.Fatalf("delivery = %+v, want pending with a refusal naming 127.0.0.1", dels[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no attempt in 30s: %+v", dels)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, _ := recv.Counts(); n != 0 {
+		t.Fatalf("the receiver on 127.0.0.1 got %d requests, want 0", n)
+	}
 }
