@@ -51,6 +51,33 @@ var auditWebhooks = map[string]string{
 	EventReportImported:        webhook.ReportImported,
 	"mirror.snapshot.synced":   webhook.MirrorSynced,
 	"mirror.snapshot.imported": webhook.MirrorSynced,
+	EventSeatsExhausted:        webhook.LeaseSeatsExhausted,
+}
+
+// EventSeatsExhausted is the audit event of a lease refused for lack of
+// seats.
+const EventSeatsExhausted = "lease.seats_exhausted"
+
+// noteSeatsExhausted records a lease refused for lack of seats (the only
+// conflict the store's lease admission answers), at most once a minute
+// per entitlement, so a client retrying in a loop does not flood the log
+// or the webhooks. Best effort: a failure to record is logged.
+func (a *App) noteSeatsExhausted(ctx context.Context, e *catalog.Entitlement, in Subject, refusal error) {
+	if catalog.ErrorCode(refusal) != catalog.ECONFLICT {
+		return
+	}
+	now := a.now()
+	payload, err := json.Marshal(map[string]any{
+		"entitlement_id": e.EntitlementID, "product_id": e.ProductID, "subject_type": in.SubjectType,
+		"subject_id": in.SubjectID, "reason": refusal.Error(),
+	})
+	if err == nil {
+		ev := &catalog.AuditEvent{TenantID: e.TenantID, EventType: EventSeatsExhausted, Payload: payload, CreatedAt: now}
+		_, err = a.store.AppendAudit(ctx, ev, "seats_exhausted:"+e.EntitlementID+":"+now.Format("2006-01-02T15:04"))
+	}
+	if err != nil {
+		a.log.Warn("lease refusal not recorded", "entitlement", e.EntitlementID, "err", err)
+	}
 }
 
 // maxWebhookMember drops payload members larger than this from an
