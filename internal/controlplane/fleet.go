@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
@@ -191,4 +192,19 @@ func peekReportHeader(r io.Reader) (*fleet.ReportHeader, error) {
 		return nil, catalog.Errorf(catalog.EINVALID, "fleet report refused: header mirror_id %q is not a mirror id", h.MirrorID)
 	}
 	return &h, nil
+}
+
+// FleetEventRetention is how long the vendor keeps the individual events
+// of fleet reports, by their received_at at the mirror: 90 days, the oldest
+// event a mirror accepts. Aggregates and cursors, which the health gates
+// use, are small and kept.
+const FleetEventRetention = 90 * 24 * time.Hour
+
+// PruneFleetEvents drops fleet events older than FleetEventRetention
+// (housekeeping). It returns how many it dropped.
+func (a *App) PruneFleetEvents(ctx context.Context) (int, error) {
+	if a.fleet == nil {
+		return 0, nil
+	}
+	return a.fleet.Prune(ctx, a.now().Add(-FleetEventRetention))
 }

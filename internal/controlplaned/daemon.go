@@ -179,6 +179,11 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 		} else if len(ds) > 0 {
 			log.Info("rollouts moved by their schedules and health gates", "count", len(ds))
 		}
+		if n, err := c.app.PruneFleetEvents(ctx); err != nil && ctx.Err() == nil {
+			log.Error("prune fleet events", "err", err)
+		} else if n > 0 {
+			log.Info("pruned fleet events past their retention", "count", n)
+		}
 		if n, err := c.app.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
 			log.Error("sweep orphan blobs", "err", err)
 		} else if n > 0 {
