@@ -226,7 +226,7 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 		}
 	})
 	out := f.cp.cli("report", "import", report)
-	if !strings.Contains(out, "8") || !strings.Contains(out, "acknowledged through 12") {
+	if !strings.Contains(out, "12 events (12 new)") || !strings.Contains(out, "acknowledged through 12") {
 		t.Fatalf("report import printed %q", out)
 	}
 	if again := f.cp.cli("report", "import", report); !strings.Contains(again, "0 new") {
