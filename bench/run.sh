@@ -7,11 +7,12 @@
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS
 # (interleaved rounds, best kept, 2), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
-# of: upload_rss snapshot sync serve updates lease), BENCH_OUT (the
+# of: upload_rss snapshot sync serve updates lease events), BENCH_EVENTS
+# (events sent by events.sh, 300000), BENCH_OUT (the
 # document, docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease events}
 
 install_deps() {
 	local pkgs=()
@@ -73,6 +74,7 @@ fi
 rm -rf "$TMP/mirror"
 run updates updates.sh
 run lease lease.sh
+run events events.sh
 
 elapsed=$(($(date +%s) - t0))
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -118,7 +120,8 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/sync.sh\` (mirror sync from versitygw vs a plain parallel download),"
 	echo "\`bench/serve.sh\` (mirror artifact serving vs nginx, serving RSS),"
 	echo "\`bench/updates.sh\` (update check vs nginx static JSON, engine micro-benchmarks),"
-	echo "\`bench/lease.sh\` (durable lease issuance). \`bench/benchtool\` holds their Go"
+	echo "\`bench/lease.sh\` (durable lease issuance), \`bench/events.sh\` (client event ingest"
+	echo "over HTTP on the mirror, its peak RSS). \`bench/benchtool\` holds their Go"
 	echo "helpers (peak RSS of a child, S3 fill and plain download, the signed tenant bundle)."
 	echo
 	echo "## Notes"

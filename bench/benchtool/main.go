@@ -29,6 +29,8 @@ func main() {
 		err = s3Get(os.Args[2:])
 	case "updates":
 		err = updates(os.Args[2:])
+	case "events":
+		err = events(os.Args[2:])
 	default:
 		usage()
 	}
@@ -39,6 +41,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool peakrss|s3fill|s3get|updates [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchtool peakrss|s3fill|s3get|updates|events [flags]")
 	os.Exit(2)
 }

@@ -47,7 +47,12 @@ type Config struct {
 	TLSCertFile       string        `mapstructure:"tls_cert_file"`
 	TLSKeyFile        string        `mapstructure:"tls_key_file"`
 	MirrorClientCA    string        `mapstructure:"mirror_client_ca_file"`
-	Blob              BlobConfig    `mapstructure:"blob"`
+	// Webhooks: allow_private_webhooks lets endpoints be plain http:// on
+	// loopback and private addresses (tests, a lab).
+	AllowPrivateWebhooks bool          `mapstructure:"allow_private_webhooks"`
+	WebhookRetryBase     time.Duration `mapstructure:"webhook_retry_base"`
+	WebhookRetryMax      time.Duration `mapstructure:"webhook_retry_max"`
+	Blob                 BlobConfig    `mapstructure:"blob"`
 }
 
 type BlobConfig struct {
@@ -85,6 +90,9 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("artifact_delivery", "proxy")
 	v.SetDefault("allow_private_external_urls", false)
+	v.SetDefault("allow_private_webhooks", false)
+	v.SetDefault("webhook_retry_base", 10*time.Second)
+	v.SetDefault("webhook_retry_max", time.Hour)
 	v.SetDefault("presign_ttl", 15*time.Minute)
 	v.SetDefault("read_header_timeout", 10*time.Second)
 	v.SetDefault("read_timeout", 30*time.Second)
@@ -198,9 +206,10 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile,
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
-			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs,
+			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,
 		},
-		Listen: c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
+		Webhooks: controlplaned.WebhookConfig{BaseDelay: c.WebhookRetryBase, MaxDelay: c.WebhookRetryMax},
+		Listen:   c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		RefreshInterval: c.RefreshInterval, RefreshBefore: c.RefreshBefore, IdempotencyTTL: c.IdempotencyTTL,
 		ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, StreamIdle: c.StreamIdle,
 		LeaseRate: leaseRate(c.LeaseRateLimit), LeaseBurst: c.LeaseRateBurst,

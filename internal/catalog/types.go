@@ -178,6 +178,11 @@ type Rollout struct {
 	Status     string    `json:"status"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// Schedule and HealthGate, when set, let the control plane advance
+	// and halt the rollout itself (fleet.ParseSchedule, fleet.ParseGate;
+	// docs/fleet.md).
+	Schedule   json.RawMessage `json:"schedule,omitempty"`
+	HealthGate json.RawMessage `json:"health_gate,omitempty"`
 }
 
 type Entitlement struct {

@@ -363,8 +363,8 @@ func (b *Backend) RevokeRelease(ctx context.Context, releaseID string) (*catalog
 
 // --- rollouts ---
 
-// Rollouts lists a product's rollouts with their releases. Schedules and
-// health gates are not part of the catalog yet: none is shown.
+// Rollouts lists a product's rollouts with their releases, schedules and
+// health gates.
 func (b *Backend) Rollouts(ctx context.Context, productID string) ([]*console.RolloutInfo, error) {
 	ctx, err := as(ctx, adminRead)
 	if err != nil {
@@ -401,7 +401,9 @@ func (b *Backend) rolloutInfo(ctx context.Context, r *catalog.Rollout, rels map[
 		}
 		rels[r.ReleaseID] = rel
 	}
-	return &console.RolloutInfo{Rollout: r, Release: rel}, nil
+	info := &console.RolloutInfo{Rollout: r, Release: rel}
+	fleetView(ctx, info, b.app.FleetSink())
+	return info, nil
 }
 
 // Rollout returns a rollout with its release.
@@ -417,30 +419,22 @@ func (b *Backend) Rollout(ctx context.Context, id string) (*console.RolloutInfo,
 	return b.rolloutInfo(ctx, r, map[string]*catalog.Release{})
 }
 
-// errNoFleet refuses what needs the fleet reports the control plane does
-// not ingest yet.
-func errNoFleet(field string) error {
-	return catalog.Invalid(field, "needs fleet reports, which this control plane does not collect yet")
-}
-
 // CreateRollout starts a rollout of a release on the release's channel.
 func (b *Backend) CreateRollout(ctx context.Context, req console.RolloutRequest) (*catalog.Rollout, error) {
 	ctx, err := as(ctx, adminWrite)
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Schedule) > 0 {
-		return nil, errNoFleet("schedule")
-	}
-	if req.Gate != nil {
-		return nil, errNoFleet("health_gate")
+	sched, gate, err := fleetRules(req)
+	if err != nil {
+		return nil, err
 	}
 	v, err := b.app.Release(ctx, req.ReleaseID)
 	if err != nil {
 		return nil, err
 	}
 	pct := req.Percentage
-	return b.app.CreateRollout(ctx, req.ProductID, controlplane.RolloutInput{Channel: v.Channel, ReleaseID: req.ReleaseID, Percentage: &pct})
+	return b.app.CreateRollout(ctx, req.ProductID, controlplane.RolloutInput{Channel: v.Channel, ReleaseID: req.ReleaseID, Percentage: &pct, Schedule: sched, HealthGate: gate})
 }
 
 // UpdateRollout changes a rollout's percentage or status.

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/fleet/kvsink"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/webhook"
 )
 
 // Artifact delivery modes.
@@ -28,6 +30,9 @@ type Config struct {
 	// AllowPrivateURLs lets EXTERNAL artifact URLs point at loopback and
 	// private addresses (off by default: see externalClient).
 	AllowPrivateURLs bool
+	// AllowPrivateWebhooks lets webhook endpoints be plain http:// and on
+	// loopback and private addresses (tests, a lab; off by default).
+	AllowPrivateWebhooks bool
 }
 
 func (c *Config) defaults() {
@@ -90,9 +95,11 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
-	touched sync.Map  // token id -> time.Time of this instance's last TouchToken
-	signers sync.Map  // tenant id -> *signedBy of its latest snapshot (leaseSigner)
-	tuf     *tufState // nil until EnableTUF
+	touched sync.Map      // token id -> time.Time of this instance's last TouchToken
+	signers sync.Map      // tenant id -> *signedBy of its latest snapshot (leaseSigner)
+	tuf     *tufState     // nil until EnableTUF
+	fleet   *kvsink.Sink  // nil when the store is not on store/kv
+	hooks   webhook.Store // the webhook outbox; nil when the store is not on store/kv
 }
 
 var _ Service = (*App)(nil)
@@ -109,7 +116,10 @@ func New(o Options) *App {
 	if o.HTTPClient == nil {
 		o.HTTPClient = externalClient(o.Config.ExternalTimeout, o.Config.AllowPrivateURLs)
 	}
-	return &App{store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient}
+	return &App{
+		store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient,
+		fleet: fleetSinkOf(o.Store), hooks: installWebhooks(o.Store, o.Secrets),
+	}
 }
 
 // Config is the App's configuration with defaults applied.

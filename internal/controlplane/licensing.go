@@ -222,6 +222,7 @@ func (a *App) AcquireLease(ctx context.Context, entitlementID string, in Subject
 		return license.TokenHash(token), err
 	})
 	if err != nil {
+		a.noteSeatsExhausted(ctx, e, in, err)
 		return nil, err
 	}
 	out := &LeaseIssued{Lease: l, Token: token}

@@ -171,13 +171,20 @@ type RolloutInput struct {
 	ReleaseID  string   `json:"release_id"`
 	Percentage *float64 `json:"percentage"` // required, 0-100
 	Status     string   `json:"status"`     // default active
+	// Schedule and HealthGate are optional (docs/fleet.md).
+	Schedule   json.RawMessage `json:"schedule,omitempty"`
+	HealthGate json.RawMessage `json:"health_gate,omitempty"`
 }
 
 // RolloutPatch changes a rollout; nil fields stay.
 type RolloutPatch struct {
-	Percentage *float64  `json:"percentage"`
-	Status     *string   `json:"status"`
-	Unchanged  Unchanged `json:"-"`
+	Percentage *float64 `json:"percentage"`
+	Status     *string  `json:"status"`
+	// Schedule and HealthGate replace the rollout's when given; JSON null
+	// removes them.
+	Schedule   json.RawMessage `json:"schedule,omitempty"`
+	HealthGate json.RawMessage `json:"health_gate,omitempty"`
+	Unchanged  Unchanged       `json:"-"`
 }
 
 func validPercentage(p float64) error {
@@ -207,6 +214,10 @@ func (a *App) CreateRollout(ctx context.Context, productID string, in RolloutInp
 	if in.Status == "" {
 		in.Status = catalog.RolloutActive
 	}
+	sched, gate, err := validateRolloutRules(in.Schedule, in.HealthGate)
+	if err != nil {
+		return nil, err
+	}
 	if err := catalog.ValidateEnum("status", in.Status, []string{catalog.RolloutActive, catalog.RolloutPaused}); err != nil {
 		return nil, err
 	}
@@ -221,6 +232,7 @@ func (a *App) CreateRollout(ctx context.Context, productID string, in RolloutInp
 	ro := &catalog.Rollout{
 		RolloutID: catalog.NewID(catalog.PrefixRollout), ProductID: productID, Channel: in.Channel, ReleaseID: in.ReleaseID,
 		Percentage: *in.Percentage, Status: in.Status, CreatedAt: now, UpdatedAt: now,
+		Schedule: sched, HealthGate: gate,
 	}
 	if err := a.store.CreateRollout(ctx, ro); err != nil {
 		return nil, err
@@ -255,6 +267,10 @@ func (a *App) UpdateRollout(ctx context.Context, id string, in RolloutPatch) (*c
 			return nil, err
 		}
 	}
+	sched, gate, err := validateRolloutRules(in.Schedule, in.HealthGate)
+	if err != nil {
+		return nil, err
+	}
 	return a.store.UpdateRollout(ctx, id, func(ro *catalog.Rollout) error {
 		if err := in.Unchanged.check(ro); err != nil {
 			return err
@@ -267,6 +283,12 @@ func (a *App) UpdateRollout(ctx context.Context, id string, in RolloutPatch) (*c
 		}
 		if in.Status != nil {
 			ro.Status = *in.Status
+		}
+		if in.Schedule != nil {
+			ro.Schedule = sched
+		}
+		if in.HealthGate != nil {
+			ro.HealthGate = gate
 		}
 		ro.UpdatedAt = a.now()
 		return nil

@@ -16,7 +16,7 @@ import (
 	"github.com/outpost/outpost/internal/store/bolt"
 )
 
-func newApp(t *testing.T) *controlplane.App {
+func newApp(t testing.TB) *controlplane.App {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})

@@ -32,6 +32,8 @@ type Service interface {
 	Licensing
 	Mirrors
 	Snapshots
+	Fleet
+	Webhooks
 }
 
 // Tokens are API tokens and the vendor's public keys.

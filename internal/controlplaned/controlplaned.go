@@ -62,6 +62,7 @@ type Config struct {
 	// MirrorClientCAFile, when set, makes /v1/mirror/* require a client
 	// certificate chaining to this CA besides the mirror's credential.
 	MirrorClientCAFile string
+	Webhooks           WebhookConfig
 	Log                *slog.Logger
 }
 

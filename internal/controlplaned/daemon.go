@@ -218,13 +218,20 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		// the files reloads them.
 		g.Go("tls", c.tls.Run)
 	}
+	if d, err := c.dispatcher(); err != nil {
+		log.Error("webhook dispatcher not started", "err", err)
+	} else if d != nil {
+		g.Go("webhooks", d.Run)
+	}
 	return g.Wait()
 }
 
 // housekeeping runs at start and then every RefreshInterval (hourly when
 // 0): it rebuilds snapshots that are about to expire (when RefreshInterval
 // is set), deletes artifact bytes a crash left without a record (older
-// than a day), and forgets idempotency records older than IdempotencyTTL.
+// than a day), forgets idempotency records older than IdempotencyTTL, and
+// advances or halts the rollouts that have a schedule or a health gate
+// (App.EvaluateRollouts).
 func (c *ControlPlane) housekeeping(ctx context.Context) error {
 	every := c.cfg.RefreshInterval
 	if every <= 0 {
@@ -242,6 +249,16 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 		}
 		if _, err := c.app.RefreshTUF(ctx); err != nil && ctx.Err() == nil {
 			log.Error("tuf timestamp refresh", "err", err)
+		}
+		if ds, err := c.app.EvaluateRollouts(ctx); err != nil && ctx.Err() == nil {
+			log.Error("evaluate rollouts", "err", err)
+		} else if len(ds) > 0 {
+			log.Info("rollouts moved by their schedules and health gates", "count", len(ds))
+		}
+		if n, err := c.app.PruneFleetEvents(ctx); err != nil && ctx.Err() == nil {
+			log.Error("prune fleet events", "err", err)
+		} else if n > 0 {
+			log.Info("pruned fleet events past their retention", "count", n)
 		}
 		if n, err := c.app.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
 			log.Error("sweep orphan blobs", "err", err)

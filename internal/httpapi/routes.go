@@ -6,6 +6,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/webhook"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -164,6 +165,21 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/mirror/audit", access: mirrorOnly, raw: true, handler: s.ingestAudit},
 		{pattern: "GET /v1/mirror/tuf/{path...}", access: mirrorOnly, handler: s.serveTUF},
 		{pattern: "GET /v1/tenants/{id}/tuf/{path...}", access: tenantRead, handler: s.serveTUF},
+		{pattern: "POST /v1/mirror/reports", access: mirrorOnly, raw: true, handler: s.importReport(a.UploadReport)},
+		{pattern: "POST /v1/reports", access: adminOnly, raw: true, handler: s.importReport(a.ImportReport)},
+
+		{pattern: "POST /v1/webhooks", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.WebhookInput) (*controlplane.WebhookCreated, error) {
+			return a.CreateWebhook(r.Context(), in)
+		})},
+		{pattern: "GET /v1/webhooks", access: adminOnly, handler: all(func(r *http.Request) ([]*webhook.Subscription, error) { return a.Webhooks(r.Context()) })},
+		{pattern: "DELETE /v1/webhooks/{id}", access: adminOnly, handler: noContent(func(r *http.Request) error { return a.DeleteWebhook(r.Context(), id(r)) })},
+		{pattern: "GET /v1/webhooks/{id}/deliveries", access: adminOnly, handler: all(func(r *http.Request) ([]webhook.Delivery, error) {
+			return a.WebhookDeliveries(r.Context(), id(r), 0)
+		})},
+		{pattern: "GET /v1/webhooks/deliveries/{id}/attempts", access: adminOnly, handler: all(func(r *http.Request) ([]webhook.Attempt, error) {
+			return a.WebhookAttempts(r.Context(), id(r))
+		})},
+		{pattern: "POST /v1/webhooks/deliveries/{id}/redeliver", access: adminOnly, handler: noContent(func(r *http.Request) error { return a.RedeliverWebhook(r.Context(), id(r)) })},
 	}
 }
 

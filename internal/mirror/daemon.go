@@ -202,6 +202,7 @@ func (m *Mirror) build(ctx context.Context) error {
 	}
 	sc := cfg.Sync
 	sc.Logger, sc.MirrorID, sc.AuditExport, sc.AuditExportAfter = m.log, cfg.MirrorID, leases.ExportAudit, leases.ExportAuditAfter
+	sc.FleetReport, sc.FleetAck = leases.FleetReport(m.events, time.Now), m.events.Ack
 	var site *SitePage
 	sc.OnResult = func(r state.SyncResult) {
 		m.srv.ObserveSync(r)

@@ -59,6 +59,11 @@ type Config struct {
 	// sequence: uploads to a control plane that says which head it
 	// accepted (AuditHeader) carry only what it lacks.
 	AuditExportAfter func(ctx context.Context, w io.Writer, after int64) error
+	// FleetReport writes the fleet return file (docs/fleet.md); with it,
+	// the report is uploaded after each successful sync and FleetAck
+	// gets the control plane's acknowledgement.
+	FleetReport func(ctx context.Context, w io.Writer) error
+	FleetAck    func(ctx context.Context, through uint64) error
 }
 
 // Syncer syncs one mirror. Once, Import and GC are serialized.
@@ -145,6 +150,7 @@ func (s *Syncer) Once(ctx context.Context) (state.SyncResult, error) {
 	res, err := s.syncOnce(ctx)
 	if err == nil {
 		s.uploadAuditBestEffort(ctx)
+		s.uploadReportBestEffort(ctx)
 	}
 	return res, err
 }

@@ -67,7 +67,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	err = bdb.Update(func(tx *bbolt.Tx) error {
-		for _, name := range kv.Buckets {
+		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

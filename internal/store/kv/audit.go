@@ -63,6 +63,9 @@ func (db *Store) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupK
 		if err := appendEvent(w.Tx, ev); err != nil {
 			return err
 		}
+		if err := db.appended(w.Tx, ev); err != nil {
+			return err
+		}
 		if dedupKey != "" {
 			if err := dedup.Put([]byte(dedupKey), seqKey(ev.Seq)); err != nil {
 				return err

@@ -115,6 +115,7 @@ type Store struct {
 	global *globalSet
 	warm   *warmer       // the background load started by New, if running
 	gen    atomic.Uint64 // counts committed writes to the cached buckets
+	hook   hookSlot      // SetAuditHook (backend.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -281,7 +282,10 @@ func (w *wtx) event(tenantID, eventType string, obj any) error {
 		Payload:   payload,
 		CreatedAt: w.now,
 	}
-	return appendEvent(w.Tx, ev)
+	if err := appendEvent(w.Tx, ev); err != nil {
+		return err
+	}
+	return w.db.appended(w.Tx, ev)
 }
 
 // appendEvent seals ev onto the chain head and stores it with its indexes.

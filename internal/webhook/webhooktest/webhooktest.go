@@ -159,3 +159,12 @@ func (r *Receiver) Peak() int {
 	defer r.mu.Unlock()
 	return r.peak
 }
+
+// SetSecret changes the secret deliveries are verified with: for a
+// subscription whose secret is made by the sender after the receiver's
+// URL is known. Set it before the first delivery.
+func (r *Receiver) SetSecret(secret string) {
+	r.mu.Lock()
+	r.secret = secret
+	r.mu.Unlock()
+}
