@@ -75,6 +75,8 @@ type Artifact struct {
 	URL           string `json:"url"`
 	InstallerType string `json:"installer_type"`
 	RequiresAdmin bool   `json:"requires_admin"`
+	// Target is the artifact's TUF target path ("<product_id>/<release_artifact_id>").
+	Target string `json:"target,omitempty"`
 }
 
 // SnapshotRef names the signed snapshot the decision was made from.
