@@ -55,6 +55,8 @@ type Decision struct {
 	Release         *Release     `json:"release,omitempty"`
 	Artifact        *Artifact    `json:"artifact,omitempty"`
 	Snapshot        *SnapshotRef `json:"snapshot,omitempty"`
+
+	query *Query // the check that got this answer (TUF binding)
 }
 
 // Release is the offered release.
@@ -110,6 +112,7 @@ func (c *Client) Check(ctx context.Context, q Query) (*Decision, error) {
 	if err := d.validate(); err != nil {
 		return nil, fmt.Errorf("check %s: %w", q.Product, err)
 	}
+	d.query = &q
 	return &d, nil
 }
 

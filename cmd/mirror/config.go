@@ -29,17 +29,17 @@ import (
 // Config is the mirror's configuration (configs/mirror.yaml documents
 // every key).
 type Config struct {
-	DataDir            string        `mapstructure:"data_dir"`
-	Listen             string        `mapstructure:"listen"`
-	LogLevel           string        `mapstructure:"log_level"`
-	LogFormat          string        `mapstructure:"log_format"`
-	KeyFile            string        `mapstructure:"key_file"`
-	TenantID           string        `mapstructure:"tenant_id"`
-	MirrorID           string        `mapstructure:"mirror_id"`
-	TrustedKeys        []string      `mapstructure:"trusted_keys"`
+	DataDir     string   `mapstructure:"data_dir"`
+	Listen      string   `mapstructure:"listen"`
+	LogLevel    string   `mapstructure:"log_level"`
+	LogFormat   string   `mapstructure:"log_format"`
+	KeyFile     string   `mapstructure:"key_file"`
+	TenantID    string   `mapstructure:"tenant_id"`
+	MirrorID    string   `mapstructure:"mirror_id"`
+	TrustedKeys []string `mapstructure:"trusted_keys"`
 	// Trust is "dsse" (schema 1, trusted_keys) or "tuf" (root_file).
-	Trust    string `mapstructure:"trust"`
-	RootFile string `mapstructure:"root_file"`
+	Trust              string        `mapstructure:"trust"`
+	RootFile           string        `mapstructure:"root_file"`
 	SignatureThreshold int           `mapstructure:"signature_threshold"`
 	Source             string        `mapstructure:"source"`
 	VendorURL          string        `mapstructure:"vendor_url"`
