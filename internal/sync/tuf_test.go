@@ -39,6 +39,8 @@ type tufRig struct {
 	mu   gosync.Mutex
 	reqs map[string]int
 	gzip atomic.Int64
+	// skew shifts the mirror's clock (freeze tests).
+	skew atomic.Int64
 }
 
 func newTUFRig(t *testing.T, controlPlane bool) *tufRig {
@@ -99,6 +101,7 @@ func newTUFRig(t *testing.T, controlPlane bool) *tufRig {
 func (r *tufRig) syncer(src sync.Source) *sync.Syncer {
 	return sync.New(src, r.st, r.cache, sync.Config{
 		TUF:            &sync.TUFTrust{TenantID: r.v.TenantID, Root: r.v.RootData},
+		Now:            func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) },
 		InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxElapsed: 2 * time.Second,
 	})
 }

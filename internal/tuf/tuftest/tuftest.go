@@ -241,3 +241,32 @@ func (f Fetcher) Fetch(_ context.Context, path string, maxBytes int64) (io.ReadC
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
+
+// Resign returns the metadata at path in the repository, edited and
+// signed by signers only (an attacker holding those keys).
+func Resign[T metadata.Roles](t testing.TB, v *Vendor, path string, edit func(*metadata.Metadata[T]), signers ...tuf.Signer) []byte {
+	t.Helper()
+	m, err := (&metadata.Metadata[T]{}).FromBytes(v.Repo.Get(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	m.ClearSignatures()
+	data, err := tuf.Export(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []metadata.Signature
+	for _, s := range signers {
+		sig, err := tuf.SignExported(context.Background(), data, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs = append(sigs, sig)
+	}
+	_, out, err := tuf.AddSignatures[T](data, sigs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
