@@ -79,6 +79,10 @@ type Syncer struct {
 	tufFetch *tufFetcher
 	tufTS    []byte
 	tufPaths map[string]string
+	// tufHeld is the held version's manifest, loaded once; tufRepaired
+	// when the held version's artifacts were last checked.
+	tufHeld     *state.Held
+	tufRepaired time.Time
 }
 
 // New makes a Syncer; src may be nil for a mirror that only imports

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/mirror/state"
@@ -120,19 +121,19 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if !ok {
 		return &PermanentError{Err: fmt.Errorf("source %s does not serve a TUF repository", s.src.Name())}
 	}
-	held, err := s.st.Current()
+	rec, err := s.st.CurrentRecord()
 	if err != nil {
 		return err
 	}
-	if held != nil && held.Format != state.FormatTUF {
+	if rec != nil && rec.Format != state.FormatTUF {
 		return &PermanentError{Err: errors.New("tuf: the mirror holds a schema 1 snapshot: re-initialise its state (mirror init) before syncing with trust: tuf")}
 	}
 	ch, err := s.channels(ctx)
 	if err != nil {
 		return err
 	}
-	if held != nil {
-		res.SnapshotID, res.Sequence = held.SnapshotID, held.Sequence
+	if rec != nil {
+		res.SnapshotID, res.Sequence = rec.SnapshotID, rec.Sequence
 	}
 	c, err := s.tufClient(ctx, src)
 	if err != nil {
@@ -153,11 +154,11 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 		return fmt.Errorf("tuf: fetch timestamp: %w", err)
 	}
 	res.Bytes += int64(len(ts))
-	if repo := c.Repository(); repo != nil && held != nil && held.Sequence == repo.Snapshot.Signed.Version && bytes.Equal(ts, s.tufTS) {
+	if repo := c.Repository(); repo != nil && rec != nil && rec.Sequence == repo.Snapshot.Signed.Version && bytes.Equal(ts, s.tufTS) {
 		if err := repo.Fresh(s.cfg.Now()); err != nil {
 			return fmt.Errorf("tuf: %w", err)
 		}
-		return s.repair(ctx, held, ch, res)
+		return s.repairTUF(ctx, rec, ch, res)
 	}
 
 	s.tufFetch.timestamp = ts
@@ -174,7 +175,7 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	}
 	s.tufTS = trusted
 	seq := repo.Snapshot.Signed.Version
-	if held != nil && held.Sequence == seq {
+	if rec != nil && rec.Sequence == seq {
 		// Freshness only: the same repository version, a newer timestamp.
 		if served, err := s.st.ServedTUFTimestamp(); err != nil {
 			return err
@@ -186,10 +187,14 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 				s.cfg.OnCommit()
 			}
 		}
-		return s.repair(ctx, held, ch, res)
+		return s.repairTUF(ctx, rec, ch, res)
 	}
-	if held != nil && seq < held.Sequence {
-		return fmt.Errorf("tuf: snapshot v%d is older than the held v%d", seq, held.Sequence)
+	if rec != nil && seq < rec.Sequence {
+		return fmt.Errorf("tuf: snapshot v%d is older than the held v%d", seq, rec.Sequence)
+	}
+	held, err := s.heldTUF(rec)
+	if err != nil {
+		return err
 	}
 	m, err := repo.Manifest()
 	if err != nil {
@@ -209,7 +214,56 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if err := s.commit(cand, EventSnapshotSynced, res.Source, res.Downloaded, res.Bytes); err != nil {
 		return err
 	}
+	s.tufHeld, s.tufRepaired = nil, s.cfg.Now()
 	res.Changed = true
+	return nil
+}
+
+// RepairInterval is how often an idle TUF sync checks that every
+// artifact the held version needs is still in the cache (a blob
+// quarantined by `mirror verify` or deleted by hand is fetched again).
+// Between checks an idle sync costs one timestamp request; a change of
+// the mirror's channels is followed at once.
+const RepairInterval = 10 * time.Minute
+
+// heldTUF returns the held version with its manifest, loaded once per
+// held version (decoding a large manifest is what an idle sync must not
+// do).
+func (s *Syncer) heldTUF(rec *state.Record) (*state.Held, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	if h := s.tufHeld; h != nil && h.Sequence == rec.Sequence && h.Hash == rec.Hash {
+		return h, nil
+	}
+	h, err := s.st.Current()
+	if err != nil {
+		return nil, err
+	}
+	s.tufHeld = h
+	if h != nil {
+		s.tufPaths = targetPaths(h.Manifest)
+	}
+	return h, nil
+}
+
+// repairTUF is repair for the held TUF version: at once when the
+// channels changed, else at most every RepairInterval.
+func (s *Syncer) repairTUF(ctx context.Context, rec *state.Record, ch []string, res *state.SyncResult) error {
+	if state.SameChannels(ch, rec.Channels) && s.cfg.Now().Sub(s.tufRepaired) < RepairInterval {
+		return nil
+	}
+	held, err := s.heldTUF(rec)
+	if err != nil {
+		return err
+	}
+	if err := s.repair(ctx, held, ch, res); err != nil {
+		return err
+	}
+	s.tufHeld, s.tufRepaired = nil, s.cfg.Now()
+	if state.SameChannels(ch, held.Channels) {
+		s.tufHeld = held
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	gosync "sync"
@@ -315,5 +316,37 @@ func TestTUFSync_Bucket(t *testing.T) {
 	res, err = s.Once(ctx)
 	if err != nil || res.Changed {
 		t.Errorf("idle: changed %v err %v", res.Changed, err)
+	}
+}
+
+// An idle sync re-fetches, at most every RepairInterval, an artifact of
+// the held version that went missing from the cache.
+func TestTUFSync_RepairsMissingArtifact(t *testing.T) {
+	r := newTUFRig(t, false)
+	ctx := context.Background()
+	if _, err := r.s.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var sum string
+	for s := range r.blobs {
+		sum = s
+		break
+	}
+	if err := os.Remove(r.cache.Path(sum)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.s.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.cache.Has(sum, int64(len(r.blobs[sum]))) {
+		t.Fatal("repaired before RepairInterval: the idle sync did more than one timestamp fetch")
+	}
+	r.skew.Store(int64(sync.RepairInterval + time.Minute))
+	res, err := r.s.Once(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.cache.Has(sum, int64(len(r.blobs[sum]))) || res.Downloaded != 1 {
+		t.Errorf("after RepairInterval: cached %v, downloaded %d, want true 1", r.cache.Has(sum, int64(len(r.blobs[sum]))), res.Downloaded)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -207,4 +208,26 @@ func TUFEnvelope(m *snapshot.Manifest) ([]byte, error) {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
 	return env, nil
+}
+
+// CurrentRecord returns the held record without loading its envelope or
+// manifest (nil when none): the cheap check of an idle sync.
+func (s *State) CurrentRecord() (*Record, error) {
+	var rec *Record
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		cur := tx.Bucket(bktMeta).Get(keyCurrent)
+		if cur == nil {
+			return nil
+		}
+		raw := tx.Bucket(bktSnapshots).Get(cur)
+		if raw == nil {
+			return fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(cur), ErrNotFound)
+		}
+		rec = &Record{}
+		return json.Unmarshal(raw, rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read current record: %w", err)
+	}
+	return rec, nil
 }
