@@ -183,6 +183,15 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("source %q is not one of controlplane, s3, upstream, none", c.Source)
 	}
+	switch c.Trust {
+	case "dsse", "":
+	case "tuf":
+		if c.RootFile == "" {
+			return errors.New("trust: tuf needs root_file (the tenant's root.json from the vendor)")
+		}
+	default:
+		return fmt.Errorf("trust %q is not one of dsse, tuf", c.Trust)
+	}
 	if c.MirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, c.MirrorID) {
 		return fmt.Errorf("mirror_id %q is not a mirror id (mir_…)", c.MirrorID)
 	}
