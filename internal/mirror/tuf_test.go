@@ -20,7 +20,9 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
+	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tuf"
@@ -229,4 +231,60 @@ func TestMirror_TUFInterop(t *testing.T) {
 func sumOf(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestServer_TUFExpiredRule: past the timestamp's expiry the mirror keeps
+// serving the signed metadata at /tuf/ (clients refuse it by its expiry)
+// while /v1/updates/check follows serve_expired (503 by default).
+func TestServer_TUFExpiredRule(t *testing.T) {
+	v := tuftest.NewVendor(t, "", 0)
+	m := tuftest.View(1, 2, 1)
+	blobs := tuftest.WithBytes(m)
+	v.Build(m)
+	v.PublishArtifacts(m, blobs)
+	up := httptest.NewServer(tufhttp.New(v.Repo, tufhttp.Options{}))
+	defer up.Close()
+	dir := t.TempDir()
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sync.NewUpstream(up.URL, "", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}}).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	later := func() time.Time { return time.Now().Add(48 * time.Hour) }
+	for _, serveExpired := range []bool{false, true} {
+		srv, err := mirror.NewServer(mirror.Options{State: st, Cache: c, Updates: realUpdates, Now: later, ServeExpired: serveExpired})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv.Handler())
+		get := func(path string) (int, []byte) {
+			resp, err := http.Get(hs.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		code, body := get("/tuf/metadata/timestamp.json")
+		if code != http.StatusOK || !bytes.Equal(body, v.Repo.Get("metadata/timestamp.json")) {
+			t.Errorf("serve_expired %v: /tuf/ timestamp: %d, want 200 with the signed bytes", serveExpired, code)
+		}
+		code, _ = get("/v1/updates/check?product=" + m.Products[0].ProductID + "&channel=stable&platform=linux&arch=x64&version=0.0.1")
+		if want := map[bool]int{false: http.StatusServiceUnavailable, true: http.StatusOK}[serveExpired]; code != want {
+			t.Errorf("serve_expired %v: update check %d, want %d", serveExpired, code, want)
+		}
+		hs.Close()
+	}
 }
