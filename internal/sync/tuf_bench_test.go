@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -71,4 +72,56 @@ func BenchmarkTUFSync_Idle(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+}
+
+// BenchmarkTUFSync_OneRelease: the same mirror after one new release in
+// the 100,000-release tenant (its artifact not needed: metadata only):
+// the incremental sync, assembling the manifest and committing it.
+//
+//	go test -run XXX -bench TUFSync_OneRelease -benchtime 3x ./internal/sync
+func BenchmarkTUFSync_OneRelease(b *testing.B) {
+	v := tuftest.NewVendor(b, "", 0)
+	m := tuftest.View(10, 10_000, 1)
+	v.Build(m)
+	srv := httptest.NewServer(tufhttp.New(v.Repo, tufhttp.Options{}))
+	defer srv.Close()
+	dir := b.TempDir()
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	c, err := cache.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := sync.NewUpstream(srv.URL, "", nil, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}, Channels: []string{"none"}})
+	ctx := context.Background()
+	if _, err := s.Once(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var bytes int64
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		n++
+		v.Now = v.Now.Add(time.Second)
+		tuftest.AddRelease(m, n%10, n, "9.0."+strconv.Itoa(n))
+		v.Build(m)
+		b.StartTimer()
+		res, err := s.Once(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !res.Changed {
+			b.Fatal("the release was not committed")
+		}
+		bytes += res.Bytes
+	}
+	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/op")
 }
