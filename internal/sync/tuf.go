@@ -192,9 +192,11 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if rec != nil && seq < rec.Sequence {
 		return fmt.Errorf("tuf: snapshot v%d is older than the held v%d", seq, rec.Sequence)
 	}
-	held, err := s.heldTUF(rec)
-	if err != nil {
-		return err
+	// The candidate needs only the held record (the previous sequence
+	// of the audit event): the held manifest is not decoded.
+	var held *state.Held
+	if rec != nil {
+		held = &state.Held{Record: *rec}
 	}
 	m, err := repo.Manifest()
 	if err != nil {
@@ -211,10 +213,14 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if err := s.download(ctx, cand.need, res); err != nil {
 		return err
 	}
+	// What the commit will hold, kept in memory (heldTUF checks it
+	// against the record, so a failed commit leaves it unused).
+	s.tufHeld = &state.Held{Record: state.Record{SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: cand.hash,
+		ExpiresAt: m.ExpiresAt, Channels: ch, Format: state.FormatTUF}, Manifest: m}
 	if err := s.commit(cand, EventSnapshotSynced, res.Source, res.Downloaded, res.Bytes); err != nil {
 		return err
 	}
-	s.tufHeld, s.tufRepaired = nil, s.cfg.Now()
+	s.tufRepaired = s.cfg.Now()
 	res.Changed = true
 	return nil
 }
