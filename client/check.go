@@ -55,6 +55,8 @@ type Decision struct {
 	Release         *Release     `json:"release,omitempty"`
 	Artifact        *Artifact    `json:"artifact,omitempty"`
 	Snapshot        *SnapshotRef `json:"snapshot,omitempty"`
+
+	query *Query // the check that got this answer (TUF binding)
 }
 
 // Release is the offered release.
@@ -75,6 +77,8 @@ type Artifact struct {
 	URL           string `json:"url"`
 	InstallerType string `json:"installer_type"`
 	RequiresAdmin bool   `json:"requires_admin"`
+	// Target is the artifact's TUF target path ("<product_id>/<release_artifact_id>").
+	Target string `json:"target,omitempty"`
 }
 
 // SnapshotRef names the signed snapshot the decision was made from.
@@ -108,6 +112,7 @@ func (c *Client) Check(ctx context.Context, q Query) (*Decision, error) {
 	if err := d.validate(); err != nil {
 		return nil, fmt.Errorf("check %s: %w", q.Product, err)
 	}
+	d.query = &q
 	return &d, nil
 }
 

@@ -54,6 +54,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	detected ServerKind // KindAuto until serverKind has asked
+	tuf      *tufMode   // WithTUF
 
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/fetch"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 // Download fetches the artifact a decision offers into dest and reports
@@ -25,6 +26,15 @@ import (
 //     the signed size, retrying transport failures;
 //  4. compares size and sha256, then fsyncs and renames into dest.
 //
+// With WithTUF, steps 1 and 2 are instead: refresh the trusted metadata
+// in the state directory from the server's /tuf/ (rollback and freeze
+// refused across runs), then tuf.CheckAnswer binds the decision to the
+// query of Check (product, channel, platform, arch, installer type), to
+// the installed version (strictly newer) and to the release's status in
+// the current metadata; a refusal is an *AnswerError naming the field.
+// The bytes then come from the signed target's path under /tuf/targets/
+// and must match its signed length and sha256.
+//
 // A verification failure (errors.Is(err, ErrVerification)) leaves nothing
 // at dest and removes the partial file; a transport failure keeps it so a
 // later call resumes. progress, when not nil, is called with the bytes
@@ -39,18 +49,31 @@ func (c *Client) Download(ctx context.Context, d *Decision, dest string, progres
 	if dest == "" {
 		return fmt.Errorf("%w: download: destination path is empty", ErrConfig)
 	}
-	m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
-	if err != nil {
-		return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
+	a := *d.Artifact
+	ref := a.URL
+	if c.tuf != nil {
+		// TUF: the answer bound to the query and the current metadata
+		// first; then the signed target's bytes, at its signed length
+		// and sha256.
+		t, err := c.checkTUF(ctx, d)
+		if err != nil {
+			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
+		}
+		a.SHA256, a.SizeBytes = t.SHA256, t.Length
+		ref = "/tuf/" + tuf.TargetPath(t.Path, t.SHA256)
+	} else {
+		m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
+		if err != nil {
+			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
+		}
+		if err := matchManifest(d, m); err != nil {
+			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
+		}
 	}
-	if err := matchManifest(d, m); err != nil {
-		return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
-	}
-	u, err := c.resolve(d.Artifact.URL)
+	u, err := c.resolve(ref)
 	if err != nil {
 		return fmt.Errorf("download %s: %w: %w", d.Artifact.ArtifactID, ErrProtocol, err)
 	}
-	a := d.Artifact
 	part := dest + ".part"
 	open := fetch.HTTP(c.send,
 		func(ctx context.Context) (*http.Request, error) { return c.newRequest(ctx, "GET", u, nil) },

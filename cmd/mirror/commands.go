@@ -54,6 +54,10 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	tufTrust, err := cfg.tufTrust()
+	if err != nil {
+		return nil, err
+	}
 	st, err := state.Open(cfg.dbPath(), cfg.RetainSnapshots)
 	if err != nil {
 		return nil, err
@@ -71,7 +75,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		}
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
-		Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
+		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
 		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
 		AuditExportAfter: a.leases.ExportAuditAfter,
 	})
@@ -261,6 +265,10 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tufTrust, err := cfg.tufTrust()
+			if err != nil {
+				return err
+			}
 			// The mirror's own key signs offline licence leases; a broken
 			// key file fails now, a missing one answers 503.
 			if _, err := loadKey(cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -273,7 +281,7 @@ func serveCmd() *cobra.Command {
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
 				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval,
-				Sync:     sync.Config{Trust: trust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
+				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,

@@ -23,20 +23,24 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
 )
 
 // Config is the mirror's configuration (configs/mirror.yaml documents
 // every key).
 type Config struct {
-	DataDir            string        `mapstructure:"data_dir"`
-	Listen             string        `mapstructure:"listen"`
-	LogLevel           string        `mapstructure:"log_level"`
-	LogFormat          string        `mapstructure:"log_format"`
-	KeyFile            string        `mapstructure:"key_file"`
-	TenantID           string        `mapstructure:"tenant_id"`
-	MirrorID           string        `mapstructure:"mirror_id"`
-	TrustedKeys        []string      `mapstructure:"trusted_keys"`
+	DataDir     string   `mapstructure:"data_dir"`
+	Listen      string   `mapstructure:"listen"`
+	LogLevel    string   `mapstructure:"log_level"`
+	LogFormat   string   `mapstructure:"log_format"`
+	KeyFile     string   `mapstructure:"key_file"`
+	TenantID    string   `mapstructure:"tenant_id"`
+	MirrorID    string   `mapstructure:"mirror_id"`
+	TrustedKeys []string `mapstructure:"trusted_keys"`
+	// Trust is "dsse" (schema 1, trusted_keys) or "tuf" (root_file).
+	Trust              string        `mapstructure:"trust"`
+	RootFile           string        `mapstructure:"root_file"`
 	SignatureThreshold int           `mapstructure:"signature_threshold"`
 	Source             string        `mapstructure:"source"`
 	VendorURL          string        `mapstructure:"vendor_url"`
@@ -99,6 +103,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("tenant_id", "")
 	v.SetDefault("mirror_id", "")
 	v.SetDefault("trusted_keys", []string{})
+	v.SetDefault("trust", "dsse")
+	v.SetDefault("root_file", "")
 	v.SetDefault("signature_threshold", 1)
 	v.SetDefault("source", "")
 	v.SetDefault("vendor_url", "")
@@ -178,6 +184,15 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("source %q is not one of controlplane, s3, upstream, none", c.Source)
 	}
+	switch c.Trust {
+	case "dsse", "":
+	case "tuf":
+		if c.RootFile == "" {
+			return errors.New("trust: tuf needs root_file (the tenant's root.json from the vendor)")
+		}
+	default:
+		return fmt.Errorf("trust %q is not one of dsse, tuf", c.Trust)
+	}
 	if c.MirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, c.MirrorID) {
 		return fmt.Errorf("mirror_id %q is not a mirror id (mir_…)", c.MirrorID)
 	}
@@ -219,11 +234,40 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// tufTrust reads the TUF trust (trust: tuf): the tenant's root.json from
+// root_file. It is nil for trust: dsse.
+func (c *Config) tufTrust() (*sync.TUFTrust, error) {
+	switch c.Trust {
+	case "", "dsse":
+		return nil, nil
+	case "tuf":
+	default:
+		return nil, fmt.Errorf("config: trust %q: want dsse or tuf", c.Trust)
+	}
+	if c.TenantID == "" {
+		return nil, errors.New("config: tenant_id is required")
+	}
+	if c.RootFile == "" {
+		return nil, errors.New("config: trust: tuf needs root_file (the tenant's root.json from the vendor)")
+	}
+	root, err := os.ReadFile(c.RootFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: root_file: %w", err)
+	}
+	if len(root) > 512<<10 {
+		return nil, errors.New("config: root_file: more than 512 KiB")
+	}
+	return &sync.TUFTrust{TenantID: c.TenantID, Root: root}, nil
+}
+
 // trust builds the verifier's pinned trust from the config.
 func (c *Config) trust() (snapshot.Trust, error) {
 	t := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: c.SignatureThreshold, TenantID: c.TenantID, MaxSize: c.MaxSnapshotBytes}
 	if c.TenantID == "" {
 		return t, errors.New("config: tenant_id is required")
+	}
+	if c.Trust == "tuf" {
+		return t, nil // trusted_keys are not used: the root is (tufTrust)
 	}
 	if len(c.TrustedKeys) == 0 {
 		return t, errors.New("config: trusted_keys is empty: pin at least one vendor public key")

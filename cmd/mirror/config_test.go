@@ -22,7 +22,7 @@ func TestConfig_ShippedExampleLoads(t *testing.T) {
 	}
 	for _, key := range []string{"tls_cert_file:", "tls_key_file:", "tls_reload_interval:", "tls_client_auth:", "tls_client_ca_file:",
 		"ca_file:", "tls_client_cert_file:", "tls_client_key_file:", "events:", "window:", "max_aggregates:", "max_batch_bytes:",
-		"max_batch_events:", "body_timeout:", "rate_limit:", "leases:", "rate:", "burst:", "max_clients:"} {
+		"max_batch_events:", "body_timeout:", "rate_limit:", "leases:", "rate:", "burst:", "max_clients:", "trust:", "root_file:"} {
 		if !strings.Contains(string(raw), "\n"+key) && !strings.Contains(string(raw), " "+key) {
 			t.Errorf("configs/mirror.yaml lacks %s", key)
 		}
@@ -35,5 +35,40 @@ func TestConfig_ShippedExampleLoads(t *testing.T) {
 	}
 	if !strings.Contains(string(out), `"events"`) {
 		t.Errorf("status output lacks the events part: %s", out)
+	}
+}
+
+// TestConfig_TUFTrust: trust: tuf needs root_file (trusted_keys are then
+// not required); an unknown trust is refused, naming the key.
+func TestConfig_TUFTrust(t *testing.T) {
+	bin := buildOnce(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root.json")
+	if err := os.WriteFile(root, []byte(`{"signed":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, extra, want string
+		ok                bool
+	}{
+		{"tuf with root_file", "trust: tuf\nroot_file: " + root + "\n", "", true},
+		{"tuf without root_file", "trust: tuf\n", "root_file", false},
+		{"unknown trust", "trust: pgp\nroot_file: " + root + "\n", "trust", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "mirror.yaml")
+			body := "data_dir: " + filepath.Join(t.TempDir(), "data") + "\ntenant_id: ten_1\nsource: none\nlog_level: error\n" + tc.extra
+			if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, "status", "--config", cfg, "--output", "json").CombinedOutput()
+			if tc.ok && err != nil {
+				t.Fatalf("got %v: %s", err, out)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(string(out), tc.want)) {
+				t.Fatalf("got %v: %s, want a refusal naming %s", err, out, tc.want)
+			}
+		})
 	}
 }

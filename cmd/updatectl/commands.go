@@ -315,6 +315,7 @@ func (a *app) leaseCmd() *cobra.Command {
 			var env []byte
 			if snapFile != "" {
 				if env, err = readCapped(snapFile, a.opts.maxSnap); err != nil {
+					err = fmt.Errorf("--snapshot: %w", err)
 					return usageError{err}
 				}
 			}
@@ -344,15 +345,15 @@ func (a *app) leaseCmd() *cobra.Command {
 func readCapped(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--snapshot: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("--snapshot: %w", err)
+		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("--snapshot: larger than %d bytes", max)
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
 	}
 	return b, nil
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -132,6 +133,7 @@ type options struct {
 	stateDir   string
 	noReport   bool
 	stateFile  string
+	tufRoot    string
 }
 
 type app struct {
@@ -180,6 +182,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
 	pf.StringVar(&a.opts.stateDir, "state-dir", "", "where updatectl keeps its pseudonymous event client id (default $XDG_STATE_HOME/outpost or ~/.local/state/outpost)")
 	pf.BoolVar(&a.opts.noReport, "no-report", false, "check and download: do not report the outcome to the mirror")
+	pf.StringVar(&a.opts.tufRoot, "tuf-root", "", "the tenant's TUF root.json (signed metadata v2): verify through the mirror's /tuf/ instead of --trusted-key; trusted metadata is kept in STATE-DIR/tuf/TENANT across runs")
 	pf.StringVar(&a.opts.caFile, "ca-file", "", "PEM CA certificate(s) the server's HTTPS certificate must chain to (pins a private CA; system roots unused)")
 	pf.StringVar(&a.opts.stateFile, "state-file", defaultStateFile(), "where lease holder secrets are kept (mode 0600)")
 	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd(), a.reportCmd())
@@ -236,6 +239,24 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		opts = append(opts, client.WithServerKind(client.KindControlPlane))
 	default:
 		return nil, usageError{fmt.Errorf("--server-kind must be auto, mirror or controlplane, not %q", a.opts.serverKind)}
+	}
+	if a.opts.tufRoot != "" {
+		if a.opts.tenant == "" {
+			return nil, usageError{errors.New("--tenant is required with --tuf-root (or OUTPOST_TENANT)")}
+		}
+		if strings.ContainsAny(a.opts.tenant, "/\\") || a.opts.tenant == "." || a.opts.tenant == ".." {
+			return nil, usageError{fmt.Errorf("--tenant %q is not a tenant id", a.opts.tenant)}
+		}
+		root, err := readCapped(a.opts.tufRoot, 512<<10)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--tuf-root: %w", err)}
+		}
+		dir, err := a.stateDir()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithTUF(a.opts.tenant, root, filepath.Join(dir, "tuf", a.opts.tenant)))
+		needTrust = false
 	}
 	if len(a.opts.keys) > 0 {
 		keys, err := client.ParseKeys(a.opts.keys)

@@ -27,6 +27,7 @@ import (
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/ratelimit"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf/tufhttp"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -240,6 +241,12 @@ func (s *Server) routes() {
 	}))
 	s.mux.Handle("GET /v1/status", s.auth(s.status))
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
+	// The tenant's TUF repository (trust: tuf), in the layout unmodified
+	// TUF clients expect. It is behind the client tokens like /v1/. The
+	// signed bytes are served as committed, expired or not: TUF clients
+	// apply the expiry themselves (docs/metadata.md).
+	tufh := tufhttp.New(tufRepo{s}, tufhttp.Options{Prefix: "/tuf/", OnError: func(r *http.Request, err error) { s.o.Logger.Error("tuf repository", "path", r.URL.Path, "err", err) }})
+	s.mux.Handle("/tuf/", s.auth(tufh.ServeHTTP))
 	if s.o.Events != nil {
 		events := &fleethttp.Handler{Agg: s.o.Events, Limits: s.o.EventBatch, Log: s.o.Logger, Now: s.o.Now}
 		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, s.bodyDeadline(events)).ServeHTTP))

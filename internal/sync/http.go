@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/outpost/outpost/internal/fetch"
@@ -25,6 +26,10 @@ type HTTPSource struct {
 	upstream bool
 	client   *http.Client
 	maxEnv   int64
+	// The last TUF timestamp and its ETag (If-None-Match).
+	tsMu   gosync.Mutex
+	tsETag string
+	tsBody []byte
 }
 
 // NewControlPlane is a source reading the vendor's control plane with the

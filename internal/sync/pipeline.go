@@ -28,6 +28,9 @@ type candidate struct {
 	ch   []string // channels it is held for
 	need []snapshot.Artifact
 	held *state.Held // the snapshot held when it was staged, or nil
+	// tufTS is the trusted timestamp of a TUF repository version: served
+	// from the commit on.
+	tufTS []byte
 }
 
 // stage is the pipeline's verify → needed.
@@ -64,7 +67,7 @@ func (s *Syncer) commit(c *candidate, eventType, source string, fetched int, byt
 	if err != nil {
 		return err
 	}
-	err = s.st.Commit(state.Commit{Envelope: c.env, Manifest: c.m, Hash: c.hash, Channels: c.ch, Now: s.cfg.Now(), Event: event})
+	err = s.st.Commit(state.Commit{Envelope: c.env, Manifest: c.m, Hash: c.hash, Channels: c.ch, Now: s.cfg.Now(), Event: event, TUFTimestamp: c.tufTS})
 	if err != nil {
 		return err
 	}

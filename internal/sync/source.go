@@ -18,6 +18,7 @@ import (
 
 	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 // ErrNotModified is returned by Source.Snapshot when nothing is newer
@@ -97,7 +98,8 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 func retryable(ctx context.Context, err error) bool {
 	switch {
 	case err == nil, ctx.Err() != nil, IsPermanent(err),
-		errors.Is(err, ErrNotModified), errors.Is(err, snapshot.ErrVerification):
+		errors.Is(err, ErrNotModified), errors.Is(err, snapshot.ErrVerification),
+		errors.Is(err, tuf.ErrNotFound), errors.Is(err, tuf.ErrTooLarge):
 		return false
 	}
 	return true
@@ -229,7 +231,7 @@ func (s *Syncer) open(ctx context.Context, a snapshot.Artifact, off int64) (*fet
 	ctx, cancel := context.WithCancelCause(ctx)
 	w := &watched{ctx: ctx, cancel: cancel, d: s.cfg.StallTimeout}
 	w.t = time.AfterFunc(w.d, func() { cancel(errStalled) })
-	b, err := s.src.Artifact(ctx, a, off)
+	b, err := s.openArtifact(ctx, a, off)
 	if err != nil {
 		w.t.Stop()
 		cancel(nil)

@@ -17,11 +17,15 @@ import (
 	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 // Config tunes a Syncer.
 type Config struct {
 	Trust snapshot.Trust
+	// TUF, when set, selects the TUF workflow instead of schema 1's
+	// envelope (Trust is then unused).
+	TUF *TUFTrust
 	// Channels optionally narrows the control plane's allowed channels.
 	Channels []string
 	// Concurrency bounds parallel artifact downloads (default 4).
@@ -77,6 +81,17 @@ type Syncer struct {
 	// control plane last acknowledged.
 	upMu     gosync.Mutex
 	uploaded string
+	// TUF mode: the client (kept across syncs: an idle sync is one
+	// timestamp fetch), its fetcher, the trusted timestamp and the
+	// published target path of each artifact by sha256.
+	tufc     *tuf.Client
+	tufFetch *tufFetcher
+	tufTS    []byte
+	tufPaths map[string]string
+	// tufHeld is the held version's manifest, loaded once; tufRepaired
+	// when the held version's artifacts were last checked.
+	tufHeld     *state.Held
+	tufRepaired time.Time
 }
 
 // New makes a Syncer; src may be nil for a mirror that only imports
@@ -119,8 +134,8 @@ func (s *Syncer) channels(ctx context.Context) ([]string, error) {
 		self, err := s.self(ctx, ss)
 		switch {
 		case err == nil:
-			if self.TenantID != "" && s.cfg.Trust.TenantID != "" && self.TenantID != s.cfg.Trust.TenantID {
-				return nil, fmt.Errorf("mirror record is for tenant %q, configured tenant is %q", self.TenantID, s.cfg.Trust.TenantID)
+			if self.TenantID != "" && s.tenantID() != "" && self.TenantID != s.tenantID() {
+				return nil, fmt.Errorf("mirror record is for tenant %q, configured tenant is %q", self.TenantID, s.tenantID())
 			}
 			if self.AllowedChannels == nil {
 				self.AllowedChannels = []string{}
@@ -171,6 +186,9 @@ func (s *Syncer) syncOnce(ctx context.Context) (state.SyncResult, error) {
 // envelope, verify → needed (stage), download what is missing, ready →
 // commit.
 func (s *Syncer) once(ctx context.Context, res *state.SyncResult) error {
+	if s.cfg.TUF != nil {
+		return s.onceTUF(ctx, res)
+	}
 	held, err := s.st.Current()
 	if err != nil {
 		return err

@@ -24,8 +24,17 @@ func (s *Syncer) refreshUsage(ctx context.Context) (state.CacheUsage, error) {
 	if u.Blobs, u.Bytes, err = s.cache.Usage(ctx); err != nil {
 		return u, fmt.Errorf("cache usage: %w", err)
 	}
-	h, err := s.st.Current()
-	if err != nil {
+	var h *state.Held
+	if s.cfg.TUF != nil {
+		// The held manifest as the TUF sync keeps it in memory.
+		rec, err := s.st.CurrentRecord()
+		if err == nil {
+			h, err = s.heldTUF(rec)
+		}
+		if err != nil {
+			return u, fmt.Errorf("cache usage: %w", err)
+		}
+	} else if h, err = s.st.Current(); err != nil {
 		return u, fmt.Errorf("cache usage: %w", err)
 	}
 	if h != nil {

@@ -78,7 +78,13 @@ func (d *Decision) AppendJSON(dst []byte) []byte {
 		dst = appendString(dst, ra.InstallerType)
 		dst = append(dst, `,"requires_admin":`...)
 		dst = strconv.AppendBool(dst, ra.RequiresAdmin)
-		dst = append(dst, '}')
+		// The TUF target path (internal/tuf.ArtifactTarget), so a TUF
+		// client fetches and verifies exactly the signed target.
+		dst = append(dst, `,"target":"`...)
+		dst = appendContent(dst, r.ProductID)
+		dst = append(dst, '/')
+		dst = appendContent(dst, ra.ReleaseArtifactID)
+		dst = append(dst, `"}`...)
 	} else {
 		dst = append(dst, `,"reason":`...)
 		dst = appendString(dst, d.Reason)

@@ -20,7 +20,7 @@ func TestDecision_AppendJSON(t *testing.T) {
 	}{
 		{"offered", q("prd_a", "stable", "windows", "x64", "1.0.0"),
 			`{"update_available":true,"action":"NOTIFY","release":{"release_id":"rel_2","product_id":"prd_a","channel":"stable","version":"1.1.0","published_at":"2026-11-28T11:00:00Z","metadata":{"notes":"a \"b\"","n":1}},` +
-				`"artifact":{"artifact_id":"rel_2-art-windows/x64/msi","sha256":"` + f.m.Artifacts[1].SHA256 + `","size_bytes":102,"url":"/v1/artifacts/rel_2-art-windows%2Fx64%2Fmsi/download","installer_type":"msi","requires_admin":true},` +
+				`"artifact":{"artifact_id":"rel_2-art-windows/x64/msi","sha256":"` + f.m.Artifacts[1].SHA256 + `","size_bytes":102,"url":"/v1/artifacts/rel_2-art-windows%2Fx64%2Fmsi/download","installer_type":"msi","requires_admin":true,"target":"prd_a/rel_2-art-windows/x64/msi-rla"},` +
 				`"snapshot":{"snapshot_id":"snp_1","sequence":7}}`},
 		{"not offered", q("prd_a", "stable", "windows", "x64", "1.1.0"),
 			`{"update_available":false,"action":"NONE","reason":"no newer release","snapshot":{"snapshot_id":"snp_1","sequence":7}}`},

@@ -52,6 +52,9 @@ type Record struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	// Channels the snapshot was synced for: nil means every channel.
 	Channels []string `json:"channels"`
+	// Format is FormatTUF for a repository version committed by the TUF
+	// workflow (Sequence is then its snapshot version), "" for schema 1.
+	Format string `json:"format,omitempty"`
 }
 
 // Held is a held snapshot with its envelope and decoded manifest.
@@ -98,7 +101,7 @@ func Open(path string, retain int) (*State, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bktSnapshots, bktEnvelopes, bktMeta} {
+		for _, b := range [][]byte{bktSnapshots, bktEnvelopes, bktMeta, bktTUFTrusted, bktTUFFiles} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -181,6 +184,10 @@ type Commit struct {
 	// Event, when not nil, is appended to the mirror's audit log in the
 	// commit's transaction: both commit or neither does.
 	Event *catalog.AuditEvent
+	// TUFTimestamp, for a TUF commit, is the verified timestamp that
+	// becomes the one the mirror serves, in the same transaction (the
+	// record's Format is then FormatTUF).
+	TUFTimestamp []byte
 }
 
 // Commit records a verified snapshot and makes it current in one
@@ -192,6 +199,9 @@ func (s *State) Commit(c Commit) error {
 	rec := Record{
 		SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: c.Hash,
 		VerifiedAt: c.Now.UTC(), ExpiresAt: m.ExpiresAt, Channels: c.Channels,
+	}
+	if c.TUFTimestamp != nil {
+		rec.Format = FormatTUF
 	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
@@ -212,6 +222,11 @@ func (s *State) Commit(c Commit) error {
 		}
 		if err := meta.Put(keyCurrent, k); err != nil {
 			return err
+		}
+		if c.TUFTimestamp != nil {
+			if err := meta.Put(keyTUFTimestamp, c.TUFTimestamp); err != nil {
+				return err
+			}
 		}
 		if c.Event != nil {
 			if err := appendAudit(tx, c.Event); err != nil {

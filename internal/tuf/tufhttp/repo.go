@@ -138,3 +138,15 @@ func (d *DirRepo) Metadata(_ context.Context, name string) ([]byte, error) {
 func (d *DirRepo) Target(_ context.Context, path, sum string) (io.ReadSeekCloser, error) {
 	return d.open(tuf.TargetPath(path, sum))
 }
+
+// Paths returns every repository path held (tests publish them
+// elsewhere).
+func (m *MemRepo) Paths() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.files))
+	for p := range m.files {
+		out = append(out, p)
+	}
+	return out
+}

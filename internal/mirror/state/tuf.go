@@ -1,0 +1,233 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
+)
+
+// TUF mode. The mirror's trusted TUF metadata lives in mirror.db in two
+// buckets:
+//
+//	tuf_trusted: the tuf.Store of the mirror's tuf.Client (store names:
+//	             "metadata/root.json", "metadata/<role>.json",
+//	             "targets/<path>"), written only with verified bytes,
+//	             the timestamp last;
+//	tuf_files:   the same bytes under their published names
+//	             ("metadata/<v>.<role>.json", every root version,
+//	             "targets/<dir>/<sha256>.<name>" for documents), which
+//	             the mirror serves to its own clients at /tuf/.
+//
+// The served timestamp is separate (meta "tuf_timestamp"): it moves only
+// in a Commit (new snapshot version, every needed artifact cached) or in
+// ServeTUFTimestamp (same snapshot version, a fresher timestamp). Until
+// then the mirror's clients keep seeing the previous repository version,
+// whose versioned files are still held.
+var (
+	bktTUFTrusted   = []byte("tuf_trusted")
+	bktTUFFiles     = []byte("tuf_files")
+	keyTUFTimestamp = []byte("tuf_timestamp")
+)
+
+// FormatTUF marks a held record committed by the TUF workflow.
+const FormatTUF = "tuf"
+
+// TUFStore is the mirror's tuf.Store on mirror.db.
+type TUFStore struct{ s *State }
+
+// TUFStore returns the store of the mirror's trusted TUF metadata.
+func (s *State) TUFStore() *TUFStore { return &TUFStore{s: s} }
+
+// Get implements tuf.Store.
+func (t *TUFStore) Get(_ context.Context, name string) ([]byte, error) {
+	var out []byte
+	err := t.s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bktTUFTrusted).Get([]byte(name)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tuf store %s: %w", name, err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("%s: %w", name, tuf.ErrNotFound)
+	}
+	return out, nil
+}
+
+// Put implements tuf.Store: the bytes (verified by the client) are kept
+// under name and, for metadata other than the timestamp and for
+// documents, under their published name too, in one transaction.
+func (t *TUFStore) Put(_ context.Context, name string, data []byte) error {
+	published, err := publishedName(name, data)
+	if err != nil {
+		return fmt.Errorf("tuf store %s: %w", name, err)
+	}
+	err = t.s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bktTUFTrusted).Put([]byte(name), data); err != nil {
+			return err
+		}
+		if published == "" {
+			return nil
+		}
+		return tx.Bucket(bktTUFFiles).Put([]byte(published), data)
+	})
+	if err != nil {
+		return fmt.Errorf("tuf store %s: %w", name, err)
+	}
+	return nil
+}
+
+// publishedName is where a store file is published: "" for the
+// timestamp (served from the commit).
+func publishedName(name string, data []byte) (string, error) {
+	switch {
+	case name == "metadata/timestamp.json":
+		return "", nil
+	case strings.HasPrefix(name, "metadata/"):
+		role, ok := strings.CutSuffix(strings.TrimPrefix(name, "metadata/"), ".json")
+		if !ok || role == "" || strings.Contains(role, "/") {
+			return "", errors.New("not a metadata name")
+		}
+		var v struct {
+			Signed struct {
+				Version int64 `json:"version"`
+			} `json:"signed"`
+		}
+		if err := json.Unmarshal(data, &v); err != nil {
+			return "", fmt.Errorf("read version: %w", err)
+		}
+		if v.Signed.Version < 1 {
+			return "", fmt.Errorf("version %d", v.Signed.Version)
+		}
+		return "metadata/" + strconv.FormatInt(v.Signed.Version, 10) + "." + role + ".json", nil
+	case strings.HasPrefix(name, "targets/"):
+		sum := sha256.Sum256(data)
+		return tuf.TargetPath(strings.TrimPrefix(name, "targets/"), hex.EncodeToString(sum[:])), nil
+	}
+	return "", errors.New("unknown store name")
+}
+
+// TUFMetadata returns a published metadata file the mirror serves:
+// "timestamp.json" (the committed one) or "<v>.<role>.json". It wraps
+// tuf.ErrNotFound when there is none.
+func (s *State) TUFMetadata(name string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var v []byte
+		if name == "timestamp.json" {
+			v = tx.Bucket(bktMeta).Get(keyTUFTimestamp)
+		} else {
+			v = tx.Bucket(bktTUFFiles).Get([]byte("metadata/" + name))
+		}
+		if v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tuf metadata %s: %w", name, err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("metadata %s: %w", name, tuf.ErrNotFound)
+	}
+	return out, nil
+}
+
+// TUFDocument returns a document the mirror serves by its published
+// path ("targets/<dir>/<sha256>.<name>"), wrapping tuf.ErrNotFound.
+func (s *State) TUFDocument(published string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bktTUFFiles).Get([]byte(published)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tuf document %s: %w", published, err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("document %s: %w", published, tuf.ErrNotFound)
+	}
+	return out, nil
+}
+
+// ServedTUFTimestamp returns the timestamp the mirror serves (nil when
+// no TUF repository version was committed).
+func (s *State) ServedTUFTimestamp() ([]byte, error) {
+	b, err := s.TUFMetadata("timestamp.json")
+	if errors.Is(err, tuf.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// ServeTUFTimestamp serves a fresher timestamp for the repository version
+// already committed (a freshness-only refresh: same snapshot version, so
+// no artifact is needed). It refuses when the held record is not the TUF
+// version seq.
+func (s *State) ServeTUFTimestamp(seq int64, timestamp []byte) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bktMeta)
+		cur := meta.Get(keyCurrent)
+		if cur == nil || !bytes.Equal(cur, seqKey(seq)) {
+			return fmt.Errorf("snapshot %d is not the held one", seq)
+		}
+		return meta.Put(keyTUFTimestamp, timestamp)
+	})
+	if err != nil {
+		return fmt.Errorf("serve timestamp: %w", err)
+	}
+	return nil
+}
+
+// TUFEnvelope wraps an assembled manifest for the held record of a TUF
+// commit. It is not signed (the TUF metadata is what was verified): it
+// only lets the held manifest be read back after a restart.
+func TUFEnvelope(m *snapshot.Manifest) ([]byte, error) {
+	p, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	env, err := json.Marshal(snapshot.Envelope{PayloadType: "application/vnd.outpost.tuf-manifest+json", Payload: p})
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return env, nil
+}
+
+// CurrentRecord returns the held record without loading its envelope or
+// manifest (nil when none): the cheap check of an idle sync.
+func (s *State) CurrentRecord() (*Record, error) {
+	var rec *Record
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		cur := tx.Bucket(bktMeta).Get(keyCurrent)
+		if cur == nil {
+			return nil
+		}
+		raw := tx.Bucket(bktSnapshots).Get(cur)
+		if raw == nil {
+			return fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(cur), ErrNotFound)
+		}
+		rec = &Record{}
+		return json.Unmarshal(raw, rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read current record: %w", err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,54 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/outpost/outpost/internal/tuf"
+)
+
+// tufRepo is the tufhttp.Repo of the mirror: the committed repository
+// version's metadata and documents from mirror.db, artifacts from the
+// cache as *os.File (sendfile). An artifact is served only when the held
+// version needs it (its channels), at its signed size.
+type tufRepo struct{ s *Server }
+
+// Metadata implements tufhttp.Repo.
+func (r tufRepo) Metadata(_ context.Context, name string) ([]byte, error) {
+	return r.s.o.State.TUFMetadata(name)
+}
+
+// Target implements tufhttp.Repo.
+func (r tufRepo) Target(_ context.Context, path, sum string) (io.ReadSeekCloser, error) {
+	doc, err := r.s.o.State.TUFDocument(tuf.TargetPath(path, sum))
+	if err == nil {
+		return nopCloser{bytes.NewReader(doc)}, nil
+	}
+	if !errors.Is(err, tuf.ErrNotFound) {
+		return nil, err
+	}
+	v := r.s.cur.Load()
+	if v.held == nil {
+		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+	}
+	a, ok := v.bySHA[sum]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+	}
+	f, err := r.s.o.Cache.Open(sum)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != a.SizeBytes {
+		f.Close()
+		return nil, fmt.Errorf("artifact %s in the cache has the wrong size", a.ArtifactID)
+	}
+	return f, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,307 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/outpost/outpost/internal/fetch"
+	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
+)
+
+// TUFTrust selects the TUF workflow (mirror config `trust: tuf`): the
+// mirror is a TUF client of its source's repository for TenantID, and a
+// TUF repository for its own clients.
+type TUFTrust struct {
+	TenantID string
+	// Root is the tenant's root.json the operator got from the vendor.
+	// It initialises the trusted state once; afterwards the root chain
+	// the mirror walked (kept in mirror.db) is what counts.
+	Root   []byte
+	Limits tuf.Limits
+}
+
+// TUFSource is a Source that publishes a tenant's TUF repository: the
+// control plane (/v1/mirror/tuf/), an upstream mirror (/tuf/), a bucket
+// (under its prefix).
+type TUFSource interface {
+	// Fetch reads a metadata file or a document by repository path
+	// ("metadata/timestamp.json", "targets/docs/<sha256>.policies.json").
+	tuf.Fetcher
+	// TUFTarget opens an artifact by its published path
+	// ("targets/<product>/<sha256>.<release_artifact>") from offset on.
+	TUFTarget(ctx context.Context, path string, offset int64) (*fetch.Body, error)
+}
+
+const storeTimestamp = "metadata/timestamp.json"
+
+// tenantID is the tenant the mirror is configured for.
+func (s *Syncer) tenantID() string {
+	if s.cfg.TUF != nil {
+		return s.cfg.TUF.TenantID
+	}
+	return s.cfg.Trust.TenantID
+}
+
+// tufClient returns the mirror's TUF client, initialising the trusted
+// state with the configured root the first time.
+func (s *Syncer) tufClient(ctx context.Context, src TUFSource) (*tuf.Client, error) {
+	if s.tufc != nil {
+		s.tufFetch.src = src
+		return s.tufc, nil
+	}
+	store := s.st.TUFStore()
+	if _, err := store.Get(ctx, "metadata/root.json"); errors.Is(err, tuf.ErrNotFound) {
+		if len(s.cfg.TUF.Root) == 0 {
+			return nil, &PermanentError{Err: errors.New("tuf: no trusted root: configure root_file with the tenant's root.json")}
+		}
+		if err := tuf.Init(ctx, store, s.cfg.TUF.TenantID, s.cfg.TUF.Root); err != nil {
+			return nil, &PermanentError{Err: fmt.Errorf("tuf: %w", err)}
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	s.tufFetch = &tufFetcher{s: s, src: src}
+	s.tufc = tuf.NewClient(s.cfg.TUF.TenantID, s.tufFetch, store, tuf.ClientOptions{Limits: s.cfg.TUF.Limits, Now: s.cfg.Now})
+	return s.tufc, nil
+}
+
+// tufFetcher is the client's view of the source: transient failures are
+// retried, and the timestamp the idle check already fetched is handed
+// over instead of fetched twice.
+type tufFetcher struct {
+	s         *Syncer
+	src       TUFSource
+	timestamp []byte // fetched by this sync's idle check; used once
+}
+
+func (f *tufFetcher) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
+	if path == storeTimestamp && f.timestamp != nil {
+		b := f.timestamp
+		f.timestamp = nil
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	var rc io.ReadCloser
+	err := f.s.retry(ctx, path, func() error {
+		var err error
+		rc, err = f.src.Fetch(ctx, path, maxBytes)
+		return err
+	})
+	return rc, err
+}
+
+// readCapped reads a whole small file, refusing more than max bytes.
+func readCapped(rc io.ReadCloser, max int64) ([]byte, error) {
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("more than %d bytes: %w", max, tuf.ErrTooLarge)
+	}
+	return b, nil
+}
+
+// onceTUF is a sync through the TUF workflow, in the one pipeline:
+// timestamp → snapshot → changed targets roles → changed documents
+// (tuf.Client, verify first, each file size-capped, persisted to
+// mirror.db), then the missing artifacts (fill), then the commit of the
+// new repository version with its timestamp (ready → commit). An idle
+// sync is one timestamp fetch, compared with the one held.
+func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
+	src, ok := s.src.(TUFSource)
+	if !ok {
+		return &PermanentError{Err: fmt.Errorf("source %s does not serve a TUF repository", s.src.Name())}
+	}
+	rec, err := s.st.CurrentRecord()
+	if err != nil {
+		return err
+	}
+	if rec != nil && rec.Format != state.FormatTUF {
+		return &PermanentError{Err: errors.New("tuf: the mirror holds a schema 1 snapshot: re-initialise its state (mirror init) before syncing with trust: tuf")}
+	}
+	ch, err := s.channels(ctx)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		res.SnapshotID, res.Sequence = rec.SnapshotID, rec.Sequence
+	}
+	c, err := s.tufClient(ctx, src)
+	if err != nil {
+		return err
+	}
+	lim := s.cfg.TUF.Limits
+	if lim.Timestamp <= 0 {
+		lim.Timestamp = 16 << 10
+	}
+
+	// Idle check: the source's timestamp is the one held and committed.
+	rc, err := s.tufFetch.Fetch(ctx, storeTimestamp, lim.Timestamp)
+	if err != nil {
+		return fmt.Errorf("tuf: fetch timestamp: %w", err)
+	}
+	ts, err := readCapped(rc, lim.Timestamp)
+	if err != nil {
+		return fmt.Errorf("tuf: fetch timestamp: %w", err)
+	}
+	res.Bytes += int64(len(ts))
+	if repo := c.Repository(); repo != nil && rec != nil && rec.Sequence == repo.Snapshot.Signed.Version && bytes.Equal(ts, s.tufTS) {
+		if err := repo.Fresh(s.cfg.Now()); err != nil {
+			return fmt.Errorf("tuf: %w", err)
+		}
+		return s.repairTUF(ctx, rec, ch, res)
+	}
+
+	s.tufFetch.timestamp = ts
+	chg, err := c.Update(ctx)
+	s.tufFetch.timestamp = nil
+	if err != nil {
+		return fmt.Errorf("tuf: %w", err)
+	}
+	res.Bytes += chg.BytesFetched - int64(len(ts))
+	repo := c.Repository()
+	trusted, err := s.st.TUFStore().Get(ctx, storeTimestamp)
+	if err != nil {
+		return err
+	}
+	s.tufTS = trusted
+	seq := repo.Snapshot.Signed.Version
+	if rec != nil && rec.Sequence == seq {
+		// Freshness only: the same repository version, a newer timestamp.
+		if served, err := s.st.ServedTUFTimestamp(); err != nil {
+			return err
+		} else if !bytes.Equal(served, trusted) {
+			if err := s.st.ServeTUFTimestamp(seq, trusted); err != nil {
+				return err
+			}
+			if s.cfg.OnCommit != nil {
+				s.cfg.OnCommit()
+			}
+		}
+		return s.repairTUF(ctx, rec, ch, res)
+	}
+	if rec != nil && seq < rec.Sequence {
+		return fmt.Errorf("tuf: snapshot v%d is older than the held v%d", seq, rec.Sequence)
+	}
+	// The candidate needs only the held record (the previous sequence
+	// of the audit event): the held manifest is not decoded.
+	var held *state.Held
+	if rec != nil {
+		held = &state.Held{Record: *rec}
+	}
+	m, err := repo.Manifest()
+	if err != nil {
+		return fmt.Errorf("tuf: %w", err)
+	}
+	env, err := state.TUFEnvelope(m)
+	if err != nil {
+		return err
+	}
+	s.tufPaths = targetPaths(m)
+	sum := sha256.Sum256(trusted)
+	cand := &candidate{env: env, m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
+	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
+	if err := s.download(ctx, cand.need, res); err != nil {
+		return err
+	}
+	// What the commit will hold, kept in memory (heldTUF checks it
+	// against the record, so a failed commit leaves it unused).
+	s.tufHeld = &state.Held{Record: state.Record{SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: cand.hash,
+		ExpiresAt: m.ExpiresAt, Channels: ch, Format: state.FormatTUF}, Manifest: m}
+	if err := s.commit(cand, EventSnapshotSynced, res.Source, res.Downloaded, res.Bytes); err != nil {
+		return err
+	}
+	s.tufRepaired = s.cfg.Now()
+	res.Changed = true
+	return nil
+}
+
+// RepairInterval is how often an idle TUF sync checks that every
+// artifact the held version needs is still in the cache (a blob
+// quarantined by `mirror verify` or deleted by hand is fetched again).
+// Between checks an idle sync costs one timestamp request; a change of
+// the mirror's channels is followed at once.
+const RepairInterval = 10 * time.Minute
+
+// heldTUF returns the held version with its manifest, loaded once per
+// held version (decoding a large manifest is what an idle sync must not
+// do).
+func (s *Syncer) heldTUF(rec *state.Record) (*state.Held, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	if h := s.tufHeld; h != nil && h.Sequence == rec.Sequence && h.Hash == rec.Hash {
+		return h, nil
+	}
+	h, err := s.st.Current()
+	if err != nil {
+		return nil, err
+	}
+	s.tufHeld = h
+	if h != nil {
+		s.tufPaths = targetPaths(h.Manifest)
+	}
+	return h, nil
+}
+
+// repairTUF is repair for the held TUF version: at once when the
+// channels changed, else at most every RepairInterval.
+func (s *Syncer) repairTUF(ctx context.Context, rec *state.Record, ch []string, res *state.SyncResult) error {
+	if state.SameChannels(ch, rec.Channels) && s.cfg.Now().Sub(s.tufRepaired) < RepairInterval {
+		return nil
+	}
+	held, err := s.heldTUF(rec)
+	if err != nil {
+		return err
+	}
+	if err := s.repair(ctx, held, ch, res); err != nil {
+		return err
+	}
+	s.tufHeld, s.tufRepaired = nil, s.cfg.Now()
+	if state.SameChannels(ch, held.Channels) {
+		s.tufHeld = held
+	}
+	return nil
+}
+
+// targetPaths maps each artifact's sha256 to a published target path
+// holding its bytes (any release artifact naming it will do).
+func targetPaths(m *snapshot.Manifest) map[string]string {
+	sums := make(map[string]string, len(m.Artifacts))
+	for _, a := range m.Artifacts {
+		sums[a.ArtifactID] = a.SHA256
+	}
+	out := make(map[string]string, len(m.Artifacts))
+	for _, r := range m.Releases {
+		for _, ra := range r.Artifacts {
+			sum := sums[ra.ArtifactID]
+			if _, ok := out[sum]; !ok && sum != "" {
+				out[sum] = tuf.TargetPath(tuf.ArtifactTarget(r.ProductID, ra.ReleaseArtifactID), sum)
+			}
+		}
+	}
+	return out
+}
+
+// openArtifact opens an artifact from the source: by its TUF target path
+// in TUF mode, else through Source.Artifact.
+func (s *Syncer) openArtifact(ctx context.Context, a snapshot.Artifact, off int64) (*fetch.Body, error) {
+	if s.cfg.TUF != nil {
+		src, ok := s.src.(TUFSource)
+		path, known := s.tufPaths[a.SHA256]
+		if !ok || !known {
+			return nil, permanent("artifact %s: no TUF target path", a.ArtifactID)
+		}
+		return src.TUFTarget(ctx, path, off)
+	}
+	return s.src.Artifact(ctx, a, off)
+}
