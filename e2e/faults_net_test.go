@@ -52,7 +52,14 @@ func (c *countToxic) Pipe(stub *toxics.ToxicStub) {
 				return
 			}
 			ctr.Add(int64(len(ch.Data)))
-			stub.Output <- ch
+			// Removing toxics while a body is in flight interrupts this
+			// one; a send that waits on a stalled reader must not block
+			// the removal forever (it would hang ResetToxics).
+			select {
+			case stub.Output <- ch:
+			case <-stub.Interrupt:
+				return
+			}
 		}
 	}
 }
@@ -310,8 +317,10 @@ func TestFaults_Network(t *testing.T) {
 						t.Errorf("GET /v1/snapshot = %d, %d bytes; want the control plane's %d bytes", code, len(got), len(envelope))
 					}
 					recv := link.received()
-					link.clear()
+					// The mirror first: with its connections closed no body
+					// is in flight while the toxics are removed.
 					m.stop()
+					link.clear()
 					verifyClean(t, m)
 					// What must cross the link at least once: the envelope and
 					// every artifact; protocol overhead is small.
