@@ -22,6 +22,7 @@ import (
 	"github.com/outpost/outpost/internal/console"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/svgchart"
 	"github.com/outpost/outpost/internal/webhook"
 )
 
@@ -451,17 +452,30 @@ func (b *Backend) UpdateRollout(ctx context.Context, id string, u console.Rollou
 	return b.app.UpdateRollout(ctx, id, p)
 }
 
-// RolloutSeries is empty: the control plane does not ingest fleet
-// reports yet (the console shows "no reports yet").
+// RolloutSeries is the rollout's recorded history (App.RecordHistory):
+// adoption is the release's share of the product's successful installs,
+// the failure rate failed ÷ (ok + failed) installs of the release, both
+// cumulative over the fleet reports received by each point's time; points
+// without installs are left out. Empty until reports arrive.
 func (b *Backend) RolloutSeries(ctx context.Context, id string) (*console.RolloutSeries, error) {
 	ctx, err := as(ctx, adminRead)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := b.app.Rollout(ctx, id); err != nil {
+	pts, err := b.app.RolloutHistory(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	return &console.RolloutSeries{}, nil
+	out := &console.RolloutSeries{}
+	for _, p := range pts {
+		if v := p.Adoption(); v >= 0 {
+			out.Adoption = append(out.Adoption, svgchart.Point{T: p.At, V: v})
+		}
+		if v := p.FailureRate(); v >= 0 {
+			out.FailureRate = append(out.FailureRate, svgchart.Point{T: p.At, V: v})
+		}
+	}
+	return out, nil
 }
 
 // --- policies and blocked versions ---
@@ -667,17 +681,25 @@ func (b *Backend) Entitlements(ctx context.Context, tenantID string) ([]*console
 	return out, nil
 }
 
-// EntitlementSeries is empty: usage over time needs the fleet reports
-// the control plane does not ingest yet.
+// EntitlementSeries is the entitlement's recorded seat usage
+// (App.RecordHistory); leases are plotted only where they were counted.
 func (b *Backend) EntitlementSeries(ctx context.Context, entitlementID string) (*console.UsageSeries, error) {
 	ctx, err := as(ctx, tenantRead)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := b.app.Entitlement(ctx, entitlementID); err != nil {
+	pts, err := b.app.EntitlementHistory(ctx, entitlementID)
+	if err != nil {
 		return nil, err
 	}
-	return &console.UsageSeries{}, nil
+	out := &console.UsageSeries{}
+	for _, p := range pts {
+		out.Seats = append(out.Seats, svgchart.Point{T: p.At, V: float64(p.Seats)})
+		if p.Leases >= 0 {
+			out.Leases = append(out.Leases, svgchart.Point{T: p.At, V: float64(p.Leases)})
+		}
+	}
+	return out, nil
 }
 
 // --- tokens ---
