@@ -157,3 +157,31 @@ func TestBackend_EntitlementSeriesFollowsSeats(t *testing.T) {
 		}
 	})
 }
+
+func TestRecordHistory_SkipsLongFinishedRollouts(t *testing.T) {
+	w := setup(t)
+	admin := console.WithPrincipal(context.Background(), w.admin)
+	site := newReportingSite(t, w)
+	site.send(t, w, w.product, w.release, 3, 1)
+	if _, err := w.b.UpdateRollout(admin, w.rollout, console.RolloutUpdate{Status: "killed"}); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for i, step := range []time.Duration{time.Hour, 91 * 24 * time.Hour} {
+		w.clk.t = w.clk.t.Add(step)
+		if i == 0 {
+			first = w.clk.t
+		}
+		if _, err := w.app.RecordHistory(w.op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := w.b.RolloutSeries(admin, w.rollout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A point 91 days on would also have pruned the first one.
+	if len(s.FailureRate) != 1 || !s.FailureRate[0].T.Equal(first) {
+		t.Errorf("points = %+v, want only the one at %v (none 91 days after it was killed)", s.FailureRate, first)
+	}
+}

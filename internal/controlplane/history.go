@@ -20,7 +20,8 @@ func (a *App) historyOf() *history.History {
 	return nil
 }
 
-// RecordHistory appends one point to every rollout's series (its
+// RecordHistory appends one point to every rollout's series (except
+// rollouts completed or killed more than history.MaxAge ago) (its
 // percentage and its release's install and check totals from the fleet
 // reports, with the product's successful installs for the adoption share)
 // and to every entitlement's (seats assigned; leases are not counted, -1),
@@ -40,6 +41,9 @@ func (a *App) RecordHistory(ctx context.Context) (int, error) {
 		return eachPage(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Rollout, string, error) {
 			return a.store.Rollouts(ctx, p.ProductID, pg)
 		}, func(ro *catalog.Rollout) error {
+			if (ro.Status == catalog.RolloutCompleted || ro.Status == catalog.RolloutKilled) && now.Sub(ro.UpdatedAt) > history.MaxAge {
+				return nil // finished long ago: its series has aged out
+			}
 			if !counted {
 				err := eachPage(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
 					return a.store.Releases(ctx, p.ProductID, pg)
