@@ -112,3 +112,30 @@ func TestPoint_Rates(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkHistory_AppendFullSeries appends to a series already at
+// MaxPoints on bbolt (each append prunes the oldest point).
+func BenchmarkHistory_AppendFullSeries(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "h.db"), 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(history.Buckets[0]); return err })
+	h := history.New(kv.Bolt(db))
+	ctx := context.Background()
+	at := t0
+	for range history.MaxPoints {
+		at = at.Add(time.Minute)
+		if err := h.Append(ctx, history.Rollout, "ro_bench", history.Point{At: at}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		at = at.Add(time.Minute)
+		if err := h.Append(ctx, history.Rollout, "ro_bench", history.Point{At: at}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
