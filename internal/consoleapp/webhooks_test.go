@@ -40,17 +40,21 @@ func TestBackend_WebhookDeliveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait := func(n int) {
+	// wait polls: the receiver signals Entered before it counts a
+	// delivery as accepted.
+	wait := func(t *testing.T, n int) {
 		t.Helper()
+		deadline := time.After(30 * time.Second)
 		for total(recv.Got()) < n {
 			select {
 			case <-recv.Entered:
-			case <-time.After(30 * time.Second):
+			case <-time.After(10 * time.Millisecond):
+			case <-deadline:
 				t.Fatalf("deliveries accepted = %d, want %d", total(recv.Got()), n)
 			}
 		}
 	}
-	wait(1)
+	wait(t, 1)
 	allOK := func(ds []*console.WebhookDelivery) bool {
 		for _, d := range ds {
 			if !d.OK {
@@ -116,7 +120,7 @@ func TestBackend_WebhookDeliveries(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Notify()
-		wait(before + 1)
+		wait(t, before+1)
 		if got := recv.Got()[del.EventID]; got != 2 {
 			t.Errorf("event %s accepted %d times, want 2", del.EventID, got)
 		}
