@@ -196,17 +196,34 @@ type ChainStatus struct {
 	VerifiedAt time.Time
 }
 
-// WebhookDelivery is one attempt to deliver an event to a webhook.
+// WebhookDelivery is one event's delivery to a webhook, with its latest
+// attempt's result.
 type WebhookDelivery struct {
-	DeliveryID string
-	TenantID   string
-	URL        string
-	EventType  string
+	DeliveryID     string
+	SubscriptionID string
+	TenantID       string
+	URL            string
+	EventType      string
+	EventID        string
+	// State is "pending", "delivered" or "failed" ("" when unknown).
+	State      string
 	At         time.Time
 	StatusCode int
 	Attempts   int
 	OK         bool
 	Error      string
+}
+
+// WebhookSubscription is a webhook endpoint as listed (never its secret).
+type WebhookSubscription struct {
+	ID             string
+	URL            string
+	EventTypes     []string
+	TenantID       string // "" every tenant
+	Disabled       bool
+	DisabledReason string
+	FailureStreak  int
+	CreatedAt      time.Time
 }
 
 // Backend is what the console needs from the control plane's application
@@ -267,4 +284,9 @@ type Backend interface {
 
 	// WebhookDeliveries may return ErrNotImplemented.
 	WebhookDeliveries(ctx context.Context, tenantID string) ([]*WebhookDelivery, error)
+	// WebhookSubscriptions lists the endpoints (admin); may return
+	// ErrNotImplemented.
+	WebhookSubscriptions(ctx context.Context, tenantID string) ([]*WebhookSubscription, error)
+	// RedeliverWebhook requeues a delivery due now (admin, writable).
+	RedeliverWebhook(ctx context.Context, deliveryID string) error
 }

@@ -291,6 +291,13 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	run(t, ctx, "tenant overview", chromedp.Navigate(srv.URL+"/console/tenants/"+seed.Acme.TenantID), chromedp.WaitVisible(chromedp.CSS("table.mirrors")), sh.take("tenant"))
 	run(t, ctx, "tokens", chromedp.Navigate(srv.URL+"/console/tokens"), chromedp.WaitVisible(chromedp.ID("tok-name")), sh.take("tokens"))
 	run(t, ctx, "audit", chromedp.Navigate(srv.URL+"/console/audit"), chromedp.WaitVisible(chromedp.ID("chain-status")), sh.take("audit"))
+	run(t, ctx, "webhooks", chromedp.Navigate(srv.URL+"/console/webhooks"), chromedp.WaitVisible(chromedp.ID("webhook-subscriptions")), sh.take("webhooks"))
+	run(t, ctx, "redeliver a webhook",
+		chromedp.Click(chromedp.CSS(`form[action$="/webhooks/deliveries/whd_2/redeliver"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash-ok")))
+	if got := textOf(ctx, t, ".flash-ok"); !strings.Contains(got, "whd_2") {
+		t.Errorf("flash after redeliver = %q, want it to name the delivery", got)
+	}
 
 	// Without JavaScript every page still reads and the plain form posts
 	// work: publish a release with the browser's own multipart upload.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +119,7 @@ func (e *env) post(s *session, path string, form url.Values, hdr map[string]stri
 func (e *env) fill(pattern, tid string) (method, path string) {
 	method, path, _ = strings.Cut(pattern, " ")
 	rep := strings.NewReplacer("{tenant}", tid, "{product}", e.seed.App.ProductID, "{release}", e.seed.Release.ReleaseID,
-		"{rollout}", e.seed.Rollout.RolloutID, "{token}", "tok_none", "{id}", e.seed.Blocked.BlocklistID)
+		"{rollout}", e.seed.Rollout.RolloutID, "{token}", "tok_none", "{delivery}", "whd_1", "{id}", e.seed.Blocked.BlocklistID)
 	return method, rep.Replace(path)
 }
 
@@ -640,6 +641,27 @@ func TestConsole_AdminFlows(t *testing.T) {
 		w := e.get(s, "/console/products/prd_nope")
 		if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "Not found: Product") {
 			t.Errorf("status %d: %s", w.Code, w.Body)
+		}
+	})
+	t.Run("webhooks page lists endpoints and redelivers", func(t *testing.T) {
+		page := e.get(s, "/console/webhooks").Body.String()
+		for _, want := range []string{`id="webhook-subscriptions"`, "https://hooks.acme.example/outpost", `webhooks/deliveries/whd_2/redeliver`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+		if w := e.post(s, "/console/webhooks/deliveries/whd_2/redeliver", url.Values{}, nil); w.Code != http.StatusForbidden {
+			t.Errorf("redeliver without CSRF: status %d, want %d", w.Code, http.StatusForbidden)
+		}
+		w := e.post(s, "/console/webhooks/deliveries/whd_2/redeliver", url.Values{"csrf": {s.csrf}}, nil)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("redeliver: status %d, want %d", w.Code, http.StatusSeeOther)
+		}
+		e.f.Lock()
+		got := slices.Clone(e.f.Redelivered)
+		e.f.Unlock()
+		if want := []string{"whd_2"}; !slices.Equal(got, want) {
+			t.Errorf("redelivered %v, want %v", got, want)
 		}
 	})
 	t.Run("webhooks not configured", func(t *testing.T) {

@@ -55,6 +55,7 @@ func (s *Server) routes() {
 	s.handle("POST "+p+"tokens/{token}/revoke", s.action(adminOnly, false, s.revokeToken))
 	s.handle("GET "+p+"audit", s.page(adminOnly, s.audit))
 	s.handle("GET "+p+"webhooks", s.page(adminOnly, s.webhooks))
+	s.handle("POST "+p+"webhooks/deliveries/{delivery}/redeliver", s.action(adminOnly, false, s.redeliver))
 	m.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusNotFound, "There is no such page.")
 	})
@@ -808,8 +809,9 @@ func (s *Server) audit(q *req) {
 }
 
 type webhooksData struct {
-	Configured bool
-	Deliveries []*WebhookDelivery
+	Configured    bool
+	Subscriptions []*WebhookSubscription
+	Deliveries    []*WebhookDelivery
 }
 
 func (s *Server) webhooks(q *req) {
@@ -822,9 +824,25 @@ func (s *Server) webhooks(q *req) {
 		q.fail(err)
 		return
 	}
+	if d.Configured && q.p.Admin() {
+		subs, err := s.b.WebhookSubscriptions(q.ctx, tid)
+		if err != nil && !errors.Is(err, ErrNotImplemented) {
+			q.fail(err)
+			return
+		}
+		d.Subscriptions = subs
+	}
 	section := "webhooks"
 	if tid != "" {
 		section = "tenant-webhooks"
 	}
 	s.render(q, http.StatusOK, "webhooks", "Webhook deliveries", section, d)
+}
+
+func (s *Server) redeliver(q *req) {
+	id := q.r.PathValue("delivery")
+	if err := s.b.RedeliverWebhook(q.ctx, id); !q.flashErr(err) {
+		q.flashOK("Delivery %s is queued again.", id)
+	}
+	q.redirect("webhooks")
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/outpost/outpost/internal/console"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/svgchart"
+	"github.com/outpost/outpost/internal/webhook"
 )
 
 // Options configure a Backend.
@@ -450,17 +452,30 @@ func (b *Backend) UpdateRollout(ctx context.Context, id string, u console.Rollou
 	return b.app.UpdateRollout(ctx, id, p)
 }
 
-// RolloutSeries is empty: the control plane does not ingest fleet
-// reports yet (the console shows "no reports yet").
+// RolloutSeries is the rollout's recorded history (App.RecordHistory):
+// adoption is the release's share of the product's successful installs,
+// the failure rate failed ÷ (ok + failed) installs of the release, both
+// cumulative over the fleet reports received by each point's time; points
+// without installs are left out. Empty until reports arrive.
 func (b *Backend) RolloutSeries(ctx context.Context, id string) (*console.RolloutSeries, error) {
 	ctx, err := as(ctx, adminRead)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := b.app.Rollout(ctx, id); err != nil {
+	pts, err := b.app.RolloutHistory(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	return &console.RolloutSeries{}, nil
+	out := &console.RolloutSeries{}
+	for _, p := range pts {
+		if v := p.Adoption(); v >= 0 {
+			out.Adoption = append(out.Adoption, svgchart.Point{T: p.At, V: v})
+		}
+		if v := p.FailureRate(); v >= 0 {
+			out.FailureRate = append(out.FailureRate, svgchart.Point{T: p.At, V: v})
+		}
+	}
+	return out, nil
 }
 
 // --- policies and blocked versions ---
@@ -666,17 +681,25 @@ func (b *Backend) Entitlements(ctx context.Context, tenantID string) ([]*console
 	return out, nil
 }
 
-// EntitlementSeries is empty: usage over time needs the fleet reports
-// the control plane does not ingest yet.
+// EntitlementSeries is the entitlement's recorded seat usage
+// (App.RecordHistory); leases are plotted only where they were counted.
 func (b *Backend) EntitlementSeries(ctx context.Context, entitlementID string) (*console.UsageSeries, error) {
 	ctx, err := as(ctx, tenantRead)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := b.app.Entitlement(ctx, entitlementID); err != nil {
+	pts, err := b.app.EntitlementHistory(ctx, entitlementID)
+	if err != nil {
 		return nil, err
 	}
-	return &console.UsageSeries{}, nil
+	out := &console.UsageSeries{}
+	for _, p := range pts {
+		out.Seats = append(out.Seats, svgchart.Point{T: p.At, V: float64(p.Seats)})
+		if p.Leases >= 0 {
+			out.Leases = append(out.Leases, svgchart.Point{T: p.At, V: float64(p.Leases)})
+		}
+	}
+	return out, nil
 }
 
 // --- tokens ---
@@ -784,10 +807,94 @@ func (b *Backend) VerifyAuditChain(ctx context.Context) (*console.ChainStatus, e
 	return &cp, nil
 }
 
-// WebhookDeliveries: the control plane does not send webhooks yet.
+// webhookErr turns the App's "no outbox" into the console's "not
+// configured".
+func webhookErr(err error) error {
+	if catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
+		return fmt.Errorf("webhooks: %w", console.ErrNotImplemented)
+	}
+	return err
+}
+
+// maxWebhookDeliveries caps the deliveries listed per subscription and in
+// all on the webhooks page.
+const maxWebhookDeliveries = 200
+
+// WebhookDeliveries lists the newest deliveries of every subscription
+// (admin; the App keeps webhooks to the vendor's administrators, so a
+// tenant session sees the feature as not available). tenantID, when set,
+// keeps the subscriptions limited to that tenant or to every tenant.
 func (b *Backend) WebhookDeliveries(ctx context.Context, tenantID string) ([]*console.WebhookDelivery, error) {
 	if _, err := as(ctx, tenantRead); err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("webhook deliveries: %w", console.ErrNotImplemented)
+	if p, _ := console.PrincipalFrom(ctx); !p.Admin() {
+		return nil, fmt.Errorf("webhook deliveries are the vendor's: %w", console.ErrNotImplemented)
+	}
+	actx, err := as(ctx, adminRead)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := b.app.Webhooks(actx)
+	if err != nil {
+		return nil, webhookErr(err)
+	}
+	var out []*console.WebhookDelivery
+	for _, sub := range subs {
+		if tenantID != "" && sub.TenantID != "" && sub.TenantID != tenantID {
+			continue
+		}
+		ds, err := b.app.WebhookDeliveries(actx, sub.ID, maxWebhookDeliveries)
+		if err != nil {
+			return nil, webhookErr(err)
+		}
+		for _, d := range ds {
+			at := d.CreatedAt
+			if !d.DeliveredAt.IsZero() {
+				at = d.DeliveredAt
+			}
+			out = append(out, &console.WebhookDelivery{
+				DeliveryID: d.ID, SubscriptionID: d.SubscriptionID, TenantID: sub.TenantID, URL: sub.URL,
+				EventID: d.EventID, State: string(d.State), At: at, StatusCode: d.LastStatus,
+				Attempts: d.Attempts, OK: d.State == webhook.Delivered, Error: d.LastError,
+			})
+		}
+	}
+	slices.SortStableFunc(out, func(x, y *console.WebhookDelivery) int { return y.At.Compare(x.At) })
+	if len(out) > maxWebhookDeliveries {
+		out = out[:maxWebhookDeliveries]
+	}
+	return out, nil
+}
+
+// WebhookSubscriptions lists the endpoints through the App (admin).
+func (b *Backend) WebhookSubscriptions(ctx context.Context, tenantID string) ([]*console.WebhookSubscription, error) {
+	ctx, err := as(ctx, adminRead)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := b.app.Webhooks(ctx)
+	if err != nil {
+		return nil, webhookErr(err)
+	}
+	out := make([]*console.WebhookSubscription, 0, len(subs))
+	for _, s := range subs {
+		if tenantID != "" && s.TenantID != "" && s.TenantID != tenantID {
+			continue
+		}
+		out = append(out, &console.WebhookSubscription{
+			ID: s.ID, URL: s.URL, EventTypes: slices.Clone(s.EventTypes), TenantID: s.TenantID,
+			Disabled: s.Disabled, DisabledReason: s.DisabledReason, FailureStreak: s.FailureStreak, CreatedAt: s.CreatedAt,
+		})
+	}
+	return out, nil
+}
+
+// RedeliverWebhook requeues a delivery through the App (admin, writable).
+func (b *Backend) RedeliverWebhook(ctx context.Context, deliveryID string) error {
+	ctx, err := as(ctx, adminWrite)
+	if err != nil {
+		return err
+	}
+	return webhookErr(b.app.RedeliverWebhook(ctx, deliveryID))
 }

@@ -255,6 +255,9 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 		} else if len(ds) > 0 {
 			log.Info("rollouts moved by their schedules and health gates", "count", len(ds))
 		}
+		if _, err := c.app.RecordHistory(ctx); err != nil && ctx.Err() == nil {
+			log.Error("record console history", "err", err)
+		}
 		if n, err := c.app.PruneFleetEvents(ctx); err != nil && ctx.Err() == nil {
 			log.Error("prune fleet events", "err", err)
 		} else if n > 0 {

@@ -43,6 +43,8 @@ type Fake struct {
 	EntitlementList []*console.EntitlementInfo
 	Audit           []*catalog.AuditEvent
 	Webhooks        []*console.WebhookDelivery // nil: not implemented
+	WebhookSubs     []*console.WebhookSubscription
+	Redelivered     []string // delivery ids requeued, in order
 	Series          map[string]*console.RolloutSeries
 	Usage           map[string]*console.UsageSeries
 	ChainBroken     string
@@ -731,6 +733,40 @@ func (f *Fake) WebhookDeliveries(ctx context.Context, tenantID string) ([]*conso
 		}
 	}
 	return out, nil
+}
+
+func (f *Fake) WebhookSubscriptions(ctx context.Context, tenantID string) ([]*console.WebhookSubscription, error) {
+	if err := needAdmin(ctx, false); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Webhooks == nil {
+		return nil, fmt.Errorf("webhooks: %w", console.ErrNotImplemented)
+	}
+	var out []*console.WebhookSubscription
+	for _, s := range f.WebhookSubs {
+		if tenantID == "" || s.TenantID == "" || s.TenantID == tenantID {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (f *Fake) RedeliverWebhook(ctx context.Context, deliveryID string) error {
+	if err := needAdmin(ctx, true); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.Webhooks {
+		if d.DeliveryID == deliveryID {
+			d.State, d.Attempts = "pending", 0
+			f.Redelivered = append(f.Redelivered, deliveryID)
+			return nil
+		}
+	}
+	return catalog.NotFound("delivery", deliveryID)
 }
 
 // SetMirrorSynced records a sync of mirror id at t holding version seq.

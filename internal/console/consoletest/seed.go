@@ -91,8 +91,11 @@ func Seed(f *Fake) *Seeded {
 		BlockedVersion: "1.0.0", Reason: "breaks the LDAP connector", CreatedAt: now.Add(-5 * 24 * time.Hour)}
 	f.Blocked = append(f.Blocked, s.Blocked)
 	f.Webhooks = []*console.WebhookDelivery{
-		{DeliveryID: "whd_1", TenantID: s.Acme.TenantID, URL: "https://hooks.acme.example/outpost", EventType: "release.created", At: now.Add(-26 * time.Hour), StatusCode: 200, Attempts: 1, OK: true},
-		{DeliveryID: "whd_2", TenantID: s.Acme.TenantID, URL: "https://hooks.acme.example/outpost", EventType: "rollout.updated", At: now.Add(-2 * time.Hour), StatusCode: 503, Attempts: 3, Error: "service unavailable"},
+		{DeliveryID: "whd_2", TenantID: s.Acme.TenantID, URL: "https://hooks.acme.example/outpost", EventType: "rollout.updated", At: now.Add(-2 * time.Hour), StatusCode: 503, Attempts: 3, Error: "service unavailable", State: "failed"},
+		{DeliveryID: "whd_1", TenantID: s.Acme.TenantID, URL: "https://hooks.acme.example/outpost", EventType: "release.created", At: now.Add(-26 * time.Hour), StatusCode: 200, Attempts: 1, OK: true, State: "delivered"},
+	}
+	f.WebhookSubs = []*console.WebhookSubscription{
+		{ID: "whs_1", URL: "https://hooks.acme.example/outpost", EventTypes: []string{"release.created", "rollout.updated"}, TenantID: s.Acme.TenantID, FailureStreak: 1, CreatedAt: now.Add(-30 * 24 * time.Hour)},
 	}
 	f.mu.Unlock()
 	f.AddToken(s.AdminToken, console.RoleAdmin, "", "ops")

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 	cases = append(cases, snapshotCases...)
 	cases = append(cases, auditCases...)
 	cases = append(cases, tufCases...)
+	cases = append(cases, historyCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
