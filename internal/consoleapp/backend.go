@@ -634,9 +634,8 @@ func (b *Backend) snapshot(ctx context.Context, id string) (snapInfo, error) {
 	return si, nil
 }
 
-// Entitlements lists entitlements with their seat limit and explicit
-// seat assignments. Active leases are not counted yet (the App has no
-// lease listing): LeasesActive is 0.
+// Entitlements lists entitlements with their seat limit, explicit seat
+// assignments and active online leases.
 func (b *Backend) Entitlements(ctx context.Context, tenantID string) ([]*console.EntitlementInfo, error) {
 	ctx, err := as(ctx, tenantRead)
 	if err != nil {
@@ -675,6 +674,11 @@ func (b *Backend) Entitlements(ctx context.Context, tenantID string) ([]*console
 			if s.RevokedAt == nil {
 				info.SeatsAssigned++
 			}
+		}
+		if n, err := b.app.ActiveLeases(ctx, e.EntitlementID); err != nil {
+			return nil, err
+		} else if n > 0 {
+			info.LeasesActive = n
 		}
 		out = append(out, info)
 	}

@@ -396,12 +396,15 @@ func TestBackend_EntitlementsCountSeats(t *testing.T) {
 	if _, err := w.app.AssignSeat(w.op, e.EntitlementID, controlplane.Subject{SubjectType: "device", SubjectID: "d1"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := w.app.AcquireLease(w.op, e.EntitlementID, controlplane.Subject{SubjectType: "device", SubjectID: "d1"}); err != nil {
+		t.Fatal(err)
+	}
 	es, err := w.b.Entitlements(admin, w.tMine)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 1 || es[0].MaxSeats != 3 || es[0].SeatsAssigned != 1 || es[0].Product == nil {
-		t.Errorf("got %+v, want max 3, 1 assigned, with product", es)
+	if len(es) != 1 || es[0].MaxSeats != 3 || es[0].SeatsAssigned != 1 || es[0].LeasesActive != 1 || es[0].Product == nil {
+		t.Errorf("got %+v, want max 3, 1 assigned, 1 lease active, with product", es)
 	}
 }
 

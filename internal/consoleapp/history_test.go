@@ -133,8 +133,14 @@ func TestBackend_EntitlementSeriesFollowsSeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if _, err := w.app.AssignSeat(w.op, e.EntitlementID, controlplane.Subject{SubjectType: "device", SubjectID: fmt.Sprintf("d%d", i)}); err != nil {
+		sub := controlplane.Subject{SubjectType: "device", SubjectID: fmt.Sprintf("d%d", i)}
+		if _, err := w.app.AssignSeat(w.op, e.EntitlementID, sub); err != nil {
 			t.Fatal(err)
+		}
+		if i == 1 { // one lease, taken before the second point
+			if _, err := w.app.AcquireLease(w.op, e.EntitlementID, sub); err != nil {
+				t.Fatal(err)
+			}
 		}
 		w.clk.t = w.clk.t.Add(time.Hour)
 		if _, err := w.app.RecordHistory(w.op); err != nil {
@@ -148,8 +154,8 @@ func TestBackend_EntitlementSeriesFollowsSeats(t *testing.T) {
 	if len(s.Seats) != 2 || s.Seats[0].V != 1 || s.Seats[1].V != 2 {
 		t.Errorf("seats = %+v, want 1 then 2", s.Seats)
 	}
-	if len(s.Leases) != 0 {
-		t.Errorf("leases = %+v, want none (not counted)", s.Leases)
+	if len(s.Leases) != 2 || s.Leases[0].V != 0 || s.Leases[1].V != 1 {
+		t.Errorf("leases = %+v, want 0 then 1", s.Leases)
 	}
 	t.Run("a foreign tenant cannot read it", func(t *testing.T) {
 		if _, err := w.b.EntitlementSeries(console.WithPrincipal(context.Background(), w.theirs), e.EntitlementID); err == nil {

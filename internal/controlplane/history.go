@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
@@ -24,7 +25,7 @@ func (a *App) historyOf() *history.History {
 // rollouts completed or killed more than history.MaxAge ago) (its
 // percentage and its release's install and check totals from the fleet
 // reports, with the product's successful installs for the adoption share)
-// and to every entitlement's (seats assigned; leases are not counted, -1),
+// and to every entitlement's (seats assigned, leases active),
 // at the App's now (housekeeping, and after a report import when the
 // caller wants the charts current). Each series is bounded (history.MaxPoints,
 // history.MaxAge). It returns how many points it wrote.
@@ -85,8 +86,16 @@ func (a *App) RecordHistory(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
+			leases := int64(-1) // unknown on a store that cannot count them
+			if c, ok := a.store.(leaseCounter); ok {
+				k, err := c.ActiveLeaseCount(ctx, e.EntitlementID, now)
+				if err != nil {
+					return err
+				}
+				leases = int64(k)
+			}
 			n++
-			return h.Append(ctx, history.Entitlement, e.EntitlementID, history.Point{At: now, Seats: seats, Leases: -1})
+			return h.Append(ctx, history.Entitlement, e.EntitlementID, history.Point{At: now, Seats: seats, Leases: leases})
 		})
 	})
 	if err != nil {
@@ -147,4 +156,23 @@ func (a *App) EntitlementHistory(ctx context.Context, entitlementID string) ([]h
 		return nil, nil
 	}
 	return h.Points(ctx, history.Entitlement, e.EntitlementID)
+}
+
+// leaseCounter is a store that counts an entitlement's active leases
+// (store/kv, so both bbolt and PostgreSQL).
+type leaseCounter interface {
+	ActiveLeaseCount(ctx context.Context, entitlementID string, t time.Time) (int, error)
+}
+
+// ActiveLeases counts an entitlement's online leases active now (-1 when
+// the store cannot count them), scoped like Entitlement.
+func (a *App) ActiveLeases(ctx context.Context, entitlementID string) (int, error) {
+	if _, err := a.Entitlement(ctx, entitlementID); err != nil {
+		return 0, err
+	}
+	c, ok := a.store.(leaseCounter)
+	if !ok {
+		return -1, nil
+	}
+	return c.ActiveLeaseCount(ctx, entitlementID, a.now())
 }

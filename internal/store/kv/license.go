@@ -433,6 +433,27 @@ func (w *wtx) countActiveLeases(entitlementID string, t time.Time) (int, error) 
 	return n, nil
 }
 
+// ActiveLeaseCount counts the entitlement's leases active at t (read
+// only: the index is trimmed by the next acquisition).
+func (db *Store) ActiveLeaseCount(ctx context.Context, entitlementID string, t time.Time) (int, error) {
+	n := 0
+	err := db.view(ctx, func(tx Tx) error {
+		pfx := prefix(entitlementID)
+		c := tx.Bucket(iLeaseActive).Cursor()
+		for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
+			var l catalog.Lease
+			if err := mustGet(tx, bLeases, "lease", string(v), &l); err != nil {
+				return err
+			}
+			if l.Active(t) {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // Lease returns one lease.
 func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 	var l catalog.Lease
