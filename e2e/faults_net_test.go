@@ -394,11 +394,6 @@ func TestFaults_Network(t *testing.T) {
 			deadline := time.Now().Add(20 * time.Second)
 			for {
 				if m.proc.exited() {
-					if lk.name == "mirror-s3" && strings.Contains(m.proc.logTail(), "s3 source") {
-						t.Skipf("known: `mirror serve` with source: s3 exits at start when the bucket cannot be reached "+
-							"(cmd/mirror newSource → internal/blob/s3.New calls BucketExists), instead of serving the held "+
-							"snapshot and retrying; log: %s", strings.TrimSpace(m.proc.logTail()))
-					}
 					t.Fatalf("%s exited at start with its source down; log:\n%s", m.name, m.proc.logTail())
 				}
 				if code, body := httpGetQuiet(m.url + "/v1/snapshot"); code == http.StatusOK {
