@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -128,6 +129,8 @@ type options struct {
 	serverKind string
 	maxSnap    int64
 	retries    int
+	reqTries   int
+	reqWithin  time.Duration
 	caFile     string
 	stateDir   string
 	noReport   bool
@@ -178,6 +181,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&a.opts.serverKind, "server-kind", "auto", "lease API of --server: auto, mirror or controlplane")
 	pf.Int64Var(&a.opts.maxSnap, "max-snapshot-size", 64<<20, "largest snapshot envelope accepted, bytes")
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
+	pf.IntVar(&a.opts.reqTries, "request-tries", client.DefaultRequestTries, "update check and snapshot fetch: attempts in all after a network error or a 502/503/504 (1: no retry)")
+	pf.DurationVar(&a.opts.reqWithin, "request-within", client.DefaultRequestWithin, "no new attempt of a check or snapshot fetch after this long since the first")
 	pf.StringVar(&a.opts.stateDir, "state-dir", "", "where updatectl keeps its pseudonymous event client id (default $XDG_STATE_HOME/outpost or ~/.local/state/outpost)")
 	pf.BoolVar(&a.opts.noReport, "no-report", false, "check and download: do not report the outcome to the mirror")
 	pf.StringVar(&a.opts.caFile, "ca-file", "", "PEM CA certificate(s) the server's HTTPS certificate must chain to (pins a private CA; system roots unused)")
@@ -226,6 +231,7 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		client.WithTenant(a.opts.tenant),
 		client.WithMaxSnapshotSize(a.opts.maxSnap),
 		client.WithRetries(a.opts.retries, client.DefaultBackoff),
+		client.WithRequestRetries(a.opts.reqTries, a.opts.reqWithin),
 		client.WithCAFile(a.opts.caFile),
 	}
 	switch a.opts.serverKind {
