@@ -48,13 +48,18 @@ type AuditFilter struct {
 	EventType string
 }
 
-// IdempotencyRecord is the first answer to a POST with an Idempotency-Key.
+// IdempotencyRecord is the first answer to a POST with an Idempotency-Key,
+// or, while Status is 0, the reservation of a key whose request is still
+// running (Pending).
 type IdempotencyRecord struct {
 	RequestHash string // sha256 of method, path and body
-	Status      int
+	Status      int    // 0 while the key is only reserved
 	Body        []byte
-	CreatedAt   time.Time
+	CreatedAt   time.Time // of the reservation, then of the answer
 }
+
+// Pending reports whether r is a reservation without an answer yet.
+func (r *IdempotencyRecord) Pending() bool { return r.Status == 0 }
 
 // LeaseSigner signs the final lease and returns the token's hash.
 type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)
@@ -200,6 +205,21 @@ type Store interface {
 	// Idempotency keys. PutIdempotency fails with ECONFLICT if key exists.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	PutIdempotency(ctx context.Context, key string, r *IdempotencyRecord) error
+	// ReserveIdempotency reserves key for a request with requestHash
+	// before it runs, in one transaction, across every instance: it
+	// returns (nil, nil) when the key was free, or held by a reservation
+	// created before staleBefore (left by a crash), and is now reserved;
+	// otherwise it returns the record that holds the key (an answer, or
+	// another attempt's reservation: Pending) and reserves nothing.
+	ReserveIdempotency(ctx context.Context, key, requestHash string, staleBefore time.Time) (*IdempotencyRecord, error)
+	// CompleteIdempotency stores the answer r under key in place of the
+	// reservation made for r.RequestHash; ECONFLICT, nothing written,
+	// when the key holds no such reservation.
+	CompleteIdempotency(ctx context.Context, key string, r *IdempotencyRecord) error
+	// ReleaseIdempotency removes the reservation of key for requestHash
+	// (the request failed and may be retried); an answer or another
+	// request's reservation is kept, and a missing key is not an error.
+	ReleaseIdempotency(ctx context.Context, key, requestHash string) error
 	// ExpireIdempotency deletes records created before before and returns
 	// how many; a key is then free for a new request.
 	ExpireIdempotency(ctx context.Context, before time.Time) (int, error)
