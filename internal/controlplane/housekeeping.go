@@ -105,6 +105,7 @@ type Remembered struct {
 	RequestHash string
 	Status      int
 	Body        []byte
+	Pending     bool // reserved by an attempt still running: no answer yet
 }
 
 func idempotencyAD(key string) string { return "idempotency:" + key }
@@ -151,6 +152,55 @@ func (a *App) Remember(ctx context.Context, key string, r Remembered) error {
 	return a.store.PutIdempotency(ctx, key, &store.IdempotencyRecord{
 		RequestHash: r.RequestHash, Status: r.Status, Body: sealed, CreatedAt: a.now(),
 	})
+}
+
+// ReserveIdempotencyKey reserves key (already scoped to its caller) for a
+// request with requestHash before the request runs, across every instance
+// on the store. It returns (nil, nil) when the key is now reserved (it was
+// free, or held by a reservation older than stale: a crashed attempt);
+// otherwise the record that holds it, with Pending set while another
+// attempt is running. Without a data-encryption key nothing is remembered,
+// so nothing is reserved either.
+func (a *App) ReserveIdempotencyKey(ctx context.Context, key, requestHash string, stale time.Duration) (*Remembered, error) {
+	if a.secrets == nil {
+		return nil, nil
+	}
+	rec, err := a.store.ReserveIdempotency(ctx, key, requestHash, a.now().Add(-stale))
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	if rec.Pending() {
+		return &Remembered{RequestHash: rec.RequestHash, Pending: true}, nil
+	}
+	body, err := a.openRemembered(key, rec.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &Remembered{RequestHash: rec.RequestHash, Status: rec.Status, Body: body}, nil
+}
+
+// CompleteIdempotencyKey stores the answer in place of the reservation
+// ReserveIdempotencyKey made for r.RequestHash, sealed.
+func (a *App) CompleteIdempotencyKey(ctx context.Context, key string, r Remembered) error {
+	if a.secrets == nil {
+		return nil
+	}
+	sealed, err := a.secrets.Seal(idempotencyAD(key), r.Body)
+	if err != nil {
+		return fmt.Errorf("seal idempotency record: %w", err)
+	}
+	return a.store.CompleteIdempotency(ctx, key, &store.IdempotencyRecord{
+		RequestHash: r.RequestHash, Status: r.Status, Body: sealed, CreatedAt: a.now(),
+	})
+}
+
+// ReleaseIdempotencyKey drops the reservation of key for requestHash, so
+// a retry of a failed request runs.
+func (a *App) ReleaseIdempotencyKey(ctx context.Context, key, requestHash string) error {
+	if a.secrets == nil {
+		return nil
+	}
+	return a.store.ReleaseIdempotency(ctx, key, requestHash)
 }
 
 // Backuper is a store that can write a consistent copy of itself while
