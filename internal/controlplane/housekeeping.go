@@ -106,6 +106,7 @@ type Remembered struct {
 	Status      int
 	Body        []byte
 	Pending     bool // reserved by an attempt still running: no answer yet
+	Committed   bool // pending, but its attempt committed a write: never rerun
 }
 
 func idempotencyAD(key string) string { return "idempotency:" + key }
@@ -161,16 +162,21 @@ func (a *App) Remember(ctx context.Context, key string, r Remembered) error {
 // otherwise the record that holds it, with Pending set while another
 // attempt is running. Without a data-encryption key nothing is remembered,
 // so nothing is reserved either.
-func (a *App) ReserveIdempotencyKey(ctx context.Context, key, requestHash string, stale time.Duration) (*Remembered, error) {
+//
+// attempt names this attempt: run the request with
+// store.WithIdempotencyAttempt(ctx, key, attempt), so that its writes
+// check the reservation is still its own and mark it Committed in their
+// own transaction (a committed reservation is never taken over).
+func (a *App) ReserveIdempotencyKey(ctx context.Context, key, requestHash, attempt string, stale time.Duration) (*Remembered, error) {
 	if a.secrets == nil {
 		return nil, nil
 	}
-	rec, err := a.store.ReserveIdempotency(ctx, key, requestHash, a.now().Add(-stale))
+	rec, err := a.store.ReserveIdempotency(ctx, key, requestHash, attempt, a.now().Add(-stale))
 	if err != nil || rec == nil {
 		return nil, err
 	}
 	if rec.Pending() {
-		return &Remembered{RequestHash: rec.RequestHash, Pending: true}, nil
+		return &Remembered{RequestHash: rec.RequestHash, Pending: true, Committed: rec.Committed}, nil
 	}
 	body, err := a.openRemembered(key, rec.Body)
 	if err != nil {
@@ -180,8 +186,8 @@ func (a *App) ReserveIdempotencyKey(ctx context.Context, key, requestHash string
 }
 
 // CompleteIdempotencyKey stores the answer in place of the reservation
-// ReserveIdempotencyKey made for r.RequestHash, sealed.
-func (a *App) CompleteIdempotencyKey(ctx context.Context, key string, r Remembered) error {
+// ReserveIdempotencyKey made for attempt, sealed.
+func (a *App) CompleteIdempotencyKey(ctx context.Context, key, attempt string, r Remembered) error {
 	if a.secrets == nil {
 		return nil
 	}
@@ -190,17 +196,17 @@ func (a *App) CompleteIdempotencyKey(ctx context.Context, key string, r Remember
 		return fmt.Errorf("seal idempotency record: %w", err)
 	}
 	return a.store.CompleteIdempotency(ctx, key, &store.IdempotencyRecord{
-		RequestHash: r.RequestHash, Status: r.Status, Body: sealed, CreatedAt: a.now(),
+		RequestHash: r.RequestHash, Attempt: attempt, Status: r.Status, Body: sealed, CreatedAt: a.now(),
 	})
 }
 
-// ReleaseIdempotencyKey drops the reservation of key for requestHash, so
-// a retry of a failed request runs.
-func (a *App) ReleaseIdempotencyKey(ctx context.Context, key, requestHash string) error {
+// ReleaseIdempotencyKey drops the reservation of key by attempt, so a
+// retry of a failed request runs, unless the request committed a write.
+func (a *App) ReleaseIdempotencyKey(ctx context.Context, key, attempt string) error {
 	if a.secrets == nil {
 		return nil
 	}
-	return a.store.ReleaseIdempotency(ctx, key, requestHash)
+	return a.store.ReleaseIdempotency(ctx, key, attempt)
 }
 
 // Backuper is a store that can write a consistent copy of itself while

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -118,21 +120,31 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *controlpl
 	// answer). Bounded, so a request stuck on the database ends.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), detachedTimeout)
 	defer cancel()
-	if !rt.raw {
+	attempt := randomAttempt()
+	// The request's writes check, in their own transaction, that the
+	// reservation is still this attempt's, and mark it committed.
+	if rt.raw {
 		// A streamed upload still needs its client to send the body.
-		r = r.WithContext(ctx)
+		r = r.WithContext(store.WithIdempotencyAttempt(r.Context(), scoped, attempt))
+	} else {
+		r = r.WithContext(store.WithIdempotencyAttempt(ctx, scoped, attempt))
 	}
 
 	// Requests in this process wait for each other; other instances
 	// see the reservation in the store.
 	defer s.idem.lock(scoped)()
-	rec, err := s.App.ReserveIdempotencyKey(ctx, scoped, reqHash, s.idempotencyStale())
+	rec, err := s.App.ReserveIdempotencyKey(ctx, scoped, reqHash, attempt, s.idempotencyStale())
 	switch {
 	case err != nil:
 		wire.WriteError(w, r, s.Log, err)
 		return
 	case rec != nil && rec.RequestHash != reqHash:
 		wire.WriteError(w, r, s.Log, catalog.Errorf(catalog.ECONFLICT, "Idempotency-Key %q was used for a different request", key))
+		return
+	case rec != nil && rec.Committed:
+		wire.WriteError(w, r, s.Log, catalog.Errorf(catalog.ECONFLICT,
+			"Idempotency-Key %q: an earlier request with this key was carried out, but the server stopped before "+
+				"storing its answer; it will not run again: look the result up instead", key))
 		return
 	case rec != nil && rec.Pending:
 		w.Header().Set(wire.HeaderRetryAfter, "1")
@@ -154,12 +166,19 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *controlpl
 	// Server errors are not remembered: the client may retry them. Nor
 	// is an answer too long to replay whole. The key is freed for them.
 	if rw.status >= 500 || rw.status == 0 || rw.truncated {
-		if err := s.App.ReleaseIdempotencyKey(ctx, scoped, reqHash); err != nil {
+		if err := s.App.ReleaseIdempotencyKey(ctx, scoped, attempt); err != nil {
 			s.Log.Error("release idempotency key", "err", err)
 		}
 		return
 	}
-	s.complete(ctx, scoped, controlplane.Remembered{RequestHash: reqHash, Status: rw.status, Body: rw.buf.Bytes()})
+	s.complete(ctx, scoped, attempt, controlplane.Remembered{RequestHash: reqHash, Status: rw.status, Body: rw.buf.Bytes()})
+}
+
+// randomAttempt names one attempt of an idempotent request.
+func randomAttempt() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // detachedTimeout bounds an idempotent request once its key is reserved.
@@ -180,9 +199,9 @@ func (s *Server) idempotencyStale() time.Duration {
 // complete stores the answer under its reserved key, trying again for a
 // while when the store fails (a database restart), since losing it would
 // let a retry run the request a second time.
-func (s *Server) complete(ctx context.Context, key string, rem controlplane.Remembered) {
+func (s *Server) complete(ctx context.Context, key, id string, rem controlplane.Remembered) {
 	for attempt := 1; ; attempt++ {
-		err := s.App.CompleteIdempotencyKey(ctx, key, rem)
+		err := s.App.CompleteIdempotencyKey(ctx, key, id, rem)
 		if err == nil {
 			return
 		}

@@ -193,12 +193,12 @@ func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.Idempo
 // ReserveIdempotency implements store.Store: writers are serialized (one
 // bbolt writer; PostgreSQL's chain-head row lock), so the check and the
 // insert cannot be raced past by another instance.
-func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash string, staleBefore time.Time) (*store.IdempotencyRecord, error) {
+func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash, attempt string, staleBefore time.Time) (*store.IdempotencyRecord, error) {
 	if err := checkText("idempotency_key", key, true); err != nil {
 		return nil, err
 	}
-	if requestHash == "" {
-		return nil, catalog.Invalid("request_hash", "is required")
+	if requestHash == "" || attempt == "" {
+		return nil, catalog.Invalid("request_hash", "and attempt are required")
 	}
 	var held *store.IdempotencyRecord
 	err := db.update(ctx, func(w *wtx) error {
@@ -208,11 +208,11 @@ func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash string
 		if err != nil {
 			return err
 		}
-		if ok && !(cur.Pending() && cur.CreatedAt.Before(staleBefore)) {
+		if ok && !(cur.Pending() && !cur.Committed && cur.CreatedAt.Before(staleBefore)) {
 			held = &cur
 			return nil
 		}
-		return w.put(bIdempotency, []byte(key), &store.IdempotencyRecord{RequestHash: requestHash, CreatedAt: w.now})
+		return w.put(bIdempotency, []byte(key), &store.IdempotencyRecord{RequestHash: requestHash, Attempt: attempt, CreatedAt: w.now})
 	})
 	if err != nil {
 		return nil, err
@@ -231,10 +231,11 @@ func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.I
 		if err != nil {
 			return err
 		}
-		if !ok || !cur.Pending() || cur.RequestHash != r.RequestHash {
+		if !ok || !cur.Pending() || cur.Attempt != r.Attempt || cur.RequestHash != r.RequestHash {
 			return catalog.Errorf(catalog.ECONFLICT, "idempotency key is not reserved for this request")
 		}
 		rec := *r
+		rec.Attempt, rec.Committed = "", false
 		if rec.CreatedAt.IsZero() {
 			rec.CreatedAt = w.now
 		}
@@ -243,15 +244,39 @@ func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.I
 }
 
 // ReleaseIdempotency implements store.Store.
-func (db *Store) ReleaseIdempotency(ctx context.Context, key, requestHash string) error {
+func (db *Store) ReleaseIdempotency(ctx context.Context, key, attempt string) error {
 	return db.update(ctx, func(w *wtx) error {
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
-		if err != nil || !ok || !cur.Pending() || cur.RequestHash != requestHash {
+		if err != nil || !ok || !cur.Pending() || cur.Committed || cur.Attempt != attempt {
 			return err
 		}
 		return w.Bucket(bIdempotency).Delete([]byte(key))
 	})
+}
+
+// markAttempt runs at the end of every write transaction whose ctx carries
+// store.WithIdempotencyAttempt: the reservation must still be the
+// attempt's (else the transaction fails, nothing written), and is marked
+// Committed in the same transaction.
+func (w *wtx) markAttempt() error {
+	key, attempt, ok := store.IdempotencyAttempt(w.ctx)
+	if !ok {
+		return nil
+	}
+	var cur store.IdempotencyRecord
+	found, err := getJSON(w, bIdempotency, []byte(key), &cur)
+	if err != nil {
+		return err
+	}
+	if !found || !cur.Pending() || cur.Attempt != attempt {
+		return catalog.Errorf(catalog.ECONFLICT, "the Idempotency-Key reservation of this request was lost (taken over after it went stale); nothing was written")
+	}
+	if cur.Committed {
+		return nil
+	}
+	cur.Committed = true
+	return w.put(bIdempotency, []byte(key), &cur)
 }
 
 // ExpireIdempotency deletes idempotency records created before before.
