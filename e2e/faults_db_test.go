@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -23,6 +24,7 @@ type writeLoad struct {
 	mu        sync.Mutex
 	tenants   map[string]string // name → tenant id acknowledged
 	leases    map[string]string // subject → lease id acknowledged
+	secrets   map[string]string // subject → the lease's holder secret (renewal needs it)
 	attempts  atomic.Int64
 	failures  atomic.Int64
 	retried   atomic.Int64 // acknowledged only after a retry
@@ -52,6 +54,13 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 						req := map[string]any{"name": name}
 						code, raw, err := call(ctx, c, "POST", base+"/v1/tenants", w.admin, jsonBody(req),
 							map[string]string{"Content-Type": "application/json", "Idempotency-Key": key})
+						if err == nil && code == http.StatusConflict && bytes.Contains(raw, []byte("was carried out")) {
+							// The first attempt committed, then its instance died
+							// before storing the answer: it is done, once; the
+							// client looks the result up.
+							id, err := tenantByName(ctx, c, base, w.admin, name)
+							return id, false, err
+						}
 						if err != nil || code/100 != 2 {
 							return "", false, fmt.Errorf("%d %s %v", code, raw, err)
 						}
@@ -67,12 +76,15 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 					w.mu.Unlock()
 				} else {
 					subject := fmt.Sprintf("%s-%d-%d", prefix, g, n)
+					secret := ""
 					id, ok := w.until(c, urls, n, func(ctx context.Context, c *http.Client, base string) (string, bool, error) {
 						var l struct {
-							LeaseID string `json:"lease_id"`
+							LeaseID      string `json:"lease_id"`
+							HolderSecret string `json:"holder_secret"`
 						}
 						_, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+w.entitlement+"/leases", w.token,
 							map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil)
+						secret = l.HolderSecret
 						return l.LeaseID, false, err
 					})
 					if !ok {
@@ -81,6 +93,7 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 					}
 					w.mu.Lock()
 					w.leases[subject] = id
+					w.secrets[subject] = secret
 					w.mu.Unlock()
 				}
 			}
@@ -161,8 +174,10 @@ func (w *writeLoad) check(t *testing.T, base string) (dups []string) {
 		var l struct {
 			LeaseID string `json:"lease_id"`
 		}
+		// Holder-bound leases: the same holder renews with its secret.
 		if _, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+w.entitlement+"/leases", w.token,
-			map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil); err != nil || l.LeaseID != id {
+			map[string]any{"subject_type": "device", "subject_id": subject}, &l,
+			map[string]string{"Outpost-Lease-Secret": w.secrets[subject]}); err != nil || l.LeaseID != id {
 			t.Errorf("%s: acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", base, id, subject, l.LeaseID, err)
 		}
 	}
@@ -183,6 +198,37 @@ func noDuplicates(t *testing.T, dups []string) {
 	})
 }
 
+// tenantByName returns the id of the tenant called name.
+func tenantByName(ctx context.Context, c *http.Client, base, token, name string) (string, error) {
+	cursor := ""
+	for {
+		var page struct {
+			Items []struct {
+				TenantID string `json:"tenant_id"`
+				Name     string `json:"name"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if _, err := callJSON(ctx, c, "GET", base+"/v1/tenants?limit=1000&cursor="+cursor, token, nil, &page, nil); err != nil {
+			return "", err
+		}
+		for _, it := range page.Items {
+			if it.Name == name {
+				return it.TenantID, nil
+			}
+		}
+		if page.NextCursor == "" {
+			return "", fmt.Errorf("tenant %s not found", name)
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// noLeaseLimit turns off the per-token lease rate limit: the load and the
+// check renew far more than 5 leases a second with one token, and the
+// fault under test is the database's.
+const noLeaseLimit = "OUTPOST_LEASE_RATE_LIMIT=0"
+
 // licensedSetup creates a tenant, an open product, an entitlement with
 // unlimited seats and a tenant token, and returns a load bound to them.
 func licensedSetup(t *testing.T, cp *controlPlane) *writeLoad {
@@ -197,7 +243,7 @@ func licensedSetup(t *testing.T, cp *controlPlane) *writeLoad {
 	}, &ent, http.StatusCreated)
 	return &writeLoad{
 		admin: cp.admin, token: cp.tenantToken(tenant), entitlement: ent.EntitlementID,
-		tenants: map[string]string{}, leases: map[string]string{},
+		tenants: map[string]string{}, leases: map[string]string{}, secrets: map[string]string{},
 	}
 }
 
@@ -212,7 +258,7 @@ func TestFaults_PostgresRestart(t *testing.T) {
 	}
 	tl := buildTools(t)
 	pg := ownPostgres(t)
-	cp := newControlPlaneEnv(t, tl, "", "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+withSchema(t, pg.url))
+	cp := newControlPlaneEnv(t, tl, "", "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+withSchema(t, pg.url), noLeaseLimit)
 	cp.serveLog("a")
 	w := licensedSetup(t, cp)
 	w.urls = func() []string { return []string{cp.url} }
@@ -262,7 +308,7 @@ func TestFaults_PostgresTwoInstances(t *testing.T) {
 		t.Skip("fault suite: real daemons")
 	}
 	tl := buildTools(t)
-	cpA := newControlPlaneEnv(t, tl, "", "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+pgSchemaURL(t))
+	cpA := newControlPlaneEnv(t, tl, "", "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+pgSchemaURL(t), noLeaseLimit)
 	cpA.serveLog("a")
 	cpB := cpA.twin()
 	cpB.serveLog("b")
@@ -329,7 +375,7 @@ func TestFaults_PostgresPartition(t *testing.T) {
 	}
 	link := newFaultLink(t, "cp-pg", u.Host)
 	u.Host = link.addr
-	cp := newControlPlaneEnv(t, tl, "", "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+u.String())
+	cp := newControlPlaneEnv(t, tl, "", "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+u.String(), noLeaseLimit)
 	cp.serveLog("a")
 	w := licensedSetup(t, cp)
 	w.urls = func() []string { return []string{cp.url} }
