@@ -166,12 +166,15 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *controlpl
 	// Server errors are not remembered: the client may retry them. Nor
 	// is an answer too long to replay whole. The key is freed for them.
 	if rw.status >= 500 || rw.status == 0 || rw.truncated {
-		if err := s.App.ReleaseIdempotencyKey(ctx, scoped, attempt); err != nil {
-			s.Log.Error("release idempotency key", "err", err)
-		}
+		s.persist(ctx, "release idempotency key", func(ctx context.Context) error {
+			return s.App.ReleaseIdempotencyKey(ctx, scoped, attempt)
+		})
 		return
 	}
-	s.complete(ctx, scoped, attempt, controlplane.Remembered{RequestHash: reqHash, Status: rw.status, Body: rw.buf.Bytes()})
+	rem := controlplane.Remembered{RequestHash: reqHash, Status: rw.status, Body: rw.buf.Bytes()}
+	s.persist(ctx, "store idempotency record", func(ctx context.Context) error {
+		return s.App.CompleteIdempotencyKey(ctx, scoped, attempt, rem)
+	})
 }
 
 // randomAttempt names one attempt of an idempotent request.
@@ -196,30 +199,31 @@ func (s *Server) idempotencyStale() time.Duration {
 	return DefaultIdempotencyStale
 }
 
-// complete stores the answer under its reserved key, trying again for a
-// while when the store fails (a database restart), since losing it would
-// let a retry run the request a second time.
-func (s *Server) complete(ctx context.Context, key, id string, rem controlplane.Remembered) {
+// persist runs a store call that must not be lost (storing the answer,
+// freeing the key), trying again for a while when the store fails (a
+// database restart): a lost answer would make a retry wait for the
+// reservation to go stale, or answer that the request was carried out.
+func (s *Server) persist(ctx context.Context, what string, fn func(context.Context) error) {
 	for attempt := 1; ; attempt++ {
-		err := s.App.CompleteIdempotencyKey(ctx, key, id, rem)
+		err := fn(ctx)
 		if err == nil {
 			return
 		}
 		code := catalog.ErrorCode(err)
 		if (code != catalog.EINTERNAL && code != catalog.EUNAVAILABLE) || attempt >= completeTries {
-			s.Log.Error("store idempotency record", "attempts", attempt, "err", err)
+			s.Log.Error(what, "attempts", attempt, "err", err)
 			return
 		}
 		t := time.NewTimer(time.Duration(attempt) * 250 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.Log.Error("store idempotency record", "attempts", attempt, "err", err)
+			s.Log.Error(what, "attempts", attempt, "err", err)
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// completeTries bounds complete's attempts (about 10 s of waits).
+// completeTries bounds persist's attempts (about 10 s of waits).
 const completeTries = 9
