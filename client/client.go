@@ -49,6 +49,8 @@ type Client struct {
 	trust     snapshot.Trust
 	retries   int
 	backoff   time.Duration
+	reqTries  int
+	reqWithin time.Duration
 	kind      ServerKind
 	now       func() time.Time
 
@@ -242,6 +244,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		trust:     snapshot.Trust{Threshold: 1},
 		retries:   3,
 		backoff:   DefaultBackoff,
+		reqTries:  DefaultRequestTries,
+		reqWithin: DefaultRequestWithin,
 		now:       time.Now,
 	}
 	for _, o := range opts {
@@ -329,8 +333,16 @@ func tlsHint(err error) string {
 }
 
 // doJSON sends a request with an optional JSON body, expects one of the
-// ok statuses and decodes the answer into out (when out is not nil).
+// ok statuses and decodes the answer into out (when out is not nil). A GET
+// is retried as WithRequestRetries says.
 func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, ok ...int) error {
+	if method == http.MethodGet && in == nil {
+		return c.idempotent(ctx, func() error { return c.doJSONOnce(ctx, method, path, in, out, ok...) })
+	}
+	return c.doJSONOnce(ctx, method, path, in, out, ok...)
+}
+
+func (c *Client) doJSONOnce(ctx context.Context, method, path string, in, out any, ok ...int) error {
 	u, err := c.resolve(path)
 	if err != nil {
 		return err

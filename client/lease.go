@@ -175,11 +175,15 @@ func (c *Client) serverKind(ctx context.Context) (ServerKind, error) {
 	if err != nil {
 		return KindAuto, err
 	}
-	req, err := c.newRequest(ctx, "HEAD", u, nil)
-	if err != nil {
-		return KindAuto, err
-	}
-	resp, err := c.send(req)
+	var resp *http.Response
+	err = c.idempotent(ctx, func() error {
+		req, err := c.newRequest(ctx, "HEAD", u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err = c.send(req)
+		return err
+	})
 	if err != nil {
 		return KindAuto, fmt.Errorf("detect server kind: %w", err)
 	}

@@ -65,8 +65,19 @@ func (c *Client) VerifiedSnapshot(ctx context.Context, snapshotID string) (*snap
 	return m, nil
 }
 
-// fetchEnvelope reads an envelope, never more than the size cap.
+// fetchEnvelope reads an envelope, never more than the size cap, retried
+// as WithRequestRetries says.
 func (c *Client) fetchEnvelope(ctx context.Context, path string) ([]byte, error) {
+	var b []byte
+	err := c.idempotent(ctx, func() error {
+		var err error
+		b, err = c.fetchEnvelopeOnce(ctx, path)
+		return err
+	})
+	return b, err
+}
+
+func (c *Client) fetchEnvelopeOnce(ctx context.Context, path string) ([]byte, error) {
 	u, err := c.resolve(path)
 	if err != nil {
 		return nil, err

@@ -19,14 +19,15 @@ import (
 // was being killed: every entry must be there after the restart.
 type ledger struct {
 	mu        sync.Mutex
-	artifacts map[string]string    // artifact id → sha256
-	releases  map[string]string    // release id → attached artifact id ("" if not attached yet)
-	snapshots map[string]int64     // snapshot id → sequence
-	leases    map[string]heldLease // subject id → lease
+	artifacts map[string]string // artifact id → sha256
+	releases  map[string]string // release id → attached artifact id ("" if not attached yet)
+	snapshots map[string]int64  // snapshot id → sequence
+	leases    map[string]string // subject id → lease id
+	secrets   map[string]string // subject id → the lease's holder secret (renewal needs it)
 }
 
 func newLedger() *ledger {
-	return &ledger{artifacts: map[string]string{}, releases: map[string]string{}, snapshots: map[string]int64{}, leases: map[string]heldLease{}}
+	return &ledger{artifacts: map[string]string{}, releases: map[string]string{}, snapshots: map[string]int64{}, leases: map[string]string{}, secrets: map[string]string{}}
 }
 
 // publisher is the vendor's pipeline in a loop: upload an artifact,
@@ -92,13 +93,17 @@ func publisher(ctx context.Context, c *http.Client, cp *controlPlane, product, t
 func leaser(ctx context.Context, c *http.Client, base, token, entitlement, prefix string, led *ledger) {
 	for n := 0; ctx.Err() == nil; n++ {
 		subject := fmt.Sprintf("%s-%d", prefix, n)
-		var l leaseAnswer
+		var l struct {
+			LeaseID      string `json:"lease_id"`
+			HolderSecret string `json:"holder_secret"`
+		}
 		if _, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+entitlement+"/leases", token,
 			map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil); err != nil {
 			return
 		}
 		led.mu.Lock()
-		led.leases[subject] = heldLease{l.LeaseID, l.HolderSecret}
+		led.leases[subject] = l.LeaseID
+		led.secrets[subject] = l.HolderSecret
 		led.mu.Unlock()
 	}
 }
@@ -158,14 +163,17 @@ func checkLedger(t *testing.T, cp *controlPlane, token, entitlement string, led 
 			t.Errorf("acknowledged snapshot %s (sequence %d): %d %s %v", id, seq, code, raw, err)
 		}
 	}
-	for subject, held := range led.leases {
+	for subject, id := range led.leases {
 		if checked["l:"+subject] {
 			continue
 		}
-		var l leaseAnswer
+		var l struct {
+			LeaseID string `json:"lease_id"`
+		}
 		if _, err := callJSON(ctx, c, "POST", cp.url+"/v1/entitlements/"+entitlement+"/leases", token,
-			map[string]any{"subject_type": "device", "subject_id": subject}, &l, renewHeader(held)); err != nil || l.LeaseID != held.ID {
-			t.Errorf("acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", held.ID, subject, l.LeaseID, err)
+			map[string]any{"subject_type": "device", "subject_id": subject}, &l,
+			map[string]string{"Outpost-Lease-Secret": led.secrets[subject]}); err != nil || l.LeaseID != id {
+			t.Errorf("acknowledged lease %s of %s: renewal gave %q (%v), want the same lease", id, subject, l.LeaseID, err)
 		}
 		checked["l:"+subject] = true
 	}
@@ -183,9 +191,9 @@ func TestFaults_ControlPlaneCrash(t *testing.T) {
 	tl := buildTools(t)
 	for _, store := range []string{"bolt", "postgres"} {
 		t.Run(store, func(t *testing.T) {
-			var env []string
+			env := []string{noLeaseLimit} // the fault under test is the crash
 			if store == "postgres" {
-				env = []string{"OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL=" + pgSchemaURL(t)}
+				env = append(env, "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+pgSchemaURL(t))
 			}
 			cp := newControlPlaneEnv(t, tl, "", env...)
 			cp.serve()

@@ -257,10 +257,11 @@ func TestFaults_ControlPlaneBlobDiskFull(t *testing.T) {
 	}
 	failCode, failBody := code, strings.TrimSpace(string(raw))
 	t.Run("the API answer names the lack of space", func(t *testing.T) {
-		if !strings.Contains(failBody, "space") && !strings.Contains(failBody, "storage") {
-			t.Skip("known: the control plane answers a blob write that hit ENOSPC with 500 " +
-				`{"code":"internal","message":"internal error"}` + "; only its log names the cause " +
-				"(internal/httpapi maps every unclassified error to internal; a 507 naming the full blob store would tell the uploader)")
+		if failCode != http.StatusInsufficientStorage {
+			t.Errorf("status = %d, want %d", failCode, http.StatusInsufficientStorage)
+		}
+		if !strings.Contains(failBody, `"code":"insufficient_storage"`) || !strings.Contains(failBody, "out of space") {
+			t.Errorf("answer = %s, want code insufficient_storage and a message naming the lack of space", failBody)
 		}
 	})
 	time.Sleep(100 * time.Millisecond) // the log line is written after the answer

@@ -23,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outpost/outpost/internal/testenv"
-	"github.com/outpost/outpost/internal/wire"
 )
 
 // The fault suite (faults_*_test.go, soak_test.go) mounts faults on the
@@ -379,16 +378,8 @@ func jsonBody(v any) io.Reader {
 
 func jsonDecode(raw []byte, v any) error { return json.Unmarshal(raw, v) }
 
-// heldLease is an acknowledged lease and the holder secret that renews it.
-type heldLease struct{ ID, Secret string }
-
 // leaseAnswer is the part of a lease answer the fault tests keep.
 type leaseAnswer struct {
 	LeaseID      string `json:"lease_id"`
 	HolderSecret string `json:"holder_secret"`
-}
-
-// renewHeader sends a lease's holder secret.
-func renewHeader(l heldLease) map[string]string {
-	return map[string]string{wire.HeaderLeaseSecret: l.Secret}
 }

@@ -344,30 +344,18 @@ func TestFaults_Network(t *testing.T) {
 				link.counting()
 				start := time.Now()
 				dir := t.TempDir()
-				env := baseEnv("OUTPOST_RETRIES=20")
-				// updatectl retries the download body itself; a reset during
-				// the check or the snapshot fetch ends the run with exit 5
-				// (network error) and the next run resumes, as a scheduled
-				// client would: up to 10 runs.
-				var r result
-				runs := 0
-				for runs < 10 {
-					runs++
-					r = run(t, env, tl.updatectl, "download", "--server", "http://"+link.addr, "--tenant", tenant, "--trusted-key", key,
-						"--product", product, "--channel", "stable", "--platform", "linux", "--arch", "x64",
-						"--version", "0.0.1", "--out", dir)
-					if r.code == 0 {
-						break
-					}
-					if r.code != 5 || !strings.Contains(r.stderr, "network error") {
-						t.Fatalf("updatectl download through %s: exit %d, want 0 or 5 (network error): %s", f.name, r.code, r.stderr)
-					}
-				}
+				// updatectl resumes the download body (--retries) and retries
+				// the check and the snapshot fetch (--request-tries, within
+				// --request-within): one run must do.
+				env := baseEnv("OUTPOST_RETRIES=20", "OUTPOST_REQUEST_TRIES=20", "OUTPOST_REQUEST_WITHIN=60s")
+				r := run(t, env, tl.updatectl, "download", "--server", "http://"+link.addr, "--tenant", tenant, "--trusted-key", key,
+					"--product", product, "--channel", "stable", "--platform", "linux", "--arch", "x64",
+					"--version", "0.0.1", "--out", dir)
 				took := time.Since(start)
 				recv := link.received()
 				link.clear()
 				if r.code != 0 {
-					t.Fatalf("updatectl download through %s: %d runs failed, last: exit %d: %s", f.name, runs, r.code, r.stderr)
+					t.Fatalf("updatectl download through %s: exit %d: %s", f.name, r.code, r.stderr)
 				}
 				path := strings.TrimSpace(r.stdout)
 				if got := fileSHA256(t, path); got != lastSum {
@@ -379,8 +367,8 @@ func TestFaults_Network(t *testing.T) {
 				if f.resume && recv > need+slack {
 					t.Errorf("received %d bytes for %d needed: the client fetched completed bytes again", recv, need)
 				}
-				figure(t, "net/client-mirror/"+f.name, "downloaded %d B in %v (%d run(s)), sha256 ok; %d B crossed the link (%.2fx of needed)",
-					size, took.Round(10*time.Millisecond), runs, recv, float64(recv)/float64(need))
+				figure(t, "net/client-mirror/"+f.name, "downloaded %d B in %v (1 run), sha256 ok; %d B crossed the link (%.2fx of needed)",
+					size, took.Round(10*time.Millisecond), recv, float64(recv)/float64(need))
 			})
 		}
 	})
@@ -403,11 +391,6 @@ func TestFaults_Network(t *testing.T) {
 			deadline := time.Now().Add(20 * time.Second)
 			for {
 				if m.proc.exited() {
-					if lk.name == "mirror-s3" && strings.Contains(m.proc.logTail(), "s3 source") {
-						t.Skipf("known: `mirror serve` with source: s3 exits at start when the bucket cannot be reached "+
-							"(cmd/mirror newSource → internal/blob/s3.New calls BucketExists), instead of serving the held "+
-							"snapshot and retrying; log: %s", strings.TrimSpace(m.proc.logTail()))
-					}
 					t.Fatalf("%s exited at start with its source down; log:\n%s", m.name, m.proc.logTail())
 				}
 				if code, body := httpGetQuiet(m.url + "/v1/snapshot"); code == http.StatusOK {

@@ -69,7 +69,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	}
 	a := &app{cfg: cfg, st: st, cache: c, leases: mirror.NewLeases(st, cfg.MirrorID, cfg.TenantID, cfg.mirrorKey)}
 	if withSource {
-		if a.src, err = newSource(ctx, cfg); err != nil {
+		if a.src, err = newSource(ctx, cfg, false); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -98,7 +98,11 @@ func withApp(cmd *cobra.Command, withSource bool, fn func(ctx context.Context, a
 	return fn(ctx, a)
 }
 
-func newSource(ctx context.Context, cfg *Config) (sync.Source, error) {
+// newSource builds the configured sync source. With lazy, nothing is
+// contacted here (an S3 bucket is not checked): `mirror serve` must start
+// and serve what it holds while its source is away, and the sync loop
+// reports and retries; a one-shot command checks at once.
+func newSource(ctx context.Context, cfg *Config, lazy bool) (sync.Source, error) {
 	// Checked here, not at load: status, verify and gc need no source.
 	hc, err := cfg.syncClient()
 	if err != nil {
@@ -122,6 +126,7 @@ func newSource(ctx context.Context, cfg *Config) (sync.Source, error) {
 		store, err := s3.New(ctx, s3.Config{
 			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
 			Bucket: cfg.S3.Bucket, Region: cfg.S3.Region, UseSSL: cfg.S3.UseSSL,
+			SkipCheck: lazy,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("s3 source: %w", err)
@@ -274,7 +279,9 @@ func serveCmd() *cobra.Command {
 			if _, err := loadKey(cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
-			src, err := newSource(ctx, cfg)
+			// The daemon starts whatever its source's state: it serves
+			// what it holds, and the sync loop reports and retries.
+			src, err := newSource(ctx, cfg, true)
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -129,6 +130,8 @@ type options struct {
 	serverKind string
 	maxSnap    int64
 	retries    int
+	reqTries   int
+	reqWithin  time.Duration
 	caFile     string
 	stateDir   string
 	noReport   bool
@@ -180,6 +183,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&a.opts.serverKind, "server-kind", "auto", "lease API of --server: auto, mirror or controlplane")
 	pf.Int64Var(&a.opts.maxSnap, "max-snapshot-size", 64<<20, "largest snapshot envelope accepted, bytes")
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
+	pf.IntVar(&a.opts.reqTries, "request-tries", client.DefaultRequestTries, "update check and snapshot fetch: attempts in all after a network error or a 502/503/504 (1: no retry)")
+	pf.DurationVar(&a.opts.reqWithin, "request-within", client.DefaultRequestWithin, "no new attempt of a check or snapshot fetch after this long since the first")
 	pf.StringVar(&a.opts.stateDir, "state-dir", "", "where updatectl keeps its pseudonymous event client id (default $XDG_STATE_HOME/outpost or ~/.local/state/outpost)")
 	pf.BoolVar(&a.opts.noReport, "no-report", false, "check and download: do not report the outcome to the mirror")
 	pf.StringVar(&a.opts.tufRoot, "tuf-root", "", "the tenant's TUF root.json (signed metadata v2): verify through the mirror's /tuf/ instead of --trusted-key; trusted metadata is kept in STATE-DIR/tuf/TENANT across runs")
@@ -229,6 +234,7 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		client.WithTenant(a.opts.tenant),
 		client.WithMaxSnapshotSize(a.opts.maxSnap),
 		client.WithRetries(a.opts.retries, client.DefaultBackoff),
+		client.WithRequestRetries(a.opts.reqTries, a.opts.reqWithin),
 		client.WithCAFile(a.opts.caFile),
 	}
 	switch a.opts.serverKind {

@@ -7,8 +7,12 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"syscall"
 	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
 )
 
 // ErrNotFound is returned for a key that does not exist.
@@ -23,6 +27,23 @@ var ErrTooLarge = errors.New("blob exceeds the size limit")
 
 // ErrNotSupported is returned by PresignGet on stores that cannot presign.
 var ErrNotSupported = errors.New("not supported by this blob store")
+
+// NoSpace returns err unchanged unless it says the device or quota is full
+// (ENOSPC, EDQUOT). Then it returns an insufficient_storage domain error
+// naming where, the cause and the fix, which still wraps err (so the log
+// and errors.Is see the system error).
+func NoSpace(where string, err error) error {
+	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		return err
+	}
+	cause := "the device is full"
+	if errors.Is(err, syscall.EDQUOT) {
+		cause = "the disk quota is exceeded"
+	}
+	de := catalog.Errorf(catalog.ENOSPACE,
+		"the blob store is out of space (%s): free space on %s or grow it; nothing was stored", cause, where)
+	return fmt.Errorf("%w: %w", de, err)
+}
 
 // Expect constrains a Put. Zero values mean "not declared".
 type Expect struct {

@@ -19,6 +19,9 @@ const (
 	ETOOLARGE     = "too_large"
 	EUNAVAILABLE  = "unavailable"
 	ERATELIMITED  = "rate_limited"
+	// ENOSPACE: a store ran out of space (ENOSPC, EDQUOT); nothing was
+	// stored, and the same request works once space returns.
+	ENOSPACE = "insufficient_storage"
 )
 
 // Error is a domain error: a code a caller can branch on and a message a

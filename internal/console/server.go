@@ -373,6 +373,8 @@ func friendly(err error) (int, string) {
 		return http.StatusServiceUnavailable, "The control plane cannot do that right now: " + msg + " Try again shortly."
 	case catalog.ERATELIMITED:
 		return http.StatusTooManyRequests, "Too many requests; wait a moment and try again."
+	case catalog.ENOSPACE:
+		return http.StatusInsufficientStorage, msg
 	}
 	return http.StatusInternalServerError, "Something went wrong on the server; the details are in its log."
 }

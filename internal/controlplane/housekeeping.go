@@ -105,6 +105,8 @@ type Remembered struct {
 	RequestHash string
 	Status      int
 	Body        []byte
+	Pending     bool // reserved by an attempt still running: no answer yet
+	Committed   bool // pending, but its attempt committed a write: never rerun
 }
 
 func idempotencyAD(key string) string { return "idempotency:" + key }
@@ -151,6 +153,60 @@ func (a *App) Remember(ctx context.Context, key string, r Remembered) error {
 	return a.store.PutIdempotency(ctx, key, &store.IdempotencyRecord{
 		RequestHash: r.RequestHash, Status: r.Status, Body: sealed, CreatedAt: a.now(),
 	})
+}
+
+// ReserveIdempotencyKey reserves key (already scoped to its caller) for a
+// request with requestHash before the request runs, across every instance
+// on the store. It returns (nil, nil) when the key is now reserved (it was
+// free, or held by a reservation older than stale: a crashed attempt);
+// otherwise the record that holds it, with Pending set while another
+// attempt is running. Without a data-encryption key nothing is remembered,
+// so nothing is reserved either.
+//
+// attempt names this attempt: run the request with
+// store.WithIdempotencyAttempt(ctx, key, attempt), so that its writes
+// check the reservation is still its own and mark it Committed in their
+// own transaction (a committed reservation is never taken over).
+func (a *App) ReserveIdempotencyKey(ctx context.Context, key, requestHash, attempt string, stale time.Duration) (*Remembered, error) {
+	if a.secrets == nil {
+		return nil, nil
+	}
+	rec, err := a.store.ReserveIdempotency(ctx, key, requestHash, attempt, a.now().Add(-stale))
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	if rec.Pending() {
+		return &Remembered{RequestHash: rec.RequestHash, Pending: true, Committed: rec.Committed}, nil
+	}
+	body, err := a.openRemembered(key, rec.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &Remembered{RequestHash: rec.RequestHash, Status: rec.Status, Body: body}, nil
+}
+
+// CompleteIdempotencyKey stores the answer in place of the reservation
+// ReserveIdempotencyKey made for attempt, sealed.
+func (a *App) CompleteIdempotencyKey(ctx context.Context, key, attempt string, r Remembered) error {
+	if a.secrets == nil {
+		return nil
+	}
+	sealed, err := a.secrets.Seal(idempotencyAD(key), r.Body)
+	if err != nil {
+		return fmt.Errorf("seal idempotency record: %w", err)
+	}
+	return a.store.CompleteIdempotency(ctx, key, &store.IdempotencyRecord{
+		RequestHash: r.RequestHash, Attempt: attempt, Status: r.Status, Body: sealed, CreatedAt: a.now(),
+	})
+}
+
+// ReleaseIdempotencyKey drops the reservation of key by attempt, so a
+// retry of a failed request runs, unless the request committed a write.
+func (a *App) ReleaseIdempotencyKey(ctx context.Context, key, attempt string) error {
+	if a.secrets == nil {
+		return nil
+	}
+	return a.store.ReleaseIdempotency(ctx, key, attempt)
 }
 
 // Backuper is a store that can write a consistent copy of itself while

@@ -48,6 +48,10 @@ type Server struct {
 	// MirrorClientCert makes the mirror routes (/v1/mirror/*) require a
 	// verified TLS client certificate as well as the mirror credential.
 	MirrorClientCert bool
+	// IdempotencyStale is how long an Idempotency-Key reservation whose
+	// request never answered (a crash) holds the key (default
+	// DefaultIdempotencyStale).
+	IdempotencyStale time.Duration
 
 	once     sync.Once
 	handler  http.Handler

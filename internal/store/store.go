@@ -48,13 +48,44 @@ type AuditFilter struct {
 	EventType string
 }
 
-// IdempotencyRecord is the first answer to a POST with an Idempotency-Key.
+// IdempotencyRecord is the first answer to a POST with an Idempotency-Key,
+// or, while Status is 0, the reservation of a key whose request is still
+// running (Pending).
 type IdempotencyRecord struct {
 	RequestHash string // sha256 of method, path and body
-	Status      int
+	Status      int    // 0 while the key is only reserved
 	Body        []byte
-	CreatedAt   time.Time
+	CreatedAt   time.Time // of the reservation, then of the answer
+	// Attempt names the reservation's holder (a random id per attempt).
+	Attempt string `json:",omitempty"`
+	// Committed is set, in the same transaction, by the first write the
+	// holder's request committed (WithIdempotencyAttempt): such a
+	// reservation is never taken over, since running the request again
+	// would do it twice.
+	Committed bool `json:",omitempty"`
 }
+
+type attemptKey struct{}
+
+type idempotencyAttempt struct{ key, attempt string }
+
+// WithIdempotencyAttempt marks ctx as running the request that holds the
+// reservation of key as attempt: every write transaction under it first
+// checks, in that transaction, that the reservation is still attempt's
+// (else it fails with ECONFLICT and writes nothing) and marks it
+// Committed.
+func WithIdempotencyAttempt(ctx context.Context, key, attempt string) context.Context {
+	return context.WithValue(ctx, attemptKey{}, idempotencyAttempt{key, attempt})
+}
+
+// IdempotencyAttempt returns what WithIdempotencyAttempt put in ctx.
+func IdempotencyAttempt(ctx context.Context) (key, attempt string, ok bool) {
+	a, ok := ctx.Value(attemptKey{}).(idempotencyAttempt)
+	return a.key, a.attempt, ok
+}
+
+// Pending reports whether r is a reservation without an answer yet.
+func (r *IdempotencyRecord) Pending() bool { return r.Status == 0 }
 
 // LeaseSigner signs the final lease and returns the token's hash.
 type LeaseSigner func(final *catalog.Lease) (tokenHash string, err error)
@@ -200,6 +231,23 @@ type Store interface {
 	// Idempotency keys. PutIdempotency fails with ECONFLICT if key exists.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	PutIdempotency(ctx context.Context, key string, r *IdempotencyRecord) error
+	// ReserveIdempotency reserves key for attempt, a request with
+	// requestHash, before it runs, in one transaction, across every
+	// instance: it returns (nil, nil) when the key was free, or held by a
+	// reservation created before staleBefore that committed nothing (left
+	// by a crash), and is now reserved;
+	// otherwise it returns the record that holds the key (an answer, or
+	// another attempt's reservation: Pending) and reserves nothing.
+	ReserveIdempotency(ctx context.Context, key, requestHash, attempt string, staleBefore time.Time) (*IdempotencyRecord, error)
+	// CompleteIdempotency stores the answer r under key in place of the
+	// reservation of r.Attempt; ECONFLICT, nothing written, when the key
+	// holds no such reservation.
+	CompleteIdempotency(ctx context.Context, key string, r *IdempotencyRecord) error
+	// ReleaseIdempotency removes the reservation of key by attempt (the
+	// request failed and may be retried) unless it committed a write; an
+	// answer or another attempt's reservation is kept, and a missing key
+	// is not an error.
+	ReleaseIdempotency(ctx context.Context, key, attempt string) error
 	// ExpireIdempotency deletes records created before before and returns
 	// how many; a key is then free for a new request.
 	ExpireIdempotency(ctx context.Context, before time.Time) (int, error)

@@ -54,6 +54,7 @@ var codeStatus = map[string]int{
 	catalog.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	catalog.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	catalog.ERATELIMITED:  http.StatusTooManyRequests,
+	catalog.ENOSPACE:      http.StatusInsufficientStorage,
 }
 
 // StatusOf returns the HTTP status for a domain error code (500 for a code
@@ -108,11 +109,13 @@ func Body(err error) (int, ErrorBody) {
 }
 
 // WriteError answers err in the one error shape. Internal errors are logged
-// to log (when not nil) with the request, and their details withheld. A
+// to log (when not nil) with the request, and their details withheld; an
+// insufficient_storage error is logged too, with its cause, since the
+// operator must act on it. A
 // rate-limit or unavailable error carrying a RetryAfter sets Retry-After.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status, b := Body(err)
-	if b.Error.Code == catalog.EINTERNAL && log != nil && r != nil {
+	if (b.Error.Code == catalog.EINTERNAL || b.Error.Code == catalog.ENOSPACE) && log != nil && r != nil {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	var ra interface{ RetryAfter() time.Duration }

@@ -95,3 +95,9 @@ func TestStatusOf_EveryCodeMapsBack(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusOf_NoSpaceIs507(t *testing.T) {
+	if got, want := StatusOf(catalog.ENOSPACE), http.StatusInsufficientStorage; got != want {
+		t.Errorf("StatusOf(%q) = %d, want %d", catalog.ENOSPACE, got, want)
+	}
+}

@@ -67,8 +67,14 @@ func (s *Store) path(key string) (string, error) {
 	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
 }
 
-// Put implements blob.Store.
+// Put implements blob.Store. A full device or quota fails with an
+// insufficient_storage domain error (blob.NoSpace).
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, e blob.Expect) (blob.Info, error) {
+	info, err := s.put(ctx, key, r, e)
+	return info, blob.NoSpace(s.dir, err)
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, e blob.Expect) (blob.Info, error) {
 	dst, err := s.path(key)
 	if err != nil {
 		return blob.Info{}, err

@@ -48,6 +48,10 @@ type Config struct {
 	Prefix       string // prepended to every key, e.g. "artifacts/"
 	CreateBucket bool   // create Bucket when missing instead of failing
 	PartSize     int64  // 0 for DefaultPartSize; at least 5 MiB
+	// SkipCheck makes New not contact the endpoint: an unreachable or
+	// missing bucket shows at the first request instead. For a daemon
+	// that must start while the bucket is away (the mirror's S3 source).
+	SkipCheck bool
 }
 
 // Store is a blob.Store over one bucket.
@@ -61,7 +65,7 @@ type Store struct {
 var _ blob.Store = (*Store)(nil)
 
 // New connects and checks the bucket exists (or creates it when
-// cfg.CreateBucket).
+// cfg.CreateBucket), unless cfg.SkipCheck.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Endpoint == "" {
 		return nil, errors.New("s3 config: endpoint is required")
@@ -94,6 +98,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
+	st := &Store{core: core, bucket: cfg.Bucket, prefix: prefix, partSize: part}
+	if cfg.SkipCheck {
+		return st, nil
+	}
 	ok, err := core.BucketExists(ctx, cfg.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("s3 bucket %s: %w", cfg.Bucket, err)
@@ -107,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("s3 create bucket %s: %w", cfg.Bucket, err)
 		}
 	}
-	return &Store{core: core, bucket: cfg.Bucket, prefix: prefix, partSize: part}, nil
+	return st, nil
 }
 
 func (s *Store) object(key string) (string, error) {

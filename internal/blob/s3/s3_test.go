@@ -3,6 +3,7 @@ package s3_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,33 @@ func TestStore_AbortStale(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNew_SkipCheckDoesNotContactTheEndpoint(t *testing.T) {
+	// A port nothing listens on: the check fails, SkipCheck does not check.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := s3.Config{Endpoint: addr, AccessKey: "k", SecretKey: "s", Bucket: "b"}
+	t.Run("checked", func(t *testing.T) {
+		if _, err := s3.New(ctx, cfg); err == nil {
+			t.Fatal("New with the endpoint down = nil error, want one")
+		}
+	})
+	t.Run("skip check", func(t *testing.T) {
+		cfg := cfg
+		cfg.SkipCheck = true
+		s, err := s3.New(ctx, cfg)
+		if err != nil {
+			t.Fatalf("New with SkipCheck = %v, want nil", err)
+		}
+		if _, err := s.Stat(ctx, "k"); err == nil || errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("Stat with the endpoint down = %v, want a connection error", err)
+		}
+	})
 }

@@ -193,6 +193,95 @@ func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.Idempo
 	})
 }
 
+// ReserveIdempotency implements store.Store: writers are serialized (one
+// bbolt writer; PostgreSQL's chain-head row lock), so the check and the
+// insert cannot be raced past by another instance.
+func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash, attempt string, staleBefore time.Time) (*store.IdempotencyRecord, error) {
+	if err := checkText("idempotency_key", key, true); err != nil {
+		return nil, err
+	}
+	if requestHash == "" || attempt == "" {
+		return nil, catalog.Invalid("request_hash", "and attempt are required")
+	}
+	var held *store.IdempotencyRecord
+	err := db.update(ctx, func(w *wtx) error {
+		held = nil
+		var cur store.IdempotencyRecord
+		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
+		if err != nil {
+			return err
+		}
+		if ok && !(cur.Pending() && !cur.Committed && cur.CreatedAt.Before(staleBefore)) {
+			held = &cur
+			return nil
+		}
+		return w.put(bIdempotency, []byte(key), &store.IdempotencyRecord{RequestHash: requestHash, Attempt: attempt, CreatedAt: w.now})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return held, nil
+}
+
+// CompleteIdempotency implements store.Store.
+func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.IdempotencyRecord) error {
+	if r == nil || r.Pending() {
+		return catalog.Invalid("record", "an answer with a status is required")
+	}
+	return db.update(ctx, func(w *wtx) error {
+		var cur store.IdempotencyRecord
+		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
+		if err != nil {
+			return err
+		}
+		if !ok || !cur.Pending() || cur.Attempt != r.Attempt || cur.RequestHash != r.RequestHash {
+			return catalog.Errorf(catalog.ECONFLICT, "idempotency key is not reserved for this request")
+		}
+		rec := *r
+		rec.Attempt, rec.Committed = "", false
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = w.now
+		}
+		return w.put(bIdempotency, []byte(key), &rec)
+	})
+}
+
+// ReleaseIdempotency implements store.Store.
+func (db *Store) ReleaseIdempotency(ctx context.Context, key, attempt string) error {
+	return db.update(ctx, func(w *wtx) error {
+		var cur store.IdempotencyRecord
+		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
+		if err != nil || !ok || !cur.Pending() || cur.Committed || cur.Attempt != attempt {
+			return err
+		}
+		return w.Bucket(bIdempotency).Delete([]byte(key))
+	})
+}
+
+// markAttempt runs at the end of every write transaction whose ctx carries
+// store.WithIdempotencyAttempt: the reservation must still be the
+// attempt's (else the transaction fails, nothing written), and is marked
+// Committed in the same transaction.
+func (w *wtx) markAttempt() error {
+	key, attempt, ok := store.IdempotencyAttempt(w.ctx)
+	if !ok {
+		return nil
+	}
+	var cur store.IdempotencyRecord
+	found, err := getJSON(w, bIdempotency, []byte(key), &cur)
+	if err != nil {
+		return err
+	}
+	if !found || !cur.Pending() || cur.Attempt != attempt {
+		return catalog.Errorf(catalog.ECONFLICT, "the Idempotency-Key reservation of this request was lost (taken over after it went stale); nothing was written")
+	}
+	if cur.Committed {
+		return nil
+	}
+	cur.Committed = true
+	return w.put(bIdempotency, []byte(key), &cur)
+}
+
 // ExpireIdempotency deletes idempotency records created before before.
 // Records are keyed by token and key, not time, so this is one scan; it
 // runs rarely (the control plane's hourly housekeeping).

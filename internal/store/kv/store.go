@@ -188,6 +188,9 @@ func (db *Store) update(ctx context.Context, fn func(*wtx) error) error {
 		if err := fn(w); err != nil {
 			return err
 		}
+		if err := w.markAttempt(); err != nil {
+			return err
+		}
 		ran = true
 		return nil
 	})

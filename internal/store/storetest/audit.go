@@ -16,6 +16,7 @@ var auditCases = []testCase{
 	{"AppendAudit", testAppendAudit},
 	{"AuditEvents", testAuditEvents},
 	{"Idempotency", testIdempotency},
+	{"IdempotencyReserve", testIdempotencyReserve},
 }
 
 // verifyChain walks the chain with audit.Verifier and returns the events.
@@ -250,5 +251,113 @@ func testIdempotency(t *testing.T, f *fx) {
 			t.Fatalf("a newer record was expired: %v", err)
 		}
 		must(t, f.s.PutIdempotency(f.ctx, "key-1", &store.IdempotencyRecord{RequestHash: "again", Status: 201}))
+	})
+}
+
+func testIdempotencyReserve(t *testing.T, f *fx) {
+	h1, h2 := randHash(), randHash()
+	att := func(h string) string {
+		if h == "" {
+			return ""
+		}
+		return "att-" + h[:8]
+	}
+	stale := time.Now().Add(-time.Hour) // reservations are stamped with the wall clock: fresh
+
+	held, err := f.s.ReserveIdempotency(f.ctx, "r-1", h1, att(h1), stale)
+	must(t, err)
+	if held != nil {
+		t.Fatalf("first ReserveIdempotency = %+v, want nil (reserved)", held)
+	}
+	t.Run("a second attempt sees the reservation", func(t *testing.T) {
+		for _, h := range []string{h1, h2} {
+			held, err := f.s.ReserveIdempotency(f.ctx, "r-1", h, att(h)+"-2", stale)
+			must(t, err)
+			if held == nil || !held.Pending() || held.RequestHash != h1 {
+				t.Fatalf("ReserveIdempotency of a reserved key = %+v, want the pending reservation for %s", held, h1)
+			}
+		}
+	})
+	t.Run("complete for another request is refused", func(t *testing.T) {
+		err := f.s.CompleteIdempotency(f.ctx, "r-1", &store.IdempotencyRecord{RequestHash: h2, Attempt: att(h2), Status: 201})
+		wantCode(t, err, catalog.ECONFLICT)
+		err = f.s.CompleteIdempotency(f.ctx, "r-none", &store.IdempotencyRecord{RequestHash: h1, Attempt: att(h1), Status: 201})
+		wantCode(t, err, catalog.ECONFLICT)
+	})
+	t.Run("complete then replay", func(t *testing.T) {
+		must(t, f.s.CompleteIdempotency(f.ctx, "r-1", &store.IdempotencyRecord{RequestHash: h1, Attempt: att(h1), Status: 201, Body: []byte(`{"a":1}`)}))
+		held, err := f.s.ReserveIdempotency(f.ctx, "r-1", h1, att(h1), time.Now().Add(time.Hour))
+		must(t, err)
+		if held == nil || held.Pending() || held.Status != 201 || string(held.Body) != `{"a":1}` {
+			t.Fatalf("ReserveIdempotency of a completed key = %+v, want the answer (even when old)", held)
+		}
+		err = f.s.CompleteIdempotency(f.ctx, "r-1", &store.IdempotencyRecord{RequestHash: h1, Attempt: att(h1), Status: 200})
+		wantCode(t, err, catalog.ECONFLICT)
+		must(t, f.s.ReleaseIdempotency(f.ctx, "r-1", att(h1)))
+		if got, err := f.s.Idempotency(f.ctx, "r-1"); err != nil || got.Status != 201 {
+			t.Fatalf("Release removed an answer: %+v, %v", got, err)
+		}
+	})
+	t.Run("release frees the key", func(t *testing.T) {
+		_, err := f.s.ReserveIdempotency(f.ctx, "r-2", h1, att(h1), stale)
+		must(t, err)
+		must(t, f.s.ReleaseIdempotency(f.ctx, "r-2", att(h2))) // another request's: kept
+		if held, _ := f.s.ReserveIdempotency(f.ctx, "r-2", h2, att(h2), stale); held == nil {
+			t.Fatal("a release for another request hash removed the reservation")
+		}
+		must(t, f.s.ReleaseIdempotency(f.ctx, "r-2", att(h1)))
+		must(t, f.s.ReleaseIdempotency(f.ctx, "r-2", att(h1))) // missing: fine
+		held, err := f.s.ReserveIdempotency(f.ctx, "r-2", h2, att(h2), stale)
+		must(t, err)
+		if held != nil {
+			t.Fatalf("ReserveIdempotency after release = %+v, want nil", held)
+		}
+	})
+	t.Run("a stale reservation is taken over", func(t *testing.T) {
+		_, err := f.s.ReserveIdempotency(f.ctx, "r-3", h1, att(h1), stale)
+		must(t, err)
+		// Every reservation made so far is older than an hour from now.
+		held, err := f.s.ReserveIdempotency(f.ctx, "r-3", h2, att(h2), time.Now().Add(time.Hour))
+		must(t, err)
+		if held != nil {
+			t.Fatalf("ReserveIdempotency over a stale reservation = %+v, want nil (taken over)", held)
+		}
+		err = f.s.CompleteIdempotency(f.ctx, "r-3", &store.IdempotencyRecord{RequestHash: h1, Attempt: att(h1), Status: 201})
+		wantCode(t, err, catalog.ECONFLICT) // the crashed attempt lost the key
+		must(t, f.s.CompleteIdempotency(f.ctx, "r-3", &store.IdempotencyRecord{RequestHash: h2, Attempt: att(h2), Status: 201}))
+	})
+	t.Run("bad input", func(t *testing.T) {
+		_, err := f.s.ReserveIdempotency(f.ctx, "", h1, att(h1), stale)
+		wantCode(t, err, catalog.EINVALID)
+		_, err = f.s.ReserveIdempotency(f.ctx, "r-4", "", att(""), stale)
+		wantCode(t, err, catalog.EINVALID)
+		err = f.s.CompleteIdempotency(f.ctx, "r-4", &store.IdempotencyRecord{RequestHash: h1, Attempt: att(h1)})
+		wantCode(t, err, catalog.EINVALID)
+	})
+	t.Run("a committed reservation is never taken over", func(t *testing.T) {
+		_, err := f.s.ReserveIdempotency(f.ctx, "r-5", h1, att(h1), stale)
+		must(t, err)
+		// A write under another attempt's name fails and writes nothing.
+		wrong := store.WithIdempotencyAttempt(f.ctx, "r-5", "att-other")
+		err = f.s.PutIdempotency(wrong, "r-5-side", &store.IdempotencyRecord{RequestHash: h2, Status: 201})
+		wantCode(t, err, catalog.ECONFLICT)
+		_, err = f.s.Idempotency(f.ctx, "r-5-side")
+		wantCode(t, err, catalog.ENOTFOUND)
+		// The holder's write commits, and marks the reservation.
+		mine := store.WithIdempotencyAttempt(f.ctx, "r-5", att(h1))
+		must(t, f.s.PutIdempotency(mine, "r-5-side", &store.IdempotencyRecord{RequestHash: h2, Status: 201}))
+		held, err := f.s.ReserveIdempotency(f.ctx, "r-5", h1, att(h2), time.Now().Add(time.Hour))
+		must(t, err)
+		if held == nil || !held.Pending() || !held.Committed {
+			t.Fatalf("ReserveIdempotency over a stale committed reservation = %+v, want it held (committed)", held)
+		}
+		must(t, f.s.ReleaseIdempotency(f.ctx, "r-5", att(h1)))
+		if got, err := f.s.Idempotency(f.ctx, "r-5"); err != nil || !got.Committed {
+			t.Fatalf("Release removed a committed reservation: %+v, %v", got, err)
+		}
+		must(t, f.s.CompleteIdempotency(f.ctx, "r-5", &store.IdempotencyRecord{RequestHash: h1, Attempt: att(h1), Status: 201}))
+		if got, err := f.s.Idempotency(f.ctx, "r-5"); err != nil || got.Status != 201 {
+			t.Fatalf("Complete of a committed reservation: %+v, %v", got, err)
+		}
 	})
 }
