@@ -52,6 +52,7 @@ var auditWebhooks = map[string]string{
 	"mirror.snapshot.synced":   webhook.MirrorSynced,
 	"mirror.snapshot.imported": webhook.MirrorSynced,
 	EventSeatsExhausted:        webhook.LeaseSeatsExhausted,
+	EventForkDetected:          webhook.MirrorForkDetected,
 }
 
 // EventSeatsExhausted is the audit event of a lease refused for lack of

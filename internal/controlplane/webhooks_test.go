@@ -26,6 +26,7 @@ func TestWebhookEvent_Mapping(t *testing.T) {
 		{"rollout.halted", webhook.RolloutHalted, `{"reason":"r"}`, true},
 		{"mirror.snapshot.synced", webhook.MirrorSynced, `{}`, true},
 		{"lease.seats_exhausted", webhook.LeaseSeatsExhausted, `{}`, true},
+		{"mirror.fork_detected", webhook.MirrorForkDetected, `{"mirror_id":"mir_x"}`, true},
 		{"policy.updated", "", `{}`, false},
 	}
 	for _, c := range cases {
