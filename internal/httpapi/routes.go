@@ -168,7 +168,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/mirror/reports", access: mirrorOnly, raw: true, handler: s.importReport(a.UploadReport)},
 		{pattern: "POST /v1/reports", access: adminOnly, raw: true, handler: s.importReport(a.ImportReport)},
 
-		{pattern: "POST /v1/webhooks", access: adminOnly, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.WebhookInput) (*controlplane.WebhookCreated, error) {
+		{pattern: "POST /v1/webhooks", access: adminOnly, body: true, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.WebhookInput) (*controlplane.WebhookCreated, error) {
 			return a.CreateWebhook(r.Context(), in)
 		})},
 		{pattern: "GET /v1/webhooks", access: adminOnly, handler: all(func(r *http.Request) ([]*webhook.Subscription, error) { return a.Webhooks(r.Context()) })},
