@@ -58,22 +58,9 @@ func (d Dir) Init(t, n int, offline string) ([]string, error) {
 	if d.Exists() {
 		return nil, fmt.Errorf("tuf keys: %s already holds a root (rotate it instead)", d)
 	}
-	if n < 1 || t < 1 || t > n {
-		return nil, fmt.Errorf("tuf keys: threshold %d of %d keys", t, n)
-	}
-	where := filepath.Join(string(d), rootDir)
-	if offline != "" {
-		where = offline
-	}
-	spec := RootSpec{Threshold: t}
-	var files []string
-	for range n {
-		k, err := keyring.Generate(where)
-		if err != nil {
-			return nil, fmt.Errorf("tuf keys: root key: %w", err)
-		}
-		spec.Keys = append(spec.Keys, k.Public)
-		files = append(files, filepath.Join(where, k.KeyID+".key"))
+	spec, files, err := d.newRootKeys(t, n, offline)
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range Roles {
 		if _, err := keyring.Generate(filepath.Join(string(d), r)); err != nil {
@@ -86,18 +73,11 @@ func (d Dir) Init(t, n int, offline string) ([]string, error) {
 	return files, nil
 }
 
-// Rekey replaces the root keys with n new ones of threshold t, written
-// to offline (kept online when offline is ""), and records them in the
-// spec: the next root lists them. The old online root keys, if any, stay
-// until DropStaleRootKeys, because the next root needs a threshold of
-// the previous root's keys too; the ceremony's import adds their
-// signatures. This is how a quickstart's online root goes offline.
-func (d Dir) Rekey(t, n int, offline string) ([]string, error) {
-	if _, err := d.Spec(); err != nil {
-		return nil, err
-	}
+// newRootKeys generates n root keys of threshold t in offline (under d
+// when offline is "") and returns their spec and key files.
+func (d Dir) newRootKeys(t, n int, offline string) (RootSpec, []string, error) {
 	if n < 1 || t < 1 || t > n {
-		return nil, fmt.Errorf("tuf keys: threshold %d of %d keys", t, n)
+		return RootSpec{}, nil, fmt.Errorf("tuf keys: threshold %d of %d keys", t, n)
 	}
 	where := filepath.Join(string(d), rootDir)
 	if offline != "" {
@@ -108,10 +88,27 @@ func (d Dir) Rekey(t, n int, offline string) ([]string, error) {
 	for range n {
 		k, err := keyring.Generate(where)
 		if err != nil {
-			return nil, fmt.Errorf("tuf keys: root key: %w", err)
+			return RootSpec{}, nil, fmt.Errorf("tuf keys: root key: %w", err)
 		}
 		spec.Keys = append(spec.Keys, k.Public)
 		files = append(files, filepath.Join(where, k.KeyID+".key"))
+	}
+	return spec, files, nil
+}
+
+// Rekey replaces the root keys with n new ones of threshold t, written
+// to offline (kept online when offline is ""), and records them in the
+// spec: the next root lists them. The old online root keys, if any, stay
+// until DropStaleRootKeys, because the next root needs a threshold of
+// the previous root's keys too; the ceremony's import adds their
+// signatures. This is how a quickstart's online root goes offline.
+func (d Dir) Rekey(t, n int, offline string) ([]string, error) {
+	if _, err := d.Spec(); err != nil {
+		return nil, err
+	}
+	spec, files, err := d.newRootKeys(t, n, offline)
+	if err != nil {
+		return nil, err
 	}
 	if err := d.writeSpec(spec); err != nil {
 		return nil, err
