@@ -175,11 +175,13 @@ func TestFaults_MirrorDiskFull(t *testing.T) {
 	})
 
 	t.Run("import on a full disk fails clearly and recovers", func(t *testing.T) {
+		// Stopped first: a running mirror would sync snapshot 3 from
+		// the control plane before the bundle could carry it.
+		m.stop()
 		f3, _ := randomFile(t, files, "full-3.tar.gz", 1<<20)
 		cp.release(product, "3.0.0", f3)
 		_, seq3 := cp.snapshot(tenant)
 		bundle := cp.exportBundle(tenant, seq2)
-		m.stop()
 		filler := fill(t, disk, 128<<10)
 		r := m.cmd("import", bundle)
 		if r.code == 0 {
