@@ -217,25 +217,31 @@ func (s *HTTPSource) AuditHead(ctx context.Context) (int64, error) {
 // UploadAudit implements AuditUploader (control plane only): POST
 // /v1/mirror/audit with the export as the body.
 func (s *HTTPSource) UploadAudit(ctx context.Context, export io.Reader) (AuditIngest, error) {
-	var out AuditIngest
+	return postNDJSON[AuditIngest](ctx, s, "/v1/mirror/audit", "audit", export)
+}
+
+// postNDJSON posts a signed JSON-lines file the control plane ingests
+// (audit export, fleet report) and decodes its JSON answer.
+func postNDJSON[Out any](ctx context.Context, s *HTTPSource, path, what string, body io.Reader) (Out, error) {
+	var out Out
 	if s.upstream {
-		return out, permanent("an upstream mirror takes no audit uploads")
+		return out, permanent("an upstream mirror takes no %s uploads", what)
 	}
-	req, err := s.request(ctx, http.MethodPost, "/v1/mirror/audit", export)
+	req, err := s.request(ctx, http.MethodPost, path, body)
 	if err != nil {
 		return out, err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return out, fmt.Errorf("post audit: %w", err)
+		return out, fmt.Errorf("post %s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return out, statusError("post audit", resp)
+		return out, statusError("post "+what, resp)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return out, fmt.Errorf("decode audit answer: %w", err)
+		return out, fmt.Errorf("decode %s answer: %w", what, err)
 	}
 	return out, nil
 }

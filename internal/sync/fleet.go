@@ -2,11 +2,9 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 )
 
 // ReportAck is the control plane's answer to a fleet report upload:
@@ -75,25 +73,5 @@ func (s *Syncer) uploadReportBestEffort(ctx context.Context) {
 // UploadReport implements ReportUploader (control plane only): POST
 // /v1/mirror/reports with the return file as the body.
 func (s *HTTPSource) UploadReport(ctx context.Context, report io.Reader) (ReportAck, error) {
-	var out ReportAck
-	if s.upstream {
-		return out, permanent("an upstream mirror takes no fleet reports")
-	}
-	req, err := s.request(ctx, http.MethodPost, "/v1/mirror/reports", report)
-	if err != nil {
-		return out, err
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return out, fmt.Errorf("post report: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return out, statusError("post report", resp)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return out, fmt.Errorf("decode report answer: %w", err)
-	}
-	return out, nil
+	return postNDJSON[ReportAck](ctx, s, "/v1/mirror/reports", "report", report)
 }
