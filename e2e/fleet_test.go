@@ -128,6 +128,22 @@ func (f *fleetSetup) offered(t *testing.T, mirrorURL string) int {
 }
 
 // latestSequence is the tenant's newest snapshot sequence.
+// waitSequenceAbove waits up to 30 s for a snapshot newer than seq.
+func (f *fleetSetup) waitSequenceAbove(t *testing.T, seq int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := f.latestSequence(t)
+		if got > seq {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot built after %d in 30s (latest %d); control plane log:\n%s", seq, got, f.cp.proc.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (f *fleetSetup) latestSequence(t *testing.T) int64 {
 	t.Helper()
 	var page struct {
@@ -237,10 +253,8 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 		t.Errorf("halt payload %v does not give the report's age", p)
 	}
 
-	seq2 := f.latestSequence(t)
-	if seq2 <= seq {
-		t.Fatalf("no snapshot built after the halt (latest %d)", seq2)
-	}
+	// The halt is stored before the snapshots are rebuilt: wait for the build.
+	seq2 := f.waitSequenceAbove(t, seq)
 	m.importBundle(f.cp.exportBundle(f.tenant, seq))
 	m.serve()
 	m.waitSequence(seq2)
