@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -69,9 +68,7 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 // (stage), take the needed artifacts from the bundle, ready → commit.
 func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportReport) error {
 	if s.cfg.TUF != nil {
-		// Bundles carry schema 1 envelopes until the TUF bundle format
-		// lands (issue 12): refuse plainly rather than fail to verify.
-		return errors.New("import: this mirror runs trust: tuf, and bundles do not carry TUF metadata yet")
+		return s.importTUF(ctx, r, rep)
 	}
 	// Queued behind a sync while the mirror stops: do not start.
 	if err := ctx.Err(); err != nil {
