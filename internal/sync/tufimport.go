@@ -120,6 +120,11 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		if errors.As(err, &bad) {
 			return fmt.Errorf("bundle refused as a rollback (older than the metadata the mirror holds): %w", err)
 		}
+		// The manifest is unsigned: it only names the likely cause of a
+		// refusal (an old bundle whose keys were rotated out since).
+		if rec != nil && man.SnapshotVersion < rec.Sequence {
+			return fmt.Errorf("bundle refused as a rollback: it says snapshot v%d, older than the held v%d: %w", man.SnapshotVersion, rec.Sequence, err)
+		}
 		return fmt.Errorf("bundle: %w", err)
 	}
 	repo := c.Repository()
