@@ -16,17 +16,20 @@ import (
 
 // ImportReport says what an import did, or with DryRun what it would do.
 type ImportReport struct {
-	DryRun       bool     `json:"dry_run"`
-	SnapshotID   string   `json:"snapshot_id"`
-	Sequence     int64    `json:"sequence"`
-	HeldSequence int64    `json:"held_sequence"`
-	Changed      bool     `json:"changed"`  // the snapshot is (would be) committed
-	Needed       int      `json:"needed"`   // artifacts the mirror serves from it
-	Imported     int      `json:"imported"` // taken from the bundle (or would be)
-	Cached       int      `json:"cached"`   // already in the cache
-	Skipped      int      `json:"skipped"`  // in the bundle but not for this mirror's channels
-	Bytes        int64    `json:"bytes"`
-	Missing      []string `json:"missing,omitempty"`
+	DryRun       bool   `json:"dry_run"`
+	SnapshotID   string `json:"snapshot_id"`
+	Sequence     int64  `json:"sequence"`
+	HeldSequence int64  `json:"held_sequence"`
+	Changed      bool   `json:"changed"` // the snapshot is (would be) committed
+	// Refreshed (trust: tuf): the version held, with a fresher timestamp
+	// that is (would be) served from now on.
+	Refreshed bool     `json:"refreshed,omitempty"`
+	Needed    int      `json:"needed"`   // artifacts the mirror serves from it
+	Imported  int      `json:"imported"` // taken from the bundle (or would be)
+	Cached    int      `json:"cached"`   // already in the cache
+	Skipped   int      `json:"skipped"`  // in the bundle but not for this mirror's channels
+	Bytes     int64    `json:"bytes"`
+	Missing   []string `json:"missing,omitempty"`
 	// What the bundle's snapshot says: when it expires, how many
 	// releases it offers, and the releases (product/channel/version) the
 	// held snapshot offered that it no longer does.

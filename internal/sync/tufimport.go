@@ -16,20 +16,23 @@ import (
 
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/tuf"
 )
 
-// stagedStore is the mirror's tuf.Store seen through an import: reads
-// fall through to the trusted store, writes are kept in memory in the
-// order the client made them, and reach the trusted store only through
-// flush, once the bundle's artifacts verified too. A refused bundle (or a
-// dry run) therefore changes nothing.
+// stagedStore is the mirror's tuf.Store (mirror.db) as its tuf.Client
+// sees it. A network sync writes through. An import stages: writes are
+// kept in memory in the order the client made them (reads see them
+// first), and reach mirror.db only through flush, once the bundle's
+// artifacts verified too; discard drops them. A refused bundle (or a dry
+// run) therefore changes nothing.
 type stagedStore struct {
-	base tuf.Store
-	mem  *tuf.MemStore
-	log  []stagedPut
+	base    tuf.Store
+	staging bool
+	mem     *tuf.MemStore
+	log     []stagedPut
 }
 
 type stagedPut struct {
@@ -38,28 +41,58 @@ type stagedPut struct {
 }
 
 func (s *stagedStore) Get(ctx context.Context, name string) ([]byte, error) {
-	if b, err := s.mem.Get(ctx, name); err == nil {
-		return b, nil
+	if s.staging {
+		if b, err := s.mem.Get(ctx, name); err == nil {
+			return b, nil
+		}
 	}
 	return s.base.Get(ctx, name)
 }
 
 func (s *stagedStore) Put(ctx context.Context, name string, data []byte) error {
+	if !s.staging {
+		return s.base.Put(ctx, name, data)
+	}
 	s.log = append(s.log, stagedPut{name, append([]byte(nil), data...)})
 	return s.mem.Put(ctx, name, data)
 }
 
-// flush writes every staged file to the trusted store in the client's
-// order (each root version, documents, roles, snapshot, the timestamp
-// last), so a crash part-way leaves the old timestamp in charge.
+// stage starts keeping writes in memory.
+func (s *stagedStore) stage() { s.staging, s.mem, s.log = true, tuf.NewMemStore(), nil }
+
+// discard drops the staged writes and writes through again.
+func (s *stagedStore) discard() { s.staging, s.mem, s.log = false, nil, nil }
+
+// flush writes every staged file to mirror.db in the client's order
+// (each root version, documents, roles, snapshot, the timestamp last),
+// so a crash part-way leaves the old timestamp in charge, then writes
+// through again.
 func (s *stagedStore) flush(ctx context.Context) error {
-	for _, p := range s.log {
+	log := s.log
+	s.discard()
+	for _, p := range log {
 		if err := s.base.Put(ctx, p.name, p.data); err != nil {
 			return err
 		}
 	}
-	s.log = nil
 	return nil
+}
+
+// bundleSource is the unpacked bundle as the TUF client's source.
+type bundleSource struct{ f tuf.FSFetcher }
+
+func (b bundleSource) Name() string { return "bundle" }
+
+func (b bundleSource) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
+	rc, err := b.f.Fetch(ctx, path, maxBytes)
+	if err != nil && !errors.Is(err, tuf.ErrNotFound) && !errors.Is(err, tuf.ErrTooLarge) {
+		return nil, &PermanentError{Err: err} // a file system error: not retried
+	}
+	return rc, err
+}
+
+func (b bundleSource) TUFTarget(context.Context, string, int64) (*fetch.Body, error) {
+	return nil, permanent("a bundle's artifacts are read from the bundle")
 }
 
 // importTUF is an import in TUF mode, through the same workflow as a
@@ -102,19 +135,34 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		return err
 	}
 
-	// Stage: the TUF workflow over the unpacked files, writing nowhere.
-	staged := &stagedStore{base: s.st.TUFStore(), mem: tuf.NewMemStore()}
-	if _, err := staged.base.Get(ctx, "metadata/root.json"); errors.Is(err, tuf.ErrNotFound) {
-		if len(s.cfg.TUF.Root) == 0 {
-			return errors.New("import: no trusted root: configure root_file with the tenant's root.json")
-		}
-		if err := tuf.Init(ctx, staged, s.cfg.TUF.TenantID, s.cfg.TUF.Root); err != nil {
-			return fmt.Errorf("import: %w", err)
-		}
-	} else if err != nil {
-		return err
+	// Stage: the mirror's own TUF client (its verified state kept in
+	// memory between syncs) runs the workflow over the unpacked files,
+	// writing nowhere until the commit.
+	if s.tufStore == nil {
+		s.tufStore = &stagedStore{base: s.st.TUFStore()}
 	}
-	c := tuf.NewClient(s.cfg.TUF.TenantID, tuf.FSFetcher{FS: os.DirFS(dir)}, staged, tuf.ClientOptions{Limits: s.cfg.TUF.Limits, Now: s.cfg.Now})
+	staged := s.tufStore
+	staged.stage()
+	c, err := s.tufClient(ctx, bundleSource{tuf.FSFetcher{FS: os.DirFS(dir)}})
+	if err != nil {
+		staged.discard()
+		return fmt.Errorf("import: %w", err)
+	}
+	before := c.Repository()
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Refused or a dry run: drop what was staged, and the client's
+		// verified state with it.
+		staged.discard()
+		if before == nil {
+			s.tufc, s.tufFetch = nil, nil
+		} else {
+			c.Restore(before)
+		}
+	}()
 	if _, err := c.Update(ctx); err != nil {
 		var bad *metadata.ErrBadVersionNumber
 		if errors.As(err, &bad) {
@@ -149,13 +197,16 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		if err := s.skipArtifacts(br, first, rep); err != nil {
 			return err
 		}
-		if rep.DryRun || len(staged.log) == 0 {
+		rep.Refreshed = len(staged.log) > 0
+		if rep.DryRun || !rep.Refreshed {
 			return nil
 		}
+		committed = true
 		if err := staged.flush(ctx); err != nil {
+			s.tufc, s.tufFetch = nil, nil // reload what mirror.db holds
 			return err
 		}
-		s.resetTUF()
+		s.tufTS = trusted
 		if served, err := s.st.ServedTUFTimestamp(); err != nil {
 			return err
 		} else if string(served) != string(trusted) {
@@ -231,11 +282,13 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		return nil
 	}
 	// Commit: the verified files, then the version with its timestamp.
+	committed = true
 	if err := staged.flush(ctx); err != nil {
 		rep.Changed = false
+		s.tufc, s.tufFetch = nil, nil // reload what mirror.db holds
 		return err
 	}
-	s.resetTUF()
+	s.tufTS = trusted
 	if err := s.commit(cand, EventSnapshotImported, "bundle", rep.Imported, rep.Bytes); err != nil {
 		rep.Changed = false
 		return err
@@ -245,12 +298,6 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 	s.tufPaths = targetPaths(m)
 	s.tufRepaired = s.cfg.Now()
 	return nil
-}
-
-// resetTUF drops the in-memory TUF client after an import wrote the
-// trusted store: the next sync loads it again from mirror.db.
-func (s *Syncer) resetTUF() {
-	s.tufc, s.tufFetch, s.tufTS, s.tufHeld = nil, nil, nil, nil
 }
 
 // unpackTUF writes the bundle's repository files into dir, each capped,

@@ -23,7 +23,7 @@ import (
 // tufBundle exports the vendor's repository as a TUF bundle for a
 // receiver holding snapshot version since, with every artifact the
 // workflow reports added whose bytes the vendor publishes.
-func tufBundle(t *testing.T, v *tuftest.Vendor, since int64) []byte {
+func tufBundle(t testing.TB, v *tuftest.Vendor, since int64) []byte {
 	t.Helper()
 	ctx := context.Background()
 	read := func(_ context.Context, path string) ([]byte, error) {
@@ -222,8 +222,8 @@ func TestTUFImport_FullThenIncremental(t *testing.T) {
 			t.Errorf("freshness bundle carries %v", n)
 		}
 		rep, err := r.s.Import(ctx, bytes.NewReader(fresh), false)
-		if err != nil || rep.Changed {
-			t.Fatalf("got changed %v, %v", rep.Changed, err)
+		if err != nil || rep.Changed || !rep.Refreshed {
+			t.Fatalf("got changed %v refreshed %v, %v; want false true", rep.Changed, rep.Refreshed, err)
 		}
 		if got, want := r.served(t), r.v.Repo.Get("metadata/timestamp.json"); !bytes.Equal(got, want) {
 			t.Error("the fresher timestamp is not served")
