@@ -104,6 +104,32 @@ func rewrite(t *testing.T, b []byte, edit func(name string, data []byte) []byte)
 	return out.Bytes()
 }
 
+// renameEntry returns the bundle with entry from renamed to.
+func renameEntry(t *testing.T, b []byte, from, to string) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == from {
+			h.Name = to
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(tw, tr)
+	}
+	tw.Close()
+	return out.Bytes()
+}
+
 // mirrorState is what must not move when a bundle is refused.
 type mirrorState struct {
 	seq       int64
@@ -290,6 +316,14 @@ func TestTUFImport_Refused(t *testing.T) {
 			return data
 		}), "tenant"},
 		{"a repository signed by other keys", tufBundle(t, other, 0), "update"},
+		{"a timestamp over its cap", rewrite(t, inc, func(name string, data []byte) []byte {
+			if name == "metadata/timestamp.json" {
+				return append(data, bytes.Repeat([]byte(" "), 16<<10)...)
+			}
+			return data
+		}), "cap"},
+		{"a path outside the layout", renameEntry(t, inc, "metadata/timestamp.json", "etc/timestamp.json"), "not under metadata/ or targets/"},
+		{"a path leaving the directory", renameEntry(t, inc, "metadata/timestamp.json", "metadata/../../timestamp.json"), "invalid bundle"},
 		{"empty", nil, "truncated"},
 		{"truncated", inc[:len(inc)-2048], "truncated"},
 	}
