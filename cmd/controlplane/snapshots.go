@@ -30,9 +30,9 @@ type bundleView struct {
 }
 
 func bundleCmd() *cobra.Command {
-	export := leaf("export", "Write the tenant's latest snapshot and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	export := leaf("export", "Write the tenant's latest snapshot (or TUF repository, --format tuf) and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		since, _ := cmd.Flags().GetInt64("since")
-		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror")}
+		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format")}
 		out := str(cmd, "out")
 		if out == "" {
 			return usageError(fmt.Errorf("--out is required"))
@@ -47,12 +47,16 @@ func bundleCmd() *cobra.Command {
 			if v.Sequence == 0 { // remote: the stream does not say
 				return "wrote " + v.Out
 			}
+			if v.Format == controlplane.BundleTUF {
+				return fmt.Sprintf("wrote %s: TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.Sequence, v.Files, v.Artifacts)
+			}
 			return fmt.Sprintf("wrote %s: snapshot %d, %d artifacts", v.Out, v.Sequence, v.Artifacts)
 		})(bundleView{out, res}, err)
 	})
 	export.Flags().String("tenant", "", "tenant id")
 	export.Flags().String("out", "", "output file")
-	export.Flags().Int64("since", 0, "leave out artifacts that snapshot SEQ already referenced")
+	export.Flags().Int64("since", 0, "leave out what the mirror's sequence SEQ already had (dsse: its artifacts; tuf: the snapshot version the mirror holds, its files and artifacts)")
+	export.Flags().String("format", controlplane.BundleDSSE, "bundle format: dsse (schema 1, trust: dsse mirrors) or tuf (trust: tuf mirrors)")
 	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)
 }

@@ -382,6 +382,8 @@ func importCmd() *cobra.Command {
 					case rep.Changed:
 						fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
 							verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
+					case rep.Refreshed:
+						fmt.Fprintf(w, "snapshot %d is already held: its fresher timestamp (expires %s) is served\n", rep.Sequence, rep.ExpiresAt.Format(time.RFC3339))
 					default:
 						fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
 					}

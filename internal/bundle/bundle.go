@@ -1,6 +1,9 @@
-// Package bundle reads and writes offline bundles: a tar whose first entry
-// is "snapshot.dsse.json" (the signed envelope, verbatim) followed by
-// "artifacts/<sha256>" entries. Both sides stream with constant memory.
+// Package bundle reads and writes offline bundles. A schema 1 bundle is a
+// tar whose first entry is "snapshot.dsse.json" (the signed envelope,
+// verbatim) followed by "artifacts/<sha256>" entries; a TUF bundle
+// (tuf.go) starts with "tuf-bundle.json" and carries repository files and
+// artifacts by their TUF paths. Each reader refuses the other format
+// with ErrWrongFormat. Both sides stream with constant memory.
 // The reader is strict: any other name, a duplicate, a truncated archive
 // or an entry tarsafe.Check refuses (sparse in any GNU form, a link, a
 // device, an unclean name) is an error, found before any byte of the
@@ -107,6 +110,10 @@ type Reader struct {
 	seen   map[string]bool
 	done   bool
 	body   io.Reader // the current entry's body: exactly its stored size
+	// TUF bundles: the manifest read, and the entries read after it.
+	tuf   bool
+	man   *TUFManifest
+	count int
 }
 
 // NewReader reads a bundle from r. maxEnvelope <= 0 means
@@ -173,6 +180,9 @@ func (r *Reader) Envelope() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if hdr.Name == TUFManifestName {
+		return nil, fmt.Errorf("%w: %w: this is a TUF bundle and this mirror runs trust: dsse; import it on a mirror with trust: tuf, or export a schema 1 bundle (without --format tuf)", ErrInvalid, ErrWrongFormat)
+	}
 	if hdr.Name != EnvelopeName {
 		return nil, invalid("first entry is %q, want %q", hdr.Name, EnvelopeName)
 	}
@@ -198,7 +208,7 @@ type Entry struct {
 
 // Next returns the next artifact entry, or io.EOF after the last one.
 func (r *Reader) Next() (Entry, error) {
-	if !r.env {
+	if !r.env || r.tuf {
 		return Entry{}, errors.New("bundle: read the envelope first")
 	}
 	if r.done {

@@ -62,8 +62,12 @@ func Open(dir string) (*Cache, error) {
 	return c, nil
 }
 
-func (c *Cache) shaDir() string        { return filepath.Join(c.root, "sha256") }
-func (c *Cache) tmpDir() string        { return filepath.Join(c.root, "tmp") }
+func (c *Cache) shaDir() string { return filepath.Join(c.root, "sha256") }
+func (c *Cache) tmpDir() string { return filepath.Join(c.root, "tmp") }
+
+// TempDir is the cache's directory of temporary files (on the cache's
+// file system; Sweep empties it of everything but resumable parts).
+func (c *Cache) TempDir() string       { return c.tmpDir() }
 func (c *Cache) quarantineDir() string { return filepath.Join(c.root, "quarantine") }
 func (c *Cache) partPath(sha string) string {
 	return filepath.Join(c.tmpDir(), sha+".part")

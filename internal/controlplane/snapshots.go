@@ -178,12 +178,19 @@ type BundleOptions struct {
 	TenantID string
 	Since    int64  // leave out artifacts snapshot Since already referenced (0: none)
 	MirrorID string // only the artifacts of this mirror's allowed_channels ("" for all)
+	// Format is BundleDSSE ("" too: schema 1, the default) or BundleTUF.
+	// For BundleTUF, Since is the TUF snapshot version the mirror holds
+	// (its sequence in trust: tuf), and the bundle leaves out every
+	// repository file and artifact that version already had.
+	Format string
 }
 
 // BundleResult says what an exported bundle holds.
 type BundleResult struct {
-	Sequence  int64 `json:"sequence"`
-	Artifacts int   `json:"artifacts"`
+	Format    string `json:"format,omitempty"`
+	Sequence  int64  `json:"sequence"`
+	Artifacts int    `json:"artifacts"`
+	Files     int    `json:"files,omitempty"` // TUF: repository files (metadata and documents)
 }
 
 // bundlePlan is a checked bundle export: the snapshot and the artifacts
@@ -200,6 +207,13 @@ type bundlePlan struct {
 // error; after it, a failure can only cut the stream (the mirror rejects
 // a truncated tar). Memory stays flat: artifacts stream one at a time.
 func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error) {
+	switch o.Format {
+	case "", BundleDSSE:
+	case BundleTUF:
+		return a.exportTUFBundle(ctx, o, w)
+	default:
+		return nil, catalog.Invalid("format", "must be %s or %s", BundleDSSE, BundleTUF)
+	}
 	p, err := a.planBundle(ctx, o)
 	if err != nil {
 		return nil, err
@@ -234,16 +248,9 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 	if err != nil {
 		return nil, fmt.Errorf("decode snapshot %d: %w", snap.Sequence, err)
 	}
-	var channels []string
-	if o.MirrorID != "" {
-		mir, err := a.Mirror(ctx, o.MirrorID)
-		if err != nil {
-			return nil, err
-		}
-		if mir.TenantID != o.TenantID {
-			return nil, catalog.NotFound("mirror", o.MirrorID)
-		}
-		channels = mir.AllowedChannels
+	channels, err := a.bundleChannels(ctx, o)
+	if err != nil {
+		return nil, err
 	}
 	skip := map[string]bool{}
 	if o.Since > 0 {

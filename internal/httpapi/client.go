@@ -490,6 +490,9 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	if o.MirrorID != "" {
 		q.Set("mirror_id", o.MirrorID)
 	}
+	if o.Format != "" {
+		q.Set("format", o.Format)
+	}
 	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), w); err != nil {
 		return nil, err
 	}

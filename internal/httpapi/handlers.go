@@ -157,13 +157,13 @@ func writeEnvelope(w http.ResponseWriter, snap *catalog.Snapshot) {
 	w.Write(snap.Envelope)
 }
 
-// exportBundle streams a bundle: GET /v1/tenants/{id}/bundle?since=&mirror_id=
+// exportBundle streams a bundle: GET /v1/tenants/{id}/bundle?since=&mirror_id=&format=
 func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request) error {
 	since, err := int64Param(r, "since")
 	if err != nil {
 		return err
 	}
-	o := controlplane.BundleOptions{TenantID: r.PathValue("id"), Since: since, MirrorID: r.URL.Query().Get("mirror_id")}
+	o := controlplane.BundleOptions{TenantID: r.PathValue("id"), Since: since, MirrorID: r.URL.Query().Get("mirror_id"), Format: r.URL.Query().Get("format")}
 	sw := &stream{w: w, contentType: "application/x-tar"}
 	_, err = s.App.ExportBundle(r.Context(), o, sw)
 	return s.finish(r, sw, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -17,17 +16,20 @@ import (
 
 // ImportReport says what an import did, or with DryRun what it would do.
 type ImportReport struct {
-	DryRun       bool     `json:"dry_run"`
-	SnapshotID   string   `json:"snapshot_id"`
-	Sequence     int64    `json:"sequence"`
-	HeldSequence int64    `json:"held_sequence"`
-	Changed      bool     `json:"changed"`  // the snapshot is (would be) committed
-	Needed       int      `json:"needed"`   // artifacts the mirror serves from it
-	Imported     int      `json:"imported"` // taken from the bundle (or would be)
-	Cached       int      `json:"cached"`   // already in the cache
-	Skipped      int      `json:"skipped"`  // in the bundle but not for this mirror's channels
-	Bytes        int64    `json:"bytes"`
-	Missing      []string `json:"missing,omitempty"`
+	DryRun       bool   `json:"dry_run"`
+	SnapshotID   string `json:"snapshot_id"`
+	Sequence     int64  `json:"sequence"`
+	HeldSequence int64  `json:"held_sequence"`
+	Changed      bool   `json:"changed"` // the snapshot is (would be) committed
+	// Refreshed (trust: tuf): the version held, with a fresher timestamp
+	// that is (would be) served from now on.
+	Refreshed bool     `json:"refreshed,omitempty"`
+	Needed    int      `json:"needed"`   // artifacts the mirror serves from it
+	Imported  int      `json:"imported"` // taken from the bundle (or would be)
+	Cached    int      `json:"cached"`   // already in the cache
+	Skipped   int      `json:"skipped"`  // in the bundle but not for this mirror's channels
+	Bytes     int64    `json:"bytes"`
+	Missing   []string `json:"missing,omitempty"`
 	// What the bundle's snapshot says: when it expires, how many
 	// releases it offers, and the releases (product/channel/version) the
 	// held snapshot offered that it no longer does.
@@ -69,9 +71,7 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 // (stage), take the needed artifacts from the bundle, ready → commit.
 func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportReport) error {
 	if s.cfg.TUF != nil {
-		// Bundles carry schema 1 envelopes until the TUF bundle format
-		// lands (issue 12): refuse plainly rather than fail to verify.
-		return errors.New("import: this mirror runs trust: tuf, and bundles do not carry TUF metadata yet")
+		return s.importTUF(ctx, r, rep)
 	}
 	// Queued behind a sync while the mirror stops: do not start.
 	if err := ctx.Err(); err != nil {

@@ -86,6 +86,7 @@ type Syncer struct {
 	// published target path of each artifact by sha256.
 	tufc     *tuf.Client
 	tufFetch *tufFetcher
+	tufStore *stagedStore // the client's store: mirror.db, staged by an import
 	tufTS    []byte
 	tufPaths map[string]string
 	// tufHeld is the held version's manifest, loaded once; tufRepaired

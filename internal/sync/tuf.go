@@ -57,7 +57,10 @@ func (s *Syncer) tufClient(ctx context.Context, src TUFSource) (*tuf.Client, err
 		s.tufFetch.src = src
 		return s.tufc, nil
 	}
-	store := s.st.TUFStore()
+	if s.tufStore == nil {
+		s.tufStore = &stagedStore{base: s.st.TUFStore()}
+	}
+	store := s.tufStore
 	if _, err := store.Get(ctx, "metadata/root.json"); errors.Is(err, tuf.ErrNotFound) {
 		if len(s.cfg.TUF.Root) == 0 {
 			return nil, &PermanentError{Err: errors.New("tuf: no trusted root: configure root_file with the tenant's root.json")}

@@ -1,6 +1,8 @@
 package sync_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tuf/tufhttp"
 	"github.com/outpost/outpost/internal/tuf/tuftest"
@@ -124,4 +127,69 @@ func BenchmarkTUFSync_OneRelease(b *testing.B) {
 		bytes += res.Bytes
 	}
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/op")
+}
+
+// BenchmarkTUFBundle_OneRelease: the bundle that carries one new release
+// of the 100,000-release tenant to an air-gapped mirror holding the
+// previous version, TUF (--format tuf --since) against schema 1 (the
+// whole envelope, and the one artifact in both), raw and gzip-compressed;
+// then the import of the TUF bundle into a mirror holding the previous
+// version (its artifact not needed: the channel matches no release).
+//
+//	go test -run XXX -bench TUFBundle_OneRelease -benchtime 1x ./internal/sync
+func BenchmarkTUFBundle_OneRelease(b *testing.B) {
+	v := tuftest.NewVendor(b, "", 0)
+	m := tuftest.View(10, 10_000, 1)
+	v.Build(m)
+	full := tufBundle(b, v, 0)
+	dir := b.TempDir()
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	c, err := cache.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := sync.New(nil, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}, Channels: []string{"none"}})
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := s.Import(ctx, bytes.NewReader(full), false); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("full TUF bundle: %d B (gzip %d B), imported in %s", len(full), gzipLen(full), time.Since(start).Round(time.Millisecond))
+	_, snapV, _ := v.State.Versions()
+
+	v.Now = v.Now.Add(time.Second)
+	_, data := tuftest.AddRelease(m, 0, 1, "9.0.1")
+	v.Build(m)
+	v.PublishArtifacts(m, map[string][]byte{m.Artifacts[len(m.Artifacts)-1].SHA256: data})
+	inc := tufBundle(b, v, snapV)
+	env := snapshottest.Envelope(m, snapshottest.Signer(1))
+	dsse := int64(len(env)) + int64(len(data)) + 3*512 + 1024 // two headers and padding, the end marker
+	b.Logf("one release: TUF bundle %d B (gzip %d B), of which the artifact %d B; schema 1 bundle about %d B (envelope %d B, gzip %d B)",
+		len(inc), gzipLen(inc), len(data), dsse, len(env), gzipLen(env))
+	b.ReportMetric(float64(len(inc)), "tuf-B")
+	b.ReportMetric(float64(dsse), "dsse-B")
+	b.ResetTimer()
+	for b.Loop() {
+		// Rounds after the first find the version held (use -benchtime 1x
+		// for the import's time).
+		rep, err := s.Import(ctx, bytes.NewReader(inc), false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if b.N == 1 && !rep.Changed {
+			b.Fatal("the one-release bundle changed nothing")
+		}
+	}
+}
+
+func gzipLen(p []byte) int {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(p)
+	zw.Close()
+	return buf.Len()
 }

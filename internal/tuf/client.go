@@ -168,6 +168,12 @@ func NewClient(tenantID string, f Fetcher, s Store, o ClientOptions) *Client {
 // successful Update or Load).
 func (c *Client) Repository() *Repository { return c.repo }
 
+// Restore sets the verified state back to r, a state this client
+// returned earlier (nil: none, the store is read again), after the
+// caller discarded what a later Update wrote to a staging Store (a
+// bundle import refused after its metadata verified, or a dry run).
+func (c *Client) Restore(r *Repository) { c.repo = r }
+
 // get fetches path, refusing more than max bytes.
 func (c *Client) get(ctx context.Context, path string, max int64, ch *Changes) ([]byte, error) {
 	rc, err := c.fetch.Fetch(ctx, path, max)
