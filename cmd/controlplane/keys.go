@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +14,8 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
 	"github.com/outpost/outpost/internal/keyring"
+	"github.com/outpost/outpost/internal/keyshare"
+	"github.com/outpost/outpost/internal/store"
 )
 
 // keysCmd manages the signing keys in the keys directory (always local:
@@ -64,6 +69,94 @@ func keysCmd() *cobra.Command {
 			}
 			return keyring.Retire(dir, args[0])
 		},
-	})
+	}, keysShareCmd())
+	syncKeyCommands(cmd)
 	return cmd
+}
+
+// syncKeyCommands makes the key commands under cmd (keys, root) work on
+// the database's shared keys when this instance shares them
+// (key_encryption_key_file with store: postgres): before the command the
+// keys directory is brought up to date, and a command that changed it
+// pushes it back, so every instance signs with the result.
+func syncKeyCommands(cmd *cobra.Command) {
+	var before string // digest of the keys before the command; "" when not shared
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		before = ""
+		cfg, err := loadConfig(cmd)
+		if err != nil || cfg.KEKFile == "" || cfg.Store != "postgres" {
+			return nil // the command itself reports a bad config
+		}
+		if _, err := os.Stat(cfg.DataKeyFile); err != nil {
+			return nil // not initialised (e.g. `root init` before `init`)
+		}
+		return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
+			if _, err := controlplaned.PullKeys(ctx, st, dc); err != nil && !errors.Is(err, keyshare.ErrNone) {
+				return err
+			}
+			s, err := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
+			if err != nil {
+				return err
+			}
+			before = s.Digest()
+			return nil
+		})
+	}
+	cmd.PersistentPostRunE = func(cmd *cobra.Command, args []string) error {
+		if before == "" {
+			return nil
+		}
+		cfg, err := loadConfig(cmd)
+		if err != nil {
+			return err
+		}
+		s, err := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
+		if err != nil || s.Digest() == before {
+			return err
+		}
+		return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
+			if err := controlplaned.PushKeys(ctx, st, dc); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "keys shared through the database: every instance signs with them within key_sync_interval")
+			return nil
+		})
+	}
+}
+
+// withKeyStore runs fn with the configured store, opened for it.
+func withKeyStore(cmd *cobra.Command, cfg *Config, fn func(ctx context.Context, st store.Store, dc controlplaned.Config) error) error {
+	dc := cfg.daemon(newLogger(cfg, cmd.ErrOrStderr()))
+	st, err := controlplaned.OpenStore(cmd.Context(), dc, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(cmd.Context(), st, dc)
+}
+
+// keysShareCmd stores this instance's keys in the database for the
+// others (they pull them within key_sync_interval).
+func keysShareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "share",
+		Short: "Store this instance's keys in the PostgreSQL database, sealed with key_encryption_key_file, for the other instances",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cfg.Store != "postgres" || cfg.KEKFile == "" {
+				return errors.New("keys share needs store: postgres and key_encryption_key_file (env OUTPOST_KEY_ENCRYPTION_KEY_FILE)")
+			}
+			return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
+				if err := controlplaned.PushKeys(ctx, st, dc); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "keys shared")
+				return nil
+			})
+		},
+	}
 }

@@ -1,0 +1,118 @@
+package controlplaned
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/keyshare"
+	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/store/postgres"
+)
+
+// SharesKeys reports whether cfg shares the vendor's keys through the
+// database: PostgreSQL with a key-encryption key file.
+func (c Config) SharesKeys() bool { return c.Store == "postgres" && c.KeyEncryptionKeyFile != "" }
+
+// KEK reads the configured key-encryption key.
+func (c Config) KEK() (*controlplane.Sealer, error) { return keyshare.ReadKEK(c.KeyEncryptionKeyFile) }
+
+// PullKeys makes this instance's keys directory and data-encryption key
+// the database's shared ones (keyshare.ErrNone when it holds none). It
+// reports whether anything changed. Without SharesKeys it does nothing.
+func PullKeys(ctx context.Context, st store.Store, cfg Config) (bool, error) {
+	db, kek, ok, err := shareParts(st, cfg)
+	if !ok || err != nil {
+		return false, err
+	}
+	return keyshare.Pull(ctx, db.Backend(), kek, cfg.KeysDir, cfg.DataKeyFile)
+}
+
+// PushKeys stores this instance's keys in the database for the others.
+// Without SharesKeys it does nothing.
+func PushKeys(ctx context.Context, st store.Store, cfg Config) error {
+	db, kek, ok, err := shareParts(st, cfg)
+	if !ok || err != nil {
+		return err
+	}
+	_, err = keyshare.Push(ctx, db.Backend(), kek, cfg.KeysDir, cfg.DataKeyFile)
+	return err
+}
+
+// HasSharedKeys reports whether the database holds shared keys.
+func HasSharedKeys(ctx context.Context, st store.Store, cfg Config) (bool, error) {
+	db, kek, ok, err := shareParts(st, cfg)
+	if !ok || err != nil {
+		return false, err
+	}
+	_, err = keyshare.Get(ctx, db.Backend(), kek)
+	if errors.Is(err, keyshare.ErrNone) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func shareParts(st store.Store, cfg Config) (*postgres.DB, *controlplane.Sealer, bool, error) {
+	if !cfg.SharesKeys() {
+		return nil, nil, false, nil
+	}
+	db, ok := st.(*postgres.DB)
+	if !ok {
+		return nil, nil, false, errors.New("shared keys need the postgres store")
+	}
+	kek, err := cfg.KEK()
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return db, kek, true, nil
+}
+
+// syncKeys brings an initialised (or joined) instance's keys up to date
+// at open: the shared ones when the database holds them; this
+// instance's, shared, when it holds none (the first instance, given a
+// key-encryption key after its init).
+func syncKeys(ctx context.Context, st store.Store, cfg Config) error {
+	if !cfg.SharesKeys() || !exists(cfg.DataKeyFile) {
+		return nil
+	}
+	changed, err := PullKeys(ctx, st, cfg)
+	if errors.Is(err, keyshare.ErrNone) {
+		cfg.logger().Info("sharing this instance's keys through the database (key_encryption_key_file is set)")
+		return PushKeys(ctx, st, cfg)
+	}
+	if err != nil {
+		return err
+	}
+	if changed {
+		cfg.logger().Info("keys updated from the database")
+	}
+	return nil
+}
+
+// keySync pulls the shared keys every KeySyncInterval (default 30s), so
+// a key generated, retired or rotated on one instance signs on every
+// instance: the keyring and TUF keys are read from the directory on use.
+func (c *ControlPlane) keySync(ctx context.Context) error {
+	every := c.cfg.KeySyncInterval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	log := c.cfg.logger()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		changed, err := PullKeys(ctx, c.store, c.cfg)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("pull shared keys", "err", err)
+		case changed:
+			log.Info("keys updated from the database")
+		}
+	}
+}
