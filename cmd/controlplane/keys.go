@@ -80,9 +80,12 @@ func keysCmd() *cobra.Command {
 // keys directory is brought up to date, and a command that changed it
 // pushes it back, so every instance signs with the result.
 func syncKeyCommands(cmd *cobra.Command) {
-	var before string // digest of the keys before the command; "" when not shared
+	// before is the digest of the keys before the command ("" when not
+	// shared); base that of the database's document they came from ("":
+	// none).
+	var before, base string
 	cmd.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		before = ""
+		before, base = "", ""
 		cfg, err := loadConfig(cmd)
 		if err != nil || cfg.KEKFile == "" || cfg.Store != "postgres" {
 			return nil // the command itself reports a bad config
@@ -91,14 +94,18 @@ func syncKeyCommands(cmd *cobra.Command) {
 			return nil // not initialised (e.g. `root init` before `init`)
 		}
 		return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
-			if _, err := controlplaned.PullKeys(ctx, st, dc); err != nil && !errors.Is(err, keyshare.ErrNone) {
+			_, err := controlplaned.PullKeys(ctx, st, dc)
+			if err != nil && !errors.Is(err, keyshare.ErrNone) {
 				return err
 			}
-			s, err := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
-			if err != nil {
-				return err
+			s, perr := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
+			if perr != nil {
+				return perr
 			}
 			before = s.Digest()
+			if err == nil {
+				base = before // pulled: the directory is the database's document
+			}
 			return nil
 		})
 	}
@@ -115,7 +122,12 @@ func syncKeyCommands(cmd *cobra.Command) {
 			return err
 		}
 		return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
-			if err := controlplaned.PushKeys(ctx, st, dc); err != nil {
+			err := controlplaned.SwapKeys(ctx, st, dc, base)
+			if errors.Is(err, keyshare.ErrChanged) {
+				return errors.New("the keys changed on another instance while this command ran: this change was not shared, " +
+					"and this instance takes the other one's keys at its next sync; run the command again")
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "keys shared through the database: every instance signs with them within key_sync_interval")

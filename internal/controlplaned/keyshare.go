@@ -40,6 +40,20 @@ func PushKeys(ctx context.Context, st store.Store, cfg Config) error {
 	return err
 }
 
+// SwapKeys stores this instance's keys if the database still holds the
+// document of digest base ("": none); keyshare.ErrChanged otherwise.
+func SwapKeys(ctx context.Context, st store.Store, cfg Config, base string) error {
+	db, kek, ok, err := shareParts(st, cfg)
+	if !ok || err != nil {
+		return err
+	}
+	s, err := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
+	if err != nil {
+		return err
+	}
+	return keyshare.Swap(ctx, db.Backend(), kek, base, s)
+}
+
 // HasSharedKeys reports whether the database holds shared keys.
 func HasSharedKeys(ctx context.Context, st store.Store, cfg Config) (bool, error) {
 	db, kek, ok, err := shareParts(st, cfg)
@@ -79,7 +93,14 @@ func syncKeys(ctx context.Context, st store.Store, cfg Config) error {
 	changed, err := PullKeys(ctx, st, cfg)
 	if errors.Is(err, keyshare.ErrNone) {
 		cfg.logger().Info("sharing this instance's keys through the database (key_encryption_key_file is set)")
-		return PushKeys(ctx, st, cfg)
+		if err := SwapKeys(ctx, st, cfg, ""); errors.Is(err, keyshare.ErrChanged) {
+			// Another instance shared first: its keys are the vendor's.
+			_, err = PullKeys(ctx, st, cfg)
+			return err
+		} else if err != nil {
+			return err
+		}
+		return nil
 	}
 	if err != nil {
 		return err

@@ -260,6 +260,38 @@ func Put(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, s *Share)
 	return nil
 }
 
+// ErrChanged says the database's keys changed since they were read.
+var ErrChanged = errors.New("the shared keys changed on another instance meanwhile")
+
+// Swap stores s only if the database still holds the document of digest
+// base ("": none), in one transaction: a key change on one instance never
+// silently overwrites another's (ErrChanged).
+func Swap(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, base string, s *Share) error {
+	sealed, err := s.Seal(kek)
+	if err != nil {
+		return fmt.Errorf("store shared keys: %w", err)
+	}
+	err = db.Update(ctx, func(tx kv.Tx) error {
+		b := tx.Bucket(bucket)
+		cur := ""
+		if raw := b.Get(docKey); raw != nil {
+			held, err := Open(kek, raw)
+			if err != nil {
+				return err
+			}
+			cur = held.Digest()
+		}
+		if cur != base {
+			return ErrChanged
+		}
+		return b.Put(docKey, sealed)
+	})
+	if err != nil {
+		return fmt.Errorf("store shared keys: %w", err)
+	}
+	return nil
+}
+
 // Pull materialises the database's document into keysDir and
 // dataKeyFile (ErrNone when the database holds none). It reports whether
 // anything changed.

@@ -227,3 +227,33 @@ func TestReadKEK_Formats(t *testing.T) {
 		}
 	})
 }
+
+func TestSwap_RefusesAChangeMadeMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	db := &memKV{m: map[string][]byte{}}
+	kek := newKEK(t)
+	aKeys, aData := instance(t)
+	bKeys, bData := instance(t)
+	a, _ := Pack(aKeys, aData)
+	b, _ := Pack(bKeys, bData)
+	t.Run("the first store expects none", func(t *testing.T) {
+		if err := Swap(ctx, db, kek, "", a); err != nil {
+			t.Fatal(err)
+		}
+		if err := Swap(ctx, db, kek, "", b); !errors.Is(err, ErrChanged) {
+			t.Fatalf("a second first store: %v, want ErrChanged", err)
+		}
+	})
+	t.Run("a store based on the held document goes through", func(t *testing.T) {
+		if err := Swap(ctx, db, kek, a.Digest(), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := Swap(ctx, db, kek, a.Digest(), a); !errors.Is(err, ErrChanged) {
+			t.Fatalf("a store based on a stale document: %v, want ErrChanged", err)
+		}
+		got, err := Get(ctx, db, kek)
+		if err != nil || got.Digest() != b.Digest() {
+			t.Fatalf("held %v (%v), want B's keys", got, err)
+		}
+	})
+}
