@@ -84,6 +84,7 @@ func syncKeyCommands(cmd *cobra.Command) {
 	// shared); base that of the database's document they came from ("":
 	// none).
 	var before, base string
+	unlock := func() {}
 	cmd.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		before, base = "", ""
 		cfg, err := loadConfig(cmd)
@@ -93,8 +94,15 @@ func syncKeyCommands(cmd *cobra.Command) {
 		if _, err := os.Stat(cfg.DataKeyFile); err != nil {
 			return nil // not initialised (e.g. `root init` before `init`)
 		}
+		// Held until the push (or the process's end): a serving
+		// instance's pull on this data dir waits for it.
+		u, err := keyshare.Lock(cfg.KeysDir, true)
+		if err != nil {
+			return err
+		}
+		unlock = u
 		return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
-			_, err := controlplaned.PullKeys(ctx, st, dc)
+			_, err := controlplaned.PullKeysLocked(ctx, st, dc)
 			if err != nil && !errors.Is(err, keyshare.ErrNone) {
 				return err
 			}
@@ -110,6 +118,7 @@ func syncKeyCommands(cmd *cobra.Command) {
 		})
 	}
 	cmd.PersistentPostRunE = func(cmd *cobra.Command, args []string) error {
+		defer unlock()
 		if before == "" {
 			return nil
 		}

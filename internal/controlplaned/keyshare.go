@@ -29,6 +29,16 @@ func PullKeys(ctx context.Context, st store.Store, cfg Config) (bool, error) {
 	return keyshare.Pull(ctx, db.Backend(), kek, cfg.KeysDir, cfg.DataKeyFile)
 }
 
+// PullKeysLocked is PullKeys for a caller that holds the keys
+// directory's lock (keyshare.Lock): a key command.
+func PullKeysLocked(ctx context.Context, st store.Store, cfg Config) (bool, error) {
+	db, kek, ok, err := shareParts(st, cfg)
+	if !ok || err != nil {
+		return false, err
+	}
+	return keyshare.PullLocked(ctx, db.Backend(), kek, cfg.KeysDir, cfg.DataKeyFile)
+}
+
 // PushKeys stores this instance's keys in the database for the others.
 // Without SharesKeys it does nothing.
 func PushKeys(ctx context.Context, st store.Store, cfg Config) error {
@@ -91,6 +101,9 @@ func syncKeys(ctx context.Context, st store.Store, cfg Config) error {
 		return nil
 	}
 	changed, err := PullKeys(ctx, st, cfg)
+	if errors.Is(err, keyshare.ErrBusy) {
+		return nil // a key command runs on this data dir: it pushes, the next pull takes it
+	}
 	if errors.Is(err, keyshare.ErrNone) {
 		cfg.logger().Info("sharing this instance's keys through the database (key_encryption_key_file is set)")
 		if err := SwapKeys(ctx, st, cfg, ""); errors.Is(err, keyshare.ErrChanged) {
@@ -130,6 +143,8 @@ func (c *ControlPlane) keySync(ctx context.Context) error {
 		}
 		changed, err := PullKeys(ctx, c.store, c.cfg)
 		switch {
+		case errors.Is(err, keyshare.ErrBusy):
+			// A key command runs on this data dir; next time.
 		case err != nil && ctx.Err() == nil:
 			log.Error("pull shared keys", "err", err)
 		case changed:

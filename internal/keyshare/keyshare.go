@@ -292,10 +292,24 @@ func Swap(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, base str
 	return nil
 }
 
+// ErrBusy says a key command holds the keys directory's lock.
+var ErrBusy = errors.New("a key command is changing the keys directory")
+
 // Pull materialises the database's document into keysDir and
-// dataKeyFile (ErrNone when the database holds none). It reports whether
-// anything changed.
+// dataKeyFile (ErrNone when the database holds none; ErrBusy, without
+// waiting, while a key command holds the directory's lock). It reports
+// whether anything changed.
 func Pull(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, keysDir, dataKeyFile string) (bool, error) {
+	unlock, err := Lock(keysDir, false)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	return PullLocked(ctx, db, kek, keysDir, dataKeyFile)
+}
+
+// PullLocked is Pull for a caller that holds the lock (Lock).
+func PullLocked(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, keysDir, dataKeyFile string) (bool, error) {
 	s, err := Get(ctx, db, kek)
 	if err != nil {
 		return false, err

@@ -257,3 +257,36 @@ func TestSwap_RefusesAChangeMadeMeanwhile(t *testing.T) {
 		}
 	})
 }
+
+func TestPull_WaitsForAKeyCommand(t *testing.T) {
+	ctx := context.Background()
+	db := &memKV{m: map[string][]byte{}}
+	kek := newKEK(t)
+	aKeys, aData := instance(t)
+	if _, err := Push(ctx, db, kek, aKeys, aData); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := Lock(aKeys, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A key command made a key and has not pushed it yet.
+	k, err := keyring.Generate(aKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a pull meanwhile leaves the directory alone", func(t *testing.T) {
+		if _, err := Pull(ctx, db, kek, aKeys, aData); !errors.Is(err, ErrBusy) {
+			t.Fatalf("pull: %v, want ErrBusy", err)
+		}
+		if _, err := os.Stat(filepath.Join(aKeys, k.KeyID+".key")); err != nil {
+			t.Fatalf("the new key: %v", err)
+		}
+	})
+	unlock()
+	t.Run("after the command, a pull goes through", func(t *testing.T) {
+		if changed, err := Pull(ctx, db, kek, aKeys, aData); err != nil || !changed {
+			t.Fatalf("pull: changed %v, err %v", changed, err)
+		}
+	})
+}
