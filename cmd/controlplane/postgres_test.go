@@ -197,6 +197,23 @@ func TestControlplane_PostgresJoin(t *testing.T) {
 			t.Errorf("tokens after the join: %v (%v), want the first admin token only", tl.Items, err)
 		}
 	})
+	t.Run("a repeated join is harmless", func(t *testing.T) {
+		if out := b.mustRun("init", "--join"); !strings.Contains(out, "joined") {
+			t.Fatalf("second join printed %q", out)
+		}
+	})
+	t.Run("a data dir with other keys is not overwritten", func(t *testing.T) {
+		c := newCP(t)
+		c.env = a.env
+		own := c.mustRun("keys", "generate")
+		_, errs, err := c.run("init", "--join")
+		if err == nil || !strings.Contains(errs, "already holds keys that are not the database's") {
+			t.Fatalf("err %v, stderr %q", err, errs)
+		}
+		if got := keysOf(t, c); len(got) != 1 || got[0] != own {
+			t.Errorf("keys after the refused join: %v, want only %s", got, own)
+		}
+	})
 	t.Run("a key generated on one instance reaches the other", func(t *testing.T) {
 		newID := a.mustRun("keys", "generate")
 		got := keysOf(t, b) // the command pulls before it runs
@@ -204,4 +221,33 @@ func TestControlplane_PostgresJoin(t *testing.T) {
 			t.Fatalf("B's active keys %v, want 2 with %s", got, newID)
 		}
 	})
+}
+
+// TestControlplane_PostgresShareLater: an instance initialised without a
+// key-encryption key shares its keys the first time it opens with one,
+// and only then can another join.
+func TestControlplane_PostgresShareLater(t *testing.T) {
+	pgURL := postgresURL(t)
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(kek, []byte(strings.Repeat("ef", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL=" + pgURL}
+	a, b := newCP(t), newCP(t)
+	a.env = env
+	_, errs, err := a.run("init")
+	if err != nil || !strings.Contains(errs, "no key_encryption_key_file") {
+		t.Fatalf("init without a KEK: err %v, stderr %q; want a note", err, errs)
+	}
+	withKEK := append(env, "OUTPOST_KEY_ENCRYPTION_KEY_FILE="+kek)
+	b.env = withKEK
+	if _, errs, err := b.run("init", "--join"); err == nil || !strings.Contains(errs, "the database holds no shared keys") {
+		t.Fatalf("join before A shares: err %v, stderr %q", err, errs)
+	}
+	a.env = withKEK
+	a.mustRun("audit", "verify") // any local command opens the store and shares
+	b.mustRun("init", "--join")
+	if got, want := keysOf(t, b), keysOf(t, a); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("B's keys %v, A's %v", got, want)
+	}
 }

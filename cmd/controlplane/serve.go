@@ -144,20 +144,20 @@ func joinInstance(cmd *cobra.Command, cfg *Config) error {
 		return errors.New("the database holds no shared keys: set key_encryption_key_file on the instance that ran init " +
 			"and restart it (or run any local command there, e.g. `controlplane audit verify`), then join again")
 	}
+	// A data dir that holds keys already is joined only if they are the
+	// database's (a repeated join): another set is never overwritten.
+	if local, err := keyring.Load(cfg.KeysDir); err != nil || len(local) > 0 || exists(cfg.DataKeyFile) {
+		held, herr := controlplaned.SharedKeys(cmd.Context(), st, dc)
+		mine, perr := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
+		if err != nil || herr != nil || perr != nil || held.Digest() != mine.Digest() {
+			return fmt.Errorf("%s already holds keys that are not the database's: join with an empty data dir "+
+				"(an instance that joined before takes the database's keys by itself when it starts)", cfg.DataDir)
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	if local, err := keyring.Load(cfg.KeysDir); err == nil && len(local) > 0 {
-		// A data dir that already holds keys is replaced only if they are
-		// the database's (a repeated join).
-		if _, err := os.Stat(cfg.DataKeyFile); err == nil {
-			if _, err := controlplaned.PullKeys(cmd.Context(), st, dc); err != nil {
-				return err
-			}
-		} else {
-			return fmt.Errorf("%s already holds signing keys: join with an empty data dir", cfg.KeysDir)
-		}
-	} else if _, err := controlplaned.PullKeys(cmd.Context(), st, dc); err != nil {
+	if _, err := controlplaned.PullKeys(cmd.Context(), st, dc); err != nil {
 		return err
 	}
 	keys, err := keyring.Load(cfg.KeysDir)
@@ -172,6 +172,11 @@ func joinInstance(cmd *cobra.Command, cfg *Config) error {
 		fmt.Fprintf(w, "joined: %s signs with the database's keys (%s); use an admin token of the first instance\n",
 			cfg.DataDir, strings.Join(ids, ", "))
 	})
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // errStop ends a walk early.

@@ -64,13 +64,22 @@ func SwapKeys(ctx context.Context, st store.Store, cfg Config, base string) erro
 	return keyshare.Swap(ctx, db.Backend(), kek, base, s)
 }
 
+// SharedKeys returns the database's shared keys (keyshare.ErrNone when
+// it holds none).
+func SharedKeys(ctx context.Context, st store.Store, cfg Config) (*keyshare.Share, error) {
+	db, kek, ok, err := shareParts(st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, keyshare.ErrNone
+	}
+	return keyshare.Get(ctx, db.Backend(), kek)
+}
+
 // HasSharedKeys reports whether the database holds shared keys.
 func HasSharedKeys(ctx context.Context, st store.Store, cfg Config) (bool, error) {
-	db, kek, ok, err := shareParts(st, cfg)
-	if !ok || err != nil {
-		return false, err
-	}
-	_, err = keyshare.Get(ctx, db.Backend(), kek)
+	_, err := SharedKeys(ctx, st, cfg)
 	if errors.Is(err, keyshare.ErrNone) {
 		return false, nil
 	}
