@@ -172,10 +172,17 @@ func keysShareCmd() *cobra.Command {
 				return errors.New("keys share needs store: postgres and key_encryption_key_file (env OUTPOST_KEY_ENCRYPTION_KEY_FILE)")
 			}
 			return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
-				if err := controlplaned.PushKeys(ctx, st, dc); err != nil {
+				// The hook before this command took the database's keys if
+				// it held any: there is nothing left to share then.
+				err := controlplaned.SwapKeys(ctx, st, dc, "")
+				if errors.Is(err, keyshare.ErrChanged) {
+					fmt.Fprintln(cmd.OutOrStdout(), "the database already holds the shared keys; this instance uses them")
+					return nil
+				}
+				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "keys shared")
+				fmt.Fprintln(cmd.OutOrStdout(), "keys shared: other instances can run `controlplane init --join`")
 				return nil
 			})
 		},

@@ -227,27 +227,43 @@ func TestControlplane_PostgresJoin(t *testing.T) {
 // key-encryption key shares its keys the first time it opens with one,
 // and only then can another join.
 func TestControlplane_PostgresShareLater(t *testing.T) {
-	pgURL := postgresURL(t)
-	kek := filepath.Join(t.TempDir(), "kek")
-	if err := os.WriteFile(kek, []byte(strings.Repeat("ef", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL=" + pgURL}
-	a, b := newCP(t), newCP(t)
-	a.env = env
-	_, errs, err := a.run("init")
-	if err != nil || !strings.Contains(errs, "no key_encryption_key_file") {
-		t.Fatalf("init without a KEK: err %v, stderr %q; want a note", err, errs)
-	}
-	withKEK := append(env, "OUTPOST_KEY_ENCRYPTION_KEY_FILE="+kek)
-	b.env = withKEK
-	if _, errs, err := b.run("init", "--join"); err == nil || !strings.Contains(errs, "the database holds no shared keys") {
-		t.Fatalf("join before A shares: err %v, stderr %q", err, errs)
-	}
-	a.env = withKEK
-	a.mustRun("audit", "verify") // any local command opens the store and shares
-	b.mustRun("init", "--join")
-	if got, want := keysOf(t, b), keysOf(t, a); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("B's keys %v, A's %v", got, want)
+	for _, tc := range []struct {
+		name  string
+		share []string
+		want  string
+	}{
+		{"keys share", []string{"keys", "share"}, "keys shared"},
+		{"any local command", []string{"audit", "verify"}, "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pgURL := postgresURL(t)
+			kek := filepath.Join(t.TempDir(), "kek")
+			if err := os.WriteFile(kek, []byte(strings.Repeat("ef", 32)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := []string{"OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL=" + pgURL}
+			a, b := newCP(t), newCP(t)
+			a.env = env
+			_, errs, err := a.run("init")
+			if err != nil || !strings.Contains(errs, "no key_encryption_key_file") {
+				t.Fatalf("init without a KEK: err %v, stderr %q; want a note", err, errs)
+			}
+			withKEK := append(env, "OUTPOST_KEY_ENCRYPTION_KEY_FILE="+kek)
+			b.env = withKEK
+			if _, errs, err := b.run("init", "--join"); err == nil || !strings.Contains(errs, "run `controlplane keys share`") {
+				t.Fatalf("join before A shares: err %v, stderr %q", err, errs)
+			}
+			a.env = withKEK
+			if out := a.mustRun(tc.share...); !strings.Contains(out, tc.want) {
+				t.Fatalf("%v printed %q, want %q", tc.share, out, tc.want)
+			}
+			b.mustRun("init", "--join")
+			if got, want := keysOf(t, b), keysOf(t, a); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("B's keys %v, A's %v", got, want)
+			}
+			if out := a.mustRun("keys", "share"); !strings.Contains(out, "already holds the shared keys") {
+				t.Errorf("keys share once shared printed %q", out)
+			}
+		})
 	}
 }

@@ -141,8 +141,8 @@ func joinInstance(cmd *cobra.Command, cfg *Config) error {
 		if !done {
 			return errors.New("the PostgreSQL database is not initialized: run `controlplane init` (without --join) on the first instance")
 		}
-		return errors.New("the database holds no shared keys: set key_encryption_key_file on the instance that ran init " +
-			"and restart it (or run any local command there, e.g. `controlplane audit verify`), then join again")
+		return errors.New("the database holds no shared keys: on the instance that ran init, set key_encryption_key_file " +
+			"and run `controlplane keys share` (or restart it), then join again")
 	}
 	// A data dir that holds keys already is joined only if they are the
 	// database's (a repeated join): another set is never overwritten.
