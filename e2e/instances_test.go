@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,10 +71,30 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 	m.waitSequence(seq1)
 	servesArtifact(t, m, art1, sum1)
 
+	// A second mirror trusts the tenant's TUF root instead of the schema 1
+	// key: the TUF online keys (timestamp, snapshot, targets) are shared
+	// too, so what either instance signs verifies against one root.
+	root := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(root, []byte(mustRun(t, cpB.env, tl.controlplane, "root", "show", tenant, "--data-dir", cpB.dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mt := newMirror(t, tl, "tuf", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	_, credT := cpB.registerMirror(tenant, "tuf", mt.publicKey)
+	mt.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cpA.url, credential: credT})
+	f, err := os.OpenFile(mt.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "trust: tuf\nroot_file: %q\n", root)
+	f.Close()
+	mt.serve()
+	waitServes(t, mt, art1, sum1)
+
 	file2, sum2 := randomFile(t, files, "widget-2.0.0.tar.gz", 200<<10)
 	_, art2 := cpB.release(product, "2.0.0", file2) // published on B
 	_, seq2 := cpA.snapshot(tenant)                 // built on A
 	m.waitSequence(seq2)
+	waitServes(t, mt, art2, sum2)
 	t.Run("the mirror verifies and serves what either instance built", func(t *testing.T) {
 		servesArtifact(t, m, art1, sum1)
 		servesArtifact(t, m, art2, sum2)
@@ -111,4 +132,22 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 		}
 		m.waitSequence(seq3) // still verified with the old key the mirror pins
 	})
+}
+
+// waitServes waits until the running mirror serves artifact id with
+// sha256 want (a TUF-trusting mirror numbers its snapshots by TUF
+// version, not by the schema 1 sequence).
+func waitServes(t *testing.T, m *mirrorDaemon, id, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := get(t, m.url+"/v1/artifacts/"+id)
+		if code == http.StatusOK && sum(body) == want {
+			return
+		}
+		if m.proc.exited() || time.Now().After(deadline) {
+			t.Fatalf("%s does not serve %s after 30s (last answer %d); log:\n%s", m.name, id, code, m.proc.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
