@@ -28,6 +28,8 @@ type Config struct {
 	LogFormat         string        `mapstructure:"log_format"`
 	KeysDir           string        `mapstructure:"keys_dir"`
 	DataKeyFile       string        `mapstructure:"data_encryption_key_file"`
+	KEKFile           string        `mapstructure:"key_encryption_key_file"`
+	KeySyncInterval   time.Duration `mapstructure:"key_sync_interval"`
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
 	MaxArtifactBytes  int64         `mapstructure:"max_artifact_bytes"`
 	SnapshotTTL       time.Duration `mapstructure:"snapshot_ttl"`
@@ -81,6 +83,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("log_format", "text")
 	v.SetDefault("keys_dir", "")
 	v.SetDefault("data_encryption_key_file", "")
+	v.SetDefault("key_encryption_key_file", "")
+	v.SetDefault("key_sync_interval", 30*time.Second)
 	v.SetDefault("max_body_bytes", 1<<20)
 	v.SetDefault("max_artifact_bytes", int64(64)<<30)
 	v.SetDefault("snapshot_ttl", 30*24*time.Hour)
@@ -148,6 +152,12 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("store %q is not one of bolt, postgres", c.Store)
 	}
+	if c.KEKFile != "" && c.Store != "postgres" {
+		return errors.New("key_encryption_key_file shares keys between instances on one database: it needs store: postgres")
+	}
+	if c.KeySyncInterval < time.Second {
+		return fmt.Errorf("key_sync_interval %s: must be at least 1s (e.g. 30s)", c.KeySyncInterval)
+	}
 	switch c.Blob.Backend {
 	case "disk":
 	case "s3":
@@ -203,7 +213,7 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 			Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Bucket: s.Bucket,
 			Region: s.Region, UseSSL: s.UseSSL, Prefix: s.Prefix, CreateBucket: s.CreateBucket,
 		},
-		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile,
+		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile, KeyEncryptionKeyFile: c.KEKFile, KeySyncInterval: c.KeySyncInterval,
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
 			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,

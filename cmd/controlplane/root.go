@@ -241,6 +241,7 @@ func rootCmd() *cobra.Command {
 	rekey.Flags().Int("keys", 3, "root keys to create")
 	rekey.Flags().String("out", "", "directory for the new root key files")
 	cmd.AddCommand(initC, export, sign, imp, rotate, show, ttl, rekey)
+	syncKeyCommands(cmd)
 	return cmd
 }
 

@@ -59,7 +59,10 @@ func TestMirror_CLI(t *testing.T) {
 		t.Errorf("status on an uninitialised dir created %s (%v)", empty, err)
 	}
 
-	t.Run("status while serve holds the lock fails at once", func(t *testing.T) {
+	t.Run("status while serve holds the lock, with no admin socket, fails at once", func(t *testing.T) {
+		raw, _ := os.ReadFile(config)
+		config := filepath.Join(t.TempDir(), "mirror.yaml")
+		os.WriteFile(config, append(raw, "admin_socket: none\n"...), 0o600)
 		d := startDaemon(t, bin, config)
 		start := time.Now()
 		out, err := exec.Command(bin, "status", "--config", config).CombinedOutput()

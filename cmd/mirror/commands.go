@@ -287,7 +287,7 @@ func serveCmd() *cobra.Command {
 			}
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
-				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval,
+				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval, AdminSocket: cfg.AdminSocket,
 				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
@@ -327,24 +327,29 @@ func updateHandler(m *snapshot.Manifest) (http.Handler, error) {
 func syncCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync",
-		Short: "Sync once from the configured source and exit",
+		Short: "Sync once from the configured source and exit (through the running daemon when `serve` runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if d, ctx, done, err := runningDaemon(cmd); err != nil || d != nil {
+				if err != nil {
+					return err
+				}
+				defer done()
+				res, err := d.Sync(ctx)
+				if err != nil {
+					return err
+				}
+				return printSync(cmd, res)
+			}
 			return withApp(cmd, true, func(ctx context.Context, a *app) error {
 				if a.src == nil {
-					return errors.New("sync: no source configured (source: none); use `mirror import BUNDLE`")
+					return mirror.ErrNoSource
 				}
 				res, err := a.syncer.Once(ctx)
 				if err != nil {
 					return fmt.Errorf("sync: %w", err)
 				}
-				return output(cmd, res, func(w io.Writer) {
-					if res.Changed {
-						fmt.Fprintf(w, "committed snapshot %s (sequence %d): %d artifacts, %d bytes downloaded\n", res.SnapshotID, res.Sequence, res.Downloaded, res.Bytes)
-					} else {
-						fmt.Fprintf(w, "up to date at sequence %d\n", res.Sequence)
-					}
-				})
+				return printSync(cmd, res)
 			})
 		},
 	}
@@ -352,47 +357,107 @@ func syncCmd() *cobra.Command {
 	return cmd
 }
 
+func printSync(cmd *cobra.Command, res state.SyncResult) error {
+	return output(cmd, res, func(w io.Writer) {
+		if res.Changed {
+			fmt.Fprintf(w, "committed snapshot %s (sequence %d): %d artifacts, %d bytes downloaded\n", res.SnapshotID, res.Sequence, res.Downloaded, res.Bytes)
+		} else {
+			fmt.Fprintf(w, "up to date at sequence %d\n", res.Sequence)
+		}
+	})
+}
+
+// runningDaemon returns a client of the `mirror serve` that runs on the
+// command's data dir (its admin socket answers), with the command's
+// context and its release; nil when none runs, and the command opens the
+// data dir itself.
+func runningDaemon(cmd *cobra.Command) (*mirror.AdminClient, context.Context, func(), error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cfg.initialised(); err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.AdminSocket == "" {
+		return nil, nil, nil, nil
+	}
+	ctx, stop := daemon.SignalContext(context.Background(), "mirror", cmd.ErrOrStderr())
+	d, ok := mirror.DialAdmin(ctx, cfg.AdminSocket)
+	if !ok {
+		stop()
+		return nil, nil, nil, nil
+	}
+	return d, ctx, stop, nil
+}
+
 func importCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import BUNDLE",
-		Short: "Import an offline bundle (use - for stdin)",
+		Short: "Import an offline bundle (use - for stdin; through the running daemon when `serve` runs)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dry, _ := cmd.Flags().GetBool("dry-run")
-			return withApp(cmd, false, func(ctx context.Context, a *app) error {
-				var r io.Reader = cmd.InOrStdin()
-				if args[0] != "-" {
-					f, err := os.Open(args[0])
-					if err != nil {
-						return fmt.Errorf("import: %w", err)
-					}
-					defer f.Close()
-					r = f
+			open := func() (io.Reader, func(), error) {
+				if args[0] == "-" {
+					return cmd.InOrStdin(), func() {}, nil
 				}
+				f, err := os.Open(args[0])
+				if err != nil {
+					return nil, nil, fmt.Errorf("import: %w", err)
+				}
+				return f, func() { f.Close() }, nil
+			}
+			if d, ctx, done, err := runningDaemon(cmd); err != nil || d != nil {
+				if err != nil {
+					return err
+				}
+				defer done()
+				r, closeR, err := open()
+				if err != nil {
+					return err
+				}
+				defer closeR()
+				rep, err := d.Import(ctx, r, dry)
+				if err != nil {
+					return fmt.Errorf("import %s: %w", args[0], err)
+				}
+				return printImport(cmd, rep, dry)
+			}
+			return withApp(cmd, false, func(ctx context.Context, a *app) error {
+				r, closeR, err := open()
+				if err != nil {
+					return err
+				}
+				defer closeR()
 				rep, err := a.syncer.Import(ctx, r, dry)
 				if err != nil {
 					return fmt.Errorf("import %s: %w", args[0], err)
 				}
-				return output(cmd, rep, func(w io.Writer) {
-					verb := "imported"
-					if dry {
-						verb = "would import"
-					}
-					switch {
-					case rep.Changed:
-						fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
-							verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
-					case rep.Refreshed:
-						fmt.Fprintf(w, "snapshot %d is already held: its fresher timestamp (expires %s) is served\n", rep.Sequence, rep.ExpiresAt.Format(time.RFC3339))
-					default:
-						fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
-					}
-				})
+				return printImport(cmd, rep, dry)
 			})
 		},
 	}
 	cmd.Flags().Bool("dry-run", false, "verify and report what would change; write nothing")
 	return cmd
+}
+
+func printImport(cmd *cobra.Command, rep sync.ImportReport, dry bool) error {
+	return output(cmd, rep, func(w io.Writer) {
+		verb := "imported"
+		if dry {
+			verb = "would import"
+		}
+		switch {
+		case rep.Changed:
+			fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
+				verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
+		case rep.Refreshed:
+			fmt.Fprintf(w, "snapshot %d is already held: its fresher timestamp (expires %s) is served\n", rep.Sequence, rep.ExpiresAt.Format(time.RFC3339))
+		default:
+			fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
+		}
+	})
 }
 
 func statusCmd() *cobra.Command {
@@ -410,12 +475,17 @@ func statusCmd() *cobra.Command {
 				if err := remoteStatus(ctx, server, token, caFile, &st); err != nil {
 					return err
 				}
-			} else {
-				cfg, err := loadConfig(cmd)
+			} else if d, dctx, done, err := runningDaemon(cmd); err != nil || d != nil {
 				if err != nil {
 					return err
 				}
-				if err := cfg.initialised(); err != nil {
+				defer done()
+				if st, err = d.Status(dctx); err != nil {
+					return fmt.Errorf("status: %w", err)
+				}
+			} else {
+				cfg, err := loadConfig(cmd)
+				if err != nil {
 					return err
 				}
 				s, err := state.Open(cfg.dbPath(), cfg.RetainSnapshots)
@@ -427,22 +497,9 @@ func statusCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if st, err = mirror.BuildStatus(ctx, s, c, time.Now()); err != nil {
+				if st, err = mirror.LocalStatus(ctx, s, c, time.Now()); err != nil {
 					return err
 				}
-				fs, err := s.FleetStore()
-				if err != nil {
-					return err
-				}
-				meta, err := fs.Meta(ctx)
-				if err != nil {
-					return err
-				}
-				var aggs []fleet.Aggregate
-				if err := fs.Aggregates(ctx, func(g fleet.Aggregate) error { aggs = append(aggs, g); return nil }); err != nil {
-					return err
-				}
-				st.Events = mirror.EventStatus(meta, aggs)
 			}
 			return output(cmd, st, func(w io.Writer) {
 				if st.Snapshot == nil {
@@ -512,49 +569,65 @@ func remoteStatus(ctx context.Context, server, token, caFile string, st *mirror.
 func verifyCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify",
-		Short: "Re-hash every cached blob; quarantine and report corrupt ones",
+		Short: "Re-hash every cached blob; quarantine and report corrupt ones (through the running daemon when `serve` runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if d, ctx, done, err := runningDaemon(cmd); err != nil || d != nil {
+				if err != nil {
+					return err
+				}
+				defer done()
+				out, err := d.Verify(ctx)
+				if err != nil {
+					return err
+				}
+				return printVerify(cmd, out)
+			}
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
-				rep, err := a.cache.Verify(ctx)
+				out, err := mirror.VerifyCache(ctx, a.st, a.cache, a.syncer)
 				if err != nil {
 					return err
 				}
-				// Quarantined blobs change the summary /v1/status serves.
-				if _, err := a.syncer.RefreshUsage(ctx); err != nil {
-					return err
-				}
-				st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())
-				if err != nil {
-					return err
-				}
-				out := struct {
-					cache.VerifyReport
-					Missing int `json:"missing"`
-				}{rep, st.Cache.Missing}
-				if err := output(cmd, out, func(w io.Writer) {
-					fmt.Fprintf(w, "checked %d blobs (%d bytes): %d corrupt (quarantined), %d missing from the held snapshot\n", rep.Checked, rep.Bytes, len(rep.Quarantined), out.Missing)
-					for _, sha := range rep.Quarantined {
-						fmt.Fprintf(w, "corrupt: %s\n", sha)
-					}
-				}); err != nil {
-					return err
-				}
-				if len(rep.Quarantined) > 0 || out.Missing > 0 {
-					return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(rep.Quarantined), out.Missing)
-				}
-				return nil
+				return printVerify(cmd, out)
 			})
 		},
 	}
 }
 
+// printVerify prints the report; corrupt or missing blobs fail the
+// command.
+func printVerify(cmd *cobra.Command, out mirror.VerifyResult) error {
+	if err := output(cmd, out, func(w io.Writer) {
+		fmt.Fprintf(w, "checked %d blobs (%d bytes): %d corrupt (quarantined), %d missing from the held snapshot\n", out.Checked, out.Bytes, len(out.Quarantined), out.Missing)
+		for _, sha := range out.Quarantined {
+			fmt.Fprintf(w, "corrupt: %s\n", sha)
+		}
+	}); err != nil {
+		return err
+	}
+	if len(out.Quarantined) > 0 || out.Missing > 0 {
+		return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(out.Quarantined), out.Missing)
+	}
+	return nil
+}
+
 func gcCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "gc",
-		Short: "Remove blobs no retained snapshot references",
+		Short: "Remove blobs no retained snapshot references (through the running daemon when `serve` runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if d, ctx, done, err := runningDaemon(cmd); err != nil || d != nil {
+				if err != nil {
+					return err
+				}
+				defer done()
+				rep, err := d.GC(ctx)
+				if err != nil {
+					return err
+				}
+				return printGC(cmd, rep)
+			}
 			ctx := context.Background()
 			a, err := openApp(ctx, cmd, false)
 			if err != nil {
@@ -565,9 +638,13 @@ func gcCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return output(cmd, rep, func(w io.Writer) {
-				fmt.Fprintf(w, "removed %d blobs (%d bytes), kept %d\n", rep.Removed, rep.Bytes, rep.Kept)
-			})
+			return printGC(cmd, rep)
 		},
 	}
+}
+
+func printGC(cmd *cobra.Command, rep cache.GCReport) error {
+	return output(cmd, rep, func(w io.Writer) {
+		fmt.Fprintf(w, "removed %d blobs (%d bytes), kept %d\n", rep.Removed, rep.Bytes, rep.Kept)
+	})
 }

@@ -61,6 +61,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
 	BodyTimeout        time.Duration `mapstructure:"body_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
+	AdminSocket        string        `mapstructure:"admin_socket"`
 	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
 	// Events bounds the client events kept and the batches accepted.
 	Events EventsConfig `mapstructure:"events"`
@@ -132,6 +133,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("body_timeout", 30*time.Second)
 	v.SetDefault("inbox_dir", "")
+	v.SetDefault("admin_socket", "")
 	v.SetDefault("inbox_interval", 10*time.Second)
 	v.SetDefault("events.window", 100_000)
 	v.SetDefault("events.max_aggregates", 10_000)
@@ -172,6 +174,12 @@ func (c *Config) Validate() error {
 	}
 	if c.InboxDir == "" {
 		c.InboxDir = filepath.Join(c.DataDir, "inbox")
+	}
+	switch c.AdminSocket {
+	case "":
+		c.AdminSocket = filepath.Join(c.DataDir, mirror.AdminSocketName)
+	case "none":
+		c.AdminSocket = ""
 	}
 	if c.Source == "" {
 		c.Source = "none"

@@ -37,7 +37,14 @@ type Config struct {
 	S3          s3.Config
 	KeysDir     string
 	DataKeyFile string
-	Service     controlplane.Config
+	// KeyEncryptionKeyFile, with the postgres store, shares the keys
+	// directory and the data-encryption key with the other instances
+	// through the database, sealed with this key (package keyshare);
+	// KeySyncInterval is how often a serving instance pulls them
+	// (default 30s).
+	KeyEncryptionKeyFile string
+	KeySyncInterval      time.Duration
+	Service              controlplane.Config
 
 	Listen            string        // default 127.0.0.1:8440
 	MaxBodyBytes      int64         // JSON request bodies (default 1 MiB)
@@ -77,33 +84,54 @@ func OpenApp(ctx context.Context, cfg Config, warm bool) (*controlplane.App, sto
 		if _, err := os.Stat(cfg.DBPath); errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, ErrNotInitialized
 		}
-	} else if _, err := os.Stat(cfg.DataKeyFile); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, ErrNotInitialized
-	}
-	key, err := os.ReadFile(cfg.DataKeyFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read data-encryption key: %w", err)
-	}
-	sealer, err := controlplane.NewSealer(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	blobs, err := OpenBlobs(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
+	} else if !exists(cfg.DataKeyFile) {
+		return nil, nil, ErrNotInitializedPostgres
 	}
 	st, err := OpenStore(ctx, cfg, warm)
 	if err != nil {
 		return nil, nil, err
 	}
-	app := controlplane.New(controlplane.Options{
-		Store: st, Blobs: blobs, Keys: DirKeyring(cfg.KeysDir), Secrets: sealer, Log: cfg.logger(), Config: cfg.Service,
-	})
-	if err := EnableTUF(app, cfg.KeysDir); err != nil {
+	app, err := openApp(ctx, cfg, st)
+	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	return app, st, nil
+}
+
+// ErrNotInitializedPostgres says this instance has no keys for the
+// PostgreSQL database.
+var ErrNotInitializedPostgres = errors.New("this instance has no keys: run `controlplane init` on the first instance, " +
+	"`controlplane init --join` (with the same key_encryption_key_file) on each other one")
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func openApp(ctx context.Context, cfg Config, st store.Store) (*controlplane.App, error) {
+	if err := syncKeys(ctx, st, cfg); err != nil {
+		return nil, err
+	}
+	key, err := os.ReadFile(cfg.DataKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read data-encryption key: %w", err)
+	}
+	sealer, err := controlplane.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := OpenBlobs(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	app := controlplane.New(controlplane.Options{
+		Store: st, Blobs: blobs, Keys: DirKeyring(cfg.KeysDir), Secrets: sealer, Log: cfg.logger(), Config: cfg.Service,
+	})
+	if err := EnableTUF(app, cfg.KeysDir); err != nil {
+		return nil, err
+	}
+	return app, nil
 }
 
 func (c Config) logger() *slog.Logger {

@@ -213,6 +213,9 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		return ctx.Err()
 	})
 	g.Go("housekeeping", c.housekeeping)
+	if c.cfg.SharesKeys() {
+		g.Go("keysync", c.keySync)
+	}
 	if c.tls != nil {
 		// Certificates rotate without a restart: SIGHUP or a change of
 		// the files reloads them.

@@ -48,6 +48,9 @@ type Config struct {
 	GCInterval time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests on Close.
 	ShutdownTimeout time.Duration
+	// AdminSocket is the Unix socket the one-shot commands reach the
+	// running daemon through ("": none; see admin.go).
+	AdminSocket string
 
 	ServeExpired bool
 	ClientTokens []string
@@ -123,6 +126,7 @@ type Mirror struct {
 	srv    *Server
 	syncer *sync.Syncer
 	ln     net.Listener
+	admin  net.Listener    // the admin socket, nil when none
 	tls    *tlsconf.Server // nil: plain HTTP
 	events *fleet.Aggregator
 	hs     *http.Server
@@ -246,6 +250,16 @@ func (m *Mirror) build(ctx context.Context) error {
 	if m.tls != nil {
 		m.ln = tls.NewListener(m.ln, m.tls.Config)
 	}
+	if cfg.AdminSocket != "" {
+		// Without it the daemon still serves; the one-shot commands then
+		// say the state is locked.
+		if ln, err := listenAdmin(cfg.AdminSocket); err != nil {
+			m.log.Error("no admin socket: `mirror sync|status|verify|import|gc` cannot reach this daemon", "err", err)
+		} else {
+			ln.(*ownerListener).log = m.log
+			m.admin = ln
+		}
+	}
 	m.hs = &http.Server{
 		Handler:           m.track(mux),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -313,6 +327,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 	}
 	if m.cfg.GCInterval > 0 {
 		g.Go("gc", m.gc)
+	}
+	if m.admin != nil {
+		g.Go("admin", func(ctx context.Context) error { return m.serveAdmin(ctx, m.admin) })
 	}
 	m.log.Info("mirror serving", "listen", m.Addr().String(), "tls", m.tls != nil, "source", sourceName(m.cfg.Source))
 	err := g.Wait()
@@ -398,6 +415,9 @@ func (m *Mirror) Close(ctx context.Context) error {
 		m.mu.Unlock()
 	} else {
 		m.ln.Close()
+		if m.admin != nil {
+			m.admin.Close()
+		}
 	}
 	return m.st.Close()
 }
