@@ -23,6 +23,7 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/svgchart"
+	"github.com/outpost/outpost/internal/tuf"
 	"github.com/outpost/outpost/internal/webhook"
 )
 
@@ -570,10 +571,29 @@ func (b *Backend) Mirrors(ctx context.Context, tenantID string) ([]*console.Mirr
 	if err != nil {
 		return nil, err
 	}
-	latest := map[string]int64{}
+	latest, tufLatest := map[string]int64{}, map[string]int64{}
 	out := make([]*console.MirrorInfo, 0, len(ms))
 	for _, m := range ms {
 		info := &console.MirrorInfo{Mirror: m}
+		if v, ok := tuf.ParseVersionID(m.LastSnapshotID); ok {
+			// A trust: tuf mirror: its version counts TUF snapshots.
+			info.MetadataVersion = v
+			tv, ok := tufLatest[m.TenantID]
+			if !ok {
+				vs, err := b.app.TUFVersions(ctx, m.TenantID)
+				switch {
+				case catalog.ErrorCode(err) == catalog.ENOTFOUND, errors.Is(err, controlplane.ErrNoTUF):
+				case err != nil:
+					return nil, err
+				default:
+					tv = vs.Snapshot
+				}
+				tufLatest[m.TenantID] = tv
+			}
+			info.LatestVersion = tv
+			out = append(out, info)
+			continue
+		}
 		if m.LastSnapshotID != "" {
 			si, err := b.snapshot(ctx, m.LastSnapshotID)
 			switch {

@@ -356,6 +356,36 @@ func TestBackend_MirrorsFromSyncReports(t *testing.T) {
 	}
 }
 
+// A trust: tuf mirror reports the TUF snapshot version it holds
+// ("tuf-N"): accepted, shown as its version, and not a fork.
+func TestBackend_MirrorReportsTUFVersion(t *testing.T) {
+	w := setup(t)
+	admin := console.WithPrincipal(context.Background(), w.admin)
+	mp, err := w.app.Authenticate(context.Background(), w.mMine.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx := controlplane.WithPrincipal(context.Background(), mp)
+	for _, bad := range []string{"tuf-0", "tuf-x", "nonsense"} {
+		if _, err := w.app.ReportSync(mctx, controlplane.SyncReport{LastSnapshotID: bad}); catalog.ErrorCode(err) != catalog.EINVALID {
+			t.Errorf("report naming %q: got %v, want invalid", bad, err)
+		}
+	}
+	if _, err := w.app.ReportSync(mctx, controlplane.SyncReport{LastSnapshotID: "tuf-7", Sequence: 7}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := w.b.Mirrors(admin, w.tMine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 {
+		t.Fatalf("got %d mirrors, want 1", len(ms))
+	}
+	if got := ms[0]; got.MetadataVersion != 7 || len(got.ForkAlerts) != 0 {
+		t.Errorf("got version %d and fork alerts %v, want 7 and none", got.MetadataVersion, got.ForkAlerts)
+	}
+}
+
 func TestBackend_VerifyAuditChainIsCached(t *testing.T) {
 	w := setup(t)
 	admin := console.WithPrincipal(context.Background(), w.admin)

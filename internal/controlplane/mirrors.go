@@ -19,6 +19,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 // MirrorInput registers a mirror of a tenant.
@@ -245,8 +246,9 @@ func (a *App) ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, e
 	if err := catalog.ValidateEnum("status", in.Status, []string{catalog.MirrorActive, catalog.MirrorError}); err != nil {
 		return nil, err
 	}
-	if in.LastSnapshotID != "" && !catalog.ValidID(catalog.PrefixSnapshot, in.LastSnapshotID) {
-		return nil, catalog.Invalid("last_snapshot_id", "is not a snapshot id")
+	// A trust: tuf mirror names the TUF snapshot version it holds.
+	if _, isTUF := tuf.ParseVersionID(in.LastSnapshotID); in.LastSnapshotID != "" && !isTUF && !catalog.ValidID(catalog.PrefixSnapshot, in.LastSnapshotID) {
+		return nil, catalog.Invalid("last_snapshot_id", "is neither a snapshot id (snp_…) nor a TUF snapshot version (tuf-N)")
 	}
 	if len(in.Error) > 2000 {
 		in.Error = in.Error[:2000]

@@ -177,7 +177,7 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 	}
 	repo := c.Repository()
 	seq := repo.Snapshot.Signed.Version
-	rep.SnapshotID, rep.Sequence = fmt.Sprintf("tuf-%d", seq), seq
+	rep.SnapshotID, rep.Sequence = tuf.VersionID(seq), seq
 	rep.ExpiresAt = repo.Timestamp.Signed.Expires
 	if rec != nil && seq < rec.Sequence {
 		return fmt.Errorf("bundle refused as a rollback: snapshot v%d is older than the held v%d", seq, rec.Sequence)

@@ -15,6 +15,26 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
+// VersionID names a TUF snapshot version where a schema-1 snapshot id
+// would go (a mirror's status, its sync reports): "tuf-<version>".
+func VersionID(v int64) string { return "tuf-" + strconv.FormatInt(v, 10) }
+
+// ParseVersionID returns the snapshot version a VersionID names, and
+// false for anything else (no sign, no leading zero, at most 18 digits).
+func ParseVersionID(id string) (int64, bool) {
+	d, ok := strings.CutPrefix(id, "tuf-")
+	if !ok || len(d) == 0 || len(d) > 18 || d[0] == '0' {
+		return 0, false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(d, 10, 64)
+	return v, err == nil
+}
+
 // Manifest assembles the verified repository into the tenant view the
 // update engine and the licence ledger consume: the same manifest
 // snapshot.Build gave the builder, apart from snapshot_id
@@ -29,7 +49,7 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 	}
 	m := &snapshot.Manifest{
 		Schema:          snapshot.Schema,
-		SnapshotID:      "tuf-" + strconv.FormatInt(r.Snapshot.Signed.Version, 10),
+		SnapshotID:      VersionID(r.Snapshot.Signed.Version),
 		TenantID:        r.TenantID,
 		Sequence:        r.Snapshot.Signed.Version,
 		ExpiresAt:       r.Timestamp.Signed.Expires.UTC(),
