@@ -198,7 +198,7 @@ func (a *App) offeredDeltas(ctx context.Context) ([]snapshot.Delta, error) {
 // DeltaDelivery is a delta's bytes.
 type DeltaDelivery struct {
 	Delta   *snapshot.Delta
-	Body    blob.Object
+	Body    io.ReadCloser // an io.ReadSeeker when local (Range requests)
 	ModTime time.Time
 }
 
