@@ -2,21 +2,66 @@ package deltajob_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/store/postgres"
 )
 
-func open(t *testing.T, path string) (*bolt.DB, *deltajob.Queue) {
-	t.Helper()
-	db, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
+// opener opens the same store again (a restart).
+type opener func(t *testing.T) (io.Closer, *deltajob.Queue)
+
+func boltOpener(t *testing.T) opener {
+	path := filepath.Join(t.TempDir(), "cp.db")
+	return func(t *testing.T) (io.Closer, *deltajob.Queue) {
+		t.Helper()
+		db, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, deltajob.New(db.Backend())
 	}
-	return db, deltajob.New(db.Backend())
+}
+
+// postgresOpener needs OUTPOST_TEST_POSTGRES_URL (scripts/postgres.sh), or
+// OUTPOST_SKIP_POSTGRES=1 to skip; each test gets a schema of its own.
+func postgresOpener(t *testing.T) opener {
+	url := os.Getenv("OUTPOST_TEST_POSTGRES_URL")
+	if url == "" {
+		if os.Getenv("OUTPOST_SKIP_POSTGRES") == "1" {
+			t.Skip("OUTPOST_SKIP_POSTGRES=1")
+		}
+		t.Fatal("OUTPOST_TEST_POSTGRES_URL is not set: `export OUTPOST_TEST_POSTGRES_URL=\"$(scripts/postgres.sh)\"`, or OUTPOST_SKIP_POSTGRES=1 to skip")
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "outpost_test_dj_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		_, _ = conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
+	return func(t *testing.T) (io.Closer, *deltajob.Queue) {
+		t.Helper()
+		db, err := postgres.Open(ctx, url, postgres.Options{Schema: schema, MaxConns: 4})
+		if err != nil {
+			t.Fatalf("open %s: %v", schema, err)
+		}
+		return db, deltajob.New(db.Backend())
+	}
 }
 
 func job(id, rel, to, from string) *deltajob.Job {
@@ -24,9 +69,13 @@ func job(id, rel, to, from string) *deltajob.Job {
 }
 
 func TestQueue_SurvivesRestart(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { testSurvivesRestart(t, boltOpener(t)) })
+	t.Run("postgres", func(t *testing.T) { testSurvivesRestart(t, postgresOpener(t)) })
+}
+
+func testSurvivesRestart(t *testing.T, open opener) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "cp.db")
-	db, q := open(t, path)
+	db, q := open(t)
 	added, err := q.Enqueue(ctx, []*deltajob.Job{job("dlt_1", "rel_b", "art_b", "art_a"), job("dlt_2", "rel_c", "art_c", "art_b")})
 	if err != nil || len(added) != 2 {
 		t.Fatalf("Enqueue: %d added, %v", len(added), err)
@@ -38,7 +87,7 @@ func TestQueue_SurvivesRestart(t *testing.T) {
 	}
 	db.Close()
 
-	db, q = open(t, path)
+	db, q = open(t)
 	defer db.Close()
 	t.Run("a pending job resumes, a running one waits for its lease", func(t *testing.T) {
 		j, err := q.Claim(ctx, now.Add(time.Second), time.Minute)
