@@ -65,9 +65,10 @@ func deltaPlanOf(m *snapshot.Manifest) deltaPlan {
 }
 
 // bestDelta is the smallest delta to a whose base the cache holds, or nil
-// (also when the source serves no deltas or the sync is in TUF mode).
+// (also when the source serves no deltas). In TUF mode the deltas come
+// from the verified product documents (tuf.Repository.Manifest).
 func (s *Syncer) bestDelta(a snapshot.Artifact, p deltaPlan) *snapshot.Delta {
-	if _, ok := s.src.(DeltaSource); !ok || s.cfg.TUF != nil {
+	if _, ok := s.src.(DeltaSource); !ok {
 		return nil
 	}
 	var best *snapshot.Delta
@@ -177,7 +178,7 @@ func (s *Syncer) fetchDelta(ctx context.Context, d snapshot.Delta) (int64, error
 // logged: a client offered a delta the mirror lacks falls back to the
 // whole artifact.
 func (s *Syncer) fetchDeltas(ctx context.Context, need []snapshot.Artifact, p deltaPlan, res *state.SyncResult) {
-	if _, ok := s.src.(DeltaSource); !ok || len(p.to) == 0 || s.cfg.TUF != nil {
+	if _, ok := s.src.(DeltaSource); !ok || len(p.to) == 0 {
 		return
 	}
 	for _, a := range need {

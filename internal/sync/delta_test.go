@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/delta"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 func makeDelta(t *testing.T, base, target []byte) []byte {
@@ -105,4 +108,57 @@ func TestSyncer_Deltas(t *testing.T) {
 			t.Errorf("rebuilt %d, whole artifact served %d bytes; want no rebuild", res.Rebuilt, r.cp.Served("art_2"))
 		}
 	})
+}
+
+// TestTUFSync_Deltas: in TUF mode the deltas come from the verified
+// product documents; the mirror rebuilds the new artifact from the held
+// one and never fetches the whole target.
+func TestTUFSync_Deltas(t *testing.T) {
+	r := newTUFRig(t, true)
+	ctx := context.Background()
+	if _, err := r.s.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pid := r.m.Products[0].ProductID
+	var baseArt snapshot.Artifact
+	for _, rel := range r.m.Releases {
+		if rel.ProductID == pid && len(rel.Artifacts) > 0 {
+			for _, a := range r.m.Artifacts {
+				if a.ArtifactID == rel.Artifacts[0].ArtifactID {
+					baseArt = a
+				}
+			}
+			break
+		}
+	}
+	base := r.blobs[baseArt.SHA256]
+	target := append(bytes.Clone(base), " and a new tail in 9.0.1"...)
+	r.v.Now = r.v.Now.Add(time.Second)
+	rel, _ := tuftest.AddRelease(r.m, 0, 1, "9.0.1")
+	to := &r.m.Artifacts[len(r.m.Artifacts)-1]
+	to.SHA256, to.SizeBytes = synctest.SHA(target), int64(len(target))
+	dl := makeDelta(t, base, target)
+	r.m.Deltas = []snapshot.Delta{{DeltaID: "dlt_tuf", FromArtifactID: baseArt.ArtifactID, ToArtifactID: to.ArtifactID,
+		FromSHA256: baseArt.SHA256, ToSHA256: to.SHA256, SHA256: synctest.SHA(dl), SizeBytes: int64(len(dl))}}
+	r.mu.Lock()
+	r.deltas = map[string][]byte{"dlt_tuf": dl}
+	r.mu.Unlock()
+	r.v.Build(r.m)
+	r.v.PublishArtifacts(r.m, map[string][]byte{to.SHA256: target})
+	r.requests()
+	res, err := r.s.Once(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || res.Rebuilt != 1 {
+		t.Fatalf("changed %v rebuilt %d, want a rebuild", res.Changed, res.Rebuilt)
+	}
+	for p := range r.requests() {
+		if strings.Contains(p, rel.Artifacts[0].ReleaseArtifactID) {
+			t.Errorf("fetched the whole target %s", p)
+		}
+	}
+	if got, err := os.ReadFile(r.cache.Path(to.SHA256)); err != nil || !bytes.Equal(got, target) {
+		t.Fatalf("cache: %d bytes, %v", len(got), err)
+	}
 }
