@@ -53,10 +53,12 @@ type DeltaResult struct {
 // of that path — not signed, base mismatch, a corrupted, truncated or
 // wrong delta, a rebuild that does not verify, a transfer error — it falls
 // back to Download of the full artifact. Nothing unverified is ever left
-// at dest. With WithTUF deltas are not used yet (the full download runs).
+// at dest. With WithTUF the answer is first bound to the verified TUF
+// metadata (as Download does) and the delta must be listed in the verified
+// product document.
 func (c *Client) DownloadFrom(ctx context.Context, d *Decision, dest, installed string, progress func(done, total int64)) (DeltaResult, error) {
 	var res DeltaResult
-	if d != nil && d.UpdateAvailable && d.Delta != nil && installed != "" && c.tuf == nil && dest != "" {
+	if d != nil && d.UpdateAvailable && d.Delta != nil && installed != "" && dest != "" {
 		n, err := c.downloadDelta(ctx, d, dest, installed, progress)
 		res.Transferred = n
 		if err == nil {
@@ -85,11 +87,8 @@ func (c *Client) downloadDelta(ctx context.Context, d *Decision, dest, installed
 	if err := d.validate(); err != nil {
 		return 0, err
 	}
-	m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
+	m, err := c.deltaManifest(ctx, d)
 	if err != nil {
-		return 0, err
-	}
-	if err := matchManifest(d, m); err != nil {
 		return 0, err
 	}
 	sd, err := signedDelta(d, m)
@@ -146,6 +145,34 @@ func (c *Client) downloadDelta(ctx context.Context, d *Decision, dest, installed
 		return got, fmt.Errorf("%w: delta %s: %w", ErrVerification, sd.DeltaID, err)
 	}
 	return got, nil
+}
+
+// deltaManifest verifies the decision end to end, against the signed
+// snapshot it names or (WithTUF) the verified TUF metadata, and returns
+// the verified manifest whose deltas count.
+func (c *Client) deltaManifest(ctx context.Context, d *Decision) (*snapshot.Manifest, error) {
+	if c.tuf != nil {
+		t, repo, err := c.checkTUFRepo(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if t.SHA256 != strings.ToLower(d.Artifact.SHA256) || t.Length != d.Artifact.SizeBytes {
+			return nil, fmt.Errorf("%w: the answer's artifact is not the signed target %s", ErrVerification, t.Path)
+		}
+		m, err := repo.Manifest()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrVerification, err)
+		}
+		return m, nil
+	}
+	m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
+	if err != nil {
+		return nil, err
+	}
+	if err := matchManifest(d, m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // signedDelta finds the decision's delta in the signed manifest: the same
