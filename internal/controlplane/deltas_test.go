@@ -27,7 +27,7 @@ type deltaSite struct {
 	op  context.Context
 }
 
-func openDeltaSite(t *testing.T, dir string, cfg controlplane.Config) *deltaSite {
+func openDeltaSite(t testing.TB, dir string, cfg controlplane.Config) *deltaSite {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *deltaSite) reopen(t *testing.T) {
 }
 
 // release publishes version with one linux/amd64 tar artifact of body.
-func (s *deltaSite) release(t *testing.T, productID, version string, body []byte) (*catalog.Release, *catalog.Artifact) {
+func (s *deltaSite) release(t testing.TB, productID, version string, body []byte) (*catalog.Release, *catalog.Artifact) {
 	t.Helper()
 	art, err := s.app.UploadArtifact(s.op, bytes.NewReader(body), controlplane.UploadInput{SizeBytes: -1, Length: -1})
 	if err != nil {
