@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,9 @@ type Query struct {
 	Version       string
 	ClientID      string // optional; places the client in rollouts
 	InstallerType string // optional
+	// InstalledSHA256 is optional: the sha256 of the artifact installed
+	// now (InstalledFile computes it), so the answer can offer a delta.
+	InstalledSHA256 string
 }
 
 func (q Query) validate() error {
@@ -44,17 +48,23 @@ func (q Query) validate() error {
 			return fmt.Errorf("%w: query: %s longer than 256 bytes", ErrConfig, f.name)
 		}
 	}
+	if q.InstalledSHA256 != "" && (len(q.InstalledSHA256) != 64 || !isHex(q.InstalledSHA256)) {
+		return fmt.Errorf("%w: query: installed_sha256 is not 64 hex characters", ErrConfig)
+	}
 	return nil
 }
 
 // Decision is the server's answer to an update check.
 type Decision struct {
-	UpdateAvailable bool         `json:"update_available"`
-	Action          string       `json:"action"`
-	Reason          string       `json:"reason,omitempty"`
-	Release         *Release     `json:"release,omitempty"`
-	Artifact        *Artifact    `json:"artifact,omitempty"`
-	Snapshot        *SnapshotRef `json:"snapshot,omitempty"`
+	UpdateAvailable bool      `json:"update_available"`
+	Action          string    `json:"action"`
+	Reason          string    `json:"reason,omitempty"`
+	Release         *Release  `json:"release,omitempty"`
+	Artifact        *Artifact `json:"artifact,omitempty"`
+	// Delta is offered when the query named the installed artifact's
+	// sha256 and a signed delta from it exists (DownloadFrom uses it).
+	Delta    *DeltaOffer  `json:"delta,omitempty"`
+	Snapshot *SnapshotRef `json:"snapshot,omitempty"`
 
 	query *Query // the check that got this answer (TUF binding)
 }
@@ -81,6 +91,17 @@ type Artifact struct {
 	Target string `json:"target,omitempty"`
 }
 
+// DeltaOffer is a delta that rebuilds the offered artifact from the
+// installed one. URL is relative to the server, or absolute.
+type DeltaOffer struct {
+	DeltaID    string `json:"delta_id"`
+	FromSHA256 string `json:"from_sha256"`
+	ToSHA256   string `json:"to_sha256"`
+	SHA256     string `json:"sha256"`
+	SizeBytes  int64  `json:"size_bytes"`
+	URL        string `json:"url"`
+}
+
 // SnapshotRef names the signed snapshot the decision was made from.
 type SnapshotRef struct {
 	SnapshotID string `json:"snapshot_id"`
@@ -104,6 +125,9 @@ func (c *Client) Check(ctx context.Context, q Query) (*Decision, error) {
 	}
 	if q.InstallerType != "" {
 		v.Set("installer_type", q.InstallerType)
+	}
+	if q.InstalledSHA256 != "" {
+		v.Set("installed_sha256", strings.ToLower(q.InstalledSHA256))
 	}
 	var d Decision
 	if err := c.doJSON(ctx, "GET", "/v1/updates/check?"+v.Encode(), nil, &d, 200); err != nil {

@@ -76,12 +76,18 @@ func (c *Client) RefreshTUF(ctx context.Context) (*tuf.Repository, error) {
 // checkTUF refreshes the metadata and binds the decision to the query:
 // it returns the signed target to download.
 func (c *Client) checkTUF(ctx context.Context, d *Decision) (tuf.Target, error) {
+	t, _, err := c.checkTUFRepo(ctx, d)
+	return t, err
+}
+
+// checkTUFRepo is checkTUF that also returns the verified repository.
+func (c *Client) checkTUFRepo(ctx context.Context, d *Decision) (tuf.Target, *tuf.Repository, error) {
 	if d.query == nil {
-		return tuf.Target{}, fmt.Errorf("%w: tuf: the decision did not come from Check", ErrConfig)
+		return tuf.Target{}, nil, fmt.Errorf("%w: tuf: the decision did not come from Check", ErrConfig)
 	}
 	repo, err := c.RefreshTUF(ctx)
 	if err != nil {
-		return tuf.Target{}, err
+		return tuf.Target{}, nil, err
 	}
 	q := d.query
 	t, err := tuf.CheckAnswer(repo, tuf.AnswerQuery{
@@ -92,9 +98,9 @@ func (c *Client) checkTUF(ctx context.Context, d *Decision) (tuf.Target, error) 
 		ArtifactID: d.Artifact.ArtifactID, SHA256: d.Artifact.SHA256, SizeBytes: d.Artifact.SizeBytes, Target: d.Artifact.Target,
 	}, c.now())
 	if err != nil {
-		return tuf.Target{}, fmt.Errorf("%w: %w", ErrVerification, err)
+		return tuf.Target{}, nil, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
-	return t, nil
+	return t, repo, nil
 }
 
 // tufFetcher reads the server's /tuf/ tree (a mirror in TUF mode).

@@ -118,7 +118,12 @@ func releaseCmd() *cobra.Command {
 		return printed(cmd, func(ra *catalog.ReleaseArtifact) string { return ra.ReleaseArtifactID })(svc.AttachArtifact(ctx, args[0], attachInput(cmd, args[1])))
 	})
 	attachFlags(attach)
-	return group("release", "Manage releases", create, list, revoke, attach)
+	deltas := leaf("deltas RELEASE_ID", "List the delta builds of a release's artifacts (state, sizes, offered)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return listed(cmd, "DELTA\tFROM_VERSION\tSTATE\tSIZE\tSHARE\tOFFERED", func(j *controlplane.DeltaJob) []any {
+			return []any{j.DeltaID, j.FromVersion, j.State, j.SizeBytes, fmt.Sprintf("%.2f%%", 100*j.Share), j.Offered}
+		})(svc.ReleaseDeltas(ctx, args[0]))
+	})
+	return group("release", "Manage releases", create, list, revoke, attach, deltas)
 }
 
 func attachFlags(cmd *cobra.Command) {

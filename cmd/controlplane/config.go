@@ -55,6 +55,14 @@ type Config struct {
 	WebhookRetryBase     time.Duration `mapstructure:"webhook_retry_base"`
 	WebhookRetryMax      time.Duration `mapstructure:"webhook_retry_max"`
 	Blob                 BlobConfig    `mapstructure:"blob"`
+	Deltas               DeltaConfig   `mapstructure:"deltas"`
+}
+
+// DeltaConfig tunes the delta builds (docs/deltas.md).
+type DeltaConfig struct {
+	Previous int     `mapstructure:"previous"`  // earlier releases per new artifact; 0 turns builds off
+	MaxShare float64 `mapstructure:"max_share"` // a delta over this share of its artifact is not offered
+	TempDir  string  `mapstructure:"temp_dir"`  // build scratch ("" = the system temp dir)
 }
 
 type BlobConfig struct {
@@ -107,6 +115,9 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("tls_cert_file", "")
 	v.SetDefault("tls_key_file", "")
 	v.SetDefault("mirror_client_ca_file", "")
+	v.SetDefault("deltas.previous", 3)
+	v.SetDefault("deltas.max_share", 0.60)
+	v.SetDefault("deltas.temp_dir", "")
 	v.SetDefault("blob.backend", "disk")
 	v.SetDefault("blob.dir", "")
 	v.SetDefault("blob.s3.endpoint", "")
@@ -193,6 +204,12 @@ func (c *Config) Validate() error {
 	if c.MirrorClientCA != "" && c.TLSCertFile == "" {
 		return errors.New("mirror_client_ca_file needs tls_cert_file and tls_key_file")
 	}
+	if c.Deltas.Previous < 0 || c.Deltas.Previous > 20 {
+		return errors.New("deltas.previous must be between 0 (off) and 20")
+	}
+	if c.Deltas.MaxShare <= 0 || c.Deltas.MaxShare > 1 {
+		return errors.New("deltas.max_share must be above 0 and at most 1")
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -217,6 +234,7 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
 			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,
+			DeltaPrevious: deltaPrevious(c.Deltas.Previous), DeltaMaxShare: c.Deltas.MaxShare, DeltaTempDir: c.Deltas.TempDir,
 		},
 		Webhooks: controlplaned.WebhookConfig{BaseDelay: c.WebhookRetryBase, MaxDelay: c.WebhookRetryMax},
 		Listen:   c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,
@@ -227,6 +245,15 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		MirrorClientCAFile: c.MirrorClientCA,
 		Log:                log,
 	}
+}
+
+// deltaPrevious maps deltas.previous (0: off) to controlplane.Config's
+// convention (0: the default, negative: off).
+func deltaPrevious(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // leaseRate maps lease_rate_limit (0: no limit) to controlplaned's

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -17,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/delta"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -145,7 +148,16 @@ func TestMirror_CrashKill9(t *testing.T) {
 		return out
 	}
 	gen1 := mk("a", 4, 384<<10)
-	gen2 := append(mk("b", 4, 384<<10), gen1[1:]...)
+	gen2 := mk("b", 4, 384<<10)
+	// b0 is a1 with a change, and snapshot 2 signs a delta from a1 to b0:
+	// a mirror holding a1 rebuilds b0 from it (kills land mid-rebuild too).
+	gen2[0].Data = append(bytes.Clone(gen1[1].Data), "b0: a new version of a1"...)
+	var dl bytes.Buffer
+	if _, err := delta.Build(context.Background(), &dl, delta.Source{R: bytes.NewReader(gen1[1].Data), Size: int64(len(gen1[1].Data))},
+		delta.Source{R: bytes.NewReader(gen2[0].Data), Size: int64(len(gen2[0].Data))}, delta.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	gen2 = append(gen2, gen1[1:]...)
 	gen2 = append(gen2, synctest.Art{ID: gen1[0].ID, Data: gen1[0].Data, Revoked: true})
 	gen3 := append(mk("c", 3, 512<<10), gen2[:2]...)
 	gen4 := append(mk("d", 4, 512<<10), gen3[0])
@@ -156,7 +168,13 @@ func TestMirror_CrashKill9(t *testing.T) {
 		for _, a := range arts {
 			blobs[a.ID] = a.Data
 		}
-		cp.Publish(v.Sign(t, v.Manifest(seq, arts)), seq, blobs)
+		m := v.Manifest(seq, arts)
+		if seq == 2 {
+			m.Deltas = []snapshot.Delta{{DeltaID: "dlt_1", FromArtifactID: gen1[1].ID, ToArtifactID: gen2[0].ID,
+				FromSHA256: synctest.SHA(gen1[1].Data), ToSHA256: synctest.SHA(gen2[0].Data), SHA256: synctest.SHA(dl.Bytes()), SizeBytes: int64(dl.Len())}}
+			blobs["dlt_1"] = dl.Bytes()
+		}
+		cp.Publish(v.Sign(t, m), seq, blobs)
 	}
 
 	published := int64(1)
@@ -222,5 +240,5 @@ func TestMirror_CrashKill9(t *testing.T) {
 	if midSync < 3 {
 		t.Errorf("only %d of %d kills landed mid-download; the test is not exercising crashes", midSync, kills)
 	}
-	t.Logf("%d kills (%d mid-download); converged to sequence %d", kills, midSync, published)
+	t.Logf("%d kills (%d mid-download); converged to sequence %d; delta requested %d times", kills, midSync, published, cp.Requests("dlt_1"))
 }

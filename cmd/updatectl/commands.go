@@ -99,7 +99,7 @@ func (a *app) printDecision(d *client.Decision) {
 
 func (a *app) downloadCmd() *cobra.Command {
 	var q client.Query
-	var out string
+	var out, installed string
 	cmd := &cobra.Command{
 		Use:   "download",
 		Short: "Check, then download the offered artifact and verify it against the signed snapshot",
@@ -107,12 +107,20 @@ func (a *app) downloadCmd() *cobra.Command {
 			"--out (a file, or a directory for the default name), resuming a partial download\n" +
 			"(OUT.part). It reports success only once the snapshot named by the decision verifies\n" +
 			"against --trusted-key and --tenant, the release is ACTIVE in it and the bytes match\n" +
-			"its signed size and sha256. Prints the file's path on stdout. Exit 0 also when up to date.",
+			"its signed size and sha256. Prints the file's path on stdout. Exit 0 also when up to date.\n" +
+			"With --installed FILE (the artifact installed now) it asks for a delta from that file and,\n" +
+			"when a signed one is offered, downloads only the delta, rebuilds the new artifact from FILE\n" +
+			"and verifies it against the signed sha256; any failure falls back to the full download.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.newClient(true, true)
 			if err != nil {
 				return err
+			}
+			if installed != "" {
+				if q.InstalledSHA256, err = client.InstalledFile(installed); err != nil {
+					return usageError{fmt.Errorf("--installed: %w", err)}
+				}
 			}
 			d, err := c.Check(cmd.Context(), q)
 			if err != nil {
@@ -139,9 +147,12 @@ func (a *app) downloadCmd() *cobra.Command {
 				progress = bar.update
 			}
 			started := time.Now()
-			err = c.Download(cmd.Context(), d, dest, progress)
+			res, err := c.DownloadFrom(cmd.Context(), d, dest, installed, progress)
 			if bar != nil {
 				bar.finish()
+			}
+			if res.Fallback != "" {
+				fmt.Fprintf(a.stderr, "delta not used (%s); downloaded the full artifact\n", res.Fallback)
 			}
 			ev := decisionEvent(client.EventDownloadOK, q, d)
 			ev.DurationMS = time.Since(started).Milliseconds()
@@ -153,7 +164,11 @@ func (a *app) downloadCmd() *cobra.Command {
 				return err
 			}
 			if a.opts.output == "json" {
-				return a.printJSON(map[string]any{"decision": d, "path": dest, "verified": true})
+				return a.printJSON(map[string]any{"decision": d, "path": dest, "verified": true,
+					"delta_used": res.Used, "transferred_bytes": res.Transferred})
+			}
+			if res.Used {
+				fmt.Fprintf(a.stderr, "rebuilt from a delta: %d bytes transferred for a %d-byte artifact\n", res.Transferred, d.Artifact.SizeBytes)
 			}
 			fmt.Fprintln(a.stdout, dest)
 			return nil
@@ -161,6 +176,7 @@ func (a *app) downloadCmd() *cobra.Command {
 	}
 	queryFlags(cmd, &q)
 	cmd.Flags().StringVar(&out, "out", ".", "file to write, or an existing directory for PRODUCT-VERSION-PLATFORM-ARCH.TYPE")
+	cmd.Flags().StringVar(&installed, "installed", "", "the artifact installed now: download a signed delta from it when one is offered")
 	return cmd
 }
 

@@ -26,6 +26,7 @@ const (
 	PrefixMirror          = "mir"
 	PrefixToken           = "tok"
 	PrefixEvent           = "evt"
+	PrefixDelta           = "dlt"
 )
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/delta"
+	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/fleet/kvsink"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
@@ -33,6 +35,19 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhook endpoints be plain http:// and on
 	// loopback and private addresses (tests, a lab; off by default).
 	AllowPrivateWebhooks bool
+	// DeltaPrevious: a new release artifact gets deltas from the artifacts
+	// of this many earlier releases (docs/deltas.md); 0 means the default
+	// 3, a negative value turns delta builds off.
+	DeltaPrevious int
+	// DeltaMaxShare: a delta larger than this share of its artifact is
+	// not offered (default delta.DefaultMaxShare, 0.60).
+	DeltaMaxShare float64
+	// DeltaLease is how long a claimed delta build holds its job before
+	// another worker may take it over (renewed while building; default
+	// 10 minutes).
+	DeltaLease time.Duration
+	// DeltaTempDir holds the temp files of a build (default os.TempDir()).
+	DeltaTempDir string
 }
 
 func (c *Config) defaults() {
@@ -50,6 +65,18 @@ func (c *Config) defaults() {
 	}
 	if c.ExternalTimeout <= 0 {
 		c.ExternalTimeout = time.Hour
+	}
+	switch {
+	case c.DeltaPrevious == 0:
+		c.DeltaPrevious = 3
+	case c.DeltaPrevious < 0:
+		c.DeltaPrevious = 0
+	}
+	if c.DeltaMaxShare <= 0 {
+		c.DeltaMaxShare = delta.DefaultMaxShare
+	}
+	if c.DeltaLease <= 0 {
+		c.DeltaLease = 10 * time.Minute
 	}
 }
 
@@ -95,11 +122,14 @@ type App struct {
 	clock   func() time.Time
 	http    *http.Client
 	engines engineCache
-	touched sync.Map      // token id -> time.Time of this instance's last TouchToken
-	signers sync.Map      // tenant id -> *signedBy of its latest snapshot (leaseSigner)
-	tuf     *tufState     // nil until EnableTUF
-	fleet   *kvsink.Sink  // nil when the store is not on store/kv
-	hooks   webhook.Store // the webhook outbox; nil when the store is not on store/kv
+	touched sync.Map        // token id -> time.Time of this instance's last TouchToken
+	signers sync.Map        // tenant id -> *signedBy of its latest snapshot (leaseSigner)
+	tuf     *tufState       // nil until EnableTUF
+	fleet   *kvsink.Sink    // nil when the store is not on store/kv
+	hooks   webhook.Store   // the webhook outbox; nil when the store is not on store/kv
+	deltas  *deltajob.Queue // the delta build queue; nil when the store is not on store/kv
+	// deltaWake nudges RunDeltaWorker when builds were queued.
+	deltaWake chan struct{}
 }
 
 var _ Service = (*App)(nil)
@@ -119,6 +149,7 @@ func New(o Options) *App {
 	return &App{
 		store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient,
 		fleet: fleetSinkOf(o.Store), hooks: installWebhooks(o.Store, o.Secrets),
+		deltas: deltaQueueOf(o.Store), deltaWake: make(chan struct{}, 1),
 	}
 }
 

@@ -147,6 +147,7 @@ func (a *App) AttachArtifact(ctx context.Context, releaseID string, in AttachInp
 	if err := a.store.AttachArtifact(ctx, ra); err != nil {
 		return nil, err
 	}
+	a.enqueueDeltas(ctx, ra)
 	return ra, nil
 }
 

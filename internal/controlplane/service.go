@@ -79,6 +79,12 @@ type Catalog interface {
 	// OpenArtifact hands out an artifact the principal may download; the
 	// caller closes Delivery.Body.
 	OpenArtifact(ctx context.Context, id string) (*Delivery, error)
+	// ReleaseDeltas lists the delta builds of a release's artifacts
+	// (docs/deltas.md): state, sizes, whether offered.
+	ReleaseDeltas(ctx context.Context, releaseID string) ([]*DeltaJob, error)
+	// OpenDelta hands out an offered delta the principal may download;
+	// the caller closes DeltaDelivery.Body.
+	OpenDelta(ctx context.Context, id string) (*DeltaDelivery, error)
 }
 
 // Rollouts is what decides which release a client gets: policies,

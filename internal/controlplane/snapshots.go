@@ -33,13 +33,19 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key: run `controlplane keys generate`")
 	}
 	now, ttl := a.now(), a.cfg.SnapshotTTL
+	// Read before the store's transaction: the build callback must not
+	// call the store.
+	deltas, err := a.offeredDeltas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list deltas: %w", err)
+	}
 	var built *snapshot.Manifest
 	snap, err := a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if in.Tenant.Status != catalog.TenantActive {
 			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
 		}
 		id := catalog.NewID(catalog.PrefixSnapshot)
-		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl})
+		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl, Deltas: deltas})
 		env, err := snapshot.Sign(m, signers)
 		if err != nil {
 			return nil, err
@@ -90,6 +96,7 @@ type tenantView struct {
 	snap     *catalog.Snapshot
 	channels map[string]map[string]bool // artifact_id -> channels
 	releases map[string]struct{}        // every release the snapshot lists
+	deltas   map[string]bool            // every delta the snapshot lists
 	engine   *update.Engine
 }
 
@@ -120,7 +127,10 @@ func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
 	}
-	v = &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}}
+	v = &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
+	for _, d := range m.Deltas {
+		v.deltas[d.DeltaID] = true
+	}
 	for _, rel := range m.Releases {
 		v.releases[rel.ReleaseID] = struct{}{}
 		if rel.Status != catalog.ReleaseActive {

@@ -221,6 +221,8 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		// the files reloads them.
 		g.Go("tls", c.tls.Run)
 	}
+	// Delta builds: one at a time, in the background (docs/deltas.md).
+	g.Go("deltas", func(ctx context.Context) error { return c.app.RunDeltaWorker(ctx, time.Minute) })
 	if d, err := c.dispatcher(); err != nil {
 		log.Error("webhook dispatcher not started", "err", err)
 	} else if d != nil {

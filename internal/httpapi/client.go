@@ -295,6 +295,22 @@ func (c *Client) OpenArtifact(ctx context.Context, id string) (*controlplane.Del
 	return &controlplane.Delivery{Artifact: a, Body: resp.Body}, nil
 }
 
+// ReleaseDeltas lists a release's delta builds.
+func (c *Client) ReleaseDeltas(ctx context.Context, releaseID string) ([]*controlplane.DeltaJob, error) {
+	return whole[*controlplane.DeltaJob](ctx, c, "/v1/releases/"+esc(releaseID)+"/deltas")
+}
+
+// OpenDelta downloads an offered delta. DeltaDelivery.Delta carries only
+// the id, sha256 and size.
+func (c *Client) OpenDelta(ctx context.Context, id string) (*controlplane.DeltaDelivery, error) {
+	resp, err := c.send(ctx, "GET", "/v1/deltas/"+esc(id)+"/download", "", nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := &snapshot.Delta{DeltaID: id, SHA256: strings.Trim(resp.Header.Get("ETag"), `"`), SizeBytes: resp.ContentLength}
+	return &controlplane.DeltaDelivery{Delta: d, Body: resp.Body}, nil
+}
+
 func (c *Client) CreatePolicy(ctx context.Context, tenantID string, in controlplane.PolicyInput) (*catalog.Policy, error) {
 	return one[catalog.Policy](ctx, c, "POST", "/v1/tenants/"+esc(tenantID)+"/policies", in)
 }

@@ -117,6 +117,25 @@ func (s *Server) downloadArtifact(w http.ResponseWriter, r *http.Request) error 
 	return s.abortOn(r, err)
 }
 
+// downloadDelta serves an offered delta the caller may download, with
+// Range.
+func (s *Server) downloadDelta(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.App.OpenDelta(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	defer d.Body.Close()
+	w.Header().Set("ETag", `"`+d.Delta.SHA256+`"`)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if rs, ok := d.Body.(io.ReadSeeker); ok {
+		http.ServeContent(w, r, "", d.ModTime, rs)
+		return nil
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(d.Delta.SizeBytes, 10))
+	_, err = io.Copy(w, d.Body)
+	return s.abortOn(r, err)
+}
+
 // getSnapshot answers the envelope bytes exactly as stored.
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) error {
 	snap, err := s.App.Snapshot(r.Context(), r.PathValue("id"))

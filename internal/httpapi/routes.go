@@ -69,6 +69,10 @@ func (s *Server) routes() []route {
 		{pattern: "GET /v1/releases/{id}/artifacts", access: adminOnly, handler: all(func(r *http.Request) ([]*catalog.ReleaseArtifact, error) {
 			return a.ReleaseArtifacts(r.Context(), id(r))
 		})},
+		{pattern: "GET /v1/releases/{id}/deltas", access: adminOnly, handler: all(func(r *http.Request) ([]*controlplane.DeltaJob, error) {
+			return a.ReleaseDeltas(r.Context(), id(r))
+		})},
+		{pattern: "GET /v1/deltas/{id}/download", access: tenantRead, stream: true, handler: s.downloadDelta},
 
 		{pattern: "POST /v1/tenants/{id}/snapshots", access: adminOnly, handler: call(http.StatusCreated, func(r *http.Request) (*catalog.Snapshot, error) { return a.BuildSnapshot(r.Context(), id(r)) })},
 		{pattern: "GET /v1/tenants/{id}/snapshots", access: tenantRead, paged: true, handler: paged(func(r *http.Request, pg store.Page) ([]*catalog.Snapshot, string, error) {
@@ -158,6 +162,7 @@ func (s *Server) routes() []route {
 		{pattern: "GET /v1/mirror/self", access: mirrorOnly, handler: call(http.StatusOK, func(r *http.Request) (*controlplane.MirrorSelf, error) { return a.Self(r.Context()) })},
 		{pattern: "GET /v1/mirror/snapshot", access: mirrorOnly, stream: true, handler: s.mirrorSnapshot},
 		{pattern: "GET /v1/mirror/artifacts/{id}", access: mirrorOnly, stream: true, handler: s.downloadArtifact},
+		{pattern: "GET /v1/mirror/deltas/{id}", access: mirrorOnly, stream: true, handler: s.downloadDelta},
 		{pattern: "POST /v1/mirror/status", access: mirrorOnly, body: true, handler: create(http.StatusOK, func(r *http.Request, in controlplane.SyncReport) (*catalog.Mirror, error) {
 			return a.ReportSync(r.Context(), in)
 		})},

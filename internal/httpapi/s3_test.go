@@ -69,3 +69,40 @@ func TestAPI_S3Artifacts(t *testing.T) {
 		})
 	}
 }
+
+// TestAPI_S3Deltas builds a delta between two artifacts held in a real S3
+// bucket: it is streamed from and stored back into the bucket and served
+// to the mirror.
+func TestAPI_S3Deltas(t *testing.T) {
+	cfg := testenv.S3(t)
+	st, err := s3.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(o *controlplane.Options) { o.Blobs = st })
+	tenant := h.tenant("a")
+	prod := h.product("p", "open")
+	v1 := bytes.Repeat([]byte("s3 delta base "), 100_000)
+	v2 := append(bytes.Clone(v1), "and a new tail"...)
+	h.release(prod, "stable", "1.0.0", v1)
+	rel2, _ := h.release(prod, "stable", "1.1.0", v2)
+	_, cred, _ := h.mirror(tenant, "stable")
+	h.snapshot(tenant)
+	if ran, err := h.app.RunDeltaJob(context.Background()); !ran || err != nil {
+		t.Fatalf("RunDeltaJob: %v, %v", ran, err)
+	}
+	jobs, err := h.app.ReleaseDeltas(h.operator(), rel2)
+	if err != nil || len(jobs) != 1 || !jobs[0].Offered {
+		t.Fatalf("jobs %+v, %v: want one offered", jobs, err)
+	}
+	if info, err := st.Stat(context.Background(), "deltas/"+jobs[0].DeltaID); err != nil || info.Size != jobs[0].SizeBytes {
+		t.Fatalf("delta object: %+v, %v", info, err)
+	}
+	r := h.do("GET", "/v1/mirror/deltas/"+jobs[0].DeltaID, cred, nil)
+	if r.status != 200 || int64(len(r.body)) != jobs[0].SizeBytes || sha(r.body) != jobs[0].SHA256 {
+		t.Fatalf("mirror delta download: %d, %d bytes", r.status, len(r.body))
+	}
+	if r := h.do("GET", fmt.Sprintf("/v1/mirror/deltas/%s", "dlt_00000000000000000000000000"), cred, nil); r.status != 404 {
+		t.Errorf("unknown delta: %d, want 404", r.status)
+	}
+}

@@ -70,9 +70,13 @@ type Options struct {
 // view is everything served for one held snapshot; swapped atomically on
 // commit so a request sees the old snapshot or the new one, never a mix.
 type view struct {
-	held    *state.Held
-	byID    map[string]snapshot.Artifact
-	bySHA   map[string]snapshot.Artifact
+	held  *state.Held
+	byID  map[string]snapshot.Artifact
+	bySHA map[string]snapshot.Artifact
+	// deltas are the signed deltas to served artifacts, by delta id, as
+	// the blobs to serve (ArtifactID the delta id, SHA256 and SizeBytes
+	// the delta's).
+	deltas  map[string]snapshot.Artifact
 	updates http.Handler
 }
 
@@ -175,11 +179,16 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
-	v := &view{held: h, byID: map[string]snapshot.Artifact{}, bySHA: map[string]snapshot.Artifact{}}
+	v := &view{held: h, byID: map[string]snapshot.Artifact{}, bySHA: map[string]snapshot.Artifact{}, deltas: map[string]snapshot.Artifact{}}
 	if h != nil {
 		for _, a := range state.Needed(h.Manifest, h.Channels) {
 			v.byID[a.ArtifactID] = a
 			v.bySHA[a.SHA256] = a
+		}
+		for _, d := range h.Manifest.Deltas {
+			if _, ok := v.bySHA[d.ToSHA256]; ok {
+				v.deltas[d.DeltaID] = snapshot.Artifact{ArtifactID: d.DeltaID, SHA256: d.SHA256, SizeBytes: d.SizeBytes}
+			}
 		}
 		if s.o.Updates != nil {
 			u, err := s.o.Updates(state.Served(h.Manifest, h.Channels))
@@ -239,6 +248,7 @@ func (s *Server) routes() {
 			wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "no such path"))
 		}
 	}))
+	s.mux.Handle("GET /v1/deltas/{delta_id}/download", s.auth(s.deltaByID))
 	s.mux.Handle("GET /v1/status", s.auth(s.status))
 	s.mux.Handle("GET /v1/updates/check", s.auth(s.updates))
 	// The tenant's TUF repository (trust: tuf), in the layout unmodified
@@ -404,6 +414,22 @@ func (s *Server) artifactByID(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveBlob(w, r, a)
+}
+
+// deltaByID serves a signed delta to a served artifact when the cache
+// holds it (docs/deltas.md); a client told not_found downloads the whole
+// artifact.
+func (s *Server) deltaByID(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.usable(w, r)
+	if !ok {
+		return
+	}
+	d, ok := v.deltas[r.PathValue("delta_id")]
+	if !ok || !s.o.Cache.Has(d.SHA256, d.SizeBytes) {
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "delta not served by this mirror"))
+		return
+	}
+	s.serveBlob(w, r, d)
 }
 
 func (s *Server) artifactBySHA(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,10 @@ type BuildOptions struct {
 	SnapshotID string
 	Now        time.Time
 	TTL        time.Duration
+	// Deltas are the offered deltas the control plane holds; Build lists
+	// those whose from and to artifacts are both listed, with the sha256s
+	// those artifacts have.
+	Deltas []Delta
 }
 
 // Build decides what the tenant of in may see and returns its
@@ -182,7 +186,33 @@ func Build(in *catalog.SnapshotInput, o BuildOptions) *Manifest {
 	sortBy(m.Entitlements, func(e *Entitlement) string { return e.EntitlementID })
 	sortBy(m.SeatAssignments, func(s *SeatAssignment) string { return s.SeatAssignmentID })
 	sortBy(m.MirrorKeys, func(k *MirrorKey) string { return k.MirrorID })
+	m.Deltas = listedDeltas(m.Artifacts, o.Deltas)
 	return m
+}
+
+// listedDeltas keeps the deltas between two listed artifacts whose hashes
+// match theirs, sorted by id; nil when there are none.
+func listedDeltas(arts []Artifact, ds []Delta) []Delta {
+	if len(ds) == 0 {
+		return nil
+	}
+	sha := make(map[string]string, len(arts))
+	for i := range arts {
+		sha[arts[i].ArtifactID] = arts[i].SHA256
+	}
+	var out []Delta
+	seen := map[string]bool{}
+	for _, d := range ds {
+		from, okf := sha[d.FromArtifactID]
+		to, okt := sha[d.ToArtifactID]
+		if !okf || !okt || from != d.FromSHA256 || to != d.ToSHA256 || from == to || seen[d.DeltaID] {
+			continue
+		}
+		seen[d.DeltaID] = true
+		out = append(out, d)
+	}
+	sortBy(out, func(d *Delta) string { return d.DeltaID })
+	return out
 }
 
 // sortBy sorts by id; the store hands most lists over sorted already, so

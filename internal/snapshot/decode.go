@@ -22,6 +22,7 @@ var (
 	entitlementFields     = []string{"entitlement_id", "product_id", "policy", "starts_at", "ends_at"}
 	seatFields            = []string{"seat_assignment_id", "entitlement_id", "subject_type", "subject_id", "assigned_at", "revoked_at"}
 	mirrorKeyFields       = []string{"mirror_id", "public_key"}
+	deltaFields           = []string{"delta_id", "from_artifact_id", "to_artifact_id", "from_sha256", "to_sha256", "sha256", "size_bytes"}
 )
 
 // peekSchema finds the top-level schema number without reading the rest
@@ -116,6 +117,9 @@ func decodeManifest(s string) (m *Manifest, err error) {
 		case "mirror_keys":
 			l.seen(&mask, 16, k)
 			m.MirrorKeys = list(l, k, decodeMirrorKey)
+		case "deltas": // optional
+			l.seen(&mask, 17, k)
+			m.Deltas = list(l, k, decodeDelta)
 		default:
 			l.fail("unknown field")
 		}
@@ -515,4 +519,41 @@ func decodeMirrorKey(l *lexer, k *MirrorKey) {
 		}
 	}
 	l.missing(mask, mirrorKeyFields)
+}
+
+func decodeDelta(l *lexer, d *Delta) {
+	var mask uint32
+	l.expect('{')
+	for first := true; ; {
+		k, ok := l.key(&first)
+		if !ok {
+			break
+		}
+		switch k {
+		case "delta_id":
+			l.seen(&mask, 0, k)
+			d.DeltaID = l.str()
+		case "from_artifact_id":
+			l.seen(&mask, 1, k)
+			d.FromArtifactID = l.str()
+		case "to_artifact_id":
+			l.seen(&mask, 2, k)
+			d.ToArtifactID = l.str()
+		case "from_sha256":
+			l.seen(&mask, 3, k)
+			d.FromSHA256 = l.str()
+		case "to_sha256":
+			l.seen(&mask, 4, k)
+			d.ToSHA256 = l.str()
+		case "sha256":
+			l.seen(&mask, 5, k)
+			d.SHA256 = l.str()
+		case "size_bytes":
+			l.seen(&mask, 6, k)
+			d.SizeBytes = l.int(0, math.MaxInt64)
+		default:
+			l.fail("unknown field")
+		}
+	}
+	l.missing(mask, deltaFields)
 }

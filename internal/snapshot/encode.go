@@ -254,7 +254,33 @@ func appendManifest(b []byte, m *Manifest) (_ []byte, err error) {
 		b = appendString(b, k.PublicKey)
 		b = append(b, '}')
 	}
-	return append(b, "]}"...), nil
+	b = append(b, ']')
+	if len(m.Deltas) > 0 {
+		b = append(b, `,"deltas":[`...)
+		for i := range m.Deltas {
+			d := &m.Deltas[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"delta_id":`...)
+			b = appendString(b, d.DeltaID)
+			b = append(b, `,"from_artifact_id":`...)
+			b = appendString(b, d.FromArtifactID)
+			b = append(b, `,"to_artifact_id":`...)
+			b = appendString(b, d.ToArtifactID)
+			b = append(b, `,"from_sha256":`...)
+			b = appendString(b, d.FromSHA256)
+			b = append(b, `,"to_sha256":`...)
+			b = appendString(b, d.ToSHA256)
+			b = append(b, `,"sha256":`...)
+			b = appendString(b, d.SHA256)
+			b = append(b, `,"size_bytes":`...)
+			b = strconv.AppendInt(b, d.SizeBytes, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), nil
 }
 
 // encodeError aborts Encode from deep inside; only Encode recovers it.

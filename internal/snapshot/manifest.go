@@ -37,6 +37,24 @@ type Manifest struct {
 	Entitlements    []Entitlement    `json:"entitlements"`
 	SeatAssignments []SeatAssignment `json:"seat_assignments"`
 	MirrorKeys      []MirrorKey      `json:"mirror_keys"`
+	// Deltas (issue 13, optional): binary deltas that rebuild a listed
+	// artifact from another listed artifact. Absent when empty, so a
+	// manifest without deltas is byte-identical to one from before they
+	// existed.
+	Deltas []Delta `json:"deltas,omitempty"`
+}
+
+// Delta is a signed binary delta (internal/delta format): applied to the
+// artifact whose sha256 is FromSHA256 it rebuilds the artifact whose
+// sha256 is ToSHA256. SHA256 and SizeBytes are the delta file's own.
+type Delta struct {
+	DeltaID        string `json:"delta_id"`
+	FromArtifactID string `json:"from_artifact_id"`
+	ToArtifactID   string `json:"to_artifact_id"`
+	FromSHA256     string `json:"from_sha256"`
+	ToSHA256       string `json:"to_sha256"`
+	SHA256         string `json:"sha256"`
+	SizeBytes      int64  `json:"size_bytes"`
 }
 
 type Tenant struct {

@@ -423,6 +423,41 @@ func checkRefs(m *Manifest, subject string) error {
 			return dangling("seat_assignments[%d] names entitlement %q, which is not listed", i, id)
 		}
 	}
+	return checkDeltas(m, subject)
+}
+
+// checkDeltas checks the optional delta list: ids unique, hashes well
+// formed, both artifacts listed with the hashes the delta names.
+func checkDeltas(m *Manifest, subject string) error {
+	if len(m.Deltas) == 0 {
+		return nil
+	}
+	if _, d := index(m.Deltas, func(x *Delta) string { return x.DeltaID }); d != "" {
+		return reject(ErrDuplicateID, subject, "deltas: id %q appears twice", d)
+	}
+	sha := make(map[string]string, len(m.Artifacts))
+	for i := range m.Artifacts {
+		sha[m.Artifacts[i].ArtifactID] = m.Artifacts[i].SHA256
+	}
+	for i := range m.Deltas {
+		d := &m.Deltas[i]
+		switch {
+		case d.DeltaID == "":
+			return reject(ErrMalformed, subject, "deltas[%d].delta_id is empty", i)
+		case !validHex64(d.SHA256) || !validHex64(d.FromSHA256) || !validHex64(d.ToSHA256):
+			return reject(ErrMalformed, subject, "deltas[%d]: sha256, from_sha256 and to_sha256 must be 64 lowercase hex characters", i)
+		case d.SizeBytes <= 0:
+			return reject(ErrMalformed, subject, "deltas[%d].size_bytes %d is not positive", i, d.SizeBytes)
+		case d.FromSHA256 == d.ToSHA256:
+			return reject(ErrMalformed, subject, "deltas[%d] rebuilds its own base", i)
+		}
+		if s, ok := sha[d.FromArtifactID]; !ok || s != d.FromSHA256 {
+			return reject(ErrDangling, subject, "deltas[%d] names from artifact %q, which is not listed with sha256 %s", i, d.FromArtifactID, d.FromSHA256)
+		}
+		if s, ok := sha[d.ToArtifactID]; !ok || s != d.ToSHA256 {
+			return reject(ErrDangling, subject, "deltas[%d] names to artifact %q, which is not listed with sha256 %s", i, d.ToArtifactID, d.ToSHA256)
+		}
+	}
 	return nil
 }
 

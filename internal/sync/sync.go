@@ -218,7 +218,7 @@ func (s *Syncer) once(ctx context.Context, res *state.SyncResult) error {
 		return s.repair(ctx, held, ch, res)
 	}
 	res.SnapshotID, res.Sequence = c.m.SnapshotID, c.m.Sequence
-	if err := s.download(ctx, c.need, res); err != nil {
+	if err := s.download(ctx, c.need, deltaPlanOf(c.m), res); err != nil {
 		return err
 	}
 	if err := s.commit(c, EventSnapshotSynced, res.Source, res.Downloaded, res.Bytes); err != nil {
@@ -237,7 +237,7 @@ func (s *Syncer) repair(ctx context.Context, held *state.Held, ch []string, res 
 	if held == nil {
 		return nil
 	}
-	if err := s.download(ctx, state.Needed(held.Manifest, ch), res); err != nil {
+	if err := s.download(ctx, state.Needed(held.Manifest, ch), deltaPlanOf(held.Manifest), res); err != nil {
 		return err
 	}
 	if state.SameChannels(ch, held.Channels) {
@@ -281,8 +281,11 @@ func (s *Syncer) finish(ctx context.Context, res state.SyncResult, err error) (s
 	return res, err
 }
 
-// download fetches every artifact in need that is not cached.
-func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *state.SyncResult) error {
+// download fetches every artifact in need that is not cached: rebuilt
+// from a cached base and a signed delta when plan offers one (falling
+// back to the whole artifact), else whole. Then it fetches, best effort,
+// the plan's deltas to needed artifacts, which the mirror serves.
+func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, plan deltaPlan, res *state.SyncResult) error {
 	var todo []snapshot.Artifact
 	seen := map[string]bool{}
 	for _, a := range need {
@@ -292,6 +295,7 @@ func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *st
 		seen[a.SHA256] = true
 		todo = append(todo, a)
 	}
+	defer s.fetchDeltas(ctx, need, plan, res)
 	if len(todo) == 0 {
 		return nil
 	}
@@ -301,17 +305,26 @@ func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *st
 		failed []string
 		errs   []error
 	)
+	// Deltas are chosen against the bases held before any download
+	// starts.
+	via := make([]*snapshot.Delta, len(todo))
+	for i, a := range todo {
+		via[i] = s.bestDelta(a, plan)
+	}
 	sem := make(chan struct{}, s.cfg.Concurrency)
-	for _, a := range todo {
+	for i, a := range todo {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			n, err := s.fetch(ctx, a)
+			rebuilt, n, err := s.fetchVia(ctx, a, via[i], plan)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Bytes += n
+			if rebuilt {
+				res.Rebuilt++
+			}
 			if err != nil {
 				failed = append(failed, a.ArtifactID)
 				errs = append(errs, err)

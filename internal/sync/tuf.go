@@ -213,7 +213,7 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	sum := sha256.Sum256(trusted)
 	cand := &candidate{env: env, m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
 	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
-	if err := s.download(ctx, cand.need, res); err != nil {
+	if err := s.download(ctx, cand.need, deltaPlanOf(m), res); err != nil {
 		return err
 	}
 	// What the commit will hold, kept in memory (heldTUF checks it

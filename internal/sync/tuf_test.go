@@ -42,6 +42,8 @@ type tufRig struct {
 	gzip atomic.Int64
 	// skew shifts the mirror's clock (freeze tests).
 	skew atomic.Int64
+	// deltas are served at /v1/mirror/deltas/{id} (control plane mode).
+	deltas map[string][]byte
 }
 
 func newTUFRig(t *testing.T, controlPlane bool) *tufRig {
@@ -72,6 +74,15 @@ func newTUFRig(t *testing.T, controlPlane bool) *tufRig {
 			_ = json.NewEncoder(w).Encode(sync.Self{MirrorID: "mir_1", TenantID: r.v.TenantID, AllowedChannels: []string{"stable", "beta"}, Status: "ACTIVE"})
 		case "/v1/mirror/status":
 			w.WriteHeader(http.StatusNoContent)
+		case "/v1/mirror/deltas/" + strings.TrimPrefix(req.URL.Path, "/v1/mirror/deltas/"):
+			r.mu.Lock()
+			b, ok := r.deltas[strings.TrimPrefix(req.URL.Path, "/v1/mirror/deltas/")]
+			r.mu.Unlock()
+			if !ok {
+				http.NotFound(w, req)
+				return
+			}
+			http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b))
 		default:
 			h.ServeHTTP(w, req)
 		}

@@ -107,6 +107,16 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 	slices.SortFunc(m.Products, func(a, b snapshot.Product) int { return cmp.Compare(a.ProductID, b.ProductID) })
 	slices.SortFunc(m.Releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
 	slices.SortFunc(m.Artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	if len(m.Deltas) > 0 {
+		slices.SortFunc(m.Deltas, func(a, b snapshot.Delta) int { return cmp.Compare(a.DeltaID, b.DeltaID) })
+		for i, d := range m.Deltas {
+			from, okf := artifacts[d.FromArtifactID]
+			to, okt := artifacts[d.ToArtifactID]
+			if !okf || !okt || from.SHA256 != d.FromSHA256 || to.SHA256 != d.ToSHA256 || (i > 0 && m.Deltas[i-1].DeltaID == d.DeltaID) {
+				return nil, fmt.Errorf("assemble: delta %s does not name listed artifacts with their sha256s, or is listed twice", d.DeltaID)
+			}
+		}
+	}
 	return m, nil
 }
 
@@ -128,6 +138,7 @@ func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, rel
 		return fmt.Errorf("assemble: document %s names product %q", ProductDoc(pid), doc.Product.ProductID)
 	}
 	m.Products = append(m.Products, doc.Product)
+	m.Deltas = append(m.Deltas, doc.Deltas...)
 	for _, rel := range doc.Releases {
 		if rel.ProductID != pid || releases[rel.ReleaseID] != nil {
 			return fmt.Errorf("assemble: product %s: release %s misplaced or duplicated", pid, rel.ReleaseID)

@@ -107,9 +107,22 @@ func (b *Builder) Build(ctx context.Context, prev *State, m *snapshot.Manifest, 
 	for i := range m.Artifacts {
 		arts[m.Artifacts[i].ArtifactID] = &m.Artifacts[i]
 	}
+	// Deltas go with the product both their artifacts belong to.
+	artProduct := map[string]string{}
+	for _, r := range m.Releases {
+		for _, ra := range r.Artifacts {
+			artProduct[ra.ArtifactID] = r.ProductID
+		}
+	}
+	deltas := map[string][]snapshot.Delta{}
+	for _, d := range m.Deltas {
+		if pid := artProduct[d.ToArtifactID]; pid != "" && artProduct[d.FromArtifactID] == pid {
+			deltas[pid] = append(deltas[pid], d)
+		}
+	}
 	var files []File
 	for _, p := range m.Products {
-		f, err := b.Products.Update(ctx, p, byProduct[p.ProductID], arts, now)
+		f, err := b.Products.UpdateWithDeltas(ctx, p, byProduct[p.ProductID], arts, deltas[p.ProductID], now)
 		if err != nil {
 			return nil, nil, fmt.Errorf("build %s: %w", b.TenantID, err)
 		}

@@ -130,6 +130,11 @@ func NewProductSet(o ProductOptions, signers ...Signer) (*ProductSet, error) {
 type productDoc struct {
 	Product  snapshot.Product   `json:"product"`
 	Releases []snapshot.Release `json:"releases"`
+	// Deltas between the product's artifacts (docs/deltas.md), by id;
+	// absent when there are none, so a document without deltas is what
+	// it was before they existed (and readers that predate them ignore
+	// the member).
+	Deltas []snapshot.Delta `json:"deltas,omitempty"`
 }
 
 // Update brings a product's metadata up to date with its releases (as
@@ -139,10 +144,21 @@ type productDoc struct {
 // role when its own content changed, each with a new version. artifacts
 // resolves artifact ids. The same input twice returns no file.
 func (ps *ProductSet) Update(ctx context.Context, p snapshot.Product, releases []snapshot.Release, artifacts map[string]*snapshot.Artifact, now time.Time) ([]File, error) {
+	return ps.UpdateWithDeltas(ctx, p, releases, artifacts, nil, now)
+}
+
+// UpdateWithDeltas is Update with the signed deltas between the product's
+// artifacts, listed in the product document (Repository.Manifest returns
+// them as the manifest's deltas).
+func (ps *ProductSet) UpdateWithDeltas(ctx context.Context, p snapshot.Product, releases []snapshot.Release, artifacts map[string]*snapshot.Artifact, deltas []snapshot.Delta, now time.Time) ([]File, error) {
 	now = now.UTC().Truncate(time.Second)
 	// Targets and the product document, outside the lock.
 	entries := make([]entry, 0, len(releases))
 	doc := productDoc{Product: p, Releases: []snapshot.Release{}}
+	if len(deltas) > 0 {
+		doc.Deltas = slices.Clone(deltas)
+		slices.SortFunc(doc.Deltas, func(a, b snapshot.Delta) int { return cmp.Compare(a.DeltaID, b.DeltaID) })
+	}
 	for i := range releases {
 		r := &releases[i]
 		if r.ProductID != p.ProductID {

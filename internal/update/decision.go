@@ -14,6 +14,10 @@ import (
 // control plane and a mirror give byte-identical answers.
 const ArtifactPath = "/v1/artifacts/"
 
+// DeltaPath is the relative download path of a delta in an answer:
+// DeltaPath + delta_id + "/download".
+const DeltaPath = "/v1/deltas/"
+
 // Decision is the engine's answer to one check. The pointers point into
 // the indexed manifest and must not be modified.
 type Decision struct {
@@ -24,8 +28,11 @@ type Decision struct {
 	Release         *snapshot.Release
 	ReleaseArtifact *snapshot.ReleaseArtifact
 	Artifact        *snapshot.Artifact
-	SnapshotID      string
-	Sequence        int64
+	// Delta, when the query named the installed artifact's sha256 and the
+	// snapshot lists a delta from it to Artifact.
+	Delta      *snapshot.Delta
+	SnapshotID string
+	Sequence   int64
 
 	rel *releaseEntry
 }
@@ -85,6 +92,22 @@ func (d *Decision) AppendJSON(dst []byte) []byte {
 		dst = append(dst, '/')
 		dst = appendContent(dst, ra.ReleaseArtifactID)
 		dst = append(dst, `"}`...)
+		if dl := d.Delta; dl != nil {
+			dst = append(dst, `,"delta":{"delta_id":`...)
+			dst = appendString(dst, dl.DeltaID)
+			dst = append(dst, `,"from_sha256":`...)
+			dst = appendString(dst, dl.FromSHA256)
+			dst = append(dst, `,"to_sha256":`...)
+			dst = appendString(dst, dl.ToSHA256)
+			dst = append(dst, `,"sha256":`...)
+			dst = appendString(dst, dl.SHA256)
+			dst = append(dst, `,"size_bytes":`...)
+			dst = strconv.AppendInt(dst, dl.SizeBytes, 10)
+			dst = append(dst, `,"url":"`...)
+			dst = appendContent(dst, DeltaPath)
+			dst = appendContent(dst, url.PathEscape(dl.DeltaID))
+			dst = append(dst, `/download"}`...)
+		}
 	} else {
 		dst = append(dst, `,"reason":`...)
 		dst = appendString(dst, d.Reason)

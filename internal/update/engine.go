@@ -37,6 +37,15 @@ type Engine struct {
 	snapshotID string
 	sequence   int64
 	products   map[string]*productIndex
+	deltas     map[deltaKey]*snapshot.Delta // by (to, from) artifact sha256
+}
+
+type deltaKey struct{ to, from string }
+
+// Delta returns the signed delta that rebuilds the artifact whose sha256
+// is to from the one whose sha256 is from, or nil.
+func (e *Engine) Delta(to, from string) *snapshot.Delta {
+	return e.deltas[deltaKey{to, from}]
 }
 
 type productIndex struct {
@@ -203,6 +212,9 @@ func (e *Engine) check(q *prepared, now time.Time) (Decision, error) {
 	d.ReleaseArtifact = art.ra
 	d.Artifact = art.a
 	d.rel = c.rel
+	if q.installed != "" {
+		d.Delta = e.deltas[deltaKey{art.a.SHA256, q.installed}]
+	}
 	return d, nil
 }
 

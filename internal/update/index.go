@@ -25,6 +25,17 @@ import (
 // permutation).
 func New(m *snapshot.Manifest) (*Engine, error) {
 	e := &Engine{snapshotID: m.SnapshotID, sequence: m.Sequence, products: make(map[string]*productIndex, len(m.Products))}
+	if len(m.Deltas) > 0 {
+		e.deltas = make(map[deltaKey]*snapshot.Delta, len(m.Deltas))
+		for i := range m.Deltas {
+			d := &m.Deltas[i]
+			k := deltaKey{d.ToSHA256, d.FromSHA256}
+			// Two deltas for one pair: the smaller is the best offer.
+			if old := e.deltas[k]; old == nil || d.SizeBytes < old.SizeBytes || d.SizeBytes == old.SizeBytes && d.DeltaID < old.DeltaID {
+				e.deltas[k] = d
+			}
+		}
+	}
 	prods := make(map[string]*productBuild, len(m.Products))
 	pidx := make([]productIndex, len(m.Products))
 	pbs := make([]productBuild, len(m.Products))

@@ -17,6 +17,9 @@ type Query struct {
 	InstallerType string // optional: "" means any
 	Version       string // the client's current version, strict semver
 	ClientID      string // optional: "" means not in any rollout
+	// InstalledSHA256 is optional: the sha256 of the artifact the client
+	// has installed, so the answer can offer a delta from it.
+	InstalledSHA256 string
 }
 
 // maxQueryLen caps the raw query string of a check.
@@ -28,6 +31,7 @@ const maxIDLen = 128
 // prepared is a validated query with its enums and version parsed.
 type prepared struct {
 	product, channel, clientID string
+	installed                  string // sha256 of the installed artifact, "" when not given
 	plat, arch                 int
 	inst                       int // -1 for any
 	ver                        version
@@ -40,7 +44,10 @@ func (q *Query) Validate() error {
 }
 
 func (q *Query) prepare() (prepared, error) {
-	p := prepared{product: q.Product, channel: q.Channel, clientID: q.ClientID, inst: -1}
+	p := prepared{product: q.Product, channel: q.Channel, clientID: q.ClientID, installed: q.InstalledSHA256, inst: -1}
+	if q.InstalledSHA256 != "" && !hex64(q.InstalledSHA256) {
+		return p, catalog.Invalid("installed_sha256", "must be 64 lowercase hex characters")
+	}
 	if q.Product == "" {
 		return p, catalog.Invalid("product", "is required")
 	}
@@ -198,6 +205,8 @@ func paramBit(k string) uint8 {
 		return 32
 	case "client_id":
 		return 64
+	case "installed_sha256":
+		return 128
 	}
 	return 0
 }
@@ -229,8 +238,23 @@ func (q *Query) set(k, v string) error {
 		q.Version = v
 	case "client_id":
 		q.ClientID = v
+	case "installed_sha256":
+		q.InstalledSHA256 = v
 	default:
 		return catalog.Invalid(paramName(k), "unknown parameter")
 	}
 	return nil
+}
+
+// hex64 reports whether s is a sha256 in lowercase hex.
+func hex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

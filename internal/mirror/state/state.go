@@ -74,8 +74,11 @@ type SyncResult struct {
 	Sequence   int64     `json:"sequence,omitempty"`
 	Downloaded int       `json:"downloaded"`
 	Bytes      int64     `json:"bytes"`
-	Missing    []string  `json:"missing,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	// Rebuilt counts the downloaded artifacts rebuilt from a held base
+	// and a signed delta (docs/deltas.md) instead of fetched whole.
+	Rebuilt int      `json:"rebuilt,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // State is the mirror's bbolt file.
@@ -488,8 +491,16 @@ func Served(m *snapshot.Manifest, channels []string) *snapshot.Manifest {
 func Referenced(hs []*Held) map[string]bool {
 	keep := map[string]bool{}
 	for _, h := range hs {
+		needed := map[string]bool{}
 		for _, a := range Needed(h.Manifest, h.Channels) {
 			keep[a.SHA256] = true
+			needed[a.SHA256] = true
+		}
+		// The deltas to needed artifacts, which the mirror serves.
+		for _, d := range h.Manifest.Deltas {
+			if needed[d.ToSHA256] {
+				keep[d.SHA256] = true
+			}
 		}
 	}
 	return keep

@@ -158,6 +158,8 @@ func NewControlPlane(t testing.TB) *ControlPlane {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/mirror/snapshot", c.snapshot)
 	mux.HandleFunc("GET /v1/mirror/artifacts/{id}", c.artifact)
+	// Deltas are blobs too, published under their delta id.
+	mux.HandleFunc("GET /v1/mirror/deltas/{id}", c.artifact)
 	mux.HandleFunc("GET /v1/mirror/self", c.self)
 	mux.HandleFunc("POST /v1/mirror/status", c.status)
 	c.Server = httptest.NewServer(mux)
