@@ -346,12 +346,53 @@ func TestControlplane_AdminCLI(t *testing.T) {
 		{"unknown flag", []string{"release", "revoke", rel, "--no-such-flag"}, 2},
 		{"missing flag", []string{"tenant", "set", tenant}, 2},
 	}
+	t.Run("a refused token names --token", func(t *testing.T) {
+		_, errs, err := c.run("tenant", "list", "--token", "opt_wrong")
+		if err == nil || !strings.Contains(errs, "refused the token: pass an admin token with --token or OUTPOST_TOKEN") {
+			t.Fatalf("wrong token: %v %q", err, errs)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errs, err := c.run(tc.args...)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != tc.code || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 				t.Fatalf("err %v, stderr %q; want exit %d and one line", err, errs, tc.code)
+			}
+		})
+	}
+}
+
+// TestControlplane_UnreachableServer: a control plane that cannot be
+// reached is named with the flag or variable its URL came from and what
+// to do, not only as a dial error.
+func TestControlplane_UnreachableServer(t *testing.T) {
+	c := newCP(t)
+	down := "http://" + testenv.FreePort(t) // nothing listens there
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"--server", []string{"tenant", "list", "--server", down, "--token", "opt_x"}, nil,
+			[]string{"cannot reach the control plane at " + down + " (--server)", "connection refused", "point --server (or OUTPOST_SERVER)"}},
+		{"OUTPOST_SERVER", []string{"tenant", "list"}, []string{"OUTPOST_SERVER=" + down, "OUTPOST_TOKEN=opt_x"},
+			[]string{"cannot reach the control plane at " + down + " (OUTPOST_SERVER)", "controlplane serve"}},
+		{"api", []string{"api", "GET", "/v1/tenants", "--server", down, "--token", "opt_x"}, nil,
+			[]string{"cannot reach the control plane at " + down + " (--server)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.env = tc.env
+			_, errs, err := c.run(tc.args...)
+			if err == nil {
+				t.Fatal("succeeded against a closed port")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q, want it to contain %q", errs, w)
+				}
 			}
 		})
 	}

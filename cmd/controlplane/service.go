@@ -16,6 +16,7 @@ import (
 	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/tlsconf"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // A command works with one controlplane.Service: with --server or --token
@@ -43,7 +44,7 @@ func withService(cmd *cobra.Command, fn func(ctx context.Context, svc controlpla
 		if err != nil {
 			return err
 		}
-		return fn(cmd.Context(), c)
+		return remoteError(cmd, fn(cmd.Context(), c))
 	}
 	return withApp(cmd, func(ctx context.Context, a *controlplane.App) error { return fn(ctx, a) })
 }
@@ -63,15 +64,41 @@ func withApp(cmd *cobra.Command, fn func(ctx context.Context, a *controlplane.Ap
 	return fn(ctx, app)
 }
 
+// serverURL is the control plane the command talks to and where that
+// URL came from (for messages).
+func serverURL(cmd *cobra.Command) (url, from string) {
+	if s, _ := cmd.Flags().GetString("server"); s != "" {
+		return s, "--server"
+	}
+	if s := os.Getenv("OUTPOST_SERVER"); s != "" {
+		return s, "OUTPOST_SERVER"
+	}
+	return "http://127.0.0.1:8440", "the default; set --server or OUTPOST_SERVER"
+}
+
+// remoteError explains a failed API call in the command line's terms: a
+// control plane that cannot be reached names the URL and where it came
+// from, a refused token names --token.
+func remoteError(cmd *cobra.Command, err error) error {
+	if err == nil {
+		return nil
+	}
+	server, from := serverURL(cmd)
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we) && we.Status == http.StatusUnauthorized:
+		return fmt.Errorf("%w; the control plane at %s refused the token: pass an admin token with --token or OUTPOST_TOKEN (`controlplane token create --role admin` on the data dir makes one)", err, server)
+	case errors.As(err, &we) && we.Status == http.StatusForbidden:
+		return fmt.Errorf("%w; the token's role may not do this: use an admin token (--token or OUTPOST_TOKEN)", err)
+	case we == nil && catalog.ErrorCode(err) == catalog.EUNAVAILABLE:
+		return fmt.Errorf("cannot reach the control plane at %s (%s): %w; start it with `controlplane serve`, or point --server (or OUTPOST_SERVER) at the running one", server, from, err)
+	}
+	return err
+}
+
 func apiClient(cmd *cobra.Command) (*httpapi.Client, error) {
-	server, _ := cmd.Flags().GetString("server")
+	server, _ := serverURL(cmd)
 	token, _ := cmd.Flags().GetString("token")
-	if server == "" {
-		server = os.Getenv("OUTPOST_SERVER")
-	}
-	if server == "" {
-		server = "http://127.0.0.1:8440"
-	}
 	if token == "" {
 		token = os.Getenv("OUTPOST_TOKEN")
 	}

@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 func TestMirror_CLI(t *testing.T) {
@@ -78,4 +82,66 @@ func writeFile(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(p, []byte(content), 0o600)
 	return p
+}
+
+// TestMirror_Messages: the mistakes an operator makes get a message that
+// names the cause and the next step.
+func TestMirror_Messages(t *testing.T) {
+	bin := buildOnce(t)
+	v := synctest.NewVendor(t)
+	dir := t.TempDir()
+	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub))
+	config := filepath.Join(dir, "mirror.yaml")
+	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("client_tokens: [site-token]\nlog_level: warn\n")
+	f.Close()
+	art := synctest.Art{ID: "art_a", Data: []byte("abc")}
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf)
+	w.WriteSnapshot(v.Sign(t, v.Manifest(1, []synctest.Art{art})))
+	w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
+	w.Close()
+	bundleFile := filepath.Join(t.TempDir(), "b.tar")
+	os.WriteFile(bundleFile, buf.Bytes(), 0o600)
+	mustRun(t, bin, "import", bundleFile, "--config", config)
+
+	d := startDaemon(t, bin, config)
+	down := "http://" + testenv.FreePort(t)
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"status --server without a token", []string{"status", "--server", d.base}, []string{"401", "requires a client token", "--token"}},
+		{"status --server with a wrong token", []string{"status", "--server", d.base, "--token", "nope"}, []string{"refused the token", "--token"}},
+		{"status --server nothing listening", []string{"status", "--server", down}, []string{"cannot reach the mirror at " + down + " (--server)", "connection refused", "mirror serve"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, err := run(bin, tc.args...)
+			if err == nil {
+				t.Fatal("succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q, want it to contain %q", errs, w)
+				}
+			}
+		})
+	}
+	if out, errs, err := run(bin, "status", "--server", d.base, "--token", "site-token"); err != nil || !strings.Contains(out, "sequence 1") {
+		t.Fatalf("status with the token: %v %q %q", err, out, errs)
+	}
+	d.kill9()
+
+	t.Run("verify on an air-gapped mirror points at a bundle, not sync", func(t *testing.T) {
+		blob := filepath.Join(dir, "blobs", "sha256", synctest.SHA(art.Data)[:2], synctest.SHA(art.Data))
+		if err := os.WriteFile(blob, []byte("xyz"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, errs, err := run(bin, "verify", "--config", config)
+		if err == nil || !strings.Contains(errs, "source: none") || !strings.Contains(errs, "mirror import BUNDLE") || strings.Contains(errs, "mirror sync") {
+			t.Fatalf("verify: %v %q; want the bundle hint and no `mirror sync`", err, errs)
+		}
+	})
 }

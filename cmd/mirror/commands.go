@@ -498,10 +498,15 @@ func remoteStatus(ctx context.Context, server, token, caFile string, st *mirror.
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: cannot reach the mirror at %s (--server): %w; is `mirror serve` running there? check --server, or drop it to read the data dir", server, errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && token == "":
+		return fmt.Errorf("status: %s answered %s: the mirror requires a client token; pass one with --token (a client_tokens entry of its mirror.yaml)", server, resp.Status)
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("status: %s answered %s: the mirror refused the token; pass one of its client_tokens with --token", server, resp.Status)
+	case resp.StatusCode != http.StatusOK:
 		return fmt.Errorf("status: %s answered %s", server, resp.Status)
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(st)
@@ -539,7 +544,7 @@ func verifyCmd() *cobra.Command {
 					return err
 				}
 				if len(rep.Quarantined) > 0 || out.Missing > 0 {
-					return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(rep.Quarantined), out.Missing)
+					return fmt.Errorf("verify: %d corrupt, %d missing; %s", len(rep.Quarantined), out.Missing, refetchHint(a.cfg.Source))
 				}
 				return nil
 			})
@@ -568,4 +573,13 @@ func gcCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// refetchHint says how a mirror gets missing or corrupt blobs back: a
+// sync from its source, or, air-gapped (source: none), a bundle.
+func refetchHint(source string) string {
+	if source == "" || source == "none" {
+		return "this mirror has no sync source (source: none): ask the vendor for a full bundle (`controlplane bundle export --tenant …`) and import it (`mirror import BUNDLE`, or drop it into the inbox)"
+	}
+	return "run `mirror sync` to fetch them again"
 }

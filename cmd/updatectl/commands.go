@@ -174,7 +174,18 @@ func destination(out string, q client.Query, d *client.Decision) (string, error)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("--out: %w", err)
 	}
-	if err != nil || !fi.IsDir() {
+	if err != nil {
+		// A file to create: its directory must exist.
+		dir := filepath.Dir(out)
+		if strings.HasSuffix(out, "/") || strings.HasSuffix(out, string(filepath.Separator)) {
+			dir = out
+		}
+		if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
+			return "", fmt.Errorf("--out %s: directory %s does not exist; create it first (mkdir -p %s) or choose another --out", out, dir, dir)
+		}
+		return out, nil
+	}
+	if !fi.IsDir() {
 		return out, nil
 	}
 	name := fmt.Sprintf("%s-%s-%s-%s", q.Product, d.Release.Version, q.Platform, q.Arch)

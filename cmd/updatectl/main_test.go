@@ -221,6 +221,12 @@ func TestUpdatectl_ExitCodes(t *testing.T) {
 			wantCode: 0, wantFile: filepath.Join(dir, f.prdID+"-2.0.0-linux-x64.zip")},
 		{name: "download up to date", args: append([]string{"download", "--server", f.srv.URL, "--product", f.prdID, "--version", "2.0.0", "--out", filepath.Join(dir, "none")}, trust...),
 			wantCode: 0, wantStderr: "up to date", noFile: filepath.Join(dir, "none")},
+		{name: "download into a missing directory names it", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "nope") + "/"}, trust...), query...),
+			wantCode: 1, wantStderr: "directory " + filepath.Join(dir, "nope") + "/ does not exist; create it first", noFile: filepath.Join(dir, "nope")},
+		{name: "download to a file in a missing directory names it", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "nope", "x.zip")}, trust...), query...),
+			wantCode: 1, wantStderr: "directory " + filepath.Join(dir, "nope") + " does not exist; create it first", noFile: filepath.Join(dir, "nope")},
+		{name: "missing trusted key file is named", args: append([]string{"download", "--server", f.srv.URL, "--out", dir, "--trusted-key", filepath.Join(dir, "vendor.keys"), "--tenant", f.tenantID}, query...),
+			wantCode: 1, wantStderr: "trusted key file " + filepath.Join(dir, "vendor.keys") + " does not exist (check the path"},
 		{name: "lying mirror: bytes altered", setup: func() {
 			b := bytes.Clone(f.payload)
 			b[0] ^= 0xff
