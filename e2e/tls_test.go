@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"math/big"
 	"net/http"
@@ -122,7 +123,9 @@ func TestTLS_ControlPlane(t *testing.T) {
 	}
 
 	t.Run("mirror routes need the client certificate and the credential", func(t *testing.T) {
-		credential := mustRun(t, cli, tl.controlplane, "mirror", "create", "--tenant", tenant, "--name", "site-a", "--ca-file", filepath.Join(dir, "ca.crt"))
+		var created struct{ Credential string }
+		json.Unmarshal([]byte(mustRun(t, cli, tl.controlplane, "mirror", "create", "--tenant", tenant, "--name", "site-a", "--ca-file", filepath.Join(dir, "ca.crt"), "-o", "json")), &created)
+		credential := created.Credential
 		call := func(hc *http.Client, token string) int {
 			req, _ := http.NewRequest("GET", cp.url+"/v1/mirror/self", nil)
 			if token != "" {

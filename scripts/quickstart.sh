@@ -73,7 +73,7 @@ TENANT_TOKEN=$($BIN/controlplane token create --role tenant --tenant "$TENANT")
 echo "== mirror: init (its own key), register with the control plane"
 VENDOR_KEY=$(curl -fsS -H "Authorization: Bearer $ADMIN" "http://$CP_ADDR/v1/keys" | sed -E 's/.*"public_key":"([^"]+)".*/\1/')
 MIRROR_PUB=$($BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" --output json | sed -nE 's/.*"public_key": *"([^"]+)".*/\1/p')
-CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --channels stable --public-key "$MIRROR_PUB")
+CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --channels stable --public-key "$MIRROR_PUB" | sed -nE 's/^credential: +//p')
 $BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" \
 	--vendor-url "http://$CP_ADDR" --credential "$CRED" --force >/dev/null
 

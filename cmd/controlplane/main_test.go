@@ -269,9 +269,9 @@ func TestControlplane_AdminCLI(t *testing.T) {
 		t.Fatalf("bundle: %v", err)
 	}
 	t.Run("mirrors, rollouts, entitlements, tokens, api", func(t *testing.T) {
-		cred := c.mustRun("mirror", "create", "--tenant", tenant, "--channels", "stable,beta", "--name", "site")
-		if !strings.HasPrefix(cred, "omc_") {
-			t.Fatalf("mirror create printed %q, want the credential alone", cred)
+		mc := c.mustRun("mirror", "create", "--tenant", tenant, "--channels", "stable,beta", "--name", "site")
+		if !strings.HasPrefix(mc, "mirror:     mir_") || !strings.Contains(mc, "\ncredential: omc_") {
+			t.Fatalf("mirror create printed %q, want the mirror id and the credential", mc)
 		}
 		if list := c.mustRun("mirror", "list", "--tenant", tenant); !strings.Contains(list, "beta,stable") || !strings.Contains(list, "never") {
 			t.Fatalf("mirror list: %s", list)

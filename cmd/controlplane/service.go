@@ -149,13 +149,22 @@ func leaf(use, short string, args cobra.PositionalArgs, fn op) *cobra.Command {
 	}}
 }
 
-// group makes a parent command of leaves that take the client flags.
+// group makes a parent command of leaves that take the client flags. A
+// leaf named list (or printing a list through listed) takes --limit.
 func group(use, short string, leaves ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short}
+	for _, l := range leaves {
+		if l.Name() == "list" || l.Name() == "versions" {
+			l.Flags().Int("limit", defaultLimit, "print at most this many, newest first (0: all)")
+		}
+	}
 	cmd.AddCommand(leaves...)
 	addClientFlags(cmd)
 	return cmd
 }
+
+// defaultLimit is how many items a list command prints unless --limit.
+const defaultLimit = 50
 
 // printed prints an operation's result: as JSON with --output json, else
 // the line text gives.
@@ -168,14 +177,32 @@ func printed[T any](cmd *cobra.Command, text func(T) string) func(T, error) erro
 	}
 }
 
-// listed prints a whole list: {"items": […]} as JSON, else a table.
+// listed prints a list: {"items": […]} as JSON, else a table. Lists come
+// oldest first (ids grow with time); with --limit the command prints the
+// newest first, at most that many.
 func listed[T any](cmd *cobra.Command, header string, row func(T) []any) func([]T, error) error {
 	return func(list []T, err error) error {
 		if err != nil {
 			return err
 		}
-		return items(cmd, list, header, row)
+		return items(cmd, newestFirst(cmd, list), header, row)
 	}
+}
+
+// newestFirst reverses an oldest-first list and keeps --limit items.
+func newestFirst[T any](cmd *cobra.Command, list []T) []T {
+	if cmd.Flags().Lookup("limit") == nil {
+		return list
+	}
+	limit, _ := cmd.Flags().GetInt("limit")
+	out := make([]T, 0, len(list))
+	for i := len(list) - 1; i >= 0; i-- {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, list[i])
+	}
+	return out
 }
 
 // str reads a string flag the command defines.

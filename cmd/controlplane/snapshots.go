@@ -11,6 +11,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/fsutil"
+	"github.com/outpost/outpost/internal/store"
 )
 
 func snapshotCmd() *cobra.Command {
@@ -20,7 +21,31 @@ func snapshotCmd() *cobra.Command {
 		})(svc.BuildSnapshot(ctx, str(cmd, "tenant")))
 	})
 	build.Flags().String("tenant", "", "tenant id")
-	return group("snapshot", "Build and inspect signed tenant snapshots", build)
+	list := leaf("list", "List a tenant's snapshots", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		snaps := func(ctx context.Context, pg store.Page) ([]*catalog.Snapshot, string, error) {
+			return svc.Snapshots(ctx, str(cmd, "tenant"), pg)
+		}
+		return listed(cmd, "SNAPSHOT\tSEQUENCE\tCREATED\tEXPIRES\tSHA256", func(s *catalog.Snapshot) []any {
+			return []any{s.SnapshotID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash}
+		})(all(ctx, snaps))
+	})
+	list.Flags().String("tenant", "", "tenant id")
+	show := leaf("show SNAPSHOT_ID", "Show a snapshot (with --envelope, print its signed DSSE envelope)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		s, err := svc.Snapshot(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if env, _ := cmd.Flags().GetBool("envelope"); env {
+			_, err := cmd.OutOrStdout().Write(append(s.Envelope, '\n'))
+			return err
+		}
+		return output(cmd, s, func(w io.Writer) {
+			fmt.Fprintf(w, "snapshot: %s\ntenant:   %s\nsequence: %d\ncreated:  %s\nexpires:  %s\nsha256:   %s\n",
+				s.SnapshotID, s.TenantID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash)
+		})
+	})
+	show.Flags().Bool("envelope", false, "print the signed envelope (JSON) instead")
+	return group("snapshot", "Build and inspect signed tenant snapshots", build, list, show)
 }
 
 // bundleView is what `bundle export` prints as JSON.
