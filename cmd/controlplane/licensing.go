@@ -106,7 +106,7 @@ func entitlementCmd() *cobra.Command {
 			fmt.Fprintf(w, "mirror %s takes effect with the next snapshot: `controlplane snapshot build --tenant %s` (or a bundle export for an air-gapped site)\n", mirrorID, e.TenantID)
 		})
 	})
-	delegate.Flags().String("mirror", "", "mirror id (mir_…, printed by `mirror create` and `mirror list`)")
+	delegate.Flags().String("mirror", "", "mirror id (mir_…, printed by 'mirror create' and 'mirror list')")
 	delegate.Flags().Int("seats", 0, "seats the mirror may hand out offline; 0 takes them back")
 	return group("entitlement", "Licences: entitlements (docs/licensing.md)", create, list, show, update, delegate)
 }

@@ -105,6 +105,9 @@ func TestControlplane_InitAndTokens(t *testing.T) {
 	if err := json.Unmarshal([]byte(keys), &kl); err != nil || len(kl.Items) != 1 {
 		t.Fatalf("keys list: %v %s", err, keys)
 	}
+	if text := c.mustRun("keys", "list"); !strings.HasPrefix(text, "KEY ") || !strings.Contains(strings.SplitN(text, "\n", 2)[0], "PUBLIC KEY") {
+		t.Fatalf("keys list has no header row:\n%s", text)
+	}
 	admin2 := c.mustRun("token", "create", "--role", "admin")
 	if !strings.HasPrefix(admin2, "opt_") || admin2 == token {
 		t.Fatalf("token create printed %q", admin2)

@@ -24,7 +24,7 @@ func mirrorCmd() *cobra.Command {
 	create.Flags().String("tenant", "", "tenant id")
 	create.Flags().String("name", "mirror", "a label for the site")
 	create.Flags().StringSlice("channels", []string{"stable"}, "channels the mirror may sync (comma-separated)")
-	create.Flags().String("public-key", "", "the mirror's public key (base64, printed by `mirror init`); needed for offline leases")
+	create.Flags().String("public-key", "", "the mirror's public key (base64, printed by 'mirror init'); needed for offline leases")
 	list := leaf("list", "List a tenant's mirrors", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		mirrors := func(ctx context.Context, pg store.Page) ([]*catalog.Mirror, string, error) {
 			return svc.Mirrors(ctx, str(cmd, "tenant"), pg)

@@ -348,7 +348,7 @@ func syncCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().Bool("once", true, "sync once and exit (the only mode; `serve` loops)")
+	cmd.Flags().Bool("once", true, "sync once and exit: always so, kept for scripts ('mirror serve' is the loop)")
 	return cmd
 }
 

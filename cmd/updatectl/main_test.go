@@ -134,6 +134,8 @@ func newFixture(t *testing.T) *fixture {
 		case f.status != 0:
 			w.WriteHeader(f.status)
 			w.Write([]byte(`{"error":{"code":"internal","message":"internal error"}}`))
+		case r.URL.Query().Get("version") == "1.9.0":
+			w.Write([]byte(`{"update_available":false,"action":"NONE","reason":"newer release not rolled out to this client"}`))
 		case r.URL.Query().Get("version") == "2.0.0":
 			w.Write([]byte(`{"update_available":false,"action":"NONE","reason":"no newer release"}`))
 		default:
@@ -218,7 +220,11 @@ func TestUpdatectl_ExitCodes(t *testing.T) {
 		{name: "download verified", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "ok.zip")}, trust...), query...),
 			wantCode: 0, wantStdout: filepath.Join(dir, "ok.zip"), wantFile: filepath.Join(dir, "ok.zip")},
 		{name: "download into directory", args: append(append([]string{"download", "--server", f.srv.URL, "--out", dir}, trust...), query...),
-			wantCode: 0, wantFile: filepath.Join(dir, f.prdID+"-2.0.0-linux-x64.zip")},
+			wantCode: 0, wantFile: filepath.Join(dir, "App-2.0.0-linux-x64.zip"), noFile: filepath.Join(dir, "."+f.prdID+"-2.0.0-linux-x64.zip.download")},
+		{name: "check left out of a rollout says so", args: []string{"check", "--server", f.srv.URL, "--product", f.prdID, "--version", "1.9.0", "--client-id", "c7"},
+			wantCode: 0, wantStdout: "no update yet: a newer release is rolling out to a share of clients that does not include this one (--client-id c7)"},
+		{name: "check without a client id, left out of a rollout", args: []string{"check", "--server", f.srv.URL, "--product", f.prdID, "--version", "1.9.0"},
+			wantCode: 0, wantStdout: "a client without --client-id is in none"},
 		{name: "download up to date", args: append([]string{"download", "--server", f.srv.URL, "--product", f.prdID, "--version", "2.0.0", "--out", filepath.Join(dir, "none")}, trust...),
 			wantCode: 0, wantStderr: "up to date", noFile: filepath.Join(dir, "none")},
 		{name: "download into a missing directory names it", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "nope") + "/"}, trust...), query...),
