@@ -168,3 +168,26 @@ func TestControlplane_CLICoverage(t *testing.T) {
 		}
 	})
 }
+
+// TestControlplane_UploadProgress: uploads report bytes done, the total
+// and the rate on stderr (log lines off a terminal; the interval is
+// shortened through OUTPOST_PROGRESS_INTERVAL so every read reports).
+func TestControlplane_UploadProgress(t *testing.T) {
+	c := newCP(t)
+	c.mustRun("init")
+	file := filepath.Join(t.TempDir(), "app.bin")
+	os.WriteFile(file, bytes.Repeat([]byte("x"), 3<<20), 0o644)
+	c.env = []string{"OUTPOST_PROGRESS_INTERVAL=1ns"}
+	out, errs, err := c.run("artifact", "upload", file)
+	if err != nil || !catalog.ValidID(catalog.PrefixArtifact, strings.TrimSpace(out)) {
+		t.Fatalf("artifact upload: %v %q %q", err, out, errs)
+	}
+	for _, want := range []string{"hash app.bin: ", "upload app.bin: 3.0 MiB / 3.0 MiB (100%), "} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr %q, want %q", errs, want)
+		}
+	}
+	if strings.Contains(errs, "\r") {
+		t.Errorf("carriage returns off a terminal: %q", errs)
+	}
+}

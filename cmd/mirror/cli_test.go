@@ -145,3 +145,51 @@ func TestMirror_Messages(t *testing.T) {
 		}
 	})
 }
+
+// TestMirror_Progress: `mirror sync` and `mirror import` report bytes,
+// the total and the rate on stderr (log lines off a terminal; the
+// interval shortened so every read reports).
+func TestMirror_Progress(t *testing.T) {
+	bin := buildOnce(t)
+	v := synctest.NewVendor(t)
+	cp := synctest.NewControlPlane(t)
+	art := synctest.Art{ID: "art_p", Data: synctest.Random(1 << 20)}
+	env := v.Sign(t, v.Manifest(1, []synctest.Art{art}))
+	cp.Publish(env, 1, map[string][]byte{"art_p": art.Data})
+	progressEnv := append(os.Environ(), "OUTPOST_PROGRESS_INTERVAL=1ns")
+
+	t.Run("sync", func(t *testing.T) {
+		config := writeConfig(t, t.TempDir(), v, cp)
+		cmd := exec.Command(bin, "sync", "--config", config)
+		cmd.Env = progressEnv
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("sync: %v %s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "sync download: 1.0 MiB / 1.0 MiB (100%)") {
+			t.Errorf("stderr %q, want the download's progress", stderr.String())
+		}
+	})
+	t.Run("import", func(t *testing.T) {
+		dir := t.TempDir()
+		mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub))
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf)
+		w.WriteSnapshot(env)
+		w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
+		w.Close()
+		file := filepath.Join(t.TempDir(), "b.tar")
+		os.WriteFile(file, buf.Bytes(), 0o600)
+		cmd := exec.Command(bin, "import", file, "--data-dir", dir)
+		cmd.Env = progressEnv
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("import: %v %s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "import: ") || !strings.Contains(stderr.String(), "(100%)") {
+			t.Errorf("stderr %q, want the bundle's progress", stderr.String())
+		}
+	})
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/progress"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
@@ -334,7 +335,10 @@ func syncCmd() *cobra.Command {
 				if a.src == nil {
 					return errors.New("sync: no source configured (source: none); use `mirror import BUNDLE`")
 				}
+				meter := progress.New(cmd.ErrOrStderr(), "sync download", 0, progress.Options{})
+				a.syncer.SetProgress(meter)
 				res, err := a.syncer.Once(ctx)
+				meter.Finish()
 				if err != nil {
 					return fmt.Errorf("sync: %w", err)
 				}
@@ -369,7 +373,16 @@ func importCmd() *cobra.Command {
 					defer f.Close()
 					r = f
 				}
+				size := int64(-1)
+				if f, ok := r.(*os.File); ok {
+					if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+						size = fi.Size()
+					}
+				}
+				meter := progress.New(cmd.ErrOrStderr(), "import", size, progress.Options{})
+				r = meter.Reader(r)
 				rep, err := a.syncer.Import(ctx, r, dry)
+				meter.Finish()
 				if err != nil {
 					return fmt.Errorf("import %s: %w", args[0], err)
 				}
