@@ -45,7 +45,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), apiCmd())
 	root.AddCommand(tenantCmd(), productCmd(), artifactCmd(), releaseCmd())
 	root.AddCommand(rolloutCmd(), policyCmd(), blockedCmd(), entitlementCmd(), seatCmd(), mirrorCmd())
-	root.AddCommand(snapshotCmd(), bundleCmd(), backupCmd(), reportCmd(), webhookCmd())
+	root.AddCommand(snapshotCmd(), bundleCmd(), backupCmd(), reportCmd(), mirrorAuditCmd(), webhookCmd())
 	root.AddCommand(rootCmd())
 	return root
 }

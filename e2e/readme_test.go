@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/outpost/outpost/internal/testenv"
+)
+
+// walker runs README blocks as written: in one directory, with the three
+// binaries on PATH under their own names and the vendor's
+// OUTPOST_SERVER/OUTPOST_TOKEN set as the README's Publishing section
+// says.
+type walker struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+func newWalker(t *testing.T, tl tools, cp *controlPlane) *walker {
+	path := testenv.PathWith(t, map[string]string{"controlplane": tl.controlplane, "mirror": tl.mirror, "updatectl": tl.updatectl})
+	env := baseEnv("PATH="+path, "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin, "OUTPOST_LOG_LEVEL=warn")
+	return &walker{t: t, dir: t.TempDir(), env: env}
+}
+
+// run runs one block with sh -e and returns its output.
+func (w *walker) run(block string) string {
+	w.t.Helper()
+	cmd := exec.Command("sh", "-e", "-c", block)
+	cmd.Dir, cmd.Env = w.dir, w.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("README block failed: %v\n--- block\n%s--- output\n%s", err, block, out)
+	}
+	return string(out)
+}
+
+// TestReadme_AirGapLeases walks the README's air-gapped licences section:
+// a bundle-only mirror with delegated seats serves a lease, and its lease
+// audit and install report go back to the vendor by file.
+func TestReadme_AirGapLeases(t *testing.T) {
+	tl := buildTools(t)
+	cp := newControlPlane(t, tl, nil)
+	cp.serve()
+	blocks := testenv.DocBlocks(t, "README.md", "walk airgap")
+	if len(blocks) != 2 {
+		t.Fatalf("README has %d air-gap walk blocks, want 2", len(blocks))
+	}
+	w := newWalker(t, tl, cp)
+	randomFile(t, w.dir, "acme-2.0.0.tar.gz", 64<<10)
+	w.run(blocks[0])
+
+	// What the README says happens between the blocks: serve, a lease.
+	var ents struct {
+		Items []struct {
+			EntitlementID string `json:"entitlement_id"`
+		}
+	}
+	var tenants struct {
+		Items []struct {
+			TenantID string `json:"tenant_id"`
+		}
+	}
+	json.Unmarshal([]byte(cp.cli("tenant", "list", "-o", "json")), &tenants)
+	if len(tenants.Items) != 1 {
+		t.Fatalf("tenants after the block: %+v", tenants.Items)
+	}
+	json.Unmarshal([]byte(cp.cli("entitlement", "list", "--tenant", tenants.Items[0].TenantID, "-o", "json")), &ents)
+	if len(ents.Items) != 1 {
+		t.Fatalf("entitlements after the block: %+v", ents.Items)
+	}
+	addr := testenv.FreePort(t)
+	data := filepath.Join(w.dir, "acme-mirror")
+	m := startProc(t, "mirror", filepath.Join(w.dir, "mirror.log"), baseEnv("OUTPOST_LOG_LEVEL=warn"), tl.mirror, "serve", "--data-dir", data, "--listen", addr)
+	waitHTTP(t, m, "http://"+addr+"/readyz", http.StatusOK)
+	state := filepath.Join(w.dir, "updatectl-state.json")
+	for _, subject := range []string{"host-1", "host-2"} {
+		mustRun(t, baseEnv(), tl.updatectl, "--server", "http://"+addr, "--state-file", state,
+			"lease", "acquire", "--entitlement", ents.Items[0].EntitlementID, "--subject-id", subject)
+	}
+	m.stop(t)
+
+	out := w.run(blocks[1])
+	if !strings.Contains(out, "imported 2 new audit event(s)") && !strings.Contains(out, "imported 3 new audit event(s)") {
+		t.Errorf("mirror-audit import printed:\n%s\nwant the two leases (and the import) ingested", out)
+	}
+	var issued struct {
+		Items []json.RawMessage
+	}
+	json.Unmarshal([]byte(cp.cli("api", "GET", "/v1/audit-events?event_type=mirror.lease.issued")), &issued)
+	if len(issued.Items) != 2 {
+		t.Errorf("vendor audit log has %d mirror.lease.issued events, want 2", len(issued.Items))
+	}
+	t.Run("importing again changes nothing", func(t *testing.T) {
+		if got := cp.cli("mirror-audit", "import", filepath.Join(w.dir, "acme-audit.jsonl")); !strings.Contains(got, "imported 0 new") {
+			t.Errorf("second import: %q", got)
+		}
+	})
+	t.Run("a file that is no export is refused", func(t *testing.T) {
+		bad := filepath.Join(w.dir, "bad.jsonl")
+		os.WriteFile(bad, []byte("{\"hello\":1}\n"), 0o644)
+		env := append(append([]string{}, cp.env...), "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin)
+		r := run(t, env, tl.controlplane, "mirror-audit", "import", bad)
+		if r.code == 0 || !strings.Contains(r.stderr, "mirror audit export") {
+			t.Errorf("bad file: exit %d, %q", r.code, r.stderr)
+		}
+	})
+}
