@@ -111,3 +111,37 @@ func TestReadme_AirGapLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestReadme_Walk runs the README's publishing and mirror blocks as one
+// script, as written, on a fresh directory and a loopback control plane,
+// then checks what they left: a mirror holding the signed snapshot.
+func TestReadme_Walk(t *testing.T) {
+	tl := buildTools(t)
+	cp := newControlPlane(t, tl, nil)
+	cp.serve()
+	w := newWalker(t, tl, cp)
+	randomFile(t, w.dir, "acme-2.0.0.msi", 128<<10)
+	out := w.run(strings.Join(testenv.DocBlocks(t, "README.md", "walk main"), "\n"))
+	if !strings.Contains(out, "committed snapshot") || !strings.Contains(out, "sequence 1") {
+		t.Fatalf("the walk's mirror sync and status printed:\n%s", out)
+	}
+	var rollouts struct {
+		Items []struct {
+			Channel    string  `json:"channel"`
+			Percentage float64 `json:"percentage"`
+		}
+	}
+	var products struct {
+		Items []struct {
+			ProductID string `json:"product_id"`
+		}
+	}
+	json.Unmarshal([]byte(cp.cli("product", "list", "-o", "json")), &products)
+	if len(products.Items) != 1 {
+		t.Fatalf("products: %+v", products.Items)
+	}
+	json.Unmarshal([]byte(cp.cli("rollout", "list", "--product", products.Items[0].ProductID, "-o", "json")), &rollouts)
+	if len(rollouts.Items) != 1 || rollouts.Items[0].Channel != "stable" || rollouts.Items[0].Percentage != 10 {
+		t.Errorf("rollouts after the walk: %+v", rollouts.Items)
+	}
+}
