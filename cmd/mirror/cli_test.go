@@ -134,6 +134,18 @@ func TestMirror_Messages(t *testing.T) {
 	}
 	d.kill9()
 
+	t.Run("sync from an unreachable vendor names vendor_url", func(t *testing.T) {
+		other := t.TempDir()
+		down := "http://" + testenv.FreePort(t)
+		mustRun(t, bin, "init", "--data-dir", other, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub),
+			"--vendor-url", down, "--credential", "omc_x")
+		cmd := exec.Command(bin, "sync", "--data-dir", other, "--log-level", "error")
+		cmd.Env = append(os.Environ(), "OUTPOST_RETRY_MAX_ELAPSED=1s")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "connection refused") || !strings.Contains(string(out), "check vendor_url in mirror.yaml (or OUTPOST_VENDOR_URL)") {
+			t.Fatalf("sync: %v %s", err, out)
+		}
+	})
 	t.Run("verify on an air-gapped mirror points at a bundle, not sync", func(t *testing.T) {
 		blob := filepath.Join(dir, "blobs", "sha256", synctest.SHA(art.Data)[:2], synctest.SHA(art.Data))
 		if err := os.WriteFile(blob, []byte("xyz"), 0o644); err != nil {

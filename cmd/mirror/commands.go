@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -340,7 +341,7 @@ func syncCmd() *cobra.Command {
 				res, err := a.syncer.Once(ctx)
 				meter.Finish()
 				if err != nil {
-					return fmt.Errorf("sync: %w", err)
+					return fmt.Errorf("sync: %w%s", err, unreachableHint(err, a.cfg))
 				}
 				return output(cmd, res, func(w io.Writer) {
 					if res.Changed {
@@ -595,4 +596,16 @@ func refetchHint(source string) string {
 		return "this mirror has no sync source (source: none): ask the vendor for a full bundle (`controlplane bundle export --tenant …`) and import it (`mirror import BUNDLE`, or drop it into the inbox)"
 	}
 	return "run `mirror sync` to fetch them again"
+}
+
+// unreachableHint names the config keys behind a source that could not be
+// reached ("" for other errors).
+func unreachableHint(err error, cfg *Config) string {
+	var op *net.OpError
+	if !errors.As(err, &op) {
+		return ""
+	}
+	key := map[string]string{"controlplane": "vendor_url", "upstream": "upstream_url", "s3": "s3.endpoint"}[cfg.Source]
+	return fmt.Sprintf("; the %s source could not be reached (retried for retry_max_elapsed, %s): check %s in mirror.yaml (or OUTPOST_%s), and that it is up",
+		cfg.Source, cfg.RetryMaxElapsed, key, strings.ToUpper(strings.ReplaceAll(key, ".", "_")))
 }
