@@ -70,6 +70,15 @@ func TestControlplane_CLICoverage(t *testing.T) {
 		if _, errs, err := c.run("rollout", "create", "--release", rel1, "--channel", "beta"); err == nil || !strings.Contains(errs, "not in product") {
 			t.Errorf("a channel the release is not in: %v %q", err, errs)
 		}
+		staged := c.mustRun("rollout", "create", "--release", rel1, "--percentage", "5",
+			"--schedule", `{"steps":[{"percentage":5,"min_dwell":"24h"},{"percentage":100,"min_dwell":"0s"}]}`,
+			"--health-gate", `{"min_installs":50,"max_failure_rate":2.5}`)
+		if show := c.mustRun("rollout", "show", staged); !strings.Contains(show, "schedule:    {") || !strings.Contains(show, "health gate: {") {
+			t.Errorf("rollout show of a scheduled rollout:\n%s", show)
+		}
+		if _, errs, err := c.run("rollout", "create", "--release", rel1, "--schedule", "{nope"); err == nil || !strings.Contains(errs, "--schedule must be JSON") {
+			t.Errorf("bad --schedule: %v %q", err, errs)
+		}
 	})
 
 	t.Run("policies: create, update, versions, show", func(t *testing.T) {
