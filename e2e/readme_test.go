@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -143,5 +147,92 @@ func TestReadme_Walk(t *testing.T) {
 	json.Unmarshal([]byte(cp.cli("rollout", "list", "--product", products.Items[0].ProductID, "-o", "json")), &rollouts)
 	if len(rollouts.Items) != 1 || rollouts.Items[0].Channel != "stable" || rollouts.Items[0].Percentage != 10 {
 		t.Errorf("rollouts after the walk: %+v", rollouts.Items)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestQuickstart_MakeRun runs scripts/quickstart.sh (what `make run`
+// runs) on loopback ports and a temporary directory, then the commands
+// its "Try it" section prints, as printed, then stops it as Ctrl-C does.
+func TestQuickstart_MakeRun(t *testing.T) {
+	tl := buildTools(t)
+	bins := t.TempDir()
+	for name, bin := range map[string]string{"controlplane": tl.controlplane, "mirror": tl.mirror, "updatectl": tl.updatectl} {
+		if err := os.Symlink(bin, filepath.Join(bins, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	demo := filepath.Join(t.TempDir(), "demo")
+	cmd := exec.Command("bash", filepath.Join(testenv.RepoRoot(t), "scripts", "quickstart.sh"))
+	cmd.Env = baseEnv("QUICKSTART_BIN="+bins, "QUICKSTART_DIR="+demo, "CP_ADDR="+testenv.FreePort(t), "MIRROR_ADDR="+testenv.FreePort(t))
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-done
+		}
+	})
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		select {
+		case err := <-done:
+			t.Fatalf("quickstart exited early (%v):\n%s", err, out.String())
+		case <-deadline:
+			t.Fatalf("quickstart not ready after 2 minutes:\n%s", out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	text := out.String()
+	try := text[strings.Index(text, "Try it"):strings.Index(text, "Press Ctrl-C")]
+	try = try[strings.Index(try, "\n")+1:]
+	sh := exec.Command("bash", "-c", try)
+	sh.Dir, sh.Env = demo, baseEnv()
+	got, _ := sh.CombinedOutput() // updatectl check exits 10 when an update is offered
+	// laptop-42 is inside the 50% rollout of 1.1.0 or not (the rollout id
+	// is new each run): either answer, stated as such, is right.
+	checks := []struct{ name, a, b string }{
+		{"check", "update available: ", "no update yet: a newer release is rolling out"},
+		{"download, named after the product", filepath.Join(demo, "Demo_App-1.1.0-linux-x64.tar.gz"), filepath.Join(demo, "Demo_App-1.0.0-linux-x64.tar.gz")},
+		{"the control plane's answer", `"update_available":true`, `"reason":"newer release not rolled out to this client"`},
+		{"the mirror's status", `"snapshot":{"snapshot_id"`, `"snapshot":{"snapshot_id"`},
+		{"release list", "RELEASE", "RELEASE"},
+	}
+	for _, c := range checks {
+		if !strings.Contains(string(got), c.a) && !strings.Contains(string(got), c.b) {
+			t.Errorf("%s: the Try it commands printed:\n%s\nwant %q or %q", c.name, got, c.a, c.b)
+		}
+	}
+	if strings.Contains(string(got), "command not found") || strings.Contains(string(got), "Error") {
+		t.Errorf("a Try it command failed:\n%s", got)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Errorf("quickstart exited with %v on SIGTERM:\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "stopped.") {
+		t.Errorf("quickstart did not stop cleanly:\n%s", out.String())
 	}
 }

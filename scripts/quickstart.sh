@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=./bin
+BIN=${QUICKSTART_BIN:-./bin}         # where the binaries are (TestQuickstart_MakeRun sets it)
 CP_ADDR=${CP_ADDR:-127.0.0.1:8440}
 MIRROR_ADDR=${MIRROR_ADDR:-127.0.0.1:8441}
-DEMO=./data/demo
+DEMO=${QUICKSTART_DIR:-./data/demo} # rebuilt each run
 CP_DATA=$DEMO/controlplane
 MIRROR_DATA=$DEMO/mirror
 
@@ -104,7 +104,7 @@ In a browser:
                   (or as the tenant, who sees only its own pages: $TENANT_TOKEN)
   status page     http://$MIRROR_ADDR/
                   mirror admin token for the bundle upload: $MIRROR_ADMIN
-                  (a bundle to try: $BIN/controlplane bundle export --tenant $TENANT --out /tmp/demo.tar,
+                  (a bundle to try: $BIN/controlplane bundle export --tenant $TENANT --out $DEMO/demo.tar,
                    with the two admin variables below exported)
 
 Try it (another terminal):
@@ -115,7 +115,7 @@ Try it (another terminal):
 
   # Download it, verifying size, sha256 and the vendor's signature on the snapshot:
   $BIN/updatectl download --server http://$MIRROR_ADDR --tenant $TENANT --trusted-key $VENDOR_KEY \\
-      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --client-id laptop-42 --out /tmp/
+      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --client-id laptop-42 --out $DEMO/
 
   # The same question to the control plane (online clients use a tenant token):
   curl -s -H 'Authorization: Bearer $TENANT_TOKEN' \\
