@@ -116,9 +116,10 @@ func TestReadme_AirGapLeases(t *testing.T) {
 	})
 }
 
-// TestReadme_Walk runs the README's publishing and mirror blocks as one
-// script, as written, on a fresh directory and a loopback control plane,
-// then checks what they left: a mirror holding the signed snapshot.
+// TestReadme_Walk runs the README's publishing, mirror and bundle blocks
+// as one script, as written, on a fresh directory and a loopback control
+// plane, then checks what they left: a mirror that synced snapshot 1 and
+// imported snapshot 2 from a bundle.
 func TestReadme_Walk(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
@@ -126,8 +127,13 @@ func TestReadme_Walk(t *testing.T) {
 	w := newWalker(t, tl, cp)
 	randomFile(t, w.dir, "acme-2.0.0.msi", 128<<10)
 	out := w.run(strings.Join(testenv.DocBlocks(t, "README.md", "walk main"), "\n"))
-	if !strings.Contains(out, "committed snapshot") || !strings.Contains(out, "sequence 1") {
-		t.Fatalf("the walk's mirror sync and status printed:\n%s", out)
+	for _, want := range []string{"committed snapshot", "sequence 1", "would import snapshot", "imported snapshot"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the walk printed:\n%s\nwant %q", out, want)
+		}
+	}
+	if got := run(t, baseEnv(), tl.mirror, "status", "--data-dir", filepath.Join(w.dir, "acme-site")); !strings.Contains(got.stdout, "sequence 2") {
+		t.Errorf("after the bundle the mirror holds:\n%s", got.stdout)
 	}
 	var rollouts struct {
 		Items []struct {
