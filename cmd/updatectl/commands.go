@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/client"
+	"github.com/outpost/outpost/internal/progress"
 )
 
 // queryFlags binds the update-check flags to q. Platform and arch default
@@ -127,15 +128,15 @@ func (a *app) downloadCmd() *cobra.Command {
 				return usageError{err}
 			}
 			var bar *progressBar
-			if isTerminal(a.stderr) {
+			if progress.IsTerminal(a.stderr) {
 				bar = newProgressBar(a.stderr, filepath.Base(dest))
 			}
-			var progress func(int64, int64)
+			var onBytes func(int64, int64)
 			if bar != nil {
-				progress = bar.update
+				onBytes = bar.update
 			}
 			started := time.Now()
-			err = c.Download(cmd.Context(), d, dest, progress)
+			err = c.Download(cmd.Context(), d, dest, onBytes)
 			if bar != nil {
 				bar.finish()
 			}
