@@ -26,3 +26,17 @@ func TestHelp_FlagUsagesRead(t *testing.T) {
 	}
 	walk(newRoot(io.Discard, io.Discard))
 }
+
+// TestHelp_Completion: the binary prints shell completion scripts.
+func TestHelp_Completion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		t.Run(shell, func(t *testing.T) {
+			var out strings.Builder
+			root := newRoot(&out, io.Discard)
+			root.SetArgs([]string{"completion", shell})
+			if err := root.Execute(); err != nil || !strings.Contains(out.String(), "mirror") {
+				t.Errorf("completion %s: %v, %d bytes", shell, err, out.Len())
+			}
+		})
+	}
+}

@@ -364,3 +364,16 @@ func TestRenderBar_Shapes(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdatectl_Completion: updatectl has shell completion like the other
+// binaries (`updatectl completion bash|zsh|fish|powershell`).
+func TestUpdatectl_Completion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		t.Run(shell, func(t *testing.T) {
+			code, out, errs := run_(t, nil, "completion", shell)
+			if code != 0 || !strings.Contains(out, "updatectl") {
+				t.Errorf("exit %d, %d bytes, stderr %q", code, len(out), errs)
+			}
+		})
+	}
+}
