@@ -79,6 +79,10 @@ func TestControlplane_CLICoverage(t *testing.T) {
 		if _, errs, err := c.run("rollout", "create", "--release", rel1, "--schedule", "{nope"); err == nil || !strings.Contains(errs, "--schedule must be JSON") {
 			t.Errorf("bad --schedule: %v %q", err, errs)
 		}
+		c.mustRun("rollout", "set", staged, "--health-gate", "null")
+		if show := c.mustRun("rollout", "show", staged); strings.Contains(show, "health gate:") || !strings.Contains(show, "schedule:") {
+			t.Errorf("rollout show after removing the gate:\n%s", show)
+		}
 	})
 
 	t.Run("policies: create, update, versions, show", func(t *testing.T) {
@@ -155,6 +159,17 @@ func TestControlplane_CLICoverage(t *testing.T) {
 		}
 		if seats := c.mustRun("seat", "list", "--entitlement", ent); !strings.HasPrefix(seats, "SEAT") || rows(seats) != 0 {
 			t.Fatalf("seat list:\n%s", seats)
+		}
+		explicit := c.mustRun("entitlement", "create", "--tenant", other, "--product", product, "--policy", `{"max_seats":2,"seat_assignment_mode":"explicit"}`)
+		seat := c.mustRun("seat", "assign", "--entitlement", explicit, "--subject-id", "host-1")
+		if seats := c.mustRun("seat", "list", "--entitlement", explicit); rows(seats) != 1 || !strings.Contains(seats, seat) || !strings.Contains(seats, "host-1") {
+			t.Fatalf("seat list after assign:\n%s", seats)
+		}
+		if got := c.mustRun("seat", "revoke", seat, "--entitlement", explicit); !strings.Contains(got, "revoked") {
+			t.Fatalf("seat revoke: %q", got)
+		}
+		if row := firstRow(t, c.mustRun("seat", "list", "--entitlement", explicit)); strings.HasSuffix(strings.TrimSpace(row), " -") {
+			t.Fatalf("seat list after revoke shows no revocation time: %q", row)
 		}
 	})
 

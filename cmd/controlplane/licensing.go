@@ -126,7 +126,18 @@ func seatCmd() *cobra.Command {
 		})(all(ctx, seats))
 	})
 	list.Flags().String("entitlement", "", "entitlement id")
-	return group("seat", "Seat assignments of an entitlement (docs/licensing.md)", list)
+	assign := leaf("assign", "Assign a seat to a subject (needed with seat_assignment_mode explicit) and print its id", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		in := controlplane.Subject{SubjectType: str(cmd, "subject-type"), SubjectID: str(cmd, "subject-id")}
+		return printed(cmd, func(a *catalog.SeatAssignment) string { return a.SeatAssignmentID })(svc.AssignSeat(ctx, str(cmd, "entitlement"), in))
+	})
+	assign.Flags().String("entitlement", "", "entitlement id")
+	assign.Flags().String("subject-type", "machine", "user, machine or device")
+	assign.Flags().String("subject-id", "", "who gets the seat")
+	revoke := leaf("revoke SEAT_ID", "Revoke a seat assignment", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		return printed(cmd, func(a *catalog.SeatAssignment) string { return a.SeatAssignmentID + "\trevoked" })(svc.RevokeSeat(ctx, str(cmd, "entitlement"), args[0]))
+	})
+	revoke.Flags().String("entitlement", "", "entitlement id")
+	return group("seat", "Seat assignments of an entitlement (docs/licensing.md)", assign, list, revoke)
 }
 
 // withMirrorSeats sets policy_json's mirror_seats[mirrorID] to seats (0

@@ -66,7 +66,7 @@ func rolloutCmd() *cobra.Command {
 			}
 		})
 	})
-	set := leaf("set ROLLOUT_ID", "Change a rollout's percentage or status (active, paused, completed, killed)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	set := leaf("set ROLLOUT_ID", "Change a rollout's percentage, status (active, paused, completed, killed), schedule or health gate", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		var in controlplane.RolloutPatch
 		if cmd.Flags().Changed("percentage") {
 			pct, _ := cmd.Flags().GetFloat64("percentage")
@@ -75,8 +75,15 @@ func rolloutCmd() *cobra.Command {
 		if cmd.Flags().Changed("status") {
 			in.Status = new(str(cmd, "status"))
 		}
-		if in.Percentage == nil && in.Status == nil {
-			return usageError(errors.New("give --percentage and/or --status"))
+		var err error
+		if in.Schedule, err = jsonFlag(cmd, "schedule"); err != nil {
+			return err
+		}
+		if in.HealthGate, err = jsonFlag(cmd, "health-gate"); err != nil {
+			return err
+		}
+		if in.Percentage == nil && in.Status == nil && in.Schedule == nil && in.HealthGate == nil {
+			return usageError(errors.New("give --percentage, --status, --schedule and/or --health-gate"))
 		}
 		return printed(cmd, func(r *catalog.Rollout) string {
 			return fmt.Sprintf("%s\t%s\t%g%%", r.RolloutID, r.Status, r.Percentage)
@@ -84,6 +91,8 @@ func rolloutCmd() *cobra.Command {
 	})
 	set.Flags().Float64("percentage", 0, "share of clients, 0-100")
 	set.Flags().String("status", "", "active, paused, completed or killed")
+	set.Flags().String("schedule", "", "replace the schedule, JSON (docs/fleet.md); null removes it")
+	set.Flags().String("health-gate", "", "replace the health gate, JSON (docs/fleet.md); null removes it")
 	list := leaf("list", "List a product's rollouts", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		rollouts := func(ctx context.Context, pg store.Page) ([]*catalog.Rollout, string, error) {
 			return svc.Rollouts(ctx, str(cmd, "product"), pg)
