@@ -112,8 +112,8 @@ func TestTLS_ControlPlane(t *testing.T) {
 	if !strings.HasPrefix(tenant, "ten_") {
 		t.Fatalf("tenant create over TLS printed %q", tenant)
 	}
-	if r := run(t, cli, tl.controlplane, "tenant", "list"); r.code == 0 || !strings.Contains(r.stderr, "certificate") {
-		t.Fatalf("CLI without --ca-file: exit %d %q, want a certificate error", r.code, r.stderr)
+	if r := run(t, cli, tl.controlplane, "tenant", "list"); r.code == 0 || !strings.Contains(r.stderr, "certificate") || !strings.Contains(r.stderr, "pin its CA with --ca-file (or OUTPOST_CA_FILE)") {
+		t.Fatalf("CLI without --ca-file: exit %d %q, want a certificate error naming --ca-file", r.code, r.stderr)
 	}
 	if resp, err := http.Get("http://" + cp.addr + "/readyz"); err == nil {
 		resp.Body.Close()

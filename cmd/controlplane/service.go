@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -90,6 +91,8 @@ func remoteError(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w; the control plane at %s refused the token: pass an admin token with --token or OUTPOST_TOKEN (`controlplane token create --role admin` on the data dir makes one)", err, server)
 	case errors.As(err, &we) && we.Status == http.StatusForbidden:
 		return fmt.Errorf("%w; the token's role may not do this: use an admin token (--token or OUTPOST_TOKEN)", err)
+	case we == nil && catalog.ErrorCode(err) == catalog.EUNAVAILABLE && (strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:")):
+		return fmt.Errorf("the control plane at %s (%s) was reached but its TLS certificate was not accepted: %w; pin its CA with --ca-file (or OUTPOST_CA_FILE), or check the URL's host name", server, from, err)
 	case we == nil && catalog.ErrorCode(err) == catalog.EUNAVAILABLE:
 		return fmt.Errorf("cannot reach the control plane at %s (%s): %w; start it with `controlplane serve`, or point --server (or OUTPOST_SERVER) at the running one", server, from, err)
 	}
@@ -149,8 +152,8 @@ func leaf(use, short string, args cobra.PositionalArgs, fn op) *cobra.Command {
 	}}
 }
 
-// group makes a parent command of leaves that take the client flags. A
-// leaf named list (or printing a list through listed) takes --limit.
+// group makes a parent command of leaves that take the client flags. The
+// leaves named list or versions take --limit (see listed).
 func group(use, short string, leaves ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short}
 	for _, l := range leaves {
