@@ -116,15 +116,16 @@ func TestReadme_AirGapLeases(t *testing.T) {
 	})
 }
 
-// TestReadme_Walk runs the README's publishing, mirror and bundle blocks
-// as one script, as written, on a fresh directory and a loopback control
-// plane, then checks what they left: a mirror that synced snapshot 1 and
-// imported snapshot 2 from a bundle.
+// TestReadme_Walk runs the README's publishing, mirror, bundle and key
+// rotation blocks as one script, as written, on a fresh directory and a
+// loopback control plane, then checks what they left: a mirror that synced snapshot 1,
+// imported snapshot 2 from a bundle and followed a key rotation.
 func TestReadme_Walk(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
 	w := newWalker(t, tl, cp)
+	w.env = append(w.env, "OUTPOST_DATA_DIR="+cp.dir) // the keys commands' data dir
 	randomFile(t, w.dir, "acme-2.0.0.msi", 128<<10)
 	out := w.run(strings.Join(testenv.DocBlocks(t, "README.md", "walk main"), "\n"))
 	for _, want := range []string{"committed snapshot", "sequence 1", "would import snapshot", "imported snapshot"} {
@@ -132,8 +133,24 @@ func TestReadme_Walk(t *testing.T) {
 			t.Fatalf("the walk printed:\n%s\nwant %q", out, want)
 		}
 	}
-	if got := run(t, baseEnv(), tl.mirror, "status", "--data-dir", filepath.Join(w.dir, "acme-site")); !strings.Contains(got.stdout, "sequence 2") {
-		t.Errorf("after the bundle the mirror holds:\n%s", got.stdout)
+	// Snapshot 2 from the bundle, 3 signed by both keys, 4 by the new
+	// key alone after the old one was retired.
+	if got := run(t, baseEnv(), tl.mirror, "status", "--data-dir", filepath.Join(w.dir, "acme-site")); !strings.Contains(got.stdout, "sequence 4") {
+		t.Errorf("after the bundle and the key rotation the mirror holds:\n%s", got.stdout)
+	}
+	var keys struct {
+		Items []struct {
+			KeyID  string `json:"key_id"`
+			Status string `json:"status"`
+		}
+	}
+	json.Unmarshal([]byte(cp.cli("api", "GET", "/v1/keys")), &keys)
+	statuses := map[string]int{}
+	for _, k := range keys.Items {
+		statuses[k.Status]++
+	}
+	if len(keys.Items) != 2 || statuses["active"] != 1 {
+		t.Errorf("keys after the rotation: %+v, want one active and the retired one", keys.Items)
 	}
 	var rollouts struct {
 		Items []struct {
