@@ -214,4 +214,14 @@ func TestControlplane_UploadProgress(t *testing.T) {
 	if strings.Contains(errs, "\r") {
 		t.Errorf("carriage returns off a terminal: %q", errs)
 	}
+	tenant := c.mustRun("tenant", "create", "acme")
+	c.mustRun("snapshot", "build", "--tenant", tenant)
+	for _, args := range [][]string{
+		{"bundle", "export", "--tenant", tenant, "--out", filepath.Join(t.TempDir(), "b.tar")},
+		{"backup", "--out", filepath.Join(t.TempDir(), "catalog.db")},
+	} {
+		if _, errs, err := c.run(args...); err != nil || !strings.Contains(errs, args[0]+" export: ") && !strings.Contains(errs, args[0]+": ") {
+			t.Errorf("%s: %v, stderr %q; want its progress", args[0], err, errs)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/fsutil"
+	"github.com/outpost/outpost/internal/progress"
 	"github.com/outpost/outpost/internal/store"
 )
 
@@ -63,11 +64,13 @@ func bundleCmd() *cobra.Command {
 			return usageError(fmt.Errorf("--out is required"))
 		}
 		var res *controlplane.BundleResult
+		meter := progress.New(cmd.ErrOrStderr(), "bundle export", -1, progress.Options{})
 		err := fsutil.WriteFrom(out, 0o644, func(f io.Writer) error {
 			var err error
-			res, err = svc.ExportBundle(ctx, o, f)
+			res, err = svc.ExportBundle(ctx, o, meter.Writer(f))
 			return err
 		})
+		meter.Finish()
 		return printed(cmd, func(v bundleView) string {
 			if v.Sequence == 0 { // remote: the stream does not say
 				return "wrote " + v.Out
@@ -89,11 +92,14 @@ func backupCmd() *cobra.Command {
 			return usageError(fmt.Errorf("--out is required"))
 		}
 		var n int64
-		if err := fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
+		meter := progress.New(cmd.ErrOrStderr(), "backup", -1, progress.Options{})
+		err := fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
 			var err error
-			n, err = svc.Backup(ctx, f)
+			n, err = svc.Backup(ctx, meter.Writer(f))
 			return err
-		}); err != nil {
+		})
+		meter.Finish()
+		if err != nil {
 			return err
 		}
 		w := cmd.OutOrStdout()

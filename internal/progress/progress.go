@@ -174,6 +174,25 @@ func (m *Meter) Reader(r io.Reader) io.Reader {
 	return &reader{r: r, m: m}
 }
 
+// Writer counts what is written through w.
+func (m *Meter) Writer(w io.Writer) io.Writer {
+	if m == nil {
+		return w
+	}
+	return &writer{w: w, m: m}
+}
+
+type writer struct {
+	w io.Writer
+	m *Meter
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.m.Add(int64(n))
+	return n, err
+}
+
 type reader struct {
 	r io.Reader
 	m *Meter

@@ -111,3 +111,16 @@ func TestMeter_CountsThroughReader(t *testing.T) {
 		t.Errorf("got %q", buf.String())
 	}
 }
+
+func TestMeter_CountsThroughWriter(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	var buf bytes.Buffer
+	no := false
+	m := New(&buf, "export", -1, Options{Terminal: &no, Now: c.now, Every: time.Nanosecond})
+	c.t = c.t.Add(time.Second)
+	var sink bytes.Buffer
+	io.Copy(m.Writer(&sink), strings.NewReader(strings.Repeat("x", 2048)))
+	if sink.Len() != 2048 || !strings.Contains(buf.String(), "export: 2.0 KiB, 2.0 KiB/s") {
+		t.Errorf("wrote %d bytes, reported %q", sink.Len(), buf.String())
+	}
+}
