@@ -146,6 +146,12 @@ func TestMirror_Messages(t *testing.T) {
 			t.Fatalf("sync: %v %s", err, out)
 		}
 	})
+	t.Run("audit upload on an air-gapped mirror points at the export and mirror-audit import", func(t *testing.T) {
+		_, errs, err := run(bin, "audit", "upload", "--config", config)
+		if err == nil || !strings.Contains(errs, "mirror audit export --out FILE") || !strings.Contains(errs, "controlplane mirror-audit import FILE") {
+			t.Fatalf("audit upload: %v %q", err, errs)
+		}
+	})
 	t.Run("verify on an air-gapped mirror points at a bundle, not sync", func(t *testing.T) {
 		blob := filepath.Join(dir, "blobs", "sha256", synctest.SHA(art.Data)[:2], synctest.SHA(art.Data))
 		if err := os.WriteFile(blob, []byte("xyz"), 0o644); err != nil {
