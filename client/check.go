@@ -54,6 +54,16 @@ func (q Query) validate() error {
 	return nil
 }
 
+// Reasons a Decision gives when no update is offered (docs/conditions.md).
+const (
+	ReasonNoEntitlement = "no current entitlement"
+	ReasonPolicyNone    = "updates disabled by policy"
+	ReasonUpToDate      = "no newer release"
+	// ReasonNotInRollout: a newer release is rolling out to a share of
+	// clients that leaves this one out (or the check sent no client id).
+	ReasonNotInRollout = "newer release not rolled out to this client"
+)
+
 // Decision is the server's answer to an update check.
 type Decision struct {
 	UpdateAvailable bool      `json:"update_available"`
@@ -66,8 +76,14 @@ type Decision struct {
 	Delta    *DeltaOffer  `json:"delta,omitempty"`
 	Snapshot *SnapshotRef `json:"snapshot,omitempty"`
 
-	query *Query // the check that got this answer (TUF binding)
+	query       *Query // the check that got this answer (TUF binding)
+	productName string // from the verified snapshot, set by Download
 }
+
+// ProductName is the product's name as the signed snapshot gives it, once
+// Download has verified the decision against that snapshot ("" before,
+// and with WithTUF, whose metadata carries no product names).
+func (d *Decision) ProductName() string { return d.productName }
 
 // Release is the offered release.
 type Release struct {

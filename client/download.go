@@ -69,6 +69,11 @@ func (c *Client) Download(ctx context.Context, d *Decision, dest string, progres
 		if err := matchManifest(d, m); err != nil {
 			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
 		}
+		for _, p := range m.Products {
+			if p.ProductID == d.Release.ProductID {
+				d.productName = p.Name
+			}
+		}
 	}
 	u, err := c.resolve(ref)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,7 +91,7 @@ func ParseKeys(specs []string) (map[string]ed25519.PublicKey, error) {
 		}
 		id, pub, err := ParseKey(spec)
 		if err != nil {
-			return nil, fmt.Errorf("trusted key %q: %w", short(spec), err)
+			return nil, keySpecError(spec, err)
 		}
 		keys[id] = pub
 	}
@@ -157,4 +158,36 @@ func short(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// keySpecError explains a spec that is neither a key nor a readable file:
+// one that looks like a path is reported as a missing (or unreadable)
+// file, not as a badly encoded key.
+func keySpecError(spec string, err error) error {
+	_, statErr := os.Stat(spec)
+	// Keys never hold a dot, a backslash or a tilde; a '/' may be base64.
+	looksLikePath := strings.ContainsAny(spec, `.\~`) || strings.Contains(spec, "/") && !base64ish(spec)
+	switch {
+	case statErr == nil:
+		return fmt.Errorf("trusted key %q: not a regular file, and not a key (hex or base64 of %d bytes)", short(spec), ed25519.PublicKeySize)
+	case looksLikePath && errors.Is(statErr, os.ErrNotExist):
+		return fmt.Errorf("trusted key file %s does not exist (check the path; or pass the key itself, hex or base64 of %d bytes, e.g. from GET /v1/keys)", spec, ed25519.PublicKeySize)
+	case looksLikePath && !errors.Is(statErr, os.ErrNotExist):
+		return fmt.Errorf("trusted key file %s: %w", spec, statErr)
+	}
+	return fmt.Errorf("trusted key %q: %w (nor is it an existing file)", short(spec), err)
+}
+
+// base64ish reports whether s could be base64 of an ed25519 key.
+func base64ish(s string) bool {
+	if len(s) < 40 || len(s) > 48 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

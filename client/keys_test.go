@@ -72,4 +72,17 @@ func TestParseKeys_Files(t *testing.T) {
 			t.Errorf("got %v, want an error naming bad.txt:1", err)
 		}
 	})
+	t.Run("missing file named, not called a bad key", func(t *testing.T) {
+		missing := filepath.Join(dir, "vendor.keys")
+		_, err := ParseKeys([]string{missing})
+		if err == nil || !strings.Contains(err.Error(), missing+" does not exist") || strings.Contains(err.Error(), "neither hex nor base64") {
+			t.Errorf("got %v, want an error saying %s does not exist", err, missing)
+		}
+	})
+	t.Run("a garbled key is still a key error", func(t *testing.T) {
+		_, err := ParseKeys([]string{"not-a-key"})
+		if err == nil || !strings.Contains(err.Error(), "neither hex nor base64") {
+			t.Errorf("got %v, want the key encoding error", err)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"math/big"
 	"net/http"
@@ -111,8 +112,8 @@ func TestTLS_ControlPlane(t *testing.T) {
 	if !strings.HasPrefix(tenant, "ten_") {
 		t.Fatalf("tenant create over TLS printed %q", tenant)
 	}
-	if r := run(t, cli, tl.controlplane, "tenant", "list"); r.code == 0 || !strings.Contains(r.stderr, "certificate") {
-		t.Fatalf("CLI without --ca-file: exit %d %q, want a certificate error", r.code, r.stderr)
+	if r := run(t, cli, tl.controlplane, "tenant", "list"); r.code == 0 || !strings.Contains(r.stderr, "certificate") || !strings.Contains(r.stderr, "pin its CA with --ca-file (or OUTPOST_CA_FILE)") {
+		t.Fatalf("CLI without --ca-file: exit %d %q, want a certificate error naming --ca-file", r.code, r.stderr)
 	}
 	if resp, err := http.Get("http://" + cp.addr + "/readyz"); err == nil {
 		resp.Body.Close()
@@ -122,7 +123,9 @@ func TestTLS_ControlPlane(t *testing.T) {
 	}
 
 	t.Run("mirror routes need the client certificate and the credential", func(t *testing.T) {
-		credential := mustRun(t, cli, tl.controlplane, "mirror", "create", "--tenant", tenant, "--name", "site-a", "--ca-file", filepath.Join(dir, "ca.crt"))
+		var created struct{ Credential string }
+		json.Unmarshal([]byte(mustRun(t, cli, tl.controlplane, "mirror", "create", "--tenant", tenant, "--name", "site-a", "--ca-file", filepath.Join(dir, "ca.crt"), "-o", "json")), &created)
+		credential := created.Credential
 		call := func(hc *http.Client, token string) int {
 			req, _ := http.NewRequest("GET", cp.url+"/v1/mirror/self", nil)
 			if token != "" {

@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=./bin
+BIN=${QUICKSTART_BIN:-./bin}         # where the binaries are (TestQuickstart_MakeRun sets it)
 CP_ADDR=${CP_ADDR:-127.0.0.1:8440}
 MIRROR_ADDR=${MIRROR_ADDR:-127.0.0.1:8441}
-DEMO=./data/demo
+DEMO=${QUICKSTART_DIR:-./data/demo} # rebuilt each run
 CP_DATA=$DEMO/controlplane
 MIRROR_DATA=$DEMO/mirror
 
@@ -73,7 +73,7 @@ TENANT_TOKEN=$($BIN/controlplane token create --role tenant --tenant "$TENANT")
 echo "== mirror: init (its own key), register with the control plane"
 VENDOR_KEY=$(curl -fsS -H "Authorization: Bearer $ADMIN" "http://$CP_ADDR/v1/keys" | sed -E 's/.*"public_key":"([^"]+)".*/\1/')
 MIRROR_PUB=$($BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" --output json | sed -nE 's/.*"public_key": *"([^"]+)".*/\1/p')
-CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --channels stable --public-key "$MIRROR_PUB")
+CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --channels stable --public-key "$MIRROR_PUB" | sed -nE 's/^credential: +//p')
 $BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" \
 	--vendor-url "http://$CP_ADDR" --credential "$CRED" --force >/dev/null
 
@@ -104,7 +104,7 @@ In a browser:
                   (or as the tenant, who sees only its own pages: $TENANT_TOKEN)
   status page     http://$MIRROR_ADDR/
                   mirror admin token for the bundle upload: $MIRROR_ADMIN
-                  (a bundle to try: $BIN/controlplane bundle export --tenant $TENANT --out /tmp/demo.tar,
+                  (a bundle to try: $BIN/controlplane bundle export --tenant $TENANT --out $DEMO/demo.tar,
                    with the two admin variables below exported)
 
 Try it (another terminal):
@@ -115,7 +115,7 @@ Try it (another terminal):
 
   # Download it, verifying size, sha256 and the vendor's signature on the snapshot:
   $BIN/updatectl download --server http://$MIRROR_ADDR --tenant $TENANT --trusted-key $VENDOR_KEY \\
-      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --client-id laptop-42 --out /tmp/
+      --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --client-id laptop-42 --out $DEMO/
 
   # The same question to the control plane (online clients use a tenant token):
   curl -s -H 'Authorization: Bearer $TENANT_TOKEN' \\

@@ -68,7 +68,7 @@ func apiCmd() *cobra.Command {
 			}
 			out, err := c.Raw(cmd.Context(), strings.ToUpper(args[0]), args[1], body)
 			if err != nil {
-				return err
+				return remoteError(cmd, err)
 			}
 			_, err = cmd.OutOrStdout().Write(out)
 			return err

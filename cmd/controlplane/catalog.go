@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/progress"
 	"github.com/outpost/outpost/internal/store"
 )
 
@@ -35,7 +37,7 @@ func productCmd() *cobra.Command {
 
 func artifactCmd() *cobra.Command {
 	upload := leaf("upload FILE", "Upload a file as a MANAGED artifact (streamed; its sha256 is checked by the server)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
-		return printed(cmd, func(a *catalog.Artifact) string { return a.ArtifactID })(uploadFile(ctx, svc, args[0]))
+		return printed(cmd, func(a *catalog.Artifact) string { return a.ArtifactID })(uploadFile(ctx, cmd, svc, args[0]))
 	})
 	external := leaf("external URL", "Record an EXTERNAL artifact and verify it", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		size, _ := cmd.Flags().GetInt64("size")
@@ -51,22 +53,32 @@ func artifactCmd() *cobra.Command {
 }
 
 // uploadFile hashes the file first so the server can check the bytes it
-// receives against what was on disk here.
-func uploadFile(ctx context.Context, svc controlplane.Service, path string) (*catalog.Artifact, error) {
+// receives against what was on disk here. Both passes show their progress
+// on stderr (internal/progress).
+func uploadFile(ctx context.Context, cmd *cobra.Command, svc controlplane.Service, path string) (*catalog.Artifact, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
 	}
 	defer f.Close()
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	name := filepath.Base(path)
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	hashing := progress.New(cmd.ErrOrStderr(), "hash "+name, size, progress.Options{})
+	n, err := io.Copy(h, hashing.Reader(f))
+	hashing.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("hash %s: %w", path, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return svc.UploadArtifact(ctx, f, controlplane.UploadInput{SHA256: hex.EncodeToString(h.Sum(nil)), SizeBytes: n, Length: n})
+	upload := progress.New(cmd.ErrOrStderr(), "upload "+name, n, progress.Options{})
+	defer upload.Finish()
+	return svc.UploadArtifact(ctx, upload.Reader(f), controlplane.UploadInput{SHA256: hex.EncodeToString(h.Sum(nil)), SizeBytes: n, Length: n})
 }
 
 func releaseCmd() *cobra.Command {
@@ -80,7 +92,7 @@ func releaseCmd() *cobra.Command {
 		// harmless (it can be attached later).
 		var art *catalog.Artifact
 		if file := str(cmd, "file"); file != "" {
-			if art, err = uploadFile(ctx, svc, file); err != nil {
+			if art, err = uploadFile(ctx, cmd, svc, file); err != nil {
 				return fmt.Errorf("--file: %w (nothing was created)", err)
 			}
 		}

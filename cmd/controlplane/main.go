@@ -44,8 +44,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), apiCmd())
 	root.AddCommand(tenantCmd(), productCmd(), artifactCmd(), releaseCmd())
-	root.AddCommand(rolloutCmd(), policyCmd(), entitlementCmd(), mirrorCmd())
-	root.AddCommand(snapshotCmd(), bundleCmd(), backupCmd(), reportCmd(), webhookCmd())
+	root.AddCommand(rolloutCmd(), policyCmd(), blockedCmd(), entitlementCmd(), seatCmd(), mirrorCmd())
+	root.AddCommand(snapshotCmd(), bundleCmd(), backupCmd(), reportCmd(), mirrorAuditCmd(), webhookCmd())
 	root.AddCommand(rootCmd())
 	return root
 }

@@ -105,6 +105,9 @@ func TestControlplane_InitAndTokens(t *testing.T) {
 	if err := json.Unmarshal([]byte(keys), &kl); err != nil || len(kl.Items) != 1 {
 		t.Fatalf("keys list: %v %s", err, keys)
 	}
+	if text := c.mustRun("keys", "list"); !strings.HasPrefix(text, "KEY ") || !strings.Contains(strings.SplitN(text, "\n", 2)[0], "PUBLIC KEY") {
+		t.Fatalf("keys list has no header row:\n%s", text)
+	}
 	admin2 := c.mustRun("token", "create", "--role", "admin")
 	if !strings.HasPrefix(admin2, "opt_") || admin2 == token {
 		t.Fatalf("token create printed %q", admin2)
@@ -269,9 +272,9 @@ func TestControlplane_AdminCLI(t *testing.T) {
 		t.Fatalf("bundle: %v", err)
 	}
 	t.Run("mirrors, rollouts, entitlements, tokens, api", func(t *testing.T) {
-		cred := c.mustRun("mirror", "create", "--tenant", tenant, "--channels", "stable,beta", "--name", "site")
-		if !strings.HasPrefix(cred, "omc_") {
-			t.Fatalf("mirror create printed %q, want the credential alone", cred)
+		mc := c.mustRun("mirror", "create", "--tenant", tenant, "--channels", "stable,beta", "--name", "site")
+		if !strings.HasPrefix(mc, "mirror:     mir_") || !strings.Contains(mc, "\ncredential: omc_") {
+			t.Fatalf("mirror create printed %q, want the mirror id and the credential", mc)
 		}
 		if list := c.mustRun("mirror", "list", "--tenant", tenant); !strings.Contains(list, "beta,stable") || !strings.Contains(list, "never") {
 			t.Fatalf("mirror list: %s", list)
@@ -346,12 +349,53 @@ func TestControlplane_AdminCLI(t *testing.T) {
 		{"unknown flag", []string{"release", "revoke", rel, "--no-such-flag"}, 2},
 		{"missing flag", []string{"tenant", "set", tenant}, 2},
 	}
+	t.Run("a refused token names --token", func(t *testing.T) {
+		_, errs, err := c.run("tenant", "list", "--token", "opt_wrong")
+		if err == nil || !strings.Contains(errs, "refused the token: pass an admin token with --token or OUTPOST_TOKEN") {
+			t.Fatalf("wrong token: %v %q", err, errs)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errs, err := c.run(tc.args...)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != tc.code || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 				t.Fatalf("err %v, stderr %q; want exit %d and one line", err, errs, tc.code)
+			}
+		})
+	}
+}
+
+// TestControlplane_UnreachableServer: a control plane that cannot be
+// reached is named with the flag or variable its URL came from and what
+// to do, not only as a dial error.
+func TestControlplane_UnreachableServer(t *testing.T) {
+	c := newCP(t)
+	down := "http://" + testenv.FreePort(t) // nothing listens there
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"--server", []string{"tenant", "list", "--server", down, "--token", "opt_x"}, nil,
+			[]string{"cannot reach the control plane at " + down + " (--server)", "connection refused", "point --server (or OUTPOST_SERVER)"}},
+		{"OUTPOST_SERVER", []string{"tenant", "list"}, []string{"OUTPOST_SERVER=" + down, "OUTPOST_TOKEN=opt_x"},
+			[]string{"cannot reach the control plane at " + down + " (OUTPOST_SERVER)", "controlplane serve"}},
+		{"api", []string{"api", "GET", "/v1/tenants", "--server", down, "--token", "opt_x"}, nil,
+			[]string{"cannot reach the control plane at " + down + " (--server)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.env = tc.env
+			_, errs, err := c.run(tc.args...)
+			if err == nil {
+				t.Fatal("succeeded against a closed port")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q, want it to contain %q", errs, w)
+				}
 			}
 		})
 	}

@@ -12,15 +12,19 @@ import (
 )
 
 func mirrorCmd() *cobra.Command {
-	create := leaf("create", "Register a mirror and print its credential (shown once)", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	create := leaf("create", "Register a mirror and print its id and its credential (shown once)", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		channels, _ := cmd.Flags().GetStringSlice("channels")
 		in := controlplane.MirrorInput{Name: str(cmd, "name"), AllowedChannels: channels, PublicKey: str(cmd, "public-key")}
-		return printed(cmd, func(m *controlplane.MirrorCreated) string { return m.Credential })(svc.CreateMirror(ctx, str(cmd, "tenant"), in))
+		return printed(cmd, func(m *controlplane.MirrorCreated) string {
+			return "mirror:     " + m.MirrorID + "\ncredential: " + m.Credential + "\n" +
+				"The credential is shown once: give it to the site's `mirror init --credential`; the mirror id is what\n" +
+				"`entitlement delegate --mirror` and a bundle-only mirror's `mirror init --mirror-id` take."
+		})(svc.CreateMirror(ctx, str(cmd, "tenant"), in))
 	})
 	create.Flags().String("tenant", "", "tenant id")
 	create.Flags().String("name", "mirror", "a label for the site")
 	create.Flags().StringSlice("channels", []string{"stable"}, "channels the mirror may sync (comma-separated)")
-	create.Flags().String("public-key", "", "the mirror's public key (base64, printed by `mirror init`); needed for offline leases")
+	create.Flags().String("public-key", "", "the mirror's public key (base64, printed by 'mirror init'); needed for offline leases")
 	list := leaf("list", "List a tenant's mirrors", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		mirrors := func(ctx context.Context, pg store.Page) ([]*catalog.Mirror, string, error) {
 			return svc.Mirrors(ctx, str(cmd, "tenant"), pg)

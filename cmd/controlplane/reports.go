@@ -24,3 +24,19 @@ func reportCmd() *cobra.Command {
 	})
 	return group("report", "Fleet reports from mirrors", imp)
 }
+
+// mirrorAuditCmd is the return trip of an air-gapped mirror's lease audit:
+// the export carried to the vendor and imported there.
+func mirrorAuditCmd() *cobra.Command {
+	imp := leaf("import FILE", "Import a lease audit export carried from an air-gapped mirror (`mirror audit export`); verified with the mirror's registered key, idempotent", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return fmt.Errorf("mirror-audit import: %w", err)
+		}
+		defer f.Close()
+		return printed(cmd, func(r *controlplane.AuditIngest) string {
+			return fmt.Sprintf("imported %d new audit event(s); the mirror's accepted chain now ends at event %d", r.Ingested, r.Head.Seq)
+		})(svc.ImportMirrorAudit(ctx, f))
+	})
+	return group("mirror-audit", "Lease audit exports carried from air-gapped mirrors", imp)
+}

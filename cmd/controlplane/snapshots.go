@@ -11,6 +11,8 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/fsutil"
+	"github.com/outpost/outpost/internal/progress"
+	"github.com/outpost/outpost/internal/store"
 )
 
 func snapshotCmd() *cobra.Command {
@@ -20,7 +22,31 @@ func snapshotCmd() *cobra.Command {
 		})(svc.BuildSnapshot(ctx, str(cmd, "tenant")))
 	})
 	build.Flags().String("tenant", "", "tenant id")
-	return group("snapshot", "Build and inspect signed tenant snapshots", build)
+	list := leaf("list", "List a tenant's snapshots", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		snaps := func(ctx context.Context, pg store.Page) ([]*catalog.Snapshot, string, error) {
+			return svc.Snapshots(ctx, str(cmd, "tenant"), pg)
+		}
+		return listed(cmd, "SNAPSHOT\tSEQUENCE\tCREATED\tEXPIRES\tSHA256", func(s *catalog.Snapshot) []any {
+			return []any{s.SnapshotID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash}
+		})(all(ctx, snaps))
+	})
+	list.Flags().String("tenant", "", "tenant id")
+	show := leaf("show SNAPSHOT_ID", "Show a snapshot (with --envelope, print its signed DSSE envelope)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+		s, err := svc.Snapshot(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if env, _ := cmd.Flags().GetBool("envelope"); env {
+			_, err := cmd.OutOrStdout().Write(append(s.Envelope, '\n'))
+			return err
+		}
+		return output(cmd, s, func(w io.Writer) {
+			fmt.Fprintf(w, "snapshot: %s\ntenant:   %s\nsequence: %d\ncreated:  %s\nexpires:  %s\nsha256:   %s\n",
+				s.SnapshotID, s.TenantID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash)
+		})
+	})
+	show.Flags().Bool("envelope", false, "print the signed envelope (JSON) instead")
+	return group("snapshot", "Build and inspect signed tenant snapshots", build, list, show)
 }
 
 // bundleView is what `bundle export` prints as JSON.
@@ -38,11 +64,13 @@ func bundleCmd() *cobra.Command {
 			return usageError(fmt.Errorf("--out is required"))
 		}
 		var res *controlplane.BundleResult
+		meter := progress.New(cmd.ErrOrStderr(), "bundle export", -1, progress.Options{})
 		err := fsutil.WriteFrom(out, 0o644, func(f io.Writer) error {
 			var err error
-			res, err = svc.ExportBundle(ctx, o, f)
+			res, err = svc.ExportBundle(ctx, o, meter.Writer(f))
 			return err
 		})
+		meter.Finish()
 		return printed(cmd, func(v bundleView) string {
 			if v.Sequence == 0 { // remote: the stream does not say
 				return "wrote " + v.Out
@@ -68,11 +96,14 @@ func backupCmd() *cobra.Command {
 			return usageError(fmt.Errorf("--out is required"))
 		}
 		var n int64
-		if err := fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
+		meter := progress.New(cmd.ErrOrStderr(), "backup", -1, progress.Options{})
+		err := fsutil.WriteFrom(out, 0o600, func(f io.Writer) error {
 			var err error
-			n, err = svc.Backup(ctx, f)
+			n, err = svc.Backup(ctx, meter.Writer(f))
 			return err
-		}); err != nil {
+		})
+		meter.Finish()
+		if err != nil {
 			return err
 		}
 		w := cmd.OutOrStdout()

@@ -135,9 +135,13 @@ func auditUploadCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withApp(cmd, true, func(ctx context.Context, a *app) error {
+				if a.cfg.Source == "none" {
+					return errors.New("audit upload: this mirror has no network source (source: none): carry the chain instead, " +
+						"`mirror audit export --out FILE` here, then `controlplane mirror-audit import FILE` at the vendor")
+				}
 				res, err := a.syncer.UploadAudit(ctx)
 				if err != nil {
-					return err
+					return fmt.Errorf("%w%s", err, unreachableHint(err, a.cfg))
 				}
 				return output(cmd, res, func(w io.Writer) {
 					fmt.Fprintf(w, "uploaded %d events, %d new to the control plane\n", res.Received, res.Ingested)

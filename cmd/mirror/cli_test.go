@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 func TestMirror_CLI(t *testing.T) {
@@ -81,4 +85,132 @@ func writeFile(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(p, []byte(content), 0o600)
 	return p
+}
+
+// TestMirror_Messages: the mistakes an operator makes get a message that
+// names the cause and the next step.
+func TestMirror_Messages(t *testing.T) {
+	bin := buildOnce(t)
+	v := synctest.NewVendor(t)
+	dir := t.TempDir()
+	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub))
+	config := filepath.Join(dir, "mirror.yaml")
+	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("client_tokens: [site-token]\nlog_level: warn\n")
+	f.Close()
+	art := synctest.Art{ID: "art_a", Data: []byte("abc")}
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf)
+	w.WriteSnapshot(v.Sign(t, v.Manifest(1, []synctest.Art{art})))
+	w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
+	w.Close()
+	bundleFile := filepath.Join(t.TempDir(), "b.tar")
+	os.WriteFile(bundleFile, buf.Bytes(), 0o600)
+	mustRun(t, bin, "import", bundleFile, "--config", config)
+
+	d := startDaemon(t, bin, config)
+	down := "http://" + testenv.FreePort(t)
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"status --server without a token", []string{"status", "--server", d.base}, []string{"401", "requires a client token", "--token"}},
+		{"status --server with a wrong token", []string{"status", "--server", d.base, "--token", "nope"}, []string{"refused the token", "--token"}},
+		{"status --server nothing listening", []string{"status", "--server", down}, []string{"cannot reach the mirror at " + down + " (--server)", "connection refused", "mirror serve"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, err := run(bin, tc.args...)
+			if err == nil {
+				t.Fatal("succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q, want it to contain %q", errs, w)
+				}
+			}
+		})
+	}
+	if out, errs, err := run(bin, "status", "--server", d.base, "--token", "site-token"); err != nil || !strings.Contains(out, "sequence 1") {
+		t.Fatalf("status with the token: %v %q %q", err, out, errs)
+	}
+	d.kill9()
+
+	t.Run("sync from an unreachable vendor names vendor_url", func(t *testing.T) {
+		other := t.TempDir()
+		down := "http://" + testenv.FreePort(t)
+		mustRun(t, bin, "init", "--data-dir", other, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub),
+			"--vendor-url", down, "--credential", "omc_x")
+		cmd := exec.Command(bin, "sync", "--data-dir", other, "--log-level", "error")
+		cmd.Env = append(os.Environ(), "OUTPOST_RETRY_MAX_ELAPSED=1s")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "connection refused") || !strings.Contains(string(out), "check vendor_url in mirror.yaml (or OUTPOST_VENDOR_URL)") {
+			t.Fatalf("sync: %v %s", err, out)
+		}
+	})
+	t.Run("audit upload on an air-gapped mirror points at the export and mirror-audit import", func(t *testing.T) {
+		_, errs, err := run(bin, "audit", "upload", "--config", config)
+		if err == nil || !strings.Contains(errs, "mirror audit export --out FILE") || !strings.Contains(errs, "controlplane mirror-audit import FILE") {
+			t.Fatalf("audit upload: %v %q", err, errs)
+		}
+	})
+	t.Run("verify on an air-gapped mirror points at a bundle, not sync", func(t *testing.T) {
+		blob := filepath.Join(dir, "blobs", "sha256", synctest.SHA(art.Data)[:2], synctest.SHA(art.Data))
+		if err := os.WriteFile(blob, []byte("xyz"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, errs, err := run(bin, "verify", "--config", config)
+		if err == nil || !strings.Contains(errs, "source: none") || !strings.Contains(errs, "mirror import BUNDLE") || strings.Contains(errs, "mirror sync") {
+			t.Fatalf("verify: %v %q; want the bundle hint and no `mirror sync`", err, errs)
+		}
+	})
+}
+
+// TestMirror_Progress: `mirror sync` and `mirror import` report bytes,
+// the total and the rate on stderr (log lines off a terminal; the
+// interval shortened so every read reports).
+func TestMirror_Progress(t *testing.T) {
+	bin := buildOnce(t)
+	v := synctest.NewVendor(t)
+	cp := synctest.NewControlPlane(t)
+	art := synctest.Art{ID: "art_p", Data: synctest.Random(1 << 20)}
+	env := v.Sign(t, v.Manifest(1, []synctest.Art{art}))
+	cp.Publish(env, 1, map[string][]byte{"art_p": art.Data})
+	progressEnv := append(os.Environ(), "OUTPOST_PROGRESS_INTERVAL=1ns")
+
+	t.Run("sync", func(t *testing.T) {
+		config := writeConfig(t, t.TempDir(), v, cp)
+		cmd := exec.Command(bin, "sync", "--config", config)
+		cmd.Env = progressEnv
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("sync: %v %s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "sync download: 1.0 MiB / 1.0 MiB (100%)") {
+			t.Errorf("stderr %q, want the download's progress", stderr.String())
+		}
+	})
+	t.Run("import", func(t *testing.T) {
+		dir := t.TempDir()
+		mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub))
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf)
+		w.WriteSnapshot(env)
+		w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
+		w.Close()
+		file := filepath.Join(t.TempDir(), "b.tar")
+		os.WriteFile(file, buf.Bytes(), 0o600)
+		cmd := exec.Command(bin, "import", file, "--data-dir", dir)
+		cmd.Env = progressEnv
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("import: %v %s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "import: ") || !strings.Contains(stderr.String(), "(100%)") {
+			t.Errorf("stderr %q, want the bundle's progress", stderr.String())
+		}
+	})
 }

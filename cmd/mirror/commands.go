@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/progress"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
@@ -345,15 +347,18 @@ func syncCmd() *cobra.Command {
 				if a.src == nil {
 					return mirror.ErrNoSource
 				}
+				meter := progress.New(cmd.ErrOrStderr(), "sync download", 0, progress.Options{})
+				a.syncer.SetProgress(meter)
 				res, err := a.syncer.Once(ctx)
+				meter.Finish()
 				if err != nil {
-					return fmt.Errorf("sync: %w", err)
+					return fmt.Errorf("sync: %w%s", err, unreachableHint(err, a.cfg))
 				}
 				return printSync(cmd, res)
 			})
 		},
 	}
-	cmd.Flags().Bool("once", true, "sync once and exit (the only mode; `serve` loops)")
+	cmd.Flags().Bool("once", true, "sync once and exit: always so, kept for scripts ('mirror serve' is the loop)")
 	return cmd
 }
 
@@ -408,29 +413,46 @@ func importCmd() *cobra.Command {
 				}
 				return f, func() { f.Close() }, nil
 			}
+			// metered opens the bundle behind a progress meter.
+			metered := func() (io.Reader, *progress.Meter, func(), error) {
+				r, closeR, err := open()
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				size := int64(-1)
+				if f, ok := r.(*os.File); ok {
+					if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+						size = fi.Size()
+					}
+				}
+				meter := progress.New(cmd.ErrOrStderr(), "import", size, progress.Options{})
+				return meter.Reader(r), meter, closeR, nil
+			}
 			if d, ctx, done, err := runningDaemon(cmd); err != nil || d != nil {
 				if err != nil {
 					return err
 				}
 				defer done()
-				r, closeR, err := open()
+				r, meter, closeR, err := metered()
 				if err != nil {
 					return err
 				}
 				defer closeR()
 				rep, err := d.Import(ctx, r, dry)
+				meter.Finish()
 				if err != nil {
 					return fmt.Errorf("import %s: %w", args[0], err)
 				}
 				return printImport(cmd, rep, dry)
 			}
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
-				r, closeR, err := open()
+				r, meter, closeR, err := metered()
 				if err != nil {
 					return err
 				}
 				defer closeR()
 				rep, err := a.syncer.Import(ctx, r, dry)
+				meter.Finish()
 				if err != nil {
 					return fmt.Errorf("import %s: %w", args[0], err)
 				}
@@ -557,10 +579,15 @@ func remoteStatus(ctx context.Context, server, token, caFile string, st *mirror.
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: cannot reach the mirror at %s (--server): %w; is `mirror serve` running there? check --server, or drop it to read the data dir", server, errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && token == "":
+		return fmt.Errorf("status: %s answered %s: the mirror requires a client token; pass one with --token (a client_tokens entry of its mirror.yaml)", server, resp.Status)
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("status: %s answered %s: the mirror refused the token; pass one of its client_tokens with --token", server, resp.Status)
+	case resp.StatusCode != http.StatusOK:
 		return fmt.Errorf("status: %s answered %s", server, resp.Status)
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(st)
@@ -581,14 +608,18 @@ func verifyCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printVerify(cmd, out)
+				cfg, err := loadConfig(cmd)
+				if err != nil {
+					return err
+				}
+				return printVerify(cmd, out, cfg.Source)
 			}
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
 				out, err := mirror.VerifyCache(ctx, a.st, a.cache, a.syncer)
 				if err != nil {
 					return err
 				}
-				return printVerify(cmd, out)
+				return printVerify(cmd, out, a.cfg.Source)
 			})
 		},
 	}
@@ -596,7 +627,7 @@ func verifyCmd() *cobra.Command {
 
 // printVerify prints the report; corrupt or missing blobs fail the
 // command.
-func printVerify(cmd *cobra.Command, out mirror.VerifyResult) error {
+func printVerify(cmd *cobra.Command, out mirror.VerifyResult, source string) error {
 	if err := output(cmd, out, func(w io.Writer) {
 		fmt.Fprintf(w, "checked %d blobs (%d bytes): %d corrupt (quarantined), %d missing from the held snapshot\n", out.Checked, out.Bytes, len(out.Quarantined), out.Missing)
 		for _, sha := range out.Quarantined {
@@ -606,7 +637,7 @@ func printVerify(cmd *cobra.Command, out mirror.VerifyResult) error {
 		return err
 	}
 	if len(out.Quarantined) > 0 || out.Missing > 0 {
-		return fmt.Errorf("verify: %d corrupt, %d missing; run `mirror sync` to fetch them again", len(out.Quarantined), out.Missing)
+		return fmt.Errorf("verify: %d corrupt, %d missing; %s", len(out.Quarantined), out.Missing, refetchHint(source))
 	}
 	return nil
 }
@@ -647,4 +678,25 @@ func printGC(cmd *cobra.Command, rep cache.GCReport) error {
 	return output(cmd, rep, func(w io.Writer) {
 		fmt.Fprintf(w, "removed %d blobs (%d bytes), kept %d\n", rep.Removed, rep.Bytes, rep.Kept)
 	})
+}
+
+// refetchHint says how a mirror gets missing or corrupt blobs back: a
+// sync from its source, or, air-gapped (source: none), a bundle.
+func refetchHint(source string) string {
+	if source == "" || source == "none" {
+		return "this mirror has no sync source (source: none): ask the vendor for a full bundle (`controlplane bundle export --tenant …`) and import it (`mirror import BUNDLE`, or drop it into the inbox)"
+	}
+	return "run `mirror sync` to fetch them again"
+}
+
+// unreachableHint names the config keys behind a source that could not be
+// reached ("" for other errors).
+func unreachableHint(err error, cfg *Config) string {
+	var op *net.OpError
+	if !errors.As(err, &op) {
+		return ""
+	}
+	key := map[string]string{"controlplane": "vendor_url", "upstream": "upstream_url", "s3": "s3.endpoint"}[cfg.Source]
+	return fmt.Sprintf("; the %s source could not be reached (retried for retry_max_elapsed, %s): check %s in mirror.yaml (or OUTPOST_%s), and that it is up",
+		cfg.Source, cfg.RetryMaxElapsed, key, strings.ToUpper(strings.ReplaceAll(key, ".", "_")))
 }

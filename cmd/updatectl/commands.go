@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/client"
+	"github.com/outpost/outpost/internal/progress"
 )
 
 // queryFlags binds the update-check flags to q. Platform and arch default
@@ -66,7 +67,7 @@ func (a *app) checkCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				a.printDecision(d)
+				a.printDecision(d, q)
 			}
 			if d.UpdateAvailable {
 				return exitError{exitUpdate}
@@ -78,13 +79,9 @@ func (a *app) checkCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printDecision(d *client.Decision) {
+func (a *app) printDecision(d *client.Decision, q client.Query) {
 	if !d.UpdateAvailable {
-		msg := "up to date"
-		if d.Reason != "" {
-			msg += ": " + d.Reason
-		}
-		fmt.Fprintln(a.stdout, msg)
+		fmt.Fprintln(a.stdout, notOffered(d, q))
 		return
 	}
 	r, art := d.Release, d.Artifact
@@ -131,23 +128,23 @@ func (a *app) downloadCmd() *cobra.Command {
 				if a.opts.output == "json" {
 					return a.printJSON(map[string]any{"decision": d})
 				}
-				fmt.Fprintln(a.stderr, "up to date; nothing to download")
+				fmt.Fprintln(a.stderr, notOffered(d, q)+"; nothing to download")
 				return nil
 			}
-			dest, err := destination(out, q, d)
+			dest, named, err := destination(out, q, d)
 			if err != nil {
 				return usageError{err}
 			}
 			var bar *progressBar
-			if isTerminal(a.stderr) {
+			if progress.IsTerminal(a.stderr) {
 				bar = newProgressBar(a.stderr, filepath.Base(dest))
 			}
-			var progress func(int64, int64)
+			var onBytes func(int64, int64)
 			if bar != nil {
-				progress = bar.update
+				onBytes = bar.update
 			}
 			started := time.Now()
-			res, err := c.DownloadFrom(cmd.Context(), d, dest, installed, progress)
+			res, err := c.DownloadFrom(cmd.Context(), d, dest, installed, onBytes)
 			if bar != nil {
 				bar.finish()
 			}
@@ -162,6 +159,15 @@ func (a *app) downloadCmd() *cobra.Command {
 			a.autoReport(cmd.Context(), c, ev)
 			if err != nil {
 				return err
+			}
+			if named {
+				// Into a directory: the file is named after the product as
+				// the verified snapshot calls it (its id when unknown).
+				final := filepath.Join(filepath.Dir(dest), fileName(d.ProductName(), q, d))
+				if err := os.Rename(dest, final); err != nil {
+					return fmt.Errorf("download: %w", err)
+				}
+				dest = final
 			}
 			if a.opts.output == "json" {
 				return a.printJSON(map[string]any{"decision": d, "path": dest, "verified": true,
@@ -180,24 +186,46 @@ func (a *app) downloadCmd() *cobra.Command {
 	return cmd
 }
 
-// destination picks the output path: out itself, or a name built from the
-// release inside out when out is a directory.
-func destination(out string, q client.Query, d *client.Decision) (string, error) {
+// destination picks the output path: out itself, or, when out is a
+// directory, a working name there (named true) that the caller renames
+// to fileName once the download is verified. The working name is the
+// same on every attempt, so a partial download resumes.
+func destination(out string, q client.Query, d *client.Decision) (dest string, named bool, err error) {
 	if out == "" {
 		out = "."
 	}
 	fi, err := os.Stat(out)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("--out: %w", err)
+		return "", false, fmt.Errorf("--out: %w", err)
 	}
-	if err != nil || !fi.IsDir() {
-		return out, nil
+	if err != nil {
+		// A file to create: its directory must exist.
+		dir := filepath.Dir(out)
+		if strings.HasSuffix(out, "/") || strings.HasSuffix(out, string(filepath.Separator)) {
+			dir = out
+		}
+		if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
+			return "", false, fmt.Errorf("--out %s: directory %s does not exist; create it first (mkdir -p %s) or choose another --out", out, dir, dir)
+		}
+		return out, false, nil
 	}
-	name := fmt.Sprintf("%s-%s-%s-%s", q.Product, d.Release.Version, q.Platform, q.Arch)
+	if !fi.IsDir() {
+		return out, false, nil
+	}
+	return filepath.Join(out, "."+fileName("", q, d)+".download"), true, nil
+}
+
+// fileName is PRODUCT-VERSION-PLATFORM-ARCH.TYPE, PRODUCT the product's
+// name when known, else its id; safe as one path element.
+func fileName(product string, q client.Query, d *client.Decision) string {
+	if product == "" {
+		product = q.Product
+	}
+	name := fmt.Sprintf("%s-%s-%s-%s", product, d.Release.Version, q.Platform, q.Arch)
 	if t := d.Artifact.InstallerType; t != "" {
 		name += "." + t
 	}
-	return filepath.Join(out, safeName(name)), nil
+	return safeName(name)
 }
 
 // safeName keeps server-influenced file names inside the directory.
@@ -372,4 +400,17 @@ func readCapped(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
 	}
 	return b, nil
+}
+
+// notOffered says why no update was offered.
+func notOffered(d *client.Decision, q client.Query) string {
+	switch {
+	case d.Reason == client.ReasonNotInRollout && q.ClientID == "":
+		return "no update yet: a newer release is rolling out to a share of clients, and a client without --client-id is in none"
+	case d.Reason == client.ReasonNotInRollout:
+		return "no update yet: a newer release is rolling out to a share of clients that does not include this one (--client-id " + q.ClientID + ")"
+	case d.Reason != "":
+		return "up to date: " + d.Reason
+	}
+	return "up to date"
 }

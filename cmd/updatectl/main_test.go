@@ -134,6 +134,8 @@ func newFixture(t *testing.T) *fixture {
 		case f.status != 0:
 			w.WriteHeader(f.status)
 			w.Write([]byte(`{"error":{"code":"internal","message":"internal error"}}`))
+		case r.URL.Query().Get("version") == "1.9.0":
+			w.Write([]byte(`{"update_available":false,"action":"NONE","reason":"newer release not rolled out to this client"}`))
 		case r.URL.Query().Get("version") == "2.0.0":
 			w.Write([]byte(`{"update_available":false,"action":"NONE","reason":"no newer release"}`))
 		default:
@@ -218,9 +220,19 @@ func TestUpdatectl_ExitCodes(t *testing.T) {
 		{name: "download verified", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "ok.zip")}, trust...), query...),
 			wantCode: 0, wantStdout: filepath.Join(dir, "ok.zip"), wantFile: filepath.Join(dir, "ok.zip")},
 		{name: "download into directory", args: append(append([]string{"download", "--server", f.srv.URL, "--out", dir}, trust...), query...),
-			wantCode: 0, wantFile: filepath.Join(dir, f.prdID+"-2.0.0-linux-x64.zip")},
+			wantCode: 0, wantFile: filepath.Join(dir, "App-2.0.0-linux-x64.zip"), noFile: filepath.Join(dir, "."+f.prdID+"-2.0.0-linux-x64.zip.download")},
+		{name: "check left out of a rollout says so", args: []string{"check", "--server", f.srv.URL, "--product", f.prdID, "--version", "1.9.0", "--client-id", "c7"},
+			wantCode: 0, wantStdout: "no update yet: a newer release is rolling out to a share of clients that does not include this one (--client-id c7)"},
+		{name: "check without a client id, left out of a rollout", args: []string{"check", "--server", f.srv.URL, "--product", f.prdID, "--version", "1.9.0"},
+			wantCode: 0, wantStdout: "a client without --client-id is in none"},
 		{name: "download up to date", args: append([]string{"download", "--server", f.srv.URL, "--product", f.prdID, "--version", "2.0.0", "--out", filepath.Join(dir, "none")}, trust...),
 			wantCode: 0, wantStderr: "up to date", noFile: filepath.Join(dir, "none")},
+		{name: "download into a missing directory names it", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "nope") + "/"}, trust...), query...),
+			wantCode: 1, wantStderr: "directory " + filepath.Join(dir, "nope") + "/ does not exist; create it first", noFile: filepath.Join(dir, "nope")},
+		{name: "download to a file in a missing directory names it", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "nope", "x.zip")}, trust...), query...),
+			wantCode: 1, wantStderr: "directory " + filepath.Join(dir, "nope") + " does not exist; create it first", noFile: filepath.Join(dir, "nope")},
+		{name: "missing trusted key file is named", args: append([]string{"download", "--server", f.srv.URL, "--out", dir, "--trusted-key", filepath.Join(dir, "vendor.keys"), "--tenant", f.tenantID}, query...),
+			wantCode: 1, wantStderr: "trusted key file " + filepath.Join(dir, "vendor.keys") + " does not exist (check the path"},
 		{name: "lying mirror: bytes altered", setup: func() {
 			b := bytes.Clone(f.payload)
 			b[0] ^= 0xff
@@ -348,6 +360,19 @@ func TestRenderBar_Shapes(t *testing.T) {
 		t.Run(tc.want, func(t *testing.T) {
 			if got := renderBar("f", tc.done, tc.total, 10); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUpdatectl_Completion: updatectl has shell completion like the other
+// binaries (`updatectl completion bash|zsh|fish|powershell`).
+func TestUpdatectl_Completion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		t.Run(shell, func(t *testing.T) {
+			code, out, errs := run_(t, nil, "completion", shell)
+			if code != 0 || !strings.Contains(out, "updatectl") {
+				t.Errorf("exit %d, %d bytes, stderr %q", code, len(out), errs)
 			}
 		})
 	}

@@ -3,23 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/outpost/outpost/internal/progress"
 )
 
-// isTerminal reports whether w is a character device (a terminal), without
-// a dependency on golang.org/x/term.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// progressBar draws one line on a terminal, at most ten times a second.
+// progressBar draws one line with a bar on a terminal, at most ten times
+// a second (byte counts and terminal detection: internal/progress).
 type progressBar struct {
 	w     io.Writer
 	name  string
@@ -62,18 +53,5 @@ func renderBar(name string, done, total int64, width int) string {
 	frac = min(max(frac, 0), 1)
 	n := int(frac * float64(width))
 	return fmt.Sprintf("%s [%s%s] %3d%%  %s / %s", name, strings.Repeat("#", n), strings.Repeat(".", width-n),
-		int(frac*100), humanBytes(done), humanBytes(total))
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		int(frac*100), progress.Bytes(done), progress.Bytes(total))
 }

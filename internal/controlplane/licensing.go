@@ -24,9 +24,11 @@ type EntitlementInput struct {
 
 // EntitlementPatch changes an entitlement; nil fields stay.
 type EntitlementPatch struct {
-	Policy    json.RawMessage `json:"policy_json"`
-	StartsAt  *time.Time      `json:"starts_at"`
-	EndsAt    *time.Time      `json:"ends_at"`
+	// omitempty: a field not given is left out of the PATCH body (a
+	// JSON null policy would be a policy to validate).
+	Policy    json.RawMessage `json:"policy_json,omitempty"`
+	StartsAt  *time.Time      `json:"starts_at,omitempty"`
+	EndsAt    *time.Time      `json:"ends_at,omitempty"`
 	Unchanged Unchanged       `json:"-"`
 }
 

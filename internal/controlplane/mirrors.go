@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -312,6 +313,67 @@ func (a *App) IngestAudit(ctx context.Context, export io.Reader) (*AuditIngest, 
 	if err != nil {
 		return nil, err
 	}
+	return a.ingestAudit(ctx, m, export)
+}
+
+// ImportMirrorAudit ingests an audit export carried by hand from an
+// air-gapped mirror (`mirror audit export`): admin only. The mirror is
+// the one the export's trailer names; from there it is IngestAudit's
+// path, verified with that mirror's registered key, idempotent.
+func (a *App) ImportMirrorAudit(ctx context.Context, export io.Reader) (*AuditIngest, error) {
+	if principal(ctx).Role != catalog.RoleAdmin {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "importing a mirror's audit export needs an admin token")
+	}
+	f, err := os.CreateTemp("", "outpost-audit-import-*.jsonl")
+	if err != nil {
+		return nil, fmt.Errorf("import mirror audit: spool: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := io.Copy(f, io.LimitReader(export, MaxAuditUpload+1))
+	if err != nil {
+		return nil, fmt.Errorf("import mirror audit: spool: %w", err)
+	}
+	if n > MaxAuditUpload {
+		return nil, catalog.Errorf(catalog.ETOOLARGE, "audit export larger than %d bytes", MaxAuditUpload)
+	}
+	id, err := auditTrailerMirror(f, n)
+	if err != nil {
+		return nil, err
+	}
+	m, err := a.store.Mirror(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("import mirror audit: %w", err)
+	}
+	return a.ingestAudit(ctx, m, f)
+}
+
+// auditTrailerMirror reads the mirror_id of an export's trailer (its last
+// line) without reading the whole file.
+func auditTrailerMirror(f *os.File, size int64) (string, error) {
+	const tail = license.MaxAuditLine
+	off := max(size-tail, 0)
+	buf := make([]byte, size-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("import mirror audit: %w", err)
+	}
+	buf = bytes.TrimRight(buf, "\n")
+	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+		buf = buf[i+1:]
+	}
+	var tr struct {
+		MirrorID string `json:"mirror_id"`
+	}
+	if err := json.Unmarshal(buf, &tr); err != nil || !catalog.ValidID(catalog.PrefixMirror, tr.MirrorID) {
+		return "", catalog.Errorf(catalog.EINVALID, "audit export rejected: its last line is not a trailer naming a mirror (write it with `mirror audit export`)")
+	}
+	return tr.MirrorID, nil
+}
+
+func (a *App) ingestAudit(ctx context.Context, m *catalog.Mirror, export io.Reader) (*AuditIngest, error) {
 	pub, err := base64.StdEncoding.DecodeString(m.PublicKey)
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return nil, catalog.Errorf(catalog.ECONFLICT, "mirror %s has no registered public key", m.MirrorID)

@@ -141,6 +141,10 @@ type Mirrors interface {
 	LatestSnapshot(ctx context.Context, after int64) (*catalog.Snapshot, error)
 	ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, error)
 	IngestAudit(ctx context.Context, export io.Reader) (*AuditIngest, error)
+	// ImportMirrorAudit ingests an export carried from an air-gapped
+	// mirror (admin): the mirror its trailer names, verified with that
+	// mirror's registered key.
+	ImportMirrorAudit(ctx context.Context, export io.Reader) (*AuditIngest, error)
 	// AuditHead is the head of the calling mirror's audit chain already
 	// accepted: the next upload carries the events after it.
 	AuditHead(ctx context.Context) (*catalog.AuditHead, error)

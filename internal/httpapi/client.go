@@ -443,7 +443,17 @@ func (c *Client) AuditHead(ctx context.Context) (*catalog.AuditHead, error) {
 }
 
 func (c *Client) IngestAudit(ctx context.Context, export io.Reader) (*controlplane.AuditIngest, error) {
-	resp, err := c.send(ctx, "POST", "/v1/mirror/audit", "application/octet-stream", export, -1)
+	return c.postAudit(ctx, "/v1/mirror/audit", export)
+}
+
+// ImportMirrorAudit posts an export carried from an air-gapped mirror
+// (admin).
+func (c *Client) ImportMirrorAudit(ctx context.Context, export io.Reader) (*controlplane.AuditIngest, error) {
+	return c.postAudit(ctx, "/v1/mirror-audit", export)
+}
+
+func (c *Client) postAudit(ctx context.Context, path string, export io.Reader) (*controlplane.AuditIngest, error) {
+	resp, err := c.send(ctx, "POST", path, "application/octet-stream", export, -1)
 	if err != nil {
 		return nil, err
 	}

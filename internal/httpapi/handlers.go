@@ -248,6 +248,18 @@ func (s *Server) updatesCheck(w http.ResponseWriter, r *http.Request) error {
 }
 
 // ingestAudit takes a mirror's exported audit chain.
+// importMirrorAudit ingests an audit export carried from an air-gapped
+// mirror (admin).
+func (s *Server) importMirrorAudit(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, controlplane.MaxAuditUpload)
+	res, err := s.App.ImportMirrorAudit(r.Context(), r.Body)
+	if err != nil {
+		return err
+	}
+	wire.WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
 func (s *Server) ingestAudit(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, controlplane.MaxAuditUpload)
 	res, err := s.App.IngestAudit(r.Context(), r.Body)

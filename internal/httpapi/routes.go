@@ -172,6 +172,7 @@ func (s *Server) routes() []route {
 		{pattern: "GET /v1/tenants/{id}/tuf/{path...}", access: tenantRead, handler: s.serveTUF},
 		{pattern: "POST /v1/mirror/reports", access: mirrorOnly, raw: true, handler: s.importReport(a.UploadReport)},
 		{pattern: "POST /v1/reports", access: adminOnly, raw: true, handler: s.importReport(a.ImportReport)},
+		{pattern: "POST /v1/mirror-audit", access: adminOnly, raw: true, handler: s.importMirrorAudit},
 
 		{pattern: "POST /v1/webhooks", access: adminOnly, body: true, handler: create(http.StatusCreated, func(r *http.Request, in controlplane.WebhookInput) (*controlplane.WebhookCreated, error) {
 			return a.CreateWebhook(r.Context(), in)

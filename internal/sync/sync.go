@@ -68,6 +68,23 @@ type Config struct {
 	// gets the control plane's acknowledgement.
 	FleetReport func(ctx context.Context, w io.Writer) error
 	FleetAck    func(ctx context.Context, through uint64) error
+	// Progress, when set, is told the bytes a sync must download
+	// (AddTotal) and each chunk received (Add); *progress.Meter fits.
+	Progress Progress
+}
+
+// Progress follows a sync's downloads.
+type Progress interface {
+	AddTotal(n int64)
+	Add(n int64)
+}
+
+// SetProgress sets Config.Progress for the syncs to come (a one-shot
+// `mirror sync` shows its downloads).
+func (s *Syncer) SetProgress(p Progress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Progress = p
 }
 
 // Syncer syncs one mirror. Once, Import and GC are serialized.
@@ -299,6 +316,13 @@ func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, plan de
 	if len(todo) == 0 {
 		return nil
 	}
+	if p := s.cfg.Progress; p != nil {
+		var total int64
+		for _, a := range todo {
+			total += a.SizeBytes
+		}
+		p.AddTotal(total)
+	}
 	var (
 		mu     gosync.Mutex
 		wg     gosync.WaitGroup
@@ -370,7 +394,11 @@ func (s *Syncer) fetch(ctx context.Context, a snapshot.Artifact) (int64, error) 
 	bad := 0
 	op := func() error {
 		n, err := s.cache.Fetch(ctx, a.SHA256, a.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
-			return s.open(ctx, a, off)
+			b, err := s.open(ctx, a, off)
+			if err == nil && s.cfg.Progress != nil {
+				b.ReadCloser = counted{b.ReadCloser, s.cfg.Progress}
+			}
+			return b, err
 		})
 		total += n
 		switch {
@@ -430,4 +458,16 @@ func (s *Syncer) GC(ctx context.Context) (cache.GCReport, error) {
 		s.noteUsage(ctx)
 	}
 	return rep, err
+}
+
+// counted tells a Progress what is read through it.
+type counted struct {
+	io.ReadCloser
+	p Progress
+}
+
+func (c counted) Read(b []byte) (int, error) {
+	n, err := c.ReadCloser.Read(b)
+	c.p.Add(int64(n))
+	return n, err
 }

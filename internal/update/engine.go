@@ -27,6 +27,9 @@ const (
 	ReasonNoEntitlement = "no current entitlement"
 	ReasonPolicyNone    = "updates disabled by policy"
 	ReasonUpToDate      = "no newer release"
+	// ReasonNotInRollout: a newer release exists for the client but only
+	// inside rollouts that do not include it (or it sent no client_id).
+	ReasonNotInRollout = "newer release not rolled out to this client"
 )
 
 var numPA = len(catalog.Platforms) * len(catalog.Arches)
@@ -201,9 +204,12 @@ func (e *Engine) check(q *prepared, now time.Time) (Decision, error) {
 		d.Reason = ReasonPolicyNone
 		return d, nil
 	}
-	c, art := ch.pick(q, pn)
+	c, art, gated := ch.pick(q, pn)
 	if c == nil {
 		d.Reason = ReasonUpToDate
+		if gated {
+			d.Reason = ReasonNotInRollout
+		}
 		return d, nil
 	}
 	d.UpdateAvailable = true
@@ -229,8 +235,10 @@ func (p *productIndex) entitled(now time.Time) bool {
 
 // pick returns the newest candidate newer than the client that the pin
 // allows, that has an artifact of the wanted installer type and whose
-// rollouts (if any) include the client.
-func (ch *channelIndex) pick(q *prepared, pn *pin) (*candidate, *artifactEntry) {
+// rollouts (if any) include the client. gated reports whether a newer
+// candidate was passed over only because its rollouts leave the client
+// out.
+func (ch *channelIndex) pick(q *prepared, pn *pin) (c *candidate, art *artifactEntry, gated bool) {
 	list := ch.byPA[paIndex(q.plat, q.arch)]
 	i := 0
 	if pn != nil {
@@ -261,11 +269,12 @@ func (ch *channelIndex) pick(q *prepared, pn *pin) (*candidate, *artifactEntry) 
 			continue
 		}
 		if c.rel.gate != nil && !c.rel.includes(q.clientID) {
+			gated = true
 			continue
 		}
-		return c, art
+		return c, art, gated
 	}
-	return nil, nil
+	return nil, nil, gated
 }
 
 func (c *candidate) artifact(inst int) *artifactEntry {

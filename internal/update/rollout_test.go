@@ -109,3 +109,34 @@ func TestRollout_EngineMonotonic(t *testing.T) {
 		}
 	}
 }
+
+// TestRollout_LeftOutReason: a client left out of the only newer
+// release's rollout is told so, not "no newer release"; one with nothing
+// newer at all still gets "no newer release".
+func TestRollout_LeftOutReason(t *testing.T) {
+	e := newFixture().product("prd_r", "open").
+		release("r1", "prd_r", "stable", "1.0.0", "ACTIVE", "linux/x64/deb").
+		release("r2", "prd_r", "stable", "1.1.0", "ACTIVE", "linux/x64/deb").
+		rollout("rol_z", "r2", 0, "active").engine(t)
+	cases := []struct {
+		name     string
+		version  string
+		clientID string
+		want     string
+	}{
+		{"left out of the rollout", "1.0.0", "c1", ReasonNotInRollout},
+		{"no client id is in no rollout", "1.0.0", "", ReasonNotInRollout},
+		{"nothing newer", "1.1.0", "c1", ReasonUpToDate},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := e.Check(&Query{Product: "prd_r", Channel: "stable", Platform: "linux", Arch: "x64", Version: tc.version, ClientID: tc.clientID}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.UpdateAvailable || d.Reason != tc.want {
+				t.Errorf("got available %v reason %q, want %q", d.UpdateAvailable, d.Reason, tc.want)
+			}
+		})
+	}
+}
