@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store/storetest"
 )
 
 // bulkLoad writes n releases of one product, each with one verified
@@ -105,4 +107,22 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAcquireLease: online lease issuance, 32 concurrent clients,
+// fsync on, with 0 and 100,000 active leases on the entitlement (the rate
+// must not depend on them):
+//
+//	go test -run '^$' -bench AcquireLease -benchtime 3000x ./internal/store/bolt
+func BenchmarkAcquireLease(b *testing.B) {
+	for _, active := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("active=%d", active), func(b *testing.B) {
+			db, err := Open(filepath.Join(b.TempDir(), "outpost.db"), Options{NoWarm: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			storetest.BenchAcquireLease(b, db, active, db.LoadLeases)
+		})
+	}
 }
