@@ -329,7 +329,7 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		return nil, catalog.Invalid("released_at", "must be empty on a new lease")
 	}
 	var out catalog.Lease
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, func(w *wtx) error {
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}
@@ -480,7 +480,8 @@ func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 // (license.CheckHolder).
 func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error) {
 	var l catalog.Lease
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, func(w *wtx) error {
+		l = catalog.Lease{} // a grouped call may run twice
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}

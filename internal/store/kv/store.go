@@ -118,6 +118,7 @@ type Store struct {
 	hook   hookSlot      // SetAuditHook (backend.go)
 	// counted: the lease and seat counters are complete (leasecount.go).
 	counted atomic.Bool
+	group   groupCommit // lease writes (group.go)
 }
 
 var _ store.Store = (*Store)(nil)
