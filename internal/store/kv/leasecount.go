@@ -35,7 +35,7 @@ import (
 // behind an earlier one's (several instances with skewed clocks) sees
 // leases that expired between the two as already free.
 var (
-	bLeaseCounts = []byte("lease_counts") // entitlement -> active leases (8 bytes BE)
+	bLeaseCounts = []byte("lease_counts") // entitlement -> leaseCount (16 bytes)
 	bSeatCounts  = []byte("seat_counts")  // entitlement -> assigned seats (8 bytes BE)
 	iLeaseExpiry = []byte("idx_lease_expiry")
 
@@ -96,6 +96,40 @@ func addCount(b Bucket, ent string, d int64) error {
 	return b.Put([]byte(ent), binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
+// leaseCount is an entitlement's lease_counts value: its active set's
+// size and a lower bound of their expiries (16 bytes big-endian), so an
+// admission reads the expiry index only when something may be due.
+type leaseCount struct {
+	n      int64
+	minExp uint64 // every active lease expires at or after this
+}
+
+const noExpiry = 1<<64 - 1
+
+func readLeaseCount(tx Tx, ent string) (leaseCount, error) {
+	v := tx.Bucket(bLeaseCounts).Get([]byte(ent))
+	switch len(v) {
+	case 0:
+		return leaseCount{minExp: noExpiry}, nil
+	case 16:
+		return leaseCount{n: int64(binary.BigEndian.Uint64(v)), minExp: binary.BigEndian.Uint64(v[8:])}, nil
+	}
+	return leaseCount{}, fmt.Errorf("lease counter %q: %d bytes, want 16", ent, len(v))
+}
+
+// writeLeaseCount stores c; a count of 0 is deleted, so the sweep walks
+// only entitlements with leases out.
+func writeLeaseCount(tx Tx, ent string, c leaseCount) error {
+	switch {
+	case c.n < 0:
+		return fmt.Errorf("lease counter %q would be %d", ent, c.n)
+	case c.n == 0:
+		return tx.Bucket(bLeaseCounts).Delete([]byte(ent))
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(c.n))
+	return tx.Bucket(bLeaseCounts).Put([]byte(ent), binary.BigEndian.AppendUint64(v, c.minExp))
+}
+
 // enterActive adds lease l (not in the set) to its entitlement's active
 // set under subject key subj.
 func enterActive(tx Tx, l *catalog.Lease, subj []byte) error {
@@ -105,7 +139,13 @@ func enterActive(tx Tx, l *catalog.Lease, subj []byte) error {
 	if err := tx.Bucket(iLeaseExpiry).Put(expiryKey(l.EntitlementID, l.ExpiresAt, l.LeaseID), subj); err != nil {
 		return err
 	}
-	return addCount(tx.Bucket(bLeaseCounts), l.EntitlementID, 1)
+	c, err := readLeaseCount(tx, l.EntitlementID)
+	if err != nil {
+		return err
+	}
+	c.n++
+	c.minExp = min(c.minExp, expiryNanos(l.ExpiresAt))
+	return writeLeaseCount(tx, l.EntitlementID, c)
 }
 
 // leaveActive removes lease l, stored with expiry oldExp, from the active
@@ -122,7 +162,12 @@ func leaveActive(tx Tx, l *catalog.Lease, oldExp time.Time) (bool, error) {
 	if err := tx.Bucket(iLeaseExpiry).Delete(expiryKey(l.EntitlementID, oldExp, l.LeaseID)); err != nil {
 		return false, err
 	}
-	return true, addCount(tx.Bucket(bLeaseCounts), l.EntitlementID, -1)
+	c, err := readLeaseCount(tx, l.EntitlementID)
+	if err != nil {
+		return false, err
+	}
+	c.n--
+	return true, writeLeaseCount(tx, l.EntitlementID, c)
 }
 
 // moveExpiry moves an active lease's expiry entry from oldExp to its new
@@ -141,19 +186,28 @@ func moveExpiry(tx Tx, l *catalog.Lease, oldExp time.Time, subj []byte) error {
 
 // popExpired removes from ent's active set the leases expired at now
 // (expires_at ≤ now), at most limit of them (≤ 0: all), and returns how
-// many it removed. It reads only the due entries.
-func popExpired(tx Tx, ent string, now time.Time, limit int) (int, error) {
+// many it removed and the set's size after. It reads the expiry index
+// only when the counter's lower bound says something may be due, and
+// then only the due entries and the one after them (the new bound).
+func popExpired(tx Tx, ent string, now time.Time, limit int) (popped int, active int64, err error) {
+	cnt, err := readLeaseCount(tx, ent)
+	if err != nil {
+		return 0, 0, err
+	}
+	nowN := expiryNanos(now)
+	if cnt.n == 0 || nowN < cnt.minExp {
+		return 0, cnt.n, nil
+	}
 	pfx := prefix(ent)
-	end := binary.BigEndian.AppendUint64(append([]byte(nil), pfx...), expiryNanos(now))
-	idx, active := tx.Bucket(iLeaseExpiry), tx.Bucket(iLeaseActive)
+	idx, act := tx.Bucket(iLeaseExpiry), tx.Bucket(iLeaseActive)
 	type due struct{ k, subj, id []byte }
 	var pop []due
+	next := uint64(noExpiry)
 	c := idx.Cursor()
-	for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
-		if len(k) < len(pfx)+8 || bytes.Compare(k[:len(pfx)+8], end) > 0 {
-			break
-		}
-		if limit > 0 && len(pop) == limit {
+	for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx) && len(k) >= len(pfx)+8; k, v = c.Next() {
+		exp := binary.BigEndian.Uint64(k[len(pfx):])
+		if exp > nowN || (limit > 0 && len(pop) == limit) {
+			next = exp
 			break
 		}
 		k = bytes.Clone(k)
@@ -161,20 +215,20 @@ func popExpired(tx Tx, ent string, now time.Time, limit int) (int, error) {
 	}
 	for _, d := range pop {
 		if err := idx.Delete(d.k); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		if string(active.Get(d.subj)) == string(d.id) {
-			if err := active.Delete(d.subj); err != nil {
-				return 0, err
+		if string(act.Get(d.subj)) == string(d.id) {
+			if err := act.Delete(d.subj); err != nil {
+				return 0, 0, err
 			}
 		}
 	}
-	if len(pop) > 0 {
-		if err := addCount(tx.Bucket(bLeaseCounts), ent, -int64(len(pop))); err != nil {
-			return 0, err
-		}
+	cnt.n -= int64(len(pop))
+	cnt.minExp = next
+	if err := writeLeaseCount(tx, ent, cnt); err != nil {
+		return 0, 0, err
 	}
-	return len(pop), nil
+	return len(pop), cnt.n, nil
 }
 
 // countDue counts ent's expiry entries due at t (read only).
@@ -236,7 +290,7 @@ func rebuildCounters(tx Tx) error {
 	}); err != nil {
 		return err
 	}
-	counts := map[string]int64{}
+	counts := map[string]leaseCount{}
 	for _, e := range entries {
 		var l catalog.Lease
 		ok, err := getJSON(tx, bLeases, e.id, &l)
@@ -253,7 +307,13 @@ func rebuildCounters(tx Tx) error {
 		if err := tx.Bucket(iLeaseExpiry).Put(expiryKey(l.EntitlementID, l.ExpiresAt, l.LeaseID), e.subj); err != nil {
 			return err
 		}
-		counts[l.EntitlementID]++
+		c, ok := counts[l.EntitlementID]
+		if !ok {
+			c.minExp = noExpiry
+		}
+		c.n++
+		c.minExp = min(c.minExp, expiryNanos(l.ExpiresAt))
+		counts[l.EntitlementID] = c
 	}
 	seats := map[string]int64{}
 	if err := tx.Bucket(iSeatActive).ForEach(func(k, _ []byte) error {
@@ -264,8 +324,8 @@ func rebuildCounters(tx Tx) error {
 	}); err != nil {
 		return err
 	}
-	for ent, n := range counts {
-		if err := addCount(tx.Bucket(bLeaseCounts), ent, n); err != nil {
+	for ent, c := range counts {
+		if err := writeLeaseCount(tx, ent, c); err != nil {
 			return err
 		}
 	}
@@ -330,7 +390,7 @@ func (db *Store) SweepExpiredLeases(ctx context.Context, now time.Time, limit in
 				done = true
 			}
 			for i, ent := range ents {
-				m, err := popExpired(w.Tx, ent, now, budget-n)
+				m, _, err := popExpired(w.Tx, ent, now, budget-n)
 				if err != nil {
 					return err
 				}

@@ -350,7 +350,8 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		}
 		// The entitlement's leases expired by now leave its active set
 		// first, so the counter is the leases active now (O(expired)).
-		if _, err := popExpired(w.Tx, e.EntitlementID, l.IssuedAt, 0); err != nil {
+		_, n, err := popExpired(w.Tx, e.EntitlementID, l.IssuedAt, 0)
+		if err != nil {
 			return err
 		}
 		subj := license.SubjectKey(e.EntitlementID, l.SubjectType, l.SubjectID)
@@ -361,15 +362,14 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 				return err
 			}
 		}
-		n, err := getCount(w.Bucket(bLeaseCounts), e.EntitlementID)
-		if err != nil {
-			return err
-		}
+		// The seat assignment matters in explicit mode only (one read
+		// fewer per issuance otherwise).
+		assigned := pol.SeatAssignmentMode == catalog.SeatsExplicit && w.Bucket(iSeatActive).Get(subj) != nil
 		d, err := license.Admit(license.Admission{
 			EntitlementID: e.EntitlementID, StartsAt: e.StartsAt, EndsAt: e.EndsAt, Policy: pol,
 			TenantID: t.TenantID, TenantStatus: t.Status,
 			SubjectType: l.SubjectType, SubjectID: l.SubjectID,
-			SeatAssigned: w.Bucket(iSeatActive).Get(subj) != nil,
+			SeatAssigned: assigned,
 			Limit:        pol.OnlineSeats(), Held: held, Active: int(n),
 			HolderHash: l.HolderHash, Requested: l.ExpiresAt, Now: l.IssuedAt,
 		})
@@ -439,11 +439,14 @@ func (db *Store) ActiveLeaseCount(ctx context.Context, entitlementID string, t t
 		if !db.counted.Load() && tx.Bucket(bMeta).Get(kLeaseCounted) == nil {
 			return countActiveScan(tx, entitlementID, t, &n)
 		}
-		c, err := getCount(tx.Bucket(bLeaseCounts), entitlementID)
+		c, err := readLeaseCount(tx, entitlementID)
 		if err != nil {
 			return err
 		}
-		n = int(c) - countDue(tx, entitlementID, t)
+		n = int(c.n)
+		if c.n > 0 && expiryNanos(t) >= c.minExp {
+			n -= countDue(tx, entitlementID, t)
+		}
 		return nil
 	})
 	return n, err

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store/storetest"
 )
 
 // bulkLoad writes a tenant and n releases of one open product, each with
@@ -103,5 +104,21 @@ func BenchmarkTenant(b *testing.B) {
 		if _, err := db.Tenant(ctx, t.TenantID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkAcquireLease: online lease issuance, 32 concurrent clients,
+// with 0 and 100,000 active leases on the entitlement (the rate must not
+// depend on them):
+//
+//	go test -run '^$' -bench AcquireLease -benchtime 3000x ./internal/store/postgres
+func BenchmarkAcquireLease(b *testing.B) {
+	url := testURL(b)
+	for _, active := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("active=%d", active), func(b *testing.B) {
+			db, _ := openSchema(b, url)
+			defer db.Close()
+			storetest.BenchAcquireLease(b, db, active, db.LoadLeases)
+		})
 	}
 }
