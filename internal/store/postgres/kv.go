@@ -438,3 +438,23 @@ func (b *kvBucket) CountPrefix(pfx []byte) int {
 	}
 	return n
 }
+
+// PutMany sets keys[i] to values[i] in one statement (kv.BulkPutter).
+func (b *kvBucket) PutMany(keys, values [][]byte) error {
+	if b.tx.err != nil {
+		return b.tx.err
+	}
+	for i := range values {
+		if values[i] == nil {
+			values[i] = []byte{}
+		}
+	}
+	_, err := b.tx.tx.Exec(b.tx.ctx, `INSERT INTO outpost_kv (bucket, k, v)
+		SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
+		ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, b.name, keys, values)
+	if err != nil {
+		err = fmt.Errorf("put %s: %w", b.name, err)
+		b.tx.fail(err)
+	}
+	return err
+}
