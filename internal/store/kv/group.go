@@ -33,6 +33,7 @@ type groupCommit struct {
 
 type groupCall struct {
 	ctx  context.Context
+	keys []BucketKey // read ahead for the whole batch (Prefetcher)
 	fn   func(*wtx) error
 	w    *wtx // its transaction view, when fn succeeded in the batch
 	err  error
@@ -43,12 +44,14 @@ type groupCall struct {
 var errRedo = errors.New("kv: group commit: a call failed after writing")
 
 // updateGrouped is update, committed together with concurrent calls.
-func (db *Store) updateGrouped(ctx context.Context, fn func(*wtx) error) error {
+// keys are what fn will read, prefetched for the whole batch in one round
+// trip on a backend that can (Prefetcher); a hint only.
+func (db *Store) updateGrouped(ctx context.Context, keys []BucketKey, fn func(*wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	g := &db.group
-	c := &groupCall{ctx: ctx, fn: fn, done: make(chan bool, 1)}
+	c := &groupCall{ctx: ctx, keys: keys, fn: fn, done: make(chan bool, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	if g.running {
@@ -88,11 +91,25 @@ func (db *Store) updateGrouped(ctx context.Context, fn func(*wtx) error) error {
 func (db *Store) commitGroup(batch []*groupCall) {
 	if len(batch) == 1 {
 		c := batch[0]
-		c.err = db.update(c.ctx, c.fn)
+		c.err = db.update(c.ctx, func(w *wtx) error {
+			if p, ok := w.Tx.(Prefetcher); ok && len(c.keys) > 0 {
+				p.Prefetch(c.keys)
+			}
+			return c.fn(w)
+		})
 		return
 	}
 	db.mu.Lock()
 	err := db.b.Update(context.WithoutCancel(batch[0].ctx), func(tx Tx) error {
+		if p, ok := tx.(Prefetcher); ok {
+			var keys []BucketKey
+			for _, c := range batch {
+				keys = append(keys, c.keys...)
+			}
+			if len(keys) > 0 {
+				p.Prefetch(keys)
+			}
+		}
 		for _, c := range batch {
 			c.w, c.err = nil, nil
 			if err := c.ctx.Err(); err != nil {

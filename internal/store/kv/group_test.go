@@ -24,7 +24,7 @@ func TestUpdateGrouped_Isolation(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = db.updateGrouped(ctx, func(w *wtx) error {
+			errs[i] = db.updateGrouped(ctx, nil, func(w *wtx) error {
 				k := []byte(fmt.Sprintf("group-test-%02d", i))
 				switch i % 3 {
 				case 1: // refused before writing

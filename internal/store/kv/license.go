@@ -329,7 +329,18 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		return nil, catalog.Invalid("released_at", "must be empty on a new lease")
 	}
 	var out catalog.Lease
-	err := db.updateGrouped(ctx, func(w *wtx) error {
+	subjKey := license.SubjectKey(l.EntitlementID, l.SubjectType, l.SubjectID)
+	keys := []BucketKey{
+		{bEntitlements, []byte(l.EntitlementID)}, {bLeaseCounts, []byte(l.EntitlementID)},
+		{iLeaseActive, subjKey}, {iSeatActive, subjKey}, {bMeta, kAuditHead},
+	}
+	if l.LeaseID != "" {
+		keys = append(keys, BucketKey{bLeases, []byte(l.LeaseID)})
+	}
+	if l.TenantID != "" {
+		keys = append(keys, BucketKey{bTenants, []byte(l.TenantID)})
+	}
+	err := db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}
@@ -483,7 +494,7 @@ func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 // (license.CheckHolder).
 func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error) {
 	var l catalog.Lease
-	err := db.updateGrouped(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, []BucketKey{{bLeases, []byte(id)}, {bMeta, kAuditHead}}, func(w *wtx) error {
 		l = catalog.Lease{} // a grouped call may run twice
 		if err := w.ensureCounted(); err != nil {
 			return err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/outpost/outpost/internal/store/kv"
 )
 
 // Round trips. Every Get, Put and Delete of the kv emulation was one
@@ -16,9 +18,11 @@ import (
 //     cursor, Indexed, CountPrefix, PutMany), when the buffer is large,
 //     and before the commit;
 //   - answers a Get of a key it wrote from the buffer, and a Get it
-//     already made from its read cache: while the transaction holds the
-//     chain-head lock no other writer changes a row, so a value read once
-//     stays true until this transaction changes it.
+//     already made (or prefetched: Prefetch, kv.Prefetcher, one round
+//     trip for every key a batch of grouped lease writes will read) from
+//     its read cache: while the transaction holds the chain-head lock no
+//     other writer changes a row, so a value read once stays true until
+//     this transaction changes it.
 //
 // A write that fails in the batch fails the transaction (kvTx.err), as a
 // failed Put did.
@@ -110,6 +114,20 @@ func (t *kvTx) flush() {
 		}
 		pb, pk, pv = append(pb, op.bucket), append(pk, op.k), append(pv, op.v)
 	}
+	// Once sent, the rows are what the buffer said: keep them as reads.
+	for ck, op := range t.pending {
+		if len(t.reads) >= maxCached {
+			break
+		}
+		if t.reads == nil {
+			t.reads = map[string][]byte{}
+		}
+		if op.del {
+			t.reads[ck] = nil
+		} else {
+			t.reads[ck] = op.v
+		}
+	}
 	t.pending, t.pendingSize = nil, 0
 	batch := &pgx.Batch{}
 	if len(pb) > 0 {
@@ -123,5 +141,66 @@ func (t *kvTx) flush() {
 	}
 	if err := t.tx.SendBatch(t.ctx, batch).Close(); err != nil {
 		t.fail(fmt.Errorf("write: %w", err))
+	}
+}
+
+// Prefetch reads keys in one round trip into the read cache
+// (kv.Prefetcher); keys this transaction wrote or read already are
+// skipped.
+func (t *kvTx) Prefetch(keys []kv.BucketKey) {
+	if !t.write || t.err != nil {
+		return
+	}
+	var (
+		bs   []string
+		ks   [][]byte
+		seen = map[string]bool{}
+	)
+	for _, bk := range keys {
+		b := string(bk.Bucket)
+		ck := cacheKey(b, bk.Key)
+		if seen[ck] {
+			continue
+		}
+		seen[ck] = true
+		if _, ok := t.buffered(b, bk.Key); ok {
+			continue
+		}
+		if _, ok := t.cached(b, bk.Key); ok {
+			continue
+		}
+		bs, ks = append(bs, b), append(ks, bk.Key)
+	}
+	if len(bs) == 0 {
+		return
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT o.bucket, o.k, o.v FROM outpost_kv o
+		JOIN unnest($1::text[], $2::bytea[]) AS q(b, k) ON o.bucket = q.b AND o.k = q.k`, bs, ks)
+	if err != nil {
+		t.fail(fmt.Errorf("prefetch: %w", err))
+		return
+	}
+	defer rows.Close()
+	found := map[string][]byte{}
+	for rows.Next() {
+		var (
+			b    string
+			k, v []byte
+		)
+		if err := rows.Scan(&b, &k, &v); err != nil {
+			t.fail(fmt.Errorf("prefetch: %w", err))
+			return
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		found[cacheKey(b, k)] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.fail(fmt.Errorf("prefetch: %w", err))
+		return
+	}
+	for i := range bs {
+		t.remember(bs[i], ks[i], found[cacheKey(bs[i], ks[i])]) // nil: absent
 	}
 }

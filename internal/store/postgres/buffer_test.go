@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/outpost/outpost/internal/store/kv"
 )
 
 // TestWriteBuffer_Behaviour: a write transaction's buffered writes are
@@ -62,6 +64,10 @@ func TestWriteBuffer_Behaviour(t *testing.T) {
 			if fmt.Sprint(keys) != "[a b]" {
 				return fmt.Errorf("cursor keys %v, want [a b]", keys)
 			}
+			// After the flush the cache holds what was written.
+			if got := b.Get([]byte("a")); string(got) != "3" {
+				return fmt.Errorf("Get(a) after the flush = %q, want 3", got)
+			}
 			return nil
 		})
 		if err != nil {
@@ -69,6 +75,25 @@ func TestWriteBuffer_Behaviour(t *testing.T) {
 		}
 		if got := get(t, "a"); string(got) != "3" {
 			t.Fatalf("committed a = %q, want 3", got)
+		}
+	})
+	t.Run("prefetch", func(t *testing.T) {
+		err := db.update(ctx, func(w *kvTx) error {
+			b := w.Bucket(bk)
+			if err := b.Put([]byte("p"), []byte("buffered")); err != nil {
+				return err
+			}
+			w.Prefetch([]kv.BucketKey{{Bucket: bk, Key: []byte("a")}, {Bucket: bk, Key: []byte("nope")}, {Bucket: bk, Key: []byte("p")}})
+			for k, want := range map[string]string{"a": "3", "nope": "", "p": "buffered"} {
+				got := b.Get([]byte(k))
+				if (want == "" && got != nil) || (want != "" && string(got) != want) {
+					return fmt.Errorf("Get(%s) after prefetch = %q, want %q", k, got, want)
+				}
+			}
+			return b.Delete([]byte("p"))
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("large transaction", func(t *testing.T) {
