@@ -47,14 +47,13 @@ var (
 // expiryNanos is t as the index's 8 big-endian bytes: unix nanoseconds,
 // clamped to the range that sorts correctly (1970..2262).
 func expiryNanos(t time.Time) uint64 {
-	n := t.UnixNano()
-	if n < 0 || t.Year() >= 2262 {
-		if n < 0 && t.Year() < 1970 {
-			return 0
-		}
+	switch {
+	case t.Year() < 1970:
+		return 0
+	case t.Year() >= 2262: // past UnixNano's range
 		return 1<<63 - 1
 	}
-	return uint64(n)
+	return uint64(t.UnixNano())
 }
 
 // expiryKey is the idx_lease_expiry key of a lease of entitlement ent
