@@ -47,6 +47,7 @@ var (
 // expiryNanos is t as the index's 8 big-endian bytes: unix nanoseconds,
 // clamped to the range that sorts correctly (1970..2262).
 func expiryNanos(t time.Time) uint64 {
+	t = t.UTC()
 	switch {
 	case t.Year() < 1970:
 		return 0
