@@ -99,6 +99,18 @@ func (a *App) ExpireIdempotency(ctx context.Context, ttl time.Duration) (int, er
 	return a.store.ExpireIdempotency(ctx, a.now().Add(-ttl))
 }
 
+// LeaseSweepLimit bounds the expired leases one housekeeping round takes
+// out of the active sets (store.SweepExpiredLeases works in transactions
+// of 1,000; admission frees an expired lease's seat without it).
+const LeaseSweepLimit = 100_000
+
+// SweepExpiredLeases takes the leases expired by now out of every
+// entitlement's active set, at most LeaseSweepLimit per call
+// (housekeeping).
+func (a *App) SweepExpiredLeases(ctx context.Context) (int, error) {
+	return a.store.SweepExpiredLeases(ctx, a.now(), LeaseSweepLimit)
+}
+
 // Remembered is the first answer to a request made with an idempotency
 // key.
 type Remembered struct {

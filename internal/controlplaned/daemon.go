@@ -234,7 +234,8 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 // housekeeping runs at start and then every RefreshInterval (hourly when
 // 0): it rebuilds snapshots that are about to expire (when RefreshInterval
 // is set), deletes artifact bytes a crash left without a record (older
-// than a day), forgets idempotency records older than IdempotencyTTL, and
+// than a day), takes expired leases out of the active sets
+// (App.SweepExpiredLeases), forgets idempotency records older than IdempotencyTTL, and
 // advances or halts the rollouts that have a schedule or a health gate
 // (App.EvaluateRollouts).
 func (c *ControlPlane) housekeeping(ctx context.Context) error {
@@ -272,6 +273,11 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 			log.Error("sweep orphan blobs", "err", err)
 		} else if n > 0 {
 			log.Info("deleted artifact bytes no record names", "count", n)
+		}
+		if n, err := c.app.SweepExpiredLeases(ctx); err != nil && ctx.Err() == nil {
+			log.Error("sweep expired leases", "err", err)
+		} else if n > 0 {
+			log.Info("swept expired leases", "count", n)
 		}
 		if n, err := c.app.ExpireIdempotency(ctx, c.cfg.IdempotencyTTL); err != nil && ctx.Err() == nil {
 			log.Error("expire idempotency records", "err", err)

@@ -44,7 +44,8 @@ type Config struct {
 	// no inbox).
 	InboxDir      string
 	InboxInterval time.Duration
-	// GCInterval runs the cache GC (0: never).
+	// GCInterval runs the cache GC and the sweep of expired leases out
+	// of the seat index (0: never).
 	GCInterval time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests on Close.
 	ShutdownTimeout time.Duration
@@ -129,6 +130,7 @@ type Mirror struct {
 	admin  net.Listener    // the admin socket, nil when none
 	tls    *tlsconf.Server // nil: plain HTTP
 	events *fleet.Aggregator
+	leases *Leases
 	hs     *http.Server
 	// inflight joins the request handlers: http.Server.Close does not
 	// wait for them.
@@ -174,6 +176,7 @@ func (m *Mirror) build(ctx context.Context) error {
 	}
 	m.cache = c
 	leases := NewLeases(m.st, cfg.MirrorID, cfg.TenantID, cfg.Key)
+	m.leases = leases
 	if err := cfg.RateLimits.Validate(); err != nil {
 		return err
 	}
@@ -368,7 +371,11 @@ func (m *Mirror) serve(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// gc runs the cache GC every GCInterval.
+// leaseSweepLimit bounds the expired leases one GC round purges from
+// the seat index (acquires purge at the limit by themselves).
+const leaseSweepLimit = 10_000
+
+// gc runs the cache GC and the lease sweep every GCInterval.
 func (m *Mirror) gc(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.GCInterval)
 	defer t.Stop()
@@ -382,7 +389,22 @@ func (m *Mirror) gc(ctx context.Context) error {
 			} else if rep.Removed > 0 {
 				m.log.Info("gc", "removed", rep.Removed, "bytes", rep.Bytes)
 			}
+			m.sweepLeases(ctx)
 		}
+	}
+}
+
+// sweepLeases purges expired leases from the ledger's seat index, if
+// the ledger can be opened (a mirror id is known).
+func (m *Mirror) sweepLeases(ctx context.Context) {
+	led, err := m.leases.Ledger()
+	if err != nil {
+		return // no ledger yet: nothing to sweep
+	}
+	if n, err := led.Sweep(ctx, time.Now(), leaseSweepLimit); err != nil && ctx.Err() == nil {
+		m.log.Error("sweep expired leases", "err", err)
+	} else if n > 0 {
+		m.log.Info("swept expired leases", "count", n)
 	}
 }
 

@@ -190,6 +190,15 @@ type Store interface {
 	// ReleaseLease needs the hash of the lease's holder secret unless
 	// force (license.CheckHolder); refused, nothing changes.
 	ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error)
+	// ActiveLeaseCount is the number of the entitlement's leases active
+	// at t (unreleased, t before expires_at), read from its counter.
+	ActiveLeaseCount(ctx context.Context, entitlementID string, t time.Time) (int, error)
+	// SweepExpiredLeases takes the leases expired at now out of every
+	// entitlement's active set (their records stay as history), in write
+	// transactions of bounded size, at most limit in all (≤ 0: no bound),
+	// and returns how many. Admission already frees an expired lease's
+	// seat by itself; the sweep keeps the expiry index small.
+	SweepExpiredLeases(ctx context.Context, now time.Time, limit int) (int, error)
 
 	// Snapshots: immutable. CreateSnapshot gathers the input, assigns the
 	// next sequence and calls build in one transaction, so two concurrent

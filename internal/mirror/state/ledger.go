@@ -58,9 +58,17 @@ func (s *State) Ledger(mirrorID string, key ed25519.PrivateKey, tenantID string)
 		return nil, errors.New("new ledger: key is not an ed25519 private key")
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
+		counted := tx.Bucket(bucketCounts) != nil
 		for _, b := range [][]byte{bucketLeases, bucketSubjects, bucketActive, bucketCounts, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("bucket %s: %w", b, err)
+			}
+		}
+		if !counted {
+			// A ledger from before the counters: count its seat index
+			// once, in this transaction.
+			if err := rebuildCounts(tx); err != nil {
+				return err
 			}
 		}
 		return migrateSubjects(tx)
@@ -421,20 +429,26 @@ func (l *Ledger) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 	return lease, nil
 }
 
-// ActiveLeases counts the leases of entitlementID that hold a seat at now.
+// ActiveLeases counts the leases of entitlementID that hold a seat at now:
+// its counter less the seat index entries already expired (read only; the
+// next acquire at the limit or the sweep purges them), so it reads the
+// expired entries, not every lease.
 func (l *Ledger) ActiveLeases(ctx context.Context, entitlementID string, now time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
 	err := l.db.View(func(tx *bolt.Tx) error {
+		n = l.count(tx, entitlementID)
 		c := tx.Bucket(bucketActive).Cursor()
 		prefix := append([]byte(entitlementID), 0)
 		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
 			if activeExpiry(k, len(prefix)) > now.Unix() {
-				n++
+				break // keys sort by expiry: the rest are live
 			}
+			n--
 		}
+		n = max(n, 0)
 		return nil
 	})
 	if err != nil {
@@ -451,12 +465,20 @@ func (l *Ledger) holding(tx *bolt.Tx, eid string, now time.Time, limit int) (int
 	if n < limit {
 		return n, nil
 	}
+	purged, err := l.purge(tx, eid, now, 0)
+	return n - purged, err
+}
+
+// purge removes from eid's seat index the leases expired at now, at most
+// limit (≤ 0: all), and returns how many. It reads only the expired
+// entries (the index sorts by expiry).
+func (l *Ledger) purge(tx *bolt.Tx, eid string, now time.Time, limit int) (int, error) {
 	active := tx.Bucket(bucketActive)
 	prefix := append([]byte(eid), 0)
 	var stale [][]byte
 	c := active.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		if activeExpiry(k, len(prefix)) > now.Unix() {
+		if activeExpiry(k, len(prefix)) > now.Unix() || (limit > 0 && len(stale) == limit) {
 			break // keys sort by expiry: the rest are live
 		}
 		stale = append(stale, append([]byte(nil), k...))
@@ -471,7 +493,95 @@ func (l *Ledger) holding(tx *bolt.Tx, eid string, now time.Time, limit int) (int
 			return 0, err
 		}
 	}
-	return n - len(stale), nil
+	return len(stale), nil
+}
+
+// sweepBatch bounds the expired leases one sweep transaction purges.
+const sweepBatch = 1000
+
+// Sweep purges the leases expired at now from every entitlement's seat
+// index (their records stay, as history), at most sweepBatch per write
+// transaction and at most limit in all (≤ 0: no bound), and returns how
+// many. Acquire purges by itself when an entitlement reaches its limit;
+// the mirror's periodic work runs Sweep so the index of entitlements
+// nobody leases from stays small.
+func (l *Ledger) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
+	total := 0
+	after := []byte{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		if limit > 0 && total >= limit {
+			return total, nil
+		}
+		budget := sweepBatch
+		if limit > 0 {
+			budget = min(budget, limit-total)
+		}
+		var n int
+		done := false
+		err := l.commits.do(func(tx *bolt.Tx) error {
+			n, done = 0, false
+			var ents []string
+			c := tx.Bucket(bucketCounts).Cursor()
+			k, _ := c.Seek(after)
+			if len(after) > 0 && string(k) == string(after) {
+				k, _ = c.Next()
+			}
+			for ; k != nil && len(ents) < budget; k, _ = c.Next() {
+				ents = append(ents, string(k))
+			}
+			done = len(ents) < budget
+			last := ""
+			for _, eid := range ents {
+				m, err := l.purge(tx, eid, now, budget-n)
+				if err != nil {
+					return err
+				}
+				n += m
+				if n >= budget {
+					done = false // eid may have more: resume there
+					break
+				}
+				last = eid
+			}
+			if last != "" {
+				after = []byte(last)
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("sweep leases: %w", err)
+		}
+		total += n
+		if done {
+			return total, nil
+		}
+	}
+}
+
+// rebuildCounts sets license_counts from license_active.
+func rebuildCounts(tx *bolt.Tx) error {
+	counts := map[string]uint64{}
+	err := tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
+		for i, b := range k {
+			if b == 0 {
+				counts[string(k[:i])]++
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count seat index: %w", err)
+	}
+	for eid, n := range counts {
+		if err := tx.Bucket(bucketCounts).Put([]byte(eid), binary.BigEndian.AppendUint64(nil, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dropActive removes a lease from the seat index if it is still there.

@@ -53,3 +53,13 @@ type IndexReader interface {
 type PrefixCounter interface {
 	CountPrefix(pfx []byte) int
 }
+
+// BucketKey names one key of one bucket.
+type BucketKey struct{ Bucket, Key []byte }
+
+// Prefetcher is an optional Tx fast path: read keys ahead, in one round
+// trip, so that the Gets of them that follow are answered locally. A
+// backend with a round trip per Get implements it.
+type Prefetcher interface {
+	Prefetch(keys []BucketKey)
+}

@@ -175,19 +175,6 @@ func checkSubject(subjectType, subjectID string) error {
 	return nil
 }
 
-// countPrefix counts the keys under pfx.
-func countPrefix(b Bucket, pfx []byte) int {
-	if pc, ok := b.(PrefixCounter); ok {
-		return pc.CountPrefix(pfx)
-	}
-	n := 0
-	c := b.Cursor()
-	for k, _ := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Next() {
-		n++
-	}
-	return n
-}
-
 // AssignSeat gives a subject a seat of an explicit-mode entitlement.
 func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) error {
 	if err := checkID("seat_assignment_id", s.SeatAssignmentID); err != nil {
@@ -203,6 +190,9 @@ func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) erro
 		return catalog.Invalid("revoked_at", "must be empty on a new assignment")
 	}
 	return db.update(ctx, func(w *wtx) error {
+		if err := w.ensureCounted(); err != nil {
+			return err
+		}
 		var e catalog.Entitlement
 		if err := mustGet(w.Tx, bEntitlements, "entitlement", s.EntitlementID, &e); err != nil {
 			return err
@@ -219,7 +209,11 @@ func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) erro
 		if id := active.Get(ak); id != nil {
 			return catalog.Errorf(catalog.ECONFLICT, "%s %s already holds seat %s", s.SubjectType, s.SubjectID, id)
 		}
-		if n := countPrefix(active, prefix(e.EntitlementID)); n >= pol.OnlineSeats() {
+		n, err := getCount(w.Bucket(bSeatCounts), e.EntitlementID)
+		if err != nil {
+			return err
+		}
+		if n >= int64(pol.OnlineSeats()) {
 			return catalog.Errorf(catalog.ECONFLICT, "no free seat: all %d seats are assigned", pol.OnlineSeats())
 		}
 		s.AssignedAt = orNow(s.AssignedAt, w.now)
@@ -235,6 +229,9 @@ func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) erro
 		if err := active.Put(ak, []byte(s.SeatAssignmentID)); err != nil {
 			return err
 		}
+		if err := addCount(w.Bucket(bSeatCounts), e.EntitlementID, 1); err != nil {
+			return err
+		}
 		return w.event(e.TenantID, "seat.assigned", s)
 	})
 }
@@ -246,6 +243,9 @@ func (db *Store) RevokeSeat(ctx context.Context, entitlementID, seatID, by strin
 	}
 	var s catalog.SeatAssignment
 	err := db.update(ctx, func(w *wtx) error {
+		if err := w.ensureCounted(); err != nil {
+			return err
+		}
 		var e catalog.Entitlement
 		if err := mustGet(w.Tx, bEntitlements, "entitlement", entitlementID, &e); err != nil {
 			return err
@@ -268,8 +268,15 @@ func (db *Store) RevokeSeat(ctx context.Context, entitlementID, seatID, by strin
 		if err := w.put(bSeats, []byte(seatID), &s); err != nil {
 			return err
 		}
-		if err := w.Bucket(iSeatActive).Delete(key(entitlementID, s.SubjectType, s.SubjectID)); err != nil {
-			return err
+		active := w.Bucket(iSeatActive)
+		ak := key(entitlementID, s.SubjectType, s.SubjectID)
+		if string(active.Get(ak)) == seatID {
+			if err := active.Delete(ak); err != nil {
+				return err
+			}
+			if err := addCount(w.Bucket(bSeatCounts), entitlementID, -1); err != nil {
+				return err
+			}
 		}
 		return w.event(e.TenantID, "seat.revoked", &s)
 	})
@@ -322,7 +329,21 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		return nil, catalog.Invalid("released_at", "must be empty on a new lease")
 	}
 	var out catalog.Lease
-	err := db.update(ctx, func(w *wtx) error {
+	subjKey := license.SubjectKey(l.EntitlementID, l.SubjectType, l.SubjectID)
+	keys := []BucketKey{
+		{bEntitlements, []byte(l.EntitlementID)}, {bLeaseCounts, []byte(l.EntitlementID)},
+		{iLeaseActive, subjKey}, {iSeatActive, subjKey}, {bMeta, kAuditHead},
+	}
+	if l.LeaseID != "" {
+		keys = append(keys, BucketKey{bLeases, []byte(l.LeaseID)})
+	}
+	if l.TenantID != "" {
+		keys = append(keys, BucketKey{bTenants, []byte(l.TenantID)})
+	}
+	err := db.updateGrouped(ctx, keys, func(w *wtx) error {
+		if err := w.ensureCounted(); err != nil {
+			return err
+		}
 		var e catalog.Entitlement
 		if err := mustGet(w.Tx, bEntitlements, "entitlement", l.EntitlementID, &e); err != nil {
 			return err
@@ -338,31 +359,36 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		if err != nil {
 			return err
 		}
+		// The entitlement's leases expired by now leave its active set
+		// first, so the counter is the leases active now (O(expired)).
+		_, n, err := popExpired(w.Tx, e.EntitlementID, l.IssuedAt, 0)
+		if err != nil {
+			return err
+		}
 		subj := license.SubjectKey(e.EntitlementID, l.SubjectType, l.SubjectID)
-		active := w.Bucket(iLeaseActive)
 		var held *catalog.Lease
-		if id := active.Get(subj); id != nil {
+		if id := w.Bucket(iLeaseActive).Get(subj); id != nil {
 			held = new(catalog.Lease)
 			if err := mustGet(w.Tx, bLeases, "lease", string(id), held); err != nil {
 				return err
 			}
 		}
-		n, err := w.countActiveLeases(e.EntitlementID, l.IssuedAt)
-		if err != nil {
-			return err
-		}
+		// The seat assignment matters in explicit mode only (one read
+		// fewer per issuance otherwise).
+		assigned := pol.SeatAssignmentMode == catalog.SeatsExplicit && w.Bucket(iSeatActive).Get(subj) != nil
 		d, err := license.Admit(license.Admission{
 			EntitlementID: e.EntitlementID, StartsAt: e.StartsAt, EndsAt: e.EndsAt, Policy: pol,
 			TenantID: t.TenantID, TenantStatus: t.Status,
 			SubjectType: l.SubjectType, SubjectID: l.SubjectID,
-			SeatAssigned: w.Bucket(iSeatActive).Get(subj) != nil,
-			Limit:        pol.OnlineSeats(), Held: held, Active: n,
+			SeatAssigned: assigned,
+			Limit:        pol.OnlineSeats(), Held: held, Active: int(n),
 			HolderHash: l.HolderHash, Requested: l.ExpiresAt, Now: l.IssuedAt,
 		})
 		if err != nil {
 			return err
 		}
 		if d.Renew {
+			oldExp := held.ExpiresAt
 			held.IssuedAt, held.ExpiresAt, held.TokenHash = d.IssuedAt, d.ExpiresAt, l.TokenHash
 			if held.HolderHash == "" {
 				held.HolderHash = l.HolderHash // a lease from before holder secrets: bind it now
@@ -371,6 +397,9 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 				return err
 			}
 			if err := w.put(bLeases, []byte(held.LeaseID), held); err != nil {
+				return err
+			}
+			if err := moveExpiry(w.Tx, held, oldExp, subj); err != nil {
 				return err
 			}
 			out = *held
@@ -394,7 +423,14 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		if err := putIdx(w.Tx, iLeaseEnt, key(e.EntitlementID, out.LeaseID), ""); err != nil {
 			return err
 		}
-		if err := active.Put(subj, []byte(out.LeaseID)); err != nil {
+		if held != nil {
+			// Not renewable (cannot happen once expired leases are
+			// popped, but the set must stay exact): it gives way.
+			if _, err := leaveActive(w.Tx, held, held.ExpiresAt); err != nil {
+				return err
+			}
+		}
+		if err := enterActive(w.Tx, &out, subj); err != nil {
 			return err
 		}
 		return w.event(e.TenantID, "lease.issued", &out)
@@ -405,53 +441,43 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	return &out, nil
 }
 
-// countActiveLeases counts the entitlement's leases active at t, and
-// drops index entries of leases that have expired by then so the index
-// stays about the size of the seat pool.
-func (w *wtx) countActiveLeases(entitlementID string, t time.Time) (int, error) {
-	pfx := prefix(entitlementID)
-	b := w.Bucket(iLeaseActive)
-	c := b.Cursor()
-	var stale [][]byte
-	n := 0
-	for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
-		var l catalog.Lease
-		if err := mustGet(w.Tx, bLeases, "lease", string(v), &l); err != nil {
-			return 0, err
-		}
-		if l.Active(t) {
-			n++
-		} else {
-			stale = append(stale, append([]byte(nil), k...))
-		}
-	}
-	for _, k := range stale {
-		if err := b.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-}
-
-// ActiveLeaseCount counts the entitlement's leases active at t (read
-// only: the index is trimmed by the next acquisition).
+// ActiveLeaseCount counts the entitlement's leases active at t: its
+// counter less its expiry entries due by t (read only: they are popped by
+// the next acquisition or the sweep).
 func (db *Store) ActiveLeaseCount(ctx context.Context, entitlementID string, t time.Time) (int, error) {
 	n := 0
 	err := db.view(ctx, func(tx Tx) error {
-		pfx := prefix(entitlementID)
-		c := tx.Bucket(iLeaseActive).Cursor()
-		for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
-			var l catalog.Lease
-			if err := mustGet(tx, bLeases, "lease", string(v), &l); err != nil {
-				return err
-			}
-			if l.Active(t) {
-				n++
-			}
+		if !db.counted.Load() && tx.Bucket(bMeta).Get(kLeaseCounted) == nil {
+			return countActiveScan(tx, entitlementID, t, &n)
+		}
+		c, err := readLeaseCount(tx, entitlementID)
+		if err != nil {
+			return err
+		}
+		n = int(c.n)
+		if c.n > 0 && expiryNanos(t) >= c.minExp {
+			n -= countDue(tx, entitlementID, t)
 		}
 		return nil
 	})
 	return n, err
+}
+
+// countActiveScan counts by decoding the leases, for a store whose
+// counters are not built yet.
+func countActiveScan(tx Tx, entitlementID string, t time.Time, n *int) error {
+	pfx := prefix(entitlementID)
+	c := tx.Bucket(iLeaseActive).Cursor()
+	for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
+		var l catalog.Lease
+		if err := mustGet(tx, bLeases, "lease", string(v), &l); err != nil {
+			return err
+		}
+		if l.Active(t) {
+			*n++
+		}
+	}
+	return nil
 }
 
 // Lease returns one lease.
@@ -468,7 +494,11 @@ func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 // (license.CheckHolder).
 func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error) {
 	var l catalog.Lease
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, []BucketKey{{bLeases, []byte(id)}, {bMeta, kAuditHead}}, func(w *wtx) error {
+		l = catalog.Lease{} // a grouped call may run twice
+		if err := w.ensureCounted(); err != nil {
+			return err
+		}
 		if err := mustGet(w.Tx, bLeases, "lease", id, &l); err != nil {
 			return err
 		}
@@ -483,12 +513,8 @@ func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force 
 		if err := w.put(bLeases, []byte(id), &l); err != nil {
 			return err
 		}
-		active := w.Bucket(iLeaseActive)
-		subj := license.SubjectKey(l.EntitlementID, l.SubjectType, l.SubjectID)
-		if string(active.Get(subj)) == id {
-			if err := active.Delete(subj); err != nil {
-				return err
-			}
+		if _, err := leaveActive(w.Tx, &l, l.ExpiresAt); err != nil {
+			return err
 		}
 		return w.event(l.TenantID, "lease.released", &l)
 	})

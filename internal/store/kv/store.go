@@ -81,7 +81,7 @@ var (
 		iPolicyTenant, iBlockedTPV, iBlockedTenant, iRolloutProduct, iEntTenant,
 		iEntTP, iSeatEnt, iSeatActive, iLeaseEnt, iLeaseActive, iSnapSeq,
 		iSnapTenant, iMirrorCred, iMirrorTenant, iAuditTenant, iAuditType,
-		iAuditDedup, iAuditTenantTy,
+		iAuditDedup, iAuditTenantTy, bLeaseCounts, bSeatCounts, iLeaseExpiry,
 	}
 
 	kAuditHead = []byte("audit_head")
@@ -116,6 +116,9 @@ type Store struct {
 	warm   *warmer       // the background load started by New, if running
 	gen    atomic.Uint64 // counts committed writes to the cached buckets
 	hook   hookSlot      // SetAuditHook (backend.go)
+	// counted: the lease and seat counters are complete (leasecount.go).
+	counted atomic.Bool
+	group   groupCommit // lease writes (group.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -124,6 +127,7 @@ var _ store.Store = (*Store)(nil)
 func New(b Backend, opts Options) *Store {
 	db := &Store{b: b, cache: opts.Cache}
 	db.indexAuditByTenantType()
+	db.countLeases()
 	if opts.Cache && !opts.NoWarm {
 		db.startWarm()
 	}
@@ -173,6 +177,8 @@ type wtx struct {
 	ctx context.Context
 	now time.Time
 	ops []cacheOp // writes to cached buckets, applied after commit
+	// afterCommit runs once the transaction has committed.
+	afterCommit []func()
 }
 
 func (db *Store) update(ctx context.Context, fn func(*wtx) error) error {
@@ -197,6 +203,9 @@ func (db *Store) update(ctx context.Context, fn func(*wtx) error) error {
 	switch {
 	case err == nil:
 		db.applyCache(w.ops)
+		for _, f := range w.afterCommit {
+			f()
+		}
 	case ran && len(w.ops) > 0:
 		db.invalidate()
 	}

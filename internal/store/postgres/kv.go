@@ -152,8 +152,11 @@ func (db *DB) update(ctx context.Context, fn func(*kvTx) error) error {
 		if _, err := tx.Exec(ctx, "SELECT id FROM outpost_chain_head WHERE id = 1 FOR UPDATE"); err != nil {
 			return fmt.Errorf("lock chain head: %w", err)
 		}
-		kt := &kvTx{tx: tx, ctx: ctx}
+		kt := &kvTx{tx: tx, ctx: ctx, write: true}
 		err := fn(kt)
+		if err == nil {
+			kt.flush() // the buffered writes (buffer.go), before the commit
+		}
 		// A failed query makes the transaction useless: report it rather
 		// than whatever fn concluded from the missing value.
 		if kt.err != nil {
@@ -190,6 +193,12 @@ type kvTx struct {
 	tx  pgx.Tx
 	ctx context.Context
 	err error
+	// A read-write transaction buffers its writes and caches its reads
+	// (buffer.go).
+	write       bool
+	pending     map[string]*pendingOp
+	pendingSize int
+	reads       map[string][]byte
 }
 
 func (t *kvTx) fail(err error) {
@@ -213,9 +222,16 @@ func (b *kvBucket) Get(k []byte) []byte {
 	if b.tx.err != nil {
 		return nil
 	}
+	if v, ok := b.tx.buffered(b.name, k); ok {
+		return v
+	}
+	if v, ok := b.tx.cached(b.name, k); ok {
+		return v
+	}
 	var v []byte
 	err := b.tx.tx.QueryRow(b.tx.ctx, "SELECT v FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
+		b.tx.remember(b.name, k, nil)
 		return nil
 	}
 	if err != nil {
@@ -225,6 +241,7 @@ func (b *kvBucket) Get(k []byte) []byte {
 	if v == nil {
 		v = []byte{}
 	}
+	b.tx.remember(b.name, k, v)
 	return v
 }
 
@@ -236,13 +253,8 @@ func (b *kvBucket) Put(k, v []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	_, err := b.tx.tx.Exec(b.tx.ctx, `INSERT INTO outpost_kv (bucket, k, v) VALUES ($1, $2, $3)
-		ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, b.name, k, v)
-	if err != nil {
-		err = fmt.Errorf("put %s: %w", b.name, err)
-		b.tx.fail(err)
-	}
-	return err
+	b.tx.buffer(&pendingOp{bucket: b.name, k: k, v: v})
+	return b.tx.err
 }
 
 // Delete removes k; absent keys are no error.
@@ -250,12 +262,8 @@ func (b *kvBucket) Delete(k []byte) error {
 	if b.tx.err != nil {
 		return b.tx.err
 	}
-	_, err := b.tx.tx.Exec(b.tx.ctx, "DELETE FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k)
-	if err != nil {
-		err = fmt.Errorf("delete %s: %w", b.name, err)
-		b.tx.fail(err)
-	}
-	return err
+	b.tx.buffer(&pendingOp{bucket: b.name, k: k, del: true})
+	return b.tx.err
 }
 
 // ForEach calls fn for every key in order; fn may modify the bucket.
@@ -301,6 +309,7 @@ type kvCursor struct {
 
 func (c *kvCursor) load(q string, arg []byte, batch int) {
 	c.buf, c.pos, c.more = nil, 0, false
+	c.b.tx.flush()
 	if c.b.tx.err != nil {
 		return
 	}
@@ -395,6 +404,7 @@ func (c *kvCursor) Prev() ([]byte, []byte) {
 // Indexed returns the values in bucket named by the keys of index idx under
 // pfx (key = pfx + id), in index order, in one query instead of one per id.
 func (t *kvTx) Indexed(idx, bucket, pfx []byte) ([][]byte, error) {
+	t.flush()
 	if t.err != nil {
 		return nil, t.err
 	}
@@ -426,6 +436,7 @@ func (t *kvTx) Indexed(idx, bucket, pfx []byte) ([][]byte, error) {
 
 // CountPrefix counts the keys of b under pfx in one query.
 func (b *kvBucket) CountPrefix(pfx []byte) int {
+	b.tx.flush()
 	if b.tx.err != nil {
 		return 0
 	}
@@ -437,4 +448,28 @@ func (b *kvBucket) CountPrefix(pfx []byte) int {
 		return 0
 	}
 	return n
+}
+
+// PutMany sets keys[i] to values[i] in one statement (kv.BulkPutter).
+func (b *kvBucket) PutMany(keys, values [][]byte) error {
+	b.tx.flush()
+	if b.tx.err != nil {
+		return b.tx.err
+	}
+	for _, k := range keys {
+		delete(b.tx.reads, cacheKey(b.name, k))
+	}
+	for i := range values {
+		if values[i] == nil {
+			values[i] = []byte{}
+		}
+	}
+	_, err := b.tx.tx.Exec(b.tx.ctx, `INSERT INTO outpost_kv (bucket, k, v)
+		SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
+		ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, b.name, keys, values)
+	if err != nil {
+		err = fmt.Errorf("put %s: %w", b.name, err)
+		b.tx.fail(err)
+	}
+	return err
 }

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 	cases = append(cases, catalogCases...)
 	cases = append(cases, policyCases...)
 	cases = append(cases, licenseCases...)
+	cases = append(cases, leaseCountCases...)
 	cases = append(cases, snapshotCases...)
 	cases = append(cases, auditCases...)
 	cases = append(cases, tufCases...)

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Issue 18: online lease issuance on the control plane's store, 32
+# concurrent clients, with 0 and with 100,000 active leases on the same
+# entitlement, on bbolt (fsync on) and on PostgreSQL, beside the raw
+# engine from the same run: bbolt put+fsync, one transaction per put, and
+# a single-row INSERT (pgbench-like), each with 32 clients. Targets:
+# ≥ 2,000 leases/s, and the rate at 100,000 active ≥ 0.8× the rate at 0.
+# PostgreSQL: OUTPOST_TEST_POSTGRES_URL, else scripts/postgres.sh starts
+# one on loopback. Rounds: BENCH_LEASE_ROUNDS (2; best kept).
+# Raw lines: online_lease <store> <case> <per_s>
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+N=${BENCH_LEASE_N:-3000}
+LROUNDS=${BENCH_LEASE_ROUNDS:-2}
+if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
+	OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
+fi
+export OUTPOST_TEST_POSTGRES_URL
+field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+declare -A best
+# one PKG: one round of the package's lease benchmarks, keeping the best
+# rate of each.
+one() {
+	local pkg=$1 line name v
+	go test -run '^$' -bench 'AcquireLease|RawPutFsync|RawInsert' -benchtime "${N}x" "./internal/store/$pkg" >"$TMP/out" 2>&1 ||
+		die "store lease benchmarks ($pkg): $(tail -20 "$TMP/out")"
+	while read -r line; do
+		name=$(awk '{print $1}' <<<"$line")
+		name=${name#Benchmark}
+		name=${name%-*}
+		v=$(field leases/s "$line")
+		[ -n "$v" ] || v=$(field puts/s "$line")
+		[ -n "$v" ] || v=$(field inserts/s "$line")
+		[ -n "$v" ] || continue
+		if [ -z "${best[$pkg/$name]:-}" ] || awk -v a="$v" -v b="${best[$pkg/$name]}" 'BEGIN { exit !(a > b) }'; then
+			best[$pkg/$name]=$v
+		fi
+	done < <(grep '^Benchmark' "$TMP/out")
+}
+for _ in $(seq "$LROUNDS"); do
+	one bolt
+	one postgres
+done
+for k in "${!best[@]}"; do echo "online_lease ${k%%/*} ${k#*/} ${best[$k]}"; done
+report() { # PKG LABEL REFNAME REFLABEL CMD
+	local pkg=$1 label=$2 ref=${best[$1/$3]:-} reflabel=$4 cmd=$5
+	local z=${best[$pkg/AcquireLease/active=0]:-} h=${best[$pkg/AcquireLease/active=100000]:-}
+	[ -n "$z" ] && [ -n "$h" ] && [ -n "$ref" ] || die "missing results for $pkg: $(cat "$TMP/out")"
+	row "Online lease issuance, control plane store ($label), 32 clients, 0 active leases" \
+		"$(fmt1 "$z") leases/s" "$reflabel: $(fmt1 "$ref")/s" "$(ratio "$z" "$ref")" "≥ 2,000/s" "$(judge "$z" '>=' 2000)" "$cmd"
+	local r res
+	r=$(ratio "$h" "$z")
+	res=$(judge "$h" '>=' 2000)
+	[ "$(judge "$r" '>=' 0.8)" = PASS ] || res=FAIL
+	row "Online lease issuance, control plane store ($label), 32 clients, 100,000 active leases" \
+		"$(fmt1 "$h") leases/s" "same store, 0 active: $(fmt1 "$z")/s" "$r" "≥ 2,000/s and ≥ 0.8×" "$res" "$cmd"
+}
+report bolt "bbolt, fsync" RawPutFsync "raw bbolt put+fsync, 32 clients" \
+	"go test -run '^\$' -bench 'AcquireLease|RawPutFsync' -benchtime ${N}x ./internal/store/bolt"
+report postgres "PostgreSQL" RawInsert "single-row INSERT, 32 clients" \
+	"go test -run '^\$' -bench 'AcquireLease|RawInsert' -benchtime ${N}x ./internal/store/postgres"

@@ -1,0 +1,175 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Group commit for the hot lease writes. On bbolt every write transaction
+// ends with an fsync (a few milliseconds), and on PostgreSQL with a WAL
+// flush under the chain-head lock, so one transaction per lease caps
+// issuance at a few hundred per second however cheap the lease itself is.
+// updateGrouped runs concurrent calls in one write transaction: a batch
+// starts as soon as the previous one committed and takes every call
+// queued meanwhile (no timer, unlike bbolt's Batch), so the disk never
+// idles while calls wait and a lone call costs what update costs.
+//
+// Each call still sees the writes of the calls before it in the batch and
+// is checked against them, exactly as if the transactions ran one after
+// the other (they do, inside the shared one); they commit together, so a
+// crash keeps all or none of a batch and no caller has had an answer
+// before its commit. A call refused before it wrote anything (the usual
+// refusal: a full entitlement, a wrong holder secret) drops out of the
+// batch without harming it; a call that fails after writing aborts the
+// shared transaction, and then every call of the batch runs again alone
+// (update), so fn must reset its outputs on entry.
+type groupCommit struct {
+	mu      sync.Mutex
+	pending []*groupCall
+	running bool // a leader is committing
+}
+
+type groupCall struct {
+	ctx  context.Context
+	keys []BucketKey // read ahead for the whole batch (Prefetcher)
+	fn   func(*wtx) error
+	w    *wtx // its transaction view, when fn succeeded in the batch
+	err  error
+	done chan bool // true: lead the next batch; false: err is set
+}
+
+// errRedo aborts a shared transaction that a failed call wrote to.
+var errRedo = errors.New("kv: group commit: a call failed after writing")
+
+// updateGrouped is update, committed together with concurrent calls.
+// keys are what fn will read, prefetched for the whole batch in one round
+// trip on a backend that can (Prefetcher); a hint only.
+func (db *Store) updateGrouped(ctx context.Context, keys []BucketKey, fn func(*wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g := &db.group
+	c := &groupCall{ctx: ctx, keys: keys, fn: fn, done: make(chan bool, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	if g.running {
+		g.mu.Unlock()
+		if lead := <-c.done; !lead {
+			return c.err
+		}
+	} else {
+		g.running = true
+		g.mu.Unlock()
+	}
+	// Leader: commit everything queued (c among it), then hand the lead
+	// to the first call queued meanwhile, so no caller serves batches
+	// forever.
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	db.commitGroup(batch)
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].done <- true
+	} else {
+		g.running = false
+	}
+	g.mu.Unlock()
+	for _, o := range batch {
+		if o != c {
+			o.done <- false
+		}
+	}
+	return c.err
+}
+
+// commitGroup runs batch in one transaction, or each call alone when a
+// call failed after writing or the commit failed.
+func (db *Store) commitGroup(batch []*groupCall) {
+	if len(batch) == 1 {
+		c := batch[0]
+		c.err = db.update(c.ctx, func(w *wtx) error {
+			if p, ok := w.Tx.(Prefetcher); ok && len(c.keys) > 0 {
+				p.Prefetch(c.keys)
+			}
+			return c.fn(w)
+		})
+		return
+	}
+	db.mu.Lock()
+	err := db.b.Update(context.WithoutCancel(batch[0].ctx), func(tx Tx) error {
+		if p, ok := tx.(Prefetcher); ok {
+			var keys []BucketKey
+			for _, c := range batch {
+				keys = append(keys, c.keys...)
+			}
+			if len(keys) > 0 {
+				p.Prefetch(keys)
+			}
+		}
+		for _, c := range batch {
+			c.w, c.err = nil, nil
+			if err := c.ctx.Err(); err != nil {
+				c.err = err
+				continue
+			}
+			dt := &dirtyTx{Tx: tx}
+			w := &wtx{Tx: dt, db: db, ctx: c.ctx, now: time.Now().UTC()}
+			err := c.fn(w)
+			if err == nil {
+				err = w.markAttempt()
+			}
+			switch {
+			case err == nil:
+				c.w = w
+			case dt.dirty:
+				return errRedo
+			default:
+				c.err = err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, c := range batch {
+			if c.w != nil {
+				db.applyCache(c.w.ops)
+				for _, f := range c.w.afterCommit {
+					f()
+				}
+			}
+		}
+		db.mu.Unlock()
+		return
+	}
+	for _, c := range batch {
+		if c.w != nil && len(c.w.ops) > 0 {
+			db.invalidate()
+			break
+		}
+	}
+	db.mu.Unlock()
+	for _, c := range batch {
+		c.err = db.update(c.ctx, c.fn)
+	}
+}
+
+// dirtyTx notes whether anything was written through it.
+type dirtyTx struct {
+	Tx
+	dirty bool
+}
+
+func (t *dirtyTx) Bucket(name []byte) Bucket { return dirtyBucket{t.Tx.Bucket(name), t} }
+
+type dirtyBucket struct {
+	Bucket
+	t *dirtyTx
+}
+
+func (b dirtyBucket) Put(k, v []byte) error { b.t.dirty = true; return b.Bucket.Put(k, v) }
+
+func (b dirtyBucket) Delete(k []byte) error { b.t.dirty = true; return b.Bucket.Delete(k) }
