@@ -36,6 +36,7 @@ func writeConfig(t *testing.T, dir string, v *synctest.Vendor, cp *synctest.Cont
 	t.Helper()
 	cfg := fmt.Sprintf(`data_dir: %q
 tenant_id: %q
+trust: dsse
 trusted_keys: [%q]
 source: controlplane
 vendor_url: %q

@@ -19,7 +19,7 @@ func TestMirror_InboxWhileServing(t *testing.T) {
 	bin := buildOnce(t)
 	v := synctest.NewVendor(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
+	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
 		dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub))
 	path := filepath.Join(dir, "mirror.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)

@@ -574,6 +574,16 @@ func (b *Backend) Mirrors(ctx context.Context, tenantID string) ([]*console.Mirr
 	out := make([]*console.MirrorInfo, 0, len(ms))
 	for _, m := range ms {
 		info := &console.MirrorInfo{Mirror: m}
+		if v, ok := controlplane.TUFSnapshotID(m.LastSnapshotID); ok {
+			// A trust: tuf mirror reports the TUF snapshot version it
+			// holds; its latest is the tenant's repository's.
+			info.MetadataVersion = v
+			if tv, err := b.app.TUFVersions(ctx, m.TenantID); err == nil {
+				info.LatestVersion = tv.Snapshot
+			}
+			out = append(out, info)
+			continue
+		}
 		if m.LastSnapshotID != "" {
 			si, err := b.snapshot(ctx, m.LastSnapshotID)
 			switch {

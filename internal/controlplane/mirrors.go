@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
@@ -233,6 +234,22 @@ type SyncReport struct {
 	Error          string `json:"error"` // kept to 2000 bytes
 }
 
+// TUFSnapshotID parses the id a trust: tuf mirror reports for the
+// repository version it holds: tuf-<snapshot version>.
+func TUFSnapshotID(id string) (int64, bool) {
+	rest, ok := strings.CutPrefix(id, "tuf-")
+	if !ok || rest == "" || len(rest) > 18 || rest[0] == '0' {
+		return 0, false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(rest, 10, 64)
+	return v, err == nil && v > 0
+}
+
 // ReportSync records the calling mirror's sync outcome.
 func (a *App) ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, error) {
 	caller, err := callingMirror(ctx)
@@ -246,7 +263,9 @@ func (a *App) ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, e
 		return nil, err
 	}
 	if in.LastSnapshotID != "" && !catalog.ValidID(catalog.PrefixSnapshot, in.LastSnapshotID) {
-		return nil, catalog.Invalid("last_snapshot_id", "is not a snapshot id")
+		if _, ok := TUFSnapshotID(in.LastSnapshotID); !ok {
+			return nil, catalog.Invalid("last_snapshot_id", "is not a snapshot id (snp_…) or a TUF snapshot version (tuf-<version>)")
+		}
 	}
 	if len(in.Error) > 2000 {
 		in.Error = in.Error[:2000]
