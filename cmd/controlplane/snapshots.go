@@ -47,7 +47,13 @@ func bundleCmd() *cobra.Command {
 			return err
 		})
 		return printed(cmd, func(v bundleView) string {
-			if v.Sequence == 0 { // remote: the stream does not say
+			if v.Sequence == 0 { // remote: the stream says only its format
+				switch v.Format {
+				case controlplane.BundleTUF:
+					return "wrote " + v.Out + ": a TUF bundle"
+				case controlplane.BundleDSSE:
+					return "wrote " + v.Out + ": a schema 1 (deprecated) bundle"
+				}
 				return "wrote " + v.Out
 			}
 			if v.Format == controlplane.BundleTUF {
