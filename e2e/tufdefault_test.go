@@ -114,16 +114,38 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 	})
 
 	t.Run("an offline lease on the TUF mirror", func(t *testing.T) {
-		put := func(subject string) int {
-			code, body := httpDo(t, "PUT", m.url+"/v1/leases/"+subject, "", map[string]any{"entitlement_id": ent.EntitlementID, "subject_type": "machine"}, nil)
+		put := func(subject string) (int, string) {
+			var l struct {
+				Token string `json:"token"`
+			}
+			code, body := httpDo(t, "PUT", m.url+"/v1/leases/"+subject, "", map[string]any{"entitlement_id": ent.EntitlementID, "subject_type": "machine"}, &l)
 			t.Logf("PUT %s: %d %.200s", subject, code, body)
-			return code
+			return code, l.Token
 		}
-		if code := put("laptop-1"); code != http.StatusOK {
-			t.Fatalf("lease = %d, want 200", code)
+		code, token := put("laptop-1")
+		if code != http.StatusOK || token == "" {
+			t.Fatalf("lease = %d, want 200 and a token", code)
 		}
-		if code := put("laptop-2"); code == http.StatusOK {
+		if code, _ := put("laptop-2"); code == http.StatusOK {
 			t.Fatal("a second seat beyond mirror_seats 1 was granted")
+		}
+		// The client verifies the mirror's lease along root → TUF
+		// metadata → mirror key, with no vendor key pinned.
+		verify := func(tok string) result {
+			return run(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir()), tl.updatectl, "lease", "verify", tok, "--server", m.url,
+				"--tenant", tenant, "--tuf-root", filepath.Join(dir, "root.json"))
+		}
+		if r := verify(token); r.code != 0 || !strings.Contains(r.stdout, "issued by mirror:"+mirrorID) {
+			t.Fatalf("lease verify --tuf-root: exit %d: %s %s", r.code, r.stdout, r.stderr)
+		}
+		forged := token[:len(token)-4] + strings.Map(func(r rune) rune {
+			if r == 'A' {
+				return 'B'
+			}
+			return 'A'
+		}, token[len(token)-4:])
+		if r := verify(forged); r.code != 3 {
+			t.Fatalf("a forged lease: exit %d, want 3: %s", r.code, r.stderr)
 		}
 	})
 
