@@ -356,6 +356,32 @@ func TestBackend_MirrorsFromSyncReports(t *testing.T) {
 	}
 }
 
+// TestBackend_MirrorsFromTUFSyncReports: a trust: tuf mirror reports
+// tuf-<snapshot version>: the console shows that version, and no fork
+// alert (it is not a schema 1 snapshot id this control plane lacks).
+func TestBackend_MirrorsFromTUFSyncReports(t *testing.T) {
+	w := setup(t)
+	admin := console.WithPrincipal(context.Background(), w.admin)
+	mp, err := w.app.Authenticate(context.Background(), w.mMine.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx := controlplane.WithPrincipal(context.Background(), mp)
+	if _, err := w.app.ReportSync(mctx, controlplane.SyncReport{LastSnapshotID: "tuf-7", Sequence: 7}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := w.b.Mirrors(admin, w.tMine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 {
+		t.Fatalf("got %d mirrors, want 1", len(ms))
+	}
+	if got := ms[0]; got.MetadataVersion != 7 || len(got.ForkAlerts) != 0 || got.Mirror.LastSyncAt == nil {
+		t.Errorf("got version %d, fork alerts %v, synced %v; want 7, none, set", got.MetadataVersion, got.ForkAlerts, got.Mirror.LastSyncAt)
+	}
+}
+
 func TestBackend_VerifyAuditChainIsCached(t *testing.T) {
 	w := setup(t)
 	admin := console.WithPrincipal(context.Background(), w.admin)
