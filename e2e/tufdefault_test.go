@@ -175,6 +175,35 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 			t.Fatalf("a schema 1 bundle on a TUF mirror: exit %d: %s", r.code, r.stderr)
 		}
 	})
+
+	t.Run("a schema 1 mirror moves to TUF with mirror init --root-file", func(t *testing.T) {
+		old := newMirror(t, tl, "schema 1", mirrorConfig{tenant: tenant, trustedKey: cp.vendorKey(), source: "none"})
+		old.importBundle(cp.exportBundle(tenant, 0))
+		if st := old.localStatus(); st.Snapshot == nil || strings.HasPrefix(st.Snapshot.SnapshotID, "tuf-") {
+			t.Fatalf("the schema 1 mirror holds %+v", st.Snapshot)
+		}
+		args := []string{"init", "--data-dir", old.dir, "--tenant-id", tenant, "--root-file", filepath.Join(dir, "root.json"), "--output", "json"}
+		if r := run(t, baseEnv(), tl.mirror, args...); r.code == 0 || !strings.Contains(r.stderr, "--force") {
+			t.Fatalf("init over a schema 1 state without --force: exit %d: %s", r.code, r.stderr)
+		}
+		r := run(t, baseEnv(), tl.mirror, append(args, "--force")...)
+		var res map[string]string
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || res["trust"] != "tuf" || res["schema1_state"] == "" {
+			t.Fatalf("init --force: exit %d: %s %s", r.code, r.stdout, r.stderr)
+		}
+		if _, err := os.Stat(res["schema1_state"]); err != nil {
+			t.Errorf("the schema 1 state is not where init said: %v", err)
+		}
+		// init wrote the mirror.yaml in the data dir: import there.
+		out := filepath.Join(t.TempDir(), "full.tar")
+		cp.cli("bundle", "export", "--tenant", tenant, "--out", out)
+		if r := run(t, baseEnv(), tl.mirror, "import", out, "--config", filepath.Join(old.dir, "mirror.yaml")); r.code != 0 {
+			t.Fatalf("TUF import after the move: exit %d: %s", r.code, r.stderr)
+		}
+		if r := run(t, baseEnv(), tl.mirror, "status", "--config", filepath.Join(old.dir, "mirror.yaml"), "--output", "json"); r.code != 0 || !strings.Contains(r.stdout, `"snapshot_id": "tuf-`) {
+			t.Fatalf("status after the move: exit %d: %s %s", r.code, r.stdout, r.stderr)
+		}
+	})
 }
 
 // tufSnapshotVersion is the snapshot version the tenant's current TUF
