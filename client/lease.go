@@ -201,15 +201,26 @@ func (c *Client) serverKind(ctx context.Context) (ServerKind, error) {
 // and tenant. A vendor-signed token needs nothing more. A mirror-signed
 // token is checked along the chain vendor key -> snapshot -> mirror key ->
 // lease: envelope is that snapshot's DSSE envelope; when it is nil the
-// client fetches the mirror's current one (GET /v1/snapshot). Every
+// client fetches the mirror's current one (GET /v1/snapshot). With
+// WithTUF and no envelope, the chain is root -> TUF metadata (refreshed
+// from the server's /tuf/ into the state directory) -> mirror key ->
+// lease, and vendor keys are needed only for a vendor-signed token. Every
 // rejection wraps ErrVerification.
 func (c *Client) VerifyLease(ctx context.Context, token string, envelope []byte) (*LeaseClaims, error) {
-	if err := c.requireTrust(); err != nil {
-		return nil, err
+	if c.tuf == nil {
+		if err := c.requireTrust(); err != nil {
+			return nil, err
+		}
 	}
 	claims, _, err := license.Parse(token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
+	}
+	if c.tuf != nil && envelope == nil && claims.Issuer != license.IssuerVendor {
+		return c.verifyLeaseTUF(ctx, token)
+	}
+	if err := c.requireTrust(); err != nil {
+		return nil, err
 	}
 	var v *license.Verifier
 	if claims.Issuer == license.IssuerVendor {
@@ -229,6 +240,29 @@ func (c *Client) VerifyLease(ctx context.Context, token string, envelope []byte)
 			return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
 		}
 	}
+	return c.verifiedLease(token, v)
+}
+
+// verifyLeaseTUF verifies a mirror-signed token along root -> TUF
+// metadata -> mirror key (WithTUF).
+func (c *Client) verifyLeaseTUF(ctx context.Context, token string) (*LeaseClaims, error) {
+	repo, err := c.RefreshTUF(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify lease: %w", err)
+	}
+	m, err := repo.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
+	}
+	v, err := license.NewTUFVerifier(c.trust.Keys, c.tuf.tenantID, m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
+	}
+	return c.verifiedLease(token, v)
+}
+
+// verifiedLease checks token with v and returns its claims.
+func (c *Client) verifiedLease(token string, v *license.Verifier) (*LeaseClaims, error) {
 	vc, err := license.Verify(token, v, c.now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)

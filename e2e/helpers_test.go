@@ -427,12 +427,14 @@ func (cp *controlPlane) registerMirror(tenant, name, publicKey string) (string, 
 	return m.MirrorID, m.Credential
 }
 
-// exportBundle writes the tenant's latest snapshot as a bundle (since > 0:
-// only the artifacts snapshot `since` lacked) and returns its path.
+// exportBundle writes the tenant's latest snapshot as a schema 1 bundle
+// (since > 0: only the artifacts snapshot `since` lacked) and returns its
+// path: the mirrors newMirror makes run trust: dsse (TUF is the default:
+// e2e/tufdefault_test.go).
 func (cp *controlPlane) exportBundle(tenant string, since int64) string {
 	cp.t.Helper()
 	out := filepath.Join(cp.t.TempDir(), fmt.Sprintf("%s-since%d.tar", tenant, since))
-	args := []string{"bundle", "export", "--tenant", tenant, "--out", out}
+	args := []string{"bundle", "export", "--tenant", tenant, "--format", "dsse", "--out", out}
 	if since > 0 {
 		args = append(args, "--since", fmt.Sprint(since))
 	}
@@ -496,7 +498,7 @@ func (m *mirrorDaemon) configure(c mirrorConfig) {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir: %s\nlisten: %s\nlog_level: warn\n", q(m.dir), q(m.addr))
-	fmt.Fprintf(&b, "tenant_id: %s\ntrusted_keys: [%s]\n", q(c.tenant), q(c.trustedKey))
+	fmt.Fprintf(&b, "tenant_id: %s\ntrust: dsse\ntrusted_keys: [%s]\n", q(c.tenant), q(c.trustedKey))
 	fmt.Fprintf(&b, "source: %s\nsync_interval: 1s\nretry_max_elapsed: 10s\n", c.source)
 	if c.vendorURL != "" {
 		fmt.Fprintf(&b, "vendor_url: %s\ncredential: %s\n", q(c.vendorURL), q(c.credential))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 // TestSystemd_InstallStepsWorkVerbatim runs the install steps written in
@@ -30,13 +31,28 @@ func TestSystemd_InstallStepsWorkVerbatim(t *testing.T) {
 	}
 	tl := buildTools(t)
 	repo := testenv.RepoRoot(t)
+	// The tenant's root.json the vendor handed over, readable by the
+	// service user.
+	const mirrorTenant = "ten_01JD0000000000000000000000"
+	rootDir, err := os.MkdirTemp("", "outpost-tenant-root-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rootDir) })
+	rootFile := filepath.Join(rootDir, "root.json")
+	if err := os.Chmod(rootDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rootFile, tuftest.NewVendor(t, mirrorTenant, 1).RootData, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		unit, user, binary, built, stateDir, health string
 		placeholders                                []string
 	}{
 		{"outpost-controlplane.service", "outpost", "controlplane", tl.controlplane, "/var/lib/outpost/controlplane", "/readyz", nil},
 		{"outpost-mirror.service", "outpost-mirror", "mirror", tl.mirror, "/var/lib/outpost-mirror", "/healthz",
-			[]string{"TENANT", "ten_01JD0000000000000000000000", "KEY", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", " [--vendor-url URL --credential CRED]", ""}},
+			[]string{"TENANT", mirrorTenant, "ROOT_JSON", rootFile, " [--vendor-url URL --credential CRED]", ""}},
 	}
 	for _, c := range cases {
 		t.Run(c.unit, func(t *testing.T) {

@@ -45,7 +45,8 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, _ := json.Marshal(rootFile)
-	if err := os.WriteFile(m.config, append(cfg, []byte("trust: tuf\nroot_file: "+string(q)+"\n")...), 0o600); err != nil {
+	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", "trust: tuf\n", 1))
+	if err := os.WriteFile(m.config, append(cfg, []byte("root_file: "+string(q)+"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

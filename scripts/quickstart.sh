@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: a control plane and a mirror on the embedded defaults (bbolt +
-# local disk, no S3), a demo product with two releases and a rollout, a
-# signed snapshot, a synced mirror, and the commands to try. Ctrl-C stops
+# local disk, no S3), a demo product with two releases and a rollout, the
+# tenant's signed TUF repository, a mirror synced with trust: tuf, and the
+# commands to try. Ctrl-C stops
 # both daemons cleanly. State lives in ./data/demo and is rebuilt each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,11 +71,16 @@ REL2=$($BIN/controlplane release create --product "$PRODUCT" --channel stable --
 $BIN/controlplane rollout create --product "$PRODUCT" --release "$REL2" --channel stable --percentage 50 >/dev/null
 TENANT_TOKEN=$($BIN/controlplane token create --role tenant --tenant "$TENANT")
 
-echo "== mirror: init (its own key), register with the control plane"
-VENDOR_KEY=$(curl -fsS -H "Authorization: Bearer $ADMIN" "http://$CP_ADDR/v1/keys" | sed -E 's/.*"public_key":"([^"]+)".*/\1/')
-MIRROR_PUB=$($BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" --output json | sed -nE 's/.*"public_key": *"([^"]+)".*/\1/p')
+echo "== signing the tenant's metadata (its TUF repository; the first build makes its root)"
+$BIN/controlplane snapshot build --tenant "$TENANT" >/dev/null
+
+echo "== mirror: init with the tenant's root (its own key), register with the control plane"
+# The tenant's root.json is what the site trusts: handed over out of band.
+ROOT="$DEMO/root.json"
+$BIN/controlplane root show "$TENANT" >"$ROOT"
+MIRROR_PUB=$($BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --root-file "$ROOT" --output json | sed -nE 's/.*"public_key": *"([^"]+)".*/\1/p')
 CRED=$($BIN/controlplane mirror create --tenant "$TENANT" --name demo-site --channels stable --public-key "$MIRROR_PUB" | sed -nE 's/^credential: +//p')
-$BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --trusted-key "$VENDOR_KEY" \
+$BIN/mirror init --data-dir "$MIRROR_DATA" --listen "$MIRROR_ADDR" --tenant-id "$TENANT" --root-file "$ROOT" \
 	--vendor-url "http://$CP_ADDR" --credential "$CRED" --force >/dev/null
 
 # The status page's bundle upload needs a mirror admin token; the config
@@ -84,7 +90,7 @@ MIRROR_ADMIN=$(printf '%s\n' "$MIRROR_ADMIN_OUT" | sed -nE 's/^token: (.+)$/\1/p
 MIRROR_ADMIN_HASH=$(printf '%s\n' "$MIRROR_ADMIN_OUT" | sed -nE 's/^admin_token_hashes entry: (.+)$/\1/p')
 printf 'admin_token_hashes: ["%s"]\n' "$MIRROR_ADMIN_HASH" >>"$MIRROR_DATA/mirror.yaml"
 
-echo "== signing snapshot 1 for the tenant"
+echo "== signing the next version (it lists the mirror's key, for offline leases)"
 $BIN/controlplane snapshot build --tenant "$TENANT"
 
 echo "== mirror: sync and serve on $MIRROR_ADDR"
@@ -113,17 +119,20 @@ Try it (another terminal):
   $BIN/updatectl check --server http://$MIRROR_ADDR --product $PRODUCT --channel stable \\
       --platform linux --arch x64 --version 1.0.0 --client-id laptop-42
 
-  # Download it, verifying size, sha256 and the vendor's signature on the snapshot:
-  $BIN/updatectl download --server http://$MIRROR_ADDR --tenant $TENANT --trusted-key $VENDOR_KEY \\
+  # Download it, verifying the tenant's TUF metadata (from its root), that the
+  # answer is the product, channel, platform and a newer version asked for,
+  # and the artifact's size and sha256:
+  $BIN/updatectl download --server http://$MIRROR_ADDR --tenant $TENANT --tuf-root $ROOT \\
       --product $PRODUCT --channel stable --platform linux --arch x64 --version 0.9.0 --client-id laptop-42 --out $DEMO/
 
   # The same question to the control plane (online clients use a tenant token):
   curl -s -H 'Authorization: Bearer $TENANT_TOKEN' \\
       'http://$CP_ADDR/v1/updates/check?product=$PRODUCT&channel=stable&platform=linux&arch=x64&version=1.0.0&client_id=laptop-42'
 
-  # The mirror's state, and the signed snapshot it serves:
+  # The mirror's state, and the signed TUF timestamp it serves (any TUF
+  # client can read http://$MIRROR_ADDR/tuf/metadata and /tuf/targets):
   curl -s http://$MIRROR_ADDR/v1/status
-  curl -s http://$MIRROR_ADDR/v1/snapshot | head -c 300; echo
+  curl -s http://$MIRROR_ADDR/tuf/metadata/timestamp.json; echo
 
   # Admin commands (these variables are set in this shell only; copy them):
   export OUTPOST_SERVER=http://$CP_ADDR OUTPOST_TOKEN=$ADMIN

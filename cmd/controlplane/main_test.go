@@ -267,7 +267,10 @@ func TestControlplane_AdminCLI(t *testing.T) {
 		t.Fatalf("snapshot build: %s", snap)
 	}
 	out := filepath.Join(t.TempDir(), "bundle.tar")
-	c.mustRun("bundle", "export", "--tenant", tenant, "--out", out)
+	// TUF is the default format (no --mirror to follow).
+	if got := c.mustRun("bundle", "export", "--tenant", tenant, "--out", out); !strings.Contains(got, "TUF") {
+		t.Fatalf("bundle export printed %q, want a TUF bundle by default", got)
+	}
 	if fi, err := os.Stat(out); err != nil || fi.Size() < 100_000 {
 		t.Fatalf("bundle: %v", err)
 	}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,8 +17,10 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
 	"github.com/outpost/outpost/internal/fsutil"
+	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/keyring"
 	"github.com/outpost/outpost/internal/tufkeys"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // rootCmd manages the TUF keys and each tenant's root (docs/metadata.md,
@@ -181,9 +186,23 @@ func rootCmd() *cobra.Command {
 
 	show := &cobra.Command{
 		Use:   "show TENANT_ID",
-		Short: "Print a tenant's newest root.json (what its mirrors and clients are initialised with)",
+		Short: "Print a tenant's newest root.json (what its mirrors and clients are initialised with: mirror init --root-file, updatectl --tuf-root)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if remote(cmd) {
+				// While the daemon serves (bbolt is locked): through the
+				// API, the tenant's published roots.
+				c, err := apiClient(cmd)
+				if err != nil {
+					return err
+				}
+				b, err := remoteRoot(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(append(b, '\n'))
+				return err
+			}
 			return withApp(cmd, func(ctx context.Context, a *controlplane.App) error {
 				b, err := a.TUFRoot(ctx, args[0])
 				if err != nil {
@@ -240,6 +259,7 @@ func rootCmd() *cobra.Command {
 	rekey.Flags().Int("threshold", 2, "root signatures required")
 	rekey.Flags().Int("keys", 3, "root keys to create")
 	rekey.Flags().String("out", "", "directory for the new root key files")
+	addClientFlags(show)
 	cmd.AddCommand(initC, export, sign, imp, rotate, show, ttl, rekey)
 	syncKeyCommands(cmd)
 	return cmd
@@ -264,4 +284,29 @@ func writeCeremony(path string, c *controlplane.RootCeremony) error {
 		return err
 	}
 	return fsutil.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// maxRootVersions bounds the walk of a tenant's published roots.
+const maxRootVersions = 10000
+
+// remoteRoot returns a tenant's newest published root.json, walking
+// GET /v1/tenants/{id}/tuf/metadata/<v>.root.json from version 1 to the
+// first version not published.
+func remoteRoot(ctx context.Context, c *httpapi.Client, tenantID string) ([]byte, error) {
+	var last []byte
+	for v := 1; v <= maxRootVersions; v++ {
+		b, err := c.Raw(ctx, "GET", "/v1/tenants/"+url.PathEscape(tenantID)+"/tuf/metadata/"+strconv.Itoa(v)+".root.json", nil)
+		var we *wire.Error
+		if errors.As(err, &we) && we.Status == http.StatusNotFound {
+			if last == nil {
+				return nil, fmt.Errorf("tenant %s has no root yet (unknown tenant, no snapshot built yet, or the root is offline: controlplane root export/sign/import)", tenantID)
+			}
+			return last, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("root %d: %w", v, err)
+		}
+		last = b
+	}
+	return nil, fmt.Errorf("more than %d roots published", maxRootVersions)
 }

@@ -104,3 +104,28 @@ func TestControlplane_RootRekey(t *testing.T) {
 		t.Fatalf("online root keys left after the rekey: %d", len(left))
 	}
 }
+
+// TestControlplane_RootShowRemote: while the daemon serves (bbolt is
+// locked), `root show` goes through the API and prints the tenant's
+// newest root, the same bytes the data dir holds; a tenant without a
+// root yet is refused, saying so.
+func TestControlplane_RootShowRemote(t *testing.T) {
+	c := newCP(t)
+	admin := c.mustRun("init")
+	tenant := c.mustRun("tenant", "create", "acme")
+	c.mustRun("snapshot", "build", "--tenant", tenant)
+	c.mustRun("root", "rotate") // root v2
+	local := c.mustRun("root", "show", tenant)
+	if !strings.Contains(local, `"version":2`) {
+		t.Fatalf("local root show: %.200s, want version 2", local)
+	}
+	c.start()
+	c.env = append(c.env, "OUTPOST_SERVER="+c.url(), "OUTPOST_TOKEN="+admin)
+	fresh := c.mustRun("tenant", "create", "fresh") // never built: no root
+	if got := c.mustRun("root", "show", tenant); got != local {
+		t.Errorf("through the API: %.200s\nwant the newest root, as the data dir holds it: %.200s", got, local)
+	}
+	if _, errs, err := c.run("root", "show", fresh); err == nil || !strings.Contains(errs, "no root yet") {
+		t.Errorf("a tenant with no root: %v %q, want a refusal saying no root yet", err, errs)
+	}
+}

@@ -56,8 +56,11 @@ type bundleView struct {
 }
 
 func bundleCmd() *cobra.Command {
-	export := leaf("export", "Write the tenant's latest snapshot (or TUF repository, --format tuf) and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	export := leaf("export", "Write what a mirror lacks of the tenant's TUF repository (or, deprecated, its schema 1 snapshot) and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		since, _ := cmd.Flags().GetInt64("since")
+		if str(cmd, "format") == controlplane.BundleDSSE {
+			fmt.Fprintln(cmd.ErrOrStderr(), "bundle export: --format dsse (schema 1, for trust: dsse mirrors) is deprecated: re-initialise the mirror with the tenant's root (mirror init --root-file) and export TUF bundles")
+		}
 		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format")}
 		out := str(cmd, "out")
 		if out == "" {
@@ -72,19 +75,25 @@ func bundleCmd() *cobra.Command {
 		})
 		meter.Finish()
 		return printed(cmd, func(v bundleView) string {
-			if v.Sequence == 0 { // remote: the stream does not say
+			if v.Sequence == 0 { // remote: the stream says only its format
+				switch v.Format {
+				case controlplane.BundleTUF:
+					return "wrote " + v.Out + ": a TUF bundle"
+				case controlplane.BundleDSSE:
+					return "wrote " + v.Out + ": a schema 1 (deprecated) bundle"
+				}
 				return "wrote " + v.Out
 			}
 			if v.Format == controlplane.BundleTUF {
 				return fmt.Sprintf("wrote %s: TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.Sequence, v.Files, v.Artifacts)
 			}
-			return fmt.Sprintf("wrote %s: snapshot %d, %d artifacts", v.Out, v.Sequence, v.Artifacts)
+			return fmt.Sprintf("wrote %s: schema 1 (deprecated) snapshot %d, %d artifacts", v.Out, v.Sequence, v.Artifacts)
 		})(bundleView{out, res}, err)
 	})
 	export.Flags().String("tenant", "", "tenant id")
 	export.Flags().String("out", "", "output file")
-	export.Flags().Int64("since", 0, "leave out what the mirror's sequence SEQ already had (dsse: its artifacts; tuf: the snapshot version the mirror holds, its files and artifacts)")
-	export.Flags().String("format", controlplane.BundleDSSE, "bundle format: dsse (schema 1, trust: dsse mirrors) or tuf (trust: tuf mirrors)")
+	export.Flags().Int64("since", 0, "leave out what the mirror at this sequence (mirror status) already has (tuf: the snapshot version it holds, its files and artifacts; dsse: its artifacts)")
+	export.Flags().String("format", "", "bundle format: tuf (trust: tuf mirrors) or dsse (schema 1, deprecated); default: the format --mirror last reported running, else tuf")
 	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ import (
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
+	"github.com/outpost/outpost/internal/tuf"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -69,6 +71,10 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		st.Close()
 		return nil, err
 	}
+	log := newLogger(cfg, cmd.ErrOrStderr())
+	if msg := cfg.deprecation(); msg != "" {
+		log.Warn(msg)
+	}
 	a := &app{cfg: cfg, st: st, cache: c, leases: mirror.NewLeases(st, cfg.MirrorID, cfg.TenantID, cfg.mirrorKey)}
 	if withSource {
 		if a.src, err = newSource(ctx, cfg, false); err != nil {
@@ -78,7 +84,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
 		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
-		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
+		Logger: log, MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
 		AuditExportAfter: a.leases.ExportAuditAfter,
 	})
 	return a, nil
@@ -156,10 +162,16 @@ func initCmd() *cobra.Command {
 			tenant, _ := f.GetString("tenant-id")
 			mirrorID, _ := f.GetString("mirror-id")
 			keys, _ := f.GetStringSlice("trusted-key")
+			rootFile, _ := f.GetString("root-file")
 			threshold, _ := f.GetInt("signature-threshold")
 			listen, _ := f.GetString("listen")
-			if tenant == "" || len(keys) == 0 {
-				return errors.New("init: --tenant-id and at least one --trusted-key are required")
+			switch {
+			case tenant == "":
+				return errors.New("init: --tenant-id is required")
+			case rootFile != "" && len(keys) > 0:
+				return errors.New("init: give --root-file (TUF) or --trusted-key (schema 1, deprecated), not both")
+			case rootFile == "" && len(keys) == 0:
+				return errors.New("init: --root-file is required: the tenant's root.json, from the vendor (controlplane root show TENANT > root.json)")
 			}
 			if mirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, mirrorID) {
 				return fmt.Errorf("init: --mirror-id %q is not a mirror id (mir_…)", mirrorID)
@@ -169,18 +181,39 @@ func initCmd() *cobra.Command {
 					return fmt.Errorf("init: --trusted-key #%d is not base64 of a 32-byte ed25519 public key", i+1)
 				}
 			}
+			var root []byte
+			if rootFile != "" {
+				var err error
+				if root, err = readRoot(cmd.Context(), rootFile, tenant); err != nil {
+					return fmt.Errorf("init: --root-file: %w", err)
+				}
+			} else {
+				fmt.Fprintln(cmd.ErrOrStderr(), "mirror init: --trusted-key (schema 1, trust: dsse) is deprecated: initialise with --root-file, the tenant's root.json (controlplane root show TENANT)")
+			}
 			if _, err := os.Stat(path); err == nil && !force {
 				return fmt.Errorf("init: %s exists (use --force to overwrite)", path)
 			}
 			if err := os.MkdirAll(dataDir, 0o700); err != nil {
 				return fmt.Errorf("init: %w", err)
 			}
+			abs, _ := filepath.Abs(dataDir)
+			var moved string
+			if root != nil {
+				// A schema 1 state cannot take TUF: it is moved aside
+				// (with --force), the key and the blob cache stay.
+				var err error
+				if moved, err = setAsideSchema1(filepath.Join(abs, "mirror.db"), force); err != nil {
+					return fmt.Errorf("init: %w", err)
+				}
+				if err := writeFileAtomic(filepath.Join(abs, "root.json"), root, 0o600); err != nil {
+					return fmt.Errorf("init: copy the root: %w", err)
+				}
+			}
 			keyFile := filepath.Join(dataDir, "mirror.key")
 			pub, err := ensureKey(keyFile)
 			if err != nil {
 				return err
 			}
-			abs, _ := filepath.Abs(dataDir)
 			q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 			var b strings.Builder
 			fmt.Fprintf(&b, "# Written by `mirror init`; configs/mirror.yaml documents every key.\n")
@@ -188,9 +221,17 @@ func initCmd() *cobra.Command {
 			if mirrorID != "" {
 				fmt.Fprintf(&b, "mirror_id: %s\n", q(mirrorID))
 			}
-			fmt.Fprintf(&b, "tenant_id: %s\nsignature_threshold: %d\ntrusted_keys:\n", q(tenant), threshold)
-			for _, k := range keys {
-				fmt.Fprintf(&b, "  - %s\n", q(k))
+			fmt.Fprintf(&b, "tenant_id: %s\n", q(tenant))
+			if root != nil {
+				// The copy in the data dir: the config stays valid if the
+				// file given moves. Read once, to initialise mirror.db.
+				fmt.Fprintf(&b, "trust: tuf\nroot_file: %s\n", q(filepath.Join(abs, "root.json")))
+			} else {
+				fmt.Fprintf(&b, "# schema 1 (deprecated): re-initialise with --root-file for trust: tuf\n")
+				fmt.Fprintf(&b, "trust: dsse\nsignature_threshold: %d\ntrusted_keys:\n", threshold)
+				for _, k := range keys {
+					fmt.Fprintf(&b, "  - %s\n", q(k))
+				}
 			}
 			if vendorURL != "" {
 				fmt.Fprintf(&b, "source: controlplane\nvendor_url: %s\ncredential: %s\n", q(vendorURL), q(cred))
@@ -200,9 +241,18 @@ func initCmd() *cobra.Command {
 			if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
 				return fmt.Errorf("init: write config: %w", err)
 			}
-			res := map[string]string{"config": path, "data_dir": abs, "key_file": keyFile, "public_key": base64.StdEncoding.EncodeToString(pub)}
+			res := map[string]string{"config": path, "data_dir": abs, "key_file": keyFile, "public_key": base64.StdEncoding.EncodeToString(pub), "trust": "dsse"}
+			if root != nil {
+				res["trust"], res["root_file"] = "tuf", filepath.Join(abs, "root.json")
+			}
+			if moved != "" {
+				res["schema1_state"] = moved
+			}
 			return output(cmd, res, func(w io.Writer) {
-				fmt.Fprintf(w, "config:     %s\nkey:        %s\npublic key: %s\n", path, keyFile, res["public_key"])
+				fmt.Fprintf(w, "config:     %s\nkey:        %s\npublic key: %s\ntrust:      %s\n", path, keyFile, res["public_key"], res["trust"])
+				if moved != "" {
+					fmt.Fprintf(w, "the schema 1 state was moved to %s (its lease ledger and audit chain; the next sync starts the TUF state)\n", moved)
+				}
 			})
 		},
 	}
@@ -211,10 +261,67 @@ func initCmd() *cobra.Command {
 	f.String("credential", "", "the mirror credential shown when the mirror was registered")
 	f.String("tenant-id", "", "tenant this mirror serves")
 	f.String("mirror-id", "", "this mirror's id (mir_…) as registered with the control plane; needed for leases on a mirror fed only by bundles")
-	f.StringSlice("trusted-key", nil, "vendor public signing key (base64 of 32 bytes); repeat to pin several")
-	f.Int("signature-threshold", 1, "trusted signatures required on a snapshot")
+	f.String("root-file", "", "the tenant's root.json from the vendor (controlplane root show TENANT): trust: tuf, copied into the data dir")
+	f.StringSlice("trusted-key", nil, "deprecated (schema 1, trust: dsse): vendor public signing key (base64 of 32 bytes); repeat to pin several")
+	f.Int("signature-threshold", 1, "deprecated (schema 1): trusted signatures required on a snapshot")
 	f.Bool("force", false, "overwrite an existing config")
 	return cmd
+}
+
+// maxRootFile caps a root.json read by init (the sync's cap too).
+const maxRootFile = 512 << 10
+
+// readRoot reads a tenant's root.json and checks it as the mirror's sync
+// will: signed by its own threshold and naming tenant.
+func readRoot(ctx context.Context, path, tenant string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRootFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRootFile {
+		return nil, fmt.Errorf("%s: more than %d bytes: not a root.json", path, maxRootFile)
+	}
+	if err := tuf.Init(ctx, tuf.NewMemStore(), tenant, b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+// setAsideSchema1 moves a mirror.db that holds a schema 1 snapshot to
+// mirror.db.schema1-<time> (only with force) and returns where; a state
+// with no snapshot or a TUF one stays. Opening it fails while a daemon
+// holds it.
+func setAsideSchema1(db string, force bool) (string, error) {
+	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	st, err := state.Open(db, 1)
+	if err != nil {
+		return "", fmt.Errorf("open %s (stop the mirror first): %w", db, err)
+	}
+	rec, err := st.CurrentRecord()
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", db, err)
+	}
+	if rec == nil || rec.Format == state.FormatTUF {
+		return "", nil
+	}
+	if !force {
+		return "", fmt.Errorf("%s holds schema 1 snapshot %d: add --force to move it aside and start the TUF state", db, rec.Sequence)
+	}
+	to := db + ".schema1-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(db, to); err != nil {
+		return "", err
+	}
+	return to, nil
 }
 
 // ensureKey creates the mirror's ed25519 key (0600) unless it exists.
@@ -276,6 +383,10 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			log := newLogger(cfg, cmd.ErrOrStderr())
+			if msg := cfg.deprecation(); msg != "" {
+				log.Warn(msg)
+			}
 			// The mirror's own key signs offline licence leases; a broken
 			// key file fails now, a missing one answers 503.
 			if _, err := loadKey(cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -298,7 +409,7 @@ func serveCmd() *cobra.Command {
 				EventBatch:       fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
 				AdminTokenHashes: cfg.AdminTokenHashes,
 				Updates:          updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
-				Logger: newLogger(cfg, cmd.ErrOrStderr()),
+				Logger: log,
 			})
 			if err != nil {
 				return err

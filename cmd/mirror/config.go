@@ -38,7 +38,10 @@ type Config struct {
 	TenantID    string   `mapstructure:"tenant_id"`
 	MirrorID    string   `mapstructure:"mirror_id"`
 	TrustedKeys []string `mapstructure:"trusted_keys"`
-	// Trust is "dsse" (schema 1, trusted_keys) or "tuf" (root_file).
+	// Trust is "tuf" (root_file) or "dsse" (schema 1, trusted_keys;
+	// deprecated). Empty: "tuf" when root_file is given, else "dsse"
+	// when trusted_keys are (configs written before TUF became the
+	// default), else an error naming root_file where trust is needed.
 	Trust              string        `mapstructure:"trust"`
 	RootFile           string        `mapstructure:"root_file"`
 	SignatureThreshold int           `mapstructure:"signature_threshold"`
@@ -73,6 +76,9 @@ type Config struct {
 	// SyncTLS is the sync client's side (control plane, upstream mirror):
 	// ca_file, tls_client_cert_file, tls_client_key_file.
 	SyncTLS tlsconf.ClientConfig `mapstructure:",squash"`
+
+	// trustImplied says trust was not set and trusted_keys made it dsse.
+	trustImplied bool
 }
 
 // EventsConfig is the events: section (POST /v1/events).
@@ -104,7 +110,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("tenant_id", "")
 	v.SetDefault("mirror_id", "")
 	v.SetDefault("trusted_keys", []string{})
-	v.SetDefault("trust", "dsse")
+	v.SetDefault("trust", "")
 	v.SetDefault("root_file", "")
 	v.SetDefault("signature_threshold", 1)
 	v.SetDefault("source", "")
@@ -193,7 +199,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("source %q is not one of controlplane, s3, upstream, none", c.Source)
 	}
 	switch c.Trust {
-	case "dsse", "":
+	case "":
+		// Configs written before TUF became the default pin
+		// trusted_keys and say nothing of trust: they keep working
+		// as schema 1 (with a deprecation warning, deprecation()).
+		// Neither is an error when the trust is needed (trustMode).
+		switch {
+		case c.RootFile != "":
+			c.Trust = "tuf" // the default
+		case len(c.TrustedKeys) > 0:
+			c.Trust, c.trustImplied = "dsse", true
+		}
+	case "dsse":
 	case "tuf":
 		if c.RootFile == "" {
 			return errors.New("trust: tuf needs root_file (the tenant's root.json from the vendor)")
@@ -242,15 +259,45 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// errNoTrust is the error of a config that pins nothing: the default
+// trust is TUF, so it names root_file.
+var errNoTrust = errors.New("config: no trust configured: set root_file to the tenant's root.json (trust: tuf, the default; `mirror init --root-file`)")
+
+// trustMode is the mirror's trust, "tuf" or "dsse", or errNoTrust when
+// the config names neither root_file nor trusted_keys.
+func (c *Config) trustMode() (string, error) {
+	switch c.Trust {
+	case "tuf", "dsse":
+		return c.Trust, nil
+	case "":
+		return "", errNoTrust
+	default:
+		return "", fmt.Errorf("config: trust %q: want tuf or dsse", c.Trust)
+	}
+}
+
+// deprecation is the one-line warning a schema 1 mirror logs at start
+// ("" for trust: tuf).
+func (c *Config) deprecation() string {
+	switch {
+	case c.Trust != "dsse":
+		return ""
+	case c.trustImplied:
+		return "config: no trust: set and trusted_keys given, so this mirror runs schema 1 (trust: dsse), which is deprecated: re-initialise it with the tenant's root (mirror init --root-file; docs/metadata.md, \"Moving a schema 1 mirror to TUF\")"
+	default:
+		return "config: trust: dsse (schema 1) is deprecated: re-initialise this mirror with the tenant's root (mirror init --root-file; docs/metadata.md, \"Moving a schema 1 mirror to TUF\")"
+	}
+}
+
 // tufTrust reads the TUF trust (trust: tuf): the tenant's root.json from
 // root_file. It is nil for trust: dsse.
 func (c *Config) tufTrust() (*sync.TUFTrust, error) {
-	switch c.Trust {
-	case "", "dsse":
+	mode, err := c.trustMode()
+	if err != nil {
+		return nil, err
+	}
+	if mode == "dsse" {
 		return nil, nil
-	case "tuf":
-	default:
-		return nil, fmt.Errorf("config: trust %q: want dsse or tuf", c.Trust)
 	}
 	if c.TenantID == "" {
 		return nil, errors.New("config: tenant_id is required")
@@ -274,7 +321,11 @@ func (c *Config) trust() (snapshot.Trust, error) {
 	if c.TenantID == "" {
 		return t, errors.New("config: tenant_id is required")
 	}
-	if c.Trust == "tuf" {
+	mode, err := c.trustMode()
+	if err != nil {
+		return t, err
+	}
+	if mode == "tuf" {
 		return t, nil // trusted_keys are not used: the root is (tufTrust)
 	}
 	if len(c.TrustedKeys) == 0 {

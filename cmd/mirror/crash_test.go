@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func writeConfig(t *testing.T, dir string, v *synctest.Vendor, cp *synctest.Cont
 	t.Helper()
 	cfg := fmt.Sprintf(`data_dir: %q
 tenant_id: %q
+trust: dsse
 trusted_keys: [%q]
 source: controlplane
 vendor_url: %q
@@ -226,9 +228,13 @@ func TestMirror_CrashKill9(t *testing.T) {
 	if err := d.cmd.Wait(); err != nil {
 		t.Errorf("graceful shutdown: %v", err)
 	}
-	out, err := exec.Command(bin, "verify", "--config", config, "--output", "json").CombinedOutput()
+	// stdout only: stderr has the log (trust: dsse logs its deprecation).
+	vc := exec.Command(bin, "verify", "--config", config, "--output", "json")
+	var verr strings.Builder
+	vc.Stderr = &verr
+	out, err := vc.Output()
 	if err != nil {
-		t.Errorf("mirror verify after %d kills: %v\n%s", kills, err, out)
+		t.Errorf("mirror verify after %d kills: %v\n%s%s", kills, err, out, verr.String())
 	}
 	var rep struct {
 		Checked     int      `json:"checked"`

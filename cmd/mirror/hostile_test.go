@@ -109,7 +109,7 @@ func TestMirror_RefusesSparseBundles(t *testing.T) {
 	}
 	config := func(t *testing.T) (dir, path string) {
 		dir = t.TempDir()
-		cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
+		cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
 			dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub))
 		path = filepath.Join(dir, "mirror.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

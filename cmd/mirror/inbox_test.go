@@ -19,7 +19,7 @@ func TestMirror_InboxWhileServing(t *testing.T) {
 	bin := buildOnce(t)
 	v := synctest.NewVendor(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
+	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
 		dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub))
 	path := filepath.Join(dir, "mirror.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
@@ -60,8 +60,15 @@ func TestMirror_InboxWhileServing(t *testing.T) {
 	waitSeq(1)
 	drop("two.tar", 2, a, b)
 	waitSeq(2)
+	// The commit comes before the move to done/: wait for the move.
 	for _, p := range []string{"done/one.tar", "done/two.tar"} {
-		if _, err := os.Stat(filepath.Join(dir, "inbox", p)); err != nil {
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, err = os.Stat(filepath.Join(dir, "inbox", p)); err == nil {
+				break
+			}
+		}
+		if err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}

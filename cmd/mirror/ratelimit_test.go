@@ -20,7 +20,7 @@ func limitedDaemon(t *testing.T, extra string) *daemon {
 	bin := buildOnce(t)
 	v := synctest.NewVendor(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n%s",
+	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n%s",
 		dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), extra)
 	path := filepath.Join(dir, "mirror.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

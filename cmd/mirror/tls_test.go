@@ -158,7 +158,7 @@ func TestMirror_TLS(t *testing.T) {
 	// the file poll is slow so that only SIGHUP can explain a reload.
 	dataA := filepath.Join(dir, "a")
 	cfgA := filepath.Join(dir, "a.yaml")
-	os.WriteFile(cfgA, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\nlog_level: warn\n"+
+	os.WriteFile(cfgA, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\nlog_level: warn\n"+
 		"tls_cert_file: %q\ntls_key_file: %q\ntls_reload_interval: 1h\n",
 		dataA, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), certFile, keyFile)), 0o600)
 	art := synctest.Art{ID: "art_tls", Data: synctest.Random(48 << 10)}
@@ -241,7 +241,7 @@ func TestMirror_TLS(t *testing.T) {
 	t.Run("a mirror syncing from an upstream mirror over HTTPS", func(t *testing.T) {
 		dataB := filepath.Join(dir, "b")
 		cfgB := filepath.Join(dir, "b.yaml")
-		os.WriteFile(cfgB, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: upstream\n"+
+		os.WriteFile(cfgB, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: upstream\n"+
 			"upstream_url: %q\nca_file: %q\nsync_interval: 1s\nretry_max_elapsed: 5s\nlog_level: warn\n",
 			dataB, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), "https://"+addrA, caFile)), 0o600)
 		b := startDaemon(t, bin, cfgB)
@@ -258,7 +258,7 @@ func TestMirror_TLS(t *testing.T) {
 		// certificate from the site CA; D presents one, E does not.
 		dataC := filepath.Join(dir, "c")
 		cfgC := filepath.Join(dir, "c.yaml")
-		os.WriteFile(cfgC, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n"+
+		os.WriteFile(cfgC, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n"+
 			"tls_cert_file: %q\ntls_key_file: %q\ntls_client_auth: require\ntls_client_ca_file: %q\n",
 			dataC, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), certFile, keyFile, caFile)), 0o600)
 		mustRun(t, bin, "import", "--config", cfgC, bundleFile)
@@ -273,7 +273,7 @@ func TestMirror_TLS(t *testing.T) {
 		downstream := func(name, extra string) *daemon {
 			data := filepath.Join(dir, name)
 			cfg := filepath.Join(dir, name+".yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrusted_keys: [%q]\nsource: upstream\n"+
+			os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: upstream\n"+
 				"upstream_url: %q\nca_file: %q\nsync_interval: 1s\nretry_max_elapsed: 2s\nlog_level: error\n%s",
 				data, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), "https://"+addrC, caFile, extra)), 0o600)
 			return startDaemon(t, bin, cfg)

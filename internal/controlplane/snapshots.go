@@ -188,7 +188,9 @@ type BundleOptions struct {
 	TenantID string
 	Since    int64  // leave out artifacts snapshot Since already referenced (0: none)
 	MirrorID string // only the artifacts of this mirror's allowed_channels ("" for all)
-	// Format is BundleDSSE ("" too: schema 1, the default) or BundleTUF.
+	// Format is BundleTUF, BundleDSSE (schema 1, deprecated) or "": the
+	// format of the mirror MirrorID names when its last sync report says
+	// which (bundleFormat), else BundleTUF.
 	// For BundleTUF, Since is the TUF snapshot version the mirror holds
 	// (its sequence in trust: tuf), and the bundle leaves out every
 	// repository file and artifact that version already had.
@@ -217,8 +219,15 @@ type bundlePlan struct {
 // error; after it, a failure can only cut the stream (the mirror rejects
 // a truncated tar). Memory stays flat: artifacts stream one at a time.
 func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error) {
+	if o.Format == "" {
+		f, err := a.bundleFormat(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		o.Format = f
+	}
 	switch o.Format {
-	case "", BundleDSSE:
+	case BundleDSSE:
 	case BundleTUF:
 		return a.exportTUFBundle(ctx, o, w)
 	default:
@@ -240,7 +249,7 @@ func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*
 	if err := bw.Close(); err != nil {
 		return nil, err
 	}
-	return &BundleResult{Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}, nil
+	return &BundleResult{Format: BundleDSSE, Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}, nil
 }
 
 func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, error) {

@@ -17,9 +17,33 @@ import (
 
 // Bundle formats (BundleOptions.Format).
 const (
-	BundleDSSE = "dsse" // schema 1: the signed envelope and its artifacts (the default)
-	BundleTUF  = "tuf"  // the tenant's TUF repository files and artifacts (trust: tuf mirrors)
+	BundleDSSE = "dsse" // schema 1 (deprecated): the signed envelope and its artifacts (trust: dsse mirrors)
+	BundleTUF  = "tuf"  // the tenant's TUF repository files and artifacts (trust: tuf mirrors; the default)
 )
+
+// bundleFormat is the default format of a bundle: the one the mirror
+// o.MirrorID names last reported running (a schema 1 snapshot id, snp_…,
+// for trust: dsse; tuf-<version> for trust: tuf), else BundleTUF. A
+// control plane without TUF can only write schema 1.
+func (a *App) bundleFormat(ctx context.Context, o BundleOptions) (string, error) {
+	if a.tuf == nil {
+		return BundleDSSE, nil
+	}
+	if o.MirrorID == "" {
+		return BundleTUF, nil
+	}
+	mir, err := a.Mirror(ctx, o.MirrorID)
+	if err != nil {
+		return "", err
+	}
+	if mir.TenantID != o.TenantID {
+		return "", catalog.NotFound("mirror", o.MirrorID)
+	}
+	if catalog.ValidID(catalog.PrefixSnapshot, mir.LastSnapshotID) {
+		return BundleDSSE, nil
+	}
+	return BundleTUF, nil
+}
 
 // exportTUFBundle writes a TUF bundle: what a mirror holding snapshot
 // version o.Since (its sequence in trust: tuf; 0 for none) lacks of the

@@ -131,12 +131,66 @@ func TestControlPlane_TUFBundleExport(t *testing.T) {
 		}
 	})
 
-	t.Run("a schema 1 bundle is still the default", func(t *testing.T) {
-		var buf bytes.Buffer
-		_, err := e.app.ExportBundle(e.op, controlplane.BundleOptions{TenantID: a.tenant}, &buf)
-		e.must(t, err)
-		if n := tarNames(t, buf.Bytes()); len(n) == 0 || n[0] != bundle.EnvelopeName {
-			t.Errorf("default bundle starts with %v", n)
+	t.Run("default format", func(t *testing.T) {
+		// A mirror reports the version it holds after each sync: a
+		// schema 1 snapshot id (trust: dsse) or tuf-<version>.
+		report := func(t *testing.T, cred, id string) string {
+			t.Helper()
+			p, err := e.app.Authenticate(context.Background(), cred)
+			e.must(t, err)
+			m, err := e.app.ReportSync(controlplane.WithPrincipal(context.Background(), p), controlplane.SyncReport{LastSnapshotID: id})
+			e.must(t, err)
+			return m.MirrorID
 		}
+		snap, err := e.app.LatestSnapshotHead(e.op, a.tenant)
+		e.must(t, err)
+		dsseMirror, err := e.app.CreateMirror(e.op, a.tenant, controlplane.MirrorInput{AllowedChannels: []string{"stable"}})
+		e.must(t, err)
+		tufMirror, err := e.app.CreateMirror(e.op, a.tenant, controlplane.MirrorInput{AllowedChannels: []string{"stable"}})
+		e.must(t, err)
+		silent, err := e.app.CreateMirror(e.op, a.tenant, controlplane.MirrorInput{AllowedChannels: []string{"stable"}})
+		e.must(t, err)
+		report(t, dsseMirror.Credential, snap.SnapshotID)
+		report(t, tufMirror.Credential, "tuf-3")
+		cases := []struct {
+			name string
+			o    controlplane.BundleOptions
+			want string // the format, by the bundle's first entry
+		}{
+			{"no mirror: tuf", controlplane.BundleOptions{TenantID: a.tenant}, "tuf"},
+			{"a mirror that never reported: tuf", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: silent.MirrorID}, "tuf"},
+			{"a trust: tuf mirror: tuf", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: tufMirror.MirrorID}, "tuf"},
+			{"a trust: dsse mirror: dsse", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: dsseMirror.MirrorID}, "dsse"},
+			{"dsse asked for", controlplane.BundleOptions{TenantID: a.tenant, Format: controlplane.BundleDSSE}, "dsse"},
+			{"tuf asked for, whatever the mirror", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: dsseMirror.MirrorID, Format: controlplane.BundleTUF}, "tuf"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				var buf bytes.Buffer
+				res, err := e.app.ExportBundle(e.op, tc.o, &buf)
+				e.must(t, err)
+				n := tarNames(t, buf.Bytes())
+				got := ""
+				switch {
+				case len(n) > 0 && n[0] == bundle.EnvelopeName:
+					got = "dsse"
+				case len(n) > 0 && n[0] == bundle.TUFManifestName:
+					got = "tuf"
+				}
+				if got != tc.want || res.Format != tc.want {
+					t.Errorf("got %q (result %q, first entry %v), want %q", got, res.Format, n, tc.want)
+				}
+			})
+		}
+		t.Run("a report that is neither is refused", func(t *testing.T) {
+			p, err := e.app.Authenticate(context.Background(), silent.Credential)
+			e.must(t, err)
+			for _, id := range []string{"tuf-", "tuf-0", "tuf-01", "tuf-+1", "tuf-1x", "snap-1"} {
+				_, err := e.app.ReportSync(controlplane.WithPrincipal(context.Background(), p), controlplane.SyncReport{LastSnapshotID: id})
+				if got := catalog.ErrorCode(err); got != catalog.EINVALID {
+					t.Errorf("%q: got %v, want %s", id, err, catalog.EINVALID)
+				}
+			}
+		})
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -519,8 +520,32 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	if o.Format != "" {
 		q.Set("format", o.Format)
 	}
-	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), w); err != nil {
+	pw := &peekWriter{w: w}
+	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), pw); err != nil {
 		return nil, err
 	}
-	return &controlplane.BundleResult{}, nil
+	// The stream does not say which format the server chose: its first
+	// tar entry does.
+	res := &controlplane.BundleResult{}
+	switch name, _, _ := strings.Cut(string(pw.head), "\x00"); name {
+	case bundle.TUFManifestName:
+		res.Format = controlplane.BundleTUF
+	case bundle.EnvelopeName:
+		res.Format = controlplane.BundleDSSE
+	}
+	return res, nil
+}
+
+// peekWriter passes bytes to w and keeps the first 100 (a tar header's
+// name field).
+type peekWriter struct {
+	w    io.Writer
+	head []byte
+}
+
+func (p *peekWriter) Write(b []byte) (int, error) {
+	if n := 100 - len(p.head); n > 0 {
+		p.head = append(p.head, b[:min(n, len(b))]...)
+	}
+	return p.w.Write(b)
 }

@@ -105,14 +105,14 @@ func exerciseService(t *testing.T, ctx context.Context, svc controlplane.Service
 			t.Fatalf("snapshot: %+v, %v; built %+v", got, err, snap)
 		}
 		var buf bytes.Buffer
-		if _, err := svc.ExportBundle(ctx, controlplane.BundleOptions{TenantID: ten.TenantID}, &buf); err != nil {
+		if _, err := svc.ExportBundle(ctx, controlplane.BundleOptions{TenantID: ten.TenantID, Format: controlplane.BundleDSSE}, &buf); err != nil {
 			t.Fatal(err)
 		}
 		if names := tarNames(t, buf.Bytes()); len(names) != 2 || names[0] != "snapshot.dsse.json" {
 			t.Fatalf("bundle holds %v", names)
 		}
 		var none bytes.Buffer
-		_, err = svc.ExportBundle(ctx, controlplane.BundleOptions{TenantID: ten.TenantID, Since: snap.Sequence}, &none)
+		_, err = svc.ExportBundle(ctx, controlplane.BundleOptions{TenantID: ten.TenantID, Since: snap.Sequence, Format: controlplane.BundleDSSE}, &none)
 		if catalog.ErrorCode(err) != catalog.EINVALID || none.Len() != 0 {
 			t.Fatalf("since = latest: %v, %d bytes written", err, none.Len())
 		}

@@ -150,7 +150,7 @@ func TestAPI_BundleExport(t *testing.T) {
 
 	export := func(o controlplane.BundleOptions) []string {
 		var buf bytes.Buffer
-		o.TenantID = tenant
+		o.TenantID, o.Format = tenant, controlplane.BundleDSSE
 		if _, err := h.app.ExportBundle(h.operator(), o, &buf); err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +188,11 @@ func TestAPI_BundleExport(t *testing.T) {
 		})
 	}
 	t.Run("over HTTP", func(t *testing.T) {
-		r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?since=1", h.admin, nil)
+		r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?format=dsse&since=1", h.admin, nil)
 		if r.status != 200 || len(tarNames(t, r.body)) != 3 {
 			t.Fatalf("got %d", r.status)
 		}
-		if r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?since=2", h.admin, nil); r.status != 400 {
+		if r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?format=dsse&since=2", h.admin, nil); r.status != 400 {
 			t.Fatalf("since = latest: got %d, want 400", r.status)
 		}
 	})

@@ -252,3 +252,54 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNewTUFVerifier_WithoutVendorKeys: a manifest verified through TUF
+// carries the chain to the mirror keys; without vendor keys a mirror
+// token verifies and a vendor token is refused as untrusted; another
+// tenant's manifest and a bad tenant id are refused.
+func TestNewTUFVerifier_WithoutVendorKeys(t *testing.T) {
+	v, err := NewTUFVerifier(nil, tenantA, testManifest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"mirror token", mustIssue(t, mirrorClaims(), mirror1Key), nil},
+		{"key no manifest lists", mustIssue(t, mirrorClaims(), rogueKey), ErrUnknownMirrorKey},
+		{"vendor token, no vendor keys", mustIssue(t, vendorClaims(), vendorKey), ErrUntrustedKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Verify(tc.token, v, t0.Add(time.Minute))
+			if tc.want == nil && err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Verify: got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("with vendor keys, a vendor token too", func(t *testing.T) {
+		v, err := NewTUFVerifier(vendorKeys(), tenantA, testManifest(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Verify(mustIssue(t, vendorClaims(), vendorKey), v, t0.Add(time.Minute)); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		if _, err := NewTUFVerifier(nil, tenantB, testManifest(t)); err == nil {
+			t.Error("manifest of another tenant: got nil error")
+		}
+		if _, err := NewTUFVerifier(nil, "acme", testManifest(t)); err == nil {
+			t.Error("bad tenant id: got nil error")
+		}
+		if _, err := NewTUFVerifier(nil, tenantA, nil); err == nil {
+			t.Error("nil manifest: got nil error")
+		}
+	})
+}

@@ -65,6 +65,30 @@ func NewVerifierFromManifest(keys map[string]ed25519.PublicKey, tenantID string,
 	if err != nil {
 		return nil, err
 	}
+	return v.withManifest(m)
+}
+
+// NewTUFVerifier is for a caller whose manifest comes from a TUF
+// repository it verified from the tenant's root (tuf.Repository.Manifest
+// after tuf.Client.Update): the chain of a mirror-signed token is then
+// root → TUF metadata → mirror_keys document → mirror key → lease. keys
+// (the vendor's lease keys) may be empty: vendor-signed tokens are then
+// refused (ErrUntrustedKey).
+func NewTUFVerifier(keys map[string]ed25519.PublicKey, tenantID string, m *snapshot.Manifest) (*Verifier, error) {
+	if len(keys) > 0 {
+		return NewVerifierFromManifest(keys, tenantID, m)
+	}
+	if !catalog.ValidID(catalog.PrefixTenant, tenantID) {
+		return nil, fmt.Errorf("new lease verifier: %q is not a tenant id", tenantID)
+	}
+	v := &Verifier{keys: map[string]ed25519.PublicKey{}, tenantID: tenantID}
+	return v.withManifest(m)
+}
+
+// withManifest adds the mirror keys and entitlements of a verified
+// manifest of v's tenant.
+func (v *Verifier) withManifest(m *snapshot.Manifest) (*Verifier, error) {
+	tenantID := v.tenantID
 	if m == nil {
 		return nil, errors.New("new lease verifier: nil manifest")
 	}
