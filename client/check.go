@@ -80,9 +80,8 @@ type Decision struct {
 	productName string // from the verified snapshot, set by Download
 }
 
-// ProductName is the product's name as the signed snapshot gives it, once
-// Download has verified the decision against that snapshot ("" before,
-// and with WithTUF, whose metadata carries no product names).
+// ProductName is the product's name as the signed metadata gives it, once
+// Download has verified the decision against it ("" before).
 func (d *Decision) ProductName() string { return d.productName }
 
 // Release is the offered release.

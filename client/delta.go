@@ -163,6 +163,7 @@ func (c *Client) deltaManifest(ctx context.Context, d *Decision) (*snapshot.Mani
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrVerification, err)
 		}
+		d.productName = repo.ProductName(d.Release.ProductID)
 		return m, nil
 	}
 	m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
@@ -171,6 +172,11 @@ func (c *Client) deltaManifest(ctx context.Context, d *Decision) (*snapshot.Mani
 	}
 	if err := matchManifest(d, m); err != nil {
 		return nil, err
+	}
+	for _, p := range m.Products {
+		if p.ProductID == d.Release.ProductID {
+			d.productName = p.Name
+		}
 	}
 	return m, nil
 }

@@ -55,10 +55,11 @@ func (c *Client) Download(ctx context.Context, d *Decision, dest string, progres
 		// TUF: the answer bound to the query and the current metadata
 		// first; then the signed target's bytes, at its signed length
 		// and sha256.
-		t, err := c.checkTUF(ctx, d)
+		t, repo, err := c.checkTUFRepo(ctx, d)
 		if err != nil {
 			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
 		}
+		d.productName = repo.ProductName(d.Release.ProductID)
 		a.SHA256, a.SizeBytes = t.SHA256, t.Length
 		ref = "/tuf/" + tuf.TargetPath(t.Path, t.SHA256)
 	} else {

@@ -73,14 +73,8 @@ func (c *Client) RefreshTUF(ctx context.Context) (*tuf.Repository, error) {
 	return tc.Repository(), nil
 }
 
-// checkTUF refreshes the metadata and binds the decision to the query:
-// it returns the signed target to download.
-func (c *Client) checkTUF(ctx context.Context, d *Decision) (tuf.Target, error) {
-	t, _, err := c.checkTUFRepo(ctx, d)
-	return t, err
-}
-
-// checkTUFRepo is checkTUF that also returns the verified repository.
+// checkTUFRepo refreshes the metadata and binds the decision to the query:
+// it returns the signed target to download and the verified repository.
 func (c *Client) checkTUFRepo(ctx context.Context, d *Decision) (tuf.Target, *tuf.Repository, error) {
 	if d.query == nil {
 		return tuf.Target{}, nil, fmt.Errorf("%w: tuf: the decision did not come from Check", ErrConfig)

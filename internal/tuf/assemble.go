@@ -120,6 +120,22 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 	return m, nil
 }
 
+// ProductName is a product's name as its verified document gives it ("" when
+// the repository holds no document for it).
+func (r *Repository) ProductName(productID string) string {
+	data, ok := r.Docs[ProductDoc(productID)]
+	if !ok {
+		return ""
+	}
+	var doc struct {
+		Product snapshot.Product `json:"product"`
+	}
+	if json.Unmarshal(data, &doc) != nil || doc.Product.ProductID != productID {
+		return ""
+	}
+	return doc.Product.Name
+}
+
 // assembleProduct adds a product, its releases and artifacts.
 func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
 	pr := r.Roles[role]
