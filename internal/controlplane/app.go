@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/fleet/kvsink"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -33,6 +35,17 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhook endpoints be plain http:// and on
 	// loopback and private addresses (tests, a lab; off by default).
 	AllowPrivateWebhooks bool
+	// MaxExpensive caps the expensive operations running at once
+	// (snapshot builds, tenant view assembly, bundle planning): beyond
+	// it an API request is answered 503 with Retry-After (default
+	// max(2, GOMAXPROCS)). Concurrent requests for the same work share
+	// one run and take one slot.
+	MaxExpensive int
+	// RetryAfter is what a busy answer tells the client to wait
+	// (default DefaultRetryAfter).
+	RetryAfter time.Duration
+	// Retention of old snapshots and TUF metadata (retention.go).
+	Retention Retention
 }
 
 func (c *Config) defaults() {
@@ -51,6 +64,13 @@ func (c *Config) defaults() {
 	if c.ExternalTimeout <= 0 {
 		c.ExternalTimeout = time.Hour
 	}
+	if c.MaxExpensive <= 0 {
+		c.MaxExpensive = defaultMaxExpensive()
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	c.Retention.defaults()
 }
 
 // PublicKey is a vendor signing key as GET /v1/keys shows it.
@@ -100,6 +120,12 @@ type App struct {
 	tuf     *tufState     // nil until EnableTUF
 	fleet   *kvsink.Sink  // nil when the store is not on store/kv
 	hooks   webhook.Store // the webhook outbox; nil when the store is not on store/kv
+
+	gate   *gate              // caps expensive operations (herd.go)
+	flight singleflight.Group // coalesces view assembly and envelope loads
+	builds buildQueue         // coalesces snapshot builds per tenant
+	bg     sync.WaitGroup     // follow-up builds running for callers that left
+	count  counters
 }
 
 var _ Service = (*App)(nil)
@@ -119,6 +145,7 @@ func New(o Options) *App {
 	return &App{
 		store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient,
 		fleet: fleetSinkOf(o.Store), hooks: installWebhooks(o.Store, o.Secrets),
+		gate: newGate(o.Config.MaxExpensive),
 	}
 }
 

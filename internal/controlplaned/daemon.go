@@ -301,6 +301,7 @@ func (c *ControlPlane) Close(ctx context.Context) error {
 		}
 	}
 	c.ln.Close()
+	c.app.Drain() // follow-up builds whose callers left
 	if err := c.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
