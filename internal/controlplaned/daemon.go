@@ -263,6 +263,11 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 		} else if n > 0 {
 			log.Info("pruned fleet events past their retention", "count", n)
 		}
+		if p, err := c.app.Prune(ctx); err != nil && ctx.Err() == nil {
+			log.Error("retention", "err", err)
+		} else if p.Snapshots+p.TenantFiles+p.SharedFiles > 0 {
+			log.Info("pruned old snapshots and TUF metadata (retention)", "snapshots", p.Snapshots, "tenant_files", p.TenantFiles, "shared_files", p.SharedFiles)
+		}
 		if n, err := c.app.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
 			log.Error("sweep orphan blobs", "err", err)
 		} else if n > 0 {

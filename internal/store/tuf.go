@@ -38,7 +38,8 @@ type Pruner interface {
 	// TUFNames lists at most limit names of scope's files starting with
 	// prefix, in order, after the name after ("": from the first).
 	TUFNames(ctx context.Context, scope, prefix, after string, limit int) ([]string, error)
-	// DeleteTUFFiles deletes files of scope in one transaction; a file a
-	// set of the scope names is refused (ECONFLICT).
-	DeleteTUFFiles(ctx context.Context, scope string, names []string) error
+	// DeleteTUFFiles deletes files of scope in one transaction, except
+	// those a set of the scope names (current); it returns how many it
+	// deleted.
+	DeleteTUFFiles(ctx context.Context, scope string, names []string) (int, error)
 }

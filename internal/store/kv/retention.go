@@ -116,13 +116,16 @@ func (db *Store) TUFNames(ctx context.Context, scope, pfx, after string, limit i
 	return out, err
 }
 
-// DeleteTUFFiles deletes files of scope in one transaction. A file a set
-// of the scope names is refused: it is current.
-func (db *Store) DeleteTUFFiles(ctx context.Context, scope string, names []string) error {
+// DeleteTUFFiles deletes files of scope in one transaction, except those
+// a set of the scope names (they are current). It returns how many it
+// deleted.
+func (db *Store) DeleteTUFFiles(ctx context.Context, scope string, names []string) (int, error) {
 	if err := checkTUFKey("scope", scope); err != nil {
-		return err
+		return 0, err
 	}
-	return db.update(ctx, func(w *wtx) error {
+	n := 0
+	err := db.update(ctx, func(w *wtx) error {
+		n = 0
 		current := map[string]bool{}
 		sp := prefix(scope)
 		c := w.Bucket(bTUFSets).Cursor()
@@ -136,14 +139,17 @@ func (db *Store) DeleteTUFFiles(ctx context.Context, scope string, names []strin
 			}
 		}
 		b := w.Bucket(bTUFFiles)
-		for _, n := range names {
-			if current[n] {
-				return catalog.Errorf(catalog.ECONFLICT, "tuf file %s of %s is current", n, scope)
+		for _, name := range names {
+			k := key(scope, name)
+			if current[name] || b.Get(k) == nil {
+				continue
 			}
-			if err := b.Delete(key(scope, n)); err != nil {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
+			n++
 		}
 		return nil
 	})
+	return n, err
 }
