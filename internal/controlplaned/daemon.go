@@ -229,9 +229,10 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 // housekeeping runs at start and then every RefreshInterval (hourly when
 // 0): it rebuilds snapshots that are about to expire (when RefreshInterval
 // is set), deletes artifact bytes a crash left without a record (older
-// than a day), forgets idempotency records older than IdempotencyTTL, and
-// advances or halts the rollouts that have a schedule or a health gate
-// (App.EvaluateRollouts).
+// than a day), forgets idempotency records older than IdempotencyTTL,
+// prunes old snapshots and TUF metadata (App.Prune, the retention
+// policy), and advances or halts the rollouts that have a schedule or a
+// health gate (App.EvaluateRollouts).
 func (c *ControlPlane) housekeeping(ctx context.Context) error {
 	every := c.cfg.RefreshInterval
 	if every <= 0 {
