@@ -324,3 +324,55 @@ func TestGate_Busy(t *testing.T) {
 		}
 	})
 }
+
+// TestMirrorSnapshot_Coalesced: concurrent mirror GETs of a new snapshot
+// share one load of the envelope and one copy of it.
+func TestMirrorSnapshot_Coalesced(t *testing.T) {
+	const n = 8
+	st := &herdStore{big: 1000}
+	a := newHerdApp(t, st, controlplane.Config{})
+	op := operator()
+	ten, err := a.CreateTenant(op, controlplane.TenantInput{Name: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.CreateMirror(op, ten.TenantID, controlplane.MirrorInput{Name: "site", AllowedChannels: []string{"stable"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Authenticate(context.Background(), m.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := controlplane.WithPrincipal(context.Background(), p)
+	if _, err := a.BuildSnapshot(op, ten.TenantID); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	st.mu.Lock()
+	st.holdSnap = hold
+	st.mu.Unlock()
+	heads0, loads0 := st.heads.Load(), a.Stats().SnapshotLoads
+	snaps := make([]*catalog.Snapshot, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { snaps[i], errs[i] = a.LatestSnapshot(mc, 0) })
+	}
+	for st.heads.Load() < heads0+n {
+		time.Sleep(time.Millisecond) // waits for the callers to arrive; asserts nothing about time
+	}
+	close(hold)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if snaps[i] != snaps[0] {
+			t.Fatalf("caller %d got its own copy of the envelope", i)
+		}
+	}
+	if got := a.Stats().SnapshotLoads - loads0; got != 1 {
+		t.Errorf("envelope loads = %d, want 1", got)
+	}
+}

@@ -103,9 +103,8 @@ type tenantView struct {
 }
 
 type engineCache struct {
-	mu    sync.Mutex
-	m     map[string]*tenantView
-	snaps map[string]*catalog.Snapshot // latest envelopes loaded before their view
+	mu sync.Mutex
+	m  map[string]*tenantView
 }
 
 // view returns the tenant's current view, rebuilding it if the latest
@@ -166,48 +165,22 @@ func (a *App) cachedView(tenantID, snapshotID string) *tenantView {
 }
 
 // latestSnapshot returns the tenant's snapshot named by head with its
-// envelope, shared: one copy in memory per tenant however many requests
-// read it (the mirror's GET, view assembly, the TUF view). Callers must
-// not modify it.
+// envelope. Concurrent callers share one load and one copy (the mirror's
+// GET, view assembly, the TUF view); once the view holds it, it is read
+// from there. Nothing else keeps it: a tenant that only mirrors read
+// costs no memory between their syncs. Callers must not modify it.
 func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog.Snapshot) (*catalog.Snapshot, error) {
-	if s := a.cachedSnap(tenantID, head.SnapshotID); s != nil {
-		return s, nil
+	if v := a.cachedView(tenantID, head.SnapshotID); v != nil {
+		return v.snap, nil
 	}
 	r, err := a.coalesce(ctx, "snap\x00"+tenantID+"\x00"+head.SnapshotID, func(ctx context.Context) (any, error) {
-		if s := a.cachedSnap(tenantID, head.SnapshotID); s != nil {
-			return s, nil
-		}
-		snap, err := a.store.Snapshot(ctx, head.SnapshotID)
-		if err != nil {
-			return nil, err
-		}
 		a.count.loads.Add(1)
-		a.engines.mu.Lock()
-		if a.engines.snaps == nil {
-			a.engines.snaps = map[string]*catalog.Snapshot{}
-		}
-		if old := a.engines.snaps[tenantID]; old == nil || old.Sequence <= snap.Sequence {
-			a.engines.snaps[tenantID] = snap
-		}
-		a.engines.mu.Unlock()
-		return snap, nil
+		return a.store.Snapshot(ctx, head.SnapshotID)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return r.(*catalog.Snapshot), nil
-}
-
-func (a *App) cachedSnap(tenantID, snapshotID string) *catalog.Snapshot {
-	a.engines.mu.Lock()
-	defer a.engines.mu.Unlock()
-	if v := a.engines.m[tenantID]; v != nil && v.snap.SnapshotID == snapshotID {
-		return v.snap
-	}
-	if s := a.engines.snaps[tenantID]; s != nil && s.SnapshotID == snapshotID {
-		return s
-	}
-	return nil
 }
 
 // assembleView decodes and indexes snap, and caches the view.
@@ -239,9 +212,6 @@ func (a *App) assembleView(tenantID string, snap *catalog.Snapshot) (*tenantView
 	}
 	if old := a.engines.m[tenantID]; old == nil || old.snap.Sequence <= snap.Sequence {
 		a.engines.m[tenantID] = v
-		if s := a.engines.snaps[tenantID]; s != nil && s.Sequence <= snap.Sequence {
-			delete(a.engines.snaps, tenantID) // the view holds it now
-		}
 	}
 	a.engines.mu.Unlock()
 	return v, nil
