@@ -7,12 +7,12 @@
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS
 # (interleaved rounds, best kept, 2), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
-# of: upload_rss snapshot sync serve updates lease events), BENCH_EVENTS
+# of: upload_rss snapshot sync serve updates lease events herd), BENCH_EVENTS
 # (events sent by events.sh, 300000), BENCH_OUT (the
 # document, docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease events}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease events herd}
 
 install_deps() {
 	local pkgs=()
@@ -75,6 +75,7 @@ rm -rf "$TMP/mirror"
 run updates updates.sh
 run lease lease.sh
 run events events.sh
+run herd herd.sh
 
 elapsed=$(($(date +%s) - t0))
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -121,7 +122,7 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/serve.sh\` (mirror artifact serving vs nginx, serving RSS),"
 	echo "\`bench/updates.sh\` (update check vs nginx static JSON, engine micro-benchmarks),"
 	echo "\`bench/lease.sh\` (durable lease issuance), \`bench/events.sh\` (client event ingest"
-	echo "over HTTP on the mirror, its peak RSS). \`bench/benchtool\` holds their Go"
+	echo "over HTTP on the mirror, its peak RSS), \`bench/herd.sh\` (first update checks after a build on the control plane: time and peak RSS, 1 vs 16 at once). \`bench/benchtool\` holds their Go"
 	echo "helpers (peak RSS of a child, S3 fill and plain download, the signed tenant bundle)."
 	echo
 	echo "## Notes"

@@ -1,7 +1,6 @@
 package controlplane_test
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -105,8 +104,6 @@ func BenchmarkFirstChecks(b *testing.B) {
 			if oneKiB > 0 {
 				b.ReportMetric(float64(herdKiB)/float64(oneKiB), "rss-ratio")
 			}
-			fmt.Fprintf(os.Stderr, "%s: 1 first check %v, 16 at once %v; peak RSS added %d KiB alone, %d KiB for 16\n",
-				c.name, one/time.Duration(b.N), herd/time.Duration(b.N), oneKiB, herdKiB)
 		})
 	}
 }
