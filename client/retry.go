@@ -22,7 +22,9 @@ const (
 // snapshot fetch, the server-kind probe: GET and HEAD) is retried after a
 // network error or a 502, 503 or 504: at most tries attempts in all, none
 // started after within has passed since the first. The waits are the
-// backoff of WithRetries, doubling up to 8 times it, with jitter. tries 1 disables retries.
+// backoff of WithRetries, doubling up to 8 times it, with jitter, and at
+// least the Retry-After of a 503 (a busy server says when to come back;
+// a wait that would pass within is not made). tries 1 disables retries.
 // Requests that change state (POST, PUT, DELETE) are never retried.
 func WithRequestRetries(tries int, within time.Duration) Option {
 	return func(c *Client) error {
@@ -56,6 +58,15 @@ func retryable(err error) bool {
 	return false
 }
 
+// retryAfterOf is the Retry-After a 429 or 503 answer carried (0: none).
+func retryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
 // idempotent runs do (one attempt of an idempotent request) until it
 // succeeds, fails with an error retrying cannot help, or the bounds of
 // WithRequestRetries are reached; it returns the last error.
@@ -67,6 +78,9 @@ func (c *Client) idempotent(ctx context.Context, do func() error) error {
 			return err
 		}
 		wait := jitter(c.backoff << min(attempt-1, maxDoublings))
+		if ra := retryAfterOf(err); ra > wait {
+			wait = ra // the server said when: sooner only adds to its load
+		}
 		if time.Since(start)+wait > c.reqWithin {
 			return err
 		}

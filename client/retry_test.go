@@ -118,3 +118,32 @@ func TestWithRequestRetries_Rejects(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotent_RespectsRetryAfter: a busy server's Retry-After is the
+// least wait; one that would end past within is not waited for.
+func TestIdempotent_RespectsRetryAfter(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":{"code":"unavailable","message":"busy"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	cl, err := New(srv.URL, WithRetries(0, time.Millisecond), WithRequestRetries(5, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Check(context.Background(), Query{Product: "p", Channel: "c", Platform: "l", Arch: "a", Version: "1"})
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v, want an *Error", err)
+	}
+	if e.Code != CodeUnavailable || e.RetryAfter != time.Hour {
+		t.Errorf("code, retry after = %q, %v, want unavailable, 1h", e.Code, e.RetryAfter)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("requests = %d, want 1 (a 1 h Retry-After ends past within)", got)
+	}
+}

@@ -55,7 +55,14 @@ type Config struct {
 	WebhookRetryBase     time.Duration `mapstructure:"webhook_retry_base"`
 	WebhookRetryMax      time.Duration `mapstructure:"webhook_retry_max"`
 	Blob                 BlobConfig    `mapstructure:"blob"`
-	Deltas               DeltaConfig   `mapstructure:"deltas"`
+	// Expensive work: max_expensive_operations (0: max(2, GOMAXPROCS))
+	// and the Retry-After of a busy answer.
+	MaxExpensive   int           `mapstructure:"max_expensive_operations"`
+	BusyRetryAfter time.Duration `mapstructure:"busy_retry_after"`
+	// Retention of old snapshots and TUF metadata versions.
+	RetentionKeep         int           `mapstructure:"retention_keep"`
+	RetentionMirrorMaxAge time.Duration `mapstructure:"retention_mirror_max_age"`
+	Deltas                DeltaConfig   `mapstructure:"deltas"`
 }
 
 // DeltaConfig tunes the delta builds (docs/deltas.md).
@@ -94,6 +101,10 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("key_encryption_key_file", "")
 	v.SetDefault("key_sync_interval", 30*time.Second)
 	v.SetDefault("max_body_bytes", 1<<20)
+	v.SetDefault("max_expensive_operations", 0)
+	v.SetDefault("busy_retry_after", 2*time.Second)
+	v.SetDefault("retention_keep", 10)
+	v.SetDefault("retention_mirror_max_age", 30*24*time.Hour)
 	v.SetDefault("max_artifact_bytes", int64(64)<<30)
 	v.SetDefault("snapshot_ttl", 30*24*time.Hour)
 	v.SetDefault("snapshot_refresh_interval", time.Hour)
@@ -186,6 +197,15 @@ func (c *Config) Validate() error {
 	if c.SnapshotTTL < time.Hour {
 		return errors.New("snapshot_ttl must be at least 1h")
 	}
+	if c.MaxExpensive < 0 || c.MaxExpensive > 1024 {
+		return errors.New("max_expensive_operations must be between 0 (automatic) and 1024")
+	}
+	if c.BusyRetryAfter < time.Second || c.BusyRetryAfter > time.Hour {
+		return errors.New("busy_retry_after must be between 1s and 1h")
+	}
+	if c.RetentionKeep < 0 || c.RetentionMirrorMaxAge < 0 {
+		return errors.New("retention_keep and retention_mirror_max_age must not be negative")
+	}
 	if c.IdempotencyTTL < time.Minute {
 		return errors.New("idempotency_ttl must be at least 1m")
 	}
@@ -235,6 +255,8 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
 			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,
 			DeltaPrevious: deltaPrevious(c.Deltas.Previous), DeltaMaxShare: c.Deltas.MaxShare, DeltaTempDir: c.Deltas.TempDir,
+			MaxExpensive: c.MaxExpensive, RetryAfter: c.BusyRetryAfter,
+			Retention: controlplane.Retention{Keep: c.RetentionKeep, MirrorMaxAge: c.RetentionMirrorMaxAge, Disabled: c.RetentionKeep == 0},
 		},
 		Webhooks: controlplaned.WebhookConfig{BaseDelay: c.WebhookRetryBase, MaxDelay: c.WebhookRetryMax},
 		Listen:   c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/delta"
 	"github.com/outpost/outpost/internal/deltajob"
@@ -48,6 +50,17 @@ type Config struct {
 	DeltaLease time.Duration
 	// DeltaTempDir holds the temp files of a build (default os.TempDir()).
 	DeltaTempDir string
+	// MaxExpensive caps the expensive operations running at once
+	// (snapshot builds, tenant view assembly, bundle planning): beyond
+	// it an API request is answered 503 with Retry-After (default
+	// max(2, GOMAXPROCS)). Concurrent requests for the same work share
+	// one run and take one slot.
+	MaxExpensive int
+	// RetryAfter is what a busy answer tells the client to wait
+	// (default DefaultRetryAfter).
+	RetryAfter time.Duration
+	// Retention of old snapshots and TUF metadata (retention.go).
+	Retention Retention
 }
 
 func (c *Config) defaults() {
@@ -78,6 +91,13 @@ func (c *Config) defaults() {
 	if c.DeltaLease <= 0 {
 		c.DeltaLease = 10 * time.Minute
 	}
+	if c.MaxExpensive <= 0 {
+		c.MaxExpensive = defaultMaxExpensive()
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	c.Retention.defaults()
 }
 
 // PublicKey is a vendor signing key as GET /v1/keys shows it.
@@ -130,6 +150,12 @@ type App struct {
 	deltas  *deltajob.Queue // the delta build queue; nil when the store is not on store/kv
 	// deltaWake nudges RunDeltaWorker when builds were queued.
 	deltaWake chan struct{}
+
+	gate   *gate              // caps expensive operations (herd.go)
+	flight singleflight.Group // coalesces view assembly and envelope loads
+	builds buildQueue         // coalesces snapshot builds per tenant
+	bg     sync.WaitGroup     // follow-up builds running for callers that left
+	count  counters
 }
 
 var _ Service = (*App)(nil)
@@ -150,6 +176,7 @@ func New(o Options) *App {
 		store: o.Store, blobs: o.Blobs, keys: o.Keys, secrets: o.Secrets, log: o.Log, cfg: o.Config, clock: o.Now, http: o.HTTPClient,
 		fleet: fleetSinkOf(o.Store), hooks: installWebhooks(o.Store, o.Secrets),
 		deltas: deltaQueueOf(o.Store), deltaWake: make(chan struct{}, 1),
+		gate: newGate(o.Config.MaxExpensive),
 	}
 }
 

@@ -224,7 +224,9 @@ func (a *App) LatestSnapshot(ctx context.Context, after int64) (*catalog.Snapsho
 	if head.Sequence <= after {
 		return nil, nil
 	}
-	return a.store.Snapshot(ctx, head.SnapshotID)
+	// One shared copy of the envelope however many mirrors ask at once
+	// (the caller must not modify it).
+	return a.latestSnapshot(ctx, m.TenantID, head)
 }
 
 // SyncReport is what a mirror reports after a sync.

@@ -19,15 +19,24 @@ import (
 
 // BuildSnapshot builds, signs and stores the next snapshot of a tenant.
 // The store assigns the sequence inside its transaction, so concurrent
-// builds never share one.
+// builds never share one. A request while a build of the tenant runs
+// joins the one follow-up build queued behind it (herd.go), which
+// gathers the catalog after every write made before the request; beyond
+// Config.MaxExpensive builds at once the answer is busy (503).
 func (a *App) BuildSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
 	if _, err := a.Tenant(ctx, tenantID); err != nil {
 		return nil, err
 	}
-	return a.buildSnapshot(ctx, tenantID)
+	return a.build(ctx, tenantID, false)
 }
 
+// buildSnapshot is BuildSnapshot for housekeeping: it waits for a slot.
 func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
+	return a.build(ctx, tenantID, true)
+}
+
+// doBuild builds, signs, stores and publishes one snapshot.
+func (a *App) doBuild(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
 	signers := a.keys.Signers()
 	if len(signers) == 0 {
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no active signing key: run `controlplane keys generate`")
@@ -107,27 +116,88 @@ type engineCache struct {
 
 // view returns the tenant's current view, rebuilding it if the latest
 // snapshot changed. The control plane trusts its own stored envelopes, so
-// it decodes rather than re-verifies them.
+// it decodes rather than re-verifies them. Concurrent callers share one
+// assembly and one view (the pointer, never a copy); an assembly beyond
+// the gate is busy.
 func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
 	head, err := a.latestHead(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}
-	a.engines.mu.Lock()
-	v := a.engines.m[tenantID]
-	a.engines.mu.Unlock()
-	if v != nil && v.snap.SnapshotID == head.SnapshotID {
+	if v := a.cachedView(tenantID, head.SnapshotID); v != nil {
 		return v, nil
 	}
-	snap, err := a.store.Snapshot(ctx, head.SnapshotID)
+	r, err := a.coalesce(ctx, "view\x00"+tenantID+"\x00"+head.SnapshotID, func(ctx context.Context) (any, error) {
+		if v := a.cachedView(tenantID, head.SnapshotID); v != nil {
+			return v, nil // a flight that just landed
+		}
+		release, err := a.enter(ctx, "requests", false)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		snap, err := a.latestSnapshot(ctx, tenantID, head)
+		if err != nil {
+			return nil, err
+		}
+		return a.assembleView(tenantID, snap)
+	})
 	if err != nil {
 		return nil, err
 	}
+	return r.(*tenantView), nil
+}
+
+// coalesce runs fn once for every concurrent caller of key. fn runs on a
+// context detached from the first caller's cancellation (the others still
+// want the answer); a caller whose own context ends stops waiting.
+func (a *App) coalesce(ctx context.Context, key string, fn func(ctx context.Context) (any, error)) (any, error) {
+	detached := context.WithoutCancel(ctx)
+	ch := a.flight.DoChan(key, func() (any, error) { return fn(detached) })
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (a *App) cachedView(tenantID, snapshotID string) *tenantView {
+	a.engines.mu.Lock()
+	defer a.engines.mu.Unlock()
+	if v := a.engines.m[tenantID]; v != nil && v.snap.SnapshotID == snapshotID {
+		return v
+	}
+	return nil
+}
+
+// latestSnapshot returns the tenant's snapshot named by head with its
+// envelope. Concurrent callers share one load and one copy (the mirror's
+// GET, view assembly, the TUF view); once the view holds it, it is read
+// from there. Nothing else keeps it: a tenant that only mirrors read
+// costs no memory between their syncs. Callers must not modify it.
+func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog.Snapshot) (*catalog.Snapshot, error) {
+	if v := a.cachedView(tenantID, head.SnapshotID); v != nil {
+		return v.snap, nil
+	}
+	r, err := a.coalesce(ctx, "snap\x00"+tenantID+"\x00"+head.SnapshotID, func(ctx context.Context) (any, error) {
+		a.count.loads.Add(1)
+		return a.store.Snapshot(ctx, head.SnapshotID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.(*catalog.Snapshot), nil
+}
+
+// assembleView decodes and indexes snap, and caches the view.
+func (a *App) assembleView(tenantID string, snap *catalog.Snapshot) (*tenantView, error) {
+	a.count.views.Add(1)
 	m, err := decodeEnvelope(snap.Envelope)
 	if err != nil {
 		return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
 	}
-	v = &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
+	v := &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
 	for _, d := range m.Deltas {
 		v.deltas[d.DeltaID] = true
 	}
@@ -259,7 +329,16 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 	if o.Since < 0 {
 		return nil, catalog.Invalid("since", "must be a non-negative integer")
 	}
-	snap, err := a.store.LatestSnapshot(ctx, o.TenantID)
+	release, err := a.enter(ctx, "bundle exports", false)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	head, err := a.latestHead(ctx, o.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := a.latestSnapshot(ctx, o.TenantID, head)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +356,9 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 			return nil, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
 		}
 		old, err := a.store.SnapshotBySequence(ctx, o.TenantID, o.Since)
+		if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+			return nil, catalog.Invalid("since", "snapshot %d of this tenant is not kept (retention, docs/metadata.md): export a full bundle (no since)", o.Since)
+		}
 		if err != nil {
 			return nil, err
 		}

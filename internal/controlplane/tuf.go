@@ -747,7 +747,11 @@ func (r *TUFRepo) view(ctx context.Context) (*tufView, error) {
 	_, snapV, _ := st.Versions()
 	v := t.views[r.tenantID]
 	if v == nil {
-		snap, err := r.a.store.LatestSnapshot(ctx, r.tenantID)
+		head, err := r.a.latestHead(ctx, r.tenantID)
+		if err != nil {
+			return nil, err
+		}
+		snap, err := r.a.latestSnapshot(ctx, r.tenantID, head)
 		if err != nil {
 			return nil, err
 		}

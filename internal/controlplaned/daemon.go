@@ -235,9 +235,10 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 // 0): it rebuilds snapshots that are about to expire (when RefreshInterval
 // is set), deletes artifact bytes a crash left without a record (older
 // than a day), takes expired leases out of the active sets
-// (App.SweepExpiredLeases), forgets idempotency records older than IdempotencyTTL, and
-// advances or halts the rollouts that have a schedule or a health gate
-// (App.EvaluateRollouts).
+// (App.SweepExpiredLeases), forgets idempotency records older than
+// IdempotencyTTL, prunes old snapshots and TUF metadata (App.Prune, the
+// retention policy), and advances or halts the rollouts that have a
+// schedule or a health gate (App.EvaluateRollouts).
 func (c *ControlPlane) housekeeping(ctx context.Context) error {
 	every := c.cfg.RefreshInterval
 	if every <= 0 {
@@ -268,6 +269,11 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 			log.Error("prune fleet events", "err", err)
 		} else if n > 0 {
 			log.Info("pruned fleet events past their retention", "count", n)
+		}
+		if p, err := c.app.Prune(ctx); err != nil && ctx.Err() == nil {
+			log.Error("retention", "err", err)
+		} else if p.Snapshots+p.TenantFiles+p.SharedFiles > 0 {
+			log.Info("pruned old snapshots and TUF metadata (retention)", "snapshots", p.Snapshots, "tenant_files", p.TenantFiles, "shared_files", p.SharedFiles)
 		}
 		if n, err := c.app.SweepOrphanBlobs(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
 			log.Error("sweep orphan blobs", "err", err)
@@ -312,6 +318,7 @@ func (c *ControlPlane) Close(ctx context.Context) error {
 		}
 	}
 	c.ln.Close()
+	c.app.Drain() // follow-up builds whose callers left
 	if err := c.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

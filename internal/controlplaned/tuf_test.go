@@ -40,13 +40,14 @@ var clockSkew atomic.Int64
 // publishing on, over a data dir that survives restarts.
 type tufCP struct {
 	dir  string
+	db   *bolt.DB
 	app  *controlplane.App
 	cp   *controlplaned.ControlPlane
 	op   context.Context
 	stop func()
 }
 
-func startTUF(t *testing.T, dir string) *tufCP {
+func startTUF(t *testing.T, dir string, tune ...func(*controlplane.Config)) *tufCP {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})
 	if err != nil {
@@ -62,7 +63,11 @@ func startTUF(t *testing.T, dir string) *tufCP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(keys), Secrets: sealer, Now: func() time.Time {
+	var cfg controlplane.Config
+	for _, f := range tune {
+		f(&cfg)
+	}
+	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(keys), Secrets: sealer, Config: cfg, Now: func() time.Time {
 		return time.Now().Add(time.Duration(clockSkew.Load()))
 	}})
 	if err := controlplaned.EnableTUF(app, keys); err != nil {
@@ -79,7 +84,7 @@ func startTUF(t *testing.T, dir string) *tufCP {
 	ran := make(chan error, 1)
 	go func() { ran <- cp.Run(ctx) }()
 	var once sync.Once
-	e := &tufCP{dir: dir, app: app, cp: cp, op: controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})}
+	e := &tufCP{dir: dir, db: db, app: app, cp: cp, op: controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})}
 	e.stop = func() {
 		once.Do(func() {
 			cancel()

@@ -75,28 +75,48 @@ func TestAPI_Snapshots(t *testing.T) {
 			t.Fatalf("got %d, want 2", m2.Sequence)
 		}
 	})
-	t.Run("concurrent builds get distinct sequences", func(t *testing.T) {
+	t.Run("concurrent builds coalesce", func(t *testing.T) {
+		// Requests during a running build share one follow-up build
+		// (controlplane/herd.go): every request gets a snapshot newer
+		// than the one before the burst, sequences are never assigned
+		// twice, and there are between 1 and 8 new snapshots.
+		before := h.must(200, h.do("GET", "/v1/tenants/"+tenant+"/snapshots", h.admin, nil))["items"].([]any)
 		var wg sync.WaitGroup
-		seqs := make(chan float64, 8)
+		type answer struct {
+			status int
+			seq    float64
+			id     string
+		}
+		answers := make(chan answer, 8)
 		for range 8 {
 			wg.Go(func() {
 				r := h.do("POST", "/v1/tenants/"+tenant+"/snapshots", h.admin, nil)
+				a := answer{status: r.status}
 				if r.status == 201 {
-					seqs <- r.json(t)["sequence"].(float64)
+					m := r.json(t)
+					a.seq, a.id = m["sequence"].(float64), m["snapshot_id"].(string)
 				}
+				answers <- a
 			})
 		}
 		wg.Wait()
-		close(seqs)
-		seen := map[float64]bool{}
-		for s := range seqs {
-			if seen[s] {
-				t.Fatalf("sequence %v assigned twice", s)
+		close(answers)
+		ids := map[float64]string{}
+		for a := range answers {
+			if a.status != 201 {
+				t.Fatalf("status %d, want 201", a.status)
 			}
-			seen[s] = true
+			if a.seq <= float64(len(before)) {
+				t.Errorf("sequence %v is not newer than the %d before the burst", a.seq, len(before))
+			}
+			if id, ok := ids[a.seq]; ok && id != a.id {
+				t.Fatalf("sequence %v assigned to two snapshots", a.seq)
+			}
+			ids[a.seq] = a.id
 		}
-		if len(seen) != 8 {
-			t.Fatalf("got %d snapshots, want 8", len(seen))
+		after := h.must(200, h.do("GET", "/v1/tenants/"+tenant+"/snapshots", h.admin, nil))["items"].([]any)
+		if n := len(after) - len(before); n < 1 || n > 8 {
+			t.Fatalf("%d new snapshots, want 1 to 8", n)
 		}
 	})
 	t.Run("suspended tenant gets no snapshot", func(t *testing.T) {

@@ -26,3 +26,20 @@ type TUFFiles interface {
 	// (nil when the set is absent).
 	TUFSet(ctx context.Context, scope, set string) ([]TUFFile, error)
 }
+
+// Pruner deletes what retention no longer keeps (docs/metadata.md,
+// "Retention"), each call one bounded transaction. The kv store
+// implements it.
+type Pruner interface {
+	// PruneSnapshots deletes at most limit of the tenant's snapshots
+	// older than both its keep newest and the oldest snapshot pinned
+	// names; the newest is never deleted. It returns how many it deleted.
+	PruneSnapshots(ctx context.Context, tenantID string, keep int, pinned []string, limit int) (int, error)
+	// TUFNames lists at most limit names of scope's files starting with
+	// prefix, in order, after the name after ("": from the first).
+	TUFNames(ctx context.Context, scope, prefix, after string, limit int) ([]string, error)
+	// DeleteTUFFiles deletes files of scope in one transaction, except
+	// those a set of the scope names (current); it returns how many it
+	// deleted.
+	DeleteTUFFiles(ctx context.Context, scope string, names []string) (int, error)
+}

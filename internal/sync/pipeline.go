@@ -72,6 +72,15 @@ func (s *Syncer) commit(c *candidate, eventType, source string, fetched int, byt
 		return err
 	}
 	s.cfg.Logger.Info("snapshot committed", "source", source, "snapshot_id", c.m.SnapshotID, "sequence", c.m.Sequence, "fetched", fetched, "bytes", bytes)
+	if c.tufTS != nil {
+		// Old TUF versions the retained ones no longer need (the commit
+		// stands whatever this says: the next commit tries again).
+		if n, err := s.st.PruneTUF(); err != nil {
+			s.cfg.Logger.Warn("prune old tuf metadata", "err", err)
+		} else if n > 0 {
+			s.cfg.Logger.Debug("pruned old tuf metadata", "files", n)
+		}
+	}
 	s.noteUsage(context.Background())
 	if s.cfg.OnCommit != nil {
 		s.cfg.OnCommit()

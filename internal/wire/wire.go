@@ -155,6 +155,9 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
+	// RetryAfter is the server's Retry-After on a 429 or 503 (0 when it
+	// sent none): how long to wait before trying again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -177,6 +180,9 @@ const maxErrorBody = 64 << 10
 // short, so a hostile server cannot paint a terminal.
 func ReadError(resp *http.Response) *Error {
 	e := &Error{Status: resp.StatusCode}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		e.RetryAfter, _ = ParseRetryAfter(resp.Header.Get(HeaderRetryAfter), time.Now())
+	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var b ErrorBody
 	if json.Unmarshal(raw, &b) == nil && b.Error.Code != "" {
@@ -191,6 +197,28 @@ func ReadError(resp *http.Response) *Error {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// maxRetryAfter caps a Retry-After a client takes from a peer.
+const maxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter parses a Retry-After value: delay seconds or an HTTP
+// date, capped at a day; garbage and negative values are ignored.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
+	}
+	return 0, false
 }
 
 // Clean keeps a string from a peer printable and at most max bytes long.

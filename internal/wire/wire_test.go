@@ -33,6 +33,7 @@ func TestWriteError_RoundTrip(t *testing.T) {
 		{"internal hides details", errors.New("disk on fire at /secret/path"), 500, catalog.EINTERNAL, "", ""},
 		{"body too large", &http.MaxBytesError{Limit: 10}, 413, catalog.ETOOLARGE, "", ""},
 		{"rate limited", retryErr{catalog.Errorf(catalog.ERATELIMITED, "slow down")}, 429, catalog.ERATELIMITED, "", "2"},
+		{"busy", retryErr{catalog.Errorf(catalog.EUNAVAILABLE, "busy")}, 503, catalog.EUNAVAILABLE, "", "2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -54,6 +55,36 @@ func TestWriteError_RoundTrip(t *testing.T) {
 			}
 			if got := catalog.ErrorCode(e); got != c.wantCode {
 				t.Errorf("catalog.ErrorCode across the wire = %q, want %q", got, c.wantCode)
+			}
+			if want := map[string]time.Duration{"": 0, "2": 2 * time.Second}[c.wantRetry]; e.RetryAfter != want {
+				t.Errorf("RetryAfter across the wire = %v, want %v", e.RetryAfter, want)
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter_Forms(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		in     string
+		want   time.Duration
+		wantOK bool
+	}{
+		{"", 0, false},
+		{"3", 3 * time.Second, true},
+		{" 0 ", 0, true},
+		{"-1", 0, false},
+		{"99999999999999999", 24 * time.Hour, true},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+		{now.Add(100 * 24 * time.Hour).Format(http.TimeFormat), 24 * time.Hour, true},
+		{"soon", 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.in, func(t *testing.T) {
+			got, ok := ParseRetryAfter(c.in, now)
+			if got != c.want || ok != c.wantOK {
+				t.Errorf("ParseRetryAfter(%q) = %v, %v, want %v, %v", c.in, got, ok, c.want, c.wantOK)
 			}
 		})
 	}
