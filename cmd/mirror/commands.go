@@ -75,7 +75,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		}
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
-		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
+		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
 		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
 		AuditExportAfter: a.leases.ExportAuditAfter,
 	})
@@ -288,7 +288,7 @@ func serveCmd() *cobra.Command {
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
 				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval,
-				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
+				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,

@@ -48,12 +48,18 @@ func appendAudit(tx *bolt.Tx, ev *catalog.AuditEvent) error {
 			return fmt.Errorf("append audit: decode head: %w", err)
 		}
 		prev = &catalog.AuditEvent{Seq: head.Seq, Hash: head.Hash}
+	} else if a := auditAnchor(tx); a.Seq > 0 {
+		prev = &catalog.AuditEvent{Seq: a.Seq, Hash: a.Hash} // everything pruned (PruneAudit keeps the head, so only by hand)
 	}
 	audit.Seal(prev, ev)
 	v, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
+	// Keys only ever grow: fill leaf pages instead of splitting them in
+	// half (bbolt's default 0.5 left every page of the chain half empty,
+	// about 2 KiB per lease renewal).
+	b.FillPercent = auditFillPercent
 	return b.Put(seqKey(ev.Seq), v)
 }
 
@@ -94,9 +100,10 @@ func (l *Ledger) ExportAudit(ctx context.Context, w io.Writer) error {
 // still verified, and the trailer still signs its head and length.
 func (l *Ledger) ExportAuditAfter(ctx context.Context, w io.Writer, after int64) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	var v audit.Verifier
+	var v *audit.Verifier
 	err := l.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, func(raw []byte) error {
+		v = auditVerifier(tx)
+		return walkAudit(ctx, tx, v, func(raw []byte) error {
 			if v.Count() <= after {
 				return nil
 			}
@@ -132,9 +139,10 @@ func (l *Ledger) ExportAuditAfter(ctx context.Context, w io.Writer, after int64)
 // link (an *audit.BrokenLinkError in the chain), for `mirror audit
 // verify`. It returns the number of events.
 func (s *State) VerifyAudit(ctx context.Context) (int64, error) {
-	var v audit.Verifier
+	v := &audit.Verifier{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, nil)
+		v = auditVerifier(tx)
+		return walkAudit(ctx, tx, v, nil)
 	})
 	if err != nil {
 		return v.Count(), fmt.Errorf("verify audit (%d events good): %w", v.Count(), err)
@@ -145,9 +153,8 @@ func (s *State) VerifyAudit(ctx context.Context) (int64, error) {
 // WalkAudit calls fn with every event of the mirror's audit log in chain
 // order, verifying the chain as it goes.
 func (s *State) WalkAudit(ctx context.Context, fn func(ev *catalog.AuditEvent) error) error {
-	var v audit.Verifier
 	return s.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, func(raw []byte) error {
+		return walkAudit(ctx, tx, auditVerifier(tx), func(raw []byte) error {
 			var ev catalog.AuditEvent
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return err
