@@ -52,7 +52,9 @@ type Config struct {
 	AllowPrivateWebhooks bool          `mapstructure:"allow_private_webhooks"`
 	WebhookRetryBase     time.Duration `mapstructure:"webhook_retry_base"`
 	WebhookRetryMax      time.Duration `mapstructure:"webhook_retry_max"`
-	Blob                 BlobConfig    `mapstructure:"blob"`
+	// MirrorStaleAfter: a mirror silent this long gets mirror.stale.
+	MirrorStaleAfter time.Duration `mapstructure:"mirror_stale_after"`
+	Blob             BlobConfig    `mapstructure:"blob"`
 }
 
 type BlobConfig struct {
@@ -91,6 +93,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("artifact_delivery", "proxy")
 	v.SetDefault("allow_private_external_urls", false)
 	v.SetDefault("allow_private_webhooks", false)
+	v.SetDefault("mirror_stale_after", controlplane.DefaultMirrorStaleAfter)
 	v.SetDefault("webhook_retry_base", 10*time.Second)
 	v.SetDefault("webhook_retry_max", time.Hour)
 	v.SetDefault("presign_ttl", 15*time.Minute)
@@ -207,6 +210,7 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
 			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,
+			MirrorStaleAfter: c.MirrorStaleAfter,
 		},
 		Webhooks: controlplaned.WebhookConfig{BaseDelay: c.WebhookRetryBase, MaxDelay: c.WebhookRetryMax},
 		Listen:   c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,

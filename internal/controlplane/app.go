@@ -33,6 +33,10 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhook endpoints be plain http:// and on
 	// loopback and private addresses (tests, a lab; off by default).
 	AllowPrivateWebhooks bool
+	// MirrorStaleAfter is how long a registered mirror may go without a
+	// sync report or a fleet report before housekeeping records
+	// mirror.stale (CheckStaleMirrors; default 24h, negative: off).
+	MirrorStaleAfter time.Duration
 }
 
 func (c *Config) defaults() {
@@ -50,6 +54,9 @@ func (c *Config) defaults() {
 	}
 	if c.ExternalTimeout <= 0 {
 		c.ExternalTimeout = time.Hour
+	}
+	if c.MirrorStaleAfter == 0 {
+		c.MirrorStaleAfter = DefaultMirrorStaleAfter
 	}
 }
 

@@ -53,6 +53,7 @@ var auditWebhooks = map[string]string{
 	"mirror.snapshot.imported": webhook.MirrorSynced,
 	EventSeatsExhausted:        webhook.LeaseSeatsExhausted,
 	EventForkDetected:          webhook.MirrorForkDetected,
+	EventMirrorStale:           webhook.MirrorStale,
 }
 
 // EventSeatsExhausted is the audit event of a lease refused for lack of
