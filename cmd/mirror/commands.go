@@ -20,6 +20,7 @@ import (
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/clock"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fsutil"
@@ -77,7 +78,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	a.syncer = sync.New(a.src, st, c, sync.Config{
 		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
 		Logger: newLogger(cfg, cmd.ErrOrStderr()), MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
-		AuditExportAfter: a.leases.ExportAuditAfter,
+		AuditExportAfter: a.leases.ExportAuditAfter, Now: clock.Now,
 	})
 	return a, nil
 }
@@ -296,7 +297,7 @@ func serveCmd() *cobra.Command {
 				EventBatch:       fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
 				AdminTokenHashes: cfg.AdminTokenHashes,
 				Updates:          updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
-				Logger: newLogger(cfg, cmd.ErrOrStderr()),
+				Logger: newLogger(cfg, cmd.ErrOrStderr()), Now: clock.Now,
 			})
 			if err != nil {
 				return err
@@ -320,7 +321,7 @@ func updateHandler(m *snapshot.Manifest) (http.Handler, error) {
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		update.Handle(w, r, e, time.Now())
+		update.Handle(w, r, e, clock.Now())
 	}), nil
 }
 
@@ -425,7 +426,7 @@ func statusCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if st, err = mirror.BuildStatus(ctx, s, c, time.Now()); err != nil {
+				if st, err = mirror.BuildStatus(ctx, s, c, clock.Now()); err != nil {
 					return err
 				}
 				fs, err := s.FleetStore()
@@ -522,7 +523,7 @@ func verifyCmd() *cobra.Command {
 				if _, err := a.syncer.RefreshUsage(ctx); err != nil {
 					return err
 				}
-				st, err := mirror.BuildStatus(ctx, a.st, a.cache, time.Now())
+				st, err := mirror.BuildStatus(ctx, a.st, a.cache, clock.Now())
 				if err != nil {
 					return err
 				}
