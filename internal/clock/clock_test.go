@@ -38,7 +38,7 @@ func TestNow_IgnoresOffsetWithoutTag(t *testing.T) {
 	if got := Offset(); got != 0 {
 		t.Fatalf("Offset() = %v, want 0", got)
 	}
-	if d := Now().Sub(time.Now()); d > time.Minute || d < -time.Minute {
+	if d := time.Until(Now()); d > time.Minute || d < -time.Minute {
 		t.Fatalf("Now() is %v from time.Now(), want the real clock", d)
 	}
 	if w := Warning(); w == "" {

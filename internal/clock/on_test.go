@@ -18,7 +18,7 @@ func TestNow_FollowsOffset(t *testing.T) {
 	if Offset() != want {
 		t.Fatalf("Offset() = %v, want %v", Offset(), want)
 	}
-	if d := Now().Sub(time.Now()) - want; d > time.Minute || d < -time.Minute {
+	if d := time.Until(Now()) - want; d > time.Minute || d < -time.Minute {
 		t.Fatalf("Now() is %v off the real clock plus %v", d, want)
 	}
 }
