@@ -23,6 +23,7 @@ type growth struct {
 func measureRenewals(t testing.TB, subjects, n int) growth {
 	t.Helper()
 	l, db, path := newTestLedger(t)
+	db.NoSync = true // the layout is the same; fsyncs only cost time
 	m := testManifest(t)
 	ctx := context.Background()
 	for i := range subjects {
@@ -103,6 +104,7 @@ func TestLedger_RenewalGrowthPerRenewal(t *testing.T) {
 func TestPruneAudit_BoundsGrowth(t *testing.T) {
 	ctx := context.Background()
 	l, db, path := newTestLedger(t)
+	db.NoSync = true // the layout is the same; fsyncs only cost time
 	s := mustState(t, db)
 	renewAll(t, l, 20, 1000)
 	first := sizeOf(t, db, path)
