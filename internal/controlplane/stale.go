@@ -15,6 +15,11 @@ import (
 // event is mirror.stale.
 const EventMirrorStale = "mirror.stale"
 
+// EventMirrorRecovered is the audit event of a mirror heard from again
+// (a sync report) after a silence longer than Config.MirrorStaleAfter;
+// its webhook event is mirror.synced.
+const EventMirrorRecovered = "mirror.recovered"
+
 // DefaultMirrorStaleAfter is Config.MirrorStaleAfter's default.
 const DefaultMirrorStaleAfter = 24 * time.Hour
 
@@ -65,13 +70,7 @@ func (a *App) CheckStaleMirrors(ctx context.Context) ([]MirrorStale, error) {
 			if m.Status == catalog.MirrorInactive {
 				return nil
 			}
-			seen, via := m.CreatedAt, "registered"
-			if m.LastSyncAt != nil && m.LastSyncAt.After(seen) {
-				seen, via = *m.LastSyncAt, "sync"
-			}
-			if r := reported[m.MirrorID]; r.After(seen) {
-				seen, via = r, "fleet report"
-			}
+			seen, via := lastContact(m, reported[m.MirrorID])
 			silent := now.Sub(seen)
 			if silent <= after {
 				return nil
@@ -98,4 +97,77 @@ func (a *App) CheckStaleMirrors(ctx context.Context) ([]MirrorStale, error) {
 		})
 	})
 	return out, err
+}
+
+// lastContact is when the control plane last heard from m: its last sync
+// report, the newest fleet report that came back from it (reported,
+// zero when none), or its registration; and which of them it was.
+func lastContact(m *catalog.Mirror, reported time.Time) (time.Time, string) {
+	seen, via := m.CreatedAt, "registered"
+	if m.LastSyncAt != nil && m.LastSyncAt.After(seen) {
+		seen, via = *m.LastSyncAt, "sync"
+	}
+	if reported.After(seen) {
+		seen, via = reported, "fleet report"
+	}
+	return seen, via
+}
+
+// reportedAt is the newest fleet report that came back from mirrorID
+// (zero when none, or without a fleet sink).
+func (a *App) reportedAt(ctx context.Context, mirrorID string) (time.Time, error) {
+	var at time.Time
+	if a.fleet == nil {
+		return at, nil
+	}
+	cs, err := a.fleet.Cursors(ctx)
+	if err != nil {
+		return at, err
+	}
+	for _, c := range cs {
+		if c.MirrorID == mirrorID && c.AsOf.After(at) {
+			at = c.AsOf
+		}
+	}
+	return at, nil
+}
+
+// noteRecovered records mirror.recovered (webhook mirror.synced) when m,
+// which is reporting a sync at now, had been silent for longer than
+// Config.MirrorStaleAfter. It runs before the report is stored, keyed by
+// the contact that ended the silence, so a crash in between repeats
+// nothing and loses nothing: the retried report finds the same silence.
+// Best effort: a failure is logged, never the report's.
+func (a *App) noteRecovered(ctx context.Context, m *catalog.Mirror, now time.Time) {
+	after := a.cfg.MirrorStaleAfter
+	if after < 0 || m.Status == catalog.MirrorInactive {
+		return
+	}
+	seen, via := lastContact(m, time.Time{})
+	if now.Sub(seen) <= after {
+		return
+	}
+	// Only now, rarely, look at the fleet reports too.
+	reported, err := a.reportedAt(ctx, m.MirrorID)
+	if err != nil {
+		a.log.Warn("mirror recovery not checked", "mirror", m.MirrorID, "err", err)
+		return
+	}
+	if seen, via = lastContact(m, reported); now.Sub(seen) <= after {
+		return
+	}
+	payload, err := json.Marshal(map[string]any{
+		"mirror_id": m.MirrorID, "tenant_id": m.TenantID, "name": m.Name, "recovered": true,
+		"last_seen_at": seen.UTC(), "last_seen_by": via, "silent_for": now.Sub(seen).Round(time.Second).String(),
+		"stale_after": after.String(),
+	})
+	if err == nil {
+		ev := &catalog.AuditEvent{TenantID: m.TenantID, EventType: EventMirrorRecovered, Payload: payload, CreatedAt: now}
+		_, err = a.store.AppendAudit(ctx, ev, "mirror.recovered:"+m.MirrorID+":"+seen.UTC().Format(time.RFC3339Nano))
+	}
+	if err != nil {
+		a.log.Warn("mirror recovery not recorded", "mirror", m.MirrorID, "err", err)
+		return
+	}
+	a.log.Info("mirror heard from again", "mirror", m.MirrorID, "silent_for", now.Sub(seen).Round(time.Second))
 }

@@ -54,6 +54,7 @@ var auditWebhooks = map[string]string{
 	EventSeatsExhausted:        webhook.LeaseSeatsExhausted,
 	EventForkDetected:          webhook.MirrorForkDetected,
 	EventMirrorStale:           webhook.MirrorStale,
+	EventMirrorRecovered:       webhook.MirrorSynced,
 }
 
 // EventSeatsExhausted is the audit event of a lease refused for lack of

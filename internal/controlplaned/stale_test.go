@@ -50,7 +50,7 @@ func TestControlPlane_MirrorStaleWebhook(t *testing.T) {
 	op := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
 
 	recv := webhooktest.NewReceiver(t, "whsec_placeholder_until_subscribed")
-	sub, err := app.CreateWebhook(op, controlplane.WebhookInput{URL: recv.URL(), EventTypes: []string{webhook.MirrorStale}})
+	sub, err := app.CreateWebhook(op, controlplane.WebhookInput{URL: recv.URL(), EventTypes: []string{webhook.MirrorStale, webhook.MirrorSynced}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,13 +72,26 @@ func TestControlPlane_MirrorStaleWebhook(t *testing.T) {
 	}
 	runDaemon(t, app, db, controlplaned.WebhookConfig{BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond, TLSConfig: recv.TLSConfig()})
 
-	staleEvents := func(t *testing.T) []*catalog.AuditEvent {
+	eventsOf := func(t *testing.T, typ string) []*catalog.AuditEvent {
 		t.Helper()
-		evs, _, err := app.AuditEvents(op, store.AuditFilter{EventType: controlplane.EventMirrorStale}, store.Page{Limit: 100})
+		evs, _, err := app.AuditEvents(op, store.AuditFilter{EventType: typ}, store.Page{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return evs
+	}
+	staleEvents := func(t *testing.T) []*catalog.AuditEvent { return eventsOf(t, controlplane.EventMirrorStale) }
+	reportSync := func(t *testing.T, at time.Duration) {
+		t.Helper()
+		offset.Store(int64(at))
+		cur, err := app.Mirror(op, m.MirrorID) // as the credential check loads it
+		if err != nil {
+			t.Fatal(err)
+		}
+		mctx := controlplane.WithPrincipal(context.Background(), &controlplane.Principal{Role: controlplane.RoleMirror, Mirror: cur})
+		if _, err := app.ReportSync(mctx, controlplane.SyncReport{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	check := func(t *testing.T, at time.Duration, wantRecorded int) {
 		t.Helper()
@@ -115,21 +128,27 @@ func TestControlPlane_MirrorStaleWebhook(t *testing.T) {
 			t.Fatalf("mirror.stale events = %d, want 1", n)
 		}
 	})
-	t.Run("a sync report starts a new period", func(t *testing.T) {
-		offset.Store(int64(5 * time.Hour))
-		mctx := controlplane.WithPrincipal(context.Background(), &controlplane.Principal{Role: controlplane.RoleMirror, Mirror: m.Mirror})
-		if _, err := app.ReportSync(mctx, controlplane.SyncReport{}); err != nil {
-			t.Fatal(err)
+	t.Run("a sync report after the silence: mirror.synced, once", func(t *testing.T) {
+		reportSync(t, 5*time.Hour)
+		reportSync(t, 5*time.Hour+10*time.Minute) // not silent: nothing
+		if n := len(eventsOf(t, controlplane.EventMirrorRecovered)); n != 1 {
+			t.Fatalf("mirror.recovered events = %d, want 1", n)
 		}
+	})
+	t.Run("a sync report starts a new period", func(t *testing.T) {
 		check(t, 5*time.Hour+30*time.Minute, 0)
-		check(t, 6*time.Hour+time.Minute, 1)
+		check(t, 6*time.Hour+11*time.Minute, 1)
 		check(t, 7*time.Hour, 0)
 		if n := len(staleEvents(t)); n != 2 {
 			t.Fatalf("mirror.stale events = %d, want 2", n)
 		}
 	})
 	t.Run("each event delivered once, signed", func(t *testing.T) {
-		evs := staleEvents(t)
+		reportSync(t, 8*time.Hour) // the second recovery
+		evs := append(staleEvents(t), eventsOf(t, controlplane.EventMirrorRecovered)...)
+		if len(evs) != 4 {
+			t.Fatalf("stale and recovered events = %d, want 2 of each", len(evs))
+		}
 		deadline := time.After(30 * time.Second)
 		for _, ev := range evs {
 			for recv.Got()[ev.EventID] == 0 {
