@@ -143,8 +143,7 @@ func (a *App) noteRecovered(ctx context.Context, m *catalog.Mirror, now time.Tim
 	if after < 0 || m.Status == catalog.MirrorInactive {
 		return
 	}
-	seen, via := lastContact(m, time.Time{})
-	if now.Sub(seen) <= after {
+	if seen, _ := lastContact(m, time.Time{}); now.Sub(seen) <= after {
 		return
 	}
 	// Only now, rarely, look at the fleet reports too.
@@ -153,7 +152,8 @@ func (a *App) noteRecovered(ctx context.Context, m *catalog.Mirror, now time.Tim
 		a.log.Warn("mirror recovery not checked", "mirror", m.MirrorID, "err", err)
 		return
 	}
-	if seen, via = lastContact(m, reported); now.Sub(seen) <= after {
+	seen, via := lastContact(m, reported)
+	if now.Sub(seen) <= after {
 		return
 	}
 	payload, err := json.Marshal(map[string]any{
