@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -90,18 +91,33 @@ func (s *State) AuditHead() (string, error) {
 
 // ExportAudit writes the mirror's audit chain as JSON lines, one event a
 // line in chain order, then the signed trailer. It verifies the chain as
-// it goes and refuses to export a broken one.
+// it goes and refuses to export a broken one. After PruneAudit the
+// export starts after the pruned prefix (AuditState.Anchor).
 func (l *Ledger) ExportAudit(ctx context.Context, w io.Writer) error {
-	return l.ExportAuditAfter(ctx, w, 0)
+	return l.exportAudit(ctx, w, 0, true)
 }
 
 // ExportAuditAfter is ExportAudit with only the events after sequence
 // after (the head the control plane acknowledged): the whole chain is
-// still verified, and the trailer still signs its head and length.
+// still verified, and the trailer still signs its head and length. It
+// refuses (ErrAuditPruned) when events after `after` were pruned: the
+// control plane lost events it had acknowledged.
 func (l *Ledger) ExportAuditAfter(ctx context.Context, w io.Writer, after int64) error {
+	return l.exportAudit(ctx, w, after, false)
+}
+
+// ErrAuditPruned means an export was asked to start before what the
+// mirror still holds.
+var ErrAuditPruned = errors.New("audit events were pruned after the control plane acknowledged them")
+
+func (l *Ledger) exportAudit(ctx context.Context, w io.Writer, after int64, fromAnchor bool) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var v *audit.Verifier
 	err := l.db.View(func(tx *bolt.Tx) error {
+		if a := auditAnchor(tx); !fromAnchor && after < a.Seq {
+			return fmt.Errorf("%w: asked for the events after %d, mirror.db holds them from %d on (audit_retention); the control plane's audit log was restored to before its acknowledgement, and the missing events are in its backup or the mirror's earlier exports",
+				ErrAuditPruned, after, a.Seq+1)
+		}
 		v = auditVerifier(tx)
 		return walkAudit(ctx, tx, v, func(raw []byte) error {
 			if v.Count() <= after {

@@ -3,6 +3,8 @@ package state
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -112,6 +114,40 @@ func hashAt(t *testing.T, s *State, seq int64) string {
 		t.Fatalf("hash of event %d: %q, %v", seq, h, err)
 	}
 	return h
+}
+
+func TestExportAuditAfter_RefusesPrunedStart(t *testing.T) {
+	ctx := context.Background()
+	l, db, _ := newTestLedger(t)
+	s := mustState(t, db)
+	appendAt(t, s, 6, func(int) time.Time { return t0.Add(-48 * time.Hour) })
+	if err := s.AckAudit(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneAudit(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		after   int64
+		wantErr bool
+	}{{0, true}, {3, true}, {4, false}, {6, false}} {
+		t.Run(fmt.Sprint("after ", tt.after), func(t *testing.T) {
+			var buf bytes.Buffer
+			err := l.ExportAuditAfter(ctx, &buf, tt.after)
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrAuditPruned)) {
+				t.Fatalf("ExportAuditAfter(%d) = %v, want ErrAuditPruned %v", tt.after, err, tt.wantErr)
+			}
+		})
+	}
+	t.Run("the full export starts after the anchor", func(t *testing.T) {
+		var buf bytes.Buffer
+		if err := l.ExportAudit(ctx, &buf); err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(buf.Bytes(), []byte("\n")); n != 3 {
+			t.Errorf("export has %d lines, want events 5 and 6 and the trailer", n)
+		}
+	})
 }
 
 func TestAckAudit_OnlyForwardAndNotPastHead(t *testing.T) {
