@@ -211,6 +211,18 @@ func WithRetries(n int, backoff time.Duration) Option {
 	}
 }
 
+// WithClock sets the clock the client verifies against (metadata
+// expiry, lease validity, event times; default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(c *Client) error {
+		if now == nil {
+			return errors.New("clock: must not be nil")
+		}
+		c.now = now
+		return nil
+	}
+}
+
 // WithServerKind says which lease API the server speaks (default KindAuto).
 func WithServerKind(k ServerKind) Option {
 	return func(c *Client) error { c.kind = k; return nil }

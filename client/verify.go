@@ -55,8 +55,13 @@ func (c *Client) VerifiedSnapshot(ctx context.Context, snapshotID string) (*snap
 	if err != nil {
 		return nil, fmt.Errorf("fetch snapshot %s: %w", snapshotID, err)
 	}
-	m, err := snapshot.Verify(env, c.trust, nil, c.now())
+	now := c.now()
+	m, err := snapshot.Verify(env, c.trust, nil, now)
 	if err != nil {
+		return nil, fmt.Errorf("%w: snapshot %s: %w", ErrVerification, snapshotID, err)
+	}
+	// Expiry checked against a clock that is behind proves nothing.
+	if err := snapshot.CheckClock(m, now); err != nil {
 		return nil, fmt.Errorf("%w: snapshot %s: %w", ErrVerification, snapshotID, err)
 	}
 	if m.SnapshotID != snapshotID {

@@ -54,7 +54,9 @@ type Config struct {
 	AllowPrivateWebhooks bool          `mapstructure:"allow_private_webhooks"`
 	WebhookRetryBase     time.Duration `mapstructure:"webhook_retry_base"`
 	WebhookRetryMax      time.Duration `mapstructure:"webhook_retry_max"`
-	Blob                 BlobConfig    `mapstructure:"blob"`
+	// MirrorStaleAfter: a mirror silent this long gets mirror.stale.
+	MirrorStaleAfter time.Duration `mapstructure:"mirror_stale_after"`
+	Blob             BlobConfig    `mapstructure:"blob"`
 	// Expensive work: max_expensive_operations (0: max(2, GOMAXPROCS))
 	// and the Retry-After of a busy answer.
 	MaxExpensive   int           `mapstructure:"max_expensive_operations"`
@@ -114,6 +116,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("artifact_delivery", "proxy")
 	v.SetDefault("allow_private_external_urls", false)
 	v.SetDefault("allow_private_webhooks", false)
+	v.SetDefault("mirror_stale_after", controlplane.DefaultMirrorStaleAfter)
 	v.SetDefault("webhook_retry_base", 10*time.Second)
 	v.SetDefault("webhook_retry_max", time.Hour)
 	v.SetDefault("presign_ttl", 15*time.Minute)
@@ -256,7 +259,8 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,
 			DeltaPrevious: deltaPrevious(c.Deltas.Previous), DeltaMaxShare: c.Deltas.MaxShare, DeltaTempDir: c.Deltas.TempDir,
 			MaxExpensive: c.MaxExpensive, RetryAfter: c.BusyRetryAfter,
-			Retention: controlplane.Retention{Keep: c.RetentionKeep, MirrorMaxAge: c.RetentionMirrorMaxAge, Disabled: c.RetentionKeep == 0},
+			Retention:        controlplane.Retention{Keep: c.RetentionKeep, MirrorMaxAge: c.RetentionMirrorMaxAge, Disabled: c.RetentionKeep == 0},
+			MirrorStaleAfter: c.MirrorStaleAfter,
 		},
 		Webhooks: controlplaned.WebhookConfig{BaseDelay: c.WebhookRetryBase, MaxDelay: c.WebhookRetryMax},
 		Listen:   c.Listen, MaxBodyBytes: c.MaxBodyBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ShutdownTimeout: c.ShutdownTimeout,

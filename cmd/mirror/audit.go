@@ -93,8 +93,17 @@ func auditVerifyCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("audit verify: %w", err)
 				}
-				res := map[string]any{"ok": true, "events": n, "mirror_id": led.MirrorID()}
-				return output(cmd, res, func(w io.Writer) { fmt.Fprintf(w, "audit chain ok: %d events\n", n) })
+				ast, err := a.st.AuditState(ctx)
+				if err != nil {
+					return fmt.Errorf("audit verify: %w", err)
+				}
+				// events is the chain's length; held what mirror.db still
+				// stores (pruned: acknowledged and past audit_retention).
+				res := map[string]any{"ok": true, "events": n, "held": n - ast.Anchor.Seq, "pruned": ast.Anchor.Seq,
+					"acknowledged": ast.Acked, "mirror_id": led.MirrorID()}
+				return output(cmd, res, func(w io.Writer) {
+					fmt.Fprintf(w, "audit chain ok: %d events (%d held, %d pruned; acknowledged through %d)\n", n, n-ast.Anchor.Seq, ast.Anchor.Seq, ast.Acked)
+				})
 			})
 		},
 	}

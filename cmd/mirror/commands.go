@@ -22,6 +22,7 @@ import (
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/clock"
 	"github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fsutil"
@@ -83,9 +84,9 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		}
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
-		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed,
+		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
 		Logger: log, MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
-		AuditExportAfter: a.leases.ExportAuditAfter,
+		AuditExportAfter: a.leases.ExportAuditAfter, Now: clock.Now,
 	})
 	return a, nil
 }
@@ -401,7 +402,7 @@ func serveCmd() *cobra.Command {
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
 				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval, AdminSocket: cfg.AdminSocket,
-				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed},
+				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,
@@ -409,7 +410,7 @@ func serveCmd() *cobra.Command {
 				EventBatch:       fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
 				AdminTokenHashes: cfg.AdminTokenHashes,
 				Updates:          updateHandler, MirrorID: cfg.MirrorID, TenantID: cfg.TenantID, Key: cfg.mirrorKey,
-				Logger: log,
+				Logger: log, Now: clock.Now,
 			})
 			if err != nil {
 				return err
@@ -433,7 +434,7 @@ func updateHandler(m *snapshot.Manifest) (http.Handler, error) {
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		update.Handle(w, r, e, time.Now())
+		update.Handle(w, r, e, clock.Now())
 	}), nil
 }
 
@@ -630,7 +631,7 @@ func statusCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if st, err = mirror.LocalStatus(ctx, s, c, time.Now()); err != nil {
+				if st, err = mirror.LocalStatus(ctx, s, c, clock.Now()); err != nil {
 					return err
 				}
 			}

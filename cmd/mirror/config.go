@@ -22,6 +22,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
@@ -57,6 +58,7 @@ type Config struct {
 	GCInterval         time.Duration `mapstructure:"gc_interval"`
 	Concurrency        int           `mapstructure:"concurrency"`
 	RetryMaxElapsed    time.Duration `mapstructure:"retry_max_elapsed"`
+	AuditRetention     time.Duration `mapstructure:"audit_retention"`
 	MaxSnapshotBytes   int64         `mapstructure:"max_snapshot_bytes"`
 	ServeExpired       bool          `mapstructure:"serve_expired"`
 	ClientTokens       []string      `mapstructure:"client_tokens"`
@@ -132,6 +134,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("gc_interval", time.Hour)
 	v.SetDefault("concurrency", 4)
 	v.SetDefault("retry_max_elapsed", 5*time.Minute)
+	v.SetDefault("audit_retention", state.DefaultAuditRetention)
 	v.SetDefault("max_snapshot_bytes", int64(snapshot.DefaultMaxSize))
 	v.SetDefault("serve_expired", true)
 	v.SetDefault("client_tokens", []string{})

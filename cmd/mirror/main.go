@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/outpost/outpost/internal/cliconf"
+	"github.com/outpost/outpost/internal/clock"
 )
 
 func main() {
@@ -39,7 +40,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 }
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	return cliconf.Logger(cfg.LogLevel, cfg.LogFormat, w)
+	l := cliconf.Logger(cfg.LogLevel, cfg.LogFormat, w)
+	if msg := clock.Warning(); msg != "" {
+		l.Warn(msg)
+	}
+	return l
 }
 
 // output prints v as JSON with --output json, or text otherwise.

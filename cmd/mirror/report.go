@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/outpost/outpost/internal/clock"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fsutil"
 )
@@ -56,12 +56,12 @@ func reportExportCmd() *cobra.Command {
 				id := fleet.ExportIdentity{MirrorID: led.MirrorID(), TenantID: a.cfg.TenantID, Key: key}
 				var tr fleet.ReportTrailer
 				if out == "-" {
-					_, err = agg.ExportReport(ctx, cmd.OutOrStdout(), id, time.Now().UTC())
+					_, err = agg.ExportReport(ctx, cmd.OutOrStdout(), id, clock.Now().UTC())
 					return err
 				}
 				err = fsutil.WriteFrom(out, 0o600, func(w io.Writer) error {
 					var err error
-					tr, err = agg.ExportReport(ctx, w, id, time.Now().UTC())
+					tr, err = agg.ExportReport(ctx, w, id, clock.Now().UTC())
 					return err
 				})
 				if err != nil {

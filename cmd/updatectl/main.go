@@ -23,6 +23,7 @@ import (
 
 	"github.com/outpost/outpost/client"
 	"github.com/outpost/outpost/internal/buildinfo"
+	"github.com/outpost/outpost/internal/clock"
 )
 
 // Exit codes; docs/updatectl.md and `updatectl --help` list them.
@@ -235,6 +236,10 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		client.WithRetries(a.opts.retries, client.DefaultBackoff),
 		client.WithRequestRetries(a.opts.reqTries, a.opts.reqWithin),
 		client.WithCAFile(a.opts.caFile),
+		client.WithClock(clock.Now),
+	}
+	if msg := clock.Warning(); msg != "" {
+		fmt.Fprintln(a.stderr, "updatectl: warning:", msg)
 	}
 	switch a.opts.serverKind {
 	case "auto":

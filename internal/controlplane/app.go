@@ -61,6 +61,10 @@ type Config struct {
 	RetryAfter time.Duration
 	// Retention of old snapshots and TUF metadata (retention.go).
 	Retention Retention
+	// MirrorStaleAfter is how long a registered mirror may go without a
+	// sync report or a fleet report before housekeeping records
+	// mirror.stale (CheckStaleMirrors; default 24h, negative: off).
+	MirrorStaleAfter time.Duration
 }
 
 func (c *Config) defaults() {
@@ -98,6 +102,9 @@ func (c *Config) defaults() {
 		c.RetryAfter = DefaultRetryAfter
 	}
 	c.Retention.defaults()
+	if c.MirrorStaleAfter == 0 {
+		c.MirrorStaleAfter = DefaultMirrorStaleAfter
+	}
 }
 
 // PublicKey is a vendor signing key as GET /v1/keys shows it.

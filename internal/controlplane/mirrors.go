@@ -257,6 +257,9 @@ func (a *App) ReportSync(ctx context.Context, in SyncReport) (*catalog.Mirror, e
 		in.Error = in.Error[:2000]
 	}
 	now := a.now()
+	// The caller's record as authenticated: its last contact before this
+	// report.
+	a.noteRecovered(ctx, caller, now)
 	return a.store.UpdateMirror(ctx, caller.MirrorID, func(m *catalog.Mirror) error {
 		if m.Status == catalog.MirrorInactive {
 			return catalog.Errorf(catalog.EUNAUTHORIZED, "mirror is deactivated")

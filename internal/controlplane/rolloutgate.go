@@ -129,7 +129,27 @@ func (a *App) evaluateRollout(ctx context.Context, ro *catalog.Rollout) (*Rollou
 		return nil, nil
 	}
 	from := ro.Percentage
-	updated, err := a.store.UpdateRollout(ctx, ro.RolloutID, func(cur *catalog.Rollout) error {
+	typ := EventRolloutAdvanced
+	if d.Action == fleet.Halt {
+		typ = EventRolloutHalted
+	}
+	// The move and its reason commit in one transaction: a crash between
+	// them cannot leave a rollout moved with no reason recorded.
+	reason := func(updated *catalog.Rollout) (*catalog.AuditEvent, string, error) {
+		payload, err := json.Marshal(map[string]any{
+			"rollout_id": ro.RolloutID, "product_id": ro.ProductID, "release_id": ro.ReleaseID, "channel": ro.Channel,
+			"from_percentage": from, "percentage": updated.Percentage, "status": updated.Status,
+			"reason": d.Reason, "installs": d.Installs, "failures": d.Failures, "failure_rate": d.FailureRate,
+			"reports": d.Sources, "oldest_report_age": d.OldestReport.Round(time.Second).String(),
+			"newest_report_age": d.NewestReport.Round(time.Second).String(),
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return &catalog.AuditEvent{EventType: typ, Payload: payload, CreatedAt: now},
+			"rollout:" + ro.RolloutID + ":" + now.Format(time.RFC3339Nano), nil
+	}
+	_, err = a.store.UpdateRolloutAudited(ctx, ro.RolloutID, func(cur *catalog.Rollout) error {
 		if cur.Status != catalog.RolloutActive || cur.Percentage != from || !cur.UpdatedAt.Equal(ro.UpdatedAt) {
 			return errRolloutMoved // changed by hand meanwhile: judge it next round
 		}
@@ -141,30 +161,12 @@ func (a *App) evaluateRollout(ctx context.Context, ro *catalog.Rollout) (*Rollou
 		}
 		cur.UpdatedAt = now
 		return nil
-	})
+	}, reason)
 	if errors.Is(err, errRolloutMoved) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rollout %s: %s: %w", ro.RolloutID, d.Action, err)
-	}
-	typ := EventRolloutAdvanced
-	if d.Action == fleet.Halt {
-		typ = EventRolloutHalted
-	}
-	payload, err := json.Marshal(map[string]any{
-		"rollout_id": ro.RolloutID, "product_id": ro.ProductID, "release_id": ro.ReleaseID, "channel": ro.Channel,
-		"from_percentage": from, "percentage": updated.Percentage, "status": updated.Status,
-		"reason": d.Reason, "installs": d.Installs, "failures": d.Failures, "failure_rate": d.FailureRate,
-		"reports": d.Sources, "oldest_report_age": d.OldestReport.Round(time.Second).String(),
-		"newest_report_age": d.NewestReport.Round(time.Second).String(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	ev := &catalog.AuditEvent{EventType: typ, Payload: payload, CreatedAt: now}
-	if _, err := a.store.AppendAudit(ctx, ev, "rollout:"+ro.RolloutID+":"+now.Format(time.RFC3339Nano)); err != nil {
-		return nil, err
 	}
 	a.log.Info("rollout "+string(d.Action), "rollout", ro.RolloutID, "reason", d.Reason)
 	return &RolloutDecision{RolloutID: ro.RolloutID, ProductID: ro.ProductID, ReleaseID: ro.ReleaseID, From: from, Decision: d}, nil

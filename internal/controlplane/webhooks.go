@@ -53,6 +53,8 @@ var auditWebhooks = map[string]string{
 	"mirror.snapshot.imported": webhook.MirrorSynced,
 	EventSeatsExhausted:        webhook.LeaseSeatsExhausted,
 	EventForkDetected:          webhook.MirrorForkDetected,
+	EventMirrorStale:           webhook.MirrorStale,
+	EventMirrorRecovered:       webhook.MirrorSynced,
 }
 
 // EventSeatsExhausted is the audit event of a lease refused for lack of

@@ -237,8 +237,9 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 // than a day), takes expired leases out of the active sets
 // (App.SweepExpiredLeases), forgets idempotency records older than
 // IdempotencyTTL, prunes old snapshots and TUF metadata (App.Prune, the
-// retention policy), and advances or halts the rollouts that have a
-// schedule or a health gate (App.EvaluateRollouts).
+// retention policy), advances or halts the rollouts that have a schedule
+// or a health gate (App.EvaluateRollouts), and records mirror.stale for
+// mirrors silent past Config.MirrorStaleAfter (App.CheckStaleMirrors).
 func (c *ControlPlane) housekeeping(ctx context.Context) error {
 	every := c.cfg.RefreshInterval
 	if every <= 0 {
@@ -261,6 +262,11 @@ func (c *ControlPlane) housekeeping(ctx context.Context) error {
 			log.Error("evaluate rollouts", "err", err)
 		} else if len(ds) > 0 {
 			log.Info("rollouts moved by their schedules and health gates", "count", len(ds))
+		}
+		if ms, err := c.app.CheckStaleMirrors(ctx); err != nil && ctx.Err() == nil {
+			log.Error("check stale mirrors", "err", err)
+		} else if len(ms) > 0 {
+			log.Info("mirrors silent past mirror_stale_after", "count", len(ms))
 		}
 		if _, err := c.app.RecordHistory(ctx); err != nil && ctx.Err() == nil {
 			log.Error("record console history", "err", err)

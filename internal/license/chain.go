@@ -18,5 +18,10 @@ func NewChainVerifier(t snapshot.Trust, envelope []byte, held *snapshot.Held, no
 	if err != nil {
 		return nil, fmt.Errorf("new lease verifier: snapshot: %w", err)
 	}
+	// A clock behind the snapshot's signing would accept tokens past
+	// their expiry as measured by any right clock.
+	if err := snapshot.CheckClock(m, now); err != nil {
+		return nil, fmt.Errorf("new lease verifier: %w", err)
+	}
 	return NewVerifierFromManifest(t.Keys, t.TenantID, m)
 }

@@ -78,6 +78,9 @@ type Config struct {
 	Key      func() (ed25519.PrivateKey, error)
 
 	Logger *slog.Logger
+	// Now is the daemon's clock (default time.Now): metadata expiry,
+	// lease times, sync and report times. cmd/mirror passes clock.Now.
+	Now func() time.Time
 }
 
 // RateLimit is one route's per-client limit: Rate requests per second
@@ -156,6 +159,9 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 5 * time.Minute
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	st, err := state.Open(cfg.DBPath, cfg.Retain)
 	if err != nil {
 		return nil, err
@@ -202,14 +208,17 @@ func (m *Mirror) build(ctx context.Context) error {
 	m.srv, err = NewServer(Options{
 		Events: m.events, EventSummary: summary, EventBatch: cfg.EventBatch, BodyTimeout: cfg.BodyTimeout,
 		State: m.st, Cache: c, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log,
+		Updates: cfg.Updates, Leases: leases, LeaseLimit: leaseLimit, EventLimit: eventLimit, Logger: m.log, Now: cfg.Now,
 	})
 	if err != nil {
 		return err
 	}
 	sc := cfg.Sync
 	sc.Logger, sc.MirrorID, sc.AuditExport, sc.AuditExportAfter = m.log, cfg.MirrorID, leases.ExportAudit, leases.ExportAuditAfter
-	sc.FleetReport, sc.FleetAck = leases.FleetReport(m.events, time.Now), m.events.Ack
+	sc.FleetReport, sc.FleetAck = leases.FleetReport(m.events, cfg.Now), m.events.Ack
+	if sc.Now == nil {
+		sc.Now = cfg.Now
+	}
 	var site *SitePage
 	sc.OnResult = func(r state.SyncResult) {
 		m.srv.ObserveSync(r)
@@ -234,7 +243,7 @@ func (m *Mirror) build(ctx context.Context) error {
 			return err
 		}
 	}
-	if site, err = newSitePage(m.srv, m.syncer, m.st, leases, cfg.DataDir, cfg.TenantID, cfg.AdminTokenHashes, time.Now); err != nil {
+	if site, err = newSitePage(m.srv, m.syncer, m.st, leases, cfg.DataDir, cfg.TenantID, cfg.AdminTokenHashes, cfg.Now); err != nil {
 		return err
 	}
 	page, err := sitepage.New(sitepage.Options{Backend: site, Logger: m.log})

@@ -160,6 +160,11 @@ type Store interface {
 	Rollout(ctx context.Context, id string) (*catalog.Rollout, error)
 	Rollouts(ctx context.Context, productID string, p Page) ([]*catalog.Rollout, string, error)
 	UpdateRollout(ctx context.Context, id string, fn func(*catalog.Rollout) error) (*catalog.Rollout, error)
+	// UpdateRolloutAudited is UpdateRollout that also appends the audit
+	// event reason builds from the updated rollout (and its dedup key, as
+	// AppendAudit), in the same transaction: a decision and its reason
+	// commit together or not at all. A nil event appends nothing more.
+	UpdateRolloutAudited(ctx context.Context, id string, fn func(*catalog.Rollout) error, reason func(*catalog.Rollout) (*catalog.AuditEvent, string, error)) (*catalog.Rollout, error)
 
 	// Entitlements: two of the same tenant+product with overlapping
 	// [starts_at, ends_at) are ECONFLICT, checked in the transaction.

@@ -128,6 +128,12 @@ func (s *Syncer) UploadAudit(ctx context.Context) (AuditIngest, error) {
 	if err != nil {
 		return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
 	}
+	// The sequence of the head read before the export: the export holds
+	// at least this much, so an accepted upload acknowledges it.
+	ast, err := s.st.AuditState(ctx)
+	if err != nil {
+		return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
+	}
 	export := s.cfg.AuditExport
 	if ah, ok := s.src.(AuditHeader); ok && s.cfg.AuditExportAfter != nil {
 		after, err := ah.AuditHead(ctx)
@@ -135,6 +141,7 @@ func (s *Syncer) UploadAudit(ctx context.Context) (AuditIngest, error) {
 			return AuditIngest{}, fmt.Errorf("upload audit: %w", err)
 		}
 		export = func(ctx context.Context, w io.Writer) error { return s.cfg.AuditExportAfter(ctx, w, after) }
+		s.ackAudit(ctx, after) // the control plane says it holds these
 	}
 	// Streamed through a pipe: the export is never held in memory.
 	pr, pw := io.Pipe()
@@ -150,7 +157,32 @@ func (s *Syncer) UploadAudit(ctx context.Context) (AuditIngest, error) {
 		return res, fmt.Errorf("upload audit: %w", err)
 	}
 	s.uploaded = head
+	s.ackAudit(ctx, ast.Head.Seq)
 	return res, nil
+}
+
+// ackAudit records the control plane's acknowledgement of the chain up
+// to seq and prunes what the retention lets go (Config.AuditRetention).
+// Failures are logged: the upload itself succeeded.
+func (s *Syncer) ackAudit(ctx context.Context, seq int64) {
+	if seq <= 0 {
+		return
+	}
+	if err := s.st.AckAudit(ctx, seq); err != nil {
+		s.cfg.Logger.Warn("audit acknowledgement not recorded", "err", err)
+		return
+	}
+	if s.cfg.AuditRetention < 0 {
+		return
+	}
+	n, err := s.st.PruneAudit(ctx, s.cfg.Now().Add(-s.cfg.AuditRetention))
+	if err != nil {
+		s.cfg.Logger.Warn("audit prune failed", "err", err)
+		return
+	}
+	if n > 0 {
+		s.cfg.Logger.Info("audit events pruned", "events", n, "acknowledged_through", seq)
+	}
 }
 
 // uploadAuditBestEffort uploads the chain when it grew since the last

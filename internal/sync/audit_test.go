@@ -209,3 +209,57 @@ func TestSyncer_AuditImportEvent(t *testing.T) {
 		}
 	})
 }
+
+func TestSyncer_UploadAuditAcknowledgesAndPrunes(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	tests := []struct {
+		name       string
+		serverKey  ed25519.PrivateKey
+		retention  time.Duration
+		wantAcked  int64
+		wantAnchor int64
+	}{
+		{"accepted, past the retention: all but the head pruned", key, time.Minute, 3, 2},
+		{"accepted, within the retention: acknowledged, kept", key, 48 * time.Hour, 3, 0},
+		{"accepted, retention negative: never pruned", key, -1, 3, 0},
+		{"refused: not acknowledged, nothing pruned", otherKey, time.Minute, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			mid, tid := catalog.NewID(catalog.PrefixMirror), catalog.NewID(catalog.PrefixTenant)
+			st, c := openMirror(t)
+			led, err := st.Ledger(mid, key, tid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if err := st.AppendAudit(ctx, &catalog.AuditEvent{
+					EventID: catalog.NewID(catalog.PrefixEvent), TenantID: tid, ActorType: catalog.ActorMirror, ActorID: mid,
+					EventType: "test.event", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), CreatedAt: time.Now().UTC(),
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv := auditServer(t, tt.serverKey.Public().(ed25519.PublicKey))
+			src, err := sync.NewControlPlane(srv.URL, "cred", nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later := func() time.Time { return time.Now().Add(time.Hour) }
+			s := sync.New(src, st, c, sync.Config{AuditExport: led.ExportAudit, AuditRetention: tt.retention, Now: later})
+			_, _ = s.UploadAudit(ctx)
+			got, err := st.AuditState(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Acked != tt.wantAcked || got.Anchor.Seq != tt.wantAnchor || got.Head.Seq != 3 {
+				t.Errorf("audit state: acked %d anchor %d head %d, want %d, %d, 3", got.Acked, got.Anchor.Seq, got.Head.Seq, tt.wantAcked, tt.wantAnchor)
+			}
+			if n, err := st.VerifyAudit(ctx); err != nil || n != 3 {
+				t.Errorf("verify = %d, %v; want 3, nil", n, err)
+			}
+		})
+	}
+}

@@ -39,9 +39,16 @@ func (s *Syncer) stage(env []byte, held *state.Held, ch []string) (*candidate, e
 	if held != nil {
 		hv = &snapshot.Held{Sequence: held.Sequence, Hash: held.Hash}
 	}
-	m, err := snapshot.Verify(env, s.cfg.Trust, hv, s.cfg.Now())
+	now := s.cfg.Now()
+	m, err := snapshot.Verify(env, s.cfg.Trust, hv, now)
 	if err != nil {
 		return nil, err
+	}
+	// The vendor's signed metadata does not depend on the mirror's clock,
+	// so a clock behind still syncs; but the leases the mirror signs with
+	// it would not (the ledger refuses them), so say so on every sync.
+	if err := snapshot.CheckClock(m, now); err != nil {
+		s.cfg.Logger.Warn("mirror clock implausible; leases are refused until it is set", "err", err)
 	}
 	return &candidate{env: env, m: m, hash: snapshot.Hash(env), ch: ch, need: state.Needed(m, ch), held: held}, nil
 }

@@ -63,6 +63,11 @@ type Config struct {
 	// sequence: uploads to a control plane that says which head it
 	// accepted (AuditHeader) carry only what it lacks.
 	AuditExportAfter func(ctx context.Context, w io.Writer, after int64) error
+	// AuditRetention is how long an audit event the control plane has
+	// acknowledged stays in the mirror's chain (0: 30 days,
+	// state.DefaultAuditRetention; negative: never pruned). Unacknowledged
+	// events are never pruned.
+	AuditRetention time.Duration
 	// FleetReport writes the fleet return file (docs/fleet.md); with it,
 	// the report is uploaded after each successful sync and FleetAck
 	// gets the control plane's acknowledgement.
@@ -120,6 +125,9 @@ func New(src Source, st *state.State, c *cache.Cache, cfg Config) *Syncer {
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 3
+	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = state.DefaultAuditRetention
 	}
 	if cfg.InitialBackoff <= 0 {
 		cfg.InitialBackoff = 500 * time.Millisecond

@@ -99,31 +99,43 @@ var bins struct {
 // such as "./cmd/mirror") once per test binary and returns the executable.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
+	return BinaryTags(t, pkg, "")
+}
+
+// BinaryTags is Binary built with the given build tags (go build -tags,
+// comma-separated; "" is none): for instance "testclock", which lets
+// the test skew the binary's clock (internal/clock).
+func BinaryTags(t testing.TB, pkg, tags string) string {
+	t.Helper()
 	requireMain(t)
 	bins.mu.Lock()
 	defer bins.mu.Unlock()
-	if p, ok := bins.built[pkg]; ok {
+	key := pkg
+	if tags != "" {
+		key += " -tags " + tags
+	}
+	if p, ok := bins.built[key]; ok {
 		return p
 	}
-	if err, ok := bins.errs[pkg]; ok {
+	if err, ok := bins.errs[key]; ok {
 		t.Fatal(err)
 	}
-	p, err := build(pkg)
+	p, err := build(pkg, tags)
 	if err != nil {
 		if bins.errs == nil {
 			bins.errs = map[string]error{}
 		}
-		bins.errs[pkg] = err
+		bins.errs[key] = err
 		t.Fatal(err)
 	}
 	if bins.built == nil {
 		bins.built = map[string]string{}
 	}
-	bins.built[pkg] = p
+	bins.built[key] = p
 	return p
 }
 
-func build(pkg string) (string, error) {
+func build(pkg, tags string) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
@@ -144,7 +156,11 @@ func build(pkg string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("testenv: build %s: go not on PATH: %w", pkg, err)
 	}
-	cmd := exec.Command(goBin, "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command(goBin, append(args, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("testenv: go build %s: %v\n%s", pkg, err, b)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -48,12 +49,18 @@ func appendAudit(tx *bolt.Tx, ev *catalog.AuditEvent) error {
 			return fmt.Errorf("append audit: decode head: %w", err)
 		}
 		prev = &catalog.AuditEvent{Seq: head.Seq, Hash: head.Hash}
+	} else if a := auditAnchor(tx); a.Seq > 0 {
+		prev = &catalog.AuditEvent{Seq: a.Seq, Hash: a.Hash} // everything pruned (PruneAudit keeps the head, so only by hand)
 	}
 	audit.Seal(prev, ev)
 	v, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
+	// Keys only ever grow: fill leaf pages instead of splitting them in
+	// half (bbolt's default 0.5 left every page of the chain half empty,
+	// about 2 KiB per lease renewal).
+	b.FillPercent = auditFillPercent
 	return b.Put(seqKey(ev.Seq), v)
 }
 
@@ -84,19 +91,35 @@ func (s *State) AuditHead() (string, error) {
 
 // ExportAudit writes the mirror's audit chain as JSON lines, one event a
 // line in chain order, then the signed trailer. It verifies the chain as
-// it goes and refuses to export a broken one.
+// it goes and refuses to export a broken one. After PruneAudit the
+// export starts after the pruned prefix (AuditState.Anchor).
 func (l *Ledger) ExportAudit(ctx context.Context, w io.Writer) error {
-	return l.ExportAuditAfter(ctx, w, 0)
+	return l.exportAudit(ctx, w, 0, true)
 }
 
 // ExportAuditAfter is ExportAudit with only the events after sequence
 // after (the head the control plane acknowledged): the whole chain is
-// still verified, and the trailer still signs its head and length.
+// still verified, and the trailer still signs its head and length. It
+// refuses (ErrAuditPruned) when events after `after` were pruned: the
+// control plane lost events it had acknowledged.
 func (l *Ledger) ExportAuditAfter(ctx context.Context, w io.Writer, after int64) error {
+	return l.exportAudit(ctx, w, after, false)
+}
+
+// ErrAuditPruned means an export was asked to start before what the
+// mirror still holds.
+var ErrAuditPruned = errors.New("audit events were pruned after the control plane acknowledged them")
+
+func (l *Ledger) exportAudit(ctx context.Context, w io.Writer, after int64, fromAnchor bool) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	var v audit.Verifier
+	var v *audit.Verifier
 	err := l.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, func(raw []byte) error {
+		if a := auditAnchor(tx); !fromAnchor && after < a.Seq {
+			return fmt.Errorf("%w: asked for the events after %d, mirror.db holds them from %d on (audit_retention); the control plane's audit log was restored to before its acknowledgement, and the missing events are in its backup or the mirror's earlier exports",
+				ErrAuditPruned, after, a.Seq+1)
+		}
+		v = auditVerifier(tx)
+		return walkAudit(ctx, tx, v, func(raw []byte) error {
 			if v.Count() <= after {
 				return nil
 			}
@@ -132,9 +155,10 @@ func (l *Ledger) ExportAuditAfter(ctx context.Context, w io.Writer, after int64)
 // link (an *audit.BrokenLinkError in the chain), for `mirror audit
 // verify`. It returns the number of events.
 func (s *State) VerifyAudit(ctx context.Context) (int64, error) {
-	var v audit.Verifier
+	v := &audit.Verifier{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, nil)
+		v = auditVerifier(tx)
+		return walkAudit(ctx, tx, v, nil)
 	})
 	if err != nil {
 		return v.Count(), fmt.Errorf("verify audit (%d events good): %w", v.Count(), err)
@@ -145,9 +169,8 @@ func (s *State) VerifyAudit(ctx context.Context) (int64, error) {
 // WalkAudit calls fn with every event of the mirror's audit log in chain
 // order, verifying the chain as it goes.
 func (s *State) WalkAudit(ctx context.Context, fn func(ev *catalog.AuditEvent) error) error {
-	var v audit.Verifier
 	return s.db.View(func(tx *bolt.Tx) error {
-		return walkAudit(ctx, tx, &v, func(raw []byte) error {
+		return walkAudit(ctx, tx, auditVerifier(tx), func(raw []byte) error {
 			var ev catalog.AuditEvent
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return err

@@ -161,7 +161,12 @@ func (l *Ledger) grant(m *snapshot.Manifest, entitlementID, subjectType, subject
 	}
 	if !now.Before(m.ExpiresAt) {
 		// Tokens signed now would not verify along the chain.
-		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "the held snapshot expired at %s; sync the mirror", m.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "the held snapshot expired at %s (the mirror's clock reads %s); sync the mirror, or check its clock", m.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if err := snapshot.CheckClock(m, now); err != nil {
+		// Tokens signed with a clock this far behind would be expired
+		// (or near it) at every client whose clock is right.
+		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "no lease issued: %v", err)
 	}
 	var ent *snapshot.Entitlement
 	for i := range m.Entitlements {

@@ -20,61 +20,77 @@ const maxAuditPayload = 1 << 20
 // CreatedAt and the actor default to a new id, now and the context's
 // actor; Seq, PrevHash and Hash are always assigned here.
 func (db *Store) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupKey string) (bool, error) {
-	if err := checkText("event_type", ev.EventType, true); err != nil {
+	if err := checkAudit(ev, dedupKey); err != nil {
 		return false, err
 	}
+	appended := false
+	err := db.update(ctx, func(w *wtx) error {
+		var err error
+		appended, err = w.appendAudit(ev, dedupKey)
+		return err
+	})
+	return appended, err
+}
+
+// checkAudit validates an event to append (before the transaction) and
+// compacts its payload.
+func checkAudit(ev *catalog.AuditEvent, dedupKey string) error {
+	if err := checkText("event_type", ev.EventType, true); err != nil {
+		return err
+	}
 	if err := checkText("dedup_key", dedupKey, false); err != nil {
-		return false, err
+		return err
 	}
 	for field, v := range map[string]string{"tenant_id": ev.TenantID, "actor_type": ev.ActorType, "actor_id": ev.ActorID} {
 		if err := checkText(field, v, false); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if ev.EventID != "" {
 		if err := checkID("event_id", ev.EventID); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if len(ev.Payload) > maxAuditPayload {
-		return false, catalog.Invalid("payload", "must be at most 1 MiB")
+		return catalog.Invalid("payload", "must be at most 1 MiB")
 	}
 	if len(ev.Payload) > 0 {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, ev.Payload); err != nil {
-			return false, catalog.Invalid("payload", "must be JSON")
+			return catalog.Invalid("payload", "must be JSON")
 		}
 		ev.Payload = buf.Bytes()
 	}
-	appended := false
-	err := db.update(ctx, func(w *wtx) error {
-		dedup := w.Bucket(iAuditDedup)
-		if dedupKey != "" && dedup.Get([]byte(dedupKey)) != nil {
-			return nil
+	return nil
+}
+
+// appendAudit appends a checked event (checkAudit) in w, once per
+// dedupKey: false when an event with that key exists.
+func (w *wtx) appendAudit(ev *catalog.AuditEvent, dedupKey string) (bool, error) {
+	dedup := w.Bucket(iAuditDedup)
+	if dedupKey != "" && dedup.Get([]byte(dedupKey)) != nil {
+		return false, nil
+	}
+	if ev.EventID == "" {
+		ev.EventID = catalog.NewID(catalog.PrefixEvent)
+	}
+	if ev.ActorType == "" && ev.ActorID == "" {
+		a := catalog.ActorFrom(w.ctx)
+		ev.ActorType, ev.ActorID = a.Type, a.ID
+	}
+	ev.CreatedAt = orNow(ev.CreatedAt, w.now).UTC()
+	if err := appendEvent(w.Tx, ev); err != nil {
+		return false, err
+	}
+	if err := w.db.appended(w.Tx, ev); err != nil {
+		return false, err
+	}
+	if dedupKey != "" {
+		if err := dedup.Put([]byte(dedupKey), seqKey(ev.Seq)); err != nil {
+			return false, err
 		}
-		if ev.EventID == "" {
-			ev.EventID = catalog.NewID(catalog.PrefixEvent)
-		}
-		if ev.ActorType == "" && ev.ActorID == "" {
-			a := catalog.ActorFrom(w.ctx)
-			ev.ActorType, ev.ActorID = a.Type, a.ID
-		}
-		ev.CreatedAt = orNow(ev.CreatedAt, w.now).UTC()
-		if err := appendEvent(w.Tx, ev); err != nil {
-			return err
-		}
-		if err := db.appended(w.Tx, ev); err != nil {
-			return err
-		}
-		if dedupKey != "" {
-			if err := dedup.Put([]byte(dedupKey), seqKey(ev.Seq)); err != nil {
-				return err
-			}
-		}
-		appended = true
-		return nil
-	})
-	return appended, err
+	}
+	return true, nil
 }
 
 // AuditEvents lists events in sequence order, filtered by tenant and event

@@ -316,6 +316,14 @@ func (db *Store) Rollouts(ctx context.Context, productID string, p store.Page) (
 
 // UpdateRollout changes percentage and status (legal transitions only).
 func (db *Store) UpdateRollout(ctx context.Context, id string, fn func(*catalog.Rollout) error) (*catalog.Rollout, error) {
+	return db.UpdateRolloutAudited(ctx, id, fn, nil)
+}
+
+// UpdateRolloutAudited is UpdateRollout that also appends the event
+// reason returns for the updated rollout (with its dedup key), in the
+// same transaction: the move and its reason commit together or not at
+// all. A nil reason, or a nil event, appends nothing more.
+func (db *Store) UpdateRolloutAudited(ctx context.Context, id string, fn func(*catalog.Rollout) error, reason func(*catalog.Rollout) (*catalog.AuditEvent, string, error)) (*catalog.Rollout, error) {
 	var cur catalog.Rollout
 	err := db.update(ctx, func(w *wtx) error {
 		var old catalog.Rollout
@@ -348,7 +356,21 @@ func (db *Store) UpdateRollout(ctx context.Context, id string, fn func(*catalog.
 		if err := w.put(bRollouts, []byte(id), &cur); err != nil {
 			return err
 		}
-		return w.event("", "rollout.updated", &cur)
+		if err := w.event("", "rollout.updated", &cur); err != nil {
+			return err
+		}
+		if reason == nil {
+			return nil
+		}
+		ev, dedupKey, err := reason(&cur)
+		if err != nil || ev == nil {
+			return err
+		}
+		if err := checkAudit(ev, dedupKey); err != nil {
+			return err
+		}
+		_, err = w.appendAudit(ev, dedupKey)
+		return err
 	})
 	if err != nil {
 		return nil, err

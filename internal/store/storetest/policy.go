@@ -216,6 +216,71 @@ func testRollouts(t *testing.T, f *fx) {
 			})
 		}
 	})
+	t.Run("update with its reason in one transaction", func(t *testing.T) {
+		r2 := f.release(p.ProductID, "stable", "2.1.0")
+		ro2 := &catalog.Rollout{RolloutID: catalog.NewID(catalog.PrefixRollout), ProductID: p.ProductID, Channel: "stable", ReleaseID: r2.ReleaseID, Percentage: 10}
+		must(t, f.s.CreateRollout(f.ctx, ro2))
+		halt := func(r *catalog.Rollout) error { r.Status = catalog.RolloutPaused; return nil }
+		reasonFor := func(dedupKey string) func(*catalog.Rollout) (*catalog.AuditEvent, string, error) {
+			return func(r *catalog.Rollout) (*catalog.AuditEvent, string, error) {
+				payload, err := json.Marshal(map[string]any{"rollout_id": r.RolloutID, "status": r.Status, "reason": "failure rate 40% over 10 installs"})
+				return &catalog.AuditEvent{EventType: "rollout.halted", Payload: payload}, dedupKey, err
+			}
+		}
+		t.Run("reason fails: nothing written", func(t *testing.T) {
+			f.refused(catalog.EINVALID, func() error {
+				_, err := f.s.UpdateRolloutAudited(f.ctx, ro2.RolloutID, halt, func(*catalog.Rollout) (*catalog.AuditEvent, string, error) {
+					return nil, "", catalog.Invalid("reason", "cannot be built")
+				})
+				return err
+			})
+			f.refused(catalog.EINVALID, func() error {
+				_, err := f.s.UpdateRolloutAudited(f.ctx, ro2.RolloutID, halt, func(*catalog.Rollout) (*catalog.AuditEvent, string, error) {
+					return &catalog.AuditEvent{EventType: "rollout.halted", Payload: []byte("not json")}, "", nil
+				})
+				return err
+			})
+			got, err := f.s.Rollout(f.ctx, ro2.RolloutID)
+			must(t, err)
+			if got.Status != catalog.RolloutActive {
+				t.Fatalf("status = %s after a failed reason, want active (the move rolled back)", got.Status)
+			}
+		})
+		t.Run("move and reason commit together", func(t *testing.T) {
+			before := f.lastSeq()
+			upd, err := f.s.UpdateRolloutAudited(f.ctx, ro2.RolloutID, halt, reasonFor("gate:"+ro2.RolloutID))
+			must(t, err)
+			f.mutations += 2
+			if upd.Status != catalog.RolloutPaused {
+				t.Fatalf("status = %s, want paused", upd.Status)
+			}
+			evs := f.eventsAfter(before)
+			var types []string
+			for _, ev := range evs {
+				types = append(types, ev.EventType)
+			}
+			if len(evs) != 2 || types[0] != "rollout.updated" || types[1] != "rollout.halted" {
+				t.Fatalf("events = %v, want [rollout.updated rollout.halted]", types)
+			}
+			var p struct {
+				Status string `json:"status"`
+				Reason string `json:"reason"`
+			}
+			must(t, json.Unmarshal(evs[1].Payload, &p))
+			if p.Status != catalog.RolloutPaused || p.Reason == "" || evs[1].ActorID != testActor.ID {
+				t.Fatalf("reason event = %s by %s, want the updated status, the reason and the actor", evs[1].Payload, evs[1].ActorID)
+			}
+		})
+		t.Run("same dedup key: move, no second reason", func(t *testing.T) {
+			before := f.lastSeq()
+			_, err := f.s.UpdateRolloutAudited(f.ctx, ro2.RolloutID, func(r *catalog.Rollout) error { r.Status = catalog.RolloutActive; return nil }, reasonFor("gate:"+ro2.RolloutID))
+			must(t, err)
+			f.mutations++
+			if evs := f.eventsAfter(before); len(evs) != 1 || evs[0].EventType != "rollout.updated" {
+				t.Fatalf("got %d events, want only rollout.updated", len(evs))
+			}
+		})
+	})
 	t.Run("nothing leaves killed", func(t *testing.T) {
 		_, err := f.s.UpdateRollout(f.ctx, ro.RolloutID, func(r *catalog.Rollout) error { r.Status = catalog.RolloutKilled; return nil })
 		must(t, err)
