@@ -21,8 +21,34 @@ import (
 // ("tuf-<snapshot version>"), sequence (the snapshot version),
 // created_at (zero), expires_at (the timestamp's) and previous (empty).
 // Only the products the top-level targets delegate to are included, with
-// the targets found where their delegation says.
+// the targets found where their delegation says. It assembles every
+// product; an Assembler reuses the unchanged ones between versions.
 func (r *Repository) Manifest() (*snapshot.Manifest, error) {
+	return new(Assembler).Manifest(r)
+}
+
+// Assembler assembles successive verified versions of one repository
+// into manifests (Repository.Manifest), keeping each product's part
+// (its product, releases and artifacts) with the versions of the roles
+// it came from: a product whose role and bins kept their versions is
+// reused as it is, so a one-release change re-reads one product, not
+// the catalog. The manifests it returns share those parts: treat them
+// as read-only. The zero value is ready; not safe for concurrent use.
+type Assembler struct {
+	parts map[string]*productPart // by product id
+}
+
+// productPart is one product's share of a manifest.
+type productPart struct {
+	key       string // the versions of its role and bins
+	product   snapshot.Product
+	releases  []snapshot.Release  // by release id
+	artifacts []snapshot.Artifact // by artifact id
+}
+
+// Manifest assembles r (see Repository.Manifest), reusing the parts of
+// the products whose roles did not change since the last call.
+func (a *Assembler) Manifest(r *Repository) (*snapshot.Manifest, error) {
 	top := r.Roles[metadata.TARGETS]
 	if top == nil || r.Snapshot == nil || r.Timestamp == nil {
 		return nil, errors.New("assemble: incomplete repository")
@@ -63,74 +89,130 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 		return nil, fmt.Errorf("assemble: tenant document names %q: %w", m.Tenant.TenantID, ErrWrongTenant)
 	}
 
-	releases := map[string]*snapshot.Release{}
-	artifacts := map[string]snapshot.Artifact{}
-	in := interner{}
+	parts := map[string]*productPart{}
+	var nrel, nart int
 	if top.Signed.Delegations != nil {
 		for _, dr := range top.Signed.Delegations.Roles {
 			pid, ok := strings.CutPrefix(dr.Name, productRolePrefix)
 			if !ok {
 				return nil, fmt.Errorf("assemble: delegated role %s is not a product role", dr.Name)
 			}
-			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts, in); err != nil {
+			if parts[pid] != nil {
+				return nil, fmt.Errorf("assemble: product %s delegated twice", pid)
+			}
+			key, err := r.partKey(dr.Name)
+			if err != nil {
 				return nil, err
 			}
+			p := a.parts[pid]
+			if p == nil || p.key != key {
+				if p, err = r.assembleProduct(pid, dr.Name); err != nil {
+					return nil, err
+				}
+				p.key = key
+			}
+			parts[pid] = p
+			nrel += len(p.releases)
+			nart += len(p.artifacts)
 		}
 	}
-	for _, rel := range releases {
-		slices.SortFunc(rel.Artifacts, func(a, b snapshot.ReleaseArtifact) int { return cmp.Compare(a.ReleaseArtifactID, b.ReleaseArtifactID) })
-		m.Releases = append(m.Releases, *rel)
-	}
-	for _, a := range artifacts {
-		m.Artifacts = append(m.Artifacts, a)
+	// Parts are checked on their own; what crosses products is checked
+	// here: a release id in two products, an artifact id listed with
+	// different bytes.
+	m.Releases = make([]snapshot.Release, 0, nrel)
+	m.Artifacts = make([]snapshot.Artifact, 0, nart)
+	for _, p := range parts {
+		m.Products = append(m.Products, p.product)
+		m.Releases = append(m.Releases, p.releases...)
+		m.Artifacts = append(m.Artifacts, p.artifacts...)
 	}
 	slices.SortFunc(m.Products, func(a, b snapshot.Product) int { return cmp.Compare(a.ProductID, b.ProductID) })
 	slices.SortFunc(m.Releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
+	for i := 1; i < len(m.Releases); i++ {
+		if m.Releases[i].ReleaseID == m.Releases[i-1].ReleaseID {
+			return nil, fmt.Errorf("assemble: release %s listed by products %s and %s", m.Releases[i].ReleaseID, m.Releases[i-1].ProductID, m.Releases[i].ProductID)
+		}
+	}
 	slices.SortFunc(m.Artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	m.Artifacts = slices.CompactFunc(m.Artifacts, func(a, b snapshot.Artifact) bool { return a == b })
+	for i := 1; i < len(m.Artifacts); i++ {
+		if m.Artifacts[i].ArtifactID == m.Artifacts[i-1].ArtifactID {
+			return nil, fmt.Errorf("assemble: artifact %s listed with different bytes", m.Artifacts[i].ArtifactID)
+		}
+	}
+	a.parts = parts
 	return m, nil
 }
 
-// assembleProduct adds a product, its releases and artifacts.
-func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
+// partKey names the versions of a product's role and of its bins: the
+// same key means the same signed content, so the same part.
+func (r *Repository) partKey(role string) (string, error) {
 	pr := r.Roles[role]
 	if pr == nil {
-		return fmt.Errorf("assemble: role %s missing", role)
+		return "", fmt.Errorf("assemble: role %s missing", role)
 	}
+	key := strconv.FormatInt(pr.Signed.Version, 10)
+	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
+		var b strings.Builder
+		b.WriteString(key)
+		for _, name := range d.SuccinctRoles.GetRoles() {
+			t := r.Roles[name]
+			if t == nil {
+				return "", fmt.Errorf("assemble: role %s missing", name)
+			}
+			b.WriteByte(',')
+			b.WriteString(strconv.FormatInt(t.Signed.Version, 10))
+		}
+		key = b.String()
+	}
+	return key, nil
+}
+
+// assembleProduct reads a product's part: its product, releases and
+// artifacts.
+func (r *Repository) assembleProduct(pid, role string) (*productPart, error) {
 	data, ok := r.Docs[ProductDoc(pid)]
 	if !ok {
-		return fmt.Errorf("assemble: document %s missing", ProductDoc(pid))
+		return nil, fmt.Errorf("assemble: document %s missing", ProductDoc(pid))
 	}
 	var doc productDoc
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("assemble: document %s: %w", ProductDoc(pid), err)
+		return nil, fmt.Errorf("assemble: document %s: %w", ProductDoc(pid), err)
 	}
 	if doc.Product.ProductID != pid {
-		return fmt.Errorf("assemble: document %s names product %q", ProductDoc(pid), doc.Product.ProductID)
+		return nil, fmt.Errorf("assemble: document %s names product %q", ProductDoc(pid), doc.Product.ProductID)
 	}
-	m.Products = append(m.Products, doc.Product)
+	p := &productPart{product: doc.Product}
+	releases := map[string]*snapshot.Release{}
+	artifacts := map[string]snapshot.Artifact{}
+	in := interner{}
 	for _, rel := range doc.Releases {
 		if rel.ProductID != pid || releases[rel.ReleaseID] != nil {
-			return fmt.Errorf("assemble: product %s: release %s misplaced or duplicated", pid, rel.ReleaseID)
+			return nil, fmt.Errorf("assemble: product %s: release %s misplaced or duplicated", pid, rel.ReleaseID)
 		}
 		rel.Artifacts = []snapshot.ReleaseArtifact{}
 		releases[rel.ReleaseID] = &rel
-	}
-	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
-		for _, name := range d.SuccinctRoles.GetRoles() {
-			if r.Roles[name] == nil {
-				return fmt.Errorf("assemble: role %s missing", name)
-			}
-		}
 	}
 	for _, name := range productRoles(r.Roles, role) {
 		err := eachArtifact(r.Roles, r.compact, name, func(e heldTarget) error {
 			return addTarget(pid, e, releases, artifacts, in)
 		})
 		if err != nil {
-			return fmt.Errorf("assemble: %w", err)
+			return nil, fmt.Errorf("assemble: %w", err)
 		}
 	}
-	return nil
+	p.releases = make([]snapshot.Release, 0, len(releases))
+	for _, rel := range releases {
+		slices.SortFunc(rel.Artifacts, func(a, b snapshot.ReleaseArtifact) int { return cmp.Compare(a.ReleaseArtifactID, b.ReleaseArtifactID) })
+		p.releases = append(p.releases, *rel)
+	}
+	p.artifacts = make([]snapshot.Artifact, 0, len(artifacts))
+	for _, a := range artifacts {
+		p.artifacts = append(p.artifacts, a)
+	}
+	slices.SortFunc(p.releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
+	slices.SortFunc(p.artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	return p, nil
 }
 
 // addTarget adds an artifact target to its release, refusing one whose
