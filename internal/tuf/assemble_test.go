@@ -2,8 +2,11 @@ package tuf
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/outpost/outpost/internal/snapshot"
@@ -105,6 +108,63 @@ func TestAssembler_ReusesUnchangedProducts(t *testing.T) {
 		before := check(t)
 		if len(reused(before)) != 3 {
 			t.Fatalf("reused %v, want all 3", reused(before))
+		}
+	})
+}
+
+// TestAssemblePublished_MatchesVerified: the manifest read back from the
+// published files of a version is the one assembled from the verified
+// repository; a file that is not the one the timestamp pins is refused.
+func TestAssemblePublished_MatchesVerified(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, snapshottest.TenantID, ProductOptions{PerBin: 4})
+	m := view(3, 30, 1)
+	f.build(m)
+	c := f.client(NewMemStore(), f.rootData)
+	files := map[string][]byte{}
+	read := func(ctx context.Context, path string) ([]byte, error) {
+		if b, ok := files[path]; ok {
+			return b, nil
+		}
+		rc, err := f.repo.Fetch(ctx, path, 64<<20)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}
+	var a Assembler
+	for i, step := range []func(){func() {}, func() { addRelease(m, 1, 1); f.build(m) }} {
+		step()
+		if _, err := c.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.Repository().Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := AssemblePublished(ctx, f.tenantID, read, c.Repository().timestampData, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("version %d: published manifest differs from the verified one", i)
+		}
+	}
+	t.Run("a document that is not the signed one", func(t *testing.T) {
+		top := c.Repository().Roles["targets"]
+		tf := top.Signed.Targets[DocPolicies]
+		files[TargetPath(DocPolicies, hex.EncodeToString(tf.Hashes["sha256"]))] = []byte("[]")
+		defer clear(files)
+		if _, err := AssemblePublished(ctx, f.tenantID, read, c.Repository().timestampData, nil); err == nil || !strings.Contains(err.Error(), "not the signed bytes") {
+			t.Fatalf("got %v, want a refusal of the document", err)
+		}
+	})
+	t.Run("a snapshot that is not the pinned one", func(t *testing.T) {
+		files[MetadataPath("snapshot", c.Repository().Snapshot.Signed.Version)] = []byte("{}")
+		defer clear(files)
+		if _, err := AssemblePublished(ctx, f.tenantID, read, c.Repository().timestampData, nil); err == nil || !strings.Contains(err.Error(), "sha256") {
+			t.Fatalf("got %v, want a refusal of the snapshot", err)
 		}
 	})
 }
