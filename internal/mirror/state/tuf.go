@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.etcd.io/bbolt"
 
@@ -230,4 +231,102 @@ func (s *State) CurrentRecord() (*Record, error) {
 		return nil, fmt.Errorf("read current record: %w", err)
 	}
 	return rec, nil
+}
+
+// TUFRefType is the payload type of a TUF version's held envelope: a
+// reference to the version (its tenant and verified timestamp), not its
+// content. The metadata itself is in the TUF buckets under its published
+// names, so a commit writes a few hundred bytes whatever the catalog's
+// size, and the manifest is assembled again from those files when it is
+// not in memory (tuf.AssemblePublished).
+const TUFRefType = "application/vnd.outpost.tuf-ref+json"
+
+// tufRef is the payload of a TUFRefType envelope.
+type tufRef struct {
+	TenantID  string `json:"tenant_id"`
+	Timestamp []byte `json:"timestamp"`
+}
+
+func encodeTUFRef(tenantID string, timestamp []byte) ([]byte, error) {
+	p, err := json.Marshal(tufRef{TenantID: tenantID, Timestamp: timestamp})
+	if err != nil {
+		return nil, fmt.Errorf("encode tuf reference: %w", err)
+	}
+	env, err := json.Marshal(snapshot.Envelope{PayloadType: TUFRefType, Payload: p})
+	if err != nil {
+		return nil, fmt.Errorf("encode tuf reference: %w", err)
+	}
+	return env, nil
+}
+
+// decodeTUFRef reads a TUFRefType envelope (ok false for any other).
+func decodeTUFRef(env []byte) (tufRef, bool) {
+	// A reference is small; a schema 1 or an older TUF manifest envelope
+	// is not decoded twice.
+	if len(env) > 64<<10 || !bytes.Contains(env, []byte(TUFRefType)) {
+		return tufRef{}, false
+	}
+	var e snapshot.Envelope
+	if err := json.Unmarshal(env, &e); err != nil || e.PayloadType != TUFRefType {
+		return tufRef{}, false
+	}
+	var ref tufRef
+	if err := json.Unmarshal(e.Payload, &ref); err != nil || ref.TenantID == "" || len(ref.Timestamp) == 0 {
+		return tufRef{}, false
+	}
+	return ref, true
+}
+
+// assembleTUF assembles the manifest of the version ref names from the
+// published files in mirror.db (verified before they were stored).
+func assembleTUF(tx *bbolt.Tx, ref tufRef) (*snapshot.Manifest, error) {
+	files := tx.Bucket(bktTUFFiles)
+	read := func(_ context.Context, path string) ([]byte, error) {
+		v := files.Get([]byte(path))
+		if v == nil {
+			return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+		}
+		return append([]byte(nil), v...), nil
+	}
+	return tuf.AssemblePublished(context.Background(), ref.TenantID, read, ref.Timestamp, nil)
+}
+
+// tufMem holds the manifests of the TUF versions this process committed
+// or read back, by sequence, so the server, GC and status do not decode
+// or assemble them again (at most the retention window's worth). The
+// manifests are shared: read-only.
+type tufMem struct {
+	mu sync.Mutex
+	m  map[int64]heldManifest
+}
+
+type heldManifest struct {
+	hash string
+	m    *snapshot.Manifest
+}
+
+func (t *tufMem) get(seq int64, hash string) *snapshot.Manifest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h, ok := t.m[seq]; ok && h.hash == hash {
+		return h.m
+	}
+	return nil
+}
+
+// put keeps m for seq, dropping the oldest beyond max.
+func (t *tufMem) put(seq int64, hash string, m *snapshot.Manifest, max int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[int64]heldManifest{}
+	}
+	t.m[seq] = heldManifest{hash: hash, m: m}
+	for len(t.m) > max {
+		oldest := seq
+		for k := range t.m {
+			oldest = min(oldest, k)
+		}
+		delete(t.m, oldest)
+	}
 }
