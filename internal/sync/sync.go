@@ -93,6 +93,9 @@ type Syncer struct {
 	// when the held version's artifacts were last checked.
 	tufHeld     *state.Held
 	tufRepaired time.Time
+	// tufAsm assembles each new version's manifest, reusing the
+	// products whose roles did not change.
+	tufAsm tuf.Assembler
 }
 
 // New makes a Syncer; src may be nil for a mirror that only imports

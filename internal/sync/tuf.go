@@ -201,17 +201,16 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if rec != nil {
 		held = &state.Held{Record: *rec}
 	}
-	m, err := repo.Manifest()
+	// Only the products whose roles changed are assembled again; the
+	// commit stores a reference to the version (its files are already
+	// in mirror.db) and the state keeps m in memory.
+	m, err := s.tufAsm.Manifest(repo)
 	if err != nil {
 		return fmt.Errorf("tuf: %w", err)
 	}
-	env, err := state.TUFEnvelope(m)
-	if err != nil {
-		return err
-	}
 	s.tufPaths = targetPaths(m)
 	sum := sha256.Sum256(trusted)
-	cand := &candidate{env: env, m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
+	cand := &candidate{m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
 	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
 	if err := s.download(ctx, cand.need, res); err != nil {
 		return err

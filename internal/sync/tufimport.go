@@ -220,7 +220,7 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		return nil
 	}
 
-	m, err := repo.Manifest()
+	m, err := s.tufAsm.Manifest(repo)
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
@@ -243,16 +243,12 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		}
 		sort.Strings(rep.Withdrawn)
 	}
-	env, err := state.TUFEnvelope(m)
-	if err != nil {
-		return err
-	}
 	sum := sha256.Sum256(trusted)
 	var heldRec *state.Held
 	if rec != nil {
 		heldRec = &state.Held{Record: *rec}
 	}
-	cand := &candidate{env: env, m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: heldRec, tufTS: trusted}
+	cand := &candidate{m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: heldRec, tufTS: trusted}
 	rep.Needed = len(cand.need)
 
 	// Fill: the artifacts, each against its signed target.
