@@ -89,6 +89,8 @@ type Syncer struct {
 	tufStore *stagedStore // the client's store: mirror.db, staged by an import
 	tufTS    []byte
 	tufPaths map[string]string
+	// tufPathsOf is the manifest tufPaths is built from when first needed.
+	tufPathsOf *snapshot.Manifest
 	// tufHeld is the held version's manifest, loaded once; tufRepaired
 	// when the held version's artifacts were last checked.
 	tufHeld     *state.Held
@@ -298,6 +300,7 @@ func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, res *st
 	if len(todo) == 0 {
 		return nil
 	}
+	s.prepareTUFPaths()
 	var (
 		mu     gosync.Mutex
 		wg     gosync.WaitGroup

@@ -165,8 +165,23 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	}
 
 	s.tufFetch.timestamp = ts
+	// A version already held: the client's writes (a few files for a
+	// change) reach mirror.db in one transaction after the update, not
+	// one each. What it verified is kept even when it then fails, as
+	// when writing through. A first sync writes through (its files are
+	// the whole catalog: not held twice in memory).
+	batch := rec != nil && !s.tufStore.staging
+	if batch {
+		s.tufStore.stage()
+	}
 	chg, err := c.Update(ctx)
 	s.tufFetch.timestamp = nil
+	if batch {
+		if ferr := s.tufStore.flush(ctx); ferr != nil {
+			s.tufc, s.tufFetch = nil, nil // reload what mirror.db holds
+			return fmt.Errorf("tuf: %w", ferr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("tuf: %w", err)
 	}
@@ -208,7 +223,7 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if err != nil {
 		return fmt.Errorf("tuf: %w", err)
 	}
-	s.tufPaths = targetPaths(m)
+	s.tufPaths, s.tufPathsOf = nil, m
 	sum := sha256.Sum256(trusted)
 	cand := &candidate{m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
 	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
@@ -250,7 +265,7 @@ func (s *Syncer) heldTUF(rec *state.Record) (*state.Held, error) {
 	}
 	s.tufHeld = h
 	if h != nil {
-		s.tufPaths = targetPaths(h.Manifest)
+		s.tufPaths, s.tufPathsOf = nil, h.Manifest
 	}
 	return h, nil
 }
@@ -292,6 +307,16 @@ func targetPaths(m *snapshot.Manifest) map[string]string {
 		}
 	}
 	return out
+}
+
+// prepareTUFPaths builds the target paths of the held or staged
+// version when a download first needs them (once per version: a sync
+// that downloads nothing does not pay for it). Called before the
+// download goroutines start.
+func (s *Syncer) prepareTUFPaths() {
+	if s.cfg.TUF != nil && s.tufPaths == nil && s.tufPathsOf != nil {
+		s.tufPaths = targetPaths(s.tufPathsOf)
+	}
 }
 
 // openArtifact opens an artifact from the source: by its TUF target path

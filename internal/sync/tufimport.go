@@ -65,11 +65,19 @@ func (s *stagedStore) discard() { s.staging, s.mem, s.log = false, nil, nil }
 
 // flush writes every staged file to mirror.db in the client's order
 // (each root version, documents, roles, snapshot, the timestamp last),
-// so a crash part-way leaves the old timestamp in charge, then writes
-// through again.
+// in one transaction (a crash leaves all of them or none, so the old
+// timestamp in charge), then writes through again.
 func (s *stagedStore) flush(ctx context.Context) error {
 	log := s.log
 	s.discard()
+	if all, ok := s.base.(*state.TUFStore); ok {
+		// One transaction: every file or none.
+		files := make([]state.TUFFile, len(log))
+		for i, p := range log {
+			files[i] = state.TUFFile{Name: p.name, Data: p.data}
+		}
+		return all.PutAll(ctx, files)
+	}
 	for _, p := range log {
 		if err := s.base.Put(ctx, p.name, p.data); err != nil {
 			return err
@@ -291,7 +299,7 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 	}
 	s.tufHeld = &state.Held{Record: state.Record{SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: cand.hash,
 		ExpiresAt: m.ExpiresAt, Channels: ch, Format: state.FormatTUF}, Manifest: m}
-	s.tufPaths = targetPaths(m)
+	s.tufPaths, s.tufPathsOf = nil, m
 	s.tufRepaired = s.cfg.Now()
 	return nil
 }

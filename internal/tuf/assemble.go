@@ -119,21 +119,21 @@ func (a *Assembler) Manifest(r *Repository) (*snapshot.Manifest, error) {
 	// Parts are checked on their own; what crosses products is checked
 	// here: a release id in two products, an artifact id listed with
 	// different bytes.
-	m.Releases = make([]snapshot.Release, 0, nrel)
-	m.Artifacts = make([]snapshot.Artifact, 0, nart)
+	relRuns := make([][]snapshot.Release, 0, len(parts))
+	artRuns := make([][]snapshot.Artifact, 0, len(parts))
 	for _, p := range parts {
 		m.Products = append(m.Products, p.product)
-		m.Releases = append(m.Releases, p.releases...)
-		m.Artifacts = append(m.Artifacts, p.artifacts...)
+		relRuns = append(relRuns, p.releases)
+		artRuns = append(artRuns, p.artifacts)
 	}
 	slices.SortFunc(m.Products, func(a, b snapshot.Product) int { return cmp.Compare(a.ProductID, b.ProductID) })
-	slices.SortFunc(m.Releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
+	m.Releases = mergeSorted(relRuns, nrel, func(a, b *snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
 	for i := 1; i < len(m.Releases); i++ {
 		if m.Releases[i].ReleaseID == m.Releases[i-1].ReleaseID {
 			return nil, fmt.Errorf("assemble: release %s listed by products %s and %s", m.Releases[i].ReleaseID, m.Releases[i-1].ProductID, m.Releases[i].ProductID)
 		}
 	}
-	slices.SortFunc(m.Artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	m.Artifacts = mergeSorted(artRuns, nart, func(a, b *snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
 	m.Artifacts = slices.CompactFunc(m.Artifacts, func(a, b snapshot.Artifact) bool { return a == b })
 	for i := 1; i < len(m.Artifacts); i++ {
 		if m.Artifacts[i].ArtifactID == m.Artifacts[i-1].ArtifactID {
@@ -142,6 +142,51 @@ func (a *Assembler) Manifest(r *Repository) (*snapshot.Manifest, error) {
 	}
 	a.parts = parts
 	return m, nil
+}
+
+// mergeSorted merges runs, each sorted by compare, into one sorted
+// slice of n elements: O(n log len(runs)), where sorting the whole again
+// would be O(n log n) string comparisons at every version.
+func mergeSorted[T any](runs [][]T, n int, compare func(a, b *T) int) []T {
+	out := make([]T, 0, n)
+	// h is a binary min-heap of the runs not yet drained, by their head.
+	h := make([][]T, 0, len(runs))
+	for _, r := range runs {
+		if len(r) > 0 {
+			h = append(h, r)
+		}
+	}
+	less := func(i, j int) bool { return compare(&h[i][0], &h[j][0]) < 0 }
+	down := func(i int) {
+		for {
+			l, small := 2*i+1, i
+			if l < len(h) && less(l, small) {
+				small = l
+			}
+			if r := l + 1; r < len(h) && less(r, small) {
+				small = r
+			}
+			if small == i {
+				return
+			}
+			h[i], h[small] = h[small], h[i]
+			i = small
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for len(h) > 0 {
+		out = append(out, h[0][0])
+		if h[0] = h[0][1:]; len(h[0]) == 0 {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		if len(h) > 0 {
+			down(0)
+		}
+	}
+	return out
 }
 
 // partKey names the versions of a product's role and of its bins: the

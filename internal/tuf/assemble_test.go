@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,4 +168,29 @@ func TestAssemblePublished_MatchesVerified(t *testing.T) {
 			t.Fatalf("got %v, want a refusal of the snapshot", err)
 		}
 	})
+}
+
+func TestMergeSorted_IsSorted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		runs [][]int
+	}{
+		{"none", nil},
+		{"empty runs", [][]int{{}, {}}},
+		{"one run", [][]int{{1, 2, 3}}},
+		{"interleaved", [][]int{{1, 4, 7, 10}, {2, 5, 8}, {3, 6, 9, 11, 12}, {}, {0}}},
+		{"duplicates across runs", [][]int{{1, 1, 3}, {1, 2, 3}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []int
+			for _, r := range tc.runs {
+				want = append(want, r...)
+			}
+			slices.Sort(want)
+			got := mergeSorted(tc.runs, len(want), func(a, b *int) int { return *a - *b })
+			if !slices.Equal(got, want) && (len(got) != 0 || len(want) != 0) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		})
+	}
 }

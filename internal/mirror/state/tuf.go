@@ -92,6 +92,44 @@ func (t *TUFStore) Put(_ context.Context, name string, data []byte) error {
 	return nil
 }
 
+// TUFFile is one file for PutAll.
+type TUFFile struct {
+	Name string
+	Data []byte
+}
+
+// PutAll is Put for several files (verified by the client) in one
+// transaction, in order: all are stored or none, and one sync to disk
+// is paid instead of one a file.
+func (t *TUFStore) PutAll(_ context.Context, files []TUFFile) error {
+	published := make([]string, len(files))
+	for i, f := range files {
+		var err error
+		if published[i], err = publishedName(f.Name, f.Data); err != nil {
+			return fmt.Errorf("tuf store %s: %w", f.Name, err)
+		}
+	}
+	err := t.s.db.Update(func(tx *bbolt.Tx) error {
+		trusted, pub := tx.Bucket(bktTUFTrusted), tx.Bucket(bktTUFFiles)
+		for i, f := range files {
+			if err := trusted.Put([]byte(f.Name), f.Data); err != nil {
+				return err
+			}
+			if published[i] == "" {
+				continue
+			}
+			if err := pub.Put([]byte(published[i]), f.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tuf store: %w", err)
+	}
+	return nil
+}
+
 // publishedName is where a store file is published: "" for the
 // timestamp (served from the commit).
 func publishedName(name string, data []byte) (string, error) {
