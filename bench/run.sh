@@ -7,12 +7,12 @@
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS
 # (interleaved rounds, best kept, 2), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
-# of: upload_rss snapshot sync serve updates lease events), BENCH_EVENTS
+# of: upload_rss snapshot sync serve updates lease events tufsync), BENCH_EVENTS
 # (events sent by events.sh, 300000), BENCH_OUT (the
 # document, docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease events}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease events tufsync}
 
 install_deps() {
 	local pkgs=()
@@ -75,6 +75,7 @@ rm -rf "$TMP/mirror"
 run updates updates.sh
 run lease lease.sh
 run events events.sh
+run tufsync tufsync.sh
 
 elapsed=$(($(date +%s) - t0))
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
