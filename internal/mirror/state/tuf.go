@@ -234,9 +234,10 @@ func (s *State) ServeTUFTimestamp(seq int64, timestamp []byte) error {
 	return nil
 }
 
-// TUFEnvelope wraps an assembled manifest for the held record of a TUF
-// commit. It is not signed (the TUF metadata is what was verified): it
-// only lets the held manifest be read back after a restart.
+// TUFEnvelope wraps an assembled manifest as the held record of a TUF
+// commit used to (unsigned: the TUF metadata is what was verified).
+// Commits now store a TUFRefType reference instead; a mirror.db written
+// before still holds these, and they are still read.
 func TUFEnvelope(m *snapshot.Manifest) ([]byte, error) {
 	p, err := json.Marshal(m)
 	if err != nil {

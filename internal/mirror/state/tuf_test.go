@@ -110,6 +110,15 @@ func TestTUFStore_PersistsAndPublishes(t *testing.T) {
 		if got, want := repo.Snapshot.Signed.Version, c.Repository().Snapshot.Signed.Version; got != want {
 			t.Errorf("snapshot version after restart: got %d, want %d", got, want)
 		}
+		// A version committed with the older envelope of the whole
+		// manifest (a mirror.db written before references) still loads.
+		h, err := st2.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := c.Repository().Manifest(); h == nil || !reflect.DeepEqual(h.Manifest, want) {
+			t.Error("held manifest after restart differs from the committed one")
+		}
 	})
 }
 
