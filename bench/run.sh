@@ -122,7 +122,8 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/serve.sh\` (mirror artifact serving vs nginx, serving RSS),"
 	echo "\`bench/updates.sh\` (update check vs nginx static JSON, engine micro-benchmarks),"
 	echo "\`bench/lease.sh\` (durable lease issuance), \`bench/events.sh\` (client event ingest"
-	echo "over HTTP on the mirror, its peak RSS). \`bench/benchtool\` holds their Go"
+	echo "over HTTP on the mirror, its peak RSS), \`bench/tufsync.sh\` (the mirror's TUF sync of a"
+	echo "100,000-release tenant: one release, and the first sync's peak RSS). \`bench/benchtool\` holds their Go"
 	echo "helpers (peak RSS of a child, S3 fill and plain download, the signed tenant bundle)."
 	echo
 	echo "## Notes"
