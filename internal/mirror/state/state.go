@@ -129,58 +129,56 @@ func seqKey(seq int64) []byte {
 // Current returns the held snapshot, or nil when none has been committed.
 func (s *State) Current() (*Held, error) {
 	var h *Held
-	var rebuilt bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		cur := tx.Bucket(bktMeta).Get(keyCurrent)
 		if cur == nil {
 			return nil
 		}
 		var err error
-		h, rebuilt, err = s.load(tx, cur)
+		h, err = s.load(tx, cur)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read current snapshot: %w", err)
 	}
-	if rebuilt {
-		// The held TUF version read back (after a restart): kept, so
-		// the next reader does not assemble it again.
-		s.held.put(h.Sequence, h.Hash, h.Manifest, s.retain)
-	}
 	return h, nil
 }
 
 // load reads a held snapshot. The manifest of a TUF version comes from
-// memory when this process committed or read it back, else it is
-// assembled again from the published TUF files (rebuilt true).
-func (s *State) load(tx *bbolt.Tx, key []byte) (h *Held, rebuilt bool, err error) {
+// memory when this process committed or read it back; else it is
+// assembled again from the published TUF files (sharing the unchanged
+// products with the last version read back) and kept.
+func (s *State) load(tx *bbolt.Tx, key []byte) (*Held, error) {
 	raw := tx.Bucket(bktSnapshots).Get(key)
 	env := tx.Bucket(bktEnvelopes).Get(key)
 	if raw == nil || env == nil {
-		return nil, false, fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(key), ErrNotFound)
+		return nil, fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(key), ErrNotFound)
 	}
-	h = &Held{Envelope: append([]byte(nil), env...)}
+	h := &Held{Envelope: append([]byte(nil), env...)}
 	if err := json.Unmarshal(raw, &h.Record); err != nil {
-		return nil, false, fmt.Errorf("decode record: %w", err)
+		return nil, fmt.Errorf("decode record: %w", err)
 	}
 	if h.Format == FormatTUF {
 		if m := s.held.get(h.Sequence, h.Hash); m != nil {
 			h.Manifest = m
-			return h, false, nil
+			return h, nil
 		}
 		if ref, ok := decodeTUFRef(h.Envelope); ok {
-			if h.Manifest, err = assembleTUF(tx, ref); err != nil {
-				return nil, false, fmt.Errorf("snapshot %d: %w", h.Sequence, err)
+			m, err := s.held.assemble(tx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot %d: %w", h.Sequence, err)
 			}
-			return h, true, nil
+			h.Manifest = m
+			s.held.put(h.Sequence, h.Hash, m, s.retain)
+			return h, nil
 		}
 	}
 	m, err := DecodeManifest(h.Envelope)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	h.Manifest = m
-	return h, false, nil
+	return h, nil
 }
 
 // DecodeManifest reads the manifest out of an envelope WITHOUT verifying
@@ -342,7 +340,7 @@ func (s *State) Retained() ([]*Held, error) {
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bktSnapshots).Cursor()
 		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
-			h, _, err := s.load(tx, k)
+			h, err := s.load(tx, k)
 			if err != nil {
 				return err
 			}
@@ -371,7 +369,7 @@ func (s *State) BySnapshotID(id string) (*Held, error) {
 			}
 			if rec.SnapshotID == id {
 				var err error
-				h, _, err = s.load(tx, k)
+				h, err = s.load(tx, k)
 				return err
 			}
 		}

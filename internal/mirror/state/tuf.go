@@ -316,9 +316,12 @@ func decodeTUFRef(env []byte) (tufRef, bool) {
 	return ref, true
 }
 
-// assembleTUF assembles the manifest of the version ref names from the
-// published files in mirror.db (verified before they were stored).
-func assembleTUF(tx *bbolt.Tx, ref tufRef) (*snapshot.Manifest, error) {
+// assemble assembles the manifest of the version ref names from the
+// published files in mirror.db (verified before they were stored),
+// reusing the unchanged products of the last version it assembled.
+func (t *tufMem) assemble(tx *bbolt.Tx, ref tufRef) (*snapshot.Manifest, error) {
+	t.asmMu.Lock()
+	defer t.asmMu.Unlock()
 	files := tx.Bucket(bktTUFFiles)
 	read := func(_ context.Context, path string) ([]byte, error) {
 		v := files.Get([]byte(path))
@@ -327,16 +330,21 @@ func assembleTUF(tx *bbolt.Tx, ref tufRef) (*snapshot.Manifest, error) {
 		}
 		return append([]byte(nil), v...), nil
 	}
-	return tuf.AssemblePublished(context.Background(), ref.TenantID, read, ref.Timestamp, nil)
+	return tuf.AssemblePublished(context.Background(), ref.TenantID, read, ref.Timestamp, &t.asm)
 }
 
 // tufMem holds the manifests of the TUF versions this process committed
 // or read back, by sequence, so the server, GC and status do not decode
-// or assemble them again (at most the retention window's worth). The
-// manifests are shared: read-only.
+// or assemble them again (at most the retention window's worth; they
+// share the parts of the products that did not change between them).
+// The manifests are shared: read-only.
 type tufMem struct {
 	mu sync.Mutex
 	m  map[int64]heldManifest
+	// asm assembles the versions read back (after a restart), one at a
+	// time.
+	asmMu sync.Mutex
+	asm   tuf.Assembler
 }
 
 type heldManifest struct {

@@ -234,5 +234,14 @@ func TestCommit_TUFByReference(t *testing.T) {
 		if got, err := st.BySnapshotID(first.SnapshotID); err != nil || !reflect.DeepEqual(got.Manifest, first) {
 			t.Errorf("BySnapshotID(%s): %v", first.SnapshotID, err)
 		}
+		again, err := st.Retained()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range again {
+			if again[i].Manifest != hs[i].Manifest {
+				t.Errorf("retained version %d assembled again on the next read (the GC's), want it kept", hs[i].Sequence)
+			}
+		}
 	})
 }
