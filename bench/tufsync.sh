@@ -4,7 +4,7 @@
 # the first sync with its peak RSS (goal ≤ 256 MiB), measured in a
 # separate process (BenchmarkTUFSync_FirstSyncRSS).
 # Raw lines: tufsync one_release <ns_per_op> <bytes_per_op>
-#            tufsync first_sync <ms_min> <ms_max> <bytes> <peak_rss_sync_mib> <peak_rss_engine_mib>
+#            tufsync first_sync <ms_min> <ms_max> <bytes> <peak_rss_sync_mib> <peak_rss_engine_mib> <restart_ms> <peak_rss_restart_mib>
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -32,8 +32,10 @@ max=$(field first-sync-max-ms "$line")
 fbytes=$(field bytes "$line")
 rss=$(field peak-rss-sync-MiB "$line")
 rsse=$(field peak-rss-with-engine-MiB "$line")
-echo "tufsync first_sync $min $max $fbytes $rss $rsse"
-row "Mirror TUF first sync of that tenant: time, bytes, peak RSS" \
-	"$(fmt2 "$(calc "$max / 1000")") s, $fbytes B; peak RSS $(fmt1 "$rss") MiB ($(fmt1 "$rsse") MiB with the update engine built)" \
+rms=$(field restart-max-ms "$line")
+rrss=$(field peak-rss-restart-MiB "$line")
+echo "tufsync first_sync $min $max $fbytes $rss $rsse $rms $rrss"
+row "Mirror TUF first sync of that tenant: time, bytes, peak RSS; then a restart" \
+	"$(fmt2 "$(calc "$max / 1000")") s, $fbytes B; peak RSS $(fmt1 "$rss") MiB ($(fmt1 "$rsse") MiB with the update engine built); restart (held version read back, engine built) $(fmt2 "$(calc "$rms / 1000")") s, peak RSS $(fmt1 "$rrss") MiB" \
 	"—" "—" "≤ 256 MiB RSS" "$(judge "$rsse" '<=' 256)" \
 	"go test -run '^\$' -bench TUFSync_FirstSyncRSS -benchtime 1x ./internal/sync"
