@@ -165,14 +165,14 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	}
 
 	s.tufFetch.timestamp = ts
-	// A version already held: the client's writes (a few files for a
-	// change) reach mirror.db in one transaction after the update, not
-	// one each. What it verified is kept even when it then fails, as
-	// when writing through. A first sync writes through (its files are
-	// the whole catalog: not held twice in memory).
-	batch := rec != nil && !s.tufStore.staging
+	// The client's writes reach mirror.db in batches (one transaction
+	// for the few files of a change, one per 8 MiB for a first sync),
+	// not one transaction each, in the client's order, the timestamp
+	// last. What it verified is kept even when it then fails, as when
+	// writing through.
+	batch := !s.tufStore.staging
 	if batch {
-		s.tufStore.stage()
+		s.tufStore.batch(batchBytes)
 	}
 	chg, err := c.Update(ctx)
 	s.tufFetch.timestamp = nil
