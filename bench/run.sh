@@ -7,12 +7,12 @@
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS
 # (interleaved rounds, best kept, 2), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
-# of: upload_rss snapshot sync serve updates lease online_lease events herd), BENCH_EVENTS
+# of: upload_rss snapshot sync serve updates lease online_lease events herd tufsync), BENCH_EVENTS
 # (events sent by events.sh, 300000), BENCH_OUT (the
 # document, docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease events herd}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease events herd tufsync}
 
 install_deps() {
 	local pkgs=()
@@ -77,6 +77,7 @@ run lease lease.sh
 run online_lease online_lease.sh
 run events events.sh
 run herd herd.sh
+run tufsync tufsync.sh
 
 elapsed=$(($(date +%s) - t0))
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -125,7 +126,8 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/lease.sh\` (durable lease issuance on the mirror), \`bench/online_lease.sh\`"
 	echo "(online lease issuance on the control plane store, bbolt and PostgreSQL, 0 vs 100k"
 	echo "active, beside raw bbolt put+fsync and a single-row INSERT), \`bench/events.sh\` (client event ingest"
-	echo "over HTTP on the mirror, its peak RSS), \`bench/herd.sh\` (first update checks after a build on the control plane: time and peak RSS, 1 vs 16 at once). \`bench/benchtool\` holds their Go"
+	echo "over HTTP on the mirror, its peak RSS), \`bench/herd.sh\` (first update checks after a build on the control plane: time and peak RSS, 1 vs 16 at once), \`bench/tufsync.sh\` (the mirror's TUF sync of a"
+	echo "100,000-release tenant: one release, and the first sync's peak RSS). \`bench/benchtool\` holds their Go"
 	echo "helpers (peak RSS of a child, S3 fill and plain download, the signed tenant bundle)."
 	echo
 	echo "## Notes"

@@ -111,10 +111,15 @@ type Syncer struct {
 	tufStore *stagedStore // the client's store: mirror.db, staged by an import
 	tufTS    []byte
 	tufPaths map[string]string
+	// tufPathsOf is the manifest tufPaths is built from when first needed.
+	tufPathsOf *snapshot.Manifest
 	// tufHeld is the held version's manifest, loaded once; tufRepaired
 	// when the held version's artifacts were last checked.
 	tufHeld     *state.Held
 	tufRepaired time.Time
+	// tufAsm assembles each new version's manifest, reusing the
+	// products whose roles did not change.
+	tufAsm tuf.Assembler
 }
 
 // New makes a Syncer; src may be nil for a mirror that only imports
@@ -324,6 +329,7 @@ func (s *Syncer) download(ctx context.Context, need []snapshot.Artifact, plan de
 	if len(todo) == 0 {
 		return nil
 	}
+	s.prepareTUFPaths()
 	if p := s.cfg.Progress; p != nil {
 		var total int64
 		for _, a := range todo {

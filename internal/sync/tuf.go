@@ -165,8 +165,23 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	}
 
 	s.tufFetch.timestamp = ts
+	// The client's writes reach mirror.db in batches (one transaction
+	// for the few files of a change, one per 8 MiB for a first sync),
+	// not one transaction each, in the client's order, the timestamp
+	// last. What it verified is kept even when it then fails, as when
+	// writing through.
+	batch := !s.tufStore.staging
+	if batch {
+		s.tufStore.batch(batchBytes)
+	}
 	chg, err := c.Update(ctx)
 	s.tufFetch.timestamp = nil
+	if batch {
+		if ferr := s.tufStore.flush(ctx); ferr != nil {
+			s.tufc, s.tufFetch = nil, nil // reload what mirror.db holds
+			return fmt.Errorf("tuf: %w", ferr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("tuf: %w", err)
 	}
@@ -201,17 +216,16 @@ func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
 	if rec != nil {
 		held = &state.Held{Record: *rec}
 	}
-	m, err := repo.Manifest()
+	// Only the products whose roles changed are assembled again; the
+	// commit stores a reference to the version (its files are already
+	// in mirror.db) and the state keeps m in memory.
+	m, err := s.tufAsm.Manifest(repo)
 	if err != nil {
 		return fmt.Errorf("tuf: %w", err)
 	}
-	env, err := state.TUFEnvelope(m)
-	if err != nil {
-		return err
-	}
-	s.tufPaths = targetPaths(m)
+	s.tufPaths, s.tufPathsOf = nil, m
 	sum := sha256.Sum256(trusted)
-	cand := &candidate{env: env, m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
+	cand := &candidate{m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: held, tufTS: trusted}
 	res.SnapshotID, res.Sequence = m.SnapshotID, m.Sequence
 	if err := s.download(ctx, cand.need, deltaPlanOf(m), res); err != nil {
 		return err
@@ -251,7 +265,7 @@ func (s *Syncer) heldTUF(rec *state.Record) (*state.Held, error) {
 	}
 	s.tufHeld = h
 	if h != nil {
-		s.tufPaths = targetPaths(h.Manifest)
+		s.tufPaths, s.tufPathsOf = nil, h.Manifest
 	}
 	return h, nil
 }
@@ -293,6 +307,16 @@ func targetPaths(m *snapshot.Manifest) map[string]string {
 		}
 	}
 	return out
+}
+
+// prepareTUFPaths builds the target paths of the held or staged
+// version when a download first needs them (once per version: a sync
+// that downloads nothing does not pay for it). Called before the
+// download goroutines start.
+func (s *Syncer) prepareTUFPaths() {
+	if s.cfg.TUF != nil && s.tufPaths == nil && s.tufPathsOf != nil {
+		s.tufPaths = targetPaths(s.tufPathsOf)
+	}
 }
 
 // openArtifact opens an artifact from the source: by its TUF target path

@@ -362,3 +362,83 @@ func TestTUFSync_RepairsMissingArtifact(t *testing.T) {
 
 // Bundles do not carry TUF metadata yet: a TUF-mode mirror refuses one
 // plainly, and holds nothing.
+
+// TestTUFSync_RestartServesCommittedVersion: a commit holds a reference
+// to the version, not its manifest. After a crash between writing a new
+// version's files and its commit, the restarted mirror holds and serves
+// the committed version, its manifest assembled again from mirror.db,
+// and the next sync commits the new one.
+func TestTUFSync_RestartServesCommittedVersion(t *testing.T) {
+	r := newTUFRig(t, false)
+	ctx := context.Background()
+	if _, err := r.s.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.st.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Envelope) > 4<<10 {
+		t.Errorf("held envelope %d B, want a reference", len(h.Envelope))
+	}
+	committed, err := json.Marshal(h.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r.served(t)
+
+	// The new version's files reach mirror.db; its artifact is missing,
+	// so it is not committed. Then the process stops.
+	r.v.Now = r.v.Now.Add(time.Second)
+	rel, data := tuftest.AddRelease(r.m, 1, 2, "9.0.2")
+	r.v.Build(r.m)
+	if _, err := r.s.Once(ctx); err == nil {
+		t.Fatal("sync with a missing artifact: got nil error")
+	}
+	if err := r.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.st, err = state.Open(filepath.Join(r.dir, "mirror.db"), 3); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("the restarted mirror holds the committed version", func(t *testing.T) {
+		h, err := r.st.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(h.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, committed) {
+			t.Fatalf("held manifest after a restart differs from the committed one:\ngot  %.300s\nwant %.300s", got, committed)
+		}
+		if !bytes.Equal(r.served(t), before) {
+			t.Error("served timestamp changed across the restart")
+		}
+	})
+	t.Run("the next sync commits the new version", func(t *testing.T) {
+		r.v.PublishArtifacts(r.m, map[string][]byte{r.m.Artifacts[len(r.m.Artifacts)-1].SHA256: data})
+		src, err := sync.NewUpstream(r.srv.URL, "", nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.s = r.syncer(src)
+		res, err := r.s.Once(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := r.st.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, rl := range h.Manifest.Releases {
+			found = found || rl.ReleaseID == rel.ReleaseID
+		}
+		if !res.Changed || !found {
+			t.Errorf("changed %v, release %s held %v; want the new version committed", res.Changed, rel.ReleaseID, found)
+		}
+	})
+}

@@ -23,22 +23,31 @@ import (
 )
 
 // stagedStore is the mirror's tuf.Store (mirror.db) as its tuf.Client
-// sees it. A network sync writes through. An import stages: writes are
-// kept in memory in the order the client made them (reads see them
-// first), and reach mirror.db only through flush, once the bundle's
-// artifacts verified too; discard drops them. A refused bundle (or a dry
-// run) therefore changes nothing.
+// sees it. An import stages: writes are kept in memory in the order the
+// client made them (reads see them first), and reach mirror.db only
+// through flush, once the bundle's artifacts verified too; discard drops
+// them. A refused bundle (or a dry run) therefore changes nothing. A
+// network sync batches: the same, but the staged files are also written
+// out whenever they pass a size (batch), so a sync's files take a few
+// transactions, not one each, and a first sync never holds the catalog
+// twice. Otherwise it writes through.
 type stagedStore struct {
 	base    tuf.Store
 	staging bool
 	mem     *tuf.MemStore
 	log     []stagedPut
+	// limit, when not 0, writes the staged files out once they pass
+	// limit bytes (batch); size is what is staged.
+	limit, size int64
 }
 
 type stagedPut struct {
 	name string
 	data []byte
 }
+
+// batchBytes is when a network sync's staged files are written out.
+const batchBytes = 8 << 20
 
 func (s *stagedStore) Get(ctx context.Context, name string) ([]byte, error) {
 	if s.staging {
@@ -54,22 +63,56 @@ func (s *stagedStore) Put(ctx context.Context, name string, data []byte) error {
 		return s.base.Put(ctx, name, data)
 	}
 	s.log = append(s.log, stagedPut{name, append([]byte(nil), data...)})
-	return s.mem.Put(ctx, name, data)
+	s.size += int64(len(data))
+	if err := s.mem.Put(ctx, name, data); err != nil {
+		return err
+	}
+	if s.limit > 0 && s.size >= s.limit {
+		log := s.log
+		s.mem, s.log, s.size = tuf.NewMemStore(), nil, 0
+		return s.write(ctx, log)
+	}
+	return nil
 }
 
 // stage starts keeping writes in memory.
-func (s *stagedStore) stage() { s.staging, s.mem, s.log = true, tuf.NewMemStore(), nil }
+func (s *stagedStore) stage() {
+	s.staging, s.mem, s.log, s.limit, s.size = true, tuf.NewMemStore(), nil, 0, 0
+}
+
+// batch starts keeping writes in memory, written out past limit bytes
+// and by flush.
+func (s *stagedStore) batch(limit int64) {
+	s.stage()
+	s.limit = limit
+}
 
 // discard drops the staged writes and writes through again.
-func (s *stagedStore) discard() { s.staging, s.mem, s.log = false, nil, nil }
+func (s *stagedStore) discard() { s.staging, s.mem, s.log, s.limit, s.size = false, nil, nil, 0, 0 }
 
 // flush writes every staged file to mirror.db in the client's order
 // (each root version, documents, roles, snapshot, the timestamp last),
-// so a crash part-way leaves the old timestamp in charge, then writes
-// through again.
+// in one transaction (a crash leaves all of them or none, so the old
+// timestamp in charge), then writes through again.
 func (s *stagedStore) flush(ctx context.Context) error {
 	log := s.log
 	s.discard()
+	return s.write(ctx, log)
+}
+
+// write stores files in order, in one transaction when the base is
+// mirror.db.
+func (s *stagedStore) write(ctx context.Context, log []stagedPut) error {
+	if len(log) == 0 {
+		return nil
+	}
+	if all, ok := s.base.(*state.TUFStore); ok {
+		files := make([]state.TUFFile, len(log))
+		for i, p := range log {
+			files[i] = state.TUFFile{Name: p.name, Data: p.data}
+		}
+		return all.PutAll(ctx, files)
+	}
 	for _, p := range log {
 		if err := s.base.Put(ctx, p.name, p.data); err != nil {
 			return err
@@ -220,7 +263,7 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		return nil
 	}
 
-	m, err := repo.Manifest()
+	m, err := s.tufAsm.Manifest(repo)
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
@@ -243,16 +286,12 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		}
 		sort.Strings(rep.Withdrawn)
 	}
-	env, err := state.TUFEnvelope(m)
-	if err != nil {
-		return err
-	}
 	sum := sha256.Sum256(trusted)
 	var heldRec *state.Held
 	if rec != nil {
 		heldRec = &state.Held{Record: *rec}
 	}
-	cand := &candidate{env: env, m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: heldRec, tufTS: trusted}
+	cand := &candidate{m: m, hash: "tuf-" + hex.EncodeToString(sum[:]), ch: ch, need: state.Needed(m, ch), held: heldRec, tufTS: trusted}
 	rep.Needed = len(cand.need)
 
 	// Fill: the artifacts, each against its signed target.
@@ -295,7 +334,7 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 	}
 	s.tufHeld = &state.Held{Record: state.Record{SnapshotID: m.SnapshotID, Sequence: m.Sequence, Hash: cand.hash,
 		ExpiresAt: m.ExpiresAt, Channels: ch, Format: state.FormatTUF}, Manifest: m}
-	s.tufPaths = targetPaths(m)
+	s.tufPaths, s.tufPathsOf = nil, m
 	s.tufRepaired = s.cfg.Now()
 	return nil
 }

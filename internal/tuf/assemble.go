@@ -35,14 +35,57 @@ func ParseVersionID(id string) (int64, bool) {
 	return v, err == nil
 }
 
+// ProductName is a product's name as its verified document gives it ("" when
+// the repository holds no document for it).
+func (r *Repository) ProductName(productID string) string {
+	data, ok := r.Docs[ProductDoc(productID)]
+	if !ok {
+		return ""
+	}
+	var doc struct {
+		Product snapshot.Product `json:"product"`
+	}
+	if json.Unmarshal(data, &doc) != nil || doc.Product.ProductID != productID {
+		return ""
+	}
+	return doc.Product.Name
+}
+
 // Manifest assembles the verified repository into the tenant view the
 // update engine and the licence ledger consume: the same manifest
 // snapshot.Build gave the builder, apart from snapshot_id
 // ("tuf-<snapshot version>"), sequence (the snapshot version),
 // created_at (zero), expires_at (the timestamp's) and previous (empty).
 // Only the products the top-level targets delegate to are included, with
-// the targets found where their delegation says.
+// the targets found where their delegation says. It assembles every
+// product; an Assembler reuses the unchanged ones between versions.
 func (r *Repository) Manifest() (*snapshot.Manifest, error) {
+	return new(Assembler).Manifest(r)
+}
+
+// Assembler assembles successive verified versions of one repository
+// into manifests (Repository.Manifest), keeping each product's part
+// (its product, releases and artifacts) with the versions of the roles
+// it came from: a product whose role and bins kept their versions is
+// reused as it is, so a one-release change re-reads one product, not
+// the catalog. The manifests it returns share those parts: treat them
+// as read-only. The zero value is ready; not safe for concurrent use.
+type Assembler struct {
+	parts map[string]*productPart // by product id
+}
+
+// productPart is one product's share of a manifest.
+type productPart struct {
+	key       string // the versions of its role and bins
+	product   snapshot.Product
+	releases  []snapshot.Release  // by release id
+	artifacts []snapshot.Artifact // by artifact id
+	deltas    []snapshot.Delta    // from its document (docs/deltas.md)
+}
+
+// Manifest assembles r (see Repository.Manifest), reusing the parts of
+// the products whose roles did not change since the last call.
+func (a *Assembler) Manifest(r *Repository) (*snapshot.Manifest, error) {
 	top := r.Roles[metadata.TARGETS]
 	if top == nil || r.Snapshot == nil || r.Timestamp == nil {
 		return nil, errors.New("assemble: incomplete repository")
@@ -83,101 +126,188 @@ func (r *Repository) Manifest() (*snapshot.Manifest, error) {
 		return nil, fmt.Errorf("assemble: tenant document names %q: %w", m.Tenant.TenantID, ErrWrongTenant)
 	}
 
-	releases := map[string]*snapshot.Release{}
-	artifacts := map[string]snapshot.Artifact{}
-	in := interner{}
+	parts := map[string]*productPart{}
+	var nrel, nart int
 	if top.Signed.Delegations != nil {
 		for _, dr := range top.Signed.Delegations.Roles {
 			pid, ok := strings.CutPrefix(dr.Name, productRolePrefix)
 			if !ok {
 				return nil, fmt.Errorf("assemble: delegated role %s is not a product role", dr.Name)
 			}
-			if err := r.assembleProduct(m, pid, dr.Name, releases, artifacts, in); err != nil {
+			if parts[pid] != nil {
+				return nil, fmt.Errorf("assemble: product %s delegated twice", pid)
+			}
+			key, err := r.partKey(dr.Name)
+			if err != nil {
 				return nil, err
 			}
+			p := a.parts[pid]
+			if p == nil || p.key != key {
+				if p, err = r.assembleProduct(pid, dr.Name); err != nil {
+					return nil, err
+				}
+				p.key = key
+			}
+			parts[pid] = p
+			nrel += len(p.releases)
+			nart += len(p.artifacts)
 		}
 	}
-	for _, rel := range releases {
-		slices.SortFunc(rel.Artifacts, func(a, b snapshot.ReleaseArtifact) int { return cmp.Compare(a.ReleaseArtifactID, b.ReleaseArtifactID) })
-		m.Releases = append(m.Releases, *rel)
-	}
-	for _, a := range artifacts {
-		m.Artifacts = append(m.Artifacts, a)
+	// Parts are checked on their own; what crosses products is checked
+	// here: a release id in two products, an artifact id listed with
+	// different bytes.
+	relRuns := make([][]snapshot.Release, 0, len(parts))
+	artRuns := make([][]snapshot.Artifact, 0, len(parts))
+	for _, p := range parts {
+		m.Products = append(m.Products, p.product)
+		relRuns = append(relRuns, p.releases)
+		artRuns = append(artRuns, p.artifacts)
+		m.Deltas = append(m.Deltas, p.deltas...)
 	}
 	slices.SortFunc(m.Products, func(a, b snapshot.Product) int { return cmp.Compare(a.ProductID, b.ProductID) })
-	slices.SortFunc(m.Releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
-	slices.SortFunc(m.Artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	m.Releases = mergeSorted(relRuns, nrel, func(a, b *snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
+	for i := 1; i < len(m.Releases); i++ {
+		if m.Releases[i].ReleaseID == m.Releases[i-1].ReleaseID {
+			return nil, fmt.Errorf("assemble: release %s listed by products %s and %s", m.Releases[i].ReleaseID, m.Releases[i-1].ProductID, m.Releases[i].ProductID)
+		}
+	}
+	m.Artifacts = mergeSorted(artRuns, nart, func(a, b *snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	m.Artifacts = slices.CompactFunc(m.Artifacts, func(a, b snapshot.Artifact) bool { return a == b })
+	for i := 1; i < len(m.Artifacts); i++ {
+		if m.Artifacts[i].ArtifactID == m.Artifacts[i-1].ArtifactID {
+			return nil, fmt.Errorf("assemble: artifact %s listed with different bytes", m.Artifacts[i].ArtifactID)
+		}
+	}
 	if len(m.Deltas) > 0 {
 		slices.SortFunc(m.Deltas, func(a, b snapshot.Delta) int { return cmp.Compare(a.DeltaID, b.DeltaID) })
+		listed := func(id, sum string) bool {
+			i, ok := slices.BinarySearchFunc(m.Artifacts, id, func(a snapshot.Artifact, id string) int { return cmp.Compare(a.ArtifactID, id) })
+			return ok && m.Artifacts[i].SHA256 == sum
+		}
 		for i, d := range m.Deltas {
-			from, okf := artifacts[d.FromArtifactID]
-			to, okt := artifacts[d.ToArtifactID]
-			if !okf || !okt || from.SHA256 != d.FromSHA256 || to.SHA256 != d.ToSHA256 || (i > 0 && m.Deltas[i-1].DeltaID == d.DeltaID) {
+			if !listed(d.FromArtifactID, d.FromSHA256) || !listed(d.ToArtifactID, d.ToSHA256) || (i > 0 && m.Deltas[i-1].DeltaID == d.DeltaID) {
 				return nil, fmt.Errorf("assemble: delta %s does not name listed artifacts with their sha256s, or is listed twice", d.DeltaID)
 			}
 		}
 	}
+	a.parts = parts
 	return m, nil
 }
 
-// ProductName is a product's name as its verified document gives it ("" when
-// the repository holds no document for it).
-func (r *Repository) ProductName(productID string) string {
-	data, ok := r.Docs[ProductDoc(productID)]
-	if !ok {
-		return ""
+// mergeSorted merges runs, each sorted by compare, into one sorted
+// slice of n elements: O(n log len(runs)), where sorting the whole again
+// would be O(n log n) string comparisons at every version.
+func mergeSorted[T any](runs [][]T, n int, compare func(a, b *T) int) []T {
+	out := make([]T, 0, n)
+	// h is a binary min-heap of the runs not yet drained, by their head.
+	h := make([][]T, 0, len(runs))
+	for _, r := range runs {
+		if len(r) > 0 {
+			h = append(h, r)
+		}
 	}
-	var doc struct {
-		Product snapshot.Product `json:"product"`
+	less := func(i, j int) bool { return compare(&h[i][0], &h[j][0]) < 0 }
+	down := func(i int) {
+		for {
+			l, small := 2*i+1, i
+			if l < len(h) && less(l, small) {
+				small = l
+			}
+			if r := l + 1; r < len(h) && less(r, small) {
+				small = r
+			}
+			if small == i {
+				return
+			}
+			h[i], h[small] = h[small], h[i]
+			i = small
+		}
 	}
-	if json.Unmarshal(data, &doc) != nil || doc.Product.ProductID != productID {
-		return ""
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
 	}
-	return doc.Product.Name
+	for len(h) > 0 {
+		out = append(out, h[0][0])
+		if h[0] = h[0][1:]; len(h[0]) == 0 {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		if len(h) > 0 {
+			down(0)
+		}
+	}
+	return out
 }
 
-// assembleProduct adds a product, its releases and artifacts.
-func (r *Repository) assembleProduct(m *snapshot.Manifest, pid, role string, releases map[string]*snapshot.Release, artifacts map[string]snapshot.Artifact, in interner) error {
+// partKey names the versions of a product's role and of its bins: the
+// same key means the same signed content, so the same part.
+func (r *Repository) partKey(role string) (string, error) {
 	pr := r.Roles[role]
 	if pr == nil {
-		return fmt.Errorf("assemble: role %s missing", role)
+		return "", fmt.Errorf("assemble: role %s missing", role)
 	}
+	key := strconv.FormatInt(pr.Signed.Version, 10)
+	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
+		var b strings.Builder
+		b.WriteString(key)
+		for _, name := range d.SuccinctRoles.GetRoles() {
+			t := r.Roles[name]
+			if t == nil {
+				return "", fmt.Errorf("assemble: role %s missing", name)
+			}
+			b.WriteByte(',')
+			b.WriteString(strconv.FormatInt(t.Signed.Version, 10))
+		}
+		key = b.String()
+	}
+	return key, nil
+}
+
+// assembleProduct reads a product's part: its product, releases and
+// artifacts.
+func (r *Repository) assembleProduct(pid, role string) (*productPart, error) {
 	data, ok := r.Docs[ProductDoc(pid)]
 	if !ok {
-		return fmt.Errorf("assemble: document %s missing", ProductDoc(pid))
+		return nil, fmt.Errorf("assemble: document %s missing", ProductDoc(pid))
 	}
 	var doc productDoc
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("assemble: document %s: %w", ProductDoc(pid), err)
+		return nil, fmt.Errorf("assemble: document %s: %w", ProductDoc(pid), err)
 	}
 	if doc.Product.ProductID != pid {
-		return fmt.Errorf("assemble: document %s names product %q", ProductDoc(pid), doc.Product.ProductID)
+		return nil, fmt.Errorf("assemble: document %s names product %q", ProductDoc(pid), doc.Product.ProductID)
 	}
-	m.Products = append(m.Products, doc.Product)
-	m.Deltas = append(m.Deltas, doc.Deltas...)
+	p := &productPart{product: doc.Product, deltas: doc.Deltas}
+	releases := map[string]*snapshot.Release{}
+	artifacts := map[string]snapshot.Artifact{}
+	in := interner{}
 	for _, rel := range doc.Releases {
 		if rel.ProductID != pid || releases[rel.ReleaseID] != nil {
-			return fmt.Errorf("assemble: product %s: release %s misplaced or duplicated", pid, rel.ReleaseID)
+			return nil, fmt.Errorf("assemble: product %s: release %s misplaced or duplicated", pid, rel.ReleaseID)
 		}
 		rel.Artifacts = []snapshot.ReleaseArtifact{}
 		releases[rel.ReleaseID] = &rel
-	}
-	if d := pr.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
-		for _, name := range d.SuccinctRoles.GetRoles() {
-			if r.Roles[name] == nil {
-				return fmt.Errorf("assemble: role %s missing", name)
-			}
-		}
 	}
 	for _, name := range productRoles(r.Roles, role) {
 		err := eachArtifact(r.Roles, r.compact, name, func(e heldTarget) error {
 			return addTarget(pid, e, releases, artifacts, in)
 		})
 		if err != nil {
-			return fmt.Errorf("assemble: %w", err)
+			return nil, fmt.Errorf("assemble: %w", err)
 		}
 	}
-	return nil
+	p.releases = make([]snapshot.Release, 0, len(releases))
+	for _, rel := range releases {
+		slices.SortFunc(rel.Artifacts, func(a, b snapshot.ReleaseArtifact) int { return cmp.Compare(a.ReleaseArtifactID, b.ReleaseArtifactID) })
+		p.releases = append(p.releases, *rel)
+	}
+	p.artifacts = make([]snapshot.Artifact, 0, len(artifacts))
+	for _, a := range artifacts {
+		p.artifacts = append(p.artifacts, a)
+	}
+	slices.SortFunc(p.releases, func(a, b snapshot.Release) int { return cmp.Compare(a.ReleaseID, b.ReleaseID) })
+	slices.SortFunc(p.artifacts, func(a, b snapshot.Artifact) int { return cmp.Compare(a.ArtifactID, b.ArtifactID) })
+	return p, nil
 }
 
 // addTarget adds an artifact target to its release, refusing one whose

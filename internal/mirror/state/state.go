@@ -85,6 +85,8 @@ type SyncResult struct {
 type State struct {
 	db     *bbolt.DB
 	retain int
+	// held keeps the manifests of TUF versions in memory (see tufMem).
+	held tufMem
 }
 
 // Open opens (creating) the state file at path. It fails at once with
@@ -136,7 +138,7 @@ func (s *State) Current() (*Held, error) {
 			return nil
 		}
 		var err error
-		h, err = load(tx, cur)
+		h, err = s.load(tx, cur)
 		return err
 	})
 	if err != nil {
@@ -145,7 +147,11 @@ func (s *State) Current() (*Held, error) {
 	return h, nil
 }
 
-func load(tx *bbolt.Tx, key []byte) (*Held, error) {
+// load reads a held snapshot. The manifest of a TUF version comes from
+// memory when this process committed or read it back; else it is
+// assembled again from the published TUF files (sharing the unchanged
+// products with the last version read back) and kept.
+func (s *State) load(tx *bbolt.Tx, key []byte) (*Held, error) {
 	raw := tx.Bucket(bktSnapshots).Get(key)
 	env := tx.Bucket(bktEnvelopes).Get(key)
 	if raw == nil || env == nil {
@@ -154,6 +160,21 @@ func load(tx *bbolt.Tx, key []byte) (*Held, error) {
 	h := &Held{Envelope: append([]byte(nil), env...)}
 	if err := json.Unmarshal(raw, &h.Record); err != nil {
 		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	if h.Format == FormatTUF {
+		if m := s.held.get(h.Sequence, h.Hash); m != nil {
+			h.Manifest = m
+			return h, nil
+		}
+		if ref, ok := decodeTUFRef(h.Envelope); ok {
+			m, err := s.held.assemble(tx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot %d: %w", h.Sequence, err)
+			}
+			h.Manifest = m
+			s.held.put(h.Sequence, h.Hash, m, s.retain)
+			return h, nil
+		}
 	}
 	m, err := DecodeManifest(h.Envelope)
 	if err != nil {
@@ -189,7 +210,10 @@ type Commit struct {
 	Event *catalog.AuditEvent
 	// TUFTimestamp, for a TUF commit, is the verified timestamp that
 	// becomes the one the mirror serves, in the same transaction (the
-	// record's Format is then FormatTUF).
+	// record's Format is then FormatTUF). Envelope is then left nil: the
+	// commit stores a reference to the version (the timestamp, a few
+	// hundred bytes; the metadata is already in the TUF buckets) and
+	// keeps Manifest in memory, read-only from then on.
 	TUFTimestamp []byte
 }
 
@@ -210,6 +234,12 @@ func (s *State) Commit(c Commit) error {
 	if err != nil {
 		return err
 	}
+	env := c.Envelope
+	if env == nil && c.TUFTimestamp != nil {
+		if env, err = encodeTUFRef(m.TenantID, c.TUFTimestamp); err != nil {
+			return fmt.Errorf("commit snapshot %d: %w", m.Sequence, err)
+		}
+	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bktMeta)
 		if cur := meta.Get(keyCurrent); cur != nil && int64(binary.BigEndian.Uint64(cur)) >= m.Sequence {
@@ -220,7 +250,7 @@ func (s *State) Commit(c Commit) error {
 		if err := tx.Bucket(bktSnapshots).Put(k, raw); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bktEnvelopes).Put(k, c.Envelope); err != nil {
+		if err := tx.Bucket(bktEnvelopes).Put(k, env); err != nil {
 			return err
 		}
 		if err := meta.Put(keyCurrent, k); err != nil {
@@ -240,6 +270,9 @@ func (s *State) Commit(c Commit) error {
 	})
 	if err != nil {
 		return fmt.Errorf("commit snapshot %d: %w", m.Sequence, err)
+	}
+	if c.TUFTimestamp != nil {
+		s.held.put(m.Sequence, c.Hash, m, s.retain)
 	}
 	return nil
 }
@@ -310,7 +343,7 @@ func (s *State) Retained() ([]*Held, error) {
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bktSnapshots).Cursor()
 		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
-			h, err := load(tx, k)
+			h, err := s.load(tx, k)
 			if err != nil {
 				return err
 			}
@@ -339,7 +372,7 @@ func (s *State) BySnapshotID(id string) (*Held, error) {
 			}
 			if rec.SnapshotID == id {
 				var err error
-				h, err = load(tx, k)
+				h, err = s.load(tx, k)
 				return err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.etcd.io/bbolt"
 
@@ -87,6 +88,44 @@ func (t *TUFStore) Put(_ context.Context, name string, data []byte) error {
 	})
 	if err != nil {
 		return fmt.Errorf("tuf store %s: %w", name, err)
+	}
+	return nil
+}
+
+// TUFFile is one file for PutAll.
+type TUFFile struct {
+	Name string
+	Data []byte
+}
+
+// PutAll is Put for several files (verified by the client) in one
+// transaction, in order: all are stored or none, and one sync to disk
+// is paid instead of one a file.
+func (t *TUFStore) PutAll(_ context.Context, files []TUFFile) error {
+	published := make([]string, len(files))
+	for i, f := range files {
+		var err error
+		if published[i], err = publishedName(f.Name, f.Data); err != nil {
+			return fmt.Errorf("tuf store %s: %w", f.Name, err)
+		}
+	}
+	err := t.s.db.Update(func(tx *bbolt.Tx) error {
+		trusted, pub := tx.Bucket(bktTUFTrusted), tx.Bucket(bktTUFFiles)
+		for i, f := range files {
+			if err := trusted.Put([]byte(f.Name), f.Data); err != nil {
+				return err
+			}
+			if published[i] == "" {
+				continue
+			}
+			if err := pub.Put([]byte(published[i]), f.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tuf store: %w", err)
 	}
 	return nil
 }
@@ -195,9 +234,10 @@ func (s *State) ServeTUFTimestamp(seq int64, timestamp []byte) error {
 	return nil
 }
 
-// TUFEnvelope wraps an assembled manifest for the held record of a TUF
-// commit. It is not signed (the TUF metadata is what was verified): it
-// only lets the held manifest be read back after a restart.
+// TUFEnvelope wraps an assembled manifest as the held record of a TUF
+// commit used to (unsigned: the TUF metadata is what was verified).
+// Commits now store a TUFRefType reference instead; a mirror.db written
+// before still holds these, and they are still read.
 func TUFEnvelope(m *snapshot.Manifest) ([]byte, error) {
 	p, err := json.Marshal(m)
 	if err != nil {
@@ -230,4 +270,110 @@ func (s *State) CurrentRecord() (*Record, error) {
 		return nil, fmt.Errorf("read current record: %w", err)
 	}
 	return rec, nil
+}
+
+// TUFRefType is the payload type of a TUF version's held envelope: a
+// reference to the version (its tenant and verified timestamp), not its
+// content. The metadata itself is in the TUF buckets under its published
+// names, so a commit writes a few hundred bytes whatever the catalog's
+// size, and the manifest is assembled again from those files when it is
+// not in memory (tuf.AssemblePublished).
+const TUFRefType = "application/vnd.outpost.tuf-ref+json"
+
+// tufRef is the payload of a TUFRefType envelope.
+type tufRef struct {
+	TenantID  string `json:"tenant_id"`
+	Timestamp []byte `json:"timestamp"`
+}
+
+func encodeTUFRef(tenantID string, timestamp []byte) ([]byte, error) {
+	p, err := json.Marshal(tufRef{TenantID: tenantID, Timestamp: timestamp})
+	if err != nil {
+		return nil, fmt.Errorf("encode tuf reference: %w", err)
+	}
+	env, err := json.Marshal(snapshot.Envelope{PayloadType: TUFRefType, Payload: p})
+	if err != nil {
+		return nil, fmt.Errorf("encode tuf reference: %w", err)
+	}
+	return env, nil
+}
+
+// decodeTUFRef reads a TUFRefType envelope (ok false for any other).
+func decodeTUFRef(env []byte) (tufRef, bool) {
+	// A reference is small; a schema 1 or an older TUF manifest envelope
+	// is not decoded twice.
+	if len(env) > 64<<10 || !bytes.Contains(env, []byte(TUFRefType)) {
+		return tufRef{}, false
+	}
+	var e snapshot.Envelope
+	if err := json.Unmarshal(env, &e); err != nil || e.PayloadType != TUFRefType {
+		return tufRef{}, false
+	}
+	var ref tufRef
+	if err := json.Unmarshal(e.Payload, &ref); err != nil || ref.TenantID == "" || len(ref.Timestamp) == 0 {
+		return tufRef{}, false
+	}
+	return ref, true
+}
+
+// assemble assembles the manifest of the version ref names from the
+// published files in mirror.db (verified before they were stored),
+// reusing the unchanged products of the last version it assembled.
+func (t *tufMem) assemble(tx *bbolt.Tx, ref tufRef) (*snapshot.Manifest, error) {
+	t.asmMu.Lock()
+	defer t.asmMu.Unlock()
+	files := tx.Bucket(bktTUFFiles)
+	read := func(_ context.Context, path string) ([]byte, error) {
+		v := files.Get([]byte(path))
+		if v == nil {
+			return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+		}
+		return append([]byte(nil), v...), nil
+	}
+	return tuf.AssemblePublished(context.Background(), ref.TenantID, read, ref.Timestamp, &t.asm)
+}
+
+// tufMem holds the manifests of the TUF versions this process committed
+// or read back, by sequence, so the server, GC and status do not decode
+// or assemble them again (at most the retention window's worth; they
+// share the parts of the products that did not change between them).
+// The manifests are shared: read-only.
+type tufMem struct {
+	mu sync.Mutex
+	m  map[int64]heldManifest
+	// asm assembles the versions read back (after a restart), one at a
+	// time.
+	asmMu sync.Mutex
+	asm   tuf.Assembler
+}
+
+type heldManifest struct {
+	hash string
+	m    *snapshot.Manifest
+}
+
+func (t *tufMem) get(seq int64, hash string) *snapshot.Manifest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h, ok := t.m[seq]; ok && h.hash == hash {
+		return h.m
+	}
+	return nil
+}
+
+// put keeps m for seq, dropping the oldest beyond max.
+func (t *tufMem) put(seq int64, hash string, m *snapshot.Manifest, max int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[int64]heldManifest{}
+	}
+	t.m[seq] = heldManifest{hash: hash, m: m}
+	for len(t.m) > max {
+		oldest := seq
+		for k := range t.m {
+			oldest = min(oldest, k)
+		}
+		delete(t.m, oldest)
+	}
 }

@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
+	"time"
+
+	"github.com/outpost/outpost/internal/snapshot"
 
 	"github.com/outpost/outpost/internal/tuf"
 	"github.com/outpost/outpost/internal/tuf/tuftest"
@@ -106,6 +110,15 @@ func TestTUFStore_PersistsAndPublishes(t *testing.T) {
 		if got, want := repo.Snapshot.Signed.Version, c.Repository().Snapshot.Signed.Version; got != want {
 			t.Errorf("snapshot version after restart: got %d, want %d", got, want)
 		}
+		// A version committed with the older envelope of the whole
+		// manifest (a mirror.db written before references) still loads.
+		h, err := st2.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := c.Repository().Manifest(); h == nil || !reflect.DeepEqual(h.Manifest, want) {
+			t.Error("held manifest after restart differs from the committed one")
+		}
 	})
 }
 
@@ -128,4 +141,107 @@ func TestTUFStore_RefusesUnknownNames(t *testing.T) {
 func sumHex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestCommit_TUFByReference: a TUF commit stores a reference to the
+// version, not its content; the manifest is served from memory, and
+// after a restart assembled again from the published files, for the held
+// version and for an older retained one alike.
+func TestCommit_TUFByReference(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mirror.db")
+	st, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { st.Close() }()
+	v := tuftest.NewVendor(t, "", 0)
+	m := tuftest.View(3, 20, 1)
+	v.Build(m)
+	if err := tuf.Init(ctx, st.TUFStore(), v.TenantID, v.RootData); err != nil {
+		t.Fatal(err)
+	}
+	c := tuf.NewClient(v.TenantID, tuftest.Fetcher{Repo: v.Repo}, st.TUFStore(), tuf.ClientOptions{Now: func() time.Time { return v.Now }})
+	var a tuf.Assembler
+	want := map[int64]*snapshot.Manifest{}
+	commit := func(t *testing.T) *snapshot.Manifest {
+		t.Helper()
+		if _, err := c.Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+		man, err := a.Manifest(c.Repository())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := st.TUFStore().Get(ctx, "metadata/timestamp.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Commit(Commit{Manifest: man, Hash: "tuf-" + sumHex(ts), Now: v.Now, TUFTimestamp: ts}); err != nil {
+			t.Fatal(err)
+		}
+		want[man.Sequence] = man
+		return man
+	}
+	first := commit(t)
+
+	t.Run("the commit holds a reference, the manifest stays in memory", func(t *testing.T) {
+		h, err := st.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Manifest != first {
+			t.Error("the held manifest was decoded again, want the committed one")
+		}
+		if len(h.Envelope) > 4<<10 {
+			t.Errorf("held envelope %d B, want a reference of a few hundred", len(h.Envelope))
+		}
+	})
+	tuftest.AddRelease(m, 1, 1, "9.0.1")
+	v.Now = v.Now.Add(time.Second)
+	v.Build(m)
+	second := commit(t)
+
+	t.Run("after a restart the versions are assembled from the published files", func(t *testing.T) {
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if st, err = Open(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		h, err := st.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Manifest == second || !reflect.DeepEqual(h.Manifest, second) {
+			t.Fatalf("held manifest after a restart differs from the committed one")
+		}
+		if again, err := st.Current(); err != nil || again.Manifest != h.Manifest {
+			t.Errorf("the read-back manifest is assembled again on every read (err %v)", err)
+		}
+		hs, err := st.Retained()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) != 2 {
+			t.Fatalf("%d retained, want 2", len(hs))
+		}
+		for _, h := range hs {
+			if !reflect.DeepEqual(h.Manifest, want[h.Sequence]) {
+				t.Errorf("retained version %d: manifest differs from the committed one", h.Sequence)
+			}
+		}
+		if got, err := st.BySnapshotID(first.SnapshotID); err != nil || !reflect.DeepEqual(got.Manifest, first) {
+			t.Errorf("BySnapshotID(%s): %v", first.SnapshotID, err)
+		}
+		again, err := st.Retained()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range again {
+			if again[i].Manifest != hs[i].Manifest {
+				t.Errorf("retained version %d assembled again on the next read (the GC's), want it kept", hs[i].Sequence)
+			}
+		}
+	})
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 12: the mirror's TUF sync of a 100,000-release tenant (10 products
+# × 10,000 releases; metadata only): one new release (goal ≤ 1 s), and
+# the first sync with its peak RSS (goal ≤ 256 MiB), measured in a
+# separate process (BenchmarkTUFSync_FirstSyncRSS).
+# Raw lines: tufsync one_release <ns_per_op> <bytes_per_op>
+#            tufsync first_sync <ms_min> <ms_max> <bytes> <peak_rss_sync_mib> <peak_rss_engine_mib> <restart_ms> <peak_rss_restart_mib>
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+# field NAME LINE: the number before unit NAME on a benchmark line.
+field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+
+log "benchmark TUFSync_OneRelease"
+go test -run '^$' -bench '^BenchmarkTUFSync_OneRelease$' -benchtime 3x ./internal/sync >"$TMP/tufsync.one" 2>&1 ||
+	die "one-release sync: $(tail -20 "$TMP/tufsync.one")"
+line=$(grep '^BenchmarkTUFSync_OneRelease' "$TMP/tufsync.one" | tail -1) || die "no result: $(cat "$TMP/tufsync.one")"
+ns=$(field ns/op "$line")
+bytes=$(field bytes/op "$line")
+echo "tufsync one_release $ns $bytes"
+s=$(calc "$ns / 1e9")
+row "Mirror TUF sync, one new release in a 100,000-release tenant (metadata only)" \
+	"$(fmt2 "$s") s, $bytes B fetched" "—" "—" "≤ 1 s" "$(judge "$s" '<=' 1)" \
+	"go test -run '^\$' -bench TUFSync_OneRelease -benchtime 3x ./internal/sync"
+
+log "benchmark TUFSync_FirstSyncRSS"
+go test -run '^$' -bench '^BenchmarkTUFSync_FirstSyncRSS$' -benchtime 1x ./internal/sync >"$TMP/tufsync.first" 2>&1 ||
+	die "first sync: $(tail -20 "$TMP/tufsync.first")"
+line=$(grep '^BenchmarkTUFSync_FirstSyncRSS' "$TMP/tufsync.first" | tail -1) || die "no result: $(cat "$TMP/tufsync.first")"
+min=$(field first-sync-min-ms "$line")
+max=$(field first-sync-max-ms "$line")
+fbytes=$(field bytes "$line")
+rss=$(field peak-rss-sync-MiB "$line")
+rsse=$(field peak-rss-with-engine-MiB "$line")
+rms=$(field restart-max-ms "$line")
+rrss=$(field peak-rss-restart-MiB "$line")
+echo "tufsync first_sync $min $max $fbytes $rss $rsse $rms $rrss"
+row "Mirror TUF first sync of that tenant: time, bytes, peak RSS; then a restart" \
+	"$(fmt2 "$(calc "$max / 1000")") s, $fbytes B; peak RSS $(fmt1 "$rss") MiB ($(fmt1 "$rsse") MiB with the update engine built); restart (held version read back, engine built) $(fmt2 "$(calc "$rms / 1000")") s, peak RSS $(fmt1 "$rrss") MiB" \
+	"—" "—" "≤ 256 MiB RSS" "$(judge "$rsse" '<=' 256)" \
+	"go test -run '^\$' -bench TUFSync_FirstSyncRSS -benchtime 1x ./internal/sync"
