@@ -46,7 +46,11 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rep := ImportReport{DryRun: dryRun}
-	err := s.importBundle(ctx, r, &rep)
+	r, closeR, err := bundle.Decompress(r)
+	if err == nil {
+		err = s.importBundle(ctx, r, &rep)
+		closeR()
+	}
 	if dryRun {
 		return rep, err
 	}

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"testing"
@@ -82,12 +83,22 @@ func TestSyncer_Import(t *testing.T) {
 			t.Fatalf("import = %+v, %v; held %d", rep, err, r.heldSeq(t))
 		}
 	})
-	t.Run("since bundle relies on the cache", func(t *testing.T) {
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf)
+	t.Run("a corrupt gzip bundle is refused", func(t *testing.T) {
+		rep, err := s.Import(ctx, bytes.NewReader([]byte{0x1f, 0x8b, 0, 0, 0}), false)
+		if err == nil || rep.Changed || r.heldSeq(t) != 1 {
+			t.Fatalf("import = %+v, %v; held %d; want a refusal and 1 held", rep, err, r.heldSeq(t))
+		}
+	})
+	t.Run("since bundle relies on the cache (gzipped)", func(t *testing.T) {
+		var plain bytes.Buffer
+		w := bundle.NewWriter(&plain)
 		w.WriteSnapshot(env2)
 		w.WriteArtifact(synctest.SHA(b.Data), int64(len(b.Data)), bytes.NewReader(b.Data))
 		w.Close()
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(plain.Bytes())
+		zw.Close()
 		rep, err := s.Import(ctx, &buf, false)
 		if err != nil || rep.Imported != 1 || rep.Cached != 1 || r.heldSeq(t) != 2 {
 			t.Fatalf("import = %+v, %v; held %d", rep, err, r.heldSeq(t))
