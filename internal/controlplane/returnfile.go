@@ -20,8 +20,14 @@ import (
 // nothing is ingested unless it verified and the fleet part verifies on
 // its own too. Then the audit part goes through IngestAudit's path (chain,
 // mirror id, forks) and the fleet part through the fleet import; both are
-// idempotent, so importing the same file again adds nothing.
+// idempotent, so importing the same file again adds nothing. Files are
+// imported in the order they were written: an older file after a newer
+// one presents an audit chain shorter than the accepted head, which is
+// what a restored data directory presents too, and is refused as a fork.
 func (a *App) importReturn(ctx context.Context, pinned *catalog.Mirror, f *os.File) (*ReportImport, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("import return file: rewind: %w", err)
+	}
 	hdr, err := returnfile.PeekHeader(f)
 	if err != nil {
 		return nil, catalog.Errorf(catalog.EINVALID, "%v", err)
