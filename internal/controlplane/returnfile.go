@@ -96,3 +96,45 @@ func (a *App) importReturn(ctx context.Context, pinned *catalog.Mirror, f *os.Fi
 	out.Audit = ai
 	return out, nil
 }
+
+// ReturnAck is the vendor's acknowledgement of mirrorID's return files:
+// the head of its audit chain accepted and, per fleet store, the events
+// acknowledged. A bundle exported for the mirror carries it signed
+// (ReturnAckEnvelope), so the mirror's next return file starts after it.
+func (a *App) ReturnAck(ctx context.Context, tenantID, mirrorID string) (*returnfile.Ack, error) {
+	m, err := a.store.Mirror(ctx, mirrorID)
+	if err != nil {
+		return nil, err
+	}
+	if m.TenantID != tenantID {
+		return nil, catalog.NotFound("mirror", mirrorID)
+	}
+	ack := &returnfile.Ack{
+		Format: returnfile.AckFormat, TenantID: m.TenantID, MirrorID: m.MirrorID,
+		AuditHead: returnfile.AuditHead{Seq: m.AuditHead.Seq, Hash: m.AuditHead.Hash},
+		Fleet:     []returnfile.FleetCursor{}, CreatedAt: a.now(),
+	}
+	if a.fleet != nil {
+		cursors, err := a.fleet.Cursors(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cursors {
+			if c.MirrorID == m.MirrorID {
+				ack.Fleet = append(ack.Fleet, returnfile.FleetCursor{StoreID: c.StoreID, Through: c.Through})
+			}
+		}
+	}
+	return ack, nil
+}
+
+// ReturnAckEnvelope is ReturnAck signed by the snapshot keys (a DSSE
+// envelope of returnfile.AckPayloadType): a schema 1 mirror verifies it
+// with the keys it trusts for snapshots.
+func (a *App) ReturnAckEnvelope(ctx context.Context, tenantID, mirrorID string) ([]byte, error) {
+	ack, err := a.ReturnAck(ctx, tenantID, mirrorID)
+	if err != nil {
+		return nil, err
+	}
+	return returnfile.SignAck(*ack, a.keys.Signers())
+}

@@ -52,3 +52,30 @@ func (s *State) SetAuditAck(h catalog.AuditHead) error {
 		return meta.Put(keyAuditAck, b)
 	})
 }
+
+// AuditHashAt is the hash of the event at seq in the mirror's audit
+// chain; ok is false when the chain is shorter.
+func (s *State) AuditHashAt(seq int64) (hash string, ok bool, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		if b == nil || seq <= 0 {
+			return nil
+		}
+		raw := b.Get(seqKey(seq))
+		if raw == nil {
+			return nil
+		}
+		var ev struct {
+			Hash string `json:"hash"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return err
+		}
+		hash, ok = ev.Hash, true
+		return nil
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("read audit event %d: %w", seq, err)
+	}
+	return hash, ok, nil
+}
