@@ -27,8 +27,9 @@ import (
 // EnvelopeName is the name of the first entry.
 const EnvelopeName = "snapshot.dsse.json"
 
-// AckName is the optional second entry of a schema 1 bundle exported for
-// one mirror: the vendor's signed acknowledgement of its return files
+// AckName is the optional second entry of a bundle exported for one
+// mirror (schema 1: after the envelope; TUF: after the manifest, which
+// announces it): the vendor's signed acknowledgement of its return files
 // (internal/returnfile), verified by the mirror, not by this package.
 const AckName = "ack.dsse.json"
 
@@ -153,7 +154,8 @@ type Reader struct {
 }
 
 // Ack is the acknowledgement entry's bytes (nil when the bundle has
-// none), read by the first Next after the envelope.
+// none): schema 1, read by the first Next after the envelope; TUF, read
+// with the manifest.
 func (r *Reader) Ack() []byte { return r.ack }
 
 // NewReader reads a bundle from r. maxEnvelope <= 0 means

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/returnfile"
@@ -137,4 +139,26 @@ func (a *App) ReturnAckEnvelope(ctx context.Context, tenantID, mirrorID string) 
 		return nil, err
 	}
 	return returnfile.SignAck(*ack, a.keys.Signers())
+}
+
+// returnAckTUF is ReturnAck signed by the tenant's timestamp role keys
+// (online, held by the control plane): a trust: tuf mirror verifies it
+// with the timestamp keys and threshold of the root it trusts.
+func (a *App) returnAckTUF(ctx context.Context, tenantID, mirrorID string) ([]byte, error) {
+	if a.tuf == nil {
+		return nil, ErrNoTUF
+	}
+	ack, err := a.ReturnAck(ctx, tenantID, mirrorID)
+	if err != nil {
+		return nil, err
+	}
+	signers, err := a.tuf.o.Keys.Signers(metadata.TIMESTAMP)
+	if err != nil {
+		return nil, fmt.Errorf("acknowledgement: timestamp keys: %w", err)
+	}
+	by := make([]returnfile.Signer, len(signers))
+	for i, s := range signers {
+		by[i] = s
+	}
+	return returnfile.SignAckBy(ctx, *ack, by)
 }

@@ -2,6 +2,7 @@ package returnfile
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -49,9 +50,38 @@ type Ack struct {
 	CreatedAt time.Time     `json:"created_at"`
 }
 
+// Signer signs the DSSE pre-authentication encoding of an
+// acknowledgement; a TUF online key (tuf.Signer) is one.
+type Signer interface {
+	KeyID() string
+	Sign(ctx context.Context, payload []byte) ([]byte, error)
+}
+
 // SignAck encodes a (Format set here) and wraps it in a DSSE envelope
-// signed by every signer.
+// signed by every snapshot signer (schema 1: the keys a mirror trusts
+// for snapshots).
 func SignAck(a Ack, signers []snapshot.Signer) ([]byte, error) {
+	by := make([]Signer, len(signers))
+	for i, s := range signers {
+		by[i] = edSigner{id: s.KeyID, key: s.Key}
+	}
+	return SignAckBy(context.Background(), a, by)
+}
+
+type edSigner struct {
+	id  string
+	key ed25519.PrivateKey
+}
+
+func (s edSigner) KeyID() string { return s.id }
+
+func (s edSigner) Sign(_ context.Context, payload []byte) ([]byte, error) {
+	return ed25519.Sign(s.key, payload), nil
+}
+
+// SignAckBy is SignAck with any signers (trust: tuf: the timestamp
+// role's online keys, whose TUF key ids the mirror's root lists).
+func SignAckBy(ctx context.Context, a Ack, signers []Signer) ([]byte, error) {
 	if len(signers) == 0 {
 		return nil, errors.New("sign acknowledgement: no signing keys")
 	}
@@ -67,7 +97,11 @@ func SignAck(a Ack, signers []snapshot.Signer) ([]byte, error) {
 	pae := snapshot.PAE(AckPayloadType, payload)
 	env := snapshot.Envelope{PayloadType: AckPayloadType, Payload: payload}
 	for _, s := range signers {
-		env.Signatures = append(env.Signatures, snapshot.Signature{KeyID: s.KeyID, Sig: ed25519.Sign(s.Key, pae)})
+		sig, err := s.Sign(ctx, pae)
+		if err != nil {
+			return nil, fmt.Errorf("sign acknowledgement: %w", err)
+		}
+		env.Signatures = append(env.Signatures, snapshot.Signature{KeyID: s.KeyID(), Sig: sig})
 	}
 	b, err := json.Marshal(&env)
 	if err != nil {

@@ -2,10 +2,15 @@ package sync
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/returnfile"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 // Acknowledged is what a bundle's acknowledgement moved on the mirror:
@@ -22,6 +27,12 @@ type Acknowledged struct {
 // verifyAck checks a bundle's acknowledgement with the keys the mirror
 // trusts for snapshots (schema 1), for this tenant and this mirror.
 func (s *Syncer) verifyAck(env []byte) (*returnfile.Ack, error) {
+	return s.verifyAckWith(env, s.cfg.Trust.Keys, s.cfg.Trust.Threshold, s.cfg.Trust.TenantID)
+}
+
+// verifyAckWith checks an acknowledgement with keys (by key id) and
+// threshold, for tenantID and this mirror.
+func (s *Syncer) verifyAckWith(env []byte, keys map[string]ed25519.PublicKey, threshold int, tenantID string) (*returnfile.Ack, error) {
 	id, err := s.MirrorID()
 	if err != nil {
 		return nil, err
@@ -29,9 +40,32 @@ func (s *Syncer) verifyAck(env []byte) (*returnfile.Ack, error) {
 	if id == "" {
 		return nil, fmt.Errorf("bundle acknowledgement: %w", ErrNoMirrorID)
 	}
-	return returnfile.VerifyAck(env, returnfile.AckTrust{
-		Keys: s.cfg.Trust.Keys, Threshold: s.cfg.Trust.Threshold, TenantID: s.cfg.Trust.TenantID, MirrorID: id,
-	})
+	return returnfile.VerifyAck(env, returnfile.AckTrust{Keys: keys, Threshold: threshold, TenantID: tenantID, MirrorID: id})
+}
+
+// timestampKeys are the timestamp role's ed25519 keys (by TUF key id) and
+// threshold in a trusted root: what signs a trust: tuf bundle's
+// acknowledgement.
+func timestampKeys(root *tuf.Root) (map[string]ed25519.PublicKey, int, error) {
+	role, ok := root.Signed.Roles[metadata.TIMESTAMP]
+	if !ok || role == nil {
+		return nil, 0, errors.New("the trusted root has no timestamp role")
+	}
+	keys := map[string]ed25519.PublicKey{}
+	for _, id := range role.KeyIDs {
+		k, ok := root.Signed.Keys[id]
+		if !ok || k == nil {
+			continue
+		}
+		pub, err := k.ToPublicKey()
+		if err != nil {
+			continue
+		}
+		if ed, ok := pub.(ed25519.PublicKey); ok {
+			keys[id] = ed
+		}
+	}
+	return keys, role.Threshold, nil
 }
 
 // recordAck records a verified acknowledgement: the audit head, if it is

@@ -17,6 +17,7 @@ import (
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 func TestSyncer_ImportAck(t *testing.T) {
@@ -183,4 +184,56 @@ func r0(t *testing.T, st *state.State) int64 {
 		return 0
 	}
 	return h.Sequence
+}
+
+func TestTUFImport_Ack(t *testing.T) {
+	ctx := context.Background()
+	r := newTUFRig(t, false)
+	r.s = r.syncer(nil)
+	mid := catalog.NewID(catalog.PrefixMirror)
+	if err := r.st.SetMirrorID(mid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.s.Import(ctx, bytes.NewReader(tufBundle(t, r.v, 0)), false); err != nil {
+		t.Fatalf("full import: %v", err)
+	}
+	seq1 := snapV(r.v)
+	hash, ok, err := r.st.AuditHashAt(1)
+	if err != nil || !ok {
+		t.Fatalf("AuditHashAt(1) = %q, %v, %v", hash, ok, err)
+	}
+	ack := returnfile.Ack{TenantID: r.v.TenantID, MirrorID: mid, AuditHead: returnfile.AuditHead{Seq: 1, Hash: hash}}
+	sign := func(t *testing.T, by tuf.Signer) []byte {
+		t.Helper()
+		env, err := returnfile.SignAckBy(ctx, ack, []returnfile.Signer{by})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	r.release(t, 1)
+	t.Run("signed by a key that is not the timestamp role's is refused", func(t *testing.T) {
+		_, err := r.s.Import(ctx, bytes.NewReader(tufBundleAck(t, r.v, seq1, sign(t, r.v.Snap))), false)
+		if !errors.Is(err, bundle.ErrInvalid) || !strings.Contains(err.Error(), "trusted signatures") {
+			t.Fatalf("Import error = %v, want the acknowledgement refused", err)
+		}
+		if got := r0(t, r.st); got != seq1 {
+			t.Errorf("held %d after a refused bundle, want %d", got, seq1)
+		}
+		if h, _ := r.st.AuditAck(); h.Seq != 0 {
+			t.Errorf("audit acknowledgement %d after a refused bundle, want 0", h.Seq)
+		}
+	})
+	t.Run("signed by the timestamp key is recorded", func(t *testing.T) {
+		rep, err := r.s.Import(ctx, bytes.NewReader(tufBundleAck(t, r.v, seq1, sign(t, r.v.TS))), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Changed || rep.Acknowledged == nil || rep.Acknowledged.AuditSeq != 1 {
+			t.Fatalf("report = %+v, want a new version and the audit head acknowledged", rep)
+		}
+		if h, _ := r.st.AuditAck(); h.Seq != 1 {
+			t.Errorf("audit acknowledgement = %d, want 1", h.Seq)
+		}
+	})
 }
