@@ -85,7 +85,7 @@ func bundleCmd() *cobra.Command {
 	export.Flags().String("out", "", "output file")
 	export.Flags().Int64("since", 0, "leave out what the mirror's sequence SEQ already had (dsse: its artifacts; tuf: the snapshot version the mirror holds, its files and artifacts)")
 	export.Flags().String("format", controlplane.BundleDSSE, "bundle format: dsse (schema 1, trust: dsse mirrors) or tuf (trust: tuf mirrors)")
-	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels, and the vendor's signed acknowledgement of its return files (the mirror's next `mirror report export` starts after it)")
+	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels, and the vendor's signed acknowledgement of its return files (the mirror's next return file starts after it)")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)
 }
 
