@@ -141,7 +141,8 @@ func auditUploadCmd() *cobra.Command {
 			return withApp(cmd, true, func(ctx context.Context, a *app) error {
 				if a.cfg.Source == "none" {
 					return errors.New("audit upload: this mirror has no network source (source: none): carry the chain instead, " +
-						"`mirror audit export --out FILE` here, then `controlplane mirror-audit import FILE` at the vendor")
+						"`mirror report export --out FILE` here (the chain and the client events in one signed file), then `controlplane report import FILE` at the vendor " +
+						"(or the chain alone: `mirror audit export --out FILE`, then `controlplane mirror-audit import FILE`)")
 				}
 				res, err := a.syncer.UploadAudit(ctx)
 				if err != nil {
