@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -241,12 +243,32 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 			t.Fatalf("import of a tampered file: exit %d, stderr %q; want a refusal", r.code, r.stderr)
 		}
 	})
+	// One file carries both: the client events and the mirror's audit
+	// chain (its bundle import so far).
 	out := f.cp.cli("report", "import", report)
 	if !strings.Contains(out, "12 events (12 new)") || !strings.Contains(out, "acknowledged through 12") {
 		t.Fatalf("report import printed %q", out)
 	}
-	if again := f.cp.cli("report", "import", report); !strings.Contains(again, "0 new") {
+	var auditNew, auditHead int
+	if sm := auditImported.FindStringSubmatch(out); sm == nil {
+		t.Fatalf("report import printed %q: want the audit part ingested", out)
+	} else {
+		auditNew, _ = strconv.Atoi(sm[1])
+		auditHead, _ = strconv.Atoi(sm[2])
+	}
+	if auditNew == 0 || auditHead != auditNew {
+		t.Fatalf("report import printed %q: want the whole chain ingested, at least one event", out)
+	}
+	if again := f.cp.cli("report", "import", report); !strings.Contains(again, "12 events (0 new)") ||
+		!strings.Contains(again, "imported 0 new audit event(s)") {
 		t.Fatalf("second import printed %q, want nothing new", again)
+	}
+	var mirrorEvents struct {
+		Events []json.RawMessage `json:"items"`
+	}
+	f.cp.api("GET", "/v1/audit-events?event_type=mirror.snapshot.imported", f.cp.admin, nil, &mirrorEvents, http.StatusOK)
+	if len(mirrorEvents.Events) != auditNew {
+		t.Errorf("mirror.snapshot.imported events at the vendor = %d, want %d", len(mirrorEvents.Events), auditNew)
 	}
 	p := f.waitHalted(t)
 	if _, ok := p["oldest_report_age"].(string); !ok {
@@ -255,13 +277,42 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 
 	// The halt is stored before the snapshots are rebuilt: wait for the build.
 	seq2 := f.waitSequenceAbove(t, seq)
-	m.importBundle(f.cp.exportBundle(f.tenant, seq))
+	// The bundle for this mirror carries the vendor's acknowledgement.
+	bundle := filepath.Join(t.TempDir(), "for-mirror.tar")
+	f.cp.cli("bundle", "export", "--tenant", f.tenant, "--since", fmt.Sprint(seq), "--mirror", mirrorID, "--out", bundle)
+	r := m.cmd("import", bundle)
+	wantAck := fmt.Sprintf("the vendor acknowledges audit events through %d and client events through 12", auditHead)
+	if r.code != 0 || !strings.Contains(r.stdout, wantAck) {
+		t.Fatalf("mirror import of the bundle for the mirror: exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, wantAck)
+	}
 	m.serve()
 	m.waitSequence(seq2)
 	if after := f.offered(t, m.url); after != before {
 		t.Errorf("after the halt 1.1.0 is offered to %d of 200 clients, want the same %d as at 10%%", after, before)
 	}
+
+	// The next return file holds only what is new: two installs and the
+	// audit events after the acknowledged head.
+	f.reportInstalls(t, tl, m.url, 1, 1)
+	m.stop()
+	report2 := filepath.Join(t.TempDir(), "fleet-report-2.jsonl")
+	if r := m.cmd("report", "export", "--out", report2); r.code != 0 {
+		t.Fatalf("mirror report export: exit %d: %s", r.code, r.stderr)
+	}
+	st1, _ := os.Stat(report)
+	st2, _ := os.Stat(report2)
+	if st2.Size() >= st1.Size() {
+		t.Errorf("the second return file is %d bytes, want fewer than the first's %d", st2.Size(), st1.Size())
+	}
+	out2 := f.cp.cli("report", "import", report2)
+	if !strings.Contains(out2, "2 events (2 new)") || !strings.Contains(out2, "acknowledged through 14") ||
+		!strings.Contains(out2, "imported 1 new audit event(s)") {
+		t.Fatalf("import of the second return file printed %q; want 2 new events and 1 new audit event (the bundle import)", out2)
+	}
 }
+
+// auditImported is what `report import` prints of a return file's audit part.
+var auditImported = regexp.MustCompile(`imported (\d+) new audit event\(s\); the mirror's accepted chain now ends at event (\d+)`)
 
 func appendConfig(t *testing.T, path, text string) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,10 +91,31 @@ func TestReadme_AirGapLeases(t *testing.T) {
 	}
 	m.stop(t)
 
-	out := w.run(blocks[1])
-	if !strings.Contains(out, "imported 2 new audit event(s)") && !strings.Contains(out, "imported 3 new audit event(s)") {
-		t.Errorf("mirror-audit import printed:\n%s\nwant the two leases (and the import) ingested", out)
+	// The reader's shell still holds $TENANT and $MIRROR_ID from the
+	// first block.
+	cfg, err := os.ReadFile(filepath.Join(data, "mirror.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	mirrorID := regexp.MustCompile(`mirror_id: *"?(mir_[0-9a-z]+)`).FindSubmatch(cfg)
+	if mirrorID == nil {
+		t.Fatalf("no mirror_id in mirror.yaml:\n%s", cfg)
+	}
+	w.env = append(w.env, "TENANT="+tenants.Items[0].TenantID, "MIRROR_ID="+string(mirrorID[1]))
+	out := w.run(blocks[1])
+	sm := auditImported.FindStringSubmatch(out)
+	if sm == nil || (sm[1] != "2" && sm[1] != "3") {
+		t.Errorf("report import printed:\n%s\nwant the two leases (and the import) ingested", out)
+	} else if want := "the vendor acknowledges audit events through " + sm[2]; !strings.Contains(out, want) {
+		t.Errorf("mirror import of the bundle for the mirror printed:\n%s\nwant %q", out, want)
+	}
+	t.Run("the next return file holds only what is new", func(t *testing.T) {
+		next := filepath.Join(w.dir, "acme-return-2.jsonl")
+		got := mustRun(t, baseEnv(), tl.mirror, "report", "export", "--data-dir", data, "--out", next)
+		if sm != nil && !strings.Contains(got, "0 audit events (after "+sm[2]+")") {
+			t.Errorf("report export after the acknowledgement printed %q, want no audit event after %s", got, sm[2])
+		}
+	})
 	var issued struct {
 		Items []json.RawMessage
 	}
@@ -102,8 +124,11 @@ func TestReadme_AirGapLeases(t *testing.T) {
 		t.Errorf("vendor audit log has %d mirror.lease.issued events, want 2", len(issued.Items))
 	}
 	t.Run("importing again changes nothing", func(t *testing.T) {
-		if got := cp.cli("mirror-audit", "import", filepath.Join(w.dir, "acme-audit.jsonl")); !strings.Contains(got, "imported 0 new") {
+		if got := cp.cli("report", "import", filepath.Join(w.dir, "acme-return.jsonl")); !strings.Contains(got, "imported 0 new audit event(s)") {
 			t.Errorf("second import: %q", got)
+		}
+		if got := cp.cli("mirror-audit", "import", filepath.Join(w.dir, "acme-return.jsonl")); !strings.Contains(got, "imported 0 new") {
+			t.Errorf("mirror-audit import of the return file: %q", got)
 		}
 	})
 	t.Run("a file that is no export is refused", func(t *testing.T) {

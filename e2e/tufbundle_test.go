@@ -45,15 +45,18 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, _ := json.Marshal(rootFile)
-	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", "trust: tuf\n", 1))
-	if err := os.WriteFile(m.config, append(cfg, []byte("root_file: "+string(q)+"\n")...), 0o600); err != nil {
+	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", "", 1))
+	// Registered, so its bundles can carry the vendor's acknowledgement
+	// of its return file.
+	mirrorID, _ := cp.registerMirror(tenant, "air-gapped", m.publicKey)
+	if err := os.WriteFile(m.config, append(cfg, []byte("trust: tuf\nroot_file: "+string(q)+"\nmirror_id: "+mirrorID+"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	export := func(name string, since int64) string {
+	export := func(name string, since int64, extra ...string) string {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), name)
-		args := []string{"bundle", "export", "--tenant", tenant, "--format", "tuf", "--out", out, "--output", "json"}
+		args := append([]string{"bundle", "export", "--tenant", tenant, "--format", "tuf", "--out", out, "--output", "json"}, extra...)
 		if since > 0 {
 			args = append(args, "--since", jsonInt(since))
 		}
@@ -99,6 +102,16 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 	// The mirror goes offline; the vendor rotates the root twice
 	// (replacing the timestamp, then the snapshot key) and publishes.
 	m.stop()
+	// Its return file (the audit chain of its imports) goes to the vendor.
+	report := filepath.Join(t.TempDir(), "return.jsonl")
+	if r := m.cmd("report", "export", "--out", report); r.code != 0 {
+		t.Fatalf("mirror report export: exit %d: %s", r.code, r.stderr)
+	}
+	imported := cp.cli("report", "import", report)
+	sm := auditImported.FindStringSubmatch(imported)
+	if sm == nil || sm[1] == "0" {
+		t.Fatalf("report import printed %q, want the audit part ingested", imported)
+	}
 	cp.stop()
 	mustRun(t, cp.env, tl.controlplane, "root", "rotate", "--replace", "timestamp", "--data-dir", cp.dir)
 	mustRun(t, cp.env, tl.controlplane, "root", "rotate", "--replace", "snapshot", "--data-dir", cp.dir)
@@ -108,7 +121,7 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 	cp.snapshot(tenant)
 	cp.api("GET", "/v1/tenants/"+tenant+"/tuf/metadata/3.root.json", cp.admin, nil, nil, http.StatusOK)
 
-	inc := export("since.tar", seq1)
+	inc := export("since.tar", seq1, "--mirror", mirrorID)
 	dsse := cp.exportBundle(tenant, 0)
 	for _, p := range []string{full, inc, dsse} {
 		if fi, err := os.Stat(p); err == nil {
@@ -118,7 +131,12 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 
 	// One bundle: the old full one is refused as a rollback once the
 	// new one is in; the new one catches the mirror up.
-	m.importBundle(inc)
+	// The acknowledgement inside is signed by the new timestamp key,
+	// which the mirror trusts only through the rotated roots the same
+	// bundle carries.
+	if r := m.cmd("import", inc); r.code != 0 || !strings.Contains(r.stdout, "the vendor acknowledges audit events through "+sm[2]) {
+		t.Fatalf("import of the incremental bundle: exit %d, stdout %q, stderr %q; want the acknowledgement of audit event %s", r.code, r.stdout, r.stderr, sm[2])
+	}
 	if seq := m.heldSequence(); seq <= seq1 {
 		t.Fatalf("held %d after the incremental bundle, want above %d", seq, seq1)
 	}

@@ -94,7 +94,7 @@ func bundleCmd() *cobra.Command {
 	export.Flags().String("out", "", "output file")
 	export.Flags().Int64("since", 0, "leave out what the mirror at this sequence (mirror status) already has (tuf: the snapshot version it holds, its files and artifacts; dsse: its artifacts)")
 	export.Flags().String("format", "", "bundle format: tuf (trust: tuf mirrors) or dsse (schema 1, deprecated); default: the format --mirror last reported running, else tuf")
-	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels")
+	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels, and the vendor's signed acknowledgement of its return files (the mirror's next return file starts after it)")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)
 }
 

@@ -30,7 +30,11 @@ func auditExportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export --out FILE",
 		Short: "Write the audit chain and its signed trailer as JSON lines (- for stdout)",
-		Args:  cobra.NoArgs,
+		Long: "export writes the whole chain in outpost-audit-v1 (docs/licensing.md), for `mirror audit\n" +
+			"verify --file` and `controlplane mirror-audit import`. An air-gapped site carries one file\n" +
+			"instead: `mirror report export` writes the chain after the head the vendor acknowledged\n" +
+			"together with the client events, and `controlplane report import` takes both.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, _ := cmd.Flags().GetString("out")
 			if out == "" {
@@ -146,7 +150,8 @@ func auditUploadCmd() *cobra.Command {
 			return withApp(cmd, true, func(ctx context.Context, a *app) error {
 				if a.cfg.Source == "none" {
 					return errors.New("audit upload: this mirror has no network source (source: none): carry the chain instead, " +
-						"`mirror audit export --out FILE` here, then `controlplane mirror-audit import FILE` at the vendor")
+						"`mirror report export --out FILE` here (the chain and the client events in one signed file), then `controlplane report import FILE` at the vendor " +
+						"(or the chain alone: `mirror audit export --out FILE`, then `controlplane mirror-audit import FILE`)")
 				}
 				res, err := a.syncer.UploadAudit(ctx)
 				if err != nil {

@@ -591,6 +591,12 @@ func printImport(cmd *cobra.Command, rep sync.ImportReport, dry bool) error {
 		default:
 			fmt.Fprintf(w, "snapshot %d is already held: nothing to commit\n", rep.Sequence)
 		}
+		if a := rep.Acknowledged; a != nil {
+			fmt.Fprintf(w, "the vendor acknowledges audit events through %d and client events through %d: the next `mirror report export` starts after them\n", a.AuditSeq, a.FleetThrough)
+			for _, why := range a.Ignored {
+				fmt.Fprintf(w, "warning: acknowledgement not recorded: %s\n", why)
+			}
+		}
 	})
 }
 

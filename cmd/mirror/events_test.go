@@ -19,7 +19,9 @@ import (
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
+	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/returnfile"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -188,7 +190,16 @@ func TestMirror_ClientEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rf.Close()
-		sum, err := fleet.VerifyReport(rf, ed25519.PublicKey(pubRaw), fleet.ReadOptions{MirrorID: mirrorID})
+		// One envelope (outpost-return-v1) around the audit chain and the
+		// fleet report; the fleet part verifies on its own too.
+		var auditPart, fleetPart bytes.Buffer
+		if _, err := returnfile.Split(rf, ed25519.PublicKey(pubRaw), returnfile.Options{MirrorID: mirrorID}, &auditPart, &fleetPart); err != nil {
+			t.Fatalf("return file does not verify: %v", err)
+		}
+		if _, err := license.ReadAuditExport(&auditPart, ed25519.PublicKey(pubRaw), 1<<20); err != nil {
+			t.Errorf("audit part does not verify: %v", err)
+		}
+		sum, err := fleet.VerifyReport(&fleetPart, ed25519.PublicKey(pubRaw), fleet.ReadOptions{MirrorID: mirrorID})
 		if err != nil {
 			t.Fatalf("return file does not verify: %v", err)
 		}

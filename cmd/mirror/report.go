@@ -11,12 +11,13 @@ import (
 	"github.com/outpost/outpost/internal/clock"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fsutil"
+	"github.com/outpost/outpost/internal/mirror"
 )
 
 func reportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Client event reports for the vendor (the air-gapped return file)",
+		Short: "The air-gapped return file for the vendor (lease audit and client events)",
 	}
 	cmd.AddCommand(reportExportCmd())
 	return cmd
@@ -25,11 +26,15 @@ func reportCmd() *cobra.Command {
 func reportExportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export --out FILE",
-		Short: "Write the signed return file of client events (aggregates and the events the vendor has not acknowledged)",
-		Long: "export writes outpost-fleet-report-v1 (docs/fleet.md): JSON lines, hash-chained and\n" +
+		Short: "Write the one signed return file: the lease audit chain and the client events the vendor has not acknowledged",
+		Long: "export writes outpost-return-v1 (docs/fleet.md, The return file): JSON lines carrying the\n" +
+			"mirror's audit chain after the head the vendor acknowledged and its fleet report (every\n" +
+			"aggregate, the events above the acknowledged cursor), hash-chained under one trailer\n" +
 			"signed with the mirror key, streamed to FILE atomically (- for stdout). Carry it to the\n" +
-			"vendor, whose control plane verifies and ingests it idempotently. Stop `mirror serve`\n" +
-			"first: the command opens the data dir.",
+			"vendor: `controlplane report import FILE` verifies it and ingests both parts\n" +
+			"idempotently. The acknowledgement comes back in the next bundle (`mirror import`), so\n" +
+			"the file after that holds only what is new. Stop `mirror serve` first: the command\n" +
+			"opens the data dir.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, _ := cmd.Flags().GetString("out")
@@ -37,14 +42,6 @@ func reportExportCmd() *cobra.Command {
 				return errors.New("report export: --out is required")
 			}
 			return withApp(cmd, false, func(ctx context.Context, a *app) error {
-				led, err := a.leases.Ledger()
-				if err != nil {
-					return fmt.Errorf("report export: %w", err)
-				}
-				key, err := a.cfg.mirrorKey()
-				if err != nil {
-					return fmt.Errorf("report export: %w", err)
-				}
 				fs, err := a.st.FleetStore()
 				if err != nil {
 					return fmt.Errorf("report export: %w", err)
@@ -53,23 +50,24 @@ func reportExportCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("report export: %w", err)
 				}
-				id := fleet.ExportIdentity{MirrorID: led.MirrorID(), TenantID: a.cfg.TenantID, Key: key}
-				var tr fleet.ReportTrailer
 				if out == "-" {
-					_, err = agg.ExportReport(ctx, cmd.OutOrStdout(), id, clock.Now().UTC())
+					_, err = a.leases.WriteReturnFile(ctx, cmd.OutOrStdout(), agg, clock.Now().UTC())
 					return err
 				}
+				var s mirror.ReturnSummary
 				err = fsutil.WriteFrom(out, 0o600, func(w io.Writer) error {
 					var err error
-					tr, err = agg.ExportReport(ctx, w, id, clock.Now().UTC())
+					s, err = a.leases.WriteReturnFile(ctx, w, agg, clock.Now().UTC())
 					return err
 				})
 				if err != nil {
 					return fmt.Errorf("report export: %w", err)
 				}
-				res := map[string]any{"file": out, "records": tr.Count, "through": tr.Through, "head": tr.Head, "mirror_id": led.MirrorID()}
+				res := map[string]any{"file": out, "mirror_id": s.MirrorID, "head": s.Head,
+					"audit_after": s.AuditAfter, "audit_events": s.AuditLines - 1, "fleet_records": s.FleetLines - 2, "fleet_through": s.FleetThrough}
 				return output(cmd, res, func(w io.Writer) {
-					fmt.Fprintf(w, "exported %d records (events through %d) of mirror %s to %s\n", tr.Count, tr.Through, led.MirrorID(), out)
+					fmt.Fprintf(w, "exported the return file of mirror %s to %s: %d audit events (after %d), %d fleet records (events through %d)\n",
+						s.MirrorID, out, s.AuditLines-1, s.AuditAfter, s.FleetLines-2, s.FleetThrough)
 				})
 			})
 		},

@@ -1,6 +1,7 @@
 // Package bundle reads and writes offline bundles. A schema 1 bundle is a
 // tar whose first entry is "snapshot.dsse.json" (the signed envelope,
-// verbatim) followed by "artifacts/<sha256>" entries; a TUF bundle
+// verbatim), optionally "ack.dsse.json" (the vendor's signed
+// acknowledgement of the mirror's return files), then "artifacts/<sha256>" entries; a TUF bundle
 // (tuf.go) starts with "tuf-bundle.json" and carries repository files and
 // artifacts by their TUF paths. Each reader refuses the other format
 // with ErrWrongFormat. Both sides stream with constant memory.
@@ -26,6 +27,15 @@ import (
 // EnvelopeName is the name of the first entry.
 const EnvelopeName = "snapshot.dsse.json"
 
+// AckName is the optional second entry of a bundle exported for one
+// mirror (schema 1: after the envelope; TUF: after the manifest, which
+// announces it): the vendor's signed acknowledgement of its return files
+// (internal/returnfile), verified by the mirror, not by this package.
+const AckName = "ack.dsse.json"
+
+// MaxAckEntry caps the acknowledgement entry.
+const MaxAckEntry = 64 << 10
+
 // ArtifactPrefix prefixes every artifact entry.
 const ArtifactPrefix = "artifacts/"
 
@@ -39,6 +49,8 @@ var ErrInvalid = errors.New("invalid bundle")
 type Writer struct {
 	tw      *tar.Writer
 	env     bool
+	ack     bool
+	arts    bool
 	seen    map[string]bool
 	modTime time.Time
 }
@@ -63,11 +75,33 @@ func (w *Writer) WriteSnapshot(env []byte) error {
 	return nil
 }
 
+// WriteAck writes the signed acknowledgement: after the snapshot, before
+// any artifact, once.
+func (w *Writer) WriteAck(env []byte) error {
+	switch {
+	case !w.env:
+		return errors.New("bundle: the snapshot must be written first")
+	case w.ack || w.arts:
+		return errors.New("bundle: the acknowledgement goes once, right after the snapshot")
+	case len(env) > MaxAckEntry:
+		return fmt.Errorf("bundle: acknowledgement of %d bytes is over the %d byte cap", len(env), MaxAckEntry)
+	}
+	w.ack = true
+	if err := w.tw.WriteHeader(w.header(AckName, int64(len(env)))); err != nil {
+		return fmt.Errorf("bundle: write acknowledgement header: %w", err)
+	}
+	if _, err := w.tw.Write(env); err != nil {
+		return fmt.Errorf("bundle: write acknowledgement: %w", err)
+	}
+	return nil
+}
+
 // WriteArtifact streams one artifact of exactly size bytes.
 func (w *Writer) WriteArtifact(sha string, size int64, r io.Reader) error {
 	if !w.env {
 		return errors.New("bundle: the snapshot must be written first")
 	}
+	w.arts = true
 	if !cache.ValidSHA(sha) {
 		return fmt.Errorf("bundle: invalid sha256 %q", sha)
 	}
@@ -114,7 +148,15 @@ type Reader struct {
 	tuf   bool
 	man   *TUFManifest
 	count int
+	// Schema 1: the acknowledgement entry, and whether an artifact came.
+	ack     []byte
+	artSeen bool
 }
+
+// Ack is the acknowledgement entry's bytes (nil when the bundle has
+// none): schema 1, read by the first Next after the envelope; TUF, read
+// with the manifest.
+func (r *Reader) Ack() []byte { return r.ack }
 
 // NewReader reads a bundle from r. maxEnvelope <= 0 means
 // DefaultMaxEnvelope.
@@ -215,6 +257,15 @@ func (r *Reader) Next() (Entry, error) {
 		return Entry{}, io.EOF
 	}
 	hdr, err := r.next()
+	if err == nil && hdr.Name == AckName && !r.artSeen {
+		if hdr.Size > MaxAckEntry {
+			return Entry{}, invalid("%s is %d bytes, over the %d byte cap", AckName, hdr.Size, MaxAckEntry)
+		}
+		if r.ack, err = io.ReadAll(r.Body()); err != nil {
+			return Entry{}, invalid("read %s: %v", AckName, err)
+		}
+		hdr, err = r.next()
+	}
 	if err == io.EOF {
 		r.done = true
 		return Entry{}, io.EOF
@@ -222,6 +273,7 @@ func (r *Reader) Next() (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	r.artSeen = true
 	sha, ok := strings.CutPrefix(hdr.Name, ArtifactPrefix)
 	if !ok || !cache.ValidSHA(sha) {
 		return Entry{}, invalid("entry name %q is not %s<sha256>", hdr.Name, ArtifactPrefix)

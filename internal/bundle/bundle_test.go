@@ -77,3 +77,53 @@ func TestBundle_RoundTrip(t *testing.T) {
 		}
 	})
 }
+
+func TestBundle_Ack(t *testing.T) {
+	sha := strings.Repeat("a", 64)
+	ack := []byte(`{"payloadType":"ack"}`)
+	write := func(t *testing.T, withAck bool) []byte {
+		t.Helper()
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf)
+		if err := w.WriteSnapshot([]byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if withAck {
+			if err := w.WriteAck(ack); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.WriteArtifact(sha, 3, strings.NewReader("one")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteAck(ack); err == nil {
+			t.Error("acknowledgement after an artifact: want an error")
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, tc := range []struct {
+		name    string
+		withAck bool
+		want    []byte
+	}{{"with", true, ack}, {"without", false, nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := bundle.NewReader(bytes.NewReader(write(t, tc.withAck)), 0)
+			if _, err := r.Envelope(); err != nil {
+				t.Fatal(err)
+			}
+			e, err := r.Next()
+			if err != nil || e.SHA256 != sha {
+				t.Fatalf("Next = %+v, %v; want the artifact", e, err)
+			}
+			if got := r.Ack(); !bytes.Equal(got, tc.want) {
+				t.Errorf("Ack() = %q, want %q", got, tc.want)
+			}
+			if _, err := r.Next(); err != io.EOF {
+				t.Errorf("Next after the last = %v, want io.EOF", err)
+			}
+		})
+	}
+}

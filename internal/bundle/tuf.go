@@ -52,6 +52,10 @@ type TUFManifest struct {
 	// them.
 	Files     int `json:"files"`
 	Artifacts int `json:"artifacts"`
+	// Ack says the entry right after the manifest is AckName, the
+	// vendor's signed acknowledgement of the mirror's return files
+	// (bundles exported for one mirror).
+	Ack bool `json:"ack,omitempty"`
 }
 
 // TUFWriter writes a TUF bundle: the manifest, exactly Files files,
@@ -81,6 +85,20 @@ func NewTUFWriter(w io.Writer, m TUFManifest) (*TUFWriter, error) {
 	return tw, nil
 }
 
+// WriteAck writes the acknowledgement the manifest announces (Ack), right
+// after the manifest.
+func (w *TUFWriter) WriteAck(env []byte) error {
+	switch {
+	case !w.man.Ack:
+		return errors.New("bundle: the manifest announces no acknowledgement")
+	case w.seen[AckName] || w.files > 0:
+		return errors.New("bundle: the acknowledgement goes once, right after the manifest")
+	case len(env) > MaxAckEntry:
+		return fmt.Errorf("bundle: acknowledgement of %d bytes is over the %d byte cap", len(env), MaxAckEntry)
+	}
+	return w.write(AckName, int64(len(env)), bytes.NewReader(env))
+}
+
 func (w *TUFWriter) write(name string, size int64, r io.Reader) error {
 	if w.seen[name] {
 		return fmt.Errorf("bundle: %s written twice", name)
@@ -103,6 +121,9 @@ func (w *TUFWriter) write(name string, size int64, r io.Reader) error {
 // WriteFile writes one repository file (metadata or document) by its
 // path in the repository ("metadata/2.root.json").
 func (w *TUFWriter) WriteFile(path string, data []byte) error {
+	if w.man.Ack && !w.seen[AckName] {
+		return errors.New("bundle: the acknowledgement the manifest announces comes first")
+	}
 	if w.files >= w.man.Files {
 		return fmt.Errorf("bundle: more than the %d files the manifest counts", w.man.Files)
 	}
@@ -197,6 +218,24 @@ func (r *Reader) TUFManifest() (*TUFManifest, error) {
 		return nil, invalid("%s: %d artifacts", TUFManifestName, m.Artifacts)
 	}
 	r.man = &m
+	if m.Ack {
+		hdr, err := r.next()
+		if err == io.EOF {
+			return nil, invalid("the manifest announces %s, the bundle ends", AckName)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hdr.Name != AckName {
+			return nil, invalid("second entry is %q, the manifest announces %s", hdr.Name, AckName)
+		}
+		if hdr.Size > MaxAckEntry {
+			return nil, invalid("%s is %d bytes, over the %d byte cap", AckName, hdr.Size, MaxAckEntry)
+		}
+		if r.ack, err = io.ReadAll(r.Body()); err != nil {
+			return nil, invalid("read %s: %v", AckName, err)
+		}
+	}
 	return &m, nil
 }
 

@@ -37,6 +37,9 @@ type TUFExport struct {
 	// TempDir holds the repository files between the workflow and the
 	// write ("" is the system default).
 	TempDir string
+	// Ack, when set, is the vendor's signed acknowledgement of the
+	// receiving mirror's return files, carried right after the manifest.
+	Ack []byte
 }
 
 // recorder spools every file the workflow fetches to a temporary file,
@@ -104,11 +107,16 @@ func ExportTUF(ctx context.Context, w io.Writer, o TUFExport) (*TUFManifest, err
 	}
 	m := TUFManifest{
 		TenantID: o.TenantID, Since: o.Since, RootVersion: ch.RootVersion, TimestampVersion: ch.TimestampVersion,
-		SnapshotVersion: ch.SnapshotVersion, Files: len(rec.files), Artifacts: len(arts),
+		SnapshotVersion: ch.SnapshotVersion, Files: len(rec.files), Artifacts: len(arts), Ack: o.Ack != nil,
 	}
 	tw, err := NewTUFWriter(w, m)
 	if err != nil {
 		return nil, err
+	}
+	if o.Ack != nil {
+		if err := tw.WriteAck(o.Ack); err != nil {
+			return nil, err
+		}
 	}
 	for _, f := range rec.files {
 		b := make([]byte, f.len)

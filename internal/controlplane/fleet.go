@@ -16,6 +16,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/fleet/kvsink"
+	"github.com/outpost/outpost/internal/returnfile"
 	"github.com/outpost/outpost/internal/store/kv"
 )
 
@@ -50,6 +51,9 @@ type ReportImport struct {
 	AggregatesChanged int64  `json:"aggregates_changed"`
 	EventsAdded       int64  `json:"events_added"`
 	Through           uint64 `json:"through"`
+	// Audit is what the audit part of a return file (outpost-return-v1)
+	// added; nil for a bare fleet report.
+	Audit *AuditIngest `json:"audit,omitempty"`
 }
 
 // fleetSink is the vendor's ingested fleet state on the store's own
@@ -111,6 +115,16 @@ func (a *App) importReport(ctx context.Context, pinned *catalog.Mirror, body io.
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("import report: rewind: %w", err)
 	}
+	first, err := bufio.NewReaderSize(io.LimitReader(f, 64<<10), 64<<10).ReadSlice('\n')
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, fmt.Errorf("import report: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("import report: rewind: %w", err)
+	}
+	if returnfile.IsReturnFile(first) {
+		return a.importReturn(ctx, pinned, f)
+	}
 	m := pinned
 	if m == nil {
 		hdr, err := peekReportHeader(f)
@@ -127,6 +141,12 @@ func (a *App) importReport(ctx context.Context, pinned *catalog.Mirror, body io.
 			return nil, fmt.Errorf("import report: rewind: %w", err)
 		}
 	}
+	return a.importFleet(ctx, m, f)
+}
+
+// importFleet verifies a fleet report (rs, read twice) with m's registered
+// key, ingests it idempotently and records report.imported.
+func (a *App) importFleet(ctx context.Context, m *catalog.Mirror, f io.ReadSeeker) (*ReportImport, error) {
 	pub, err := base64.StdEncoding.DecodeString(m.PublicKey)
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return nil, catalog.Errorf(catalog.ECONFLICT, "mirror %s has no registered public key", m.MirrorID)

@@ -19,6 +19,7 @@ import (
 	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/returnfile"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/tuf"
 )
@@ -341,6 +342,19 @@ func (a *App) ImportMirrorAudit(ctx context.Context, export io.Reader) (*AuditIn
 	}
 	if n > MaxAuditUpload {
 		return nil, catalog.Errorf(catalog.ETOOLARGE, "audit export larger than %d bytes", MaxAuditUpload)
+	}
+	first := make([]byte, min(n, 64<<10))
+	if _, err := f.ReadAt(first, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("import mirror audit: %w", err)
+	}
+	if i := bytes.IndexByte(first, '\n'); i >= 0 && returnfile.IsReturnFile(first[:i]) {
+		// The one return file (`mirror report export`): both parts are
+		// ingested, as `report import` does.
+		r, err := a.importReturn(ctx, nil, f)
+		if err != nil {
+			return nil, err
+		}
+		return r.Audit, nil
 	}
 	id, err := auditTrailerMirror(f, n)
 	if err != nil {

@@ -256,8 +256,10 @@ func decodeEnvelope(env []byte) (*snapshot.Manifest, error) {
 // BundleOptions selects what an offline bundle carries.
 type BundleOptions struct {
 	TenantID string
-	Since    int64  // leave out artifacts snapshot Since already referenced (0: none)
-	MirrorID string // only the artifacts of this mirror's allowed_channels ("" for all)
+	Since    int64 // leave out artifacts snapshot Since already referenced (0: none)
+	// MirrorID: only the artifacts of this mirror's allowed_channels ("" for
+	// all), and the vendor's signed acknowledgement of its return files.
+	MirrorID string
 	// Format is BundleTUF, BundleDSSE (schema 1, deprecated) or "": the
 	// format of the mirror MirrorID names when its last sync report says
 	// which (bundleFormat), else BundleTUF.
@@ -307,9 +309,20 @@ func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
+	var ack []byte
+	if o.MirrorID != "" {
+		if ack, err = a.ReturnAckEnvelope(ctx, o.TenantID, o.MirrorID); err != nil {
+			return nil, err
+		}
+	}
 	bw := bundle.NewWriter(w)
 	if err := bw.WriteSnapshot(p.snap.Envelope); err != nil {
 		return nil, err
+	}
+	if ack != nil {
+		if err := bw.WriteAck(ack); err != nil {
+			return nil, err
+		}
 	}
 	for _, id := range p.artifacts {
 		if err := a.writeBundleArtifact(ctx, bw, id); err != nil {

@@ -88,10 +88,16 @@ func (a *App) exportTUFBundle(ctx context.Context, o BundleOptions, w io.Writer)
 	if err != nil {
 		return nil, err
 	}
+	var ack []byte
+	if o.MirrorID != "" {
+		if ack, err = a.returnAckTUF(ctx, o.TenantID, o.MirrorID); err != nil {
+			return nil, err
+		}
+	}
 	repo := &TUFRepo{a: a, tenantID: o.TenantID}
 	arts := map[string]string{} // target path → artifact id
 	m, err := bundle.ExportTUF(ctx, w, bundle.TUFExport{
-		TenantID: o.TenantID, Since: o.Since, Repo: repoFetcher{repo}, Held: held, Now: a.now,
+		TenantID: o.TenantID, Since: o.Since, Repo: repoFetcher{repo}, Held: held, Now: a.now, Ack: ack,
 		Select: func(ctx context.Context, added []tuf.Target) ([]tuf.Target, error) {
 			var out []tuf.Target
 			seen := map[string]bool{}

@@ -177,8 +177,10 @@ func TestAPI_BundleExport(t *testing.T) {
 	}{
 		{"full", controlplane.BundleOptions{}, art(one, two, beta)},
 		{"since 1", controlplane.BundleOptions{Since: 1}, art(two, beta)},
-		{"mirror channels", controlplane.BundleOptions{MirrorID: mir}, art(one, two)},
-		{"since and mirror", controlplane.BundleOptions{Since: 1, MirrorID: mir}, art(two)},
+		// A bundle for one mirror carries the vendor's acknowledgement of
+		// its return files too.
+		{"mirror channels", controlplane.BundleOptions{MirrorID: mir}, append([]string{"ack.dsse.json"}, art(one, two)...)},
+		{"since and mirror", controlplane.BundleOptions{Since: 1, MirrorID: mir}, append([]string{"ack.dsse.json"}, art(two)...)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

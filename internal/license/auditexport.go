@@ -158,9 +158,10 @@ func (e *AuditForkError) Error() string {
 // ReadAuditExportFrom verifies an export that must extend from, the head
 // accepted so far, as a stream: memory stays bounded by one line
 // (MaxAuditLine), whatever the export's size. The export may start right
-// after from (seq from.Seq+1, prev_hash from.Hash) or at the chain's
-// start (seq 1; then the event at from.Seq must have hash from.Hash, and
-// the events up to it are verified and skipped). emit gets every event
+// after from (seq from.Seq+1, prev_hash from.Hash), or at any earlier
+// sequence, the chain's start included (then the event at from.Seq must
+// have hash from.Hash, and the events up to it are verified and skipped;
+// an export written after an older acknowledgement starts there). emit gets every event
 // after from, in order, as its link verifies; nothing is authentic until
 // ReadAuditExportFrom returns nil (the trailer's signature is checked
 // last), so emit must only stage them. mirrorID is the authenticated
@@ -217,8 +218,14 @@ func ReadAuditExportFrom(r io.Reader, mirrorPub ed25519.PublicKey, mirrorID stri
 						Reason: "the first event does not follow the accepted head"}
 					v = audit.ResumeAt(catalog.AuditHead{Seq: from.Seq, Hash: ev.PrevHash})
 				}
+			case ev.Seq > 1 && ev.Seq <= from.Seq:
+				// An export that started after an older acknowledgement
+				// (a return file imported again, or late): its first
+				// link is signed with the rest, and the event at the
+				// accepted sequence must still have the accepted hash.
+				v = audit.ResumeAt(catalog.AuditHead{Seq: ev.Seq - 1, Hash: ev.PrevHash})
 			default:
-				return nil, fail("the export starts at seq %d: want 1 or %d (after the accepted head)", ev.Seq, from.Seq+1)
+				return nil, fail("the export starts at seq %d: want 1 to %d (at most right after the accepted head)", ev.Seq, from.Seq+1)
 			}
 		}
 		if err := v.Next(&ev); err != nil {

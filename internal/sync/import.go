@@ -12,6 +12,7 @@ import (
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/returnfile"
 )
 
 // ImportReport says what an import did, or with DryRun what it would do.
@@ -36,6 +37,10 @@ type ImportReport struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Releases  int       `json:"releases"`
 	Withdrawn []string  `json:"withdrawn,omitempty"`
+	// Acknowledged: the vendor's acknowledgement of the mirror's return
+	// files the bundle carried, recorded (nil when it carried none, or
+	// with DryRun).
+	Acknowledged *Acknowledged `json:"acknowledged,omitempty"`
 }
 
 // Import reads an offline bundle from r: the envelope first, verified
@@ -136,16 +141,28 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 	if len(rep.Missing) > 0 {
 		return fmt.Errorf("bundle lacks %d artifacts the mirror does not have: %v", len(rep.Missing), rep.Missing)
 	}
-	if c.unchanged() {
-		return nil // same snapshot as held: nothing to commit
+	// The acknowledgement is verified before anything commits: a forged
+	// one refuses the whole bundle.
+	var ack *returnfile.Ack
+	if env := br.Ack(); env != nil {
+		if ack, err = s.verifyAck(env); err != nil {
+			return fmt.Errorf("%w: %s: %w", bundle.ErrInvalid, bundle.AckName, err)
+		}
 	}
-	rep.Changed = true
-	if rep.DryRun {
-		return nil
+	if !c.unchanged() {
+		rep.Changed = true
+		if rep.DryRun {
+			return nil
+		}
+		if err := s.commit(c, EventSnapshotImported, "bundle", rep.Imported, rep.Bytes); err != nil {
+			rep.Changed = false
+			return err
+		}
 	}
-	if err := s.commit(c, EventSnapshotImported, "bundle", rep.Imported, rep.Bytes); err != nil {
-		rep.Changed = false
-		return err
+	if ack != nil && !rep.DryRun {
+		if rep.Acknowledged, err = s.recordAck(ctx, ack); err != nil {
+			return fmt.Errorf("record the bundle's acknowledgement: %w", err)
+		}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/outpost/outpost/internal/fetch"
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/returnfile"
 	"github.com/outpost/outpost/internal/tuf"
 )
 
@@ -147,6 +148,23 @@ func (b bundleSource) TUFTarget(context.Context, string, int64) (*fetch.Body, er
 // version committed. A stale bundle is refused as a rollback by the
 // workflow itself; any refused file leaves the mirror as it was.
 func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) error {
+	var ack *returnfile.Ack
+	if err := s.importTUFBundle(ctx, r, rep, &ack); err != nil {
+		return err
+	}
+	if ack != nil && !rep.DryRun {
+		var err error
+		if rep.Acknowledged, err = s.recordAck(ctx, ack); err != nil {
+			return fmt.Errorf("record the bundle's acknowledgement: %w", err)
+		}
+	}
+	return nil
+}
+
+// importTUFBundle is importTUF up to the commit; *ack is set to the
+// bundle's acknowledgement once it verified with the timestamp keys of
+// the root the workflow trusts (a forged one refuses the bundle).
+func (s *Syncer) importTUFBundle(ctx context.Context, r io.Reader, rep *ImportReport, ack **returnfile.Ack) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -219,6 +237,15 @@ func (s *Syncer) importTUF(ctx context.Context, r io.Reader, rep *ImportReport) 
 		return fmt.Errorf("bundle: %w", err)
 	}
 	repo := c.Repository()
+	if env := br.Ack(); env != nil {
+		keys, threshold, err := timestampKeys(repo.Root)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", bundle.ErrInvalid, bundle.AckName, err)
+		}
+		if *ack, err = s.verifyAckWith(env, keys, threshold, s.cfg.TUF.TenantID); err != nil {
+			return fmt.Errorf("%w: %s: %w", bundle.ErrInvalid, bundle.AckName, err)
+		}
+	}
 	seq := repo.Snapshot.Signed.Version
 	rep.SnapshotID, rep.Sequence = tuf.VersionID(seq), seq
 	rep.ExpiresAt = repo.Timestamp.Signed.Expires

@@ -25,6 +25,12 @@ import (
 // workflow reports added whose bytes the vendor publishes.
 func tufBundle(t testing.TB, v *tuftest.Vendor, since int64) []byte {
 	t.Helper()
+	return tufBundleAck(t, v, since, nil)
+}
+
+// tufBundleAck is tufBundle carrying a signed acknowledgement.
+func tufBundleAck(t testing.TB, v *tuftest.Vendor, since int64, ack []byte) []byte {
+	t.Helper()
 	ctx := context.Background()
 	read := func(_ context.Context, path string) ([]byte, error) {
 		if b := v.Repo.Get(path); b != nil {
@@ -53,7 +59,7 @@ func tufBundle(t testing.TB, v *tuftest.Vendor, since int64) []byte {
 		Open: func(_ context.Context, tg tuf.Target) (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(v.Repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)))), nil
 		},
-		Now: func() time.Time { return time.Now() }, TempDir: t.TempDir(),
+		Now: func() time.Time { return time.Now() }, TempDir: t.TempDir(), Ack: ack,
 	})
 	if err != nil {
 		t.Fatalf("export: %v", err)
