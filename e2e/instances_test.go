@@ -81,12 +81,15 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 	mt := newMirror(t, tl, "tuf", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
 	_, credT := cpB.registerMirror(tenant, "tuf", mt.publicKey)
 	mt.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cpA.url, credential: credT})
-	f, err := os.OpenFile(mt.config, os.O_APPEND|os.O_WRONLY, 0)
+	// The config newMirror writes says trust: dsse: make it trust: tuf.
+	cfg, err := os.ReadFile(mt.config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "trust: tuf\nroot_file: %q\n", root)
-	f.Close()
+	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", fmt.Sprintf("trust: tuf\nroot_file: %q\n", root), 1))
+	if err := os.WriteFile(mt.config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	mt.serve()
 	waitServes(t, mt, art1, sum1)
 
