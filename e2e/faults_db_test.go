@@ -82,8 +82,11 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 							LeaseID      string `json:"lease_id"`
 							HolderSecret string `json:"holder_secret"`
 						}
+						// The key makes a retry after a lost answer replay it:
+						// without it, the retry finds the lease held and no
+						// secret to renew it with (403).
 						_, err := callJSON(ctx, c, "POST", base+"/v1/entitlements/"+w.entitlement+"/leases", w.token,
-							map[string]any{"subject_type": "device", "subject_id": subject}, &l, nil)
+							map[string]any{"subject_type": "device", "subject_id": subject}, &l, map[string]string{"Idempotency-Key": "lease-" + subject})
 						secret = l.HolderSecret
 						return l.LeaseID, false, err
 					})
