@@ -1,8 +1,7 @@
 package state
 
 import (
-	"sync"
-
+	"github.com/outpost/outpost/internal/groupcommit"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -17,52 +16,19 @@ import (
 // return errors only for storage failures: a returned error aborts the
 // transaction of every call in the batch.
 type groupCommit struct {
-	db      *bolt.DB
-	mu      sync.Mutex
-	pending []*commitCall
-	running bool // a leader is committing
+	db  *bolt.DB
+	grp groupcommit.Group[*commitCall]
 }
 
 type commitCall struct {
-	fn   func(*bolt.Tx) error
-	err  error
-	done chan bool // true: lead the next batch; false: err is set
+	fn  func(*bolt.Tx) error
+	err error
 }
 
 // do runs fn in a committed transaction shared with concurrent calls.
 func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
-	c := &commitCall{fn: fn, done: make(chan bool, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, c)
-	if g.running {
-		g.mu.Unlock()
-		if lead := <-c.done; !lead {
-			return c.err
-		}
-	} else {
-		g.running = true
-		g.mu.Unlock()
-	}
-	// Leader: commit everything queued (c among it), then hand the lead
-	// to the first call that queued meanwhile, so no caller serves
-	// batches forever.
-	g.mu.Lock()
-	batch := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	g.commit(batch)
-	g.mu.Lock()
-	if len(g.pending) > 0 {
-		g.pending[0].done <- true
-	} else {
-		g.running = false
-	}
-	g.mu.Unlock()
-	for _, o := range batch {
-		if o != c {
-			o.done <- false
-		}
-	}
+	c := &commitCall{fn: fn}
+	g.grp.Do(c, g.commit)
 	return c.err
 }
 

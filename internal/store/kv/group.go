@@ -3,8 +3,9 @@ package kv
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
+
+	"github.com/outpost/outpost/internal/groupcommit"
 )
 
 // Group commit for the hot lease writes. On bbolt every write transaction
@@ -25,11 +26,7 @@ import (
 // batch without harming it; a call that fails after writing aborts the
 // shared transaction, and then every call of the batch runs again alone
 // (update), so fn must reset its outputs on entry.
-type groupCommit struct {
-	mu      sync.Mutex
-	pending []*groupCall
-	running bool // a leader is committing
-}
+type groupCommit = groupcommit.Group[*groupCall]
 
 type groupCall struct {
 	ctx  context.Context
@@ -37,7 +34,6 @@ type groupCall struct {
 	fn   func(*wtx) error
 	w    *wtx // its transaction view, when fn succeeded in the batch
 	err  error
-	done chan bool // true: lead the next batch; false: err is set
 }
 
 // errRedo aborts a shared transaction that a failed call wrote to.
@@ -50,39 +46,8 @@ func (db *Store) updateGrouped(ctx context.Context, keys []BucketKey, fn func(*w
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	g := &db.group
-	c := &groupCall{ctx: ctx, keys: keys, fn: fn, done: make(chan bool, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, c)
-	if g.running {
-		g.mu.Unlock()
-		if lead := <-c.done; !lead {
-			return c.err
-		}
-	} else {
-		g.running = true
-		g.mu.Unlock()
-	}
-	// Leader: commit everything queued (c among it), then hand the lead
-	// to the first call queued meanwhile, so no caller serves batches
-	// forever.
-	g.mu.Lock()
-	batch := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	db.commitGroup(batch)
-	g.mu.Lock()
-	if len(g.pending) > 0 {
-		g.pending[0].done <- true
-	} else {
-		g.running = false
-	}
-	g.mu.Unlock()
-	for _, o := range batch {
-		if o != c {
-			o.done <- false
-		}
-	}
+	c := &groupCall{ctx: ctx, keys: keys, fn: fn}
+	db.group.Do(c, db.commitGroup)
 	return c.err
 }
 

@@ -1,0 +1,61 @@
+// Package groupcommit runs concurrent writes in shared batches without a
+// timer: the first caller leads and commits everything queued, then hands
+// the lead to the first call queued meanwhile, so the disk never idles
+// while calls wait, a lone call costs one commit, and no caller serves
+// batches forever. What a batch is (one transaction, its retries) is the
+// caller's commit function; this package only forms the batches.
+package groupcommit
+
+import "sync"
+
+// Group forms the batches of calls of type T. The zero value is ready.
+type Group[T any] struct {
+	mu      sync.Mutex
+	pending []*call[T]
+	running bool // a leader is committing
+}
+
+type call[T any] struct {
+	v    T
+	done chan bool // true: lead the next batch; false: committed
+}
+
+// Do queues v and returns once commit has run on a batch holding it (in
+// this goroutine when it leads, else in the leader's). commit is called
+// with the batch in arrival order and must record each call's outcome in
+// the call itself.
+func (g *Group[T]) Do(v T, commit func(batch []T)) {
+	c := &call[T]{v: v, done: make(chan bool, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	if g.running {
+		g.mu.Unlock()
+		if lead := <-c.done; !lead {
+			return
+		}
+	} else {
+		g.running = true
+		g.mu.Unlock()
+	}
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	vs := make([]T, len(batch))
+	for i, b := range batch {
+		vs[i] = b.v
+	}
+	commit(vs)
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].done <- true
+	} else {
+		g.running = false
+	}
+	g.mu.Unlock()
+	for _, o := range batch {
+		if o != c {
+			o.done <- false
+		}
+	}
+}
