@@ -29,9 +29,14 @@ type walker struct {
 }
 
 func newWalker(t *testing.T, tl tools, cp *controlPlane) *walker {
+	return newWalkerEnv(t, tl, "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin)
+}
+
+// newWalkerEnv is a walker with no control plane yet: the blocks start
+// one, or the test does between them; env is the reader's shell.
+func newWalkerEnv(t *testing.T, tl tools, env ...string) *walker {
 	path := testenv.PathWith(t, map[string]string{"controlplane": tl.controlplane, "mirror": tl.mirror, "updatectl": tl.updatectl})
-	env := baseEnv("PATH="+path, "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin, "OUTPOST_LOG_LEVEL=warn")
-	return &walker{t: t, dir: t.TempDir(), env: env}
+	return &walker{t: t, dir: t.TempDir(), env: append(baseEnv("PATH="+path, "OUTPOST_LOG_LEVEL=warn"), env...)}
 }
 
 // run runs one block with sh -e and returns its output.
@@ -311,4 +316,58 @@ func TestQuickstart_MakeRun(t *testing.T) {
 	if !strings.Contains(out.String(), "stopped.") {
 		t.Errorf("quickstart did not stop cleanly:\n%s", out.String())
 	}
+}
+
+// TestReadme_BackupRestore walks the README's backup and restore: the
+// catalog backed up through the API while the daemon serves, the keys,
+// the data-encryption key and the blobs copied after it; the original
+// data dir is then deleted, and the restored one exports a bundle that a
+// mirror imports.
+func TestReadme_BackupRestore(t *testing.T) {
+	tl := buildTools(t)
+	cp := newControlPlane(t, tl, nil)
+	cp.serve()
+	blocks := testenv.DocBlocks(t, "README.md", "walk backup")
+	if len(blocks) != 2 {
+		t.Fatalf("README has %d backup walk blocks, want 2", len(blocks))
+	}
+	tenant := cp.cli("tenant", "create", "Acme Corp")
+	product := cp.cli("product", "create", "Acme App", "--distribution", "open")
+	w := newWalker(t, tl, cp)
+	w.env = append(w.env, "OUTPOST_DATA_DIR="+cp.dir)
+	file, want := randomFile(t, w.dir, "acme-2.0.0.tar.gz", 200<<10)
+	_, art := cp.release(product, "2.0.0", file)
+	cp.cli("snapshot", "build", "--tenant", tenant)
+
+	if out := w.run(blocks[0]); !strings.Contains(out, "wrote the catalog to backup/catalog.db") {
+		t.Errorf("the backup block printed:\n%s\nwant what backup wrote", out)
+	}
+	// Nothing of the original is left: the restore has only the backup.
+	cp.stop()
+	if err := os.RemoveAll(cp.dir); err != nil {
+		t.Fatal(err)
+	}
+	w.env = append(w.env, "TENANT="+tenant)
+	if out := w.run(blocks[1]); !strings.Contains(out, "wrote restored.tar") || !strings.Contains(out, "1 artifacts") {
+		t.Errorf("the restore block printed:\n%s\nwant a bundle with the artifact", out)
+	}
+
+	t.Run("the restored bundle feeds a mirror that serves the artifact", func(t *testing.T) {
+		restored := &controlPlane{t: t, tools: tl, dir: filepath.Join(w.dir, "restored"), addr: testenv.FreePort(t), env: baseEnv("OUTPOST_LOG_LEVEL=warn")}
+		restored.url = "http://" + restored.addr
+		root := filepath.Join(w.dir, "acme-root.json")
+		if err := os.WriteFile(root, []byte(mustRun(t, restored.env, tl.controlplane, "root", "show", tenant, "--data-dir", restored.dir)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		site := filepath.Join(w.dir, "acme-site")
+		mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", site, "--tenant-id", tenant, "--root-file", root)
+		mustRun(t, baseEnv(), tl.mirror, "import", filepath.Join(w.dir, "restored.tar"), "--data-dir", site)
+		addr := testenv.FreePort(t)
+		m := startProc(t, "mirror", filepath.Join(w.dir, "mirror.log"), baseEnv("OUTPOST_LOG_LEVEL=warn"), tl.mirror, "serve", "--data-dir", site, "--listen", addr)
+		waitHTTP(t, m, "http://"+addr+"/readyz", http.StatusOK)
+		code, body := get(t, "http://"+addr+"/v1/artifacts/"+art)
+		if got := sum(body); code != http.StatusOK || got != want {
+			t.Errorf("GET /v1/artifacts/%s from the restored bundle = %d, sha256 %s; want 200, %s", art, code, got, want)
+		}
+	})
 }
