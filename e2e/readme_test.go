@@ -480,6 +480,10 @@ func TestReadme_TwoInstances(t *testing.T) {
 		if ka != kb || !strings.Contains(ka, "key_id") {
 			t.Errorf("GET /v1/keys: A %s, B %s; want the same keys", ka, kb)
 		}
+		tenant := walkTenant(t, a)
+		if ra, rb := a.cli("root", "show", tenant), b.cli("root", "show", tenant); ra != rb {
+			t.Errorf("the tenant's root.json: A %s, B %s; want the same root", ra, rb)
+		}
 	})
 	t.Run("both instances serve the release", func(t *testing.T) {
 		tenant := walkTenant(t, b)
