@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -29,9 +32,14 @@ type walker struct {
 }
 
 func newWalker(t *testing.T, tl tools, cp *controlPlane) *walker {
+	return newWalkerEnv(t, tl, "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin)
+}
+
+// newWalkerEnv is a walker with no control plane yet: the blocks start
+// one, or the test does between them; env is the reader's shell.
+func newWalkerEnv(t *testing.T, tl tools, env ...string) *walker {
 	path := testenv.PathWith(t, map[string]string{"controlplane": tl.controlplane, "mirror": tl.mirror, "updatectl": tl.updatectl})
-	env := baseEnv("PATH="+path, "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin, "OUTPOST_LOG_LEVEL=warn")
-	return &walker{t: t, dir: t.TempDir(), env: env}
+	return &walker{t: t, dir: t.TempDir(), env: append(baseEnv("PATH="+path, "OUTPOST_LOG_LEVEL=warn"), env...)}
 }
 
 // run runs one block with sh -e and returns its output.
@@ -311,4 +319,181 @@ func TestQuickstart_MakeRun(t *testing.T) {
 	if !strings.Contains(out.String(), "stopped.") {
 		t.Errorf("quickstart did not stop cleanly:\n%s", out.String())
 	}
+}
+
+// TestReadme_BackupRestore walks the README's backup and restore: the
+// catalog backed up through the API while the daemon serves, the keys,
+// the data-encryption key and the blobs copied after it; the original
+// data dir is then deleted, and the restored one exports a bundle that a
+// mirror imports.
+func TestReadme_BackupRestore(t *testing.T) {
+	tl := buildTools(t)
+	cp := newControlPlane(t, tl, nil)
+	cp.serve()
+	blocks := testenv.DocBlocks(t, "README.md", "walk backup")
+	if len(blocks) != 2 {
+		t.Fatalf("README has %d backup walk blocks, want 2", len(blocks))
+	}
+	tenant := cp.cli("tenant", "create", "Acme Corp")
+	product := cp.cli("product", "create", "Acme App", "--distribution", "open")
+	w := newWalker(t, tl, cp)
+	w.env = append(w.env, "OUTPOST_DATA_DIR="+cp.dir)
+	file, want := randomFile(t, w.dir, "acme-2.0.0.tar.gz", 200<<10)
+	_, art := cp.release(product, "2.0.0", file)
+	cp.cli("snapshot", "build", "--tenant", tenant)
+
+	if out := w.run(blocks[0]); !strings.Contains(out, "wrote the catalog to backup/catalog.db") {
+		t.Errorf("the backup block printed:\n%s\nwant what backup wrote", out)
+	}
+	// Nothing of the original is left: the restore has only the backup.
+	cp.stop()
+	if err := os.RemoveAll(cp.dir); err != nil {
+		t.Fatal(err)
+	}
+	w.env = append(w.env, "TENANT="+tenant)
+	if out := w.run(blocks[1]); !strings.Contains(out, "wrote restored.tar") || !strings.Contains(out, "1 artifacts") {
+		t.Errorf("the restore block printed:\n%s\nwant a bundle with the artifact", out)
+	}
+
+	t.Run("the restored bundle feeds a mirror that serves the artifact", func(t *testing.T) {
+		restored := &controlPlane{t: t, tools: tl, dir: filepath.Join(w.dir, "restored"), addr: testenv.FreePort(t), env: baseEnv("OUTPOST_LOG_LEVEL=warn")}
+		restored.url = "http://" + restored.addr
+		root := filepath.Join(w.dir, "acme-root.json")
+		if err := os.WriteFile(root, []byte(mustRun(t, restored.env, tl.controlplane, "root", "show", tenant, "--data-dir", restored.dir)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		site := filepath.Join(w.dir, "acme-site")
+		mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", site, "--tenant-id", tenant, "--root-file", root)
+		mustRun(t, baseEnv(), tl.mirror, "import", filepath.Join(w.dir, "restored.tar"), "--data-dir", site)
+		addr := testenv.FreePort(t)
+		m := startProc(t, "mirror", filepath.Join(w.dir, "mirror.log"), baseEnv("OUTPOST_LOG_LEVEL=warn"), tl.mirror, "serve", "--data-dir", site, "--listen", addr)
+		waitHTTP(t, m, "http://"+addr+"/readyz", http.StatusOK)
+		code, body := get(t, "http://"+addr+"/v1/artifacts/"+art)
+		if got := sum(body); code != http.StatusOK || got != want {
+			t.Errorf("GET /v1/artifacts/%s from the restored bundle = %d, sha256 %s; want 200, %s", art, code, got, want)
+		}
+	})
+}
+
+// TestReadme_S3 walks the README's S3 section against versitygw: a
+// control plane whose artifacts live in a bucket, and a mirror fed from
+// the site's bucket filled from a full bundle, which then serves the
+// artifact.
+func TestReadme_S3(t *testing.T) {
+	tl := buildTools(t)
+	vendor, site := testenv.S3(t), testenv.S3(t) // site: a fresh name; the block creates it
+	blocks := testenv.DocBlocks(t, "README.md", "walk s3")
+	if len(blocks) != 2 {
+		t.Fatalf("README has %d S3 walk blocks, want 2", len(blocks))
+	}
+	w := newWalkerEnv(t, tl, "S3_ENDPOINT="+vendor.Endpoint, "S3_ACCESS_KEY="+vendor.AccessKey,
+		"S3_SECRET_KEY="+vendor.SecretKey, "VENDOR_BUCKET="+vendor.Bucket, "SITE_BUCKET="+site.Bucket)
+	file, want := randomFile(t, w.dir, "acme-2.0.0.tar.gz", 300<<10)
+	token := strings.TrimSpace(w.run(blocks[0]))
+
+	// What the README says runs between the blocks: serve, in the
+	// environment the first block exported.
+	cp := &controlPlane{t: t, tools: tl, dir: filepath.Join(w.dir, "cp-s3"), addr: testenv.FreePort(t), admin: token,
+		env: baseEnv("OUTPOST_LOG_LEVEL=warn", "OUTPOST_BLOB_BACKEND=s3", "OUTPOST_BLOB_S3_ENDPOINT="+vendor.Endpoint,
+			"OUTPOST_BLOB_S3_BUCKET="+vendor.Bucket, "OUTPOST_BLOB_S3_ACCESS_KEY="+vendor.AccessKey,
+			"OUTPOST_BLOB_S3_SECRET_KEY="+vendor.SecretKey, "OUTPOST_BLOB_S3_CREATE_BUCKET=true")}
+	cp.url = "http://" + cp.addr
+	cp.serve()
+	w.env = append(w.env, "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+token)
+	if out := w.run(blocks[1]); !strings.Contains(out, "committed snapshot") {
+		t.Fatalf("the S3 block printed:\n%s\nwant the mirror's sync from the bucket committed", out)
+	}
+
+	t.Run("the vendor's artifact bytes are in its bucket", func(t *testing.T) {
+		store, err := s3.New(context.Background(), vendor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		store.List(context.Background(), "", func(i blob.Info) error {
+			found = found || i.Size == 300<<10
+			return nil
+		})
+		if !found {
+			t.Errorf("no object of the artifact's size in bucket %s", vendor.Bucket)
+		}
+		if _, err := os.Stat(filepath.Join(cp.dir, "blobs")); !os.IsNotExist(err) {
+			t.Errorf("the control plane has a blobs directory (%v): want the bytes in the bucket only", err)
+		}
+	})
+	t.Run("the mirror fed from the bucket serves the artifact", func(t *testing.T) {
+		targets, _ := filepath.Glob(filepath.Join(w.dir, "acme-repo", "targets", "prd_*", "*.rla_*"))
+		if len(targets) != 1 {
+			t.Fatalf("artifact targets in the bundle: %v, want 1", targets)
+		}
+		rel, _ := filepath.Rel(filepath.Join(w.dir, "acme-repo"), targets[0])
+		addr := testenv.FreePort(t)
+		m := startProc(t, "mirror", filepath.Join(w.dir, "mirror.log"), baseEnv("OUTPOST_LOG_LEVEL=warn"), tl.mirror,
+			"serve", "--data-dir", filepath.Join(w.dir, "acme-s3"), "--listen", addr)
+		waitHTTP(t, m, "http://"+addr+"/readyz", http.StatusOK)
+		code, body := get(t, "http://"+addr+"/tuf/"+filepath.ToSlash(rel))
+		if got := sum(body); code != http.StatusOK || got != want {
+			t.Errorf("GET /tuf/%s = %d, sha256 %s; want 200, %s (%s)", rel, code, got, want, file)
+		}
+	})
+}
+
+// TestReadme_TwoInstances walks the README's two control plane instances
+// on one PostgreSQL database (a fresh schema): init, init --join, both
+// serving, a release published on one and signed on the other, which a
+// mirror verifies from the tenant's root.
+func TestReadme_TwoInstances(t *testing.T) {
+	tl := buildTools(t)
+	pg := pgSchemaURL(t)
+	blocks := testenv.DocBlocks(t, "README.md", "walk instances")
+	if len(blocks) != 2 {
+		t.Fatalf("README has %d instance walk blocks, want 2", len(blocks))
+	}
+	w := newWalkerEnv(t, tl, "OUTPOST_POSTGRES_URL="+pg)
+	randomFile(t, w.dir, "acme-2.0.0.tar.gz", 200<<10)
+	// The reader's shell keeps $ADMIN_TOKEN: the test reads it this way.
+	out := w.run(blocks[0] + "echo \"walk: ADMIN_TOKEN=$ADMIN_TOKEN\"\n")
+	m := regexp.MustCompile(`walk: ADMIN_TOKEN=(opt_\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the init block printed:\n%s\nwant an admin token from the first init", out)
+	}
+	if strings.Count(out, "opt_") != 1 {
+		t.Errorf("the init block printed:\n%s\nwant one admin token (init --join prints none)", out)
+	}
+	exported := []string{"OUTPOST_STORE=postgres", "OUTPOST_KEY_ENCRYPTION_KEY_FILE=" + filepath.Join(w.dir, "kek"),
+		"OUTPOST_BLOB_DIR=" + filepath.Join(w.dir, "blobs")}
+	instance := func(name string) *controlPlane {
+		cp := &controlPlane{t: t, tools: tl, dir: filepath.Join(w.dir, "cp-"+name), addr: testenv.FreePort(t), admin: m[1],
+			env: append(baseEnv("OUTPOST_LOG_LEVEL=warn", "OUTPOST_POSTGRES_URL="+pg), exported...)}
+		cp.url = "http://" + cp.addr
+		cp.serveLog(name)
+		return cp
+	}
+	a, b := instance("a"), instance("b")
+	w.env = append(append(w.env, exported...), "ADMIN_TOKEN="+m[1], "CP_A="+a.url, "CP_B="+b.url)
+	if out := w.run(blocks[1]); !strings.Contains(out, "committed snapshot") {
+		t.Fatalf("the instances block printed:\n%s\nwant the mirror's sync from instance B committed", out)
+	}
+
+	t.Run("both instances publish the same keys", func(t *testing.T) {
+		ka, kb := a.cli("api", "GET", "/v1/keys"), b.cli("api", "GET", "/v1/keys")
+		if ka != kb || !strings.Contains(ka, "key_id") {
+			t.Errorf("GET /v1/keys: A %s, B %s; want the same keys", ka, kb)
+		}
+		tenant := walkTenant(t, a)
+		if ra, rb := a.cli("root", "show", tenant), b.cli("root", "show", tenant); ra != rb {
+			t.Errorf("the tenant's root.json: A %s, B %s; want the same root", ra, rb)
+		}
+	})
+	t.Run("both instances serve the release", func(t *testing.T) {
+		tenant := walkTenant(t, b)
+		for _, cp := range []*controlPlane{a, b} {
+			if got := cp.cli("api", "GET", "/v1/tenants/"+tenant+"/tuf/metadata/timestamp.json"); !strings.Contains(got, "snapshot.json") {
+				t.Errorf("%s: the tenant's timestamp: %s", cp.url, got)
+			}
+			if got := cp.cli("product", "list", "-o", "json"); !strings.Contains(got, "Acme App") {
+				t.Errorf("%s: products %s", cp.url, got)
+			}
+		}
+	})
 }
