@@ -52,6 +52,11 @@ type TUFManifest struct {
 	// them.
 	Files     int `json:"files"`
 	Artifacts int `json:"artifacts"`
+	// Deltas is how many of the artifact entries are signed deltas
+	// (targets/<product>/deltas/<sha256>.<from_sha256>-<to_sha256>)
+	// carried instead of their target artifact, for a receiver that
+	// holds the base.
+	Deltas int `json:"deltas,omitempty"`
 }
 
 // TUFWriter writes a TUF bundle: the manifest, exactly Files files,

@@ -115,23 +115,34 @@ func (s *Syncer) rebuild(ctx context.Context, a snapshot.Artifact, d snapshot.De
 	if err != nil {
 		return n, err
 	}
-	want := delta.Want{BaseSize: baseSize, Size: a.SizeBytes}
-	if want.BaseSHA256, err = delta.ParseDigest(d.FromSHA256); err != nil {
-		return n, err
+	return n, s.applyCached(ctx, a, d, baseSize)
+}
+
+// applyCached rebuilds a from its cached base and the cached delta d and
+// commits it to the cache only when it verifies against a's signed
+// sha256 and size.
+func (s *Syncer) applyCached(ctx context.Context, a snapshot.Artifact, d snapshot.Delta, baseSize int64) error {
+	df, err := s.cache.Open(d.SHA256)
+	if err != nil {
+		return err
 	}
-	if want.SHA256, err = delta.ParseDigest(a.SHA256); err != nil {
-		return n, err
+	defer df.Close()
+	return s.rebuildFrom(ctx, a, d, baseSize, df)
+}
+
+// rebuildFrom rebuilds a from its cached base and delta d read from df,
+// and commits it to the cache only when it verifies against a's signed
+// sha256 and size.
+func (s *Syncer) rebuildFrom(ctx context.Context, a snapshot.Artifact, d snapshot.Delta, baseSize int64, df io.Reader) error {
+	want, err := deltaWant(a, d, baseSize)
+	if err != nil {
+		return err
 	}
 	base, err := s.cache.Open(d.FromSHA256)
 	if err != nil {
-		return n, err
+		return err
 	}
 	defer base.Close()
-	df, err := s.cache.Open(d.SHA256)
-	if err != nil {
-		return n, err
-	}
-	defer df.Close()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -145,12 +156,25 @@ func (s *Syncer) rebuild(ctx context.Context, a snapshot.Artifact, d snapshot.De
 	pr.CloseWithError(errors.New("rebuild abandoned"))
 	aerr := <-done
 	if aerr != nil {
-		return n, fmt.Errorf("apply delta %s: %w", d.DeltaID, aerr)
+		return fmt.Errorf("apply delta %s: %w", d.DeltaID, aerr)
 	}
 	if ierr != nil {
-		return n, fmt.Errorf("commit rebuilt artifact %s: %w", a.ArtifactID, ierr)
+		return fmt.Errorf("commit rebuilt artifact %s: %w", a.ArtifactID, ierr)
 	}
-	return n, nil
+	return nil
+}
+
+// deltaWant is what delta d must rebuild: a, from a base of baseSize.
+func deltaWant(a snapshot.Artifact, d snapshot.Delta, baseSize int64) (delta.Want, error) {
+	want := delta.Want{BaseSize: baseSize, Size: a.SizeBytes}
+	var err error
+	if want.BaseSHA256, err = delta.ParseDigest(d.FromSHA256); err != nil {
+		return want, err
+	}
+	if want.SHA256, err = delta.ParseDigest(a.SHA256); err != nil {
+		return want, err
+	}
+	return want, nil
 }
 
 // fetchDelta makes sure delta d is in the cache, verified against its

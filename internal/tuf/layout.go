@@ -64,6 +64,39 @@ func ArtifactTarget(productID, releaseArtifactID string) string {
 	return productID + "/" + releaseArtifactID
 }
 
+// DeltaTarget is the target path of a signed delta between two of a
+// product's artifacts: "<product_id>/deltas/<from_sha256>-<to_sha256>"
+// (docs/deltas.md). Bundles carry deltas under it.
+func DeltaTarget(productID, fromSHA256, toSHA256 string) string {
+	return productID + "/" + DeltasDir + "/" + fromSHA256 + "-" + toSHA256
+}
+
+// DeltasDir is the directory of a product's delta targets.
+const DeltasDir = "deltas"
+
+// ParseDeltaTarget splits a delta target path (DeltaTarget); ok is false
+// for any other path.
+func ParseDeltaTarget(path string) (productID, fromSHA256, toSHA256 string, ok bool) {
+	pid, rest, ok1 := strings.Cut(path, "/"+DeltasDir+"/")
+	from, to, ok2 := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || pid == "" || strings.Contains(pid, "/") || !isHex64(from) || !isHex64(to) {
+		return "", "", "", false
+	}
+	return pid, from, to, true
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // MetadataPath is where a role's metadata is published: versioned
 // ("metadata/<version>.<role>.json") except the timestamp.
 func MetadataPath(role string, version int64) string {
