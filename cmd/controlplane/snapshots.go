@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,7 +59,8 @@ type bundleView struct {
 func bundleCmd() *cobra.Command {
 	export := leaf("export", "Write the tenant's latest snapshot (or TUF repository, --format tuf) and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		since, _ := cmd.Flags().GetInt64("since")
-		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format")}
+		noDeltas, _ := cmd.Flags().GetBool("no-deltas")
+		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format"), NoDeltas: noDeltas}
 		out := str(cmd, "out")
 		if out == "" {
 			return usageError(fmt.Errorf("--out is required"))
@@ -71,14 +73,26 @@ func bundleCmd() *cobra.Command {
 			return err
 		})
 		meter.Finish()
+		if err == nil && res != nil && res.SizeBytes == 0 { // remote: the stream does not say
+			if fi, serr := os.Stat(out); serr == nil {
+				res.SizeBytes = fi.Size()
+			}
+		}
 		return printed(cmd, func(v bundleView) string {
 			if v.Sequence == 0 { // remote: the stream does not say
-				return "wrote " + v.Out
+				return fmt.Sprintf("wrote %s (%d bytes)", v.Out, v.SizeBytes)
 			}
+			var line string
 			if v.Format == controlplane.BundleTUF {
-				return fmt.Sprintf("wrote %s: TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.Sequence, v.Files, v.Artifacts)
+				line = fmt.Sprintf("wrote %s (%d bytes): TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Files, v.Artifacts)
+			} else {
+				line = fmt.Sprintf("wrote %s (%d bytes): snapshot %d, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Artifacts)
 			}
-			return fmt.Sprintf("wrote %s: snapshot %d, %d artifacts", v.Out, v.Sequence, v.Artifacts)
+			if v.Deltas > 0 {
+				line += fmt.Sprintf("\n%d as deltas: %d bytes instead of %d; deltas saved %d bytes (%.2f%% of the bundle without deltas)",
+					v.Deltas, v.DeltaBytes, v.ReplacedBytes, v.SavedBytes, v.SavedPercent)
+			}
+			return line
 		})(bundleView{out, res}, err)
 	})
 	export.Flags().String("tenant", "", "tenant id")
@@ -86,6 +100,7 @@ func bundleCmd() *cobra.Command {
 	export.Flags().Int64("since", 0, "leave out what the mirror's sequence SEQ already had (dsse: its artifacts; tuf: the snapshot version the mirror holds, its files and artifacts)")
 	export.Flags().String("format", controlplane.BundleDSSE, "bundle format: dsse (schema 1, trust: dsse mirrors) or tuf (trust: tuf mirrors)")
 	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels")
+	export.Flags().Bool("no-deltas", false, "carry every artifact whole (by default, with --since, an artifact whose base the mirror holds travels as a signed delta)")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)
 }
 

@@ -519,6 +519,9 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	if o.Format != "" {
 		q.Set("format", o.Format)
 	}
+	if o.NoDeltas {
+		q.Set("no_deltas", "true")
+	}
 	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), w); err != nil {
 		return nil, err
 	}

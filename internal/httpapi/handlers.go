@@ -176,13 +176,20 @@ func writeEnvelope(w http.ResponseWriter, snap *catalog.Snapshot) {
 	w.Write(snap.Envelope)
 }
 
-// exportBundle streams a bundle: GET /v1/tenants/{id}/bundle?since=&mirror_id=&format=
+// exportBundle streams a bundle: GET /v1/tenants/{id}/bundle?since=&mirror_id=&format=&no_deltas=
 func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request) error {
 	since, err := int64Param(r, "since")
 	if err != nil {
 		return err
 	}
 	o := controlplane.BundleOptions{TenantID: r.PathValue("id"), Since: since, MirrorID: r.URL.Query().Get("mirror_id"), Format: r.URL.Query().Get("format")}
+	switch v := r.URL.Query().Get("no_deltas"); v {
+	case "", "false", "0":
+	case "true", "1":
+		o.NoDeltas = true
+	default:
+		return catalog.Invalid("no_deltas", "must be true or false, not %q", v)
+	}
 	sw := &stream{w: w, contentType: "application/x-tar"}
 	_, err = s.App.ExportBundle(r.Context(), o, sw)
 	return s.finish(r, sw, err)
