@@ -45,7 +45,7 @@ func importDeltasOf(m *snapshot.Manifest) importDeltas {
 // size, or whose rebuild does not verify refuses the bundle.
 func (s *Syncer) takeDelta(ctx context.Context, body io.Reader, name string, size int64, d snapshot.Delta, p importDeltas, needed, taken map[string]bool, rep *ImportReport) error {
 	if size != d.SizeBytes {
-		return fmt.Errorf("%w: %s is %d bytes, the signed delta %s is %d", bundle.ErrInvalid, name, size, d.DeltaID, d.SizeBytes)
+		return fmt.Errorf("%w: %s is %d bytes, the signed delta %s is %d; %s", bundle.ErrInvalid, name, size, d.DeltaID, d.SizeBytes, noDeltasHint)
 	}
 	a, okA := p.arts[d.ToSHA256]
 	base, okB := p.arts[d.FromSHA256]
