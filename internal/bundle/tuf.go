@@ -53,7 +53,7 @@ type TUFManifest struct {
 	Files     int `json:"files"`
 	Artifacts int `json:"artifacts"`
 	// Deltas is how many of the artifact entries are signed deltas
-	// (targets/<product>/deltas/<sha256>.<from_sha256>-<to_sha256>)
+	// (targets/<product>/<sha256>.delta-<from_sha256>-<to_sha256>, tuf.DeltaTarget)
 	// carried instead of their target artifact, for a receiver that
 	// holds the base.
 	Deltas int `json:"deltas,omitempty"`

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -163,7 +165,7 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 		}
 		b, _ := export(controlplane.BundleOptions{Format: controlplane.BundleTUF, Since: tufHeld})
 		bad := rewriteTar(t, b, func(name string, body []byte) []byte {
-			if strings.Contains(name, "/deltas/") {
+			if strings.Contains(name, ".delta-") {
 				body[len(body)/2] ^= 0x55
 			}
 			return body
@@ -179,13 +181,30 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 			t.Errorf("the genuine bundle after it: %+v, %v (want held v%d)", rep, err, tufHeld)
 		}
 	})
+	t.Run("the control plane serves the delta as a TUF target", func(t *testing.T) {
+		repo, err := e.app.TUFRepo(e.op, a.tenant)
+		e.must(t, err)
+		path := tuf.DeltaTarget(prod.ProductID, job.FromSHA256, job.ToSHA256)
+		rc, err := repo.Target(ctx, path, job.SHA256)
+		if err != nil {
+			t.Fatalf("target %s: %v", path, err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if sum := sha256.Sum256(got); hex.EncodeToString(sum[:]) != job.SHA256 {
+			t.Errorf("served %d bytes that are not the delta", len(got))
+		}
+		if _, err := repo.Target(ctx, path, sha2); err == nil {
+			t.Error("served the delta target under another sha256")
+		}
+	})
 	t.Run("whole artifacts without since or with no-deltas", func(t *testing.T) {
 		for _, o := range []controlplane.BundleOptions{
 			{}, {Since: dsseHeld, NoDeltas: true},
 			{Format: controlplane.BundleTUF}, {Format: controlplane.BundleTUF, Since: tufHeld, NoDeltas: true},
 		} {
 			b, res := export(o)
-			if res.Deltas != 0 || slices.ContainsFunc(tarNames(t, b), func(n string) bool { return strings.Contains(n, "deltas/") }) {
+			if res.Deltas != 0 || slices.ContainsFunc(tarNames(t, b), func(n string) bool { return strings.HasPrefix(n, "deltas/") || strings.Contains(n, ".delta-") }) {
 				t.Errorf("%+v: %d deltas carried, want none", o, res.Deltas)
 			}
 		}

@@ -129,7 +129,7 @@ func (s *Syncer) rebuildBundled(ctx context.Context, body io.Reader, d snapshot.
 }
 
 // bundledDelta maps a TUF bundle entry named as a delta target
-// ("targets/<product>/deltas/<sha256>.<from_sha256>-<to_sha256>") to the
+// ("targets/<product>/<sha256>.delta-<from_sha256>-<to_sha256>") to the
 // signed delta it claims to be; ok is false for any other name.
 func bundledDelta(entry string, p importDeltas) (snapshot.Delta, bool, error) {
 	rest, _ := strings.CutPrefix(entry, tuf.TargetsDir+"/")

@@ -68,7 +68,7 @@ func deltaPlanOf(m *snapshot.Manifest) deltaPlan {
 // (also when the source serves no deltas). In TUF mode the deltas come
 // from the verified product documents (tuf.Repository.Manifest).
 func (s *Syncer) bestDelta(a snapshot.Artifact, p deltaPlan) *snapshot.Delta {
-	if _, ok := s.src.(DeltaSource); !ok {
+	if !s.servesDeltas() {
 		return nil
 	}
 	var best *snapshot.Delta
@@ -181,20 +181,49 @@ func deltaWant(a snapshot.Artifact, d snapshot.Delta, baseSize int64) (delta.Wan
 // signed sha256 and size, in one attempt (a caller falls back to the
 // whole artifact).
 func (s *Syncer) fetchDelta(ctx context.Context, d snapshot.Delta) (int64, error) {
-	src, ok := s.src.(DeltaSource)
-	if !ok {
-		return 0, errors.New("the source serves no deltas")
-	}
 	if s.cache.Has(d.SHA256, d.SizeBytes) {
 		return 0, nil
 	}
-	n, err := s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
-		return src.Delta(ctx, d, off)
-	})
-	if err != nil {
-		return n, fmt.Errorf("delta %s: %w", d.DeltaID, err)
+	var n int64
+	var err error = errors.New("the source serves no deltas")
+	// In TUF mode a delta is a target of its product's role: fetched by
+	// its target path first (any TUF repository serves it), then, from a
+	// source that predates delta targets, by the delta routes.
+	if tsrc, ok := s.src.(TUFSource); ok && s.cfg.TUF != nil {
+		if path, known := s.tufPaths[d.SHA256]; known {
+			n, err = s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
+				return tsrc.TUFTarget(ctx, path, off)
+			})
+			if err == nil || ctx.Err() != nil {
+				return n, wrapDelta(d, err)
+			}
+		}
 	}
-	return n, nil
+	if src, ok := s.src.(DeltaSource); ok {
+		var m int64
+		m, err = s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
+			return src.Delta(ctx, d, off)
+		})
+		n += m
+	}
+	return n, wrapDelta(d, err)
+}
+
+func wrapDelta(d snapshot.Delta, err error) error {
+	if err != nil {
+		return fmt.Errorf("delta %s: %w", d.DeltaID, err)
+	}
+	return nil
+}
+
+// servesDeltas says whether the source can serve deltas: by the delta
+// routes, or as TUF targets in TUF mode.
+func (s *Syncer) servesDeltas() bool {
+	if _, ok := s.src.(DeltaSource); ok {
+		return true
+	}
+	_, ok := s.src.(TUFSource)
+	return ok && s.cfg.TUF != nil
 }
 
 // fetchDeltas fetches, best effort, every delta of the plan whose target
@@ -202,7 +231,7 @@ func (s *Syncer) fetchDelta(ctx context.Context, d snapshot.Delta) (int64, error
 // logged: a client offered a delta the mirror lacks falls back to the
 // whole artifact.
 func (s *Syncer) fetchDeltas(ctx context.Context, need []snapshot.Artifact, p deltaPlan, res *state.SyncResult) {
-	if _, ok := s.src.(DeltaSource); !ok || len(p.to) == 0 {
+	if !s.servesDeltas() || len(p.to) == 0 {
 		return
 	}
 	for _, a := range need {

@@ -65,24 +65,44 @@ func ArtifactTarget(productID, releaseArtifactID string) string {
 }
 
 // DeltaTarget is the target path of a signed delta between two of a
-// product's artifacts: "<product_id>/deltas/<from_sha256>-<to_sha256>"
-// (docs/deltas.md). Bundles carry deltas under it.
+// product's artifacts: "<product_id>/delta-<from_sha256>-<to_sha256>"
+// (docs/deltas.md). The product role lists it as a target (custom
+// DeltaCustom), so an unmodified TUF client can fetch it, and bundles
+// carry deltas under it. It has two segments, like every target of the
+// product, so the top-level delegation's "<product_id>/*" covers it.
 func DeltaTarget(productID, fromSHA256, toSHA256 string) string {
-	return productID + "/" + DeltasDir + "/" + fromSHA256 + "-" + toSHA256
+	return productID + "/" + deltaPrefix + fromSHA256 + "-" + toSHA256
 }
 
-// DeltasDir is the directory of a product's delta targets.
-const DeltasDir = "deltas"
+const deltaPrefix = "delta-"
 
 // ParseDeltaTarget splits a delta target path (DeltaTarget); ok is false
 // for any other path.
 func ParseDeltaTarget(path string) (productID, fromSHA256, toSHA256 string, ok bool) {
-	pid, rest, ok1 := strings.Cut(path, "/"+DeltasDir+"/")
-	from, to, ok2 := strings.Cut(rest, "-")
-	if !ok1 || !ok2 || pid == "" || strings.Contains(pid, "/") || !isHex64(from) || !isHex64(to) {
+	pid, name, ok1 := strings.Cut(path, "/")
+	rest, ok2 := strings.CutPrefix(name, deltaPrefix)
+	from, to, ok3 := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || !ok3 || pid == "" || !isHex64(from) || !isHex64(to) {
 		return "", "", "", false
 	}
 	return pid, from, to, true
+}
+
+// IsDeltaTarget says whether path is a delta target's.
+func IsDeltaTarget(path string) bool {
+	_, _, _, ok := ParseDeltaTarget(path)
+	return ok
+}
+
+// DeltaCustom is the custom field of a delta target: the delta, its base
+// and the artifact it rebuilds (docs/deltas.md).
+type DeltaCustom struct {
+	// Fields in the order of their JSON names (canonical JSON).
+	Delta        string `json:"delta"`
+	From         string `json:"from"`
+	FromArtifact string `json:"from_artifact"`
+	To           string `json:"to"`
+	ToArtifact   string `json:"to_artifact"`
 }
 
 func isHex64(s string) bool {
