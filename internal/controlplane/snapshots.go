@@ -291,7 +291,7 @@ func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*
 	res := &BundleResult{Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}
 	for _, it := range p.artifacts {
 		if it.delta != nil {
-			if err := a.writeBundleDelta(ctx, it.deltaBlob, it.delta, bw.WriteDelta); err != nil {
+			if err := a.writeBundleDelta(ctx, bw, it.deltaBlob, it.delta); err != nil {
 				return nil, fmt.Errorf("artifact %s: %w", it.id, err)
 			}
 			res.addDelta(it.delta, it.size)
@@ -308,14 +308,14 @@ func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*
 	return res, nil
 }
 
-// writeBundleDelta streams delta d's blob through write.
-func (a *App) writeBundleDelta(ctx context.Context, key string, d *snapshot.Delta, write func(sha string, size int64, r io.Reader) error) error {
+// writeBundleDelta streams delta d's blob (under key) into the bundle.
+func (a *App) writeBundleDelta(ctx context.Context, bw *bundle.Writer, key string, d *snapshot.Delta) error {
 	rc, _, err := a.blobs.Open(ctx, key)
 	if err != nil {
 		return fmt.Errorf("open delta %s: %w", d.DeltaID, err)
 	}
 	defer rc.Close()
-	return write(d.SHA256, d.SizeBytes, rc)
+	return bw.WriteDelta(d.SHA256, d.SizeBytes, rc)
 }
 
 // bundleDelta is the smallest signed delta among deltas to toSHA from an
