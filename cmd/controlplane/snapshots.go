@@ -73,13 +73,13 @@ func bundleCmd() *cobra.Command {
 			return err
 		})
 		meter.Finish()
-		if err == nil && res != nil && res.SizeBytes == 0 { // remote: the stream does not say
+		if err == nil && res != nil && res.SizeBytes == 0 { // a server that sends no result trailer
 			if fi, serr := os.Stat(out); serr == nil {
 				res.SizeBytes = fi.Size()
 			}
 		}
 		return printed(cmd, func(v bundleView) string {
-			if v.Sequence == 0 { // remote: the stream does not say
+			if v.Sequence == 0 { // a server that sends no result trailer
 				return fmt.Sprintf("wrote %s (%d bytes)", v.Out, v.SizeBytes)
 			}
 			var line string

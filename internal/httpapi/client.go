@@ -522,8 +522,21 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	if o.NoDeltas {
 		q.Set("no_deltas", "true")
 	}
-	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), w); err != nil {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), "", nil, 0)
+	if err != nil {
 		return nil, err
 	}
-	return &controlplane.BundleResult{}, nil
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return nil, err
+	}
+	// The result follows the tar as a trailer (a server that predates it
+	// sends none: the result is then empty).
+	res := &controlplane.BundleResult{}
+	if t := resp.Trailer.Get(BundleResultTrailer); t != "" {
+		if err := json.Unmarshal([]byte(t), res); err != nil {
+			return nil, fmt.Errorf("bundle export: trailer %s: %w", BundleResultTrailer, err)
+		}
+	}
+	return res, nil
 }

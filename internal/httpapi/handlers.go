@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
@@ -190,10 +191,23 @@ func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return catalog.Invalid("no_deltas", "must be true or false, not %q", v)
 	}
+	// What the bundle holds (its size, what deltas saved) is known only
+	// at its end: it follows the tar as a trailer.
+	w.Header().Set("Trailer", BundleResultTrailer)
 	sw := &stream{w: w, contentType: "application/x-tar"}
-	_, err = s.App.ExportBundle(r.Context(), o, sw)
-	return s.finish(r, sw, err)
+	res, err := s.App.ExportBundle(r.Context(), o, sw)
+	if err = s.finish(r, sw, err); err != nil {
+		return err
+	}
+	if b, jerr := json.Marshal(res); jerr == nil && res != nil {
+		w.Header().Set(BundleResultTrailer, string(b))
+	}
+	return nil
 }
+
+// BundleResultTrailer is the trailer of a bundle export: the
+// controlplane.BundleResult as JSON.
+const BundleResultTrailer = "Outpost-Bundle-Result"
 
 // backup streams a consistent copy of the catalog: GET /v1/admin/backup.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
