@@ -11,13 +11,19 @@
 # best reference on every pair; apply ≥ 200 MiB/s; image build and apply
 # peak RSS ≤ 256 MiB.
 # Raw lines: delta <pair> <tool> <bytes> <full_bytes> <build_s> <build_rss_kib> <apply_s> <apply_rss_kib>
+# With the image pair it also measures the air-gap bundle (deltatool
+# bundle): a control plane publishes the base, then the target as a new
+# release; `bundle export --since` (the real App.ExportBundle) carries the
+# delta; goal ≤ 5% of the full size; the same export with --no-deltas is
+# the reference, and a mirror imports both bundles (raw lines: airgap …).
 #
 # Knobs: BENCH_DELTA_PAIRS (mirror versitygw image), BENCH_DELTA_IMAGE_MIB
 # (1024), BENCH_DELTA_VGW ("v1.7.0 v1.8.0"), BENCH_DELTA_ZSTD_LEVEL (19;
 # the image pair uses 3 unless BENCH_DELTA_IMAGE_ZSTD_LEVEL says
 # otherwise), BENCH_DELTA_BSDIFF_MAX_MIB (256: bsdiff needs ~17× the base
 # in RAM, so larger pairs are not given to it), BENCH_DELTA_GOMEMLIMIT
-# (192MiB, for our build and apply).
+# (192MiB, for our build and apply), BENCH_DELTA_AIRGAP (1; 0 skips the
+# air-gap bundle).
 source "$(dirname "$0")/lib.sh"
 PAIRS=${BENCH_DELTA_PAIRS:-mirror versitygw image}
 IMAGE_MIB=${BENCH_DELTA_IMAGE_MIB:-1024}
@@ -165,6 +171,26 @@ pair() {
 		"$rss_target" "$rss_result" "bench/delta.sh: GNU time %M, GOMEMLIMIT=$MEMLIMIT"
 }
 
+# airgap BASE TARGET: the air-gap bundle row.
+airgap() {
+	local dir=$TMP/airgap out=$TMP/airgap.out
+	log "air-gap bundle: a control plane with both releases, export --since, import"
+	measure "$TMP/airgap.time" env GOMEMLIMIT="$MEMLIMIT" "$DT" bundle -base "$1" -target "$2" -dir "$dir" >"$out" ||
+		die "deltatool bundle failed"
+	rm -rf "$dir"
+	sed 's/^bundle_/airgap /' "$out"
+	echo "airgap peakrss_kib $(field "$TMP/airgap.time" peakrss_kib)"
+	local full since whole saved
+	full=$(field "$out" bundle_artifact_bytes) since=$(field "$out" bundle_since_bytes) whole=$(field "$out" bundle_nodeltas_bytes)
+	saved=$(field "$out" bundle_saved_percent)
+	local share
+	share=$(pct "$since" "$full")
+	row "Air-gap bundle, one new release of the image ($(mib "$full") MiB) whose base the mirror holds: bundle ÷ full artifact" \
+		"$share% ($(human "$since"); deltas saved $saved%)" "--no-deltas: $(pct "$whole" "$full")% ($(human "$whole"))" \
+		"$(ratio "$since" "$whole")" "≤ 5%" "$(judge "$share" '<=' 5)" \
+		"bench/delta.sh: deltatool bundle (App.ExportBundle --since, then a mirror imports it)"
+}
+
 for p in $PAIRS; do
 	case $p in
 	mirror)
@@ -193,6 +219,7 @@ for p in $PAIRS; do
 		log "image: writing a ${IMAGE_MIB} MiB pair"
 		"$DT" image -mib "$IMAGE_MIB" -base "$TMP/image.old" -target "$TMP/image.new" | sed 's/^/delta /'
 		pair image "$TMP/image.old" "$TMP/image.new" "$IMAGE_ZLEVEL"
+		[ "${BENCH_DELTA_AIRGAP:-1}" = 0 ] || airgap "$TMP/image.old" "$TMP/image.new"
 		rm -f "$TMP/image.old" "$TMP/image.new"
 		;;
 	*) die "unknown pair $p" ;;

@@ -7,12 +7,16 @@
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS
 # (interleaved rounds, best kept, 2), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
-# of: upload_rss snapshot sync serve updates lease online_lease events herd tufsync), BENCH_EVENTS
-# (events sent by events.sh, 300000), BENCH_OUT (the
-# document, docs/BENCHMARKS.md).
+# of: upload_rss snapshot sync serve updates lease online_lease events herd
+# tufsync delta), BENCH_EVENTS (events sent by events.sh, 300000), BENCH_DELTA_PAIRS
+# (delta.sh's pairs, "mirror image" here; add versitygw for pair (b)),
+# BENCH_DELTA_IMAGE_MIB (the synthetic image, 256 here to keep the run
+# short; 1024 for the issue's 1 GiB image), BENCH_DELTA_BSDIFF_MAX_MIB (64
+# here: bsdiff is left out of the image pair), BENCH_OUT (the document,
+# docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease events herd tufsync}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease events herd tufsync delta}
 
 install_deps() {
 	local pkgs=()
@@ -78,6 +82,8 @@ run online_lease online_lease.sh
 run events events.sh
 run herd herd.sh
 run tufsync tufsync.sh
+run delta delta.sh BENCH_DELTA_PAIRS="${BENCH_DELTA_PAIRS:-mirror image}" BENCH_DELTA_IMAGE_MIB="${BENCH_DELTA_IMAGE_MIB:-256}" \
+	BENCH_DELTA_BSDIFF_MAX_MIB="${BENCH_DELTA_BSDIFF_MAX_MIB:-64}"
 
 elapsed=$(($(date +%s) - t0))
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -98,7 +104,7 @@ cell() { sed 's/|/\\|/g'; }
 	echo "  ran on the machine are noisy; the ratios compare runs made in the same minutes."
 	echo
 	echo "Ratio is ours ÷ the reference measured in the same run (higher is better for"
-	echo "rates; for the verify row, lower is better). Rates are the best of"
+	echo "rates; for sizes and the verify row, lower is better). Rates are the best of"
 	echo "${ROUNDS} interleaved rounds of ${DURATION} s (wrk) per server."
 	echo
 	echo "| What | Ours | Reference (same run) | Ratio | Target | Result | Command |"
@@ -116,6 +122,7 @@ cell() { sed 's/|/\\|/g'; }
 	echo 'make bench                       # everything, rewrites this file'
 	echo 'BENCH_ONLY="serve updates" BENCH_DURATION=5 bench/run.sh   # a subset, shorter wrk runs'
 	echo 'bench/upload_rss.sh 1024         # any script alone prints its rows'
+	echo 'BENCH_ONLY=delta BENCH_DELTA_IMAGE_MIB=1024 bench/run.sh   # delta rows with the 1 GiB image'
 	echo '```'
 	echo
 	echo "Scripts: \`bench/upload_rss.sh\` (control plane upload RSS, disk and S3),"
@@ -127,8 +134,12 @@ cell() { sed 's/|/\\|/g'; }
 	echo "(online lease issuance on the control plane store, bbolt and PostgreSQL, 0 vs 100k"
 	echo "active, beside raw bbolt put+fsync and a single-row INSERT), \`bench/events.sh\` (client event ingest"
 	echo "over HTTP on the mirror, its peak RSS), \`bench/herd.sh\` (first update checks after a build on the control plane: time and peak RSS, 1 vs 16 at once), \`bench/tufsync.sh\` (the mirror's TUF sync of a"
-	echo "100,000-release tenant: one release, and the first sync's peak RSS). \`bench/benchtool\` holds their Go"
-	echo "helpers (peak RSS of a child, S3 fill and plain download, the signed tenant bundle)."
+	echo "100,000-release tenant: one release, and the first sync's peak RSS), \`bench/delta.sh\` (delta size, apply rate and"
+	echo "peak RSS on pairs (a) two builds of cmd/mirror and (c) the synthetic image, beside"
+	echo "\`zstd --patch-from\` and \`bsdiff\`; the air-gap bundle through the real export)."
+	echo "\`bench/benchtool\` and \`bench/deltatool\` hold their Go helpers (peak RSS of a child,"
+	echo "S3 fill and plain download, the signed tenant bundle; delta build/apply, the image pair,"
+	echo "the air-gap bundle)."
 	echo
 	echo "## Notes"
 	echo

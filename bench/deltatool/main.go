@@ -1,13 +1,15 @@
 // Command deltatool is the Go helper of bench/delta.sh: it builds and
 // applies deltas with internal/delta (one process per step, so that the
-// script can record each step's peak RSS) and generates the synthetic
-// disk image pair. Each subcommand prints machine-readable "key value"
-// lines on stdout.
+// script can record each step's peak RSS), generates the synthetic disk
+// image pair, and measures the air-gap bundle of a new release through
+// the control plane's real export (bundle). Each subcommand prints
+// machine-readable "key value" lines on stdout.
 //
 //	deltatool build -base B -target T -o DELTA [-segment BYTES -dict BYTES -level 1..4]
 //	deltatool apply -base B -delta DELTA -o OUT [-trust-base -no-sync]
 //	deltatool inspect DELTA
 //	deltatool image -base B -target T [-mib 1024 -changed 0.01 -insert-mib 1]
+//	deltatool bundle -base B -target T -dir D [-import=false]
 //
 // DELTATOOL_MEMPROFILE=FILE writes a heap profile at exit,
 // DELTATOOL_CPUPROFILE=FILE a CPU profile of the run.
@@ -45,6 +47,8 @@ func main() {
 		err = inspectCmd(os.Args[2:])
 	case "image":
 		err = imageCmd(os.Args[2:])
+	case "bundle":
+		err = bundleCmd(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -62,7 +66,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: deltatool build|apply|inspect|image [flags]")
+	fmt.Fprintln(os.Stderr, "usage: deltatool build|apply|inspect|image|bundle [flags]")
 	os.Exit(2)
 }
 

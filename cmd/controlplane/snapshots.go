@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,7 +62,8 @@ func bundleCmd() *cobra.Command {
 		if str(cmd, "format") == controlplane.BundleDSSE {
 			fmt.Fprintln(cmd.ErrOrStderr(), "bundle export: --format dsse (schema 1, for trust: dsse mirrors) is deprecated: re-initialise the mirror with the tenant's root (mirror init --root-file) and export TUF bundles")
 		}
-		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format")}
+		noDeltas, _ := cmd.Flags().GetBool("no-deltas")
+		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format"), NoDeltas: noDeltas}
 		out := str(cmd, "out")
 		if out == "" {
 			return usageError(fmt.Errorf("--out is required"))
@@ -74,20 +76,33 @@ func bundleCmd() *cobra.Command {
 			return err
 		})
 		meter.Finish()
+		if err == nil && res != nil && res.SizeBytes == 0 { // a server that sends no result trailer
+			if fi, serr := os.Stat(out); serr == nil {
+				res.SizeBytes = fi.Size()
+			}
+		}
 		return printed(cmd, func(v bundleView) string {
-			if v.Sequence == 0 { // remote: the stream says only its format
+			if v.Sequence == 0 { // a server that sends no result trailer: the stream says its format
+				kind := ""
 				switch v.Format {
 				case controlplane.BundleTUF:
-					return "wrote " + v.Out + ": a TUF bundle"
+					kind = ": a TUF bundle"
 				case controlplane.BundleDSSE:
-					return "wrote " + v.Out + ": a schema 1 (deprecated) bundle"
+					kind = ": a schema 1 (deprecated) bundle"
 				}
-				return "wrote " + v.Out
+				return fmt.Sprintf("wrote %s (%d bytes)%s", v.Out, v.SizeBytes, kind)
 			}
+			var line string
 			if v.Format == controlplane.BundleTUF {
-				return fmt.Sprintf("wrote %s: TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.Sequence, v.Files, v.Artifacts)
+				line = fmt.Sprintf("wrote %s (%d bytes): TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Files, v.Artifacts)
+			} else {
+				line = fmt.Sprintf("wrote %s (%d bytes): schema 1 (deprecated) snapshot %d, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Artifacts)
 			}
-			return fmt.Sprintf("wrote %s: schema 1 (deprecated) snapshot %d, %d artifacts", v.Out, v.Sequence, v.Artifacts)
+			if v.Deltas > 0 {
+				line += fmt.Sprintf("\n%d as deltas: %d bytes instead of %d; deltas saved %d bytes (%.2f%% of the bundle without deltas)",
+					v.Deltas, v.DeltaBytes, v.ReplacedBytes, v.SavedBytes, v.SavedPercent)
+			}
+			return line
 		})(bundleView{out, res}, err)
 	})
 	export.Flags().String("tenant", "", "tenant id")
@@ -95,6 +110,7 @@ func bundleCmd() *cobra.Command {
 	export.Flags().Int64("since", 0, "leave out what the mirror at this sequence (mirror status) already has (tuf: the snapshot version it holds, its files and artifacts; dsse: its artifacts)")
 	export.Flags().String("format", "", "bundle format: tuf (trust: tuf mirrors) or dsse (schema 1, deprecated); default: the format --mirror last reported running, else tuf")
 	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels, and the vendor's signed acknowledgement of its return files (the mirror's next return file starts after it)")
+	export.Flags().Bool("no-deltas", false, "carry every artifact whole (by default, with --since, an artifact whose base the mirror holds travels as a signed delta)")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)
 }
 

@@ -586,6 +586,9 @@ func printImport(cmd *cobra.Command, rep sync.ImportReport, dry bool) error {
 		case rep.Changed:
 			fmt.Fprintf(w, "%s snapshot %s (sequence %d, held %d): %d artifacts from the bundle (%d bytes), %d already cached, %d skipped\n",
 				verb, rep.SnapshotID, rep.Sequence, rep.HeldSequence, rep.Imported, rep.Bytes, rep.Cached, rep.Skipped)
+			if rep.Rebuilt > 0 {
+				fmt.Fprintf(w, "%d of them rebuilt from a delta and a base the mirror holds, each verified against its signed sha256\n", rep.Rebuilt)
+			}
 		case rep.Refreshed:
 			fmt.Fprintf(w, "snapshot %d is already held: its fresher timestamp (expires %s) is served\n", rep.Sequence, rep.ExpiresAt.Format(time.RFC3339))
 		default:

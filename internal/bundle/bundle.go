@@ -1,7 +1,10 @@
 // Package bundle reads and writes offline bundles. A schema 1 bundle is a
 // tar whose first entry is "snapshot.dsse.json" (the signed envelope,
 // verbatim), optionally "ack.dsse.json" (the vendor's signed
-// acknowledgement of the mirror's return files), then "artifacts/<sha256>" entries; a TUF bundle
+// acknowledgement of the mirror's return files), then "artifacts/<sha256>"
+// entries and "deltas/<sha256>" entries (a signed delta the snapshot lists,
+// carried instead of its target artifact when the receiver holds the
+// base); a TUF bundle
 // (tuf.go) starts with "tuf-bundle.json" and carries repository files and
 // artifacts by their TUF paths. Each reader refuses the other format
 // with ErrWrongFormat. Both sides stream with constant memory.
@@ -38,6 +41,9 @@ const MaxAckEntry = 64 << 10
 
 // ArtifactPrefix prefixes every artifact entry.
 const ArtifactPrefix = "artifacts/"
+
+// DeltaPrefix prefixes every delta entry (named by the delta's sha256).
+const DeltaPrefix = "deltas/"
 
 // DefaultMaxEnvelope caps the envelope entry (64 MiB, as over HTTP).
 const DefaultMaxEnvelope = 64 << 20
@@ -98,6 +104,16 @@ func (w *Writer) WriteAck(env []byte) error {
 
 // WriteArtifact streams one artifact of exactly size bytes.
 func (w *Writer) WriteArtifact(sha string, size int64, r io.Reader) error {
+	return w.writeEntry(ArtifactPrefix, "artifact", sha, size, r)
+}
+
+// WriteDelta streams one signed delta (named by its own sha256) of
+// exactly size bytes.
+func (w *Writer) WriteDelta(sha string, size int64, r io.Reader) error {
+	return w.writeEntry(DeltaPrefix, "delta", sha, size, r)
+}
+
+func (w *Writer) writeEntry(prefix, kind, sha string, size int64, r io.Reader) error {
 	if !w.env {
 		return errors.New("bundle: the snapshot must be written first")
 	}
@@ -105,19 +121,19 @@ func (w *Writer) WriteArtifact(sha string, size int64, r io.Reader) error {
 	if !cache.ValidSHA(sha) {
 		return fmt.Errorf("bundle: invalid sha256 %q", sha)
 	}
-	if w.seen[sha] {
-		return fmt.Errorf("bundle: artifact %s written twice", sha)
+	if w.seen[prefix+sha] {
+		return fmt.Errorf("bundle: %s %s written twice", kind, sha)
 	}
-	w.seen[sha] = true
-	if err := w.tw.WriteHeader(w.header(ArtifactPrefix+sha, size)); err != nil {
-		return fmt.Errorf("bundle: write artifact header %s: %w", sha, err)
+	w.seen[prefix+sha] = true
+	if err := w.tw.WriteHeader(w.header(prefix+sha, size)); err != nil {
+		return fmt.Errorf("bundle: write %s header %s: %w", kind, sha, err)
 	}
 	n, err := io.Copy(w.tw, io.LimitReader(r, size))
 	if err != nil {
-		return fmt.Errorf("bundle: write artifact %s: %w", sha, err)
+		return fmt.Errorf("bundle: write %s %s: %w", kind, sha, err)
 	}
 	if n != size {
-		return fmt.Errorf("bundle: artifact %s: got %d of %d bytes", sha, n, size)
+		return fmt.Errorf("bundle: %s %s: got %d of %d bytes", kind, sha, n, size)
 	}
 	return nil
 }
@@ -241,14 +257,16 @@ func (r *Reader) Envelope() ([]byte, error) {
 	return env, nil
 }
 
-// Entry is one artifact entry; read its bytes from Reader.Body before
-// calling Next again.
+// Entry is one artifact entry, or with Delta a delta entry; read its
+// bytes from Reader.Body before calling Next again.
 type Entry struct {
-	SHA256 string
+	SHA256 string // the artifact's, or the delta's own
 	Size   int64
+	Delta  bool
 }
 
-// Next returns the next artifact entry, or io.EOF after the last one.
+// Next returns the next artifact or delta entry, or io.EOF after the
+// last one.
 func (r *Reader) Next() (Entry, error) {
 	if !r.env || r.tuf {
 		return Entry{}, errors.New("bundle: read the envelope first")
@@ -274,9 +292,12 @@ func (r *Reader) Next() (Entry, error) {
 		return Entry{}, err
 	}
 	r.artSeen = true
+	if sha, ok := strings.CutPrefix(hdr.Name, DeltaPrefix); ok && cache.ValidSHA(sha) {
+		return Entry{SHA256: sha, Size: hdr.Size, Delta: true}, nil
+	}
 	sha, ok := strings.CutPrefix(hdr.Name, ArtifactPrefix)
 	if !ok || !cache.ValidSHA(sha) {
-		return Entry{}, invalid("entry name %q is not %s<sha256>", hdr.Name, ArtifactPrefix)
+		return Entry{}, invalid("entry name %q is not %s<sha256> or %s<sha256>", hdr.Name, ArtifactPrefix, DeltaPrefix)
 	}
 	return Entry{SHA256: sha, Size: hdr.Size}, nil
 }

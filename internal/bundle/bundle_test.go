@@ -1,6 +1,7 @@
 package bundle_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
 	"io"
@@ -126,4 +127,75 @@ func TestBundle_Ack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBundle_Deltas: a delta entry ("deltas/<sha256>") reads back as a
+// delta, beside an artifact of the same sha256; a malformed delta name
+// is refused.
+func TestBundle_Deltas(t *testing.T) {
+	sha := strings.Repeat("c", 64)
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf)
+	if err := w.WriteSnapshot([]byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteDelta(sha, 5, strings.NewReader("delta")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteDelta(sha, 5, strings.NewReader("delta")); err == nil {
+		t.Error("duplicate delta: want an error")
+	}
+	if err := w.WriteArtifact(sha, 4, strings.NewReader("full")); err != nil {
+		t.Fatalf("an artifact named like a delta: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := bundle.NewReader(&buf, 0)
+	if _, err := r.Envelope(); err != nil {
+		t.Fatal(err)
+	}
+	var got []bundle.Entry
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body())
+		got = append(got, e)
+	}
+	want := []bundle.Entry{{SHA256: sha, Size: 5, Delta: true}, {SHA256: sha, Size: 4}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("entries %+v, want %+v", got, want)
+	}
+
+	for _, name := range []string{"deltas/" + strings.Repeat("c", 63), "deltas/x", "delta/" + sha} {
+		t.Run(name, func(t *testing.T) {
+			r := bundle.NewReader(bytes.NewReader(tarOf(t, name)), 0)
+			if _, err := r.Envelope(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Next(); !errors.Is(err, bundle.ErrInvalid) {
+				t.Errorf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// tarOf is a bundle with the envelope and one entry named name.
+func tarOf(t *testing.T, name string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range []string{bundle.EnvelopeName, name} {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Size: 2, Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte("{}"))
+	}
+	tw.Close()
+	return buf.Bytes()
 }

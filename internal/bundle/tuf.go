@@ -56,6 +56,11 @@ type TUFManifest struct {
 	// vendor's signed acknowledgement of the mirror's return files
 	// (bundles exported for one mirror).
 	Ack bool `json:"ack,omitempty"`
+	// Deltas is how many of the artifact entries are signed deltas
+	// (targets/<product>/<sha256>.delta-<from_sha256>-<to_sha256>, tuf.DeltaTarget)
+	// carried instead of their target artifact, for a receiver that
+	// holds the base.
+	Deltas int `json:"deltas,omitempty"`
 }
 
 // TUFWriter writes a TUF bundle: the manifest, exactly Files files,

@@ -27,9 +27,12 @@ type TUFExport struct {
 	Held tuf.Store
 	// Select picks, from the artifact targets the workflow found added
 	// or changed, those the bundle carries, and checks that each can be
-	// opened (it runs before the first byte is written). Nil carries no
-	// artifact.
-	Select func(ctx context.Context, added []tuf.Target) ([]tuf.Target, error)
+	// opened (it runs before the first byte is written). repo is the
+	// verified repository the receiver will hold. It may return, instead
+	// of an artifact, a signed delta to it as a pseudo-target
+	// (tuf.DeltaTarget path, the delta's length and sha256) when the
+	// receiver holds the delta's base. Nil carries no artifact.
+	Select func(ctx context.Context, added []tuf.Target, repo *tuf.Repository) ([]tuf.Target, error)
 	// Open opens a selected artifact's bytes (exactly its signed length).
 	Open   func(ctx context.Context, t tuf.Target) (io.ReadCloser, error)
 	Now    func() time.Time
@@ -98,7 +101,7 @@ func ExportTUF(ctx context.Context, w io.Writer, o TUFExport) (*TUFManifest, err
 	}
 	var arts []tuf.Target
 	if o.Select != nil && len(ch.Targets) > 0 {
-		if arts, err = o.Select(ctx, ch.Targets); err != nil {
+		if arts, err = o.Select(ctx, ch.Targets, c.Repository()); err != nil {
 			return nil, err
 		}
 	}
@@ -108,6 +111,11 @@ func ExportTUF(ctx context.Context, w io.Writer, o TUFExport) (*TUFManifest, err
 	m := TUFManifest{
 		TenantID: o.TenantID, Since: o.Since, RootVersion: ch.RootVersion, TimestampVersion: ch.TimestampVersion,
 		SnapshotVersion: ch.SnapshotVersion, Files: len(rec.files), Artifacts: len(arts), Ack: o.Ack != nil,
+	}
+	for _, t := range arts {
+		if _, _, _, ok := tuf.ParseDeltaTarget(t.Path); ok {
+			m.Deltas++
+		}
 	}
 	tw, err := NewTUFWriter(w, m)
 	if err != nil {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/update"
@@ -267,21 +269,74 @@ type BundleOptions struct {
 	// (its sequence in trust: tuf), and the bundle leaves out every
 	// repository file and artifact that version already had.
 	Format string
+	// NoDeltas carries every artifact whole. By default, with Since, an
+	// artifact the mirror lacks travels as the smallest signed delta to
+	// it from an artifact the mirror holds (listed in Since, in its
+	// channels), and the import rebuilds it (docs/deltas.md).
+	NoDeltas bool
 }
 
 // BundleResult says what an exported bundle holds.
 type BundleResult struct {
 	Format    string `json:"format,omitempty"`
 	Sequence  int64  `json:"sequence"`
-	Artifacts int    `json:"artifacts"`
+	Artifacts int    `json:"artifacts"`       // artifact entries, deltas included
 	Files     int    `json:"files,omitempty"` // TUF: repository files (metadata and documents)
+	// SizeBytes is the bundle's size as written.
+	SizeBytes int64 `json:"size_bytes,omitempty"`
+	// Deltas is how many artifacts travel as a delta; DeltaBytes their
+	// deltas' bytes, ReplacedBytes the whole artifacts' bytes, and
+	// SavedBytes the difference (SavedPercent of what the bundle would
+	// weigh without deltas).
+	Deltas        int     `json:"deltas,omitempty"`
+	DeltaBytes    int64   `json:"delta_bytes,omitempty"`
+	ReplacedBytes int64   `json:"replaced_bytes,omitempty"`
+	SavedBytes    int64   `json:"saved_bytes,omitempty"`
+	SavedPercent  float64 `json:"saved_percent,omitempty"`
+}
+
+// addDelta counts one artifact carried as delta d.
+func (r *BundleResult) addDelta(d *snapshot.Delta, full int64) {
+	r.Deltas++
+	r.DeltaBytes += d.SizeBytes
+	r.ReplacedBytes += full
+	r.SavedBytes += full - d.SizeBytes
+}
+
+// finish records the bundle's size and the share the deltas saved.
+func (r *BundleResult) finish(size int64) {
+	r.SizeBytes = size
+	if r.SavedBytes > 0 && size+r.SavedBytes > 0 {
+		r.SavedPercent = math.Round(float64(r.SavedBytes)/float64(size+r.SavedBytes)*10000) / 100
+	}
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // bundlePlan is a checked bundle export: the snapshot and the artifacts
 // to carry.
 type bundlePlan struct {
 	snap      *catalog.Snapshot
-	artifacts []string // artifact ids, one per distinct sha256
+	artifacts []bundleItem // one per distinct sha256
+}
+
+// bundleItem is one artifact to carry: whole, or as delta (its blob
+// under deltaBlob) when the receiver holds the base.
+type bundleItem struct {
+	id        string
+	size      int64
+	delta     *snapshot.Delta
+	deltaBlob string
 }
 
 // ExportBundle writes the tenant's latest snapshot and every artifact of
@@ -315,7 +370,8 @@ func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*
 			return nil, err
 		}
 	}
-	bw := bundle.NewWriter(w)
+	cw := &countWriter{w: w}
+	bw := bundle.NewWriter(cw)
 	if err := bw.WriteSnapshot(p.snap.Envelope); err != nil {
 		return nil, err
 	}
@@ -324,15 +380,67 @@ func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*
 			return nil, err
 		}
 	}
-	for _, id := range p.artifacts {
-		if err := a.writeBundleArtifact(ctx, bw, id); err != nil {
-			return nil, fmt.Errorf("artifact %s: %w", id, err)
+	res := &BundleResult{Format: BundleDSSE, Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}
+	for _, it := range p.artifacts {
+		if it.delta != nil {
+			if err := a.writeBundleDelta(ctx, bw, it.deltaBlob, it.delta); err != nil {
+				return nil, fmt.Errorf("artifact %s: %w", it.id, err)
+			}
+			res.addDelta(it.delta, it.size)
+			continue
+		}
+		if err := a.writeBundleArtifact(ctx, bw, it.id); err != nil {
+			return nil, fmt.Errorf("artifact %s: %w", it.id, err)
 		}
 	}
 	if err := bw.Close(); err != nil {
 		return nil, err
 	}
-	return &BundleResult{Format: BundleDSSE, Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}, nil
+	res.finish(cw.n)
+	return res, nil
+}
+
+// writeBundleDelta streams delta d's blob (under key) into the bundle.
+func (a *App) writeBundleDelta(ctx context.Context, bw *bundle.Writer, key string, d *snapshot.Delta) error {
+	rc, _, err := a.blobs.Open(ctx, key)
+	if err != nil {
+		return fmt.Errorf("open delta %s: %w", d.DeltaID, err)
+	}
+	defer rc.Close()
+	return bw.WriteDelta(d.SHA256, d.SizeBytes, rc)
+}
+
+// bundleDelta is the smallest signed delta among deltas to toSHA from an
+// artifact in held whose bytes the blob store holds, and its blob key;
+// nil when there is none.
+func (a *App) bundleDelta(ctx context.Context, deltas []snapshot.Delta, toSHA string, held map[string]bool) (*snapshot.Delta, string, error) {
+	if a.deltas == nil || len(held) == 0 {
+		return nil, "", nil
+	}
+	var best *snapshot.Delta
+	key := ""
+	for i, d := range deltas {
+		if d.ToSHA256 != toSHA || !held[d.FromSHA256] || (best != nil && d.SizeBytes >= best.SizeBytes) {
+			continue
+		}
+		j, err := a.deltas.Job(ctx, d.DeltaID)
+		if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if j.State != deltajob.Done || !j.Offered || j.SHA256 != d.SHA256 || j.SizeBytes != d.SizeBytes {
+			continue
+		}
+		if _, err := a.blobs.Stat(ctx, j.BlobKey); errors.Is(err, blob.ErrNotFound) {
+			continue // carried whole
+		} else if err != nil {
+			return nil, "", fmt.Errorf("delta %s: %w", d.DeltaID, err)
+		}
+		best, key = &deltas[i], j.BlobKey
+	}
+	return best, key, nil
 }
 
 func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, error) {
@@ -364,6 +472,7 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 		return nil, err
 	}
 	skip := map[string]bool{}
+	held := map[string]bool{} // artifacts the receiver holds: delta bases
 	if o.Since > 0 {
 		if o.Since >= snap.Sequence {
 			return nil, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
@@ -382,6 +491,9 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 		for _, art := range om.Artifacts {
 			skip[art.SHA256] = true
 		}
+		if !o.NoDeltas {
+			held = servedSHAs(om, channels)
+		}
 	}
 	want := map[string]bool{}
 	for _, rel := range m.Releases {
@@ -396,17 +508,46 @@ func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, err
 	for _, art := range m.Artifacts {
 		if want[art.ArtifactID] && !skip[art.SHA256] {
 			skip[art.SHA256] = true // once per content
-			p.artifacts = append(p.artifacts, art.ArtifactID)
+			it := bundleItem{id: art.ArtifactID, size: art.SizeBytes}
+			if it.delta, it.deltaBlob, err = a.bundleDelta(ctx, m.Deltas, art.SHA256, held); err != nil {
+				return nil, err
+			}
+			p.artifacts = append(p.artifacts, it)
 		}
 	}
 	// Missing bytes are found now, while an error can still be answered,
 	// not as a stream cut halfway (a restore that left out the blobs).
-	for _, id := range p.artifacts {
-		if err := a.checkStored(ctx, id); err != nil {
+	for _, it := range p.artifacts {
+		if it.delta != nil {
+			continue // its blob was found
+		}
+		if err := a.checkStored(ctx, it.id); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// servedSHAs is the sha256 of every artifact of m's ACTIVE releases in
+// channels (nil: every channel): what a mirror holding m caches (the
+// mirror's state.Needed).
+func servedSHAs(m *snapshot.Manifest, channels []string) map[string]bool {
+	ids := map[string]bool{}
+	for _, rel := range m.Releases {
+		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
+			continue
+		}
+		for _, ra := range rel.Artifacts {
+			ids[ra.ArtifactID] = true
+		}
+	}
+	out := map[string]bool{}
+	for _, art := range m.Artifacts {
+		if ids[art.ArtifactID] {
+			out[art.SHA256] = true
+		}
+	}
+	return out
 }
 
 // checkStored fails clearly when a managed artifact's bytes are not in

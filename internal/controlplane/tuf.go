@@ -73,6 +73,7 @@ type tufView struct {
 	roles       map[string]int64     // role -> version in the current snapshot
 	products    map[string]bool      // product ids of the tenant's view
 	artifacts   map[string]tufArtRef // release artifact id -> artifact
+	deltas      map[string]tufArtRef // delta target name ("delta-<from>-<to>") -> delta id (artifactID) and sha256
 }
 
 type tufArtRef struct {
@@ -380,10 +381,14 @@ func roleOfName(name string) string {
 
 // viewOf indexes what the tenant's view lets it fetch.
 func viewOf(m *snapshot.Manifest) *tufView {
-	v := &tufView{products: map[string]bool{}, artifacts: map[string]tufArtRef{}}
+	v := &tufView{products: map[string]bool{}, artifacts: map[string]tufArtRef{}, deltas: map[string]tufArtRef{}}
 	sums := make(map[string]string, len(m.Artifacts))
 	for _, art := range m.Artifacts {
 		sums[art.ArtifactID] = art.SHA256
+	}
+	for _, d := range m.Deltas {
+		_, name, _ := strings.Cut(tuf.DeltaTarget("p", d.FromSHA256, d.ToSHA256), "/")
+		v.deltas[name] = tufArtRef{artifactID: d.DeltaID, sha256: d.SHA256}
 	}
 	for _, p := range m.Products {
 		v.products[p.ProductID] = true
@@ -715,6 +720,21 @@ func (r *TUFRepo) Target(ctx context.Context, path, sum string) (io.ReadSeekClos
 			return nil, err
 		}
 		return nopSeekCloser{strings.NewReader(string(b))}, nil
+	}
+	if tuf.IsDeltaTarget(path) {
+		ref, ok := v.deltas[name]
+		if !ok || ref.sha256 != sum || r.a.deltas == nil {
+			return nil, notFound(path)
+		}
+		j, err := r.a.deltas.Job(ctx, ref.artifactID)
+		if err != nil || j.SHA256 != sum {
+			return nil, notFound(path)
+		}
+		obj, _, err := r.a.blobs.Open(ctx, j.BlobKey)
+		if err != nil {
+			return nil, notFound(path)
+		}
+		return obj, nil
 	}
 	ref, ok := v.artifacts[name]
 	if !ok || ref.productID != dir || ref.sha256 != sum {

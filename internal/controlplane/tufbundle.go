@@ -12,6 +12,7 @@ import (
 
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/tuf"
 )
 
@@ -96,9 +97,25 @@ func (a *App) exportTUFBundle(ctx context.Context, o BundleOptions, w io.Writer)
 	}
 	repo := &TUFRepo{a: a, tenantID: o.TenantID}
 	arts := map[string]string{} // target path → artifact id
-	m, err := bundle.ExportTUF(ctx, w, bundle.TUFExport{
+	type carried struct {
+		d    *snapshot.Delta
+		key  string
+		full int64
+	}
+	deltas := map[string]carried{} // delta target path → its delta
+	cw := &countWriter{w: w}
+	m, err := bundle.ExportTUF(ctx, cw, bundle.TUFExport{
 		TenantID: o.TenantID, Since: o.Since, Repo: repoFetcher{repo}, Held: held, Now: a.now, Ack: ack,
-		Select: func(ctx context.Context, added []tuf.Target) ([]tuf.Target, error) {
+		Select: func(ctx context.Context, added []tuf.Target, verified *tuf.Repository) ([]tuf.Target, error) {
+			var base map[string]bool
+			var listed []snapshot.Delta
+			if o.Since > 0 && !o.NoDeltas && verified != nil {
+				man, err := verified.Manifest()
+				if err != nil {
+					return nil, err
+				}
+				base, listed = heldTUFBases(man, added, channels), man.Deltas
+			}
 			var out []tuf.Target
 			seen := map[string]bool{}
 			for _, tg := range added {
@@ -107,18 +124,35 @@ func (a *App) exportTUFBundle(ctx context.Context, o BundleOptions, w io.Writer)
 					(channels != nil && !slices.Contains(channels, c.Channel)) {
 					continue
 				}
+				seen[tg.SHA256] = true
+				d, key, err := a.bundleDelta(ctx, listed, tg.SHA256, base)
+				if err != nil {
+					return nil, err
+				}
+				if d != nil {
+					dt := tuf.Target{Path: tuf.DeltaTarget(c.Product, d.FromSHA256, d.ToSHA256), Length: d.SizeBytes, SHA256: d.SHA256, Custom: c}
+					deltas[dt.Path] = carried{d: d, key: key, full: tg.Length}
+					out = append(out, dt)
+					continue
+				}
 				// Missing bytes are found now, while an error can still
 				// be answered.
 				if err := a.checkStored(ctx, c.Artifact); err != nil {
 					return nil, err
 				}
-				seen[tg.SHA256] = true
 				arts[tg.Path] = c.Artifact
 				out = append(out, tg)
 			}
 			return out, nil
 		},
 		Open: func(ctx context.Context, tg tuf.Target) (io.ReadCloser, error) {
+			if dc, ok := deltas[tg.Path]; ok {
+				rc, _, err := a.blobs.Open(ctx, dc.key)
+				if err != nil {
+					return nil, fmt.Errorf("open delta %s: %w", dc.d.DeltaID, err)
+				}
+				return rc, nil
+			}
 			art, err := a.store.Artifact(ctx, arts[tg.Path])
 			if err != nil {
 				return nil, err
@@ -129,7 +163,39 @@ func (a *App) exportTUFBundle(ctx context.Context, o BundleOptions, w io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	return &BundleResult{Format: BundleTUF, Sequence: m.SnapshotVersion, Artifacts: m.Artifacts, Files: m.Files}, nil
+	res := &BundleResult{Format: BundleTUF, Sequence: m.SnapshotVersion, Artifacts: m.Artifacts, Files: m.Files}
+	for _, dc := range deltas {
+		res.addDelta(dc.d, dc.full)
+	}
+	res.finish(cw.n)
+	return res, nil
+}
+
+// heldTUFBases is the sha256 of every artifact a trust: tuf mirror
+// holding the export's since version caches: the targets of m's ACTIVE
+// releases in channels that the workflow did not find added or changed
+// (so they were signed the same at since).
+func heldTUFBases(m *snapshot.Manifest, added []tuf.Target, channels []string) map[string]bool {
+	changed := map[string]bool{}
+	for _, t := range added {
+		changed[t.Path] = true
+	}
+	sha := map[string]string{}
+	for _, art := range m.Artifacts {
+		sha[art.ArtifactID] = art.SHA256
+	}
+	out := map[string]bool{}
+	for _, rel := range m.Releases {
+		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
+			continue
+		}
+		for _, ra := range rel.Artifacts {
+			if !changed[tuf.ArtifactTarget(rel.ProductID, ra.ReleaseArtifactID)] && sha[ra.ArtifactID] != "" {
+				out[sha[ra.ArtifactID]] = true
+			}
+		}
+	}
+	return out
 }
 
 // tufScopeOf is the store scope of a published path: the tenant's own

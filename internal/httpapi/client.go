@@ -520,18 +520,34 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	if o.Format != "" {
 		q.Set("format", o.Format)
 	}
-	pw := &peekWriter{w: w}
-	if _, err := c.stream(ctx, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), pw); err != nil {
+	if o.NoDeltas {
+		q.Set("no_deltas", "true")
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/v1/tenants/"+esc(o.TenantID)+"/bundle?"+q.Encode(), "", nil, 0)
+	if err != nil {
 		return nil, err
 	}
-	// The stream does not say which format the server chose: its first
-	// tar entry does.
+	defer resp.Body.Close()
+	pw := &peekWriter{w: w}
+	if _, err := io.Copy(pw, resp.Body); err != nil {
+		return nil, err
+	}
+	// The result follows the tar as a trailer (a server that predates it
+	// sends none: the result then holds only the format, which the first
+	// tar entry says).
 	res := &controlplane.BundleResult{}
-	switch name, _, _ := strings.Cut(string(pw.head), "\x00"); name {
-	case bundle.TUFManifestName:
-		res.Format = controlplane.BundleTUF
-	case bundle.EnvelopeName:
-		res.Format = controlplane.BundleDSSE
+	if t := resp.Trailer.Get(BundleResultTrailer); t != "" {
+		if err := json.Unmarshal([]byte(t), res); err != nil {
+			return nil, fmt.Errorf("bundle export: trailer %s: %w", BundleResultTrailer, err)
+		}
+	}
+	if res.Format == "" {
+		switch name, _, _ := strings.Cut(string(pw.head), "\x00"); name {
+		case bundle.TUFManifestName:
+			res.Format = controlplane.BundleTUF
+		case bundle.EnvelopeName:
+			res.Format = controlplane.BundleDSSE
+		}
 	}
 	return res, nil
 }

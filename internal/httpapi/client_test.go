@@ -105,8 +105,13 @@ func exerciseService(t *testing.T, ctx context.Context, svc controlplane.Service
 			t.Fatalf("snapshot: %+v, %v; built %+v", got, err, snap)
 		}
 		var buf bytes.Buffer
-		if _, err := svc.ExportBundle(ctx, controlplane.BundleOptions{TenantID: ten.TenantID, Format: controlplane.BundleDSSE}, &buf); err != nil {
+		res, err := svc.ExportBundle(ctx, controlplane.BundleOptions{TenantID: ten.TenantID, Format: controlplane.BundleDSSE}, &buf)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// The result travels as a trailer after the tar.
+		if res.Format != controlplane.BundleDSSE || res.Sequence != snap.Sequence || res.Artifacts != 1 || res.SizeBytes != int64(buf.Len()) {
+			t.Errorf("result %+v, want dsse, sequence %d, 1 artifact, %d bytes", res, snap.Sequence, buf.Len())
 		}
 		if names := tarNames(t, buf.Bytes()); len(names) != 2 || names[0] != "snapshot.dsse.json" {
 			t.Fatalf("bundle holds %v", names)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
@@ -176,17 +177,37 @@ func writeEnvelope(w http.ResponseWriter, snap *catalog.Snapshot) {
 	w.Write(snap.Envelope)
 }
 
-// exportBundle streams a bundle: GET /v1/tenants/{id}/bundle?since=&mirror_id=&format=
+// exportBundle streams a bundle: GET /v1/tenants/{id}/bundle?since=&mirror_id=&format=&no_deltas=
 func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request) error {
 	since, err := int64Param(r, "since")
 	if err != nil {
 		return err
 	}
 	o := controlplane.BundleOptions{TenantID: r.PathValue("id"), Since: since, MirrorID: r.URL.Query().Get("mirror_id"), Format: r.URL.Query().Get("format")}
+	switch v := r.URL.Query().Get("no_deltas"); v {
+	case "", "false", "0":
+	case "true", "1":
+		o.NoDeltas = true
+	default:
+		return catalog.Invalid("no_deltas", "must be true or false, not %q", v)
+	}
+	// What the bundle holds (its size, what deltas saved) is known only
+	// at its end: it follows the tar as a trailer.
+	w.Header().Set("Trailer", BundleResultTrailer)
 	sw := &stream{w: w, contentType: "application/x-tar"}
-	_, err = s.App.ExportBundle(r.Context(), o, sw)
-	return s.finish(r, sw, err)
+	res, err := s.App.ExportBundle(r.Context(), o, sw)
+	if err = s.finish(r, sw, err); err != nil {
+		return err
+	}
+	if b, jerr := json.Marshal(res); jerr == nil && res != nil {
+		w.Header().Set(BundleResultTrailer, string(b))
+	}
+	return nil
 }
+
+// BundleResultTrailer is the trailer of a bundle export: the
+// controlplane.BundleResult as JSON.
+const BundleResultTrailer = "Outpost-Bundle-Result"
 
 // backup streams a consistent copy of the catalog: GET /v1/admin/backup.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {

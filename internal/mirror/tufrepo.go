@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/tuf"
 )
 
 // tufRepo is the tufhttp.Repo of the mirror: the committed repository
 // version's metadata and documents from mirror.db, artifacts from the
 // cache as *os.File (sendfile). An artifact is served only when the held
-// version needs it (its channels), at its signed size.
+// version needs it (its channels), at its signed size; a delta target
+// only when it is a signed delta to such an artifact that the cache holds.
 type tufRepo struct{ s *Server }
 
 // Metadata implements tufhttp.Repo.
@@ -35,6 +37,17 @@ func (r tufRepo) Target(_ context.Context, path, sum string) (io.ReadSeekCloser,
 		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
 	}
 	a, ok := v.bySHA[sum]
+	if _, from, to, isDelta := tuf.ParseDeltaTarget(path); isDelta {
+		// A delta target: a signed delta to an artifact this mirror
+		// serves, when the cache holds it (docs/deltas.md).
+		a, ok = snapshot.Artifact{}, false
+		for _, d := range v.held.Manifest.Deltas {
+			if d.SHA256 == sum && d.FromSHA256 == from && d.ToSHA256 == to {
+				a, ok = v.deltas[d.DeltaID]
+				break
+			}
+		}
+	}
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
 	}

@@ -68,7 +68,7 @@ func deltaPlanOf(m *snapshot.Manifest) deltaPlan {
 // (also when the source serves no deltas). In TUF mode the deltas come
 // from the verified product documents (tuf.Repository.Manifest).
 func (s *Syncer) bestDelta(a snapshot.Artifact, p deltaPlan) *snapshot.Delta {
-	if _, ok := s.src.(DeltaSource); !ok {
+	if !s.servesDeltas() {
 		return nil
 	}
 	var best *snapshot.Delta
@@ -115,23 +115,34 @@ func (s *Syncer) rebuild(ctx context.Context, a snapshot.Artifact, d snapshot.De
 	if err != nil {
 		return n, err
 	}
-	want := delta.Want{BaseSize: baseSize, Size: a.SizeBytes}
-	if want.BaseSHA256, err = delta.ParseDigest(d.FromSHA256); err != nil {
-		return n, err
+	return n, s.applyCached(ctx, a, d, baseSize)
+}
+
+// applyCached rebuilds a from its cached base and the cached delta d and
+// commits it to the cache only when it verifies against a's signed
+// sha256 and size.
+func (s *Syncer) applyCached(ctx context.Context, a snapshot.Artifact, d snapshot.Delta, baseSize int64) error {
+	df, err := s.cache.Open(d.SHA256)
+	if err != nil {
+		return err
 	}
-	if want.SHA256, err = delta.ParseDigest(a.SHA256); err != nil {
-		return n, err
+	defer df.Close()
+	return s.rebuildFrom(ctx, a, d, baseSize, df)
+}
+
+// rebuildFrom rebuilds a from its cached base and delta d read from df,
+// and commits it to the cache only when it verifies against a's signed
+// sha256 and size.
+func (s *Syncer) rebuildFrom(ctx context.Context, a snapshot.Artifact, d snapshot.Delta, baseSize int64, df io.Reader) error {
+	want, err := deltaWant(a, d, baseSize)
+	if err != nil {
+		return err
 	}
 	base, err := s.cache.Open(d.FromSHA256)
 	if err != nil {
-		return n, err
+		return err
 	}
 	defer base.Close()
-	df, err := s.cache.Open(d.SHA256)
-	if err != nil {
-		return n, err
-	}
-	defer df.Close()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -145,32 +156,74 @@ func (s *Syncer) rebuild(ctx context.Context, a snapshot.Artifact, d snapshot.De
 	pr.CloseWithError(errors.New("rebuild abandoned"))
 	aerr := <-done
 	if aerr != nil {
-		return n, fmt.Errorf("apply delta %s: %w", d.DeltaID, aerr)
+		return fmt.Errorf("apply delta %s: %w", d.DeltaID, aerr)
 	}
 	if ierr != nil {
-		return n, fmt.Errorf("commit rebuilt artifact %s: %w", a.ArtifactID, ierr)
+		return fmt.Errorf("commit rebuilt artifact %s: %w", a.ArtifactID, ierr)
 	}
-	return n, nil
+	return nil
+}
+
+// deltaWant is what delta d must rebuild: a, from a base of baseSize.
+func deltaWant(a snapshot.Artifact, d snapshot.Delta, baseSize int64) (delta.Want, error) {
+	want := delta.Want{BaseSize: baseSize, Size: a.SizeBytes}
+	var err error
+	if want.BaseSHA256, err = delta.ParseDigest(d.FromSHA256); err != nil {
+		return want, err
+	}
+	if want.SHA256, err = delta.ParseDigest(a.SHA256); err != nil {
+		return want, err
+	}
+	return want, nil
 }
 
 // fetchDelta makes sure delta d is in the cache, verified against its
 // signed sha256 and size, in one attempt (a caller falls back to the
 // whole artifact).
 func (s *Syncer) fetchDelta(ctx context.Context, d snapshot.Delta) (int64, error) {
-	src, ok := s.src.(DeltaSource)
-	if !ok {
-		return 0, errors.New("the source serves no deltas")
-	}
 	if s.cache.Has(d.SHA256, d.SizeBytes) {
 		return 0, nil
 	}
-	n, err := s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
-		return src.Delta(ctx, d, off)
-	})
-	if err != nil {
-		return n, fmt.Errorf("delta %s: %w", d.DeltaID, err)
+	var n int64
+	var err error = errors.New("the source serves no deltas")
+	// In TUF mode a delta is a target of its product's role: fetched by
+	// its target path first (any TUF repository serves it), then, from a
+	// source that predates delta targets, by the delta routes.
+	if tsrc, ok := s.src.(TUFSource); ok && s.cfg.TUF != nil {
+		if path, known := s.tufPaths[d.SHA256]; known {
+			n, err = s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
+				return tsrc.TUFTarget(ctx, path, off)
+			})
+			if err == nil || ctx.Err() != nil {
+				return n, wrapDelta(d, err)
+			}
+		}
 	}
-	return n, nil
+	if src, ok := s.src.(DeltaSource); ok {
+		var m int64
+		m, err = s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
+			return src.Delta(ctx, d, off)
+		})
+		n += m
+	}
+	return n, wrapDelta(d, err)
+}
+
+func wrapDelta(d snapshot.Delta, err error) error {
+	if err != nil {
+		return fmt.Errorf("delta %s: %w", d.DeltaID, err)
+	}
+	return nil
+}
+
+// servesDeltas says whether the source can serve deltas: by the delta
+// routes, or as TUF targets in TUF mode.
+func (s *Syncer) servesDeltas() bool {
+	if _, ok := s.src.(DeltaSource); ok {
+		return true
+	}
+	_, ok := s.src.(TUFSource)
+	return ok && s.cfg.TUF != nil
 }
 
 // fetchDeltas fetches, best effort, every delta of the plan whose target
@@ -178,7 +231,7 @@ func (s *Syncer) fetchDelta(ctx context.Context, d snapshot.Delta) (int64, error
 // logged: a client offered a delta the mirror lacks falls back to the
 // whole artifact.
 func (s *Syncer) fetchDeltas(ctx context.Context, need []snapshot.Artifact, p deltaPlan, res *state.SyncResult) {
-	if _, ok := s.src.(DeltaSource); !ok || len(p.to) == 0 {
+	if !s.servesDeltas() || len(p.to) == 0 {
 		return
 	}
 	for _, a := range need {

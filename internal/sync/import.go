@@ -24,13 +24,16 @@ type ImportReport struct {
 	Changed      bool   `json:"changed"` // the snapshot is (would be) committed
 	// Refreshed (trust: tuf): the version held, with a fresher timestamp
 	// that is (would be) served from now on.
-	Refreshed bool     `json:"refreshed,omitempty"`
-	Needed    int      `json:"needed"`   // artifacts the mirror serves from it
-	Imported  int      `json:"imported"` // taken from the bundle (or would be)
-	Cached    int      `json:"cached"`   // already in the cache
-	Skipped   int      `json:"skipped"`  // in the bundle but not for this mirror's channels
-	Bytes     int64    `json:"bytes"`
-	Missing   []string `json:"missing,omitempty"`
+	Refreshed bool `json:"refreshed,omitempty"`
+	Needed    int  `json:"needed"`   // artifacts the mirror serves from it
+	Imported  int  `json:"imported"` // taken from the bundle (or would be)
+	// Rebuilt counts the imported artifacts rebuilt from a delta the
+	// bundle carried and a base the mirror holds.
+	Rebuilt int      `json:"rebuilt,omitempty"`
+	Cached  int      `json:"cached"`  // already in the cache
+	Skipped int      `json:"skipped"` // in the bundle but not for this mirror's channels
+	Bytes   int64    `json:"bytes"`
+	Missing []string `json:"missing,omitempty"`
 	// What the bundle's snapshot says: when it expires, how many
 	// releases it offers, and the releases (product/channel/version) the
 	// held snapshot offered that it no longer does.
@@ -62,7 +65,7 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 	res := state.SyncResult{
 		At: s.cfg.Now().UTC(), Source: "bundle", OK: err == nil, Changed: rep.Changed,
 		SnapshotID: rep.SnapshotID, Sequence: rep.Sequence, Downloaded: rep.Imported,
-		Bytes: rep.Bytes, Missing: rep.Missing,
+		Rebuilt: rep.Rebuilt, Bytes: rep.Bytes, Missing: rep.Missing,
 	}
 	if err != nil {
 		res.Error = err.Error()
@@ -180,6 +183,7 @@ func (s *Syncer) take(ctx context.Context, br *bundle.Reader, c *candidate, rep 
 		needed[a.SHA256] = true
 	}
 	taken := map[string]bool{}
+	var deltas importDeltas
 	for {
 		e, err := br.Next()
 		if err == io.EOF {
@@ -187,6 +191,20 @@ func (s *Syncer) take(ctx context.Context, br *bundle.Reader, c *candidate, rep 
 		}
 		if err != nil {
 			return nil, err
+		}
+		if e.Delta {
+			if deltas.arts == nil {
+				deltas = importDeltasOf(c.m)
+			}
+			name := bundle.DeltaPrefix + e.SHA256
+			d, ok := deltas.bySHA[e.SHA256]
+			if !ok {
+				return nil, fmt.Errorf("%w: %s is not a delta snapshot %d lists", bundle.ErrInvalid, name, c.m.Sequence)
+			}
+			if err := s.takeDelta(ctx, br.Body(), name, e.Size, d, deltas, needed, taken, rep); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		size, ok := inManifest[e.SHA256]
 		switch {

@@ -306,6 +306,22 @@ func targetPaths(m *snapshot.Manifest) map[string]string {
 			}
 		}
 	}
+	// Deltas are targets of their product's role too (tuf.DeltaTarget).
+	if len(m.Deltas) > 0 {
+		product := map[string]string{} // artifact id → product id
+		for _, r := range m.Releases {
+			for _, ra := range r.Artifacts {
+				product[ra.ArtifactID] = r.ProductID
+			}
+		}
+		for _, d := range m.Deltas {
+			if pid := product[d.ToArtifactID]; pid != "" {
+				if _, ok := out[d.SHA256]; !ok {
+					out[d.SHA256] = tuf.TargetPath(tuf.DeltaTarget(pid, d.FromSHA256, d.ToSHA256), d.SHA256)
+				}
+			}
+		}
+	}
 	return out
 }
 

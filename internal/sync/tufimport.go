@@ -326,7 +326,7 @@ func (s *Syncer) importTUFBundle(ctx context.Context, r io.Reader, rep *ImportRe
 	for _, a := range cand.need {
 		needed[a.SHA256] = true
 	}
-	taken, err := s.takeTUF(ctx, br, first, repo, needed, rep)
+	taken, err := s.takeTUF(ctx, br, first, repo, importDeltasOf(m), needed, rep)
 	if err != nil {
 		return err
 	}
@@ -441,15 +441,25 @@ func artifactTarget(repo *tuf.Repository, entry string) (tuf.Target, error) {
 // takeTUF reads the bundle's artifacts: each must be a signed target of
 // the verified repository at its signed length; the needed ones not yet
 // cached are ingested (hashed on the way), or with DryRun only verified.
-func (s *Syncer) takeTUF(ctx context.Context, br *bundle.Reader, first *bundle.FileEntry, repo *tuf.Repository, needed map[string]bool, rep *ImportReport) (map[string]bool, error) {
+func (s *Syncer) takeTUF(ctx context.Context, br *bundle.Reader, first *bundle.FileEntry, repo *tuf.Repository, deltas importDeltas, needed map[string]bool, rep *ImportReport) (map[string]bool, error) {
 	taken := map[string]bool{}
 	e := first
 	for e != nil {
-		t, err := artifactTarget(repo, e.Path)
+		d, isDelta, err := bundledDelta(e.Path, deltas)
 		if err != nil {
 			return nil, err
 		}
+		var t tuf.Target
+		if !isDelta {
+			if t, err = artifactTarget(repo, e.Path); err != nil {
+				return nil, err
+			}
+		}
 		switch {
+		case isDelta:
+			if err := s.takeDelta(ctx, br.Body(), e.Path, e.Size, d, deltas, needed, taken, rep); err != nil {
+				return nil, err
+			}
 		case e.Size != t.Length:
 			return nil, fmt.Errorf("%w: %s is %d bytes, the signed target says %d", bundle.ErrInvalid, e.Path, e.Size, t.Length)
 		case !needed[t.SHA256] || taken[t.SHA256]:

@@ -45,7 +45,7 @@ func tufBundleAck(t testing.TB, v *tuftest.Vendor, since int64, ack []byte) []by
 	var buf bytes.Buffer
 	_, err = bundle.ExportTUF(ctx, &buf, bundle.TUFExport{
 		TenantID: v.TenantID, Since: since, Repo: tuftest.Fetcher{Repo: v.Repo}, Held: held,
-		Select: func(_ context.Context, ts []tuf.Target) ([]tuf.Target, error) {
+		Select: func(_ context.Context, ts []tuf.Target, _ *tuf.Repository) ([]tuf.Target, error) {
 			var out []tuf.Target
 			seen := map[string]bool{}
 			for _, tg := range ts {

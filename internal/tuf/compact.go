@@ -60,11 +60,12 @@ type heldTarget struct {
 }
 
 // eachArtifact calls fn for every target of role that has custom fields
+// and is not a delta (DeltaTarget)
 // (the artifact targets), from the compact form when the role has one.
 func eachArtifact(roles map[string]*Targets, compact map[string]compactRole, role string, fn func(e heldTarget) error) error {
 	if c, ok := compact[role]; ok {
 		for p, ct := range c {
-			if ct.custom == "" {
+			if ct.custom == "" || IsDeltaTarget(p) {
 				continue
 			}
 			if err := fn(heldTarget{path: p, length: ct.length, sum: ct.sum, custom: ct.custom}); err != nil {
@@ -78,7 +79,7 @@ func eachArtifact(roles map[string]*Targets, compact map[string]compactRole, rol
 		return nil
 	}
 	for p, tf := range t.Signed.Targets {
-		if tf.Custom == nil {
+		if tf.Custom == nil || IsDeltaTarget(p) {
 			continue
 		}
 		sum := tf.Hashes["sha256"]
@@ -96,6 +97,9 @@ func eachArtifact(roles map[string]*Targets, compact map[string]compactRole, rol
 
 // artifact returns the artifact target at path listed by role.
 func artifact(roles map[string]*Targets, compact map[string]compactRole, role, path string) (heldTarget, bool) {
+	if IsDeltaTarget(path) {
+		return heldTarget{}, false
+	}
 	if c, ok := compact[role]; ok {
 		ct, ok := c[path]
 		if !ok || ct.custom == "" {

@@ -64,6 +64,59 @@ func ArtifactTarget(productID, releaseArtifactID string) string {
 	return productID + "/" + releaseArtifactID
 }
 
+// DeltaTarget is the target path of a signed delta between two of a
+// product's artifacts: "<product_id>/delta-<from_sha256>-<to_sha256>"
+// (docs/deltas.md). The product role lists it as a target (custom
+// DeltaCustom), so an unmodified TUF client can fetch it, and bundles
+// carry deltas under it. It has two segments, like every target of the
+// product, so the top-level delegation's "<product_id>/*" covers it.
+func DeltaTarget(productID, fromSHA256, toSHA256 string) string {
+	return productID + "/" + deltaPrefix + fromSHA256 + "-" + toSHA256
+}
+
+const deltaPrefix = "delta-"
+
+// ParseDeltaTarget splits a delta target path (DeltaTarget); ok is false
+// for any other path.
+func ParseDeltaTarget(path string) (productID, fromSHA256, toSHA256 string, ok bool) {
+	pid, name, ok1 := strings.Cut(path, "/")
+	rest, ok2 := strings.CutPrefix(name, deltaPrefix)
+	from, to, ok3 := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || !ok3 || pid == "" || !isHex64(from) || !isHex64(to) {
+		return "", "", "", false
+	}
+	return pid, from, to, true
+}
+
+// IsDeltaTarget says whether path is a delta target's.
+func IsDeltaTarget(path string) bool {
+	_, _, _, ok := ParseDeltaTarget(path)
+	return ok
+}
+
+// DeltaCustom is the custom field of a delta target: the delta, its base
+// and the artifact it rebuilds (docs/deltas.md).
+type DeltaCustom struct {
+	// Fields in the order of their JSON names (canonical JSON).
+	Delta        string `json:"delta"`
+	From         string `json:"from"`
+	FromArtifact string `json:"from_artifact"`
+	To           string `json:"to"`
+	ToArtifact   string `json:"to_artifact"`
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // MetadataPath is where a role's metadata is published: versioned
 // ("metadata/<version>.<role>.json") except the timestamp.
 func MetadataPath(role string, version int64) string {

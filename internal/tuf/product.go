@@ -190,6 +190,25 @@ func (ps *ProductSet) UpdateWithDeltas(ctx context.Context, p snapshot.Product, 
 	if err != nil {
 		return nil, fmt.Errorf("update product %s: %w", p.ProductID, err)
 	}
+	// Each delta is also a target of the product role (DeltaTarget), so
+	// that an unmodified TUF client can fetch it.
+	deltaEntries := make([]entry, 0, len(doc.Deltas))
+	for _, dl := range doc.Deltas {
+		c, err := json.Marshal(DeltaCustom{Delta: dl.DeltaID, From: dl.FromSHA256, FromArtifact: dl.FromArtifactID, To: dl.ToSHA256, ToArtifact: dl.ToArtifactID})
+		if err != nil {
+			return nil, fmt.Errorf("update product %s: %w", p.ProductID, err)
+		}
+		if !isHex64(dl.SHA256) || !isHex64(dl.FromSHA256) || !isHex64(dl.ToSHA256) || dl.SizeBytes <= 0 {
+			return nil, fmt.Errorf("update product %s: delta %s: malformed hash or size", p.ProductID, dl.DeltaID)
+		}
+		deltaEntries = append(deltaEntries, entry{path: DeltaTarget(p.ProductID, dl.FromSHA256, dl.ToSHA256), length: dl.SizeBytes, sha256: dl.SHA256, custom: string(c)})
+	}
+	slices.SortFunc(deltaEntries, func(a, b entry) int { return cmp.Compare(a.path, b.path) })
+	for i := 1; i < len(deltaEntries); i++ {
+		if deltaEntries[i].path == deltaEntries[i-1].path {
+			return nil, fmt.Errorf("update product %s: two deltas from %s to %s", p.ProductID, doc.Deltas[i].FromSHA256, doc.Deltas[i].ToSHA256)
+		}
+	}
 	d := newDoc(ProductDoc(p.ProductID), docData)
 
 	ps.mu.Lock()
@@ -220,6 +239,7 @@ func (ps *ProductSet) UpdateWithDeltas(ctx context.Context, p snapshot.Product, 
 	roleChanged := bl != st.bitLength || d.sha256 != st.doc.sha256 || rekey
 	var own []entry // the product role's own targets
 	own = append(own, d.entry())
+	own = append(own, deltaEntries...)
 	if bl == 0 {
 		own = append(own, entries...)
 		next.bins = nil
@@ -276,6 +296,9 @@ func (ps *ProductSet) UpdateWithDeltas(ctx context.Context, p snapshot.Product, 
 			files = append(files, File{Path: MetadataPath(nb.name, nb.version), Data: nb.data})
 		}
 	}
+	// Sorted by path, as Restore reads them back (delta targets sort
+	// before the document).
+	slices.SortFunc(own, func(a, b entry) int { return cmp.Compare(a.path, b.path) })
 	if roleChanged || st.role.version == 0 || !slices.Equal(st.role.entries, own) || ps.expiring(st.role.expires, now) {
 		nr := roleState{name: st.role.name, version: st.role.version + 1, expires: now.Add(ps.opts.TTL), entries: own}
 		t := metadata.Targets(nr.expires)
