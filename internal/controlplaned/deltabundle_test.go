@@ -85,7 +85,7 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 	e.must(t, err)
 	tufm := newBundleMirror(t, sync.Config{TUF: &sync.TUFTrust{TenantID: a.tenant, Root: root}})
 
-	full, _ := export(controlplane.BundleOptions{})
+	full, _ := export(controlplane.BundleOptions{Format: controlplane.BundleDSSE})
 	rep, err := dsse.s.Import(ctx, bytes.NewReader(full), false)
 	if err != nil || rep.Imported != 1 {
 		t.Fatalf("schema 1 full import: %+v, %v", rep, err)
@@ -124,7 +124,7 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 	sha2 := job.ToSHA256
 
 	t.Run("schema 1: the bundle carries the delta, the import rebuilds the artifact", func(t *testing.T) {
-		b, res := export(controlplane.BundleOptions{Since: dsseHeld})
+		b, res := export(controlplane.BundleOptions{Format: controlplane.BundleDSSE, Since: dsseHeld})
 		names := tarNames(t, b)
 		if res.Deltas != 1 || res.DeltaBytes != job.SizeBytes || res.ReplacedBytes != int64(len(v2)) || res.SavedBytes != int64(len(v2))-job.SizeBytes || res.SavedPercent <= 50 {
 			t.Errorf("result %+v, want one delta of %d bytes saving over half", res, job.SizeBytes)
@@ -200,7 +200,7 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 	})
 	t.Run("whole artifacts without since or with no-deltas", func(t *testing.T) {
 		for _, o := range []controlplane.BundleOptions{
-			{}, {Since: dsseHeld, NoDeltas: true},
+			{Format: controlplane.BundleDSSE}, {Format: controlplane.BundleDSSE, Since: dsseHeld, NoDeltas: true},
 			{Format: controlplane.BundleTUF}, {Format: controlplane.BundleTUF, Since: tufHeld, NoDeltas: true},
 		} {
 			b, res := export(o)
