@@ -79,7 +79,7 @@ func TestE2E_BundleDeltas(t *testing.T) {
 	export := func(name string, args ...string) (string, string) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), name)
-		printed := cp.cli(append([]string{"bundle", "export", "--tenant", tenant, "--since", jsonInt(seq1), "--out", out}, args...)...)
+		printed := cp.cli(append([]string{"bundle", "export", "--tenant", tenant, "--format", "dsse", "--since", jsonInt(seq1), "--out", out}, args...)...)
 		return out, printed
 	}
 	small, printed := export("since.tar")

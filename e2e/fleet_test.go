@@ -279,7 +279,7 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 	seq2 := f.waitSequenceAbove(t, seq)
 	// The bundle for this mirror carries the vendor's acknowledgement.
 	bundle := filepath.Join(t.TempDir(), "for-mirror.tar")
-	f.cp.cli("bundle", "export", "--tenant", f.tenant, "--since", fmt.Sprint(seq), "--mirror", mirrorID, "--out", bundle)
+	f.cp.cli("bundle", "export", "--tenant", f.tenant, "--format", "dsse", "--since", fmt.Sprint(seq), "--mirror", mirrorID, "--out", bundle)
 	r := m.cmd("import", bundle)
 	wantAck := fmt.Sprintf("the vendor acknowledges audit events through %d and client events through 12", auditHead)
 	if r.code != 0 || !strings.Contains(r.stdout, wantAck) {

@@ -153,7 +153,7 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 		air := t.TempDir()
 		mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", air, "--tenant-id", tenant, "--root-file", filepath.Join(dir, "root.json"))
 		out := filepath.Join(t.TempDir(), "full.tar")
-		if got := cp.cli("bundle", "export", "--tenant", tenant, "--out", out); !strings.Contains(got, "TUF bundle") {
+		if got := cp.cli("bundle", "export", "--tenant", tenant, "--out", out); !strings.Contains(got, "TUF snapshot version") {
 			t.Fatalf("bundle export printed %q, want a TUF bundle", got)
 		}
 		if r := run(t, baseEnv(), tl.mirror, "import", out, "--config", filepath.Join(air, "mirror.yaml")); r.code != 0 || !strings.Contains(r.stdout, "imported") {
@@ -161,7 +161,7 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 		}
 		// --mirror: the site mirror last reported tuf-<v>.
 		out2 := filepath.Join(t.TempDir(), "site.tar")
-		if got := cp.cli("bundle", "export", "--tenant", tenant, "--mirror", mirrorID, "--since", jsonInt(version), "--out", out2); !strings.Contains(got, "TUF bundle") {
+		if got := cp.cli("bundle", "export", "--tenant", tenant, "--mirror", mirrorID, "--since", jsonInt(version), "--out", out2); !strings.Contains(got, "TUF snapshot version") {
 			t.Fatalf("bundle export --mirror printed %q, want a TUF bundle", got)
 		}
 		// Schema 1 on request only, with a deprecation line; the TUF
