@@ -266,6 +266,7 @@ func (m *Mirror) build(ctx context.Context) error {
 	m.hs = &http.Server{
 		Handler:           m.track(mux),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ConnContext: ConnContext,
 		// TLS handshake failures and the like: debug, a scanner must not
 		// flood the log.
 		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
@@ -441,6 +442,7 @@ func (m *Mirror) Close(ctx context.Context) error {
 			m.admin.Close()
 		}
 	}
+	m.srv.Close()
 	return m.st.Close()
 }
 
