@@ -123,7 +123,14 @@ func NewServer(o Options) (*Server, error) {
 	// HEAD or DELETE are refused, as on the control plane.
 	strict := wire.StrictRequests(s.o.Logger, s.mux)
 	guarded := s.auth(strict.ServeHTTP)
+	// The update check, the hottest route, skips the router's pattern
+	// match: the same checks, then the handler the router would pick.
+	check := s.auth(wire.StrictRequests(s.o.Logger, http.HandlerFunc(s.updates)).ServeHTTP)
 	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/updates/check" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			check.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			guarded.ServeHTTP(w, r)
 			return
