@@ -237,3 +237,48 @@ func TestServer_NoStaleHandles(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkServer_Range64KiB serves 64 KiB ranges of a cached artifact
+// over loopback TCP (the daemon's ConnContext, keep-alive clients): the
+// handler path of bench/serve.sh's Range row without wrk.
+func BenchmarkServer_Range64KiB(b *testing.B) {
+	r := newRig(b)
+	a := synctest.Art{ID: "art_a", Data: synctest.Random(1 << 20)}
+	srv, err := mirror.NewServer(mirror.Options{State: r.st, Cache: r.cache})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Config.ConnContext = mirror.ConnContext
+	hs.Start()
+	b.Cleanup(hs.Close)
+	env := r.v.Sign(b, r.v.Manifest(1, []synctest.Art{a}))
+	r.cp.Publish(env, 1, map[string][]byte{a.ID: a.Data})
+	if _, err := r.s.Once(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Reload(); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(64 << 10)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		defer client.CloseIdleConnections()
+		req, _ := http.NewRequest("GET", hs.URL+"/v1/artifacts/art_a", nil)
+		req.Header.Set("Range", "bytes=0-65535")
+		for pb.Next() {
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusPartialContent || n != 64<<10 {
+				b.Errorf("status %d, %d bytes", resp.StatusCode, n)
+				return
+			}
+		}
+	})
+}
