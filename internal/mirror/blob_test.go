@@ -282,3 +282,43 @@ func BenchmarkServer_Range64KiB(b *testing.B) {
 		}
 	})
 }
+
+// TestMirror_RoutesThroughTheDaemon: the daemon hands clean /v1/ paths
+// straight to the API and everything else to its router, so the site
+// page, the API and the router's redirects answer as before.
+func TestMirror_RoutesThroughTheDaemon(t *testing.T) {
+	v := synctest.NewVendor(t)
+	base, _ := runMirror(t, v, []string{"tok"})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tests := []struct {
+		name, method, path, token string
+		want                      int
+	}{
+		{"status", "GET", "/v1/status", "tok", 200},
+		{"status without token", "GET", "/v1/status", "", 401},
+		{"update check, nothing held", "GET", "/v1/updates/check?product=p&channel=stable&platform=linux&arch=x64&version=1.0.0", "tok", 503},
+		{"update check, repeated parameter", "GET", "/v1/updates/check?product=p&product=q", "tok", 400},
+		{"update check without token", "GET", "/v1/updates/check", "", 401},
+		{"update check, POST", "POST", "/v1/updates/check", "tok", 405},
+		{"unknown API path", "GET", "/v1/nope", "tok", 404},
+		{"unclean path redirected", "GET", "/v1/x/../status", "tok", http.StatusTemporaryRedirect},
+		{"site page", "GET", "/", "", 200},
+		{"healthz", "GET", "/healthz", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, base+tt.path, nil)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
