@@ -14,6 +14,10 @@ VGW=${OUTPOST_VERSITYGW:-$ROOT/tools/bin/versitygw}
 # wrk duration per run and how many interleaved rounds (best one kept).
 DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-2}
+# Rounds of the ours-beside-nginx pairs (serve.sh, updates.sh): each round
+# runs both back to back, and the row keeps the median of the per-round
+# ratios, which a loaded machine moves less than the best of each.
+PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-5}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/outpost-bench.XXXXXX")
 PIDS=()
@@ -93,7 +97,8 @@ start_nginx() {
 		worker_processes auto;
 		pid $TMP/nginx/nginx.pid;
 		error_log $TMP/nginx/logs/error.log warn;
-		events { worker_connections 1024; }
+		worker_rlimit_nofile 16384;
+		events { worker_connections 4096; }
 		http {
 			access_log off;
 			sendfile on;
@@ -106,13 +111,14 @@ start_nginx() {
 			client_body_temp_path $TMP/nginx/body;
 			proxy_temp_path $TMP/nginx/proxy;
 			server {
-				listen 127.0.0.1:$port;
+				listen 127.0.0.1:$port backlog=4096;
 				root $root;
 				$extra
 			}
 		}
 	EOF
 	"$ngx" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' 2>>"$TMP/nginx/logs/error.log" &
+	NGINX_PID=$!
 	PIDS+=($!)
 	wait_port "$port" 10
 }
@@ -173,3 +179,35 @@ wrk_p99_ms() {
 
 # max A B: the larger number.
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a+0 >= b+0 ? a : b) }'; }
+
+# median V…: the median of the numbers given (the mean of the middle two
+# for an even count).
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print 0; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+# raise_nofile N: lift the open-file limit to N (or the hard limit) for
+# wrk and the servers this script starts, e.g. for 1,000 connections.
+raise_nofile() {
+	ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+	[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$1" ] ||
+		log "open-file limit is $(ulimit -n), below $1: runs with many connections may fail"
+}
+
+# cpu_ticks PID…: user + system CPU of the processes and their direct
+# children (nginx's workers), in clock ticks (getconf CLK_TCK a second).
+cpu_ticks() {
+	local p files=()
+	for p in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+		[ -r "/proc/$p/stat" ] && files+=("/proc/$p/stat")
+	done
+	# Fields 14 and 15 (utime, stime); comm has no spaces here.
+	awk '{ s += $14 + $15 } END { print s + 0 }' "${files[@]}"
+}
+
+# us_per_req TICKS REQUESTS: server CPU microseconds per request.
+us_per_req() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }'; }
+wrk_requests() { awk '/requests in/ {print $1}' "$1"; }

@@ -5,7 +5,8 @@
 # loopback; each script cleans up its processes and temp dirs.
 #
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS
-# (interleaved rounds, best kept, 2), BENCH_UPLOAD_MIB (1024),
+# (interleaved rounds, best kept, 2), BENCH_PAIR_ROUNDS (ours-beside-nginx
+# pairs of serve.sh and updates.sh, median kept, 5), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
 # of: upload_rss snapshot sync serve updates lease online_lease events herd
 # tufsync delta), BENCH_EVENTS (events sent by events.sh, 300000), BENCH_DELTA_PAIRS
@@ -105,7 +106,9 @@ cell() { sed 's/|/\\|/g'; }
 	echo
 	echo "Ratio is ours ÷ the reference measured in the same run (higher is better for"
 	echo "rates; for sizes and the verify row, lower is better). Rates are the best of"
-	echo "${ROUNDS} interleaved rounds of ${DURATION} s (wrk) per server."
+	echo "${ROUNDS} interleaved rounds of ${DURATION} s (wrk) per server, except the artifact"
+	echo "download and update check rows: there each of ${PAIR_ROUNDS} rounds runs ours and nginx"
+	echo "back to back, and the row gives the median rates and the median of the per-round ratios."
 	echo
 	echo "| What | Ours | Reference (same run) | Ratio | Target | Result | Command |"
 	echo "| --- | --- | --- | --- | --- | --- | --- |"

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Issue 5: the mirror's GET /v1/updates/check under wrk at 64 connections
-# against nginx serving a static JSON file of the same size (the mirror's
-# own answer), in interleaved rounds (best kept, p99 of that run).
-# Target ≥ 0.8×. The tenant is updatetest.Default (50 products × 1,000
+# Issues 5 and 18: the mirror's GET /v1/updates/check under wrk at 64 and
+# at 1,000 connections against nginx serving a static JSON file of the
+# same size (the mirror's own answer), in interleaved pairs
+# (BENCH_PAIR_ROUNDS; the median of the per-pair ratios kept, the p99 of
+# the median run). Target ≥ 0.8× at both. The tenant is updatetest.Default (50 products × 1,000
 # releases × 6 artifacts, 20 policies, rollouts, blocked versions), signed
 # and carried to the mirror in a bundle (benchtool updates); every
 # artifact is the same 1-byte blob so the setup stays small. Also a mixed
 # workload (1,000 different queries, ~5% bad) and the engine
 # micro-benchmarks (go test -bench . ./internal/update).
-# Raw lines: updates <case> <server> <round> <requests_per_s> <p99_ms>
+# Raw lines: updates <case> <server> <round> <requests_per_s> <p99_ms> <server_cpu_us_per_request>
+#            (case fixed: 64 connections, wide: 1,000, mixed: 1,000 queries)
+#            updates_ratio <case> <ratio per round>… median <median>
 #            updates_engine <benchmark> <ns_per_op> <allocs_per_op>
 source "$(dirname "$0")/lib.sh"
 ensure_bin
 CONNS=${BENCH_UPDATES_CONNECTIONS:-64}
+CONNS_WIDE=${BENCH_UPDATES_CONNECTIONS_WIDE:-1000}
+raise_nofile $((CONNS_WIDE * 4 + 1024))
 
 log "generating and signing the tenant"
 "$BENCHTOOL" updates -bundle "$TMP/tenant.tar" -paths "$TMP/paths.txt" >"$TMP/gen"
@@ -66,39 +71,74 @@ cat >"$TMP/paths.lua" <<-'EOF'
 EOF
 export PATHS_FILE=$TMP/paths.txt
 
-declare -A BEST P99
-for k in fixed.mirror fixed.nginx mixed.mirror; do BEST[$k]=0 P99[$k]=0; done
-for r in $(seq 1 "$ROUNDS"); do
-	order="fixed.mirror fixed.nginx mixed.mirror"
-	[ $((r % 2)) = 0 ] && order="fixed.nginx mixed.mirror fixed.mirror"
+# Each round runs the pairs back to back at 64 and at 1,000 connections
+# (which server goes first alternates), then the mixed workload; a row
+# keeps the median rate, the p99 of the median run and the median of the
+# per-round ratios.
+declare -A RPS P99S RAT CPU
+for k in fixed.mirror fixed.nginx wide.mirror wide.nginx mixed.mirror; do RPS[$k]="" P99S[$k]="" CPU[$k]=""; done
+RAT[fixed]="" RAT[wide]="" RAT[mixed]=""
+for r in $(seq 1 "$PAIR_ROUNDS"); do
+	order="fixed.mirror fixed.nginx wide.mirror wide.nginx mixed.mirror"
+	[ $((r % 2)) = 0 ] && order="fixed.nginx fixed.mirror wide.nginx wide.mirror mixed.mirror"
+	declare -A got=()
 	for k in $order; do
-		args=(-t2 -c"$CONNS" -d"${DURATION}s" --latency)
+		conns=$CONNS
+		case $k in wide.*) conns=$CONNS_WIDE ;; esac
+		args=(-t2 -c"$conns" -d"${DURATION}s" --latency --timeout 30s)
 		case $k in
-		fixed.mirror) args+=("$mirror_url") ;;
-		fixed.nginx) args+=("$nginx_url") ;;
-		mixed.mirror) args+=(-s "$TMP/paths.lua" "http://127.0.0.1:$port") ;;
+		*.mirror) [ "$k" = mixed.mirror ] || args+=("$mirror_url") ;;
+		*.nginx) args+=("$nginx_url") ;;
 		esac
-		log "round $r: $k"
+		[ "$k" = mixed.mirror ] && args+=(-s "$TMP/paths.lua" "http://127.0.0.1:$port")
+		log "round $r: $k (-c$conns)"
+		srvpid=$mpid
+		[ "${k#*.}" = nginx ] && srvpid=$NGINX_PID
+		t0=$(cpu_ticks "$srvpid")
 		wrk_run "$TMP/wrk.$k.$r" "${args[@]}"
+		t1=$(cpu_ticks "$srvpid")
 		if [ "$k" != mixed.mirror ] && [ "$(wrk_non2xx "$TMP/wrk.$k.$r")" != 0 ]; then
 			die "$k answered non-2xx: $(cat "$TMP/wrk.$k.$r")"
 		fi
 		rps=$(wrk_rps "$TMP/wrk.$k.$r") p99=$(wrk_p99_ms "$TMP/wrk.$k.$r")
-		echo "updates ${k/./ } $r $rps $p99"
-		if [ "$(max "${BEST[$k]}" "$rps")" != "${BEST[$k]}" ]; then BEST[$k]=$rps P99[$k]=$p99; fi
+		us=$(us_per_req $((t1 - t0)) "$(wrk_requests "$TMP/wrk.$k.$r")")
+		echo "updates ${k/./ } $r $rps $p99 $us"
+		got[$k]=$rps
+		RPS[$k]+=" $rps" P99S[$k]+=" $rps:$p99" CPU[$k]+=" $us"
 	done
+	RAT[fixed]+=" $(calc "${got[fixed.mirror]} / ${got[fixed.nginx]}")"
+	RAT[wide]+=" $(calc "${got[wide.mirror]} / ${got[wide.nginx]}")"
+	RAT[mixed]+=" $(calc "${got[mixed.mirror]} / ${got[fixed.nginx]}")"
+done
+# p99 of the run whose rate is the median (the lower middle one).
+p99_of() { # KEY
+	# shellcheck disable=SC2086
+	printf '%s\n' ${P99S[$1]} | sort -t: -k1,1g | awk -F: '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
+}
+for k in fixed wide mixed; do
+	# shellcheck disable=SC2086
+	echo "updates_ratio $k$(printf ' %s' ${RAT[$k]}) median $(median ${RAT[$k]})"
 done
 
-ratio=$(ratio "${BEST[fixed.mirror]}" "${BEST[fixed.nginx]}")
-cmd="wrk -t2 -c$CONNS -d${DURATION}s --latency URL (bench/updates.sh)"
-row "Mirror update check, 50 products × 1,000 releases × 6 artifacts, one query, $size-byte answer" \
-	"$(fmt1 "${BEST[fixed.mirror]}") req/s, p99 ${P99[fixed.mirror]} ms" \
-	"nginx, static $size-byte JSON: $(fmt1 "${BEST[fixed.nginx]}") req/s, p99 ${P99[fixed.nginx]} ms" \
-	"${ratio}×" "≥ 0.8×" "$(judge "$ratio" '>=' 0.8)" "$cmd"
-ratio=$(ratio "${BEST[mixed.mirror]}" "${BEST[fixed.nginx]}")
-row "Mirror update check, same tenant, 1,000 different queries (~5% bad)" \
-	"$(fmt1 "${BEST[mixed.mirror]}") req/s, p99 ${P99[mixed.mirror]} ms" \
-	"nginx, static $size-byte JSON: $(fmt1 "${BEST[fixed.nginx]}") req/s" \
+# shellcheck disable=SC2086 # a word list
+med() { median ${RPS[$1]}; }
+for c in fixed wide; do
+	conns=$CONNS
+	[ $c = wide ] && conns=$CONNS_WIDE
+	# shellcheck disable=SC2086
+	ratio=$(ratio "$(median ${RAT[$c]})" 1)
+	what="Mirror update check, 50 products × 1,000 releases × 6 artifacts, one query, $size-byte answer, $conns connections"
+	# shellcheck disable=SC2086
+	row "$what" "$(fmt1 "$(med $c.mirror)") req/s, p99 $(p99_of $c.mirror) ms, $(median ${CPU[$c.mirror]}) µs CPU/request" \
+		"nginx, static $size-byte JSON: $(fmt1 "$(med $c.nginx)") req/s, p99 $(p99_of $c.nginx) ms, $(median ${CPU[$c.nginx]}) µs CPU/request" \
+		"${ratio}×" "≥ 0.8×" "$(judge "$ratio" '>=' 0.8)" \
+		"wrk -t2 -c$conns -d${DURATION}s --latency URL, median of $PAIR_ROUNDS interleaved pairs (bench/updates.sh)"
+done
+# shellcheck disable=SC2086
+ratio=$(ratio "$(median ${RAT[mixed]})" 1)
+row "Mirror update check, same tenant, 1,000 different queries (~5% bad), $CONNS connections" \
+	"$(fmt1 "$(med mixed.mirror)") req/s, p99 $(p99_of mixed.mirror) ms" \
+	"nginx, static $size-byte JSON: $(fmt1 "$(med fixed.nginx)") req/s" \
 	"${ratio}×" "recorded" "info" "wrk -t2 -c$CONNS -d${DURATION}s --latency -s paths.lua URL (bench/updates.sh)"
 rss=$(hwm_kib $mpid)
 echo "updates_rss $rss"

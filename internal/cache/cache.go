@@ -15,8 +15,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/outpost/outpost/internal/fetch"
@@ -36,15 +36,37 @@ var (
 	ErrShort = fetch.ErrShort
 )
 
-var shaRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // ValidSHA reports whether s is a lowercase hex sha256.
-func ValidSHA(s string) bool { return shaRe.MatchString(s) }
+func ValidSHA(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Cache is a blob directory. Its methods are safe for concurrent use as
 // long as no two goroutines fetch the same sha at once.
 type Cache struct {
 	root string // <dir>/blobs
+
+	mu    sync.Mutex
+	files []*Files // pools of open handles to reset on every change
+}
+
+// changed resets every pool of open handles (NewFiles): a blob was
+// committed, removed or quarantined.
+func (c *Cache) changed() {
+	c.mu.Lock()
+	files := c.files
+	c.mu.Unlock()
+	for _, fs := range files {
+		fs.Reset()
+	}
 }
 
 // Open creates the directory layout under dir and sweeps stray temp files
@@ -182,6 +204,7 @@ func (c *Cache) commit(tmp, sha string) error {
 	if err := fsutil.SyncDir(c.shaDir()); err != nil {
 		return err
 	}
+	defer c.changed()
 	return fetch.Commit(tmp, dst)
 }
 
@@ -255,6 +278,10 @@ func (c *Cache) Verify(ctx context.Context) (VerifyReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("verify cache: %w", err)
 	}
+	if len(bad) > 0 {
+		c.changed()
+		defer c.changed()
+	}
 	for _, sha := range bad {
 		if err := os.Rename(c.Path(sha), filepath.Join(c.quarantineDir(), sha)); err != nil {
 			return rep, fmt.Errorf("quarantine %s: %w", sha, err)
@@ -286,6 +313,10 @@ func (c *Cache) GC(ctx context.Context, keep map[string]bool) (GCReport, error) 
 	})
 	if err != nil {
 		return rep, fmt.Errorf("gc: %w", err)
+	}
+	if len(drop) > 0 {
+		c.changed()
+		defer c.changed()
 	}
 	for _, b := range drop {
 		if err := os.Remove(c.Path(b.SHA256)); err != nil && !errors.Is(err, fs.ErrNotExist) {

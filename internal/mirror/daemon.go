@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -256,6 +258,16 @@ func (m *Mirror) build(ctx context.Context) error {
 	mux.Handle("GET /{$}", page)
 	mux.Handle("/site/", page)
 	mux.Handle("/", m.srv.Handler())
+	api := m.srv.Handler()
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// API paths go straight to the API (what the mux would pick) when
+		// clean; others take the mux and its redirects.
+		if p := r.URL.Path; strings.HasPrefix(p, "/v1/") && path.Clean(p) == p && r.Method != http.MethodConnect {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -273,8 +285,9 @@ func (m *Mirror) build(ctx context.Context) error {
 		}
 	}
 	m.hs = &http.Server{
-		Handler:           m.track(mux),
+		Handler:           m.track(root),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ConnContext: ConnContext,
 		// TLS handshake failures and the like: debug, a scanner must not
 		// flood the log.
 		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
@@ -450,6 +463,7 @@ func (m *Mirror) Close(ctx context.Context) error {
 			m.admin.Close()
 		}
 	}
+	m.srv.Close()
 	return m.st.Close()
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -84,6 +85,7 @@ type view struct {
 type Server struct {
 	o       Options
 	cur     atomic.Pointer[view]
+	files   *cache.Files // open blobs, reset when the held snapshot changes
 	mux     *http.ServeMux
 	root    http.Handler
 	reg     *prometheus.Registry
@@ -106,7 +108,7 @@ func NewServer(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s := &Server{o: o, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), files: cache.NewFiles(o.Cache, 0)}
 	for _, t := range o.ClientTokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -121,7 +123,14 @@ func NewServer(o Options) (*Server, error) {
 	// HEAD or DELETE are refused, as on the control plane.
 	strict := wire.StrictRequests(s.o.Logger, s.mux)
 	guarded := s.auth(strict.ServeHTTP)
+	// The update check, the hottest route, skips the router's pattern
+	// match: the same checks, then the handler the router would pick.
+	check := s.auth(wire.StrictRequests(s.o.Logger, http.HandlerFunc(s.updates)).ServeHTTP)
 	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/updates/check" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			check.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			guarded.ServeHTTP(w, r)
 			return
@@ -205,6 +214,8 @@ func (s *Server) Reload() error {
 		}
 	}
 	s.cur.Store(v)
+	// Handles opened for the previous snapshot are not reused.
+	s.files.Reset()
 	return nil
 }
 
@@ -219,6 +230,10 @@ func (s *Server) ObserveSync(r state.SyncResult) {
 	}
 	s.metrics.downloaded.Add(float64(r.Bytes))
 }
+
+// Close closes the artifact files the server keeps open between
+// requests (those in use close when their request ends).
+func (s *Server) Close() { s.files.Reset() }
 
 // Registry is the server's Prometheus registry.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
@@ -288,7 +303,9 @@ type tokenIDKey struct{}
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.tokens) > 0 {
+		if len(s.tokens) > 0 && r.Context().Value(tokenIDKey{}) == nil {
+			// (Routes are guarded twice, by the root and by their own
+			// wrapper: the token is checked once.)
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			sum := sha256.Sum256([]byte(tok))
 			match, which := 0, 0
@@ -446,24 +463,159 @@ func (s *Server) artifactBySHA(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, a snapshot.Artifact) {
-	f, err := s.o.Cache.Open(a.SHA256)
+	// The handle comes from a pool of open blobs; its size was checked
+	// against the signed one when it was opened, so a blob truncated on
+	// disk is never served as if complete.
+	f, err := s.files.Acquire(a.SHA256, a.SizeBytes)
+	if errors.Is(err, cache.ErrSize) {
+		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "artifact in the cache has the wrong size; run `mirror verify`"))
+		return
+	}
 	if err != nil {
 		s.o.Logger.Error("artifact missing from cache", "artifact_id", a.ArtifactID, "sha256", a.SHA256, "err", err)
 		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "artifact missing from the cache; run `mirror verify` and sync"))
 		return
 	}
-	defer f.Close()
-	// The size is checked against the signed one so a blob truncated on
-	// disk is never served as if complete.
-	if fi, err := f.Stat(); err != nil || fi.Size() != a.SizeBytes {
-		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAVAILABLE, "artifact in the cache has the wrong size; run `mirror verify`"))
+	defer s.files.Release(f)
+	h := w.Header()
+	h["Etag"] = []string{`"` + a.SHA256 + `"`}
+	h["Content-Type"] = headerOctetStream
+	h["X-Checksum-Sha256"] = []string{a.SHA256}
+	h["Cache-Control"] = headerImmutable
+	start, n, partial, ok := plainRange(r, a.SizeBytes)
+	if !ok {
+		// Conditional requests, several ranges, unsatisfiable or odd
+		// ones: net/http's full implementation.
+		http.ServeContent(&countingWriter{ResponseWriter: w, n: s.metrics.served}, r, "", time.Time{}, f.ReadSeeker())
 		return
 	}
-	w.Header().Set("ETag", `"`+a.SHA256+`"`)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Checksum-Sha256", a.SHA256)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	http.ServeContent(&countingWriter{ResponseWriter: w, n: s.metrics.served}, r, "", time.Time{}, f)
+	// What http.ServeContent answers for these requests, without its
+	// seeks: the headers, then the bytes by sendfile from the open blob.
+	h["Accept-Ranges"] = headerBytes
+	h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	code := http.StatusOK
+	if partial {
+		h["Content-Range"] = []string{contentRange(start, n, a.SizeBytes)}
+		code = http.StatusPartialContent
+	}
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead || n == 0 {
+		return
+	}
+	// Headers out first, so net/http hands the file straight to
+	// sendfile instead of reading its first 512 bytes to sniff; with the
+	// connection corked they share segments with the file's bytes.
+	if c, ok := r.Context().Value(connKey{}).(*net.TCPConn); ok {
+		cork(c, true)
+		defer cork(c, false)
+	}
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	sent, err := f.CopyRange(w, start, n)
+	s.metrics.served.Add(float64(sent))
+	if err != nil {
+		s.o.Logger.Debug("artifact download interrupted", "artifact_id", a.ArtifactID, "err", err)
+	}
+}
+
+// connKey carries the request's *net.TCPConn (ConnContext).
+type connKey struct{}
+
+// ConnContext is an http.Server ConnContext hook that makes a plain TCP
+// connection known to the artifact handlers, so they can cork it around
+// a sendfile. Without it they serve the same bytes, uncorked.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*net.TCPConn); ok {
+		return context.WithValue(ctx, connKey{}, tc)
+	}
+	return ctx
+}
+
+// Shared header values; net/http only reads them.
+var (
+	headerOctetStream = []string{"application/octet-stream"}
+	headerImmutable   = []string{"public, max-age=31536000, immutable"}
+	headerBytes       = []string{"bytes"}
+)
+
+// plainRange reports whether r is a GET or HEAD without preconditions
+// asking for the whole blob or one satisfiable byte range of it, written
+// simply (bytes=A-B, bytes=A- or bytes=-N); it returns the bytes to send
+// and whether they are a range (206). Everything else (If-* headers,
+// several ranges, a range out of bounds or unusual syntax) is left to
+// http.ServeContent, which answers it fully.
+func plainRange(r *http.Request, size int64) (start, n int64, partial, ok bool) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return 0, 0, false, false
+	}
+	hd := r.Header
+	for _, k := range preconditions {
+		if _, has := hd[k]; has {
+			return 0, 0, false, false
+		}
+	}
+	rg, has := hd["Range"]
+	if !has {
+		return 0, size, false, true
+	}
+	if len(rg) != 1 || size <= 0 {
+		return 0, 0, false, false
+	}
+	spec, found := strings.CutPrefix(rg[0], "bytes=")
+	if !found {
+		return 0, 0, false, false
+	}
+	a, b, found := strings.Cut(spec, "-")
+	if !found || !digits(b) || (a != "" && !digits(a)) || (a == "" && b == "") {
+		return 0, 0, false, false
+	}
+	var end int64
+	var err error
+	if a == "" {
+		// The last b bytes.
+		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end == 0 {
+			return 0, 0, false, false
+		}
+		end = min(end, size)
+		return size - end, end, true, true
+	}
+	if start, err = strconv.ParseInt(a, 10, 64); err != nil || start >= size {
+		return 0, 0, false, false
+	}
+	if b == "" {
+		return start, size - start, true, true
+	}
+	if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+		return 0, 0, false, false
+	}
+	end = min(end, size-1)
+	return start, end - start + 1, true, true
+}
+
+// preconditions are the request headers http.ServeContent evaluates.
+var preconditions = []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"}
+
+// digits reports whether s is only ASCII digits (the empty string is).
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// contentRange is the Content-Range value of n bytes from start of size.
+func contentRange(start, n, size int64) string {
+	b := make([]byte, 0, 64)
+	b = append(b, "bytes "...)
+	b = strconv.AppendInt(b, start, 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, start+n-1, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, size, 10)
+	return string(b)
 }
 
 // countingWriter counts body bytes and keeps io.ReaderFrom so ServeContent

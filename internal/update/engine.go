@@ -41,6 +41,7 @@ type Engine struct {
 	sequence   int64
 	products   map[string]*productIndex
 	deltas     map[deltaKey]*snapshot.Delta // by (to, from) artifact sha256
+	rendered   answerCache                  // rendered documents per decision
 }
 
 type deltaKey struct{ to, from string }

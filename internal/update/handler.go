@@ -51,6 +51,17 @@ func Handle(w http.ResponseWriter, r *http.Request, e *Engine, now time.Time) {
 		wire.WriteError(w, r, nil, err)
 		return
 	}
+	if a := e.rendered.get(&d); a != nil {
+		h := w.Header()
+		h["Content-Type"] = headerJSON
+		h["Cache-Control"] = headerNoStore
+		h["Content-Length"] = a.length
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(a.body)
+		}
+		return
+	}
 	bp := bufPool.Get().(*[]byte)
 	b := d.AppendJSON((*bp)[:0])
 	b = append(b, '\n')

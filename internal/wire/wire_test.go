@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,58 @@ func TestStatusOf_EveryCodeMapsBack(t *testing.T) {
 func TestStatusOf_NoSpaceIs507(t *testing.T) {
 	if got, want := StatusOf(catalog.ENOSPACE), http.StatusInsufficientStorage; got != want {
 		t.Errorf("StatusOf(%q) = %d, want %d", catalog.ENOSPACE, got, want)
+	}
+}
+
+// TestCheckQuery_FastPathAgrees checks the allocation-free fast path of
+// CheckQuery against the full parse: whenever the fast path accepts a
+// query, url.ParseQuery finds it valid, unrepeated UTF-8.
+func TestCheckQuery_FastPathAgrees(t *testing.T) {
+	tests := []struct {
+		raw      string
+		wantFast bool
+		wantErr  bool
+	}{
+		{"", true, false},
+		{"a=1&b=2", true, false},
+		{"a=1&&b=2&", true, false},
+		{"a&b", true, false},
+		{"a=1&a=2", false, true},
+		{"a&a", false, true},
+		{"=1&=2", false, true},
+		{"a=%ZZ", false, true},
+		{"a=%41&b=1", false, false},
+		{"a=1&%61=2", false, true},
+		{"a=x+y", false, false},
+		{"a=1;b=2", false, true},
+		{"a=\xff", false, true},
+		{"k\xc3=1", false, true},
+		{"é=ü", true, false},
+		{"product=prd_1&channel=stable&platform=linux&arch=x64&version=1.0.0&client_id=c-42", true, false},
+		{"a=1&b=1&c=1&d=1&e=1&f=1&g=1&h=1&i=1&j=1&k=1&l=1&m=1&n=1&o=1&p=1&q=1", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			if got := plainQueryOK(tt.raw); got != tt.wantFast {
+				t.Errorf("plainQueryOK = %v, want %v", got, tt.wantFast)
+			}
+			r := httptest.NewRequest("GET", "/x?"+tt.raw, nil)
+			r.URL.RawQuery = tt.raw
+			if err := CheckQuery(r); (err != nil) != tt.wantErr {
+				t.Errorf("CheckQuery = %v, want error %v", err, tt.wantErr)
+			}
+			// The full parse alone agrees with the fast path's yes.
+			if tt.wantFast {
+				q, err := url.ParseQuery(tt.raw)
+				for k, v := range q {
+					if len(v) > 1 {
+						err = errors.New("repeated " + k)
+					}
+				}
+				if err != nil {
+					t.Errorf("fast path accepted what the full parse refuses: %v", err)
+				}
+			}
+		})
 	}
 }
