@@ -116,7 +116,9 @@ func (s *Syncer) rebuildBundled(ctx context.Context, body io.Reader, d snapshot.
 		return err
 	}
 	if !s.cache.Has(d.SHA256, d.SizeBytes) {
-		if _, err := f.Seek(0, io.SeekStart); err == nil {
+		// Kept for the mirror's clients; a failure costs them the delta only.
+		_, err := f.Seek(0, io.SeekStart)
+		if err == nil {
 			err = s.cache.Ingest(ctx, d.SHA256, d.SizeBytes, f)
 		}
 		if err != nil {
