@@ -90,6 +90,10 @@ func (s *Syncer) recordAck(ctx context.Context, ack *returnfile.Ack) (*Acknowled
 				return nil, err
 			}
 			out.AuditSeq = h.Seq
+			// As after an online upload: acknowledged events older than
+			// audit_retention may go, so an air-gapped mirror.db is
+			// bounded too.
+			s.ackAudit(ctx, h.Seq)
 		}
 	}
 	fs, err := s.st.FleetStore()

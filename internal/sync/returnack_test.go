@@ -145,6 +145,14 @@ func TestSyncer_ImportAck(t *testing.T) {
 		if got, want := acked(t), [2]int64{1, 3}; got != want {
 			t.Errorf("acknowledged = %v, want %v", got, want)
 		}
+		// The audit retention counts it too (air-gapped mirror.db bounded).
+		ast, err := st.AuditState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ast.Acked != 1 {
+			t.Errorf("retention's acknowledged head = %d, want 1", ast.Acked)
+		}
 	})
 	t.Run("an older acknowledgement moves nothing back", func(t *testing.T) {
 		old := good
