@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,59 +15,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/outpost/outpost/internal/console/consoletest"
 	"github.com/outpost/outpost/internal/mirror"
 )
 
-// chromium finds a Chromium binary: $OUTPOST_CHROMIUM, then the usual
-// names on $PATH.
-func chromium() string {
-	if p := os.Getenv("OUTPOST_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// headless starts headless Chromium with a throwaway profile (the flags
-// of internal/console's browser test). Without a binary the test is
-// skipped, unless CI is set.
+// headless starts headless Chromium (consoletest.Browser) for the
+// end-to-end console test.
 func headless(t *testing.T) context.Context {
 	t.Helper()
-	bin := chromium()
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no Chromium binary found (install Debian's chromium package or set OUTPOST_CHROMIUM); CI is set, so this is a failure")
-		}
-		t.Skip("no Chromium binary found: install Debian's chromium package or set OUTPOST_CHROMIUM")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 120*time.Second)
-	t.Cleanup(cancelT)
-	return ctx
+	return consoletest.Browser(t, 120*time.Second)
 }
 
 // jsExceptions fails the test on any uncaught JavaScript exception.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,56 +21,10 @@ import (
 	"github.com/outpost/outpost/internal/sitepage/sitepagetest"
 )
 
-// chromium finds a Chromium binary: $OUTPOST_CHROMIUM, then the usual
-// names on $PATH.
-func chromium() string {
-	if p := os.Getenv("OUTPOST_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 // browser starts headless Chromium with a throwaway profile.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	bin := chromium()
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no Chromium binary found (install Debian's chromium package or set OUTPOST_CHROMIUM); CI is set, so this is a failure")
-		}
-		t.Skip("no Chromium binary found: install Debian's chromium package (apt-get install chromium) or set OUTPOST_CHROMIUM to run the browser test")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	// The first Do starts the browser; it lives as long as bctx, so the
-	// time limit goes on a context derived after it.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
-	t.Cleanup(cancelT)
-	return ctx
+	return consoletest.Browser(t, 90*time.Second)
 }
 
 // shots saves full-page screenshots to docs/console/ when
