@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
 )
 
@@ -56,32 +55,12 @@ type reportLine struct {
 	Trailer   *ReportTrailer `json:"trailer,omitempty"`
 }
 
-// chain is the per-line hash chain: h0 = sha256(format "\n" header line),
-// h(i) = sha256(h(i-1) || line i), the trailer excluded.
-type chain struct{ h [32]byte }
-
-func (c *chain) start(headerLine []byte) {
-	s := sha256.New()
-	s.Write([]byte(ReportFormat + "\n"))
-	s.Write(headerLine)
-	copy(c.h[:], s.Sum(nil))
-}
-
-func (c *chain) next(line []byte) {
-	s := sha256.New()
-	s.Write(c.h[:])
-	s.Write(line)
-	copy(c.h[:], s.Sum(nil))
-}
-
-func (c *chain) head() string { return hex.EncodeToString(c.h[:]) }
-
 // ReportWriter streams a return file: header, records, signed trailer.
 // It holds one line at a time.
 type ReportWriter struct {
 	w     *bufio.Writer
 	key   ed25519.PrivateKey
-	chain chain
+	chain audit.LineChain
 	count int64
 	buf   bytes.Buffer
 	done  bool
@@ -100,7 +79,7 @@ func NewReportWriter(w io.Writer, hdr ReportHeader, key ed25519.PrivateKey) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("new report writer: %w", err)
 	}
-	rw.chain.start(line)
+	rw.chain.Start(ReportFormat, line)
 	if err := rw.writeLine(line); err != nil {
 		return nil, err
 	}
@@ -127,7 +106,7 @@ func (rw *ReportWriter) record(l *reportLine) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	line := bytes.TrimSuffix(rw.buf.Bytes(), []byte("\n"))
-	rw.chain.next(line)
+	rw.chain.Next(line)
 	rw.count++
 	return rw.writeLine(line)
 }
@@ -147,7 +126,7 @@ func (rw *ReportWriter) Close(through uint64) (ReportTrailer, error) {
 		return ReportTrailer{}, errors.New("write report: already closed")
 	}
 	rw.done = true
-	tr := ReportTrailer{Count: rw.count, Through: through, Head: rw.chain.head()}
+	tr := ReportTrailer{Count: rw.count, Through: through, Head: rw.chain.Head()}
 	tr.Sig = ed25519.Sign(rw.key, ReportSignedBytes(tr.Head, tr.Count, tr.Through))
 	line, err := json.Marshal(&reportLine{Trailer: &tr})
 	if err != nil {
@@ -234,7 +213,7 @@ type ReportReader struct {
 	pub     ed25519.PublicKey
 	opts    ReadOptions
 	hdr     ReportHeader
-	chain   chain
+	chain   audit.LineChain
 	count   int64
 	line    int
 	lastSeq uint64
@@ -275,7 +254,7 @@ func NewReportReader(r io.Reader, pub ed25519.PublicKey, opts ReadOptions) (*Rep
 	case opts.MirrorID != "" && rr.hdr.MirrorID != opts.MirrorID:
 		return nil, fmt.Errorf("%w: line 1: report is from mirror %q, not %q", ErrReport, clip(rr.hdr.MirrorID), opts.MirrorID)
 	}
-	rr.chain.start(line)
+	rr.chain.Start(ReportFormat, line)
 	return rr, nil
 }
 
@@ -354,7 +333,7 @@ func (rr *ReportReader) next() (Item, error) {
 	if l.Trailer != nil {
 		return Item{}, rr.finish(l.Trailer)
 	}
-	rr.chain.next(line)
+	rr.chain.Next(line)
 	rr.count++
 	if l.Aggregate != nil {
 		if err := validAggregate(l.Aggregate); err != nil {
@@ -379,8 +358,8 @@ func (rr *ReportReader) finish(tr *ReportTrailer) error {
 	if !ed25519.Verify(rr.pub, ReportSignedBytes(tr.Head, tr.Count, tr.Through), tr.Sig) {
 		return fmt.Errorf("%w: trailer signature does not verify with the mirror key", ErrReport)
 	}
-	if tr.Count != rr.count || tr.Head != rr.chain.head() {
-		return fmt.Errorf("%w: the signed trailer covers %d records with head %.12s…, the file has %d with head %.12s… (records edited, added or removed)", ErrReport, tr.Count, tr.Head, rr.count, rr.chain.head())
+	if tr.Count != rr.count || tr.Head != rr.chain.Head() {
+		return fmt.Errorf("%w: the signed trailer covers %d records with head %.12s…, the file has %d with head %.12s… (records edited, added or removed)", ErrReport, tr.Count, tr.Head, rr.count, rr.chain.Head())
 	}
 	if rr.lastSeq > tr.Through || tr.Through < rr.hdr.Since {
 		return fmt.Errorf("%w: trailer through %d does not cover the events (since %d, last %d)", ErrReport, tr.Through, rr.hdr.Since, rr.lastSeq)

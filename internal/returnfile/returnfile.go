@@ -12,11 +12,10 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/outpost/outpost/internal/audit"
 	"io"
 	"strconv"
 	"time"
@@ -67,27 +66,6 @@ func SignedBytes(mirrorID, head string, count int64) []byte {
 	return []byte(Format + "\n" + mirrorID + "\n" + head + "\n" + strconv.FormatInt(count, 10))
 }
 
-// chain: h0 = sha256(Format "\n" header line), h(i) = sha256(h(i-1) || line i)
-// over every part line as written (the wrapper included), the trailer
-// excluded.
-type chain struct{ h [32]byte }
-
-func (c *chain) start(hdr []byte) {
-	s := sha256.New()
-	s.Write([]byte(Format + "\n"))
-	s.Write(hdr)
-	copy(c.h[:], s.Sum(nil))
-}
-
-func (c *chain) next(line []byte) {
-	s := sha256.New()
-	s.Write(c.h[:])
-	s.Write(line)
-	copy(c.h[:], s.Sum(nil))
-}
-
-func (c *chain) head() string { return hex.EncodeToString(c.h[:]) }
-
 func prefix(p Part) []byte { return []byte(`{"` + string(p) + `":`) }
 
 // Writer streams a return file: header, the audit part, the fleet part,
@@ -96,7 +74,7 @@ type Writer struct {
 	w        *bufio.Writer
 	key      ed25519.PrivateKey
 	mirrorID string
-	chain    chain
+	chain    audit.LineChain
 	count    int64
 	part     Part
 	pending  []byte // the open part's unfinished line
@@ -115,7 +93,7 @@ func NewWriter(w io.Writer, hdr Header, key ed25519.PrivateKey) (*Writer, error)
 		return nil, fmt.Errorf("new return file: %w", err)
 	}
 	rw := &Writer{w: bufio.NewWriterSize(w, 64<<10), key: key, mirrorID: hdr.MirrorID}
-	rw.chain.start(line)
+	rw.chain.Start(Format, line)
 	if err := rw.raw(line); err != nil {
 		return nil, err
 	}
@@ -193,7 +171,7 @@ func (rw *Writer) wrap(inner []byte) error {
 	if len(line) > MaxLine {
 		return fmt.Errorf("write return file: a %s line is longer than %d bytes", rw.part, MaxLine)
 	}
-	rw.chain.next(line)
+	rw.chain.Next(line)
 	rw.count++
 	return rw.raw(line)
 }
@@ -211,7 +189,7 @@ func (rw *Writer) Close() (Trailer, error) {
 		return Trailer{}, err
 	}
 	rw.done = true
-	tr := Trailer{Count: rw.count, Head: rw.chain.head()}
+	tr := Trailer{Count: rw.count, Head: rw.chain.Head()}
 	tr.Sig = ed25519.Sign(rw.key, SignedBytes(rw.mirrorID, tr.Head, tr.Count))
 	line, err := json.Marshal(map[string]*Trailer{"trailer": &tr})
 	if err != nil {
@@ -282,11 +260,11 @@ func decodeHeader(line []byte) (Header, error) {
 }
 
 // Split verifies a whole file with mirrorPub and streams each part's
-// lines, unwrapped and newline-terminated, to audit and fleet. The parts
+// lines, unwrapped and newline-terminated, to auditOut and fleetOut. The parts
 // it wrote are authentic only when Split returns nil (the signature is
 // checked at the end), so the writers must only stage them (temporary
 // files). Memory stays at one line.
-func Split(r io.Reader, mirrorPub ed25519.PublicKey, opts Options, audit, fleet io.Writer) (Summary, error) {
+func Split(r io.Reader, mirrorPub ed25519.PublicKey, opts Options, auditOut, fleetOut io.Writer) (Summary, error) {
 	if len(mirrorPub) != ed25519.PublicKeySize {
 		return Summary{}, fmt.Errorf("%w: not an ed25519 public key", ErrRefused)
 	}
@@ -328,8 +306,8 @@ func Split(r io.Reader, mirrorPub ed25519.PublicKey, opts Options, audit, fleet 
 	if opts.MirrorID != "" && s.Header.MirrorID != opts.MirrorID {
 		return s, fmt.Errorf("%w: line 1: the file is mirror %q's, not %q", ErrRefused, clip(s.Header.MirrorID), opts.MirrorID)
 	}
-	var c chain
-	c.start(first)
+	var c audit.LineChain
+	c.Start(Format, first)
 	var part Part
 	for {
 		line, err := readLine()
@@ -343,9 +321,9 @@ func Split(r io.Reader, mirrorPub ed25519.PublicKey, opts Options, audit, fleet 
 		var out io.Writer
 		switch {
 		case bytes.HasPrefix(line, prefix(PartAudit)):
-			p, out = PartAudit, audit
+			p, out = PartAudit, auditOut
 		case bytes.HasPrefix(line, prefix(PartFleet)):
-			p, out = PartFleet, fleet
+			p, out = PartFleet, fleetOut
 		case bytes.HasPrefix(line, []byte(`{"trailer":`)):
 			if err := finish(&s, line, c, mirrorPub, n); err != nil {
 				return s, err
@@ -366,7 +344,7 @@ func Split(r io.Reader, mirrorPub ed25519.PublicKey, opts Options, audit, fleet 
 			return s, fmt.Errorf("%w: line %d: malformed %s line", ErrRefused, n, p)
 		}
 		inner = inner[:len(inner)-1]
-		c.next(line)
+		c.Next(line)
 		if p == PartAudit {
 			s.AuditLines++
 		} else {
@@ -381,7 +359,7 @@ func Split(r io.Reader, mirrorPub ed25519.PublicKey, opts Options, audit, fleet 
 	}
 }
 
-func finish(s *Summary, line []byte, c chain, pub ed25519.PublicKey, n int) error {
+func finish(s *Summary, line []byte, c audit.LineChain, pub ed25519.PublicKey, n int) error {
 	var l struct {
 		Trailer *Trailer `json:"trailer"`
 	}
@@ -395,8 +373,8 @@ func finish(s *Summary, line []byte, c chain, pub ed25519.PublicKey, n int) erro
 	switch {
 	case !ed25519.Verify(pub, SignedBytes(s.Header.MirrorID, tr.Head, tr.Count), tr.Sig):
 		return fmt.Errorf("%w: trailer signature does not verify with mirror %s's key", ErrRefused, s.Header.MirrorID)
-	case tr.Count != count || tr.Head != c.head():
-		return fmt.Errorf("%w: the signed trailer covers %d lines with head %.12s…, the file has %d with head %.12s… (lines edited, added or removed)", ErrRefused, tr.Count, tr.Head, count, c.head())
+	case tr.Count != count || tr.Head != c.Head():
+		return fmt.Errorf("%w: the signed trailer covers %d lines with head %.12s…, the file has %d with head %.12s… (lines edited, added or removed)", ErrRefused, tr.Count, tr.Head, count, c.Head())
 	case s.AuditLines == 0 || s.FleetLines == 0:
 		return fmt.Errorf("%w: a part is missing (audit %d lines, fleet %d lines)", ErrRefused, s.AuditLines, s.FleetLines)
 	}
