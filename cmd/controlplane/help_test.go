@@ -2,41 +2,20 @@ package main
 
 import (
 	"io"
-	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
+
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 // TestHelp_FlagUsagesRead: no flag's usage has a backquoted word, which
 // pflag would print as the flag's value name (`--public-key mirror init`).
 func TestHelp_FlagUsagesRead(t *testing.T) {
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		check := func(f *pflag.Flag) {
-			if strings.Contains(f.Usage, "`") {
-				t.Errorf("%s --%s: usage %q has a backquote", c.CommandPath(), f.Name, f.Usage)
-			}
-		}
-		c.LocalFlags().VisitAll(check)
-		for _, s := range c.Commands() {
-			walk(s)
-		}
-	}
-	walk(newRoot(io.Discard, io.Discard))
+	testenv.CheckFlagUsages(t, newRoot(io.Discard, io.Discard))
 }
 
 // TestHelp_Completion: the binary prints shell completion scripts.
 func TestHelp_Completion(t *testing.T) {
-	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
-		t.Run(shell, func(t *testing.T) {
-			var out strings.Builder
-			root := newRoot(&out, io.Discard)
-			root.SetArgs([]string{"completion", shell})
-			if err := root.Execute(); err != nil || !strings.Contains(out.String(), "controlplane") {
-				t.Errorf("completion %s: %v, %d bytes", shell, err, out.Len())
-			}
-		})
-	}
+	testenv.CheckCompletion(t, "controlplane", func(out io.Writer) *cobra.Command { return newRoot(out, io.Discard) })
 }
