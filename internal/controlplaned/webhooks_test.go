@@ -23,6 +23,14 @@ import (
 // lives on its backend), with private webhook endpoints allowed or not.
 func webhookApp(t *testing.T, allowPrivate bool) (*controlplane.App, *bolt.DB) {
 	t.Helper()
+	return boltApp(t, controlplane.Config{AllowPrivateWebhooks: allowPrivate}, nil)
+}
+
+// boltApp is an App over a fresh bbolt store, disk blobs, a generated
+// keyring and a random data key, with cfg and the clock now (nil: the
+// real one).
+func boltApp(t *testing.T, cfg controlplane.Config, now func() time.Time) (*controlplane.App, *bolt.DB) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})
 	if err != nil {
@@ -42,7 +50,7 @@ func webhookApp(t *testing.T, allowPrivate bool) (*controlplane.App, *bolt.DB) {
 		t.Fatal(err)
 	}
 	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(filepath.Join(dir, "keys")), Secrets: sealer,
-		Config: controlplane.Config{AllowPrivateWebhooks: allowPrivate}})
+		Now: now, Config: cfg})
 	return app, db
 }
 
