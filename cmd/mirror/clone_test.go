@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestMirror_ClonedDataDirIsCaught copies a mirror's data directory (which
@@ -20,27 +18,8 @@ import (
 func TestMirror_ClonedDataDirIsCaught(t *testing.T) {
 	bin := buildOnce(t)
 	cp := startControlPlane(t)
-	tenant := cp.api(t, "POST", "/v1/tenants", map[string]any{"name": "acme"}, 201)["tenant_id"].(string)
-	product := cp.api(t, "POST", "/v1/products", map[string]any{"name": "app", "distribution": "licensed"}, 201)["product_id"].(string)
-	vendorKey := cp.api(t, "GET", "/v1/keys", nil, 200)["items"].([]any)[0].(map[string]any)["public_key"].(string)
-	ent := cp.api(t, "POST", "/v1/tenants/"+tenant+"/entitlements", map[string]any{
-		"product_id": product, "policy_json": map[string]any{"max_seats": 8},
-		"starts_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
-	}, 201)["entitlement_id"].(string)
-
-	dir := filepath.Join(t.TempDir(), "m1")
-	initArgs := []string{"init", "--data-dir", dir, "--tenant-id", tenant, "--trusted-key", vendorKey, "--vendor-url", cp.url}
-	var initOut map[string]string
-	json.Unmarshal([]byte(mustRun(t, bin, append(initArgs, "--output", "json")...)), &initOut)
-	reg := cp.api(t, "POST", "/v1/tenants/"+tenant+"/mirrors", map[string]any{"allowed_channels": []string{"stable"}, "public_key": initOut["public_key"]}, 201)
-	mirrorID, credential := reg["mirror_id"].(string), reg["credential"].(string)
-	mustRun(t, bin, append(initArgs, "--force", "--credential", credential)...)
-	config := filepath.Join(dir, "mirror.yaml")
-	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("sync_interval: 1s\nlog_level: warn\n")
-	f.Close()
-	cp.api(t, "PATCH", "/v1/entitlements/"+ent, map[string]any{"policy_json": map[string]any{"max_seats": 8, "mirror_seats": map[string]int{mirrorID: 4}}}, 200)
-	cp.api(t, "POST", "/v1/tenants/"+tenant+"/snapshots", map[string]any{}, 201)
+	lm := newLeasingMirror(t, bin, cp, 8, 4)
+	tenant, ent, mirrorID, dir, config := lm.tenant, lm.ent, lm.mirrorID, lm.dir, lm.config
 
 	// lease runs the mirror of config, takes a lease for subject, stops
 	// it and uploads its chain; it returns the upload's error output.

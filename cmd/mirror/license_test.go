@@ -190,33 +190,48 @@ func heldSecret(eid, subject string) string {
 	return v
 }
 
-func TestMirror_LeasesAndAudit(t *testing.T) {
-	bin := buildOnce(t)
-	cp := startControlPlane(t)
+// leasingMirror is a mirror initialised and registered with a control
+// plane, with mirrorSeats of a maxSeats entitlement delegated to it and a
+// snapshot built that says so.
+type leasingMirror struct {
+	tenant, vendorKey, ent, mirrorID, credential, dir, config string
+}
 
-	tenant := cp.api(t, "POST", "/v1/tenants", map[string]any{"name": "acme"}, 201)["tenant_id"].(string)
+func newLeasingMirror(t *testing.T, bin string, cp *vendorCP, maxSeats, mirrorSeats int) leasingMirror {
+	t.Helper()
+	var lm leasingMirror
+	lm.tenant = cp.api(t, "POST", "/v1/tenants", map[string]any{"name": "acme"}, 201)["tenant_id"].(string)
 	product := cp.api(t, "POST", "/v1/products", map[string]any{"name": "app", "distribution": "licensed"}, 201)["product_id"].(string)
-	vendorKey := cp.api(t, "GET", "/v1/keys", nil, 200)["items"].([]any)[0].(map[string]any)["public_key"].(string)
-	ent := cp.api(t, "POST", "/v1/tenants/"+tenant+"/entitlements", map[string]any{
-		"product_id": product, "policy_json": map[string]any{"max_seats": 3},
+	lm.vendorKey = cp.api(t, "GET", "/v1/keys", nil, 200)["items"].([]any)[0].(map[string]any)["public_key"].(string)
+	lm.ent = cp.api(t, "POST", "/v1/tenants/"+lm.tenant+"/entitlements", map[string]any{
+		"product_id": product, "policy_json": map[string]any{"max_seats": maxSeats},
 		"starts_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
 	}, 201)["entitlement_id"].(string)
 
 	// The mirror makes its key first; registering it yields the id and credential.
-	dir := filepath.Join(t.TempDir(), "m1")
-	initArgs := []string{"init", "--data-dir", dir, "--tenant-id", tenant, "--trusted-key", vendorKey, "--vendor-url", cp.url}
+	lm.dir = filepath.Join(t.TempDir(), "m1")
+	initArgs := []string{"init", "--data-dir", lm.dir, "--tenant-id", lm.tenant, "--trusted-key", lm.vendorKey, "--vendor-url", cp.url}
 	var initOut map[string]string
 	json.Unmarshal([]byte(mustRun(t, bin, append(initArgs, "--output", "json")...)), &initOut)
-	reg := cp.api(t, "POST", "/v1/tenants/"+tenant+"/mirrors", map[string]any{"allowed_channels": []string{"stable"}, "public_key": initOut["public_key"]}, 201)
-	mirrorID, credential := reg["mirror_id"].(string), reg["credential"].(string)
-	mustRun(t, bin, append(initArgs, "--force", "--credential", credential)...)
-	config := filepath.Join(dir, "mirror.yaml")
-	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	reg := cp.api(t, "POST", "/v1/tenants/"+lm.tenant+"/mirrors", map[string]any{"allowed_channels": []string{"stable"}, "public_key": initOut["public_key"]}, 201)
+	lm.mirrorID, lm.credential = reg["mirror_id"].(string), reg["credential"].(string)
+	mustRun(t, bin, append(initArgs, "--force", "--credential", lm.credential)...)
+	lm.config = filepath.Join(lm.dir, "mirror.yaml")
+	f, _ := os.OpenFile(lm.config, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("sync_interval: 1s\nlog_level: warn\n")
 	f.Close()
 
-	cp.api(t, "PATCH", "/v1/entitlements/"+ent, map[string]any{"policy_json": map[string]any{"max_seats": 3, "mirror_seats": map[string]int{mirrorID: 2}}}, 200)
-	cp.api(t, "POST", "/v1/tenants/"+tenant+"/snapshots", map[string]any{}, 201)
+	cp.api(t, "PATCH", "/v1/entitlements/"+lm.ent, map[string]any{"policy_json": map[string]any{"max_seats": maxSeats, "mirror_seats": map[string]int{lm.mirrorID: mirrorSeats}}}, 200)
+	cp.api(t, "POST", "/v1/tenants/"+lm.tenant+"/snapshots", map[string]any{}, 201)
+	return lm
+}
+
+func TestMirror_LeasesAndAudit(t *testing.T) {
+	bin := buildOnce(t)
+	cp := startControlPlane(t)
+
+	lm := newLeasingMirror(t, bin, cp, 3, 2)
+	tenant, vendorKey, ent, mirrorID, credential, dir, config := lm.tenant, lm.vendorKey, lm.ent, lm.mirrorID, lm.credential, lm.dir, lm.config
 
 	trust := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: 1, TenantID: tenant}
 	raw, _ := base64.StdEncoding.DecodeString(vendorKey)
