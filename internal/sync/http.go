@@ -121,34 +121,13 @@ func statusError(what string, resp *http.Response) error {
 	err := fmt.Errorf("%s: http %d: %w", what, resp.StatusCode, wire.ReadError(resp))
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		if d, ok := retryAfter(resp.Header.Get(wire.HeaderRetryAfter), time.Now()); ok {
+		if d, ok := wire.ParseRetryAfter(resp.Header.Get(wire.HeaderRetryAfter), time.Now()); ok {
 			return &RetryAfterError{Err: err, After: d}
 		}
 	case code >= 400 && code < 500 && code != http.StatusRequestTimeout:
 		return &PermanentError{Err: err}
 	}
 	return err
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-// The caller caps it; garbage is ignored.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		// Anything longer than a day is as good as a day: the syncer caps
-		// it far lower, and this keeps the multiplication from overflowing.
-		return time.Duration(min(n, 86400)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 // Snapshot implements Source.
