@@ -30,7 +30,7 @@ func productCmd() *cobra.Command {
 	create.Flags().String("distribution", "licensed", "licensed or open")
 	create.Flags().String("metadata", "", "JSON object")
 	list := leaf("list", "List products", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
-		return listed(cmd, "PRODUCT\tDISTRIBUTION\tNAME", func(p *catalog.Product) []any { return []any{p.ProductID, p.Distribution, p.Name} })(all(ctx, svc.Products))
+		return listed(cmd, "PRODUCT\tDISTRIBUTION\tNAME", func(p *catalog.Product) []any { return []any{p.ProductID, p.Distribution, p.Name} })(store.All(ctx, svc.Products))
 	})
 	return group("product", "Manage products", create, list)
 }
@@ -120,7 +120,7 @@ func releaseCmd() *cobra.Command {
 		releases := func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
 			return svc.Releases(ctx, str(cmd, "product"), pg)
 		}
-		return listed(cmd, "RELEASE\tCHANNEL\tVERSION\tSTATUS", func(r *catalog.Release) []any { return []any{r.ReleaseID, r.Channel, r.Version, r.Status} })(all(ctx, releases))
+		return listed(cmd, "RELEASE\tCHANNEL\tVERSION\tSTATUS", func(r *catalog.Release) []any { return []any{r.ReleaseID, r.Channel, r.Version, r.Status} })(store.All(ctx, releases))
 	})
 	list.Flags().String("product", "", "product id")
 	revoke := leaf("revoke RELEASE_ID", "Revoke a release (one-way)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {

@@ -43,7 +43,7 @@ func entitlementCmd() *cobra.Command {
 		}
 		return listed(cmd, "ENTITLEMENT\tPRODUCT\tSTARTS\tENDS\tPOLICY", func(e *catalog.Entitlement) []any {
 			return []any{e.EntitlementID, e.ProductID, e.StartsAt.Format(time.RFC3339), endsAt(e), string(e.Policy)}
-		})(all(ctx, ents))
+		})(store.All(ctx, ents))
 	})
 	list.Flags().String("tenant", "", "tenant id")
 	show := leaf("show ENTITLEMENT_ID", "Show an entitlement and its seats split (control plane, mirrors)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
@@ -123,7 +123,7 @@ func seatCmd() *cobra.Command {
 				revoked = a.RevokedAt.Format(time.RFC3339)
 			}
 			return []any{a.SeatAssignmentID, a.SubjectType, a.SubjectID, a.AssignedAt.Format(time.RFC3339), revoked}
-		})(all(ctx, seats))
+		})(store.All(ctx, seats))
 	})
 	list.Flags().String("entitlement", "", "entitlement id")
 	assign := leaf("assign", "Assign a seat to a subject (needed with seat_assignment_mode explicit) and print its id", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {

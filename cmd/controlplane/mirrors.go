@@ -35,7 +35,7 @@ func mirrorCmd() *cobra.Command {
 				last = m.LastSyncAt.Format("2006-01-02 15:04:05Z")
 			}
 			return []any{m.MirrorID, m.Status, strings.Join(m.AllowedChannels, ","), last, m.Name}
-		})(all(ctx, mirrors))
+		})(store.All(ctx, mirrors))
 	})
 	list.Flags().String("tenant", "", "tenant id")
 	deactivate := leaf("deactivate MIRROR_ID", "Deactivate a mirror: its credential stops working at once", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {

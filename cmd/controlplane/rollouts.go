@@ -99,7 +99,7 @@ func rolloutCmd() *cobra.Command {
 		}
 		return listed(cmd, "ROLLOUT\tCHANNEL\tRELEASE\tSTATUS\tPERCENT", func(r *catalog.Rollout) []any {
 			return []any{r.RolloutID, r.Channel, r.ReleaseID, r.Status, r.Percentage}
-		})(all(ctx, rollouts))
+		})(store.All(ctx, rollouts))
 	})
 	list.Flags().String("product", "", "product id")
 	return group("rollout", "Staged rollouts", create, list, show, set)
@@ -129,7 +129,7 @@ func policyCmd() *cobra.Command {
 		}
 		return listed(cmd, "POLICY\tPRODUCT\tCHANNEL\tACTION\tPRIORITY\tVERSION", func(p *catalog.Policy) []any {
 			return []any{p.PolicyID, p.ProductID, p.Channel, p.Action, p.Priority, p.Version}
-		})(all(ctx, policies))
+		})(store.All(ctx, policies))
 	})
 	list.Flags().String("tenant", "", "tenant id")
 	show := leaf("show POLICY_ID", "Show a policy's current version", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
@@ -191,7 +191,7 @@ func blockedCmd() *cobra.Command {
 		}
 		return listed(cmd, "BLOCKED\tPRODUCT\tVERSION\tREASON", func(b *catalog.BlockedVersion) []any {
 			return []any{b.BlocklistID, b.ProductID, b.BlockedVersion, b.Reason}
-		})(all(ctx, blocked))
+		})(store.All(ctx, blocked))
 	})
 	list.Flags().String("tenant", "", "tenant id")
 	remove := leaf("remove BLOCKED_ID", "Unblock: remove a blocked-version entry", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {

@@ -15,7 +15,6 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
 	"github.com/outpost/outpost/internal/httpapi"
-	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/wire"
 )
@@ -123,23 +122,6 @@ func apiClient(cmd *cobra.Command) (*httpapi.Client, error) {
 		c.HTTP = &http.Client{Transport: tr}
 	}
 	return c, nil
-}
-
-// all pages through a list operation.
-func all[T any](ctx context.Context, list func(ctx context.Context, pg store.Page) ([]T, string, error)) ([]T, error) {
-	var out []T
-	pg := store.Page{Limit: store.MaxLimit}
-	for {
-		items, next, err := list(ctx, pg)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-		if next == "" {
-			return out, nil
-		}
-		pg.Cursor = next
-	}
 }
 
 // op is what a command does with its Service.

@@ -29,7 +29,7 @@ func snapshotCmd() *cobra.Command {
 		}
 		return listed(cmd, "SNAPSHOT\tSEQUENCE\tCREATED\tEXPIRES\tSHA256", func(s *catalog.Snapshot) []any {
 			return []any{s.SnapshotID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash}
-		})(all(ctx, snaps))
+		})(store.All(ctx, snaps))
 	})
 	list.Flags().String("tenant", "", "tenant id")
 	show := leaf("show SNAPSHOT_ID", "Show a snapshot (with --envelope, print its signed DSSE envelope)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {

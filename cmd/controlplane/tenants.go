@@ -9,6 +9,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/store"
 )
 
 func metadataFlag(cmd *cobra.Command) (json.RawMessage, error) {
@@ -32,7 +33,7 @@ func tenantCmd() *cobra.Command {
 	})
 	create.Flags().String("metadata", "", "JSON object")
 	list := leaf("list", "List tenants", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
-		return listed(cmd, "TENANT\tSTATUS\tNAME", func(t *catalog.Tenant) []any { return []any{t.TenantID, t.Status, t.Name} })(all(ctx, svc.Tenants))
+		return listed(cmd, "TENANT\tSTATUS\tNAME", func(t *catalog.Tenant) []any { return []any{t.TenantID, t.Status, t.Name} })(store.All(ctx, svc.Tenants))
 	})
 	set := leaf("set TENANT_ID", "Rename a tenant or change its status (active, suspended, deleted)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		var in controlplane.TenantPatch

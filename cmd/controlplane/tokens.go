@@ -9,6 +9,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/store"
 )
 
 // tokenView is what `token create` prints as JSON.
@@ -40,7 +41,7 @@ func tokenCmd() *cobra.Command {
 	list := leaf("list", "List API tokens (a tenant token: its tenant's)", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		return listed(cmd, "TOKEN\tROLE\tTENANT\tNAME\tCREATED\tLAST USED\tEXPIRES\tREVOKED", func(t *catalog.Token) []any {
 			return []any{t.TokenID, t.Role, dash(t.TenantID), dash(t.Name), stamp(&t.CreatedAt), stamp(t.LastUsedAt), stamp(t.ExpiresAt), stamp(t.RevokedAt)}
-		})(all(ctx, svc.ListTokens))
+		})(store.All(ctx, svc.ListTokens))
 	})
 	revoke := leaf("revoke TOKEN_ID", "Revoke a token: it stops working on the next request", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		return printed(cmd, func(t *catalog.Token) string { return t.TokenID + "\trevoked " + stamp(t.RevokedAt) })(svc.RevokeToken(ctx, args[0]))

@@ -155,23 +155,6 @@ func (b *Backend) TokenPrincipal(ctx context.Context, tokenID string) (console.P
 	return consolePrincipal(p)
 }
 
-// all gathers every page of a list.
-func all[T any](ctx context.Context, list func(context.Context, store.Page) ([]T, string, error)) ([]T, error) {
-	var out []T
-	pg := store.Page{Limit: store.MaxLimit}
-	for {
-		items, next, err := list(ctx, pg)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-		if next == "" {
-			return out, nil
-		}
-		pg.Cursor = next
-	}
-}
-
 // --- tenants, products, releases ---
 
 // Tenants lists the tenants the session sees.
@@ -180,7 +163,7 @@ func (b *Backend) Tenants(ctx context.Context) ([]*catalog.Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return all(ctx, b.app.Tenants)
+	return store.All(ctx, b.app.Tenants)
 }
 
 // Tenant returns a tenant the session sees.
@@ -207,7 +190,7 @@ func (b *Backend) Products(ctx context.Context) ([]*catalog.Product, error) {
 	if err != nil {
 		return nil, err
 	}
-	return all(ctx, b.app.Products)
+	return store.All(ctx, b.app.Products)
 }
 
 // Product returns a product.
@@ -234,7 +217,7 @@ func (b *Backend) Releases(ctx context.Context, productID string) ([]*catalog.Re
 	if err != nil {
 		return nil, err
 	}
-	return all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
+	return store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
 		return b.app.Releases(ctx, productID, pg)
 	})
 }
@@ -282,7 +265,7 @@ func (b *Backend) PublishRelease(ctx context.Context, req console.PublishRequest
 			return nil, err
 		}
 	}
-	rs, err := all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
+	rs, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Release, string, error) {
 		return b.app.Releases(ctx, req.ProductID, pg)
 	})
 	if err != nil {
@@ -329,7 +312,7 @@ func (b *Backend) RevokePreview(ctx context.Context, releaseID string) (*console
 		return nil, err
 	}
 	for _, t := range imp.Tenants {
-		ms, err := all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Mirror, string, error) {
+		ms, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Mirror, string, error) {
 			return b.app.Mirrors(ctx, t.TenantID, pg)
 		})
 		if err != nil {
@@ -341,7 +324,7 @@ func (b *Backend) RevokePreview(ctx context.Context, releaseID string) (*console
 			}
 		}
 	}
-	rs, err := all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Rollout, string, error) {
+	rs, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Rollout, string, error) {
 		return b.app.Rollouts(ctx, v.ProductID, pg)
 	})
 	if err != nil {
@@ -373,7 +356,7 @@ func (b *Backend) Rollouts(ctx context.Context, productID string) ([]*console.Ro
 	if err != nil {
 		return nil, err
 	}
-	rs, err := all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Rollout, string, error) {
+	rs, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Rollout, string, error) {
 		return b.app.Rollouts(ctx, productID, pg)
 	})
 	if err != nil {
@@ -487,7 +470,7 @@ func (b *Backend) BlockedVersions(ctx context.Context, tenantID string) ([]*cata
 	if err != nil {
 		return nil, err
 	}
-	return all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.BlockedVersion, string, error) {
+	return store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.BlockedVersion, string, error) {
 		return b.app.BlockedVersions(ctx, tenantID, pg)
 	})
 }
@@ -516,7 +499,7 @@ func (b *Backend) Policies(ctx context.Context, tenantID string) ([]*catalog.Pol
 	if err != nil {
 		return nil, err
 	}
-	return all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Policy, string, error) {
+	return store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.Policy, string, error) {
 		return b.app.Policies(ctx, tenantID, pg)
 	})
 }
@@ -539,7 +522,7 @@ func eachTenant[T any](ctx context.Context, b *Backend, tenantID string, list fu
 		if p, _ := console.PrincipalFrom(ctx); !p.Admin() {
 			return nil, catalog.Errorf(catalog.EFORBIDDEN, "this is for the vendor's administrators")
 		}
-		ts, err := all(ctx, b.app.Tenants)
+		ts, err := store.All(ctx, b.app.Tenants)
 		if err != nil {
 			return nil, err
 		}
@@ -550,7 +533,7 @@ func eachTenant[T any](ctx context.Context, b *Backend, tenantID string, list fu
 	}
 	var out []T
 	for _, id := range ids {
-		items, err := all(ctx, func(ctx context.Context, pg store.Page) ([]T, string, error) { return list(ctx, id, pg) })
+		items, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]T, string, error) { return list(ctx, id, pg) })
 		if err != nil {
 			return nil, err
 		}
@@ -684,7 +667,7 @@ func (b *Backend) Entitlements(ctx context.Context, tenantID string) ([]*console
 			}
 			info.Product = pr
 		}
-		seats, err := all(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.SeatAssignment, string, error) {
+		seats, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.SeatAssignment, string, error) {
 			return b.app.Seats(ctx, e.EntitlementID, pg)
 		})
 		if err != nil {

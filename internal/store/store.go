@@ -31,6 +31,23 @@ const (
 	MaxLimit     = 1000
 )
 
+// All gathers every page of a paged list operation.
+func All[T any](ctx context.Context, list func(context.Context, Page) ([]T, string, error)) ([]T, error) {
+	var out []T
+	pg := Page{Limit: MaxLimit}
+	for {
+		items, next, err := list(ctx, pg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if next == "" {
+			return out, nil
+		}
+		pg.Cursor = next
+	}
+}
+
 // Normalize clamps the limit.
 func (p Page) Normalize() Page {
 	if p.Limit <= 0 {
