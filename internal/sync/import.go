@@ -13,6 +13,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/returnfile"
+	"github.com/outpost/outpost/internal/snapshot"
 )
 
 // ImportReport says what an import did, or with DryRun what it would do.
@@ -131,18 +132,8 @@ func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportRepor
 	if err != nil {
 		return err
 	}
-	for _, a := range c.need {
-		switch {
-		case taken[a.SHA256]:
-		case s.cache.Has(a.SHA256, a.SizeBytes):
-			rep.Cached++
-		default:
-			rep.Missing = append(rep.Missing, a.ArtifactID)
-		}
-	}
-	sort.Strings(rep.Missing)
-	if len(rep.Missing) > 0 {
-		return fmt.Errorf("bundle lacks %d artifacts the mirror does not have: %v", len(rep.Missing), rep.Missing)
+	if err := s.account(c.need, taken, rep); err != nil {
+		return err
 	}
 	// The acknowledgement is verified before anything commits: a forged
 	// one refuses the whole bundle.
@@ -246,6 +237,26 @@ func checkHash(r io.Reader, sha string, size int64) error {
 	}
 	if n != size || hex.EncodeToString(h.Sum(nil)) != sha {
 		return fmt.Errorf("%w: artifacts/%s does not match its sha256 or size", bundle.ErrInvalid, sha)
+	}
+	return nil
+}
+
+// account counts, for the artifacts a bundle's version needs, those the
+// mirror already had (taken from the bundle aside) and refuses the
+// import if any is in neither.
+func (s *Syncer) account(need []snapshot.Artifact, taken map[string]bool, rep *ImportReport) error {
+	for _, a := range need {
+		switch {
+		case taken[a.SHA256]:
+		case s.cache.Has(a.SHA256, a.SizeBytes):
+			rep.Cached++
+		default:
+			rep.Missing = append(rep.Missing, a.ArtifactID)
+		}
+	}
+	sort.Strings(rep.Missing)
+	if len(rep.Missing) > 0 {
+		return fmt.Errorf("bundle lacks %d artifacts the mirror does not have: %v", len(rep.Missing), rep.Missing)
 	}
 	return nil
 }

@@ -330,18 +330,8 @@ func (s *Syncer) importTUFBundle(ctx context.Context, r io.Reader, rep *ImportRe
 	if err != nil {
 		return err
 	}
-	for _, a := range cand.need {
-		switch {
-		case taken[a.SHA256]:
-		case s.cache.Has(a.SHA256, a.SizeBytes):
-			rep.Cached++
-		default:
-			rep.Missing = append(rep.Missing, a.ArtifactID)
-		}
-	}
-	sort.Strings(rep.Missing)
-	if len(rep.Missing) > 0 {
-		return fmt.Errorf("bundle lacks %d artifacts the mirror does not have: %v", len(rep.Missing), rep.Missing)
+	if err := s.account(cand.need, taken, rep); err != nil {
+		return err
 	}
 	rep.Changed = true
 	if rep.DryRun {
