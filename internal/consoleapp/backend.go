@@ -10,6 +10,7 @@ package consoleapp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -604,7 +605,62 @@ func (b *Backend) Mirrors(ctx context.Context, tenantID string) ([]*console.Mirr
 		info.LatestVersion = l
 		out = append(out, info)
 	}
+	if err := b.auditForks(ctx, tenantID, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// maxForkAlerts bounds the audit fork alerts shown per mirror (the
+// newest).
+const maxForkAlerts = 5
+
+// auditForks adds the App's mirror.fork_detected audit events (an audit
+// upload whose authentic chain does not extend the accepted head: a
+// cloned or restored mirror data directory) to their mirrors' alerts,
+// newest first. The events are read through their type index; each
+// distinct fork is recorded once.
+func (b *Backend) auditForks(ctx context.Context, tenantID string, ms []*console.MirrorInfo) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	forks := make(map[string][]console.ForkAlert, len(ms))
+	for _, m := range ms {
+		forks[m.Mirror.MirrorID] = nil
+	}
+	evs, err := store.All(ctx, func(ctx context.Context, pg store.Page) ([]*catalog.AuditEvent, string, error) {
+		return b.app.AuditEvents(ctx, store.AuditFilter{TenantID: tenantID, EventType: controlplane.EventForkDetected}, pg)
+	})
+	if err != nil {
+		return fmt.Errorf("read fork events: %w", err)
+	}
+	for _, ev := range evs { // oldest first
+		var p struct {
+			MirrorID  string            `json:"mirror_id"`
+			Reason    string            `json:"reason"`
+			Accepted  catalog.AuditHead `json:"accepted"`
+			Presented catalog.AuditHead `json:"presented"`
+		}
+		if json.Unmarshal(ev.Payload, &p) != nil {
+			continue
+		}
+		fs, ok := forks[p.MirrorID]
+		if !ok {
+			continue
+		}
+		if len(fs) == maxForkAlerts {
+			fs = fs[1:]
+		}
+		forks[p.MirrorID] = append(fs, console.ForkAlert{At: ev.CreatedAt, Detail: fmt.Sprintf(
+			"its audit chain forks from the one accepted (%s; accepted up to event %d, it presents %d): a cloned or restored data directory?",
+			p.Reason, p.Accepted.Seq, p.Presented.Seq)})
+	}
+	for _, m := range ms {
+		fs := forks[m.Mirror.MirrorID]
+		slices.Reverse(fs)
+		m.ForkAlerts = append(m.ForkAlerts, fs...)
+	}
+	return nil
 }
 
 func derefTime(t *time.Time) time.Time {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +28,14 @@ func (c *clock) now() time.Time { return c.t }
 
 func newApp(t *testing.T, now func() time.Time) *controlplane.App {
 	t.Helper()
+	app, _ := newAppStore(t, now)
+	return app
+}
+
+// newAppStore is newApp with its store, for what only the App's own
+// paths record.
+func newAppStore(t *testing.T, now func() time.Time) (*controlplane.App, store.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})
 	if err != nil {
@@ -45,13 +55,14 @@ func newApp(t *testing.T, now func() time.Time) *controlplane.App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(filepath.Join(dir, "keys")), Secrets: sealer, Now: now})
+	return controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(filepath.Join(dir, "keys")), Secrets: sealer, Now: now}), db
 }
 
 // world is a control plane with two tenants, a product, a published
 // release, a rollout, a mirror per tenant and snapshots.
 type world struct {
 	app                 *controlplane.App
+	db                  store.Store
 	b                   *consoleapp.Backend
 	clk                 *clock
 	op                  context.Context
@@ -67,7 +78,8 @@ type world struct {
 func setup(t *testing.T) *world {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)}
-	w := &world{clk: clk, app: newApp(t, clk.now)}
+	w := &world{clk: clk}
+	w.app, w.db = newAppStore(t, clk.now)
 	w.b = consoleapp.New(w.app, consoleapp.Options{ChainTTL: time.Minute, Now: clk.now})
 	w.op = controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
 	ctx := context.Background()
@@ -384,6 +396,102 @@ func TestBackend_MirrorReportsTUFVersion(t *testing.T) {
 	if got := ms[0]; got.MetadataVersion != 7 || len(got.ForkAlerts) != 0 {
 		t.Errorf("got version %d and fork alerts %v, want 7 and none", got.MetadataVersion, got.ForkAlerts)
 	}
+}
+
+// Fork alerts on the mirrors page: a sync report naming a snapshot this
+// control plane never signed, and the mirror.fork_detected events the App
+// records when a mirror's audit chain forks (a cloned data directory).
+func TestBackend_MirrorForkAlerts(t *testing.T) {
+	w := setup(t)
+	admin := console.WithPrincipal(context.Background(), w.admin)
+	mp, err := w.app.Authenticate(context.Background(), w.mMine.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx := controlplane.WithPrincipal(context.Background(), mp)
+	mirrorOf := func(t *testing.T, ctx context.Context, tenant, id string) *console.MirrorInfo {
+		t.Helper()
+		ms, err := w.b.Mirrors(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Mirror.MirrorID == id {
+				return m
+			}
+		}
+		t.Fatalf("mirror %s not listed", id)
+		return nil
+	}
+
+	t.Run("a mirror that reports what was signed has none", func(t *testing.T) {
+		snaps, _, err := w.app.Snapshots(w.op, w.tMine, storePage())
+		if err != nil || len(snaps) == 0 {
+			t.Fatalf("snapshots: %v, %d", err, len(snaps))
+		}
+		if _, err := w.app.ReportSync(mctx, controlplane.SyncReport{LastSnapshotID: snaps[0].SnapshotID, Sequence: snaps[0].Sequence}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mirrorOf(t, admin, w.tMine, w.mMine.MirrorID).ForkAlerts; len(got) != 0 {
+			t.Errorf("got fork alerts %+v, want none", got)
+		}
+	})
+
+	t.Run("a snapshot this control plane did not sign", func(t *testing.T) {
+		alien := catalog.NewID(catalog.PrefixSnapshot)
+		if _, err := w.app.ReportSync(mctx, controlplane.SyncReport{LastSnapshotID: alien, Sequence: 9}); err != nil {
+			t.Fatal(err)
+		}
+		got := mirrorOf(t, admin, w.tMine, w.mMine.MirrorID)
+		if len(got.ForkAlerts) != 1 || !strings.Contains(got.ForkAlerts[0].Detail, alien) {
+			t.Fatalf("got fork alerts %+v, want one naming %s", got.ForkAlerts, alien)
+		}
+		if got.MetadataVersion != 0 {
+			t.Errorf("got metadata version %d for an unsigned snapshot, want 0 (unknown)", got.MetadataVersion)
+		}
+	})
+
+	t.Run("audit chain forks, newest first and bounded", func(t *testing.T) {
+		for i := range 7 {
+			w.clk.t = w.clk.t.Add(time.Minute)
+			payload, _ := json.Marshal(map[string]any{
+				"mirror_id": w.mMine.MirrorID, "reason": fmt.Sprintf("fork %d", i),
+				"accepted": catalog.AuditHead{Seq: 10, Hash: "a"}, "presented": catalog.AuditHead{Seq: int64(11 + i), Hash: "b"},
+			})
+			ev := &catalog.AuditEvent{TenantID: w.tMine, ActorType: catalog.ActorMirror, ActorID: w.mMine.MirrorID,
+				EventType: controlplane.EventForkDetected, Payload: payload, CreatedAt: w.clk.t}
+			if _, err := w.db.AppendAudit(context.Background(), ev, fmt.Sprintf("fork:%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, ctx := range map[string]context.Context{"admin": admin, "its tenant": console.WithPrincipal(context.Background(), w.mine)} {
+			got := mirrorOf(t, ctx, w.tMine, w.mMine.MirrorID).ForkAlerts
+			// the unsigned snapshot, then the 5 newest audit forks
+			if len(got) != 1+5 {
+				t.Fatalf("%s: got %d fork alerts, want 6: %+v", name, len(got), got)
+			}
+			for i, want := range []string{"fork 6", "fork 5", "fork 4", "fork 3", "fork 2"} {
+				if a := got[1+i]; !strings.Contains(a.Detail, want) || !strings.Contains(a.Detail, "accepted up to event 10") {
+					t.Errorf("%s: alert %d = %q, want %q and the accepted head", name, 1+i, a.Detail, want)
+				}
+			}
+			if !got[1].At.After(got[2].At) {
+				t.Errorf("%s: alerts not newest first: %v then %v", name, got[1].At, got[2].At)
+			}
+		}
+	})
+
+	t.Run("another tenant's mirror has none", func(t *testing.T) {
+		ms, err := w.b.Mirrors(console.WithPrincipal(context.Background(), w.theirs), w.tTheirs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if len(m.ForkAlerts) != 0 {
+				t.Errorf("mirror %s of the other tenant got fork alerts %+v", m.Mirror.Name, m.ForkAlerts)
+			}
+		}
+	})
 }
 
 func TestBackend_VerifyAuditChainIsCached(t *testing.T) {
