@@ -131,6 +131,13 @@ type RolloutRequest struct {
 type RolloutUpdate struct {
 	Percentage *float64
 	Status     string // "" keeps the status
+	// Schedule replaces the rollout's schedule when not empty;
+	// RemoveSchedule removes it.
+	Schedule       []RolloutStep
+	RemoveSchedule bool
+	// Gate replaces the health gate when not nil; RemoveGate removes it.
+	Gate       *HealthGate
+	RemoveGate bool
 }
 
 // RolloutSeries is what the fleet reports say about a rollout over time,

@@ -701,3 +701,106 @@ func BenchmarkConsole_RolloutPageWithCharts(b *testing.B) {
 		}
 	}
 }
+
+// The rollout forms set the percentage, the schedule and the health gate:
+// on the product page when a rollout starts, on the rollout's page after.
+func TestConsole_RolloutScheduleAndGate(t *testing.T) {
+	e := newEnv(t)
+	s := e.signIn(e.seed.AdminToken)
+	info := func(t *testing.T, id string) *console.RolloutInfo {
+		t.Helper()
+		e.f.Lock()
+		defer e.f.Unlock()
+		for _, r := range e.f.RolloutList {
+			if r.Rollout.RolloutID == id {
+				return r
+			}
+		}
+		t.Fatalf("rollout %s not found", id)
+		return nil
+	}
+	start := e.clock.Now()
+	var id string
+
+	t.Run("started with a schedule and a gate", func(t *testing.T) {
+		w := e.post(s, "/console/products/"+e.seed.App.ProductID+"/rollouts", url.Values{"csrf": {s.csrf}, "release_id": {e.seed.Release.ReleaseID},
+			"percentage": {"5"}, "gate_max_failure_rate": {"2.5"}, "gate_min_reports": {"50"}, "schedule": {"5 for 24h, 25 for 2d, 100"}}, nil)
+		loc := w.Header().Get("Location")
+		if w.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/rollouts/") {
+			t.Fatalf("status %d, location %q", w.Code, loc)
+		}
+		id = strings.TrimPrefix(loc, "/console/rollouts/")
+		r := info(t, id)
+		want := []console.RolloutStep{{At: start, Percentage: 5}, {At: start.Add(24 * time.Hour), Percentage: 25}, {At: start.Add(72 * time.Hour), Percentage: 100}}
+		if len(r.Schedule) != len(want) {
+			t.Fatalf("schedule %+v, want %+v", r.Schedule, want)
+		}
+		for i := range want {
+			if !r.Schedule[i].At.Equal(want[i].At) || r.Schedule[i].Percentage != want[i].Percentage {
+				t.Errorf("step %d: got %+v, want %+v", i, r.Schedule[i], want[i])
+			}
+		}
+		if r.Gate == nil || r.Gate.MaxFailureRate != 2.5 || r.Gate.MinReports != 50 {
+			t.Errorf("gate %+v, want 2.5%% after 50", r.Gate)
+		}
+		page := e.get(s, loc).Body.String()
+		for _, want := range []string{"halt above 2.5% failed installs (after 50 reports)", "→ 25%", "→ 100%", `id="upd-remove-schedule"`, `id="upd-remove-gate"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the rollout page lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("a bad schedule is refused and starts nothing", func(t *testing.T) {
+		e.f.Lock()
+		n := len(e.f.RolloutList)
+		e.f.Unlock()
+		w := e.post(s, "/console/products/"+e.seed.App.ProductID+"/rollouts", url.Values{"csrf": {s.csrf}, "release_id": {e.seed.Release.ReleaseID},
+			"percentage": {"5"}, "schedule": {"50 for 1h, 25"}}, nil)
+		page := e.get(s, w.Header().Get("Location")).Body.String()
+		if !strings.Contains(page, "25% is not above the step before") {
+			t.Errorf("the refusal is not shown on %s", w.Header().Get("Location"))
+		}
+		e.f.Lock()
+		defer e.f.Unlock()
+		if len(e.f.RolloutList) != n {
+			t.Errorf("a refused schedule started a rollout")
+		}
+	})
+
+	t.Run("changed on the rollout page", func(t *testing.T) {
+		e.clock.Add(20 * time.Minute) // within the idle timeout
+		w := e.post(s, "/console/rollouts/"+id, url.Values{"csrf": {s.csrf}, "percentage": {"25"}, "schedule": {"25 for 12h, 100"}, "gate_max_failure_rate": {"1"}, "gate_min_reports": {"10"}}, nil)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("status %d", w.Code)
+		}
+		r := info(t, id)
+		if r.Rollout.Percentage != 25 || len(r.Schedule) != 2 || !r.Schedule[1].At.Equal(e.clock.Now().Add(12*time.Hour)) || r.Gate == nil || r.Gate.MaxFailureRate != 1 || r.Gate.MinReports != 10 {
+			t.Errorf("got %v%%, schedule %+v, gate %+v", r.Rollout.Percentage, r.Schedule, r.Gate)
+		}
+	})
+
+	t.Run("empty fields keep the schedule and the gate", func(t *testing.T) {
+		w := e.post(s, "/console/rollouts/"+id, url.Values{"csrf": {s.csrf}, "percentage": {"30"}, "schedule": {""}, "gate_max_failure_rate": {""}}, nil)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("status %d", w.Code)
+		}
+		if r := info(t, id); r.Rollout.Percentage != 30 || len(r.Schedule) != 2 || r.Gate == nil {
+			t.Errorf("got %v%%, schedule %+v, gate %+v; want 30%%, both kept", r.Rollout.Percentage, r.Schedule, r.Gate)
+		}
+	})
+
+	t.Run("removed", func(t *testing.T) {
+		w := e.post(s, "/console/rollouts/"+id, url.Values{"csrf": {s.csrf}, "remove_schedule": {"1"}, "remove_gate": {"1"}, "schedule": {"ignored"}}, nil)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("status %d", w.Code)
+		}
+		if r := info(t, id); r.Schedule != nil || r.Gate != nil {
+			t.Errorf("schedule %+v, gate %+v; want both removed", r.Schedule, r.Gate)
+		}
+		page := e.get(s, "/console/rollouts/"+id).Body.String()
+		if strings.Contains(page, `id="upd-remove-schedule"`) || !strings.Contains(page, "<dd>none</dd>") {
+			t.Errorf("the page still shows a schedule or a gate")
+		}
+	})
+}

@@ -546,15 +546,13 @@ func (s *Server) createRollout(q *req) {
 		return
 	}
 	req := RolloutRequest{ProductID: pid, ReleaseID: q.r.PostFormValue("release_id"), Percentage: pct}
-	if v := strings.TrimSpace(q.r.PostFormValue("gate_max_failure_rate")); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 || f > 100 {
-			q.flashErr(catalog.Invalid("health gate", "the maximum failure rate must be a number from 0 to 100"))
-			q.redirect("products/" + pid)
-			return
-		}
-		minr, _ := strconv.Atoi(strings.TrimSpace(q.r.PostFormValue("gate_min_reports")))
-		req.Gate = &HealthGate{MaxFailureRate: f, MinReports: max(minr, 0)}
+	if req.Gate, err = gateFields(q); q.flashErr(err) {
+		q.redirect("products/" + pid)
+		return
+	}
+	if req.Schedule, err = ParseSchedule(q.r.PostFormValue("schedule"), s.o.Now()); q.flashErr(err) {
+		q.redirect("products/" + pid)
+		return
 	}
 	r, err := s.b.CreateRollout(q.ctx, req)
 	if q.flashErr(err) {
@@ -578,10 +576,43 @@ func (s *Server) updateRollout(q *req) {
 		u.Percentage = &f
 	}
 	u.Status = q.r.PostFormValue("status")
+	var err error
+	if u.RemoveSchedule = q.r.PostFormValue("remove_schedule") != ""; !u.RemoveSchedule {
+		if u.Schedule, err = ParseSchedule(q.r.PostFormValue("schedule"), s.o.Now()); q.flashErr(err) {
+			q.redirect("rollouts/" + id)
+			return
+		}
+	}
+	if u.RemoveGate = q.r.PostFormValue("remove_gate") != ""; !u.RemoveGate {
+		if u.Gate, err = gateFields(q); q.flashErr(err) {
+			q.redirect("rollouts/" + id)
+			return
+		}
+	}
 	if _, err := s.b.UpdateRollout(q.ctx, id, u); !q.flashErr(err) {
 		q.flashOK("Rollout updated.")
 	}
 	q.redirect("rollouts/" + id)
+}
+
+// gateFields reads the health gate fields of a rollout form: nil when
+// the maximum failure rate is left empty.
+func gateFields(q *req) (*HealthGate, error) {
+	v := strings.TrimSpace(q.r.PostFormValue("gate_max_failure_rate"))
+	if v == "" {
+		return nil, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 100 || f != f {
+		return nil, catalog.Invalid("health gate", "the maximum failure rate must be a number from 0 to 100")
+	}
+	minr := 0
+	if v := strings.TrimSpace(q.r.PostFormValue("gate_min_reports")); v != "" {
+		if minr, err = strconv.Atoi(v); err != nil || minr < 0 {
+			return nil, catalog.Invalid("health gate", "the minimum number of reports must be a whole number, 0 or more")
+		}
+	}
+	return &HealthGate{MaxFailureRate: f, MinReports: minr}, nil
 }
 
 // --- mirrors ---

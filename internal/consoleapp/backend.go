@@ -424,7 +424,8 @@ func (b *Backend) CreateRollout(ctx context.Context, req console.RolloutRequest)
 	return b.app.CreateRollout(ctx, req.ProductID, controlplane.RolloutInput{Channel: v.Channel, ReleaseID: req.ReleaseID, Percentage: &pct, Schedule: sched, HealthGate: gate})
 }
 
-// UpdateRollout changes a rollout's percentage or status.
+// UpdateRollout changes a rollout's percentage, status, schedule or
+// health gate (JSON null removes the last two, as in the API).
 func (b *Backend) UpdateRollout(ctx context.Context, id string, u console.RolloutUpdate) (*catalog.Rollout, error) {
 	ctx, err := as(ctx, adminWrite)
 	if err != nil {
@@ -433,6 +434,22 @@ func (b *Backend) UpdateRollout(ctx context.Context, id string, u console.Rollou
 	p := controlplane.RolloutPatch{Percentage: u.Percentage}
 	if u.Status != "" {
 		p.Status = &u.Status
+	}
+	sched, gate, err := fleetRules(console.RolloutRequest{Schedule: u.Schedule, Gate: u.Gate})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case u.RemoveSchedule:
+		p.Schedule = json.RawMessage("null")
+	case sched != nil:
+		p.Schedule = sched
+	}
+	switch {
+	case u.RemoveGate:
+		p.HealthGate = json.RawMessage("null")
+	case gate != nil:
+		p.HealthGate = gate
 	}
 	return b.app.UpdateRollout(ctx, id, p)
 }

@@ -571,3 +571,78 @@ func TestBackend_ReadOnlyTokenSessionCannotWrite(t *testing.T) {
 		t.Errorf("CreateTenant with a read-only session: %v (code %q), want %q", err, got, catalog.EFORBIDDEN)
 	}
 }
+
+// The console's schedule and gate reach the App's rollout as the fleet
+// rules the API takes, and read back on the rollout's page.
+func TestBackend_RolloutScheduleAndGate(t *testing.T) {
+	w := setup(t)
+	admin := console.WithPrincipal(context.Background(), w.admin)
+	start := w.clk.t
+	sched, err := console.ParseSchedule("5 for 24h, 25 for 2d, 100", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := w.b.CreateRollout(admin, console.RolloutRequest{ProductID: w.product, ReleaseID: w.release, Percentage: 5,
+		Schedule: sched, Gate: &console.HealthGate{MaxFailureRate: 2.5, MinReports: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.app.Rollout(w.op, ro.RolloutID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"steps":[{"percentage":5,"min_dwell":"24h0m0s"},{"percentage":25,"min_dwell":"48h0m0s"},{"percentage":100,"min_dwell":"0s"}]}`; string(got.Schedule) != want {
+		t.Errorf("schedule %s, want %s", got.Schedule, want)
+	}
+	if want := `{"min_installs":50,"max_failure_rate":2.5}`; string(got.HealthGate) != want {
+		t.Errorf("health gate %s, want %s", got.HealthGate, want)
+	}
+	info, err := w.b.Rollout(admin, ro.RolloutID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Schedule) != 3 || !info.Schedule[1].At.Equal(start.Add(24*time.Hour)) || !info.Schedule[2].At.Equal(start.Add(72*time.Hour)) {
+		t.Errorf("read back schedule %+v, want the steps at +24h and +72h", info.Schedule)
+	}
+	if info.Gate == nil || info.Gate.MaxFailureRate != 2.5 || info.Gate.MinReports != 50 {
+		t.Errorf("read back gate %+v", info.Gate)
+	}
+
+	t.Run("replaced", func(t *testing.T) {
+		s2, _ := console.ParseSchedule("10 for 1h, 100", start)
+		if _, err := w.b.UpdateRollout(admin, ro.RolloutID, console.RolloutUpdate{Schedule: s2, Gate: &console.HealthGate{MaxFailureRate: 1, MinReports: 10}}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := w.app.Rollout(w.op, ro.RolloutID)
+		if string(got.Schedule) != `{"steps":[{"percentage":10,"min_dwell":"1h0m0s"},{"percentage":100,"min_dwell":"0s"}]}` || string(got.HealthGate) != `{"min_installs":10,"max_failure_rate":1}` {
+			t.Errorf("got schedule %s and gate %s", got.Schedule, got.HealthGate)
+		}
+		if got.Percentage != 5 {
+			t.Errorf("percentage %v, want 5 (not given)", got.Percentage)
+		}
+	})
+	t.Run("kept when not given", func(t *testing.T) {
+		pct := 10.0
+		if _, err := w.b.UpdateRollout(admin, ro.RolloutID, console.RolloutUpdate{Percentage: &pct}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := w.app.Rollout(w.op, ro.RolloutID); len(got.Schedule) == 0 || len(got.HealthGate) == 0 || got.Percentage != 10 {
+			t.Errorf("got %v%%, schedule %s, gate %s; want 10%%, both kept", got.Percentage, got.Schedule, got.HealthGate)
+		}
+	})
+	t.Run("removed", func(t *testing.T) {
+		if _, err := w.b.UpdateRollout(admin, ro.RolloutID, console.RolloutUpdate{RemoveSchedule: true, RemoveGate: true}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := w.app.Rollout(w.op, ro.RolloutID)
+		if len(got.Schedule) != 0 || len(got.HealthGate) != 0 {
+			t.Errorf("got schedule %s and gate %s, want both removed", got.Schedule, got.HealthGate)
+		}
+	})
+	t.Run("a tenant may not change them", func(t *testing.T) {
+		_, err := w.b.UpdateRollout(console.WithPrincipal(context.Background(), w.mine), ro.RolloutID, console.RolloutUpdate{RemoveGate: true})
+		if code := catalog.ErrorCode(err); code != catalog.EFORBIDDEN {
+			t.Errorf("got %v, want forbidden", err)
+		}
+	})
+}

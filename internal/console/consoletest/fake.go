@@ -462,6 +462,18 @@ func (f *Fake) UpdateRollout(ctx context.Context, id string, u console.RolloutUp
 			}
 			r.Rollout.Percentage = *u.Percentage
 		}
+		switch {
+		case u.RemoveSchedule:
+			r.Schedule = nil
+		case u.Schedule != nil:
+			r.Schedule = u.Schedule
+		}
+		switch {
+		case u.RemoveGate:
+			r.Gate = nil
+		case u.Gate != nil:
+			r.Gate = u.Gate
+		}
 		r.Rollout.UpdatedAt = f.Now()
 		f.audit(ctx, "", "rollout.updated", r.Rollout)
 		return r.Rollout, nil
