@@ -312,6 +312,7 @@ func TestQuickstart_MakeRun(t *testing.T) {
 	if strings.Contains(string(got), "command not found") || strings.Contains(string(got), "Error") {
 		t.Errorf("a Try it command failed:\n%s", got)
 	}
+	checkQuickstartBrowser(t, text, demo)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-done; err != nil {
 		t.Errorf("quickstart exited with %v on SIGTERM:\n%s", err, out.String())
