@@ -183,11 +183,15 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("ro-pct")),
 		chromedp.SetValue(chromedp.ID("ro-pct"), "25"),
 		chromedp.SetValue(chromedp.ID("ro-gate"), "5"),
+		chromedp.SetValue(chromedp.ID("ro-schedule"), "25 for 24h, 100"),
 		chromedp.Submit(chromedp.ID("ro-pct")),
 		chromedp.WaitVisible(chromedp.ID("rollout-percentage")),
 	)
 	if got := textOf(ctx, t, "#rollout-percentage"); got != "25%" {
 		t.Errorf("rollout percentage = %q, want 25%%", got)
+	}
+	if got := textOf(ctx, t, "ol.schedule"); !strings.Contains(got, "→ 25%") || !strings.Contains(got, "→ 100%") {
+		t.Errorf("rollout schedule = %q, want the steps 25%% and 100%%", got)
 	}
 	run(t, ctx, "a rollout with fleet reports",
 		chromedp.Navigate(srv.URL+"/console/rollouts/"+seed.Rollout.RolloutID),
@@ -338,9 +342,18 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	if got := textOf(ctx, t, "#freshness"); got != "stale" {
 		t.Errorf("site freshness before import = %q, want stale", got)
 	}
-	run(t, ctx, "upload a bundle",
+	run(t, ctx, "drop a bundle on the page",
 		chromedp.SendKeys(chromedp.ID("admin-token"), "mat_site_admin"),
-		chromedp.SetUploadFiles(chromedp.ID("bundle"), []string{bundle}),
+		consoletest.DropFiles("[data-dropzone]", []string{bundle}),
+	)
+	// The drop put the file in the form's file input and named it.
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.getElementById("bundle").files.length`)); err != nil || n != 1 {
+		t.Fatalf("after the drop the file input holds %d files (%v), want 1", n, err)
+	}
+	if got := textOf(ctx, t, "[data-file-name]"); got != "acme-42.tar (2097152 bytes)" {
+		t.Errorf("the drop zone says %q, want the dropped file's name and size", got)
+	}
+	run(t, ctx, "upload the dropped bundle",
 		chromedp.Click(chromedp.CSS("#import-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("import-result")),
 		sh.take("site-dry-run"),

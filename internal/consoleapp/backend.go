@@ -22,6 +22,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/console"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/svgchart"
 	"github.com/outpost/outpost/internal/tuf"
@@ -449,9 +450,31 @@ func (b *Backend) UpdateRollout(ctx context.Context, id string, u console.Rollou
 	case u.RemoveGate:
 		p.HealthGate = json.RawMessage("null")
 	case gate != nil:
-		p.HealthGate = gate
+		// The console sets the failure rate and the minimum; the rest of
+		// a gate set through the API (error codes, report age) stays.
+		if p.HealthGate, err = b.mergeGate(ctx, id, u.Gate); err != nil {
+			return nil, err
+		}
 	}
 	return b.app.UpdateRollout(ctx, id, p)
+}
+
+// mergeGate returns the rollout's health gate with the console's two
+// fields replaced.
+func (b *Backend) mergeGate(ctx context.Context, id string, hg *console.HealthGate) (json.RawMessage, error) {
+	cur, err := b.app.Rollout(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var g fleet.Gate
+	if len(cur.HealthGate) > 0 {
+		if old, err := fleet.ParseGate(cur.HealthGate); err == nil {
+			g = *old
+		}
+	}
+	g.MaxFailureRate = hg.MaxFailureRate
+	g.MinInstalls = int64(max(hg.MinReports, 1))
+	return json.Marshal(g)
 }
 
 // RolloutSeries is the rollout's recorded history (App.RecordHistory):

@@ -621,6 +621,19 @@ func TestBackend_RolloutScheduleAndGate(t *testing.T) {
 			t.Errorf("percentage %v, want 5 (not given)", got.Percentage)
 		}
 	})
+	t.Run("the gate's other rules stay", func(t *testing.T) {
+		full := `{"min_installs":10,"max_failure_rate":1,"halt_on_error_codes":["E_BRICKED"],"max_report_age":"72h0m0s"}`
+		if _, err := w.app.UpdateRollout(w.op, ro.RolloutID, controlplane.RolloutPatch{HealthGate: json.RawMessage(full)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.b.UpdateRollout(admin, ro.RolloutID, console.RolloutUpdate{Gate: &console.HealthGate{MaxFailureRate: 3, MinReports: 20}}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := w.app.Rollout(w.op, ro.RolloutID)
+		if want := `{"min_installs":20,"max_failure_rate":3,"halt_on_error_codes":["E_BRICKED"],"max_report_age":"72h0m0s"}`; string(got.HealthGate) != want {
+			t.Errorf("gate %s, want %s", got.HealthGate, want)
+		}
+	})
 	t.Run("kept when not given", func(t *testing.T) {
 		pct := 10.0
 		if _, err := w.b.UpdateRollout(admin, ro.RolloutID, console.RolloutUpdate{Percentage: &pct}); err != nil {

@@ -2,11 +2,14 @@ package consoletest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 )
 
@@ -62,4 +65,30 @@ func Browser(t testing.TB, timeout time.Duration) context.Context {
 	ctx, cancelT := context.WithTimeout(bctx, timeout)
 	t.Cleanup(cancelT)
 	return ctx
+}
+
+// DropFiles drags files from outside the page onto the element sel
+// matches (CSS), as a person dragging them from a file manager: the
+// browser's own dragenter, dragover and drop events at the element's
+// centre, carrying the files (Input.dispatchDragEvent).
+func DropFiles(sel string, files []string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if err := chromedp.Do(ctx, chromedp.ScrollIntoView(chromedp.CSS(sel))); err != nil {
+			return fmt.Errorf("scroll to %s: %w", sel, err)
+		}
+		box, err := chromedp.Evaluate[[]float64](fmt.Sprintf(`(function() {
+			var r = document.querySelector(%q).getBoundingClientRect();
+			return [r.left + r.width / 2, r.top + r.height / 2];
+		})()`, sel))(ctx, tg)
+		if err != nil || len(box) != 2 {
+			return fmt.Errorf("centre of %s: %v", sel, err)
+		}
+		data := &input.DragData{Items: []*input.DragDataItem{}, Files: files, DragOperationsMask: 1} // copy
+		for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+			if _, err := cdp.Call(ctx, tg, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: box[0], Y: box[1], Data: data}); err != nil {
+				return fmt.Errorf("%s on %s: %w", typ, sel, err)
+			}
+		}
+		return nil
+	})
 }
