@@ -294,9 +294,10 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 	if got := text(t, ctx, "#freshness"); got != "never" {
 		t.Errorf("status page before the import: freshness %q, want never", got)
 	}
-	step(t, ctx, "upload the bundle with the admin token",
+	step(t, ctx, "drop the bundle on the page and upload it with the admin token",
 		chromedp.SendKeys(chromedp.ID("admin-token"), adminToken),
-		chromedp.SetUploadFiles(chromedp.ID("bundle"), []string{bundle}),
+		consoletest.DropFiles("[data-dropzone]", []string{bundle}),
+		chromedp.WaitVisible(`//p[@data-file-name][contains(., ".tar")]`),
 		chromedp.Click(chromedp.CSS("#import-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("import-result")),
 		shot("live-site-dry-run"),
