@@ -265,6 +265,26 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 		chromedp.Navigate(srv.URL+"/console/rollouts/"+seed.Rollout.RolloutID),
 		chromedp.WaitVisible(chromedp.CSS("svg#failures")),
 	)
+	// Every page reads: its heading and its content are in the HTML.
+	for path, content := range map[string]string{
+		"":             ".tiles",
+		"tenants":      "table",
+		"products":     "table",
+		"rollouts":     "table",
+		"mirrors":      "table.mirrors",
+		"entitlements": "svg#seat-usage",
+		"tokens":       "table",
+		"audit":        "#chain-status",
+		"webhooks":     "#webhook-subscriptions",
+		"tenants/" + seed.Acme.TenantID + "/policies":     "details",
+		"tenants/" + seed.Acme.TenantID + "/entitlements": "table",
+	} {
+		run(t, ctx, "no JavaScript: /console/"+path,
+			chromedp.Navigate(srv.URL+"/console/"+path),
+			chromedp.WaitVisible(chromedp.CSS("main h1")),
+			chromedp.WaitVisible(chromedp.CSS(content)),
+		)
+	}
 	run(t, ctx, "no JavaScript: publish",
 		chromedp.Navigate(srv.URL+"/console/products/"+seed.App.ProductID),
 		chromedp.WaitVisible(chromedp.ID("publish-form")),
@@ -381,6 +401,26 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 	}
 	if len(mf.Committed()) != 1 {
 		t.Errorf("committed %d bundles, want 1", len(mf.Committed()))
+	}
+
+	// Without JavaScript the status page reads and its form posts as it
+	// is: the browser's own multipart upload, answered by the dry run.
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "no JavaScript: the status page and an upload",
+		chromedp.Navigate(msrv.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("metadata-version")),
+		chromedp.SendKeys(chromedp.ID("admin-token"), "mat_site_admin"),
+		chromedp.SetUploadFiles(chromedp.ID("bundle"), []string{bundle}),
+		chromedp.Click(chromedp.CSS("#import-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("import-result")),
+	)
+	if p, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("html"), "data-upload-progress")); err != nil || p.Exists {
+		t.Errorf("the no-JavaScript upload ran the script (progress %q, %v)", p.Value, err)
+	}
+	if len(mf.Committed()) != 1 {
+		t.Errorf("the no-JavaScript dry run committed: %d bundles committed, want still 1", len(mf.Committed()))
 	}
 }
 
