@@ -322,11 +322,24 @@ func TestBrowser_ConsoleAndSitePage(t *testing.T) {
 		t.Errorf("%d sessions after sign-out", n)
 	}
 
-	run(t, ctx, "sign in as a tenant",
-		chromedp.Navigate(srv.URL+"/console/signin"),
-		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), seed.TenantToken),
-		chromedp.Submit(chromedp.ID("token")),
+	// With the keyboard alone: Tab to the token field, type, Enter.
+	run(t, ctx, "sign-in page", chromedp.Navigate(srv.URL+"/console/signin"), chromedp.WaitVisible(chromedp.ID("token")))
+	for tabs := 0; ; tabs++ {
+		id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == "token" {
+			break
+		}
+		if tabs == 5 {
+			t.Fatalf("the token field is not among the first 5 tab stops (focus on %q)", id)
+		}
+		run(t, ctx, "tab", chromedp.KeyEvent("\t"))
+	}
+	run(t, ctx, "sign in as a tenant with the keyboard",
+		chromedp.KeyEvent(seed.TenantToken),
+		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.CSS("table.mirrors")),
 		sh.take("tenant-view"),
 	)
