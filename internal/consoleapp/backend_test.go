@@ -26,14 +26,8 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func newApp(t *testing.T, now func() time.Time) *controlplane.App {
-	t.Helper()
-	app, _ := newAppStore(t, now)
-	return app
-}
-
-// newAppStore is newApp with its store, for what only the App's own
-// paths record.
+// newAppStore is a control plane App on bbolt and disk blobs, with its
+// store (for what only the App's own paths record).
 func newAppStore(t *testing.T, now func() time.Time) (*controlplane.App, store.Store) {
 	t.Helper()
 	dir := t.TempDir()
