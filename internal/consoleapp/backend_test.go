@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,7 +32,13 @@ func (c *clock) now() time.Time { return c.t }
 // store (for what only the App's own paths record).
 func newAppStore(t *testing.T, now func() time.Time) (*controlplane.App, store.Store) {
 	t.Helper()
-	dir := t.TempDir()
+	return newAppAt(t, t.TempDir(), now)
+}
+
+// newAppAt is newAppStore on the data in dir (made the first time; its
+// catalog is dir/cp.db).
+func newAppAt(t *testing.T, dir string, now func() time.Time) (*controlplane.App, *bolt.DB) {
+	t.Helper()
 	db, err := bolt.Open(filepath.Join(dir, "cp.db"), bolt.Options{NoWarm: true})
 	if err != nil {
 		t.Fatal(err)
@@ -40,8 +48,10 @@ func newAppStore(t *testing.T, now func() time.Time) (*controlplane.App, store.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keyring.Generate(filepath.Join(dir, "keys")); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(dir, "keys")); errors.Is(err, os.ErrNotExist) {
+		if _, err := keyring.Generate(filepath.Join(dir, "keys")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	dek := make([]byte, 32)
 	rand.Read(dek)

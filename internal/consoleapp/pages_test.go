@@ -8,13 +8,17 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/console"
+	"github.com/outpost/outpost/internal/consoleapp"
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/store/bolt/bolttest"
 )
 
 // consoleOver serves the console over w's backend and returns a signed-in
@@ -231,4 +235,40 @@ func TestConsolePages_TokensAuditMirrorsEntitlements(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A tampered audit event breaks the chain, and the audit page says where.
+func TestConsolePages_AuditChainBroken(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	app, db := newAppAt(t, dir, clk.now)
+	op := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
+	for _, name := range []string{"acme", "globex", "initech"} {
+		if _, err := app.CreateTenant(op, controlplane.TenantInput{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := app.CreateToken(op, controlplane.TokenInput{Role: catalog.RoleAdmin, Name: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bolttest.TamperAuditEvent(filepath.Join(dir, "cp.db"), 2, func(ev *catalog.AuditEvent) {
+		ev.Payload = json.RawMessage(`{"name":"mallory"}`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	app, _ = newAppAt(t, dir, clk.now)
+	w := &world{app: app, clk: clk, b: consoleapp.New(app, consoleapp.Options{Now: clk.now})}
+	hc, base, _ := consoleOver(t, w, tok.Secret)
+	code, body := fetch(t, hc, base+"/console/audit")
+	if code != http.StatusOK || !strings.Contains(body, `class="chain chain-bad" role="status" id="chain-status"`) {
+		t.Fatalf("audit page: %d, chain shown broken %v", code, strings.Contains(body, "chain-bad"))
+	}
+	if !strings.Contains(body, "chain broken</span> audit chain broken at event 2 (") || !strings.Contains(body, "hash does not match") {
+		t.Errorf("the audit page does not name the broken event and why:\n%.800s", body[strings.Index(body, `id="chain-status"`):])
+	}
+
 }
