@@ -271,6 +271,14 @@ func TestConsole_CrossSiteFormPostIsRefused(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a cross-site sign-in is refused (login CSRF)", func(t *testing.T) {
+		for _, hdr := range []map[string]string{{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}} {
+			w := e.post(nil, "/console/signin", url.Values{"token": {e.seed.AdminToken}}, hdr)
+			if w.Code != http.StatusForbidden || len(w.Result().Cookies()) != 0 {
+				t.Errorf("%v: status %d with %d cookies, want 403 and no session", hdr, w.Code, len(w.Result().Cookies()))
+			}
+		}
+	})
 	t.Run("every POST route checks the token", func(t *testing.T) {
 		for _, pat := range e.s.RoutePatterns() {
 			method, path := e.fill(pat, e.seed.Acme.TenantID)
