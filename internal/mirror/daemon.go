@@ -340,25 +340,41 @@ const (
 func (m *Mirror) deadlines(h http.Handler) http.Handler {
 	body, write, idle := m.cfg.BodyTimeout, m.cfg.WriteTimeout, m.cfg.StreamIdleTimeout
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		now := time.Now()
 		p := r.URL.Path
 		switch {
 		case r.Method == http.MethodPost && strings.HasPrefix(p, "/site/import"):
-			_ = rc.SetReadDeadline(now.Add(idle))
-			_ = rc.SetWriteDeadline(time.Time{}) // the answer follows the import's work
-			r.Body = &wire.IdleBody{ReadCloser: r.Body, Extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
+			idleUpload(w, r, idle)
 		case strings.HasPrefix(p, "/v1/artifacts/") || strings.HasPrefix(p, "/v1/deltas/") || strings.HasPrefix(p, "/tuf/") || strings.HasPrefix(p, "/v1/snapshot"):
-			_ = rc.SetReadDeadline(now.Add(body))
-			sw := &idleWriter{ResponseWriter: w, extend: func() { _ = rc.SetWriteDeadline(time.Now().Add(idle)) }}
-			sw.extend()
-			w = sw
+			w = idleDownload(w, r, body, idle)
 		default:
+			// The API's answers (the update check's among them): no
+			// allocation here.
+			rc := http.NewResponseController(w)
+			now := time.Now()
 			_ = rc.SetReadDeadline(now.Add(body))
 			_ = rc.SetWriteDeadline(now.Add(write))
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// idleUpload gives a streamed upload a read deadline per read and no
+// write deadline (the answer follows the import's work).
+func idleUpload(w http.ResponseWriter, r *http.Request, idle time.Duration) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(idle))
+	_ = rc.SetWriteDeadline(time.Time{})
+	r.Body = &wire.IdleBody{ReadCloser: r.Body, Extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
+}
+
+// idleDownload gives a download a read deadline for its (empty) body and
+// returns the writer that pushes the write deadline on per write.
+func idleDownload(w http.ResponseWriter, r *http.Request, body, idle time.Duration) http.ResponseWriter {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(body))
+	sw := &idleWriter{ResponseWriter: w, extend: func() { _ = rc.SetWriteDeadline(time.Now().Add(idle)) }}
+	sw.extend()
+	return sw
 }
 
 // idleWriter pushes the write deadline on before each write, and before
