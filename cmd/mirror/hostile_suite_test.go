@@ -67,8 +67,8 @@ func itemsRefused(path string, body []byte) bool {
 // but for POST /v1/events refusing every event of a batch one by one, as
 // documented, with nothing stored),
 // never a 5xx, change nothing (the audit chain head, the held snapshot and
-// the client events stay, read through the admin socket) and leave the
-// daemon ready. The public routes (/healthz, /readyz, /metrics, the
+// the client events stay, read through the admin socket after every
+// refused write and every class) and leave the daemon ready. The public routes (/healthz, /readyz, /metrics, the
 // status page GET / and its /site/static/ assets) take no input and are
 // not part of it. The counts are printed (go test -v -run
 // TestHostileInput_MirrorDaemon ./cmd/mirror) and recorded in
@@ -304,6 +304,11 @@ func TestHostileInput_MirrorDaemon(t *testing.T) {
 				default:
 					tl.other++
 					t.Errorf("%s %s: %d, want a 4xx: %.200s", q.method, q.path, resp.StatusCode, body)
+				}
+				if q.method != http.MethodGet && q.method != http.MethodHead {
+					if now := observe(); now != before {
+						t.Fatalf("%s %s: the refused write changed the mirror: %+v -> %+v (audit head, held sequence, client events)", q.method, q.path, before, now)
+					}
 				}
 			}
 			if after := observe(); after != before {
