@@ -65,14 +65,14 @@ func itemsRefused(path string, body []byte) bool {
 // request of the control plane's suite, a revoked client token included:
 // each must answer a 4xx in its route's documented shape (a 2xx fails,
 // but for POST /v1/events refusing every event of a batch one by one, as
-// documented, with nothing stored),
-// never a 5xx, change nothing (the audit chain head, the held snapshot and
-// the client events stay, read through the admin socket after every
-// refused write and every class) and leave the daemon ready. The public routes (/healthz, /readyz, /metrics, the
-// status page GET / and its /site/static/ assets) take no input and are
-// not part of it. The counts are printed (go test -v -run
-// TestHostileInput_MirrorDaemon ./cmd/mirror) and recorded in
-// docs/SECURITY.md.
+// documented, with nothing stored), never a 5xx, change nothing (the
+// audit chain head, the held snapshot and the client events stay, read
+// through the admin socket after every refused write and every class)
+// and leave the daemon ready. The public routes (/healthz, /readyz,
+// /metrics, the status page GET / and its /site/static/ assets) take no
+// input and are not part of it. The counts are printed (go test -v -run
+// TestHostileInput_MirrorDaemon ./cmd/mirror, or make hostile) and
+// recorded in docs/SECURITY.md.
 func TestHostileInput_MirrorDaemon(t *testing.T) {
 	bin := buildOnce(t)
 	cp := startControlPlane(t)
