@@ -6,15 +6,23 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/outpost/outpost/internal/audit"
+	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
 	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/sync"
 )
 
 // mirrorChain is a mirror's audit chain as its ledger keeps it.
@@ -211,4 +219,107 @@ func TestMirrorAudit_UploadAttacks(t *testing.T) {
 			t.Errorf("ingested %d, want %d", got, want)
 		}
 	})
+}
+
+// countingTransport counts the request body bytes of audit uploads.
+type countingTransport struct {
+	n atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/mirror/audit" && r.Body != nil {
+		r.Body = &countingBody{ReadCloser: r.Body, n: &c.n}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// TestMirrorAudit_UploadsOnlyAfterTheHead runs a mirror's real syncer and
+// ledger against a serving control plane: after the first upload, the
+// mirror asks for the acknowledged head and sends only the events after
+// it, so an upload's size follows what is new, not the whole ever-growing
+// chain (which would reach the size cap and fail forever).
+func TestMirrorAudit_UploadsOnlyAfterTheHead(t *testing.T) {
+	dir := t.TempDir()
+	cp := serveInstance(t, boltStore(t, dir), dir, nil, "", controlplaned.Config{})
+	ctx := context.Background()
+	admin := cp.as(cp.admin)
+	tn, err := admin.CreateTenant(ctx, controlplane.TenantInput{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(nil)
+	m, err := admin.CreateMirror(ctx, tn.TenantID, controlplane.MirrorInput{Name: "site", AllowedChannels: []string{"stable"}, PublicKey: base64.StdEncoding.EncodeToString(pub)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdir := t.TempDir()
+	st, err := state.Open(filepath.Join(mdir, "mirror.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := cache.Open(mdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := st.Ledger(m.MirrorID, key, tn.TenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEvents := func(n int) {
+		t.Helper()
+		for i := range n {
+			if err := st.AppendAudit(ctx, &catalog.AuditEvent{
+				EventID: catalog.NewID(catalog.PrefixEvent), TenantID: tn.TenantID, ActorType: catalog.ActorMirror, ActorID: m.MirrorID,
+				EventType: "lease.issued", Payload: json.RawMessage(fmt.Sprintf(`{"subject_id":"host-%d"}`, i)), CreatedAt: time.Now().UTC(),
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	counter := &countingTransport{}
+	src, err := sync.NewControlPlane(cp.base, m.Credential, &http.Client{Transport: counter}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sync.New(src, st, c, sync.Config{AuditExport: led.ExportAudit, AuditExportAfter: led.ExportAuditAfter})
+	upload := func() (sync.AuditIngest, int64) {
+		t.Helper()
+		before := counter.n.Load()
+		res, err := s.UploadAudit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, counter.n.Load() - before
+	}
+
+	appendEvents(500)
+	first, size1 := upload()
+	if first.Ingested != 500 {
+		t.Fatalf("first upload = %+v, want 500 ingested", first)
+	}
+	appendEvents(2)
+	second, size2 := upload()
+	if second.Received != 2 || second.Ingested != 2 {
+		t.Errorf("second upload = %+v, want the 2 new events", second)
+	}
+	if size2*50 > size1 {
+		t.Errorf("second upload sent %d bytes for 2 new events, the first %d for 500: the whole chain was sent again", size2, size1)
+	}
+	third, size3 := upload()
+	if third.Received != 0 || third.Ingested != 0 || size3*50 > size1 {
+		t.Errorf("upload with nothing new = %+v, %d bytes; want nothing sent but the trailer", third, size3)
+	}
+	t.Logf("upload sizes: 500 events %d bytes, 2 new events %d bytes, nothing new %d bytes", size1, size2, size3)
 }
