@@ -29,7 +29,9 @@ func TestReadFromInChunks_ChunksAndKeepsTheFileReader(t *testing.T) {
 		want       int
 		wantChunks int
 	}{
-		{"a limited reader", func() io.Reader { return &io.LimitedReader{R: strings.NewReader(data), N: int64(wire.StreamChunk + 10)} }, wire.StreamChunk + 10, 2},
+		{"a limited reader", func() io.Reader {
+			return &io.LimitedReader{R: strings.NewReader(data), N: int64(wire.StreamChunk + 10)}
+		}, wire.StreamChunk + 10, 2},
 		{"a plain reader to its end", func() io.Reader { return strings.NewReader(data) }, len(data), 3},
 		{"an empty limited reader", func() io.Reader { return &io.LimitedReader{R: strings.NewReader(data), N: 0} }, 0, 0},
 	}
