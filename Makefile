@@ -7,7 +7,7 @@ VERSITYGW := $(TOOLS)/versitygw
 STATICCHECK := $(TOOLS)/staticcheck
 export OUTPOST_VERSITYGW := $(VERSITYGW)
 
-.PHONY: all build test test-short run bench lint fuzz tools clean soak
+.PHONY: all build test test-short run bench lint fuzz tools clean soak hostile
 
 all: build
 
@@ -38,7 +38,17 @@ test: $(VERSITYGW)
 	fi; \
 	echo "$(GO) test -race -timeout 20m ./..."; \
 	$(GO) test -race -timeout 20m ./...
+	$(MAKE) hostile
 	$(MAKE) fuzz
+
+# The hostile-input suites (docs/SECURITY.md) against the real daemons on
+# loopback, printing their counts: requests tried per class, and results.
+hostile:
+	@out=$$(mktemp); \
+	if ! $(GO) test -count=1 -run '^TestHostileInput' -v ./internal/controlplaned ./internal/mirror ./cmd/mirror > $$out 2>&1; then \
+		cat $$out; rm -f $$out; exit 1; \
+	fi; \
+	grep -E '^[[:space:]]+(hostile-input suite|\|)' $$out | sed -E 's/^[[:space:]]+//'; rm -f $$out
 
 # A short run of each fuzz target on top of its seed corpus.
 # Iterations, not seconds: a time limit can expire while the fuzzer is

@@ -405,7 +405,7 @@ func serveCmd() *cobra.Command {
 				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
-				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout,
+				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout, WriteTimeout: cfg.WriteTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout,
 				Events:           fleet.Options{Window: cfg.Events.Window, MaxAggregates: cfg.Events.MaxAggregates},
 				EventBatch:       fleet.BatchLimits{MaxBytes: cfg.Events.MaxBatchBytes, MaxEvents: cfg.Events.MaxBatchEvents},
 				AdminTokenHashes: cfg.AdminTokenHashes,

@@ -65,6 +65,8 @@ type Config struct {
 	AdminTokenHashes   []string      `mapstructure:"admin_token_hashes"`
 	ShutdownTimeout    time.Duration `mapstructure:"shutdown_timeout"`
 	BodyTimeout        time.Duration `mapstructure:"body_timeout"`
+	WriteTimeout       time.Duration `mapstructure:"write_timeout"`
+	StreamIdleTimeout  time.Duration `mapstructure:"stream_idle_timeout"`
 	InboxDir           string        `mapstructure:"inbox_dir"`
 	AdminSocket        string        `mapstructure:"admin_socket"`
 	InboxInterval      time.Duration `mapstructure:"inbox_interval"`
@@ -141,6 +143,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("admin_token_hashes", []string{})
 	v.SetDefault("shutdown_timeout", 30*time.Second)
 	v.SetDefault("body_timeout", 30*time.Second)
+	v.SetDefault("write_timeout", mirror.DefaultWriteTimeout)
+	v.SetDefault("stream_idle_timeout", mirror.DefaultStreamIdle)
 	v.SetDefault("inbox_dir", "")
 	v.SetDefault("admin_socket", "")
 	v.SetDefault("inbox_interval", 10*time.Second)
@@ -244,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyTimeout < time.Second {
 		return errors.New("body_timeout must be at least 1s")
+	}
+	if c.WriteTimeout < time.Second || c.StreamIdleTimeout < time.Second {
+		return errors.New("write_timeout and stream_idle_timeout must be at least 1s")
 	}
 	if err := c.RateLimit.Validate(); err != nil {
 		return err

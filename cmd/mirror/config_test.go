@@ -22,7 +22,7 @@ func TestConfig_ShippedExampleLoads(t *testing.T) {
 	}
 	for _, key := range []string{"tls_cert_file:", "tls_key_file:", "tls_reload_interval:", "tls_client_auth:", "tls_client_ca_file:",
 		"ca_file:", "tls_client_cert_file:", "tls_client_key_file:", "events:", "window:", "max_aggregates:", "max_batch_bytes:",
-		"max_batch_events:", "body_timeout:", "rate_limit:", "leases:", "rate:", "burst:", "max_clients:", "trust:", "root_file:"} {
+		"max_batch_events:", "body_timeout:", "write_timeout:", "stream_idle_timeout:", "rate_limit:", "leases:", "rate:", "burst:", "max_clients:", "trust:", "root_file:"} {
 		if !strings.Contains(string(raw), "\n"+key) && !strings.Contains(string(raw), " "+key) {
 			t.Errorf("configs/mirror.yaml lacks %s", key)
 		}

@@ -35,7 +35,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.String("listen", "127.0.0.1:8441", "HTTP listen address")
 	pf.String("log-level", "info", "log level: debug, info, warn, error")
 	pf.StringP("output", "o", "text", "output format: text or json")
-	root.AddCommand(initCmd(), serveCmd(), syncCmd(), importCmd(), statusCmd(), verifyCmd(), gcCmd(), auditCmd(), reportCmd(), adminTokenCmd())
+	root.AddCommand(initCmd(), serveCmd(), syncCmd(), importCmd(), statusCmd(), verifyCmd(), gcCmd(), auditCmd(), leaseCmd(), reportCmd(), adminTokenCmd())
 	return root
 }
 

@@ -83,6 +83,29 @@ func TestMirror_RateLimits(t *testing.T) {
 			t.Errorf("/metrics lacks the leases 429 count")
 		}
 	})
+	t.Run("the event route, keyed by client token", func(t *testing.T) {
+		d := limitedDaemon(t, limits+"client_tokens: [tok-a, tok-b]\n")
+		batch := `{"events":[{"type":"check","client_id":"c-7f3a9b21","release_id":"rel_00000000000000000000000001","to_version":"1.1.0"}]}`
+		for i := range burst {
+			if code, _ := hit(t, "POST", d.base+"/v1/events", "tok-a", batch); code == http.StatusTooManyRequests {
+				t.Fatalf("event batch %d within the burst got 429", i+1)
+			}
+		}
+		code, after := hit(t, "POST", d.base+"/v1/events", "tok-a", batch)
+		if code != http.StatusTooManyRequests {
+			t.Fatalf("event batch past the burst = %d, want 429", code)
+		}
+		if n, err := strconv.Atoi(after); err != nil || n < 1 {
+			t.Errorf("Retry-After = %q, want a positive number of seconds", after)
+		}
+		if code, _ := hit(t, "POST", d.base+"/v1/events", "tok-b", batch); code == http.StatusTooManyRequests {
+			t.Error("another client token was limited by tok-a's batches")
+		}
+		_, body := get(t, d.base+"/metrics")
+		if !strings.Contains(body, `outpost_mirror_rate_limited_total{route="events"} 1`) {
+			t.Errorf("/metrics lacks the events 429 count")
+		}
+	})
 	t.Run("keyed by IP without client tokens", func(t *testing.T) {
 		d := limitedDaemon(t, limits)
 		got := 0

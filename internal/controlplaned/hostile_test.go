@@ -133,8 +133,9 @@ type tally struct{ n, ok2xx, c4xx, c5xx, other int }
 // TestHostileInput sends every route of the control plane's table every
 // class of hostile request on a serving daemon: each must answer a 4xx in
 // the wire error shape (a 2xx only where the token reads its own
-// tenant's objects), change nothing (the audit chain head stays) and
-// leave the daemon ready. The counts are printed (go test -v -run
+// tenant's objects), change nothing (the audit chain head stays, checked
+// after every refused write and after every class) and leave the daemon
+// ready. The counts are printed (go test -v -run
 // TestHostileInput ./internal/controlplaned) and recorded in
 // docs/SECURITY.md.
 func TestHostileInput(t *testing.T) {
@@ -327,6 +328,11 @@ func TestHostileInput(t *testing.T) {
 				default:
 					tl.other++
 					t.Errorf("%s %s (%s): %d, want a 4xx: %.300s", q.method, q.path, q.route, resp.StatusCode, body)
+				}
+				if q.method != http.MethodGet && q.method != http.MethodHead {
+					if now := headSeq(); now != before {
+						t.Fatalf("%s %s (%s): the refused write moved the audit chain from seq %d to %d", q.method, q.path, q.route, before, now)
+					}
 				}
 			}
 			if after := headSeq(); after != before {

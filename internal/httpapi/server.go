@@ -246,14 +246,9 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// streamChunk is how much a streaming answer may send per write deadline
-// extension when it is copied with ReadFrom.
-const streamChunk = 4 << 20
-
 // ReadFrom keeps the sendfile path of the underlying writer; on a
 // streaming route it copies in chunks, pushing the write deadline on
-// before each (an *io.LimitedReader over a file stays one level deep, so
-// sendfile still applies).
+// before each (wire.ReadFromInChunks).
 func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -265,30 +260,7 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.extend == nil {
 		return rf.ReadFrom(r)
 	}
-	src, remain := r, int64(-1)
-	if lr, ok := r.(*io.LimitedReader); ok {
-		src, remain = lr.R, lr.N
-	}
-	var n int64
-	for remain != 0 {
-		w.extend()
-		chunk := int64(streamChunk)
-		if remain > 0 {
-			chunk = min(chunk, remain)
-		}
-		m, err := rf.ReadFrom(&io.LimitedReader{R: src, N: chunk})
-		n += m
-		if remain > 0 {
-			remain -= m
-		}
-		if lr, ok := r.(*io.LimitedReader); ok {
-			lr.N -= m
-		}
-		if err != nil || m < chunk {
-			return n, err
-		}
-	}
-	return n, nil
+	return wire.ReadFromInChunks(rf, r, w.extend)
 }
 
 // deadlines sets the route's read and write deadlines (see Server's
@@ -308,18 +280,6 @@ func (s *Server) deadlines(sw *statusWriter, r *http.Request, rt route) {
 	sw.extend()
 	if r.Body != nil && r.Body != http.NoBody {
 		_ = rc.SetReadDeadline(now.Add(idle))
-		r.Body = &idleBody{ReadCloser: r.Body, extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
+		r.Body = &wire.IdleBody{ReadCloser: r.Body, Extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
 	}
-}
-
-// idleBody pushes the read deadline on before each read of a streaming
-// upload: it may last as long as bytes keep arriving.
-type idleBody struct {
-	io.ReadCloser
-	extend func()
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	b.extend()
-	return b.ReadCloser.Read(p)
 }

@@ -79,6 +79,10 @@ func ReadAuditExport(r io.Reader, mirrorPub ed25519.PublicKey, maxBytes int64) (
 		line    int
 	)
 	fail := func(format string, args ...any) error {
+		if lr.N <= 0 {
+			// The cap cut the last line short: that is the reason.
+			return fmt.Errorf("%w: larger than %d bytes", ErrAuditExport, maxBytes)
+		}
 		return fmt.Errorf("%w: line %d: %s", ErrAuditExport, line, fmt.Sprintf(format, args...))
 	}
 	for sc.Scan() {
@@ -104,6 +108,9 @@ func ReadAuditExport(r io.Reader, mirrorPub ed25519.PublicKey, maxBytes int64) (
 			return nil, fail("event: %v", err)
 		}
 		if err := v.Next(&ev); err != nil {
+			if lr.N <= 0 {
+				return nil, fail("")
+			}
 			return nil, fmt.Errorf("%w: %w", ErrAuditExport, err)
 		}
 		events = append(events, &ev)
@@ -185,6 +192,10 @@ func ReadAuditExportFrom(r io.Reader, mirrorPub ed25519.PublicKey, mirrorID stri
 		fork    *AuditForkError
 	)
 	fail := func(format string, args ...any) error {
+		if lr.N <= 0 {
+			// The cap cut the last line short: that is the reason.
+			return fmt.Errorf("%w: larger than %d bytes", ErrAuditExport, maxBytes)
+		}
 		return fmt.Errorf("%w: line %d: %s", ErrAuditExport, line, fmt.Sprintf(format, args...))
 	}
 	for sc.Scan() {
@@ -229,6 +240,9 @@ func ReadAuditExportFrom(r io.Reader, mirrorPub ed25519.PublicKey, mirrorID stri
 			}
 		}
 		if err := v.Next(&ev); err != nil {
+			if lr.N <= 0 {
+				return nil, fail("")
+			}
 			return nil, fmt.Errorf("%w: %w", ErrAuditExport, err)
 		}
 		if ev.Seq == from.Seq && ev.Hash != from.Hash && fork == nil {

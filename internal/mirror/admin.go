@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +17,11 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // The admin socket lets the one-shot commands (`mirror sync`, `status`,
@@ -96,6 +99,9 @@ func (m *Mirror) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			code := http.StatusInternalServerError
+			if c := catalog.ErrorCode(err); c != catalog.EINTERNAL {
+				code = wire.StatusOf(c)
+			}
 			if errors.Is(err, ErrNoSource) {
 				code = http.StatusConflict
 			}
@@ -134,7 +140,49 @@ func (m *Mirror) adminHandler() http.Handler {
 		rep, err := m.syncer.GC(r.Context())
 		answer(w, rep, err)
 	})
+	mux.HandleFunc("POST /leases/release", func(w http.ResponseWriter, r *http.Request) {
+		var req ForceRelease
+		if err := catalog.DecodeStrict(io.LimitReader(r.Body, 16<<10), &req); err != nil {
+			answer(w, nil, err)
+			return
+		}
+		answer(w, req, req.Do(r.Context(), m.leases, m.cfg.Now()))
+	})
+	mux.HandleFunc("GET /audit/head", func(w http.ResponseWriter, r *http.Request) {
+		h, err := m.st.AuditHead()
+		answer(w, AuditHead{Hash: h}, err)
+	})
 	return mux
+}
+
+// ForceRelease is a site operator's release of a subject's lease (`mirror
+// lease release`): it frees the seat without the holder secret, for a
+// machine that is gone with it. Only the admin socket and the one-shot
+// command (the data dir's owner) reach it; the HTTP lease API always
+// needs the secret.
+type ForceRelease struct {
+	EntitlementID string `json:"entitlement_id"`
+	SubjectType   string `json:"subject_type,omitempty"` // "": the subject's one active lease, whatever its type
+	SubjectID     string `json:"subject_id"`
+}
+
+// Do releases the lease in the ledger of leases, recording
+// lease.released in the mirror's audit chain.
+func (f ForceRelease) Do(ctx context.Context, leases *Leases, now time.Time) error {
+	if f.EntitlementID == "" {
+		return catalog.Invalid("entitlement_id", "is required")
+	}
+	led, err := leases.Ledger()
+	if err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	return led.Release(ctx, f.EntitlementID, f.SubjectType, f.SubjectID, "", true, now)
+}
+
+// AuditHead is the hash of the newest event of the mirror's audit chain
+// ("" while it is empty).
+type AuditHead struct {
+	Hash string `json:"hash"`
 }
 
 type adminError struct {
@@ -277,6 +325,22 @@ func (c *AdminClient) Import(ctx context.Context, bundle io.Reader, dryRun bool)
 func (c *AdminClient) GC(ctx context.Context) (cache.GCReport, error) {
 	var r cache.GCReport
 	return r, c.do(ctx, http.MethodPost, "/gc", nil, &r)
+}
+
+// ForceRelease releases a subject's lease without its holder secret.
+func (c *AdminClient) ForceRelease(ctx context.Context, f ForceRelease) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	var out ForceRelease
+	return c.do(ctx, http.MethodPost, "/leases/release", bytes.NewReader(b), &out)
+}
+
+// AuditHead is the head of the daemon's audit chain.
+func (c *AdminClient) AuditHead(ctx context.Context) (AuditHead, error) {
+	var h AuditHead
+	return h, c.do(ctx, http.MethodGet, "/audit/head", nil, &h)
 }
 
 func (c *AdminClient) do(ctx context.Context, method, path string, body io.Reader, out any) error {

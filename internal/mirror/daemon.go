@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/outpost/outpost/internal/sitepage"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Config is what a Mirror daemon needs; cmd/mirror builds it from
@@ -64,8 +66,16 @@ type Config struct {
 	Events     fleet.Options
 	EventBatch fleet.BatchLimits
 	// BodyTimeout bounds reading the body of an event or lease request
-	// (0: DefaultBodyTimeout).
+	// (0: DefaultBodyTimeout); it is also the read deadline of every other
+	// request but the site page's bundle upload.
 	BodyTimeout time.Duration
+	// WriteTimeout bounds writing the answer of every request but the
+	// streams (0: DefaultWriteTimeout). StreamIdleTimeout bounds each
+	// read of a bundle upload on the site page and each write (or 4 MiB
+	// of a sendfile) of an artifact, delta, snapshot envelope or TUF file
+	// (0: DefaultStreamIdle): a client that stops reading or sending is
+	// cut, a slow one that keeps going is not.
+	WriteTimeout, StreamIdleTimeout time.Duration
 	// AdminTokenHashes are the hex sha256s of the mirror admin tokens
 	// (HashAdminToken) that may upload a bundle on the status page; none:
 	// uploads are refused.
@@ -163,6 +173,15 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.StreamIdleTimeout <= 0 {
+		cfg.StreamIdleTimeout = DefaultStreamIdle
 	}
 	st, err := state.Open(cfg.DBPath, cfg.Retain)
 	if err != nil {
@@ -285,7 +304,7 @@ func (m *Mirror) build(ctx context.Context) error {
 		}
 	}
 	m.hs = &http.Server{
-		Handler:           m.track(root),
+		Handler:           m.track(m.deadlines(root)),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ConnContext: ConnContext,
 		// TLS handshake failures and the like: debug, a scanner must not
@@ -303,6 +322,87 @@ func (m *Mirror) track(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// DefaultWriteTimeout and DefaultStreamIdle are Config.WriteTimeout and
+// Config.StreamIdleTimeout when unset.
+const (
+	DefaultWriteTimeout = time.Minute
+	DefaultStreamIdle   = time.Minute
+)
+
+// deadlines gives every request read and write deadlines: one for the
+// whole body (BodyTimeout) and one for the whole answer (WriteTimeout),
+// except for the streams: a bundle upload on the site page gets a read
+// deadline per read; artifacts, deltas, snapshot envelopes and TUF files
+// (which an upstream mirror serves to others, and which may be large)
+// get a write deadline per write (StreamIdleTimeout). Every request sets both, so
+// none inherits a deadline of the one before it on the connection.
+func (m *Mirror) deadlines(h http.Handler) http.Handler {
+	body, write, idle := m.cfg.BodyTimeout, m.cfg.WriteTimeout, m.cfg.StreamIdleTimeout
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case r.Method == http.MethodPost && strings.HasPrefix(p, "/site/import"):
+			idleUpload(w, r, idle)
+		case strings.HasPrefix(p, "/v1/artifacts/") || strings.HasPrefix(p, "/v1/deltas/") || strings.HasPrefix(p, "/tuf/") || strings.HasPrefix(p, "/v1/snapshot"):
+			w = idleDownload(w, r, body, idle)
+		default:
+			// The API's answers (the update check's among them): no
+			// allocation here.
+			rc := http.NewResponseController(w)
+			now := time.Now()
+			_ = rc.SetReadDeadline(now.Add(body))
+			_ = rc.SetWriteDeadline(now.Add(write))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// idleUpload gives a streamed upload a read deadline per read and no
+// write deadline (the answer follows the import's work).
+func idleUpload(w http.ResponseWriter, r *http.Request, idle time.Duration) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(idle))
+	_ = rc.SetWriteDeadline(time.Time{})
+	r.Body = &wire.IdleBody{ReadCloser: r.Body, Extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
+}
+
+// idleDownload gives a download a read deadline for its (empty) body and
+// returns the writer that pushes the write deadline on per write.
+func idleDownload(w http.ResponseWriter, r *http.Request, body, idle time.Duration) http.ResponseWriter {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(body))
+	sw := &idleWriter{ResponseWriter: w, extend: func() { _ = rc.SetWriteDeadline(time.Now().Add(idle)) }}
+	sw.extend()
+	return sw
+}
+
+// idleWriter pushes the write deadline on before each write, and before
+// each chunk of a ReadFrom (sendfile kept: wire.ReadFromInChunks).
+type idleWriter struct {
+	http.ResponseWriter
+	extend func()
+}
+
+func (w *idleWriter) Write(p []byte) (int, error) {
+	w.extend()
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *idleWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return wire.ReadFromInChunks(rf, r, w.extend)
+	}
+	return io.Copy(struct{ io.Writer }{w}, r)
+}
+
+func (w *idleWriter) Flush() {
+	w.extend()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Addr is the address the mirror listens on.
 func (m *Mirror) Addr() net.Addr { return m.ln.Addr() }

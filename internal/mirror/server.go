@@ -400,7 +400,7 @@ func (s *Server) snapshotByID(w http.ResponseWriter, r *http.Request) {
 		serveEnvelope(w, r, v.held)
 		return
 	}
-	h, err := s.o.State.BySnapshotID(id)
+	h, err := s.o.State.EnvelopeBySnapshotID(id)
 	if errors.Is(err, state.ErrNotFound) {
 		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "snapshot not retained by this mirror"))
 		return

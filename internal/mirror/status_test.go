@@ -152,3 +152,62 @@ func BenchmarkServer_Status(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkServer_RetainedSnapshot serves a retained (not the held)
+// snapshot of 20,000 artifacts through the handler: "envelope" is what
+// GET /v1/snapshots/{id} does (the stored bytes, nothing decoded),
+// "decoded" the old way (decode the envelope and its manifest on every
+// request) for comparison.
+//
+//	go test -run '^$' -bench Server_RetainedSnapshot -benchmem ./internal/mirror/
+func BenchmarkServer_RetainedSnapshot(b *testing.B) {
+	const n = 20_000
+	r := newRig(b)
+	arts := make([]synctest.Art, n)
+	for i := range arts {
+		arts[i] = synctest.Art{ID: fmt.Sprintf("art_%06d", i), Data: synctest.Random(64)}
+	}
+	for seq := int64(1); seq <= 2; seq++ {
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf)
+		w.WriteSnapshot(r.v.Sign(b, r.v.Manifest(seq, arts)))
+		if seq == 1 {
+			for _, a := range arts {
+				w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data))
+			}
+		}
+		w.Close()
+		if _, err := r.s.Import(context.Background(), &buf, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv, err := mirror.NewServer(mirror.Options{State: r.st, Cache: r.cache})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Reload(); err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/snapshots/snp_000001", nil))
+	if rec.Code != 200 || rec.Body.Len() == 0 {
+		b.Fatalf("GET the retained snapshot = %d", rec.Code)
+	}
+	b.SetBytes(int64(rec.Body.Len()))
+	b.Run("envelope", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/snapshots/snp_000001", nil))
+		}
+	})
+	b.Run("decoded", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r.st.BySnapshotID("snp_000001"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

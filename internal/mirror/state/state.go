@@ -152,14 +152,9 @@ func (s *State) Current() (*Held, error) {
 // assembled again from the published TUF files (sharing the unchanged
 // products with the last version read back) and kept.
 func (s *State) load(tx *bbolt.Tx, key []byte) (*Held, error) {
-	raw := tx.Bucket(bktSnapshots).Get(key)
-	env := tx.Bucket(bktEnvelopes).Get(key)
-	if raw == nil || env == nil {
-		return nil, fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(key), ErrNotFound)
-	}
-	h := &Held{Envelope: append([]byte(nil), env...)}
-	if err := json.Unmarshal(raw, &h.Record); err != nil {
-		return nil, fmt.Errorf("decode record: %w", err)
+	h, err := loadRecord(tx, key)
+	if err != nil {
+		return nil, err
 	}
 	if h.Format == FormatTUF {
 		if m := s.held.get(h.Sequence, h.Hash); m != nil {
@@ -181,6 +176,21 @@ func (s *State) load(tx *bbolt.Tx, key []byte) (*Held, error) {
 		return nil, err
 	}
 	h.Manifest = m
+	return h, nil
+}
+
+// loadRecord reads the record and the envelope stored at key, without
+// the manifest.
+func loadRecord(tx *bbolt.Tx, key []byte) (*Held, error) {
+	raw := tx.Bucket(bktSnapshots).Get(key)
+	env := tx.Bucket(bktEnvelopes).Get(key)
+	if raw == nil || env == nil {
+		return nil, fmt.Errorf("snapshot %d: %w", binary.BigEndian.Uint64(key), ErrNotFound)
+	}
+	h := &Held{Envelope: append([]byte(nil), env...)}
+	if err := json.Unmarshal(raw, &h.Record); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
 	return h, nil
 }
 
@@ -360,6 +370,17 @@ func (s *State) Retained() ([]*Held, error) {
 // BySnapshotID returns a retained snapshot by its id. Only the matching
 // one is loaded and decoded.
 func (s *State) BySnapshotID(id string) (*Held, error) {
+	return s.bySnapshotID(id, true)
+}
+
+// EnvelopeBySnapshotID is BySnapshotID without the manifest (Manifest is
+// nil): what serving the stored envelope needs, without decoding it on
+// every request.
+func (s *State) EnvelopeBySnapshotID(id string) (*Held, error) {
+	return s.bySnapshotID(id, false)
+}
+
+func (s *State) bySnapshotID(id string, manifest bool) (*Held, error) {
 	var h *Held
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bktSnapshots).Cursor()
@@ -372,7 +393,11 @@ func (s *State) BySnapshotID(id string) (*Held, error) {
 			}
 			if rec.SnapshotID == id {
 				var err error
-				h, err = s.load(tx, k)
+				if manifest {
+					h, err = s.load(tx, k)
+				} else {
+					h, err = loadRecord(tx, k)
+				}
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -231,8 +232,18 @@ func TestCommit_TUFByReference(t *testing.T) {
 				t.Errorf("retained version %d: manifest differs from the committed one", h.Sequence)
 			}
 		}
-		if got, err := st.BySnapshotID(first.SnapshotID); err != nil || !reflect.DeepEqual(got.Manifest, first) {
-			t.Errorf("BySnapshotID(%s): %v", first.SnapshotID, err)
+		full, err := st.BySnapshotID(first.SnapshotID)
+		if err != nil || !reflect.DeepEqual(full.Manifest, first) {
+			t.Fatalf("BySnapshotID(%s): %v", first.SnapshotID, err)
+		}
+		// What GET /v1/snapshots/{id} serves: the stored envelope and
+		// record, the manifest not decoded.
+		env, err := st.EnvelopeBySnapshotID(first.SnapshotID)
+		if err != nil || env.Manifest != nil || !bytes.Equal(env.Envelope, full.Envelope) || !reflect.DeepEqual(env.Record, full.Record) {
+			t.Errorf("EnvelopeBySnapshotID(%s) = %+v, %v; want BySnapshotID's envelope and record without the manifest", first.SnapshotID, env, err)
+		}
+		if _, err := st.EnvelopeBySnapshotID("snp_unknown"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("EnvelopeBySnapshotID(unknown) = %v, want ErrNotFound", err)
 		}
 		again, err := st.Retained()
 		if err != nil {
