@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/storetest"
 )
 
@@ -175,4 +176,31 @@ func BenchmarkRawInsert(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+}
+
+// BenchmarkCatalogWrites: catalog writes (a new release with its audit
+// event) from 1 and 16 concurrent writers on one store, and from two
+// instances on one database with 16 writers each. An instance is a
+// store of its own (its own pool, group commit and locks) opened on the
+// same schema in this process, as a second control plane process would:
+//
+//	go test -run '^$' -bench CatalogWrites -benchtime 2000x ./internal/store/postgres
+func BenchmarkCatalogWrites(b *testing.B) {
+	url := testURL(b)
+	for _, c := range []struct{ instances, writers int }{{1, 1}, {1, 16}, {2, 16}} {
+		b.Run(fmt.Sprintf("instances=%d/writers=%d", c.instances, c.writers), func(b *testing.B) {
+			db, schema := openSchema(b, url)
+			defer db.Close()
+			stores := []store.Store{db}
+			for range c.instances - 1 {
+				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer other.Close()
+				stores = append(stores, other)
+			}
+			storetest.BenchCatalogWrites(b, stores, c.writers)
+		})
+	}
 }
