@@ -30,31 +30,6 @@ import (
 	"github.com/outpost/outpost/internal/store/kv"
 )
 
-// SchemaVersion is the layout version kept in outpost_schema_version.
-const SchemaVersion = 1
-
-// schema is created at Open. Keys are bytea so that rows sort byte-wise,
-// exactly as bbolt keys do (store/bolt's cursors and ours agree).
-const schema = `
-CREATE TABLE IF NOT EXISTS outpost_schema_version (
-	version integer NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outpost_kv (
-	bucket text COLLATE "C" NOT NULL,
-	k      bytea NOT NULL,
-	v      bytea NOT NULL,
-	PRIMARY KEY (bucket, k)
-);
-CREATE TABLE IF NOT EXISTS outpost_chain_head (
-	id integer PRIMARY KEY CHECK (id = 1)
-);
-INSERT INTO outpost_chain_head (id) VALUES (1) ON CONFLICT DO NOTHING;
-`
-
-// schemaLock is the advisory lock key that serializes schema creation, so
-// instances starting together do not race on CREATE TABLE IF NOT EXISTS.
-const schemaLock = 0x6f7574706f7374 // "outpost"
-
 // Options tunes Open.
 type Options struct {
 	// Schema, if set, is created if missing and used as the search_path,
@@ -97,34 +72,6 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	// No catalog cache: other instances write to the same database.
 	db.Store = kv.New(backend{db}, kv.Options{})
 	return db, nil
-}
-
-func migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
-			return fmt.Errorf("lock schema: %w", err)
-		}
-		if schemaName != "" {
-			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schemaName}.Sanitize()); err != nil {
-				return fmt.Errorf("create schema %s: %w", schemaName, err)
-			}
-		}
-		if _, err := tx.Exec(ctx, schema); err != nil {
-			return fmt.Errorf("create tables: %w", err)
-		}
-		var v int
-		err := tx.QueryRow(ctx, "SELECT version FROM outpost_schema_version").Scan(&v)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			_, err = tx.Exec(ctx, "INSERT INTO outpost_schema_version (version) VALUES ($1)", SchemaVersion)
-			return err
-		case err != nil:
-			return fmt.Errorf("read schema version: %w", err)
-		case v != SchemaVersion:
-			return fmt.Errorf("store schema version %d, this build reads %d", v, SchemaVersion)
-		}
-		return nil
-	})
 }
 
 // Close closes the connection pool.
