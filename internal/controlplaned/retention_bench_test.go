@@ -20,12 +20,14 @@ import (
 	"github.com/outpost/outpost/internal/keyring"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/bolt"
+	"github.com/outpost/outpost/internal/store/kv"
 	"github.com/outpost/outpost/internal/store/postgres"
 )
 
 // releaseLoader is the stores' fixture loader (kv.Store.LoadReleases).
 type releaseLoader interface {
 	store.Store
+	Backend() kv.Backend
 	LoadReleases(ctx context.Context, rels []*catalog.Release, arts []*catalog.Artifact, ras []*catalog.ReleaseArtifact) error
 }
 
@@ -111,7 +113,8 @@ func releases(productID string, from, n int) ([]*catalog.Release, []*catalog.Art
 // artifact each) is built 20 times, one new release before each build
 // after the first, with retention applied after each build as
 // housekeeping does: the default Keep (10), and Keep 2. Reported: the store's size after the
-// first build and after the 20th, and their ratio (goal ≤ 1.5). bbolt:
+// first build and after the 20th, and their ratio (goal ≤ 1.5), and the
+// bytes of the schema 1 envelopes kept after the 20th. bbolt:
 // pages in use; PostgreSQL: pg_total_relation_size of the table after a
 // VACUUM.
 //
@@ -205,10 +208,28 @@ func BenchmarkRetention_DatabaseSize(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			env, err := bucketBytes(op, st.Backend(), "snapshot_envelopes")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(env)/(1<<20), "MiB-envelopes-after-20")
 			b.ReportMetric(float64(first)/(1<<20), "MiB-after-1")
 			b.ReportMetric(float64(last)/(1<<20), "MiB-after-20")
 			b.ReportMetric(float64(last)/float64(first), "size-ratio")
 			b.ReportMetric(took.Seconds()/float64(builds*b.N), "s/build")
 		})
 	}
+}
+
+// bucketBytes sums the keys and values of one of the store's buckets
+// (uncompressed, whatever the backend does with them).
+func bucketBytes(ctx context.Context, be kv.Backend, bucket string) (int64, error) {
+	var n int64
+	err := be.View(ctx, func(tx kv.Tx) error {
+		return tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error {
+			n += int64(len(k) + len(v))
+			return nil
+		})
+	})
+	return n, err
 }
