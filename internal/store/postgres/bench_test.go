@@ -191,6 +191,7 @@ func BenchmarkCatalogWrites(b *testing.B) {
 		b.Run(fmt.Sprintf("instances=%d/writers=%d", c.instances, c.writers), func(b *testing.B) {
 			db, schema := openSchema(b, url)
 			defer db.Close()
+			dbs := []*DB{db}
 			stores := []store.Store{db}
 			for range c.instances - 1 {
 				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
@@ -198,9 +199,28 @@ func BenchmarkCatalogWrites(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer other.Close()
+				dbs = append(dbs, other)
 				stores = append(stores, other)
 			}
+			var txs0 int64
+			var held0 time.Duration
+			for _, d := range dbs {
+				n, h := d.WriteStats()
+				txs0, held0 = txs0+n, held0+h
+			}
 			storetest.BenchCatalogWrites(b, stores, c.writers)
+			var txs int64
+			var held time.Duration
+			for _, d := range dbs {
+				n, h := d.WriteStats()
+				txs, held = txs+n, held+h
+			}
+			// calls/tx: how many writes a transaction carried (group
+			// commit); lock-share: the share of the run an instance
+			// spent in write transactions (waits for the other's
+			// included), near 1 when the lock is never idle.
+			b.ReportMetric(float64(b.N)/float64(txs-txs0), "calls/tx")
+			b.ReportMetric(float64(held-held0)/float64(b.Elapsed())/float64(c.instances), "lock-share")
 		})
 	}
 }

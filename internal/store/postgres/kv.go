@@ -22,6 +22,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +45,18 @@ type Options struct {
 type DB struct {
 	*kv.Store
 	pool *pgxpool.Pool
+	// Read-write transactions run and the time they held the chain-head
+	// lock (WriteStats).
+	writeTxs, lockHeld atomic.Int64
+}
+
+// WriteStats says how many read-write transactions this DB ran and how
+// long they held the chain-head lock in all (from their first statement
+// to their commit; the lock is the database's, so with several instances
+// a transaction's time includes its wait for the others). lockHeld over
+// the wall time near 1 means this instance alone keeps the lock busy.
+func (db *DB) WriteStats() (txs int64, lockHeld time.Duration) {
+	return db.writeTxs.Load(), time.Duration(db.lockHeld.Load())
 }
 
 var _ store.Store = (*DB)(nil)
@@ -122,6 +136,13 @@ func (db *DB) update(ctx context.Context, fn func(*kvTx) error) (err error) {
 			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
 				conn.Conn().Close(context.WithoutCancel(ctx))
 			}
+		}
+	}()
+	start := time.Now()
+	defer func() {
+		if kt.begun || err == nil {
+			db.writeTxs.Add(1)
+			db.lockHeld.Add(int64(time.Since(start)))
 		}
 	}()
 	err = fn(kt)
