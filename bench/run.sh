@@ -8,16 +8,17 @@
 # (interleaved rounds, best kept, 2), BENCH_PAIR_ROUNDS (ours-beside-nginx
 # pairs of serve.sh and updates.sh, median kept, 5), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
-# of: upload_rss snapshot sync serve updates lease online_lease events herd
-# tufsync delta), BENCH_EVENTS (events sent by events.sh, 300000), BENCH_DELTA_PAIRS
+# of: upload_rss snapshot sync serve updates lease online_lease
+# catalog_writes retention events herd tufsync mirror_cpu delta), BENCH_EVENTS (events sent by events.sh, 300000), BENCH_DELTA_PAIRS
 # (delta.sh's pairs, "mirror image" here; add versitygw for pair (b)),
-# BENCH_DELTA_IMAGE_MIB (the synthetic image, 256 here to keep the run
+# BENCH_RETENTION_RELEASES (retention.sh's tenant, 10000 here; 100000 for
+# the issue's), BENCH_DELTA_IMAGE_MIB (the synthetic image, 256 here to keep the run
 # short; 1024 for the issue's 1 GiB image), BENCH_DELTA_BSDIFF_MAX_MIB (64
 # here: bsdiff is left out of the image pair), BENCH_OUT (the document,
 # docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease events herd tufsync delta}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease catalog_writes retention events herd tufsync mirror_cpu delta}
 
 install_deps() {
 	local pkgs=()
@@ -80,9 +81,12 @@ rm -rf "$TMP/mirror"
 run updates updates.sh
 run lease lease.sh
 run online_lease online_lease.sh
+run catalog_writes catalog_writes.sh
+run retention retention.sh
 run events events.sh
 run herd herd.sh
 run tufsync tufsync.sh
+run mirror_cpu mirror_cpu.sh
 run delta delta.sh BENCH_DELTA_PAIRS="${BENCH_DELTA_PAIRS:-mirror image}" BENCH_DELTA_IMAGE_MIB="${BENCH_DELTA_IMAGE_MIB:-256}" \
 	BENCH_DELTA_BSDIFF_MAX_MIB="${BENCH_DELTA_BSDIFF_MAX_MIB:-64}"
 
@@ -135,7 +139,11 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/updates.sh\` (update check vs nginx static JSON, engine micro-benchmarks),"
 	echo "\`bench/lease.sh\` (durable lease issuance on the mirror), \`bench/online_lease.sh\`"
 	echo "(online lease issuance on the control plane store, bbolt and PostgreSQL, 0 vs 100k"
-	echo "active, beside raw bbolt put+fsync and a single-row INSERT), \`bench/events.sh\` (client event ingest"
+	echo "active, beside raw bbolt put+fsync and a single-row INSERT), \`bench/catalog_writes.sh\` (catalog writes"
+	echo "on the control plane store: 1 vs 16 writers on bbolt and PostgreSQL, two instances on one database),"
+	echo "\`bench/retention.sh\` (control plane database size after 20 builds vs one, bbolt and PostgreSQL),"
+	echo "\`bench/mirror_cpu.sh\` (CPU of the mirror's /v1/status and of an idle sync at 100k releases),"
+	echo "\`bench/events.sh\` (client event ingest"
 	echo "over HTTP on the mirror, its peak RSS), \`bench/herd.sh\` (first update checks after a build on the control plane: time and peak RSS, 1 vs 16 at once), \`bench/tufsync.sh\` (the mirror's TUF sync of a"
 	echo "100,000-release tenant: one release, and the first sync's peak RSS), \`bench/delta.sh\` (delta size, apply rate and"
 	echo "peak RSS on pairs (a) two builds of cmd/mirror and (c) the synthetic image, beside"

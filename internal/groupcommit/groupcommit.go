@@ -6,7 +6,10 @@
 // caller's commit function; this package only forms the batches.
 package groupcommit
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // Group forms the batches of calls of type T. The zero value is ready.
 type Group[T any] struct {
@@ -37,6 +40,10 @@ func (g *Group[T]) Do(v T, commit func(batch []T)) {
 		g.running = true
 		g.mu.Unlock()
 	}
+	// Let the callers already runnable (those the previous batch just
+	// answered, in a closed loop) queue before the batch is taken: one
+	// yield, no timer, so a lone call still commits at once.
+	runtime.Gosched()
 	g.mu.Lock()
 	batch := g.pending
 	g.pending = nil

@@ -24,7 +24,7 @@ func (db *Store) AppendAudit(ctx context.Context, ev *catalog.AuditEvent, dedupK
 		return false, err
 	}
 	appended := false
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		var err error
 		appended, err = w.appendAudit(ev, dedupKey)
 		return err
@@ -196,7 +196,7 @@ func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.Idempo
 	if r == nil {
 		return catalog.Invalid("record", "is required")
 	}
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		b := w.Bucket(bIdempotency)
 		if b.Get([]byte(key)) != nil {
 			return catalog.Errorf(catalog.ECONFLICT, "idempotency key already used")
@@ -220,7 +220,7 @@ func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash, attem
 		return nil, catalog.Invalid("request_hash", "and attempt are required")
 	}
 	var held *store.IdempotencyRecord
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		held = nil
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
@@ -244,7 +244,7 @@ func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.I
 	if r == nil || r.Pending() {
 		return catalog.Invalid("record", "an answer with a status is required")
 	}
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
 		if err != nil {
@@ -264,7 +264,7 @@ func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.I
 
 // ReleaseIdempotency implements store.Store.
 func (db *Store) ReleaseIdempotency(ctx context.Context, key, attempt string) error {
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
 		if err != nil || !ok || !cur.Pending() || cur.Committed || cur.Attempt != attempt {

@@ -37,7 +37,7 @@ func (db *Store) CreateToken(ctx context.Context, t *catalog.Token) error {
 	if err := checkText("name", t.Name, false); err != nil {
 		return err
 	}
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		if t.TenantID != "" {
 			if err := liveTenant(w.Tx, t.TenantID); err != nil {
 				return err
@@ -122,7 +122,8 @@ func (db *Store) Tokens(ctx context.Context, tenantID string, p store.Page) (out
 // so the next request with it fails on every instance.
 func (db *Store) RevokeToken(ctx context.Context, id, by string) (*catalog.Token, error) {
 	var rec tokenRecord
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+		rec = tokenRecord{} // a redone batch runs this again (group.go)
 		if err := mustGet(w.Tx, bTokens, "token", id, &rec); err != nil {
 			return err
 		}
@@ -148,7 +149,7 @@ func (db *Store) RevokeToken(ctx context.Context, id, by string) (*catalog.Token
 // TouchToken records a use of the token, at most once per
 // catalog.TokenTouchEvery.
 func (db *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		var rec tokenRecord
 		if err := mustGet(w.Tx, bTokens, "token", id, &rec); err != nil {
 			return err
@@ -181,7 +182,8 @@ func (db *Store) CreateTenant(ctx context.Context, t *catalog.Tenant) error {
 		return err
 	}
 	t.Metadata = md
-	return db.update(ctx, func(w *wtx) error {
+	keys := []BucketKey{{bMeta, kAuditHead}, {bTenants, []byte(t.TenantID)}}
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		t.CreatedAt = orNow(t.CreatedAt, w.now)
 		if err := w.insert(bTenants, "tenant", t.TenantID, t); err != nil {
 			return err
@@ -216,7 +218,8 @@ func (db *Store) Tenants(ctx context.Context, p store.Page) (out []*catalog.Tena
 // created_at cannot change.
 func (db *Store) UpdateTenant(ctx context.Context, id string, fn func(*catalog.Tenant) error) (*catalog.Tenant, error) {
 	var cur catalog.Tenant
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+		cur = catalog.Tenant{} // a redone batch runs this again (group.go)
 		var old catalog.Tenant
 		if err := mustGet(w.Tx, bTenants, "tenant", id, &old); err != nil {
 			return err
@@ -274,7 +277,8 @@ func (db *Store) CreateProduct(ctx context.Context, p *catalog.Product) error {
 		return err
 	}
 	p.Metadata = md
-	return db.update(ctx, func(w *wtx) error {
+	keys := []BucketKey{{bMeta, kAuditHead}, {bProducts, []byte(p.ProductID)}}
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		p.CreatedAt = orNow(p.CreatedAt, w.now)
 		if err := w.insert(bProducts, "product", p.ProductID, p); err != nil {
 			return err
@@ -329,7 +333,7 @@ func (db *Store) CreateArtifact(ctx context.Context, a *catalog.Artifact) error 
 	if len(a.ExternalURL) > 4096 {
 		return catalog.Invalid("external_url", "must be at most 4096 bytes")
 	}
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		a.CreatedAt = orNow(a.CreatedAt, w.now)
 		if err := w.insert(bArtifacts, "artifact", a.ArtifactID, a); err != nil {
 			return err
@@ -353,7 +357,8 @@ func (db *Store) SetArtifactStatus(ctx context.Context, id, status string, verif
 		return nil, err
 	}
 	var a catalog.Artifact
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+		a = catalog.Artifact{} // a redone batch runs this again (group.go)
 		if err := mustGet(w.Tx, bArtifacts, "artifact", id, &a); err != nil {
 			return err
 		}
@@ -403,11 +408,12 @@ func (db *Store) CreateRelease(ctx context.Context, r *catalog.Release) error {
 		return err
 	}
 	r.Metadata = md
-	return db.update(ctx, func(w *wtx) error {
+	pcv := key(r.ProductID, r.Channel, r.Version)
+	keys := []BucketKey{{bMeta, kAuditHead}, {bProducts, []byte(r.ProductID)}, {iReleasePCV, pcv}, {bReleases, []byte(r.ReleaseID)}}
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if err := exists(w.Tx, bProducts, "product", r.ProductID); err != nil {
 			return err
 		}
-		pcv := key(r.ProductID, r.Channel, r.Version)
 		if id := w.Bucket(iReleasePCV).Get(pcv); id != nil {
 			return catalog.Errorf(catalog.ECONFLICT, "release %s already exists for product %s channel %s version %s", id, r.ProductID, r.Channel, r.Version)
 		}
@@ -449,7 +455,8 @@ func (db *Store) Releases(ctx context.Context, productID string, p store.Page) (
 // RevokeRelease marks a release REVOKED; it is one-way.
 func (db *Store) RevokeRelease(ctx context.Context, id string, at time.Time) (*catalog.Release, error) {
 	var r catalog.Release
-	err := db.update(ctx, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+		r = catalog.Release{} // a redone batch runs this again (group.go)
 		if err := mustGet(w.Tx, bReleases, "release", id, &r); err != nil {
 			return err
 		}
@@ -484,7 +491,7 @@ func (db *Store) AttachArtifact(ctx context.Context, ra *catalog.ReleaseArtifact
 	if err := catalog.ValidateEnum("installer_type", ra.InstallerType, catalog.InstallerTypes); err != nil {
 		return err
 	}
-	return db.update(ctx, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
 		var r catalog.Release
 		if err := mustGet(w.Tx, bReleases, "release", ra.ReleaseID, &r); err != nil {
 			return err

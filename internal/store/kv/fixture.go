@@ -112,3 +112,87 @@ func (db *Store) LoadLeases(ctx context.Context, leases []*catalog.Lease) error 
 	}
 	return nil
 }
+
+// LoadReleases stores releases, artifacts and release artifacts as a
+// fixture, for benchmarks: objects and their indexes as CreateRelease,
+// CreateArtifact and AttachArtifact write them, but without audit events
+// and without their checks (the caller makes ids and product, channel,
+// version and target unique; the products must exist). Never for
+// production data.
+func (db *Store) LoadReleases(ctx context.Context, rels []*catalog.Release, arts []*catalog.Artifact, ras []*catalog.ReleaseArtifact) error {
+	type kvs struct{ k, v [][]byte }
+	for len(rels) > 0 || len(arts) > 0 || len(ras) > 0 {
+		nr, na, nra := min(len(rels), loadBatch), min(len(arts), loadBatch), min(len(ras), loadBatch)
+		cr, ca, cra := rels[:nr], arts[:na], ras[:nra]
+		rels, arts, ras = rels[nr:], arts[na:], ras[nra:]
+		err := db.update(ctx, func(w *wtx) error {
+			writes := map[string]*kvs{}
+			add := func(bucket []byte, k []byte, v any) error {
+				var raw []byte
+				switch v := v.(type) {
+				case string:
+					raw = []byte(v)
+				default:
+					var err error
+					if raw, err = json.Marshal(v); err != nil {
+						return fmt.Errorf("encode %s: %w", bucket, err)
+					}
+				}
+				x := writes[string(bucket)]
+				if x == nil {
+					x = &kvs{}
+					writes[string(bucket)] = x
+				}
+				x.k, x.v = append(x.k, k), append(x.v, raw)
+				return nil
+			}
+			for _, r := range cr {
+				if err := exists(w.Tx, bProducts, "product", r.ProductID); err != nil {
+					return err
+				}
+				if r.Status == "" {
+					r.Status = catalog.ReleaseActive
+				}
+				r.PublishedAt = orNow(r.PublishedAt, w.now)
+				for _, err := range []error{
+					add(bReleases, []byte(r.ReleaseID), r),
+					add(iReleasePCV, key(r.ProductID, r.Channel, r.Version), r.ReleaseID),
+					add(iReleaseProduct, key(r.ProductID, r.ReleaseID), ""),
+				} {
+					if err != nil {
+						return err
+					}
+				}
+			}
+			for _, a := range ca {
+				a.CreatedAt = orNow(a.CreatedAt, w.now)
+				if err := add(bArtifacts, []byte(a.ArtifactID), a); err != nil {
+					return err
+				}
+			}
+			for _, ra := range cra {
+				for _, err := range []error{
+					add(bRelArts, []byte(ra.ReleaseArtifactID), ra),
+					add(iRelArtTarget, key(ra.ReleaseID, ra.Platform, ra.Arch, ra.InstallerType), ra.ReleaseArtifactID),
+					add(iRelArtRelease, key(ra.ReleaseID, ra.ReleaseArtifactID), ""),
+				} {
+					if err != nil {
+						return err
+					}
+				}
+			}
+			for bucket, x := range writes {
+				if err := putMany(w.Bucket([]byte(bucket)), x.k, x.v); err != nil {
+					return err
+				}
+			}
+			// The cached catalog does not know these: read it again.
+			w.afterCommit = append(w.afterCommit, db.invalidate)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -8,7 +8,10 @@ import (
 	"github.com/outpost/outpost/internal/groupcommit"
 )
 
-// Group commit for the hot lease writes. On bbolt every write transaction
+// Group commit for the hot lease writes and the small audited catalog
+// writes (tokens, tenants, products, artifacts, releases, policies,
+// blocked versions, rollouts, entitlements, appended audit events,
+// idempotency records). On bbolt every write transaction
 // ends with an fsync (a few milliseconds), and on PostgreSQL with a WAL
 // flush under the chain-head lock, so one transaction per lease caps
 // issuance at a few hundred per second however cheap the lease itself is.
@@ -26,6 +29,13 @@ import (
 // batch without harming it; a call that fails after writing aborts the
 // shared transaction, and then every call of the batch runs again alone
 // (update), so fn must reset its outputs on entry.
+//
+// On PostgreSQL a batch is also what scales instances: each batch holds
+// the chain-head lock once, so the writes of 16 writers share one lock
+// hold and one WAL flush, and the batches of several instances alternate
+// on the lock, each appending its calls' events in order (issue 18's
+// "single sequencer that appends a batch of events per transaction").
+// Long writes (snapshot builds, pruning, imports) stay on update.
 type groupCommit = groupcommit.Group[*groupCall]
 
 type groupCall struct {
@@ -35,6 +45,10 @@ type groupCall struct {
 	w    *wtx // its transaction view, when fn succeeded in the batch
 	err  error
 }
+
+// auditKeys is the prefetch hint of a grouped write that appends an audit
+// event: the chain head, which every such call of a batch reads.
+var auditKeys = []BucketKey{{bMeta, kAuditHead}}
 
 // errRedo aborts a shared transaction that a failed call wrote to.
 var errRedo = errors.New("kv: group commit: a call failed after writing")

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/storetest"
 )
 
@@ -175,4 +176,51 @@ func BenchmarkRawInsert(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+}
+
+// BenchmarkCatalogWrites: catalog writes (a new release with its audit
+// event) from 1 and 16 concurrent writers on one store, and from two
+// instances on one database with 16 writers each. An instance is a
+// store of its own (its own pool, group commit and locks) opened on the
+// same schema in this process, as a second control plane process would:
+//
+//	go test -run '^$' -bench CatalogWrites -benchtime 2000x ./internal/store/postgres
+func BenchmarkCatalogWrites(b *testing.B) {
+	url := testURL(b)
+	for _, c := range []struct{ instances, writers int }{{1, 1}, {1, 16}, {2, 16}} {
+		b.Run(fmt.Sprintf("instances=%d/writers=%d", c.instances, c.writers), func(b *testing.B) {
+			db, schema := openSchema(b, url)
+			defer db.Close()
+			dbs := []*DB{db}
+			stores := []store.Store{db}
+			for range c.instances - 1 {
+				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer other.Close()
+				dbs = append(dbs, other)
+				stores = append(stores, other)
+			}
+			var txs0 int64
+			var held0 time.Duration
+			for _, d := range dbs {
+				n, h := d.WriteStats()
+				txs0, held0 = txs0+n, held0+h
+			}
+			storetest.BenchCatalogWrites(b, stores, c.writers)
+			var txs int64
+			var held time.Duration
+			for _, d := range dbs {
+				n, h := d.WriteStats()
+				txs, held = txs+n, held+h
+			}
+			// calls/tx: how many writes a transaction carried (group
+			// commit); lock-share: the share of the run an instance
+			// spent in write transactions (waits for the other's
+			// included), near 1 when the lock is never idle.
+			b.ReportMetric(float64(b.N)/float64(txs-txs0), "calls/tx")
+			b.ReportMetric(float64(held-held0)/float64(b.Elapsed())/float64(c.instances), "lock-share")
+		})
+	}
 }

@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outpost/outpost/internal/store/kv"
 )
@@ -96,9 +98,46 @@ func (t *kvTx) buffer(op *pendingOp) {
 	}
 }
 
-// flush sends the buffered writes in one round trip.
-func (t *kvTx) flush() {
-	if len(t.pending) == 0 || t.err != nil {
+// querier is what a kvTx runs its statements on: the pgx.Tx of a view,
+// the connection of an update (which drives its transaction by hand).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// lockChainHead is the statement every read-write transaction starts with.
+const lockChainHead = "SELECT id FROM outpost_chain_head WHERE id = 1 FOR UPDATE"
+
+// prelude queues BEGIN and the chain-head lock ahead of the rest of batch
+// when the transaction has not begun, and returns how many it queued.
+func (t *kvTx) prelude(batch *pgx.Batch) int {
+	if !t.lazy || t.begun {
+		return 0
+	}
+	t.begun = true
+	batch.Queue("BEGIN")
+	batch.Queue(lockChainHead)
+	return 2
+}
+
+// conn begins the transaction if it has not (one round trip) and returns
+// what to query; the caller checks t.err before using it.
+func (t *kvTx) conn() querier {
+	if t.err == nil && t.lazy && !t.begun {
+		batch := &pgx.Batch{}
+		t.prelude(batch)
+		if err := t.q.SendBatch(t.ctx, batch).Close(); err != nil {
+			t.fail(fmt.Errorf("lock chain head: %w", err))
+		}
+	}
+	return t.q
+}
+
+// queueWrites moves the buffered writes into batch.
+func (t *kvTx) queueWrites(batch *pgx.Batch) {
+	if len(t.pending) == 0 {
 		return
 	}
 	var (
@@ -129,7 +168,6 @@ func (t *kvTx) flush() {
 		}
 	}
 	t.pending, t.pendingSize = nil, 0
-	batch := &pgx.Batch{}
 	if len(pb) > 0 {
 		batch.Queue(`INSERT INTO outpost_kv (bucket, k, v)
 			SELECT b, k, v FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(b, k, v)
@@ -139,9 +177,52 @@ func (t *kvTx) flush() {
 		batch.Queue(`DELETE FROM outpost_kv USING unnest($1::text[], $2::bytea[]) AS d(b, k)
 			WHERE outpost_kv.bucket = d.b AND outpost_kv.k = d.k`, db, dk)
 	}
-	if err := t.tx.SendBatch(t.ctx, batch).Close(); err != nil {
+}
+
+// flush sends the buffered writes in one round trip.
+func (t *kvTx) flush() {
+	if len(t.pending) == 0 || t.err != nil {
+		return
+	}
+	batch := &pgx.Batch{}
+	t.prelude(batch)
+	t.queueWrites(batch)
+	if err := t.q.SendBatch(t.ctx, batch).Close(); err != nil {
 		t.fail(fmt.Errorf("write: %w", err))
 	}
+}
+
+// commit sends the buffered writes and COMMIT in one round trip. A
+// transaction that read and wrote nothing has nothing to commit.
+func (t *kvTx) commit() error {
+	batch := &pgx.Batch{}
+	if len(t.pending) > 0 {
+		t.prelude(batch)
+	}
+	if !t.begun {
+		return nil
+	}
+	t.queueWrites(batch)
+	batch.Queue("COMMIT")
+	br := t.q.SendBatch(t.ctx, batch)
+	var tag pgconn.CommandTag
+	var err error
+	for range batch.Len() {
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+	}
+	t.begun = false // ended: nothing to roll back
+	return nil
 }
 
 // Prefetch reads keys in one round trip into the read cache
@@ -174,8 +255,24 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 	if len(bs) == 0 {
 		return
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT o.bucket, o.k, o.v FROM outpost_kv o
+	// The first query of a transaction: BEGIN and the lock go with it.
+	batch := &pgx.Batch{}
+	n := t.prelude(batch)
+	batch.Queue(`SELECT o.bucket, o.k, o.v FROM outpost_kv o
 		JOIN unnest($1::text[], $2::bytea[]) AS q(b, k) ON o.bucket = q.b AND o.k = q.k`, bs, ks)
+	br := t.q.SendBatch(t.ctx, batch)
+	defer func() {
+		if err := br.Close(); err != nil {
+			t.fail(fmt.Errorf("prefetch: %w", err))
+		}
+	}()
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			t.fail(fmt.Errorf("lock chain head: %w", err))
+			return
+		}
+	}
+	rows, err := br.Query()
 	if err != nil {
 		t.fail(fmt.Errorf("prefetch: %w", err))
 		return

@@ -9,12 +9,21 @@
 // exactly as bbolt serializes them, so a constraint checked in a transaction
 // cannot be raced past and the audit chain never forks. Reads run in
 // REPEATABLE READ read-only transactions and see one consistent state.
+//
+// Writers scale by sharing transactions, not by dropping the lock: kv's
+// group commit runs the concurrent writes of an instance in one
+// transaction (one lock hold, one WAL flush, their audit events appended
+// in order), the batches of several instances alternate on the lock, and
+// a read-write transaction spends two round trips under the lock
+// (BEGIN + lock + the batch's prefetch; the buffered writes + COMMIT).
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,31 +31,6 @@ import (
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/kv"
 )
-
-// SchemaVersion is the layout version kept in outpost_schema_version.
-const SchemaVersion = 1
-
-// schema is created at Open. Keys are bytea so that rows sort byte-wise,
-// exactly as bbolt keys do (store/bolt's cursors and ours agree).
-const schema = `
-CREATE TABLE IF NOT EXISTS outpost_schema_version (
-	version integer NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outpost_kv (
-	bucket text COLLATE "C" NOT NULL,
-	k      bytea NOT NULL,
-	v      bytea NOT NULL,
-	PRIMARY KEY (bucket, k)
-);
-CREATE TABLE IF NOT EXISTS outpost_chain_head (
-	id integer PRIMARY KEY CHECK (id = 1)
-);
-INSERT INTO outpost_chain_head (id) VALUES (1) ON CONFLICT DO NOTHING;
-`
-
-// schemaLock is the advisory lock key that serializes schema creation, so
-// instances starting together do not race on CREATE TABLE IF NOT EXISTS.
-const schemaLock = 0x6f7574706f7374 // "outpost"
 
 // Options tunes Open.
 type Options struct {
@@ -61,6 +45,18 @@ type Options struct {
 type DB struct {
 	*kv.Store
 	pool *pgxpool.Pool
+	// Read-write transactions run and the time they held the chain-head
+	// lock (WriteStats).
+	writeTxs, lockHeld atomic.Int64
+}
+
+// WriteStats says how many read-write transactions this DB ran and how
+// long they held the chain-head lock in all (from their first statement
+// to their commit; the lock is the database's, so with several instances
+// a transaction's time includes its wait for the others). lockHeld over
+// the wall time near 1 means this instance alone keeps the lock busy.
+func (db *DB) WriteStats() (txs int64, lockHeld time.Duration) {
+	return db.writeTxs.Load(), time.Duration(db.lockHeld.Load())
 }
 
 var _ store.Store = (*DB)(nil)
@@ -92,34 +88,6 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-func migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
-			return fmt.Errorf("lock schema: %w", err)
-		}
-		if schemaName != "" {
-			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schemaName}.Sanitize()); err != nil {
-				return fmt.Errorf("create schema %s: %w", schemaName, err)
-			}
-		}
-		if _, err := tx.Exec(ctx, schema); err != nil {
-			return fmt.Errorf("create tables: %w", err)
-		}
-		var v int
-		err := tx.QueryRow(ctx, "SELECT version FROM outpost_schema_version").Scan(&v)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			_, err = tx.Exec(ctx, "INSERT INTO outpost_schema_version (version) VALUES ($1)", SchemaVersion)
-			return err
-		case err != nil:
-			return fmt.Errorf("read schema version: %w", err)
-		case v != SchemaVersion:
-			return fmt.Errorf("store schema version %d, this build reads %d", v, SchemaVersion)
-		}
-		return nil
-	})
-}
-
 // Close closes the connection pool.
 func (db *DB) Close() error {
 	db.Store.Close()
@@ -144,26 +112,49 @@ func (b backend) View(ctx context.Context, fn func(kv.Tx) error) error {
 
 // update runs fn in a read-write transaction that holds the chain-head
 // row lock, so writers run one at a time across every instance.
-func (db *DB) update(ctx context.Context, fn func(*kvTx) error) error {
+//
+// The transaction is driven by hand on one connection to save round
+// trips while the lock is held (they bound the write rate of every
+// instance together): BEGIN and the lock go out with the transaction's
+// first query (a batch's prefetch, usually), and the buffered writes with
+// the COMMIT, so a grouped batch holds the lock for two round trips plus
+// its own work.
+func (db *DB) update(ctx context.Context, fn func(*kvTx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT id FROM outpost_chain_head WHERE id = 1 FOR UPDATE"); err != nil {
-			return fmt.Errorf("lock chain head: %w", err)
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Release()
+	kt := &kvTx{q: conn, ctx: ctx, write: true, lazy: true}
+	defer func() {
+		if err != nil && kt.begun {
+			// The transaction is aborted or still open: end it, or drop
+			// the connection when even that fails.
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				conn.Conn().Close(context.WithoutCancel(ctx))
+			}
 		}
-		kt := &kvTx{tx: tx, ctx: ctx, write: true}
-		err := fn(kt)
-		if err == nil {
-			kt.flush() // the buffered writes (buffer.go), before the commit
+	}()
+	start := time.Now()
+	defer func() {
+		if kt.begun || err == nil {
+			db.writeTxs.Add(1)
+			db.lockHeld.Add(int64(time.Since(start)))
 		}
-		// A failed query makes the transaction useless: report it rather
-		// than whatever fn concluded from the missing value.
-		if kt.err != nil {
-			return kt.err
-		}
+	}()
+	err = fn(kt)
+	// A failed query makes the transaction useless: report it rather
+	// than whatever fn concluded from the missing value.
+	if kt.err != nil {
+		return kt.err
+	}
+	if err != nil {
 		return err
-	})
+	}
+	return kt.commit()
 }
 
 // view runs fn in a read-only transaction on one consistent snapshot.
@@ -176,7 +167,7 @@ func (db *DB) view(ctx context.Context, fn func(*kvTx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	kt := &kvTx{tx: tx, ctx: ctx}
+	kt := &kvTx{q: tx, ctx: ctx}
 	err = fn(kt)
 	if kt.err != nil {
 		return kt.err
@@ -190,9 +181,12 @@ func (db *DB) view(ctx context.Context, fn func(*kvTx) error) error {
 // kvTx is the kv.Tx on outpost_kv. Get and cursor moves cannot return an
 // error; the first one is kept and fails the transaction.
 type kvTx struct {
-	tx  pgx.Tx
+	q   querier
 	ctx context.Context
 	err error
+	// lazy: a read-write transaction not begun yet (update); begun: BEGIN
+	// has been sent.
+	lazy, begun bool
 	// A read-write transaction buffers its writes and caches its reads
 	// (buffer.go).
 	write       bool
@@ -228,8 +222,12 @@ func (b *kvBucket) Get(k []byte) []byte {
 	if v, ok := b.tx.cached(b.name, k); ok {
 		return v
 	}
+	q := b.tx.conn()
+	if b.tx.err != nil {
+		return nil
+	}
 	var v []byte
-	err := b.tx.tx.QueryRow(b.tx.ctx, "SELECT v FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k).Scan(&v)
+	err := q.QueryRow(b.tx.ctx, "SELECT v FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		b.tx.remember(b.name, k, nil)
 		return nil
@@ -310,6 +308,7 @@ type kvCursor struct {
 func (c *kvCursor) load(q string, arg []byte, batch int) {
 	c.buf, c.pos, c.more = nil, 0, false
 	c.b.tx.flush()
+	conn := c.b.tx.conn()
 	if c.b.tx.err != nil {
 		return
 	}
@@ -319,7 +318,7 @@ func (c *kvCursor) load(q string, arg []byte, batch int) {
 	} else {
 		args = []any{c.b.name, batch}
 	}
-	rows, err := c.b.tx.tx.Query(c.b.tx.ctx, q, args...)
+	rows, err := conn.Query(c.b.tx.ctx, q, args...)
 	if err != nil {
 		c.b.tx.fail(fmt.Errorf("scan %s: %w", c.b.name, err))
 		return
@@ -405,10 +404,11 @@ func (c *kvCursor) Prev() ([]byte, []byte) {
 // pfx (key = pfx + id), in index order, in one query instead of one per id.
 func (t *kvTx) Indexed(idx, bucket, pfx []byte) ([][]byte, error) {
 	t.flush()
+	q := t.conn()
 	if t.err != nil {
 		return nil, t.err
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT substring(i.k from $3::int + 1), d.v
+	rows, err := q.Query(t.ctx, `SELECT substring(i.k from $3::int + 1), d.v
 		FROM outpost_kv i
 		LEFT JOIN outpost_kv d ON d.bucket = $2 AND d.k = substring(i.k from $3::int + 1)
 		WHERE i.bucket = $1 AND i.k >= $4 AND substring(i.k from 1 for $3::int) = $4
@@ -437,11 +437,12 @@ func (t *kvTx) Indexed(idx, bucket, pfx []byte) ([][]byte, error) {
 // CountPrefix counts the keys of b under pfx in one query.
 func (b *kvBucket) CountPrefix(pfx []byte) int {
 	b.tx.flush()
+	q := b.tx.conn()
 	if b.tx.err != nil {
 		return 0
 	}
 	var n int
-	err := b.tx.tx.QueryRow(b.tx.ctx, `SELECT count(*) FROM outpost_kv
+	err := q.QueryRow(b.tx.ctx, `SELECT count(*) FROM outpost_kv
 		WHERE bucket = $1 AND k >= $3 AND substring(k from 1 for $2::int) = $3`, b.name, len(pfx), pfx).Scan(&n)
 	if err != nil {
 		b.tx.fail(fmt.Errorf("count %s: %w", b.name, err))
@@ -453,6 +454,7 @@ func (b *kvBucket) CountPrefix(pfx []byte) int {
 // PutMany sets keys[i] to values[i] in one statement (kv.BulkPutter).
 func (b *kvBucket) PutMany(keys, values [][]byte) error {
 	b.tx.flush()
+	q := b.tx.conn()
 	if b.tx.err != nil {
 		return b.tx.err
 	}
@@ -464,7 +466,7 @@ func (b *kvBucket) PutMany(keys, values [][]byte) error {
 			values[i] = []byte{}
 		}
 	}
-	_, err := b.tx.tx.Exec(b.tx.ctx, `INSERT INTO outpost_kv (bucket, k, v)
+	_, err := q.Exec(b.tx.ctx, `INSERT INTO outpost_kv (bucket, k, v)
 		SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
 		ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, b.name, keys, values)
 	if err != nil {

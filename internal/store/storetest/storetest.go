@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 	cases = append(cases, auditCases...)
 	cases = append(cases, tufCases...)
 	cases = append(cases, historyCases...)
+	cases = append(cases, concurrentCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Issue 18: catalog writes (a new release with its audit event) on the
+# control plane's store, with 1 and 16 concurrent writers, on bbolt (fsync
+# on) and on PostgreSQL, and on PostgreSQL from two instances with 16
+# writers each. An "instance" is a store of its own (its own connection
+# pool, group commit and locks) opened on the same schema in the benchmark
+# process. Targets (PostgreSQL): 16 writers ≥ 3× one writer; two instances
+# ≥ 1.6× one. PostgreSQL: OUTPOST_TEST_POSTGRES_URL, else
+# scripts/postgres.sh starts one on loopback. Rounds: BENCH_CATALOG_ROUNDS
+# (3; every case once a round, in turn): the rows give the median rates
+# and the median of the per-round ratios. Writes per case: BENCH_CATALOG_N
+# (4000).
+# Raw lines: catalog_writes <store> <case> <per_s>
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+N=${BENCH_CATALOG_N:-4000}
+CROUNDS=${BENCH_CATALOG_ROUNDS:-3}
+if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
+	OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
+fi
+export OUTPOST_TEST_POSTGRES_URL
+field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+# run PKG: one round of the package's cases, in turn; the rates of case
+# NAME land in $TMP/PKG.NAME, one a round.
+run() {
+	local pkg=$1 line name v
+	go test -run '^$' -bench CatalogWrites -benchtime "${N}x" "./internal/store/$pkg" >"$TMP/out" 2>&1 ||
+		die "catalog write benchmarks ($pkg): $(tail -20 "$TMP/out")"
+	while read -r line; do
+		name=$(awk '{print $1}' <<<"$line")
+		name=${name#BenchmarkCatalogWrites/}
+		name=${name%-*}
+		v=$(field writes/s "$line")
+		[ -n "$v" ] || continue
+		echo "catalog_writes $pkg $name $v"
+		echo "$v" >>"$TMP/$pkg.${name//\//_}"
+	done < <(grep '^BenchmarkCatalogWrites/' "$TMP/out")
+}
+for _ in $(seq "$CROUNDS"); do
+	run bolt
+	run postgres
+done
+# med PKG CASE: the median rate; rmed PKG A B: the median of the per-round
+# ratios A/B (a loaded machine moves them less than the rates).
+med() { median $(cat "$TMP/$1.$2"); }
+rmed() { median $(paste -d' ' "$TMP/$1.$2" "$TMP/$1.$3" | awk '{ printf "%.4f\n", $1 / $2 }'); }
+for f in bolt.writers=1 bolt.writers=16 postgres.instances=1_writers=1 postgres.instances=1_writers=16 postgres.instances=2_writers=16; do
+	[ -s "$TMP/$f" ] || die "missing results for $f: $(cat "$TMP/out")"
+done
+b1=$(med bolt writers=1) b16=$(med bolt writers=16)
+p1=$(med postgres instances=1_writers=1) p16=$(med postgres instances=1_writers=16) p2=$(med postgres instances=2_writers=16)
+rb=$(rmed bolt writers=16 writers=1)
+rp=$(rmed postgres instances=1_writers=16 instances=1_writers=1)
+ri=$(rmed postgres instances=2_writers=16 instances=1_writers=16)
+trunc() { awk -v v="$1" 'BEGIN { printf "%.2f", int(v * 100) / 100 }'; }
+cmd="go test -run '^\$' -bench CatalogWrites -benchtime ${N}x"
+row "Catalog writes (new release + audit event), control plane store (bbolt, fsync), 16 writers" \
+	"$(fmt1 "$b16") writes/s" "same store, 1 writer: $(fmt1 "$b1")/s" "$(trunc "$rb")" "recorded, no target" info "$cmd ./internal/store/bolt (median of $CROUNDS rounds)"
+r=$(trunc "$rp")
+row "Catalog writes (new release + audit event), control plane store (PostgreSQL), 16 writers" \
+	"$(fmt1 "$p16") writes/s" "same store, 1 writer: $(fmt1 "$p1")/s" "$r" "≥ 3×" "$(judge "$r" '>=' 3)" "$cmd ./internal/store/postgres (median of $CROUNDS rounds)"
+r=$(trunc "$ri")
+row "Catalog writes, PostgreSQL, two instances on one database (two stores in one process), 16 writers each" \
+	"$(fmt1 "$p2") writes/s" "one instance, 16 writers: $(fmt1 "$p16")/s" "$r" "≥ 1.6×" "$(judge "$r" '>=' 1.6)" "$cmd ./internal/store/postgres (median of $CROUNDS rounds)"
