@@ -565,3 +565,23 @@ func (p *peekWriter) Write(b []byte) (int, error) {
 	}
 	return p.w.Write(b)
 }
+
+// maxRoot caps a root.json the client reads (a root is a few KiB).
+const maxRoot = 1 << 20
+
+// TUFRoot fetches a tenant's newest root.json, byte for byte.
+func (c *Client) TUFRoot(ctx context.Context, tenantID string) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/tenants/"+esc(tenantID)+"/root", "", nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRoot+1))
+	if err != nil {
+		return nil, fmt.Errorf("root of %s: %w", tenantID, err)
+	}
+	if len(b) > maxRoot {
+		return nil, fmt.Errorf("root of %s: larger than %d bytes", tenantID, maxRoot)
+	}
+	return b, nil
+}
