@@ -129,6 +129,16 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	WriteJSON(w, status, b)
 }
 
+// WriteLocalError answers err in the one error shape with its whole text,
+// internal errors included: for an owner-only local channel (the mirror's
+// admin socket), whose caller prints the message as it would print the
+// error of the same operation run in-process.
+func WriteLocalError(w http.ResponseWriter, err error) {
+	status, b := Body(err)
+	b.Error.Message = err.Error()
+	WriteJSON(w, status, b)
+}
+
 // WriteJSON answers v as JSON with status. Answers are not cached by
 // intermediaries unless the handler said otherwise.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
