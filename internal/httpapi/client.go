@@ -536,9 +536,9 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	// sends none: the result then holds only the format, which the first
 	// tar entry says).
 	res := &controlplane.BundleResult{}
-	if t := resp.Trailer.Get(BundleResultTrailer); t != "" {
+	if t := resp.Trailer.Get(wire.HeaderBundleResult); t != "" {
 		if err := json.Unmarshal([]byte(t), res); err != nil {
-			return nil, fmt.Errorf("bundle export: trailer %s: %w", BundleResultTrailer, err)
+			return nil, fmt.Errorf("bundle export: trailer %s: %w", wire.HeaderBundleResult, err)
 		}
 	}
 	if res.Format == "" {

@@ -276,6 +276,9 @@ func (s *Server) routes() {
 		events := &fleethttp.Handler{Agg: s.o.Events, Limits: s.o.EventBatch, Log: s.o.Logger, Now: s.o.Now}
 		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, s.bodyDeadline(events)).ServeHTTP))
 	}
+	// Anything else, a known path with another method included, is
+	// not_found in the wire shape, as on the control plane.
+	s.mux.HandleFunc("/", wire.NoRoute)
 	if s.o.Leases != nil {
 		leases := s.auth(s.limit(s.o.LeaseLimit, s.bodyDeadline(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger))).ServeHTTP)
 		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
