@@ -1,9 +1,6 @@
 package httpapi
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"reflect"
 	"regexp"
@@ -11,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/outpost/outpost/internal/controlplane"
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 // TestRoutes_Documented keeps docs/architecture.md's route table whole
@@ -37,7 +35,7 @@ func TestRoutes_Documented(t *testing.T) {
 			rows[m[1]] = cells
 		}
 	}
-	funcs := declared(t)
+	funcs := testenv.Declared(t, ".")
 	service := reflect.TypeOf((*controlplane.Service)(nil)).Elem()
 	app := reflect.TypeOf(&controlplane.App{})
 	who := map[string]string{"admin": "admin", "tenant": "admin, tenant", "mirror": "mirror"}
@@ -87,26 +85,4 @@ func handlerCell(c string) (name, file string) {
 		return "", ""
 	}
 	return m[1], m[2]
-}
-
-// declared lists the functions and methods of this package by file.
-func declared(t *testing.T) map[string]map[string]bool {
-	t.Helper()
-	pkgs, err := parser.ParseDir(token.NewFileSet(), ".", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]map[string]bool{}
-	for _, p := range pkgs {
-		for path, f := range p.Files {
-			names := map[string]bool{}
-			for _, d := range f.Decls {
-				if fd, ok := d.(*ast.FuncDecl); ok {
-					names[fd.Name.Name] = true
-				}
-			}
-			out[path] = names
-		}
-	}
-	return out
 }

@@ -1,13 +1,12 @@
 package mirror
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 // TestMirrorRoutes_Documented keeps docs/architecture.md's mirror route
@@ -42,7 +41,12 @@ func TestMirrorRoutes_Documented(t *testing.T) {
 	}
 	// The update check is dispatched before the router; it is registered
 	// too, so the router answers it the same way.
-	decls := declaredNames(t)
+	decls := map[string]bool{}
+	for _, names := range testenv.Declared(t, ".") {
+		for n := range names {
+			decls[n] = true
+		}
+	}
 	foreign := map[string]bool{"tufhttp": true, "fleethttp": true, "wire": true, "update": true, "state": true, "cache": true, "license": true, "fleet": true, "Server": true}
 
 	documented := map[string]bool{}
@@ -73,41 +77,4 @@ func TestMirrorRoutes_Documented(t *testing.T) {
 			t.Errorf("route %s is not in docs/architecture.md's mirror route table", p)
 		}
 	}
-}
-
-// declaredNames lists this package's functions, types and methods (as
-// Type.method too).
-func declaredNames(t *testing.T) map[string]bool {
-	t.Helper()
-	pkgs, err := parser.ParseDir(token.NewFileSet(), ".", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				switch d := d.(type) {
-				case *ast.FuncDecl:
-					out[d.Name.Name] = true
-					if d.Recv != nil && len(d.Recv.List) == 1 {
-						typ := d.Recv.List[0].Type
-						if st, ok := typ.(*ast.StarExpr); ok {
-							typ = st.X
-						}
-						if id, ok := typ.(*ast.Ident); ok {
-							out[id.Name+"."+d.Name.Name] = true
-						}
-					}
-				case *ast.GenDecl:
-					for _, s := range d.Specs {
-						if ts, ok := s.(*ast.TypeSpec); ok {
-							out[ts.Name.Name] = true
-						}
-					}
-				}
-			}
-		}
-	}
-	return out
 }
