@@ -292,8 +292,17 @@ func (c *Client) OpenArtifact(ctx context.Context, id string) (*controlplane.Del
 	if err != nil {
 		return nil, err
 	}
-	a := &catalog.Artifact{ArtifactID: id, SHA256: strings.Trim(resp.Header.Get("ETag"), `"`), SizeBytes: resp.ContentLength}
+	a := &catalog.Artifact{ArtifactID: id, SHA256: checksum(resp), SizeBytes: resp.ContentLength}
 	return &controlplane.Delivery{Artifact: a, Body: resp.Body}, nil
+}
+
+// checksum is the sha256 a download answer names: its checksum header,
+// else its ETag (a control plane that predates the header).
+func checksum(resp *http.Response) string {
+	if s := resp.Header.Get(wire.HeaderChecksum); s != "" {
+		return s
+	}
+	return strings.Trim(resp.Header.Get("ETag"), `"`)
 }
 
 // ReleaseDeltas lists a release's delta builds.
@@ -308,7 +317,7 @@ func (c *Client) OpenDelta(ctx context.Context, id string) (*controlplane.DeltaD
 	if err != nil {
 		return nil, err
 	}
-	d := &snapshot.Delta{DeltaID: id, SHA256: strings.Trim(resp.Header.Get("ETag"), `"`), SizeBytes: resp.ContentLength}
+	d := &snapshot.Delta{DeltaID: id, SHA256: checksum(resp), SizeBytes: resp.ContentLength}
 	return &controlplane.DeltaDelivery{Delta: d, Body: resp.Body}, nil
 }
 

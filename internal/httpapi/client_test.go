@@ -95,6 +95,9 @@ func exerciseService(t *testing.T, ctx context.Context, svc controlplane.Service
 		if got, _ := io.ReadAll(d.Body); !bytes.Equal(got, data) {
 			t.Fatalf("downloaded %d bytes, want %d", len(got), len(data))
 		}
+		if d.Artifact.SHA256 != sha(data) {
+			t.Errorf("delivery names sha256 %q, want %q", d.Artifact.SHA256, sha(data))
+		}
 	})
 	snap, err := svc.BuildSnapshot(ctx, ten.TenantID)
 	if err != nil {

@@ -108,6 +108,7 @@ func (s *Server) downloadArtifact(w http.ResponseWriter, r *http.Request) error 
 	}
 	defer d.Body.Close()
 	w.Header().Set("ETag", `"`+d.Artifact.SHA256+`"`)
+	w.Header().Set(wire.HeaderChecksum, d.Artifact.SHA256)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if rs, ok := d.Body.(io.ReadSeeker); ok {
 		http.ServeContent(w, r, "", d.ModTime, rs)
@@ -127,6 +128,7 @@ func (s *Server) downloadDelta(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer d.Body.Close()
 	w.Header().Set("ETag", `"`+d.Delta.SHA256+`"`)
+	w.Header().Set(wire.HeaderChecksum, d.Delta.SHA256)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if rs, ok := d.Body.(io.ReadSeeker); ok {
 		http.ServeContent(w, r, "", d.ModTime, rs)

@@ -483,7 +483,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, a snapshot.Ar
 	h := w.Header()
 	h["Etag"] = []string{`"` + a.SHA256 + `"`}
 	h["Content-Type"] = headerOctetStream
-	h["X-Checksum-Sha256"] = []string{a.SHA256}
+	h[wire.HeaderChecksum] = []string{a.SHA256}
 	h["Cache-Control"] = headerImmutable
 	start, n, partial, ok := plainRange(r, a.SizeBytes)
 	if !ok {

@@ -42,6 +42,9 @@ const (
 	HeaderRetryAfter = "Retry-After"
 	// HeaderLeaseSecret carries a lease holder's secret.
 	HeaderLeaseSecret = "Outpost-Lease-Secret"
+	// HeaderChecksum carries the sha256 (hex) of the bytes an artifact or
+	// delta answer carries (beside ETag "<sha256>"), on both daemons.
+	HeaderChecksum = "X-Checksum-Sha256"
 	// HeaderBundleResult is the trailer after a bundle export's tar: what
 	// the bundle holds (controlplane.BundleResult as JSON).
 	HeaderBundleResult = "Outpost-Bundle-Result"
