@@ -80,24 +80,16 @@ type BlobConfig struct {
 	S3      S3Config `mapstructure:"s3"`
 }
 
+// S3Config is blob.s3: the shared bucket keys and create_bucket.
 type S3Config struct {
-	Endpoint     string `mapstructure:"endpoint"`
-	AccessKey    string `mapstructure:"access_key"`
-	SecretKey    string `mapstructure:"secret_key"`
-	Bucket       string `mapstructure:"bucket"`
-	Region       string `mapstructure:"region"`
-	UseSSL       bool   `mapstructure:"use_ssl"`
-	Prefix       string `mapstructure:"prefix"`
-	CreateBucket bool   `mapstructure:"create_bucket"`
+	cliconf.S3   `mapstructure:",squash"`
+	CreateBucket bool `mapstructure:"create_bucket"`
 }
 
 func setDefaults(v *viper.Viper) {
-	v.SetDefault("data_dir", "./data/controlplane")
+	cliconf.DaemonDefaults(v, "./data/controlplane", "127.0.0.1:8440")
 	v.SetDefault("store", "bolt")
 	v.SetDefault("postgres_url", "")
-	v.SetDefault("listen", "127.0.0.1:8440")
-	v.SetDefault("log_level", "info")
-	v.SetDefault("log_format", "text")
 	v.SetDefault("keys_dir", "")
 	v.SetDefault("data_encryption_key_file", "")
 	v.SetDefault("key_encryption_key_file", "")
@@ -134,13 +126,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("deltas.temp_dir", "")
 	v.SetDefault("blob.backend", "disk")
 	v.SetDefault("blob.dir", "")
-	v.SetDefault("blob.s3.endpoint", "")
-	v.SetDefault("blob.s3.access_key", "")
-	v.SetDefault("blob.s3.secret_key", "")
-	v.SetDefault("blob.s3.bucket", "")
-	v.SetDefault("blob.s3.region", "us-east-1")
-	v.SetDefault("blob.s3.use_ssl", false)
-	v.SetDefault("blob.s3.prefix", "")
+	cliconf.S3Defaults(v, "blob.s3")
 	v.SetDefault("blob.s3.create_bucket", false)
 }
 
@@ -249,10 +235,7 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 	return controlplaned.Config{
 		Store: c.Store, DBPath: c.dbPath(), PostgresURL: c.PostgresURL,
 		BlobBackend: c.Blob.Backend, BlobDir: c.Blob.Dir,
-		S3: s3.Config{
-			Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Bucket: s.Bucket,
-			Region: s.Region, UseSSL: s.UseSSL, Prefix: s.Prefix, CreateBucket: s.CreateBucket,
-		},
+		S3:      s3Config(s),
 		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile, KeyEncryptionKeyFile: c.KEKFile, KeySyncInterval: c.KeySyncInterval,
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
@@ -289,4 +272,11 @@ func leaseRate(v float64) float64 {
 		return -1
 	}
 	return v
+}
+
+// s3Config is blob.s3 as the blob store takes it.
+func s3Config(s S3Config) s3.Config {
+	c := s.Client()
+	c.Prefix, c.CreateBucket = s.Prefix, s.CreateBucket
+	return c
 }

@@ -29,19 +29,7 @@ func main() {
 func usageError(err error) error { return cliconf.UsageError{Err: err} }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	root := &cobra.Command{
-		Use:           "controlplane",
-		Short:         "Outpost vendor control plane",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	pf := root.PersistentFlags()
-	pf.String("config", "", "config file (YAML); env OUTPOST_CONFIG")
-	pf.String("data-dir", "./data/controlplane", "data directory")
-	pf.String("log-level", "info", "log level: debug, info, warn, error")
-	pf.StringP("output", "o", "text", "output format: text or json")
+	root := cliconf.Root("controlplane", "Outpost vendor control plane", "./data/controlplane", stdout, stderr)
 	root.AddCommand(initCmd(), serveCmd(), tokenCmd(), keysCmd(), auditCmd(), apiCmd())
 	root.AddCommand(tenantCmd(), productCmd(), artifactCmd(), releaseCmd())
 	root.AddCommand(rolloutCmd(), policyCmd(), blockedCmd(), entitlementCmd(), seatCmd(), mirrorCmd())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	outpostd "github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/store/bolt/bolttest"
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -207,6 +208,50 @@ func TestControlplane_ServeLockAndShutdown(t *testing.T) {
 	// The store was closed cleanly: the data dir opens again.
 	c.mustRun("token", "create", "--role", "admin")
 	c.mustRun("audit", "verify")
+}
+
+// TestControlplane_SecondSignalExitsAtOnce: `controlplane serve` follows
+// the one signal convention of both daemons (internal/daemon): the first
+// SIGTERM starts a graceful stop that a slow upload holds for up to
+// shutdown_timeout; a second exits at once with daemon.ExitInterrupted.
+func TestControlplane_SecondSignalExitsAtOnce(t *testing.T) {
+	c := newCP(t)
+	token := c.mustRun("init")
+	c.env = append(c.env, "OUTPOST_SHUTDOWN_TIMEOUT=1m")
+	c.start()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		req, _ := http.NewRequest("POST", c.url()+"/v1/artifacts", pr)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	pw.Write([]byte("an upload that does not end"))
+	time.Sleep(300 * time.Millisecond) // the upload is in its handler
+	done := make(chan error, 1)
+	go func() { done <- c.proc.Wait() }()
+	c.proc.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		t.Fatalf("serve exited (%v) on the first signal with an upload in flight; want a graceful wait", err)
+	case <-time.After(300 * time.Millisecond): // shutting down, held by the upload
+	}
+	c.proc.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != outpostd.ExitInterrupted {
+			t.Fatalf("exit after a second SIGTERM: %v, want code %d; stderr %s", err, outpostd.ExitInterrupted, c.stderr)
+		}
+		if !strings.Contains(c.stderr.String(), "second signal") {
+			t.Errorf("stderr %q does not say why it exited", c.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not exit within 20s of a second SIGTERM")
+	}
 }
 
 func TestControlplane_AuditVerifyFindsTamper(t *testing.T) {

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,10 +14,8 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
 	"github.com/outpost/outpost/internal/fsutil"
-	"github.com/outpost/outpost/internal/httpapi"
 	"github.com/outpost/outpost/internal/keyring"
 	"github.com/outpost/outpost/internal/tufkeys"
-	"github.com/outpost/outpost/internal/wire"
 )
 
 // rootCmd manages the TUF keys and each tenant's root (docs/metadata.md,
@@ -184,35 +179,17 @@ func rootCmd() *cobra.Command {
 	}
 	rotate.Flags().StringSlice("replace", nil, "online roles whose key to replace first: timestamp, snapshot, targets, product")
 
-	show := &cobra.Command{
-		Use:   "show TENANT_ID",
-		Short: "Print a tenant's newest root.json (what its mirrors and clients are initialised with: mirror init --root-file, updatectl --tuf-root)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if remote(cmd) {
-				// While the daemon serves (bbolt is locked): through the
-				// API, the tenant's published roots.
-				c, err := apiClient(cmd)
-				if err != nil {
-					return err
-				}
-				b, err := remoteRoot(cmd.Context(), c, args[0])
-				if err != nil {
-					return err
-				}
-				_, err = cmd.OutOrStdout().Write(append(b, '\n'))
+	// show works on the data dir or, while the daemon serves (bbolt is
+	// locked), through the API: the command's one Service either way.
+	show := leaf("show TENANT_ID", "Print a tenant's newest root.json (what its mirrors and clients are initialised with: mirror init --root-file, updatectl --tuf-root)",
+		cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+			b, err := svc.TUFRoot(ctx, args[0])
+			if err != nil {
 				return err
 			}
-			return withApp(cmd, func(ctx context.Context, a *controlplane.App) error {
-				b, err := a.TUFRoot(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				_, err = cmd.OutOrStdout().Write(append(b, '\n'))
-				return err
-			})
-		},
-	}
+			_, err = cmd.OutOrStdout().Write(append(b, '\n'))
+			return err
+		})
 
 	ttl := &cobra.Command{
 		Use:   "timestamp-ttl TENANT_ID DURATION",
@@ -284,29 +261,4 @@ func writeCeremony(path string, c *controlplane.RootCeremony) error {
 		return err
 	}
 	return fsutil.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// maxRootVersions bounds the walk of a tenant's published roots.
-const maxRootVersions = 10000
-
-// remoteRoot returns a tenant's newest published root.json, walking
-// GET /v1/tenants/{id}/tuf/metadata/<v>.root.json from version 1 to the
-// first version not published.
-func remoteRoot(ctx context.Context, c *httpapi.Client, tenantID string) ([]byte, error) {
-	var last []byte
-	for v := 1; v <= maxRootVersions; v++ {
-		b, err := c.Raw(ctx, "GET", "/v1/tenants/"+url.PathEscape(tenantID)+"/tuf/metadata/"+strconv.Itoa(v)+".root.json", nil)
-		var we *wire.Error
-		if errors.As(err, &we) && we.Status == http.StatusNotFound {
-			if last == nil {
-				return nil, fmt.Errorf("tenant %s has no root yet (unknown tenant, no snapshot built yet, or the root is offline: controlplane root export/sign/import)", tenantID)
-			}
-			return last, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("root %d: %w", v, err)
-		}
-		last = b
-	}
-	return nil, fmt.Errorf("more than %d roots published", maxRootVersions)
 }

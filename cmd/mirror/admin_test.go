@@ -176,6 +176,11 @@ log_level: warn
 		if code != 0 {
 			t.Fatal("status failed")
 		}
+		// A refused import: the daemon's error comes back in the wire
+		// shape and is printed as the offline command prints it.
+		junk := filepath.Join(t.TempDir(), "junk.tar")
+		os.WriteFile(junk, bytes.Repeat([]byte("not a tar "), 200), 0o600)
+		_, servedErr, servedCode := mirrorCmd(t, bin, "import", junk, "--config", config)
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		d.cmd.Wait()
 		if _, err := os.Lstat(filepath.Join(dir, "admin.sock")); !os.IsNotExist(err) {
@@ -187,6 +192,16 @@ log_level: warn
 		}
 		if withoutLastSync(served) != withoutLastSync(offline) {
 			t.Errorf("status through the daemon:\n%s\noffline:\n%s", served, offline)
+		}
+		_, offlineErr, offlineCode := mirrorCmd(t, bin, "import", junk, "--config", config)
+		// The offline run logs its config warnings first: the error is
+		// the last line.
+		lastLine := func(s string) string {
+			lines := strings.Split(strings.TrimSpace(s), "\n")
+			return lines[len(lines)-1]
+		}
+		if servedCode == 0 || servedCode != offlineCode || lastLine(servedErr) != lastLine(offlineErr) {
+			t.Errorf("refused import through the daemon: exit %d, %q; offline: exit %d, %q; want the same failure", servedCode, servedErr, offlineCode, offlineErr)
 		}
 	})
 }

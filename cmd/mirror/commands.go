@@ -132,11 +132,9 @@ func newSource(ctx context.Context, cfg *Config, lazy bool) (sync.Source, error)
 		if cfg.S3.Endpoint == "" || cfg.S3.Bucket == "" {
 			return nil, errors.New("config: s3.endpoint and s3.bucket are required with source: s3")
 		}
-		store, err := s3.New(ctx, s3.Config{
-			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
-			Bucket: cfg.S3.Bucket, Region: cfg.S3.Region, UseSSL: cfg.S3.UseSSL,
-			SkipCheck: lazy,
-		})
+		sc := cfg.S3.Client()
+		sc.SkipCheck = lazy
+		store, err := s3.New(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("s3 source: %w", err)
 		}

@@ -95,21 +95,12 @@ type EventsConfig struct {
 
 // S3Config is the customer-side bucket source.
 type S3Config struct {
-	Endpoint    string `mapstructure:"endpoint"`
-	AccessKey   string `mapstructure:"access_key"`
-	SecretKey   string `mapstructure:"secret_key"`
-	Bucket      string `mapstructure:"bucket"`
-	Region      string `mapstructure:"region"`
-	UseSSL      bool   `mapstructure:"use_ssl"`
-	Prefix      string `mapstructure:"prefix"`
+	cliconf.S3  `mapstructure:",squash"`
 	SnapshotKey string `mapstructure:"snapshot_key"`
 }
 
 func setDefaults(v *viper.Viper) {
-	v.SetDefault("data_dir", "./data/mirror")
-	v.SetDefault("listen", "127.0.0.1:8441")
-	v.SetDefault("log_level", "info")
-	v.SetDefault("log_format", "text")
+	cliconf.DaemonDefaults(v, "./data/mirror", "127.0.0.1:8441")
 	v.SetDefault("key_file", "")
 	v.SetDefault("tenant_id", "")
 	v.SetDefault("mirror_id", "")
@@ -122,13 +113,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("credential", "")
 	v.SetDefault("upstream_url", "")
 	v.SetDefault("upstream_token", "")
-	v.SetDefault("s3.endpoint", "")
-	v.SetDefault("s3.access_key", "")
-	v.SetDefault("s3.secret_key", "")
-	v.SetDefault("s3.bucket", "")
-	v.SetDefault("s3.region", "us-east-1")
-	v.SetDefault("s3.use_ssl", false)
-	v.SetDefault("s3.prefix", "")
+	cliconf.S3Defaults(v, "s3")
 	v.SetDefault("s3.snapshot_key", "")
 	v.SetDefault("channels", []string{})
 	v.SetDefault("retain_snapshots", 3)

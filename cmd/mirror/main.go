@@ -21,20 +21,8 @@ func main() {
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	root := &cobra.Command{
-		Use:           "mirror",
-		Short:         "Outpost mirror: verified offline copy of a tenant's releases",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	pf := root.PersistentFlags()
-	pf.String("config", "", "config file (YAML); env OUTPOST_CONFIG")
-	pf.String("data-dir", "./data/mirror", "data directory")
-	pf.String("listen", "127.0.0.1:8441", "HTTP listen address")
-	pf.String("log-level", "info", "log level: debug, info, warn, error")
-	pf.StringP("output", "o", "text", "output format: text or json")
+	root := cliconf.Root("mirror", "Outpost mirror: verified offline copy of a tenant's releases", "./data/mirror", stdout, stderr)
+	root.PersistentFlags().String("listen", "127.0.0.1:8441", "HTTP listen address")
 	root.AddCommand(initCmd(), serveCmd(), syncCmd(), importCmd(), statusCmd(), verifyCmd(), gcCmd(), auditCmd(), leaseCmd(), reportCmd(), adminTokenCmd())
 	return root
 }

@@ -17,6 +17,15 @@ import (
 // Flags maps the flags every daemon takes to their config keys.
 var Flags = map[string]string{"data-dir": "data_dir", "listen": "listen", "log-level": "log_level"}
 
+// DaemonDefaults sets the defaults of the keys every daemon has: data_dir,
+// listen, log_level (info) and log_format (text).
+func DaemonDefaults(v *viper.Viper, dataDir, listen string) {
+	v.SetDefault("data_dir", dataDir)
+	v.SetDefault("listen", listen)
+	v.SetDefault("log_level", "info")
+	v.SetDefault("log_format", "text")
+}
+
 // Load fills out (a struct with mapstructure tags) from cmd's flags, the
 // environment (OUTPOST_DATA_DIR, OUTPOST_BLOB_S3_BUCKET: upper case, dots
 // become underscores), the file named by --config or OUTPOST_CONFIG, and

@@ -81,3 +81,46 @@ func TestLoad_UnknownKey(t *testing.T) {
 		t.Fatalf("got %v, want an error naming data_dri", err)
 	}
 }
+
+// s3conf embeds the shared S3 section beside a daemon's own key, as both
+// daemons' configs do.
+type s3conf struct {
+	DataDir string `mapstructure:"data_dir"`
+	Blob    struct {
+		S3 struct {
+			cliconf.S3   `mapstructure:",squash"`
+			CreateBucket bool `mapstructure:"create_bucket"`
+		} `mapstructure:"s3"`
+	} `mapstructure:"blob"`
+}
+
+func s3defaults(v *viper.Viper) {
+	v.SetDefault("data_dir", "d")
+	cliconf.S3Defaults(v, "blob.s3")
+	v.SetDefault("blob.s3.create_bucket", false)
+}
+
+// TestS3_Embedded: the shared keys and the daemon's own decode from the
+// file and the environment into the embedding struct; a typo in the
+// section is still an unknown key.
+func TestS3_Embedded(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(file, []byte("blob:\n  s3:\n    endpoint: 127.0.0.1:9000\n    bucket: b\n    use_ssl: true\n    create_bucket: true\n"), 0o600)
+	t.Setenv("OUTPOST_BLOB_S3_SECRET_KEY", "from-env")
+	var got s3conf
+	if err := cliconf.Load(command("--config", file), s3defaults, &got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Blob.S3
+	want := cliconf.S3{Endpoint: "127.0.0.1:9000", Bucket: "b", UseSSL: true, SecretKey: "from-env", Region: "us-east-1"}
+	if s.S3 != want || !s.CreateBucket {
+		t.Fatalf("got %+v (create_bucket %v), want %+v and create_bucket", s.S3, s.CreateBucket, want)
+	}
+	if c := s.Client(); c.Endpoint != want.Endpoint || c.Bucket != "b" || c.SecretKey != "from-env" || !c.UseSSL || c.Region != "us-east-1" {
+		t.Errorf("Client() = %+v", c)
+	}
+	os.WriteFile(file, []byte("blob:\n  s3:\n    buckte: b\n"), 0o600)
+	if err := cliconf.Load(command("--config", file), s3defaults, &s3conf{}); err == nil || !strings.Contains(err.Error(), "buckte") {
+		t.Fatalf("typo in the section: %v, want it named", err)
+	}
+}

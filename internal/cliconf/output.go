@@ -55,6 +55,22 @@ type UsageError struct{ Err error }
 func (u UsageError) Error() string { return u.Err.Error() }
 func (u UsageError) Unwrap() error { return u.Err }
 
+// Root returns a daemon binary's root command: errors and usage printed
+// by Execute alone, output to stdout and stderr, and the flags every
+// daemon takes (--config, --data-dir defaulting to dataDir, --log-level,
+// --output).
+func Root(use, short, dataDir string, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{Use: use, Short: short, SilenceUsage: true, SilenceErrors: true}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.String("config", "", "config file (YAML); env OUTPOST_CONFIG")
+	pf.String("data-dir", dataDir, "data directory")
+	pf.String("log-level", "info", "log level: debug, info, warn, error")
+	pf.StringP("output", "o", "text", "output format: text or json")
+	return root
+}
+
 // Execute runs root and returns the process's exit status: 0, 1 for a
 // failure, 2 for a usage error (a bad flag included). The error goes to
 // stderr on one line behind the program's name.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/webui"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 //go:embed templates/*.html
@@ -344,7 +345,8 @@ func (q *req) fail(err error) {
 	q.s.errorPage(q.w, q.r, q, status, msg)
 }
 
-// friendly maps a domain error to a status and a sentence for people.
+// friendly maps a domain error to the status the API would answer
+// (internal/wire: one code → status table) and a sentence for people.
 func friendly(err error) (int, string) {
 	if errors.Is(err, ErrNotImplemented) {
 		return http.StatusNotImplemented, "This feature is not configured on this control plane."
@@ -356,27 +358,22 @@ func friendly(err error) (int, string) {
 			msg += "."
 		}
 	}
-	switch catalog.ErrorCode(err) {
-	case catalog.ENOTFOUND:
-		return http.StatusNotFound, "Not found: " + msg
-	case catalog.EFORBIDDEN:
-		return http.StatusForbidden, "You are not allowed to do that. " + msg
-	case catalog.EUNAUTHORIZED:
-		return http.StatusUnauthorized, "Your sign-in is no longer valid. Sign in again."
-	case catalog.EINVALID:
-		return http.StatusBadRequest, "That was not accepted: " + msg
-	case catalog.ECONFLICT:
-		return http.StatusConflict, "That conflicts with what exists: " + msg
-	case catalog.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge, "Too large: " + msg
-	case catalog.EUNAVAILABLE:
-		return http.StatusServiceUnavailable, "The control plane cannot do that right now: " + msg + " Try again shortly."
-	case catalog.ERATELIMITED:
-		return http.StatusTooManyRequests, "Too many requests; wait a moment and try again."
-	case catalog.ENOSPACE:
-		return http.StatusInsufficientStorage, msg
+	code := catalog.ErrorCode(err)
+	sentence := map[string]string{
+		catalog.ENOTFOUND:     "Not found: " + msg,
+		catalog.EFORBIDDEN:    "You are not allowed to do that. " + msg,
+		catalog.EUNAUTHORIZED: "Your sign-in is no longer valid. Sign in again.",
+		catalog.EINVALID:      "That was not accepted: " + msg,
+		catalog.ECONFLICT:     "That conflicts with what exists: " + msg,
+		catalog.ETOOLARGE:     "Too large: " + msg,
+		catalog.EUNAVAILABLE:  "The control plane cannot do that right now: " + msg + " Try again shortly.",
+		catalog.ERATELIMITED:  "Too many requests; wait a moment and try again.",
+		catalog.ENOSPACE:      msg,
+	}[code]
+	if sentence == "" {
+		sentence = "Something went wrong on the server; the details are in its log."
 	}
-	return http.StatusInternalServerError, "Something went wrong on the server; the details are in its log."
+	return wire.StatusOf(code), sentence
 }
 
 // flashErr records a backend error for the next page and reports whether

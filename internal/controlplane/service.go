@@ -158,4 +158,7 @@ type Snapshots interface {
 	// ExportBundle writes a bundle (a tar stream) to w; errors found
 	// before the first byte leave w untouched.
 	ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error)
+	// TUFRoot returns a tenant's newest root.json exactly as signed: what
+	// its mirrors and clients are initialised with.
+	TUFRoot(ctx context.Context, tenantID string) ([]byte, error)
 }

@@ -514,11 +514,13 @@ func (t *tufState) ensureRoot(ctx context.Context, tenantID string, now time.Tim
 // TUFRoot returns a tenant's newest root.json: what a client or a mirror
 // is initialised with.
 func (a *App) TUFRoot(ctx context.Context, tenantID string) ([]byte, error) {
-	if a.tuf == nil {
-		return nil, ErrNoTUF
-	}
+	// The tenant first: another tenant's or a malformed id is not_found
+	// whether or not this control plane publishes TUF.
 	if _, err := a.Tenant(ctx, tenantID); err != nil {
 		return nil, err
+	}
+	if a.tuf == nil {
+		return nil, ErrNoTUF
 	}
 	files, err := a.tuf.files.TUFSet(ctx, tenantID, tufRootSet)
 	if err != nil {

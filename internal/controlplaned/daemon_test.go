@@ -3,7 +3,9 @@ package controlplaned_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/controlplaned"
+	outpostd "github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/keyring"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/bolt"
@@ -41,6 +45,7 @@ func (w *watched) Close() error {
 
 type fixture struct {
 	cp    *controlplaned.ControlPlane
+	app   *controlplane.App
 	st    *watched
 	blobs string
 	token string
@@ -79,7 +84,7 @@ func newFixture(t *testing.T, cfg controlplaned.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{cp: cp, st: st, blobs: blobDir, token: tok.Secret}
+	return &fixture{cp: cp, app: app, st: st, blobs: blobDir, token: tok.Secret}
 }
 
 func (f *fixture) waitReady(t *testing.T, hc *http.Client) {
@@ -196,5 +201,154 @@ func TestControlPlane_Close(t *testing.T) {
 	}
 	if err := f.cp.Run(context.Background()); err == nil {
 		t.Fatal("Run after Close started")
+	}
+}
+
+// TestControlPlane_SIGTERMWhileBusy sends the process a real SIGTERM
+// (daemon.SignalContext, as `controlplane serve` runs) while a mirror's
+// sync is in the middle of an artifact, an admin's long download stalls,
+// a mirror audit import is spooling and an upload streams: Run returns
+// only once every request and part has returned, the downloads are cut
+// at the shutdown deadline rather than completed, nothing is left half
+// written (no spool file, no partial object), and when the store closes
+// no goroutine is left (goleak; run with -race).
+func TestControlPlane_SIGTERMWhileBusy(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	spool := t.TempDir()
+	t.Setenv("TMPDIR", spool) // where imports spool their body
+	f := newFixture(t, controlplaned.Config{ShutdownTimeout: 200 * time.Millisecond})
+	op := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
+
+	// A tenant whose mirror syncs a 32 MiB artifact.
+	big := make([]byte, 32<<20)
+	rand.Read(big)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ten, err := f.app.CreateTenant(op, controlplane.TenantInput{Name: "acme"})
+	must(err)
+	prod, err := f.app.CreateProduct(op, controlplane.ProductInput{Name: "widget", Distribution: catalog.DistributionOpen})
+	must(err)
+	art, err := f.app.UploadArtifact(op, bytes.NewReader(big), controlplane.UploadInput{SizeBytes: int64(len(big)), Length: int64(len(big))})
+	must(err)
+	rel, err := f.app.CreateRelease(op, prod.ProductID, controlplane.ReleaseInput{Channel: "stable", Version: "1.0.0"})
+	must(err)
+	_, err = f.app.AttachArtifact(op, rel.ReleaseID, controlplane.AttachInput{ArtifactID: art.ArtifactID, Platform: "linux", Arch: "x64", InstallerType: "zip"})
+	must(err)
+	pub, _, _ := ed25519.GenerateKey(nil)
+	mir, err := f.app.CreateMirror(op, ten.TenantID, controlplane.MirrorInput{Name: "site", AllowedChannels: []string{"stable"}, PublicKey: base64.StdEncoding.EncodeToString(pub)})
+	must(err)
+	_, err = f.app.BuildSnapshot(op, ten.TenantID)
+	must(err)
+
+	sigCtx, stopSignals := outpostd.SignalContext(context.Background(), "controlplane", io.Discard)
+	defer stopSignals()
+	hc := &http.Client{Transport: &http.Transport{}}
+	ran := make(chan error, 1)
+	go func() { ran <- f.cp.Run(sigCtx) }()
+	f.waitReady(t, hc)
+	base := "http://" + f.cp.Addr()
+
+	// 1 and 2: a mirror's sync and an admin's download, each stalled
+	// after its first 4 KiB (32 MiB cannot sit in socket buffers).
+	stalled := func(path, token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	sync := stalled("/v1/mirror/artifacts/"+art.ArtifactID, mir.Credential)
+	download := stalled("/v1/artifacts/"+art.ArtifactID+"/download", f.token)
+
+	// 3 and 4: a mirror audit import and an artifact upload whose bodies
+	// never end; 4 MiB each are written, so their handlers are reading.
+	endless := func(path, contentType string) (*io.PipeWriter, chan error) {
+		pr, pw := io.Pipe()
+		answered := make(chan error, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", base+path, pr)
+			req.Header.Set("Authorization", "Bearer "+f.token)
+			req.Header.Set("Content-Type", contentType)
+			res, err := hc.Do(req)
+			if err == nil {
+				res.Body.Close()
+				err = errors.New(res.Status)
+			}
+			answered <- err
+		}()
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for range 64 {
+			if _, err := pw.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return pw, answered
+	}
+	importBody, imported := endless("/v1/mirror-audit", "application/x-ndjson")
+	uploadBody, uploaded := endless("/v1/artifacts", "application/octet-stream")
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatalf("Run after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after SIGTERM")
+	}
+	if f.st.closed {
+		t.Fatal("Run closed the store")
+	}
+	if left := serverGoroutines(); left != "" {
+		t.Fatalf("Run returned with server goroutines running:\n%s", left)
+	}
+	stopSignals()
+
+	for name, resp := range map[string]*http.Response{"the mirror's sync": sync, "the admin's download": download} {
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil || n+4096 >= int64(len(big)) {
+			t.Errorf("%s read %d more bytes, err %v: want it cut at the shutdown deadline", name, n, err)
+		}
+		resp.Body.Close()
+	}
+	for name, c := range map[string]struct {
+		body     *io.PipeWriter
+		answered chan error
+	}{"import": {importBody, imported}, "upload": {uploadBody, uploaded}} {
+		c.body.CloseWithError(errors.New("client gave up"))
+		if err := <-c.answered; err == nil {
+			t.Errorf("the cut %s got an answer", name)
+		}
+	}
+	hc.CloseIdleConnections()
+	if err := f.cp.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !f.st.closed {
+		t.Fatal("Close did not close the store")
+	}
+	if f.st.leaked != nil {
+		t.Fatalf("goroutines running when the store closed: %v", f.st.leaked)
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Errorf("the cut import left %d spool files", len(left))
+	}
+	if objs, _ := os.ReadDir(filepath.Join(f.blobs, "artifacts")); len(objs) != 1 {
+		t.Errorf("artifact objects after the stop: %d, want the one uploaded before it", len(objs))
 	}
 }

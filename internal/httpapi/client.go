@@ -292,8 +292,17 @@ func (c *Client) OpenArtifact(ctx context.Context, id string) (*controlplane.Del
 	if err != nil {
 		return nil, err
 	}
-	a := &catalog.Artifact{ArtifactID: id, SHA256: strings.Trim(resp.Header.Get("ETag"), `"`), SizeBytes: resp.ContentLength}
+	a := &catalog.Artifact{ArtifactID: id, SHA256: checksum(resp), SizeBytes: resp.ContentLength}
 	return &controlplane.Delivery{Artifact: a, Body: resp.Body}, nil
+}
+
+// checksum is the sha256 a download answer names: its checksum header,
+// else its ETag (a control plane that predates the header).
+func checksum(resp *http.Response) string {
+	if s := resp.Header.Get(wire.HeaderChecksum); s != "" {
+		return s
+	}
+	return strings.Trim(resp.Header.Get("ETag"), `"`)
 }
 
 // ReleaseDeltas lists a release's delta builds.
@@ -308,7 +317,7 @@ func (c *Client) OpenDelta(ctx context.Context, id string) (*controlplane.DeltaD
 	if err != nil {
 		return nil, err
 	}
-	d := &snapshot.Delta{DeltaID: id, SHA256: strings.Trim(resp.Header.Get("ETag"), `"`), SizeBytes: resp.ContentLength}
+	d := &snapshot.Delta{DeltaID: id, SHA256: checksum(resp), SizeBytes: resp.ContentLength}
 	return &controlplane.DeltaDelivery{Delta: d, Body: resp.Body}, nil
 }
 
@@ -536,9 +545,9 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 	// sends none: the result then holds only the format, which the first
 	// tar entry says).
 	res := &controlplane.BundleResult{}
-	if t := resp.Trailer.Get(BundleResultTrailer); t != "" {
+	if t := resp.Trailer.Get(wire.HeaderBundleResult); t != "" {
 		if err := json.Unmarshal([]byte(t), res); err != nil {
-			return nil, fmt.Errorf("bundle export: trailer %s: %w", BundleResultTrailer, err)
+			return nil, fmt.Errorf("bundle export: trailer %s: %w", wire.HeaderBundleResult, err)
 		}
 	}
 	if res.Format == "" {
@@ -564,4 +573,24 @@ func (p *peekWriter) Write(b []byte) (int, error) {
 		p.head = append(p.head, b[:min(n, len(b))]...)
 	}
 	return p.w.Write(b)
+}
+
+// maxRoot caps a root.json the client reads (a root is a few KiB).
+const maxRoot = 1 << 20
+
+// TUFRoot fetches a tenant's newest root.json, byte for byte.
+func (c *Client) TUFRoot(ctx context.Context, tenantID string) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/tenants/"+esc(tenantID)+"/root", "", nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRoot+1))
+	if err != nil {
+		return nil, fmt.Errorf("root of %s: %w", tenantID, err)
+	}
+	if len(b) > maxRoot {
+		return nil, fmt.Errorf("root of %s: larger than %d bytes", tenantID, maxRoot)
+	}
+	return b, nil
 }

@@ -46,6 +46,7 @@ func exerciseService(t *testing.T, ctx context.Context, svc controlplane.Service
 			{"not found", second(svc.Tenant(ctx, "ten_doesnotexist")), catalog.ENOTFOUND, ""},
 			{"malformed id", second(svc.Policy(ctx, "../x")), catalog.ENOTFOUND, ""},
 			{"invalid", second(svc.CreateTenant(ctx, controlplane.TenantInput{Name: ""})), catalog.EINVALID, "name"},
+			{"no TUF keys", second(svc.TUFRoot(ctx, ten.TenantID)), catalog.EUNAVAILABLE, ""},
 		}
 		for _, c := range cases {
 			var de *catalog.Error
@@ -93,6 +94,9 @@ func exerciseService(t *testing.T, ctx context.Context, svc controlplane.Service
 		defer d.Body.Close()
 		if got, _ := io.ReadAll(d.Body); !bytes.Equal(got, data) {
 			t.Fatalf("downloaded %d bytes, want %d", len(got), len(data))
+		}
+		if d.Artifact.SHA256 != sha(data) {
+			t.Errorf("delivery names sha256 %q, want %q", d.Artifact.SHA256, sha(data))
 		}
 	})
 	snap, err := svc.BuildSnapshot(ctx, ten.TenantID)

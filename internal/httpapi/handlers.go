@@ -108,6 +108,7 @@ func (s *Server) downloadArtifact(w http.ResponseWriter, r *http.Request) error 
 	}
 	defer d.Body.Close()
 	w.Header().Set("ETag", `"`+d.Artifact.SHA256+`"`)
+	w.Header().Set(wire.HeaderChecksum, d.Artifact.SHA256)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if rs, ok := d.Body.(io.ReadSeeker); ok {
 		http.ServeContent(w, r, "", d.ModTime, rs)
@@ -127,6 +128,7 @@ func (s *Server) downloadDelta(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer d.Body.Close()
 	w.Header().Set("ETag", `"`+d.Delta.SHA256+`"`)
+	w.Header().Set(wire.HeaderChecksum, d.Delta.SHA256)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if rs, ok := d.Body.(io.ReadSeeker); ok {
 		http.ServeContent(w, r, "", d.ModTime, rs)
@@ -193,21 +195,17 @@ func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request) error {
 	}
 	// What the bundle holds (its size, what deltas saved) is known only
 	// at its end: it follows the tar as a trailer.
-	w.Header().Set("Trailer", BundleResultTrailer)
+	w.Header().Set("Trailer", wire.HeaderBundleResult)
 	sw := &stream{w: w, contentType: "application/x-tar"}
 	res, err := s.App.ExportBundle(r.Context(), o, sw)
 	if err = s.finish(r, sw, err); err != nil {
 		return err
 	}
 	if b, jerr := json.Marshal(res); jerr == nil && res != nil {
-		w.Header().Set(BundleResultTrailer, string(b))
+		w.Header().Set(wire.HeaderBundleResult, string(b))
 	}
 	return nil
 }
-
-// BundleResultTrailer is the trailer of a bundle export: the
-// controlplane.BundleResult as JSON.
-const BundleResultTrailer = "Outpost-Bundle-Result"
 
 // backup streams a consistent copy of the catalog: GET /v1/admin/backup.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {

@@ -2,7 +2,10 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/outpost/outpost/internal/httpapi"
 )
 
 // TestAPI_RoundTrip checks that every resource with PUT or PATCH takes
@@ -36,6 +39,21 @@ func TestAPI_RoundTrip(t *testing.T) {
 		{"rollout", "PATCH", "/v1/rollouts/" + rollout, "percentage", 50.0, "release_id", "rel_other"},
 		{"entitlement", "PATCH", "/v1/entitlements/" + ent, "policy_json", map[string]any{"max_seats": 7.0}, "product_id", "prd_other"},
 		{"mirror", "PATCH", "/v1/mirrors/" + mirror, "name", "north site", "vendor_url", "https://elsewhere.example"},
+	}
+	// Every PUT and PATCH route of the table has its case.
+	for _, rt := range httpapi.Routes() {
+		method, pattern, _ := strings.Cut(rt.Pattern, " ")
+		if method != "PUT" && method != "PATCH" {
+			continue
+		}
+		covered := false
+		for _, c := range cases {
+			prefix, _, _ := strings.Cut(pattern, "{id}")
+			covered = covered || (c.method == method && strings.HasPrefix(c.path, prefix) && strings.Count(c.path, "/") == strings.Count(pattern, "/"))
+		}
+		if !covered {
+			t.Errorf("%s has no round-trip case", rt.Pattern)
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

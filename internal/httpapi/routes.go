@@ -170,6 +170,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/mirror/audit", access: mirrorOnly, raw: true, handler: s.ingestAudit},
 		{pattern: "GET /v1/mirror/tuf/{path...}", access: mirrorOnly, handler: s.serveTUF},
 		{pattern: "GET /v1/tenants/{id}/tuf/{path...}", access: tenantRead, handler: s.serveTUF},
+		{pattern: "GET /v1/tenants/{id}/root", access: tenantRead, handler: s.tufRoot},
 		{pattern: "POST /v1/mirror/reports", access: mirrorOnly, raw: true, handler: s.importReport(a.UploadReport)},
 		{pattern: "POST /v1/reports", access: adminOnly, raw: true, handler: s.importReport(a.ImportReport)},
 		{pattern: "POST /v1/mirror-audit", access: adminOnly, raw: true, handler: s.importMirrorAudit},

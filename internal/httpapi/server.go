@@ -107,9 +107,7 @@ func (s *Server) init() {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		wire.WriteError(w, r, s.Log, catalog.Errorf(catalog.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("/", wire.NoRoute)
 	s.handler = mux
 }
 

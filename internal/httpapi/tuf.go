@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/outpost/outpost/internal/controlplane"
@@ -40,4 +41,20 @@ func (s *Server) serveTUF(w http.ResponseWriter, r *http.Request) error {
 	r2.URL.RawPath = ""
 	h.(*tufhttp.Handler).ServeHTTP(w, r2)
 	return nil
+}
+
+// tufRoot answers a tenant's newest root.json byte for byte (signed
+// metadata: re-encoding it would break its signatures).
+func (s *Server) tufRoot(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.App.TUFRoot(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +36,7 @@ import (
 const AdminSocketName = "admin.sock"
 
 // ErrNoSource answers a sync asked of a mirror fed by bundles only.
-var ErrNoSource = errors.New("sync: no source configured (source: none); use `mirror import BUNDLE`")
+var ErrNoSource = catalog.Errorf(catalog.ECONFLICT, "sync: no source configured (source: none); use `mirror import BUNDLE`")
 
 // maxSocketPath is the longest path a Unix socket may have (sun_path
 // holds 108 bytes on Linux, 104 on the BSDs).
@@ -96,19 +95,11 @@ func VerifyCache(ctx context.Context, st *state.State, c *cache.Cache, s *sync.S
 func (m *Mirror) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	answer := func(w http.ResponseWriter, v any, err error) {
-		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			code := http.StatusInternalServerError
-			if c := catalog.ErrorCode(err); c != catalog.EINTERNAL {
-				code = wire.StatusOf(c)
-			}
-			if errors.Is(err, ErrNoSource) {
-				code = http.StatusConflict
-			}
-			w.WriteHeader(code)
-			json.NewEncoder(w).Encode(adminError{Error: err.Error()})
+			wire.WriteLocalError(w, err)
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -183,10 +174,6 @@ func (f ForceRelease) Do(ctx context.Context, leases *Leases, now time.Time) err
 // ("" while it is empty).
 type AuditHead struct {
 	Hash string `json:"hash"`
-}
-
-type adminError struct {
-	Error string `json:"error"`
 }
 
 // listenAdmin creates the admin socket (a stale one, left by a daemon
@@ -357,14 +344,12 @@ func (c *AdminClient) do(ctx context.Context, method, path string, body io.Reade
 		return fmt.Errorf("running mirror (admin socket): %w", err)
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode != http.StatusOK {
-		var e adminError
-		if err := dec.Decode(&e); err != nil || e.Error == "" {
-			return fmt.Errorf("running mirror (admin socket): %s", resp.Status)
-		}
-		return errors.New(e.Error)
+		// The daemon's error as the same operation run here would give
+		// it: its code and its whole message.
+		return wire.ReadError(resp).Unwrap()
 	}
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 16<<20))
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("running mirror (admin socket): decode answer: %w", err)
 	}

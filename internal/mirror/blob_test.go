@@ -299,7 +299,7 @@ func TestMirror_RoutesThroughTheDaemon(t *testing.T) {
 		{"update check, nothing held", "GET", "/v1/updates/check?product=p&channel=stable&platform=linux&arch=x64&version=1.0.0", "tok", 503},
 		{"update check, repeated parameter", "GET", "/v1/updates/check?product=p&product=q", "tok", 400},
 		{"update check without token", "GET", "/v1/updates/check", "", 401},
-		{"update check, POST", "POST", "/v1/updates/check", "tok", 405},
+		{"update check, POST", "POST", "/v1/updates/check", "tok", 404},
 		{"unknown API path", "GET", "/v1/nope", "tok", 404},
 		{"unclean path redirected", "GET", "/v1/x/../status", "tok", http.StatusTemporaryRedirect},
 		{"site page", "GET", "/", "", 200},

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +101,11 @@ func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 	if err := m.Close(ctx); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
+	// Close closes mirror.db last: nothing of the daemon may still run
+	// now (an instant look, no retry).
+	if left := daemonGoroutines(); left != "" {
+		t.Fatalf("Close returned (mirror.db closed) with the daemon's goroutines running:\n%s", left)
+	}
 	if err := <-runErr; err != nil {
 		t.Errorf("Run = %v, want nil after Close", err)
 	}
@@ -129,6 +136,24 @@ func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 
 	cp.Close()
 	goleak.VerifyNone(t, baseline)
+}
+
+// daemonGoroutines returns the stacks of goroutines running the mirror's
+// code (its server and handlers, the syncer, the inbox, the state, the
+// cache, a download) at this instant.
+func daemonGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, pkg := range []string{"/internal/mirror.", "/internal/mirror/state.", "/internal/sync.", "/internal/cache.", "/internal/fetch."} {
+			if strings.Contains(g, "github.com/outpost/outpost"+pkg) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

@@ -126,6 +126,7 @@ func LeaseHandler(ledger func() (*state.Ledger, error), current func() *snapshot
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /v1/leases/{subject_id}", h.acquire)
 	mux.HandleFunc("DELETE /v1/leases/{subject_id}", h.release)
+	mux.HandleFunc("/", wire.NoRoute)
 	return mux
 }
 

@@ -176,7 +176,7 @@ func TestHandler_Leases(t *testing.T) {
 		{"delete", func() (int, []byte) { return del("host 1", entOne) }, 204, ""},
 		{"delete again", func() (int, []byte) { return del("host 1", entOne) }, 404, "not_found"},
 		{"seat free again", func() (int, []byte) { return put("host-2", `{"entitlement_id":"`+entOne+`","subject_type":"machine"}`) }, 200, ""},
-		{"wrong method", func() (int, []byte) { return do(t, c, http.MethodGet, srv.URL+"/v1/leases/x", "") }, 405, ""},
+		{"wrong method", func() (int, []byte) { return do(t, c, http.MethodGet, srv.URL+"/v1/leases/x", "") }, 404, "not_found"},
 		{"no snapshot", func() (int, []byte) {
 			cur.Store(nil)
 			return put("h", `{"entitlement_id":"`+entOne+`","subject_type":"user"}`)

@@ -276,6 +276,9 @@ func (s *Server) routes() {
 		events := &fleethttp.Handler{Agg: s.o.Events, Limits: s.o.EventBatch, Log: s.o.Logger, Now: s.o.Now}
 		s.mux.Handle("POST /v1/events", s.auth(s.limit(s.o.EventLimit, s.bodyDeadline(events)).ServeHTTP))
 	}
+	// Anything else, a known path with another method included, is
+	// not_found in the wire shape, as on the control plane.
+	s.mux.HandleFunc("/", wire.NoRoute)
 	if s.o.Leases != nil {
 		leases := s.auth(s.limit(s.o.LeaseLimit, s.bodyDeadline(LeaseHandler(s.o.Leases.Ledger, s.Manifest, s.o.Now, s.o.Logger))).ServeHTTP)
 		s.mux.Handle("PUT /v1/leases/{subject_id}", leases)
@@ -480,7 +483,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, a snapshot.Ar
 	h := w.Header()
 	h["Etag"] = []string{`"` + a.SHA256 + `"`}
 	h["Content-Type"] = headerOctetStream
-	h["X-Checksum-Sha256"] = []string{a.SHA256}
+	h[wire.HeaderChecksum] = []string{a.SHA256}
 	h["Cache-Control"] = headerImmutable
 	start, n, partial, ok := plainRange(r, a.SizeBytes)
 	if !ok {

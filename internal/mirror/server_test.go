@@ -17,6 +17,7 @@ import (
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 type rig struct {
@@ -136,6 +137,9 @@ func TestServer_Artifacts(t *testing.T) {
 			if tt.wantStatus == 200 && strings.HasPrefix(tt.path, "/v1/artifacts") {
 				if got := resp.Header.Get("ETag"); got != `"`+sha+`"` {
 					t.Errorf("ETag = %q", got)
+				}
+				if got := resp.Header.Get(wire.HeaderChecksum); got != sha {
+					t.Errorf("%s = %q, want %q", wire.HeaderChecksum, got, sha)
 				}
 				if got := resp.ContentLength; got != int64(len(a.Data)) {
 					t.Errorf("Content-Length = %d, want %d", got, len(a.Data))

@@ -24,12 +24,12 @@ var (
 // Handle answers GET /v1/updates/check from e at time now: it parses the
 // raw query, checks, and writes the response document, or an error in the
 // wire convention (internal/wire): 400 (bad query), 404 (unknown product
-// or channel), 405, or 503 (e is nil: no snapshot yet). Both daemons mount
+// or channel; or a method other than GET and HEAD: no route), or 503 (e
+// is nil: no snapshot yet). Both daemons mount
 // it, so their answers are byte-identical for the same snapshot.
 func Handle(w http.ResponseWriter, r *http.Request, e *Engine, now time.Time) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		wire.WriteJSON(w, http.StatusMethodNotAllowed, wire.ErrorBody{Error: wire.ErrorDetail{Code: catalog.EINVALID, Message: "method " + r.Method + " not allowed"}})
+		wire.NoRoute(w, r)
 		return
 	}
 	if e == nil {

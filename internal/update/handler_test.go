@@ -41,7 +41,7 @@ func TestHandle_Behaviour(t *testing.T) {
 		{"bad version", "GET", "product=prd_a&channel=stable&platform=linux&arch=x64&version=latest", 400, `version: \"latest\" is not a semantic version`},
 		{"unknown product", "GET", "product=prd_b&channel=stable&platform=linux&arch=x64&version=1.0.0", 404, `{"error":{"code":"not_found","message":"product \"prd_b\" not found"}}`},
 		{"unknown channel", "GET", "product=prd_a&channel=beta&platform=linux&arch=x64&version=1.0.0", 404, `"code":"not_found"`},
-		{"post", "POST", ok, 405, `"code":"invalid"`},
+		{"post", "POST", ok, 404, `{"error":{"code":"not_found","message":"no route for POST /v1/updates/check"}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -42,6 +42,12 @@ const (
 	HeaderRetryAfter = "Retry-After"
 	// HeaderLeaseSecret carries a lease holder's secret.
 	HeaderLeaseSecret = "Outpost-Lease-Secret"
+	// HeaderChecksum carries the sha256 (hex) of the bytes an artifact or
+	// delta answer carries (beside ETag "<sha256>"), on both daemons.
+	HeaderChecksum = "X-Checksum-Sha256"
+	// HeaderBundleResult is the trailer after a bundle export's tar: what
+	// the bundle holds (controlplane.BundleResult as JSON).
+	HeaderBundleResult = "Outpost-Bundle-Result"
 )
 
 var codeStatus = map[string]int{
@@ -126,6 +132,23 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		}
 		w.Header().Set(HeaderRetryAfter, strconv.Itoa(secs))
 	}
+	WriteJSON(w, status, b)
+}
+
+// NoRoute answers a request no route of the daemon takes (an unknown
+// path, or a known one with another method): 404 not_found in the one
+// shape, on both daemons.
+func NoRoute(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, r, nil, catalog.Errorf(catalog.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// WriteLocalError answers err in the one error shape with its whole text,
+// internal errors included: for an owner-only local channel (the mirror's
+// admin socket), whose caller prints the message as it would print the
+// error of the same operation run in-process.
+func WriteLocalError(w http.ResponseWriter, err error) {
+	status, b := Body(err)
+	b.Error.Message = err.Error()
 	WriteJSON(w, status, b)
 }
 

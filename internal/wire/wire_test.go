@@ -186,3 +186,32 @@ func TestCheckQuery_FastPathAgrees(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteLocalError_WholeMessage: on an owner-only local channel the
+// error keeps its code and its whole text, internal ones included.
+func TestWriteLocalError_WholeMessage(t *testing.T) {
+	cases := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantCode   string
+	}{
+		{"internal keeps its text", fmt.Errorf("import: %w", errors.New("disk full at /var/lib/x")), 500, catalog.EINTERNAL},
+		{"conflict", catalog.Errorf(catalog.ECONFLICT, "sync: no source configured"), 409, catalog.ECONFLICT},
+		{"wrapped invalid", fmt.Errorf("import b.tar: %w", catalog.Invalid("bundle", "not a tar")), 400, catalog.EINVALID},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			WriteLocalError(rec, c.err)
+			resp := rec.Result()
+			if got := resp.StatusCode; got != c.wantStatus {
+				t.Fatalf("status = %d, want %d", got, c.wantStatus)
+			}
+			got := ReadError(resp).Unwrap()
+			if got.Error() != c.err.Error() || catalog.ErrorCode(got) != c.wantCode {
+				t.Errorf("got %q (code %s), want %q (code %s)", got, catalog.ErrorCode(got), c.err, c.wantCode)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
+	"github.com/outpost/outpost/internal/fsutil"
 )
 
 // tmpDir holds in-flight Puts. Keys cannot start with ".", so it never
@@ -121,7 +122,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, e blob.Expect)
 		return blob.Info{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	done = true
-	if err := syncDir(parent); err != nil {
+	if err := fsutil.SyncDir(parent); err != nil {
 		return blob.Info{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	info := blob.Info{Key: key, Size: size, SHA256: sum, ModTime: time.Now()}
@@ -191,7 +192,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
@@ -233,19 +234,7 @@ func mkdirAllSync(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(parent)
 }
 
 // List implements blob.Store: a walk of the directory, skipping temp files.

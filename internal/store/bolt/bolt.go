@@ -1,9 +1,10 @@
 // Package bolt is the embedded implementation of store.Store on a single
 // bbolt file: the shared logic of store/kv on bbolt, plus what only a local
-// file has (an exclusive lock, online Backup, raw edits for repair tools)
-// and the in-memory catalog cache that only a single writer can keep.
+// file has (an exclusive lock, online Backup) and the in-memory catalog
+// cache that only a single writer can keep.
 //
-// Layout (for repair tools and tests that edit the file, see RawUpdate):
+// Layout (for tests that edit the file behind the store's back, see
+// store/bolt/bolttest):
 // objects are JSON under their id in one bucket per kind; index buckets
 // ("idx_…") hold composite keys joined by a NUL byte; audit events are JSON
 // in bucket "audit" under their sequence as 8 big-endian bytes, and the

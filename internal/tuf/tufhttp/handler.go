@@ -29,7 +29,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/tuf"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Repo is one tenant's published repository, read by name.
@@ -108,18 +110,17 @@ func New(repo Repo, o Options) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		wire.NoRoute(w, r)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, h.o.Prefix)
 	if !ok || len(rest) > maxPath || tuf.CheckPath(rest) != nil {
-		http.NotFound(w, r)
+		notFound(w, r)
 		return
 	}
 	if name, ok := strings.CutPrefix(rest, tuf.MetadataDir+"/"); ok {
 		if !metadataName(name) {
-			http.NotFound(w, r)
+			notFound(w, r)
 			return
 		}
 		h.serveMetadata(w, r, name)
@@ -128,13 +129,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tp, ok := strings.CutPrefix(rest, tuf.TargetsDir+"/"); ok {
 		path, sum, ok := targetName(tp)
 		if !ok {
-			http.NotFound(w, r)
+			notFound(w, r)
 			return
 		}
 		h.serveTarget(w, r, path, sum)
 		return
 	}
-	http.NotFound(w, r)
+	notFound(w, r)
 }
 
 // metadataName says whether name is "timestamp.json" or
@@ -180,13 +181,20 @@ func targetName(p string) (path, sum string, ok bool) {
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, tuf.ErrNotFound) {
-		http.NotFound(w, r)
+		notFound(w, r)
 		return
 	}
 	if h.o.OnError != nil {
 		h.o.OnError(r, err)
 	}
-	http.Error(w, "internal error", http.StatusInternalServerError)
+	// Told to OnError; the answer withholds the details.
+	wire.WriteError(w, r, nil, err)
+}
+
+// notFound answers a file the repository does not hold, or a name that
+// is none of its layout, in the wire shape of both daemons.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	wire.WriteError(w, r, nil, catalog.Errorf(catalog.ENOTFOUND, "no TUF file %s", r.URL.Path))
 }
 
 func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request, name string) {
