@@ -224,6 +224,17 @@ func (f *File) ReadSeeker() io.ReadSeeker {
 	return f.f
 }
 
+// Section is n bytes of the blob from offset off as an io.SectionReader
+// over the open *os.File: a writer that recognises it (the mirror's
+// connections) sends the bytes by sendfile(2) from that offset; any other
+// reads them with pread. Either way the handle's own offset is untouched.
+func (f *File) Section(off, n int64) (*io.SectionReader, error) {
+	if off < 0 || n < 0 || off+n > f.size {
+		return nil, fmt.Errorf("blob %s: range %d+%d outside %d bytes", f.sha, off, n, f.size)
+	}
+	return io.NewSectionReader(f.f, off, n), nil
+}
+
 // CopyRange writes n bytes of the blob from offset off to w. When w is an
 // io.ReaderFrom (an http.ResponseWriter over TCP) it is handed the file
 // itself, limited to n, so the kernel's sendfile moves the bytes.
