@@ -125,9 +125,19 @@ func NewServer(o Options) (*Server, error) {
 	// The update check, the hottest route, skips the router's pattern
 	// match: the same checks, then the handler the router would pick.
 	check := s.auth(wire.StrictRequests(s.o.Logger, http.HandlerFunc(s.updates)).ServeHTTP)
+	// So does an artifact download by id (GET /v1/artifacts/{artifact_id})
+	// written plainly: no escapes, one segment.
+	artifact := s.auth(wire.StrictRequests(s.o.Logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.artifact(w, r, strings.TrimPrefix(r.URL.Path, artifactsPrefix))
+	})).ServeHTTP)
 	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/updates/check" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if r.URL.Path == "/v1/updates/check" && get {
 			check.ServeHTTP(w, r)
+			return
+		}
+		if id, ok := strings.CutPrefix(r.URL.Path, artifactsPrefix); ok && get && id != "" && r.URL.RawPath == "" && !strings.Contains(id, "/") {
+			artifact.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
@@ -419,12 +429,20 @@ func serveEnvelope(w http.ResponseWriter, r *http.Request, h *state.Held) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(h.Envelope))
 }
 
+// artifactsPrefix starts the paths of the artifact downloads.
+const artifactsPrefix = "/v1/artifacts/"
+
 func (s *Server) artifactByID(w http.ResponseWriter, r *http.Request) {
+	s.artifact(w, r, r.PathValue("artifact_id"))
+}
+
+// artifact serves the artifact id of the held snapshot.
+func (s *Server) artifact(w http.ResponseWriter, r *http.Request, id string) {
 	v, ok := s.usable(w, r)
 	if !ok {
 		return
 	}
-	a, ok := v.byID[r.PathValue("artifact_id")]
+	a, ok := v.byID[id]
 	if !ok {
 		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "artifact not served by this mirror"))
 		return
