@@ -21,6 +21,20 @@ type sendConn struct {
 	// follows by ReadFrom: set and used on the connection's serving
 	// goroutine only (the handler's).
 	more bool
+	// op is the send under way (one at a time, on the serving goroutine)
+	// and sendStep and fileStep its steps for raw.Write, bound once per
+	// connection so a response allocates no closures.
+	op                 sendOp
+	sendStep, fileStep func(fd uintptr) bool
+}
+
+// sendOp is the state of one sendmsg or sendfile loop.
+type sendOp struct {
+	p      []byte // sendmsg: the bytes
+	src    int    // sendfile: the file's descriptor
+	off, n int64  // sendfile: where, and how many bytes
+	done   int64  // bytes sent so far
+	err    error
 }
 
 // connKey carries the request's *sendConn (ConnContext).
@@ -53,7 +67,9 @@ func (l sendListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok && err == nil {
 		if raw, err := tc.SyscallConn(); err == nil {
-			return &sendConn{TCPConn: tc, raw: raw}, nil
+			sc := &sendConn{TCPConn: tc, raw: raw}
+			sc.sendStep, sc.fileStep = sc.sendmsgStep, sc.sendfileStep
+			return sc, nil
 		}
 	}
 	return c, err

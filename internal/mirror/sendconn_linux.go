@@ -20,30 +20,35 @@ func (c *sendConn) Write(p []byte) (int, error) {
 		return c.TCPConn.Write(p)
 	}
 	c.more = false
-	var n int
-	var serr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			k, e := syscall.SendmsgN(int(fd), p[n:], nil, nil, syscall.MSG_MORE|syscall.MSG_NOSIGNAL)
-			if k > 0 {
-				n += k
-			}
-			switch e {
-			case nil:
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				serr = os.NewSyscallError("sendmsg", e)
-				return true
-			}
-		}
-		return true
-	})
+	c.op = sendOp{p: p}
+	err := c.raw.Write(c.sendStep)
+	n, serr := int(c.op.done), c.op.err
+	c.op = sendOp{}
 	if err == nil {
 		err = serr
 	}
 	return n, err
+}
+
+// sendmsgStep sends what is left of c.op.p with MSG_MORE; false asks
+// raw.Write to wait until the socket is writable.
+func (c *sendConn) sendmsgStep(fd uintptr) bool {
+	for c.op.done < int64(len(c.op.p)) {
+		k, e := syscall.SendmsgN(int(fd), c.op.p[c.op.done:], nil, nil, syscall.MSG_MORE|syscall.MSG_NOSIGNAL)
+		if k > 0 {
+			c.op.done += int64(k)
+		}
+		switch e {
+		case nil:
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.op.err = os.NewSyscallError("sendmsg", e)
+			return true
+		}
+	}
+	return true
 }
 
 // ReadFrom sends r to the connection. An *io.SectionReader over an
@@ -85,43 +90,47 @@ func (c *sendConn) sendfile(f *os.File, off, n int64) (int64, error) {
 	if n <= 0 {
 		return 0, nil
 	}
-	src := int(f.Fd())
-	var written int64
-	var serr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for written < n {
-			k, e := syscall.Sendfile(int(fd), src, &off, int(min(n-written, 1<<30)))
-			if k > 0 {
-				written += int64(k)
-			}
-			switch e {
-			case nil:
-				if k <= 0 {
-					// The file ended early (truncated behind the cache).
-					serr = io.ErrUnexpectedEOF
-					return true
-				}
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			case syscall.EINVAL, syscall.ENOSYS, syscall.EOPNOTSUPP:
-				if written == 0 {
-					serr = errNoSendfile
-				} else {
-					serr = os.NewSyscallError("sendfile", e)
-				}
-				return true
-			default:
-				serr = os.NewSyscallError("sendfile", e)
-				return true
-			}
-		}
-		return true
-	})
+	c.op = sendOp{src: int(f.Fd()), off: off, n: n}
+	err := c.raw.Write(c.fileStep)
 	// f's descriptor was used above: f must stay open until here.
 	runtime.KeepAlive(f)
+	written, serr := c.op.done, c.op.err
+	c.op = sendOp{}
 	if err == nil {
 		err = serr
 	}
 	return written, err
+}
+
+// sendfileStep sends what is left of c.op's file range; false asks
+// raw.Write to wait until the socket is writable.
+func (c *sendConn) sendfileStep(fd uintptr) bool {
+	for c.op.done < c.op.n {
+		k, e := syscall.Sendfile(int(fd), c.op.src, &c.op.off, int(min(c.op.n-c.op.done, 1<<30)))
+		if k > 0 {
+			c.op.done += int64(k)
+		}
+		switch e {
+		case nil:
+			if k <= 0 {
+				// The file ended early (truncated behind the cache).
+				c.op.err = io.ErrUnexpectedEOF
+				return true
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		case syscall.EINVAL, syscall.ENOSYS, syscall.EOPNOTSUPP:
+			if c.op.done == 0 {
+				c.op.err = errNoSendfile
+			} else {
+				c.op.err = os.NewSyscallError("sendfile", e)
+			}
+			return true
+		default:
+			c.op.err = os.NewSyscallError("sendfile", e)
+			return true
+		}
+	}
+	return true
 }
