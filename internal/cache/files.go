@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +38,7 @@ type Files struct {
 
 	mu    sync.Mutex
 	idle  map[string][]*File // per sha256, most recently released last
-	lru   list.List          // idle handles, most recently released first
+	lru   lru                // idle handles, most recently released first
 	open  int                // handles counted against max: idle and in use
 	epoch uint64             // bumped by Reset and by every cache change
 }
@@ -53,8 +52,38 @@ type File struct {
 	pos     int64 // the file offset, -1 when unknown
 	epoch   uint64
 	opened  time.Time
-	elem    *list.Element // in Files.lru while idle
-	tracked bool          // counted in Files.open
+	tracked bool // counted in Files.open
+	// prev and next link the handle into Files.lru while idle (no
+	// allocation per Release, unlike container/list).
+	prev, next *File
+	sec        io.SectionReader // Section's answer
+}
+
+// lru is a doubly linked list of idle handles threaded through them.
+type lru struct{ front, back *File }
+
+func (l *lru) pushFront(f *File) {
+	f.prev, f.next = nil, l.front
+	if l.front != nil {
+		l.front.prev = f
+	} else {
+		l.back = f
+	}
+	l.front = f
+}
+
+func (l *lru) remove(f *File) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else if l.front == f {
+		l.front = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	} else if l.back == f {
+		l.back = f.prev
+	}
+	f.prev, f.next = nil, nil
 }
 
 // NewFiles returns a pool of at most max open handles over c's blobs
@@ -99,8 +128,7 @@ func (fs *Files) Acquire(sha string, size int64) (*File, error) {
 	}
 	tracked := true
 	if fs.open >= fs.max {
-		if e := fs.lru.Back(); e != nil {
-			f := e.Value.(*File)
+		if f := fs.lru.back; f != nil {
 			fs.takeIdle(f)
 			fs.open--
 			stale = append(stale, f)
@@ -159,8 +187,7 @@ func (fs *Files) takeIdle(f *File) {
 	} else {
 		fs.idle[f.sha] = l
 	}
-	fs.lru.Remove(f.elem)
-	f.elem = nil
+	fs.lru.remove(f)
 }
 
 // Release gives f back: kept open for the next Acquire of its blob, or
@@ -181,7 +208,7 @@ func (fs *Files) Release(f *File) {
 		return
 	}
 	fs.idle[f.sha] = append(fs.idle[f.sha], f)
-	f.elem = fs.lru.PushFront(f)
+	fs.lru.pushFront(f)
 	fs.mu.Unlock()
 }
 
@@ -190,10 +217,10 @@ func (fs *Files) Reset() {
 	fs.mu.Lock()
 	fs.epoch++
 	var stale []*File
-	for e := fs.lru.Front(); e != nil; e = e.Next() {
-		stale = append(stale, e.Value.(*File))
+	for f := fs.lru.front; f != nil; f = f.next {
+		stale = append(stale, f)
 	}
-	fs.lru.Init()
+	fs.lru = lru{}
 	clear(fs.idle)
 	fs.open -= len(stale)
 	fs.mu.Unlock()
@@ -222,6 +249,19 @@ func (f *File) Size() int64 { return f.size }
 func (f *File) ReadSeeker() io.ReadSeeker {
 	f.pos = -1
 	return f.f
+}
+
+// Section is n bytes of the blob from offset off as an io.SectionReader
+// over the open *os.File: a writer that recognises it (the mirror's
+// connections) sends the bytes by sendfile(2) from that offset; any other
+// reads them with pread. Either way the handle's own offset is untouched.
+// The reader belongs to f: valid until the next Section or Release.
+func (f *File) Section(off, n int64) (*io.SectionReader, error) {
+	if off < 0 || n < 0 || off+n > f.size {
+		return nil, fmt.Errorf("blob %s: range %d+%d outside %d bytes", f.sha, off, n, f.size)
+	}
+	f.sec = *io.NewSectionReader(f.f, off, n)
+	return &f.sec, nil
 }
 
 // CopyRange writes n bytes of the blob from offset off to w. When w is an

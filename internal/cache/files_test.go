@@ -156,3 +156,113 @@ func TestFiles_Concurrent(t *testing.T) {
 		t.Errorf("open handles = %d, want ≤ 3", got)
 	}
 }
+
+// TestFiles_EvictsLeastRecentlyUsed: past the bound, the idle handle
+// released longest ago is the one closed; the others stay reusable.
+func TestFiles_EvictsLeastRecentlyUsed(t *testing.T) {
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, s1 := ingest(t, c, 1<<10)
+	d2, s2 := ingest(t, c, 2<<10)
+	d3, s3 := ingest(t, c, 3<<10)
+	files := cache.NewFiles(c, 2)
+	acquire := func(sha string, data []byte) *cache.File {
+		t.Helper()
+		f, err := files.Acquire(sha, int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	f1 := acquire(s1, d1)
+	files.Release(f1)
+	f2 := acquire(s2, d2)
+	files.Release(f2)
+	// s1 is used again, so s2 is now the least recently released.
+	if g := acquire(s1, d1); g != f1 {
+		t.Fatal("the idle handle of s1 was not reused")
+	}
+	files.Release(f1)
+	f3 := acquire(s3, d3) // over the bound: closes s2's idle handle
+	files.Release(f3)
+	tests := []struct {
+		name      string
+		sha       string
+		data      []byte
+		old       *cache.File
+		wantReuse bool
+	}{
+		{"most recently released kept", s3, d3, f3, true},
+		{"used again kept", s1, d1, f1, true},
+		{"least recently released closed", s2, d2, f2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := acquire(tt.sha, tt.data)
+			defer files.Release(g)
+			if got := g == tt.old; got != tt.wantReuse {
+				t.Errorf("handle reused = %v, want %v", got, tt.wantReuse)
+			}
+			var b bytes.Buffer
+			if _, err := g.CopyRange(&b, 0, int64(len(tt.data))); err != nil || !bytes.Equal(b.Bytes(), tt.data) {
+				t.Errorf("CopyRange: %v, bytes right: %v", err, bytes.Equal(b.Bytes(), tt.data))
+			}
+		})
+	}
+	if got := files.Open(); got > 2 {
+		t.Errorf("open handles = %d, want ≤ 2", got)
+	}
+}
+
+// TestFile_Section: a section reads its bytes by pread and leaves the
+// handle's offset: CopyRange goes on from where it stopped without a
+// seek and still copies the right bytes.
+func TestFile_Section(t *testing.T) {
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, sha := ingest(t, c, 8<<10)
+	files := cache.NewFiles(c, 0)
+	f, err := files.Acquire(sha, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Release(f)
+	tests := []struct {
+		name    string
+		off, n  int64
+		wantErr bool
+	}{
+		{"middle", 100, 1000, false},
+		{"whole", 0, int64(len(data)), false},
+		{"empty at the end", int64(len(data)), 0, false},
+		{"past the end", int64(len(data)) - 5, 10, true},
+		{"negative offset", -1, 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The handle's offset is now 10, where the next copy starts.
+			if _, err := f.CopyRange(&bytes.Buffer{}, 0, 10); err != nil {
+				t.Fatal(err)
+			}
+			sr, err := f.Section(tt.off, tt.n)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Section(%d, %d) error = %v, want error %v", tt.off, tt.n, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			var b bytes.Buffer
+			if _, err := b.ReadFrom(sr); err != nil || !bytes.Equal(b.Bytes(), data[tt.off:tt.off+tt.n]) {
+				t.Errorf("read: %v, bytes right: %v", err, bytes.Equal(b.Bytes(), data[tt.off:tt.off+tt.n]))
+			}
+			var c bytes.Buffer
+			if _, err := f.CopyRange(&c, 10, 20); err != nil || !bytes.Equal(c.Bytes(), data[10:30]) {
+				t.Errorf("CopyRange after the section: %v, bytes right: %v", err, bytes.Equal(c.Bytes(), data[10:30]))
+			}
+		})
+	}
+}

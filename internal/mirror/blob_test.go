@@ -20,11 +20,14 @@ import (
 // TestServer_BlobAnswersMatchServeContent checks the artifact fast path
 // (open blob handles, headers written by hand, sendfile) against
 // net/http's ServeContent over the same bytes for a table of requests:
-// same status, body and the headers a client relies on.
+// same status, body and the headers a client relies on. Each request is
+// asked of a plain server and of one behind the daemon's Listener and
+// ConnContext (headers with MSG_MORE, sendfile at an offset).
 func TestServer_BlobAnswersMatchServeContent(t *testing.T) {
 	r := newRig(t)
 	a := synctest.Art{ID: "art_a", Data: synctest.Random(300 << 10)}
-	srv, hs := r.server(t, mirror.Options{})
+	srv, plain := r.server(t, mirror.Options{})
+	fast := sendServer(t, srv)
 	r.sync(t, 1, []synctest.Art{a})
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)
@@ -67,36 +70,62 @@ func TestServer_BlobAnswersMatchServeContent(t *testing.T) {
 		{"if-range hit", "GET", map[string]string{"Range": "bytes=0-9", "If-Range": `"` + sha + `"`}},
 		{"if-range miss", "GET", map[string]string{"Range": "bytes=0-9", "If-Range": `"x"`}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, gotBody := do2(t, tt.method, hs.URL+"/v1/artifacts/art_a", tt.hdr)
-			want, wantBody := do2(t, tt.method, ref.URL, tt.hdr)
-			// Several ranges: multipart with a random boundary each.
-			for _, resp := range []*http.Response{got, want} {
-				if b, ok := strings.CutPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges; boundary="); ok {
-					resp.Header.Set("Content-Type", "multipart/byteranges; boundary=B")
-					if resp == got {
-						gotBody = bytes.ReplaceAll(gotBody, []byte(b), []byte("B"))
-					} else {
-						wantBody = bytes.ReplaceAll(wantBody, []byte(b), []byte("B"))
-					}
-				}
+	for _, hs := range []*httptest.Server{plain, fast} {
+		for _, tt := range tests {
+			name := tt.name
+			if hs == fast {
+				name = "listener/" + name
 			}
-			if got.StatusCode != want.StatusCode {
-				t.Fatalf("status = %d, want %d", got.StatusCode, want.StatusCode)
+			t.Run(name, func(t *testing.T) {
+				testBlobAnswer(t, hs.URL+"/v1/artifacts/art_a", ref.URL, tt.method, tt.hdr)
+			})
+		}
+	}
+}
+
+// sendServer serves srv behind the daemon's Listener and ConnContext.
+func sendServer(t testing.TB, srv *mirror.Server) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Listener = mirror.Listener(hs.Listener)
+	hs.Config.ConnContext = mirror.ConnContext
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// testBlobAnswer compares the answers of url and of ref to one request.
+func testBlobAnswer(t *testing.T, url, ref, method string, hdr map[string]string) {
+	t.Helper()
+	got, gotBody := do2(t, method, url, hdr)
+	want, wantBody := do2(t, method, ref, hdr)
+	// Several ranges: multipart with a random boundary each.
+	for _, resp := range []*http.Response{got, want} {
+		if b, ok := strings.CutPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges; boundary="); ok {
+			resp.Header.Set("Content-Type", "multipart/byteranges; boundary=B")
+			if resp == got {
+				gotBody = bytes.ReplaceAll(gotBody, []byte(b), []byte("B"))
+			} else {
+				wantBody = bytes.ReplaceAll(wantBody, []byte(b), []byte("B"))
 			}
-			for _, h := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "ETag"} {
-				if g, w := got.Header.Get(h), want.Header.Get(h); g != w {
-					t.Errorf("%s = %q, want %q", h, g, w)
-				}
-			}
-			if ct := got.Header.Get("Content-Type"); want.StatusCode/100 == 2 && ct != want.Header.Get("Content-Type") {
-				t.Errorf("Content-Type = %q, want %q", ct, want.Header.Get("Content-Type"))
-			}
-			if !bytes.Equal(gotBody, wantBody) {
-				t.Errorf("body: got %d bytes, want %d (equal prefix: %v)", len(gotBody), len(wantBody), bytes.HasPrefix(wantBody, gotBody))
-			}
-		})
+		}
+	}
+	if got.StatusCode != want.StatusCode {
+		t.Fatalf("status = %d, want %d", got.StatusCode, want.StatusCode)
+	}
+	for _, h := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "ETag"} {
+		if g, w := got.Header.Get(h), want.Header.Get(h); g != w {
+			t.Errorf("%s = %q, want %q", h, g, w)
+		}
+	}
+	if ct := got.Header.Get("Content-Type"); want.StatusCode/100 == 2 && ct != want.Header.Get("Content-Type") {
+		t.Errorf("Content-Type = %q, want %q", ct, want.Header.Get("Content-Type"))
+	}
+	if d, err := http.ParseTime(got.Header.Get("Date")); err != nil || time.Since(d) > time.Minute || time.Until(d) > time.Minute {
+		t.Errorf("Date = %q, want the current time", got.Header.Get("Date"))
+	}
+	if !bytes.Equal(gotBody, wantBody) {
+		t.Errorf("body: got %d bytes, want %d (equal prefix: %v)", len(gotBody), len(wantBody), bytes.HasPrefix(wantBody, gotBody))
 	}
 }
 
@@ -129,11 +158,9 @@ func TestServer_ConcurrentRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The daemon's hook, so the corked sendfile path runs too.
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.Config.ConnContext = mirror.ConnContext
-	hs.Start()
-	t.Cleanup(hs.Close)
+	// The daemon's listener and hook, so the sendfile-at-an-offset path
+	// runs.
+	hs := sendServer(t, srv)
 	r.sync(t, 1, []synctest.Art{a, b})
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)
@@ -239,8 +266,8 @@ func TestServer_NoStaleHandles(t *testing.T) {
 }
 
 // BenchmarkServer_Range64KiB serves 64 KiB ranges of a cached artifact
-// over loopback TCP (the daemon's ConnContext, keep-alive clients): the
-// handler path of bench/serve.sh's Range row without wrk.
+// over loopback TCP (the daemon's Listener and ConnContext, keep-alive
+// clients): the handler path of bench/serve.sh's Range row without wrk.
 func BenchmarkServer_Range64KiB(b *testing.B) {
 	r := newRig(b)
 	a := synctest.Art{ID: "art_a", Data: synctest.Random(1 << 20)}
@@ -248,10 +275,7 @@ func BenchmarkServer_Range64KiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.Config.ConnContext = mirror.ConnContext
-	hs.Start()
-	b.Cleanup(hs.Close)
+	hs := sendServer(b, srv)
 	env := r.v.Sign(b, r.v.Manifest(1, []synctest.Art{a}))
 	r.cp.Publish(env, 1, map[string][]byte{a.ID: a.Data})
 	if _, err := r.s.Once(context.Background()); err != nil {
@@ -301,6 +325,13 @@ func TestMirror_RoutesThroughTheDaemon(t *testing.T) {
 		{"update check without token", "GET", "/v1/updates/check", "", 401},
 		{"update check, POST", "POST", "/v1/updates/check", "tok", 404},
 		{"unknown API path", "GET", "/v1/nope", "tok", 404},
+		{"artifact, nothing held", "GET", "/v1/artifacts/art_1", "tok", 503},
+		{"artifact without token", "GET", "/v1/artifacts/art_1", "", 401},
+		{"artifact, repeated parameter", "GET", "/v1/artifacts/art_1?a=1&a=2", "tok", 400},
+		{"artifact, POST", "POST", "/v1/artifacts/art_1", "tok", 405},
+		{"artifact, escaped id", "GET", "/v1/artifacts/art%5F1", "tok", 503},
+		{"artifact, no id", "GET", "/v1/artifacts/", "tok", 404},
+		{"artifact download", "GET", "/v1/artifacts/art_1/download", "tok", 503},
 		{"unclean path redirected", "GET", "/v1/x/../status", "tok", http.StatusTemporaryRedirect},
 		{"site page", "GET", "/", "", 200},
 		{"healthz", "GET", "/healthz", "", 200},

@@ -290,6 +290,7 @@ func (m *Mirror) build(ctx context.Context) error {
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	m.ln = Listener(m.ln)
 	if m.tls != nil {
 		m.ln = tls.NewListener(m.ln, m.tls.Config)
 	}

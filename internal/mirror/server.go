@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -126,9 +125,19 @@ func NewServer(o Options) (*Server, error) {
 	// The update check, the hottest route, skips the router's pattern
 	// match: the same checks, then the handler the router would pick.
 	check := s.auth(wire.StrictRequests(s.o.Logger, http.HandlerFunc(s.updates)).ServeHTTP)
+	// So does an artifact download by id (GET /v1/artifacts/{artifact_id})
+	// written plainly: no escapes, one segment.
+	artifact := s.auth(wire.StrictRequests(s.o.Logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.artifact(w, r, strings.TrimPrefix(r.URL.Path, artifactsPrefix))
+	})).ServeHTTP)
 	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/updates/check" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if r.URL.Path == "/v1/updates/check" && get {
 			check.ServeHTTP(w, r)
+			return
+		}
+		if id, ok := strings.CutPrefix(r.URL.Path, artifactsPrefix); ok && get && id != "" && r.URL.RawPath == "" && !strings.Contains(id, "/") {
+			artifact.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
@@ -423,12 +432,20 @@ func serveEnvelope(w http.ResponseWriter, r *http.Request, h *state.Held) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(h.Envelope))
 }
 
+// artifactsPrefix starts the paths of the artifact downloads.
+const artifactsPrefix = "/v1/artifacts/"
+
 func (s *Server) artifactByID(w http.ResponseWriter, r *http.Request) {
+	s.artifact(w, r, r.PathValue("artifact_id"))
+}
+
+// artifact serves the artifact id of the held snapshot.
+func (s *Server) artifact(w http.ResponseWriter, r *http.Request, id string) {
 	v, ok := s.usable(w, r)
 	if !ok {
 		return
 	}
-	a, ok := v.byID[r.PathValue("artifact_id")]
+	a, ok := v.byID[id]
 	if !ok {
 		wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.ENOTFOUND, "artifact not served by this mirror"))
 		return
@@ -481,58 +498,97 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, a snapshot.Ar
 	}
 	defer s.files.Release(f)
 	h := w.Header()
-	h["Etag"] = []string{`"` + a.SHA256 + `"`}
-	h["Content-Type"] = headerOctetStream
-	h[wire.HeaderChecksum] = []string{a.SHA256}
-	h["Cache-Control"] = headerImmutable
 	start, n, partial, ok := plainRange(r, a.SizeBytes)
 	if !ok {
 		// Conditional requests, several ranges, unsatisfiable or odd
 		// ones: net/http's full implementation.
+		h["Etag"] = []string{`"` + a.SHA256 + `"`}
+		h["Content-Type"] = headerOctetStream
+		h[wire.HeaderChecksum] = []string{a.SHA256}
+		h["Cache-Control"] = headerImmutable
 		http.ServeContent(&countingWriter{ResponseWriter: w, n: s.metrics.served}, r, "", time.Time{}, f.ReadSeeker())
 		return
 	}
 	// What http.ServeContent answers for these requests, without its
-	// seeks: the headers, then the bytes by sendfile from the open blob.
-	h["Accept-Ranges"] = headerBytes
-	h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	// seeks: the headers (their values in one string and one slice, the
+	// Date formatted once a second), then the bytes by sendfile from the
+	// open blob.
 	code := http.StatusOK
+	var buf [192]byte
+	b := append(buf[:0], '"')
+	b = append(b, a.SHA256...)
+	b = append(b, '"')
+	etagEnd := len(b)
+	b = strconv.AppendInt(b, n, 10)
+	lenEnd := len(b)
 	if partial {
-		h["Content-Range"] = []string{contentRange(start, n, a.SizeBytes)}
 		code = http.StatusPartialContent
+		b = appendContentRange(b, start, n, a.SizeBytes)
 	}
+	str := string(b)
+	vals := &[4]string{str[:etagEnd], a.SHA256, str[etagEnd:lenEnd], str[lenEnd:]}
+	h["Etag"] = vals[0:1:1]
+	h[wire.HeaderChecksum] = vals[1:2:2]
+	h["Content-Length"] = vals[2:3:3]
+	if partial {
+		h["Content-Range"] = vals[3:4:4]
+	}
+	h["Content-Type"] = headerOctetStream
+	h["Cache-Control"] = headerImmutable
+	h["Accept-Ranges"] = headerBytes
+	h["Date"] = httpDate.get(time.Now())
 	w.WriteHeader(code)
 	if r.Method == http.MethodHead || n == 0 {
 		return
 	}
-	// Headers out first, so net/http hands the file straight to
-	// sendfile instead of reading its first 512 bytes to sniff; with the
-	// connection corked they share segments with the file's bytes.
-	if c, ok := r.Context().Value(connKey{}).(*net.TCPConn); ok {
-		cork(c, true)
-		defer cork(c, false)
-	}
-	if fl, ok := w.(http.Flusher); ok {
+	// Headers out first, so net/http hands the body straight to its
+	// ReaderFrom instead of reading its first 512 bytes to sniff. On a
+	// connection of Listener they go with MSG_MORE (sharing segments
+	// with the body), then the range by sendfile at its offset.
+	fl, canFlush := w.(http.Flusher)
+	rf, canSend := w.(io.ReaderFrom)
+	sc, _ := r.Context().Value(connKey{}).(*sendConn)
+	var sent int64
+	if sc != nil && canFlush && canSend {
+		sc.more = true
 		fl.Flush()
+		sc.more = false
+		var sec *io.SectionReader
+		if sec, err = f.Section(start, n); err == nil {
+			sent, err = rf.ReadFrom(sec)
+		}
+	} else {
+		if canFlush {
+			fl.Flush()
+		}
+		sent, err = f.CopyRange(w, start, n)
 	}
-	sent, err := f.CopyRange(w, start, n)
 	s.metrics.served.Add(float64(sent))
 	if err != nil {
 		s.o.Logger.Debug("artifact download interrupted", "artifact_id", a.ArtifactID, "err", err)
 	}
 }
 
-// connKey carries the request's *net.TCPConn (ConnContext).
-type connKey struct{}
+// httpDate is the Date header of the artifact answers, formatted once a
+// second rather than by net/http for every answer.
+var httpDate dateCache
 
-// ConnContext is an http.Server ConnContext hook that makes a plain TCP
-// connection known to the artifact handlers, so they can cork it around
-// a sendfile. Without it they serve the same bytes, uncorked.
-func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*net.TCPConn); ok {
-		return context.WithValue(ctx, connKey{}, tc)
+type dateCache struct{ cur atomic.Pointer[dateValue] }
+
+type dateValue struct {
+	sec int64
+	v   []string
+}
+
+// get is the Date header value for now (shared: callers only read it).
+func (d *dateCache) get(now time.Time) []string {
+	sec := now.Unix()
+	if x := d.cur.Load(); x != nil && x.sec == sec {
+		return x.v
 	}
-	return ctx
+	x := &dateValue{sec: sec, v: []string{now.UTC().Format(http.TimeFormat)}}
+	d.cur.Store(x)
+	return x.v
 }
 
 // Shared header values; net/http only reads them.
@@ -609,16 +665,15 @@ func digits(s string) bool {
 	return true
 }
 
-// contentRange is the Content-Range value of n bytes from start of size.
-func contentRange(start, n, size int64) string {
-	b := make([]byte, 0, 64)
+// appendContentRange appends the Content-Range value of n bytes from
+// start of size to b.
+func appendContentRange(b []byte, start, n, size int64) []byte {
 	b = append(b, "bytes "...)
 	b = strconv.AppendInt(b, start, 10)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, start+n-1, 10)
 	b = append(b, '/')
-	b = strconv.AppendInt(b, size, 10)
-	return string(b)
+	return strconv.AppendInt(b, size, 10)
 }
 
 // countingWriter counts body bytes and keeps io.ReaderFrom so ServeContent
