@@ -328,7 +328,7 @@ func TestMirror_RoutesThroughTheDaemon(t *testing.T) {
 		{"artifact, nothing held", "GET", "/v1/artifacts/art_1", "tok", 503},
 		{"artifact without token", "GET", "/v1/artifacts/art_1", "", 401},
 		{"artifact, repeated parameter", "GET", "/v1/artifacts/art_1?a=1&a=2", "tok", 400},
-		{"artifact, POST", "POST", "/v1/artifacts/art_1", "tok", 405},
+		{"artifact, POST", "POST", "/v1/artifacts/art_1", "tok", 404},
 		{"artifact, escaped id", "GET", "/v1/artifacts/art%5F1", "tok", 503},
 		{"artifact, no id", "GET", "/v1/artifacts/", "tok", 404},
 		{"artifact download", "GET", "/v1/artifacts/art_1/download", "tok", 503},
