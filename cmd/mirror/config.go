@@ -29,13 +29,13 @@ import (
 // Config is the mirror's configuration (configs/mirror.yaml documents
 // every key).
 type Config struct {
-	DataDir     string   `mapstructure:"data_dir"`
-	Listen      string   `mapstructure:"listen"`
-	LogLevel    string   `mapstructure:"log_level"`
-	LogFormat   string   `mapstructure:"log_format"`
-	KeyFile     string   `mapstructure:"key_file"`
-	TenantID    string   `mapstructure:"tenant_id"`
-	MirrorID    string   `mapstructure:"mirror_id"`
+	DataDir   string `mapstructure:"data_dir"`
+	Listen    string `mapstructure:"listen"`
+	LogLevel  string `mapstructure:"log_level"`
+	LogFormat string `mapstructure:"log_format"`
+	KeyFile   string `mapstructure:"key_file"`
+	TenantID  string `mapstructure:"tenant_id"`
+	MirrorID  string `mapstructure:"mirror_id"`
 	// TrustedKeys and SignatureThreshold are schema 1's, which is no
 	// longer supported: they are read only so that a config written for
 	// it is refused with the command that re-initialises the mirror
