@@ -131,7 +131,7 @@ func newFixture(t *testing.T) *fixture {
 	ra := f.m.Releases[0].Artifacts[0].ReleaseArtifactID
 	f.decision = client.Decision{
 		UpdateAvailable: true, Action: client.ActionDownload,
-		Release:  &client.Release{ReleaseID: rel, ProductID: f.prdID, Channel: "stable", Version: "2.0.0", PublishedAt: now.Add(-time.Hour)},
+		Release: &client.Release{ReleaseID: rel, ProductID: f.prdID, Channel: "stable", Version: "2.0.0", PublishedAt: now.Add(-time.Hour)},
 		Artifact: &client.Artifact{ArtifactID: art, SHA256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(f.payload)), URL: "/v1/artifacts/" + art, InstallerType: "zip",
 			Target: tuf.ArtifactTarget(f.prdID, ra)},
 		Snapshot: &client.SnapshotRef{SnapshotID: f.m.SnapshotID, Sequence: 1},
