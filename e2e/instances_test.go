@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,32 +63,25 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 	_, art1 := cpA.release(product, "1.0.0", file1) // published on A
 	_, seq1 := cpB.snapshot(tenant)                 // built on B
 
-	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
-	_, cred := cpA.registerMirror(tenant, "site", m.publicKey)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cpB.url, credential: cred})
-	m.serve()
-	m.waitSequence(seq1)
-	servesArtifact(t, m, art1, sum1)
-
-	// A second mirror trusts the tenant's TUF root instead of the schema 1
-	// key: the TUF online keys (timestamp, snapshot, targets) are shared
-	// too, so what either instance signs verifies against one root.
+	// The tenant's root (either instance serves the same: the TUF keys
+	// are shared through the database).
 	root := filepath.Join(t.TempDir(), "root.json")
 	if err := os.WriteFile(root, []byte(mustRun(t, cpB.env, tl.controlplane, "root", "show", tenant, "--data-dir", cpB.dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mt := newMirror(t, tl, "tuf", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, root: root, source: "none"})
+	_, cred := cpA.registerMirror(tenant, "site", m.publicKey)
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cpB.url, credential: cred})
+	m.serve()
+	m.waitSequence(seq1)
+	servesArtifact(t, m, art1, sum1)
+
+	// A second mirror syncs from A: the TUF online keys (timestamp,
+	// snapshot, targets) are shared too, so what either instance signs
+	// verifies against one root.
+	mt := newMirror(t, tl, "tuf", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, credT := cpB.registerMirror(tenant, "tuf", mt.publicKey)
-	mt.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cpA.url, credential: credT})
-	// The config newMirror writes says trust: dsse: make it trust: tuf.
-	cfg, err := os.ReadFile(mt.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", fmt.Sprintf("trust: tuf\nroot_file: %q\n", root), 1))
-	if err := os.WriteFile(mt.config, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mt.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cpA.url, credential: credT})
 	mt.serve()
 	waitServes(t, mt, art1, sum1)
 
@@ -133,7 +125,7 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 		if !strings.Contains(env, newID) {
 			t.Errorf("snapshot %s built on B is not signed by the new key %s", id3, newID)
 		}
-		m.waitSequence(seq3) // still verified with the old key the mirror pins
+		m.waitSequence(seq3) // the mirror needs no key: its root did not change
 	})
 }
 
