@@ -8,7 +8,10 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/bundle"
@@ -16,6 +19,7 @@ import (
 	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/tuf"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -100,10 +104,15 @@ func (a *App) latestHead(ctx context.Context, tenantID string) (*catalog.Snapsho
 	return snap, err
 }
 
-// tenantView is what the service derives from a tenant's latest snapshot:
+// tenantView is what the service derives from a tenant's current
+// published repository (or, before it has one, its latest build record):
 // the manifest and which channels reference each artifact through an
-// ACTIVE release. Rebuilt when a newer snapshot appears.
+// ACTIVE release. Rebuilt when a newer version appears.
 type tenantView struct {
+	// key names the version the view is of: "tuf:<timestamp version>",
+	// or the build record's snapshot id (snap then holds it).
+	key      string
+	order    int64 // a newer view of the tenant has a larger one
 	snap     *catalog.Snapshot
 	channels map[string]map[string]bool // artifact_id -> channels
 	releases map[string]struct{}        // every release the snapshot lists
@@ -116,12 +125,18 @@ type engineCache struct {
 	m  map[string]*tenantView
 }
 
-// view returns the tenant's current view, rebuilding it if the latest
-// snapshot changed. The control plane trusts its own stored envelopes, so
-// it decodes rather than re-verifies them. Concurrent callers share one
+// view returns the tenant's current view, rebuilding it if its published
+// repository changed (tufView; the build record's envelope only for a
+// tenant that has no repository yet). Concurrent callers share one
 // assembly and one view (the pointer, never a copy); an assembly beyond
 // the gate is busy.
 func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
+	if a.tuf != nil {
+		v, err := a.tufView(ctx, tenantID)
+		if !errors.Is(err, tuf.ErrNotFound) {
+			return v, err
+		}
+	}
 	head, err := a.latestHead(ctx, tenantID)
 	if err != nil {
 		return nil, err
@@ -142,7 +157,48 @@ func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
 		if err != nil {
 			return nil, err
 		}
-		return a.assembleView(tenantID, snap)
+		m, err := decodeEnvelope(snap.Envelope)
+		if err != nil {
+			return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
+		}
+		return a.indexView(tenantID, snap.SnapshotID, snap.Sequence, snap, m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.(*tenantView), nil
+}
+
+// tufView is the view of the tenant's current published TUF repository,
+// assembled from the published files as a mirror assembles the version
+// it holds (tuf.ErrNotFound: the tenant has no repository yet).
+func (a *App) tufView(ctx context.Context, tenantID string) (*tenantView, error) {
+	ts, err := a.tuf.file(ctx, tenantID, tuf.MetadataPath(metadata.TIMESTAMP, 0))
+	if err != nil {
+		return nil, err
+	}
+	md, err := metadata.Timestamp().FromBytes(ts)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
+	}
+	key := "tuf:" + strconv.FormatInt(md.Signed.Version, 10)
+	if v := a.cachedView(tenantID, key); v != nil {
+		return v, nil
+	}
+	r, err := a.coalesce(ctx, "view\x00"+tenantID+"\x00"+key, func(ctx context.Context) (any, error) {
+		if v := a.cachedView(tenantID, key); v != nil {
+			return v, nil // a flight that just landed
+		}
+		release, err := a.enter(ctx, "requests", false)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		m, err := tuf.AssemblePublished(ctx, tenantID, a.tuf.publishedRead(tenantID), ts, nil)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", tenantID, err)
+		}
+		return a.indexView(tenantID, key, md.Signed.Version, nil, m)
 	})
 	if err != nil {
 		return nil, err
@@ -164,10 +220,10 @@ func (a *App) coalesce(ctx context.Context, key string, fn func(ctx context.Cont
 	}
 }
 
-func (a *App) cachedView(tenantID, snapshotID string) *tenantView {
+func (a *App) cachedView(tenantID, key string) *tenantView {
 	a.engines.mu.Lock()
 	defer a.engines.mu.Unlock()
-	if v := a.engines.m[tenantID]; v != nil && v.snap.SnapshotID == snapshotID {
+	if v := a.engines.m[tenantID]; v != nil && v.key == key {
 		return v
 	}
 	return nil
@@ -179,7 +235,7 @@ func (a *App) cachedView(tenantID, snapshotID string) *tenantView {
 // from there. Nothing else keeps it: a tenant that only mirrors read
 // costs no memory between their syncs. Callers must not modify it.
 func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog.Snapshot) (*catalog.Snapshot, error) {
-	if v := a.cachedView(tenantID, head.SnapshotID); v != nil {
+	if v := a.cachedView(tenantID, head.SnapshotID); v != nil && v.snap != nil {
 		return v.snap, nil
 	}
 	r, err := a.coalesce(ctx, "snap\x00"+tenantID+"\x00"+head.SnapshotID, func(ctx context.Context) (any, error) {
@@ -192,14 +248,11 @@ func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog
 	return r.(*catalog.Snapshot), nil
 }
 
-// assembleView decodes and indexes snap, and caches the view.
-func (a *App) assembleView(tenantID string, snap *catalog.Snapshot) (*tenantView, error) {
+// indexView indexes the manifest m of the tenant's version key, and
+// caches the view unless a newer one (by order) is cached.
+func (a *App) indexView(tenantID, key string, order int64, snap *catalog.Snapshot, m *snapshot.Manifest) (*tenantView, error) {
 	a.count.views.Add(1)
-	m, err := decodeEnvelope(snap.Envelope)
-	if err != nil {
-		return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
-	}
-	v := &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
+	v := &tenantView{key: key, order: order, snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
 	for _, d := range m.Deltas {
 		v.deltas[d.DeltaID] = true
 	}
@@ -215,14 +268,15 @@ func (a *App) assembleView(tenantID string, snap *catalog.Snapshot) (*tenantView
 			v.channels[ra.ArtifactID][rel.Channel] = true
 		}
 	}
+	var err error
 	if v.engine, err = update.New(m); err != nil {
-		return nil, fmt.Errorf("index snapshot %s: %w", snap.SnapshotID, err)
+		return nil, fmt.Errorf("index %s: %w", key, err)
 	}
 	a.engines.mu.Lock()
 	if a.engines.m == nil {
 		a.engines.m = map[string]*tenantView{}
 	}
-	if old := a.engines.m[tenantID]; old == nil || old.snap.Sequence <= snap.Sequence {
+	if old := a.engines.m[tenantID]; old == nil || (old.snap == nil) != (snap == nil) || old.order <= order {
 		a.engines.m[tenantID] = v
 	}
 	a.engines.mu.Unlock()

@@ -379,6 +379,50 @@ func roleOfName(name string) string {
 	return role
 }
 
+// publishedRead reads the files of a tenant's published repository by
+// repository path, from the scope each lives in: the tenant's top-level
+// roles and documents in its own, the products' roles, bins and
+// documents in the shared one.
+func (t *tufState) publishedRead(tenantID string) tuf.ReadFunc {
+	return func(ctx context.Context, path string) ([]byte, error) {
+		scope := tufShared
+		switch {
+		case strings.HasPrefix(path, tuf.MetadataDir+"/"):
+			switch roleOfName(strings.TrimPrefix(path, tuf.MetadataDir+"/")) {
+			case metadata.ROOT, metadata.SNAPSHOT, metadata.TARGETS, metadata.TIMESTAMP:
+				scope = tenantID
+			}
+			if path == tuf.MetadataPath(metadata.TIMESTAMP, 0) {
+				scope = tenantID
+			}
+		case strings.HasPrefix(path, tuf.TargetsDir+"/docs/"):
+			scope = tenantID
+		}
+		return t.file(ctx, scope, path)
+	}
+}
+
+// publishedManifest assembles the tenant's current published repository
+// (what its mirrors verify and serve) into the manifest the update
+// engine reads: the answers of the control plane and of a mirror holding
+// that version are then the same bytes. It also returns the timestamp's
+// version (a refresh changes the manifest's expiry).
+func (t *tufState) publishedManifest(ctx context.Context, tenantID string) (*snapshot.Manifest, int64, error) {
+	ts, err := t.file(ctx, tenantID, tuf.MetadataPath(metadata.TIMESTAMP, 0))
+	if err != nil {
+		return nil, 0, err
+	}
+	md, err := metadata.Timestamp().FromBytes(ts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
+	}
+	m, err := tuf.AssemblePublished(ctx, tenantID, t.publishedRead(tenantID), ts, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tenant %s: %w", tenantID, err)
+	}
+	return m, md.Signed.Version, nil
+}
+
 // viewOf indexes what the tenant's view lets it fetch.
 func viewOf(m *snapshot.Manifest) *tufView {
 	v := &tufView{products: map[string]bool{}, artifacts: map[string]tufArtRef{}, deltas: map[string]tufArtRef{}}
@@ -767,17 +811,10 @@ func (r *TUFRepo) view(ctx context.Context) (*tufView, error) {
 	_, snapV, _ := st.Versions()
 	v := t.views[r.tenantID]
 	if v == nil {
-		head, err := r.a.latestHead(ctx, r.tenantID)
+		// After a restart: from the published repository itself.
+		m, _, err := t.publishedManifest(ctx, r.tenantID)
 		if err != nil {
 			return nil, err
-		}
-		snap, err := r.a.latestSnapshot(ctx, r.tenantID, head)
-		if err != nil {
-			return nil, err
-		}
-		m, err := decodeEnvelope(snap.Envelope)
-		if err != nil {
-			return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
 		}
 		v = viewOf(m)
 		t.views[r.tenantID] = v
