@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/outpost/outpost/internal/blob"
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/snapshot"
@@ -377,22 +375,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// bundlePlan is a checked bundle export: the snapshot and the artifacts
-// to carry.
-type bundlePlan struct {
-	snap      *catalog.Snapshot
-	artifacts []bundleItem // one per distinct sha256
-}
-
-// bundleItem is one artifact to carry: whole, or as delta (its blob
-// under deltaBlob) when the receiver holds the base.
-type bundleItem struct {
-	id        string
-	size      int64
-	delta     *snapshot.Delta
-	deltaBlob string
-}
-
 // ExportBundle writes the tenant's latest snapshot and every artifact of
 // its ACTIVE releases (in the mirror's channels) that snapshot o.Since
 // lacked to w, a tar stream. Every check that can fail on bad input runs
@@ -400,68 +382,14 @@ type bundleItem struct {
 // error; after it, a failure can only cut the stream (the mirror rejects
 // a truncated tar). Memory stays flat: artifacts stream one at a time.
 func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error) {
-	if o.Format == "" {
-		f, err := a.bundleFormat(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		o.Format = f
-	}
 	switch o.Format {
-	case BundleDSSE:
-	case BundleTUF:
+	case "", BundleTUF:
 		return a.exportTUFBundle(ctx, o, w)
+	case BundleDSSE:
+		return nil, catalog.Invalid("format", "schema 1 (dsse) bundles are no longer exported: every mirror runs TUF; re-initialise a schema 1 mirror with the tenant's root (mirror init --root-file ROOT --force) and export a TUF bundle")
 	default:
-		return nil, catalog.Invalid("format", "must be %s or %s", BundleDSSE, BundleTUF)
+		return nil, catalog.Invalid("format", "must be %s (or empty)", BundleTUF)
 	}
-	p, err := a.planBundle(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	var ack []byte
-	if o.MirrorID != "" {
-		if ack, err = a.ReturnAckEnvelope(ctx, o.TenantID, o.MirrorID); err != nil {
-			return nil, err
-		}
-	}
-	cw := &countWriter{w: w}
-	bw := bundle.NewWriter(cw)
-	if err := bw.WriteSnapshot(p.snap.Envelope); err != nil {
-		return nil, err
-	}
-	if ack != nil {
-		if err := bw.WriteAck(ack); err != nil {
-			return nil, err
-		}
-	}
-	res := &BundleResult{Format: BundleDSSE, Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}
-	for _, it := range p.artifacts {
-		if it.delta != nil {
-			if err := a.writeBundleDelta(ctx, bw, it.deltaBlob, it.delta); err != nil {
-				return nil, fmt.Errorf("artifact %s: %w", it.id, err)
-			}
-			res.addDelta(it.delta, it.size)
-			continue
-		}
-		if err := a.writeBundleArtifact(ctx, bw, it.id); err != nil {
-			return nil, fmt.Errorf("artifact %s: %w", it.id, err)
-		}
-	}
-	if err := bw.Close(); err != nil {
-		return nil, err
-	}
-	res.finish(cw.n)
-	return res, nil
-}
-
-// writeBundleDelta streams delta d's blob (under key) into the bundle.
-func (a *App) writeBundleDelta(ctx context.Context, bw *bundle.Writer, key string, d *snapshot.Delta) error {
-	rc, _, err := a.blobs.Open(ctx, key)
-	if err != nil {
-		return fmt.Errorf("open delta %s: %w", d.DeltaID, err)
-	}
-	defer rc.Close()
-	return bw.WriteDelta(d.SHA256, d.SizeBytes, rc)
 }
 
 // bundleDelta is the smallest signed delta among deltas to toSHA from an
@@ -497,113 +425,6 @@ func (a *App) bundleDelta(ctx context.Context, deltas []snapshot.Delta, toSHA st
 	return best, key, nil
 }
 
-func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, error) {
-	if _, err := a.Tenant(ctx, o.TenantID); err != nil {
-		return nil, err
-	}
-	if o.Since < 0 {
-		return nil, catalog.Invalid("since", "must be a non-negative integer")
-	}
-	release, err := a.enter(ctx, "bundle exports", false)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	head, err := a.latestHead(ctx, o.TenantID)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := a.latestSnapshot(ctx, o.TenantID, head)
-	if err != nil {
-		return nil, err
-	}
-	m, err := decodeEnvelope(snap.Envelope)
-	if err != nil {
-		return nil, fmt.Errorf("decode snapshot %d: %w", snap.Sequence, err)
-	}
-	channels, err := a.bundleChannels(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	skip := map[string]bool{}
-	held := map[string]bool{} // artifacts the receiver holds: delta bases
-	if o.Since > 0 {
-		if o.Since >= snap.Sequence {
-			return nil, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
-		}
-		old, err := a.store.SnapshotBySequence(ctx, o.TenantID, o.Since)
-		if catalog.ErrorCode(err) == catalog.ENOTFOUND {
-			return nil, catalog.Invalid("since", "snapshot %d of this tenant is not kept (retention, docs/metadata.md): export a full bundle (no since)", o.Since)
-		}
-		if err != nil {
-			return nil, err
-		}
-		om, err := decodeEnvelope(old.Envelope)
-		if err != nil {
-			return nil, fmt.Errorf("decode snapshot %d: %w", o.Since, err)
-		}
-		for _, art := range om.Artifacts {
-			skip[art.SHA256] = true
-		}
-		if !o.NoDeltas {
-			held = servedSHAs(om, channels)
-		}
-	}
-	want := map[string]bool{}
-	for _, rel := range m.Releases {
-		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
-			continue
-		}
-		for _, ra := range rel.Artifacts {
-			want[ra.ArtifactID] = true
-		}
-	}
-	p := &bundlePlan{snap: snap}
-	for _, art := range m.Artifacts {
-		if want[art.ArtifactID] && !skip[art.SHA256] {
-			skip[art.SHA256] = true // once per content
-			it := bundleItem{id: art.ArtifactID, size: art.SizeBytes}
-			if it.delta, it.deltaBlob, err = a.bundleDelta(ctx, m.Deltas, art.SHA256, held); err != nil {
-				return nil, err
-			}
-			p.artifacts = append(p.artifacts, it)
-		}
-	}
-	// Missing bytes are found now, while an error can still be answered,
-	// not as a stream cut halfway (a restore that left out the blobs).
-	for _, it := range p.artifacts {
-		if it.delta != nil {
-			continue // its blob was found
-		}
-		if err := a.checkStored(ctx, it.id); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
-// servedSHAs is the sha256 of every artifact of m's ACTIVE releases in
-// channels (nil: every channel): what a mirror holding m caches (the
-// mirror's state.Needed).
-func servedSHAs(m *snapshot.Manifest, channels []string) map[string]bool {
-	ids := map[string]bool{}
-	for _, rel := range m.Releases {
-		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
-			continue
-		}
-		for _, ra := range rel.Artifacts {
-			ids[ra.ArtifactID] = true
-		}
-	}
-	out := map[string]bool{}
-	for _, art := range m.Artifacts {
-		if ids[art.ArtifactID] {
-			out[art.SHA256] = true
-		}
-	}
-	return out
-}
-
 // checkStored fails clearly when a managed artifact's bytes are not in
 // the blob store.
 func (a *App) checkStored(ctx context.Context, id string) error {
@@ -620,17 +441,4 @@ func (a *App) checkStored(ctx context.Context, id string) error {
 		return fmt.Errorf("artifact %s: %w", id, err)
 	}
 	return nil
-}
-
-func (a *App) writeBundleArtifact(ctx context.Context, bw *bundle.Writer, id string) error {
-	art, err := a.store.Artifact(ctx, id)
-	if err != nil {
-		return err
-	}
-	rc, err := a.openSource(ctx, art)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	return bw.WriteArtifact(art.SHA256, art.SizeBytes, rc)
 }

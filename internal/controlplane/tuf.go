@@ -380,25 +380,10 @@ func roleOfName(name string) string {
 }
 
 // publishedRead reads the files of a tenant's published repository by
-// repository path, from the scope each lives in: the tenant's top-level
-// roles and documents in its own, the products' roles, bins and
-// documents in the shared one.
+// repository path, each from its scope (tufScopeOf).
 func (t *tufState) publishedRead(tenantID string) tuf.ReadFunc {
 	return func(ctx context.Context, path string) ([]byte, error) {
-		scope := tufShared
-		switch {
-		case strings.HasPrefix(path, tuf.MetadataDir+"/"):
-			switch roleOfName(strings.TrimPrefix(path, tuf.MetadataDir+"/")) {
-			case metadata.ROOT, metadata.SNAPSHOT, metadata.TARGETS, metadata.TIMESTAMP:
-				scope = tenantID
-			}
-			if path == tuf.MetadataPath(metadata.TIMESTAMP, 0) {
-				scope = tenantID
-			}
-		case strings.HasPrefix(path, tuf.TargetsDir+"/docs/"):
-			scope = tenantID
-		}
-		return t.file(ctx, scope, path)
+		return t.file(ctx, tufScopeOf(tenantID, path), path)
 	}
 }
 
