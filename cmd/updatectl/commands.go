@@ -339,10 +339,11 @@ func (a *app) leaseCmd() *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify TOKEN|-",
 		Short: "Verify a lease token against the tenant's trust (exit 3 when rejected)",
-		Long: "verify checks a lease token's signature, tenant and expiry. A mirror-signed token is\n" +
-			"checked along root -> TUF metadata (refreshed from --server's /tuf/) -> mirror key:\n" +
-			"give --tuf-root, --tenant and --server. A vendor-signed (online) token is checked\n" +
-			"against --trusted-key and --tenant, offline. TOKEN - reads stdin.",
+		Long: "verify checks a lease token's signature, tenant and expiry. With --tuf-root, --tenant and\n" +
+			"--server the chain starts at the tenant's root: root -> TUF metadata (refreshed from the\n" +
+			"mirror's /tuf/, or the tenant's repository on the control plane) -> the mirror key, or for a\n" +
+			"vendor-signed (online) token the vendor key the metadata names for leases -> token. A vendor\n" +
+			"token is checked offline against --trusted-key instead when one is given. TOKEN - reads stdin.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			token := args[0]
@@ -354,7 +355,7 @@ func (a *app) leaseCmd() *cobra.Command {
 				token = strings.TrimSpace(string(b))
 			}
 			if a.opts.tufRoot == "" && len(a.opts.keys) == 0 {
-				return usageError{errors.New("--tuf-root (a mirror-signed lease) or --trusted-key (a vendor-signed one) is required to verify, with --tenant")}
+				return usageError{errors.New("--tuf-root (with --server) or --trusted-key (a vendor-signed lease, offline) is required to verify, with --tenant")}
 			}
 			c, err := a.newClient(false, false)
 			if err != nil {

@@ -52,13 +52,15 @@ func (a *App) doBuild(ctx context.Context, tenantID string) (*catalog.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("list deltas: %w", err)
 	}
+	// The tenant's metadata names the keys that sign its online leases.
+	leaseKeys := a.activeLeaseKeys(signers)
 	var built *snapshot.Manifest
 	snap, err := a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if in.Tenant.Status != catalog.TenantActive {
 			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
 		}
 		id := catalog.NewID(catalog.PrefixSnapshot)
-		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl, Deltas: deltas})
+		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl, Deltas: deltas, LeaseKeys: leaseKeys})
 		env, err := snapshot.Sign(m, signers)
 		if err != nil {
 			return nil, err
@@ -107,15 +109,18 @@ func (a *App) latestHead(ctx context.Context, tenantID string) (*catalog.Snapsho
 // the manifest and which channels reference each artifact through an
 // ACTIVE release. Rebuilt when a newer version appears.
 type tenantView struct {
-	// key names the version the view is of: "tuf:<timestamp version>",
+	// key names the version the view is of: "tuf:<snapshot version>",
 	// or the build record's snapshot id (snap then holds it).
 	key      string
 	order    int64 // a newer view of the tenant has a larger one
 	snap     *catalog.Snapshot
 	channels map[string]map[string]bool // artifact_id -> channels
-	releases map[string]struct{}        // every release the snapshot lists
-	deltas   map[string]bool            // every delta the snapshot lists
-	engine   *update.Engine
+	// leaseKeys are the vendor keys the version names for online leases
+	// (a TUF view; nil for a build record's).
+	leaseKeys map[string]bool
+	releases  map[string]struct{} // every release the snapshot lists
+	deltas    map[string]bool     // every delta the snapshot lists
+	engine    *update.Engine
 }
 
 type engineCache struct {
@@ -179,7 +184,13 @@ func (a *App) tufView(ctx context.Context, tenantID string) (*tenantView, error)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
 	}
-	key := "tuf:" + strconv.FormatInt(md.Signed.Version, 10)
+	// Keyed by the snapshot version: a freshness refresh (a new timestamp
+	// only) changes nothing the engine answers, so it keeps the view.
+	sm := md.Signed.Meta["snapshot.json"]
+	if sm == nil {
+		return nil, fmt.Errorf("tenant %s timestamp names no snapshot", tenantID)
+	}
+	key := "tuf:" + strconv.FormatInt(sm.Version, 10)
 	if v := a.cachedView(tenantID, key); v != nil {
 		return v, nil
 	}
@@ -196,7 +207,7 @@ func (a *App) tufView(ctx context.Context, tenantID string) (*tenantView, error)
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", tenantID, err)
 		}
-		return a.indexView(tenantID, key, md.Signed.Version, nil, m)
+		return a.indexView(tenantID, key, sm.Version, nil, m)
 	})
 	if err != nil {
 		return nil, err
@@ -251,6 +262,12 @@ func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog
 func (a *App) indexView(tenantID, key string, order int64, snap *catalog.Snapshot, m *snapshot.Manifest) (*tenantView, error) {
 	a.count.views.Add(1)
 	v := &tenantView{key: key, order: order, snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
+	if snap == nil {
+		v.leaseKeys = map[string]bool{}
+		for _, k := range m.LeaseKeys {
+			v.leaseKeys[k.KeyID] = true
+		}
+	}
 	for _, d := range m.Deltas {
 		v.deltas[d.DeltaID] = true
 	}
