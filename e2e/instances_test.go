@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,9 +123,8 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		id3, seq3 := cpB.snapshot(tenant)
-		env := string(cpB.envelope(id3))
-		if !strings.Contains(env, newID) {
-			t.Errorf("snapshot %s built on B is not signed by the new key %s", id3, newID)
+		if keys := leaseKeyIDs(t, cpB, tenant); !slices.Contains(keys, newID) {
+			t.Errorf("snapshot %s built on B names lease keys %v, not the new key %s", id3, keys, newID)
 		}
 		m.waitSequence(seq3) // the mirror needs no key: its root did not change
 	})
@@ -145,4 +146,37 @@ func waitServes(t *testing.T, m *mirrorDaemon, id, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// leaseKeyIDs are the vendor lease keys the tenant's current TUF metadata
+// names (docs/lease_keys.json), read through the control plane's API.
+func leaseKeyIDs(t *testing.T, cp *controlPlane, tenant string) []string {
+	t.Helper()
+	base := "/v1/tenants/" + tenant + "/tuf/"
+	var meta struct {
+		Signed struct {
+			Meta    map[string]struct{ Version int64 } `json:"meta"`
+			Targets map[string]struct {
+				Hashes map[string]string `json:"hashes"`
+			} `json:"targets"`
+		} `json:"signed"`
+	}
+	cp.api("GET", base+"metadata/timestamp.json", cp.admin, nil, &meta, http.StatusOK)
+	sv := meta.Signed.Meta["snapshot.json"].Version
+	cp.api("GET", base+"metadata/"+strconv.FormatInt(sv, 10)+".snapshot.json", cp.admin, nil, &meta, http.StatusOK)
+	tv := meta.Signed.Meta["targets.json"].Version
+	cp.api("GET", base+"metadata/"+strconv.FormatInt(tv, 10)+".targets.json", cp.admin, nil, &meta, http.StatusOK)
+	doc, ok := meta.Signed.Targets["docs/lease_keys.json"]
+	if !ok {
+		t.Fatalf("the tenant's targets list no docs/lease_keys.json")
+	}
+	var keys []struct {
+		KeyID string `json:"key_id"`
+	}
+	cp.api("GET", base+"targets/docs/"+doc.Hashes["sha256"]+".lease_keys.json", cp.admin, nil, &keys, http.StatusOK)
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.KeyID)
+	}
+	return out
 }

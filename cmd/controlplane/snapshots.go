@@ -32,7 +32,7 @@ func snapshotCmd() *cobra.Command {
 		})(store.All(ctx, snaps))
 	})
 	list.Flags().String("tenant", "", "tenant id")
-	show := leaf("show SNAPSHOT_ID", "Show a snapshot (with --envelope, print its signed DSSE envelope)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	show := leaf("show SNAPSHOT_ID", "Show a snapshot build record (with --envelope, the view it recorded, as stored; unsigned: sites verify the tenant's TUF repository)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		s, err := svc.Snapshot(ctx, args[0])
 		if err != nil {
 			return err
@@ -46,7 +46,7 @@ func snapshotCmd() *cobra.Command {
 				s.SnapshotID, s.TenantID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash)
 		})
 	})
-	show.Flags().Bool("envelope", false, "print the signed envelope (JSON) instead")
+	show.Flags().Bool("envelope", false, "print the stored build record (JSON) instead")
 	return group("snapshot", "Build and inspect signed tenant snapshots", build, list, show)
 }
 

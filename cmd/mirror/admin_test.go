@@ -93,7 +93,7 @@ log_level: warn
 	t.Run("sync", func(t *testing.T) {
 		v.Publish(v.Manifest(2, []synctest.Art{b}))
 		out, errs, code := mirrorCmd(t, bin, "sync", "--config", config)
-		if code != 0 || !strings.Contains(out, "committed snapshot snp_000002 (sequence 2): 1 artifacts") {
+		if code != 0 || !strings.Contains(out, "committed snapshot tuf-2 (sequence 2): 1 artifacts") {
 			t.Fatalf("sync: exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 		if got := d.check(t); got != 2 {
@@ -116,14 +116,14 @@ log_level: warn
 		path := filepath.Join(t.TempDir(), "three.tar")
 		os.WriteFile(path, v.Bundle(t, 2), 0o600)
 		out, errs, code := mirrorCmd(t, bin, "import", path, "--dry-run", "--config", config)
-		if code != 0 || !strings.Contains(out, "would import snapshot snp_000003 (sequence 3, held 2): 1 artifacts from the bundle") {
+		if code != 0 || !strings.Contains(out, "would import snapshot tuf-3 (sequence 3, held 2): 1 artifacts from the bundle") {
 			t.Fatalf("import --dry-run: exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 		if got := d.check(t); got != 2 {
 			t.Errorf("after the dry run the daemon serves %d, want 2", got)
 		}
 		out, errs, code = mirrorCmd(t, bin, "import", path, "--config", config)
-		if code != 0 || !strings.Contains(out, "imported snapshot snp_000003 (sequence 3, held 2): 1 artifacts from the bundle") {
+		if code != 0 || !strings.Contains(out, "imported snapshot tuf-3 (sequence 3, held 2): 1 artifacts from the bundle") {
 			t.Fatalf("import: exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 		if got := d.check(t); got != 3 {

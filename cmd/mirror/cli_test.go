@@ -28,7 +28,7 @@ func TestMirror_CLI(t *testing.T) {
 		wantErr string
 		wantOut string
 	}{
-		{"sync once", []string{"sync", "--once", "--config", config}, nil, "", "committed snapshot snp_000001"},
+		{"sync once", []string{"sync", "--once", "--config", config}, nil, "", "committed snapshot tuf-1"},
 		{"status json", []string{"status", "--config", config, "--output", "json"}, nil, "", `"sequence": 1`},
 		{"the data dir's own config, no --config", []string{"status", "--data-dir", dir, "-o", "json"}, nil, "", `"sequence": 1`},
 		{"no mirror initialised", []string{"status", "--data-dir", empty}, nil, "no mirror is initialised in " + empty, ""},
@@ -71,7 +71,7 @@ func TestMirror_CLI(t *testing.T) {
 			t.Errorf("status = %v %q after %v; want a quick lock error", err, out, time.Since(start))
 		}
 		out, err = exec.Command(bin, "status", "--server", d.base, "--output", "json").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), `"snapshot_id": "snp_000001"`) {
+		if err != nil || !strings.Contains(string(out), `"snapshot_id": "tuf-1"`) {
 			t.Errorf("status --server = %v %s", err, out)
 		}
 		d.kill9()

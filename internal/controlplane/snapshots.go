@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +41,10 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 	return a.build(ctx, tenantID, true)
 }
 
-// doBuild builds, signs, stores and publishes one snapshot.
+// doBuild builds one snapshot of the tenant: it stores the build record
+// (sequence, times, and the view itself, unsigned: no site reads it) and
+// publishes the view as the tenant's TUF repository, which is what
+// mirrors and clients verify.
 func (a *App) doBuild(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
 	signers := a.keys.Signers()
 	if len(signers) == 0 {
@@ -61,23 +66,23 @@ func (a *App) doBuild(ctx context.Context, tenantID string) (*catalog.Snapshot, 
 		}
 		id := catalog.NewID(catalog.PrefixSnapshot)
 		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl, Deltas: deltas, LeaseKeys: leaseKeys})
-		env, err := snapshot.Sign(m, signers)
+		rec, err := encodeBuildRecord(m)
 		if err != nil {
 			return nil, err
 		}
 		built = m
+		sum := sha256.Sum256(rec)
 		return &catalog.Snapshot{
 			SnapshotID: id, TenantID: tenantID, Sequence: m.Sequence, CreatedAt: m.CreatedAt,
-			ExpiresAt: m.ExpiresAt, Hash: snapshot.Hash(env), Envelope: env,
+			ExpiresAt: m.ExpiresAt, Hash: hex.EncodeToString(sum[:]), Envelope: rec,
 		}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	// The same view, published as the tenant's TUF repository (tuf.go).
-	// Schema 1 is still what mirrors consume, so a failure here is logged
-	// rather than failing a build whose snapshot is already stored; the
-	// next build publishes again from the current catalog.
+	// The record is already stored, so a failure here is logged; the next
+	// build (or housekeeping's) publishes again from the current catalog.
 	if err := a.publishTUF(ctx, built); err != nil {
 		a.log.Error("publish tuf repository", "tenant", tenantID, "err", err)
 	}
@@ -312,8 +317,30 @@ func (a *App) UpdateEngine(ctx context.Context) (*update.Engine, error) {
 	return v.engine, nil
 }
 
+// BuildRecordType is the payload type of a build record: the view a
+// build made, unsigned (the control plane's own record; what sites
+// verify is the TUF repository). Records stored before it are schema 1
+// DSSE envelopes, with the same payload field.
+const BuildRecordType = "application/vnd.outpost.build-record+json"
+
+// buildRecord is the stored form of a build record (and of a schema 1
+// envelope, whose signatures are ignored).
+type buildRecord struct {
+	PayloadType string `json:"payloadType"`
+	Payload     []byte `json:"payload"`
+}
+
+func encodeBuildRecord(m *snapshot.Manifest) ([]byte, error) {
+	p, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode build record: %w", err)
+	}
+	return json.Marshal(buildRecord{PayloadType: BuildRecordType, Payload: p})
+}
+
+// decodeEnvelope reads the view of a stored build record.
 func decodeEnvelope(env []byte) (*snapshot.Manifest, error) {
-	var e snapshot.Envelope
+	var e buildRecord
 	if err := json.Unmarshal(env, &e); err != nil {
 		return nil, err
 	}
