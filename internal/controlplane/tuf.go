@@ -185,9 +185,19 @@ func names(files []tuf.File) []string {
 
 // state returns the tenant's builder state: in memory, else restored
 // from the store, else nil (first build).
+//
+// The copy in memory is checked against the stored timestamp first:
+// another instance over the same store may have published since, and
+// building or serving from an older state would sign versions the other
+// already used, or refuse the files a mirror asks for.
 func (t *tufState) state(ctx context.Context, tenantID string) (*tuf.State, error) {
 	if st := t.tenants[tenantID]; st != nil {
-		return st, nil
+		_, _, held := st.Versions()
+		if v, err := t.storedTimestampVersion(ctx, tenantID); err != nil || v == held {
+			return st, err
+		}
+		delete(t.tenants, tenantID)
+		delete(t.views, tenantID)
 	}
 	files, err := t.files.TUFSet(ctx, tenantID, tufCurrent)
 	if err != nil || files == nil {
@@ -223,14 +233,38 @@ func (t *tufState) state(ctx context.Context, tenantID string) (*tuf.State, erro
 	return st, nil
 }
 
-// restoreProduct loads a product's published files into the set, once.
-func (t *tufState) restoreProduct(ctx context.Context, ps *tuf.ProductSet, productID string) error {
-	if ps.Roles(productID) != nil {
-		return nil
+// storedTimestampVersion is the version of the tenant's timestamp in the
+// store (0: none).
+func (t *tufState) storedTimestampVersion(ctx context.Context, tenantID string) (int64, error) {
+	b, err := t.file(ctx, tenantID, tuf.MetadataPath(metadata.TIMESTAMP, 0))
+	if errors.Is(err, tuf.ErrNotFound) {
+		return 0, nil
 	}
+	if err != nil {
+		return 0, err
+	}
+	md, err := metadata.Timestamp().FromBytes(b)
+	if err != nil {
+		return 0, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
+	}
+	return md.Signed.Version, nil
+}
+
+// restoreProduct loads a product's published files into the set, unless
+// the set already holds the product role's stored version (another
+// instance over the same store may have published a newer one).
+func (t *tufState) restoreProduct(ctx context.Context, ps *tuf.ProductSet, productID string) error {
 	files, err := t.files.TUFSet(ctx, tufShared, tufProductSetPf+productID)
 	if err != nil || files == nil {
 		return err
+	}
+	if held := ps.Roles(productID); held != nil {
+		role := tuf.ProductRole(productID)
+		for _, f := range files {
+			if strings.HasSuffix(f.Name, "."+role+".json") && f.Name == tuf.MetadataPath(role, held[0].Version) {
+				return nil // the stored version is the one held
+			}
+		}
 	}
 	tf := make([]tuf.File, len(files))
 	for i, f := range files {
