@@ -212,25 +212,6 @@ func servedWholeOnce(m *mirrorDaemon) (int, error) {
 	return servedWholeN(ctx, m, 1)
 }
 
-// mustSnapshotID finds a tenant's snapshot id by sequence.
-func mustSnapshotID(t *testing.T, cp *controlPlane, tenant string, seq int64) string {
-	t.Helper()
-	var page struct {
-		Items []struct {
-			SnapshotID string `json:"snapshot_id"`
-			Sequence   int64  `json:"sequence"`
-		} `json:"items"`
-	}
-	cp.api("GET", "/v1/tenants/"+tenant+"/snapshots?limit=1000", cp.admin, nil, &page, http.StatusOK)
-	for _, s := range page.Items {
-		if s.Sequence == seq {
-			return s.SnapshotID
-		}
-	}
-	t.Fatalf("tenant %s has no snapshot %d", tenant, seq)
-	return ""
-}
-
 // TestFaults_ControlPlaneBlobDiskFull puts the control plane's blob dir
 // on a small tmpfs and fills it: an upload must fail with a clear error
 // naming ENOSPC, leave no artifact and no half object behind, and work

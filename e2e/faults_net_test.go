@@ -210,16 +210,6 @@ func servedWholeN(ctx context.Context, m *mirrorDaemon, n int) (checks int, bad 
 	return checks, nil
 }
 
-// httpGetQuiet is a GET that reports a transport error as status 0.
-func httpGetQuiet(u string) (int, []byte) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	code, body, err := call(context.Background(), c, "GET", u, "", nil, nil)
-	if err != nil {
-		return 0, nil
-	}
-	return code, body
-}
-
 // verifyClean runs `mirror verify` on a stopped mirror: every blob must
 // re-hash right (nothing quarantined).
 func verifyClean(t *testing.T, m *mirrorDaemon) {

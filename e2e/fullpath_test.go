@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -355,17 +354,6 @@ func bundleEntries(t *testing.T, path string) []string {
 		}
 		names = append(names, h.Name)
 	}
-}
-
-// sameSet reports whether got has want's elements, got[0] being want[0].
-func sameSet(got, want []string) bool {
-	if len(got) != len(want) || len(got) == 0 || got[0] != want[0] {
-		return false
-	}
-	a, b := slices.Clone(got), slices.Clone(want)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
 }
 
 // releaseArtifact returns the id of the one artifact attached to a release.

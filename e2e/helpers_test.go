@@ -412,12 +412,6 @@ func (cp *controlPlane) rootFile(tenant string) string {
 	return p
 }
 
-// envelope reads a stored snapshot envelope verbatim.
-func (cp *controlPlane) envelope(id string) []byte {
-	cp.t.Helper()
-	return cp.api("GET", "/v1/snapshots/"+id, cp.admin, nil, nil, http.StatusOK)
-}
-
 // release publishes a release with one linux/x64 file: created first, then
 // the file uploaded and attached, as a vendor's pipeline would.
 func (cp *controlPlane) release(product, version, file string) (releaseID, artifactID string) {
