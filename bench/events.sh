@@ -12,12 +12,12 @@ BATCH=${BENCH_EVENTS_BATCH:-500}
 ensure_bin
 
 port=$(free_port)
-key=$(head -c 32 /dev/urandom | base64)
+"$BENCHTOOL" tufroot -tenant ten_06h2q4zfdaq8ygbcaf8qvvagvw -out "$TMP/root.json"
 cat >"$TMP/mirror.yaml" <<-EOF2
 	data_dir: "$TMP/mirror"
 	listen: "127.0.0.1:$port"
 	tenant_id: "ten_06h2q4zfdaq8ygbcaf8qvvagvw"
-	trusted_keys: ["$key"]
+	root_file: "$TMP/root.json"
 	source: none
 	gc_interval: 0s
 	log_level: warn

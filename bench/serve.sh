@@ -27,14 +27,13 @@ if [ -z "$M" ]; then
 fi
 [ -s "$M/artifacts.txt" ] || die "$M/artifacts.txt missing: not a mirror kept by bench/sync.sh"
 tenant=$(awk '/^tenant_id/ {print $2}' "$M/trust.txt")
-key=$(awk '/^trusted_key/ {print $2}' "$M/trust.txt")
 
 port=$(free_port)
 cat >"$TMP/serve.yaml" <<-EOF
 	data_dir: "$M/data"
 	listen: "127.0.0.1:$port"
 	tenant_id: "$tenant"
-	trusted_keys: ["$key"]
+	root_file: "$M/root.json"
 	source: none
 	gc_interval: 0s
 	log_level: warn

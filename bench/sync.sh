@@ -20,16 +20,15 @@ ensure_bin
 
 start_vgw "$TMP/s3"
 log "filling bucket with $SIZES MiB"
-"$BENCHTOOL" s3fill -endpoint "$S3_ADDR" -access "$S3_ACCESS" -secret "$S3_SECRET" -bucket mirror -sizes "$SIZES" >"$TMP/fill"
+"$BENCHTOOL" s3fill -endpoint "$S3_ADDR" -access "$S3_ACCESS" -secret "$S3_SECRET" -bucket mirror -sizes "$SIZES" -root "$TMP/root.json" >"$TMP/fill"
 tenant=$(awk '/^tenant_id/ {print $2}' "$TMP/fill")
-key=$(awk '/^trusted_key/ {print $2}' "$TMP/fill")
 total=$(awk '/^artifact/ {s += $4} END {printf "%.0f", s}' "$TMP/fill")
 
 mirror_config() { # DATADIR
 	cat <<-EOF
 		data_dir: "$1"
 		tenant_id: "$tenant"
-		trusted_keys: ["$key"]
+		root_file: "$TMP/root.json"
 		source: s3
 		s3:
 		  endpoint: "$S3_ADDR"
@@ -44,7 +43,7 @@ mirror_config() { # DATADIR
 raw_round() { # ROUND [-fsync]
 	rm -rf "$TMP/raw" && mkdir -p "$TMP/raw"
 	"$BENCHTOOL" s3get -endpoint "$S3_ADDR" -access "$S3_ACCESS" -secret "$S3_SECRET" -bucket mirror \
-		-prefix artifacts/ -concurrency "$CONC" -dir "$TMP/raw" ${2:-} >"$TMP/raw.out"
+		-prefix targets/ -concurrency "$CONC" -dir "$TMP/raw" ${2:-} >"$TMP/raw.out"
 	local bytes secs
 	bytes=$(awk '/^bytes/ {print $2}' "$TMP/raw.out")
 	secs=$(awk '/^seconds/ {print $2}' "$TMP/raw.out")
@@ -109,5 +108,6 @@ if [ -n "${BENCH_KEEP_MIRROR:-}" ]; then
 	mkdir -p "$BENCH_KEEP_MIRROR"
 	mv "$TMP/mirror/data" "$BENCH_KEEP_MIRROR/data"
 	grep '^artifact' "$TMP/fill" >"$BENCH_KEEP_MIRROR/artifacts.txt"
-	awk '/^(tenant_id|trusted_key)/' "$TMP/fill" >"$BENCH_KEEP_MIRROR/trust.txt"
+	cp "$TMP/root.json" "$BENCH_KEEP_MIRROR/root.json"
+	awk '/^tenant_id/' "$TMP/fill" >"$BENCH_KEEP_MIRROR/trust.txt"
 fi

@@ -5,7 +5,8 @@
 # (BENCH_PAIR_ROUNDS; the median of the per-pair ratios kept, the p99 of
 # the median run). Target ≥ 0.8× at both. The tenant is updatetest.Default (50 products × 1,000
 # releases × 6 artifacts, 20 policies, rollouts, blocked versions), signed
-# and carried to the mirror in a bundle (benchtool updates); every
+# as a TUF repository and carried to the mirror in a TUF bundle
+# (benchtool updates); every
 # artifact is the same 1-byte blob so the setup stays small. Also a mixed
 # workload (1,000 different queries, ~5% bad) and the engine
 # micro-benchmarks (go test -bench . ./internal/update).
@@ -20,24 +21,22 @@ CONNS_WIDE=${BENCH_UPDATES_CONNECTIONS_WIDE:-1000}
 raise_nofile $((CONNS_WIDE * 4 + 1024))
 
 log "generating and signing the tenant"
-"$BENCHTOOL" updates -bundle "$TMP/tenant.tar" -paths "$TMP/paths.txt" >"$TMP/gen"
+"$BENCHTOOL" updates -bundle "$TMP/tenant.tar" -root "$TMP/root.json" -paths "$TMP/paths.txt" >"$TMP/gen"
 tenant=$(awk '/^tenant_id/ {print $2}' "$TMP/gen")
-key=$(awk '/^trusted_key/ {print $2}' "$TMP/gen")
 query=$(awk '/^query/ {print $2}' "$TMP/gen")
-envbytes=$(awk '/^envelope_bytes/ {print $2}' "$TMP/gen")
+bundlebytes=$(awk '/^bundle_bytes/ {print $2}' "$TMP/gen")
 
 port=$(free_port)
 cat >"$TMP/mirror.yaml" <<-EOF
 	data_dir: "$TMP/mirror"
 	listen: "127.0.0.1:$port"
 	tenant_id: "$tenant"
-	trusted_keys: ["$key"]
+	root_file: "$TMP/root.json"
 	source: none
-	max_snapshot_bytes: $((envbytes + (1 << 20)))
 	gc_interval: 0s
 	log_level: warn
 EOF
-log "importing the bundle ($(fmt1 "$(calc "$envbytes / 1048576")") MiB envelope)"
+log "importing the TUF bundle ($(fmt1 "$(calc "$bundlebytes / 1048576")") MiB)"
 "$BENCHTOOL" peakrss -o "$TMP/import.rss" -- "$BIN/mirror" import --config "$TMP/mirror.yaml" "$TMP/tenant.tar" >&2 ||
 	die "mirror import failed"
 echo "updates_import $(awk '/^wall_seconds/ {print $2}' "$TMP/import.rss") $(awk '/^peakrss_kib/ {print $2}' "$TMP/import.rss")"
@@ -142,7 +141,7 @@ row "Mirror update check, same tenant, 1,000 different queries (~5% bad), $CONNS
 	"${ratio}×" "recorded" "info" "wrk -t2 -c$CONNS -d${DURATION}s --latency -s paths.lua URL (bench/updates.sh)"
 rss=$(hwm_kib $mpid)
 echo "updates_rss $rss"
-row "Mirror peak RSS holding the update-check tenant ($(fmt1 "$(calc "$envbytes / 1048576")") MiB envelope)" \
+row "Mirror peak RSS holding the update-check tenant (TUF; a $(fmt1 "$(calc "$bundlebytes / 1048576")") MiB bundle)" \
 	"$(fmt1 "$(calc "$rss / 1024")") MiB" "—" "—" "recorded" "info" "bench/updates.sh: VmHWM of mirror serve"
 
 log "engine micro-benchmarks"

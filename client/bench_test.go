@@ -14,11 +14,11 @@ func BenchmarkDownload(b *testing.B) {
 	const size = 16 << 20
 	v := newVendor(b, size)
 	s := newServer(b, v)
-	c, err := New(s.srv.URL, v.options()...)
+	c, err := New(s.srv.URL, v.options(b)...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := c.Check(context.Background(), Query{Product: "app", Channel: "stable", Platform: "linux", Arch: "x64", Version: "1.0.0"})
+	d, err := c.Check(context.Background(), Query{Product: v.m.Products[0].ProductID, Channel: "stable", Platform: "linux", Arch: "x64", Version: "1.0.0"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -112,7 +112,6 @@ func TestNew_RejectsBadInput(t *testing.T) {
 		{"query", "http://x/?a=b", nil},
 		{"userinfo", "http://u:p@x", nil},
 		{"token newline", "http://x", []Option{WithToken("a\nb")}},
-		{"threshold 0", "http://x", []Option{WithThreshold(0)}},
 		{"key id mismatch", "http://x", []Option{WithTrustedKeys(map[string]ed25519.PublicKey{"00": make([]byte, 32)})}},
 	}
 	for _, tc := range cases {

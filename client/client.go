@@ -25,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/wire"
 )
@@ -46,13 +45,16 @@ type Client struct {
 	token     string
 	http      *http.Client
 	userAgent string
-	trust     snapshot.Trust
-	retries   int
-	backoff   time.Duration
-	reqTries  int
-	reqWithin time.Duration
-	kind      ServerKind
-	now       func() time.Time
+	// vendorKeys and tenantID verify vendor-signed (online) leases
+	// (WithTrustedKeys, WithTenant).
+	vendorKeys map[string]ed25519.PublicKey
+	tenantID   string
+	retries    int
+	backoff    time.Duration
+	reqTries   int
+	reqWithin  time.Duration
+	kind       ServerKind
+	now        func() time.Time
 
 	mu       sync.Mutex
 	detected ServerKind // KindAuto until serverKind has asked
@@ -150,11 +152,13 @@ func WithUserAgent(ua string) Option {
 }
 
 // WithTrustedKeys pins the vendor's ed25519 public keys, keyed by key id
-// (see KeyID). Download and VerifyLease require at least one.
+// (see KeyID), that sign online (vendor-issued) leases: VerifyLease needs
+// one for such a lease. Updates and mirror-signed leases are verified
+// from the tenant's TUF root instead (WithTUF).
 func WithTrustedKeys(keys map[string]ed25519.PublicKey) Option {
 	return func(c *Client) error {
-		if c.trust.Keys == nil {
-			c.trust.Keys = make(map[string]ed25519.PublicKey, len(keys))
+		if c.vendorKeys == nil {
+			c.vendorKeys = make(map[string]ed25519.PublicKey, len(keys))
 		}
 		for id, k := range keys {
 			if len(k) != ed25519.PublicKeySize {
@@ -163,40 +167,16 @@ func WithTrustedKeys(keys map[string]ed25519.PublicKey) Option {
 			if KeyID(k) != id {
 				return fmt.Errorf("trusted key %s: key id does not match the key", id)
 			}
-			c.trust.Keys[id] = k
+			c.vendorKeys[id] = k
 		}
 		return nil
 	}
 }
 
-// WithThreshold sets how many distinct trusted keys must sign a snapshot
-// (default 1).
-func WithThreshold(n int) Option {
-	return func(c *Client) error {
-		if n < 1 {
-			return errors.New("threshold: must be at least 1")
-		}
-		c.trust.Threshold = n
-		return nil
-	}
-}
-
-// WithTenant pins the tenant whose snapshots the client accepts. Download
-// requires it: a snapshot of another tenant is a verification failure.
+// WithTenant pins the tenant whose vendor-signed leases VerifyLease
+// accepts (WithTUF pins it too).
 func WithTenant(tenantID string) Option {
-	return func(c *Client) error { c.trust.TenantID = tenantID; return nil }
-}
-
-// WithMaxSnapshotSize caps a fetched snapshot envelope (default
-// snapshot.DefaultMaxSize).
-func WithMaxSnapshotSize(n int64) Option {
-	return func(c *Client) error {
-		if n <= 0 {
-			return errors.New("max snapshot size: must be positive")
-		}
-		c.trust.MaxSize = n
-		return nil
-	}
+	return func(c *Client) error { c.tenantID = tenantID; return nil }
 }
 
 // WithRetries sets how many times Download resumes after a transport
@@ -253,7 +233,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		base:      base,
 		http:      http.DefaultClient,
 		userAgent: DefaultUserAgent,
-		trust:     snapshot.Trust{Threshold: 1},
 		retries:   3,
 		backoff:   DefaultBackoff,
 		reqTries:  DefaultRequestTries,

@@ -147,37 +147,25 @@ func (c *Client) downloadDelta(ctx context.Context, d *Decision, dest, installed
 	return got, nil
 }
 
-// deltaManifest verifies the decision end to end, against the signed
-// snapshot it names or (WithTUF) the verified TUF metadata, and returns
-// the verified manifest whose deltas count.
+// deltaManifest verifies the decision end to end against the verified
+// TUF metadata (WithTUF) and returns the verified manifest whose deltas
+// count.
 func (c *Client) deltaManifest(ctx context.Context, d *Decision) (*snapshot.Manifest, error) {
-	if c.tuf != nil {
-		t, repo, err := c.checkTUFRepo(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		if t.SHA256 != strings.ToLower(d.Artifact.SHA256) || t.Length != d.Artifact.SizeBytes {
-			return nil, fmt.Errorf("%w: the answer's artifact is not the signed target %s", ErrVerification, t.Path)
-		}
-		m, err := repo.Manifest()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrVerification, err)
-		}
-		d.productName = repo.ProductName(d.Release.ProductID)
-		return m, nil
+	if err := c.requireTUF(); err != nil {
+		return nil, err
 	}
-	m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
+	t, repo, err := c.checkTUFRepo(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	if err := matchManifest(d, m); err != nil {
-		return nil, err
+	if t.SHA256 != strings.ToLower(d.Artifact.SHA256) || t.Length != d.Artifact.SizeBytes {
+		return nil, fmt.Errorf("%w: the answer's artifact is not the signed target %s", ErrVerification, t.Path)
 	}
-	for _, p := range m.Products {
-		if p.ProductID == d.Release.ProductID {
-			d.productName = p.Name
-		}
+	m, err := repo.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
+	d.productName = repo.ProductName(d.Release.ProductID)
 	return m, nil
 }
 

@@ -61,11 +61,18 @@ func newDeltaFixture(t *testing.T, signed func(f *deltaFixture) []byte) *deltaFi
 	f.deltaID = catalog.NewID(catalog.PrefixDelta)
 	m := v.clone(t)
 	m.Artifacts = append(m.Artifacts, snapshot.Artifact{ArtifactID: baseArt, SHA256: sumHex(f.base), SizeBytes: int64(len(f.base)), SourceType: "MANAGED"})
+	// The base is an older release's artifact: the metadata lists a
+	// delta only between artifacts it lists.
+	older := m.Releases[0]
+	older.ReleaseID, older.Version = catalog.NewID(catalog.PrefixRelease), "1.1.0"
+	older.Artifacts = []snapshot.ReleaseArtifact{{ReleaseArtifactID: catalog.NewID(catalog.PrefixReleaseArtifact), ArtifactID: baseArt, Platform: "linux", Arch: "x64", InstallerType: "zip"}}
+	m.Releases = append(m.Releases, older)
 	m.Deltas = []snapshot.Delta{{
 		DeltaID: f.deltaID, FromArtifactID: baseArt, ToArtifactID: m.Artifacts[0].ArtifactID,
 		FromSHA256: sumHex(f.base), ToSHA256: m.Artifacts[0].SHA256, SHA256: sumHex(sig), SizeBytes: int64(len(sig)),
 	}}
-	v.m, v.env = m, v.sign(t, m, v.key)
+	v.m = m
+	v.publish(t, m)
 	f.s = newServer(t, v)
 	d := v.decision()
 	sd := m.Deltas[0]
@@ -97,7 +104,7 @@ func (f *deltaFixture) download(t *testing.T, installed string) (DeltaResult, st
 			t.Fatal(err)
 		}
 	}
-	d, err := c.Check(context.Background(), Query{Product: "app", Channel: "stable", Platform: "linux", Arch: "x64", Version: "1.0.0", InstalledSHA256: sum})
+	d, err := c.Check(context.Background(), Query{Product: f.v.m.Products[0].ProductID, Channel: "stable", Platform: "linux", Arch: "x64", Version: "1.0.0", InstalledSHA256: sum})
 	if err != nil {
 		t.Fatal(err)
 	}

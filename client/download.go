@@ -15,25 +15,20 @@ import (
 // Download fetches the artifact a decision offers into dest and reports
 // success only when it is what the vendor signed. In order it:
 //
-//  1. fetches the snapshot the decision names and verifies it against the
-//     pinned keys, threshold and tenant;
-//  2. checks that the decision's release is ACTIVE in that manifest and its
-//     artifact id, sha256 and size are exactly the signed ones;
-//  3. streams the bytes into dest+".part" with the one resumable, verified
-//     download (internal/fetch): resuming with Range from what is already
-//     there (re-hashing that prefix), restarting when the server ignores
-//     Range, checking the Content-Range total, reading at most one byte past
-//     the signed size, retrying transport failures;
-//  4. compares size and sha256, then fsyncs and renames into dest.
-//
-// With WithTUF, steps 1 and 2 are instead: refresh the trusted metadata
-// in the state directory from the server's /tuf/ (rollback and freeze
-// refused across runs), then tuf.CheckAnswer binds the decision to the
-// query of Check (product, channel, platform, arch, installer type), to
-// the installed version (strictly newer) and to the release's status in
-// the current metadata; a refusal is an *AnswerError naming the field.
-// The bytes then come from the signed target's path under /tuf/targets/
-// and must match its signed length and sha256.
+//  1. refreshes the trusted TUF metadata in the state directory from the
+//     server's /tuf/ (WithTUF, required: rollback and freeze refused
+//     across runs);
+//  2. binds the decision with tuf.CheckAnswer to the query of Check
+//     (product, channel, platform, arch, installer type), to the installed
+//     version (strictly newer) and to the release's status in the current
+//     metadata; a refusal is an *AnswerError naming the field;
+//  3. streams the signed target's bytes (its path under /tuf/targets/)
+//     into dest+".part" with the one resumable, verified download
+//     (internal/fetch): resuming with Range from what is already there
+//     (re-hashing that prefix), restarting when the server ignores Range,
+//     checking the Content-Range total, reading at most one byte past the
+//     signed length, retrying transport failures;
+//  4. compares length and sha256, then fsyncs and renames into dest.
 //
 // A verification failure (errors.Is(err, ErrVerification)) leaves nothing
 // at dest and removes the partial file; a transport failure keeps it so a
@@ -49,33 +44,19 @@ func (c *Client) Download(ctx context.Context, d *Decision, dest string, progres
 	if dest == "" {
 		return fmt.Errorf("%w: download: destination path is empty", ErrConfig)
 	}
-	a := *d.Artifact
-	ref := a.URL
-	if c.tuf != nil {
-		// TUF: the answer bound to the query and the current metadata
-		// first; then the signed target's bytes, at its signed length
-		// and sha256.
-		t, repo, err := c.checkTUFRepo(ctx, d)
-		if err != nil {
-			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
-		}
-		d.productName = repo.ProductName(d.Release.ProductID)
-		a.SHA256, a.SizeBytes = t.SHA256, t.Length
-		ref = "/tuf/" + tuf.TargetPath(t.Path, t.SHA256)
-	} else {
-		m, err := c.VerifiedSnapshot(ctx, d.Snapshot.SnapshotID)
-		if err != nil {
-			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
-		}
-		if err := matchManifest(d, m); err != nil {
-			return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
-		}
-		for _, p := range m.Products {
-			if p.ProductID == d.Release.ProductID {
-				d.productName = p.Name
-			}
-		}
+	if err := c.requireTUF(); err != nil {
+		return fmt.Errorf("download: %w", err)
 	}
+	a := *d.Artifact
+	// The answer bound to the query and the current metadata first; then
+	// the signed target's bytes, at its signed length and sha256.
+	t, repo, err := c.checkTUFRepo(ctx, d)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", d.Artifact.ArtifactID, err)
+	}
+	d.productName = repo.ProductName(d.Release.ProductID)
+	a.SHA256, a.SizeBytes = t.SHA256, t.Length
+	ref := "/tuf/" + tuf.TargetPath(t.Path, t.SHA256)
 	u, err := c.resolve(ref)
 	if err != nil {
 		return fmt.Errorf("download %s: %w: %w", d.Artifact.ArtifactID, ErrProtocol, err)

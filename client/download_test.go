@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -15,21 +14,23 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
-	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
+	"github.com/outpost/outpost/internal/tuf/tufhttp"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 func newTestClient(t *testing.T, s *server, v *vendor, extra ...Option) *Client {
 	t.Helper()
-	c, err := New(s.srv.URL, append(v.options(), extra...)...)
+	c, err := New(s.srv.URL, append(v.options(t), extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func check(t *testing.T, c *Client) *Decision {
+func check(t *testing.T, c *Client, v *vendor) *Decision {
 	t.Helper()
-	d, err := c.Check(context.Background(), Query{Product: "app", Channel: "stable", Platform: "linux", Arch: "x64", Version: "1.0.0"})
+	d, err := c.Check(context.Background(), Query{Product: v.m.Products[0].ProductID, Channel: "stable", Platform: "linux", Arch: "x64", Version: "1.0.0"})
 	if err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -51,7 +52,7 @@ func TestDownload_Verified(t *testing.T) {
 	c := newTestClient(t, s, v)
 	dest := filepath.Join(t.TempDir(), "app.zip")
 	var last, total int64
-	err := c.Download(context.Background(), check(t, c), dest, func(d, tot int64) { last, total = d, tot })
+	err := c.Download(context.Background(), check(t, c, v), dest, func(d, tot int64) { last, total = d, tot })
 	if err != nil {
 		t.Fatalf("download: %v", err)
 	}
@@ -75,7 +76,7 @@ func TestDownload_ResumesAfterDroppedConnection(t *testing.T) {
 		s.set(func(s *server) { s.dropAfter = 200 << 10 })
 		c := newTestClient(t, s, v, WithRetries(2, time.Millisecond))
 		dest := filepath.Join(t.TempDir(), "app.zip")
-		if err := c.Download(context.Background(), check(t, c), dest, nil); err != nil {
+		if err := c.Download(context.Background(), check(t, c, v), dest, nil); err != nil {
 			t.Fatalf("download: %v", err)
 		}
 		got, _ := os.ReadFile(dest)
@@ -93,7 +94,7 @@ func TestDownload_ResumesAfterDroppedConnection(t *testing.T) {
 		s.set(func(s *server) { s.dropAfter = 123457 })
 		c := newTestClient(t, s, v) // no retries
 		dest := filepath.Join(t.TempDir(), "app.zip")
-		d := check(t, c)
+		d := check(t, c, v)
 		err := c.Download(context.Background(), d, dest, nil)
 		if !errors.Is(err, ErrNetwork) {
 			t.Fatalf("first download: got %v, want ErrNetwork", err)
@@ -123,7 +124,7 @@ func TestDownload_ResumesAfterDroppedConnection(t *testing.T) {
 		dest := filepath.Join(t.TempDir(), "app.zip")
 		bad := bytes.Repeat([]byte{0xAA}, 1000) // not the payload's first bytes
 		os.WriteFile(dest+".part", bad, 0o644)
-		err := c.Download(context.Background(), check(t, c), dest, nil)
+		err := c.Download(context.Background(), check(t, c, v), dest, nil)
 		if !errors.Is(err, ErrVerification) {
 			t.Fatalf("got %v, want ErrVerification", err)
 		}
@@ -135,7 +136,7 @@ func TestDownload_ResumesAfterDroppedConnection(t *testing.T) {
 		c := newTestClient(t, s, v)
 		dest := filepath.Join(t.TempDir(), "app.zip")
 		os.WriteFile(dest+".part", make([]byte, 5000), 0o644)
-		if err := c.Download(context.Background(), check(t, c), dest, nil); err != nil {
+		if err := c.Download(context.Background(), check(t, c, v), dest, nil); err != nil {
 			t.Fatalf("download: %v", err)
 		}
 		got, _ := os.ReadFile(dest)
@@ -175,48 +176,52 @@ func TestDownload_LyingMirror(t *testing.T) {
 		{"decision version altered", func(t *testing.T, v *vendor, s *server) {
 			s.decision.Release.Version = "9.9.9"
 		}, nil},
-		{"decision sequence altered", func(t *testing.T, v *vendor, s *server) {
-			s.decision.Snapshot.Sequence = 99
+		{"decision names another product's target", func(t *testing.T, v *vendor, s *server) {
+			s.decision.Artifact.Target = tuf.ArtifactTarget(catalog.NewID(catalog.PrefixProduct), v.m.Releases[0].Artifacts[0].ReleaseArtifactID)
 		}, nil},
-		{"snapshot signed by an untrusted key", func(t *testing.T, v *vendor, s *server) {
-			_, evil := newKey(t)
-			s.envelope = v.sign(t, v.m, evil)
-		}, snapshot.ErrUntrustedKey},
-		{"snapshot payload altered under the vendor signature", func(t *testing.T, v *vendor, s *server) {
-			var env snapshot.Envelope
-			if err := json.Unmarshal(v.env, &env); err != nil {
-				t.Fatal(err)
-			}
-			env.Payload = bytes.Replace(env.Payload, []byte(v.m.Artifacts[0].SHA256), []byte(hex.EncodeToString(sha256Sum([]byte("x")))), 1)
-			s.envelope, _ = json.Marshal(env)
-			s.body = []byte("x")
-		}, snapshot.ErrSignature},
-		{"snapshot of another tenant", func(t *testing.T, v *vendor, s *server) {
+		{"metadata signed by untrusted keys", func(t *testing.T, v *vendor, s *server) {
+			other := tuftest.NewVendor(t, v.tenantID, 100)
+			other.Build(v.clone(t))
+			s.repo = tufhttp.New(other.Repo, tufhttp.Options{Prefix: "/tuf/"})
+		}, nil},
+		{"timestamp altered under the vendor signature", func(t *testing.T, v *vendor, s *server) {
+			honest := s.repo
+			s.repo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/tuf/metadata/timestamp.json" {
+					honest.ServeHTTP(w, r)
+					return
+				}
+				b := v.tv.Repo.Get("metadata/timestamp.json")
+				w.Write(bytes.Replace(b, []byte(`"version":`), []byte(`"version":1`), 1))
+			})
+		}, nil},
+		{"metadata of another tenant", func(t *testing.T, v *vendor, s *server) {
+			other := tuftest.NewVendor(t, catalog.NewID(catalog.PrefixTenant), 0)
 			m := v.clone(t)
-			other := catalog.NewID(catalog.PrefixTenant)
-			m.TenantID, m.Tenant.TenantID = other, other
-			s.envelope = v.sign(t, m, v.key)
-		}, snapshot.ErrTenant},
-		{"release revoked in the manifest", func(t *testing.T, v *vendor, s *server) {
+			m.TenantID, m.Tenant.TenantID = other.TenantID, other.TenantID
+			other.Build(m)
+			s.repo = tufhttp.New(other.Repo, tufhttp.Options{Prefix: "/tuf/"})
+		}, nil},
+		{"release revoked in the current metadata", func(t *testing.T, v *vendor, s *server) {
 			m := v.clone(t)
 			at := time.Now().UTC().Truncate(time.Second)
 			m.Releases[0].Status, m.Releases[0].RevokedAt = "REVOKED", &at
-			s.envelope = v.sign(t, m, v.key)
+			v.publish(t, m)
 		}, nil},
-		{"expired snapshot", func(t *testing.T, v *vendor, s *server) {
-			m := v.clone(t)
-			m.CreatedAt = time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
-			m.ExpiresAt = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-			s.envelope = v.sign(t, m, v.key)
-		}, snapshot.ErrExpired},
-		{"another snapshot than the one named", func(t *testing.T, v *vendor, s *server) {
-			m := v.clone(t)
-			m.SnapshotID = catalog.NewID(catalog.PrefixSnapshot)
-			s.envelope = v.sign(t, m, v.key)
+		{"expired metadata", func(t *testing.T, v *vendor, s *server) {
+			v.tv.Now = time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
+			v.tv.Refresh()
 		}, nil},
-		{"oversized envelope", func(t *testing.T, v *vendor, s *server) {
-			s.envelope = append(bytes.Repeat([]byte(" "), 2<<20), v.env...)
-		}, snapshot.ErrTooLarge},
+		{"oversized timestamp", func(t *testing.T, v *vendor, s *server) {
+			honest := s.repo
+			s.repo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/tuf/metadata/timestamp.json" {
+					honest.ServeHTTP(w, r)
+					return
+				}
+				w.Write(append(bytes.Repeat([]byte(" "), 2<<20), v.tv.Repo.Get("metadata/timestamp.json")...))
+			})
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,9 +232,9 @@ func TestDownload_LyingMirror(t *testing.T) {
 				s.decision = d
 				tc.lie(t, v, s)
 			})
-			c := newTestClient(t, s, v, WithMaxSnapshotSize(1<<20))
+			c := newTestClient(t, s, v)
 			dest := filepath.Join(t.TempDir(), "app.zip")
-			err := c.Download(context.Background(), check(t, c), dest, nil)
+			err := c.Download(context.Background(), check(t, c, v), dest, nil)
 			if !errors.Is(err, ErrVerification) {
 				t.Fatalf("got %v, want ErrVerification", err)
 			}
@@ -250,7 +255,7 @@ func TestDownload_StopsOneByteOver(t *testing.T) {
 		dest := filepath.Join(t.TempDir(), "app.zip")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		err := c.Download(ctx, check(t, c), dest, nil)
+		err := c.Download(ctx, check(t, c, v), dest, nil)
 		if !errors.Is(err, ErrVerification) {
 			t.Fatalf("got %v, want ErrVerification", err)
 		}
@@ -261,18 +266,11 @@ func TestDownload_StopsOneByteOver(t *testing.T) {
 		s := newServer(t, v)
 		// A server that sends the payload plus one byte without announcing
 		// a length: the client must read size+1 bytes and stop.
-		mux := http.NewServeMux()
-		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			w.(http.Flusher).Flush() // chunked, no Content-Length
-			w.Write(append(bytes.Clone(v.payload), 0))
-		})
-		other := httptest.NewServer(mux)
-		defer other.Close()
-		s.set(func(s *server) { s.decision.Artifact.URL = other.URL + "/blob" })
+		s.set(func(s *server) { s.body, s.chunked = append(bytes.Clone(v.payload), 0), true })
 		c := newTestClient(t, s, v)
 		dest := filepath.Join(t.TempDir(), "app.zip")
 		var max int64
-		err := c.Download(context.Background(), check(t, c), dest, func(d, _ int64) { max = d })
+		err := c.Download(context.Background(), check(t, c, v), dest, func(d, _ int64) { max = d })
 		if !errors.Is(err, ErrVerification) {
 			t.Fatalf("got %v, want ErrVerification", err)
 		}
@@ -287,7 +285,7 @@ func TestDownload_StopsOneByteOver(t *testing.T) {
 		s.set(func(s *server) { s.body = append(bytes.Clone(v.payload), 0) })
 		c := newTestClient(t, s, v)
 		dest := filepath.Join(t.TempDir(), "app.zip")
-		err := c.Download(context.Background(), check(t, c), dest, nil)
+		err := c.Download(context.Background(), check(t, c, v), dest, nil)
 		if !errors.Is(err, ErrVerification) {
 			t.Fatalf("got %v, want ErrVerification", err)
 		}
@@ -295,6 +293,9 @@ func TestDownload_StopsOneByteOver(t *testing.T) {
 	})
 }
 
+// TestDownload_TokenStaysOnServer: the bytes come from the server's
+// /tuf/targets/, never from a URL the answer names elsewhere, so the
+// token reaches no other host.
 func TestDownload_TokenStaysOnServer(t *testing.T) {
 	v := newVendor(t, 1000)
 	s := newServer(t, v)
@@ -307,11 +308,11 @@ func TestDownload_TokenStaysOnServer(t *testing.T) {
 	s.set(func(s *server) { s.decision.Artifact.URL = other.URL + "/external/app.zip" })
 	c := newTestClient(t, s, v, WithToken("secret"))
 	dest := filepath.Join(t.TempDir(), "app.zip")
-	if err := c.Download(context.Background(), check(t, c), dest, nil); err != nil {
+	if err := c.Download(context.Background(), check(t, c, v), dest, nil); err != nil {
 		t.Fatalf("download: %v", err)
 	}
-	if len(auth) != 1 || auth[0] != "" {
-		t.Errorf("external host got Authorization %q, want none", auth)
+	if len(auth) != 0 {
+		t.Errorf("external host got %d requests (Authorization %q), want none", len(auth), auth)
 	}
 	if s.auth[0] != "Bearer secret" {
 		t.Errorf("own server got Authorization %q, want the bearer token", s.auth[0])
@@ -325,9 +326,8 @@ func TestDownload_NeedsTrust(t *testing.T) {
 		name string
 		opts []Option
 	}{
-		{"no keys", []Option{WithTenant(v.tenantID)}},
-		{"no tenant", []Option{WithTrustedKeys(v.keys())}},
-		{"threshold above keys", []Option{WithTrustedKeys(v.keys()), WithTenant(v.tenantID), WithThreshold(2)}},
+		{"nothing", nil},
+		{"vendor keys but no TUF root", []Option{WithTrustedKeys(v.keys()), WithTenant(v.tenantID)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,38 +336,11 @@ func TestDownload_NeedsTrust(t *testing.T) {
 				t.Fatal(err)
 			}
 			dest := filepath.Join(t.TempDir(), "app.zip")
-			err = c.Download(context.Background(), check(t, c), dest, nil)
+			err = c.Download(context.Background(), check(t, c, v), dest, nil)
 			if !errors.Is(err, ErrConfig) {
 				t.Fatalf("got %v, want ErrConfig", err)
 			}
 			assertNothingAt(t, dest)
-		})
-	}
-}
-
-func TestMatchManifest_Pure(t *testing.T) {
-	v := newVendor(t, 10)
-	honest := v.decision()
-	if err := matchManifest(&honest, v.m); err != nil {
-		t.Fatalf("honest decision: %v", err)
-	}
-	cases := map[string]func(d *Decision){
-		"sha256":         func(d *Decision) { d.Artifact.SHA256 = hex.EncodeToString(sha256Sum(nil)) },
-		"size":           func(d *Decision) { d.Artifact.SizeBytes++ },
-		"requires_admin": func(d *Decision) { d.Artifact.RequiresAdmin = true },
-		"installer_type": func(d *Decision) { d.Artifact.InstallerType = "msi" },
-		"channel":        func(d *Decision) { d.Release.Channel = "beta" },
-		"product":        func(d *Decision) { d.Release.ProductID = catalog.NewID(catalog.PrefixProduct) },
-		"release id":     func(d *Decision) { d.Release.ReleaseID = catalog.NewID(catalog.PrefixRelease) },
-		"snapshot id":    func(d *Decision) { d.Snapshot.SnapshotID = catalog.NewID(catalog.PrefixSnapshot) },
-	}
-	for name, lie := range cases {
-		t.Run(name, func(t *testing.T) {
-			d := v.decision()
-			lie(&d)
-			if err := matchManifest(&d, v.m); !errors.Is(err, ErrVerification) {
-				t.Errorf("got %v, want ErrVerification", err)
-			}
 		})
 	}
 }

@@ -19,17 +19,22 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
+	"github.com/outpost/outpost/internal/tuf/tufhttp"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
-// vendor is a test vendor: a signing key, a tenant and a signed snapshot
-// with one release whose artifact is payload.
+// vendor is a test vendor: a tenant's TUF repository holding one release
+// whose artifact is payload, and the vendor's lease signing key.
 type vendor struct {
 	key      ed25519.PrivateKey
 	pub      ed25519.PublicKey
 	tenantID string
 	m        *snapshot.Manifest
-	env      []byte
+	tv       *tuftest.Vendor
 	payload  []byte
+	// target is the artifact's consistent target path (under /tuf/).
+	target string
 
 	mirrorID  string
 	mirrorKey ed25519.PrivateKey
@@ -87,18 +92,18 @@ func newVendor(t testing.TB, size int) *vendor {
 		SeatAssignments: []snapshot.SeatAssignment{},
 		MirrorKeys:      []snapshot.MirrorKey{{MirrorID: v.mirrorID, PublicKey: base64.StdEncoding.EncodeToString(mpub)}},
 	}
-	v.env = v.sign(t, v.m, priv)
+	v.tv = tuftest.NewVendor(t, v.tenantID, 0)
+	v.publish(t, v.m)
 	return v
 }
 
-// sign signs m with key.
-func (v *vendor) sign(t testing.TB, m *snapshot.Manifest, key ed25519.PrivateKey) []byte {
+// publish signs m as the repository's next version.
+func (v *vendor) publish(t testing.TB, m *snapshot.Manifest) {
 	t.Helper()
-	env, err := snapshot.Sign(m, []snapshot.Signer{{Key: key}})
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return env
+	v.tv.Now = time.Now().UTC().Truncate(time.Second)
+	v.tv.Build(m)
+	r, a := m.Releases[0], m.Artifacts[0]
+	v.target = tuf.TargetPath(tuf.ArtifactTarget(r.ProductID, r.Artifacts[0].ReleaseArtifactID), a.SHA256)
 }
 
 // clone deep-copies the manifest through JSON.
@@ -120,8 +125,9 @@ func (v *vendor) decision() Decision {
 	r, a := v.m.Releases[0], v.m.Artifacts[0]
 	return Decision{
 		UpdateAvailable: true, Action: ActionDownload,
-		Release:  &Release{ReleaseID: r.ReleaseID, ProductID: r.ProductID, Channel: r.Channel, Version: r.Version, PublishedAt: r.PublishedAt},
-		Artifact: &Artifact{ArtifactID: a.ArtifactID, SHA256: a.SHA256, SizeBytes: a.SizeBytes, URL: "/v1/artifacts/" + a.ArtifactID + "/download", InstallerType: "zip"},
+		Release: &Release{ReleaseID: r.ReleaseID, ProductID: r.ProductID, Channel: r.Channel, Version: r.Version, PublishedAt: r.PublishedAt},
+		Artifact: &Artifact{ArtifactID: a.ArtifactID, SHA256: a.SHA256, SizeBytes: a.SizeBytes, URL: "/v1/artifacts/" + a.ArtifactID + "/download", InstallerType: "zip",
+			Target: tuf.ArtifactTarget(r.ProductID, r.Artifacts[0].ReleaseArtifactID)},
 		Snapshot: &SnapshotRef{SnapshotID: v.m.SnapshotID, Sequence: v.m.Sequence},
 	}
 }
@@ -130,9 +136,10 @@ func (v *vendor) keys() map[string]ed25519.PublicKey {
 	return map[string]ed25519.PublicKey{KeyID(v.pub): v.pub}
 }
 
-// options for a client that trusts the vendor, with fast retries.
-func (v *vendor) options() []Option {
-	return []Option{WithTrustedKeys(v.keys()), WithTenant(v.tenantID), WithRetries(0, time.Millisecond)}
+// options for a client that trusts the vendor (its root, a fresh state
+// directory, its lease key), with fast retries.
+func (v *vendor) options(t testing.TB) []Option {
+	return []Option{WithTUF(v.tenantID, v.tv.RootData, t.TempDir()), WithTrustedKeys(v.keys()), WithTenant(v.tenantID), WithRetries(0, time.Millisecond)}
 }
 
 // server is a mirror under the test's control: honest by default, each
@@ -141,12 +148,15 @@ type server struct {
 	t        testing.TB
 	mu       sync.Mutex
 	decision Decision
-	envelope []byte
-	body     []byte
+	// repo is the TUF repository served at /tuf/metadata/.
+	repo http.Handler
+	body []byte
 	// dropAfter > 0: the next artifact response ends after this many bytes.
 	dropAfter int64
 	// endless: the artifact response streams bytes forever.
 	endless bool
+	// chunked: the artifact response announces no length.
+	chunked bool
 	ranges  []string
 	auth    []string
 	queries []string
@@ -156,7 +166,7 @@ type server struct {
 }
 
 func newServer(t testing.TB, v *vendor) *server {
-	s := &server{t: t, decision: v.decision(), envelope: v.env, body: v.payload}
+	s := &server{t: t, decision: v.decision(), repo: tufhttp.New(v.tv.Repo, tufhttp.Options{Prefix: "/tuf/"}), body: v.payload}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/updates/check", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -166,19 +176,18 @@ func newServer(t testing.TB, v *vendor) *server {
 		s.mu.Unlock()
 		writeJSONT(w, 200, d)
 	})
-	mux.HandleFunc("GET /v1/snapshots/{id}", func(w http.ResponseWriter, r *http.Request) {
+	// Metadata and documents from the repository; every artifact target
+	// is the artifact's body (each way to lie included).
+	mux.HandleFunc("GET /tuf/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/tuf/targets/") && !strings.HasSuffix(r.URL.Path, ".json") {
+			s.serveArtifact(w, r)
+			return
+		}
 		s.mu.Lock()
-		env := s.envelope
+		repo := s.repo
 		s.mu.Unlock()
-		w.Write(env)
+		repo.ServeHTTP(w, r)
 	})
-	mux.HandleFunc("GET /v1/snapshot", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		env := s.envelope
-		s.mu.Unlock()
-		w.Write(env)
-	})
-	mux.HandleFunc("GET /v1/artifacts/{id}/download", s.serveArtifact)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -188,9 +197,14 @@ func (s *server) serveArtifact(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.ranges = append(s.ranges, r.Header.Get("Range"))
 	s.auth = append(s.auth, r.Header.Get("Authorization"))
-	body, drop, endless := s.body, s.dropAfter, s.endless
+	body, drop, endless, chunked := s.body, s.dropAfter, s.endless, s.chunked
 	s.dropAfter = 0
 	s.mu.Unlock()
+	if chunked {
+		w.(http.Flusher).Flush() // chunked, no Content-Length
+		w.Write(body)
+		return
+	}
 	if endless {
 		buf := make([]byte, 32<<10)
 		for {

@@ -197,56 +197,57 @@ func (c *Client) serverKind(ctx context.Context) (ServerKind, error) {
 	return c.detected, nil
 }
 
-// VerifyLease verifies a lease token offline against the pinned vendor keys
-// and tenant. A vendor-signed token needs nothing more. A mirror-signed
-// token is checked along the chain vendor key -> snapshot -> mirror key ->
-// lease: envelope is that snapshot's DSSE envelope; when it is nil the
-// client fetches the mirror's current one (GET /v1/snapshot). With
-// WithTUF and no envelope, the chain is root -> TUF metadata (refreshed
-// from the server's /tuf/ into the state directory) -> mirror key ->
-// lease, and vendor keys are needed only for a vendor-signed token. Every
-// rejection wraps ErrVerification.
-func (c *Client) VerifyLease(ctx context.Context, token string, envelope []byte) (*LeaseClaims, error) {
-	if c.tuf == nil {
-		if err := c.requireTrust(); err != nil {
-			return nil, err
-		}
-	}
+// VerifyLease verifies a lease token. A vendor-signed (online) token is
+// checked offline against the vendor keys pinned with WithTrustedKeys and
+// the tenant when there are any; otherwise, and for a mirror-signed
+// token, WithTUF is needed: the chain starts at the tenant's root, root ->
+// TUF metadata (refreshed from the server into the state directory: a
+// mirror's /tuf/, or the tenant's repository on the control plane when
+// the server is one) -> the vendor key its lease_keys document names, or
+// the mirror key of mirror_keys -> lease. Every rejection wraps
+// ErrVerification.
+func (c *Client) VerifyLease(ctx context.Context, token string) (*LeaseClaims, error) {
 	claims, _, err := license.Parse(token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
 	}
-	if c.tuf != nil && envelope == nil && claims.Issuer != license.IssuerVendor {
-		return c.verifyLeaseTUF(ctx, token)
-	}
-	if err := c.requireTrust(); err != nil {
-		return nil, err
-	}
-	var v *license.Verifier
-	if claims.Issuer == license.IssuerVendor {
-		v, err = license.NewVerifier(c.trust.Keys, c.trust.TenantID)
+	vendor := claims.Issuer == license.IssuerVendor
+	if vendor && len(c.vendorKeys) > 0 {
+		if err := c.requireVendorKeys(); err != nil {
+			return nil, err
+		}
+		tenant := c.tenantID
+		if c.tuf != nil {
+			tenant = c.tuf.tenantID
+		}
+		v, err := license.NewVerifier(c.vendorKeys, tenant)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-	} else {
-		if envelope == nil {
-			envelope, err = c.fetchEnvelope(ctx, "/v1/snapshot")
-			if err != nil {
-				return nil, fmt.Errorf("verify lease: fetch snapshot: %w", err)
-			}
-		}
-		v, err = license.NewChainVerifier(c.trust, envelope, nil, c.now())
-		if err != nil {
-			return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
-		}
+		return c.verifiedLease(token, v)
 	}
-	return c.verifiedLease(token, v)
+	if err := c.requireTUF(); err != nil {
+		return nil, err
+	}
+	return c.verifyLeaseTUF(ctx, token, vendor)
 }
 
-// verifyLeaseTUF verifies a mirror-signed token along root -> TUF
-// metadata -> mirror key (WithTUF).
-func (c *Client) verifyLeaseTUF(ctx context.Context, token string) (*LeaseClaims, error) {
-	repo, err := c.RefreshTUF(ctx)
+// verifyLeaseTUF verifies a token along root -> TUF metadata -> mirror
+// or vendor key (WithTUF). A vendor token's metadata comes from the
+// repository of the server's kind (probed unless WithServerKind), a
+// mirror token's from the server's /tuf/ (RefreshTUF).
+func (c *Client) verifyLeaseTUF(ctx context.Context, token string, vendor bool) (*LeaseClaims, error) {
+	base := "/tuf/"
+	if vendor || c.kind == KindControlPlane {
+		kind, err := c.serverKind(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("verify lease: %w", err)
+		}
+		if kind == KindControlPlane {
+			base = c.cpTUFBase()
+		}
+	}
+	repo, err := c.refreshTUF(ctx, base)
 	if err != nil {
 		return nil, fmt.Errorf("verify lease: %w", err)
 	}
@@ -254,7 +255,7 @@ func (c *Client) verifyLeaseTUF(ctx context.Context, token string) (*LeaseClaims
 	if err != nil {
 		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
 	}
-	v, err := license.NewTUFVerifier(c.trust.Keys, c.tuf.tenantID, m)
+	v, err := license.NewTUFVerifier(c.vendorKeys, c.tuf.tenantID, m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: lease: %w", ErrVerification, err)
 	}

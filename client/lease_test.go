@@ -13,6 +13,8 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
+	"github.com/outpost/outpost/internal/tuf/tufhttp"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 // claims returns valid claims for the vendor's entitlement.
@@ -76,7 +78,9 @@ func newLeaseServer(t *testing.T, v *vendor, mirror bool) *leaseServer {
 			}
 			w.WriteHeader(204)
 		})
-		mux.HandleFunc("GET /v1/snapshot", func(w http.ResponseWriter, r *http.Request) { w.Write(v.env) })
+		mux.Handle("GET /tuf/", tufhttp.New(v.tv.Repo, tufhttp.Options{Prefix: "/tuf/"}))
+		// What server-kind detection asks (only a mirror has it).
+		mux.HandleFunc("GET /v1/snapshot", func(w http.ResponseWriter, r *http.Request) {})
 	} else {
 		mux.HandleFunc("POST /v1/entitlements/{id}/leases", func(w http.ResponseWriter, r *http.Request) {
 			var body struct {
@@ -138,7 +142,7 @@ func TestLease_AcquireReleaseVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVendor(t, 10)
 			ls := newLeaseServer(t, v, tc.mirror)
-			c, err := New(ls.srv.URL, append(v.options(), WithServerKind(tc.kind))...)
+			c, err := New(ls.srv.URL, append(v.options(t), WithServerKind(tc.kind))...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +158,7 @@ func TestLease_AcquireReleaseVerify(t *testing.T) {
 			if l.SubjectID != "host/1" || l.EntitlementID != v.entID || l.Token == "" || l.ExpiresAt.IsZero() {
 				t.Errorf("lease got %+v", l)
 			}
-			cl, err := c.VerifyLease(ctx, l.Token, nil)
+			cl, err := c.VerifyLease(ctx, l.Token)
 			if err != nil {
 				t.Fatalf("verify: %v", err)
 			}
@@ -202,34 +206,49 @@ func TestVerifyLease_Rejects(t *testing.T) {
 		{"untrusted vendor key", v.issue(t, v.claims("m1", license.IssuerVendor), otherVendor), license.ErrUntrustedKey},
 		{"expired", v.issue(t, expired, v.key), license.ErrExpired},
 		{"another tenant", v.issue(t, foreign, v.key), license.ErrWrongTenant},
-		{"mirror key not in snapshot", v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), otherMirror), license.ErrUnknownMirrorKey},
+		{"mirror key not in the metadata", v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), otherMirror), license.ErrUnknownMirrorKey},
 		{"mirror grants more than entitled", v.issue(t, greedy, v.mirrorKey), license.ErrNotEntitled},
 		{"garbage", "hello", license.ErrMalformed},
 	}
-	c, err := New("", v.options()...)
+	// Mirror tokens verify along the TUF metadata the server serves.
+	s := newServer(t, v)
+	c, err := New(s.srv.URL, v.options(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.VerifyLease(context.Background(), good, nil); err != nil {
+	if _, err := c.VerifyLease(context.Background(), good); err != nil {
 		t.Fatalf("good token: %v", err)
+	}
+	if _, err := c.VerifyLease(context.Background(), v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), v.mirrorKey)); err != nil {
+		t.Fatalf("good mirror token: %v", err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.VerifyLease(context.Background(), tc.token, v.env)
+			_, err := c.VerifyLease(context.Background(), tc.token)
 			if !errors.Is(err, ErrVerification) || !errors.Is(err, tc.cause) {
 				t.Errorf("got %v, want ErrVerification wrapping %v", err, tc.cause)
 			}
 		})
 	}
-	t.Run("mirror token without a snapshot offline", func(t *testing.T) {
-		_, err := c.VerifyLease(context.Background(), v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), v.mirrorKey), nil)
+	t.Run("mirror token without a TUF root", func(t *testing.T) {
+		c, err := New(s.srv.URL, WithTrustedKeys(v.keys()), WithTenant(v.tenantID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.VerifyLease(context.Background(), v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), v.mirrorKey))
 		if !errors.Is(err, ErrConfig) {
-			t.Errorf("got %v, want ErrConfig (no server to fetch the snapshot from)", err)
+			t.Errorf("got %v, want ErrConfig (no TUF root)", err)
 		}
 	})
-	t.Run("mirror token with a forged snapshot", func(t *testing.T) {
-		env := v.sign(t, v.m, otherVendor)
-		_, err := c.VerifyLease(context.Background(), v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), v.mirrorKey), env)
+	t.Run("mirror token with forged metadata", func(t *testing.T) {
+		other := tuftest.NewVendor(t, v.tenantID, 100)
+		other.Build(v.clone(t))
+		s.set(func(s *server) { s.repo = tufhttp.New(other.Repo, tufhttp.Options{Prefix: "/tuf/"}) })
+		c, err := New(s.srv.URL, v.options(t)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.VerifyLease(context.Background(), v.issue(t, v.claims("m1", "mirror:"+v.mirrorID), v.mirrorKey))
 		if !errors.Is(err, ErrVerification) {
 			t.Errorf("got %v, want ErrVerification", err)
 		}

@@ -44,8 +44,22 @@ func WithTUF(tenantID string, root []byte, stateDir string) Option {
 }
 
 // RefreshTUF brings the trusted metadata in the state directory up to
-// date from the server's /tuf/ and returns the verified repository.
+// date from the server's /tuf/ (a mirror's; with WithServerKind
+// KindControlPlane, the tenant's repository on the control plane,
+// /v1/tenants/{tenant}/tuf/) and returns the verified repository.
 func (c *Client) RefreshTUF(ctx context.Context) (*tuf.Repository, error) {
+	base := "/tuf/"
+	if c.kind == KindControlPlane && c.tuf != nil {
+		base = c.cpTUFBase()
+	}
+	return c.refreshTUF(ctx, base)
+}
+
+// cpTUFBase is where the control plane serves the tenant's repository.
+func (c *Client) cpTUFBase() string { return "/v1/tenants/" + c.tuf.tenantID + "/tuf/" }
+
+// refreshTUF is RefreshTUF from the repository at base.
+func (c *Client) refreshTUF(ctx context.Context, base string) (*tuf.Repository, error) {
 	if c.tuf == nil {
 		return nil, fmt.Errorf("%w: tuf: not configured (WithTUF)", ErrConfig)
 	}
@@ -63,7 +77,7 @@ func (c *Client) RefreshTUF(ctx context.Context) (*tuf.Repository, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("tuf state: %w", err)
 	}
-	tc := tuf.NewClient(c.tuf.tenantID, tufFetcher{c}, store, tuf.ClientOptions{Now: c.now})
+	tc := tuf.NewClient(c.tuf.tenantID, tufFetcher{c: c, base: base}, store, tuf.ClientOptions{Now: c.now})
 	if _, err := tc.Update(ctx); err != nil {
 		if errors.Is(err, ErrNetwork) {
 			return nil, fmt.Errorf("tuf refresh: %w", err)
@@ -97,14 +111,18 @@ func (c *Client) checkTUFRepo(ctx context.Context, d *Decision) (tuf.Target, *tu
 	return t, repo, nil
 }
 
-// tufFetcher reads the server's /tuf/ tree (a mirror in TUF mode).
-type tufFetcher struct{ c *Client }
+// tufFetcher reads the server's repository tree under base (a mirror's
+// /tuf/, or the tenant's on the control plane).
+type tufFetcher struct {
+	c    *Client
+	base string
+}
 
 func (f tufFetcher) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
 	if err := tuf.CheckPath(path); err != nil {
 		return nil, err
 	}
-	u, err := f.c.resolve("/tuf/" + path)
+	u, err := f.c.resolve(f.base + path)
 	if err != nil {
 		return nil, err
 	}

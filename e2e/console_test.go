@@ -123,7 +123,6 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	console := cp.url + "/console/"
 
 	file := filepath.Join(t.TempDir(), "initech-agent-1.0.0.tar.gz")
@@ -211,7 +210,8 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 	// The vendor builds the tenant's snapshot; a mirror registered for
 	// the tenant syncs it over HTTP.
 	_, seq1 := cp.snapshot(tenant)
-	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	mirrorID, cred := cp.registerMirror(tenant, "initech-dc1", m.publicKey)
 	freshness := fmt.Sprintf(`tr[data-mirror="%s"] .freshness`, mirrorID)
 	version := fmt.Sprintf(`tr[data-mirror="%s"] td.num`, mirrorID)
@@ -222,7 +222,7 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 	if got := text(t, ctx, freshness); got != "never" {
 		t.Errorf("before the first sync: freshness = %q, want never", got)
 	}
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 	m.serve()
 	m.waitSequence(seq1)
 	eventually(t, ctx, "the mirror's sync shows on the mirrors page", func() bool {
@@ -285,7 +285,7 @@ func TestE2E_ConsoleAndStatusPage(t *testing.T) {
 	b := make([]byte, 24)
 	rand.Read(b)
 	adminToken := "opm_" + hex.EncodeToString(b)
-	site := newMirror(t, tl, "air-gapped", mirrorConfig{tenant: tenant, trustedKey: key, source: "none", adminHashes: []string{mirror.HashAdminToken(adminToken)}})
+	site := newMirror(t, tl, "air-gapped", mirrorConfig{tenant: tenant, root: root, source: "none", adminHashes: []string{mirror.HashAdminToken(adminToken)}})
 	site.serve()
 	step(t, ctx, "the status page of a mirror that never synced",
 		chromedp.Navigate(site.url+"/"),

@@ -26,7 +26,6 @@ func TestE2E_BundleDeltas(t *testing.T) {
 	cp := newControlPlane(t, tl, nil)
 	cp.env = append(cp.env, "OUTPOST_DELTAS_PREVIOUS=3") // the last value wins
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 
 	tenant := cp.cli("tenant", "create", "Acme Corp")
@@ -35,7 +34,8 @@ func TestE2E_BundleDeltas(t *testing.T) {
 	cp.release(product, "1.0.0", file1)
 	_, seq1 := cp.snapshot(tenant)
 
-	m := newMirror(t, tl, "air-gapped", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirror(t, tl, "air-gapped", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	m.importBundle(cp.exportBundle(tenant, 0))
 	if got := m.heldSequence(); got != seq1 {
 		t.Fatalf("the mirror holds sequence %d, want %d", got, seq1)
@@ -79,7 +79,7 @@ func TestE2E_BundleDeltas(t *testing.T) {
 	export := func(name string, args ...string) (string, string) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), name)
-		printed := cp.cli(append([]string{"bundle", "export", "--tenant", tenant, "--format", "dsse", "--since", jsonInt(seq1), "--out", out}, args...)...)
+		printed := cp.cli(append([]string{"bundle", "export", "--tenant", tenant, "--since", jsonInt(seq1), "--out", out}, args...)...)
 		return out, printed
 	}
 	small, printed := export("since.tar")
@@ -100,7 +100,7 @@ func TestE2E_BundleDeltas(t *testing.T) {
 		t.Fatalf("import: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
 	m.serve()
-	path := tl.download(t, m.url, tenant, key, t.TempDir(), updateQuery{product: product, version: "1.0.0"})
+	path := tl.download(t, m.url, tenant, root, t.TempDir(), updateQuery{product: product, version: "1.0.0"})
 	if got := fileSHA256(t, path); got != sum2 {
 		t.Fatalf("downloaded sha256 %s, want 1.1.0's %s", got, sum2)
 	}

@@ -28,12 +28,12 @@ func TestFaults_MirrorAuditBounded(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	tenant := cp.cli("tenant", "create", "Auditco")
 	product := cp.cli("product", "create", "Auditware", "--distribution", "licensed")
 	f, _ := randomFile(t, t.TempDir(), "audit.tar.gz", 16<<10)
 	cp.release(product, "1.0.0", f)
-	m := newMirror(t, tl, "audit", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirror(t, tl, "audit", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	mirrorID, cred := cp.registerMirror(tenant, "audit", m.publicKey)
 	var ent struct {
 		EntitlementID string `json:"entitlement_id"`
@@ -42,7 +42,7 @@ func TestFaults_MirrorAuditBounded(t *testing.T) {
 		"product_id": product, "policy_json": map[string]any{"max_seats": 1000, "lease_ttl": "24h", "mirror_seats": map[string]int{mirrorID: 1000}},
 	}, &ent, http.StatusCreated)
 	_, seq := cp.snapshot(tenant)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 	m.serve("OUTPOST_RATE_LIMIT_LEASES_RATE=0", "OUTPOST_AUDIT_RETENTION=1s")
 	m.waitSequence(seq)
 

@@ -68,10 +68,10 @@ func fill(t *testing.T, dir string, free int64) string {
 // newMirrorIn is newMirror with the data dir given (a mount point).
 func newMirrorIn(t *testing.T, tl tools, name, dir string, c mirrorConfig) *mirrorDaemon {
 	t.Helper()
-	m := &mirrorDaemon{t: t, tools: tl, name: "mirror " + name, dir: dir, addr: testenv.FreePort(t)}
+	m := &mirrorDaemon{t: t, tools: tl, name: "mirror " + name, dir: dir, addr: testenv.FreePort(t), tenant: c.tenant}
 	m.url = "http://" + m.addr
 	out := mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", m.dir, "--tenant-id", c.tenant,
-		"--trusted-key", c.trustedKey, "--output", "json")
+		"--root-file", c.root, "--output", "json")
 	var res struct {
 		Config    string `json:"config"`
 		PublicKey string `json:"public_key"`
@@ -100,19 +100,18 @@ func TestFaults_MirrorDiskFull(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 	tenant := cp.cli("tenant", "create", "Fullco")
 	product := cp.cli("product", "create", "Fullware", "--distribution", "open")
 	f1, _ := randomFile(t, files, "full-1.tar.gz", 256<<10)
 	cp.release(product, "1.0.0", f1)
 	_, seq1 := cp.snapshot(tenant)
-	env1 := cp.envelope(mustSnapshotID(t, cp, tenant, seq1))
 
 	link := newFaultLink(t, "disk-cp", cp.addr)
-	m := newMirrorIn(t, tl, "full-disk", disk, mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirrorIn(t, tl, "full-disk", disk, mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, cred := cp.registerMirror(tenant, "full-disk", m.publicKey)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: "http://" + link.addr, credential: cred})
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: "http://" + link.addr, credential: cred})
 	m.serve()
 	m.waitSequence(seq1)
 
@@ -153,10 +152,10 @@ func TestFaults_MirrorDiskFull(t *testing.T) {
 		if m.proc.exited() {
 			t.Fatalf("the mirror exited on a full disk; log:\n%s", m.proc.logTail())
 		}
-		if code, got := get(t, m.url+"/v1/snapshot"); code != http.StatusOK || !bytes.Equal(got, env1) {
-			t.Errorf("while full: GET /v1/snapshot = %d, %d bytes; want the held snapshot 1 (%d bytes)", code, len(got), len(env1))
+		if st := m.status(); st.Snapshot == nil || st.Snapshot.Sequence != seq1 {
+			t.Errorf("while full: the mirror holds %+v, want snapshot %d", st.Snapshot, seq1)
 		}
-		if _, bad := servedWholeOnce(m.url); bad != nil {
+		if _, bad := servedWholeOnce(m); bad != nil {
 			t.Errorf("while full: %v", bad)
 		}
 	})
@@ -207,29 +206,10 @@ func TestFaults_MirrorDiskFull(t *testing.T) {
 }
 
 // servedWholeOnce checks once that the mirror serves a whole snapshot.
-func servedWholeOnce(base string) (int, error) {
+func servedWholeOnce(m *mirrorDaemon) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return servedWholeN(ctx, base, 1)
-}
-
-// mustSnapshotID finds a tenant's snapshot id by sequence.
-func mustSnapshotID(t *testing.T, cp *controlPlane, tenant string, seq int64) string {
-	t.Helper()
-	var page struct {
-		Items []struct {
-			SnapshotID string `json:"snapshot_id"`
-			Sequence   int64  `json:"sequence"`
-		} `json:"items"`
-	}
-	cp.api("GET", "/v1/tenants/"+tenant+"/snapshots?limit=1000", cp.admin, nil, &page, http.StatusOK)
-	for _, s := range page.Items {
-		if s.Sequence == seq {
-			return s.SnapshotID
-		}
-	}
-	t.Fatalf("tenant %s has no snapshot %d", tenant, seq)
-	return ""
+	return servedWholeN(ctx, m, 1)
 }
 
 // TestFaults_ControlPlaneBlobDiskFull puts the control plane's blob dir

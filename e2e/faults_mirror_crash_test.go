@@ -30,16 +30,16 @@ func TestFaults_MirrorCrash(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	kills := pick(10, 100)
 	tenant := cp.cli("tenant", "create", "Crashco")
 	product := cp.cli("product", "create", "Crashware", "--distribution", "licensed")
 	files := t.TempDir()
 	f, _ := randomFile(t, files, "crash-0.tar.gz", 64<<10)
 	cp.release(product, "1.0.0", f)
+	root := cp.rootFile(tenant)
 
 	t.Run("lease issuance", func(t *testing.T) {
-		m := newMirror(t, tl, "crash-leases", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+		m := newMirror(t, tl, "crash-leases", mirrorConfig{tenant: tenant, root: root, source: "none"})
 		mirrorID, cred := cp.registerMirror(tenant, "crash-leases", m.publicKey)
 		var ent struct {
 			EntitlementID string `json:"entitlement_id"`
@@ -48,7 +48,7 @@ func TestFaults_MirrorCrash(t *testing.T) {
 			"product_id": product, "policy_json": map[string]any{"max_seats": 1_000_000, "lease_ttl": "24h", "mirror_seats": map[string]int{mirrorID: 1_000_000}},
 		}, &ent, http.StatusCreated)
 		_, seq := cp.snapshot(tenant)
-		m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+		m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 
 		var (
 			mu      sync.Mutex
@@ -153,7 +153,7 @@ func TestFaults_MirrorCrash(t *testing.T) {
 	})
 
 	t.Run("import and gc", func(t *testing.T) {
-		m := newMirror(t, tl, "crash-import", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+		m := newMirror(t, tl, "crash-import", mirrorConfig{tenant: tenant, root: root, source: "none"})
 		held := func(t *testing.T) int64 {
 			t.Helper()
 			r := m.cmd("status", "--output", "json")

@@ -147,30 +147,32 @@ func faults() []fault {
 }
 
 // servedWhole polls a mirror while it syncs: whatever it serves must be
-// one complete snapshot whose artifacts all hash right. It returns the
+// one complete version whose artifacts all hash right. It returns the
 // number of checks made and the first violation.
-func servedWhole(ctx context.Context, base string) (checks int, bad error) {
-	return servedWholeN(ctx, base, 0)
+func servedWhole(ctx context.Context, m *mirrorDaemon) (checks int, bad error) {
+	return servedWholeN(ctx, m, 0)
 }
 
 // servedWholeN is servedWhole stopping after n whole checks (0: until
-// ctx ends).
-func servedWholeN(ctx context.Context, base string, n int) (checks int, bad error) {
+// ctx ends). What the mirror serves is read as a TUF client reads it,
+// from the tenant's root (servedManifest).
+func servedWholeN(ctx context.Context, m *mirrorDaemon, n int) (checks int, bad error) {
 	c := &http.Client{Timeout: 10 * time.Second}
+	base := m.url
 	for ctx.Err() == nil && (n == 0 || checks < n) {
-		code, env, err := call(ctx, c, "GET", base+"/v1/snapshot", "", nil, nil)
-		if err != nil || code == http.StatusServiceUnavailable {
+		man, err := servedManifest(ctx, m)
+		if err != nil {
+			if ctx.Err() != nil {
+				return checks, nil
+			}
+			return checks, err
+		}
+		if man == nil {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
-		if code != http.StatusOK {
-			return checks, fmt.Errorf("GET /v1/snapshot = %d", code)
-		}
-		m, err := state.DecodeManifest(env)
-		if err != nil {
-			return checks, fmt.Errorf("served envelope: %w", err)
-		}
-		for _, a := range state.Needed(m, []string{"stable"}) {
+		notYet := false
+		for _, a := range state.Needed(man, []string{"stable"}) {
 			req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/artifacts/by-sha256/"+a.SHA256, nil)
 			resp, err := c.Do(req)
 			if err != nil {
@@ -185,25 +187,27 @@ func servedWholeN(ctx context.Context, base string, n int) (checks int, bad erro
 			if err != nil && ctx.Err() != nil {
 				return checks, nil // stopped mid-body by the test, not by the mirror
 			}
-			if resp.StatusCode != http.StatusOK || n != a.SizeBytes || hex.EncodeToString(h.Sum(nil)) != a.SHA256 {
-				return checks, fmt.Errorf("snapshot %d lists %s but it is served %d, %d bytes, hash ok %v",
-					m.Sequence, a.ArtifactID, resp.StatusCode, n, hex.EncodeToString(h.Sum(nil)) == a.SHA256)
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				// /tuf/ serves a version from its commit on; the routes
+				// of /v1/ from the view the server loads right after it:
+				// the first version may be listed a moment before its
+				// artifacts are served, never the other way round.
+				notYet = true
+				break
 			}
+			if resp.StatusCode != http.StatusOK || n != a.SizeBytes || hex.EncodeToString(h.Sum(nil)) != a.SHA256 {
+				return checks, fmt.Errorf("version %d lists %s but it is served %d, %d bytes, hash ok %v",
+					man.Sequence, a.ArtifactID, resp.StatusCode, n, hex.EncodeToString(h.Sum(nil)) == a.SHA256)
+			}
+		}
+		if notYet {
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
 		checks++
 		time.Sleep(10 * time.Millisecond)
 	}
 	return checks, nil
-}
-
-// httpGetQuiet is a GET that reports a transport error as status 0.
-func httpGetQuiet(u string) (int, []byte) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	code, body, err := call(context.Background(), c, "GET", u, "", nil, nil)
-	if err != nil {
-		return 0, nil
-	}
-	return code, body
 }
 
 // verifyClean runs `mirror verify` on a stopped mirror: every blob must
@@ -235,7 +239,6 @@ func TestFaults_Network(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 	tenant := cp.cli("tenant", "create", "Flakynet")
 	product := cp.cli("product", "create", "Netware", "--distribution", "open")
@@ -250,8 +253,7 @@ func TestFaults_Network(t *testing.T) {
 		total += int64(n)
 		lastSum = sum
 	}
-	snap, seq := cp.snapshot(tenant)
-	envelope := cp.envelope(snap)
+	_, seq := cp.snapshot(tenant)
 
 	// The healthy sources behind the faulty links.
 	bucketCfg := testenv.S3(t)
@@ -260,10 +262,12 @@ func TestFaults_Network(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicate(t, bucket, prefix, envelope, byHash)
-	upstream := newMirror(t, tl, "upstream", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	replicate(t, bucket, prefix, cp.exportBundle(tenant, 0))
+	timestamp := cp.timestamp(tenant)
+	root := cp.rootFile(tenant)
+	upstream := newMirror(t, tl, "upstream", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, upCred := cp.registerMirror(tenant, "upstream", upstream.publicKey)
-	upstream.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: upCred})
+	upstream.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: upCred})
 	upstream.serve()
 	upstream.waitSequence(seq)
 
@@ -275,15 +279,15 @@ func TestFaults_Network(t *testing.T) {
 	links := []linkKind{
 		{"mirror-controlplane", cp.addr, func(m *mirrorDaemon, addr string) mirrorConfig {
 			_, cred := cp.registerMirror(tenant, "net-"+randHex(4), m.publicKey)
-			return mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: "http://" + addr, credential: cred}
+			return mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: "http://" + addr, credential: cred}
 		}},
 		{"mirror-s3", bucketCfg.Endpoint, func(m *mirrorDaemon, addr string) mirrorConfig {
 			c := bucketCfg
 			c.Endpoint = addr
-			return mirrorConfig{tenant: tenant, trustedKey: key, source: "s3", s3: &c, s3Prefix: prefix}
+			return mirrorConfig{tenant: tenant, root: root, source: "s3", s3: &c, s3Prefix: prefix}
 		}},
 		{"mirror-upstream", upstream.addr, func(m *mirrorDaemon, addr string) mirrorConfig {
-			return mirrorConfig{tenant: tenant, trustedKey: key, source: "upstream", upstream: "http://" + addr}
+			return mirrorConfig{tenant: tenant, root: root, source: "upstream", upstream: "http://" + addr}
 		}},
 	}
 	// The fault cases are independent (a mirror or a client and a link
@@ -296,7 +300,7 @@ func TestFaults_Network(t *testing.T) {
 					link := newFaultLink(t, lk.name, lk.upstream)
 					f.apply(link)
 					link.counting()
-					m := newMirror(t, tl, strings.ReplaceAll(lk.name+"-"+f.name, " ", "-"), mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+					m := newMirror(t, tl, strings.ReplaceAll(lk.name+"-"+f.name, " ", "-"), mirrorConfig{tenant: tenant, root: root, source: "none"})
 					m.configure(lk.config(m, link.addr))
 					start := time.Now()
 					m.serve()
@@ -304,7 +308,7 @@ func TestFaults_Network(t *testing.T) {
 					var checks int
 					var bad error
 					polled := make(chan struct{})
-					go func() { defer close(polled); checks, bad = servedWhole(ctx, m.url) }()
+					go func() { defer close(polled); checks, bad = servedWhole(ctx, m) }()
 					m.waitSequence(seq)
 					took := time.Since(start)
 					time.Sleep(100 * time.Millisecond) // the poller sees the committed snapshot
@@ -313,8 +317,8 @@ func TestFaults_Network(t *testing.T) {
 					if bad != nil {
 						t.Errorf("partial state served during the fault: %v", bad)
 					}
-					if code, got := get(t, m.url+"/v1/snapshot"); code != http.StatusOK || !bytes.Equal(got, envelope) {
-						t.Errorf("GET /v1/snapshot = %d, %d bytes; want the control plane's %d bytes", code, len(got), len(envelope))
+					if code, got := get(t, m.url+"/tuf/metadata/timestamp.json"); code != http.StatusOK || !bytes.Equal(got, timestamp) {
+						t.Errorf("GET /tuf/metadata/timestamp.json = %d, %d bytes; want the control plane's %d bytes", code, len(got), len(timestamp))
 					}
 					recv := link.received()
 					// The mirror first: with its connections closed no body
@@ -324,7 +328,7 @@ func TestFaults_Network(t *testing.T) {
 					verifyClean(t, m)
 					// What must cross the link at least once: the envelope and
 					// every artifact; protocol overhead is small.
-					need := total + int64(len(envelope))
+					need := total + int64(len(timestamp))
 					slack := need/10 + 64<<10
 					if f.resume && recv > need+slack {
 						t.Errorf("received %d bytes through the link for %d needed: completed bytes were fetched again", recv, need)
@@ -348,7 +352,7 @@ func TestFaults_Network(t *testing.T) {
 				// the check and the snapshot fetch (--request-tries, within
 				// --request-within): one run must do.
 				env := baseEnv("OUTPOST_RETRIES=20", "OUTPOST_REQUEST_TRIES=20", "OUTPOST_REQUEST_WITHIN=60s")
-				r := run(t, env, tl.updatectl, "download", "--server", "http://"+link.addr, "--tenant", tenant, "--trusted-key", key,
+				r := run(t, env, tl.updatectl, "download", "--server", "http://"+link.addr, "--tenant", tenant, "--tuf-root", root,
 					"--product", product, "--channel", "stable", "--platform", "linux", "--arch", "x64",
 					"--version", "0.0.1", "--out", dir)
 				took := time.Since(start)
@@ -362,7 +366,7 @@ func TestFaults_Network(t *testing.T) {
 					t.Fatalf("downloaded %s sha256 %s, want %s", path, got, lastSum)
 				}
 				size := int64(sizes[len(sizes)-1])
-				need := size + int64(len(envelope))
+				need := size + int64(len(timestamp))
 				slack := need/10 + 64<<10
 				if f.resume && recv > need+slack {
 					t.Errorf("received %d bytes for %d needed: the client fetched completed bytes again", recv, need)
@@ -380,7 +384,7 @@ func TestFaults_Network(t *testing.T) {
 	for _, lk := range links {
 		t.Run("boot with "+lk.name+" down", func(t *testing.T) {
 			link := newFaultLink(t, lk.name, lk.upstream)
-			m := newMirror(t, tl, "boot-"+lk.name, mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+			m := newMirror(t, tl, "boot-"+lk.name, mirrorConfig{tenant: tenant, root: root, source: "none"})
 			m.configure(lk.config(m, link.addr))
 			m.serve()
 			m.waitSequence(seq2)
@@ -393,9 +397,9 @@ func TestFaults_Network(t *testing.T) {
 				if m.proc.exited() {
 					t.Fatalf("%s exited at start with its source down; log:\n%s", m.name, m.proc.logTail())
 				}
-				if code, body := httpGetQuiet(m.url + "/v1/snapshot"); code == http.StatusOK {
-					if mf, err := state.DecodeManifest(body); err != nil || mf.Sequence != held {
-						t.Fatalf("with the source down the mirror serves %v (%v), want its held sequence %d", mf, err, held)
+				if mf, err := servedManifest(context.Background(), m); err == nil && mf != nil {
+					if mf.Sequence != held {
+						t.Fatalf("with the source down the mirror serves version %d, want its held sequence %d", mf.Sequence, held)
 					}
 					break
 				}
@@ -406,10 +410,10 @@ func TestFaults_Network(t *testing.T) {
 			}
 			link.clear()
 			// The next snapshot arrives once the link heals.
-			f, sumN := randomFile(t, files, "boot-"+lk.name+".tar.gz", 48<<10)
+			f, _ := randomFile(t, files, "boot-"+lk.name+".tar.gz", 48<<10)
 			cp.release(product, fmt.Sprintf("2.%d.0", seq2), f)
-			snapN, seqN := cp.snapshot(tenant)
-			replicate(t, bucket, prefix, cp.envelope(snapN), map[string]string{sumN: f})
+			_, seqN := cp.snapshot(tenant)
+			replicate(t, bucket, prefix, cp.exportBundle(tenant, 0))
 			seq2 = seqN
 			m.waitSequence(seqN)
 			figure(t, "net/boot/"+lk.name, "started with its source down: served held sequence %d; synced %d after the heal", held, seqN)

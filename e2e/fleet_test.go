@@ -30,17 +30,18 @@ const (
 // fleetSetup is a control plane whose housekeeping runs every second, a
 // tenant, a product and release 1.1.0 under a gated, scheduled 10% rollout.
 type fleetSetup struct {
-	cp                        *controlPlane
-	key, tenant, product, rel string
-	rollout                   string
+	cp                         *controlPlane
+	root, tenant, product, rel string // root: the tenant's root.json
+	rollout                    string
 }
 
 func newFleetSetup(t *testing.T, tl tools, extraEnv ...string) *fleetSetup {
 	t.Helper()
 	cp := newControlPlane(t, tl, nil)
 	cp.serve(append([]string{"OUTPOST_SNAPSHOT_REFRESH_INTERVAL=1s"}, extraEnv...)...)
-	f := &fleetSetup{cp: cp, key: cp.vendorKey()}
+	f := &fleetSetup{cp: cp}
 	f.tenant = cp.cli("tenant", "create", "Fleet Corp")
+	f.root = cp.rootFile(f.tenant)
 	f.product = cp.cli("product", "create", "Fleet Demo", "--distribution", "open")
 	file, _ := randomFile(t, t.TempDir(), "demo-1.1.0.tar.gz", 64<<10)
 	f.rel, _ = cp.release(f.product, "1.1.0", file)
@@ -146,19 +147,11 @@ func (f *fleetSetup) waitSequenceAbove(t *testing.T, seq int64) int64 {
 	}
 }
 
+// latestSequence is the tenant's newest TUF snapshot version (what a
+// mirror holding it reports).
 func (f *fleetSetup) latestSequence(t *testing.T) int64 {
 	t.Helper()
-	var page struct {
-		Items []struct {
-			Sequence int64 `json:"sequence"`
-		} `json:"items"`
-	}
-	f.cp.api("GET", "/v1/tenants/"+f.tenant+"/snapshots?limit=100", f.cp.admin, nil, &page, http.StatusOK)
-	var seq int64
-	for _, s := range page.Items {
-		seq = max(seq, s.Sequence)
-	}
-	return seq
+	return tufSnapshotVersion(t, f.cp, f.tenant)
 }
 
 // TestE2E_FleetOnlineHaltsRollout: clients at an online mirror report
@@ -174,9 +167,9 @@ func TestE2E_FleetOnlineHaltsRollout(t *testing.T) {
 	f := newFleetSetup(t, tl)
 	_, seq := f.cp.snapshot(f.tenant)
 
-	m := newMirror(t, tl, "fleet-online", mirrorConfig{tenant: f.tenant, trustedKey: f.key, source: "none"})
+	m := newMirror(t, tl, "fleet-online", mirrorConfig{tenant: f.tenant, root: f.root, source: "none"})
 	_, cred := f.cp.registerMirror(f.tenant, "site-online", m.publicKey)
-	m.configure(mirrorConfig{tenant: f.tenant, trustedKey: f.key, source: "controlplane", vendorURL: f.cp.url, credential: cred})
+	m.configure(mirrorConfig{tenant: f.tenant, root: f.root, source: "controlplane", vendorURL: f.cp.url, credential: cred})
 	m.serve()
 	m.waitSequence(seq)
 	before := f.offered(t, m.url)
@@ -214,9 +207,9 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 	f := newFleetSetup(t, tl)
 	_, seq := f.cp.snapshot(f.tenant)
 
-	m := newMirror(t, tl, "fleet-airgap", mirrorConfig{tenant: f.tenant, trustedKey: f.key, source: "none"})
+	m := newMirror(t, tl, "fleet-airgap", mirrorConfig{tenant: f.tenant, root: f.root, source: "none"})
 	mirrorID, _ := f.cp.registerMirror(f.tenant, "site-airgap", m.publicKey)
-	f2 := mirrorConfig{tenant: f.tenant, trustedKey: f.key, source: "none"}
+	f2 := mirrorConfig{tenant: f.tenant, root: f.root, source: "none"}
 	m.configure(f2)
 	appendConfig(t, m.config, "mirror_id: "+mirrorID+"\n")
 	m.importBundle(f.cp.exportBundle(f.tenant, 0))
@@ -279,7 +272,7 @@ func TestE2E_FleetAirGapHaltsRollout(t *testing.T) {
 	seq2 := f.waitSequenceAbove(t, seq)
 	// The bundle for this mirror carries the vendor's acknowledgement.
 	bundle := filepath.Join(t.TempDir(), "for-mirror.tar")
-	f.cp.cli("bundle", "export", "--tenant", f.tenant, "--format", "dsse", "--since", fmt.Sprint(seq), "--mirror", mirrorID, "--out", bundle)
+	f.cp.cli("bundle", "export", "--tenant", f.tenant, "--since", fmt.Sprint(seq), "--mirror", mirrorID, "--out", bundle)
 	r := m.cmd("import", bundle)
 	wantAck := fmt.Sprintf("the vendor acknowledges audit events through %d and client events through 12", auditHead)
 	if r.code != 0 || !strings.Contains(r.stdout, wantAck) {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +32,6 @@ func TestE2E_FullPath(t *testing.T) {
 	bucket := testenv.S3(t)
 	cp := newControlPlane(t, tl, &bucket)
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 
 	// The vendor publishes.
@@ -80,9 +78,10 @@ func TestE2E_FullPath(t *testing.T) {
 	}
 
 	// Mirror A reaches the control plane over HTTP.
-	mirrorA := newMirror(t, tl, "A", mirrorConfig{tenant: tenantA, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenantA)
+	mirrorA := newMirror(t, tl, "A", mirrorConfig{tenant: tenantA, root: root, source: "none"})
 	_, credA := cp.registerMirror(tenantA, "site-a", mirrorA.publicKey)
-	mirrorA.configure(mirrorConfig{tenant: tenantA, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: credA})
+	mirrorA.configure(mirrorConfig{tenant: tenantA, root: root, source: "controlplane", vendorURL: cp.url, credential: credA})
 	mirrorA.serve()
 	mirrorA.waitSequence(seq1)
 	// The mirror reports its sync to the control plane.
@@ -95,7 +94,7 @@ func TestE2E_FullPath(t *testing.T) {
 			} `json:"items"`
 		}
 		cp.api("GET", "/v1/tenants/"+tenantA+"/mirrors", cp.admin, nil, &list, 200)
-		if len(list.Items) == 1 && list.Items[0].LastSnapshotID == snap1 && list.Items[0].LastSyncAt != nil {
+		if len(list.Items) == 1 && list.Items[0].LastSnapshotID == "tuf-"+jsonInt(seq1) && list.Items[0].LastSyncAt != nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -105,25 +104,20 @@ func TestE2E_FullPath(t *testing.T) {
 	}
 
 	// Mirror B has no route to the control plane: only bundles reach it.
-	mirrorB := newMirror(t, tl, "B", mirrorConfig{tenant: tenantA, trustedKey: key, source: "none", vendorURL: "http://127.0.0.1:1"})
+	mirrorB := newMirror(t, tl, "B", mirrorConfig{tenant: tenantA, root: root, source: "none", vendorURL: "http://127.0.0.1:1"})
 	full := cp.exportBundle(tenantA, 0)
-	if got, want := bundleEntries(t, full), []string{"snapshot.dsse.json", "artifacts/" + sum100, "artifacts/" + sum110}; !sameSet(got, want) {
-		t.Fatalf("full bundle entries = %v, want %v (envelope first)", got, want)
+	if got := bundleEntries(t, full); len(got) == 0 || got[0] != "tuf-bundle.json" || len(targetEntries(got)) != 2 ||
+		!strings.Contains(strings.Join(got, " "), sum100) || !strings.Contains(strings.Join(got, " "), sum110) {
+		t.Fatalf("full bundle entries = %v, want the manifest first and both artifacts' targets", got)
 	}
 	mirrorB.importBundle(full)
 	mirrorB.serve()
 	mirrorB.waitSequence(seq1)
 
 	mirrors := []*mirrorDaemon{mirrorA, mirrorB}
-	env1 := cp.envelope(snap1)
 
-	t.Run("both mirrors serve the signed snapshot verbatim", func(t *testing.T) {
-		for _, m := range mirrors {
-			code, got := get(t, m.url+"/v1/snapshot")
-			if code != http.StatusOK || !bytes.Equal(got, env1) {
-				t.Errorf("%s: GET /v1/snapshot = %d, %d bytes; want 200 and the control plane's %d bytes", m.name, code, len(got), len(env1))
-			}
-		}
+	t.Run("both mirrors serve the signed metadata verbatim", func(t *testing.T) {
+		sameSnapshot(t, mirrors, cp.timestamp(tenantA))
 	})
 
 	t.Run("updatectl gets the same decision and a verified download from both", func(t *testing.T) {
@@ -143,7 +137,7 @@ func TestE2E_FullPath(t *testing.T) {
 			} else if out != first {
 				t.Errorf("decisions differ:\n%s: %s\n%s: %s", mirrors[0].name, first, m.name, out)
 			}
-			path := tl.download(t, m.url, tenantA, key, t.TempDir(), q)
+			path := tl.download(t, m.url, tenantA, root, t.TempDir(), q)
 			if got := fileSHA256(t, path); got != sum110 {
 				t.Errorf("%s: downloaded %s has sha256 %s, want %s", m.name, path, got, sum110)
 			}
@@ -153,9 +147,9 @@ func TestE2E_FullPath(t *testing.T) {
 	t.Run("a mirror follows 302s to presigned S3 URLs", func(t *testing.T) {
 		cp.stop()
 		cp.serve("OUTPOST_ARTIFACT_DELIVERY=redirect")
-		mirrorC := newMirror(t, tl, "C", mirrorConfig{tenant: tenantA, trustedKey: key, source: "none"})
+		mirrorC := newMirror(t, tl, "C", mirrorConfig{tenant: tenantA, root: root, source: "none"})
 		_, credC := cp.registerMirror(tenantA, "site-c", mirrorC.publicKey)
-		mirrorC.configure(mirrorConfig{tenant: tenantA, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: credC})
+		mirrorC.configure(mirrorConfig{tenant: tenantA, root: root, source: "controlplane", vendorURL: cp.url, credential: credC})
 
 		// The control plane answers a mirror with a redirect to the bucket...
 		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -197,8 +191,8 @@ func TestE2E_FullPath(t *testing.T) {
 	mirrorA.waitSequence(seq2)
 	since := cp.exportBundle(tenantA, seq1)
 	// 1.0.0's artifact is already across the gap; 1.1.0's is revoked.
-	if got := bundleEntries(t, since); len(got) != 1 || got[0] != "snapshot.dsse.json" {
-		t.Fatalf("--since %d bundle entries = %v, want the envelope alone", seq1, got)
+	if got := bundleEntries(t, since); len(got) == 0 || got[0] != "tuf-bundle.json" || len(targetEntries(got)) != 0 {
+		t.Fatalf("--since %d bundle entries = %v, want metadata alone", seq1, got)
 	}
 	mirrorB.importBundle(since)
 	mirrorB.waitSequence(seq2)
@@ -293,7 +287,8 @@ func TestE2E_FullPath(t *testing.T) {
 	})
 
 	t.Run("a tenant B mirror refuses tenant A's bundle and snapshot", func(t *testing.T) {
-		mirrorX := newMirror(t, tl, "X (tenant B)", mirrorConfig{tenant: tenantB, trustedKey: key, source: "none"})
+		rootB := cp.rootFile(tenantB)
+		mirrorX := newMirror(t, tl, "X (tenant B)", mirrorConfig{tenant: tenantB, root: rootB, source: "none"})
 		bundleA := cp.exportBundle(tenantA, 0)
 		if r := mirrorX.cmd("import", bundleA); r.code == 0 {
 			t.Errorf("tenant B mirror imported tenant A's bundle: %s", r.stdout)
@@ -305,7 +300,7 @@ func TestE2E_FullPath(t *testing.T) {
 			t.Errorf("after a refused import: snapshot %+v, %d blobs cached; want none and 0", st.Snapshot, st.Cache.Blobs)
 		}
 		// Tenant A's snapshot served by mirror A, as an upstream: refused too.
-		mirrorX.configure(mirrorConfig{tenant: tenantB, trustedKey: key, source: "upstream", upstream: mirrorA.url})
+		mirrorX.configure(mirrorConfig{tenant: tenantB, root: rootB, source: "upstream", upstream: mirrorA.url})
 		if r := mirrorX.cmd("sync", "--once"); r.code == 0 {
 			t.Errorf("tenant B mirror synced tenant A's snapshot from mirror A: %s", r.stdout)
 		}
@@ -325,6 +320,18 @@ func TestE2E_FullPath(t *testing.T) {
 			t.Errorf("after a refused import the mirror holds %d, want B's %d", seq, seqB)
 		}
 	})
+}
+
+// targetEntries are the artifact targets among a TUF bundle's entries
+// (documents, named *.json, aside).
+func targetEntries(entries []string) []string {
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e, "targets/") && !strings.HasSuffix(e, ".json") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // bundleEntries lists a bundle's tar entry names in order.
@@ -347,17 +354,6 @@ func bundleEntries(t *testing.T, path string) []string {
 		}
 		names = append(names, h.Name)
 	}
-}
-
-// sameSet reports whether got has want's elements, got[0] being want[0].
-func sameSet(got, want []string) bool {
-	if len(got) != len(want) || len(got) == 0 || got[0] != want[0] {
-		return false
-	}
-	a, b := slices.Clone(got), slices.Clone(want)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
 }
 
 // releaseArtifact returns the id of the one artifact attached to a release.

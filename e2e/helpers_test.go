@@ -22,7 +22,9 @@ import (
 
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/mirror"
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -373,7 +375,8 @@ func (cp *controlPlane) vendorKey() string {
 }
 
 // snapshot builds the tenant's next snapshot through the CLI and returns
-// its id and sequence.
+// its id and the TUF snapshot version it published (what a mirror that
+// holds it reports as its sequence).
 func (cp *controlPlane) snapshot(tenant string) (string, int64) {
 	cp.t.Helper()
 	var s struct {
@@ -384,13 +387,29 @@ func (cp *controlPlane) snapshot(tenant string) (string, int64) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil || s.SnapshotID == "" {
 		cp.t.Fatalf("snapshot build printed %q: %v", out, err)
 	}
-	return s.SnapshotID, s.Sequence
+	// What a mirror reports holding is the TUF snapshot version.
+	return s.SnapshotID, tufSnapshotVersion(cp.t, cp, tenant)
 }
 
-// envelope reads a stored snapshot envelope verbatim.
-func (cp *controlPlane) envelope(id string) []byte {
+// rootFile writes the tenant's root.json (`controlplane root show`; after
+// a first build when the tenant has none yet) to a file and returns its
+// path: what the vendor hands a site.
+func (cp *controlPlane) rootFile(tenant string) string {
 	cp.t.Helper()
-	return cp.api("GET", "/v1/snapshots/"+id, cp.admin, nil, nil, http.StatusOK)
+	env := append(append([]string{}, cp.env...), "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin)
+	r := run(cp.t, env, cp.tools.controlplane, "root", "show", tenant)
+	if r.code != 0 {
+		cp.snapshot(tenant)
+		r = run(cp.t, env, cp.tools.controlplane, "root", "show", tenant)
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, `"_type":"root"`) {
+		cp.t.Fatalf("root show %s: exit %d: %.200s %s", tenant, r.code, r.stdout, r.stderr)
+	}
+	p := filepath.Join(cp.t.TempDir(), tenant+"-root.json")
+	if err := os.WriteFile(p, []byte(r.stdout), 0o600); err != nil {
+		cp.t.Fatal(err)
+	}
+	return p
 }
 
 // release publishes a release with one linux/x64 file: created first, then
@@ -427,14 +446,13 @@ func (cp *controlPlane) registerMirror(tenant, name, publicKey string) (string, 
 	return m.MirrorID, m.Credential
 }
 
-// exportBundle writes the tenant's latest snapshot as a schema 1 bundle
-// (since > 0: only the artifacts snapshot `since` lacked) and returns its
-// path: the mirrors newMirror makes run trust: dsse (TUF is the default:
-// e2e/tufdefault_test.go).
+// exportBundle writes the tenant's TUF repository as a bundle (since > 0:
+// for a mirror holding snapshot version `since`, only what it lacks) and
+// returns its path.
 func (cp *controlPlane) exportBundle(tenant string, since int64) string {
 	cp.t.Helper()
 	out := filepath.Join(cp.t.TempDir(), fmt.Sprintf("%s-since%d.tar", tenant, since))
-	args := []string{"bundle", "export", "--tenant", tenant, "--format", "dsse", "--out", out}
+	args := []string{"bundle", "export", "--tenant", tenant, "--out", out}
 	if since > 0 {
 		args = append(args, "--since", fmt.Sprint(since))
 	}
@@ -446,8 +464,9 @@ func (cp *controlPlane) exportBundle(tenant string, since int64) string {
 
 // mirrorConfig is what a test varies in a mirror's config.
 type mirrorConfig struct {
-	tenant     string
-	trustedKey string
+	tenant string
+	// root is the tenant's root.json (cp.rootFile).
+	root       string
 	source     string // controlplane, s3, upstream, none
 	vendorURL  string
 	credential string
@@ -469,17 +488,68 @@ type mirrorDaemon struct {
 	addr      string
 	url       string
 	publicKey string // the mirror's own key, for registration
+	tenant    string
 	proc      *proc
+}
+
+// servedManifest is what the mirror serves as a TUF client reads it:
+// verified from the tenant's root (the copy init made in the data dir)
+// through /tuf/, nil when the mirror holds nothing yet.
+func servedManifest(ctx context.Context, m *mirrorDaemon) (*snapshot.Manifest, error) {
+	root, err := os.ReadFile(filepath.Join(m.dir, "root.json"))
+	if err != nil {
+		return nil, err
+	}
+	f := tufFetcher{base: m.url + "/tuf/"}
+	code, _, err := call(ctx, &http.Client{Timeout: 10 * time.Second}, "GET", f.base+"metadata/timestamp.json", "", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code == http.StatusNotFound || code == http.StatusServiceUnavailable {
+		return nil, nil
+	}
+	store := tuf.NewMemStore()
+	if err := tuf.Init(ctx, store, m.tenant, root); err != nil {
+		return nil, err
+	}
+	c := tuf.NewClient(m.tenant, f, store, tuf.ClientOptions{})
+	if _, err := c.Update(ctx); err != nil {
+		return nil, fmt.Errorf("%s: TUF update: %w", m.name, err)
+	}
+	return c.Repository().Manifest()
+}
+
+// tufFetcher is a tuf.Fetcher over a mirror's /tuf/.
+type tufFetcher struct{ base string }
+
+func (f tufFetcher) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: status %d", path, resp.StatusCode)
+	}
+	return resp.Body, nil
 }
 
 // newMirror runs `mirror init` (which creates the mirror's key) and writes
 // the test's config.
 func newMirror(t *testing.T, tl tools, name string, c mirrorConfig) *mirrorDaemon {
 	t.Helper()
-	m := &mirrorDaemon{t: t, tools: tl, name: "mirror " + name, dir: t.TempDir(), addr: testenv.FreePort(t)}
+	m := &mirrorDaemon{t: t, tools: tl, name: "mirror " + name, dir: t.TempDir(), addr: testenv.FreePort(t), tenant: c.tenant}
 	m.url = "http://" + m.addr
 	out := mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", m.dir, "--tenant-id", c.tenant,
-		"--trusted-key", c.trustedKey, "--output", "json")
+		"--root-file", c.root, "--output", "json")
 	var res struct {
 		Config    string `json:"config"`
 		PublicKey string `json:"public_key"`
@@ -498,7 +568,9 @@ func (m *mirrorDaemon) configure(c mirrorConfig) {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir: %s\nlisten: %s\nlog_level: warn\n", q(m.dir), q(m.addr))
-	fmt.Fprintf(&b, "tenant_id: %s\ntrust: dsse\ntrusted_keys: [%s]\n", q(c.tenant), q(c.trustedKey))
+	// The root init copied into the data dir: read once, to initialise
+	// mirror.db.
+	fmt.Fprintf(&b, "tenant_id: %s\nroot_file: %s\n", q(c.tenant), q(filepath.Join(m.dir, "root.json")))
 	fmt.Fprintf(&b, "source: %s\nsync_interval: 1s\nretry_max_elapsed: 10s\n", c.source)
 	if c.vendorURL != "" {
 		fmt.Fprintf(&b, "vendor_url: %s\ncredential: %s\n", q(c.vendorURL), q(c.credential))
@@ -624,11 +696,11 @@ func (tl tools) check(t *testing.T, server string, q updateQuery) (string, int) 
 	return r.stdout, r.code
 }
 
-// download runs `updatectl download` into dir, verifying against the pinned
-// key and tenant, and returns the downloaded file's path.
-func (tl tools) download(t *testing.T, server, tenant, key, dir string, q updateQuery) string {
+// download runs `updatectl download` into dir, verifying against the
+// tenant's root (a root.json path) and returns the downloaded file's path.
+func (tl tools) download(t *testing.T, server, tenant, root, dir string, q updateQuery) string {
 	t.Helper()
-	path := mustRun(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir()), tl.updatectl, "download", "--server", server, "--tenant", tenant, "--trusted-key", key,
+	path := mustRun(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir()), tl.updatectl, "download", "--server", server, "--tenant", tenant, "--tuf-root", root,
 		"--product", q.product, "--channel", "stable", "--platform", "linux", "--arch", "x64",
 		"--version", q.version, "--out", dir)
 	if path == "" {

@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,32 +65,25 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 	_, art1 := cpA.release(product, "1.0.0", file1) // published on A
 	_, seq1 := cpB.snapshot(tenant)                 // built on B
 
-	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
-	_, cred := cpA.registerMirror(tenant, "site", m.publicKey)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cpB.url, credential: cred})
-	m.serve()
-	m.waitSequence(seq1)
-	servesArtifact(t, m, art1, sum1)
-
-	// A second mirror trusts the tenant's TUF root instead of the schema 1
-	// key: the TUF online keys (timestamp, snapshot, targets) are shared
-	// too, so what either instance signs verifies against one root.
+	// The tenant's root (either instance serves the same: the TUF keys
+	// are shared through the database).
 	root := filepath.Join(t.TempDir(), "root.json")
 	if err := os.WriteFile(root, []byte(mustRun(t, cpB.env, tl.controlplane, "root", "show", tenant, "--data-dir", cpB.dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mt := newMirror(t, tl, "tuf", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, root: root, source: "none"})
+	_, cred := cpA.registerMirror(tenant, "site", m.publicKey)
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cpB.url, credential: cred})
+	m.serve()
+	m.waitSequence(seq1)
+	servesArtifact(t, m, art1, sum1)
+
+	// A second mirror syncs from A: the TUF online keys (timestamp,
+	// snapshot, targets) are shared too, so what either instance signs
+	// verifies against one root.
+	mt := newMirror(t, tl, "tuf", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, credT := cpB.registerMirror(tenant, "tuf", mt.publicKey)
-	mt.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cpA.url, credential: credT})
-	// The config newMirror writes says trust: dsse: make it trust: tuf.
-	cfg, err := os.ReadFile(mt.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", fmt.Sprintf("trust: tuf\nroot_file: %q\n", root), 1))
-	if err := os.WriteFile(mt.config, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mt.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cpA.url, credential: credT})
 	mt.serve()
 	waitServes(t, mt, art1, sum1)
 
@@ -129,11 +123,10 @@ func TestE2E_TwoInstancesOneDatabase(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		id3, seq3 := cpB.snapshot(tenant)
-		env := string(cpB.envelope(id3))
-		if !strings.Contains(env, newID) {
-			t.Errorf("snapshot %s built on B is not signed by the new key %s", id3, newID)
+		if keys := leaseKeyIDs(t, cpB, tenant); !slices.Contains(keys, newID) {
+			t.Errorf("snapshot %s built on B names lease keys %v, not the new key %s", id3, keys, newID)
 		}
-		m.waitSequence(seq3) // still verified with the old key the mirror pins
+		m.waitSequence(seq3) // the mirror needs no key: its root did not change
 	})
 }
 
@@ -153,4 +146,37 @@ func waitServes(t *testing.T, m *mirrorDaemon, id, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// leaseKeyIDs are the vendor lease keys the tenant's current TUF metadata
+// names (docs/lease_keys.json), read through the control plane's API.
+func leaseKeyIDs(t *testing.T, cp *controlPlane, tenant string) []string {
+	t.Helper()
+	base := "/v1/tenants/" + tenant + "/tuf/"
+	var meta struct {
+		Signed struct {
+			Meta    map[string]struct{ Version int64 } `json:"meta"`
+			Targets map[string]struct {
+				Hashes map[string]string `json:"hashes"`
+			} `json:"targets"`
+		} `json:"signed"`
+	}
+	cp.api("GET", base+"metadata/timestamp.json", cp.admin, nil, &meta, http.StatusOK)
+	sv := meta.Signed.Meta["snapshot.json"].Version
+	cp.api("GET", base+"metadata/"+strconv.FormatInt(sv, 10)+".snapshot.json", cp.admin, nil, &meta, http.StatusOK)
+	tv := meta.Signed.Meta["targets.json"].Version
+	cp.api("GET", base+"metadata/"+strconv.FormatInt(tv, 10)+".targets.json", cp.admin, nil, &meta, http.StatusOK)
+	doc, ok := meta.Signed.Targets["docs/lease_keys.json"]
+	if !ok {
+		t.Fatalf("the tenant's targets list no docs/lease_keys.json")
+	}
+	var keys []struct {
+		KeyID string `json:"key_id"`
+	}
+	cp.api("GET", base+"targets/docs/"+doc.Hashes["sha256"]+".lease_keys.json", cp.admin, nil, &keys, http.StatusOK)
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.KeyID)
+	}
+	return out
 }

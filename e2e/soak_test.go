@@ -125,7 +125,6 @@ func TestSoak_MirrorClients(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 	clients := pick(50, 1000)
 	dur := loadDuration(t)
@@ -134,7 +133,8 @@ func TestSoak_MirrorClients(t *testing.T) {
 	product := cp.cli("product", "create", "Loadware", "--distribution", "licensed")
 	f, _ := randomFile(t, files, "load.tar.gz", 1<<20)
 	_, artID := cp.release(product, "2.0.0", f)
-	m := newMirror(t, tl, "load", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirror(t, tl, "load", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	mirrorID, cred := cp.registerMirror(tenant, "load", m.publicKey)
 	var ent struct {
 		EntitlementID string `json:"entitlement_id"`
@@ -143,7 +143,7 @@ func TestSoak_MirrorClients(t *testing.T) {
 		"product_id": product, "policy_json": map[string]any{"max_seats": 100000, "lease_ttl": "1h", "mirror_seats": map[string]int{mirrorID: 100000}},
 	}, &ent, http.StatusCreated)
 	_, seq := cp.snapshot(tenant)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 	// One IP and no client tokens: the per-client lease limit (tested on
 	// its own) would refuse most of this load.
 	m.serve("OUTPOST_RATE_LIMIT_LEASES_RATE=0")

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/outpost/outpost/internal/blob"
@@ -16,10 +19,10 @@ import (
 
 // TestE2E_SyncSources runs one mirror per source: the control plane over
 // HTTP, a customer-side S3 bucket filled by "replication" (the test
-// uploads the envelope and artifacts in the documented layout), and an
-// upstream mirror chained behind the first. All three must serve the
-// control plane's snapshot bytes and the same artifacts, before and after
-// a revocation.
+// uploads the tenant's TUF repository files in the documented layout),
+// and an upstream mirror chained behind the first. All three must serve
+// the control plane's timestamp bytes and the same artifacts, before and
+// after a revocation.
 func TestE2E_SyncSources(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: real daemons")
@@ -27,7 +30,6 @@ func TestE2E_SyncSources(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 
 	tenant := cp.cli("tenant", "create", "Initech")
@@ -36,12 +38,12 @@ func TestE2E_SyncSources(t *testing.T) {
 	fileB, sumB := randomFile(t, files, "widget-2.0.0.tar.gz", 600<<10)
 	_, artA := cp.release(product, "1.0.0", fileA)
 	relB, artB := cp.release(product, "2.0.0", fileB)
-	byHash := map[string]string{sumA: fileA, sumB: fileB}
-	snap1, seq1 := cp.snapshot(tenant)
+	_, seq1 := cp.snapshot(tenant)
 
-	direct := newMirror(t, tl, "direct", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	direct := newMirror(t, tl, "direct", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, cred := cp.registerMirror(tenant, "hq", direct.publicKey)
-	direct.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+	direct.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 	direct.serve()
 
 	bucketCfg := testenv.S3(t)
@@ -50,11 +52,11 @@ func TestE2E_SyncSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicate(t, bucket, prefix, cp.envelope(snap1), byHash)
-	fromBucket := newMirror(t, tl, "bucket", mirrorConfig{tenant: tenant, trustedKey: key, source: "s3", s3: &bucketCfg, s3Prefix: prefix})
+	replicate(t, bucket, prefix, cp.exportBundle(tenant, 0))
+	fromBucket := newMirror(t, tl, "bucket", mirrorConfig{tenant: tenant, root: root, source: "s3", s3: &bucketCfg, s3Prefix: prefix})
 	fromBucket.serve()
 
-	chained := newMirror(t, tl, "chained", mirrorConfig{tenant: tenant, trustedKey: key, source: "upstream", upstream: direct.url})
+	chained := newMirror(t, tl, "chained", mirrorConfig{tenant: tenant, root: root, source: "upstream", upstream: direct.url})
 	chained.serve()
 
 	mirrors := []*mirrorDaemon{direct, fromBucket, chained}
@@ -62,7 +64,7 @@ func TestE2E_SyncSources(t *testing.T) {
 		m.waitSequence(seq1)
 	}
 	t.Run("snapshot 1 is served identically by every source", func(t *testing.T) {
-		sameSnapshot(t, mirrors, cp.envelope(snap1))
+		sameSnapshot(t, mirrors, cp.timestamp(tenant))
 		for _, m := range mirrors {
 			for _, id := range []string{artA, artB} {
 				servesArtifact(t, m, id, map[string]string{artA: sumA, artB: sumB}[id])
@@ -73,14 +75,14 @@ func TestE2E_SyncSources(t *testing.T) {
 	// A revocation travels down every path: the chained mirror only ever
 	// talks to the direct one, the bucket gets the new envelope.
 	cp.cli("release", "revoke", relB)
-	snap2, seq2 := cp.snapshot(tenant)
+	_, seq2 := cp.snapshot(tenant)
 	direct.waitSequence(seq2)
 	chained.waitSequence(seq2)
-	replicate(t, bucket, prefix, cp.envelope(snap2), nil)
+	replicate(t, bucket, prefix, cp.exportBundle(tenant, seq1))
 	fromBucket.waitSequence(seq2)
 
 	t.Run("snapshot 2 is served identically and the revoked artifact by none", func(t *testing.T) {
-		sameSnapshot(t, mirrors, cp.envelope(snap2))
+		sameSnapshot(t, mirrors, cp.timestamp(tenant))
 		for _, m := range mirrors {
 			servesArtifact(t, m, artA, sumA)
 			if code, _ := get(t, m.url+"/v1/artifacts/"+artB); code != http.StatusNotFound {
@@ -90,36 +92,74 @@ func TestE2E_SyncSources(t *testing.T) {
 	})
 }
 
-// replicate fills a bucket the way a customer's replication would: the
-// artifacts under artifacts/<sha256> first, then the envelope, so a
-// mirror never sees an envelope whose artifacts are not there yet.
-func replicate(t *testing.T, store blob.Store, prefix string, envelope []byte, byHash map[string]string) {
+// replicate fills a bucket the way a customer's replication would, from
+// the repository files a TUF bundle carries (the layout under prefix is
+// the repository's): targets first, then the versioned metadata, the
+// timestamp last, so a mirror never sees a timestamp whose files are not
+// there yet.
+func replicate(t *testing.T, store blob.Store, prefix, bundlePath string) {
 	t.Helper()
-	ctx := context.Background()
-	for sum, path := range byHash {
-		f, err := os.Open(path)
+	f, err := os.Open(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = store.Put(ctx, prefix+"artifacts/"+sum, f, blob.Expect{SHA256: sum})
-		f.Close()
-		if err != nil {
-			t.Fatalf("put artifact %s: %v", sum, err)
+		if !strings.HasPrefix(hdr.Name, "metadata/") && !strings.HasPrefix(hdr.Name, "targets/") {
+			continue // the bundle's manifest and acknowledgement
 		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[hdr.Name] = b
 	}
-	if _, err := store.Put(ctx, prefix+"snapshots/latest.dsse.json", bytes.NewReader(envelope), blob.Expect{Size: int64(len(envelope))}); err != nil {
-		t.Fatalf("put envelope: %v", err)
+	order := func(name string) int {
+		switch {
+		case strings.HasPrefix(name, "targets/"):
+			return 0
+		case name == "metadata/timestamp.json":
+			return 2
+		}
+		return 1
+	}
+	ctx := context.Background()
+	for pass := range 3 {
+		for name, b := range files {
+			if order(name) != pass {
+				continue
+			}
+			if _, err := store.Put(ctx, prefix+name, bytes.NewReader(b), blob.Expect{Size: int64(len(b))}); err != nil {
+				t.Fatalf("put %s: %v", name, err)
+			}
+		}
 	}
 }
 
-// sameSnapshot requires every mirror's GET /v1/snapshot to be want, byte
-// for byte.
+// timestamp is the tenant's current TUF timestamp as the control plane
+// publishes it.
+func (cp *controlPlane) timestamp(tenant string) []byte {
+	cp.t.Helper()
+	return cp.api("GET", "/v1/tenants/"+tenant+"/tuf/metadata/timestamp.json", cp.admin, nil, nil, http.StatusOK)
+}
+
+// sameSnapshot requires every mirror's /tuf/metadata/timestamp.json to be
+// want, byte for byte.
 func sameSnapshot(t *testing.T, mirrors []*mirrorDaemon, want []byte) {
 	t.Helper()
 	for _, m := range mirrors {
-		code, got := get(t, m.url+"/v1/snapshot")
+		code, got := get(t, m.url+"/tuf/metadata/timestamp.json")
 		if code != http.StatusOK || !bytes.Equal(got, want) {
-			t.Errorf("%s: GET /v1/snapshot = %d, %d bytes (sha256 %s); want 200 and %d bytes (sha256 %s)",
+			t.Errorf("%s: GET /tuf/metadata/timestamp.json = %d, %d bytes (sha256 %s); want 200 and %d bytes (sha256 %s)",
 				m.name, code, len(got), sum(got), len(want), sum(want))
 		}
 	}

@@ -69,16 +69,16 @@ func TestE2E_TLSAndClientEvents(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	tenant := cp.cli("tenant", "create", "Initech")
 	product := cp.cli("product", "create", "Outpost TLS Demo", "--distribution", "open")
 	file, _ := randomFile(t, t.TempDir(), "demo-2.0.0.tar.gz", 200<<10)
 	rel, art := cp.release(product, "2.0.0", file)
 	_, seq := cp.snapshot(tenant)
 
-	m := newMirror(t, tl, "tls", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirror(t, tl, "tls", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, cred := cp.registerMirror(tenant, "site-tls", m.publicKey)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 	caFile, certFile, keyFile, hc := siteCA(t, t.TempDir())
 	f, err := os.OpenFile(m.config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -123,7 +123,7 @@ func TestE2E_TLSAndClientEvents(t *testing.T) {
 		}
 	})
 	t.Run("download over HTTPS, then report the install", func(t *testing.T) {
-		r := updatectl(append([]string{"download", "--ca-file", caFile, "--tenant", tenant, "--trusted-key", key, "--out", t.TempDir()}, query...)...)
+		r := updatectl(append([]string{"download", "--ca-file", caFile, "--tenant", tenant, "--tuf-root", root, "--out", t.TempDir()}, query...)...)
 		if r.code != 0 {
 			t.Fatalf("download: exit %d: %s", r.code, r.stderr)
 		}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -23,7 +25,6 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 	tl := buildTools(t)
 	cp := newControlPlane(t, tl, nil)
 	cp.serve()
-	key := cp.vendorKey()
 	files := t.TempDir()
 
 	tenant := cp.cli("tenant", "create", "Acme Corp")
@@ -39,17 +40,15 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := newMirror(t, tl, "air-gapped", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	m := newMirror(t, tl, "air-gapped", mirrorConfig{tenant: tenant, root: rootFile, source: "none"})
 	cfg, err := os.ReadFile(m.config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _ := json.Marshal(rootFile)
-	cfg = []byte(strings.Replace(string(cfg), "trust: dsse\n", "", 1))
 	// Registered, so its bundles can carry the vendor's acknowledgement
 	// of its return file.
 	mirrorID, _ := cp.registerMirror(tenant, "air-gapped", m.publicKey)
-	if err := os.WriteFile(m.config, append(cfg, []byte("trust: tuf\nroot_file: "+string(q)+"\nmirror_id: "+mirrorID+"\n")...), 0o600); err != nil {
+	if err := os.WriteFile(m.config, append(cfg, []byte("mirror_id: "+mirrorID+"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -64,9 +63,9 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 		return out
 	}
 
-	// A schema 1 bundle is refused plainly by the trust: tuf mirror.
-	if r := m.cmd("import", cp.exportBundle(tenant, 0)); r.code == 0 || !strings.Contains(r.stderr, "--format tuf") {
-		t.Fatalf("a schema 1 bundle on a trust: tuf mirror: exit %d: %s", r.code, r.stderr)
+	// A schema 1 bundle (its first entry the envelope) is refused plainly.
+	if r := m.cmd("import", schema1Bundle(t)); r.code == 0 || !strings.Contains(r.stderr, "schema 1") || !strings.Contains(r.stderr, "controlplane bundle export") {
+		t.Fatalf("a schema 1 bundle: exit %d: %s", r.code, r.stderr)
 	}
 
 	full := export("full.tar", 0)
@@ -122,8 +121,8 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 	cp.api("GET", "/v1/tenants/"+tenant+"/tuf/metadata/3.root.json", cp.admin, nil, nil, http.StatusOK)
 
 	inc := export("since.tar", seq1, "--mirror", mirrorID)
-	dsse := cp.exportBundle(tenant, 0)
-	for _, p := range []string{full, inc, dsse} {
+	again := cp.exportBundle(tenant, 0)
+	for _, p := range []string{full, inc, again} {
 		if fi, err := os.Stat(p); err == nil {
 			t.Logf("%s: %d bytes", filepath.Base(p), fi.Size())
 		}
@@ -159,3 +158,22 @@ func TestE2E_TUFBundleRootRotations(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// schema1Bundle writes a bundle as schema 1 made them (the DSSE envelope
+// first) and returns its path.
+func schema1Bundle(t *testing.T) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	env := []byte(`{"payloadType":"application/vnd.outpost.snapshot+json","payload":"e30=","signatures":[]}`)
+	if err := tw.WriteHeader(&tar.Header{Name: "snapshot.dsse.json", Mode: 0o644, Size: int64(len(env)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(env)
+	tw.Close()
+	p := filepath.Join(t.TempDir(), "schema1.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

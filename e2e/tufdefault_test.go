@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -9,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -164,29 +169,51 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 		if got := cp.cli("bundle", "export", "--tenant", tenant, "--mirror", mirrorID, "--since", jsonInt(version), "--out", out2); !strings.Contains(got, "TUF snapshot version") {
 			t.Fatalf("bundle export --mirror printed %q, want a TUF bundle", got)
 		}
-		// Schema 1 on request only, with a deprecation line; the TUF
-		// mirror refuses it naming the right format.
+		// Schema 1 is no longer exported: asked for, it is refused,
+		// naming the way to TUF.
 		out3 := filepath.Join(t.TempDir(), "dsse.tar")
 		env := append(append([]string{}, cp.env...), "OUTPOST_SERVER="+cp.url, "OUTPOST_TOKEN="+cp.admin)
-		if r := run(t, env, tl.controlplane, "bundle", "export", "--tenant", tenant, "--format", "dsse", "--out", out3); r.code != 0 || !strings.Contains(r.stderr, "deprecated") {
+		if r := run(t, env, tl.controlplane, "bundle", "export", "--tenant", tenant, "--format", "dsse", "--out", out3); r.code == 0 || !strings.Contains(r.stderr, "mirror init --root-file") {
 			t.Fatalf("bundle export --format dsse: exit %d: %s", r.code, r.stderr)
 		}
-		if r := run(t, baseEnv(), tl.mirror, "import", out3, "--config", filepath.Join(air, "mirror.yaml")); r.code == 0 || !strings.Contains(r.stderr, "--format tuf") {
-			t.Fatalf("a schema 1 bundle on a TUF mirror: exit %d: %s", r.code, r.stderr)
+		if _, err := os.Stat(out3); !os.IsNotExist(err) {
+			t.Errorf("a refused export left %s (%v)", out3, err)
 		}
 	})
 
 	t.Run("a schema 1 mirror moves to TUF with mirror init --root-file", func(t *testing.T) {
-		old := newMirror(t, tl, "schema 1", mirrorConfig{tenant: tenant, trustedKey: cp.vendorKey(), source: "none"})
-		old.importBundle(cp.exportBundle(tenant, 0))
-		if st := old.localStatus(); st.Snapshot == nil || strings.HasPrefix(st.Snapshot.SnapshotID, "tuf-") {
-			t.Fatalf("the schema 1 mirror holds %+v", st.Snapshot)
+		// A mirror as schema 1 left it: a trust: dsse config and a
+		// mirror.db holding a schema 1 snapshot (written here with the
+		// state package, as that mirror's sync did).
+		old := t.TempDir()
+		mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", old, "--tenant-id", tenant, "--root-file", filepath.Join(dir, "root.json"))
+		st, err := state.Open(filepath.Join(old, "mirror.db"), 1)
+		if err != nil {
+			t.Fatal(err)
 		}
-		args := []string{"init", "--data-dir", old.dir, "--tenant-id", tenant, "--root-file", filepath.Join(dir, "root.json"), "--output", "json"}
+		m1 := snapshottest.Manifest(1, 1, 1)
+		m1.TenantID, m1.Tenant.TenantID = tenant, tenant
+		signer := snapshottest.Signer(7)
+		env1 := snapshottest.Envelope(m1, signer)
+		if err := st.Commit(state.Commit{Envelope: env1, Manifest: m1, Hash: snapshot.Hash(env1), Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		cfg := filepath.Join(old, "mirror.yaml")
+		q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+		if err := os.WriteFile(cfg, []byte("data_dir: "+q(old)+"\ntenant_id: "+q(tenant)+"\ntrust: dsse\ntrusted_keys: ["+q(base64.StdEncoding.EncodeToString(signer.Key.Public().(ed25519.PublicKey)))+"]\nsource: none\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Its config is refused at start, naming the command.
+		r := run(t, baseEnv(), tl.mirror, "status", "--config", cfg)
+		if want := "mirror init --data-dir " + old + " --tenant-id " + tenant + " --root-file ROOT --force"; r.code == 0 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("status on the schema 1 config: exit %d: %s, want it to name %q", r.code, r.stderr, want)
+		}
+		args := []string{"init", "--data-dir", old, "--tenant-id", tenant, "--root-file", filepath.Join(dir, "root.json"), "--output", "json"}
 		if r := run(t, baseEnv(), tl.mirror, args...); r.code == 0 || !strings.Contains(r.stderr, "--force") {
 			t.Fatalf("init over a schema 1 state without --force: exit %d: %s", r.code, r.stderr)
 		}
-		r := run(t, baseEnv(), tl.mirror, append(args, "--force")...)
+		r = run(t, baseEnv(), tl.mirror, append(args, "--force")...)
 		var res map[string]string
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || res["trust"] != "tuf" || res["schema1_state"] == "" {
 			t.Fatalf("init --force: exit %d: %s %s", r.code, r.stdout, r.stderr)
@@ -197,10 +224,10 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 		// init wrote the mirror.yaml in the data dir: import there.
 		out := filepath.Join(t.TempDir(), "full.tar")
 		cp.cli("bundle", "export", "--tenant", tenant, "--out", out)
-		if r := run(t, baseEnv(), tl.mirror, "import", out, "--config", filepath.Join(old.dir, "mirror.yaml")); r.code != 0 {
+		if r := run(t, baseEnv(), tl.mirror, "import", out, "--config", filepath.Join(old, "mirror.yaml")); r.code != 0 {
 			t.Fatalf("TUF import after the move: exit %d: %s", r.code, r.stderr)
 		}
-		if r := run(t, baseEnv(), tl.mirror, "status", "--config", filepath.Join(old.dir, "mirror.yaml"), "--output", "json"); r.code != 0 || !strings.Contains(r.stdout, `"snapshot_id": "tuf-`) {
+		if r := run(t, baseEnv(), tl.mirror, "status", "--config", filepath.Join(old, "mirror.yaml"), "--output", "json"); r.code != 0 || !strings.Contains(r.stdout, `"snapshot_id": "tuf-`) {
 			t.Fatalf("status after the move: exit %d: %s %s", r.code, r.stdout, r.stderr)
 		}
 	})

@@ -31,6 +31,8 @@ func main() {
 		err = updates(os.Args[2:])
 	case "events":
 		err = events(os.Args[2:])
+	case "tufroot":
+		err = tufRoot(os.Args[2:])
 	default:
 		usage()
 	}
@@ -41,6 +43,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool peakrss|s3fill|s3get|updates|events [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchtool peakrss|s3fill|s3get|updates|events|tufroot [flags]")
 	os.Exit(2)
 }

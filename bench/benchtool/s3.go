@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -16,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,11 +23,12 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
-	bsync "github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 type s3Flags struct {
@@ -80,16 +80,18 @@ func content(i int, size int64) io.Reader {
 	return io.LimitReader(rand.NewChaCha8(seed), size)
 }
 
-// s3Fill uploads artifacts/<sha256> objects and a signed envelope at
-// snapshots/latest.dsse.json referencing them (one open product, one
-// stable release per artifact), the layout a mirror with source: s3
-// reads. It prints the tenant, the trusted key and one line per
-// artifact: "artifact <id> <sha256> <size>".
+// s3Fill uploads a tenant's TUF repository (one open product, one stable
+// release per artifact; buildTUF) in the layout a mirror with source: s3
+// reads: the artifacts under their target paths (targets/…), then the
+// metadata. It prints one line per artifact ("artifact <id> <sha256>
+// <size>"), the tenant and the root file (-root) the mirror is
+// initialised with.
 func s3Fill(args []string) error {
 	fs := flag.NewFlagSet("s3fill", flag.ContinueOnError)
 	var sf s3Flags
 	sf.register(fs)
 	sizesFlag := fs.String("sizes", "128x8", "artifact sizes in MiB, e.g. 1,64,128x16")
+	rootOut := fs.String("root", "", "write the tenant's root.json here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,30 +117,49 @@ func s3Fill(args []string) error {
 		if _, err := io.Copy(h, content(i, size)); err != nil {
 			return err
 		}
-		sum := hex.EncodeToString(h.Sum(nil))
-		_, err := c.PutObject(ctx, sf.bucket, "artifacts/"+sum, content(i, size), size,
+		a := in.Artifacts[i]
+		a.SHA256, a.SizeBytes = hex.EncodeToString(h.Sum(nil)), size
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: snapshottest.ID(catalog.PrefixSnapshot, 1), Now: now, TTL: 24 * time.Hour})
+	r, err := buildTUF(ctx, m, now)
+	if err != nil {
+		return err
+	}
+	// The artifacts first, under their target paths, then the metadata,
+	// the timestamp last: a mirror never sees a timestamp whose files are
+	// not there yet.
+	index := map[string]int{}
+	for i, a := range in.Artifacts {
+		index[a.SHA256] = i
+	}
+	for path, sum := range artifactTargets(m) {
+		i := index[sum]
+		_, err := c.PutObject(ctx, sf.bucket, path, content(i, sizes[i]), sizes[i],
 			minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: 16 << 20, NumThreads: 1})
 		if err != nil {
 			return fmt.Errorf("put artifact %d: %w", i, err)
 		}
-		a := in.Artifacts[i]
-		a.SHA256, a.SizeBytes = sum, size
-		fmt.Printf("artifact %s %s %d\n", a.ArtifactID, sum, size)
+		fmt.Printf("artifact %s %s %d\n", in.Artifacts[i].ArtifactID, sum, sizes[i])
 	}
-	signer := snapshottest.Signer(1)
-	m := snapshot.Build(in, snapshot.BuildOptions{
-		SnapshotID: snapshottest.ID(catalog.PrefixSnapshot, 1), Now: time.Now().UTC().Truncate(time.Second), TTL: 24 * time.Hour,
+	var metaBytes int64
+	paths := r.repo.Paths()
+	sort.Slice(paths, func(i, j int) bool {
+		return paths[j] == tuf.MetadataPath(metadata.TIMESTAMP, 0) || (paths[i] != tuf.MetadataPath(metadata.TIMESTAMP, 0) && paths[i] < paths[j])
 	})
-	env, err := snapshot.Sign(m, []snapshot.Signer{signer})
-	if err != nil {
-		return fmt.Errorf("sign: %w", err)
+	for _, p := range paths {
+		b := r.repo.Get(p)
+		if _, err := c.PutObject(ctx, sf.bucket, p, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{ContentType: "application/json"}); err != nil {
+			return fmt.Errorf("put %s: %w", p, err)
+		}
+		metaBytes += int64(len(b))
 	}
-	if _, err := c.PutObject(ctx, sf.bucket, bsync.DefaultSnapshotKey, bytes.NewReader(env), int64(len(env)),
-		minio.PutObjectOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("put envelope: %w", err)
+	if *rootOut != "" {
+		if err := os.WriteFile(*rootOut, r.root, 0o644); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("tenant_id %s\ntrusted_key %s\nenvelope_bytes %d\n", snapshottest.TenantID,
-		base64.StdEncoding.EncodeToString(signer.Key.Public().(ed25519.PublicKey)), len(env))
+	fmt.Printf("tenant_id %s\nroot_file %s\nmetadata_bytes %d\n", m.TenantID, *rootOut, metaBytes)
 	return nil
 }
 

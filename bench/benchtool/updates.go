@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"crypto/ed25519"
+	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
-	"github.com/outpost/outpost/internal/snapshot"
-	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/update/updatetest"
 )
 
@@ -25,21 +21,23 @@ import (
 // benchmark. The cache is content-addressed, so one blob serves all.
 const tinyContent = "x"
 
-// updates writes an offline bundle of issue 5's tenant (50 products x
-// 1,000 releases x 6 artifacts, 20 policies, rollouts, blocked versions),
-// signed with snapshottest.Signer(1), and a file of wrk request paths
-// (updatetest.Queries). It prints the tenant, the trusted key, the
-// envelope size and one query that offers an update.
+// updates writes a TUF bundle of issue 5's tenant (50 products x 1,000
+// releases x 6 artifacts, 20 policies, rollouts, blocked versions), its
+// first version signed with fixed keys (buildTUF), the tenant's root.json
+// (what the mirror is initialised with) and a file of wrk request paths
+// (updatetest.Queries). It prints the tenant, the root file, the
+// bundle's size and one query that offers an update.
 func updates(args []string) error {
 	fs := flag.NewFlagSet("updates", flag.ContinueOnError)
 	out := fs.String("bundle", "", "bundle file to write")
+	rootOut := fs.String("root", "", "the tenant's root.json to write")
 	paths := fs.String("paths", "", "also write this many-query path file (one path a line)")
 	n := fs.Int("n", 1000, "queries in the path file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" {
-		return errors.New("-bundle is required")
+	if *out == "" || *rootOut == "" {
+		return errors.New("-bundle and -root are required")
 	}
 	opts := updatetest.Default
 	opts.Now = time.Now().UTC().Truncate(time.Second)
@@ -49,12 +47,16 @@ func updates(args []string) error {
 	for i := range m.Artifacts {
 		m.Artifacts[i].SHA256, m.Artifacts[i].SizeBytes = sha, int64(len(tinyContent))
 	}
-	signer := snapshottest.Signer(1)
-	env, err := snapshot.Sign(m, []snapshot.Signer{signer})
+	ctx := context.Background()
+	r, err := buildTUF(ctx, m, opts.Now)
 	if err != nil {
-		return fmt.Errorf("sign: %w", err)
+		return err
 	}
-	if err := writeBundle(*out, env, sha); err != nil {
+	if err := os.WriteFile(*rootOut, r.root, 0o644); err != nil {
+		return err
+	}
+	size, err := r.writeBundle(ctx, *out, func(string) io.Reader { return strings.NewReader(tinyContent) })
+	if err != nil {
 		return err
 	}
 	if *paths != "" {
@@ -64,35 +66,8 @@ func updates(args []string) error {
 	}
 	// Product 0 is open; 1.0.0 on stable linux/x64 has newer releases.
 	q := "product=" + updatetest.ID("prd", 0) + "&channel=stable&platform=linux&arch=x64&version=1.0.0&client_id=client-42"
-	fmt.Printf("tenant_id %s\ntrusted_key %s\nenvelope_bytes %d\nreleases %d\nartifacts %d\nquery %s\n",
-		m.TenantID, base64.StdEncoding.EncodeToString(signer.Key.Public().(ed25519.PublicKey)), len(env),
-		len(m.Releases), len(m.Artifacts), q)
-	return nil
-}
-
-func writeBundle(path string, env []byte, sha string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(f)
-	w := bundle.NewWriter(bw)
-	err = w.WriteSnapshot(env)
-	if err == nil {
-		err = w.WriteArtifact(sha, int64(len(tinyContent)), strings.NewReader(tinyContent))
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write bundle %s: %w", path, err)
-	}
+	fmt.Printf("tenant_id %s\nroot_file %s\nbundle_bytes %d\nreleases %d\nartifacts %d\nquery %s\n",
+		m.TenantID, *rootOut, size, len(m.Releases), len(m.Artifacts), q)
 	return nil
 }
 

@@ -32,7 +32,7 @@ func snapshotCmd() *cobra.Command {
 		})(store.All(ctx, snaps))
 	})
 	list.Flags().String("tenant", "", "tenant id")
-	show := leaf("show SNAPSHOT_ID", "Show a snapshot (with --envelope, print its signed DSSE envelope)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	show := leaf("show SNAPSHOT_ID", "Show a snapshot build record (with --envelope, the view it recorded, as stored; unsigned: sites verify the tenant's TUF repository)", cobra.ExactArgs(1), func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		s, err := svc.Snapshot(ctx, args[0])
 		if err != nil {
 			return err
@@ -46,7 +46,7 @@ func snapshotCmd() *cobra.Command {
 				s.SnapshotID, s.TenantID, s.Sequence, s.CreatedAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), s.Hash)
 		})
 	})
-	show.Flags().Bool("envelope", false, "print the signed envelope (JSON) instead")
+	show.Flags().Bool("envelope", false, "print the stored build record (JSON) instead")
 	return group("snapshot", "Build and inspect signed tenant snapshots", build, list, show)
 }
 
@@ -57,10 +57,10 @@ type bundleView struct {
 }
 
 func bundleCmd() *cobra.Command {
-	export := leaf("export", "Write what a mirror lacks of the tenant's TUF repository (or, deprecated, its schema 1 snapshot) and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
+	export := leaf("export", "Write what a mirror lacks of the tenant's TUF repository and its artifacts to a tar file", cobra.NoArgs, func(ctx context.Context, svc controlplane.Service, cmd *cobra.Command, args []string) error {
 		since, _ := cmd.Flags().GetInt64("since")
-		if str(cmd, "format") == controlplane.BundleDSSE {
-			fmt.Fprintln(cmd.ErrOrStderr(), "bundle export: --format dsse (schema 1, for trust: dsse mirrors) is deprecated: re-initialise the mirror with the tenant's root (mirror init --root-file) and export TUF bundles")
+		if f := str(cmd, "format"); f != "" && f != controlplane.BundleTUF {
+			return usageError(fmt.Errorf("--format %s: bundles are TUF only (schema 1 is no longer exported: re-initialise a schema 1 mirror with the tenant's root, mirror init --root-file ROOT --force)", f))
 		}
 		noDeltas, _ := cmd.Flags().GetBool("no-deltas")
 		o := controlplane.BundleOptions{TenantID: str(cmd, "tenant"), Since: since, MirrorID: str(cmd, "mirror"), Format: str(cmd, "format"), NoDeltas: noDeltas}
@@ -84,20 +84,12 @@ func bundleCmd() *cobra.Command {
 		return printed(cmd, func(v bundleView) string {
 			if v.Sequence == 0 { // a server that sends no result trailer: the stream says its format
 				kind := ""
-				switch v.Format {
-				case controlplane.BundleTUF:
+				if v.Format == controlplane.BundleTUF {
 					kind = ": a TUF bundle"
-				case controlplane.BundleDSSE:
-					kind = ": a schema 1 (deprecated) bundle"
 				}
 				return fmt.Sprintf("wrote %s (%d bytes)%s", v.Out, v.SizeBytes, kind)
 			}
-			var line string
-			if v.Format == controlplane.BundleTUF {
-				line = fmt.Sprintf("wrote %s (%d bytes): TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Files, v.Artifacts)
-			} else {
-				line = fmt.Sprintf("wrote %s (%d bytes): schema 1 (deprecated) snapshot %d, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Artifacts)
-			}
+			line := fmt.Sprintf("wrote %s (%d bytes): TUF snapshot version %d, %d repository files, %d artifacts", v.Out, v.SizeBytes, v.Sequence, v.Files, v.Artifacts)
 			if v.Deltas > 0 {
 				line += fmt.Sprintf("\n%d as deltas: %d bytes instead of %d; deltas saved %d bytes (%.2f%% of the bundle without deltas)",
 					v.Deltas, v.DeltaBytes, v.ReplacedBytes, v.SavedBytes, v.SavedPercent)
@@ -107,8 +99,8 @@ func bundleCmd() *cobra.Command {
 	})
 	export.Flags().String("tenant", "", "tenant id")
 	export.Flags().String("out", "", "output file")
-	export.Flags().Int64("since", 0, "leave out what the mirror at this sequence (mirror status) already has (tuf: the snapshot version it holds, its files and artifacts; dsse: its artifacts)")
-	export.Flags().String("format", "", "bundle format: tuf (trust: tuf mirrors) or dsse (schema 1, deprecated); default: the format --mirror last reported running, else tuf")
+	export.Flags().Int64("since", 0, "leave out what the mirror at this sequence (mirror status: the TUF snapshot version it holds) already has: its repository files and artifacts")
+	export.Flags().String("format", "", "bundle format: tuf, the only one (kept for scripts; anything else is refused)")
 	export.Flags().String("mirror", "", "only the artifacts of this mirror's allowed channels, and the vendor's signed acknowledgement of its return files (the mirror's next return file starts after it)")
 	export.Flags().Bool("no-deltas", false, "carry every artifact whole (by default, with --since, an artifact whose base the mirror holds travels as a signed delta)")
 	return group("bundle", "Offline bundles for air-gapped mirrors", export)

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
 
@@ -50,24 +48,21 @@ func withoutLastSync(s string) string {
 // offline command prints, and the daemon serves the result.
 func TestMirror_CommandsWhileServing(t *testing.T) {
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	dir := t.TempDir()
 	a := synctest.Art{ID: "art_a", Data: synctest.Random(64 << 10)}
 	b := synctest.Art{ID: "art_b", Data: synctest.Random(32 << 10)}
-	cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{a})), 1, map[string][]byte{a.ID: a.Data})
+	v.Publish(v.Manifest(1, []synctest.Art{a}))
 	// The loop syncs at start, then only when told to.
 	config := filepath.Join(dir, "mirror.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`data_dir: %q
-tenant_id: %q
-trusted_keys: [%q]
-source: controlplane
+	os.WriteFile(config, []byte(trustConfig(t, dir, v)+fmt.Sprintf(`source: controlplane
 vendor_url: %q
 credential: %q
 sync_interval: 1h
 retain_snapshots: 1
 log_level: warn
-`, dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), cp.URL, cp.Credential)), 0o600)
+`, cp.URL, cp.Credential)), 0o600)
 	d := startDaemon(t, bin, config)
 	deadline := time.Now().Add(20 * time.Second)
 	for d.check(t) != 1 {
@@ -96,9 +91,9 @@ log_level: warn
 		}
 	})
 	t.Run("sync", func(t *testing.T) {
-		cp.Publish(v.Sign(t, v.Manifest(2, []synctest.Art{b})), 2, map[string][]byte{b.ID: b.Data})
+		v.Publish(v.Manifest(2, []synctest.Art{b}))
 		out, errs, code := mirrorCmd(t, bin, "sync", "--config", config)
-		if code != 0 || !strings.Contains(out, "committed snapshot snp_000002 (sequence 2): 1 artifacts") {
+		if code != 0 || !strings.Contains(out, "committed snapshot tuf-2 (sequence 2): 1 artifacts") {
 			t.Fatalf("sync: exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 		if got := d.check(t); got != 2 {
@@ -117,22 +112,18 @@ log_level: warn
 		}
 	})
 	t.Run("import, dry run then for real", func(t *testing.T) {
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf)
-		w.WriteSnapshot(v.Sign(t, v.Manifest(3, []synctest.Art{a, b})))
-		w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data))
-		w.Close()
+		v.Publish(v.Manifest(3, []synctest.Art{a, b}))
 		path := filepath.Join(t.TempDir(), "three.tar")
-		os.WriteFile(path, buf.Bytes(), 0o600)
+		os.WriteFile(path, v.Bundle(t, 2), 0o600)
 		out, errs, code := mirrorCmd(t, bin, "import", path, "--dry-run", "--config", config)
-		if code != 0 || !strings.Contains(out, "would import snapshot snp_000003 (sequence 3, held 2): 1 artifacts from the bundle") {
+		if code != 0 || !strings.Contains(out, "would import snapshot tuf-3 (sequence 3, held 2): 1 artifacts from the bundle") {
 			t.Fatalf("import --dry-run: exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 		if got := d.check(t); got != 2 {
 			t.Errorf("after the dry run the daemon serves %d, want 2", got)
 		}
 		out, errs, code = mirrorCmd(t, bin, "import", path, "--config", config)
-		if code != 0 || !strings.Contains(out, "imported snapshot snp_000003 (sequence 3, held 2): 1 artifacts from the bundle") {
+		if code != 0 || !strings.Contains(out, "imported snapshot tuf-3 (sequence 3, held 2): 1 artifacts from the bundle") {
 			t.Fatalf("import: exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 		if got := d.check(t); got != 3 {
@@ -211,10 +202,10 @@ log_level: warn
 // daemon (it replaces the file).
 func TestMirror_StaleAdminSocket(t *testing.T) {
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	dir := t.TempDir()
-	cp.Publish(v.Sign(t, v.Manifest(1, nil)), 1, nil)
+	v.Publish(v.Manifest(1, nil))
 	config := writeConfig(t, dir, v, cp)
 	d := startDaemon(t, bin, config)
 	d.kill9()

@@ -1,8 +1,6 @@
 package main_test
 
 import (
-	"bytes"
-	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,19 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
 func TestMirror_CLI(t *testing.T) {
 	bin := func() string { return buildOnce(t) }()
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	dir := t.TempDir()
 	config := writeConfig(t, dir, v, cp)
 	empty := filepath.Join(t.TempDir(), "nothing-here")
-	cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{{ID: "art_a", Data: []byte("abc")}})), 1, map[string][]byte{"art_a": []byte("abc")})
+	v.Publish(v.Manifest(1, []synctest.Art{{ID: "art_a", Data: []byte("abc")}}))
 
 	tests := []struct {
 		name    string
@@ -31,7 +28,7 @@ func TestMirror_CLI(t *testing.T) {
 		wantErr string
 		wantOut string
 	}{
-		{"sync once", []string{"sync", "--once", "--config", config}, nil, "", "committed snapshot snp_000001"},
+		{"sync once", []string{"sync", "--once", "--config", config}, nil, "", "committed snapshot tuf-1"},
 		{"status json", []string{"status", "--config", config, "--output", "json"}, nil, "", `"sequence": 1`},
 		{"the data dir's own config, no --config", []string{"status", "--data-dir", dir, "-o", "json"}, nil, "", `"sequence": 1`},
 		{"no mirror initialised", []string{"status", "--data-dir", empty}, nil, "no mirror is initialised in " + empty, ""},
@@ -74,7 +71,7 @@ func TestMirror_CLI(t *testing.T) {
 			t.Errorf("status = %v %q after %v; want a quick lock error", err, out, time.Since(start))
 		}
 		out, err = exec.Command(bin, "status", "--server", d.base, "--output", "json").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), `"snapshot_id": "snp_000001"`) {
+		if err != nil || !strings.Contains(string(out), `"snapshot_id": "tuf-1"`) {
 			t.Errorf("status --server = %v %s", err, out)
 		}
 		d.kill9()
@@ -91,21 +88,18 @@ func writeFile(t *testing.T, content string) string {
 // names the cause and the next step.
 func TestMirror_Messages(t *testing.T) {
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	dir := t.TempDir()
-	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub))
+	root := v.WriteRoot(t, t.TempDir())
+	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--root-file", root)
 	config := filepath.Join(dir, "mirror.yaml")
 	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("client_tokens: [site-token]\nlog_level: warn\n")
 	f.Close()
 	art := synctest.Art{ID: "art_a", Data: []byte("abc")}
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	w.WriteSnapshot(v.Sign(t, v.Manifest(1, []synctest.Art{art})))
-	w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
-	w.Close()
+	v.Publish(v.Manifest(1, []synctest.Art{art}))
 	bundleFile := filepath.Join(t.TempDir(), "b.tar")
-	os.WriteFile(bundleFile, buf.Bytes(), 0o600)
+	os.WriteFile(bundleFile, v.Bundle(t, 0), 0o600)
 	mustRun(t, bin, "import", bundleFile, "--config", config)
 
 	d := startDaemon(t, bin, config)
@@ -140,7 +134,7 @@ func TestMirror_Messages(t *testing.T) {
 	t.Run("sync from an unreachable vendor names vendor_url", func(t *testing.T) {
 		other := t.TempDir()
 		down := "http://" + testenv.FreePort(t)
-		mustRun(t, bin, "init", "--data-dir", other, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub),
+		mustRun(t, bin, "init", "--data-dir", other, "--tenant-id", v.TenantID, "--root-file", root,
 			"--vendor-url", down, "--credential", "omc_x")
 		cmd := exec.Command(bin, "sync", "--data-dir", other, "--log-level", "error")
 		cmd.Env = append(os.Environ(), "OUTPOST_RETRY_MAX_ELAPSED=1s")
@@ -172,11 +166,10 @@ func TestMirror_Messages(t *testing.T) {
 // interval shortened so every read reports).
 func TestMirror_Progress(t *testing.T) {
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	art := synctest.Art{ID: "art_p", Data: synctest.Random(1 << 20)}
-	env := v.Sign(t, v.Manifest(1, []synctest.Art{art}))
-	cp.Publish(env, 1, map[string][]byte{"art_p": art.Data})
+	v.Publish(v.Manifest(1, []synctest.Art{art}))
 	progressEnv := append(os.Environ(), "OUTPOST_PROGRESS_INTERVAL=1ns")
 
 	t.Run("sync", func(t *testing.T) {
@@ -194,14 +187,9 @@ func TestMirror_Progress(t *testing.T) {
 	})
 	t.Run("import", func(t *testing.T) {
 		dir := t.TempDir()
-		mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", base64.StdEncoding.EncodeToString(v.Pub))
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf)
-		w.WriteSnapshot(env)
-		w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
-		w.Close()
+		mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--root-file", v.WriteRoot(t, t.TempDir()))
 		file := filepath.Join(t.TempDir(), "b.tar")
-		os.WriteFile(file, buf.Bytes(), 0o600)
+		os.WriteFile(file, v.Bundle(t, 0), 0o600)
 		cmd := exec.Command(bin, "import", file, "--data-dir", dir)
 		cmd.Env = progressEnv
 		var stderr strings.Builder

@@ -55,10 +55,6 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 	if err := cfg.initialised(); err != nil {
 		return nil, err
 	}
-	trust, err := cfg.trust()
-	if err != nil {
-		return nil, err
-	}
 	tufTrust, err := cfg.tufTrust()
 	if err != nil {
 		return nil, err
@@ -73,9 +69,6 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		return nil, err
 	}
 	log := newLogger(cfg, cmd.ErrOrStderr())
-	if msg := cfg.deprecation(); msg != "" {
-		log.Warn(msg)
-	}
 	a := &app{cfg: cfg, st: st, cache: c, leases: mirror.NewLeases(st, cfg.MirrorID, cfg.TenantID, cfg.mirrorKey)}
 	if withSource {
 		if a.src, err = newSource(ctx, cfg, false); err != nil {
@@ -84,7 +77,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		}
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
-		Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
+		Trust: cfg.trust(), TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
 		Logger: log, MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
 		AuditExportAfter: a.leases.ExportAuditAfter, Now: clock.Now,
 	})
@@ -160,34 +153,20 @@ func initCmd() *cobra.Command {
 			cred, _ := f.GetString("credential")
 			tenant, _ := f.GetString("tenant-id")
 			mirrorID, _ := f.GetString("mirror-id")
-			keys, _ := f.GetStringSlice("trusted-key")
 			rootFile, _ := f.GetString("root-file")
-			threshold, _ := f.GetInt("signature-threshold")
 			listen, _ := f.GetString("listen")
 			switch {
 			case tenant == "":
 				return errors.New("init: --tenant-id is required")
-			case rootFile != "" && len(keys) > 0:
-				return errors.New("init: give --root-file (TUF) or --trusted-key (schema 1, deprecated), not both")
-			case rootFile == "" && len(keys) == 0:
+			case rootFile == "":
 				return errors.New("init: --root-file is required: the tenant's root.json, from the vendor (controlplane root show TENANT > root.json)")
 			}
 			if mirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, mirrorID) {
 				return fmt.Errorf("init: --mirror-id %q is not a mirror id (mir_…)", mirrorID)
 			}
-			for i, k := range keys {
-				if raw, err := base64.StdEncoding.DecodeString(k); err != nil || len(raw) != ed25519.PublicKeySize {
-					return fmt.Errorf("init: --trusted-key #%d is not base64 of a 32-byte ed25519 public key", i+1)
-				}
-			}
-			var root []byte
-			if rootFile != "" {
-				var err error
-				if root, err = readRoot(cmd.Context(), rootFile, tenant); err != nil {
-					return fmt.Errorf("init: --root-file: %w", err)
-				}
-			} else {
-				fmt.Fprintln(cmd.ErrOrStderr(), "mirror init: --trusted-key (schema 1, trust: dsse) is deprecated: initialise with --root-file, the tenant's root.json (controlplane root show TENANT)")
+			root, err := readRoot(cmd.Context(), rootFile, tenant)
+			if err != nil {
+				return fmt.Errorf("init: --root-file: %w", err)
 			}
 			if _, err := os.Stat(path); err == nil && !force {
 				return fmt.Errorf("init: %s exists (use --force to overwrite)", path)
@@ -196,17 +175,14 @@ func initCmd() *cobra.Command {
 				return fmt.Errorf("init: %w", err)
 			}
 			abs, _ := filepath.Abs(dataDir)
-			var moved string
-			if root != nil {
-				// A schema 1 state cannot take TUF: it is moved aside
-				// (with --force), the key and the blob cache stay.
-				var err error
-				if moved, err = setAsideSchema1(filepath.Join(abs, "mirror.db"), force); err != nil {
-					return fmt.Errorf("init: %w", err)
-				}
-				if err := writeFileAtomic(filepath.Join(abs, "root.json"), root, 0o600); err != nil {
-					return fmt.Errorf("init: copy the root: %w", err)
-				}
+			// A schema 1 state cannot take TUF: it is moved aside (with
+			// --force), the key and the blob cache stay.
+			moved, err := setAsideSchema1(filepath.Join(abs, "mirror.db"), force)
+			if err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			if err := writeFileAtomic(filepath.Join(abs, "root.json"), root, 0o600); err != nil {
+				return fmt.Errorf("init: copy the root: %w", err)
 			}
 			keyFile := filepath.Join(dataDir, "mirror.key")
 			pub, err := ensureKey(keyFile)
@@ -221,17 +197,9 @@ func initCmd() *cobra.Command {
 				fmt.Fprintf(&b, "mirror_id: %s\n", q(mirrorID))
 			}
 			fmt.Fprintf(&b, "tenant_id: %s\n", q(tenant))
-			if root != nil {
-				// The copy in the data dir: the config stays valid if the
-				// file given moves. Read once, to initialise mirror.db.
-				fmt.Fprintf(&b, "trust: tuf\nroot_file: %s\n", q(filepath.Join(abs, "root.json")))
-			} else {
-				fmt.Fprintf(&b, "# schema 1 (deprecated): re-initialise with --root-file for trust: tuf\n")
-				fmt.Fprintf(&b, "trust: dsse\nsignature_threshold: %d\ntrusted_keys:\n", threshold)
-				for _, k := range keys {
-					fmt.Fprintf(&b, "  - %s\n", q(k))
-				}
-			}
+			// The copy in the data dir: the config stays valid if the file
+			// given moves. Read once, to initialise mirror.db.
+			fmt.Fprintf(&b, "trust: tuf\nroot_file: %s\n", q(filepath.Join(abs, "root.json")))
 			if vendorURL != "" {
 				fmt.Fprintf(&b, "source: controlplane\nvendor_url: %s\ncredential: %s\n", q(vendorURL), q(cred))
 			} else {
@@ -240,10 +208,8 @@ func initCmd() *cobra.Command {
 			if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
 				return fmt.Errorf("init: write config: %w", err)
 			}
-			res := map[string]string{"config": path, "data_dir": abs, "key_file": keyFile, "public_key": base64.StdEncoding.EncodeToString(pub), "trust": "dsse"}
-			if root != nil {
-				res["trust"], res["root_file"] = "tuf", filepath.Join(abs, "root.json")
-			}
+			res := map[string]string{"config": path, "data_dir": abs, "key_file": keyFile, "public_key": base64.StdEncoding.EncodeToString(pub),
+				"trust": "tuf", "root_file": filepath.Join(abs, "root.json")}
 			if moved != "" {
 				res["schema1_state"] = moved
 			}
@@ -261,8 +227,6 @@ func initCmd() *cobra.Command {
 	f.String("tenant-id", "", "tenant this mirror serves")
 	f.String("mirror-id", "", "this mirror's id (mir_…) as registered with the control plane; needed for leases on a mirror fed only by bundles")
 	f.String("root-file", "", "the tenant's root.json from the vendor (controlplane root show TENANT): trust: tuf, copied into the data dir")
-	f.StringSlice("trusted-key", nil, "deprecated (schema 1, trust: dsse): vendor public signing key (base64 of 32 bytes); repeat to pin several")
-	f.Int("signature-threshold", 1, "deprecated (schema 1): trusted signatures required on a snapshot")
 	f.Bool("force", false, "overwrite an existing config")
 	return cmd
 }
@@ -374,18 +338,11 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			trust, err := cfg.trust()
-			if err != nil {
-				return err
-			}
 			tufTrust, err := cfg.tufTrust()
 			if err != nil {
 				return err
 			}
 			log := newLogger(cfg, cmd.ErrOrStderr())
-			if msg := cfg.deprecation(); msg != "" {
-				log.Warn(msg)
-			}
 			// The mirror's own key signs offline licence leases; a broken
 			// key file fails now, a missing one answers 503.
 			if _, err := loadKey(cfg.KeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -400,7 +357,7 @@ func serveCmd() *cobra.Command {
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
 				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval, AdminSocket: cfg.AdminSocket,
-				Sync:     sync.Config{Trust: trust, TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
+				Sync:     sync.Config{Trust: cfg.trust(), TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout, WriteTimeout: cfg.WriteTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout,

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,18 +29,21 @@ import (
 // Config is the mirror's configuration (configs/mirror.yaml documents
 // every key).
 type Config struct {
-	DataDir     string   `mapstructure:"data_dir"`
-	Listen      string   `mapstructure:"listen"`
-	LogLevel    string   `mapstructure:"log_level"`
-	LogFormat   string   `mapstructure:"log_format"`
-	KeyFile     string   `mapstructure:"key_file"`
-	TenantID    string   `mapstructure:"tenant_id"`
-	MirrorID    string   `mapstructure:"mirror_id"`
+	DataDir   string `mapstructure:"data_dir"`
+	Listen    string `mapstructure:"listen"`
+	LogLevel  string `mapstructure:"log_level"`
+	LogFormat string `mapstructure:"log_format"`
+	KeyFile   string `mapstructure:"key_file"`
+	TenantID  string `mapstructure:"tenant_id"`
+	MirrorID  string `mapstructure:"mirror_id"`
+	// TrustedKeys and SignatureThreshold are schema 1's, which is no
+	// longer supported: they are read only so that a config written for
+	// it is refused with the command that re-initialises the mirror
+	// (errSchema1) instead of as an unknown key.
 	TrustedKeys []string `mapstructure:"trusted_keys"`
-	// Trust is "tuf" (root_file) or "dsse" (schema 1, trusted_keys;
-	// deprecated). Empty: "tuf" when root_file is given, else "dsse"
-	// when trusted_keys are (configs written before TUF became the
-	// default), else an error naming root_file where trust is needed.
+	// Trust is "tuf", the only trust (root_file); empty is "tuf" when
+	// root_file is given, else an error naming root_file where the trust
+	// is needed. "dsse" (schema 1) is refused (errSchema1).
 	Trust              string        `mapstructure:"trust"`
 	RootFile           string        `mapstructure:"root_file"`
 	SignatureThreshold int           `mapstructure:"signature_threshold"`
@@ -80,9 +81,6 @@ type Config struct {
 	// SyncTLS is the sync client's side (control plane, upstream mirror):
 	// ca_file, tls_client_cert_file, tls_client_key_file.
 	SyncTLS tlsconf.ClientConfig `mapstructure:",squash"`
-
-	// trustImplied says trust was not set and trusted_keys made it dsse.
-	trustImplied bool
 }
 
 // EventsConfig is the events: section (POST /v1/events).
@@ -192,29 +190,25 @@ func (c *Config) Validate() error {
 	}
 	switch c.Trust {
 	case "":
-		// Configs written before TUF became the default pin
-		// trusted_keys and say nothing of trust: they keep working
-		// as schema 1 (with a deprecation warning, deprecation()).
-		// Neither is an error when the trust is needed (trustMode).
+		// Neither is an error only where the trust is needed
+		// (trustMode): init, status and the like run without it.
 		switch {
 		case c.RootFile != "":
 			c.Trust = "tuf" // the default
 		case len(c.TrustedKeys) > 0:
-			c.Trust, c.trustImplied = "dsse", true
+			return errSchema1(c)
 		}
 	case "dsse":
+		return errSchema1(c)
 	case "tuf":
 		if c.RootFile == "" {
 			return errors.New("trust: tuf needs root_file (the tenant's root.json from the vendor)")
 		}
 	default:
-		return fmt.Errorf("trust %q is not one of dsse, tuf", c.Trust)
+		return fmt.Errorf("trust %q is not tuf (the only trust)", c.Trust)
 	}
 	if c.MirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, c.MirrorID) {
 		return fmt.Errorf("mirror_id %q is not a mirror id (mir_…)", c.MirrorID)
-	}
-	if c.SignatureThreshold < 1 {
-		return errors.New("signature_threshold must be at least 1")
 	}
 	if c.RetainSnapshots < 1 {
 		return errors.New("retain_snapshots must be at least 1")
@@ -258,41 +252,38 @@ func (c *Config) Validate() error {
 // trust is TUF, so it names root_file.
 var errNoTrust = errors.New("config: no trust configured: set root_file to the tenant's root.json (trust: tuf, the default; `mirror init --root-file`)")
 
-// trustMode is the mirror's trust, "tuf" or "dsse", or errNoTrust when
-// the config names neither root_file nor trusted_keys.
-func (c *Config) trustMode() (string, error) {
+// errSchema1 refuses a config written for schema 1 (trust: dsse, or
+// trusted_keys and no root_file), naming the command that re-initialises
+// the mirror in place with the tenant's root.
+func errSchema1(c *Config) error {
+	tenant := c.TenantID
+	if tenant == "" {
+		tenant = "TENANT"
+	}
+	return fmt.Errorf("config: this mirror is configured for schema 1 (trust: dsse, trusted_keys), which is no longer supported: "+
+		"stop it, get the tenant's root.json from the vendor (controlplane root show %s > root.json) and re-initialise it with "+
+		"`mirror init --data-dir %s --tenant-id %s --root-file ROOT --force` (add --vendor-url and --credential for source: controlplane; "+
+		"docs/metadata.md, \"Moving a schema 1 mirror to TUF\")", tenant, c.DataDir, tenant)
+}
+
+// trustMode checks that the config names the mirror's trust: root_file
+// (trust: tuf), or errNoTrust.
+func (c *Config) trustMode() error {
 	switch c.Trust {
-	case "tuf", "dsse":
-		return c.Trust, nil
+	case "tuf":
+		return nil
 	case "":
-		return "", errNoTrust
+		return errNoTrust
 	default:
-		return "", fmt.Errorf("config: trust %q: want tuf or dsse", c.Trust)
+		return fmt.Errorf("config: trust %q: want tuf", c.Trust)
 	}
 }
 
-// deprecation is the one-line warning a schema 1 mirror logs at start
-// ("" for trust: tuf).
-func (c *Config) deprecation() string {
-	switch {
-	case c.Trust != "dsse":
-		return ""
-	case c.trustImplied:
-		return "config: no trust: set and trusted_keys given, so this mirror runs schema 1 (trust: dsse), which is deprecated: re-initialise it with the tenant's root (mirror init --root-file; docs/metadata.md, \"Moving a schema 1 mirror to TUF\")"
-	default:
-		return "config: trust: dsse (schema 1) is deprecated: re-initialise this mirror with the tenant's root (mirror init --root-file; docs/metadata.md, \"Moving a schema 1 mirror to TUF\")"
-	}
-}
-
-// tufTrust reads the TUF trust (trust: tuf): the tenant's root.json from
-// root_file. It is nil for trust: dsse.
+// tufTrust reads the mirror's trust: the tenant's root.json from
+// root_file.
 func (c *Config) tufTrust() (*sync.TUFTrust, error) {
-	mode, err := c.trustMode()
-	if err != nil {
+	if err := c.trustMode(); err != nil {
 		return nil, err
-	}
-	if mode == "dsse" {
-		return nil, nil
 	}
 	if c.TenantID == "" {
 		return nil, errors.New("config: tenant_id is required")
@@ -310,34 +301,10 @@ func (c *Config) tufTrust() (*sync.TUFTrust, error) {
 	return &sync.TUFTrust{TenantID: c.TenantID, Root: root}, nil
 }
 
-// trust builds the verifier's pinned trust from the config.
-func (c *Config) trust() (snapshot.Trust, error) {
-	t := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: c.SignatureThreshold, TenantID: c.TenantID, MaxSize: c.MaxSnapshotBytes}
-	if c.TenantID == "" {
-		return t, errors.New("config: tenant_id is required")
-	}
-	mode, err := c.trustMode()
-	if err != nil {
-		return t, err
-	}
-	if mode == "tuf" {
-		return t, nil // trusted_keys are not used: the root is (tufTrust)
-	}
-	if len(c.TrustedKeys) == 0 {
-		return t, errors.New("config: trusted_keys is empty: pin at least one vendor public key")
-	}
-	for i, k := range c.TrustedKeys {
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
-		if err != nil || len(raw) != ed25519.PublicKeySize {
-			return t, fmt.Errorf("config: trusted_keys[%d] is not base64 of a 32-byte ed25519 public key", i)
-		}
-		pub := ed25519.PublicKey(raw)
-		t.Keys[snapshot.KeyID(pub)] = pub
-	}
-	if c.SignatureThreshold > len(t.Keys) {
-		return t, fmt.Errorf("config: signature_threshold %d is more than the %d trusted keys", c.SignatureThreshold, len(t.Keys))
-	}
-	return t, nil
+// trust is what the sync needs of the tenant besides the root: its id
+// and the size cap of a bundle's entries.
+func (c *Config) trust() snapshot.Trust {
+	return snapshot.Trust{TenantID: c.TenantID, MaxSize: c.MaxSnapshotBytes}
 }
 
 // syncClient is the HTTP client of the sync sources: nil (the default

@@ -38,11 +38,11 @@ func TestConfig_ShippedExampleLoads(t *testing.T) {
 	}
 }
 
-// TestConfig_TUFTrust: trust: tuf (the default) needs root_file
-// (trusted_keys are then not required); a config with neither is refused
-// naming root_file; a config with trusted_keys and no trust (written
-// before TUF became the default) still runs schema 1 with one
-// deprecation line; an unknown trust is refused, naming the key.
+// TestConfig_TUFTrust: trust: tuf (the default) needs root_file; a
+// config with neither is refused naming root_file; a config written for
+// schema 1 (trust: dsse, or trusted_keys and no root_file) is refused at
+// start with the command that re-initialises the mirror with the
+// tenant's root; an unknown trust is refused, naming the key.
 func TestConfig_TUFTrust(t *testing.T) {
 	bin := buildOnce(t)
 	dir := t.TempDir()
@@ -51,19 +51,20 @@ func TestConfig_TUFTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := `"` + strings.Repeat("A", 43) + `="`
+	const reinit = "mirror init --data-dir "
 	cases := []struct {
-		name, extra, want string
-		ok                bool
-		deprecated        bool
+		name, extra string
+		want        []string // in the refusal; nil: accepted
 	}{
-		{"tuf with root_file", "trust: tuf\nroot_file: " + root + "\n", "", true, false},
-		{"root_file alone is tuf", "root_file: " + root + "\n", "", true, false},
-		{"tuf without root_file", "trust: tuf\n", "root_file", false, false},
-		{"neither trust nor trusted_keys", "", "root_file", false, false},
-		{"trusted_keys without trust: dsse, deprecated", "trusted_keys: [" + key + "]\n", "", true, true},
-		{"trust: dsse, deprecated", "trust: dsse\ntrusted_keys: [" + key + "]\n", "", true, true},
-		{"dsse without trusted_keys", "trust: dsse\n", "trusted_keys", false, false},
-		{"unknown trust", "trust: pgp\nroot_file: " + root + "\n", "trust", false, false},
+		{"tuf with root_file", "trust: tuf\nroot_file: " + root + "\n", nil},
+		{"root_file alone is tuf", "root_file: " + root + "\n", nil},
+		{"trusted_keys beside root_file are ignored", "root_file: " + root + "\ntrusted_keys: [" + key + "]\n", nil},
+		{"tuf without root_file", "trust: tuf\n", []string{"root_file"}},
+		{"neither trust nor trusted_keys", "", []string{"root_file"}},
+		{"trusted_keys without root_file", "trusted_keys: [" + key + "]\n", []string{"schema 1", reinit, "--tenant-id ten_1 --root-file ROOT --force", "controlplane root show ten_1"}},
+		{"trust: dsse", "trust: dsse\ntrusted_keys: [" + key + "]\n", []string{"schema 1", reinit, "--root-file ROOT --force"}},
+		{"trust: dsse with root_file", "trust: dsse\nroot_file: " + root + "\n", []string{"schema 1", reinit}},
+		{"unknown trust", "trust: pgp\nroot_file: " + root + "\n", []string{"trust"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,15 +75,32 @@ func TestConfig_TUFTrust(t *testing.T) {
 			}
 			// gc opens the mirror with its trust, as serve does.
 			out, err := exec.Command(bin, "gc", "--config", cfg, "--output", "json").CombinedOutput()
-			if tc.ok && err != nil {
-				t.Fatalf("got %v: %s", err, out)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("got %v: %s", err, out)
+				}
+				return
 			}
-			if !tc.ok && (err == nil || !strings.Contains(string(out), tc.want)) {
-				t.Fatalf("got %v: %s, want a refusal naming %s", err, out, tc.want)
+			if err == nil {
+				t.Fatalf("got success: %s, want a refusal naming %q", out, tc.want)
 			}
-			if got := strings.Count(string(out), "deprecated"); tc.ok && got != map[bool]int{true: 1, false: 0}[tc.deprecated] {
-				t.Errorf("%d deprecation lines, want deprecated=%v: %s", got, tc.deprecated, out)
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("got %s, want it to name %q", out, w)
+				}
 			}
 		})
 	}
+	// serve refuses a schema 1 config at start, before it listens.
+	t.Run("serve refuses schema 1", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "mirror.yaml")
+		body := "data_dir: " + filepath.Join(t.TempDir(), "data") + "\ntenant_id: ten_1\nsource: none\nlog_level: warn\nlisten: 127.0.0.1:0\ntrust: dsse\ntrusted_keys: [" + key + "]\n"
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "serve", "--config", cfg).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--root-file ROOT --force") {
+			t.Fatalf("got %v: %s, want a refusal naming mirror init --root-file ROOT --force", err, out)
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -34,22 +34,32 @@ func buildOnce(t *testing.T) string { return testenv.Binary(t, "./cmd/mirror") }
 type daemon struct {
 	cmd  *exec.Cmd
 	base string
+	// tenant and root, from the config's tenant_id and root_file: check
+	// verifies what the mirror serves from them.
+	tenant string
+	root   []byte
 }
 
-func writeConfig(t *testing.T, dir string, v *synctest.Vendor, cp *synctest.ControlPlane) string {
+// trustConfig is the start of a mirror config of v's tenant in dir:
+// data_dir, tenant_id and root_file (v's root, written into dir).
+func trustConfig(t *testing.T, dir string, v *synctest.TUFVendor) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`data_dir: %q
-tenant_id: %q
-trust: dsse
-trusted_keys: [%q]
-source: controlplane
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("data_dir: %q\ntenant_id: %q\nroot_file: %q\n", dir, v.TenantID, v.WriteRoot(t, dir))
+}
+
+func writeConfig(t *testing.T, dir string, v *synctest.TUFVendor, cp *synctest.TUFControlPlane) string {
+	t.Helper()
+	cfg := trustConfig(t, dir, v) + fmt.Sprintf(`source: controlplane
 vendor_url: %q
 credential: %q
 sync_interval: 1s
 retry_max_elapsed: 30s
 concurrency: 3
 log_level: warn
-`, dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), cp.URL, cp.Credential)
+`, cp.URL, cp.Credential)
 	path := filepath.Join(dir, "mirror.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -66,6 +76,7 @@ func startDaemon(t *testing.T, bin, config string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{cmd: cmd, base: "http://" + addr}
+	d.tenant, d.root = configTrust(t, config)
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -84,26 +95,94 @@ func (d *daemon) kill9() {
 	d.cmd.Wait()
 }
 
-// check asserts that whatever the daemon serves is one complete snapshot:
-// every artifact it lists is served whole with the right hash. It returns
-// the served sequence (0 when none yet).
-func (d *daemon) check(t *testing.T) int64 {
+// configTrust reads tenant_id and the root at root_file from a config.
+func configTrust(t *testing.T, config string) (string, []byte) {
 	t.Helper()
-	resp, err := http.Get(d.base + "/v1/snapshot")
-	if err != nil {
-		t.Fatalf("GET /v1/snapshot: %v", err)
-	}
-	env, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return 0
-	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /v1/snapshot = %d", resp.StatusCode)
-	}
-	m, err := state.DecodeManifest(env)
+	raw, err := os.ReadFile(config)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var tenant, rootFile string
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.Trim(strings.TrimSpace(v), `"`)
+		switch strings.TrimSpace(k) {
+		case "tenant_id":
+			tenant = v
+		case "root_file":
+			rootFile = v
+		}
+	}
+	if rootFile == "" {
+		return tenant, nil
+	}
+	root, err := os.ReadFile(rootFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tenant, root
+}
+
+// httpFetcher is a tuf.Fetcher over the mirror's /tuf/.
+type httpFetcher struct{ base string }
+
+func (f httpFetcher) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"/tuf/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: status %d", path, resp.StatusCode)
+	}
+	return resp.Body, nil
+}
+
+// served is the manifest the mirror serves, verified as a TUF client
+// does from the tenant's root (nil when it holds none yet).
+func (d *daemon) served(t *testing.T) *snapshot.Manifest {
+	t.Helper()
+	resp, err := http.Get(d.base + "/tuf/metadata/timestamp.json")
+	if err != nil {
+		t.Fatalf("GET timestamp: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusServiceUnavailable {
+		return nil
+	}
+	ctx := context.Background()
+	store := tuf.NewMemStore()
+	if err := tuf.Init(ctx, store, d.tenant, d.root); err != nil {
+		t.Fatal(err)
+	}
+	c := tuf.NewClient(d.tenant, httpFetcher{d.base}, store, tuf.ClientOptions{})
+	if _, err := c.Update(ctx); err != nil {
+		t.Fatalf("TUF update from the mirror: %v", err)
+	}
+	m, err := c.Repository().Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// check asserts that whatever the daemon serves is one complete snapshot:
+// every artifact it lists is served whole with the right hash. It returns
+// the served sequence (the snapshot version; 0 when none yet).
+func (d *daemon) check(t *testing.T) int64 {
+	t.Helper()
+	m := d.served(t)
+	if m == nil {
+		return 0
 	}
 	for _, a := range state.Needed(m, []string{"stable"}) {
 		resp, err := http.Get(d.base + "/v1/artifacts/by-sha256/" + a.SHA256)
@@ -115,12 +194,8 @@ func (d *daemon) check(t *testing.T) int64 {
 		resp.Body.Close()
 		if resp.StatusCode == 404 {
 			// Fine only if a newer snapshot was committed meanwhile.
-			if r2, err := http.Get(d.base + "/v1/snapshot"); err == nil {
-				b, _ := io.ReadAll(r2.Body)
-				r2.Body.Close()
-				if string(b) != string(env) {
-					return m.Sequence
-				}
+			if m2 := d.served(t); m2 != nil && m2.Sequence != m.Sequence {
+				return m.Sequence
 			}
 		}
 		if resp.StatusCode != 200 || n != a.SizeBytes || hex.EncodeToString(h.Sum(nil)) != a.SHA256 {
@@ -136,8 +211,8 @@ func TestMirror_CrashKill9(t *testing.T) {
 		t.Skip("crash test runs the real binary")
 	}
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	cp.ChunkDelay = 40 * time.Millisecond // about 0.8 MB/s per stream: a generation takes several runs
 	dir := t.TempDir()
 	config := writeConfig(t, dir, v, cp)
@@ -165,18 +240,15 @@ func TestMirror_CrashKill9(t *testing.T) {
 	gen4 := append(mk("d", 4, 512<<10), gen3[0])
 	gens := [][]synctest.Art{gen1, gen2, gen3, gen4}
 	publish := func(seq int64) {
-		arts := gens[seq-1]
-		blobs := map[string][]byte{}
-		for _, a := range arts {
-			blobs[a.ID] = a.Data
-		}
-		m := v.Manifest(seq, arts)
+		m := v.Manifest(seq, gens[seq-1])
 		if seq == 2 {
 			m.Deltas = []snapshot.Delta{{DeltaID: "dlt_1", FromArtifactID: gen1[1].ID, ToArtifactID: gen2[0].ID,
 				FromSHA256: synctest.SHA(gen1[1].Data), ToSHA256: synctest.SHA(gen2[0].Data), SHA256: synctest.SHA(dl.Bytes()), SizeBytes: int64(dl.Len())}}
-			blobs["dlt_1"] = dl.Bytes()
+			v.AddBlob(dl.Bytes())
 		}
-		cp.Publish(v.Sign(t, m), seq, blobs)
+		if got := v.Publish(m); got != seq {
+			t.Fatalf("published version %d, want %d", got, seq)
+		}
 	}
 
 	published := int64(1)
@@ -228,7 +300,7 @@ func TestMirror_CrashKill9(t *testing.T) {
 	if err := d.cmd.Wait(); err != nil {
 		t.Errorf("graceful shutdown: %v", err)
 	}
-	// stdout only: stderr has the log (trust: dsse logs its deprecation).
+	// stdout only: stderr has the log.
 	vc := exec.Command(bin, "verify", "--config", config, "--output", "json")
 	var verr strings.Builder
 	vc.Stderr = &verr
@@ -246,5 +318,5 @@ func TestMirror_CrashKill9(t *testing.T) {
 	if midSync < 3 {
 		t.Errorf("only %d of %d kills landed mid-download; the test is not exercising crashes", midSync, kills)
 	}
-	t.Logf("%d kills (%d mid-download); converged to sequence %d; delta requested %d times", kills, midSync, published, cp.Requests("dlt_1"))
+	t.Logf("%d kills (%d mid-download); converged to sequence %d; delta requested %d times", kills, midSync, published, cp.Requests(synctest.SHA(dl.Bytes())))
 }

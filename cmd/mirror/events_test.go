@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/license"
@@ -49,13 +48,12 @@ func statusEvents(t *testing.T, base, token string) *mirror.StatusEvents {
 func TestMirror_ClientEvents(t *testing.T) {
 	bin := buildOnce(t)
 	updatectl := testenv.Binary(t, "./cmd/updatectl")
-	v := synctest.NewVendor(t)
-	v.TenantID = catalog.NewID(catalog.PrefixTenant)
-	vendorKey := base64.StdEncoding.EncodeToString(v.Pub)
+	v := synctest.NewTUFVendor(t)
+	root := v.WriteRoot(t, t.TempDir())
 	dir := filepath.Join(t.TempDir(), "m")
 	mirrorID := catalog.NewID(catalog.PrefixMirror)
 	var initOut map[string]string
-	json.Unmarshal([]byte(mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--trusted-key", vendorKey,
+	json.Unmarshal([]byte(mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--root-file", root,
 		"--mirror-id", mirrorID, "--output", "json")), &initOut)
 	config := filepath.Join(dir, "mirror.yaml")
 	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
@@ -68,13 +66,9 @@ func TestMirror_ClientEvents(t *testing.T) {
 	m := v.Manifest(1, []synctest.Art{art})
 	m.Products[0].ProductID, m.Releases[0].ProductID, m.Releases[0].ReleaseID = prd, prd, rel
 	m.Artifacts[0].ArtifactID, m.Releases[0].Artifacts[0].ArtifactID = artID, artID
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	w.WriteSnapshot(v.Sign(t, m))
-	w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
-	w.Close()
+	v.Publish(m)
 	bundleFile := filepath.Join(t.TempDir(), "b.tar")
-	os.WriteFile(bundleFile, buf.Bytes(), 0o600)
+	os.WriteFile(bundleFile, v.Bundle(t, 0), 0o600)
 	mustRun(t, bin, "import", "--config", config, bundleFile)
 
 	d := startDaemon(t, bin, config)
@@ -100,7 +94,7 @@ func TestMirror_ClientEvents(t *testing.T) {
 	if code, out := updctl(append([]string{"check"}, query...)...); code != 10 {
 		t.Fatalf("check exit %d: %s", code, out)
 	}
-	if code, out := updctl(append([]string{"download", "--trusted-key", vendorKey, "--tenant", v.TenantID, "--out", t.TempDir()}, query...)...); code != 0 {
+	if code, out := updctl(append([]string{"download", "--tuf-root", root, "--tenant", v.TenantID, "--out", t.TempDir()}, query...)...); code != 0 {
 		t.Fatalf("download exit %d: %s", code, out)
 	}
 	if code, out := updctl("report", "install-failed", "--release", rel, "--product", prd, "--artifact", artID,

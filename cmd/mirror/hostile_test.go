@@ -1,9 +1,10 @@
 package main_test
 
 import (
+	"archive/tar"
 	"bytes"
-	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
 
@@ -57,18 +57,41 @@ func paxRecord(k, v string) string {
 // through archive/tar, into exactly the artifact: size zero bytes but its
 // last 4 KiB. Without tarsafe the mirror writes and hashes the full size,
 // and the hash even matches.
-func sparseBundle(t *testing.T, env []byte, art []byte) []byte {
+func sparseBundle(t *testing.T, good []byte, art []byte) []byte {
 	t.Helper()
+	// Every entry of the genuine bundle but the artifact, then the
+	// artifact's entry as a sparse file.
 	var head bytes.Buffer
-	w := bundle.NewWriter(&head)
-	if err := w.WriteSnapshot(env); err != nil {
-		t.Fatal(err)
+	tr := tar.NewReader(bytes.NewReader(good))
+	tw := tar.NewWriter(&head)
+	name := ""
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(hdr.Name, "targets/") {
+			name = hdr.Name
+			continue
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w.Close()
-	out := head.Bytes()[:head.Len()-1024] // drop the end marker
+	if name == "" {
+		t.Fatal("the bundle carries no artifact")
+	}
+	tw.Flush() // no end marker
+	out := head.Bytes()
 	tail := art[len(art)-4096:]
 	pax := paxRecord("GNU.sparse.major", "1") + paxRecord("GNU.sparse.minor", "0") +
-		paxRecord("GNU.sparse.name", "artifacts/"+synctest.SHA(art)) +
+		paxRecord("GNU.sparse.name", name) +
 		paxRecord("GNU.sparse.realsize", fmt.Sprint(len(art)))
 	data := append(pad512([]byte(fmt.Sprintf("1\n%d\n4096\n", len(art)-4096))), tail...)
 	out = append(out, tarBlock("PaxHeaders/sparse", 'x', int64(len(pax)))...)
@@ -99,18 +122,18 @@ func blobBytes(t *testing.T, dataDir string) (files int, n int64) {
 // is written to the cache.
 func TestMirror_RefusesSparseBundles(t *testing.T) {
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	art := make([]byte, 8<<20)
 	copy(art[len(art)-4096:], synctest.Random(4096))
 	a := synctest.Art{ID: "art_sparse", Data: art}
-	evil := sparseBundle(t, v.Sign(t, v.Manifest(1, []synctest.Art{a})), art)
-	if len(evil) > 16<<10 {
+	v.Publish(v.Manifest(1, []synctest.Art{a}))
+	evil := sparseBundle(t, v.Bundle(t, 0), art)
+	if len(evil) > 32<<10 {
 		t.Fatalf("crafted bundle is %d bytes, want a few KiB", len(evil))
 	}
 	config := func(t *testing.T) (dir, path string) {
 		dir = t.TempDir()
-		cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
-			dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub))
+		cfg := trustConfig(t, dir, v) + "source: none\ninbox_interval: 100ms\nlog_level: warn\n"
 		path = filepath.Join(dir, "mirror.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

@@ -2,14 +2,11 @@ package main_test
 
 import (
 	"bytes"
-	"encoding/base64"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
 
@@ -17,22 +14,19 @@ import (
 // the air-gapped path without stopping the daemon.
 func TestMirror_InboxWhileServing(t *testing.T) {
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\ninbox_interval: 100ms\nlog_level: warn\n",
-		dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub))
+	cfg := trustConfig(t, dir, v) + "source: none\ninbox_interval: 100ms\nlog_level: warn\n"
 	path := filepath.Join(dir, "mirror.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 	d := startDaemon(t, bin, path)
 
 	drop := func(name string, seq int64, arts ...synctest.Art) {
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf)
-		w.WriteSnapshot(v.Sign(t, v.Manifest(seq, arts)))
-		for _, a := range arts {
-			w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data))
+		if got := v.Publish(v.Manifest(seq, arts)); got != seq {
+			t.Fatalf("published version %d, want %d", got, seq)
 		}
-		w.Close()
+		// An incremental bundle, for the mirror holding seq-1.
+		buf := bytes.NewBuffer(v.Bundle(t, seq-1))
 		// Copy under a temporary name, then rename: what an operator's
 		// tooling should do, though the inbox also waits for a file to
 		// stop changing.

@@ -13,7 +13,8 @@ import (
 // TestInit_RootFile: `mirror init --root-file` checks the tenant's root
 // as the sync will, copies it into the data dir (0600) and writes trust:
 // tuf with that copy, so the config stays valid when the original goes;
-// --trusted-key still works, as deprecated schema 1; hostile or missing
+// a schema 1 config is refused, naming the command that re-initialises
+// it, and that command works; --trusted-key is gone; hostile or missing
 // input is refused with nothing written.
 func TestInit_RootFile(t *testing.T) {
 	bin := buildOnce(t)
@@ -75,19 +76,31 @@ func TestInit_RootFile(t *testing.T) {
 		}
 	})
 
-	t.Run("schema 1, deprecated", func(t *testing.T) {
+	// A config written for schema 1 is refused at start, naming the
+	// command; that command, run as written, re-initialises the mirror in
+	// place (same key) with the tenant's root.
+	t.Run("schema 1 config re-initialised", func(t *testing.T) {
 		dir := t.TempDir()
 		key := strings.Repeat("A", 43) + "="
-		_, errs, err := run(bin, "init", "--data-dir", dir, "--tenant-id", tenant, "--trusted-key", key)
-		if err != nil {
-			t.Fatalf("init: %v: %s", err, errs)
+		cfgPath := filepath.Join(dir, "mirror.yaml")
+		if err := os.WriteFile(cfgPath, []byte("data_dir: "+dir+"\ntenant_id: "+tenant+"\ntrust: dsse\ntrusted_keys: [\""+key+"\"]\nsource: none\n"), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		if n := strings.Count(errs, "deprecated"); n != 1 {
-			t.Errorf("stderr %q: want one deprecation line", errs)
+		_, errs, err := run(bin, "gc", "--config", cfgPath)
+		want := "mirror init --data-dir " + dir + " --tenant-id " + tenant + " --root-file ROOT --force"
+		if err == nil || !strings.Contains(errs, want) {
+			t.Fatalf("gc on a schema 1 config: %v: %q, want a refusal naming %q", err, errs, want)
 		}
-		cfg, _ := os.ReadFile(filepath.Join(dir, "mirror.yaml"))
-		if !strings.Contains(string(cfg), "trust: dsse\n") || !strings.Contains(string(cfg), key) {
-			t.Errorf("config:\n%s", cfg)
+		src := write(t, "root.json", v.RootData)
+		if _, errs, err := run(bin, "init", "--data-dir", dir, "--tenant-id", tenant, "--root-file", src, "--force"); err != nil {
+			t.Fatalf("init --force: %v: %s", err, errs)
+		}
+		cfg, _ := os.ReadFile(cfgPath)
+		if !strings.Contains(string(cfg), "trust: tuf\n") || strings.Contains(string(cfg), key) {
+			t.Errorf("config after re-init:\n%s", cfg)
+		}
+		if _, errs, err := run(bin, "gc", "--config", cfgPath); err != nil {
+			t.Fatalf("gc after re-init: %v: %s", err, errs)
 		}
 	})
 
@@ -101,7 +114,7 @@ func TestInit_RootFile(t *testing.T) {
 		want string
 	}{
 		{"neither", []string{"--tenant-id", tenant}, "--root-file"},
-		{"both", []string{"--tenant-id", tenant, "--root-file", write(t, "r.json", v.RootData), "--trusted-key", strings.Repeat("A", 43) + "="}, "not both"},
+		{"--trusted-key is gone", []string{"--tenant-id", tenant, "--root-file", write(t, "r.json", v.RootData), "--trusted-key", strings.Repeat("A", 43) + "="}, "unknown flag: --trusted-key"},
 		{"no tenant", []string{"--root-file", write(t, "r.json", v.RootData)}, "--tenant-id"},
 		{"another tenant's root", []string{"--tenant-id", tenant, "--root-file", write(t, "r.json", other.RootData)}, "tenant"},
 		{"a tampered root", []string{"--tenant-id", tenant, "--root-file", write(t, "r.json", tampered)}, "root"},

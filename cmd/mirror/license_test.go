@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,8 +21,8 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/mirror"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 	"github.com/outpost/outpost/internal/wire"
 )
 
@@ -194,7 +192,7 @@ func heldSecret(eid, subject string) string {
 // plane, with mirrorSeats of a maxSeats entitlement delegated to it and a
 // snapshot built that says so.
 type leasingMirror struct {
-	tenant, vendorKey, ent, mirrorID, credential, dir, config string
+	tenant, root, ent, mirrorID, credential, dir, config string
 }
 
 func newLeasingMirror(t *testing.T, bin string, cp *vendorCP, maxSeats, mirrorSeats int) leasingMirror {
@@ -202,15 +200,23 @@ func newLeasingMirror(t *testing.T, bin string, cp *vendorCP, maxSeats, mirrorSe
 	var lm leasingMirror
 	lm.tenant = cp.api(t, "POST", "/v1/tenants", map[string]any{"name": "acme"}, 201)["tenant_id"].(string)
 	product := cp.api(t, "POST", "/v1/products", map[string]any{"name": "app", "distribution": "licensed"}, 201)["product_id"].(string)
-	lm.vendorKey = cp.api(t, "GET", "/v1/keys", nil, 200)["items"].([]any)[0].(map[string]any)["public_key"].(string)
 	lm.ent = cp.api(t, "POST", "/v1/tenants/"+lm.tenant+"/entitlements", map[string]any{
 		"product_id": product, "policy_json": map[string]any{"max_seats": maxSeats},
 		"starts_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
 	}, 201)["entitlement_id"].(string)
 
+	// The tenant's first build makes its root.
+	cp.api(t, "POST", "/v1/tenants/"+lm.tenant+"/snapshots", map[string]any{}, 201)
+	status, root := call(t, "GET", cp.url+"/v1/tenants/"+lm.tenant+"/tuf/metadata/1.root.json", cp.admin, nil)
+	if status != 200 {
+		t.Fatalf("GET root = %d %s", status, root)
+	}
+	lm.root = filepath.Join(t.TempDir(), "root.json")
+	os.WriteFile(lm.root, root, 0o600)
+
 	// The mirror makes its key first; registering it yields the id and credential.
 	lm.dir = filepath.Join(t.TempDir(), "m1")
-	initArgs := []string{"init", "--data-dir", lm.dir, "--tenant-id", lm.tenant, "--trusted-key", lm.vendorKey, "--vendor-url", cp.url}
+	initArgs := []string{"init", "--data-dir", lm.dir, "--tenant-id", lm.tenant, "--root-file", lm.root, "--vendor-url", cp.url}
 	var initOut map[string]string
 	json.Unmarshal([]byte(mustRun(t, bin, append(initArgs, "--output", "json")...)), &initOut)
 	reg := cp.api(t, "POST", "/v1/tenants/"+lm.tenant+"/mirrors", map[string]any{"allowed_channels": []string{"stable"}, "public_key": initOut["public_key"]}, 201)
@@ -231,11 +237,7 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 	cp := startControlPlane(t)
 
 	lm := newLeasingMirror(t, bin, cp, 3, 2)
-	tenant, vendorKey, ent, mirrorID, credential, dir, config := lm.tenant, lm.vendorKey, lm.ent, lm.mirrorID, lm.credential, lm.dir, lm.config
-
-	trust := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: 1, TenantID: tenant}
-	raw, _ := base64.StdEncoding.DecodeString(vendorKey)
-	trust.Keys[snapshot.KeyID(raw)] = raw
+	tenant, ent, mirrorID, credential, dir, config := lm.tenant, lm.ent, lm.mirrorID, lm.credential, lm.dir, lm.config
 
 	d := startDaemon(t, bin, config)
 	waitReady(t, d.base)
@@ -267,11 +269,9 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 	})
 
 	t.Run("token verifies offline along the chain", func(t *testing.T) {
-		status, env := call(t, "GET", d.base+"/v1/snapshot", "", nil)
-		if status != 200 {
-			t.Fatalf("GET /v1/snapshot = %d", status)
-		}
-		v, err := license.NewChainVerifier(trust, env, nil, time.Now())
+		// The mirror keys come from the tenant's metadata, verified
+		// from its root through the mirror's /tuf/.
+		v, err := license.NewTUFVerifier(nil, tenant, d.served(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +308,7 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 		// A rogue mirror claiming the same mirror id with its own key,
 		// fed from the real one.
 		rogue := filepath.Join(t.TempDir(), "rogue")
-		mustRun(t, bin, "init", "--data-dir", rogue, "--tenant-id", tenant, "--trusted-key", vendorKey, "--mirror-id", mirrorID)
+		mustRun(t, bin, "init", "--data-dir", rogue, "--tenant-id", tenant, "--root-file", lm.root, "--mirror-id", mirrorID)
 		rc := filepath.Join(rogue, "mirror.yaml")
 		os.WriteFile(rc, append(must(os.ReadFile(rc)), fmt.Sprintf("source: upstream\nupstream_url: %q\nsync_interval: 1s\nlog_level: warn\n", d.base)...), 0o600)
 		// init wrote source: none; the appended key must win, so drop it.
@@ -320,8 +320,7 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 		if a.status != 200 {
 			t.Fatalf("rogue PUT = %d %s", a.status, a.body)
 		}
-		_, env := call(t, "GET", d.base+"/v1/snapshot", "", nil)
-		v, err := license.NewChainVerifier(trust, env, nil, time.Now())
+		v, err := license.NewTUFVerifier(nil, tenant, d.served(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,14 +402,16 @@ func TestMirror_LeasesAndAudit(t *testing.T) {
 func TestMirror_LeasesNeedMirrorID(t *testing.T) {
 	bin := buildOnce(t)
 	dir := t.TempDir()
-	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
-	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", "ten_0000000000000000000000000a", "--trusted-key", key)
+	const tenant = "ten_0000000000000000000000000a"
+	root := filepath.Join(t.TempDir(), "root.json")
+	os.WriteFile(root, tuftest.NewVendor(t, tenant, 1).RootData, 0o600)
+	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", tenant, "--root-file", root)
 	d := startDaemon(t, bin, filepath.Join(dir, "mirror.yaml"))
 	a := putLease(t, d.base, "s1", "ent_0000000000000000000000000a")
 	if a.status != http.StatusServiceUnavailable || !strings.Contains(string(a.body), "mirror id unknown") {
 		t.Errorf("PUT without a mirror id = %d %s, want 503 naming the missing mirror id", a.status, a.body)
 	}
-	if _, errs, err := run(bin, "init", "--data-dir", t.TempDir(), "--tenant-id", "ten_x", "--trusted-key", key, "--mirror-id", "mir_bogus"); err == nil || !strings.Contains(errs, "--mirror-id") {
+	if _, errs, err := run(bin, "init", "--data-dir", t.TempDir(), "--tenant-id", tenant, "--root-file", root, "--mirror-id", "mir_bogus"); err == nil || !strings.Contains(errs, "--mirror-id") {
 		t.Errorf("init --mirror-id bogus: err %v, stderr %q", err, errs)
 	}
 }

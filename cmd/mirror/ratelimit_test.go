@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,10 +17,9 @@ import (
 func limitedDaemon(t *testing.T, extra string) *daemon {
 	t.Helper()
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n%s",
-		dir, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), extra)
+	cfg := trustConfig(t, dir, v) + fmt.Sprintf("source: none\nlog_level: error\n%s", extra)
 	path := filepath.Join(dir, "mirror.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	outpostd "github.com/outpost/outpost/internal/daemon"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
@@ -24,11 +23,11 @@ import (
 func busyDaemon(t *testing.T, shutdownTimeout string) (*daemon, string, *http.Response) {
 	t.Helper()
 	bin := buildOnce(t)
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	dir := t.TempDir()
 	big := synctest.Art{ID: "art_big", Data: synctest.Random(32 << 20)}
-	cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{big})), 1, map[string][]byte{big.ID: big.Data})
+	v.Publish(v.Manifest(1, []synctest.Art{big}))
 	config := writeConfig(t, dir, v, cp)
 	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -44,21 +43,18 @@ func busyDaemon(t *testing.T, shutdownTimeout string) (*daemon, string, *http.Re
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stalled := cp.StallArtifact("art_next")
 	next := synctest.Art{ID: "art_next", Data: synctest.Random(1 << 20)}
-	cp.Publish(v.Sign(t, v.Manifest(2, []synctest.Art{big, next})), 2, map[string][]byte{big.ID: big.Data, next.ID: next.Data})
+	stalled := cp.StallTarget(synctest.SHA(next.Data))
+	v.Publish(v.Manifest(2, []synctest.Art{big, next}))
 	select {
 	case <-stalled:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the sync never reached the stalled artifact")
 	}
-	var buf bytes.Buffer
-	bw := bundle.NewWriter(&buf)
-	bw.WriteSnapshot(v.Sign(t, v.Manifest(3, []synctest.Art{big})))
-	bw.Close()
+	v.Publish(v.Manifest(3, []synctest.Art{big}))
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(inbox, 0o700)
-	if err := os.WriteFile(filepath.Join(inbox, "three.tar"), buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(inbox, "three.tar"), v.Bundle(t, 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(150 * time.Millisecond) // scanned twice: stable, taken

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -24,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
 )
@@ -146,7 +144,7 @@ func startHTTPS(t *testing.T, bin, config string, ca *testCA, certs ...tls.Certi
 func TestMirror_TLS(t *testing.T) {
 	bin := buildOnce(t)
 	updatectl := testenv.Binary(t, "./cmd/updatectl")
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "site-ca.pem")
@@ -158,17 +156,12 @@ func TestMirror_TLS(t *testing.T) {
 	// the file poll is slow so that only SIGHUP can explain a reload.
 	dataA := filepath.Join(dir, "a")
 	cfgA := filepath.Join(dir, "a.yaml")
-	os.WriteFile(cfgA, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\nlog_level: warn\n"+
-		"tls_cert_file: %q\ntls_key_file: %q\ntls_reload_interval: 1h\n",
-		dataA, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), certFile, keyFile)), 0o600)
+	os.WriteFile(cfgA, []byte(trustConfig(t, dataA, v)+fmt.Sprintf("source: none\nlog_level: warn\n"+
+		"tls_cert_file: %q\ntls_key_file: %q\ntls_reload_interval: 1h\n", certFile, keyFile)), 0o600)
 	art := synctest.Art{ID: "art_tls", Data: synctest.Random(48 << 10)}
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	w.WriteSnapshot(v.Sign(t, v.Manifest(1, []synctest.Art{art})))
-	w.WriteArtifact(synctest.SHA(art.Data), int64(len(art.Data)), bytes.NewReader(art.Data))
-	w.Close()
+	v.Publish(v.Manifest(1, []synctest.Art{art}))
 	bundleFile := filepath.Join(dir, "one.tar")
-	os.WriteFile(bundleFile, buf.Bytes(), 0o600)
+	os.WriteFile(bundleFile, v.Bundle(t, 0), 0o600)
 	mustRun(t, bin, "import", "--config", cfgA, bundleFile)
 	cmdA, addrA := startHTTPS(t, bin, cfgA, ca)
 
@@ -241,9 +234,9 @@ func TestMirror_TLS(t *testing.T) {
 	t.Run("a mirror syncing from an upstream mirror over HTTPS", func(t *testing.T) {
 		dataB := filepath.Join(dir, "b")
 		cfgB := filepath.Join(dir, "b.yaml")
-		os.WriteFile(cfgB, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: upstream\n"+
+		os.WriteFile(cfgB, []byte(trustConfig(t, dataB, v)+fmt.Sprintf("source: upstream\n"+
 			"upstream_url: %q\nca_file: %q\nsync_interval: 1s\nretry_max_elapsed: 5s\nlog_level: warn\n",
-			dataB, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), "https://"+addrA, caFile)), 0o600)
+			"https://"+addrA, caFile)), 0o600)
 		b := startDaemon(t, bin, cfgB)
 		deadline := time.Now().Add(20 * time.Second)
 		for b.check(t) != 1 {
@@ -258,9 +251,9 @@ func TestMirror_TLS(t *testing.T) {
 		// certificate from the site CA; D presents one, E does not.
 		dataC := filepath.Join(dir, "c")
 		cfgC := filepath.Join(dir, "c.yaml")
-		os.WriteFile(cfgC, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: none\nlog_level: error\n"+
+		os.WriteFile(cfgC, []byte(trustConfig(t, dataC, v)+fmt.Sprintf("source: none\nlog_level: error\n"+
 			"tls_cert_file: %q\ntls_key_file: %q\ntls_client_auth: require\ntls_client_ca_file: %q\n",
-			dataC, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), certFile, keyFile, caFile)), 0o600)
+			certFile, keyFile, caFile)), 0o600)
 		mustRun(t, bin, "import", "--config", cfgC, bundleFile)
 		clientCert, clientKey := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
 		ca.issueFor(t, clientCert, clientKey, x509.ExtKeyUsageClientAuth)
@@ -273,9 +266,9 @@ func TestMirror_TLS(t *testing.T) {
 		downstream := func(name, extra string) *daemon {
 			data := filepath.Join(dir, name)
 			cfg := filepath.Join(dir, name+".yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %q\ntenant_id: %q\ntrust: dsse\ntrusted_keys: [%q]\nsource: upstream\n"+
+			os.WriteFile(cfg, []byte(trustConfig(t, data, v)+fmt.Sprintf("source: upstream\n"+
 				"upstream_url: %q\nca_file: %q\nsync_interval: 1s\nretry_max_elapsed: 2s\nlog_level: error\n%s",
-				data, v.TenantID, base64.StdEncoding.EncodeToString(v.Pub), "https://"+addrC, caFile, extra)), 0o600)
+				"https://"+addrC, caFile, extra)), 0o600)
 			return startDaemon(t, bin, cfg)
 		}
 		e := downstream("e", "")

@@ -99,12 +99,13 @@ func (a *app) downloadCmd() *cobra.Command {
 	var out, installed string
 	cmd := &cobra.Command{
 		Use:   "download",
-		Short: "Check, then download the offered artifact and verify it against the signed snapshot",
+		Short: "Check, then download the offered artifact and verify it against the tenant's TUF metadata",
 		Long: "download checks for an update and, when one is offered, downloads its artifact into\n" +
 			"--out (a file, or a directory for the default name), resuming a partial download\n" +
-			"(OUT.part). It reports success only once the snapshot named by the decision verifies\n" +
-			"against --trusted-key and --tenant, the release is ACTIVE in it and the bytes match\n" +
-			"its signed size and sha256. Prints the file's path on stdout. Exit 0 also when up to date.\n" +
+			"(OUT.part). It reports success only once the tenant's TUF metadata, refreshed from the\n" +
+			"server's /tuf/ from --tuf-root and --tenant, binds the answer to the query and the\n" +
+			"installed version, the release is ACTIVE in it and the bytes match the signed target's\n" +
+			"length and sha256. Prints the file's path on stdout. Exit 0 also when up to date.\n" +
 			"With --installed FILE (the artifact installed now) it asks for a delta from that file and,\n" +
 			"when a signed one is offered, downloads only the delta, rebuilds the new artifact from FILE\n" +
 			"and verifies it against the signed sha256; any failure falls back to the full download.",
@@ -335,13 +336,14 @@ func (a *app) leaseCmd() *cobra.Command {
 	release.Flags().StringVar(&ref.SubjectID, "subject-id", "", "subject id (mirror)")
 	release.Flags().StringVar(&ref.SubjectType, "subject-type", "", "subject type (mirror; needed only when the subject holds leases as several types)")
 
-	var snapFile string
 	verify := &cobra.Command{
 		Use:   "verify TOKEN|-",
-		Short: "Verify a lease token offline against the pinned vendor keys (exit 3 when rejected)",
-		Long: "verify checks a lease token's signature, tenant and expiry. A mirror-signed token is\n" +
-			"checked along vendor key -> snapshot -> mirror key: give the snapshot envelope with\n" +
-			"--snapshot FILE, or --server to fetch the mirror's current one. TOKEN - reads stdin.",
+		Short: "Verify a lease token against the tenant's trust (exit 3 when rejected)",
+		Long: "verify checks a lease token's signature, tenant and expiry. With --tuf-root, --tenant and\n" +
+			"--server the chain starts at the tenant's root: root -> TUF metadata (refreshed from the\n" +
+			"mirror's /tuf/, or the tenant's repository on the control plane) -> the mirror key, or for a\n" +
+			"vendor-signed (online) token the vendor key the metadata names for leases -> token. A vendor\n" +
+			"token is checked offline against --trusted-key instead when one is given. TOKEN - reads stdin.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			token := args[0]
@@ -352,18 +354,14 @@ func (a *app) leaseCmd() *cobra.Command {
 				}
 				token = strings.TrimSpace(string(b))
 			}
-			c, err := a.newClient(false, true)
+			if a.opts.tufRoot == "" && len(a.opts.keys) == 0 {
+				return usageError{errors.New("--tuf-root (with --server) or --trusted-key (a vendor-signed lease, offline) is required to verify, with --tenant")}
+			}
+			c, err := a.newClient(false, false)
 			if err != nil {
 				return err
 			}
-			var env []byte
-			if snapFile != "" {
-				if env, err = readCapped(snapFile, a.opts.maxSnap); err != nil {
-					err = fmt.Errorf("--snapshot: %w", err)
-					return usageError{err}
-				}
-			}
-			cl, err := c.VerifyLease(cmd.Context(), token, env)
+			cl, err := c.VerifyLease(cmd.Context(), token)
 			if err != nil {
 				return err
 			}
@@ -380,7 +378,6 @@ func (a *app) leaseCmd() *cobra.Command {
 			return nil
 		},
 	}
-	verify.Flags().StringVar(&snapFile, "snapshot", "", "snapshot envelope file for a mirror-signed token")
 
 	cmd.AddCommand(acquire, release, verify)
 	return cmd

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -42,10 +41,17 @@ func TestUpdatectl_DownloadInstalled(t *testing.T) {
 	deltaID := catalog.NewID(catalog.PrefixDelta)
 	to := f.m.Artifacts[0]
 	f.m.Artifacts = append(f.m.Artifacts, snapshot.Artifact{ArtifactID: baseArt, SHA256: hexSum(base), SizeBytes: int64(len(base)), SourceType: "MANAGED"})
+	// The base is an older release's artifact: the metadata lists a
+	// delta only between artifacts it lists.
+	older := f.m.Releases[0]
+	older.ReleaseID, older.Version = catalog.NewID(catalog.PrefixRelease), "1.5.0"
+	older.Artifacts = []snapshot.ReleaseArtifact{{ReleaseArtifactID: catalog.NewID(catalog.PrefixReleaseArtifact), ArtifactID: baseArt, Platform: "linux", Arch: "x64", InstallerType: "zip"}}
+	f.m.Releases = append(f.m.Releases, older)
 	f.m.Deltas = []snapshot.Delta{{DeltaID: deltaID, FromArtifactID: baseArt, ToArtifactID: to.ArtifactID, FromSHA256: hexSum(base),
 		ToSHA256: to.SHA256, SHA256: hexSum(good), SizeBytes: int64(len(good))}}
 	f.decision.Delta = &client.DeltaOffer{DeltaID: deltaID, FromSHA256: hexSum(base), ToSHA256: to.SHA256, SHA256: hexSum(good),
 		SizeBytes: int64(len(good)), URL: "/v1/deltas/" + deltaID + "/download"}
+	f.publish(t)
 	served := good
 	f.srv.Config.Handler.(*http.ServeMux).HandleFunc("GET /v1/deltas/{id}/download", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -71,13 +77,12 @@ func TestUpdatectl_DownloadInstalled(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			env := f.sign(t, f.key)
 			f.mu.Lock()
-			f.env, served = env, c.served
+			served = c.served
 			f.mu.Unlock()
 			out := filepath.Join(t.TempDir(), "new.zip")
 			code, stdout, stderr := run_(t, nil, "download", "--server", f.srv.URL, "--out", out, "-o", "json",
-				"--trusted-key", base64.StdEncoding.EncodeToString(f.pub), "--tenant", f.tenantID,
+				"--tuf-root", f.rootFile, "--tenant", f.tenantID,
 				"--product", f.prdID, "--platform", "linux", "--arch", "x64", "--version", "1.0.0", "--installed", installed)
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, stdout, stderr)

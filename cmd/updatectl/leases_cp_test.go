@@ -25,6 +25,7 @@ import (
 type liveCP struct {
 	url, keys     string
 	admin         *httpapi.Client
+	app           *controlplane.App
 	tenant, token string
 	ent           string
 }
@@ -52,6 +53,14 @@ func startCP(t *testing.T) *liveCP {
 		t.Fatal(err)
 	}
 	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(keys), Secrets: sealer})
+	// TUF publishing with a 1-of-1 online root: the tenant's metadata
+	// names the vendor keys of its online leases.
+	if _, err := controlplaned.TUFDir(keys).Init(1, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := controlplaned.EnableTUF(app, keys); err != nil {
+		t.Fatal(err)
+	}
 	op := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
 	adm, err := app.CreateToken(op, controlplane.TokenInput{Role: catalog.RoleAdmin})
 	if err != nil {
@@ -68,7 +77,7 @@ func startCP(t *testing.T) *liveCP {
 		cancel()
 		<-ran
 	})
-	l := &liveCP{url: "http://" + cp.Addr(), keys: keys}
+	l := &liveCP{url: "http://" + cp.Addr(), keys: keys, app: app}
 	l.admin = &httpapi.Client{BaseURL: l.url, Token: adm.Secret}
 	for {
 		if _, err := l.admin.PublicKeys(context.Background()); err == nil {
@@ -127,6 +136,28 @@ func (l *liveCP) lease(t *testing.T, state, subject string) (int, string, string
 	t.Helper()
 	return run_(t, nil, "--server", l.url, "--token", l.token, "--server-kind", "controlplane", "--state-file", state,
 		"lease", "acquire", "--entitlement", l.ent, "--subject-type", "user", "--subject-id", subject)
+}
+
+// rootFile writes the tenant's root.json (--tuf-root).
+func (l *liveCP) rootFile(t *testing.T) string {
+	t.Helper()
+	root, err := l.app.TUFRoot(controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"}), l.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "root.json")
+	os.WriteFile(f, root, 0o644)
+	return f
+}
+
+// verifyTUF runs `updatectl lease verify` with no key pinned: the lease
+// keys come from the tenant's TUF metadata, refreshed from the control
+// plane into stateDir.
+func (l *liveCP) verifyTUF(t *testing.T, token, root, stateDir string) (int, string) {
+	t.Helper()
+	code, out, errs := run_(t, nil, "--server", l.url, "--token", l.token, "--tuf-root", root, "--tenant", l.tenant,
+		"--state-dir", stateDir, "lease", "verify", strings.TrimSpace(token))
+	return code, out + errs
 }
 
 func (l *liveCP) verify(t *testing.T, token, keyFile string) (int, string) {
@@ -188,7 +219,10 @@ func TestLease_HolderSecretInStateFile(t *testing.T) {
 // TestLease_SigningKeyRotation rotates the vendor key under a serving
 // control plane: leases stay signed by the key clients already pin until
 // it is retired, then move to the new one; `updatectl lease verify` is
-// the client.
+// the client, with the key pinned, and with none pinned, from the
+// tenant's root (the TUF metadata names the lease keys: both while both
+// are active, the new one alone after the retirement, so a client that
+// pins nothing follows the rotation and refuses the retired key's leases).
 func TestLease_SigningKeyRotation(t *testing.T) {
 	l := startCP(t)
 	old, err := keyring.Load(l.keys)
@@ -222,9 +256,12 @@ func TestLease_SigningKeyRotation(t *testing.T) {
 			k2 = k
 		}
 	}
+	root := l.rootFile(t)
+	tufState := t.TempDir()
 	l.snapshot(t) // signed by both
 	pin1, pin2 := l.keyFile(t, k1.KeyID), l.keyFile(t, k2.KeyID)
 	state := filepath.Join(t.TempDir(), "state.json")
+	var oldTok string
 	for _, s := range []string{"u1", "u2", "u3", "u1"} {
 		code, tok, errs := l.lease(t, state, s)
 		if code != 0 {
@@ -233,6 +270,10 @@ func TestLease_SigningKeyRotation(t *testing.T) {
 		if code, out := l.verify(t, tok, pin1); code != 0 {
 			t.Fatalf("lease of %s after `keys generate`, verified against the old key: exit %d %s", s, code, out)
 		}
+		if code, out := l.verifyTUF(t, tok, root, tufState); code != 0 {
+			t.Fatalf("lease of %s after `keys generate`, verified from the tenant's root: exit %d %s", s, code, out)
+		}
+		oldTok = tok
 	}
 	if err := keyring.Retire(l.keys, k1.KeyID); err != nil {
 		t.Fatal(err)
@@ -247,5 +288,11 @@ func TestLease_SigningKeyRotation(t *testing.T) {
 	}
 	if code, _ := l.verify(t, tok, pin1); code != 3 {
 		t.Fatalf("lease after the old key's retirement verified against the retired key: exit %d, want 3", code)
+	}
+	if code, out := l.verifyTUF(t, tok, root, tufState); code != 0 {
+		t.Fatalf("lease after the old key's retirement, from the tenant's root: exit %d %s", code, out)
+	}
+	if code, out := l.verifyTUF(t, oldTok, root, tufState); code != 3 || !strings.Contains(out, "trusted") {
+		t.Fatalf("a lease of the retired key, from the tenant's root: exit %d %s, want 3 (untrusted key)", code, out)
 	}
 }

@@ -125,11 +125,9 @@ type options struct {
 	server     string
 	token      string
 	keys       []string
-	threshold  int
 	tenant     string
 	output     string
 	serverKind string
-	maxSnap    int64
 	retries    int
 	reqTries   int
 	reqWithin  time.Duration
@@ -154,8 +152,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Version: buildinfo.Version(),
 		Short:   "Check for, download and verify Outpost updates; manage licence leases",
 		Long: "updatectl asks an Outpost mirror or control plane for updates, downloads the\n" +
-			"artifact and accepts it only when its size and sha256 match a snapshot signed\n" +
-			"by the vendor keys you pin (--trusted-key), so a lying mirror is caught.\n\n" + exitCodesHelp,
+			"artifact and accepts it only when the answer, its size and sha256 match the tenant's\n" +
+			"TUF metadata verified from the root you pin (--tuf-root), so a lying mirror is caught.\n\n" + exitCodesHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -176,18 +174,16 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.opts.server, "server", "", "mirror or control plane URL, e.g. http://127.0.0.1:8441")
 	pf.StringVar(&a.opts.token, "token", "", "bearer token (tenant token for the control plane, client token for a mirror)")
-	pf.StringArrayVar(&a.opts.keys, "trusted-key", nil, "vendor public key: hex or base64 of 32 bytes, KEYID=KEY, or a file (one per line, or GET /v1/keys JSON); repeatable")
-	pf.IntVar(&a.opts.threshold, "threshold", 1, "how many trusted keys must sign a snapshot")
-	pf.StringVar(&a.opts.tenant, "tenant", "", "tenant id whose snapshots are accepted")
+	pf.StringArrayVar(&a.opts.keys, "trusted-key", nil, "lease verify of a vendor-signed (online) lease: vendor public key: hex or base64 of 32 bytes, KEYID=KEY, or a file (one per line, or GET /v1/keys JSON); repeatable")
+	pf.StringVar(&a.opts.tenant, "tenant", "", "tenant id whose metadata and leases are accepted")
 	pf.StringVarP(&a.opts.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.opts.serverKind, "server-kind", "auto", "lease API of --server: auto, mirror or controlplane")
-	pf.Int64Var(&a.opts.maxSnap, "max-snapshot-size", 64<<20, "largest snapshot envelope accepted, bytes")
 	pf.IntVar(&a.opts.retries, "retries", 3, "download: resume this many times after a dropped connection")
 	pf.IntVar(&a.opts.reqTries, "request-tries", client.DefaultRequestTries, "update check and snapshot fetch: attempts in all after a network error or a 502/503/504 (1: no retry)")
 	pf.DurationVar(&a.opts.reqWithin, "request-within", client.DefaultRequestWithin, "no new attempt of a check or snapshot fetch after this long since the first")
 	pf.StringVar(&a.opts.stateDir, "state-dir", "", "where updatectl keeps its pseudonymous event client id (default $XDG_STATE_HOME/outpost or ~/.local/state/outpost)")
 	pf.BoolVar(&a.opts.noReport, "no-report", false, "check and download: do not report the outcome to the mirror")
-	pf.StringVar(&a.opts.tufRoot, "tuf-root", "", "the tenant's TUF root.json (signed metadata v2): verify through the mirror's /tuf/ instead of --trusted-key; trusted metadata is kept in STATE-DIR/tuf/TENANT across runs")
+	pf.StringVar(&a.opts.tufRoot, "tuf-root", "", "the tenant's TUF root.json (controlplane root show TENANT): download and lease verify check through the server's /tuf/; trusted metadata is kept in STATE-DIR/tuf/TENANT across runs")
 	pf.StringVar(&a.opts.caFile, "ca-file", "", "PEM CA certificate(s) the server's HTTPS certificate must chain to (pins a private CA; system roots unused)")
 	pf.StringVar(&a.opts.stateFile, "state-file", defaultStateFile(), "where lease holder secrets are kept (mode 0600)")
 	root.AddCommand(a.checkCmd(), a.downloadCmd(), a.leaseCmd(), a.reportCmd())
@@ -230,9 +226,7 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 	opts := []client.Option{
 		client.WithToken(a.opts.token),
 		client.WithUserAgent("updatectl/1"),
-		client.WithThreshold(a.opts.threshold),
 		client.WithTenant(a.opts.tenant),
-		client.WithMaxSnapshotSize(a.opts.maxSnap),
 		client.WithRetries(a.opts.retries, client.DefaultBackoff),
 		client.WithRequestRetries(a.opts.reqTries, a.opts.reqWithin),
 		client.WithCAFile(a.opts.caFile),
@@ -276,12 +270,7 @@ func (a *app) newClient(needServer, needTrust bool) (*client.Client, error) {
 		opts = append(opts, client.WithTrustedKeys(keys))
 	}
 	if needTrust {
-		if len(a.opts.keys) == 0 {
-			return nil, usageError{errors.New("--trusted-key is required to verify (or OUTPOST_TRUSTED_KEY)")}
-		}
-		if a.opts.tenant == "" {
-			return nil, usageError{errors.New("--tenant is required to verify (or OUTPOST_TENANT)")}
-		}
+		return nil, usageError{errors.New("--tuf-root is required to verify: the tenant's root.json (controlplane root show TENANT; or OUTPOST_TUF_ROOT), with --tenant")}
 	}
 	c, err := client.New(a.opts.server, opts...)
 	if err != nil {

@@ -24,6 +24,9 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/tuf"
+	"github.com/outpost/outpost/internal/tuf/tufhttp"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 var (
@@ -69,8 +72,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fixture is a vendor-signed snapshot with one release and a mirror
-// serving it, honest unless told otherwise.
+// fixture is a tenant's TUF repository with one release and a mirror
+// serving it, honest unless told otherwise; key is the vendor's lease
+// signing key.
 type fixture struct {
 	pub      ed25519.PublicKey
 	key      ed25519.PrivateKey
@@ -78,13 +82,15 @@ type fixture struct {
 	entID    string
 	prdID    string
 	m        *snapshot.Manifest
-	env      []byte
+	tv       *tuftest.Vendor
+	rootFile string // the tenant's root.json (--tuf-root)
 	payload  []byte
 	decision client.Decision
 	body     []byte
-	status   int // non-zero: answer check with this status
+	repo     http.Handler // the metadata served at /tuf/
+	status   int          // non-zero: answer check with this status
 	srv      *httptest.Server
-	mu       sync.Mutex // guards decision, body, env, status against the handlers
+	mu       sync.Mutex // guards decision, body, repo, status against the handlers
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -115,11 +121,19 @@ func newFixture(t *testing.T) *fixture {
 		SeatAssignments: []snapshot.SeatAssignment{},
 		MirrorKeys:      []snapshot.MirrorKey{},
 	}
-	f.env = f.sign(t, key)
+	f.tv = tuftest.NewVendor(t, f.tenantID, 0)
+	f.publish(t)
+	f.repo = tufhttp.New(f.tv.Repo, tufhttp.Options{Prefix: "/tuf/"})
+	f.rootFile = filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(f.rootFile, f.tv.RootData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ra := f.m.Releases[0].Artifacts[0].ReleaseArtifactID
 	f.decision = client.Decision{
 		UpdateAvailable: true, Action: client.ActionDownload,
-		Release:  &client.Release{ReleaseID: rel, ProductID: f.prdID, Channel: "stable", Version: "2.0.0", PublishedAt: now.Add(-time.Hour)},
-		Artifact: &client.Artifact{ArtifactID: art, SHA256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(f.payload)), URL: "/v1/artifacts/" + art, InstallerType: "zip"},
+		Release: &client.Release{ReleaseID: rel, ProductID: f.prdID, Channel: "stable", Version: "2.0.0", PublishedAt: now.Add(-time.Hour)},
+		Artifact: &client.Artifact{ArtifactID: art, SHA256: hex.EncodeToString(sum[:]), SizeBytes: int64(len(f.payload)), URL: "/v1/artifacts/" + art, InstallerType: "zip",
+			Target: tuf.ArtifactTarget(f.prdID, ra)},
 		Snapshot: &client.SnapshotRef{SnapshotID: f.m.SnapshotID, Sequence: 1},
 	}
 	mux := http.NewServeMux()
@@ -142,31 +156,32 @@ func newFixture(t *testing.T) *fixture {
 			json.NewEncoder(w).Encode(f.decision)
 		}
 	})
-	mux.HandleFunc("GET /v1/snapshots/{id}", func(w http.ResponseWriter, r *http.Request) {
+	// Metadata and documents from the repository, the artifact target
+	// from body.
+	mux.HandleFunc("GET /tuf/", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		env := f.env
+		body, repo := f.body, f.repo
 		f.mu.Unlock()
-		w.Write(env)
-	})
-	mux.HandleFunc("GET /v1/artifacts/{id}", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		body := f.body
-		f.mu.Unlock()
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+		if strings.HasPrefix(r.URL.Path, "/tuf/targets/") && !strings.HasSuffix(r.URL.Path, ".json") {
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+			return
+		}
+		repo.ServeHTTP(w, r)
 	})
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fixture) sign(t *testing.T, key ed25519.PrivateKey) []byte {
+// publish signs f.m as the repository's next version.
+func (f *fixture) publish(t *testing.T) {
 	t.Helper()
-	env, err := snapshot.Sign(f.m, []snapshot.Signer{{Key: key}})
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return env
+	f.tv.Now = time.Now().UTC().Truncate(time.Second)
+	f.tv.Build(f.m)
 }
+
+// trust is the flags that verify downloads: the tenant's root.
+func (f *fixture) trust() []string { return []string{"--tuf-root", f.rootFile, "--tenant", f.tenantID} }
 
 // run runs the real binary and returns its exit code, stdout and stderr.
 func run_(t *testing.T, env []string, args ...string) (int, string, string) {
@@ -188,11 +203,13 @@ func run_(t *testing.T, env []string, args ...string) (int, string, string) {
 
 func TestUpdatectl_ExitCodes(t *testing.T) {
 	f := newFixture(t)
-	_, evil, _ := ed25519.GenerateKey(rand.Reader)
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedURL := closed.URL
 	closed.Close()
-	trust := []string{"--trusted-key", base64.StdEncoding.EncodeToString(f.pub), "--tenant", f.tenantID}
+	trust := f.trust()
+	honest := f.repo
+	forged := tuftest.NewVendor(t, f.tenantID, 100)
+	forged.Build(f.m)
 	query := []string{"--product", f.prdID, "--platform", "linux", "--arch", "x64", "--version", "1.0.0"}
 	dir := t.TempDir()
 
@@ -213,7 +230,7 @@ func TestUpdatectl_ExitCodes(t *testing.T) {
 		{name: "check from environment", env: []string{"OUTPOST_SERVER=" + f.srv.URL, "OUTPOST_PRODUCT=" + f.prdID, "OUTPOST_VERSION=1.0.0", "OUTPOST_PLATFORM=linux", "OUTPOST_ARCH=x64"}, args: []string{"check"}, wantCode: 10},
 		{name: "usage: missing version", args: []string{"check", "--server", f.srv.URL, "--product", "p"}, wantCode: 1, wantStderr: "version is required"},
 		{name: "usage: unknown flag", args: []string{"check", "--bogus"}, wantCode: 1, wantStderr: "unknown flag"},
-		{name: "usage: download without keys", args: append([]string{"download", "--server", f.srv.URL}, query...), wantCode: 1, wantStderr: "--trusted-key"},
+		{name: "usage: download without a root", args: append([]string{"download", "--server", f.srv.URL}, query...), wantCode: 1, wantStderr: "--tuf-root is required"},
 		{name: "network error", args: append([]string{"check", "--server", closedURL}, query...), wantCode: 5, wantStderr: "network error"},
 		{name: "not found", setup: func() { f.status = 404 }, args: append([]string{"check", "--server", f.srv.URL}, query...), wantCode: 4, wantStderr: "product not found"},
 		{name: "server error", setup: func() { f.status = 500 }, args: append([]string{"check", "--server", f.srv.URL}, query...), wantCode: 2, wantStderr: "internal"},
@@ -231,26 +248,25 @@ func TestUpdatectl_ExitCodes(t *testing.T) {
 			wantCode: 1, wantStderr: "directory " + filepath.Join(dir, "nope") + "/ does not exist; create it first", noFile: filepath.Join(dir, "nope")},
 		{name: "download to a file in a missing directory names it", args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "nope", "x.zip")}, trust...), query...),
 			wantCode: 1, wantStderr: "directory " + filepath.Join(dir, "nope") + " does not exist; create it first", noFile: filepath.Join(dir, "nope")},
-		{name: "missing trusted key file is named", args: append([]string{"download", "--server", f.srv.URL, "--out", dir, "--trusted-key", filepath.Join(dir, "vendor.keys"), "--tenant", f.tenantID}, query...),
-			wantCode: 1, wantStderr: "trusted key file " + filepath.Join(dir, "vendor.keys") + " does not exist (check the path"},
+		{name: "missing root file is named", args: append([]string{"download", "--server", f.srv.URL, "--out", dir, "--tuf-root", filepath.Join(dir, "root.json"), "--tenant", f.tenantID}, query...),
+			wantCode: 1, wantStderr: "--tuf-root: open " + filepath.Join(dir, "root.json")},
 		{name: "lying mirror: bytes altered", setup: func() {
 			b := bytes.Clone(f.payload)
 			b[0] ^= 0xff
 			f.body = b
 		}, args: append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "bad1.zip")}, trust...), query...),
 			wantCode: 3, wantStderr: "verification failed", noFile: filepath.Join(dir, "bad1.zip")},
-		{name: "lying mirror: forged snapshot", setup: func() { f.env = f.sign(t, evil) },
+		{name: "lying mirror: metadata signed by other keys", setup: func() { f.repo = tufhttp.New(forged.Repo, tufhttp.Options{Prefix: "/tuf/"}) },
 			args:     append(append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "bad2.zip")}, trust...), query...),
-			wantCode: 3, wantStderr: "untrusted key", noFile: filepath.Join(dir, "bad2.zip")},
+			wantCode: 3, wantStderr: "verification failed", noFile: filepath.Join(dir, "bad2.zip")},
 		{name: "lying mirror: wrong tenant pinned", args: append([]string{"download", "--server", f.srv.URL, "--out", filepath.Join(dir, "bad3.zip"),
-			"--trusted-key", hex.EncodeToString(f.pub), "--tenant", catalog.NewID(catalog.PrefixTenant)}, query...),
+			"--tuf-root", f.rootFile, "--tenant", catalog.NewID(catalog.PrefixTenant)}, query...),
 			wantCode: 3, noFile: filepath.Join(dir, "bad3.zip")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := f.sign(t, f.key)
 			f.mu.Lock()
-			f.status, f.body, f.env = 0, f.payload, env
+			f.status, f.body, f.repo = 0, f.payload, honest
 			if tc.setup != nil {
 				tc.setup()
 			}

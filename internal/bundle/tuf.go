@@ -198,7 +198,7 @@ func (r *Reader) TUFManifest() (*TUFManifest, error) {
 		return nil, err
 	}
 	if hdr.Name == EnvelopeName {
-		return nil, fmt.Errorf("%w: %w: this is a schema 1 (DSSE) bundle and this mirror runs trust: tuf; export a TUF bundle (controlplane bundle export --format tuf)", ErrInvalid, ErrWrongFormat)
+		return nil, fmt.Errorf("%w: %w: this is a schema 1 (DSSE) bundle, which is no longer supported; export a TUF bundle (controlplane bundle export)", ErrInvalid, ErrWrongFormat)
 	}
 	if hdr.Name != TUFManifestName {
 		return nil, invalid("first entry is %q, want %q", hdr.Name, TUFManifestName)

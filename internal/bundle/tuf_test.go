@@ -75,8 +75,8 @@ func TestTUFBundle_FormatsRefuseEachOther(t *testing.T) {
 	})
 	t.Run("tuf reader, dsse bundle", func(t *testing.T) {
 		_, err := bundle.NewReader(bytes.NewReader(dsse.Bytes()), 0).TUFManifest()
-		if !errors.Is(err, bundle.ErrWrongFormat) || !strings.Contains(err.Error(), "--format tuf") {
-			t.Errorf("got %v, want ErrWrongFormat naming --format tuf", err)
+		if !errors.Is(err, bundle.ErrWrongFormat) || !strings.Contains(err.Error(), "schema 1") || !strings.Contains(err.Error(), "controlplane bundle export") {
+			t.Errorf("got %v, want ErrWrongFormat naming schema 1 and the export", err)
 		}
 	})
 }

@@ -11,9 +11,8 @@ import (
 )
 
 // TestBundleBases_HeldByTheMirror: a bundle offers deltas only from the
-// artifacts a mirror at the since snapshot holds: ACTIVE releases in its
-// channels (schema 1), and in TUF mode those whose target the workflow
-// did not find added or changed.
+// artifacts a mirror at the since version holds: ACTIVE releases in its
+// channels whose target the workflow did not find added or changed.
 func TestBundleBases_HeldByTheMirror(t *testing.T) {
 	m := &snapshot.Manifest{
 		Artifacts: []snapshot.Artifact{{ArtifactID: "art_s", SHA256: "s"}, {ArtifactID: "art_b", SHA256: "b"}, {ArtifactID: "art_r", SHA256: "r"}, {ArtifactID: "art_n", SHA256: "n"}},
@@ -30,8 +29,6 @@ func TestBundleBases_HeldByTheMirror(t *testing.T) {
 		got  map[string]bool
 		want []string
 	}{
-		{"schema 1, every channel", servedSHAs(m, nil), []string{"b", "n", "s"}},
-		{"schema 1, stable only", servedSHAs(m, []string{"stable"}), []string{"n", "s"}},
 		{"TUF, every channel, the new target left out", heldTUFBases(m, added, nil), []string{"b", "s"}},
 		{"TUF, stable only", heldTUFBases(m, added, []string{"stable"}), []string{"s"}},
 	}

@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -247,11 +249,13 @@ func (a *App) ReleaseLease(ctx context.Context, id, holderSecret string) (*catal
 
 // leaseSigner is the vendor key that signs a tenant's online leases,
 // chosen deterministically (docs/licensing.md, "Which key signs a
-// lease"): of the active keys that signed the tenant's latest snapshot,
-// the oldest (created_at, then key id); with no snapshot, or none of its
-// signers still active, the oldest active key. So `keys generate` does
-// not move leases to a key clients may not pin yet; retiring the old key
-// does.
+// lease"): of the active keys that the tenant's current TUF metadata
+// names for leases (docs/lease_keys.json; for a tenant with no
+// repository yet, those that signed its latest build record), the oldest
+// (created_at, then key id); with none of them still active, the oldest
+// active key. So `keys generate` does not move leases to a key clients
+// do not trust yet (the metadata lists both, the old key keeps signing);
+// retiring the old key does, once the next build lists the new one alone.
 func (a *App) leaseSigner(ctx context.Context, tenantID string) (snapshot.Signer, error) {
 	active := map[string]snapshot.Signer{}
 	for _, s := range a.keys.Signers() {
@@ -272,7 +276,7 @@ func (a *App) leaseSigner(ctx context.Context, tenantID string) (snapshot.Signer
 		}
 		return strings.Compare(x.KeyID, y.KeyID)
 	})
-	named := a.snapshotSigners(ctx, tenantID)
+	named := a.leaseKeysNamed(ctx, tenantID)
 	for _, k := range keys {
 		if named[k.KeyID] {
 			return active[k.KeyID], nil
@@ -284,6 +288,34 @@ func (a *App) leaseSigner(ctx context.Context, tenantID string) (snapshot.Signer
 	// A keyring that lists no public half of its signers: the smallest id.
 	ids := slices.Sorted(maps.Keys(active))
 	return active[ids[0]], nil
+}
+
+// leaseKeysNamed is the key ids the tenant's current TUF metadata names
+// for online leases, or, for a tenant with no repository yet, the keys
+// that signed its latest build record.
+func (a *App) leaseKeysNamed(ctx context.Context, tenantID string) map[string]bool {
+	if a.tuf != nil {
+		if v, err := a.tufView(ctx, tenantID); err == nil {
+			return v.leaseKeys
+		}
+	}
+	return a.snapshotSigners(ctx, tenantID)
+}
+
+// activeLeaseKeys lists the active signers' public keys: what a build
+// names for the tenant's online leases.
+func (a *App) activeLeaseKeys(signers []snapshot.Signer) []snapshot.LeaseKey {
+	active := map[string]bool{}
+	for _, s := range signers {
+		active[s.KeyID] = true
+	}
+	var out []snapshot.LeaseKey
+	for _, k := range a.keys.PublicKeys() {
+		if active[k.KeyID] && len(k.PublicKey) == ed25519.PublicKeySize {
+			out = append(out, snapshot.LeaseKey{KeyID: k.KeyID, PublicKey: base64.StdEncoding.EncodeToString(k.PublicKey)})
+		}
+	}
+	return out
 }
 
 // signedBy is the key ids that signed one snapshot.

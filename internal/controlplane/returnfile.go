@@ -102,7 +102,7 @@ func (a *App) importReturn(ctx context.Context, pinned *catalog.Mirror, f *os.Fi
 // ReturnAck is the vendor's acknowledgement of mirrorID's return files:
 // the head of its audit chain accepted and, per fleet store, the events
 // acknowledged. A bundle exported for the mirror carries it signed
-// (ReturnAckEnvelope), so the mirror's next return file starts after it.
+// (returnAckTUF), so the mirror's next return file starts after it.
 func (a *App) ReturnAck(ctx context.Context, tenantID, mirrorID string) (*returnfile.Ack, error) {
 	m, err := a.store.Mirror(ctx, mirrorID)
 	if err != nil {
@@ -130,20 +130,9 @@ func (a *App) ReturnAck(ctx context.Context, tenantID, mirrorID string) (*return
 	return ack, nil
 }
 
-// ReturnAckEnvelope is ReturnAck signed by the snapshot keys (a DSSE
-// envelope of returnfile.AckPayloadType): a schema 1 mirror verifies it
-// with the keys it trusts for snapshots.
-func (a *App) ReturnAckEnvelope(ctx context.Context, tenantID, mirrorID string) ([]byte, error) {
-	ack, err := a.ReturnAck(ctx, tenantID, mirrorID)
-	if err != nil {
-		return nil, err
-	}
-	return returnfile.SignAck(*ack, a.keys.Signers())
-}
-
 // returnAckTUF is ReturnAck signed by the tenant's timestamp role keys
-// (online, held by the control plane): a trust: tuf mirror verifies it
-// with the timestamp keys and threshold of the root it trusts.
+// (online, held by the control plane): the mirror verifies it with the
+// timestamp keys and threshold of the root it trusts.
 func (a *App) returnAckTUF(ctx context.Context, tenantID, mirrorID string) ([]byte, error) {
 	if a.tuf == nil {
 		return nil, ErrNoTUF

@@ -2,20 +2,24 @@ package controlplane
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"slices"
+	"strconv"
 	"sync"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/outpost/outpost/internal/blob"
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
+	"github.com/outpost/outpost/internal/tuf"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -37,7 +41,10 @@ func (a *App) buildSnapshot(ctx context.Context, tenantID string) (*catalog.Snap
 	return a.build(ctx, tenantID, true)
 }
 
-// doBuild builds, signs, stores and publishes one snapshot.
+// doBuild builds one snapshot of the tenant: it stores the build record
+// (sequence, times, and the view itself, unsigned: no site reads it) and
+// publishes the view as the tenant's TUF repository, which is what
+// mirrors and clients verify.
 func (a *App) doBuild(ctx context.Context, tenantID string) (*catalog.Snapshot, error) {
 	signers := a.keys.Signers()
 	if len(signers) == 0 {
@@ -50,30 +57,32 @@ func (a *App) doBuild(ctx context.Context, tenantID string) (*catalog.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("list deltas: %w", err)
 	}
+	// The tenant's metadata names the keys that sign its online leases.
+	leaseKeys := a.activeLeaseKeys(signers)
 	var built *snapshot.Manifest
 	snap, err := a.store.CreateSnapshot(ctx, tenantID, func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		if in.Tenant.Status != catalog.TenantActive {
 			return nil, catalog.Errorf(catalog.ECONFLICT, "tenant %s is %s", tenantID, in.Tenant.Status)
 		}
 		id := catalog.NewID(catalog.PrefixSnapshot)
-		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl, Deltas: deltas})
-		env, err := snapshot.Sign(m, signers)
+		m := snapshot.Build(in, snapshot.BuildOptions{SnapshotID: id, Now: now, TTL: ttl, Deltas: deltas, LeaseKeys: leaseKeys})
+		rec, err := encodeBuildRecord(m)
 		if err != nil {
 			return nil, err
 		}
 		built = m
+		sum := sha256.Sum256(rec)
 		return &catalog.Snapshot{
 			SnapshotID: id, TenantID: tenantID, Sequence: m.Sequence, CreatedAt: m.CreatedAt,
-			ExpiresAt: m.ExpiresAt, Hash: snapshot.Hash(env), Envelope: env,
+			ExpiresAt: m.ExpiresAt, Hash: hex.EncodeToString(sum[:]), Envelope: rec,
 		}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	// The same view, published as the tenant's TUF repository (tuf.go).
-	// Schema 1 is still what mirrors consume, so a failure here is logged
-	// rather than failing a build whose snapshot is already stored; the
-	// next build publishes again from the current catalog.
+	// The record is already stored, so a failure here is logged; the next
+	// build (or housekeeping's) publishes again from the current catalog.
 	if err := a.publishTUF(ctx, built); err != nil {
 		a.log.Error("publish tuf repository", "tenant", tenantID, "err", err)
 	}
@@ -100,15 +109,23 @@ func (a *App) latestHead(ctx context.Context, tenantID string) (*catalog.Snapsho
 	return snap, err
 }
 
-// tenantView is what the service derives from a tenant's latest snapshot:
+// tenantView is what the service derives from a tenant's current
+// published repository (or, before it has one, its latest build record):
 // the manifest and which channels reference each artifact through an
-// ACTIVE release. Rebuilt when a newer snapshot appears.
+// ACTIVE release. Rebuilt when a newer version appears.
 type tenantView struct {
+	// key names the version the view is of: "tuf:<snapshot version>",
+	// or the build record's snapshot id (snap then holds it).
+	key      string
+	order    int64 // a newer view of the tenant has a larger one
 	snap     *catalog.Snapshot
 	channels map[string]map[string]bool // artifact_id -> channels
-	releases map[string]struct{}        // every release the snapshot lists
-	deltas   map[string]bool            // every delta the snapshot lists
-	engine   *update.Engine
+	// leaseKeys are the vendor keys the version names for online leases
+	// (a TUF view; nil for a build record's).
+	leaseKeys map[string]bool
+	releases  map[string]struct{} // every release the snapshot lists
+	deltas    map[string]bool     // every delta the snapshot lists
+	engine    *update.Engine
 }
 
 type engineCache struct {
@@ -116,12 +133,18 @@ type engineCache struct {
 	m  map[string]*tenantView
 }
 
-// view returns the tenant's current view, rebuilding it if the latest
-// snapshot changed. The control plane trusts its own stored envelopes, so
-// it decodes rather than re-verifies them. Concurrent callers share one
+// view returns the tenant's current view, rebuilding it if its published
+// repository changed (tufView; the build record's envelope only for a
+// tenant that has no repository yet). Concurrent callers share one
 // assembly and one view (the pointer, never a copy); an assembly beyond
 // the gate is busy.
 func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
+	if a.tuf != nil {
+		v, err := a.tufView(ctx, tenantID)
+		if !errors.Is(err, tuf.ErrNotFound) {
+			return v, err
+		}
+	}
 	head, err := a.latestHead(ctx, tenantID)
 	if err != nil {
 		return nil, err
@@ -142,7 +165,54 @@ func (a *App) view(ctx context.Context, tenantID string) (*tenantView, error) {
 		if err != nil {
 			return nil, err
 		}
-		return a.assembleView(tenantID, snap)
+		m, err := decodeEnvelope(snap.Envelope)
+		if err != nil {
+			return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
+		}
+		return a.indexView(tenantID, snap.SnapshotID, snap.Sequence, snap, m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.(*tenantView), nil
+}
+
+// tufView is the view of the tenant's current published TUF repository,
+// assembled from the published files as a mirror assembles the version
+// it holds (tuf.ErrNotFound: the tenant has no repository yet).
+func (a *App) tufView(ctx context.Context, tenantID string) (*tenantView, error) {
+	ts, err := a.tuf.file(ctx, tenantID, tuf.MetadataPath(metadata.TIMESTAMP, 0))
+	if err != nil {
+		return nil, err
+	}
+	md, err := metadata.Timestamp().FromBytes(ts)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
+	}
+	// Keyed by the snapshot version: a freshness refresh (a new timestamp
+	// only) changes nothing the engine answers, so it keeps the view.
+	sm := md.Signed.Meta["snapshot.json"]
+	if sm == nil {
+		return nil, fmt.Errorf("tenant %s timestamp names no snapshot", tenantID)
+	}
+	key := "tuf:" + strconv.FormatInt(sm.Version, 10)
+	if v := a.cachedView(tenantID, key); v != nil {
+		return v, nil
+	}
+	r, err := a.coalesce(ctx, "view\x00"+tenantID+"\x00"+key, func(ctx context.Context) (any, error) {
+		if v := a.cachedView(tenantID, key); v != nil {
+			return v, nil // a flight that just landed
+		}
+		release, err := a.enter(ctx, "requests", false)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		m, err := tuf.AssemblePublished(ctx, tenantID, a.tuf.publishedRead(tenantID), ts, nil)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", tenantID, err)
+		}
+		return a.indexView(tenantID, key, sm.Version, nil, m)
 	})
 	if err != nil {
 		return nil, err
@@ -164,10 +234,10 @@ func (a *App) coalesce(ctx context.Context, key string, fn func(ctx context.Cont
 	}
 }
 
-func (a *App) cachedView(tenantID, snapshotID string) *tenantView {
+func (a *App) cachedView(tenantID, key string) *tenantView {
 	a.engines.mu.Lock()
 	defer a.engines.mu.Unlock()
-	if v := a.engines.m[tenantID]; v != nil && v.snap.SnapshotID == snapshotID {
+	if v := a.engines.m[tenantID]; v != nil && v.key == key {
 		return v
 	}
 	return nil
@@ -179,7 +249,7 @@ func (a *App) cachedView(tenantID, snapshotID string) *tenantView {
 // from there. Nothing else keeps it: a tenant that only mirrors read
 // costs no memory between their syncs. Callers must not modify it.
 func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog.Snapshot) (*catalog.Snapshot, error) {
-	if v := a.cachedView(tenantID, head.SnapshotID); v != nil {
+	if v := a.cachedView(tenantID, head.SnapshotID); v != nil && v.snap != nil {
 		return v.snap, nil
 	}
 	r, err := a.coalesce(ctx, "snap\x00"+tenantID+"\x00"+head.SnapshotID, func(ctx context.Context) (any, error) {
@@ -192,14 +262,17 @@ func (a *App) latestSnapshot(ctx context.Context, tenantID string, head *catalog
 	return r.(*catalog.Snapshot), nil
 }
 
-// assembleView decodes and indexes snap, and caches the view.
-func (a *App) assembleView(tenantID string, snap *catalog.Snapshot) (*tenantView, error) {
+// indexView indexes the manifest m of the tenant's version key, and
+// caches the view unless a newer one (by order) is cached.
+func (a *App) indexView(tenantID, key string, order int64, snap *catalog.Snapshot, m *snapshot.Manifest) (*tenantView, error) {
 	a.count.views.Add(1)
-	m, err := decodeEnvelope(snap.Envelope)
-	if err != nil {
-		return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
+	v := &tenantView{key: key, order: order, snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
+	if snap == nil {
+		v.leaseKeys = map[string]bool{}
+		for _, k := range m.LeaseKeys {
+			v.leaseKeys[k.KeyID] = true
+		}
 	}
-	v := &tenantView{snap: snap, channels: map[string]map[string]bool{}, releases: map[string]struct{}{}, deltas: map[string]bool{}}
 	for _, d := range m.Deltas {
 		v.deltas[d.DeltaID] = true
 	}
@@ -215,14 +288,15 @@ func (a *App) assembleView(tenantID string, snap *catalog.Snapshot) (*tenantView
 			v.channels[ra.ArtifactID][rel.Channel] = true
 		}
 	}
+	var err error
 	if v.engine, err = update.New(m); err != nil {
-		return nil, fmt.Errorf("index snapshot %s: %w", snap.SnapshotID, err)
+		return nil, fmt.Errorf("index %s: %w", key, err)
 	}
 	a.engines.mu.Lock()
 	if a.engines.m == nil {
 		a.engines.m = map[string]*tenantView{}
 	}
-	if old := a.engines.m[tenantID]; old == nil || old.snap.Sequence <= snap.Sequence {
+	if old := a.engines.m[tenantID]; old == nil || (old.snap == nil) != (snap == nil) || old.order <= order {
 		a.engines.m[tenantID] = v
 	}
 	a.engines.mu.Unlock()
@@ -243,8 +317,30 @@ func (a *App) UpdateEngine(ctx context.Context) (*update.Engine, error) {
 	return v.engine, nil
 }
 
+// BuildRecordType is the payload type of a build record: the view a
+// build made, unsigned (the control plane's own record; what sites
+// verify is the TUF repository). Records stored before it are schema 1
+// DSSE envelopes, with the same payload field.
+const BuildRecordType = "application/vnd.outpost.build-record+json"
+
+// buildRecord is the stored form of a build record (and of a schema 1
+// envelope, whose signatures are ignored).
+type buildRecord struct {
+	PayloadType string `json:"payloadType"`
+	Payload     []byte `json:"payload"`
+}
+
+func encodeBuildRecord(m *snapshot.Manifest) ([]byte, error) {
+	p, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode build record: %w", err)
+	}
+	return json.Marshal(buildRecord{PayloadType: BuildRecordType, Payload: p})
+}
+
+// decodeEnvelope reads the view of a stored build record.
 func decodeEnvelope(env []byte) (*snapshot.Manifest, error) {
-	var e snapshot.Envelope
+	var e buildRecord
 	if err := json.Unmarshal(env, &e); err != nil {
 		return nil, err
 	}
@@ -323,22 +419,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// bundlePlan is a checked bundle export: the snapshot and the artifacts
-// to carry.
-type bundlePlan struct {
-	snap      *catalog.Snapshot
-	artifacts []bundleItem // one per distinct sha256
-}
-
-// bundleItem is one artifact to carry: whole, or as delta (its blob
-// under deltaBlob) when the receiver holds the base.
-type bundleItem struct {
-	id        string
-	size      int64
-	delta     *snapshot.Delta
-	deltaBlob string
-}
-
 // ExportBundle writes the tenant's latest snapshot and every artifact of
 // its ACTIVE releases (in the mirror's channels) that snapshot o.Since
 // lacked to w, a tar stream. Every check that can fail on bad input runs
@@ -346,68 +426,14 @@ type bundleItem struct {
 // error; after it, a failure can only cut the stream (the mirror rejects
 // a truncated tar). Memory stays flat: artifacts stream one at a time.
 func (a *App) ExportBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error) {
-	if o.Format == "" {
-		f, err := a.bundleFormat(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		o.Format = f
-	}
 	switch o.Format {
-	case BundleDSSE:
-	case BundleTUF:
+	case "", BundleTUF:
 		return a.exportTUFBundle(ctx, o, w)
+	case BundleDSSE:
+		return nil, catalog.Invalid("format", "schema 1 (dsse) bundles are no longer exported: every mirror runs TUF; re-initialise a schema 1 mirror with the tenant's root (mirror init --root-file ROOT --force) and export a TUF bundle")
 	default:
-		return nil, catalog.Invalid("format", "must be %s or %s", BundleDSSE, BundleTUF)
+		return nil, catalog.Invalid("format", "must be %s (or empty)", BundleTUF)
 	}
-	p, err := a.planBundle(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	var ack []byte
-	if o.MirrorID != "" {
-		if ack, err = a.ReturnAckEnvelope(ctx, o.TenantID, o.MirrorID); err != nil {
-			return nil, err
-		}
-	}
-	cw := &countWriter{w: w}
-	bw := bundle.NewWriter(cw)
-	if err := bw.WriteSnapshot(p.snap.Envelope); err != nil {
-		return nil, err
-	}
-	if ack != nil {
-		if err := bw.WriteAck(ack); err != nil {
-			return nil, err
-		}
-	}
-	res := &BundleResult{Format: BundleDSSE, Sequence: p.snap.Sequence, Artifacts: len(p.artifacts)}
-	for _, it := range p.artifacts {
-		if it.delta != nil {
-			if err := a.writeBundleDelta(ctx, bw, it.deltaBlob, it.delta); err != nil {
-				return nil, fmt.Errorf("artifact %s: %w", it.id, err)
-			}
-			res.addDelta(it.delta, it.size)
-			continue
-		}
-		if err := a.writeBundleArtifact(ctx, bw, it.id); err != nil {
-			return nil, fmt.Errorf("artifact %s: %w", it.id, err)
-		}
-	}
-	if err := bw.Close(); err != nil {
-		return nil, err
-	}
-	res.finish(cw.n)
-	return res, nil
-}
-
-// writeBundleDelta streams delta d's blob (under key) into the bundle.
-func (a *App) writeBundleDelta(ctx context.Context, bw *bundle.Writer, key string, d *snapshot.Delta) error {
-	rc, _, err := a.blobs.Open(ctx, key)
-	if err != nil {
-		return fmt.Errorf("open delta %s: %w", d.DeltaID, err)
-	}
-	defer rc.Close()
-	return bw.WriteDelta(d.SHA256, d.SizeBytes, rc)
 }
 
 // bundleDelta is the smallest signed delta among deltas to toSHA from an
@@ -443,113 +469,6 @@ func (a *App) bundleDelta(ctx context.Context, deltas []snapshot.Delta, toSHA st
 	return best, key, nil
 }
 
-func (a *App) planBundle(ctx context.Context, o BundleOptions) (*bundlePlan, error) {
-	if _, err := a.Tenant(ctx, o.TenantID); err != nil {
-		return nil, err
-	}
-	if o.Since < 0 {
-		return nil, catalog.Invalid("since", "must be a non-negative integer")
-	}
-	release, err := a.enter(ctx, "bundle exports", false)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	head, err := a.latestHead(ctx, o.TenantID)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := a.latestSnapshot(ctx, o.TenantID, head)
-	if err != nil {
-		return nil, err
-	}
-	m, err := decodeEnvelope(snap.Envelope)
-	if err != nil {
-		return nil, fmt.Errorf("decode snapshot %d: %w", snap.Sequence, err)
-	}
-	channels, err := a.bundleChannels(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	skip := map[string]bool{}
-	held := map[string]bool{} // artifacts the receiver holds: delta bases
-	if o.Since > 0 {
-		if o.Since >= snap.Sequence {
-			return nil, catalog.Invalid("since", "snapshot %d is not older than the latest (%d)", o.Since, snap.Sequence)
-		}
-		old, err := a.store.SnapshotBySequence(ctx, o.TenantID, o.Since)
-		if catalog.ErrorCode(err) == catalog.ENOTFOUND {
-			return nil, catalog.Invalid("since", "snapshot %d of this tenant is not kept (retention, docs/metadata.md): export a full bundle (no since)", o.Since)
-		}
-		if err != nil {
-			return nil, err
-		}
-		om, err := decodeEnvelope(old.Envelope)
-		if err != nil {
-			return nil, fmt.Errorf("decode snapshot %d: %w", o.Since, err)
-		}
-		for _, art := range om.Artifacts {
-			skip[art.SHA256] = true
-		}
-		if !o.NoDeltas {
-			held = servedSHAs(om, channels)
-		}
-	}
-	want := map[string]bool{}
-	for _, rel := range m.Releases {
-		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
-			continue
-		}
-		for _, ra := range rel.Artifacts {
-			want[ra.ArtifactID] = true
-		}
-	}
-	p := &bundlePlan{snap: snap}
-	for _, art := range m.Artifacts {
-		if want[art.ArtifactID] && !skip[art.SHA256] {
-			skip[art.SHA256] = true // once per content
-			it := bundleItem{id: art.ArtifactID, size: art.SizeBytes}
-			if it.delta, it.deltaBlob, err = a.bundleDelta(ctx, m.Deltas, art.SHA256, held); err != nil {
-				return nil, err
-			}
-			p.artifacts = append(p.artifacts, it)
-		}
-	}
-	// Missing bytes are found now, while an error can still be answered,
-	// not as a stream cut halfway (a restore that left out the blobs).
-	for _, it := range p.artifacts {
-		if it.delta != nil {
-			continue // its blob was found
-		}
-		if err := a.checkStored(ctx, it.id); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
-// servedSHAs is the sha256 of every artifact of m's ACTIVE releases in
-// channels (nil: every channel): what a mirror holding m caches (the
-// mirror's state.Needed).
-func servedSHAs(m *snapshot.Manifest, channels []string) map[string]bool {
-	ids := map[string]bool{}
-	for _, rel := range m.Releases {
-		if rel.Status != catalog.ReleaseActive || (channels != nil && !slices.Contains(channels, rel.Channel)) {
-			continue
-		}
-		for _, ra := range rel.Artifacts {
-			ids[ra.ArtifactID] = true
-		}
-	}
-	out := map[string]bool{}
-	for _, art := range m.Artifacts {
-		if ids[art.ArtifactID] {
-			out[art.SHA256] = true
-		}
-	}
-	return out
-}
-
 // checkStored fails clearly when a managed artifact's bytes are not in
 // the blob store.
 func (a *App) checkStored(ctx context.Context, id string) error {
@@ -566,17 +485,4 @@ func (a *App) checkStored(ctx context.Context, id string) error {
 		return fmt.Errorf("artifact %s: %w", id, err)
 	}
 	return nil
-}
-
-func (a *App) writeBundleArtifact(ctx context.Context, bw *bundle.Writer, id string) error {
-	art, err := a.store.Artifact(ctx, id)
-	if err != nil {
-		return err
-	}
-	rc, err := a.openSource(ctx, art)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	return bw.WriteArtifact(art.SHA256, art.SizeBytes, rc)
 }

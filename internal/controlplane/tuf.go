@@ -185,9 +185,19 @@ func names(files []tuf.File) []string {
 
 // state returns the tenant's builder state: in memory, else restored
 // from the store, else nil (first build).
+//
+// The copy in memory is checked against the stored timestamp first:
+// another instance over the same store may have published since, and
+// building or serving from an older state would sign versions the other
+// already used, or refuse the files a mirror asks for.
 func (t *tufState) state(ctx context.Context, tenantID string) (*tuf.State, error) {
 	if st := t.tenants[tenantID]; st != nil {
-		return st, nil
+		_, _, held := st.Versions()
+		if v, err := t.storedTimestampVersion(ctx, tenantID); err != nil || v == held {
+			return st, err
+		}
+		delete(t.tenants, tenantID)
+		delete(t.views, tenantID)
 	}
 	files, err := t.files.TUFSet(ctx, tenantID, tufCurrent)
 	if err != nil || files == nil {
@@ -223,14 +233,38 @@ func (t *tufState) state(ctx context.Context, tenantID string) (*tuf.State, erro
 	return st, nil
 }
 
-// restoreProduct loads a product's published files into the set, once.
-func (t *tufState) restoreProduct(ctx context.Context, ps *tuf.ProductSet, productID string) error {
-	if ps.Roles(productID) != nil {
-		return nil
+// storedTimestampVersion is the version of the tenant's timestamp in the
+// store (0: none).
+func (t *tufState) storedTimestampVersion(ctx context.Context, tenantID string) (int64, error) {
+	b, err := t.file(ctx, tenantID, tuf.MetadataPath(metadata.TIMESTAMP, 0))
+	if errors.Is(err, tuf.ErrNotFound) {
+		return 0, nil
 	}
+	if err != nil {
+		return 0, err
+	}
+	md, err := metadata.Timestamp().FromBytes(b)
+	if err != nil {
+		return 0, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
+	}
+	return md.Signed.Version, nil
+}
+
+// restoreProduct loads a product's published files into the set, unless
+// the set already holds the product role's stored version (another
+// instance over the same store may have published a newer one).
+func (t *tufState) restoreProduct(ctx context.Context, ps *tuf.ProductSet, productID string) error {
 	files, err := t.files.TUFSet(ctx, tufShared, tufProductSetPf+productID)
 	if err != nil || files == nil {
 		return err
+	}
+	if held := ps.Roles(productID); held != nil {
+		role := tuf.ProductRole(productID)
+		for _, f := range files {
+			if strings.HasSuffix(f.Name, "."+role+".json") && f.Name == tuf.MetadataPath(role, held[0].Version) {
+				return nil // the stored version is the one held
+			}
+		}
 	}
 	tf := make([]tuf.File, len(files))
 	for i, f := range files {
@@ -377,6 +411,35 @@ func roleOfName(name string) string {
 	}
 	role, _ := strings.CutSuffix(rest, ".json")
 	return role
+}
+
+// publishedRead reads the files of a tenant's published repository by
+// repository path, each from its scope (tufScopeOf).
+func (t *tufState) publishedRead(tenantID string) tuf.ReadFunc {
+	return func(ctx context.Context, path string) ([]byte, error) {
+		return t.file(ctx, tufScopeOf(tenantID, path), path)
+	}
+}
+
+// publishedManifest assembles the tenant's current published repository
+// (what its mirrors verify and serve) into the manifest the update
+// engine reads: the answers of the control plane and of a mirror holding
+// that version are then the same bytes. It also returns the timestamp's
+// version (a refresh changes the manifest's expiry).
+func (t *tufState) publishedManifest(ctx context.Context, tenantID string) (*snapshot.Manifest, int64, error) {
+	ts, err := t.file(ctx, tenantID, tuf.MetadataPath(metadata.TIMESTAMP, 0))
+	if err != nil {
+		return nil, 0, err
+	}
+	md, err := metadata.Timestamp().FromBytes(ts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tenant %s timestamp: %w", tenantID, err)
+	}
+	m, err := tuf.AssemblePublished(ctx, tenantID, t.publishedRead(tenantID), ts, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tenant %s: %w", tenantID, err)
+	}
+	return m, md.Signed.Version, nil
 }
 
 // viewOf indexes what the tenant's view lets it fetch.
@@ -769,17 +832,10 @@ func (r *TUFRepo) view(ctx context.Context) (*tufView, error) {
 	_, snapV, _ := st.Versions()
 	v := t.views[r.tenantID]
 	if v == nil {
-		head, err := r.a.latestHead(ctx, r.tenantID)
+		// After a restart: from the published repository itself.
+		m, _, err := t.publishedManifest(ctx, r.tenantID)
 		if err != nil {
 			return nil, err
-		}
-		snap, err := r.a.latestSnapshot(ctx, r.tenantID, head)
-		if err != nil {
-			return nil, err
-		}
-		m, err := decodeEnvelope(snap.Envelope)
-		if err != nil {
-			return nil, fmt.Errorf("decode snapshot %s: %w", snap.SnapshotID, err)
 		}
 		v = viewOf(m)
 		t.views[r.tenantID] = v

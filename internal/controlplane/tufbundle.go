@@ -18,33 +18,9 @@ import (
 
 // Bundle formats (BundleOptions.Format).
 const (
-	BundleDSSE = "dsse" // schema 1 (deprecated): the signed envelope and its artifacts (trust: dsse mirrors)
-	BundleTUF  = "tuf"  // the tenant's TUF repository files and artifacts (trust: tuf mirrors; the default)
+	BundleTUF  = "tuf"  // the tenant's TUF repository files and artifacts: the only format
+	BundleDSSE = "dsse" // schema 1, no longer exported: a request for it is refused naming the TUF way
 )
-
-// bundleFormat is the default format of a bundle: the one the mirror
-// o.MirrorID names last reported running (a schema 1 snapshot id, snp_…,
-// for trust: dsse; tuf-<version> for trust: tuf), else BundleTUF. A
-// control plane without TUF can only write schema 1.
-func (a *App) bundleFormat(ctx context.Context, o BundleOptions) (string, error) {
-	if a.tuf == nil {
-		return BundleDSSE, nil
-	}
-	if o.MirrorID == "" {
-		return BundleTUF, nil
-	}
-	mir, err := a.Mirror(ctx, o.MirrorID)
-	if err != nil {
-		return "", err
-	}
-	if mir.TenantID != o.TenantID {
-		return "", catalog.NotFound("mirror", o.MirrorID)
-	}
-	if catalog.ValidID(catalog.PrefixSnapshot, mir.LastSnapshotID) {
-		return BundleDSSE, nil
-	}
-	return BundleTUF, nil
-}
 
 // exportTUFBundle writes a TUF bundle: what a mirror holding snapshot
 // version o.Since (its sequence in trust: tuf; 0 for none) lacks of the
@@ -55,13 +31,13 @@ func (a *App) bundleFormat(ctx context.Context, o BundleOptions) (string, error)
 // it was at o.Since (tuf.ReceiverStore), so the bundle holds exactly what
 // the receiver's own workflow fetches.
 func (a *App) exportTUFBundle(ctx context.Context, o BundleOptions, w io.Writer) (*BundleResult, error) {
+	if _, err := a.Tenant(ctx, o.TenantID); err != nil {
+		return nil, err
+	}
 	if a.tuf == nil {
 		return nil, ErrNoTUF
 	}
 	t := a.tuf
-	if _, err := a.Tenant(ctx, o.TenantID); err != nil {
-		return nil, err
-	}
 	if o.Since < 0 {
 		return nil, catalog.Invalid("since", "must be a non-negative integer")
 	}

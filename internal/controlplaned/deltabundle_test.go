@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -20,7 +19,6 @@ import (
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/deltajob"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tuf"
@@ -48,10 +46,10 @@ func newBundleMirror(t *testing.T, cfg sync.Config) bundleMirror {
 }
 
 // TestControlPlane_BundleDeltas: the real control plane, with its delta
-// worker, exports --since bundles (schema 1 and TUF) that carry the
-// signed delta instead of a new artifact whose base the mirror holds;
-// each mirror imports the bundle, rebuilds the artifact and holds the
-// exact bytes. Without --since, or with --no-deltas, artifacts travel
+// worker, exports --since bundles that carry the signed delta (as a TUF
+// target) instead of a new artifact whose base the mirror holds; the
+// mirror imports the bundle, rebuilds the artifact and holds the exact
+// bytes. Without --since, or with --no-deltas, artifacts travel
 // whole.
 func TestControlPlane_BundleDeltas(t *testing.T) {
 	dir, _ := newTUFDir(t, 1, 1, false)
@@ -74,25 +72,13 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 		return buf.Bytes(), res
 	}
 
-	keys, err := e.app.PublicKeys(e.op)
-	e.must(t, err)
-	trust := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: 1, TenantID: a.tenant}
-	for _, k := range keys {
-		trust.Keys[k.KeyID] = k.PublicKey
-	}
-	dsse := newBundleMirror(t, sync.Config{Trust: trust})
 	root, err := e.app.TUFRoot(e.op, a.tenant)
 	e.must(t, err)
 	tufm := newBundleMirror(t, sync.Config{TUF: &sync.TUFTrust{TenantID: a.tenant, Root: root}})
 
-	full, _ := export(controlplane.BundleOptions{Format: controlplane.BundleDSSE})
-	rep, err := dsse.s.Import(ctx, bytes.NewReader(full), false)
-	if err != nil || rep.Imported != 1 {
-		t.Fatalf("schema 1 full import: %+v, %v", rep, err)
-	}
-	dsseHeld := rep.Sequence
 	fullTUF, _ := export(controlplane.BundleOptions{Format: controlplane.BundleTUF})
-	if rep, err = tufm.s.Import(ctx, bytes.NewReader(fullTUF), false); err != nil || rep.Imported != 1 {
+	rep, err := tufm.s.Import(ctx, bytes.NewReader(fullTUF), false)
+	if err != nil || rep.Imported != 1 {
 		t.Fatalf("TUF full import: %+v, %v", rep, err)
 	}
 	tufHeld := rep.Sequence
@@ -123,23 +109,6 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 	e.must(t, err)
 	sha2 := job.ToSHA256
 
-	t.Run("schema 1: the bundle carries the delta, the import rebuilds the artifact", func(t *testing.T) {
-		b, res := export(controlplane.BundleOptions{Format: controlplane.BundleDSSE, Since: dsseHeld})
-		names := tarNames(t, b)
-		if res.Deltas != 1 || res.DeltaBytes != job.SizeBytes || res.ReplacedBytes != int64(len(v2)) || res.SavedBytes != int64(len(v2))-job.SizeBytes || res.SavedPercent <= 50 {
-			t.Errorf("result %+v, want one delta of %d bytes saving over half", res, job.SizeBytes)
-		}
-		if !slices.Contains(names, "deltas/"+job.SHA256) || slices.Contains(names, "artifacts/"+sha2) {
-			t.Errorf("entries %v, want the delta and not the artifact", names)
-		}
-		rep, err := dsse.s.Import(ctx, bytes.NewReader(b), false)
-		if err != nil || !rep.Changed || rep.Rebuilt != 1 {
-			t.Fatalf("import: %+v, %v", rep, err)
-		}
-		if got, err := os.ReadFile(dsse.c.Path(sha2)); err != nil || !bytes.Equal(got, v2) {
-			t.Fatalf("the mirror holds %d bytes (%v), want 1.1.0's", len(got), err)
-		}
-	})
 	t.Run("TUF: the bundle carries the delta as a target, the import rebuilds the artifact", func(t *testing.T) {
 		b, res := export(controlplane.BundleOptions{Format: controlplane.BundleTUF, Since: tufHeld})
 		names := tarNames(t, b)
@@ -200,11 +169,10 @@ func TestControlPlane_BundleDeltas(t *testing.T) {
 	})
 	t.Run("whole artifacts without since or with no-deltas", func(t *testing.T) {
 		for _, o := range []controlplane.BundleOptions{
-			{Format: controlplane.BundleDSSE}, {Format: controlplane.BundleDSSE, Since: dsseHeld, NoDeltas: true},
 			{Format: controlplane.BundleTUF}, {Format: controlplane.BundleTUF, Since: tufHeld, NoDeltas: true},
 		} {
 			b, res := export(o)
-			if res.Deltas != 0 || slices.ContainsFunc(tarNames(t, b), func(n string) bool { return strings.HasPrefix(n, "deltas/") || strings.Contains(n, ".delta-") }) {
+			if res.Deltas != 0 || slices.ContainsFunc(tarNames(t, b), func(n string) bool { return strings.Contains(n, ".delta-") }) {
 				t.Errorf("%+v: %d deltas carried, want none", o, res.Deltas)
 			}
 		}

@@ -673,3 +673,64 @@ func TestRootRekey_OnlineToOffline(t *testing.T) {
 		t.Fatalf("rotate with the root offline: %v, want ErrOfflineRoot", err)
 	}
 }
+
+// TestControlPlane_UpdateCheckFromTUF: with TUF publishing on, the
+// control plane's online update check answers from the tenant's published
+// repository (as a mirror holding that version does: the snapshot it
+// names is tuf-<snapshot version>), follows each new version, and after a
+// restart assembles the same view from the stored files.
+func TestControlPlane_UpdateCheckFromTUF(t *testing.T) {
+	dir, _ := newTUFDir(t, 1, 1, false)
+	e := startTUF(t, dir)
+	prod, err := e.app.CreateProduct(e.op, controlplane.ProductInput{Name: "app", Distribution: catalog.DistributionOpen})
+	e.must(t, err)
+	e.release(t, prod.ProductID, "1.0.0", randBytes(1<<10))
+	a := e.seedTenant(t, "a", prod.ProductID)
+	check := func(t *testing.T) (snapshotID, version string) {
+		t.Helper()
+		url := "http://" + e.cp.Addr() + "/v1/updates/check?product=" + prod.ProductID + "&channel=stable&platform=linux&arch=x64&version=0.9.0"
+		var d struct {
+			Release *struct {
+				Version string `json:"version"`
+			} `json:"release"`
+			Snapshot *struct {
+				SnapshotID string `json:"snapshot_id"`
+			} `json:"snapshot"`
+		}
+		if err := json.Unmarshal(fetchBody(t, url, a.tenantToken), &d); err != nil || d.Release == nil || d.Snapshot == nil {
+			t.Fatalf("update check: %v %+v", err, d)
+		}
+		return d.Snapshot.SnapshotID, d.Release.Version
+	}
+	want := func(t *testing.T) string {
+		t.Helper()
+		v, err := e.app.TUFVersions(e.op, a.tenant)
+		e.must(t, err)
+		return "tuf-" + itoa(v.Snapshot)
+	}
+	cases := []struct {
+		name    string
+		step    func(t *testing.T)
+		version string
+	}{
+		{"after the first build", func(t *testing.T) {}, "1.0.0"},
+		{"a new version is followed", func(t *testing.T) {
+			e.release(t, prod.ProductID, "1.1.0", randBytes(1<<10))
+			_, err := e.app.BuildSnapshot(e.op, a.tenant)
+			e.must(t, err)
+		}, "1.1.0"},
+		{"after a restart, from the stored files", func(t *testing.T) {
+			e.stop()
+			e = startTUF(t, dir)
+		}, "1.1.0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.step(t)
+			gotID, gotVersion := check(t)
+			if wantID := want(t); gotID != wantID || gotVersion != tc.version {
+				t.Errorf("got snapshot %s offering %s, want %s offering %s", gotID, gotVersion, wantID, tc.version)
+			}
+		})
+	}
+}

@@ -131,9 +131,10 @@ func TestControlPlane_TUFBundleExport(t *testing.T) {
 		}
 	})
 
-	t.Run("default format", func(t *testing.T) {
-		// A mirror reports the version it holds after each sync: a
-		// schema 1 snapshot id (trust: dsse) or tuf-<version>.
+	t.Run("the format is TUF", func(t *testing.T) {
+		// A mirror reports the version it holds after each sync
+		// (tuf-<version>; a mirror still on schema 1 reported its
+		// snapshot id): every bundle is TUF, and schema 1 is refused.
 		report := func(t *testing.T, cred, id string) string {
 			t.Helper()
 			p, err := e.app.Authenticate(context.Background(), cred)
@@ -160,8 +161,7 @@ func TestControlPlane_TUFBundleExport(t *testing.T) {
 			{"no mirror: tuf", controlplane.BundleOptions{TenantID: a.tenant}, "tuf"},
 			{"a mirror that never reported: tuf", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: silent.MirrorID}, "tuf"},
 			{"a trust: tuf mirror: tuf", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: tufMirror.MirrorID}, "tuf"},
-			{"a trust: dsse mirror: dsse", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: dsseMirror.MirrorID}, "dsse"},
-			{"dsse asked for", controlplane.BundleOptions{TenantID: a.tenant, Format: controlplane.BundleDSSE}, "dsse"},
+			{"a mirror that last reported a schema 1 snapshot: tuf", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: dsseMirror.MirrorID}, "tuf"},
 			{"tuf asked for, whatever the mirror", controlplane.BundleOptions{TenantID: a.tenant, MirrorID: dsseMirror.MirrorID, Format: controlplane.BundleTUF}, "tuf"},
 		}
 		for _, tc := range cases {
@@ -182,6 +182,13 @@ func TestControlPlane_TUFBundleExport(t *testing.T) {
 				}
 			})
 		}
+		t.Run("dsse asked for is refused", func(t *testing.T) {
+			var buf bytes.Buffer
+			_, err := e.app.ExportBundle(e.op, controlplane.BundleOptions{TenantID: a.tenant, Format: controlplane.BundleDSSE}, &buf)
+			if catalog.ErrorCode(err) != catalog.EINVALID || !strings.Contains(err.Error(), "mirror init --root-file") || buf.Len() != 0 {
+				t.Errorf("format dsse: %v, %d bytes written; want invalid naming mirror init --root-file", err, buf.Len())
+			}
+		})
 		t.Run("a report that is neither is refused", func(t *testing.T) {
 			p, err := e.app.Authenticate(context.Background(), silent.Credential)
 			e.must(t, err)

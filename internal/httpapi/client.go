@@ -550,13 +550,8 @@ func (c *Client) ExportBundle(ctx context.Context, o controlplane.BundleOptions,
 			return nil, fmt.Errorf("bundle export: trailer %s: %w", wire.HeaderBundleResult, err)
 		}
 	}
-	if res.Format == "" {
-		switch name, _, _ := strings.Cut(string(pw.head), "\x00"); name {
-		case bundle.TUFManifestName:
-			res.Format = controlplane.BundleTUF
-		case bundle.EnvelopeName:
-			res.Format = controlplane.BundleDSSE
-		}
+	if name, _, _ := strings.Cut(string(pw.head), "\x00"); res.Format == "" && name == bundle.TUFManifestName {
+		res.Format = controlplane.BundleTUF
 	}
 	return res, nil
 }

@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +26,7 @@ import (
 // delta; a client holding 1.0.0 downloads only the delta from the mirror.
 func TestDeltas_EndToEnd(t *testing.T) {
 	h := newHarness(t)
+	h.enableTUF()
 	ctx := context.Background()
 	tenant := h.tenant("acme")
 	prod := h.product("app", "open")
@@ -53,7 +53,11 @@ func TestDeltas_EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := sync.New(src, st, c, sync.Config{Trust: h.trust(tenant)})
+	root, err := h.app.TUFRoot(h.operator(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncer := sync.New(src, st, c, sync.Config{Trust: h.trust(tenant), TUF: &sync.TUFTrust{TenantID: tenant, Root: root}})
 	if _, err := syncer.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +100,7 @@ func TestDeltas_EndToEnd(t *testing.T) {
 	ms := httptest.NewServer(srv.Handler())
 	defer ms.Close()
 
-	pub := h.key.Public().(ed25519.PublicKey)
-	cl, err := client.New(ms.URL, client.WithToken("ct_1"), client.WithTenant(tenant),
-		client.WithTrustedKeys(map[string]ed25519.PublicKey{client.KeyID(pub): pub}))
+	cl, err := client.New(ms.URL, client.WithToken("ct_1"), client.WithTUF(tenant, root, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

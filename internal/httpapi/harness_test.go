@@ -20,6 +20,7 @@ import (
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store/bolt"
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/tufkeys"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -210,6 +211,19 @@ func (h *harness) release(productID, channel, version string, data []byte) (rele
 	h.must(201, h.do("POST", "/v1/releases/"+releaseID+"/artifacts", h.admin, map[string]any{
 		"artifact_id": artifactID, "platform": "linux", "arch": "x64", "installer_type": "tar.gz"}))
 	return releaseID, artifactID
+}
+
+// enableTUF turns on TUF publishing with a 1-of-1 online root: the
+// builds after it publish each tenant's repository (bundles need it).
+func (h *harness) enableTUF() {
+	h.t.Helper()
+	d := tufkeys.Dir(filepath.Join(h.dir, "tuf"))
+	if _, err := d.Init(1, 1, ""); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.app.EnableTUF(controlplane.TUFOptions{Keys: d}); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func (h *harness) snapshot(tenantID string) map[string]any {

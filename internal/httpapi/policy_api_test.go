@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/controlplane"
 )
 
@@ -138,6 +139,7 @@ func tarNames(t *testing.T, b []byte) []string {
 
 func TestAPI_BundleExport(t *testing.T) {
 	h := newHarness(t)
+	h.enableTUF()
 	tenant := h.tenant("a")
 	prod := h.product("p", "open")
 	one, two, beta := []byte("one"), []byte("two"), []byte("beta")
@@ -148,17 +150,28 @@ func TestAPI_BundleExport(t *testing.T) {
 	mir, _, _ := h.mirror(tenant, "stable")
 	h.snapshot(tenant)
 
+	// export lists a TUF bundle's acknowledgement and artifact targets
+	// (as art names them), after checking the manifest comes first.
 	export := func(o controlplane.BundleOptions) []string {
 		var buf bytes.Buffer
-		o.TenantID, o.Format = tenant, controlplane.BundleDSSE
+		o.TenantID = tenant
 		if _, err := h.app.ExportBundle(h.operator(), o, &buf); err != nil {
 			t.Fatal(err)
 		}
 		names := tarNames(t, buf.Bytes())
-		if len(names) == 0 || names[0] != "snapshot.dsse.json" {
-			t.Fatalf("bundle does not start with the envelope: %v", names)
+		if len(names) == 0 || names[0] != "tuf-bundle.json" {
+			t.Fatalf("bundle does not start with the manifest: %v", names)
 		}
-		rest := names[1:]
+		var rest []string
+		for _, n := range names[1:] {
+			switch {
+			case n == "ack.dsse.json":
+				rest = append(rest, n)
+			case strings.HasPrefix(n, "targets/") && !strings.HasSuffix(n, ".json"):
+				base := n[strings.LastIndexByte(n, '/')+1:]
+				rest = append(rest, "artifacts/"+base[:strings.IndexByte(base, '.')])
+			}
+		}
 		sort.Strings(rest)
 		return rest
 	}
@@ -189,13 +202,20 @@ func TestAPI_BundleExport(t *testing.T) {
 			}
 		})
 	}
-	t.Run("over HTTP", func(t *testing.T) {
-		r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?format=dsse&since=1", h.admin, nil)
-		if r.status != 200 || len(tarNames(t, r.body)) != 3 {
-			t.Fatalf("got %d", r.status)
+	t.Run("schema 1 is refused", func(t *testing.T) {
+		var buf bytes.Buffer
+		_, err := h.app.ExportBundle(h.operator(), controlplane.BundleOptions{TenantID: tenant, Format: controlplane.BundleDSSE}, &buf)
+		if catalog.ErrorCode(err) != catalog.EINVALID || !strings.Contains(err.Error(), "mirror init --root-file") || buf.Len() != 0 {
+			t.Fatalf("format dsse: %v, %d bytes written; want invalid naming mirror init --root-file, nothing written", err, buf.Len())
 		}
-		if r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?format=dsse&since=2", h.admin, nil); r.status != 400 {
-			t.Fatalf("since = latest: got %d, want 400", r.status)
+	})
+	t.Run("over HTTP", func(t *testing.T) {
+		r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?since=1", h.admin, nil)
+		if names := tarNames(t, r.body); r.status != 200 || len(names) == 0 || names[0] != "tuf-bundle.json" {
+			t.Fatalf("got %d %v", r.status, names)
+		}
+		if r := h.do("GET", "/v1/tenants/"+tenant+"/bundle?format=dsse", h.admin, nil); r.status != 400 || !strings.Contains(string(r.body), "schema 1") {
+			t.Fatalf("format=dsse: got %d %s, want 400 naming schema 1", r.status, r.body)
 		}
 	})
 }

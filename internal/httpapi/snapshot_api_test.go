@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/license"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/wire"
@@ -20,6 +22,32 @@ import (
 func (h *harness) trust(tenantID string) snapshot.Trust {
 	pub := h.key.Public().(ed25519.PublicKey)
 	return snapshot.Trust{Keys: map[string]ed25519.PublicKey{snapshot.KeyID(pub): pub}, Threshold: 1, TenantID: tenantID}
+}
+
+// record decodes a stored build record (GET /v1/snapshots/{id}, GET
+// /v1/mirror/snapshot): the view a build made, unsigned (the TUF
+// repository is what sites verify), of tenantID.
+func record(t *testing.T, body []byte, tenantID string) *snapshot.Manifest {
+	t.Helper()
+	var rec struct {
+		PayloadType string          `json:"payloadType"`
+		Payload     []byte          `json:"payload"`
+		Signatures  json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal(body, &rec); err != nil {
+		t.Fatalf("build record: %v: %.200s", err, body)
+	}
+	if rec.PayloadType != controlplane.BuildRecordType || rec.Signatures != nil {
+		t.Fatalf("build record of type %q with signatures %s, want %q unsigned", rec.PayloadType, rec.Signatures, controlplane.BuildRecordType)
+	}
+	var m snapshot.Manifest
+	if err := json.Unmarshal(rec.Payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.TenantID != tenantID {
+		t.Fatalf("build record of tenant %s, want %s", m.TenantID, tenantID)
+	}
+	return &m
 }
 
 func (h *harness) mirror(tenantID string, channels ...string) (id, credential string, key ed25519.PrivateKey) {
@@ -47,10 +75,7 @@ func TestAPI_Snapshots(t *testing.T) {
 		t.Fatalf("first sequence %v", s1["sequence"])
 	}
 	r := h.do("GET", "/v1/snapshots/"+s1["snapshot_id"].(string), h.admin, nil)
-	m, err := snapshot.Verify(r.body, h.trust(tenant), nil, time.Now())
-	if err != nil {
-		t.Fatalf("stored envelope does not verify: %v", err)
-	}
+	m := record(t, r.body, tenant)
 	var names []string
 	for _, p := range m.Products {
 		names = append(names, p.Name)
@@ -64,14 +89,10 @@ func TestAPI_Snapshots(t *testing.T) {
 		}
 	}
 
-	t.Run("sequence grows by one and chains", func(t *testing.T) {
+	t.Run("sequence grows by one", func(t *testing.T) {
 		s2 := h.snapshot(tenant)
 		r2 := h.do("GET", "/v1/snapshots/"+s2["snapshot_id"].(string), h.admin, nil)
-		m2, err := snapshot.Verify(r2.body, h.trust(tenant), &snapshot.Held{Sequence: 1, Hash: snapshot.Hash(r.body)}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m2.Sequence != 2 {
+		if m2 := record(t, r2.body, tenant); m2.Sequence != 2 {
 			t.Fatalf("got %d, want 2", m2.Sequence)
 		}
 	})
@@ -151,9 +172,7 @@ func TestAPI_MirrorAPI(t *testing.T) {
 	if env.status != 200 {
 		t.Fatalf("got %d", env.status)
 	}
-	if _, err := snapshot.Verify(env.body, h.trust(a), nil, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	record(t, env.body, a)
 	if r := h.do("GET", "/v1/mirror/snapshot?after=1", credA, nil); r.status != 304 {
 		t.Fatalf("after=1: got %d, want 304", r.status)
 	}
@@ -175,9 +194,7 @@ func TestAPI_MirrorAPI(t *testing.T) {
 	})
 	t.Run("mirror of tenant B gets nothing of A", func(t *testing.T) {
 		envB := h.do("GET", "/v1/mirror/snapshot", credB, nil)
-		if _, err := snapshot.Verify(envB.body, h.trust(a), nil, time.Now()); err == nil {
-			t.Fatal("B's mirror received a snapshot that verifies as A's")
-		}
+		record(t, envB.body, b)
 	})
 	t.Run("mirror credential is not an admin token", func(t *testing.T) {
 		if r := h.do("GET", "/v1/tenants", credA, nil); r.status != 403 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outpost/outpost/internal/snapshot"
 )
 
 func TestIssue_RoundTrip(t *testing.T) {
@@ -302,4 +304,39 @@ func TestNewTUFVerifier_WithoutVendorKeys(t *testing.T) {
 			t.Error("nil manifest: got nil error")
 		}
 	})
+}
+
+// TestNewTUFVerifier_LeaseKeys: the lease keys the verified metadata
+// names (docs/lease_keys.json) verify vendor tokens with no key pinned; a
+// key it does not name, or an entry whose id does not match its key, is
+// refused as untrusted.
+func TestNewTUFVerifier_LeaseKeys(t *testing.T) {
+	named := snapshot.LeaseKey{KeyID: KeyID(pub(vendorKey)), PublicKey: base64.StdEncoding.EncodeToString(pub(vendorKey))}
+	cases := []struct {
+		name string
+		keys []snapshot.LeaseKey
+		want error
+	}{
+		{"named", []snapshot.LeaseKey{named}, nil},
+		{"not named", nil, ErrUntrustedKey},
+		{"an id that is not its key's", []snapshot.LeaseKey{{KeyID: KeyID(pub(rogueKey)), PublicKey: named.PublicKey}}, ErrUntrustedKey},
+		{"not base64", []snapshot.LeaseKey{{KeyID: named.KeyID, PublicKey: "!!"}}, ErrUntrustedKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testManifest(t)
+			m.LeaseKeys = tc.keys
+			v, err := NewTUFVerifier(nil, tenantA, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Verify(mustIssue(t, vendorClaims(), vendorKey), v, t0.Add(time.Minute))
+			if tc.want == nil && err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Verify: got %v, want %v", err, tc.want)
+			}
+		})
+	}
 }

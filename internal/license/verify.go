@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -71,12 +72,27 @@ func NewVerifierFromManifest(keys map[string]ed25519.PublicKey, tenantID string,
 // NewTUFVerifier is for a caller whose manifest comes from a TUF
 // repository it verified from the tenant's root (tuf.Repository.Manifest
 // after tuf.Client.Update): the chain of a mirror-signed token is then
-// root → TUF metadata → mirror_keys document → mirror key → lease. keys
-// (the vendor's lease keys) may be empty: vendor-signed tokens are then
-// refused (ErrUntrustedKey).
+// root → TUF metadata → mirror_keys document → mirror key → lease, and of
+// a vendor-signed one root → TUF metadata → lease_keys document → vendor
+// key → lease. keys (vendor keys pinned by the caller, besides those the
+// metadata names) may be empty; a vendor-signed token by a key neither
+// names is refused (ErrUntrustedKey).
 func NewTUFVerifier(keys map[string]ed25519.PublicKey, tenantID string, m *snapshot.Manifest) (*Verifier, error) {
-	if len(keys) > 0 {
-		return NewVerifierFromManifest(keys, tenantID, m)
+	all := maps.Clone(keys)
+	if all == nil {
+		all = map[string]ed25519.PublicKey{}
+	}
+	if m != nil {
+		for _, lk := range m.LeaseKeys {
+			raw, err := base64.StdEncoding.DecodeString(lk.PublicKey)
+			if err != nil || len(raw) != ed25519.PublicKeySize || KeyID(raw) != lk.KeyID {
+				continue // a bad entry in signed metadata trusts nothing
+			}
+			all[lk.KeyID] = ed25519.PublicKey(raw)
+		}
+	}
+	if len(all) > 0 {
+		return NewVerifierFromManifest(all, tenantID, m)
 	}
 	if !catalog.ValidID(catalog.PrefixTenant, tenantID) {
 		return nil, fmt.Errorf("new lease verifier: %q is not a tenant id", tenantID)

@@ -19,6 +19,9 @@ type BuildOptions struct {
 	// those whose from and to artifacts are both listed, with the sha256s
 	// those artifacts have.
 	Deltas []Delta
+	// LeaseKeys are the vendor keys that sign the tenant's online leases
+	// (listed sorted by key id; none: no lease_keys).
+	LeaseKeys []LeaseKey
 }
 
 // Build decides what the tenant of in may see and returns its
@@ -187,6 +190,10 @@ func Build(in *catalog.SnapshotInput, o BuildOptions) *Manifest {
 	sortBy(m.SeatAssignments, func(s *SeatAssignment) string { return s.SeatAssignmentID })
 	sortBy(m.MirrorKeys, func(k *MirrorKey) string { return k.MirrorID })
 	m.Deltas = listedDeltas(m.Artifacts, o.Deltas)
+	if len(o.LeaseKeys) > 0 {
+		m.LeaseKeys = slices.Clone(o.LeaseKeys)
+		sortBy(m.LeaseKeys, func(k *LeaseKey) string { return k.KeyID })
+	}
 	return m
 }
 

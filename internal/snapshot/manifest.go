@@ -42,6 +42,11 @@ type Manifest struct {
 	// manifest without deltas is byte-identical to one from before they
 	// existed.
 	Deltas []Delta `json:"deltas,omitempty"`
+	// LeaseKeys (optional): the vendor keys that sign the tenant's online
+	// leases, as the control plane lists them at the build (the TUF
+	// document docs/lease_keys.json; absent from a repository published
+	// before it). Clients verify a vendor-signed lease against them.
+	LeaseKeys []LeaseKey `json:"lease_keys,omitempty"`
 }
 
 // Delta is a signed binary delta (internal/delta format): applied to the
@@ -140,6 +145,12 @@ type SeatAssignment struct {
 	SubjectID        string     `json:"subject_id"`
 	AssignedAt       time.Time  `json:"assigned_at"`
 	RevokedAt        *time.Time `json:"revoked_at"`
+}
+
+// LeaseKey is a vendor key that signs online leases.
+type LeaseKey struct {
+	KeyID     string `json:"key_id"`     // hex sha256 of the raw key (KeyID)
+	PublicKey string `json:"public_key"` // base64 of the raw 32-byte ed25519 key
 }
 
 type MirrorKey struct {

@@ -122,6 +122,11 @@ func (a *Assembler) Manifest(r *Repository) (*snapshot.Manifest, error) {
 			return nil, fmt.Errorf("assemble: document %s: %w", d.path, err)
 		}
 	}
+	if data, ok := r.Docs[DocLeaseKeys]; ok { // optional: absent before it existed
+		if err := json.Unmarshal(data, &m.LeaseKeys); err != nil {
+			return nil, fmt.Errorf("assemble: document %s: %w", DocLeaseKeys, err)
+		}
+	}
 	if m.Tenant.TenantID != r.TenantID {
 		return nil, fmt.Errorf("assemble: tenant document names %q: %w", m.Tenant.TenantID, ErrWrongTenant)
 	}

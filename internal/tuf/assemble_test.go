@@ -194,3 +194,44 @@ func TestMergeSorted_IsSorted(t *testing.T) {
 		})
 	}
 }
+
+// TestAssemble_LeaseKeys: the vendor's lease keys travel as the signed
+// document docs/lease_keys.json and come back in the manifest; a view
+// without them publishes no such document (repositories published before
+// it existed assemble with none), and a change of keys is a new version.
+func TestAssemble_LeaseKeys(t *testing.T) {
+	ctx := context.Background()
+	keys := []snapshot.LeaseKey{{KeyID: "bb", PublicKey: "Yg=="}, {KeyID: "aa", PublicKey: "YQ=="}}
+	cases := []struct {
+		name string
+		keys []snapshot.LeaseKey
+		want []snapshot.LeaseKey
+	}{
+		{"none", nil, nil},
+		{"two keys", keys, keys},
+		{"one key after a retirement", keys[:1], keys[:1]},
+	}
+	f := newFixture(t, snapshottest.TenantID, ProductOptions{})
+	c := f.client(NewMemStore(), f.rootData)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := view(1, 2, 1)
+			m.LeaseKeys = tc.keys
+			f.build(m)
+			if _, err := c.Update(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_, listed := c.Repository().Docs[DocLeaseKeys]
+			if listed != (len(tc.keys) > 0) {
+				t.Errorf("document %s listed %v, want %v", DocLeaseKeys, listed, len(tc.keys) > 0)
+			}
+			got, err := c.Repository().Manifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.LeaseKeys, tc.want) {
+				t.Errorf("lease keys %+v, want %+v", got.LeaseKeys, tc.want)
+			}
+		})
+	}
+}

@@ -149,10 +149,14 @@ func (b *Builder) BuildTenant(ctx context.Context, prev *State, m *snapshot.Mani
 		return nil, nil, fmt.Errorf("build tenant %s: previous state is for tenant %q", b.TenantID, prev.TenantID)
 	}
 	docs := map[string]docState{}
-	for path, v := range map[string]any{
+	all := map[string]any{
 		DocTenant: m.Tenant, DocPolicies: m.Policies, DocBlockedVersions: m.BlockedVersions, DocRollouts: m.Rollouts,
 		DocEntitlements: m.Entitlements, DocSeatAssignments: m.SeatAssignments, DocMirrorKeys: m.MirrorKeys,
-	} {
+	}
+	if len(m.LeaseKeys) > 0 {
+		all[DocLeaseKeys] = m.LeaseKeys
+	}
+	for path, v := range all {
 		data, err := json.Marshal(v)
 		if err != nil {
 			return nil, nil, fmt.Errorf("build tenant %s: %s: %w", b.TenantID, path, err)

@@ -38,6 +38,9 @@ const (
 	DocEntitlements    = "docs/entitlements.json"
 	DocSeatAssignments = "docs/seat_assignments.json"
 	DocMirrorKeys      = "docs/mirror_keys.json"
+	// DocLeaseKeys lists the vendor keys that sign online leases; only
+	// when the view has some (snapshot.Manifest.LeaseKeys).
+	DocLeaseKeys = "docs/lease_keys.json"
 )
 
 // productDocName is the product document's name inside the product's

@@ -68,12 +68,18 @@ func SHA(b []byte) string {
 
 // Manifest builds a valid manifest at seq holding arts.
 func (v *Vendor) Manifest(seq int64, arts []Art) *snapshot.Manifest {
+	return manifest(v.TenantID, seq, arts)
+}
+
+// manifest is a view of tenant at seq holding arts, each a release of
+// product prd_1.
+func manifest(tenant string, seq int64, arts []Art) *snapshot.Manifest {
 	now := time.Now().UTC().Truncate(time.Second)
 	obj := json.RawMessage(`{}`)
 	m := &snapshot.Manifest{
-		Schema: snapshot.Schema, SnapshotID: fmt.Sprintf("snp_%06d", seq), TenantID: v.TenantID, Sequence: seq,
+		Schema: snapshot.Schema, SnapshotID: fmt.Sprintf("snp_%06d", seq), TenantID: tenant, Sequence: seq,
 		CreatedAt: now.Add(-time.Minute), ExpiresAt: now.Add(24 * time.Hour),
-		Tenant:   snapshot.Tenant{TenantID: v.TenantID, Name: "Acme", Status: "active", Metadata: obj},
+		Tenant:   snapshot.Tenant{TenantID: tenant, Name: "Acme", Status: "active", Metadata: obj},
 		Products: []snapshot.Product{{ProductID: "prd_1", Name: "Widget", Distribution: "open", Metadata: obj}},
 	}
 	for i, a := range arts {
