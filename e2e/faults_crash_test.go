@@ -191,7 +191,11 @@ func TestFaults_ControlPlaneCrash(t *testing.T) {
 	tl := buildTools(t)
 	for _, store := range []string{"bolt", "postgres"} {
 		t.Run(store, func(t *testing.T) {
-			env := []string{noLeaseLimit} // the fault under test is the crash
+			// The fault under test is the crash: no lease rate limit, and
+			// retention keeps every build (a round can build more than
+			// retention_keep snapshots, and the housekeeping at restart
+			// would rightly delete the older ones of it).
+			env := []string{noLeaseLimit, "OUTPOST_RETENTION_KEEP=1000000"}
 			if store == "postgres" {
 				env = append(env, "OUTPOST_STORE=postgres", "OUTPOST_POSTGRES_URL="+pgSchemaURL(t))
 			}
