@@ -276,7 +276,7 @@ func (db *Store) CreateSnapshot(ctx context.Context, tenantID string, build func
 		if err := w.insert(bSnapshots, "snapshot", s.SnapshotID, s); err != nil {
 			return err
 		}
-		if err := w.Bucket(bEnvelopes).Put([]byte(s.SnapshotID), s.Envelope); err != nil {
+		if err := w.Bucket(bEnvelopes).Put([]byte(s.SnapshotID), packEnvelope(s.Envelope)); err != nil {
 			return err
 		}
 		if err := putIdx(w.Tx, iSnapSeq, append(prefix(tenantID), seqKey(s.Sequence)...), s.SnapshotID); err != nil {
@@ -299,7 +299,11 @@ func loadSnapshot(tx Tx, id string) (*catalog.Snapshot, error) {
 	if err := mustGet(tx, bSnapshots, "snapshot", id, &s); err != nil {
 		return nil, err
 	}
-	s.Envelope = bytes.Clone(tx.Bucket(bEnvelopes).Get([]byte(id)))
+	env, err := unpackEnvelope(tx.Bucket(bEnvelopes).Get([]byte(id)))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	s.Envelope = env
 	return &s, nil
 }
 
