@@ -43,8 +43,12 @@ type Config struct {
 	// KeySyncInterval is how often a serving instance pulls them
 	// (default 30s).
 	KeyEncryptionKeyFile string
-	KeySyncInterval      time.Duration
-	Service              controlplane.Config
+	// PreviousKeyEncryptionKeyFile, during a key-encryption key rotation
+	// (keys rekey), is the key being replaced: the shared keys open with
+	// either, and are sealed with KeyEncryptionKeyFile's.
+	PreviousKeyEncryptionKeyFile string
+	KeySyncInterval              time.Duration
+	Service                      controlplane.Config
 
 	Listen            string        // default 127.0.0.1:8440
 	MaxBodyBytes      int64         // JSON request bodies (default 1 MiB)

@@ -16,7 +16,10 @@ import (
 func (c Config) SharesKeys() bool { return c.Store == "postgres" && c.KeyEncryptionKeyFile != "" }
 
 // KEK reads the configured key-encryption key.
-func (c Config) KEK() (*controlplane.Sealer, error) { return keyshare.ReadKEK(c.KeyEncryptionKeyFile) }
+// With PreviousKeyEncryptionKeyFile it also opens with that one.
+func (c Config) KEK() (*controlplane.Sealer, error) {
+	return keyshare.ReadKEK(c.KeyEncryptionKeyFile, c.PreviousKeyEncryptionKeyFile)
+}
 
 // PullKeys makes this instance's keys directory and data-encryption key
 // the database's shared ones (keyshare.ErrNone when it holds none). It
