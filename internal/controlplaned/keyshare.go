@@ -161,6 +161,13 @@ func (c *ControlPlane) keySync(ctx context.Context) error {
 			log.Error("pull shared keys", "err", err)
 		case changed:
 			log.Info("keys updated from the database")
+			// A rotated data-encryption key seals from now on; the
+			// replaced one still opens what was sealed with it.
+			if s := c.app.Secrets(); s != nil {
+				if err := reloadDataKeys(s, c.cfg.DataKeyFile); err != nil {
+					log.Error("reload data-encryption key", "err", err)
+				}
+			}
 		}
 	}
 }
