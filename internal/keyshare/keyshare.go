@@ -294,6 +294,15 @@ func Put(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, s *Share)
 	return nil
 }
 
+// PutTx is Put inside a caller's read-write transaction.
+func PutTx(tx kv.Tx, kek *controlplane.Sealer, s *Share) error {
+	sealed, err := s.Seal(kek)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).Put(docKey, sealed)
+}
+
 // ErrChanged says the database's keys changed since they were read.
 var ErrChanged = errors.New("the shared keys changed on another instance meanwhile")
 
