@@ -51,10 +51,10 @@ func PullKeysLocked(ctx context.Context, st store.Store, cfg Config) (bool, erro
 // Audit events of the shared keys (their payloads name keys by
 // controlplane.KeyID and files by path, never a key's bytes).
 const (
-	EventKeysShared = "keys.shared"      // an instance stored its keys in the database
-	EventKeysJoined = "keys.joined"      // an instance took them (init --join)
-	EventKEKRotated = "keys.kek_rotated" // keys rekey re-sealed them with a new key-encryption key
-	EventDataKeyRot = controlplane.EventDataKeyRotated
+	EventKeysShared     = "keys.shared"                    // an instance stored its keys in the database
+	EventKeysJoined     = "keys.joined"                    // an instance took them (init --join)
+	EventKEKRotated     = "keys.kek_rotated"               // keys rekey re-sealed them with a new key-encryption key
+	EventDataKeyRotated = controlplane.EventDataKeyRotated // keys rotate-data-key re-sealed every secret
 )
 
 // sharePayload describes a document for the audit log without its keys.
