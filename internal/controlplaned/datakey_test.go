@@ -251,3 +251,35 @@ func TestRotateDataKey_CrashAtEveryStepIsRecoverable(t *testing.T) {
 		})
 	}
 }
+
+func TestRotateDataKey_AValueNoKeyOpensChangesNothing(t *testing.T) {
+	w := newSealedWorld(t)
+	foreign := make([]byte, 32)
+	rand.Read(foreign)
+	other, _ := controlplane.NewSealer(foreign)
+	ctx := controlplane.AsOperator(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "test"})
+	tn, err := w.appWith(t, other).CreateTenant(ctx, controlplane.TenantInput{Name: "Foreign"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray, err := w.appWith(t, other).CreateMirror(ctx, tn.TenantID, controlplane.MirrorInput{Name: "stray", AllowedChannels: []string{"stable"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = controlplaned.RotateDataKey(context.Background(), w.st, w.cfg)
+	if !errors.Is(err, controlplane.ErrWrongKey) || !strings.Contains(err.Error(), stray.Mirror.MirrorID) {
+		t.Fatalf("err = %v, want ErrWrongKey naming mirror %s", err, stray.Mirror.MirrorID)
+	}
+	key, _ := os.ReadFile(w.cfg.DataKeyFile)
+	if !bytes.Equal(key, w.oldKey) {
+		t.Fatal("the failed rotation replaced the key file")
+	}
+	old, _ := controlplane.NewSealer(w.oldKey)
+	if err := w.check(t, old); err != nil {
+		t.Fatalf("after the failed rotation the old key alone: %v (the transaction was not rolled back)", err)
+	}
+	evs, _, err := w.st.AuditEvents(context.Background(), store.AuditFilter{EventType: controlplaned.EventDataKeyRotated}, store.Page{})
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("%d rotation events after a failed rotation (%v), want 0", len(evs), err)
+	}
+}
