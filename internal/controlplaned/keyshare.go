@@ -245,13 +245,28 @@ func (c *ControlPlane) keySync(ctx context.Context) error {
 			log.Error("pull shared keys", "err", err)
 		case changed:
 			log.Info("keys updated from the database")
-			// A rotated data-encryption key seals from now on; the
-			// replaced one still opens what was sealed with it.
-			if s := c.app.Secrets(); s != nil {
-				if err := reloadDataKeys(s, c.cfg.DataKeyFile); err != nil {
-					log.Error("reload data-encryption key", "err", err)
-				}
-			}
 		}
+		if err == nil {
+			c.reloadDataKeys()
+		}
+	}
+}
+
+// reloadDataKeys makes the daemon's Sealer hold the data-encryption keys
+// its files hold: a rotated key seals from now on, the replaced one
+// still opens what was sealed with it. The files may have changed
+// through this pull or through a key command run on this data dir.
+func (c *ControlPlane) reloadDataKeys() {
+	s := c.app.Secrets()
+	if s == nil {
+		return
+	}
+	before := s.KeyID()
+	if err := reloadDataKeys(s, c.cfg.DataKeyFile); err != nil {
+		c.cfg.logger().Error("reload data-encryption key", "err", err)
+		return
+	}
+	if after := s.KeyID(); after != before {
+		c.cfg.logger().Info("data-encryption key rotated", "data_key_id", after)
 	}
 }
