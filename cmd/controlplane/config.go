@@ -29,6 +29,7 @@ type Config struct {
 	KeysDir           string        `mapstructure:"keys_dir"`
 	DataKeyFile       string        `mapstructure:"data_encryption_key_file"`
 	KEKFile           string        `mapstructure:"key_encryption_key_file"`
+	PreviousKEKFile   string        `mapstructure:"previous_key_encryption_key_file"`
 	KeySyncInterval   time.Duration `mapstructure:"key_sync_interval"`
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
 	MaxArtifactBytes  int64         `mapstructure:"max_artifact_bytes"`
@@ -93,6 +94,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("keys_dir", "")
 	v.SetDefault("data_encryption_key_file", "")
 	v.SetDefault("key_encryption_key_file", "")
+	v.SetDefault("previous_key_encryption_key_file", "")
 	v.SetDefault("key_sync_interval", 30*time.Second)
 	v.SetDefault("max_body_bytes", 1<<20)
 	v.SetDefault("max_expensive_operations", 0)
@@ -166,6 +168,9 @@ func (c *Config) Validate() error {
 	if c.KEKFile != "" && c.Store != "postgres" {
 		return errors.New("key_encryption_key_file shares keys between instances on one database: it needs store: postgres")
 	}
+	if c.PreviousKEKFile != "" && c.KEKFile == "" {
+		return errors.New("previous_key_encryption_key_file is for a key-encryption key rotation: it needs key_encryption_key_file")
+	}
 	if c.KeySyncInterval < time.Second {
 		return fmt.Errorf("key_sync_interval %s: must be at least 1s (e.g. 30s)", c.KeySyncInterval)
 	}
@@ -236,7 +241,7 @@ func (c *Config) daemon(log *slog.Logger) controlplaned.Config {
 		Store: c.Store, DBPath: c.dbPath(), PostgresURL: c.PostgresURL,
 		BlobBackend: c.Blob.Backend, BlobDir: c.Blob.Dir,
 		S3:      s3Config(s),
-		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile, KeyEncryptionKeyFile: c.KEKFile, KeySyncInterval: c.KeySyncInterval,
+		KeysDir: c.KeysDir, DataKeyFile: c.DataKeyFile, KeyEncryptionKeyFile: c.KEKFile, PreviousKeyEncryptionKeyFile: c.PreviousKEKFile, KeySyncInterval: c.KeySyncInterval,
 		Service: controlplane.Config{
 			MaxArtifactBytes: c.MaxArtifactBytes, SnapshotTTL: c.SnapshotTTL, ArtifactDelivery: c.ArtifactDelivery,
 			PresignTTL: c.PresignTTL, AllowPrivateURLs: c.AllowPrivateURLs, AllowPrivateWebhooks: c.AllowPrivateWebhooks,

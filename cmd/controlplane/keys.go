@@ -69,7 +69,7 @@ func keysCmd() *cobra.Command {
 			}
 			return keyring.Retire(dir, args[0])
 		},
-	}, keysShareCmd())
+	}, keysShareCmd(), keysRekeyCmd(), keysRotateDataKeyCmd())
 	syncKeyCommands(cmd)
 	return cmd
 }
@@ -119,7 +119,7 @@ func syncKeyCommands(cmd *cobra.Command) {
 	}
 	cmd.PersistentPostRunE = func(cmd *cobra.Command, args []string) error {
 		defer unlock()
-		if before == "" {
+		if before == "" || cmd.Annotations[annotSharesItself] != "" {
 			return nil
 		}
 		cfg, err := loadConfig(cmd)
@@ -184,6 +184,102 @@ func keysShareCmd() *cobra.Command {
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "keys shared: other instances can run `controlplane init --join`")
 				return nil
+			})
+		},
+	}
+}
+
+// annotSharesItself marks a key command that writes the shared keys in
+// its own transaction: the hook after it has nothing to push.
+const annotSharesItself = "outpost/shares-keys-itself"
+
+// keysRekeyCmd re-seals the shared keys with a new key-encryption key.
+func keysRekeyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rekey --new-kek-file FILE",
+		Short: "Re-seal the keys shared through PostgreSQL with a new key-encryption key (one transaction, audited)",
+		Long: `Re-seal the keys shared through the PostgreSQL database with the key in
+--new-kek-file, in one transaction that appends a keys.kek_rotated audit
+event. The shared keys are opened with key_encryption_key_file (or
+previous_key_encryption_key_file); afterwards only the new key opens them.
+Give every instance the new file first, as key_encryption_key_file with
+the old one as previous_key_encryption_key_file, so that each keeps
+syncing through the rotation (README, "Rotating the key-encryption and
+data-encryption keys").`,
+		Annotations: map[string]string{annotSharesItself: "yes"},
+		Args:        cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			file, _ := cmd.Flags().GetString("new-kek-file")
+			if file == "" {
+				return errors.New("--new-kek-file is required: make one with `openssl rand -hex 32 > FILE; chmod 600 FILE`")
+			}
+			if cfg.Store != "postgres" || cfg.KEKFile == "" {
+				return errors.New("keys rekey needs store: postgres and key_encryption_key_file (env OUTPOST_KEY_ENCRYPTION_KEY_FILE): " +
+					"the key-encryption key only seals keys shared through the database")
+			}
+			return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
+				id, err := controlplaned.RekeyShared(ctx, st, dc, file)
+				if err != nil {
+					return err
+				}
+				return output(cmd, map[string]string{"kek_id": id}, func(w io.Writer) {
+					fmt.Fprintf(w, "shared keys re-sealed with the key-encryption key %s: every instance needs %s as key_encryption_key_file\n", id, file)
+				})
+			})
+		},
+	}
+	cmd.Flags().String("new-kek-file", "", "the new key-encryption key (32 bytes, raw or hex or base64 text, mode 0600)")
+	return cmd
+}
+
+// keysRotateDataKeyCmd replaces the data-encryption key.
+func keysRotateDataKeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate-data-key",
+		Short: "Replace the data-encryption key, re-sealing every stored secret with the new one in one transaction (audited)",
+		Long: `Replace the data-encryption key: a new key is written beside the current
+one (data-encryption.key.next), every value sealed with the key (mirror
+credentials, webhook secrets, remembered answers) is re-sealed with it in
+one store transaction that appends a keys.data_key_rotated audit event,
+then the new key replaces the file. A crash at any instant leaves every
+value readable; run the command again to finish. With the embedded store
+stop the daemon first; on PostgreSQL with shared keys the new key reaches
+the other instances through the database (they keep opening values sealed
+with the replaced key).`,
+		Annotations: map[string]string{annotSharesItself: "yes"},
+		Args:        cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(cfg.DataKeyFile); err != nil {
+				return fmt.Errorf("data-encryption key: %w (run `controlplane init` first)", err)
+			}
+			if cfg.Store == "postgres" && cfg.KEKFile == "" {
+				return errors.New("keys rotate-data-key on PostgreSQL needs key_encryption_key_file, so that every instance takes the new key")
+			}
+			// With the embedded store the hook before this command held no
+			// lock (nothing is shared): take it here.
+			if cfg.Store != "postgres" {
+				unlock, err := keyshare.Lock(cfg.KeysDir, true)
+				if err != nil {
+					return err
+				}
+				defer unlock()
+			}
+			return withKeyStore(cmd, cfg, func(ctx context.Context, st store.Store, dc controlplaned.Config) error {
+				r, err := controlplaned.RotateDataKey(ctx, st, dc)
+				if err != nil {
+					return err
+				}
+				return output(cmd, r, func(w io.Writer) {
+					fmt.Fprintf(w, "data-encryption key rotated to %s: %d values re-sealed\n", r.KeyID, r.Resealed)
+				})
 			})
 		},
 	}

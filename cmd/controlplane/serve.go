@@ -160,6 +160,9 @@ func joinInstance(cmd *cobra.Command, cfg *Config) error {
 	if _, err := controlplaned.PullKeys(cmd.Context(), st, dc); err != nil {
 		return err
 	}
+	if err := controlplaned.RecordJoin(cmd.Context(), st, dc, cfg.DataDir); err != nil {
+		return err
+	}
 	keys, err := keyring.Load(cfg.KeysDir)
 	if err != nil {
 		return err

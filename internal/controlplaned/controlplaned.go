@@ -8,7 +8,6 @@ package controlplaned
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -43,8 +42,12 @@ type Config struct {
 	// KeySyncInterval is how often a serving instance pulls them
 	// (default 30s).
 	KeyEncryptionKeyFile string
-	KeySyncInterval      time.Duration
-	Service              controlplane.Config
+	// PreviousKeyEncryptionKeyFile, during a key-encryption key rotation
+	// (keys rekey), is the key being replaced: the shared keys open with
+	// either, and are sealed with KeyEncryptionKeyFile's.
+	PreviousKeyEncryptionKeyFile string
+	KeySyncInterval              time.Duration
+	Service                      controlplane.Config
 
 	Listen            string        // default 127.0.0.1:8440
 	MaxBodyBytes      int64         // JSON request bodies (default 1 MiB)
@@ -113,13 +116,13 @@ func openApp(ctx context.Context, cfg Config, st store.Store) (*controlplane.App
 	if err := syncKeys(ctx, st, cfg); err != nil {
 		return nil, err
 	}
-	key, err := os.ReadFile(cfg.DataKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("read data-encryption key: %w", err)
-	}
-	sealer, err := controlplane.NewSealer(key)
+	sealer, err := LoadDataKeys(cfg.DataKeyFile)
 	if err != nil {
 		return nil, err
+	}
+	if exists(NextDataKeyFile(cfg.DataKeyFile)) {
+		cfg.logger().Warn("a data-encryption key rotation was interrupted: every value still opens, but run `controlplane keys rotate-data-key` again to finish it",
+			"file", NextDataKeyFile(cfg.DataKeyFile))
 	}
 	blobs, err := OpenBlobs(ctx, cfg)
 	if err != nil {

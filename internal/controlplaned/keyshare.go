@@ -2,8 +2,14 @@ package controlplaned
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store/kv"
 
 	"github.com/outpost/outpost/internal/controlplane"
 	"github.com/outpost/outpost/internal/keyshare"
@@ -16,7 +22,10 @@ import (
 func (c Config) SharesKeys() bool { return c.Store == "postgres" && c.KeyEncryptionKeyFile != "" }
 
 // KEK reads the configured key-encryption key.
-func (c Config) KEK() (*controlplane.Sealer, error) { return keyshare.ReadKEK(c.KeyEncryptionKeyFile) }
+// With PreviousKeyEncryptionKeyFile it also opens with that one.
+func (c Config) KEK() (*controlplane.Sealer, error) {
+	return keyshare.ReadKEK(c.KeyEncryptionKeyFile, c.PreviousKeyEncryptionKeyFile)
+}
 
 // PullKeys makes this instance's keys directory and data-encryption key
 // the database's shared ones (keyshare.ErrNone when it holds none). It
@@ -39,19 +48,44 @@ func PullKeysLocked(ctx context.Context, st store.Store, cfg Config) (bool, erro
 	return keyshare.PullLocked(ctx, db.Backend(), kek, cfg.KeysDir, cfg.DataKeyFile)
 }
 
-// PushKeys stores this instance's keys in the database for the others.
-// Without SharesKeys it does nothing.
+// Audit events of the shared keys (their payloads name keys by
+// controlplane.KeyID and files by path, never a key's bytes).
+const (
+	EventKeysShared     = "keys.shared"                    // an instance stored its keys in the database
+	EventKeysJoined     = "keys.joined"                    // an instance took them (init --join)
+	EventKEKRotated     = "keys.kek_rotated"               // keys rekey re-sealed them with a new key-encryption key
+	EventDataKeyRotated = controlplane.EventDataKeyRotated // keys rotate-data-key re-sealed every secret
+)
+
+// sharePayload describes a document for the audit log without its keys.
+func sharePayload(s *keyshare.Share) map[string]any {
+	files := make([]string, 0, len(s.Files))
+	for _, f := range s.Files {
+		files = append(files, f.Path)
+	}
+	return map[string]any{"data_key_id": controlplane.KeyID(s.DataKey), "files": files}
+}
+
+// PushKeys stores this instance's keys in the database for the others,
+// with a keys.shared audit event. Without SharesKeys it does nothing.
 func PushKeys(ctx context.Context, st store.Store, cfg Config) error {
 	db, kek, ok, err := shareParts(st, cfg)
 	if !ok || err != nil {
 		return err
 	}
-	_, err = keyshare.Push(ctx, db.Backend(), kek, cfg.KeysDir, cfg.DataKeyFile)
-	return err
+	s, err := keyshare.Pack(cfg.KeysDir, cfg.DataKeyFile)
+	if err != nil {
+		return err
+	}
+	if err := db.UpdateAudited(ctx, EventKeysShared, sharePayload(s), func(tx kv.Tx) error { return keyshare.PutTx(tx, kek, s) }); err != nil {
+		return fmt.Errorf("store shared keys: %w", err)
+	}
+	return nil
 }
 
 // SwapKeys stores this instance's keys if the database still holds the
-// document of digest base ("": none); keyshare.ErrChanged otherwise.
+// document of digest base ("": none), with a keys.shared audit event;
+// keyshare.ErrChanged otherwise.
 func SwapKeys(ctx context.Context, st store.Store, cfg Config, base string) error {
 	db, kek, ok, err := shareParts(st, cfg)
 	if !ok || err != nil {
@@ -61,7 +95,60 @@ func SwapKeys(ctx context.Context, st store.Store, cfg Config, base string) erro
 	if err != nil {
 		return err
 	}
-	return keyshare.Swap(ctx, db.Backend(), kek, base, s)
+	if err := db.UpdateAudited(ctx, EventKeysShared, sharePayload(s), func(tx kv.Tx) error { return keyshare.SwapTx(tx, kek, base, s) }); err != nil {
+		return fmt.Errorf("store shared keys: %w", err)
+	}
+	return nil
+}
+
+// RecordJoin appends the keys.joined audit event of an instance that
+// took the shared keys (init --join); dataDir names it.
+func RecordJoin(ctx context.Context, st store.Store, cfg Config, dataDir string) error {
+	s, err := SharedKeys(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	p := sharePayload(s)
+	p["data_dir"] = dataDir
+	if host, err := os.Hostname(); err == nil {
+		p["host"] = host
+	}
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if _, err := st.AppendAudit(ctx, &catalog.AuditEvent{EventType: EventKeysJoined, Payload: payload}, ""); err != nil {
+		return fmt.Errorf("record join: %w", err)
+	}
+	return nil
+}
+
+// RekeyShared re-seals the database's shared keys with the key in
+// newKEKFile, in one transaction with a keys.kek_rotated audit event.
+// The document is opened with the configured key-encryption key (or
+// PreviousKeyEncryptionKeyFile's); afterwards only newKEKFile's opens it.
+// It returns the new key's id (controlplane.KeyID).
+func RekeyShared(ctx context.Context, st store.Store, cfg Config, newKEKFile string) (string, error) {
+	db, kek, ok, err := shareParts(st, cfg)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errors.New("keys rekey needs store: postgres and key_encryption_key_file: the key-encryption key seals the shared keys")
+	}
+	newKEK, err := keyshare.ReadKEK(newKEKFile)
+	if err != nil {
+		return "", fmt.Errorf("new key-encryption key: %w", err)
+	}
+	id := newKEK.KeyID()
+	err = db.UpdateAudited(ctx, EventKEKRotated, map[string]any{"kek_id": id}, func(tx kv.Tx) error {
+		_, err := keyshare.RekeyTx(tx, kek, newKEK)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("rekey shared keys: %w", err)
+	}
+	return id, nil
 }
 
 // SharedKeys returns the database's shared keys (keyshare.ErrNone when
@@ -159,5 +246,27 @@ func (c *ControlPlane) keySync(ctx context.Context) error {
 		case changed:
 			log.Info("keys updated from the database")
 		}
+		if err == nil {
+			c.reloadDataKeys()
+		}
+	}
+}
+
+// reloadDataKeys makes the daemon's Sealer hold the data-encryption keys
+// its files hold: a rotated key seals from now on, the replaced one
+// still opens what was sealed with it. The files may have changed
+// through this pull or through a key command run on this data dir.
+func (c *ControlPlane) reloadDataKeys() {
+	s := c.app.Secrets()
+	if s == nil {
+		return
+	}
+	before := s.KeyID()
+	if err := reloadDataKeys(s, c.cfg.DataKeyFile); err != nil {
+		c.cfg.logger().Error("reload data-encryption key", "err", err)
+		return
+	}
+	if after := s.KeyID(); after != before {
+		c.cfg.logger().Info("data-encryption key rotated", "data_key_id", after)
 	}
 }

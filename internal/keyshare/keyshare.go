@@ -66,8 +66,16 @@ type File struct {
 type Share struct {
 	Format  string `json:"format"`
 	DataKey []byte `json:"data_key"`
-	Files   []File `json:"files"`
+	// DataKeyPrevious is the data-encryption key the last rotation
+	// replaced (PreviousDataKeyFile): an instance that sealed a value
+	// with it before taking the new key still opens the value.
+	DataKeyPrevious []byte `json:"data_key_previous,omitempty"`
+	Files           []File `json:"files"`
 }
+
+// PreviousDataKeyFile is where the data-encryption key a rotation
+// replaced is kept, beside dataKeyFile.
+func PreviousDataKeyFile(dataKeyFile string) string { return dataKeyFile + ".previous" }
 
 // shared reports whether a file of the keys directory belongs in a share:
 // key files and JSON specs (root.json), nothing else (no temp files).
@@ -82,6 +90,11 @@ func Pack(keysDir, dataKeyFile string) (*Share, error) {
 		return nil, fmt.Errorf("pack keys: read data-encryption key: %w", err)
 	}
 	s := &Share{Format: Format, DataKey: dk}
+	if prev, err := os.ReadFile(PreviousDataKeyFile(dataKeyFile)); err == nil {
+		s.DataKeyPrevious = prev
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pack keys: read previous data-encryption key: %w", err)
+	}
 	err = filepath.WalkDir(keysDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -121,6 +134,9 @@ func (s *Share) check() error {
 	if len(s.DataKey) != 32 {
 		return fmt.Errorf("data-encryption key of %d bytes, want 32", len(s.DataKey))
 	}
+	if s.DataKeyPrevious != nil && len(s.DataKeyPrevious) != 32 {
+		return fmt.Errorf("previous data-encryption key of %d bytes, want 32", len(s.DataKeyPrevious))
+	}
 	if len(s.Files) > maxFiles {
 		return fmt.Errorf("%d files, more than %d", len(s.Files), maxFiles)
 	}
@@ -148,6 +164,9 @@ func (s *Share) Digest() string {
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%x\n", s.Format, s.DataKey)
+	if s.DataKeyPrevious != nil {
+		fmt.Fprintf(h, "previous\n%x\n", s.DataKeyPrevious)
+	}
 	for _, f := range files {
 		fmt.Fprintf(h, "%s\n%d\n", f.Path, len(f.Data))
 		h.Write(f.Data)
@@ -168,7 +187,8 @@ func (s *Share) Seal(kek *controlplane.Sealer) ([]byte, error) {
 func Open(kek *controlplane.Sealer, sealed []byte) (*Share, error) {
 	data, err := kek.Open(Format, sealed)
 	if err != nil {
-		return nil, fmt.Errorf("open shared keys: %w: is key_encryption_key_file the same file on every instance?", err)
+		return nil, fmt.Errorf("open shared keys: %w: is key_encryption_key_file the same file on every instance, "+
+			"and the current one if the key-encryption key was rotated (keys rekey)?", err)
 	}
 	var s Share
 	if err := json.Unmarshal(data, &s); err != nil {
@@ -229,6 +249,20 @@ func (s *Share) Materialise(keysDir, dataKeyFile string) (bool, error) {
 		}
 		changed = true
 	}
+	prevFile := PreviousDataKeyFile(dataKeyFile)
+	cur, err := os.ReadFile(prevFile)
+	switch {
+	case s.DataKeyPrevious == nil && err == nil:
+		if err := os.Remove(prevFile); err != nil {
+			return changed, fmt.Errorf("write shared keys: %w", err)
+		}
+		changed = true
+	case s.DataKeyPrevious != nil && !bytes.Equal(cur, s.DataKeyPrevious):
+		if err := fsutil.WriteFile(prevFile, s.DataKeyPrevious, 0o600); err != nil {
+			return changed, fmt.Errorf("write shared keys: previous data-encryption key: %w", err)
+		}
+		changed = true
+	}
 	return changed, nil
 }
 
@@ -260,6 +294,15 @@ func Put(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, s *Share)
 	return nil
 }
 
+// PutTx is Put inside a caller's read-write transaction.
+func PutTx(tx kv.Tx, kek *controlplane.Sealer, s *Share) error {
+	sealed, err := s.Seal(kek)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).Put(docKey, sealed)
+}
+
 // ErrChanged says the database's keys changed since they were read.
 var ErrChanged = errors.New("the shared keys changed on another instance meanwhile")
 
@@ -267,29 +310,54 @@ var ErrChanged = errors.New("the shared keys changed on another instance meanwhi
 // base ("": none), in one transaction: a key change on one instance never
 // silently overwrites another's (ErrChanged).
 func Swap(ctx context.Context, db kv.Backend, kek *controlplane.Sealer, base string, s *Share) error {
-	sealed, err := s.Seal(kek)
-	if err != nil {
-		return fmt.Errorf("store shared keys: %w", err)
-	}
-	err = db.Update(ctx, func(tx kv.Tx) error {
-		b := tx.Bucket(bucket)
-		cur := ""
-		if raw := b.Get(docKey); raw != nil {
-			held, err := Open(kek, raw)
-			if err != nil {
-				return err
-			}
-			cur = held.Digest()
-		}
-		if cur != base {
-			return ErrChanged
-		}
-		return b.Put(docKey, sealed)
-	})
-	if err != nil {
+	if err := db.Update(ctx, func(tx kv.Tx) error { return SwapTx(tx, kek, base, s) }); err != nil {
 		return fmt.Errorf("store shared keys: %w", err)
 	}
 	return nil
+}
+
+// SwapTx is Swap inside a caller's read-write transaction, so the keys
+// change with whatever else tx writes (a rotation's re-sealed values,
+// its audit event).
+func SwapTx(tx kv.Tx, kek *controlplane.Sealer, base string, s *Share) error {
+	sealed, err := s.Seal(kek)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucket)
+	cur := ""
+	if raw := b.Get(docKey); raw != nil {
+		held, err := Open(kek, raw)
+		if err != nil {
+			return err
+		}
+		cur = held.Digest()
+	}
+	if cur != base {
+		return ErrChanged
+	}
+	return b.Put(docKey, sealed)
+}
+
+// RekeyTx re-seals the document the database holds, opened with kek
+// (whichever of its keys opens it), with newKEK, inside a caller's
+// read-write transaction (ErrNone when it holds none). After it commits,
+// only newKEK opens the document.
+func RekeyTx(tx kv.Tx, kek, newKEK *controlplane.Sealer) (*Share, error) {
+	b := tx.Bucket(bucket)
+	raw := b.Get(docKey)
+	if raw == nil {
+		return nil, ErrNone
+	}
+	s, err := Open(kek, raw)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.Seal(newKEK)
+	if err != nil {
+		return nil, err
+	}
+	return s, b.Put(docKey, sealed)
 }
 
 // ErrBusy says a key command holds the keys directory's lock.
@@ -332,28 +400,50 @@ const maxKEKFile = 256
 // ReadKEK reads a key-encryption key file: 32 bytes, raw or as hex or
 // base64 text (`openssl rand -hex 32 > kek`). The file must be readable
 // by its owner only, like every private key of the control plane.
-func ReadKEK(file string) (*controlplane.Sealer, error) {
+// previous, if given and not "", name key files the returned Sealer
+// also opens with (it seals with file's key): the keys of a rotation in
+// progress (previous_key_encryption_key_file).
+func ReadKEK(file string, previous ...string) (*controlplane.Sealer, error) {
+	key, err := readKEKFile(file, "key_encryption_key_file")
+	if err != nil {
+		return nil, err
+	}
+	var older [][]byte
+	for _, p := range previous {
+		if p == "" {
+			continue
+		}
+		k, err := readKEKFile(p, "previous_key_encryption_key_file")
+		if err != nil {
+			return nil, err
+		}
+		older = append(older, k)
+	}
+	return controlplane.NewSealer(key, older...)
+}
+
+func readKEKFile(file, setting string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("key_encryption_key_file: %w (make one with `openssl rand -hex 32 > FILE; chmod 600 FILE` and give every instance the same file)", err)
+		return nil, fmt.Errorf("%s: %w (make one with `openssl rand -hex 32 > FILE; chmod 600 FILE` and give every instance the same file)", setting, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("key_encryption_key_file: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key_encryption_key_file %s: mode %04o lets group or others read it; chmod 600 it", file, perm)
+		return nil, fmt.Errorf("%s %s: mode %04o lets group or others read it; chmod 600 it", setting, file, perm)
 	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxKEKFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("key_encryption_key_file %s: %w", file, err)
+		return nil, fmt.Errorf("%s %s: %w", setting, file, err)
 	}
 	key, err := parseKEK(raw)
 	if err != nil {
-		return nil, fmt.Errorf("key_encryption_key_file %s: %w", file, err)
+		return nil, fmt.Errorf("%s %s: %w", setting, file, err)
 	}
-	return controlplane.NewSealer(key)
+	return key, nil
 }
 
 func parseKEK(raw []byte) ([]byte, error) {

@@ -41,6 +41,9 @@ func (b memBucket) Delete(k []byte) error                 { delete(b.m.m, b.name
 func (b memBucket) ForEach(func(k, v []byte) error) error { panic("unused") }
 func (b memBucket) Cursor() kv.Cursor                     { panic("unused") }
 
+// testKEKs keeps the bytes of the KEKs newKEK made.
+var testKEKs = map[*controlplane.Sealer][]byte{}
+
 func newKEK(t *testing.T) *controlplane.Sealer {
 	t.Helper()
 	k := make([]byte, 32)
@@ -49,6 +52,7 @@ func newKEK(t *testing.T) *controlplane.Sealer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testKEKs[s] = k
 	return s
 }
 

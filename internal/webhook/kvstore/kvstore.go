@@ -480,3 +480,29 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	}
 	return n, nil
 }
+
+// RewriteSubscriptionsTx calls fn for every subscription inside tx and
+// stores those it reports changed; it returns how many it stored. The
+// control plane re-seals the subscriptions' secrets with it when its
+// data-encryption key rotates.
+func RewriteSubscriptionsTx(tx kv.Tx, fn func(*webhook.Subscription) (bool, error)) (int, error) {
+	subs, err := subscriptions(tx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range subs {
+		changed, err := fn(&subs[i])
+		if err != nil {
+			return n, fmt.Errorf("subscription %q: %w", subs[i].ID, err)
+		}
+		if !changed {
+			continue
+		}
+		if err := putJSON(tx.Bucket(bSubs), []byte(subs[i].ID), &subs[i]); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
