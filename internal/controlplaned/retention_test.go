@@ -15,15 +15,17 @@ import (
 // the bytes the bbolt file's data occupies (pages in use: the file itself
 // keeps its high-water mark, and later writes reuse its free pages) after
 // 20 builds are at most 1.5 times those after one. The same run without
-// pruning must exceed that, or the test proves nothing.
+// pruning is the control: it must grow at least twice as much, or
+// the test proves nothing (build records are stored compressed, so a
+// small catalog's unpruned growth stays modest in absolute terms).
 func TestRetention_DatabaseStable(t *testing.T) {
+	growth := map[bool]int64{}
 	for _, c := range []struct {
-		name     string
-		prune    bool
-		wantKept bool // within 1.5x
+		name  string
+		prune bool
 	}{
-		{"pruned", true, true},
-		{"not pruned (control)", false, false},
+		{"pruned", true},
+		{"not pruned (control)", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, _ := newTUFDir(t, 1, 1, false)
@@ -33,8 +35,8 @@ func TestRetention_DatabaseStable(t *testing.T) {
 			})
 			prod, err := e.app.CreateProduct(e.op, controlplane.ProductInput{Name: "app", Distribution: catalog.DistributionOpen})
 			e.must(t, err)
-			// Enough releases that the envelopes, not the empty
-			// buckets, are what a build adds.
+			// Enough releases that the records and metadata, not the
+			// empty buckets, are what a build adds.
 			for i := range 150 {
 				_, err := e.app.CreateRelease(e.op, prod.ProductID, controlplane.ReleaseInput{Channel: "stable", Version: fmt.Sprintf("1.0.%d", i)})
 				e.must(t, err)
@@ -56,9 +58,10 @@ func TestRetention_DatabaseStable(t *testing.T) {
 			twenty, err := e.db.Size()
 			e.must(t, err)
 			ratio := float64(twenty.InUse) / float64(one.InUse)
+			growth[c.prune] = twenty.InUse - one.InUse
 			t.Logf("in use after 1 build %d B, after 20 %d B (%.2fx); file %d B -> %d B", one.InUse, twenty.InUse, ratio, one.File, twenty.File)
-			if got := ratio <= 1.5; got != c.wantKept {
-				t.Errorf("in use after 20 builds / after 1 = %.2f, within 1.5: %v, want %v", ratio, got, c.wantKept)
+			if c.prune && ratio > 1.5 {
+				t.Errorf("in use after 20 builds / after 1 = %.2f, want <= 1.5", ratio)
 			}
 			snaps, _, err := e.app.Snapshots(e.op, a.tenant, store.Page{Limit: 100})
 			e.must(t, err)
@@ -70,6 +73,9 @@ func TestRetention_DatabaseStable(t *testing.T) {
 				t.Errorf("snapshots kept = %d, want %d", len(snaps), want)
 			}
 		})
+	}
+	if got, pruned := growth[false], growth[true]; got < 2*max(pruned, 1) {
+		t.Errorf("growth without pruning %d B, with %d B: want at least 2x (the control proves nothing)", got, pruned)
 	}
 }
 
