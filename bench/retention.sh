@@ -39,7 +39,7 @@ while read -r line; do
 	deflt=""
 	[ "$keep" = 10 ] && deflt=" (the default)"
 	row "Control plane database after 20 builds ÷ after 1, $label-release tenant, retention_keep $keep$deflt ($what)" \
-		"$(fmt1 "$twenty") MiB (schema 1 envelopes kept: $(fmt1 "$env") MiB uncompressed)" "after 1 build: $(fmt1 "$one") MiB ($(fmt2 "$spb") s/build)" "$(ratio "$twenty" "$one")" "≤ 1.5×" \
+		"$(fmt1 "$twenty") MiB (build records kept: $(fmt1 "$env") MiB stored, zstd)" "after 1 build: $(fmt1 "$one") MiB ($(fmt2 "$spb") s/build)" "$(ratio "$twenty" "$one")" "≤ 1.5×" \
 		"$(judge "$(ratio "$twenty" "$one")" '<=' 1.5)" "$cmd"
 done < <(grep '^BenchmarkRetention_DatabaseSize/' "$TMP/out")
 [ "$found" -gt 0 ] || die "no retention result: $(cat "$TMP/out")"
