@@ -145,7 +145,7 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/mirror_cpu.sh\` (CPU of the mirror's /v1/status and of an idle sync at 100k releases),"
 	echo "\`bench/events.sh\` (client event ingest"
 	echo "over HTTP on the mirror, its peak RSS), \`bench/herd.sh\` (first update checks after a build on the control plane: time and peak RSS, 1 vs 16 at once), \`bench/tufsync.sh\` (the mirror's TUF sync of a"
-	echo "100,000-release tenant: one release, and the first sync's peak RSS), \`bench/delta.sh\` (delta size, apply rate and"
+	echo "100,000-release tenant: one release, the first sync's peak RSS, the bytes on the wire for one release and for a refresh, and a build for 1,000 tenants), \`bench/delta.sh\` (delta size, apply rate and"
 	echo "peak RSS on pairs (a) two builds of cmd/mirror and (c) the synthetic image, beside"
 	echo "\`zstd --patch-from\` and \`bsdiff\`; the air-gap bundle through the real export)."
 	echo "\`bench/benchtool\` and \`bench/deltatool\` hold their Go helpers (peak RSS of a child,"
