@@ -11,15 +11,19 @@ import (
 
 // TestDownload_ClientClockSkew runs the client's clock off the real one.
 // The fixture's timestamp was signed now and is valid for 24 hours: a
-// clock within that window verifies, one past it refuses the metadata as
-// expired (the freeze rule, docs/metadata.md).
+// clock up to tuf.ClockSkew behind its signed time and up to its expiry
+// ahead verifies; one further behind is refused naming the clock (the
+// clock rule), one past the expiry as expired (the freeze rule,
+// docs/metadata.md).
 func TestDownload_ClientClockSkew(t *testing.T) {
 	tests := []struct {
 		name    string
 		offset  time.Duration
 		wantMsg string
 	}{
-		{"an hour behind", -time.Hour, ""},
+		{"a minute behind", -time.Minute, ""},
+		{"10 minutes behind: the clock is refused", -10 * time.Minute, "set this machine's clock"},
+		{"3 days behind: the clock is refused", -72 * time.Hour, "set this machine's clock"},
 		{"23 hours ahead", 23 * time.Hour, ""},
 		{"25 hours ahead: the timestamp expired", 25 * time.Hour, "expired"},
 	}

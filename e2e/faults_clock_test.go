@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -52,22 +53,38 @@ func TestFaults_Clocks(t *testing.T) {
 		m.waitSequence(seq)
 	}
 
-	t.Run("mirror 3 days behind: syncs, refuses leases, says why", func(t *testing.T) {
-		// TUF metadata has no signed creation time, so the mirror cannot
-		// tell its clock is behind from the metadata (schema 1's
-		// created_at check went with it); the entitlement's signed
-		// window, which its clock has not reached, refuses the lease.
-		mirrorRun(t, "-72h")
+	t.Run("mirror 3 days behind: sync refused, says why", func(t *testing.T) {
+		// The timestamp's signed time (x-outpost-signed-at) is 3 days
+		// after the mirror's clock: the mirror refuses the metadata
+		// (tuf.CheckClock), holds nothing, and names its clock.
+		m.serve("OUTPOST_TEST_CLOCK_OFFSET=-72h")
+		var st mirror.Status
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if m.proc.exited() {
+				t.Fatalf("mirror exited; log:\n%s", m.proc.logTail())
+			}
+			if st = m.status(); st.LastSync != nil && !st.LastSync.OK {
+				break
+			}
+		}
 		code, body := lease(t, "host-behind")
 		log, _ := os.ReadFile(m.proc.log)
 		m.stop()
-		if code != http.StatusForbidden || !strings.Contains(body, "time window") {
-			t.Fatalf("lease = %d %s, want 403 naming the entitlement's time window", code, body)
+		if st.LastSync == nil || st.LastSync.OK || !strings.Contains(st.LastSync.Error, "set this machine's clock") {
+			t.Fatalf("last sync %+v, want refused naming the clock", st.LastSync)
 		}
-		if want := "TEST BUILD: this process's clock runs -72h0m0s"; !strings.Contains(string(log), want) {
-			t.Errorf("mirror log lacks %q", want)
+		if st.Snapshot != nil {
+			t.Errorf("the mirror holds snapshot %d, want nothing", st.Snapshot.Sequence)
 		}
-		figure(t, "clock mirror -72h", "synced sequence %d; lease %d: %s", seq, code, oneLineBody(body))
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("lease = %d %s, want 503 (nothing held)", code, body)
+		}
+		for _, want := range []string{"TEST BUILD: this process's clock runs -72h0m0s", "set this machine's clock"} {
+			if !strings.Contains(string(log), want) {
+				t.Errorf("mirror log lacks %q", want)
+			}
+		}
+		figure(t, "clock mirror -72h", "sync refused: %s; lease %d: %s", oneLineBody(st.LastSync.Error), code, oneLineBody(body))
 	})
 
 	var token string
@@ -108,22 +125,41 @@ func TestFaults_Clocks(t *testing.T) {
 		m.stop()
 	})
 
-	t.Run("client 3 days behind: the TUF metadata still verifies", func(t *testing.T) {
-		// TUF checks expiry only (its metadata has no signed creation
-		// time): a clock behind accepts what is valid now, and a version
-		// that expired meanwhile is refused by the rollback and freeze
-		// checks of the client's trusted state. The test build warns.
+	t.Run("mirror 1 minute behind: syncs", func(t *testing.T) {
+		// Within tuf.ClockSkew of the signing. (The entitlement's window,
+		// which starts at its creation, is judged on this clock too, so
+		// the client cases below run on a mirror with the real clock.)
+		mirrorRun(t, "-1m")
+		m.stop()
+		figure(t, "clock mirror -1m", "synced sequence %d", seq)
+	})
+
+	t.Run("client 3 days behind: download refused, says why", func(t *testing.T) {
 		mirrorRun(t, "0s") // kept running for the next cases
+		out := t.TempDir()
 		r := run(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir(), "OUTPOST_TEST_CLOCK_OFFSET=-72h"), skewed.updatectl, "download",
 			"--server", m.url, "--tenant", tenant, "--tuf-root", root, "--product", product, "--channel", "stable",
-			"--platform", "linux", "--arch", "x64", "--version", "1.0.0", "--out", t.TempDir())
-		if r.code != 0 {
-			t.Fatalf("updatectl download (-72h) = exit %d: %s, want 0", r.code, r.stderr)
+			"--platform", "linux", "--arch", "x64", "--version", "1.0.0", "--out", out)
+		if r.code != 3 || !strings.Contains(r.stderr, "set this machine's clock") {
+			t.Fatalf("updatectl download (-72h) = exit %d: %s%s, want 3 naming the clock", r.code, r.stdout, r.stderr)
 		}
 		if !strings.Contains(r.stderr, "TEST BUILD") {
 			t.Errorf("stderr lacks the test-build clock warning: %s", r.stderr)
 		}
-		figure(t, "clock client -72h", "download exit %d", r.code)
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("a refused download wrote %d files", len(entries))
+		}
+		figure(t, "clock client -72h", "download exit %d: %s", r.code, oneLineBody(r.stderr))
+	})
+
+	t.Run("client 2 minutes behind: downloads", func(t *testing.T) {
+		r := run(t, baseEnv("OUTPOST_STATE_DIR="+t.TempDir(), "OUTPOST_TEST_CLOCK_OFFSET=-2m"), skewed.updatectl, "download",
+			"--server", m.url, "--tenant", tenant, "--tuf-root", root, "--product", product, "--channel", "stable",
+			"--platform", "linux", "--arch", "x64", "--version", "1.0.0", "--out", t.TempDir())
+		if r.code != 0 {
+			t.Fatalf("updatectl download (-2m) = exit %d: %s, want 0", r.code, r.stderr)
+		}
+		figure(t, "clock client -2m", "download exit %d", r.code)
 	})
 
 	t.Run("client 31 days ahead: metadata expired", func(t *testing.T) {
@@ -131,7 +167,7 @@ func TestFaults_Clocks(t *testing.T) {
 			"--server", m.url, "--tenant", tenant, "--tuf-root", root, "--product", product, "--channel", "stable",
 			"--platform", "linux", "--arch", "x64", "--version", "1.0.0", "--out", t.TempDir())
 		if r.code != 3 || !strings.Contains(r.stderr, "expired at") {
-			t.Fatalf("updatectl download (+31d) = exit %d: %s, want 3 and expired", r.code, r.stderr)
+			t.Fatalf("updatectl download (+31d) = exit %d: %s%s, want 3 and expired", r.code, r.stdout, r.stderr)
 		}
 		figure(t, "clock client +31d", "download exit %d: %s", r.code, oneLineBody(r.stderr))
 	})

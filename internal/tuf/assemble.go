@@ -90,11 +90,18 @@ func (a *Assembler) Manifest(r *Repository) (*snapshot.Manifest, error) {
 	if top == nil || r.Snapshot == nil || r.Timestamp == nil {
 		return nil, errors.New("assemble: incomplete repository")
 	}
+	// The licence ledger refuses leases on a clock behind it
+	// (snapshot.CheckClock, the same rule as CheckClock).
+	signedAt, err := SignedAt(r.Timestamp)
+	if err != nil {
+		return nil, fmt.Errorf("assemble: %w", err)
+	}
 	m := &snapshot.Manifest{
 		Schema:          snapshot.Schema,
 		SnapshotID:      VersionID(r.Snapshot.Signed.Version),
 		TenantID:        r.TenantID,
 		Sequence:        r.Snapshot.Signed.Version,
+		CreatedAt:       signedAt,
 		ExpiresAt:       r.Timestamp.Signed.Expires.UTC(),
 		Products:        []snapshot.Product{},
 		Releases:        []snapshot.Release{},
@@ -355,9 +362,10 @@ func addTarget(pid string, e heldTarget, releases map[string]*snapshot.Release, 
 
 // Fresh applies the one expiry rule the mirror and the client share: a
 // repository may be used at now only while its root, timestamp, snapshot
-// and every targets role reached are unexpired. Past that, Update must
-// bring a newer timestamp (or a bundle must) before anything is served
-// or installed from it.
+// and every targets role reached are unexpired, and while now is not
+// behind the timestamp's signed time by more than ClockSkew (CheckClock).
+// Past expiry, Update must bring a newer timestamp (or a bundle must)
+// before anything is served or installed from it.
 func (r *Repository) Fresh(now time.Time) error {
 	if r == nil || r.Root == nil || r.Timestamp == nil || r.Snapshot == nil {
 		return errors.New("fresh: no verified repository")
@@ -367,6 +375,9 @@ func (r *Repository) Fresh(now time.Time) error {
 			return fmt.Errorf("fresh: %s expired at %s: %w", role, exp.UTC().Format(time.RFC3339), ErrExpired)
 		}
 		return nil
+	}
+	if err := checkTimestampClock(r.Timestamp, now); err != nil {
+		return fmt.Errorf("fresh: %w", err)
 	}
 	if err := check("root", r.Root.Signed.Expires); err != nil {
 		return err

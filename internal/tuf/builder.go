@@ -280,18 +280,19 @@ func (b *Builder) build(ctx context.Context, prev *State, docs map[string]docSta
 	}
 
 	// Timestamp: when the snapshot changed, on a refresh, or when half of
-	// its validity has passed.
+	// its validity has passed; it carries the time it was signed
+	// (SignedAtField, for the clock rule CheckClock).
 	if snapChanged || forceTimestamp || prev.timestamp.version == 0 || prev.timestamp.expires.Before(now.Add(o.TimestampTTL/2)) {
 		version, expires := prev.timestamp.version+1, now.Add(o.TimestampTTL)
 		h := sha256.Sum256(next.snapshot.data)
 		var data []byte
 		var err error
-		if canon, ok := fastTimestamp(version, expires, b.TenantID, next.snapshot.version, int64(len(next.snapshot.data)), h[:]); ok {
+		if canon, ok := fastTimestamp(version, expires, now, b.TenantID, next.snapshot.version, int64(len(next.snapshot.data)), h[:]); ok {
 			data, err = envelope(ctx, canon, b.Keys.Timestamp)
 		} else {
 			ts := metadata.Timestamp(expires)
 			ts.Signed.Version = version
-			ts.Signed.UnrecognizedFields = map[string]any{TenantField: b.TenantID}
+			ts.Signed.UnrecognizedFields = map[string]any{TenantField: b.TenantID, SignedAtField: now.Format(time.RFC3339)}
 			ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": {
 				Version: next.snapshot.version, Length: int64(len(next.snapshot.data)), Hashes: metadata.Hashes{"sha256": h[:]},
 			}}

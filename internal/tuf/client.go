@@ -358,6 +358,11 @@ func (c *Client) Update(ctx context.Context) (*Changes, error) {
 	if tm.Timestamp.Signed.IsExpired(now) {
 		return nil, fmt.Errorf("update: timestamp v%d expired at %s: %w", tm.Timestamp.Signed.Version, tm.Timestamp.Signed.Expires, ErrExpired)
 	}
+	// A clock behind the signing makes every expiry check meaningless
+	// (metadata expired in real time would verify): refuse, naming it.
+	if err := checkTimestampClock(tm.Timestamp, now); err != nil {
+		return nil, fmt.Errorf("update: %w", err)
+	}
 	snapMeta := tm.Timestamp.Signed.Meta["snapshot.json"]
 	if snapMeta == nil {
 		return nil, errors.New("update: timestamp lists no snapshot")

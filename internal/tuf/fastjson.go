@@ -50,13 +50,18 @@ func (w *cw) header(typ string, expires time.Time) {
 	w.time(expires)
 }
 
-// trailer writes "spec_version", "version" and the tenant (if any), and
-// closes the object.
-func (w *cw) trailer(version int64, tenant string) {
+// trailer writes "spec_version", "version", the signed time (if not
+// zero: SignedAtField sorts before TenantField) and the tenant (if any),
+// and closes the object.
+func (w *cw) trailer(version int64, signedAt time.Time, tenant string) {
 	w.raw(`,"spec_version":`)
 	w.str(metadata.SPECIFICATION_VERSION)
 	w.raw(`,"version":`)
 	w.int(version)
+	if !signedAt.IsZero() {
+		w.raw(`,"` + SignedAtField + `":`)
+		w.str(signedAt.UTC().Format(time.RFC3339))
+	}
 	if tenant != "" {
 		w.raw(`,"` + TenantField + `":`)
 		w.str(tenant)
@@ -91,12 +96,13 @@ func fastSnapshot(version int64, expires time.Time, tenant string, meta map[stri
 		w.b = append(w.b, '}')
 	}
 	w.b = append(w.b, '}')
-	w.trailer(version, tenant)
+	w.trailer(version, time.Time{}, tenant)
 	return w.b, true
 }
 
-// fastTimestamp returns the canonical signed part of a timestamp.
-func fastTimestamp(version int64, expires time.Time, tenant string, snapVersion, snapLength int64, snapSHA256 []byte) (canon []byte, ok bool) {
+// fastTimestamp returns the canonical signed part of a timestamp signed
+// at signedAt (whole seconds).
+func fastTimestamp(version int64, expires, signedAt time.Time, tenant string, snapVersion, snapLength int64, snapSHA256 []byte) (canon []byte, ok bool) {
 	if !safe(tenant) {
 		return nil, false
 	}
@@ -109,7 +115,7 @@ func fastTimestamp(version int64, expires time.Time, tenant string, snapVersion,
 	w.raw(`,"version":`)
 	w.int(snapVersion)
 	w.raw(`}}`)
-	w.trailer(version, tenant)
+	w.trailer(version, signedAt, tenant)
 	return w.b, true
 }
 
