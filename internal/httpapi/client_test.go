@@ -47,7 +47,7 @@ func exerciseService(t *testing.T, ctx context.Context, svc controlplane.Service
 			{"not found", second(svc.Tenant(ctx, "ten_doesnotexist")), catalog.ENOTFOUND, ""},
 			{"malformed id", second(svc.Policy(ctx, "../x")), catalog.ENOTFOUND, ""},
 			{"invalid", second(svc.CreateTenant(ctx, controlplane.TenantInput{Name: ""})), catalog.EINVALID, "name"},
-			{"no TUF keys", second(svc.TUFRoot(ctx, ten.TenantID)), catalog.EUNAVAILABLE, ""},
+			{"no root yet", second(svc.TUFRoot(ctx, ten.TenantID)), catalog.ENOTFOUND, ""},
 		}
 		for _, c := range cases {
 			var de *catalog.Error
