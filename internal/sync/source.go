@@ -25,6 +25,10 @@ import (
 // than the held sequence.
 var ErrNotModified = errors.New("no newer snapshot")
 
+// ErrExpired is the commit gate's refusal of a version that expired
+// while its artifacts downloaded.
+var ErrExpired = errors.New("metadata expired")
+
 // Source is where snapshots and artifact bytes come from. Everything it
 // returns is untrusted: the syncer verifies the envelope and every byte.
 type Source interface {
@@ -98,7 +102,7 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 func retryable(ctx context.Context, err error) bool {
 	switch {
 	case err == nil, ctx.Err() != nil, IsPermanent(err),
-		errors.Is(err, ErrNotModified), errors.Is(err, snapshot.ErrVerification),
+		errors.Is(err, ErrNotModified), errors.Is(err, ErrExpired),
 		errors.Is(err, tuf.ErrNotFound), errors.Is(err, tuf.ErrTooLarge):
 		return false
 	}
@@ -161,8 +165,8 @@ func (h *hinted) NextBackOff() time.Duration {
 // sha256 but not a size.
 func (s *Syncer) ready(m *snapshot.Manifest, need []snapshot.Artifact) error {
 	if now := s.cfg.Now(); !m.ExpiresAt.After(now) {
-		return fmt.Errorf("snapshot %d: %w: %w: expired at %s while its artifacts downloaded",
-			m.Sequence, snapshot.ErrVerification, snapshot.ErrExpired, m.ExpiresAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("snapshot %d: %w at %s while its artifacts downloaded",
+			m.Sequence, ErrExpired, m.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	var missing []string
 	for _, a := range need {

@@ -91,13 +91,33 @@ func (f *tufFetcher) Fetch(ctx context.Context, path string, maxBytes int64) (io
 		f.timestamp = nil
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}
+	// Each attempt, its body included, is bounded by RequestTimeout: a
+	// source that accepts the request and never answers would otherwise
+	// hold the sync lock (and GC and bundle imports) forever.
 	var rc io.ReadCloser
 	err := f.s.retry(ctx, path, func() error {
-		var err error
-		rc, err = f.src.Fetch(ctx, path, maxBytes)
-		return err
+		actx, cancel := context.WithTimeout(ctx, f.s.cfg.RequestTimeout)
+		r, err := f.src.Fetch(actx, path, maxBytes)
+		if err != nil {
+			cancel()
+			return err
+		}
+		rc = &cancelOnClose{ReadCloser: r, cancel: cancel}
+		return nil
 	})
 	return rc, err
+}
+
+// cancelOnClose ends a fetch's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // readCapped reads a whole small file, refusing more than max bytes.
