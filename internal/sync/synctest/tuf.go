@@ -102,18 +102,20 @@ func (v *TUFVendor) WriteRoot(t testing.TB, dir string) string {
 // artifact whose bytes are published.
 func (v *TUFVendor) Bundle(t testing.TB, since int64) []byte {
 	t.Helper()
-	repo := v.TUF.Repo
-	return v.BundleCarrying(t, since, func(ts []tuf.Target) []tuf.Target {
-		var out []tuf.Target
-		seen := map[string]bool{}
-		for _, tg := range ts {
-			if repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)) != nil && !seen[tg.SHA256] && tg.Custom.Status == "ACTIVE" {
-				seen[tg.SHA256] = true
-				out = append(out, tg)
-			}
+	return v.bundle(t, since, v.published, nil, nil)
+}
+
+// published picks the active artifacts whose bytes are published.
+func (v *TUFVendor) published(ts []tuf.Target) []tuf.Target {
+	var out []tuf.Target
+	seen := map[string]bool{}
+	for _, tg := range ts {
+		if v.TUF.Repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)) != nil && !seen[tg.SHA256] && tg.Custom.Status == "ACTIVE" {
+			seen[tg.SHA256] = true
+			out = append(out, tg)
 		}
-		return out
-	}, nil)
+	}
+	return out
 }
 
 // BundleCarrying is Bundle carrying what pick returns from the artifact
@@ -121,6 +123,18 @@ func (v *TUFVendor) Bundle(t testing.TB, since int64) []byte {
 // tuf.DeltaTarget path is allowed), each as the bytes open returns for it
 // (nil open: the published bytes of its path and sha256).
 func (v *TUFVendor) BundleCarrying(t testing.TB, since int64, pick func(added []tuf.Target) []tuf.Target, open func(tuf.Target) []byte) []byte {
+	t.Helper()
+	return v.bundle(t, since, pick, open, nil)
+}
+
+// BundleAck is Bundle carrying ack as its return-file acknowledgement
+// (returnfile.SignAckBy's envelope).
+func (v *TUFVendor) BundleAck(t testing.TB, since int64, ack []byte) []byte {
+	t.Helper()
+	return v.bundle(t, since, v.published, nil, ack)
+}
+
+func (v *TUFVendor) bundle(t testing.TB, since int64, pick func(added []tuf.Target) []tuf.Target, open func(tuf.Target) []byte, ack []byte) []byte {
 	t.Helper()
 	ctx := context.Background()
 	repo := v.TUF.Repo
@@ -139,7 +153,7 @@ func (v *TUFVendor) BundleCarrying(t testing.TB, since int64, pick func(added []
 	}
 	var buf bytes.Buffer
 	_, err = bundle.ExportTUF(ctx, &buf, bundle.TUFExport{
-		TenantID: v.TenantID, Since: since, Repo: tuftest.Fetcher{Repo: repo}, Held: held,
+		TenantID: v.TenantID, Since: since, Repo: tuftest.Fetcher{Repo: repo}, Held: held, Ack: ack,
 		Select: func(_ context.Context, ts []tuf.Target, _ *tuf.Repository) ([]tuf.Target, error) {
 			return pick(ts), nil
 		},
