@@ -35,7 +35,7 @@ func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 
 	big := synctest.Art{ID: "art_big", Data: synctest.Random(32 << 20)}
 	v.Publish(v.Manifest(1, []synctest.Art{big}))
-	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

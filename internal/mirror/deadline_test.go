@@ -84,7 +84,7 @@ func TestMirror_StreamDeadlines(t *testing.T) {
 	dir := t.TempDir()
 	big := synctest.Art{ID: "art_big", Data: synctest.Random(48 << 20)}
 	v.Publish(v.Manifest(1, []synctest.Art{big}))
-	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

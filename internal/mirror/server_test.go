@@ -42,7 +42,7 @@ func newRig(t testing.TB) *rig {
 	if r.cache, err = cache.Open(dir); err != nil {
 		t.Fatal(err)
 	}
-	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func TestSyncer_AuditCommitEvents(t *testing.T) {
 			v := synctest.NewTUFVendor(t)
 			cp := synctest.NewTUFControlPlane(t, v)
 			st, c := openMirror(t)
-			src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+			src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +148,7 @@ func TestSyncer_UploadAudit(t *testing.T) {
 	}
 	syncerFor := func(t *testing.T, pub ed25519.PublicKey) *sync.Syncer {
 		srv := auditServer(t, pub)
-		src, err := sync.NewControlPlane(srv.URL, "cred", nil, 0)
+		src, err := sync.NewControlPlane(srv.URL, "cred", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +240,7 @@ func TestSyncer_UploadAuditAcknowledgesAndPrunes(t *testing.T) {
 				}
 			}
 			srv := auditServer(t, tt.serverKey.Public().(ed25519.PublicKey))
-			src, err := sync.NewControlPlane(srv.URL, "cred", nil, 0)
+			src, err := sync.NewControlPlane(srv.URL, "cred", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -253,7 +253,7 @@ func TestSyncer_MetadataRetry(t *testing.T) {
 				}
 				return false
 			})
-			src, err := sync.NewControlPlane(srv.URL, r.cp.Credential, nil, 0)
+			src, err := sync.NewControlPlane(srv.URL, r.cp.Credential, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +296,7 @@ func TestSyncer_MetadataVerificationNotRetried(t *testing.T) {
 		w.Write(bad)
 		return true
 	})
-	src, _ := sync.NewControlPlane(srv.URL, r.cp.Credential, nil, 0)
+	src, _ := sync.NewControlPlane(srv.URL, r.cp.Credential, nil)
 	_, err := r.syncer(src).Once(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "timestamp") {
 		t.Fatalf("Once error = %v, want the timestamp refused", err)
@@ -321,7 +321,7 @@ func TestSyncer_UnreachableSourceComesBack(t *testing.T) {
 	p := newTCPProxy(t, u.Host)
 	p.cut()
 	time.AfterFunc(300*time.Millisecond, p.restore)
-	src, _ := sync.NewControlPlane("http://"+p.Addr(), r.cp.Credential, nil, 0)
+	src, _ := sync.NewControlPlane("http://"+p.Addr(), r.cp.Credential, nil)
 	s := sync.New(src, r.st, r.cache, sync.Config{TUF: r.trust(),
 		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: 10 * time.Second})
 	start := time.Now()
@@ -351,7 +351,7 @@ var outageSources = []struct {
 		r.publish(t, 1, []synctest.Art{a})
 		u, _ := url.Parse(r.cp.URL)
 		return u.Host, func(addr string) sync.Source {
-			src, _ := sync.NewControlPlane("http://"+addr, r.cp.Credential, nil, 0)
+			src, _ := sync.NewControlPlane("http://"+addr, r.cp.Credential, nil)
 			return src
 		}
 	}},
@@ -371,7 +371,7 @@ var outageSources = []struct {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return sync.NewBucket(st, "outpost/", "", 0)
+			return sync.NewBucket(st, "outpost/")
 		}
 	}},
 }
@@ -599,20 +599,14 @@ type iotestErr struct{}
 
 func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("connection lost") }
 
-// tufSource is a source of a TUF repository.
-type tufSource interface {
-	sync.Source
-	sync.TUFSource
-}
-
 // countingSource counts the artifact bytes the syncer reads from a source.
 type countingSource struct {
-	tufSource
+	sync.Source
 	read atomic.Int64
 }
 
 func (c *countingSource) TUFTarget(ctx context.Context, path string, off int64) (*fetch.Body, error) {
-	b, err := c.tufSource.TUFTarget(ctx, path, off)
+	b, err := c.Source.TUFTarget(ctx, path, off)
 	if err != nil {
 		return nil, err
 	}
@@ -645,9 +639,9 @@ func TestSyncer_OversizeStoppedAtOneByte(t *testing.T) {
 		// src serves v's repository and, for the artifact, more than
 		// size bytes; done, when not nil, is closed once the server
 		// stopped writing.
-		src func(t *testing.T, v *synctest.TUFVendor) (tufSource, chan struct{})
+		src func(t *testing.T, v *synctest.TUFVendor) (sync.Source, chan struct{})
 	}{
-		{"control plane", func(t *testing.T, v *synctest.TUFVendor) (tufSource, chan struct{}) {
+		{"control plane", func(t *testing.T, v *synctest.TUFVendor) (sync.Source, chan struct{}) {
 			cp := synctest.NewTUFControlPlane(t, v)
 			cp.Fault = func(sha string, w http.ResponseWriter, r *http.Request) bool {
 				if sha == "" {
@@ -656,10 +650,10 @@ func TestSyncer_OversizeStoppedAtOneByte(t *testing.T) {
 				w.Write(over)
 				return true
 			}
-			src, _ := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+			src, _ := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 			return src, nil
 		}},
-		{"control plane, endless", func(t *testing.T, v *synctest.TUFVendor) (tufSource, chan struct{}) {
+		{"control plane, endless", func(t *testing.T, v *synctest.TUFVendor) (sync.Source, chan struct{}) {
 			cp := synctest.NewTUFControlPlane(t, v)
 			done := make(chan struct{})
 			h := endless(done)
@@ -670,24 +664,24 @@ func TestSyncer_OversizeStoppedAtOneByte(t *testing.T) {
 				h(w, r)
 				return true
 			}
-			src, _ := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+			src, _ := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 			return src, done
 		}},
-		{"upstream mirror, endless", func(t *testing.T, v *synctest.TUFVendor) (tufSource, chan struct{}) {
+		{"upstream mirror, endless", func(t *testing.T, v *synctest.TUFVendor) (sync.Source, chan struct{}) {
 			done := make(chan struct{})
 			src := upstreamWithTarget(t, v, sha, endless(done))
 			return src, done
 		}},
-		{"upstream mirror", func(t *testing.T, v *synctest.TUFVendor) (tufSource, chan struct{}) {
+		{"upstream mirror", func(t *testing.T, v *synctest.TUFVendor) (sync.Source, chan struct{}) {
 			return upstreamWithTarget(t, v, sha, func(w http.ResponseWriter, r *http.Request) { w.Write(over) }), nil
 		}},
-		{"s3 bucket", func(t *testing.T, v *synctest.TUFVendor) (tufSource, chan struct{}) {
+		{"s3 bucket", func(t *testing.T, v *synctest.TUFVendor) (sync.Source, chan struct{}) {
 			st, err := s3.New(context.Background(), testenv.S3(t))
 			if err != nil {
 				t.Fatal(err)
 			}
 			putRepo(t, st, "", v.TUF.Repo, map[string][]byte{sha: over})
-			return sync.NewBucket(st, "", "", 0), nil
+			return sync.NewBucket(st, ""), nil
 		}},
 	}
 	for _, tt := range tests {
@@ -696,7 +690,7 @@ func TestSyncer_OversizeStoppedAtOneByte(t *testing.T) {
 			v := synctest.NewTUFVendor(t)
 			v.Publish(v.Manifest(1, []synctest.Art{{ID: "art_a", Data: data}}))
 			inner, done := tt.src(t, v)
-			src := &countingSource{tufSource: inner}
+			src := &countingSource{Source: inner}
 			st, c := newMirror(t)
 			s := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}, Attempts: 1,
 				InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxElapsed: 2 * time.Second})
@@ -738,7 +732,7 @@ func TestSyncer_CommitGate(t *testing.T) {
 			}
 			return false
 		}
-		src, _ := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+		src, _ := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 		s := sync.New(src, r.st, r.cache, sync.Config{TUF: r.trust(), Now: now})
 		_, err := s.Once(context.Background())
 		if !errors.Is(err, sync.ErrExpired) {
@@ -774,7 +768,7 @@ func TestSyncer_FirstSyncNeedsMirrorRecord(t *testing.T) {
 	u, _ := url.Parse(r.cp.URL)
 	p := newTCPProxy(t, u.Host)
 	p.cut()
-	src, _ := sync.NewControlPlane("http://"+p.Addr(), r.cp.Credential, nil, 0)
+	src, _ := sync.NewControlPlane("http://"+p.Addr(), r.cp.Credential, nil)
 	s := sync.New(src, r.st, r.cache, sync.Config{TUF: r.trust(),
 		InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxElapsed: 200 * time.Millisecond})
 	start := time.Now()
@@ -834,7 +828,7 @@ func putRepo(t *testing.T, st blob.Store, prefix string, repo *tufhttp.MemRepo, 
 
 // upstreamWithTarget serves v's repository as an upstream mirror does
 // (/tuf/), the artifact with this sha256 answered by h.
-func upstreamWithTarget(t *testing.T, v *synctest.TUFVendor, sha string, h http.HandlerFunc) tufSource {
+func upstreamWithTarget(t *testing.T, v *synctest.TUFVendor, sha string, h http.HandlerFunc) sync.Source {
 	t.Helper()
 	repo := tufhttp.New(v.TUF.Repo, tufhttp.Options{Prefix: "/tuf/"})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -845,7 +839,7 @@ func upstreamWithTarget(t *testing.T, v *synctest.TUFVendor, sha string, h http.
 		repo.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	src, err := sync.NewUpstream(srv.URL, "", nil, 0)
+	src, err := sync.NewUpstream(srv.URL, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

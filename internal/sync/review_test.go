@@ -25,7 +25,7 @@ func TestSyncer_AllowedChannelsChangeWithoutNewSnapshot(t *testing.T) {
 	r.cp.SetChannels([]string{"beta", "stable"})
 	r.publish(t, 1, []synctest.Art{stable, beta})
 	commits := 0
-	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestSyncer_SnapshotRequestHangs(t *testing.T) {
 			}))
 			defer hang.Close()
 			defer close(release)
-			src, err := sync.NewControlPlane(hang.URL, "mc", nil, 0)
+			src, err := sync.NewControlPlane(hang.URL, "mc", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -71,7 +71,7 @@ func TestSyncer_BucketSource(t *testing.T) {
 	seq := v.Publish(v.Manifest(2, arts))
 	putRepo(t, store, "outpost/", v.TUF.Repo, nil)
 	st, c := newMirror(t)
-	s := sync.New(sync.NewBucket(store, "outpost/", "", 0), st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}})
+	s := sync.New(sync.NewBucket(store, "outpost/"), st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}})
 	res, err := s.Once(ctx)
 	if err != nil || res.Sequence != seq || res.Downloaded != 2 {
 		t.Fatalf("Once = %+v, %v", res, err)
@@ -124,7 +124,7 @@ func TestSyncer_UpstreamSource(t *testing.T) {
 	defer upstream.Close()
 
 	st, c := newMirror(t)
-	src, err := sync.NewUpstream(upstream.URL, "tok", nil, 0)
+	src, err := sync.NewUpstream(upstream.URL, "tok", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func newRig(t *testing.T) *rig {
 	if r.cache, err = cache.Open(r.dir); err != nil {
 		t.Fatal(err)
 	}
-	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestSyncer_Once(t *testing.T) {
 	})
 	t.Run("channels narrowed by config", func(t *testing.T) {
 		r.cp.SetChannels([]string{"stable", "beta"})
-		src, _ := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+		src, _ := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 		s := sync.New(src, r.st, r.cache, sync.Config{TUF: r.trust(), Channels: []string{"beta", "nightly"}})
 		v := r.publish(t, 3, []synctest.Art{beta, second})
 		res, err := s.Once(ctx)
@@ -165,7 +165,7 @@ func TestSyncer_Resume(t *testing.T) {
 		}
 		return false
 	}
-	src, _ := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+	src, _ := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 	s := sync.New(src, r.st, r.cache, sync.Config{TUF: r.trust(), InitialBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, MaxElapsed: 100 * time.Millisecond})
 	_, err := s.Once(context.Background())
 	if err == nil {

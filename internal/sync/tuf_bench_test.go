@@ -51,7 +51,7 @@ func BenchmarkTUFSync_Idle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := sync.NewUpstream(srv.URL, "", nil, 0)
+	src, err := sync.NewUpstream(srv.URL, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func BenchmarkTUFSync_OneRelease(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := sync.NewUpstream(srv.URL, "", nil, 0)
+	src, err := sync.NewUpstream(srv.URL, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -355,15 +354,6 @@ func TestTUFImport_Refused(t *testing.T) {
 			t.Fatalf("got changed %v, %v", rep.Changed, err)
 		}
 	})
-}
-
-func TestTUFImport_DSSEMirrorRefusesTUFBundle(t *testing.T) {
-	r := newTUFRig(t, false)
-	s := sync.New(nil, r.st, r.cache, sync.Config{})
-	_, err := s.Import(context.Background(), bytes.NewReader(tufBundle(t, r.v, 0)), false)
-	if !errors.Is(err, bundle.ErrWrongFormat) || !strings.Contains(err.Error(), "trust: tuf") {
-		t.Fatalf("got %v, want ErrWrongFormat naming trust: tuf", err)
-	}
 }
 
 // TestTUFImport_RootRotationsOffline: two root rotations (and a
