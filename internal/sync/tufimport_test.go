@@ -282,9 +282,11 @@ func TestTUFImport_Refused(t *testing.T) {
 	r.release(t, 1)
 	inc := tufBundle(t, r.v, seq)
 
+	// A schema 1 bundle: the envelope first.
 	var dsse bytes.Buffer
-	w := bundle.NewWriter(&dsse)
-	w.WriteSnapshot([]byte(`{"payloadType":"x"}`))
+	w := tar.NewWriter(&dsse)
+	w.WriteHeader(&tar.Header{Name: bundle.EnvelopeName, Size: 19, Mode: 0o644, Typeflag: tar.TypeReg})
+	w.Write([]byte(`{"payloadType":"x"}`))
 	w.Close()
 
 	flip := func(match func(string) bool) []byte {
