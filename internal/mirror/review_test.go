@@ -124,10 +124,3 @@ func TestServer_ClientTokensOnEveryRoute(t *testing.T) {
 		})
 	}
 }
-
-// discard is a ResponseWriter that keeps nothing.
-type discard struct{ h http.Header }
-
-func (d *discard) Header() http.Header         { return d.h }
-func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
-func (d *discard) WriteHeader(int)             {}

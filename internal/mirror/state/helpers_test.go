@@ -45,7 +45,6 @@ var (
 	vendorKey  = testKey(1)
 	mirror1Key = testKey(2)
 	mirror2Key = testKey(3)
-	rogueKey   = testKey(4)
 )
 
 func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
