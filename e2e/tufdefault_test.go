@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/snapshot"
-	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/testenv"
 )
 
@@ -184,24 +182,35 @@ func TestE2E_TUFDefaultPath(t *testing.T) {
 	t.Run("a schema 1 mirror moves to TUF with mirror init --root-file", func(t *testing.T) {
 		// A mirror as schema 1 left it: a trust: dsse config and a
 		// mirror.db holding a schema 1 snapshot (written here with the
-		// state package, as that mirror's sync did).
+		// state package, as that mirror's sync did, from a schema 1
+		// envelope and vendor key kept under testdata/schema1: the
+		// schema 1 codec is gone).
 		old := t.TempDir()
 		mustRun(t, baseEnv(), tl.mirror, "init", "--data-dir", old, "--tenant-id", tenant, "--root-file", filepath.Join(dir, "root.json"))
 		st, err := state.Open(filepath.Join(old, "mirror.db"), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m1 := snapshottest.Manifest(1, 1, 1)
-		m1.TenantID, m1.Tenant.TenantID = tenant, tenant
-		signer := snapshottest.Signer(7)
-		env1 := snapshottest.Envelope(m1, signer)
-		if err := st.Commit(state.Commit{Envelope: env1, Manifest: m1, Hash: snapshot.Hash(env1), Now: time.Now()}); err != nil {
+		env1, err := os.ReadFile(filepath.Join("testdata", "schema1", "snapshot.dsse.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vendorKey, err := os.ReadFile(filepath.Join("testdata", "schema1", "vendor_key.b64"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m1, err := state.DecodeManifest(env1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(env1)
+		if err := st.Commit(state.Commit{Envelope: env1, Manifest: m1, Hash: hex.EncodeToString(sum[:]), Now: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		st.Close()
 		cfg := filepath.Join(old, "mirror.yaml")
 		q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-		if err := os.WriteFile(cfg, []byte("data_dir: "+q(old)+"\ntenant_id: "+q(tenant)+"\ntrust: dsse\ntrusted_keys: ["+q(base64.StdEncoding.EncodeToString(signer.Key.Public().(ed25519.PublicKey)))+"]\nsource: none\n"), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte("data_dir: "+q(old)+"\ntenant_id: "+q(tenant)+"\ntrust: dsse\ntrusted_keys: ["+q(strings.TrimSpace(string(vendorKey)))+"]\nsource: none\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		// Its config is refused at start, naming the command.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/outpost/outpost/internal/fsutil"
 	"github.com/outpost/outpost/internal/keyring"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/store/bolt"
 	"github.com/outpost/outpost/internal/sync"
 )
@@ -157,13 +155,9 @@ func bundleCmd(ctx context.Context, args []string) error {
 
 	// A bundles-only mirror: the full bundle of the first snapshot, then
 	// the small one.
-	pubs, err := app.PublicKeys(op)
+	root, err := app.TUFRoot(ctx, ten.TenantID)
 	if err != nil {
 		return err
-	}
-	trust := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: 1, TenantID: ten.TenantID}
-	for _, k := range pubs {
-		trust.Keys[k.KeyID] = k.PublicKey
 	}
 	mdir := filepath.Join(*dir, "mirror")
 	st, err := state.Open(filepath.Join(mdir, "mirror.db"), 3)
@@ -175,7 +169,7 @@ func bundleCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s := sync.New(nil, st, c, sync.Config{Trust: trust})
+	s := sync.New(nil, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: ten.TenantID, Root: root}})
 	imp := func(path string) (sync.ImportReport, error) {
 		f, err := os.Open(path)
 		if err != nil {

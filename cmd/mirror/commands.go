@@ -77,7 +77,7 @@ func openApp(ctx context.Context, cmd *cobra.Command, withSource bool) (*app, er
 		}
 	}
 	a.syncer = sync.New(a.src, st, c, sync.Config{
-		Trust: cfg.trust(), TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
+		TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention,
 		Logger: log, MirrorID: cfg.MirrorID, AuditExport: a.leases.ExportAudit,
 		AuditExportAfter: a.leases.ExportAuditAfter, Now: clock.Now,
 	})
@@ -115,12 +115,12 @@ func newSource(ctx context.Context, cfg *Config, lazy bool) (sync.Source, error)
 		if cfg.VendorURL == "" || cfg.Credential == "" {
 			return nil, errors.New("config: vendor_url and credential are required with source: controlplane")
 		}
-		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, hc, cfg.MaxSnapshotBytes)
+		return sync.NewControlPlane(cfg.VendorURL, cfg.Credential, hc)
 	case "upstream":
 		if cfg.UpstreamURL == "" {
 			return nil, errors.New("config: upstream_url is required with source: upstream")
 		}
-		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, hc, cfg.MaxSnapshotBytes)
+		return sync.NewUpstream(cfg.UpstreamURL, cfg.UpstreamToken, hc)
 	case "s3":
 		if cfg.S3.Endpoint == "" || cfg.S3.Bucket == "" {
 			return nil, errors.New("config: s3.endpoint and s3.bucket are required with source: s3")
@@ -131,7 +131,7 @@ func newSource(ctx context.Context, cfg *Config, lazy bool) (sync.Source, error)
 		if err != nil {
 			return nil, fmt.Errorf("s3 source: %w", err)
 		}
-		return sync.NewBucket(store, cfg.S3.Prefix, cfg.S3.SnapshotKey, cfg.MaxSnapshotBytes), nil
+		return sync.NewBucket(store, cfg.S3.Prefix), nil
 	}
 	return nil, nil
 }
@@ -357,7 +357,7 @@ func serveCmd() *cobra.Command {
 			m, err := mirror.Open(ctx, mirror.Config{
 				DBPath: cfg.dbPath(), Retain: cfg.RetainSnapshots, DataDir: cfg.DataDir, Listen: cfg.Listen,
 				TLS: cfg.TLS, Source: src, SyncInterval: cfg.SyncInterval, AdminSocket: cfg.AdminSocket,
-				Sync:     sync.Config{Trust: cfg.trust(), TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
+				Sync:     sync.Config{TUF: tufTrust, Channels: cfg.Channels, Concurrency: cfg.Concurrency, MaxElapsed: cfg.RetryMaxElapsed, AuditRetention: cfg.AuditRetention},
 				InboxDir: cfg.InboxDir, InboxInterval: cfg.InboxInterval, GCInterval: cfg.GCInterval,
 				ShutdownTimeout: cfg.ShutdownTimeout, ServeExpired: cfg.ServeExpired, ClientTokens: cfg.ClientTokens,
 				RateLimits: cfg.RateLimit, BodyTimeout: cfg.BodyTimeout, WriteTimeout: cfg.WriteTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout,

@@ -21,7 +21,6 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
 )
@@ -60,7 +59,6 @@ type Config struct {
 	Concurrency        int           `mapstructure:"concurrency"`
 	RetryMaxElapsed    time.Duration `mapstructure:"retry_max_elapsed"`
 	AuditRetention     time.Duration `mapstructure:"audit_retention"`
-	MaxSnapshotBytes   int64         `mapstructure:"max_snapshot_bytes"`
 	ServeExpired       bool          `mapstructure:"serve_expired"`
 	ClientTokens       []string      `mapstructure:"client_tokens"`
 	AdminTokenHashes   []string      `mapstructure:"admin_token_hashes"`
@@ -93,8 +91,7 @@ type EventsConfig struct {
 
 // S3Config is the customer-side bucket source.
 type S3Config struct {
-	cliconf.S3  `mapstructure:",squash"`
-	SnapshotKey string `mapstructure:"snapshot_key"`
+	cliconf.S3 `mapstructure:",squash"`
 }
 
 func setDefaults(v *viper.Viper) {
@@ -112,7 +109,6 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("upstream_url", "")
 	v.SetDefault("upstream_token", "")
 	cliconf.S3Defaults(v, "s3")
-	v.SetDefault("s3.snapshot_key", "")
 	v.SetDefault("channels", []string{})
 	v.SetDefault("retain_snapshots", 3)
 	v.SetDefault("sync_interval", 5*time.Minute)
@@ -120,7 +116,6 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("concurrency", 4)
 	v.SetDefault("retry_max_elapsed", 5*time.Minute)
 	v.SetDefault("audit_retention", state.DefaultAuditRetention)
-	v.SetDefault("max_snapshot_bytes", int64(snapshot.DefaultMaxSize))
 	v.SetDefault("serve_expired", true)
 	v.SetDefault("client_tokens", []string{})
 	v.SetDefault("admin_token_hashes", []string{})
@@ -219,9 +214,6 @@ func (c *Config) Validate() error {
 	if c.SyncInterval < time.Second {
 		return errors.New("sync_interval must be at least 1s")
 	}
-	if c.MaxSnapshotBytes < 1<<10 {
-		return errors.New("max_snapshot_bytes must be at least 1024")
-	}
 	if c.Events.Window < 1 || c.Events.MaxAggregates < 1 || c.Events.MaxBatchBytes < 1<<10 || c.Events.MaxBatchEvents < 1 {
 		return errors.New("events: window, max_aggregates and max_batch_events must be at least 1, max_batch_bytes at least 1024")
 	}
@@ -299,12 +291,6 @@ func (c *Config) tufTrust() (*sync.TUFTrust, error) {
 		return nil, errors.New("config: root_file: more than 512 KiB")
 	}
 	return &sync.TUFTrust{TenantID: c.TenantID, Root: root}, nil
-}
-
-// trust is what the sync needs of the tenant besides the root: its id
-// and the size cap of a bundle's entries.
-func (c *Config) trust() snapshot.Trust {
-	return snapshot.Trust{TenantID: c.TenantID, MaxSize: c.MaxSnapshotBytes}
 }
 
 // syncClient is the HTTP client of the sync sources: nil (the default

@@ -57,14 +57,21 @@ func record(k, v string) string {
 	return fmt.Sprintf("%d%s", n, rec)
 }
 
-// withEntry is a bundle holding a valid envelope, then raw.
+// withEntry is a TUF bundle holding its manifest and one file, then raw.
 func withEntry(t *testing.T, raw []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	w.WriteSnapshot([]byte(`{"payloadType":"x"}`))
+	w, err := bundle.NewTUFWriter(&buf, bundle.TUFManifest{TenantID: "ten_1", Files: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteFile("metadata/timestamp.json", []byte("{}"))
+	w.WriteFile("metadata/1.root.json", []byte("{}")) // the count Close checks
 	w.Close()
-	out := buf.Bytes()[:buf.Len()-1024]
+	out := buf.Bytes()
+	// Drop the last file and the end marker: raw takes the file's place.
+	i := bytes.LastIndex(out, []byte("metadata/1.root.json"))
+	out = out[:i-(i%512)]
 	return append(append(out, raw...), make([]byte, 1024)...)
 }
 
@@ -100,11 +107,14 @@ func TestReader_RefusesUnsafeEntries(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := bundle.NewReader(bytes.NewReader(withEntry(t, c.raw)), 0)
-			if _, err := r.Envelope(); err != nil {
+			r := bundle.NewReader(bytes.NewReader(withEntry(t, c.raw)))
+			if _, err := r.TUFManifest(); err != nil {
 				t.Fatal(err)
 			}
-			_, err := r.Next()
+			if _, err := r.NextFile(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.NextFile()
 			if !errors.Is(err, bundle.ErrInvalid) || !errors.Is(err, tarsafe.ErrUnsafe) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Next = %v, want ErrInvalid wrapping tarsafe.ErrUnsafe naming %q", err, c.want)
 			}

@@ -186,10 +186,10 @@ func checkRepoPath(p string) error {
 // TUFManifest reads the first entry, which must be a TUF bundle's
 // manifest. A schema 1 bundle is refused with ErrWrongFormat.
 func (r *Reader) TUFManifest() (*TUFManifest, error) {
-	if r.env {
+	if r.started {
 		return nil, errors.New("bundle: manifest already read")
 	}
-	r.env, r.tuf = true, true
+	r.started = true
 	hdr, err := r.next()
 	if err == io.EOF {
 		return nil, invalid("empty bundle")

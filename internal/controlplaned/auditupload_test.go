@@ -289,7 +289,7 @@ func TestMirrorAudit_UploadsOnlyAfterTheHead(t *testing.T) {
 		}
 	}
 	counter := &countingTransport{}
-	src, err := sync.NewControlPlane(cp.base, m.Credential, &http.Client{Transport: counter}, 0)
+	src, err := sync.NewControlPlane(cp.base, m.Credential, &http.Client{Transport: counter})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,8 @@ import (
 func TUFDir(keysDir string) tufkeys.Dir { return tufkeys.Dir(filepath.Join(keysDir, "tuf")) }
 
 // EnableTUF turns on TUF publishing when `controlplane root init` has
-// made the keys; without them the control plane publishes schema 1 only.
+// made the keys; without them it stores unsigned build records only and
+// no site can sync.
 func EnableTUF(app *controlplane.App, keysDir string) error {
 	d := TUFDir(keysDir)
 	if !d.Exists() {

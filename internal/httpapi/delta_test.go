@@ -49,7 +49,7 @@ func TestDeltas_EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := sync.NewControlPlane(h.ts.URL, cred, nil, 0)
+	src, err := sync.NewControlPlane(h.ts.URL, cred, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestDeltas_EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := sync.New(src, st, c, sync.Config{Trust: h.trust(tenant), TUF: &sync.TUFTrust{TenantID: tenant, Root: root}})
+	syncer := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: tenant, Root: root}})
 	if _, err := syncer.Once(ctx); err != nil {
 		t.Fatal(err)
 	}

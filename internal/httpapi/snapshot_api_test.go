@@ -19,11 +19,6 @@ import (
 	"github.com/outpost/outpost/internal/wire"
 )
 
-func (h *harness) trust(tenantID string) snapshot.Trust {
-	pub := h.key.Public().(ed25519.PublicKey)
-	return snapshot.Trust{Keys: map[string]ed25519.PublicKey{snapshot.KeyID(pub): pub}, Threshold: 1, TenantID: tenantID}
-}
-
 // record decodes a stored build record (GET /v1/snapshots/{id}, GET
 // /v1/mirror/snapshot): the view a build made, unsigned (the TUF
 // repository is what sites verify), of tenantID.

@@ -63,7 +63,7 @@ func policyJSON(t testing.TB, p map[string]any) json.RawMessage {
 }
 
 // testManifest is a manifest of tenantA held by mirror1 (and listing
-// mirror2's key too), valid for snapshot.Verify at t0.
+// mirror2's key too), valid at t0.
 func testManifest(t testing.TB) *snapshot.Manifest {
 	t.Helper()
 	start := t0.Add(-24 * time.Hour)

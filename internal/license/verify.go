@@ -20,11 +20,11 @@ const MaxClockSkew = 5 * time.Minute
 // Verifier checks lease tokens offline. It holds the vendor's trusted keys,
 // the tenant it serves and, to accept mirror-signed tokens, a snapshot
 // manifest verified against those keys. Build it with NewVerifier (vendor
-// tokens only) or NewChainVerifier (vendor and mirror tokens).
+// tokens only) or NewTUFVerifier (vendor and mirror tokens).
 type Verifier struct {
 	keys     map[string]ed25519.PublicKey
 	tenantID string
-	// Set only from a manifest that snapshot.Verify accepted.
+	// Set only from a verified manifest (the TUF workflow's).
 	manifest   *snapshot.Manifest
 	mirrorKeys map[string]mirrorKey // by keyid
 	ents       map[string]*snapshot.Entitlement
@@ -58,9 +58,9 @@ func NewVerifier(keys map[string]ed25519.PublicKey, tenantID string) (*Verifier,
 }
 
 // NewVerifierFromManifest is for a caller that already holds a manifest
-// returned by snapshot.Verify with these same keys and tenant (a mirror
-// serving its held snapshot). Anyone else should use NewChainVerifier,
-// which verifies the envelope itself.
+// verified for these same keys and tenant (a mirror serving its held
+// version). Anyone else should use NewTUFVerifier with a manifest the TUF
+// workflow verified from the tenant's root.
 func NewVerifierFromManifest(keys map[string]ed25519.PublicKey, tenantID string, m *snapshot.Manifest) (*Verifier, error) {
 	v, err := NewVerifier(keys, tenantID)
 	if err != nil {

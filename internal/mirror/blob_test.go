@@ -276,8 +276,7 @@ func BenchmarkServer_Range64KiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	hs := sendServer(b, srv)
-	env := r.v.Sign(b, r.v.Manifest(1, []synctest.Art{a}))
-	r.cp.Publish(env, 1, map[string][]byte{a.ID: a.Data})
+	r.v.Publish(r.v.Manifest(1, []synctest.Art{a}))
 	if _, err := r.s.Once(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -311,7 +310,7 @@ func BenchmarkServer_Range64KiB(b *testing.B) {
 // straight to the API and everything else to its router, so the site
 // page, the API and the router's redirects answer as before.
 func TestMirror_RoutesThroughTheDaemon(t *testing.T) {
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	base, _ := runMirror(t, v, []string{"tok"})
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	tests := []struct {

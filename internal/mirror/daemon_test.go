@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
@@ -29,20 +28,20 @@ import (
 // -race).
 func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 	baseline := goleak.IgnoreCurrent()
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	dir := t.TempDir()
 	inbox := filepath.Join(dir, "inbox")
 
 	big := synctest.Art{ID: "art_big", Data: synctest.Random(32 << 20)}
-	cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{big})), 1, map[string][]byte{big.ID: big.Data})
-	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+	v.Publish(v.Manifest(1, []synctest.Art{big}))
+	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, err := mirror.Open(context.Background(), mirror.Config{
 		DBPath: filepath.Join(dir, "mirror.db"), DataDir: dir, Listen: "127.0.0.1:0",
-		Source: src, Sync: sync.Config{Trust: v.Trust()}, SyncInterval: 20 * time.Millisecond,
+		Source: src, Sync: sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}}, SyncInterval: 20 * time.Millisecond,
 		InboxDir: inbox, InboxInterval: 10 * time.Millisecond, GCInterval: 10 * time.Millisecond,
 		ShutdownTimeout: 200 * time.Millisecond, Updates: realUpdates, TenantID: v.TenantID,
 	})
@@ -63,9 +62,9 @@ func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 
 	// 1. A sync in flight: the next snapshot's artifact stalls after its
 	// first bytes until the request goes away.
-	stalled := cp.StallArtifact("art_next")
 	next := synctest.Art{ID: "art_next", Data: synctest.Random(1 << 20)}
-	cp.Publish(v.Sign(t, v.Manifest(2, []synctest.Art{big, next})), 2, map[string][]byte{big.ID: big.Data, next.ID: next.Data})
+	stalled := cp.StallTarget(synctest.SHA(next.Data))
+	v.Publish(v.Manifest(2, []synctest.Art{big, next}))
 	select {
 	case <-stalled:
 	case <-time.After(20 * time.Second):
@@ -74,10 +73,11 @@ func TestMirror_CloseJoinsEveryPart(t *testing.T) {
 
 	// 2. An import in flight: a bundle in the inbox, taken while the sync
 	// holds the syncer.
+	// (a bundle of version 3 made for a mirror holding version 1)
 	var buf bytes.Buffer
-	bw := bundle.NewWriter(&buf)
-	bw.WriteSnapshot(v.Sign(t, v.Manifest(3, []synctest.Art{big})))
-	bw.Close()
+	m3 := v.Manifest(3, []synctest.Art{big})
+	v.Publish(m3)
+	buf.Write(v.Bundle(t, 1))
 	if err := os.MkdirAll(inbox, 0o700); err != nil {
 		t.Fatal(err)
 	}

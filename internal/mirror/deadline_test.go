@@ -79,12 +79,12 @@ func TestMirror_BodyDeadline(t *testing.T) {
 // timeout still answers its next request (no deadline left over from the
 // previous one).
 func TestMirror_StreamDeadlines(t *testing.T) {
-	v := synctest.NewVendor(t)
-	cp := synctest.NewControlPlane(t)
+	v := synctest.NewTUFVendor(t)
+	cp := synctest.NewTUFControlPlane(t, v)
 	dir := t.TempDir()
 	big := synctest.Art{ID: "art_big", Data: synctest.Random(48 << 20)}
-	cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{big})), 1, map[string][]byte{big.ID: big.Data})
-	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+	v.Publish(v.Manifest(1, []synctest.Art{big}))
+	src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestMirror_StreamDeadlines(t *testing.T) {
 	const idle, write = 2 * time.Second, 200 * time.Millisecond
 	m, err := mirror.Open(context.Background(), mirror.Config{
 		DBPath: filepath.Join(dir, "mirror.db"), DataDir: dir, Listen: "127.0.0.1:0",
-		Source: src, Sync: sync.Config{Trust: v.Trust()}, SyncInterval: time.Hour,
+		Source: src, Sync: sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}}, SyncInterval: time.Hour,
 		WriteTimeout: write, StreamIdleTimeout: idle, AdminTokenHashes: []string{mirror.HashAdminToken("admin-token")},
 		Updates: realUpdates, TenantID: v.TenantID,
 	})

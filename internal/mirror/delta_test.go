@@ -31,7 +31,9 @@ func TestServer_Deltas(t *testing.T) {
 		// Listed but never served by the control plane: not cached.
 		{DeltaID: "dlt_2", FromArtifactID: "art_2", ToArtifactID: "art_1", FromSHA256: synctest.SHA(target), ToSHA256: synctest.SHA(base), SHA256: synctest.SHA([]byte("x")), SizeBytes: 1},
 	}
-	r.cp.Publish(r.v.Sign(t, m), 1, map[string][]byte{"art_1": base, "art_2": target, "dlt_1": dl.Bytes()})
+	r.v.AddBlob(dl.Bytes())
+	r.cp.AddDelta("dlt_1", dl.Bytes())
+	r.v.Publish(m)
 	if _, err := r.s.Once(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,14 +15,15 @@ import (
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
+	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/wire"
 )
 
 type rig struct {
-	v     *synctest.Vendor
-	cp    *synctest.ControlPlane
+	v     *synctest.TUFVendor
+	cp    *synctest.TUFControlPlane
 	st    *state.State
 	cache *cache.Cache
 	s     *sync.Syncer
@@ -31,7 +32,8 @@ type rig struct {
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &rig{v: synctest.NewVendor(t), cp: synctest.NewControlPlane(t)}
+	v := synctest.NewTUFVendor(t)
+	r := &rig{v: v, cp: synctest.NewTUFControlPlane(t, v)}
 	var err error
 	if r.st, err = state.Open(filepath.Join(dir, "mirror.db"), 3); err != nil {
 		t.Fatal(err)
@@ -40,26 +42,41 @@ func newRig(t testing.TB) *rig {
 	if r.cache, err = cache.Open(dir); err != nil {
 		t.Fatal(err)
 	}
-	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.s = sync.New(src, r.st, r.cache, sync.Config{Trust: r.v.Trust()})
+	r.s = sync.New(src, r.st, r.cache, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}})
 	return r
+}
+
+// importBundle publishes m as the vendor's next version and imports a
+// bundle of it made for what the mirror holds.
+func (r *rig) importBundle(t testing.TB, m *snapshot.Manifest) {
+	t.Helper()
+	var since int64
+	if held, err := r.st.CurrentRecord(); err != nil {
+		t.Fatal(err)
+	} else if held != nil {
+		since = held.Sequence
+	}
+	r.v.Publish(m)
+	if _, err := r.s.Import(context.Background(), bytes.NewReader(r.v.Bundle(t, since)), false); err != nil {
+		t.Fatalf("import: %v", err)
+	}
 }
 
 func (r *rig) sync(t *testing.T, seq int64, arts []synctest.Art) []byte {
 	t.Helper()
-	env := r.v.Sign(t, r.v.Manifest(seq, arts))
-	blobs := map[string][]byte{}
-	for _, a := range arts {
-		blobs[a.ID] = a.Data
-	}
-	r.cp.Publish(env, seq, blobs)
+	r.v.Publish(r.v.Manifest(seq, arts))
 	if _, err := r.s.Once(context.Background()); err != nil {
 		t.Fatalf("sync %d: %v", seq, err)
 	}
-	return env
+	held, err := r.st.Current()
+	if err != nil || held == nil {
+		t.Fatalf("held after sync %d: %v, %v", seq, held, err)
+	}
+	return held.Envelope
 }
 
 func (r *rig) server(t *testing.T, o mirror.Options) (*mirror.Server, *httptest.Server) {
@@ -98,9 +115,18 @@ func TestServer_Artifacts(t *testing.T) {
 	if resp, _ := get(t, hs.URL+"/readyz", nil); resp.StatusCode != 503 {
 		t.Errorf("readyz before any snapshot = %d, want 503", resp.StatusCode)
 	}
+	// /v1/snapshot is the held record: a reference to the TUF version
+	// held (a client verifies through /tuf/), by its id too.
 	env := r.sync(t, 1, []synctest.Art{a, beta})
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)
+	}
+	rec, err := r.st.CurrentRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(env, []byte(`"payloadType":"`+state.TUFRefType+`"`)) {
+		t.Errorf("held record %.200s is not a reference to the TUF version held", env)
 	}
 	sha := synctest.SHA(a.Data)
 	tests := []struct {
@@ -121,7 +147,7 @@ func TestServer_Artifacts(t *testing.T) {
 		{"unknown sha", "/v1/artifacts/by-sha256/" + strings.Repeat("0", 64), nil, 404, nil},
 		{"channel not served", "/v1/artifacts/art_beta", nil, 404, nil},
 		{"snapshot verbatim", "/v1/snapshot", nil, 200, env},
-		{"snapshot by id", "/v1/snapshots/snp_000001", nil, 200, env},
+		{"snapshot by id", "/v1/snapshots/" + rec.SnapshotID, nil, 200, env},
 		{"unknown snapshot", "/v1/snapshots/snp_x", nil, 404, nil},
 		{"readyz", "/readyz", nil, 200, []byte("ok\n")},
 	}

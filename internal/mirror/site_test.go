@@ -15,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
@@ -25,12 +24,12 @@ const adminToken = "opm_site-page-test-admin-token"
 
 // runMirror runs a bundle-fed mirror with an admin token until the test
 // ends, and returns its base URL and data dir.
-func runMirror(t *testing.T, v *synctest.Vendor, clientTokens []string) (string, string) {
+func runMirror(t *testing.T, v *synctest.TUFVendor, clientTokens []string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := mirror.Open(context.Background(), mirror.Config{
 		DBPath: filepath.Join(dir, "mirror.db"), DataDir: dir, Listen: "127.0.0.1:0",
-		Sync: sync.Config{Trust: v.Trust()}, Updates: realUpdates, TenantID: v.TenantID,
+		Sync: sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}}, Updates: realUpdates, TenantID: v.TenantID,
 		ClientTokens: clientTokens, AdminTokenHashes: []string{mirror.HashAdminToken(adminToken)},
 	})
 	if err != nil {
@@ -47,22 +46,10 @@ func runMirror(t *testing.T, v *synctest.Vendor, clientTokens []string) (string,
 	return "http://" + m.Addr().String(), dir
 }
 
-func signedBundle(t *testing.T, v *synctest.Vendor, seq int64, arts []synctest.Art) []byte {
+func signedBundle(t *testing.T, v *synctest.TUFVendor, seq int64, arts []synctest.Art) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	if err := w.WriteSnapshot(v.Sign(t, v.Manifest(seq, arts))); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range arts {
-		if err := w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	v.Publish(v.Manifest(seq, arts))
+	return v.Bundle(t, 0)
 }
 
 // upload posts the status page's upload form: the token field, then the
@@ -130,7 +117,7 @@ func hidden(t *testing.T, page string) url.Values {
 }
 
 func TestSitePage_StatusAndImport(t *testing.T) {
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	base, dir := runMirror(t, v, []string{"client-token"})
 	a := synctest.Art{ID: "art_a", Data: synctest.Random(64 << 10)}
 	good := signedBundle(t, v, 1, []synctest.Art{a})
@@ -173,7 +160,7 @@ func TestSitePage_StatusAndImport(t *testing.T) {
 		}
 	})
 	t.Run("a bundle from another vendor is refused and not kept", func(t *testing.T) {
-		other := synctest.NewVendor(t)
+		other := synctest.NewTUFVendor(t)
 		code, page := upload(t, base, adminToken, signedBundle(t, other, 1, []synctest.Art{a}))
 		if code != http.StatusUnprocessableEntity || !strings.Contains(page, "refused") {
 			t.Errorf("got %d, want 422 naming the refusal", code)
@@ -251,11 +238,11 @@ func TestSitePage_StatusAndImport(t *testing.T) {
 }
 
 func TestSitePage_AdminTokenConfig(t *testing.T) {
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	dir := t.TempDir()
 	_, err := mirror.Open(context.Background(), mirror.Config{
 		DBPath: filepath.Join(dir, "mirror.db"), DataDir: dir, Listen: "127.0.0.1:0",
-		Sync: sync.Config{Trust: v.Trust()}, AdminTokenHashes: []string{adminToken},
+		Sync: sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}}, AdminTokenHashes: []string{adminToken},
 	})
 	if err == nil || !strings.Contains(err.Error(), "hex sha256") {
 		t.Errorf("a token in place of its hash: got %v, want a refusal", err)
@@ -274,25 +261,20 @@ func TestSitePage_AdminTokenConfig(t *testing.T) {
 // allocates far less than that: the upload goes to the staging file and
 // the dry run reads it back as a stream.
 func TestSitePage_UploadStreams(t *testing.T) {
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	base, dir := runMirror(t, v, nil)
 	a := synctest.Art{ID: "art_big", Data: synctest.Random(32 << 20)}
-	env := v.Sign(t, v.Manifest(1, []synctest.Art{a}))
+	v.Publish(v.Manifest(1, []synctest.Art{a}))
+	bundled := v.Bundle(t, 0)
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
 		_ = mw.WriteField("token", adminToken)
 		fw, _ := mw.CreateFormFile("bundle", "big.tar")
-		bw := bundle.NewWriter(fw)
-		if err := bw.WriteSnapshot(env); err != nil {
+		if _, err := fw.Write(bundled); err != nil {
 			pw.CloseWithError(err)
 			return
 		}
-		if err := bw.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data)); err != nil {
-			pw.CloseWithError(err)
-			return
-		}
-		_ = bw.Close()
 		_ = mw.Close()
 		_ = pw.Close()
 	}()

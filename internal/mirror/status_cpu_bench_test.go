@@ -51,7 +51,7 @@ func BenchmarkServer_Status100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := sync.NewUpstream(up.URL, "", nil, 0)
+	src, err := sync.NewUpstream(up.URL, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package mirror_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror"
@@ -95,16 +93,7 @@ func BenchmarkServer_Status(b *testing.B) {
 	for i := range arts {
 		arts[i] = synctest.Art{ID: fmt.Sprintf("art_%06d", i), Data: synctest.Random(64)}
 	}
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	w.WriteSnapshot(r.v.Sign(b, r.v.Manifest(1, arts)))
-	for _, a := range arts {
-		w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data))
-	}
-	w.Close()
-	if _, err := r.s.Import(context.Background(), &buf, false); err != nil {
-		b.Fatal(err)
-	}
+	r.importBundle(b, r.v.Manifest(1, arts))
 	// A full event table: 10,000 aggregates (the default cap), each
 	// release with an error code.
 	fs, err := r.st.FleetStore()
@@ -167,20 +156,8 @@ func BenchmarkServer_RetainedSnapshot(b *testing.B) {
 	for i := range arts {
 		arts[i] = synctest.Art{ID: fmt.Sprintf("art_%06d", i), Data: synctest.Random(64)}
 	}
-	for seq := int64(1); seq <= 2; seq++ {
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf)
-		w.WriteSnapshot(r.v.Sign(b, r.v.Manifest(seq, arts)))
-		if seq == 1 {
-			for _, a := range arts {
-				w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data))
-			}
-		}
-		w.Close()
-		if _, err := r.s.Import(context.Background(), &buf, false); err != nil {
-			b.Fatal(err)
-		}
-	}
+	r.importBundle(b, r.v.Manifest(1, arts))
+	r.importBundle(b, r.v.Manifest(2, append(arts, synctest.Art{ID: "art_new", Data: synctest.Random(64)})))
 	srv, err := mirror.NewServer(mirror.Options{State: r.st, Cache: r.cache})
 	if err != nil {
 		b.Fatal(err)
@@ -190,7 +167,7 @@ func BenchmarkServer_RetainedSnapshot(b *testing.B) {
 	}
 	h := srv.Handler()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/snapshots/snp_000001", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/snapshots/tuf-1", nil))
 	if rec.Code != 200 || rec.Body.Len() == 0 {
 		b.Fatalf("GET the retained snapshot = %d", rec.Code)
 	}
@@ -199,13 +176,13 @@ func BenchmarkServer_RetainedSnapshot(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/snapshots/snp_000001", nil))
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/snapshots/tuf-1", nil))
 		}
 	})
 	b.Run("decoded", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := r.st.BySnapshotID("snp_000001"); err != nil {
+			if _, err := r.st.BySnapshotID("tuf-1"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -58,7 +58,7 @@ func newTUFSite(t *testing.T) *tufSite {
 // stop: a restart).
 func (s *tufSite) start(t *testing.T) {
 	t.Helper()
-	src, err := sync.NewUpstream(s.up.URL, "", nil, 0)
+	src, err := sync.NewUpstream(s.up.URL, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestServer_TUFExpiredRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := sync.NewUpstream(up.URL, "", nil, 0)
+	src, err := sync.NewUpstream(up.URL, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,9 +57,8 @@ type Signer interface {
 	Sign(ctx context.Context, payload []byte) ([]byte, error)
 }
 
-// SignAck encodes a (Format set here) and wraps it in a DSSE envelope
-// signed by every snapshot signer (schema 1: the keys a mirror trusts
-// for snapshots).
+// SignAck is SignAckBy with raw ed25519 keys (tests and tools; the
+// control plane signs with the tenant's timestamp key through SignAckBy).
 func SignAck(a Ack, signers []snapshot.Signer) ([]byte, error) {
 	by := make([]Signer, len(signers))
 	for i, s := range signers {

@@ -1,12 +1,8 @@
 package snapshot
 
-// This file fixes the package's API so that other packages can be written
-// against it; the implementation lives beside it.
-
 import (
 	"crypto/ed25519"
 	"errors"
-	"time"
 )
 
 // Envelope is a DSSE envelope. Payload and Sig are base64 in JSON
@@ -30,39 +26,8 @@ type Signer struct {
 	Key   ed25519.PrivateKey
 }
 
-// Trust is what a verifier pins: the vendor's keys (by keyid), how many of
-// them must sign, the tenant it serves and the envelope size cap.
-type Trust struct {
-	Keys      map[string]ed25519.PublicKey
-	Threshold int // at least 1
-	TenantID  string
-	MaxSize   int64 // 0 means DefaultMaxSize
-}
-
-// Held is the snapshot a verifier already holds (nil when none).
-type Held struct {
-	Sequence int64
-	Hash     string // hex sha256 of its envelope bytes
-}
-
-// Verification errors. Every one wraps ErrVerification, so callers test
-// errors.Is(err, ErrVerification) for "reject" and the specific one for why.
+// Errors of the catalog view (Build, and the TUF assembler's checks).
 var (
-	ErrVerification  = errors.New("snapshot verification failed")
-	ErrTooLarge      = errors.New("envelope exceeds the size cap")
-	ErrMalformed     = errors.New("malformed envelope or manifest")
-	ErrPayloadType   = errors.New("wrong payload type")
-	ErrSignature     = errors.New("signature does not verify")
-	ErrUntrustedKey  = errors.New("signed by an untrusted key")
-	ErrThreshold     = errors.New("not enough trusted signatures")
-	ErrSchema        = errors.New("unknown schema version")
-	ErrTenant        = errors.New("snapshot is for another tenant")
-	ErrRollback      = errors.New("sequence is older than the held snapshot")
-	ErrFork          = errors.New("same sequence as the held snapshot with different bytes")
-	ErrExpired       = errors.New("snapshot has expired")
-	ErrPreviousChain = errors.New("previous hash does not chain to the held snapshot")
-	ErrDuplicateID   = errors.New("duplicate id")
-	ErrDangling      = errors.New("dangling reference")
+	ErrDuplicateID = errors.New("duplicate id")
+	ErrDangling    = errors.New("dangling reference")
 )
-
-var _ = time.Now

@@ -20,12 +20,11 @@ var ErrClockBehind = errors.New("local clock is behind the metadata's signed cre
 // CheckClock says whether now is plausible for a verified manifest: not
 // before its signed created_at by more than ClockSkew. The error names
 // both times and what to do. A clock that is ahead shows up as an
-// expired snapshot (Verify's ErrExpired, with both times).
+// expired timestamp (with both times).
 func CheckClock(m *Manifest, now time.Time) error {
 	if m == nil || m.CreatedAt.IsZero() || !now.Add(ClockSkew).Before(m.CreatedAt) {
 		return nil
 	}
-	return &verifyError{kind: ErrClockBehind, msg: fmt.Sprintf(
-		"the local clock reads %s, %s before snapshot %d was signed (%s), more than the %s allowed: set this machine's clock (NTP or by hand)",
-		now.UTC().Format(time.RFC3339), m.CreatedAt.Sub(now).Round(time.Second), m.Sequence, m.CreatedAt.UTC().Format(time.RFC3339), ClockSkew)}
+	return fmt.Errorf("%w: the local clock reads %s, %s before snapshot %d was signed (%s), more than the %s allowed: set this machine's clock (NTP or by hand)",
+		ErrClockBehind, now.UTC().Format(time.RFC3339), m.CreatedAt.Sub(now).Round(time.Second), m.Sequence, m.CreatedAt.UTC().Format(time.RFC3339), ClockSkew)
 }

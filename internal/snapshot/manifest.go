@@ -1,7 +1,10 @@
-// Package snapshot is the trust core: the schema-1 manifest, its DSSE
-// envelope, ed25519 signing and verification against pinned keys with a
-// threshold, and the trust checks a mirror or client applies before it
-// accepts a snapshot. It does no I/O.
+// Package snapshot is the in-memory catalog view of one tenant (the
+// Manifest the TUF assembler builds from verified metadata and the update
+// engine serves from), Build (the view from the control plane's catalog),
+// the clock plausibility check, and the DSSE primitives (envelope, PAE,
+// key ids) that sign acknowledgements, audit exports and leases. The
+// schema 1 snapshot codec (DSSE-signed manifests) is gone: TUF is the one
+// trust format. It does no I/O.
 package snapshot
 
 import (
@@ -9,14 +12,12 @@ import (
 	"time"
 )
 
-// PayloadType is the DSSE payload type of a snapshot manifest.
+// PayloadType is the DSSE payload type of a schema 1 snapshot envelope
+// (stored ones are still read as records, never verified).
 const PayloadType = "application/vnd.outpost.snapshot+json"
 
-// Schema is the manifest schema this package reads and writes.
+// Schema is the manifest schema of the view.
 const Schema = 1
-
-// DefaultMaxSize caps a fetched envelope (endless-data attack).
-const DefaultMaxSize = 64 << 20
 
 // Manifest is everything one tenant may see at one sequence.
 type Manifest struct {

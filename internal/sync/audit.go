@@ -106,7 +106,7 @@ func (s *Syncer) commitEvent(eventType string, payload snapshotEvent) (*catalog.
 		return nil, fmt.Errorf("audit event: %w", err)
 	}
 	return &catalog.AuditEvent{
-		EventID: catalog.NewID(catalog.PrefixEvent), TenantID: s.cfg.Trust.TenantID,
+		EventID: catalog.NewID(catalog.PrefixEvent), TenantID: s.tenantID(),
 		ActorType: catalog.ActorMirror, ActorID: id, EventType: eventType,
 		Payload: raw, CreatedAt: s.cfg.Now().UTC(),
 	}, nil

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/license"
@@ -64,15 +63,16 @@ func TestSyncer_AuditCommitEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, cp := synctest.NewVendor(t), synctest.NewControlPlane(t)
+			v := synctest.NewTUFVendor(t)
+			cp := synctest.NewTUFControlPlane(t, v)
 			st, c := openMirror(t)
-			src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil, 0)
+			src, err := sync.NewControlPlane(cp.URL, cp.Credential, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := sync.New(src, st, c, sync.Config{Trust: v.Trust(), MirrorID: tt.mirrorID, MaxElapsed: time.Second})
+			s := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}, MirrorID: tt.mirrorID, MaxElapsed: time.Second})
 			data := []byte("payload")
-			cp.Publish(v.Sign(t, v.Manifest(1, []synctest.Art{{ID: "art_a", Data: data}})), 1, map[string][]byte{"art_a": data})
+			v.Publish(v.Manifest(1, []synctest.Art{{ID: "art_a", Data: data}}))
 			if res, err := s.Once(context.Background()); err != nil || !res.Changed {
 				t.Fatalf("Once = %+v, %v; want a commit", res, err)
 			}
@@ -148,7 +148,7 @@ func TestSyncer_UploadAudit(t *testing.T) {
 	}
 	syncerFor := func(t *testing.T, pub ed25519.PublicKey) *sync.Syncer {
 		srv := auditServer(t, pub)
-		src, err := sync.NewControlPlane(srv.URL, "cred", nil, 0)
+		src, err := sync.NewControlPlane(srv.URL, "cred", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,15 +181,12 @@ func TestSyncer_UploadAudit(t *testing.T) {
 
 func TestSyncer_AuditImportEvent(t *testing.T) {
 	mid := catalog.NewID(catalog.PrefixMirror)
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	st, c := openMirror(t)
-	s := sync.New(nil, st, c, sync.Config{Trust: v.Trust(), MirrorID: mid})
+	s := sync.New(nil, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}, MirrorID: mid})
 	data := []byte("bundle bytes")
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	w.WriteSnapshot(v.Sign(t, v.Manifest(1, []synctest.Art{{ID: "art_a", Data: data}})))
-	w.WriteArtifact(synctest.SHA(data), int64(len(data)), bytes.NewReader(data))
-	w.Close()
+	v.Publish(v.Manifest(1, []synctest.Art{{ID: "art_a", Data: data}}))
+	buf := bytes.NewBuffer(v.Bundle(t, 0))
 
 	t.Run("dry run records nothing", func(t *testing.T) {
 		if _, err := s.Import(context.Background(), bytes.NewReader(buf.Bytes()), true); err != nil {
@@ -243,7 +240,7 @@ func TestSyncer_UploadAuditAcknowledgesAndPrunes(t *testing.T) {
 				}
 			}
 			srv := auditServer(t, tt.serverKey.Public().(ed25519.PublicKey))
-			src, err := sync.NewControlPlane(srv.URL, "cred", nil, 0)
+			src, err := sync.NewControlPlane(srv.URL, "cred", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,31 +12,27 @@ import (
 	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync/synctest"
+	"github.com/outpost/outpost/internal/tuf"
 )
 
-// deltaBundle is a schema 1 bundle of env carrying the given deltas (by
-// their bytes) and artifacts.
-func deltaBundle(t *testing.T, env []byte, deltas [][]byte, arts ...[]byte) []byte {
+// deltaBundle is a TUF bundle of the vendor's newest version for a
+// mirror holding since, carrying, instead of the artifact to, the bytes
+// carried as the signed delta (from base to to, sha256 and length of
+// signed: a pseudo-target).
+func deltaBundle(t *testing.T, r *rig, since int64, base, to, signed, carried []byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	if err := w.WriteSnapshot(env); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range deltas {
-		if err := w.WriteDelta(synctest.SHA(d), int64(len(d)), bytes.NewReader(d)); err != nil {
-			t.Fatal(err)
+	var pid string
+	for _, p := range r.v.TUF.Repo.Paths() {
+		if strings.Contains(p, "/"+synctest.SHA(to)+".") {
+			pid = strings.Split(strings.TrimPrefix(p, "targets/"), "/")[0]
 		}
 	}
-	for _, a := range arts {
-		if err := w.WriteArtifact(synctest.SHA(a), int64(len(a)), bytes.NewReader(a)); err != nil {
-			t.Fatal(err)
-		}
+	if pid == "" {
+		t.Fatal("the new artifact is not published")
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return r.v.BundleCarrying(t, since, func([]tuf.Target) []tuf.Target {
+		return []tuf.Target{{Path: tuf.DeltaTarget(pid, synctest.SHA(base), synctest.SHA(to)), Length: int64(len(carried)), SHA256: synctest.SHA(signed)}}
+	}, func(tuf.Target) []byte { return carried })
 }
 
 // TestImport_BundledDeltas: a bundle may carry, instead of an artifact,
@@ -57,19 +53,20 @@ func TestImport_BundledDeltas(t *testing.T) {
 	corrupt[len(corrupt)/2] ^= 0x55
 	ctx := context.Background()
 
-	signed := func(r *rig, seq int64, dl []byte) []byte {
-		m := r.v.Manifest(seq, []synctest.Art{{ID: "art_1", Data: base}, {ID: "art_2", Data: target}})
+	// signed publishes version 2 listing the delta dl from base to target.
+	signed := func(r *rig, dl []byte) {
+		m := r.v.Manifest(2, []synctest.Art{{ID: "art_1", Data: base}, {ID: "art_2", Data: target}})
 		m.Deltas = []snapshot.Delta{{
 			DeltaID: "dlt_1", FromArtifactID: "art_1", ToArtifactID: "art_2", FromSHA256: synctest.SHA(base),
 			ToSHA256: synctest.SHA(target), SHA256: synctest.SHA(dl), SizeBytes: int64(len(dl)),
 		}}
-		return r.v.Sign(t, m)
+		r.v.Publish(m)
 	}
-	// holding is a mirror that imported a bundle of snapshot 1 with the base.
+	// holding is a mirror that imported a bundle of version 1 with the base.
 	holding := func(t *testing.T) *rig {
 		r := newRig(t)
-		env1 := r.v.Sign(t, r.v.Manifest(1, []synctest.Art{{ID: "art_1", Data: base}}))
-		if _, err := r.s.Import(ctx, bytes.NewReader(deltaBundle(t, env1, nil, base)), false); err != nil {
+		r.v.Publish(r.v.Manifest(1, []synctest.Art{{ID: "art_1", Data: base}}))
+		if _, err := r.s.Import(ctx, bytes.NewReader(r.v.Bundle(t, 0)), false); err != nil {
 			t.Fatal(err)
 		}
 		return r
@@ -77,7 +74,8 @@ func TestImport_BundledDeltas(t *testing.T) {
 
 	t.Run("a bundled delta rebuilds the artifact, which the mirror serves", func(t *testing.T) {
 		r := holding(t)
-		b := deltaBundle(t, signed(r, 2, good), [][]byte{good})
+		signed(r, good)
+		b := deltaBundle(t, r, 1, base, target, good, good)
 		if len(b) >= len(target) {
 			t.Errorf("bundle is %d bytes for a %d-byte artifact", len(b), len(target))
 		}
@@ -123,18 +121,8 @@ func TestImport_BundledDeltas(t *testing.T) {
 			if c.holds {
 				r, wantSeq = holding(t), 1
 			}
-			env := signed(r, 2, c.signed)
-			var b []byte
-			if bytes.Equal(c.signed, c.carried) {
-				b = deltaBundle(t, env, [][]byte{c.carried})
-			} else { // carried under the signed delta's name
-				var buf bytes.Buffer
-				w := bundle.NewWriter(&buf)
-				w.WriteSnapshot(env)
-				w.WriteDelta(synctest.SHA(c.signed), int64(len(c.carried)), bytes.NewReader(c.carried))
-				w.Close()
-				b = buf.Bytes()
-			}
+			signed(r, c.signed)
+			b := deltaBundle(t, r, wantSeq, base, target, c.signed, c.carried)
 			for _, dry := range []bool{true, false} {
 				_, err := r.s.Import(ctx, bytes.NewReader(b), dry)
 				if !errors.Is(err, bundle.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
@@ -154,8 +142,8 @@ func TestImport_BundledDeltas(t *testing.T) {
 	}
 	t.Run("a delta the snapshot does not list is refused", func(t *testing.T) {
 		r := holding(t)
-		env := r.v.Sign(t, r.v.Manifest(2, []synctest.Art{{ID: "art_1", Data: base}, {ID: "art_2", Data: target}}))
-		_, err := r.s.Import(ctx, bytes.NewReader(deltaBundle(t, env, [][]byte{good})), false)
+		r.v.Publish(r.v.Manifest(2, []synctest.Art{{ID: "art_1", Data: base}, {ID: "art_2", Data: target}}))
+		_, err := r.s.Import(ctx, bytes.NewReader(deltaBundle(t, r, 1, base, target, good, good)), false)
 		if !errors.Is(err, bundle.ErrInvalid) || !strings.Contains(err.Error(), "is not a delta") {
 			t.Errorf("err = %v", err)
 		}

@@ -186,17 +186,15 @@ func (s *Syncer) fetchDelta(ctx context.Context, d snapshot.Delta) (int64, error
 	}
 	var n int64
 	var err error = errors.New("the source serves no deltas")
-	// In TUF mode a delta is a target of its product's role: fetched by
-	// its target path first (any TUF repository serves it), then, from a
-	// source that predates delta targets, by the delta routes.
-	if tsrc, ok := s.src.(TUFSource); ok && s.cfg.TUF != nil {
-		if path, known := s.tufPaths[d.SHA256]; known {
-			n, err = s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
-				return tsrc.TUFTarget(ctx, path, off)
-			})
-			if err == nil || ctx.Err() != nil {
-				return n, wrapDelta(d, err)
-			}
+	// A delta is a target of its product's role: fetched by its target
+	// path first (any TUF repository serves it), then, from a source that
+	// predates delta targets, by the delta routes.
+	if path, known := s.tufPaths[d.SHA256]; known && s.src != nil {
+		n, err = s.cache.Fetch(ctx, d.SHA256, d.SizeBytes, func(ctx context.Context, off int64) (*fetch.Body, error) {
+			return s.src.TUFTarget(ctx, path, off)
+		})
+		if err == nil || ctx.Err() != nil {
+			return n, wrapDelta(d, err)
 		}
 	}
 	if src, ok := s.src.(DeltaSource); ok {
@@ -216,15 +214,9 @@ func wrapDelta(d snapshot.Delta, err error) error {
 	return nil
 }
 
-// servesDeltas says whether the source can serve deltas: by the delta
-// routes, or as TUF targets in TUF mode.
-func (s *Syncer) servesDeltas() bool {
-	if _, ok := s.src.(DeltaSource); ok {
-		return true
-	}
-	_, ok := s.src.(TUFSource)
-	return ok && s.cfg.TUF != nil
-}
+// servesDeltas says whether there is a source to fetch deltas from (as
+// TUF targets, or by the delta routes).
+func (s *Syncer) servesDeltas() bool { return s.src != nil }
 
 // fetchDeltas fetches, best effort, every delta of the plan whose target
 // is needed, so the mirror can serve deltas to its clients. A failure is

@@ -37,7 +37,15 @@ func (r *rig) publishWithDelta(t *testing.T, seq int64, base, target, signed, se
 		DeltaID: "dlt_1", FromArtifactID: "art_1", ToArtifactID: "art_2", FromSHA256: synctest.SHA(base),
 		ToSHA256: synctest.SHA(target), SHA256: synctest.SHA(signed), SizeBytes: int64(len(signed)),
 	}}
-	r.cp.Publish(r.v.Sign(t, m), seq, map[string][]byte{"art_1": base, "art_2": target, "dlt_1": served})
+	r.cp.AddDelta("dlt_1", served)
+	r.v.AddBlob(signed)
+	r.v.Publish(m)
+	// The repository serves served under the signed delta's target path.
+	for _, p := range r.v.TUF.Repo.Paths() {
+		if strings.Contains(p, "/"+synctest.SHA(signed)+".") {
+			r.v.TUF.Repo.Set(p, served)
+		}
+	}
 }
 
 func TestSyncer_Deltas(t *testing.T) {
@@ -77,15 +85,15 @@ func TestSyncer_Deltas(t *testing.T) {
 			if got := res.Rebuilt == 1; got != c.rebuilt {
 				t.Errorf("rebuilt %d artifacts, want rebuilt=%v", res.Rebuilt, c.rebuilt)
 			}
-			if got := r.cp.Served("art_2") > 0; got == c.rebuilt {
-				t.Errorf("whole artifact served %d bytes, want rebuilt=%v", r.cp.Served("art_2"), c.rebuilt)
+			if got := r.cp.Served(synctest.SHA(target)) > 0; got == c.rebuilt {
+				t.Errorf("whole artifact served %d bytes, want rebuilt=%v", r.cp.Served(synctest.SHA(target)), c.rebuilt)
 			}
 			got, err := os.ReadFile(r.cache.Path(synctest.SHA(target)))
 			if err != nil || !bytes.Equal(got, target) {
 				t.Fatalf("cache holds %d bytes (%v), want the target", len(got), err)
 			}
 			if r.heldSeq(t) != 2 {
-				t.Errorf("held sequence %d, want 2", r.heldSeq(t))
+				t.Errorf("held version %d, want 2", r.heldSeq(t))
 			}
 			// The mirror keeps the delta to serve it only when it is the
 			// signed one.
@@ -104,8 +112,8 @@ func TestSyncer_Deltas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Rebuilt != 0 || r.cp.Served("art_2") != int64(len(target)) {
-			t.Errorf("rebuilt %d, whole artifact served %d bytes; want no rebuild", res.Rebuilt, r.cp.Served("art_2"))
+		if res.Rebuilt != 0 || r.cp.Served(synctest.SHA(target)) != int64(len(target)) {
+			t.Errorf("rebuilt %d, whole artifact served %d bytes; want no rebuild", res.Rebuilt, r.cp.Served(synctest.SHA(target)))
 		}
 	})
 }

@@ -56,7 +56,7 @@ func TestSyncer_UploadReport(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{"through": sum.Trailer.Through, "events_added": sum.Events})
 	}))
 	t.Cleanup(srv.Close)
-	src, err := sync.NewControlPlane(srv.URL, "cred", nil, 0)
+	src, err := sync.NewControlPlane(srv.URL, "cred", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,24 +8,21 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	gosync "sync"
 	"time"
 
-	"github.com/outpost/outpost/internal/fetch"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/wire"
 )
 
-// HTTPSource fetches from the control plane (/v1/mirror/…) or from an
-// upstream mirror (/v1/snapshot, /v1/artifacts/by-sha256/…).
+// HTTPSource fetches the tenant's TUF repository from the control plane
+// (/v1/mirror/tuf/…, with its mirror record and status reports) or from
+// an upstream mirror (/tuf/…).
 type HTTPSource struct {
 	base     *url.URL
 	token    string
 	upstream bool
 	client   *http.Client
-	maxEnv   int64
 	// The last TUF timestamp and its ETag (If-None-Match).
 	tsMu   gosync.Mutex
 	tsETag string
@@ -34,8 +31,8 @@ type HTTPSource struct {
 
 // NewControlPlane is a source reading the vendor's control plane with the
 // mirror credential. client may be nil.
-func NewControlPlane(baseURL, credential string, client *http.Client, maxEnvelope int64) (*HTTPSource, error) {
-	return newHTTP(baseURL, credential, false, client, maxEnvelope)
+func NewControlPlane(baseURL, credential string, client *http.Client) (*HTTPSource, error) {
+	return newHTTP(baseURL, credential, false, client)
 }
 
 // UpstreamSource reads another mirror (chained mirrors). Unlike the
@@ -44,8 +41,8 @@ type UpstreamSource struct{ h *HTTPSource }
 
 // NewUpstream is a source reading another mirror; token is its client
 // token, or "".
-func NewUpstream(baseURL, token string, client *http.Client, maxEnvelope int64) (*UpstreamSource, error) {
-	h, err := newHTTP(baseURL, token, true, client, maxEnvelope)
+func NewUpstream(baseURL, token string, client *http.Client) (*UpstreamSource, error) {
+	h, err := newHTTP(baseURL, token, true, client)
 	if err != nil {
 		return nil, err
 	}
@@ -55,24 +52,10 @@ func NewUpstream(baseURL, token string, client *http.Client, maxEnvelope int64) 
 // Name implements Source.
 func (u *UpstreamSource) Name() string { return u.h.Name() }
 
-// Snapshot implements Source: the upstream's held envelope, whatever
-// after is (verification tells an unchanged one apart).
-func (u *UpstreamSource) Snapshot(ctx context.Context, after int64) ([]byte, error) {
-	return u.h.Snapshot(ctx, after)
-}
-
-// Artifact implements Source, by sha256.
-func (u *UpstreamSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error) {
-	return u.h.Artifact(ctx, a, offset)
-}
-
-func newHTTP(baseURL, token string, upstream bool, client *http.Client, maxEnv int64) (*HTTPSource, error) {
+func newHTTP(baseURL, token string, upstream bool, client *http.Client) (*HTTPSource, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("source url %q: must be an http(s) URL", baseURL)
-	}
-	if maxEnv <= 0 {
-		maxEnv = snapshot.DefaultMaxSize
 	}
 	if client == nil {
 		client = &http.Client{Transport: http.DefaultTransport}
@@ -92,7 +75,7 @@ func newHTTP(baseURL, token string, upstream bool, client *http.Client, maxEnv i
 		}
 		return nil
 	}
-	return &HTTPSource{base: u, token: token, upstream: upstream, client: &c, maxEnv: maxEnv}, nil
+	return &HTTPSource{base: u, token: token, upstream: upstream, client: &c}, nil
 }
 
 // Name implements Source.
@@ -128,57 +111,6 @@ func statusError(what string, resp *http.Response) error {
 		return &PermanentError{Err: err}
 	}
 	return err
-}
-
-// Snapshot implements Source.
-func (s *HTTPSource) Snapshot(ctx context.Context, after int64) ([]byte, error) {
-	path := "/v1/mirror/snapshot?after=" + strconv.FormatInt(after, 10)
-	if s.upstream {
-		path = "/v1/snapshot"
-	}
-	req, err := s.request(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch snapshot: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotModified {
-		return nil, ErrNotModified
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, statusError("fetch snapshot", resp)
-	}
-	if resp.ContentLength > s.maxEnv {
-		return nil, permanent("fetch snapshot: %d bytes is over the %d byte cap", resp.ContentLength, s.maxEnv)
-	}
-	env, err := io.ReadAll(io.LimitReader(resp.Body, s.maxEnv+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch snapshot: %w", err)
-	}
-	if int64(len(env)) > s.maxEnv {
-		return nil, permanent("fetch snapshot: over the %d byte cap", s.maxEnv)
-	}
-	return env, nil
-}
-
-// Artifact implements Source: a ranged GET (fetch.HTTP) followed across
-// redirects.
-func (s *HTTPSource) Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error) {
-	path := "/v1/mirror/artifacts/" + url.PathEscape(a.ArtifactID)
-	if s.upstream {
-		path = "/v1/artifacts/by-sha256/" + url.PathEscape(a.SHA256)
-	}
-	open := fetch.HTTP(s.client.Do,
-		func(ctx context.Context) (*http.Request, error) { return s.request(ctx, http.MethodGet, path, nil) },
-		func(resp *http.Response) error { return statusError("fetch artifact "+a.ArtifactID, resp) })
-	b, err := open(ctx, offset)
-	if err != nil {
-		return nil, fmt.Errorf("fetch artifact %s: %w", a.ArtifactID, err)
-	}
-	return b, nil
 }
 
 // Self implements SelfSource (control plane only).

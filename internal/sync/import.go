@@ -2,17 +2,14 @@ package sync
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"time"
 
 	"github.com/outpost/outpost/internal/bundle"
-	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/returnfile"
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
@@ -47,9 +44,9 @@ type ImportReport struct {
 	Acknowledged *Acknowledged `json:"acknowledged,omitempty"`
 }
 
-// Import reads an offline bundle from r: the envelope first, verified
-// before any artifact is taken, then every artifact hashed on its way to
-// the cache. Any invalid entry rejects the whole bundle and nothing is
+// Import reads an offline TUF bundle from r: its metadata first, verified
+// by the TUF workflow before any artifact is taken, then every artifact
+// hashed on its way to the cache. Any invalid entry rejects the whole bundle and nothing is
 // committed; artifacts the bundle lacks are fine if already cached.
 func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportReport, error) {
 	s.mu.Lock()
@@ -80,165 +77,13 @@ func (s *Syncer) Import(ctx context.Context, r io.Reader, dryRun bool) (ImportRe
 	return rep, err
 }
 
-// importBundle is an import through the one pipeline: verify → needed
-// (stage), take the needed artifacts from the bundle, ready → commit.
+// importBundle is an import through the one pipeline: the TUF workflow
+// from the bundle (importTUF).
 func (s *Syncer) importBundle(ctx context.Context, r io.Reader, rep *ImportReport) error {
-	if s.cfg.TUF != nil {
-		return s.importTUF(ctx, r, rep)
+	if s.cfg.TUF == nil {
+		return errors.New("import: no TUF trust configured (the tenant's root)")
 	}
-	// Queued behind a sync while the mirror stops: do not start.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	held, err := s.st.Current()
-	if err != nil {
-		return err
-	}
-	if held != nil {
-		rep.HeldSequence = held.Sequence
-	}
-	br := bundle.NewReader(r, s.cfg.Trust.MaxSize)
-	env, err := br.Envelope()
-	if err != nil {
-		return err
-	}
-	allowed, known, err := s.st.AllowedChannels()
-	if err != nil {
-		return err
-	}
-	c, err := s.stage(env, held, state.EffectiveChannels(allowed, known, s.cfg.Channels))
-	if err != nil {
-		return fmt.Errorf("bundle snapshot: %w", err)
-	}
-	rep.SnapshotID, rep.Sequence = c.m.SnapshotID, c.m.Sequence
-	rep.ExpiresAt = c.m.ExpiresAt
-	offered := map[string]bool{}
-	for _, r := range c.m.Releases {
-		if r.Status == catalog.ReleaseActive {
-			rep.Releases++
-			offered[r.ReleaseID] = true
-		}
-	}
-	if held != nil && held.Manifest != nil {
-		for _, r := range held.Manifest.Releases {
-			if r.Status == catalog.ReleaseActive && !offered[r.ReleaseID] {
-				rep.Withdrawn = append(rep.Withdrawn, r.ProductID+"/"+r.Channel+"/"+r.Version)
-			}
-		}
-		sort.Strings(rep.Withdrawn)
-	}
-	rep.Needed = len(c.need)
-	taken, err := s.take(ctx, br, c, rep)
-	if err != nil {
-		return err
-	}
-	if err := s.account(c.need, taken, rep); err != nil {
-		return err
-	}
-	// The acknowledgement is verified before anything commits: a forged
-	// one refuses the whole bundle.
-	var ack *returnfile.Ack
-	if env := br.Ack(); env != nil {
-		if ack, err = s.verifyAck(env); err != nil {
-			return fmt.Errorf("%w: %s: %w", bundle.ErrInvalid, bundle.AckName, err)
-		}
-	}
-	if !c.unchanged() {
-		rep.Changed = true
-		if rep.DryRun {
-			return nil
-		}
-		if err := s.commit(c, EventSnapshotImported, "bundle", rep.Imported, rep.Bytes); err != nil {
-			rep.Changed = false
-			return err
-		}
-	}
-	if ack != nil && !rep.DryRun {
-		if rep.Acknowledged, err = s.recordAck(ctx, ack); err != nil {
-			return fmt.Errorf("record the bundle's acknowledgement: %w", err)
-		}
-	}
-	return nil
-}
-
-// take reads the bundle's artifacts: each must be one the snapshot lists
-// at its size; the needed ones not yet cached are ingested (hashed on
-// the way), or with DryRun only hashed. It returns the sha256s taken.
-func (s *Syncer) take(ctx context.Context, br *bundle.Reader, c *candidate, rep *ImportReport) (map[string]bool, error) {
-	inManifest := map[string]int64{}
-	for _, a := range c.m.Artifacts {
-		inManifest[a.SHA256] = a.SizeBytes
-	}
-	needed := map[string]bool{}
-	for _, a := range c.need {
-		needed[a.SHA256] = true
-	}
-	taken := map[string]bool{}
-	var deltas importDeltas
-	for {
-		e, err := br.Next()
-		if err == io.EOF {
-			return taken, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if e.Delta {
-			if deltas.arts == nil {
-				deltas = importDeltasOf(c.m)
-			}
-			name := bundle.DeltaPrefix + e.SHA256
-			d, ok := deltas.bySHA[e.SHA256]
-			if !ok {
-				return nil, fmt.Errorf("%w: %s is not a delta snapshot %d lists", bundle.ErrInvalid, name, c.m.Sequence)
-			}
-			if err := s.takeDelta(ctx, br.Body(), name, e.Size, d, deltas, needed, taken, rep); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		size, ok := inManifest[e.SHA256]
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("%w: artifacts/%s is not referenced by snapshot %d", bundle.ErrInvalid, e.SHA256, c.m.Sequence)
-		case e.Size != size:
-			return nil, fmt.Errorf("%w: artifacts/%s is %d bytes, the snapshot says %d", bundle.ErrInvalid, e.SHA256, e.Size, size)
-		case !needed[e.SHA256]:
-			rep.Skipped++
-			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
-				return nil, err
-			}
-			continue
-		case s.cache.Has(e.SHA256, size):
-			if _, err := io.Copy(io.Discard, br.Body()); err != nil {
-				return nil, err
-			}
-			continue
-		case rep.DryRun:
-			if err := checkHash(br.Body(), e.SHA256, size); err != nil {
-				return nil, err
-			}
-		default:
-			if err := s.cache.Ingest(ctx, e.SHA256, size, br.Body()); err != nil {
-				return nil, fmt.Errorf("%w: %w", bundle.ErrInvalid, err)
-			}
-		}
-		taken[e.SHA256] = true
-		rep.Imported++
-		rep.Bytes += size
-	}
-}
-
-func checkHash(r io.Reader, sha string, size int64) error {
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(r, size+1))
-	if err != nil {
-		return err
-	}
-	if n != size || hex.EncodeToString(h.Sum(nil)) != sha {
-		return fmt.Errorf("%w: artifacts/%s does not match its sha256 or size", bundle.ErrInvalid, sha)
-	}
-	return nil
+	return s.importTUF(ctx, r, rep)
 }
 
 // account counts, for the artifacts a bundle's version needs, those the

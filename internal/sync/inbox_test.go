@@ -1,42 +1,25 @@
 package sync_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 )
 
-func bundleBytes(t *testing.T, env []byte, arts ...synctest.Art) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf)
-	if err := w.WriteSnapshot(env); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range arts {
-		if err := w.WriteArtifact(synctest.SHA(a.Data), int64(len(a.Data)), bytes.NewReader(a.Data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func TestInbox_ImportsDroppedBundles(t *testing.T) {
 	r := newRig(t)
 	a := synctest.Art{ID: "art_a", Data: synctest.Random(10 << 10)}
-	good := bundleBytes(t, r.v.Sign(t, r.v.Manifest(1, []synctest.Art{a})), a)
-	other := synctest.NewVendor(t)
-	forged := bundleBytes(t, r.v.SignAs(t, other, r.v.Manifest(2, []synctest.Art{a})), a)
+	r.publish(t, 1, []synctest.Art{a})
+	good := r.v.Bundle(t, 0)
+	// The same view from a vendor whose keys the mirror does not trust.
+	other := synctest.NewTUFVendor(t)
+	other.Publish(other.Manifest(1, []synctest.Art{a}))
+	forged := other.Bundle(t, 0)
 
 	dir := filepath.Join(t.TempDir(), "inbox")
 	in := &sync.Inbox{Dir: dir, Syncer: r.syncer(nil)}
@@ -67,8 +50,8 @@ func TestInbox_ImportsDroppedBundles(t *testing.T) {
 		}
 	}
 	msg, _ := os.ReadFile(filepath.Join(dir, "failed/b.tar.error"))
-	if !strings.Contains(string(msg), "signature") && !strings.Contains(string(msg), "trusted") {
-		t.Errorf("error file says %q, want the signature failure", msg)
+	if !strings.Contains(string(msg), "tenant") {
+		t.Errorf("error file says %q, want the other tenant's bundle refused", msg)
 	}
 	t.Run("a file that changes between scans waits", func(t *testing.T) {
 		p := filepath.Join(dir, "d.tar")

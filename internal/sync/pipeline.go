@@ -7,54 +7,31 @@ import (
 	"github.com/outpost/outpost/internal/snapshot"
 )
 
-// The one sync pipeline. Every way a snapshot reaches the mirror (the
+// The one sync pipeline. Every way a version reaches the mirror (the
 // control plane over HTTP, a bucket, an upstream mirror: Once; an offline
 // bundle, by hand or from the inbox: Import) goes through the same steps:
 //
-//	stage:  verify the envelope against the trust and the held snapshot,
-//	        then work out the artifacts the mirror needs from it
-//	        (nothing is looked at before the envelope verifies);
+//	stage:  the TUF workflow verifies the metadata against the trusted
+//	        state (onceTUF, importTUF), then the artifacts the mirror
+//	        needs are worked out (nothing is looked at before it
+//	        verifies);
 //	fill:   the source-specific step, bringing the needed artifacts into
 //	        the cache (download with resume, or ingest from the bundle);
 //	commit: ready (not expired meanwhile, every needed artifact in the
 //	        cache at its signed size), then the snapshot and the audit
 //	        event recording it in one state transaction.
 
-// candidate is a verified snapshot on its way to being held.
+// candidate is a verified version on its way to being held.
 type candidate struct {
-	env  []byte
 	m    *snapshot.Manifest
 	hash string
 	ch   []string // channels it is held for
 	need []snapshot.Artifact
 	held *state.Held // the snapshot held when it was staged, or nil
-	// tufTS is the trusted timestamp of a TUF repository version: served
-	// from the commit on.
+	// tufTS is the trusted timestamp of the version: served from the
+	// commit on.
 	tufTS []byte
 }
-
-// stage is the pipeline's verify → needed.
-func (s *Syncer) stage(env []byte, held *state.Held, ch []string) (*candidate, error) {
-	var hv *snapshot.Held
-	if held != nil {
-		hv = &snapshot.Held{Sequence: held.Sequence, Hash: held.Hash}
-	}
-	now := s.cfg.Now()
-	m, err := snapshot.Verify(env, s.cfg.Trust, hv, now)
-	if err != nil {
-		return nil, err
-	}
-	// The vendor's signed metadata does not depend on the mirror's clock,
-	// so a clock behind still syncs; but the leases the mirror signs with
-	// it would not (the ledger refuses them), so say so on every sync.
-	if err := snapshot.CheckClock(m, now); err != nil {
-		s.cfg.Logger.Warn("mirror clock implausible; leases are refused until it is set", "err", err)
-	}
-	return &candidate{env: env, m: m, hash: snapshot.Hash(env), ch: ch, need: state.Needed(m, ch), held: held}, nil
-}
-
-// unchanged reports whether the candidate is the snapshot already held.
-func (c *candidate) unchanged() bool { return c.held != nil && c.hash == c.held.Hash }
 
 // commit is the pipeline's ready → commit. eventType names the audit
 // event; fetched and bytes are what the fill step brought in.
@@ -74,7 +51,7 @@ func (s *Syncer) commit(c *candidate, eventType, source string, fetched int, byt
 	if err != nil {
 		return err
 	}
-	err = s.st.Commit(state.Commit{Envelope: c.env, Manifest: c.m, Hash: c.hash, Channels: c.ch, Now: s.cfg.Now(), Event: event, TUFTimestamp: c.tufTS})
+	err = s.st.Commit(state.Commit{Manifest: c.m, Hash: c.hash, Channels: c.ch, Now: s.cfg.Now(), Event: event, TUFTimestamp: c.tufTS})
 	if err != nil {
 		return err
 	}

@@ -24,12 +24,6 @@ type Acknowledged struct {
 	Ignored []string `json:"ignored,omitempty"`
 }
 
-// verifyAck checks a bundle's acknowledgement with the keys the mirror
-// trusts for snapshots (schema 1), for this tenant and this mirror.
-func (s *Syncer) verifyAck(env []byte) (*returnfile.Ack, error) {
-	return s.verifyAckWith(env, s.cfg.Trust.Keys, s.cfg.Trust.Threshold, s.cfg.Trust.TenantID)
-}
-
 // verifyAckWith checks an acknowledgement with keys (by key id) and
 // threshold, for tenantID and this mirror.
 func (s *Syncer) verifyAckWith(env []byte, keys map[string]ed25519.PublicKey, threshold int, tenantID string) (*returnfile.Ack, error) {

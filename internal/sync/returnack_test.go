@@ -14,19 +14,19 @@ import (
 	"github.com/outpost/outpost/internal/fleet"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/returnfile"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/tuf"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 func TestSyncer_ImportAck(t *testing.T) {
 	ctx := context.Background()
 	mid := catalog.NewID(catalog.PrefixMirror)
-	v := synctest.NewVendor(t)
-	rogue := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
+	rogue := tuftest.Signer(t, 200)
 	st, c := openMirror(t)
-	s := sync.New(nil, st, c, sync.Config{Trust: v.Trust(), MirrorID: mid})
+	s := sync.New(nil, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}, MirrorID: mid})
 	fs, err := st.FleetStore()
 	if err != nil {
 		t.Fatal(err)
@@ -46,24 +46,17 @@ func TestSyncer_ImportAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// bundleWith publishes a new version and bundles it, with ack, for
+	// the version the mirror holds.
 	seq := int64(0)
 	bundleWith := func(t *testing.T, ack []byte) []byte {
 		t.Helper()
 		seq++
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf)
-		if err := w.WriteSnapshot(v.Sign(t, v.Manifest(seq, nil))); err != nil {
-			t.Fatal(err)
+		v.Publish(v.Manifest(seq, []synctest.Art{{ID: "art_a", Data: []byte(fmt.Sprint("version ", seq))}}))
+		if ack == nil {
+			return v.Bundle(t, r0(t, st))
 		}
-		if ack != nil {
-			if err := w.WriteAck(ack); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
+		return v.BundleAck(t, r0(t, st), ack)
 	}
 	if _, err := s.Import(ctx, bytes.NewReader(bundleWith(t, nil)), false); err != nil {
 		t.Fatal(err)
@@ -74,9 +67,9 @@ func TestSyncer_ImportAck(t *testing.T) {
 	}
 	good := returnfile.Ack{TenantID: v.TenantID, MirrorID: mid, AuditHead: returnfile.AuditHead{Seq: 1, Hash: hash},
 		Fleet: []returnfile.FleetCursor{{StoreID: "another-store", Through: 5}, {StoreID: meta.StoreID, Through: 3}}}
-	sign := func(t *testing.T, a returnfile.Ack, by *synctest.Vendor) []byte {
+	sign := func(t *testing.T, a returnfile.Ack, by tuf.Signer) []byte {
 		t.Helper()
-		env, err := returnfile.SignAck(a, []snapshot.Signer{by.Signer})
+		env, err := returnfile.SignAckBy(ctx, a, []returnfile.Signer{by})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,10 +98,10 @@ func TestSyncer_ImportAck(t *testing.T) {
 		want string
 	}{
 		{"signed by an untrusted key", sign(t, good, rogue), "trusted signatures"},
-		{"for another mirror", sign(t, other, v), "for mirror"},
-		{"for another tenant", sign(t, otherTenant, v), "for tenant"},
-		{"a snapshot envelope passed as an acknowledgement", v.Sign(t, v.Manifest(99, nil)), "payload type"},
-		{"an edited payload", bytes.Replace(sign(t, good, v), []byte(`"payload":"`), []byte(`"payload":"AAAA`), 1), "acknowledgement refused"},
+		{"for another mirror", sign(t, other, v.TUF.TS), "for mirror"},
+		{"for another tenant", sign(t, otherTenant, v.TUF.TS), "for tenant"},
+		{"another envelope passed as an acknowledgement", []byte(`{"payloadType":"application/vnd.outpost.snapshot+json","payload":"e30=","signatures":[]}`), "payload type"},
+		{"an edited payload", bytes.Replace(sign(t, good, v.TUF.TS), []byte(`"payload":"`), []byte(`"payload":"AAAA`), 1), "acknowledgement refused"},
 	}
 	for _, tc := range forged {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
@@ -126,7 +119,7 @@ func TestSyncer_ImportAck(t *testing.T) {
 		})
 	}
 	t.Run("dry run records nothing", func(t *testing.T) {
-		rep, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, good, v))), true)
+		rep, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, good, v.TUF.TS))), true)
 		if err != nil || rep.Acknowledged != nil {
 			t.Fatalf("dry run = %+v, %v", rep, err)
 		}
@@ -135,7 +128,7 @@ func TestSyncer_ImportAck(t *testing.T) {
 		}
 	})
 	t.Run("a genuine acknowledgement is recorded", func(t *testing.T) {
-		rep, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, good, v))), false)
+		rep, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, good, v.TUF.TS))), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +150,7 @@ func TestSyncer_ImportAck(t *testing.T) {
 	t.Run("an older acknowledgement moves nothing back", func(t *testing.T) {
 		old := good
 		old.AuditHead, old.Fleet = returnfile.AuditHead{}, []returnfile.FleetCursor{{StoreID: meta.StoreID, Through: 1}}
-		if _, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, old, v))), false); err != nil {
+		if _, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, old, v.TUF.TS))), false); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := acked(t), [2]int64{1, 3}; got != want {
@@ -168,7 +161,7 @@ func TestSyncer_ImportAck(t *testing.T) {
 		alien := good
 		alien.AuditHead = returnfile.AuditHead{Seq: 2, Hash: strings.Repeat("ab", 32)}
 		alien.Fleet = []returnfile.FleetCursor{{StoreID: meta.StoreID, Through: 99}}
-		rep, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, alien, v))), false)
+		rep, err := s.Import(ctx, bytes.NewReader(bundleWith(t, sign(t, alien, v.TUF.TS))), false)
 		if err != nil {
 			t.Fatal(err)
 		}

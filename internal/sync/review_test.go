@@ -25,11 +25,11 @@ func TestSyncer_AllowedChannelsChangeWithoutNewSnapshot(t *testing.T) {
 	r.cp.SetChannels([]string{"beta", "stable"})
 	r.publish(t, 1, []synctest.Art{stable, beta})
 	commits := 0
-	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil, 0)
+	src, err := sync.NewControlPlane(r.cp.URL, r.cp.Credential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.s = sync.New(src, r.st, r.cache, sync.Config{Trust: r.v.Trust(), OnCommit: func() { commits++ }})
+	r.s = sync.New(src, r.st, r.cache, sync.Config{TUF: r.trust(), OnCommit: func() { commits++ }})
 	if _, err := r.s.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestSyncer_AllowedChannelsChangeWithoutNewSnapshot(t *testing.T) {
 				t.Errorf("served = %s, want %s", got, tt.want)
 			}
 			if res.Sequence != 1 {
-				t.Errorf("sequence = %d, want 1", res.Sequence)
+				t.Errorf("version = %d, want 1", res.Sequence)
 			}
 			if tt.name != "unchanged" && commits != before+1 {
 				t.Errorf("OnCommit calls = %d, want %d (the server must reload)", commits-before, 1)
@@ -80,7 +80,7 @@ func TestSyncer_AllowedChannelsChangeWithoutNewSnapshot(t *testing.T) {
 	}
 }
 
-// A source that accepts the snapshot request and then never answers must
+// A source that accepts the timestamp request and then never answers must
 // not hold the sync (and with it GC and bundle imports, which wait for
 // the same lock) forever: each attempt is bounded like an artifact
 // download that stalls.
@@ -89,12 +89,14 @@ func TestSyncer_SnapshotRequestHangs(t *testing.T) {
 		name string
 		path string
 	}{
-		{"snapshot", "/v1/mirror/snapshot"},
+		{"timestamp", "/v1/mirror/tuf/metadata/timestamp.json"},
 		{"mirror record", "/v1/mirror/self"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			release := make(chan struct{})
+			r := newRig(t)
+			tenant := r.v.TenantID
 			hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == tt.path {
 					select {
@@ -104,20 +106,19 @@ func TestSyncer_SnapshotRequestHangs(t *testing.T) {
 					return
 				}
 				if r.URL.Path == "/v1/mirror/self" {
-					w.Write([]byte(`{"tenant_id":"ten_test","allowed_channels":["stable"]}`))
+					w.Write([]byte(`{"tenant_id":"` + tenant + `","allowed_channels":["stable"]}`))
 					return
 				}
 				http.NotFound(w, r)
 			}))
 			defer hang.Close()
 			defer close(release)
-			r := newRig(t)
-			src, err := sync.NewControlPlane(hang.URL, "mc", nil, 0)
+			src, err := sync.NewControlPlane(hang.URL, "mc", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := sync.New(src, r.st, r.cache, sync.Config{
-				Trust: r.v.Trust(), RequestTimeout: 100 * time.Millisecond,
+				TUF: r.trust(), RequestTimeout: 100 * time.Millisecond,
 				InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxElapsed: 300 * time.Millisecond,
 			})
 			done := make(chan error, 1)

@@ -1,9 +1,9 @@
-// Package sync is the mirror's syncer: it fetches the newest signed
-// snapshot from a Source (the control plane over HTTP, an S3 bucket, an
-// upstream mirror) or reads it from an offline bundle, verifies it before
+// Package sync is the mirror's syncer: it runs the TUF update workflow
+// against a Source (the control plane over HTTP, an S3 bucket, an upstream
+// mirror) or an offline bundle, verifies the tenant's metadata before
 // anything else, downloads the artifacts it needs into the blob cache with
-// bounded concurrency, resume and retries, and only then commits it to the
-// mirror's state in one transaction.
+// bounded concurrency, resume and retries, and only then commits the
+// version to the mirror's state in one transaction.
 package sync
 
 import (
@@ -21,21 +21,25 @@ import (
 	"github.com/outpost/outpost/internal/tuf"
 )
 
-// ErrNotModified is returned by Source.Snapshot when nothing is newer
-// than the held sequence.
-var ErrNotModified = errors.New("no newer snapshot")
+// ErrExpired is the commit gate's refusal of a version that expired
+// while its artifacts downloaded.
+var ErrExpired = errors.New("metadata expired")
 
-// Source is where snapshots and artifact bytes come from. Everything it
-// returns is untrusted: the syncer verifies the envelope and every byte.
+// Source publishes a tenant's TUF repository: the control plane
+// (/v1/mirror/tuf/), an upstream mirror (/tuf/), a bucket (under its
+// prefix). Everything it returns is untrusted: the syncer verifies the
+// metadata and every byte.
 type Source interface {
 	// Name says what the source is, for logs and status.
 	Name() string
-	// Snapshot returns the newest envelope, or ErrNotModified when it is
-	// not newer than after. Sources should cap the size they read.
-	Snapshot(ctx context.Context, after int64) ([]byte, error)
-	// Artifact returns the artifact's bytes from offset on (or from 0, with
-	// Start 0, when the source cannot seek: the download restarts).
-	Artifact(ctx context.Context, a snapshot.Artifact, offset int64) (*fetch.Body, error)
+	// Fetch reads a metadata file or a document by repository path
+	// ("metadata/timestamp.json", "targets/docs/<sha256>.policies.json").
+	tuf.Fetcher
+	// TUFTarget opens an artifact by its published path
+	// ("targets/<product>/<sha256>.<release_artifact>") from offset on
+	// (or from 0, with Start 0, when the source cannot seek: the download
+	// restarts).
+	TUFTarget(ctx context.Context, path string, offset int64) (*fetch.Body, error)
 }
 
 // Self is the control plane's record of this mirror.
@@ -93,12 +97,13 @@ func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // retryable reports whether a fetch that failed with err may succeed if
-// tried again: never a permanent source error, a verification failure, a
-// "nothing newer" answer or a fetch whose context is done.
+// tried again: never a permanent source error, an expired version, a
+// file the source lacks or sends over its cap, or a fetch whose context
+// is done.
 func retryable(ctx context.Context, err error) bool {
 	switch {
 	case err == nil, ctx.Err() != nil, IsPermanent(err),
-		errors.Is(err, ErrNotModified), errors.Is(err, snapshot.ErrVerification),
+		errors.Is(err, ErrExpired),
 		errors.Is(err, tuf.ErrNotFound), errors.Is(err, tuf.ErrTooLarge):
 		return false
 	}
@@ -161,8 +166,8 @@ func (h *hinted) NextBackOff() time.Duration {
 // sha256 but not a size.
 func (s *Syncer) ready(m *snapshot.Manifest, need []snapshot.Artifact) error {
 	if now := s.cfg.Now(); !m.ExpiresAt.After(now) {
-		return fmt.Errorf("snapshot %d: %w: %w: expired at %s while its artifacts downloaded",
-			m.Sequence, snapshot.ErrVerification, snapshot.ErrExpired, m.ExpiresAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("snapshot %d: %w at %s while its artifacts downloaded",
+			m.Sequence, ErrExpired, m.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	var missing []string
 	for _, a := range need {
@@ -175,20 +180,6 @@ func (s *Syncer) ready(m *snapshot.Manifest, need []snapshot.Artifact) error {
 		return fmt.Errorf("snapshot %d: %d artifacts not verified in the cache: %v", m.Sequence, len(missing), missing)
 	}
 	return nil
-}
-
-// envelope fetches the newest envelope, retrying transient failures
-// (network errors, 5xx, 408, 429) within this sync.
-func (s *Syncer) envelope(ctx context.Context, after int64) ([]byte, error) {
-	var env []byte
-	err := s.retry(ctx, "snapshot", func() error {
-		actx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		defer cancel()
-		var err error
-		env, err = s.src.Snapshot(actx, after)
-		return err
-	})
-	return env, err
 }
 
 // self fetches the mirror record. When the allowed channels were never

@@ -3,50 +3,47 @@ package sync_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/outpost/outpost/internal/blob"
 	"github.com/outpost/outpost/internal/blob/s3"
-	"github.com/outpost/outpost/internal/bundle"
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/sync/synctest"
 	"github.com/outpost/outpost/internal/testenv"
+	"github.com/outpost/outpost/internal/tuf/tuftest"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// badEnvelopes are the snapshots every source must refuse once the mirror
-// holds sequence 2 of arts.
-func badEnvelopes(t *testing.T, v *synctest.Vendor, arts []synctest.Art) map[string]struct {
-	env  []byte
-	want error
-} {
-	other := synctest.NewVendor(t)
-	expired := v.Manifest(3, arts)
-	expired.CreatedAt, expired.ExpiresAt = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
-	foreign := v.Manifest(3, arts)
-	foreign.TenantID, foreign.Tenant.TenantID = "ten_other", "ten_other"
-	return map[string]struct {
-		env  []byte
-		want error
-	}{
-		"rolled back":    {v.Sign(t, v.Manifest(1, arts)), snapshot.ErrRollback},
-		"expired":        {v.Sign(t, expired), snapshot.ErrExpired},
-		"foreign tenant": {v.Sign(t, foreign), snapshot.ErrTenant},
-		"wrongly signed": {v.SignAs(t, other, v.Manifest(3, arts)), snapshot.ErrUntrustedKey},
+// badTimestamps are timestamps every source must refuse once the mirror
+// holds the vendor's newest version: an older one (rollback), an expired
+// one (freeze) and one signed by a key the root does not name.
+func badTimestamps(t *testing.T, v *synctest.TUFVendor, old []byte) map[string][]byte {
+	t.Helper()
+	rogue := tuftest.Signer(t, 200)
+	const path = "metadata/timestamp.json"
+	return map[string][]byte{
+		"rolled back": old,
+		"expired": tuftest.Resign[metadata.TimestampType](t, v.TUF, path, func(m *metadata.Metadata[metadata.TimestampType]) {
+			m.Signed.Version++
+			m.Signed.Expires = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+		}, v.TUF.TS),
+		"wrongly signed": tuftest.Resign[metadata.TimestampType](t, v.TUF, path, func(m *metadata.Metadata[metadata.TimestampType]) {
+			m.Signed.Version++
+		}, rogue),
 	}
 }
 
-func newMirror(t *testing.T, v *synctest.Vendor) (*state.State, *cache.Cache) {
+func newMirror(t *testing.T) (*state.State, *cache.Cache) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
@@ -67,38 +64,32 @@ func TestSyncer_BucketSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := synctest.NewVendor(t)
+	v := synctest.NewTUFVendor(t)
 	arts := []synctest.Art{{ID: "art_a", Data: synctest.Random(300 << 10)}, {ID: "art_b", Data: synctest.Random(10)}}
-	for _, a := range arts {
-		if _, err := store.Put(ctx, "outpost/artifacts/"+synctest.SHA(a.Data), bytes.NewReader(a.Data), blob.Expect{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	putEnv := func(env []byte) {
-		if _, err := store.Put(ctx, "outpost/"+sync.DefaultSnapshotKey, bytes.NewReader(env), blob.Expect{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, c := newMirror(t, v)
-	s := sync.New(sync.NewBucket(store, "outpost/", "", 0), st, c, sync.Config{Trust: v.Trust()})
-	v.Sign(t, v.Manifest(1, arts))
-	putEnv(v.Sign(t, v.Manifest(2, arts)))
+	v.Publish(v.Manifest(1, arts[:1]))
+	old := v.TUF.Repo.Get("metadata/timestamp.json")
+	seq := v.Publish(v.Manifest(2, arts))
+	putRepo(t, store, "outpost/", v.TUF.Repo, nil)
+	st, c := newMirror(t)
+	s := sync.New(sync.NewBucket(store, "outpost/"), st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.TUF.RootData}})
 	res, err := s.Once(ctx)
-	if err != nil || res.Sequence != 2 || res.Downloaded != 2 {
+	if err != nil || res.Sequence != seq || res.Downloaded != 2 {
 		t.Fatalf("Once = %+v, %v", res, err)
 	}
 	res, err = s.Once(ctx)
 	if err != nil || res.Changed {
 		t.Fatalf("second Once = %+v, %v; want unchanged", res, err)
 	}
-	for name, bad := range badEnvelopes(t, v, arts) {
+	for name, bad := range badTimestamps(t, v, old) {
 		t.Run(name, func(t *testing.T) {
-			putEnv(bad.env)
-			if _, err := s.Once(ctx); !errors.Is(err, bad.want) {
-				t.Fatalf("Once error = %v, want %v", err, bad.want)
+			if _, err := store.Put(ctx, "outpost/metadata/timestamp.json", bytes.NewReader(bad), blob.Expect{}); err != nil {
+				t.Fatal(err)
 			}
-			if h, _ := st.Current(); h.Sequence != 2 {
-				t.Errorf("held = %d, want 2", h.Sequence)
+			if _, err := s.Once(ctx); err == nil || !strings.Contains(err.Error(), "timestamp") {
+				t.Fatalf("Once error = %v, want the timestamp refused", err)
+			}
+			if h, _ := st.Current(); h.Sequence != seq {
+				t.Errorf("held = %d, want %d", h.Sequence, seq)
 			}
 		})
 	}
@@ -109,8 +100,9 @@ func TestSyncer_UpstreamSource(t *testing.T) {
 	// Mirror A syncs from the control plane and serves mirror B.
 	a := newRig(t)
 	arts := []synctest.Art{{ID: "art_a", Data: synctest.Random(200 << 10)}, {ID: "art_b", Channel: "beta", Data: synctest.Random(10)}}
-	a.publish(t, 1, arts)
-	a.publish(t, 2, arts)
+	a.publish(t, 1, arts[:1])
+	old := a.v.TUF.Repo.Get("metadata/timestamp.json")
+	seq := a.publish(t, 2, arts)
 	if _, err := a.s.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +110,12 @@ func TestSyncer_UpstreamSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
 	var bad []byte
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if bad != nil && r.URL.Path == "/v1/snapshot" {
+		if bad != nil && r.URL.Path == "/tuf/metadata/timestamp.json" {
 			w.Write(bad)
 			return
 		}
@@ -128,46 +123,37 @@ func TestSyncer_UpstreamSource(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	st, c := newMirror(t, a.v)
-	src, err := sync.NewUpstream(upstream.URL, "tok", nil, 0)
+	st, c := newMirror(t)
+	src, err := sync.NewUpstream(upstream.URL, "tok", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := sync.New(src, st, c, sync.Config{Trust: a.v.Trust(), Channels: []string{"stable"}})
+	s := sync.New(src, st, c, sync.Config{TUF: a.trust(), Channels: []string{"stable"}})
 	res, err := s.Once(ctx)
-	if err != nil || res.Sequence != 2 || res.Downloaded != 1 {
+	if err != nil || res.Sequence != seq || res.Downloaded != 1 {
 		t.Fatalf("Once from upstream = %+v, %v", res, err)
 	}
-	held, _ := st.Current()
-	upHeld, _ := a.st.Current()
-	if !bytes.Equal(held.Envelope, upHeld.Envelope) {
-		t.Error("downstream envelope differs from upstream's")
+	served := func(st *state.State) []byte {
+		b, err := st.ServedTUFTimestamp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	for name, b := range badEnvelopes(t, a.v, arts) {
+	if !bytes.Equal(served(st), served(a.st)) {
+		t.Error("downstream serves another timestamp than upstream's")
+	}
+	for name, b := range badTimestamps(t, a.v, old) {
 		t.Run(name, func(t *testing.T) {
-			bad = b.env
-			if _, err := s.Once(ctx); !errors.Is(err, b.want) {
-				t.Fatalf("Once error = %v, want %v", err, b.want)
+			bad = b
+			if _, err := s.Once(ctx); err == nil || !strings.Contains(err.Error(), "timestamp") {
+				t.Fatalf("Once error = %v, want the timestamp refused", err)
 			}
-			if h, _ := st.Current(); h.Sequence != 2 {
-				t.Errorf("held = %d, want 2", h.Sequence)
+			if h, _ := st.Current(); h.Sequence != seq {
+				t.Errorf("held = %d, want %d", h.Sequence, seq)
 			}
 		})
 	}
-	t.Run("bundle", func(t *testing.T) {
-		for name, b := range badEnvelopes(t, a.v, arts) {
-			var buf bytes.Buffer
-			w := bundle.NewWriter(&buf)
-			w.WriteSnapshot(b.env)
-			w.Close()
-			if _, err := s.Import(ctx, &buf, false); !errors.Is(err, b.want) {
-				t.Errorf("%s: Import error = %v, want %v", name, err, b.want)
-			}
-			if h, _ := st.Current(); h.Sequence != 2 {
-				t.Errorf("%s: held = %d, want 2", name, h.Sequence)
-			}
-		}
-	})
 }
 
 func TestHTTPSource_RedirectDropsCredential(t *testing.T) {
@@ -179,7 +165,10 @@ func TestHTTPSource_RedirectDropsCredential(t *testing.T) {
 	}))
 	defer external.Close()
 	r := newRig(t)
-	r.cp.Fault = func(id string, w http.ResponseWriter, req *http.Request) bool {
+	r.cp.Fault = func(sha string, w http.ResponseWriter, req *http.Request) bool {
+		if sha == "" {
+			return false
+		}
 		http.Redirect(w, req, external.URL+"/presigned?x=1", http.StatusFound)
 		return true
 	}

@@ -22,9 +22,8 @@ import (
 
 // Config tunes a Syncer.
 type Config struct {
-	Trust snapshot.Trust
-	// TUF, when set, selects the TUF workflow instead of schema 1's
-	// envelope (Trust is then unused).
+	// TUF is the mirror's trust: the tenant and its root (required to
+	// sync or import).
 	TUF *TUFTrust
 	// Channels optionally narrows the control plane's allowed channels.
 	Channels []string
@@ -213,54 +212,18 @@ func (s *Syncer) syncOnce(ctx context.Context) (state.SyncResult, error) {
 	return s.finish(ctx, res, err)
 }
 
-// once is a sync from the source through the one pipeline: fetch the
-// envelope, verify → needed (stage), download what is missing, ready →
-// commit.
+// once is a sync from the source through the one pipeline: the TUF
+// workflow (onceTUF).
 func (s *Syncer) once(ctx context.Context, res *state.SyncResult) error {
-	if s.cfg.TUF != nil {
-		return s.onceTUF(ctx, res)
+	if s.cfg.TUF == nil {
+		return &PermanentError{Err: errors.New("no TUF trust configured (the tenant's root)")}
 	}
-	held, err := s.st.Current()
-	if err != nil {
-		return err
-	}
-	ch, err := s.channels(ctx)
-	if err != nil {
-		return err
-	}
-	var after int64
-	if held != nil {
-		after = held.Sequence
-		res.SnapshotID, res.Sequence = held.SnapshotID, held.Sequence
-	}
-	env, err := s.envelope(ctx, after)
-	if errors.Is(err, ErrNotModified) {
-		return s.repair(ctx, held, ch, res)
-	}
-	if err != nil {
-		return err
-	}
-	c, err := s.stage(env, held, ch)
-	if err != nil {
-		return err
-	}
-	if c.unchanged() {
-		return s.repair(ctx, held, ch, res)
-	}
-	res.SnapshotID, res.Sequence = c.m.SnapshotID, c.m.Sequence
-	if err := s.download(ctx, c.need, deltaPlanOf(c.m), res); err != nil {
-		return err
-	}
-	if err := s.commit(c, EventSnapshotSynced, res.Source, res.Downloaded, res.Bytes); err != nil {
-		return err
-	}
-	res.Changed = true
-	return nil
+	return s.onceTUF(ctx, res)
 }
 
-// repair re-fetches artifacts of the held snapshot that went missing (a
+// repair re-fetches artifacts of the held version that went missing (a
 // blob quarantined by verify, deleted by hand) and makes it follow a
-// change of the mirror's channels (ch) that came without a new snapshot:
+// change of the mirror's channels (ch) that came without a new version:
 // the artifacts of a channel added are fetched first, then the held
 // record switches, so a channel taken away stops being served.
 func (s *Syncer) repair(ctx context.Context, held *state.Held, ch []string, res *state.SyncResult) error {

@@ -28,18 +28,6 @@ type TUFTrust struct {
 	Limits tuf.Limits
 }
 
-// TUFSource is a Source that publishes a tenant's TUF repository: the
-// control plane (/v1/mirror/tuf/), an upstream mirror (/tuf/), a bucket
-// (under its prefix).
-type TUFSource interface {
-	// Fetch reads a metadata file or a document by repository path
-	// ("metadata/timestamp.json", "targets/docs/<sha256>.policies.json").
-	tuf.Fetcher
-	// TUFTarget opens an artifact by its published path
-	// ("targets/<product>/<sha256>.<release_artifact>") from offset on.
-	TUFTarget(ctx context.Context, path string, offset int64) (*fetch.Body, error)
-}
-
 const storeTimestamp = "metadata/timestamp.json"
 
 // tenantID is the tenant the mirror is configured for.
@@ -47,12 +35,12 @@ func (s *Syncer) tenantID() string {
 	if s.cfg.TUF != nil {
 		return s.cfg.TUF.TenantID
 	}
-	return s.cfg.Trust.TenantID
+	return ""
 }
 
 // tufClient returns the mirror's TUF client, initialising the trusted
 // state with the configured root the first time.
-func (s *Syncer) tufClient(ctx context.Context, src TUFSource) (*tuf.Client, error) {
+func (s *Syncer) tufClient(ctx context.Context, src Source) (*tuf.Client, error) {
 	if s.tufc != nil {
 		s.tufFetch.src = src
 		return s.tufc, nil
@@ -81,7 +69,7 @@ func (s *Syncer) tufClient(ctx context.Context, src TUFSource) (*tuf.Client, err
 // over instead of fetched twice.
 type tufFetcher struct {
 	s         *Syncer
-	src       TUFSource
+	src       Source
 	timestamp []byte // fetched by this sync's idle check; used once
 }
 
@@ -91,13 +79,33 @@ func (f *tufFetcher) Fetch(ctx context.Context, path string, maxBytes int64) (io
 		f.timestamp = nil
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}
+	// Each attempt, its body included, is bounded by RequestTimeout: a
+	// source that accepts the request and never answers would otherwise
+	// hold the sync lock (and GC and bundle imports) forever.
 	var rc io.ReadCloser
 	err := f.s.retry(ctx, path, func() error {
-		var err error
-		rc, err = f.src.Fetch(ctx, path, maxBytes)
-		return err
+		actx, cancel := context.WithTimeout(ctx, f.s.cfg.RequestTimeout)
+		r, err := f.src.Fetch(actx, path, maxBytes)
+		if err != nil {
+			cancel()
+			return err
+		}
+		rc = &cancelOnClose{ReadCloser: r, cancel: cancel}
+		return nil
 	})
 	return rc, err
+}
+
+// cancelOnClose ends a fetch's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // readCapped reads a whole small file, refusing more than max bytes.
@@ -120,10 +128,7 @@ func readCapped(rc io.ReadCloser, max int64) ([]byte, error) {
 // new repository version with its timestamp (ready → commit). An idle
 // sync is one timestamp fetch, compared with the one held.
 func (s *Syncer) onceTUF(ctx context.Context, res *state.SyncResult) error {
-	src, ok := s.src.(TUFSource)
-	if !ok {
-		return &PermanentError{Err: fmt.Errorf("source %s does not serve a TUF repository", s.src.Name())}
-	}
+	src := s.src
 	rec, err := s.st.CurrentRecord()
 	if err != nil {
 		return err
@@ -335,16 +340,11 @@ func (s *Syncer) prepareTUFPaths() {
 	}
 }
 
-// openArtifact opens an artifact from the source: by its TUF target path
-// in TUF mode, else through Source.Artifact.
+// openArtifact opens an artifact from the source by its TUF target path.
 func (s *Syncer) openArtifact(ctx context.Context, a snapshot.Artifact, off int64) (*fetch.Body, error) {
-	if s.cfg.TUF != nil {
-		src, ok := s.src.(TUFSource)
-		path, known := s.tufPaths[a.SHA256]
-		if !ok || !known {
-			return nil, permanent("artifact %s: no TUF target path", a.ArtifactID)
-		}
-		return src.TUFTarget(ctx, path, off)
+	path, known := s.tufPaths[a.SHA256]
+	if !known {
+		return nil, permanent("artifact %s: no TUF target path", a.ArtifactID)
 	}
-	return s.src.Artifact(ctx, a, off)
+	return s.src.TUFTarget(ctx, path, off)
 }

@@ -34,7 +34,7 @@ func (r *tufRig) restart(t *testing.T, src sync.Source) {
 
 func (r *tufRig) upstream(t *testing.T) sync.Source {
 	t.Helper()
-	src, err := sync.NewUpstream(r.srv.URL, "", nil, 0)
+	src, err := sync.NewUpstream(r.srv.URL, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/snapshot/snapshottest"
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tuf/tufhttp"
 	"github.com/outpost/outpost/internal/tuf/tuftest"
@@ -51,7 +50,7 @@ func BenchmarkTUFSync_Idle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := sync.NewUpstream(srv.URL, "", nil, 0)
+	src, err := sync.NewUpstream(srv.URL, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +97,7 @@ func BenchmarkTUFSync_OneRelease(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := sync.NewUpstream(srv.URL, "", nil, 0)
+	src, err := sync.NewUpstream(srv.URL, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,12 +165,8 @@ func BenchmarkTUFBundle_OneRelease(b *testing.B) {
 	v.Build(m)
 	v.PublishArtifacts(m, map[string][]byte{m.Artifacts[len(m.Artifacts)-1].SHA256: data})
 	inc := tufBundle(b, v, snapV)
-	env := snapshottest.Envelope(m, snapshottest.Signer(1))
-	dsse := int64(len(env)) + int64(len(data)) + 3*512 + 1024 // two headers and padding, the end marker
-	b.Logf("one release: TUF bundle %d B (gzip %d B), of which the artifact %d B; schema 1 bundle about %d B (envelope %d B, gzip %d B)",
-		len(inc), gzipLen(inc), len(data), dsse, len(env), gzipLen(env))
+	b.Logf("one release: TUF bundle %d B (gzip %d B), of which the artifact %d B", len(inc), gzipLen(inc), len(data))
 	b.ReportMetric(float64(len(inc)), "tuf-B")
-	b.ReportMetric(float64(dsse), "dsse-B")
 	b.ResetTimer()
 	for b.Loop() {
 		// Rounds after the first find the version held (use -benchtime 1x

@@ -76,7 +76,7 @@ func TestHelper_TUFFirstSyncProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := sync.NewUpstream(url, "", nil, 0)
+	src, err := sync.NewUpstream(url, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,9 +99,9 @@ func newTUFRig(t *testing.T, controlPlane bool) *tufRig {
 	}
 	var src sync.Source
 	if controlPlane {
-		src, err = sync.NewControlPlane(r.srv.URL, "cred", nil, 0)
+		src, err = sync.NewControlPlane(r.srv.URL, "cred", nil)
 	} else {
-		src, err = sync.NewUpstream(r.srv.URL, "", nil, 0)
+		src, err = sync.NewUpstream(r.srv.URL, "", nil)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestTUFSync_Bucket(t *testing.T) {
 		}
 	}
 	publish()
-	s := r.syncer(sync.NewBucket(store, "site1/", "", 0))
+	s := r.syncer(sync.NewBucket(store, "site1/"))
 	res, err := s.Once(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -420,7 +420,7 @@ func TestTUFSync_RestartServesCommittedVersion(t *testing.T) {
 	})
 	t.Run("the next sync commits the new version", func(t *testing.T) {
 		r.v.PublishArtifacts(r.m, map[string][]byte{r.m.Artifacts[len(r.m.Artifacts)-1].SHA256: data})
-		src, err := sync.NewUpstream(r.srv.URL, "", nil, 0)
+		src, err := sync.NewUpstream(r.srv.URL, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

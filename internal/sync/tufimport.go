@@ -178,7 +178,7 @@ func (s *Syncer) importTUFBundle(ctx context.Context, r io.Reader, rep *ImportRe
 	if rec != nil {
 		rep.HeldSequence = rec.Sequence
 	}
-	br := bundle.NewReader(r, 0)
+	br := bundle.NewReader(r)
 	man, err := br.TUFManifest()
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ func (s *HTTPSource) tufPrefix() string {
 	return "/v1/mirror/tuf/"
 }
 
-// Fetch implements TUFSource (tuf.Fetcher) over HTTP. The transport asks
+// Fetch implements Source (tuf.Fetcher) over HTTP. The transport asks
 // for gzip and inflates; the client caps the inflated bytes. The
 // timestamp is asked with If-None-Match of the last one, so an idle sync
 // is a 304.
@@ -75,7 +75,7 @@ func (s *HTTPSource) Fetch(ctx context.Context, path string, maxBytes int64) (io
 	return io.NopCloser(bytesReader(b)), nil
 }
 
-// TUFTarget implements TUFSource: a ranged GET of the published path.
+// TUFTarget implements Source: a ranged GET of the published path.
 func (s *HTTPSource) TUFTarget(ctx context.Context, path string, offset int64) (*fetch.Body, error) {
 	if err := tuf.CheckPath(path); err != nil {
 		return nil, fmt.Errorf("tuf path: %w", err)
@@ -92,17 +92,17 @@ func (s *HTTPSource) TUFTarget(ctx context.Context, path string, offset int64) (
 	return b, nil
 }
 
-// Fetch implements TUFSource on the upstream mirror's /tuf/.
+// Fetch implements Source on the upstream mirror's /tuf/.
 func (u *UpstreamSource) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
 	return u.h.Fetch(ctx, path, maxBytes)
 }
 
-// TUFTarget implements TUFSource on the upstream mirror's /tuf/.
+// TUFTarget implements Source on the upstream mirror's /tuf/.
 func (u *UpstreamSource) TUFTarget(ctx context.Context, path string, offset int64) (*fetch.Body, error) {
 	return u.h.TUFTarget(ctx, path, offset)
 }
 
-// Fetch implements TUFSource: the repository's files under the bucket
+// Fetch implements Source: the repository's files under the bucket
 // prefix (<prefix>metadata/…, <prefix>targets/…).
 func (b *BucketSource) Fetch(ctx context.Context, path string, maxBytes int64) (io.ReadCloser, error) {
 	if err := tuf.CheckPath(path); err != nil {
@@ -122,7 +122,7 @@ func (b *BucketSource) Fetch(ctx context.Context, path string, maxBytes int64) (
 	return obj, nil
 }
 
-// TUFTarget implements TUFSource.
+// TUFTarget implements Source.
 func (b *BucketSource) TUFTarget(ctx context.Context, path string, offset int64) (*fetch.Body, error) {
 	if err := tuf.CheckPath(path); err != nil {
 		return nil, fmt.Errorf("tuf path: %w", err)

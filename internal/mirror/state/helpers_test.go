@@ -45,7 +45,6 @@ var (
 	vendorKey  = testKey(1)
 	mirror1Key = testKey(2)
 	mirror2Key = testKey(3)
-	rogueKey   = testKey(4)
 )
 
 func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
@@ -67,7 +66,7 @@ func policyJSON(t testing.TB, p map[string]any) json.RawMessage {
 }
 
 // testManifest is a manifest of tenantA held by mirror1 (and listing
-// mirror2's key too), valid for snapshot.Verify at t0.
+// mirror2's key too), valid at t0.
 func testManifest(t testing.TB) *snapshot.Manifest {
 	t.Helper()
 	start := t0.Add(-24 * time.Hour)

@@ -59,17 +59,6 @@ func Signer(seed byte) snapshot.Signer {
 	return snapshot.Signer{KeyID: snapshot.KeyID(k.Public().(ed25519.PublicKey)), Key: k}
 }
 
-// Trust pins the public keys of signers for TenantID with the given
-// threshold.
-func Trust(threshold int, signers ...snapshot.Signer) snapshot.Trust {
-	t := snapshot.Trust{Keys: map[string]ed25519.PublicKey{}, Threshold: threshold, TenantID: TenantID}
-	for _, s := range signers {
-		pub := s.Key.Public().(ed25519.PublicKey)
-		t.Keys[snapshot.KeyID(pub)] = pub
-	}
-	return t
-}
-
 // Input returns a catalog for TenantID (active): products open products,
 // each with releasesPerProduct releases (channel stable, versions
 // 1.x.y ascending with the release id) of artifactsPerRelease VERIFIED
@@ -153,13 +142,4 @@ func Manifest(products, releasesPerProduct, artifactsPerRelease int) *snapshot.M
 	return snapshot.Build(Input(products, releasesPerProduct, artifactsPerRelease), snapshot.BuildOptions{
 		SnapshotID: ID(catalog.PrefixSnapshot, 1), Now: Now, TTL: TTL,
 	})
-}
-
-// Envelope signs m with signers, panicking on error (test inputs only).
-func Envelope(m *snapshot.Manifest, signers ...snapshot.Signer) []byte {
-	b, err := snapshot.Sign(m, signers)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

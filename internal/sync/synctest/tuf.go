@@ -102,6 +102,40 @@ func (v *TUFVendor) WriteRoot(t testing.TB, dir string) string {
 // artifact whose bytes are published.
 func (v *TUFVendor) Bundle(t testing.TB, since int64) []byte {
 	t.Helper()
+	return v.bundle(t, since, v.published, nil, nil)
+}
+
+// published picks the active artifacts whose bytes are published.
+func (v *TUFVendor) published(ts []tuf.Target) []tuf.Target {
+	var out []tuf.Target
+	seen := map[string]bool{}
+	for _, tg := range ts {
+		if v.TUF.Repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)) != nil && !seen[tg.SHA256] && tg.Custom.Status == "ACTIVE" {
+			seen[tg.SHA256] = true
+			out = append(out, tg)
+		}
+	}
+	return out
+}
+
+// BundleCarrying is Bundle carrying what pick returns from the artifact
+// targets the export found added (a delta as a pseudo-target of
+// tuf.DeltaTarget path is allowed), each as the bytes open returns for it
+// (nil open: the published bytes of its path and sha256).
+func (v *TUFVendor) BundleCarrying(t testing.TB, since int64, pick func(added []tuf.Target) []tuf.Target, open func(tuf.Target) []byte) []byte {
+	t.Helper()
+	return v.bundle(t, since, pick, open, nil)
+}
+
+// BundleAck is Bundle carrying ack as its return-file acknowledgement
+// (returnfile.SignAckBy's envelope).
+func (v *TUFVendor) BundleAck(t testing.TB, since int64, ack []byte) []byte {
+	t.Helper()
+	return v.bundle(t, since, v.published, nil, ack)
+}
+
+func (v *TUFVendor) bundle(t testing.TB, since int64, pick func(added []tuf.Target) []tuf.Target, open func(tuf.Target) []byte, ack []byte) []byte {
+	t.Helper()
 	ctx := context.Background()
 	repo := v.TUF.Repo
 	read := func(_ context.Context, path string) ([]byte, error) {
@@ -114,22 +148,17 @@ func (v *TUFVendor) Bundle(t testing.TB, since int64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if open == nil {
+		open = func(tg tuf.Target) []byte { return repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)) }
+	}
 	var buf bytes.Buffer
 	_, err = bundle.ExportTUF(ctx, &buf, bundle.TUFExport{
-		TenantID: v.TenantID, Since: since, Repo: tuftest.Fetcher{Repo: repo}, Held: held,
+		TenantID: v.TenantID, Since: since, Repo: tuftest.Fetcher{Repo: repo}, Held: held, Ack: ack,
 		Select: func(_ context.Context, ts []tuf.Target, _ *tuf.Repository) ([]tuf.Target, error) {
-			var out []tuf.Target
-			seen := map[string]bool{}
-			for _, tg := range ts {
-				if repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)) != nil && !seen[tg.SHA256] && tg.Custom.Status == "ACTIVE" {
-					seen[tg.SHA256] = true
-					out = append(out, tg)
-				}
-			}
-			return out, nil
+			return pick(ts), nil
 		},
 		Open: func(_ context.Context, tg tuf.Target) (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(repo.Get(tuf.TargetPath(tg.Path, tg.SHA256)))), nil
+			return io.NopCloser(bytes.NewReader(open(tg))), nil
 		},
 		Now: time.Now, TempDir: t.TempDir(),
 	})
@@ -245,14 +274,17 @@ func (c *TUFControlPlane) authed(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// targetSHA is the sha256 of a consistent target path
-// (targets/<dir>/<sha256>.<name>), or "".
+// targetSHA is the sha256 of an artifact's consistent target path
+// (targets/<dir>/<sha256>.<name>), or "" (metadata and documents).
 func targetSHA(path string) string {
 	rest, ok := strings.CutPrefix(path, "/v1/mirror/tuf/targets/")
-	if !ok {
+	if !ok || strings.HasPrefix(rest, "docs/") { // documents count as metadata
 		return ""
 	}
 	base := rest[strings.LastIndexByte(rest, '/')+1:]
+	if strings.HasSuffix(base, ".product.json") {
+		return "" // the product document
+	}
 	if i := strings.IndexByte(base, '.'); i == 64 {
 		return base[:i]
 	}
