@@ -27,10 +27,10 @@ func TestDataKeyRotation_MirrorSyncsAcrossIt(t *testing.T) {
 	file, _ := randomFile(t, t.TempDir(), "acme-1.0.0.tar.gz", 64<<10)
 	cp.release(product, "1.0.0", file)
 	cp.snapshot(tenant)
-	key := cp.vendorKey()
-	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, trustedKey: key, source: "none"})
+	root := cp.rootFile(tenant)
+	m := newMirror(t, tl, "site", mirrorConfig{tenant: tenant, root: root, source: "none"})
 	_, cred := cp.registerMirror(tenant, "site", m.publicKey)
-	m.configure(mirrorConfig{tenant: tenant, trustedKey: key, source: "controlplane", vendorURL: cp.url, credential: cred})
+	m.configure(mirrorConfig{tenant: tenant, root: root, source: "controlplane", vendorURL: cp.url, credential: cred})
 	var hook struct {
 		ID string `json:"id"`
 	}
