@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,20 +12,10 @@ import (
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/testenv"
 	"github.com/outpost/outpost/internal/tuf/tufhttp"
 	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
-
-// processCPU is the process's user+system CPU time (every thread, the
-// garbage collector's included): on a shared machine it measures the work,
-// where wall time measures the neighbours too.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkServer_Status100k: GET /v1/status on a mirror holding a
 // 100,000-release tenant (TUF, 10 products × 10,000 releases, as its sync
@@ -71,7 +60,7 @@ func BenchmarkServer_Status100k(b *testing.B) {
 		b.Fatalf("status after the sync = %d %s (%v), want one holding a snapshot", first.Code, first.Body, err)
 	}
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := testenv.ProcessCPU()
 	for b.Loop() {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/status", nil))
@@ -79,5 +68,5 @@ func BenchmarkServer_Status100k(b *testing.B) {
 			b.Fatalf("status = %d: %s", rec.Code, rec.Body)
 		}
 	}
-	b.ReportMetric(float64(processCPU()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(testenv.ProcessCPU()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }

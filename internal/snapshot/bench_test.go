@@ -2,13 +2,13 @@ package snapshot_test
 
 import (
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/snapshot/snapshottest"
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 // The scale: one tenant, 100,000 releases of one artifact each.
@@ -18,18 +18,10 @@ const benchReleases = 100_000
 // so that its 300,000 objects do not burden the GC of other benchmarks.
 func benchInput() *catalog.SnapshotInput { return snapshottest.Input(10, benchReleases/10, 1) }
 
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// shows the work done even when wall time is inflated by other load.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // report adds CPU time per op and the live heap after the last op (the
 // result still held), in MB.
 func report(b *testing.B, cpu0 time.Duration, keep any) {
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(testenv.ProcessCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
@@ -42,7 +34,7 @@ func BenchmarkBuild100k(b *testing.B) {
 	in := benchInput()
 	b.ReportAllocs()
 	runtime.GC()
-	cpu0 := cpuTime()
+	cpu0 := testenv.ProcessCPU()
 	var m *snapshot.Manifest
 	for b.Loop() {
 		m = snapshot.Build(in, snapshot.BuildOptions{SnapshotID: "snp_bench", Now: snapshottest.Now, TTL: snapshottest.TTL})

@@ -7,24 +7,16 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outpost/outpost/internal/cache"
 	"github.com/outpost/outpost/internal/mirror/state"
 	"github.com/outpost/outpost/internal/sync"
+	"github.com/outpost/outpost/internal/testenv"
 	"github.com/outpost/outpost/internal/tuf/tufhttp"
 	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkTUFSync_Idle: a mirror holding a 100,000-release tenant (10
 // products × 10,000 releases) syncs from an upstream that has nothing
@@ -63,7 +55,7 @@ func BenchmarkTUFSync_Idle(b *testing.B) {
 	}
 	b.Logf("first sync: %s, %d bytes of metadata and documents", time.Since(start).Round(time.Millisecond), res.Bytes)
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := testenv.ProcessCPU()
 	for b.Loop() {
 		res, err := s.Once(ctx)
 		if err != nil {
@@ -73,7 +65,7 @@ func BenchmarkTUFSync_Idle(b *testing.B) {
 			b.Fatal("idle sync changed something")
 		}
 	}
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(testenv.ProcessCPU()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkTUFSync_OneRelease: the same mirror after one new release in

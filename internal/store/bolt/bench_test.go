@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
 	"github.com/outpost/outpost/internal/store/storetest"
+	"github.com/outpost/outpost/internal/testenv"
 )
 
 // bulkLoad writes n releases of one product, each with one verified
@@ -82,8 +82,8 @@ func BenchmarkCreateSnapshot_100k(b *testing.B) {
 	}
 	b.Run("cold", func(b *testing.B) {
 		b.ReportAllocs()
-		start := cpuTime()
-		defer func() { b.ReportMetric(float64((cpuTime()-start).Milliseconds())/float64(b.N), "cpu-ms/op") }()
+		start := testenv.ProcessCPU()
+		defer func() { b.ReportMetric(float64((testenv.ProcessCPU()-start).Milliseconds())/float64(b.N), "cpu-ms/op") }()
 		for b.Loop() {
 			db.DropCache() // as in a fresh process
 			if _, err := db.CreateSnapshot(ctx, tenantID, build); err != nil {
@@ -93,24 +93,14 @@ func BenchmarkCreateSnapshot_100k(b *testing.B) {
 	})
 	b.Run("warm", func(b *testing.B) {
 		b.ReportAllocs()
-		start := cpuTime()
-		defer func() { b.ReportMetric(float64((cpuTime()-start).Milliseconds())/float64(b.N), "cpu-ms/op") }()
+		start := testenv.ProcessCPU()
+		defer func() { b.ReportMetric(float64((testenv.ProcessCPU()-start).Milliseconds())/float64(b.N), "cpu-ms/op") }()
 		for b.Loop() {
 			if _, err := db.CreateSnapshot(ctx, tenantID, build); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-}
-
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// says more than wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkAcquireLease: online lease issuance, 32 concurrent clients,

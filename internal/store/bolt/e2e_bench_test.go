@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/testenv"
 	"github.com/outpost/outpost/internal/update"
 )
 
@@ -39,8 +40,8 @@ func BenchmarkSnapshotPath_100k(b *testing.B) {
 	var mark time.Time
 	var markCPU time.Duration
 	split := func(name string) {
-		p.add(name, time.Since(mark), cpuTime()-markCPU)
-		mark, markCPU = time.Now(), cpuTime()
+		p.add(name, time.Since(mark), testenv.ProcessCPU()-markCPU)
+		mark, markCPU = time.Now(), testenv.ProcessCPU()
 	}
 	build := func(in *catalog.SnapshotInput) (*catalog.Snapshot, error) {
 		split("gather")
@@ -57,7 +58,7 @@ func BenchmarkSnapshotPath_100k(b *testing.B) {
 	create := func(name string) *catalog.Snapshot {
 		var s *catalog.Snapshot
 		p.run(name, func() {
-			mark, markCPU = time.Now(), cpuTime()
+			mark, markCPU = time.Now(), testenv.ProcessCPU()
 			var err error
 			if s, err = db.CreateSnapshot(ctx, tenantID, build); err != nil {
 				b.Fatal(err)
@@ -114,9 +115,9 @@ type phases struct {
 
 func (p *phases) run(name string, fn func()) {
 	resetPeakRSS()
-	c0, w0 := cpuTime(), time.Now()
+	c0, w0 := testenv.ProcessCPU(), time.Now()
 	fn()
-	p.add(name, time.Since(w0), cpuTime()-c0)
+	p.add(name, time.Since(w0), testenv.ProcessCPU()-c0)
 	p.peak[name] = max(p.peak[name], peakRSS())
 }
 
