@@ -115,23 +115,7 @@ func TestMigrate_Runner(t *testing.T) {
 
 	t.Run("two instances starting together apply each migration once", func(t *testing.T) {
 		name, conn := freshSchema(t, url)
-		var wg sync.WaitGroup
-		errs := make([]error, 4)
-		for i := range errs {
-			wg.Go(func() {
-				db, err := Open(ctx, url, Options{Schema: name, MaxConns: 2})
-				if err == nil {
-					db.Close()
-				}
-				errs[i] = err
-			})
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("open %d: %v", i, err)
-			}
-		}
+		openTogether(t, url, name, 4)
 		wantAllApplied(t, conn)
 	})
 
@@ -256,4 +240,27 @@ func TestAudit_AppendOnly(t *testing.T) {
 			t.Fatalf("WalkAudit: %d events, %v; want 1", n, err)
 		}
 	})
+}
+
+// openTogether opens n stores on schema at once (instances starting
+// together) and closes them; each Open must succeed.
+func openTogether(t *testing.T, url, schema string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 2})
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("open %d: %v", i, err)
+		}
+	}
 }

@@ -101,23 +101,7 @@ func TestOpen_Behaviour(t *testing.T) {
 				conn.Close(ctx)
 			}
 		})
-		var wg sync.WaitGroup
-		errs := make([]error, 4)
-		for i := range errs {
-			wg.Go(func() {
-				db, err := Open(ctx, url, Options{Schema: other, MaxConns: 2})
-				if err == nil {
-					db.Close()
-				}
-				errs[i] = err
-			})
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("open %d: %v", i, err)
-			}
-		}
+		openTogether(t, url, other, 4)
 	})
 
 	t.Run("newer schema version is refused", func(t *testing.T) {
