@@ -47,7 +47,7 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 				if g%2 == 0 {
 					name := fmt.Sprintf("%s-%d-%d", prefix, g, n)
 					key := "idem-" + name
-					id, ok := w.until(c, urls, n, func(ctx context.Context, c *http.Client, base string) (string, bool, error) {
+					id, ok, last := w.until(c, urls, n, func(ctx context.Context, c *http.Client, base string) (string, bool, error) {
 						var tn struct {
 							TenantID string `json:"tenant_id"`
 						}
@@ -68,7 +68,7 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 						return tn.TenantID, false, err
 					})
 					if !ok {
-						t.Errorf("tenant %s never acknowledged within a minute of retries", name)
+						t.Errorf("tenant %s never acknowledged within a minute of retries (last answer: %v)", name, last)
 						return
 					}
 					w.mu.Lock()
@@ -77,7 +77,7 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 				} else {
 					subject := fmt.Sprintf("%s-%d-%d", prefix, g, n)
 					secret := ""
-					id, ok := w.until(c, urls, n, func(ctx context.Context, c *http.Client, base string) (string, bool, error) {
+					id, ok, last := w.until(c, urls, n, func(ctx context.Context, c *http.Client, base string) (string, bool, error) {
 						var l struct {
 							LeaseID      string `json:"lease_id"`
 							HolderSecret string `json:"holder_secret"`
@@ -102,7 +102,7 @@ func (w *writeLoad) run(ctx context.Context, t *testing.T, workers int, prefix s
 						return l.LeaseID, false, err
 					})
 					if !ok {
-						t.Errorf("lease for %s never acknowledged within a minute of retries", subject)
+						t.Errorf("lease for %s never acknowledged within a minute of retries (last answer: %v)", subject, last)
 						return
 					}
 					if id == leaseUnanswered {
@@ -132,8 +132,9 @@ func (w *writeLoad) acked() int {
 }
 
 // until retries op over the instances (round robin from n) with a short
-// pause until it succeeds or a minute passes.
-func (w *writeLoad) until(c *http.Client, urls []string, n int, op func(context.Context, *http.Client, string) (string, bool, error)) (string, bool) {
+// pause until it succeeds or a minute passes; last is the final failed
+// attempt's error, for the report.
+func (w *writeLoad) until(c *http.Client, urls []string, n int, op func(context.Context, *http.Client, string) (string, bool, error)) (id string, ok bool, last error) {
 	deadline := time.Now().Add(time.Minute)
 	for try := 0; time.Now().Before(deadline); try++ {
 		w.attempts.Add(1)
@@ -142,15 +143,16 @@ func (w *writeLoad) until(c *http.Client, urls []string, n int, op func(context.
 			if try > 0 {
 				w.retried.Add(1)
 			}
-			return id, true
+			return id, true, nil
 		}
+		last = err
 		now := time.Now().UnixNano()
 		w.failures.Add(1)
 		w.firstFail.CompareAndSwap(0, now)
 		w.lastFail.Store(now)
 		time.Sleep(100 * time.Millisecond)
 	}
-	return "", false
+	return "", false, last
 }
 
 // check requires every acknowledged tenant to exist and every
