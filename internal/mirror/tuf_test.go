@@ -288,3 +288,79 @@ func TestServer_TUFExpiredRule(t *testing.T) {
 		hs.Close()
 	}
 }
+
+// TestServer_TUFTimestampFollowsView: a commit lands in mirror.db before
+// the server's view swaps in (Reload). In between, /tuf/ must still
+// announce the version whose artifacts the view serves: a client told of
+// the new one would be refused an artifact it lists (a crash test saw
+// that 404).
+func TestServer_TUFTimestampFollowsView(t *testing.T) {
+	v := tuftest.NewVendor(t, "", 0)
+	m := tuftest.View(1, 2, 1)
+	blobs := tuftest.WithBytes(m)
+	v.Build(m)
+	v.PublishArtifacts(m, blobs)
+	up := httptest.NewServer(tufhttp.New(v.Repo, tufhttp.Options{}))
+	defer up.Close()
+	dir := t.TempDir()
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sync.NewUpstream(up.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncer := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}})
+	if _, err := syncer.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := mirror.NewServer(mirror.Options{State: st, Cache: c, Updates: realUpdates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	timestamp := func() []byte {
+		resp, err := http.Get(hs.URL + "/tuf/metadata/timestamp.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("timestamp: %d %s", resp.StatusCode, b)
+		}
+		return b
+	}
+	first := v.Repo.Get("metadata/timestamp.json")
+	if got := timestamp(); !bytes.Equal(got, first) {
+		t.Fatalf("before the second commit: served timestamp is not the vendor's")
+	}
+
+	v.Now = v.Now.Add(time.Second)
+	_, newData := tuftest.AddRelease(m, 0, 1, "9.0.1")
+	v.Build(m)
+	v.PublishArtifacts(m, map[string][]byte{sumOf(newData): newData})
+	if _, err := syncer.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := v.Repo.Get("metadata/timestamp.json")
+	if bytes.Equal(first, second) {
+		t.Fatal("the vendor's second build did not sign a new timestamp")
+	}
+	if got := timestamp(); !bytes.Equal(got, first) {
+		t.Errorf("committed but not reloaded: served a timestamp that is not the first (the view's) one")
+	}
+	if err := srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := timestamp(); !bytes.Equal(got, second) {
+		t.Errorf("after Reload: served timestamp is not the second one")
+	}
+}

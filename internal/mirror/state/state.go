@@ -62,6 +62,11 @@ type Held struct {
 	Record
 	Envelope []byte
 	Manifest *snapshot.Manifest
+	// Timestamp is the TUF timestamp served with this version, read in
+	// the same transaction as the record (Current only): a server that
+	// answers timestamp.json from it never announces a version newer
+	// than the one whose artifacts it serves.
+	Timestamp []byte
 }
 
 // SyncResult is the outcome of the last sync or import.
@@ -138,8 +143,13 @@ func (s *State) Current() (*Held, error) {
 			return nil
 		}
 		var err error
-		h, err = s.load(tx, cur)
-		return err
+		if h, err = s.load(tx, cur); err != nil {
+			return err
+		}
+		if ts := tx.Bucket(bktMeta).Get(keyTUFTimestamp); ts != nil {
+			h.Timestamp = append([]byte(nil), ts...)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read current snapshot: %w", err)

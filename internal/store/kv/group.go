@@ -28,7 +28,9 @@ import (
 // refusal: a full entitlement, a wrong holder secret) drops out of the
 // batch without harming it; a call that fails after writing aborts the
 // shared transaction, and then every call of the batch runs again alone
-// (update), so fn must reset its outputs on entry.
+// (update), so fn must reset its outputs on entry. A failed COMMIT is
+// never redone (it may have happened: the answer lost with the
+// connection); every call that wrote gets its error.
 //
 // On PostgreSQL a batch is also what scales instances: each batch holds
 // the chain-head lock once, so the writes of 16 writers share one lock
@@ -66,7 +68,8 @@ func (db *Store) updateGrouped(ctx context.Context, keys []BucketKey, fn func(*w
 }
 
 // commitGroup runs batch in one transaction, or each call alone when a
-// call failed after writing or the commit failed.
+// call failed after writing (the shared transaction never committed). A
+// failed commit is not redone: it may have committed.
 func (db *Store) commitGroup(batch []*groupCall) {
 	if len(batch) == 1 {
 		c := batch[0]
@@ -79,6 +82,7 @@ func (db *Store) commitGroup(batch []*groupCall) {
 		return
 	}
 	db.mu.Lock()
+	ran := false // the batch's calls all ran: an error after is the commit's
 	err := db.b.Update(context.WithoutCancel(batch[0].ctx), func(tx Tx) error {
 		if p, ok := tx.(Prefetcher); ok {
 			var keys []BucketKey
@@ -110,6 +114,7 @@ func (db *Store) commitGroup(batch []*groupCall) {
 				c.err = err
 			}
 		}
+		ran = true
 		return nil
 	})
 	if err == nil {
@@ -131,6 +136,19 @@ func (db *Store) commitGroup(batch []*groupCall) {
 		}
 	}
 	db.mu.Unlock()
+	if ran {
+		// The commit failed, and it may have happened all the same (the
+		// answer to COMMIT lost with the connection): running the calls
+		// again could do twice what was done once (a tenant created, then
+		// "already exists" remembered as the answer to its Idempotency-Key).
+		// Each call that wrote gets the error; its caller decides.
+		for _, c := range batch {
+			if c.w != nil {
+				c.w, c.err = nil, err
+			}
+		}
+		return
+	}
 	for _, c := range batch {
 		c.err = db.update(c.ctx, c.fn)
 	}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/outpost/outpost/internal/audit"
 	"github.com/outpost/outpost/internal/catalog"
+	"go.etcd.io/bbolt"
 )
 
 // TestUpdateGrouped_Isolation: concurrent grouped calls commit together,
@@ -114,5 +118,75 @@ func TestCatalogWrites_GroupedRedo(t *testing.T) {
 	}
 	if want := n - n/8; events != want {
 		t.Fatalf("audit events = %d, want %d", events, want)
+	}
+}
+
+// lostCommit is a backend whose write transactions commit and then
+// report an error, as when the connection drops before COMMIT's answer.
+type lostCommit struct {
+	Backend
+	updates atomic.Int64
+}
+
+var errLostCommit = errors.New("connection lost after COMMIT")
+
+func (b *lostCommit) Update(ctx context.Context, fn func(Tx) error) error {
+	if b.updates.Add(1) == 1 {
+		// The first transaction is slow, so the other calls queue up
+		// and share the next one.
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := b.Backend.Update(ctx, fn); err != nil {
+		return err
+	}
+	return errLostCommit
+}
+
+// TestUpdateGrouped_LostCommitNotRedone: a batch whose commit failed may
+// have committed, so its calls are not run again (a create would then
+// answer "already exists" for the tenant it created): each gets the
+// commit's error, and what they wrote is there once.
+func TestUpdateGrouped_LostCommitNotRedone(t *testing.T) {
+	bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "outpost.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	if err := bdb.Update(func(tx *bbolt.Tx) error {
+		for _, name := range Buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := &lostCommit{Backend: Bolt(bdb)}
+	db := New(b, Options{Cache: true})
+	defer db.Close()
+	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
+	const n = 16
+	errs := make([]error, n)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ids[i] = catalog.NewID(catalog.PrefixTenant)
+		wg.Go(func() { errs[i] = db.CreateTenant(ctx, &catalog.Tenant{TenantID: ids[i], Name: fmt.Sprintf("t%d", i)}) })
+		if i == 0 {
+			time.Sleep(10 * time.Millisecond) // the slow first transaction is under way
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		if !errors.Is(errs[i], errLostCommit) {
+			t.Errorf("create %d: err %v, want the lost commit's error (not a second run)", i, errs[i])
+		}
+		if _, err := db.Tenant(ctx, ids[i]); err != nil {
+			t.Errorf("tenant %d: %v; want it committed once", i, err)
+		}
+	}
+	if got := b.updates.Load(); got >= n {
+		t.Fatalf("%d write transactions for %d calls: no batch formed, the test proves nothing", got, n)
 	}
 }
