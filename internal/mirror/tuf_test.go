@@ -233,6 +233,33 @@ func sumOf(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// syncedState is a mirror's state and cache in a temporary directory,
+// synced once from v's repository served on loopback, and the syncer.
+func syncedState(t *testing.T, v *tuftest.Vendor) (*state.State, *cache.Cache, *sync.Syncer) {
+	t.Helper()
+	up := httptest.NewServer(tufhttp.New(v.Repo, tufhttp.Options{}))
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sync.NewUpstream(up.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncer := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}})
+	if _, err := syncer.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st, c, syncer
+}
+
 // TestServer_TUFExpiredRule: past the timestamp's expiry the mirror keeps
 // serving the signed metadata at /tuf/ (clients refuse it by its expiry)
 // while /v1/updates/check follows serve_expired (503 by default).
@@ -242,25 +269,7 @@ func TestServer_TUFExpiredRule(t *testing.T) {
 	blobs := tuftest.WithBytes(m)
 	v.Build(m)
 	v.PublishArtifacts(m, blobs)
-	up := httptest.NewServer(tufhttp.New(v.Repo, tufhttp.Options{}))
-	defer up.Close()
-	dir := t.TempDir()
-	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	c, err := cache.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := sync.NewUpstream(up.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}}).Once(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st, c, _ := syncedState(t, v)
 	later := func() time.Time { return time.Now().Add(48 * time.Hour) }
 	for _, serveExpired := range []bool{false, true} {
 		srv, err := mirror.NewServer(mirror.Options{State: st, Cache: c, Updates: realUpdates, Now: later, ServeExpired: serveExpired})
@@ -300,26 +309,7 @@ func TestServer_TUFTimestampFollowsView(t *testing.T) {
 	blobs := tuftest.WithBytes(m)
 	v.Build(m)
 	v.PublishArtifacts(m, blobs)
-	up := httptest.NewServer(tufhttp.New(v.Repo, tufhttp.Options{}))
-	defer up.Close()
-	dir := t.TempDir()
-	st, err := state.Open(filepath.Join(dir, "mirror.db"), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	c, err := cache.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := sync.NewUpstream(up.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	syncer := sync.New(src, st, c, sync.Config{TUF: &sync.TUFTrust{TenantID: v.TenantID, Root: v.RootData}})
-	if _, err := syncer.Once(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st, c, syncer := syncedState(t, v)
 	srv, err := mirror.NewServer(mirror.Options{State: st, Cache: c, Updates: realUpdates})
 	if err != nil {
 		t.Fatal(err)
