@@ -388,9 +388,7 @@ func updateHandler(m *snapshot.Manifest) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		update.Handle(w, r, e, clock.Now())
-	}), nil
+	return update.Handler{Engine: e, Now: clock.Now}, nil
 }
 
 func syncCmd() *cobra.Command {

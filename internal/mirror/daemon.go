@@ -24,6 +24,7 @@ import (
 	"github.com/outpost/outpost/internal/sync"
 	"github.com/outpost/outpost/internal/tlsconf"
 	"github.com/outpost/outpost/internal/wire"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is what a Mirror daemon needs; cmd/mirror builds it from
@@ -147,6 +148,7 @@ type Mirror struct {
 	events *fleet.Aggregator
 	leases *Leases
 	hs     *http.Server
+	front  *Front // in front of hs on plain HTTP; nil under TLS
 	// inflight joins the request handlers: http.Server.Close does not
 	// wait for them.
 	inflight gosync.WaitGroup
@@ -293,6 +295,14 @@ func (m *Mirror) build(ctx context.Context) error {
 	m.ln = Listener(m.ln)
 	if m.tls != nil {
 		m.ln = tls.NewListener(m.ln, m.tls.Config)
+	} else {
+		m.front = m.srv.NewFront(m.ln, FrontOptions{
+			ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, WriteTimeout: m.cfg.WriteTimeout, Logger: m.log,
+		})
+		m.ln = m.front
+		m.srv.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_mirror_front_answers_total", Help: "Update checks answered by the mirror's own HTTP/1.1 loop (the rest by net/http).",
+		}, func() float64 { return float64(m.front.Answered()) }))
 	}
 	if cfg.AdminSocket != "" {
 		// Without it the daemon still serves; the one-shot commands then
@@ -306,7 +316,7 @@ func (m *Mirror) build(ctx context.Context) error {
 	}
 	m.hs = &http.Server{
 		Handler:           m.track(m.deadlines(root)),
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
 		ConnContext: ConnContext,
 		// TLS handshake failures and the like: debug, a scanner must not
 		// flood the log.
@@ -314,6 +324,12 @@ func (m *Mirror) build(ctx context.Context) error {
 	}
 	return nil
 }
+
+// The HTTP server's timeouts (Front's too).
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
 
 // track counts a request in m.inflight while its handler runs.
 func (m *Mirror) track(h http.Handler) http.Handler {
@@ -482,7 +498,14 @@ func (m *Mirror) serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.ShutdownTimeout)
 	defer cancel()
+	var ferr error
+	if m.front != nil {
+		ferr = m.front.Shutdown(sctx)
+	}
 	err := m.hs.Shutdown(sctx)
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
 		// Requests still running past the deadline: cut their
 		// connections, so their handlers fail their writes and return.

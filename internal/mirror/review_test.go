@@ -19,7 +19,7 @@ func realUpdates(m *snapshot.Manifest) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { update.Handle(w, r, e, time.Now()) }), nil
+	return update.Handler{Engine: e, Now: time.Now}, nil
 }
 
 // The mirror only caches and serves its channels, so its update check

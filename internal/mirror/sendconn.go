@@ -26,6 +26,46 @@ type sendConn struct {
 	// connection so a response allocates no closures.
 	op                 sendOp
 	sendStep, fileStep func(fd uintptr) bool
+	// prefix is what Front read from the connection before handing it
+	// to net/http: read first.
+	prefix []byte
+}
+
+// Read implements net.Conn: the prefix, then the socket.
+func (c *sendConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.TCPConn.Read(p)
+}
+
+// prefixConn is a connection with bytes already read from it (Front).
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// withPrefix is c reading prefix first.
+func withPrefix(c net.Conn, prefix []byte) net.Conn {
+	if len(prefix) == 0 {
+		return c
+	}
+	if sc, ok := c.(*sendConn); ok {
+		sc.prefix = prefix
+		return sc
+	}
+	return &prefixConn{Conn: c, prefix: prefix}
 }
 
 // sendOp is the state of one sendmsg or sendfile loop.

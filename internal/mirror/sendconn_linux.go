@@ -57,27 +57,49 @@ func (c *sendConn) sendmsgStep(fd uintptr) bool {
 // connection's usual ReadFrom.
 func (c *sendConn) ReadFrom(r io.Reader) (int64, error) {
 	c.more = false
+	// A section, or the chunk of one that wire.ReadFromInChunks passes
+	// (a download under a per-write deadline).
+	limit := int64(-1)
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		r, limit = lr.R, lr.N
+	}
 	sr, ok := r.(*io.SectionReader)
 	if !ok {
-		return c.TCPConn.ReadFrom(r)
+		return c.TCPConn.ReadFrom(orLimited(lr, r))
 	}
 	ra, base, size := sr.Outer()
 	f, ok := ra.(*os.File)
 	if !ok {
-		return c.TCPConn.ReadFrom(r)
+		return c.TCPConn.ReadFrom(orLimited(lr, r))
 	}
 	pos, err := sr.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return 0, err
 	}
-	n, err := c.sendfile(f, base+pos, size-pos)
+	want := size - pos
+	if limit >= 0 {
+		want = min(want, limit)
+	}
+	n, err := c.sendfile(f, base+pos, want)
 	if _, serr := sr.Seek(pos+n, io.SeekStart); serr != nil && err == nil {
 		err = serr
 	}
+	if limited {
+		lr.N -= n
+	}
 	if n == 0 && errors.Is(err, errNoSendfile) {
-		return c.TCPConn.ReadFrom(r)
+		return c.TCPConn.ReadFrom(orLimited(lr, r))
 	}
 	return n, err
+}
+
+// orLimited is lr when there is one, else r.
+func orLimited(lr *io.LimitedReader, r io.Reader) io.Reader {
+	if lr != nil {
+		return lr
+	}
+	return r
 }
 
 // errNoSendfile means sendfile(2) refused the file or the socket before

@@ -67,6 +67,12 @@ func TestSendConn_ReadFrom(t *testing.T) {
 			f.Seek(5, io.SeekStart)
 			return io.LimitReader(f, 70<<10)
 		}, data[5 : 5+70<<10], nil},
+		{"a chunk of a section", func(f *os.File) io.Reader {
+			return &io.LimitedReader{R: io.NewSectionReader(f, 1000, 100<<10), N: 30 << 10}
+		}, data[1000 : 1000+30<<10], nil},
+		{"a chunk longer than the section", func(f *os.File) io.Reader {
+			return &io.LimitedReader{R: io.NewSectionReader(f, 1000, 10<<10), N: 300 << 10}
+		}, data[1000 : 1000+10<<10], nil},
 		{"past the end of the file", func(f *os.File) io.Reader { return io.NewSectionReader(f, int64(len(data))-10, 100) }, data[len(data)-10:], io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
@@ -92,6 +98,16 @@ func TestSendConn_ReadFrom(t *testing.T) {
 			}
 			if n != int64(len(tt.want)) || !bytes.Equal(body, tt.want) {
 				t.Errorf("ReadFrom = %d, received %d bytes (right ones: %v); want %d", n, len(body), bytes.Equal(body, tt.want), len(tt.want))
+			}
+			if lr, ok := r.(*io.LimitedReader); ok {
+				if sr, ok := lr.R.(*io.SectionReader); ok {
+					if pos, _ := sr.Seek(0, io.SeekCurrent); pos != int64(len(tt.want)) {
+						t.Errorf("section left at %d, want %d", pos, len(tt.want))
+					}
+					if lr.N < 0 || lr.N > 300<<10 {
+						t.Errorf("limit left at %d", lr.N)
+					}
+				}
 			}
 			if sr, ok := r.(*io.SectionReader); ok {
 				after, _ := f.Seek(0, io.SeekCurrent)

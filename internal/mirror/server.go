@@ -78,6 +78,15 @@ type view struct {
 	// the delta's).
 	deltas  map[string]snapshot.Artifact
 	updates http.Handler
+	// rendered is the update check's rendered answer for a raw query,
+	// when updates offers it (Front answers with it).
+	rendered func(rawQuery string) ([]byte, bool)
+}
+
+// renderer is an update-check handler whose rendered answers can be had
+// without net/http (update.Handler).
+type renderer interface {
+	Rendered(rawQuery string) ([]byte, bool)
 }
 
 // Server is the mirror's HTTP API.
@@ -214,6 +223,9 @@ func (s *Server) Reload() error {
 				return fmt.Errorf("build update engine for snapshot %d: %w", h.Sequence, err)
 			}
 			v.updates = u
+			if r, ok := u.(renderer); ok {
+				v.rendered = r.Rendered
+			}
 		}
 		s.metrics.sequence.Set(float64(h.Sequence))
 		if s.expired(h) {
@@ -319,14 +331,8 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 			// (Routes are guarded twice, by the root and by their own
 			// wrapper: the token is checked once.)
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(tok))
-			match, which := 0, 0
-			for i, t := range s.tokens {
-				eq := subtle.ConstantTimeCompare(sum[:], t[:])
-				match |= eq
-				which = subtle.ConstantTimeSelect(eq, i, which)
-			}
-			if !ok || match == 0 {
+			which, match := s.matchToken([]byte(tok))
+			if !ok || !match {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="outpost-mirror"`)
 				wire.WriteError(w, r, s.o.Logger, catalog.Errorf(catalog.EUNAUTHORIZED, "a valid client token is required"))
 				return
@@ -335,6 +341,19 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 		}
 		h(w, r)
 	})
+}
+
+// matchToken reports whether tok is one of the client tokens, and which,
+// in time that does not depend on which or on where they differ.
+func (s *Server) matchToken(tok []byte) (int, bool) {
+	sum := sha256.Sum256(tok)
+	match, which := 0, 0
+	for i, t := range s.tokens {
+		eq := subtle.ConstantTimeCompare(sum[:], t[:])
+		match |= eq
+		which = subtle.ConstantTimeSelect(eq, i, which)
+	}
+	return which, match == 1
 }
 
 // clientKey names the client of r for the rate limits: the client token

@@ -82,3 +82,46 @@ func write(w http.ResponseWriter, r *http.Request, code int, body []byte) {
 		_, _ = w.Write(body)
 	}
 }
+
+// Rendered returns the whole answer document (newline included) to the
+// update check with raw query raw at time now, when Handle would answer
+// it 200 from a rendered document: a query that parses, a decision
+// reached, an answer kept. Otherwise false, and the caller goes through
+// Handle (an error, or a document rendered for this request). The bytes
+// are shared: read only.
+func (e *Engine) Rendered(raw string, now time.Time) ([]byte, bool) {
+	var q Query
+	if err := parseRaw(raw, &q); err != nil {
+		return nil, false
+	}
+	p, err := q.prepare()
+	if err != nil {
+		return nil, false
+	}
+	d, err := e.check(&p, now)
+	if err != nil {
+		return nil, false
+	}
+	if a := e.rendered.get(&d); a != nil {
+		return a.body, true
+	}
+	return nil, false
+}
+
+// Handler is the update check over e (Handle at Now), with the rendered
+// answers reachable without net/http (Rendered) for a server that parses
+// requests itself.
+type Handler struct {
+	Engine *Engine
+	Now    func() time.Time
+}
+
+// ServeHTTP implements http.Handler.
+func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	Handle(w, r, h.Engine, h.Now())
+}
+
+// Rendered is Engine.Rendered at Now.
+func (h Handler) Rendered(raw string) ([]byte, bool) {
+	return h.Engine.Rendered(raw, h.Now())
+}

@@ -281,7 +281,7 @@ func CheckNoBody(r *http.Request) error {
 // CheckQuery refuses a parameter given twice (which of them would count is
 // ambiguous) and one that is not valid UTF-8.
 func CheckQuery(r *http.Request) error {
-	if plainQueryOK(r.URL.RawQuery) {
+	if PlainQuery(r.URL.RawQuery) {
 		return nil
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
@@ -299,11 +299,11 @@ func CheckQuery(r *http.Request) error {
 	return nil
 }
 
-// plainQueryOK reports, without allocating, that CheckQuery would accept
+// PlainQuery reports, without allocating, that CheckQuery would accept
 // raw: a query of at most 16 parameters, none escaped ('%' or '+'), no ';',
 // every key distinct and everything valid UTF-8. False means "not sure":
 // CheckQuery then parses the query fully.
-func plainQueryOK(raw string) bool {
+func PlainQuery(raw string) bool {
 	if raw == "" {
 		return true
 	}

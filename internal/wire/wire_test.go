@@ -163,8 +163,8 @@ func TestCheckQuery_FastPathAgrees(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
-			if got := plainQueryOK(tt.raw); got != tt.wantFast {
-				t.Errorf("plainQueryOK = %v, want %v", got, tt.wantFast)
+			if got := PlainQuery(tt.raw); got != tt.wantFast {
+				t.Errorf("PlainQuery = %v, want %v", got, tt.wantFast)
 			}
 			r := httptest.NewRequest("GET", "/x?"+tt.raw, nil)
 			r.URL.RawQuery = tt.raw
