@@ -297,11 +297,12 @@ func (m *Mirror) build(ctx context.Context) error {
 		m.ln = tls.NewListener(m.ln, m.tls.Config)
 	} else {
 		m.front = m.srv.NewFront(m.ln, FrontOptions{
-			ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, WriteTimeout: m.cfg.WriteTimeout, Logger: m.log,
+			ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, WriteTimeout: m.cfg.WriteTimeout,
+			StreamIdleTimeout: m.cfg.StreamIdleTimeout, Logger: m.log,
 		})
 		m.ln = m.front
 		m.srv.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "outpost_mirror_front_answers_total", Help: "Update checks answered by the mirror's own HTTP/1.1 loop (the rest by net/http).",
+			Name: "outpost_mirror_front_answers_total", Help: "Update checks and artifact downloads answered by the mirror's own HTTP/1.1 loop (the rest by net/http).",
 		}, func() float64 { return float64(m.front.Answered()) }))
 	}
 	if cfg.AdminSocket != "" {

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	gosync "sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outpost/outpost/internal/cache"
+	"github.com/outpost/outpost/internal/snapshot"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 // Front is the mirror's own HTTP/1.1 loop in front of net/http, for the
@@ -53,6 +58,7 @@ type FrontOptions struct {
 	ReadHeaderTimeout time.Duration // from a request's first byte to its last header
 	IdleTimeout       time.Duration // between requests on a connection
 	WriteTimeout      time.Duration // to write an answer
+	StreamIdleTimeout time.Duration // per write of an artifact's bytes
 	Logger            interface{ Warn(string, ...any) }
 }
 
@@ -87,6 +93,9 @@ func (s *Server) NewFront(ln net.Listener, o FrontOptions) *Front {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.StreamIdleTimeout <= 0 {
+		o.StreamIdleTimeout = DefaultStreamIdle
 	}
 	return &Front{ln: ln, s: s, o: o, handoff: make(chan net.Conn), done: make(chan struct{}), conns: map[*frontConn]struct{}{}}
 }
@@ -242,15 +251,21 @@ func (f *Front) serve(fc *frontConn) {
 			f.close(fc) // Shutdown closed it while idle
 			return
 		}
-		body, ok := f.s.frontAnswer(buf[start:head])
-		if !ok || len(body) > maxFrontAnswer {
+		rep, ok := f.s.frontReply(buf[start:head])
+		if !ok || len(rep.body) > maxFrontAnswer {
 			f.handOver(fc, buf[start:end])
 			return
 		}
-		out = appendAnswer(out[:0], body)
-		_ = c.SetWriteDeadline(time.Now().Add(f.o.WriteTimeout))
-		f.answered.Add(1) // before the client can have it
-		if _, err := c.Write(out); err != nil {
+		var err error
+		if rep.file != nil {
+			out, err = f.sendBlob(c, out, &rep)
+		} else {
+			out = appendAnswer(out[:0], rep.body)
+			_ = c.SetWriteDeadline(time.Now().Add(f.o.WriteTimeout))
+			f.answered.Add(1) // before the client can have it
+			_, err = c.Write(out)
+		}
+		if err != nil {
 			f.close(fc)
 			return
 		}
@@ -283,99 +298,229 @@ func appendAnswer(b, body []byte) []byte {
 	return append(b, body...)
 }
 
-// frontAnswer is the rendered answer to the request whose head (request
-// line and headers, up to the blank line) is head, when the request is
-// one net/http would route to the update check and answer 200 from a
-// rendered answer; false when Front is not sure.
-func (s *Server) frontAnswer(head []byte) ([]byte, bool) {
-	const prefix = "GET /v1/updates/check"
+// reply is what Front answers a request with: a rendered update-check
+// document (body), or a byte range of a served artifact (file).
+type reply struct {
+	body []byte
+	file *cache.File // held from the pool: released by sendBlob
+	a    snapshot.Artifact
+	// start and n are the range of the artifact sent; partial: 206.
+	start, n int64
+	partial  bool
+}
+
+// frontReply is the answer to the request whose head (request line and
+// headers, up to the blank line) is head, when it is a request net/http
+// would route to the update check and answer 200 from a rendered answer,
+// or route to an artifact download by id and answer 200 or 206 from the
+// cache; false when Front is not sure.
+func (s *Server) frontReply(head []byte) (reply, bool) {
 	line, rest, ok := cutCRLF(head)
-	if !ok || !bytes.HasPrefix(line, []byte(prefix)) {
-		return nil, false
+	if !ok || !bytes.HasPrefix(line, []byte("GET /")) {
+		return reply{}, false
 	}
-	line = line[len(prefix):]
+	line = line[len("GET "):]
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 || string(line[sp:]) != " HTTP/1.1" {
-		return nil, false
+		return reply{}, false
 	}
-	query := line[:sp]
-	if len(query) > 0 {
-		if query[0] != '?' {
-			return nil, false // another path
-		}
-		query = query[1:]
-	}
-	for _, b := range query {
-		// What the query parser takes as it is: no '#' (ParseRequestURI
-		// keeps it in the query), no escapes or '+' (wire.PlainQuery).
+	target := line[:sp]
+	for _, b := range target {
+		// What the parsers take as it is: no '#' (ParseRequestURI keeps
+		// it), no escapes or '+' (wire.PlainQuery).
 		if b <= ' ' || b >= 0x7f || b == '#' || b == '%' || b == '+' || b == ';' {
-			return nil, false
+			return reply{}, false
 		}
 	}
-	hosts, auths := 0, 0
-	var authz []byte
-	for {
-		line, rest, ok = cutCRLF(rest)
+	h, ok := parseHeaders(rest)
+	if !ok {
+		return reply{}, false
+	}
+	if len(s.tokens) > 0 {
+		tok, ok := bytes.CutPrefix(h.authz, []byte("Bearer "))
 		if !ok {
-			return nil, false
+			return reply{}, false
 		}
+		if _, ok := s.matchToken(tok); !ok {
+			return reply{}, false
+		}
+	}
+	v := s.cur.Load()
+	if v.held == nil || (!s.o.ServeExpired && s.expired(v.held)) {
+		return reply{}, false
+	}
+	if q, ok := bytes.CutPrefix(target, []byte("/v1/updates/check")); ok {
+		if len(q) == 0 || q[0] != '?' || v.rendered == nil || !plainQueryKeys(q[1:]) {
+			return reply{}, false
+		}
+		body, ok := v.rendered(string(q[1:]))
+		return reply{body: body}, ok
+	}
+	id, ok := bytes.CutPrefix(target, []byte(artifactsPrefix))
+	if !ok || len(id) == 0 || h.conditional || h.ranges > 1 {
+		return reply{}, false
+	}
+	for _, b := range id {
+		// An id, and nothing net/http would clean, redirect or route
+		// elsewhere ('/', '?', dots).
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+			return reply{}, false
+		}
+	}
+	a, ok := v.byID[string(id)]
+	if !ok {
+		return reply{}, false
+	}
+	rep := reply{a: a, n: a.SizeBytes}
+	if h.ranges == 1 {
+		if rep.start, rep.n, ok = byteRange(string(h.rng), a.SizeBytes); !ok {
+			return reply{}, false
+		}
+		rep.partial = true
+	}
+	f, err := s.files.Acquire(a.SHA256, a.SizeBytes)
+	if err != nil {
+		return reply{}, false // net/http says why
+	}
+	rep.file = f
+	return rep, true
+}
+
+// head is what Front needs of a request's headers.
+type head struct {
+	authz       []byte
+	rng         []byte
+	ranges      int
+	conditional bool // a precondition header: net/http's
+}
+
+// parseHeaders reads the header lines of a request head (after the
+// request line, up to the blank line); false when Front is not sure
+// how net/http would take them.
+func parseHeaders(rest []byte) (head, bool) {
+	var h head
+	hosts, auths := 0, 0
+	for {
+		line, r, ok := cutCRLF(rest)
+		if !ok {
+			return h, false
+		}
+		rest = r
 		if len(line) == 0 {
 			break // the blank line
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return nil, false
+			return h, false
 		}
 		name, val := line[:colon], trimOWS(line[colon+1:])
 		for _, b := range name {
 			if !isTokenByte(b) {
-				return nil, false
+				return h, false
 			}
 		}
 		for _, b := range val {
 			if (b < ' ' && b != '\t') || b == 0x7f {
-				return nil, false
+				return h, false
 			}
 		}
 		switch {
 		case asciiEqualFold(name, "host"):
 			hosts++
 			if !plainHost(val) {
-				return nil, false
+				return h, false
 			}
 		case asciiEqualFold(name, "authorization"):
 			auths++
-			authz = val
+			h.authz = val
+		case asciiEqualFold(name, "range"):
+			h.ranges++
+			h.rng = val
 		case asciiEqualFold(name, "connection"):
 			if !asciiEqualFold(val, "keep-alive") {
-				return nil, false
+				return h, false
 			}
+		case asciiEqualFold(name, "if-match"), asciiEqualFold(name, "if-none-match"), asciiEqualFold(name, "if-modified-since"),
+			asciiEqualFold(name, "if-unmodified-since"), asciiEqualFold(name, "if-range"):
+			h.conditional = true
 		case asciiEqualFold(name, "content-length"), asciiEqualFold(name, "transfer-encoding"),
 			asciiEqualFold(name, "expect"), asciiEqualFold(name, "upgrade"), asciiEqualFold(name, "te"),
 			asciiEqualFold(name, "trailer"), asciiEqualFold(name, "keep-alive"):
-			return nil, false
+			return h, false
 		}
 	}
-	if hosts != 1 || auths > 1 || len(rest) != 0 {
-		return nil, false
+	return h, hosts == 1 && auths <= 1 && len(rest) == 0
+}
+
+// sendBlob writes rep's headers (as serveBlob's plain path) and its byte
+// range, by sendfile on a connection of Listener; out is the header
+// buffer, returned for reuse.
+func (f *Front) sendBlob(c net.Conn, out []byte, rep *reply) ([]byte, error) {
+	defer f.s.files.Release(rep.file)
+	out = appendBlobHeaders(out[:0], rep)
+	extend := func() { _ = c.SetWriteDeadline(time.Now().Add(f.o.StreamIdleTimeout)) }
+	extend()
+	f.answered.Add(1)
+	sc, _ := c.(*sendConn)
+	if sc != nil && rep.n > 0 {
+		sc.more = true // the headers go with the body's first bytes
 	}
-	if len(s.tokens) > 0 {
-		tok, ok := bytes.CutPrefix(authz, []byte("Bearer "))
-		if !ok {
-			return nil, false
+	if _, err := c.Write(out); err != nil || rep.n == 0 {
+		return out, err
+	}
+	var sent int64
+	var err error
+	if sc != nil {
+		var sec *io.SectionReader
+		if sec, err = rep.file.Section(rep.start, rep.n); err == nil {
+			sent, err = wire.ReadFromInChunks(sc, sec, extend)
 		}
-		if _, ok := s.matchToken(tok); !ok {
-			return nil, false
-		}
+	} else {
+		sent, err = rep.file.CopyRange(&idleConn{c: c, extend: extend}, rep.start, rep.n)
 	}
-	v := s.cur.Load()
-	if v.held == nil || v.rendered == nil || (!s.o.ServeExpired && s.expired(v.held)) {
-		return nil, false
+	f.s.metrics.served.Add(float64(sent))
+	if err == nil && sent != rep.n {
+		err = io.ErrShortWrite
 	}
-	if !plainQueryKeys(query) {
-		return nil, false
+	return out, err
+}
+
+// idleConn pushes the write deadline on before each write.
+type idleConn struct {
+	c      net.Conn
+	extend func()
+}
+
+func (w *idleConn) Write(p []byte) (int, error) {
+	w.extend()
+	return w.c.Write(p)
+}
+
+// appendBlobHeaders appends the status line and headers serveBlob's
+// plain path has net/http write for rep.
+func appendBlobHeaders(b []byte, rep *reply) []byte {
+	if rep.partial {
+		b = append(b, "HTTP/1.1 206 Partial Content\r\n"...)
+	} else {
+		b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	}
-	return v.rendered(string(query))
+	b = append(b, "Accept-Ranges: bytes\r\nCache-Control: "...)
+	b = append(b, headerImmutable[0]...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, rep.n, 10)
+	if rep.partial {
+		b = append(b, "\r\nContent-Range: "...)
+		b = appendContentRange(b, rep.start, rep.n, rep.a.SizeBytes)
+	}
+	b = append(b, "\r\nContent-Type: application/octet-stream\r\nDate: "...)
+	b = append(b, httpDate.get(time.Now())[0]...)
+	b = append(b, "\r\nEtag: \""...)
+	b = append(b, rep.a.SHA256...)
+	b = append(b, "\"\r\n"...)
+	b = append(b, wire.HeaderChecksum...)
+	b = append(b, ": "...)
+	b = append(b, rep.a.SHA256...)
+	return append(b, "\r\n\r\n"...)
 }
 
 // plainQueryKeys is wire.PlainQuery on bytes already known to be

@@ -33,12 +33,20 @@ type sendConn struct {
 
 // Read implements net.Conn: the prefix, then the socket.
 func (c *sendConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
+	if n, ok := readPrefix(&c.prefix, p); ok {
 		return n, nil
 	}
 	return c.TCPConn.Read(p)
+}
+
+// readPrefix reads from *prefix into p; false when it is empty.
+func readPrefix(prefix *[]byte, p []byte) (int, bool) {
+	if len(*prefix) == 0 {
+		return 0, false
+	}
+	n := copy(p, *prefix)
+	*prefix = (*prefix)[n:]
+	return n, true
 }
 
 // prefixConn is a connection with bytes already read from it (Front).
@@ -48,9 +56,7 @@ type prefixConn struct {
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
+	if n, ok := readPrefix(&c.prefix, p); ok {
 		return n, nil
 	}
 	return c.Conn.Read(p)

@@ -640,35 +640,46 @@ func plainRange(r *http.Request, size int64) (start, n int64, partial, ok bool) 
 	if len(rg) != 1 || size <= 0 {
 		return 0, 0, false, false
 	}
-	spec, found := strings.CutPrefix(rg[0], "bytes=")
+	start, n, ok = byteRange(rg[0], size)
+	return start, n, ok, ok
+}
+
+// byteRange is the one range of a Range header value rg ("bytes=a-b",
+// "bytes=a-", "bytes=-n") of a size-byte blob: false for anything else,
+// or a range not satisfiable (net/http's full implementation then).
+func byteRange(rg string, size int64) (start, n int64, ok bool) {
+	if size <= 0 {
+		return 0, 0, false
+	}
+	spec, found := strings.CutPrefix(rg, "bytes=")
 	if !found {
-		return 0, 0, false, false
+		return 0, 0, false
 	}
 	a, b, found := strings.Cut(spec, "-")
 	if !found || !digits(b) || (a != "" && !digits(a)) || (a == "" && b == "") {
-		return 0, 0, false, false
+		return 0, 0, false
 	}
 	var end int64
 	var err error
 	if a == "" {
 		// The last b bytes.
 		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end == 0 {
-			return 0, 0, false, false
+			return 0, 0, false
 		}
 		end = min(end, size)
-		return size - end, end, true, true
+		return size - end, end, true
 	}
 	if start, err = strconv.ParseInt(a, 10, 64); err != nil || start >= size {
-		return 0, 0, false, false
+		return 0, 0, false
 	}
 	if b == "" {
-		return start, size - start, true, true
+		return start, size - start, true
 	}
 	if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
-		return 0, 0, false, false
+		return 0, 0, false
 	}
 	end = min(end, size-1)
-	return start, end - start + 1, true, true
+	return start, end - start + 1, true
 }
 
 // preconditions are the request headers http.ServeContent evaluates.
