@@ -10,6 +10,9 @@ need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The mirror's client interop test runs curl and aria2c.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v aria2c >/dev/null 2>&1 || need+=(aria2)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
