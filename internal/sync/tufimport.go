@@ -35,8 +35,11 @@ import (
 type stagedStore struct {
 	base    tuf.Store
 	staging bool
-	mem     *tuf.MemStore
-	log     []stagedPut
+	// log is what was staged, in order; index names each file's latest
+	// entry (reads see it first). One copy of the bytes: a large bundle's
+	// repository is held once, not twice.
+	log   []stagedPut
+	index map[string]int
 	// limit, when not 0, writes the staged files out once they pass
 	// limit bytes (batch); size is what is staged.
 	limit, size int64
@@ -50,10 +53,11 @@ type stagedPut struct {
 // batchBytes is when a network sync's staged files are written out.
 const batchBytes = 8 << 20
 
+// Get implements tuf.Store. The bytes are shared: read only.
 func (s *stagedStore) Get(ctx context.Context, name string) ([]byte, error) {
 	if s.staging {
-		if b, err := s.mem.Get(ctx, name); err == nil {
-			return b, nil
+		if i, ok := s.index[name]; ok {
+			return s.log[i].data, nil
 		}
 	}
 	return s.base.Get(ctx, name)
@@ -63,14 +67,12 @@ func (s *stagedStore) Put(ctx context.Context, name string, data []byte) error {
 	if !s.staging {
 		return s.base.Put(ctx, name, data)
 	}
+	s.index[name] = len(s.log)
 	s.log = append(s.log, stagedPut{name, append([]byte(nil), data...)})
 	s.size += int64(len(data))
-	if err := s.mem.Put(ctx, name, data); err != nil {
-		return err
-	}
 	if s.limit > 0 && s.size >= s.limit {
 		log := s.log
-		s.mem, s.log, s.size = tuf.NewMemStore(), nil, 0
+		s.log, s.index, s.size = nil, map[string]int{}, 0
 		return s.write(ctx, log)
 	}
 	return nil
@@ -78,7 +80,7 @@ func (s *stagedStore) Put(ctx context.Context, name string, data []byte) error {
 
 // stage starts keeping writes in memory.
 func (s *stagedStore) stage() {
-	s.staging, s.mem, s.log, s.limit, s.size = true, tuf.NewMemStore(), nil, 0, 0
+	s.staging, s.log, s.index, s.limit, s.size = true, nil, map[string]int{}, 0, 0
 }
 
 // batch starts keeping writes in memory, written out past limit bytes
@@ -89,7 +91,7 @@ func (s *stagedStore) batch(limit int64) {
 }
 
 // discard drops the staged writes and writes through again.
-func (s *stagedStore) discard() { s.staging, s.mem, s.log, s.limit, s.size = false, nil, nil, 0, 0 }
+func (s *stagedStore) discard() { s.staging, s.log, s.index, s.limit, s.size = false, nil, nil, 0, 0 }
 
 // flush writes every staged file to mirror.db in the client's order
 // (each root version, documents, roles, snapshot, the timestamp last),

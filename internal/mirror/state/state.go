@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"time"
 
@@ -55,6 +56,20 @@ type Record struct {
 	// Format is FormatTUF for a repository version committed by the TUF
 	// workflow (Sequence is then its snapshot version), "" for schema 1.
 	Format string `json:"format,omitempty"`
+}
+
+// initialMmap is the size bbolt maps mirror.db with from the start. A
+// large import writes hundreds of MiB in one transaction; each time the
+// file outgrows the map, bbolt remaps and first copies every node the
+// transaction touched to the heap (node.dereference): for a 300,000-target
+// bundle that was 560 MiB of the import's peak. Mapping 1 GiB up front is
+// address space only on Linux; elsewhere (Windows grows the file to the
+// map) the default stays.
+func initialMmap() int {
+	if runtime.GOOS == "linux" {
+		return 1 << 30
+	}
+	return 0
 }
 
 // Held is a held snapshot with its envelope and decoded manifest.
@@ -103,7 +118,7 @@ func Open(path string, retain int) (*State, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 200 * time.Millisecond})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 200 * time.Millisecond, InitialMmapSize: initialMmap()})
 	if errors.Is(err, bbolterrors.ErrTimeout) {
 		return nil, ErrLocked
 	}
