@@ -62,6 +62,14 @@ func bundleCmd(ctx context.Context, args []string) error {
 	}
 	app := controlplane.New(controlplane.Options{Store: db, Blobs: blobs, Keys: controlplaned.DirKeyring(keys), Secrets: sealer,
 		Config: controlplane.Config{DeltaTempDir: *dir}})
+	// Bundles are TUF repositories: a 1-of-1 online root, as `controlplane
+	// root init` makes by default.
+	if _, err := controlplaned.TUFDir(keys).Init(1, 1, ""); err != nil {
+		return err
+	}
+	if err := controlplaned.EnableTUF(app, keys); err != nil {
+		return err
+	}
 	op := controlplane.AsOperator(ctx, catalog.Actor{Type: catalog.ActorUser, ID: "bench"})
 	prod, err := app.CreateProduct(op, controlplane.ProductInput{Name: "image", Distribution: catalog.DistributionOpen})
 	if err != nil {
@@ -155,7 +163,7 @@ func bundleCmd(ctx context.Context, args []string) error {
 
 	// A bundles-only mirror: the full bundle of the first snapshot, then
 	// the small one.
-	root, err := app.TUFRoot(ctx, ten.TenantID)
+	root, err := app.TUFRoot(op, ten.TenantID)
 	if err != nil {
 		return err
 	}
