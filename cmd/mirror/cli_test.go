@@ -78,6 +78,30 @@ func TestMirror_CLI(t *testing.T) {
 	})
 }
 
+// importedSite initialises a mirror of v's tenant with the client token
+// "site-token" and imports a bundle of a first snapshot holding arts. It
+// returns the config's path and the root file's.
+func importedSite(t *testing.T, bin string, v *synctest.TUFVendor, arts ...synctest.Art) (config, root string) {
+	t.Helper()
+	dir := t.TempDir()
+	root = v.WriteRoot(t, t.TempDir())
+	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--root-file", root)
+	config = filepath.Join(dir, "mirror.yaml")
+	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("client_tokens: [site-token]\nlog_level: warn\n")
+	f.Close()
+	v.Publish(v.Manifest(1, arts))
+	bundleFile := filepath.Join(t.TempDir(), "b.tar")
+	if err := os.WriteFile(bundleFile, v.Bundle(t, 0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, bin, "import", bundleFile, "--config", config)
+	return config, root
+}
+
 func writeFile(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(p, []byte(content), 0o600)
@@ -89,18 +113,9 @@ func writeFile(t *testing.T, content string) string {
 func TestMirror_Messages(t *testing.T) {
 	bin := buildOnce(t)
 	v := synctest.NewTUFVendor(t)
-	dir := t.TempDir()
-	root := v.WriteRoot(t, t.TempDir())
-	mustRun(t, bin, "init", "--data-dir", dir, "--tenant-id", v.TenantID, "--root-file", root)
-	config := filepath.Join(dir, "mirror.yaml")
-	f, _ := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("client_tokens: [site-token]\nlog_level: warn\n")
-	f.Close()
 	art := synctest.Art{ID: "art_a", Data: []byte("abc")}
-	v.Publish(v.Manifest(1, []synctest.Art{art}))
-	bundleFile := filepath.Join(t.TempDir(), "b.tar")
-	os.WriteFile(bundleFile, v.Bundle(t, 0), 0o600)
-	mustRun(t, bin, "import", bundleFile, "--config", config)
+	config, root := importedSite(t, bin, v, art)
+	dir := filepath.Dir(config)
 
 	d := startDaemon(t, bin, config)
 	down := "http://" + testenv.FreePort(t)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/outpost/outpost/internal/mirror"
 	"github.com/outpost/outpost/internal/mirror/state"
-	"github.com/outpost/outpost/internal/tuf/tuftest"
 )
 
 // frontPair is one mirror Server behind net/http alone (ref) and behind a
@@ -31,11 +30,7 @@ type frontPair struct {
 
 func newFrontPair(t *testing.T, o mirror.FrontOptions) *frontPair {
 	t.Helper()
-	v := tuftest.NewVendor(t, "", 0)
-	m := tuftest.View(2, 3, 1)
-	blobs := tuftest.WithBytes(m)
-	v.Build(m)
-	v.PublishArtifacts(m, blobs)
+	v, m := publishedView(t, 2, 3, 1)
 	st, c, _ := syncedState(t, v)
 	srv, err := mirror.NewServer(mirror.Options{State: st, Cache: c, Updates: realUpdates, ClientTokens: []string{"tok-1", "tok-2"}})
 	if err != nil {

@@ -44,10 +44,8 @@ type tufSite struct {
 
 func newTUFSite(t *testing.T) *tufSite {
 	t.Helper()
-	s := &tufSite{v: tuftest.NewVendor(t, "", 0), m: tuftest.View(2, 3, 1), dir: t.TempDir()}
-	blobs := tuftest.WithBytes(s.m)
-	s.v.Build(s.m)
-	s.v.PublishArtifacts(s.m, blobs)
+	s := &tufSite{dir: t.TempDir()}
+	s.v, s.m = publishedView(t, 2, 3, 1)
 	s.up = httptest.NewServer(tufhttp.New(s.v.Repo, tufhttp.Options{}))
 	t.Cleanup(s.up.Close)
 	s.start(t)
@@ -233,6 +231,18 @@ func sumOf(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// publishedView is a vendor repository holding tuftest.View(products,
+// releases, artifacts) with its artifacts' bytes published.
+func publishedView(t *testing.T, products, releases, artifacts int) (*tuftest.Vendor, *snapshot.Manifest) {
+	t.Helper()
+	v := tuftest.NewVendor(t, "", 0)
+	m := tuftest.View(products, releases, artifacts)
+	blobs := tuftest.WithBytes(m)
+	v.Build(m)
+	v.PublishArtifacts(m, blobs)
+	return v, m
+}
+
 // syncedState is a mirror's state and cache in a temporary directory,
 // synced once from v's repository served on loopback, and the syncer.
 func syncedState(t *testing.T, v *tuftest.Vendor) (*state.State, *cache.Cache, *sync.Syncer) {
@@ -264,11 +274,7 @@ func syncedState(t *testing.T, v *tuftest.Vendor) (*state.State, *cache.Cache, *
 // serving the signed metadata at /tuf/ (clients refuse it by its expiry)
 // while /v1/updates/check follows serve_expired (503 by default).
 func TestServer_TUFExpiredRule(t *testing.T) {
-	v := tuftest.NewVendor(t, "", 0)
-	m := tuftest.View(1, 2, 1)
-	blobs := tuftest.WithBytes(m)
-	v.Build(m)
-	v.PublishArtifacts(m, blobs)
+	v, m := publishedView(t, 1, 2, 1)
 	st, c, _ := syncedState(t, v)
 	later := func() time.Time { return time.Now().Add(48 * time.Hour) }
 	for _, serveExpired := range []bool{false, true} {
@@ -304,11 +310,7 @@ func TestServer_TUFExpiredRule(t *testing.T) {
 // the new one would be refused an artifact it lists (a crash test saw
 // that 404).
 func TestServer_TUFTimestampFollowsView(t *testing.T) {
-	v := tuftest.NewVendor(t, "", 0)
-	m := tuftest.View(1, 2, 1)
-	blobs := tuftest.WithBytes(m)
-	v.Build(m)
-	v.PublishArtifacts(m, blobs)
+	v, m := publishedView(t, 1, 2, 1)
 	st, c, syncer := syncedState(t, v)
 	srv, err := mirror.NewServer(mirror.Options{State: st, Cache: c, Updates: realUpdates})
 	if err != nil {
