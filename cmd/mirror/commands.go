@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/outpost/outpost/internal/blob/s3"
 	"github.com/outpost/outpost/internal/cache"
@@ -149,8 +150,6 @@ func initCmd() *cobra.Command {
 				path = filepath.Join(dataDir, "mirror.yaml")
 			}
 			force, _ := f.GetBool("force")
-			vendorURL, _ := f.GetString("vendor-url")
-			cred, _ := f.GetString("credential")
 			tenant, _ := f.GetString("tenant-id")
 			mirrorID, _ := f.GetString("mirror-id")
 			rootFile, _ := f.GetString("root-file")
@@ -160,6 +159,10 @@ func initCmd() *cobra.Command {
 				return errors.New("init: --tenant-id is required")
 			case rootFile == "":
 				return errors.New("init: --root-file is required: the tenant's root.json, from the vendor (controlplane root show TENANT > root.json)")
+			}
+			source, err := initSource(f)
+			if err != nil {
+				return fmt.Errorf("init: %w", err)
 			}
 			if mirrorID != "" && !catalog.ValidID(catalog.PrefixMirror, mirrorID) {
 				return fmt.Errorf("init: --mirror-id %q is not a mirror id (mir_…)", mirrorID)
@@ -200,11 +203,7 @@ func initCmd() *cobra.Command {
 			// The copy in the data dir: the config stays valid if the file
 			// given moves. Read once, to initialise mirror.db.
 			fmt.Fprintf(&b, "trust: tuf\nroot_file: %s\n", q(filepath.Join(abs, "root.json")))
-			if vendorURL != "" {
-				fmt.Fprintf(&b, "source: controlplane\nvendor_url: %s\ncredential: %s\n", q(vendorURL), q(cred))
-			} else {
-				fmt.Fprintf(&b, "source: none\n")
-			}
+			b.WriteString(source)
 			if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
 				return fmt.Errorf("init: write config: %w", err)
 			}
@@ -228,7 +227,90 @@ func initCmd() *cobra.Command {
 	f.String("mirror-id", "", "this mirror's id (mir_…) as registered with the control plane; needed for leases on a mirror fed only by bundles")
 	f.String("root-file", "", "the tenant's root.json from the vendor (controlplane root show TENANT): trust: tuf, copied into the data dir")
 	f.Bool("force", false, "overwrite an existing config")
+	f.String("source", "", "where the mirror syncs from: controlplane (the default with --vendor-url), s3, upstream or none (bundles only; the default otherwise)")
+	f.String("upstream-url", "", "with --source upstream: the upstream mirror's base URL")
+	f.String("upstream-token-file", "", "with --source upstream: a file holding a client token of the upstream mirror")
+	f.String("s3-endpoint", "", "with --source s3: the S3 endpoint (host:port)")
+	f.String("s3-bucket", "", "with --source s3: the bucket the vendor publishes the tenant's repository to")
+	f.String("s3-prefix", "", "with --source s3: the key prefix of the repository in the bucket")
+	f.String("s3-region", "us-east-1", "with --source s3: the bucket's region")
+	f.Bool("s3-use-ssl", false, "with --source s3: talk HTTPS to the endpoint")
+	f.String("s3-access-key", "", "with --source s3: the access key id")
+	f.String("s3-secret-key-file", "", "with --source s3: a file holding the secret key (kept out of the command line)")
 	return cmd
+}
+
+// initSource is the source part of the config `mirror init` writes, from
+// its flags. Secrets are read from files, not flags: a command line is
+// visible to every user of the machine.
+func initSource(f *pflag.FlagSet) (string, error) {
+	get := func(name string) string { v, _ := f.GetString(name); return v }
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	secret := func(flag string) (string, error) {
+		path := get(flag)
+		if path == "" {
+			return "", nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("--%s: %w", flag, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	source := get("source")
+	if source == "" {
+		source = "none"
+		if get("vendor-url") != "" {
+			source = "controlplane"
+		}
+	}
+	// A flag of another source is a mistake, not something to ignore.
+	owned := map[string][]string{
+		"controlplane": {"vendor-url", "credential"},
+		"upstream":     {"upstream-url", "upstream-token-file"},
+		"s3":           {"s3-endpoint", "s3-bucket", "s3-prefix", "s3-region", "s3-use-ssl", "s3-access-key", "s3-secret-key-file"},
+	}
+	if _, ok := owned[source]; !ok && source != "none" {
+		return "", fmt.Errorf("--source %q: want controlplane, s3, upstream or none", source)
+	}
+	for src, flags := range owned {
+		for _, name := range flags {
+			if src != source && f.Changed(name) {
+				return "", fmt.Errorf("--%s is for --source %s, not %s", name, src, source)
+			}
+		}
+	}
+	switch source {
+	case "controlplane":
+		// The credential may come later: the mirror's key (made here)
+		// is what registering it needs, and registering yields the
+		// credential (init again with --force --credential).
+		if get("vendor-url") == "" {
+			return "", errors.New("--source controlplane needs --vendor-url (and --credential, once the mirror is registered)")
+		}
+		return fmt.Sprintf("source: controlplane\nvendor_url: %s\ncredential: %s\n", q(get("vendor-url")), q(get("credential"))), nil
+	case "upstream":
+		if get("upstream-url") == "" {
+			return "", errors.New("--source upstream needs --upstream-url")
+		}
+		tok, err := secret("upstream-token-file")
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("source: upstream\nupstream_url: %s\nupstream_token: %s\n", q(get("upstream-url")), q(tok)), nil
+	case "s3":
+		if get("s3-endpoint") == "" || get("s3-bucket") == "" {
+			return "", errors.New("--source s3 needs --s3-endpoint and --s3-bucket")
+		}
+		key, err := secret("s3-secret-key-file")
+		if err != nil {
+			return "", err
+		}
+		ssl, _ := f.GetBool("s3-use-ssl")
+		return fmt.Sprintf("source: s3\ns3:\n  endpoint: %s\n  bucket: %s\n  prefix: %s\n  region: %s\n  use_ssl: %t\n  access_key: %s\n  secret_key: %s\n",
+			q(get("s3-endpoint")), q(get("s3-bucket")), q(get("s3-prefix")), q(get("s3-region")), ssl, q(get("s3-access-key")), q(key)), nil
+	}
+	return "source: none\n", nil
 }
 
 // maxRootFile caps a root.json read by init (the sync's cap too).
