@@ -42,6 +42,8 @@ type Front struct {
 	done    chan struct{} // closed when the accept loop ends
 	err     error         // why it ended, once done is closed
 	start   gosync.Once
+	// closeOnce closes ln once (Close).
+	closeOnce gosync.Once
 
 	mu       gosync.Mutex
 	conns    map[*frontConn]struct{}
@@ -112,8 +114,17 @@ func (f *Front) Accept() (net.Conn, error) {
 }
 
 // Close implements net.Listener: no new connections. Those Front serves
-// end with Shutdown.
-func (f *Front) Close() error { return f.ln.Close() }
+// end with Shutdown. Only the first call closes: http.Server.Shutdown
+// closes its listener too and reports an error of a second close as its
+// own, which a graceful stop would log as cut short.
+func (f *Front) Close() error {
+	err := net.ErrClosed
+	f.closeOnce.Do(func() { err = f.ln.Close() })
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
 
 // Addr implements net.Listener.
 func (f *Front) Addr() net.Addr { return f.ln.Addr() }
@@ -123,7 +134,7 @@ func (f *Front) Addr() net.Addr { return f.ln.Addr() }
 // ends; then it cuts the rest.
 func (f *Front) Shutdown(ctx context.Context) error {
 	f.closing.Store(true)
-	_ = f.ln.Close()
+	_ = f.Close()
 	f.mu.Lock()
 	for fc := range f.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {

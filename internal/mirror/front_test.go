@@ -52,7 +52,11 @@ func newFrontPair(t *testing.T, o mirror.FrontOptions) *frontPair {
 		if err := f.Shutdown(ctx); err != nil {
 			t.Errorf("front shutdown: %v", err)
 		}
-		hs.Shutdown(ctx)
+		// As the mirror stops: the Front first, then net/http, whose
+		// Shutdown closes its listener (the Front) again.
+		if err := hs.Shutdown(ctx); err != nil {
+			t.Errorf("http server shutdown after the front's: %v", err)
+		}
 		<-done
 	})
 	return &frontPair{srv: srv, ref: ref.Listener.Addr().String(), front: ln.Addr().String(), f: f, pid: m.Products[0].ProductID, art: state.Needed(m, nil)[0].ArtifactID}
