@@ -326,24 +326,7 @@ type reply struct {
 // or route to an artifact download by id and answer 200 or 206 from the
 // cache; false when Front is not sure.
 func (s *Server) frontReply(head []byte) (reply, bool) {
-	line, rest, ok := cutCRLF(head)
-	if !ok || !bytes.HasPrefix(line, []byte("GET /")) {
-		return reply{}, false
-	}
-	line = line[len("GET "):]
-	sp := bytes.IndexByte(line, ' ')
-	if sp < 0 || string(line[sp:]) != " HTTP/1.1" {
-		return reply{}, false
-	}
-	target := line[:sp]
-	for _, b := range target {
-		// What the parsers take as it is: no '#' (ParseRequestURI keeps
-		// it), no escapes or '+' (wire.PlainQuery).
-		if b <= ' ' || b >= 0x7f || b == '#' || b == '%' || b == '+' || b == ';' {
-			return reply{}, false
-		}
-	}
-	h, ok := parseHeaders(rest)
+	target, h, ok := parseFront(head)
 	if !ok {
 		return reply{}, false
 	}
@@ -399,10 +382,37 @@ func (s *Server) frontReply(head []byte) (reply, bool) {
 
 // head is what Front needs of a request's headers.
 type head struct {
+	host        []byte
 	authz       []byte
 	rng         []byte
 	ranges      int
 	conditional bool // a precondition header: net/http's
+}
+
+// parseFront reads a request head (the request line and the headers, up
+// to and with the blank line): a plain GET in HTTP/1.1, its target and
+// the headers Front needs. False when Front is not sure how net/http
+// would take it (FuzzParseFront holds it to net/http's reading).
+func parseFront(b []byte) (target []byte, h head, ok bool) {
+	line, rest, ok := cutCRLF(b)
+	if !ok || !bytes.HasPrefix(line, []byte("GET /")) {
+		return nil, h, false
+	}
+	line = line[len("GET "):]
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 || string(line[sp:]) != " HTTP/1.1" {
+		return nil, h, false
+	}
+	target = line[:sp]
+	for _, c := range target {
+		// What the parsers take as it is: no '#' (ParseRequestURI keeps
+		// it), no escapes or '+' (wire.PlainQuery).
+		if c <= ' ' || c >= 0x7f || c == '#' || c == '%' || c == '+' || c == ';' {
+			return nil, h, false
+		}
+	}
+	h, ok = parseHeaders(rest)
+	return target, h, ok
 }
 
 // parseHeaders reads the header lines of a request head (after the
@@ -438,6 +448,7 @@ func parseHeaders(rest []byte) (head, bool) {
 		switch {
 		case asciiEqualFold(name, "host"):
 			hosts++
+			h.host = val
 			if !plainHost(val) {
 				return h, false
 			}
