@@ -3,9 +3,11 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	gosync "sync"
 	"sync/atomic"
@@ -271,7 +273,7 @@ func (f *Front) serve(fc *frontConn) {
 		if rep.file != nil {
 			out, err = f.sendBlob(c, out, &rep)
 		} else {
-			out = appendAnswer(out[:0], rep.body)
+			out = appendAnswer(out[:0], rep.status, rep.body)
 			_ = c.SetWriteDeadline(time.Now().Add(f.o.WriteTimeout))
 			f.answered.Add(1) // before the client can have it
 			_, err = c.Write(out)
@@ -298,10 +300,15 @@ func (f *Front) close(fc *frontConn) {
 	f.forget(fc)
 }
 
-// appendAnswer appends the 200 response net/http writes for update.Handle's
-// rendered answer body: the same status line and headers, in its order.
-func appendAnswer(b, body []byte) []byte {
-	b = append(b, "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: "...)
+// appendAnswer appends the response net/http writes for update.Handle's
+// answer body with status: the same status line and headers, in its
+// order (an error's too: wire.WriteJSON sets the same two).
+func appendAnswer(b []byte, status int, body []byte) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nCache-Control: no-store\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\nContent-Type: application/json\r\nDate: "...)
 	b = append(b, httpDate.get(time.Now())[0]...)
@@ -312,9 +319,10 @@ func appendAnswer(b, body []byte) []byte {
 // reply is what Front answers a request with: a rendered update-check
 // document (body), or a byte range of a served artifact (file).
 type reply struct {
-	body []byte
-	file *cache.File // held from the pool: released by sendBlob
-	a    snapshot.Artifact
+	status int // of body
+	body   []byte
+	file   *cache.File // held from the pool: released by sendBlob
+	a      snapshot.Artifact
 	// start and n are the range of the artifact sent; partial: 206.
 	start, n int64
 	partial  bool
@@ -347,8 +355,25 @@ func (s *Server) frontReply(head []byte) (reply, bool) {
 		if len(q) == 0 || q[0] != '?' || v.rendered == nil || !plainQueryKeys(q[1:]) {
 			return reply{}, false
 		}
-		body, ok := v.rendered(string(q[1:]))
-		return reply{body: body}, ok
+		body, err := v.rendered(string(q[1:]))
+		switch {
+		case err != nil:
+			// The query's own error (400 or 404), as wire.WriteError
+			// answers it; anything else is net/http's to answer and log.
+			status, eb := wire.Body(err)
+			var ra interface{ RetryAfter() time.Duration }
+			if status >= 500 || errors.As(err, &ra) {
+				return reply{}, false
+			}
+			b, err := json.Marshal(eb)
+			if err != nil {
+				return reply{}, false
+			}
+			return reply{status: status, body: append(b, '\n')}, true
+		case body == nil:
+			return reply{}, false // rendered per request: net/http's
+		}
+		return reply{status: http.StatusOK, body: body}, true
 	}
 	id, ok := bytes.CutPrefix(target, []byte(artifactsPrefix))
 	if !ok || len(id) == 0 || h.conditional || h.ranges > 1 {

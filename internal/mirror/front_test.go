@@ -120,13 +120,14 @@ func TestFront_SameAnswers(t *testing.T) {
 		{"plain", get(q, std), 1, 1},
 		{"keep-alive and other headers", get(q, "host: mirror.local:8080\r\nUser-Agent: curl/8\r\nConnection: Keep-Alive\r\nAccept: */*\r\nauthorization:   Bearer tok-1  \r\n"), 1, 1},
 		{"pipelined", get(q, std) + get(q, std) + get(strings.Replace(q, "0.0.1", "9.9.9", 1), std), 3, 3},
-		{"pipelined, then an error", get(q, std) + get("/v1/updates/check?product=nope", std) + get(q, std), 3, 1},
+		{"pipelined, with an error", get(q, std) + get("/v1/updates/check?product=nope", std) + get(q, std), 3, 3},
 		{"no token", get(q, "Host: a\r\n"), 1, 0},
 		{"wrong token", get(q, "Host: a\r\nAuthorization: Bearer tok-3\r\n"), 1, 0},
 		{"token scheme in lower case", get(q, "Host: a\r\nAuthorization: bearer tok-1\r\n"), 1, 0},
 		{"two tokens", get(q, std+"Authorization: Bearer tok-1\r\n"), 1, 0},
-		{"unknown product", get("/v1/updates/check?product=prd_nope&channel=stable&platform=linux&arch=x64&version=1", std), 1, 0},
-		{"missing parameter", get("/v1/updates/check?channel=stable", std), 1, 0},
+		{"unknown product", get("/v1/updates/check?product=prd_nope&channel=stable&platform=linux&arch=x64&version=1", std), 1, 1},
+		{"missing parameter", get("/v1/updates/check?channel=stable", std), 1, 1},
+		{"bad version", get(strings.Replace(q, "0.0.1", "x.y", 1), std), 1, 1},
 		{"no query", get("/v1/updates/check", std), 1, 0},
 		{"repeated parameter", get(q+"&version=0.0.2", std), 1, 0},
 		{"escaped parameter", get(strings.Replace(q, "0.0.1", "0.0%2E1", 1), std), 1, 0},
@@ -170,6 +171,7 @@ func TestFront_SameAnswers(t *testing.T) {
 		{"artifact, no token", get(art, "Host: a\r\n"), 1, 0},
 		{"artifact, update check, a range, pipelined", get(art, std) + get(q, std) + get(art, std+"Range: bytes=0-0\r\n"), 3, 3},
 		{"fast, then handed over", get(q, std) + get(q, std+"Content-Length: 2\r\n") + "{}" + get(q, std), 3, 1},
+		{"an error, then handed over", get("/v1/updates/check?product=nope", std) + get(q+"&product=again", std) + get(q, std), 3, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

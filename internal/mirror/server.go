@@ -80,13 +80,14 @@ type view struct {
 	updates http.Handler
 	// rendered is the update check's rendered answer for a raw query,
 	// when updates offers it (Front answers with it).
-	rendered func(rawQuery string) ([]byte, bool)
+	rendered func(rawQuery string) ([]byte, error)
 }
 
-// renderer is an update-check handler whose rendered answers can be had
-// without net/http (update.Handler).
+// renderer is an update-check handler whose answers can be had without
+// net/http (update.Handler): the rendered document, or the error the
+// handler answers; both nil when the handler must answer itself.
 type renderer interface {
-	Rendered(rawQuery string) ([]byte, bool)
+	Rendered(rawQuery string) ([]byte, error)
 }
 
 // Server is the mirror's HTTP API.

@@ -83,29 +83,30 @@ func write(w http.ResponseWriter, r *http.Request, code int, body []byte) {
 	}
 }
 
-// Rendered returns the whole answer document (newline included) to the
-// update check with raw query raw at time now, when Handle would answer
-// it 200 from a rendered document: a query that parses, a decision
-// reached, an answer kept. Otherwise false, and the caller goes through
-// Handle (an error, or a document rendered for this request). The bytes
-// are shared: read only.
-func (e *Engine) Rendered(raw string, now time.Time) ([]byte, bool) {
+// Rendered returns what Handle answers the update check with raw query
+// raw at time now, without net/http: the whole answer document (newline
+// included) when Handle would answer 200 from a rendered document, or the
+// error Handle would answer (wire.WriteError) for a query that does not
+// parse or a decision not reached. Both nil when neither: the answer is
+// rendered per request, and the caller goes through Handle. The bytes are
+// shared: read only.
+func (e *Engine) Rendered(raw string, now time.Time) ([]byte, error) {
 	var q Query
 	if err := parseRaw(raw, &q); err != nil {
-		return nil, false
+		return nil, err
 	}
 	p, err := q.prepare()
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	d, err := e.check(&p, now)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	if a := e.rendered.get(&d); a != nil {
-		return a.body, true
+		return a.body, nil
 	}
-	return nil, false
+	return nil, nil
 }
 
 // Handler is the update check over e (Handle at Now), with the rendered
@@ -122,6 +123,6 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Rendered is Engine.Rendered at Now.
-func (h Handler) Rendered(raw string) ([]byte, bool) {
+func (h Handler) Rendered(raw string) ([]byte, error) {
 	return h.Engine.Rendered(raw, h.Now())
 }

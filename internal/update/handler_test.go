@@ -12,6 +12,7 @@ import (
 
 	"github.com/outpost/outpost/internal/snapshot"
 	"github.com/outpost/outpost/internal/update/updatetest"
+	"github.com/outpost/outpost/internal/wire"
 )
 
 func serve(t *testing.T, e *Engine) *httptest.Server {
@@ -148,4 +149,45 @@ func get(t *testing.T, url string) ([]byte, int) {
 		t.Fatal(err)
 	}
 	return b, resp.StatusCode
+}
+
+// TestEngine_RenderedMatchesHandle: what Rendered gives a server that
+// parses requests itself is what Handle answers: the same document, or
+// the error Handle writes in the wire shape; nothing when Handle renders
+// the answer itself.
+func TestEngine_RenderedMatchesHandle(t *testing.T) {
+	f := newFixture().product("prd_a", "open").
+		release("rel_1", "prd_a", "stable", "1.0.0", "ACTIVE", "linux/x64/deb").
+		release("rel_2", "prd_a", "stable", "1.1.0", "ACTIVE", "linux/x64/deb")
+	e := f.engine(t)
+	for _, q := range []string{
+		"product=prd_a&channel=stable&platform=linux&arch=x64&version=1.0.0",
+		"product=prd_a&channel=stable&platform=linux&arch=x64&version=1.1.0",
+		"product=prd_a",
+		"product=prd_a&channel=stable&platform=linux&arch=x64&version=latest",
+		"product=prd_b&channel=stable&platform=linux&arch=x64&version=1.0.0",
+		"product=prd_a&channel=beta&platform=linux&arch=x64&version=1.0.0",
+		"",
+	} {
+		t.Run(q, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			Handle(rec, httptest.NewRequest("GET", "/v1/updates/check?"+q, nil), e, now)
+			body, err := e.Rendered(q, now)
+			var wantStatus int
+			var got []byte
+			switch {
+			case err != nil:
+				rec2 := httptest.NewRecorder()
+				wire.WriteError(rec2, nil, nil, err)
+				wantStatus, got = rec2.Code, rec2.Body.Bytes()
+			case body == nil:
+				t.Fatalf("Rendered gave nothing for %q; the engine renders every answer of this tenant", q)
+			default:
+				wantStatus, got = http.StatusOK, body
+			}
+			if rec.Code != wantStatus || !bytes.Equal(rec.Body.Bytes(), got) {
+				t.Errorf("Handle: %d %s\nRendered: %d %s", rec.Code, rec.Body.Bytes(), wantStatus, got)
+			}
+		})
+	}
 }
