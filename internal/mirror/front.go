@@ -352,8 +352,11 @@ func (s *Server) frontReply(head []byte) (reply, bool) {
 		return reply{}, false
 	}
 	if q, ok := bytes.CutPrefix(target, []byte("/v1/updates/check")); ok {
-		if len(q) == 0 || q[0] != '?' || v.rendered == nil || !plainQueryKeys(q[1:]) {
+		if len(q) == 0 || q[0] != '?' || v.rendered == nil {
 			return reply{}, false
+		}
+		if !plainQueryKeys(q[1:]) && wire.CheckRawQuery(string(q[1:])) != nil {
+			return reply{}, false // a repeated or garbled parameter: net/http's 400
 		}
 		body, err := v.rendered(string(q[1:]))
 		switch {
@@ -430,9 +433,10 @@ func parseFront(b []byte) (target []byte, h head, ok bool) {
 	}
 	target = line[:sp]
 	for _, c := range target {
-		// What the parsers take as it is: no '#' (ParseRequestURI keeps
-		// it), no escapes or '+' (wire.PlainQuery).
-		if c <= ' ' || c >= 0x7f || c == '#' || c == '%' || c == '+' || c == ';' {
+		// Printable ASCII, and no '#' (ParseRequestURI keeps it in the
+		// query). Escapes stay as they are: the query is checked and
+		// parsed raw, as net/http hands it on.
+		if c <= ' ' || c >= 0x7f || c == '#' {
 			return nil, h, false
 		}
 	}
@@ -571,8 +575,12 @@ func appendBlobHeaders(b []byte, rep *reply) []byte {
 }
 
 // plainQueryKeys is wire.PlainQuery on bytes already known to be
-// printable ASCII without escapes.
+// printable ASCII: false means "not sure" (escapes, '+', ';', a repeated
+// key, many keys), and wire.CheckRawQuery decides.
 func plainQueryKeys(q []byte) bool {
+	if bytes.ContainsAny(q, "%+;") {
+		return false
+	}
 	var keys [16][]byte
 	n := 0
 	for len(q) > 0 {

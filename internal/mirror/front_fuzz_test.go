@@ -24,6 +24,7 @@ func FuzzParseFront(f *testing.F) {
 		"GET /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"GET /x HTTP/1.1\r\nHost:\ta\t\r\nAuthorization:Bearer  t \r\n\r\n",
 		"GET /x?a=1&a=2 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+		"GET /v1/updates/check?v=1%2E0+b&c=%zz;d HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -280,11 +280,15 @@ func CheckNoBody(r *http.Request) error {
 
 // CheckQuery refuses a parameter given twice (which of them would count is
 // ambiguous) and one that is not valid UTF-8.
-func CheckQuery(r *http.Request) error {
-	if PlainQuery(r.URL.RawQuery) {
+func CheckQuery(r *http.Request) error { return CheckRawQuery(r.URL.RawQuery) }
+
+// CheckRawQuery is CheckQuery on a raw query string (for a server that
+// reads requests itself).
+func CheckRawQuery(raw string) error {
+	if PlainQuery(raw) {
 		return nil
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := url.ParseQuery(raw)
 	if err != nil {
 		return catalog.Invalid("query", "malformed query string")
 	}
