@@ -19,23 +19,25 @@ import (
 )
 
 // Front is the mirror's own HTTP/1.1 loop in front of net/http, for the
-// one request that dominates a site's traffic and costs least to answer:
-// an update check whose answer is already rendered. net/http's fixed work
-// per request (the parser, a header map, a goroutine handoff, a response
-// writer) is most of what such an answer costs, and nginx, the reference
-// the mirror is held to, does none of it.
+// requests that dominate a site's traffic: update checks and artifact
+// downloads. net/http's fixed work per request (the parser, a header
+// map, a goroutine handoff, a response writer) is most of what a small
+// answer costs, and nginx, the reference the mirror is held to, does none
+// of it.
 //
 // Front accepts every connection and reads its requests itself. It
 // answers a request only when it is sure net/http would give the same
-// answer: a plain "GET /v1/updates/check?…" in HTTP/1.1, with one simple
-// Host, no body, no hop-by-hop headers but "Connection: keep-alive", a
-// valid client token when the mirror has some, a query that needs no
-// unescaping, and a rendered answer for it. At the first request it is
-// not sure of, before writing anything, it hands the connection to
-// net/http (Accept) with the bytes it has read, and never sees that
-// connection again: every error, every other route, TLS (Front is not
-// used under it) and every odd request takes the net/http path, whose
-// answers are the tested ones. TestFront_SameAnswers compares the two.
+// answer: a plain GET in HTTP/1.1 with one simple Host, no body, no
+// hop-by-hop headers but "Connection: keep-alive" and a valid client
+// token when the mirror has some; then an update check whose query passes
+// the strict check (answered with the engine's rendered document or the
+// query's 400 or 404), or an artifact by id with at most one byte range
+// and no precondition. At the first request it is not sure of, before
+// writing anything, it hands the connection to net/http (Accept) with the
+// bytes it has read, and never sees that connection again: every other
+// route and every odd request takes the net/http path, and TLS does not
+// use Front at all. TestFront_SameAnswers compares the answers of both
+// paths; FuzzParseFront holds Front's reading of a head to net/http's.
 type Front struct {
 	ln      net.Listener
 	s       *Server
@@ -316,8 +318,9 @@ func appendAnswer(b []byte, status int, body []byte) []byte {
 	return append(b, body...)
 }
 
-// reply is what Front answers a request with: a rendered update-check
-// document (body), or a byte range of a served artifact (file).
+// reply is what Front answers a request with: an update-check answer
+// (status and body: the rendered document, or the query's error), or a
+// byte range of a served artifact (file).
 type reply struct {
 	status int // of body
 	body   []byte
@@ -330,9 +333,9 @@ type reply struct {
 
 // frontReply is the answer to the request whose head (request line and
 // headers, up to the blank line) is head, when it is a request net/http
-// would route to the update check and answer 200 from a rendered answer,
-// or route to an artifact download by id and answer 200 or 206 from the
-// cache; false when Front is not sure.
+// would route to the update check and answer from a rendered answer or
+// with the query's 400 or 404, or route to an artifact download by id and
+// answer 200 or 206 from the cache; false when Front is not sure.
 func (s *Server) frontReply(head []byte) (reply, bool) {
 	target, h, ok := parseFront(head)
 	if !ok {
