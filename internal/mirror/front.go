@@ -437,11 +437,15 @@ func parseFront(b []byte) (target []byte, h head, ok bool) {
 	target = line[:sp]
 	for _, c := range target {
 		// Printable ASCII, and no '#' (ParseRequestURI keeps it in the
-		// query). Escapes stay as they are: the query is checked and
-		// parsed raw, as net/http hands it on.
+		// query). Escapes in the query stay as they are: it is checked
+		// and parsed raw, as net/http hands it on.
 		if c <= ' ' || c >= 0x7f || c == '#' {
 			return nil, h, false
 		}
+	}
+	if path, _, _ := bytes.Cut(target, []byte("?")); bytes.IndexByte(path, '%') >= 0 {
+		// An escape in the path: net/http unescapes it (or refuses it).
+		return nil, h, false
 	}
 	h, ok = parseHeaders(rest)
 	return target, h, ok

@@ -25,6 +25,10 @@ func FuzzParseFront(f *testing.F) {
 		"GET /x HTTP/1.1\r\nHost:\ta\t\r\nAuthorization:Bearer  t \r\n\r\n",
 		"GET /x?a=1&a=2 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
 		"GET /v1/updates/check?v=1%2E0+b&c=%zz;d HTTP/1.1\r\nHost: a\r\n\r\n",
+		// Found by the fuzzer: an escape in the path, which net/http
+		// refuses ("/%") or unescapes ("/%41").
+		"GET /% HTTP/1.1\r\nHost:0\r\n\r\n",
+		"GET /v1/artifacts/%41 HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
