@@ -192,7 +192,7 @@ func initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+			q := yamlString
 			var b strings.Builder
 			fmt.Fprintf(&b, "# Written by `mirror init`; configs/mirror.yaml documents every key.\n")
 			fmt.Fprintf(&b, "data_dir: %s\nlisten: %s\nkey_file: %s\n", q(abs), q(listen), q(filepath.Join(abs, "mirror.key")))
@@ -240,12 +240,16 @@ func initCmd() *cobra.Command {
 	return cmd
 }
 
+// yamlString quotes s for the config init writes (a JSON string is a
+// YAML double-quoted scalar).
+func yamlString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
 // initSource is the source part of the config `mirror init` writes, from
 // its flags. Secrets are read from files, not flags: a command line is
 // visible to every user of the machine.
 func initSource(f *pflag.FlagSet) (string, error) {
 	get := func(name string) string { v, _ := f.GetString(name); return v }
-	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	q := yamlString
 	secret := func(flag string) (string, error) {
 		path := get(flag)
 		if path == "" {

@@ -275,8 +275,9 @@ func (f *Front) serve(fc *frontConn) {
 		if rep.file != nil {
 			out, err = f.sendBlob(c, out, &rep)
 		} else {
-			out = appendAnswer(out[:0], rep.status, rep.body)
-			_ = c.SetWriteDeadline(time.Now().Add(f.o.WriteTimeout))
+			now := time.Now()
+			out = appendAnswer(out[:0], now, rep.status, rep.body)
+			_ = c.SetWriteDeadline(now.Add(f.o.WriteTimeout))
 			f.answered.Add(1) // before the client can have it
 			_, err = c.Write(out)
 		}
@@ -305,7 +306,7 @@ func (f *Front) close(fc *frontConn) {
 // appendAnswer appends the response net/http writes for update.Handle's
 // answer body with status: the same status line and headers, in its
 // order (an error's too: wire.WriteJSON sets the same two).
-func appendAnswer(b []byte, status int, body []byte) []byte {
+func appendAnswer(b []byte, now time.Time, status int, body []byte) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
@@ -313,7 +314,7 @@ func appendAnswer(b []byte, status int, body []byte) []byte {
 	b = append(b, "\r\nCache-Control: no-store\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\nContent-Type: application/json\r\nDate: "...)
-	b = append(b, httpDate.get(time.Now())[0]...)
+	b = append(b, httpDate.get(now)[0]...)
 	b = append(b, "\r\n\r\n"...)
 	return append(b, body...)
 }
@@ -358,10 +359,11 @@ func (s *Server) frontReply(head []byte) (reply, bool) {
 		if len(q) == 0 || q[0] != '?' || v.rendered == nil {
 			return reply{}, false
 		}
-		if !plainQueryKeys(q[1:]) && wire.CheckRawQuery(string(q[1:])) != nil {
+		raw := string(q[1:])
+		if wire.CheckRawQuery(raw) != nil {
 			return reply{}, false // a repeated or garbled parameter: net/http's 400
 		}
-		body, err := v.rendered(string(q[1:]))
+		body, err := v.rendered(raw)
 		switch {
 		case err != nil:
 			// The query's own error (400 or 404), as wire.WriteError
@@ -579,36 +581,6 @@ func appendBlobHeaders(b []byte, rep *reply) []byte {
 	b = append(b, ": "...)
 	b = append(b, rep.a.SHA256...)
 	return append(b, "\r\n\r\n"...)
-}
-
-// plainQueryKeys is wire.PlainQuery on bytes already known to be
-// printable ASCII: false means "not sure" (escapes, '+', ';', a repeated
-// key, many keys), and wire.CheckRawQuery decides.
-func plainQueryKeys(q []byte) bool {
-	if bytes.ContainsAny(q, "%+;") {
-		return false
-	}
-	var keys [16][]byte
-	n := 0
-	for len(q) > 0 {
-		var kv []byte
-		kv, q, _ = bytes.Cut(q, []byte("&"))
-		if len(kv) == 0 {
-			continue
-		}
-		k, _, _ := bytes.Cut(kv, []byte("="))
-		if n == len(keys) {
-			return false
-		}
-		for _, seen := range keys[:n] {
-			if bytes.Equal(seen, k) {
-				return false
-			}
-		}
-		keys[n] = k
-		n++
-	}
-	return true
 }
 
 // bareLF reports an LF in b without a CR before it.
