@@ -28,6 +28,12 @@ type canonical struct {
 
 // Hash returns the hex hash of ev chained to prevHash.
 func Hash(prevHash string, ev *catalog.AuditEvent) string {
+	h, _ := hashCanonical(prevHash, ev)
+	return h
+}
+
+// hashCanonical returns the hash and the canonical encoding it hashed.
+func hashCanonical(prevHash string, ev *catalog.AuditEvent) (string, []byte) {
 	payload := ev.Payload
 	if len(payload) == 0 {
 		payload = json.RawMessage("null")
@@ -44,17 +50,42 @@ func Hash(prevHash string, ev *catalog.AuditEvent) string {
 	h := sha256.New()
 	h.Write([]byte(prevHash))
 	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), b
 }
 
 // Seal sets ev's Seq, PrevHash and Hash as the successor of prev (nil for
 // the first event).
 func Seal(prev *catalog.AuditEvent, ev *catalog.AuditEvent) {
+	link(prev, ev)
+	ev.Hash = Hash(ev.PrevHash, ev)
+}
+
+func link(prev, ev *catalog.AuditEvent) {
 	ev.Seq, ev.PrevHash = 1, ""
 	if prev != nil {
 		ev.Seq, ev.PrevHash = prev.Seq+1, prev.Hash
 	}
-	ev.Hash = Hash(ev.PrevHash, ev)
+}
+
+// SealEncode is Seal that also returns json.Marshal(ev), the event as a
+// store keeps it, from the encoding it hashed: the two share their
+// fields up to created_at (the payload, the costly part, is encoded
+// once). An event whose time is not in UTC falls back to json.Marshal.
+func SealEncode(prev *catalog.AuditEvent, ev *catalog.AuditEvent) ([]byte, error) {
+	link(prev, ev)
+	var b []byte
+	ev.Hash, b = hashCanonical(ev.PrevHash, ev)
+	if _, off := ev.CreatedAt.Zone(); off != 0 || ev.CreatedAt.Year() < 0 || ev.CreatedAt.Year() > 9999 {
+		return json.Marshal(ev)
+	}
+	// b ends with the created_at string and '}'; the hashes are hex.
+	out := make([]byte, 0, len(b)+len(ev.PrevHash)+len(ev.Hash)+26)
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"prev_hash":"`...)
+	out = append(out, ev.PrevHash...)
+	out = append(out, `","hash":"`...)
+	out = append(out, ev.Hash...)
+	return append(out, `"}`...), nil
 }
 
 // BrokenLinkError names the first event whose link does not hold.

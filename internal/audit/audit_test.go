@@ -1,7 +1,9 @@
 package audit_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +73,47 @@ func TestHash_DependsOnPrev(t *testing.T) {
 	ev := chain(1)[0]
 	if audit.Hash("a", ev) == audit.Hash("b", ev) {
 		t.Fatal("hash ignores prev_hash")
+	}
+}
+
+// TestSealEncode_MatchesMarshal: SealEncode seals as Seal does and returns
+// exactly json.Marshal of the sealed event, for every kind of field.
+func TestSealEncode_MatchesMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 30, 18, 4, 5, 123456789, time.UTC)
+	prev := &catalog.AuditEvent{Seq: 41, Hash: strings.Repeat("ab", 32)}
+	cases := []struct {
+		name string
+		prev *catalog.AuditEvent
+		ev   catalog.AuditEvent
+	}{
+		{"first", nil, catalog.AuditEvent{EventID: "evt_1", EventType: "tenant.created", Payload: json.RawMessage(`{"a":1}`), CreatedAt: at}},
+		{"no payload", prev, catalog.AuditEvent{EventID: "evt_2", EventType: "note", CreatedAt: at}},
+		{"html and line separators", prev, catalog.AuditEvent{EventID: "evt_<3>", TenantID: "ten_&", ActorType: "user", ActorID: "usr_\u2028", EventType: "x<y", Payload: json.RawMessage(`{"s":"<a href='&'>\u2028</a>","n":[1,2.5e3]}`), CreatedAt: at}},
+		{"payload not compact", prev, catalog.AuditEvent{EventID: "evt_4", EventType: "x", Payload: json.RawMessage("{ \"a\" : [ 1 , 2 ] }"), CreatedAt: at}},
+		{"whole second", prev, catalog.AuditEvent{EventID: "evt_5", EventType: "x", CreatedAt: at.Truncate(time.Second)}},
+		{"zero time", prev, catalog.AuditEvent{EventID: "evt_6", EventType: "x"}},
+		{"offset zone", prev, catalog.AuditEvent{EventID: "evt_7", EventType: "x", CreatedAt: at.In(time.FixedZone("X", 3600))}},
+		{"utc offset, other zone", prev, catalog.AuditEvent{EventID: "evt_8", EventType: "x", CreatedAt: at.In(time.FixedZone("GMT", 0))}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sealed := tc.ev
+			audit.Seal(tc.prev, &sealed)
+			ev := tc.ev
+			got, err := audit.SealEncode(tc.prev, &ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Seq != sealed.Seq || ev.PrevHash != sealed.PrevHash || ev.Hash != sealed.Hash {
+				t.Fatalf("sealed %d %s %s, want %d %s %s", ev.Seq, ev.PrevHash, ev.Hash, sealed.Seq, sealed.PrevHash, sealed.Hash)
+			}
+			want, err := json.Marshal(&sealed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
 	}
 }

@@ -79,6 +79,9 @@ func (w *wtx) appendAudit(ev *catalog.AuditEvent, dedupKey string) (bool, error)
 		ev.ActorType, ev.ActorID = a.Type, a.ID
 	}
 	ev.CreatedAt = orNow(ev.CreatedAt, w.now).UTC()
+	if err := w.settle(); err != nil {
+		return false, err
+	}
 	if err := appendEvent(w.Tx, ev); err != nil {
 		return false, err
 	}
@@ -103,6 +106,9 @@ func (db *Store) AuditEvents(ctx context.Context, f store.AuditFilter, p store.P
 		if err != nil || after < 0 {
 			return nil, "", catalog.Invalid("cursor", "is not a cursor this endpoint returned")
 		}
+	}
+	if err := db.settle(ctx); err != nil {
+		return nil, "", err
 	}
 	err = db.view(ctx, func(tx Tx) error {
 		events := tx.Bucket(bAudit)
@@ -151,6 +157,9 @@ func (db *Store) AuditEvents(ctx context.Context, f store.AuditFilter, p store.P
 // WalkAudit calls fn for every event in chain order, in one read
 // transaction.
 func (db *Store) WalkAudit(ctx context.Context, fn func(*catalog.AuditEvent) error) error {
+	if err := db.settle(ctx); err != nil {
+		return err
+	}
 	return db.view(ctx, func(tx Tx) error {
 		c := tx.Bucket(bAudit).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -383,6 +392,9 @@ func (db *Store) AppendMirrorAudit(ctx context.Context, mirrorID string, from, t
 		}
 		if rec.AuditHead != from {
 			return catalog.Errorf(catalog.ECONFLICT, "mirror %s audit head moved (another upload was accepted): retry", mirrorID)
+		}
+		if err := w.settle(); err != nil {
+			return err
 		}
 		for _, ev := range events {
 			if ev.EventID == "" {

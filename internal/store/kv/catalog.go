@@ -409,8 +409,11 @@ func (db *Store) CreateRelease(ctx context.Context, r *catalog.Release) error {
 	}
 	r.Metadata = md
 	pcv := key(r.ProductID, r.Channel, r.Version)
+	// Shared (shared.go): the product is changed by exclusive writes
+	// only; the release id and its product+channel+version are keys this
+	// write checks and writes.
 	keys := []BucketKey{{bMeta, kAuditHead}, {bProducts, []byte(r.ProductID)}, {iReleasePCV, pcv}, {bReleases, []byte(r.ReleaseID)}}
-	return db.updateGrouped(ctx, keys, func(w *wtx) error {
+	return db.updateShared(ctx, keys, func(w *wtx) error {
 		if err := exists(w.Tx, bProducts, "product", r.ProductID); err != nil {
 			return err
 		}
@@ -418,7 +421,8 @@ func (db *Store) CreateRelease(ctx context.Context, r *catalog.Release) error {
 			return catalog.Errorf(catalog.ECONFLICT, "release %s already exists for product %s channel %s version %s", id, r.ProductID, r.Channel, r.Version)
 		}
 		r.PublishedAt = orNow(r.PublishedAt, w.now)
-		if err := w.insert(bReleases, "release", r.ReleaseID, r); err != nil {
+		raw, err := w.insertEncoded(bReleases, "release", r.ReleaseID, r)
+		if err != nil {
 			return err
 		}
 		if err := putIdx(w.Tx, iReleasePCV, pcv, r.ReleaseID); err != nil {
@@ -427,7 +431,7 @@ func (db *Store) CreateRelease(ctx context.Context, r *catalog.Release) error {
 		if err := putIdx(w.Tx, iReleaseProduct, key(r.ProductID, r.ReleaseID), ""); err != nil {
 			return err
 		}
-		return w.event("", "release.created", r)
+		return w.eventEncoded("", "release.created", raw)
 	})
 }
 

@@ -82,8 +82,34 @@ func (db *Store) commitGroup(batch []*groupCall) {
 		return
 	}
 	db.mu.Lock()
+	redo := db.commitBatch(batch, db.b.Update, false)
+	db.mu.Unlock()
+	if redo {
+		for _, c := range batch {
+			c.err = db.update(c.ctx, c.fn)
+		}
+	}
+}
+
+// commitShared is commitGroup for shared calls (shared.go): one shared
+// transaction, which the backend may run again on a conflict.
+func (db *Store) commitShared(batch []*groupCall) {
+	if db.commitBatch(batch, db.shared.UpdateShared, true) {
+		for _, c := range batch {
+			db.commitShared([]*groupCall{c})
+		}
+	}
+}
+
+// commitBatch runs batch in one transaction of run; see commitGroup. It
+// reports whether the calls must run again one by one (a call failed
+// after writing, so the transaction was not committed).
+func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(Tx) error) error, shared bool) (redo bool) {
 	ran := false // the batch's calls all ran: an error after is the commit's
-	err := db.b.Update(context.WithoutCancel(batch[0].ctx), func(tx Tx) error {
+	var st *txState
+	err := run(context.WithoutCancel(batch[0].ctx), func(tx Tx) error {
+		ran = false
+		st = &txState{shared: shared}
 		if p, ok := tx.(Prefetcher); ok {
 			var keys []BucketKey
 			for _, c := range batch {
@@ -100,7 +126,7 @@ func (db *Store) commitGroup(batch []*groupCall) {
 				continue
 			}
 			dt := &dirtyTx{Tx: tx}
-			w := &wtx{Tx: dt, db: db, ctx: c.ctx, now: time.Now().UTC()}
+			w := &wtx{Tx: dt, db: db, ctx: c.ctx, now: time.Now().UTC(), st: st}
 			err := c.fn(w)
 			if err == nil {
 				err = w.markAttempt()
@@ -108,6 +134,9 @@ func (db *Store) commitGroup(batch []*groupCall) {
 			switch {
 			case err == nil:
 				c.w = w
+			case dt.dirty && len(batch) == 1:
+				c.err = err
+				return err
 			case dt.dirty:
 				return errRedo
 			default:
@@ -126,8 +155,10 @@ func (db *Store) commitGroup(batch []*groupCall) {
 				}
 			}
 		}
-		db.mu.Unlock()
-		return
+		if st != nil && st.pending > 0 {
+			db.seq.poke()
+		}
+		return false
 	}
 	for _, c := range batch {
 		if c.w != nil && len(c.w.ops) > 0 {
@@ -135,7 +166,6 @@ func (db *Store) commitGroup(batch []*groupCall) {
 			break
 		}
 	}
-	db.mu.Unlock()
 	if ran {
 		// The commit failed, and it may have happened all the same (the
 		// answer to COMMIT lost with the connection): running the calls
@@ -147,11 +177,15 @@ func (db *Store) commitGroup(batch []*groupCall) {
 				c.w, c.err = nil, err
 			}
 		}
-		return
+		return false
 	}
-	for _, c := range batch {
-		c.err = db.update(c.ctx, c.fn)
+	if len(batch) == 1 {
+		if batch[0].err == nil {
+			batch[0].err = err
+		}
+		return false
 	}
+	return true
 }
 
 // dirtyTx notes whether anything was written through it.

@@ -63,3 +63,18 @@ type BucketKey struct{ Bucket, Key []byte }
 type Prefetcher interface {
 	Prefetch(keys []BucketKey)
 }
+
+// SharedUpdater is an optional Backend mode for writes that commute with
+// each other (shared.go): UpdateShared runs fn in a read-write transaction
+// that may run concurrently with other shared ones, never with an Update.
+// Two shared transactions that write the same key cannot both commit as
+// written: the backend detects it and runs the loser's fn again on a
+// fresh state, so fn must reset its outputs on entry. A backend whose
+// writers are serialized anyway (bbolt) does not implement it.
+type SharedUpdater interface {
+	UpdateShared(ctx context.Context, fn func(Tx) error) error
+	// TryUpdateSolo is UpdateShared for one caller at a time across every
+	// process (the audit sequencer): false, and fn not run, while another
+	// holds it.
+	TryUpdateSolo(ctx context.Context, fn func(Tx) error) (bool, error)
+}

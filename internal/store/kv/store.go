@@ -47,6 +47,9 @@ var (
 	bMirrors      = []byte("mirrors")
 	bAudit        = []byte("audit") // seq (8 bytes BE) -> event
 	bIdempotency  = []byte("idempotency")
+	// Audit events of shared transactions, not yet on the chain: key =
+	// created_at (8 bytes BE, unix ns) + event id -> event (shared.go).
+	bAuditPending = []byte("audit_pending")
 
 	iTokenHash      = []byte("idx_token_hash")        // hash -> token id
 	iReleasePCV     = []byte("idx_release_pcv")       // product \0 channel \0 version -> release id
@@ -82,6 +85,7 @@ var (
 		iEntTP, iSeatEnt, iSeatActive, iLeaseEnt, iLeaseActive, iSnapSeq,
 		iSnapTenant, iMirrorCred, iMirrorTenant, iAuditTenant, iAuditType,
 		iAuditDedup, iAuditTenantTy, bLeaseCounts, bSeatCounts, iLeaseExpiry,
+		bAuditPending,
 	}
 
 	kAuditHead = []byte("audit_head")
@@ -119,6 +123,12 @@ type Store struct {
 	// counted: the lease and seat counters are complete (leasecount.go).
 	counted atomic.Bool
 	group   groupCommit // lease writes (group.go)
+	// shared: the backend's SharedUpdater, when it has one and the store
+	// keeps no cache; sharedGroup batches its calls and seq chains
+	// their audit events (shared.go).
+	shared      SharedUpdater
+	sharedGroup groupCommit
+	seq         *sequencer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -126,6 +136,10 @@ var _ store.Store = (*Store)(nil)
 // New returns the store on b, whose buckets (Buckets) must exist.
 func New(b Backend, opts Options) *Store {
 	db := &Store{b: b, cache: opts.Cache}
+	if su, ok := b.(SharedUpdater); ok && !opts.Cache {
+		db.shared = su
+		db.seq = startSequencer(db)
+	}
 	db.indexAuditByTenantType()
 	db.countLeases()
 	if opts.Cache && !opts.NoWarm {
@@ -137,6 +151,9 @@ func New(b Backend, opts Options) *Store {
 // Close stops the background load, if running; the caller closes the
 // backend.
 func (db *Store) Close() error {
+	if db.seq != nil {
+		db.seq.stop()
+	}
 	db.mu.Lock()
 	db.stopWarm()
 	db.mu.Unlock()
@@ -179,6 +196,9 @@ type wtx struct {
 	ops []cacheOp // writes to cached buckets, applied after commit
 	// afterCommit runs once the transaction has committed.
 	afterCommit []func()
+	// st is the state of the backend transaction, shared by the calls of
+	// a batch (shared.go).
+	st *txState
 }
 
 func (db *Store) update(ctx context.Context, fn func(*wtx) error) error {
@@ -190,7 +210,7 @@ func (db *Store) update(ctx context.Context, fn func(*wtx) error) error {
 	var w *wtx
 	ran := false // fn succeeded: an error after it is the commit's
 	err := db.b.Update(ctx, func(tx Tx) error {
-		w = &wtx{Tx: tx, db: db, ctx: ctx, now: time.Now().UTC()}
+		w = &wtx{Tx: tx, db: db, ctx: ctx, now: time.Now().UTC(), st: &txState{}}
 		if err := fn(w); err != nil {
 			return err
 		}
@@ -258,24 +278,37 @@ func putIdx(tx Tx, bucket, k []byte, v string) error {
 // put stores an object; every object write goes through here so that a
 // write to a cached bucket reaches the cache.
 func (w *wtx) put(bucket, k []byte, v any) error {
+	_, err := w.putEncoded(bucket, k, v)
+	return err
+}
+
+// putEncoded is put, returning the stored encoding.
+func (w *wtx) putEncoded(bucket, k []byte, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", bucket, err)
+		return nil, fmt.Errorf("encode %s: %w", bucket, err)
 	}
 	if w.db.cache && globalBucket(bucket) {
 		if err := w.note(bucket, b); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return w.Bucket(bucket).Put(k, b)
+	return b, w.Bucket(bucket).Put(k, b)
 }
 
 // insert stores a new object, refusing an id already taken.
 func (w *wtx) insert(bucket []byte, kind, id string, v any) error {
+	_, err := w.insertEncoded(bucket, kind, id, v)
+	return err
+}
+
+// insertEncoded is insert, returning the stored encoding (the payload of
+// the change's event, as event would encode it).
+func (w *wtx) insertEncoded(bucket []byte, kind, id string, v any) ([]byte, error) {
 	if w.Bucket(bucket).Get([]byte(id)) != nil {
-		return catalog.Errorf(catalog.ECONFLICT, "%s %q already exists", kind, id)
+		return nil, catalog.Errorf(catalog.ECONFLICT, "%s %q already exists", kind, id)
 	}
-	return w.put(bucket, []byte(id), v)
+	return w.putEncoded(bucket, []byte(id), v)
 }
 
 // event appends the audit event of this transaction's change.
@@ -284,6 +317,11 @@ func (w *wtx) event(tenantID, eventType string, obj any) error {
 	if err != nil {
 		return fmt.Errorf("encode audit payload: %w", err)
 	}
+	return w.eventEncoded(tenantID, eventType, payload)
+}
+
+// eventEncoded is event with the payload encoded (json.Marshal's output).
+func (w *wtx) eventEncoded(tenantID, eventType string, payload []byte) error {
 	actor := catalog.ActorFrom(w.ctx)
 	ev := &catalog.AuditEvent{
 		EventID:   catalog.NewID(catalog.PrefixEvent),
@@ -293,6 +331,12 @@ func (w *wtx) event(tenantID, eventType string, obj any) error {
 		EventType: eventType,
 		Payload:   payload,
 		CreatedAt: w.now,
+	}
+	if w.st.shared {
+		return w.putPending(ev)
+	}
+	if err := w.settle(); err != nil {
+		return err
 	}
 	if err := appendEvent(w.Tx, ev); err != nil {
 		return err
@@ -310,9 +354,12 @@ func appendEvent(tx Tx, ev *catalog.AuditEvent) error {
 			return fmt.Errorf("decode audit head: %w", err)
 		}
 	}
-	audit.Seal(prev, ev)
+	raw, err := audit.SealEncode(prev, ev)
+	if err != nil {
+		return fmt.Errorf("encode audit event: %w", err)
+	}
 	sk := seqKey(ev.Seq)
-	if err := putJSON(tx, bAudit, sk, ev); err != nil {
+	if err := tx.Bucket(bAudit).Put(sk, raw); err != nil {
 		return err
 	}
 	if ev.TenantID != "" {

@@ -1,17 +1,21 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/outpost/outpost/internal/store/kv"
 )
 
 // Round trips. Every Get, Put and Delete of the kv emulation was one
-// round trip, and writers hold the chain-head lock across all of them, so
+// round trip, and writers hold the write gate across all of them, so
 // the round trips of a write transaction bound the write rate (a lease
 // issuance took 17). A read-write kvTx therefore
 //
@@ -22,9 +26,10 @@ import (
 //   - answers a Get of a key it wrote from the buffer, and a Get it
 //     already made (or prefetched: Prefetch, kv.Prefetcher, one round
 //     trip for every key a batch of grouped lease writes will read) from
-//     its read cache: while the transaction holds the chain-head lock no
-//     other writer changes a row, so a value read once stays true until
-//     this transaction changes it.
+//     its read cache: while an exclusive transaction holds the write gate
+//     no other writer changes a row, and a shared one reads one snapshot
+//     (a row another changes fails its write), so a value read once
+//     stays true until this transaction changes it.
 //
 // A write that fails in the batch fails the transaction (kvTx.err), as a
 // failed Put did.
@@ -107,19 +112,76 @@ type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// lockChainHead is the statement every read-write transaction starts with.
-const lockChainHead = "SELECT id FROM outpost_chain_head WHERE id = 1 FOR UPDATE"
+// The write gate (migration 3). An exclusive transaction (kv.Backend's
+// Update) starts with the advisory lock writeGate and a bump of the gate
+// row: writers run one at a time across every instance, as bbolt runs
+// them. A shared transaction (kv.SharedUpdater) runs in REPEATABLE READ,
+// takes the advisory lock in shared mode (with other shared transactions,
+// never with an exclusive one; the lock manager queues a shared request
+// behind a waiting exclusive one, so exclusive writers are not starved)
+// and share-locks the gate row. Its snapshot is taken by its first
+// statement, before a wait for an exclusive writer: the gate row that
+// writer bumped then fails the share lock with a serialization error,
+// and the transaction runs again on a fresh snapshot (UpdateShared).
+// Two shared transactions that write one key fail the same way, once the
+// first has committed; they write their keys in one order, so they do
+// not deadlock.
+const writeGate = 0x6f75747077726974 // "outpwrit"
 
-// prelude queues BEGIN and the chain-head lock ahead of the rest of batch
-// when the transaction has not begun, and returns how many it queued.
+// soloLock is the advisory lock of solo transactions (kv's audit
+// sequencer), taken without waiting by TryUpdateSolo.
+const soloLock = writeGate + 1
+
+var (
+	exclusivePrelude = []string{"BEGIN", "SELECT pg_advisory_xact_lock(" + fmt.Sprint(writeGate) + ")", "UPDATE outpost_write_gate SET gen = gen + 1 WHERE id = 1"}
+	sharedPrelude    = []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT pg_advisory_xact_lock_shared(" + fmt.Sprint(writeGate) + ")", "SELECT gen FROM outpost_write_gate WHERE id = 1 FOR SHARE"}
+)
+
+// prelude queues the statements that begin the transaction and take the
+// write gate ahead of the rest of batch when the transaction has not
+// begun, and returns how many it queued.
 func (t *kvTx) prelude(batch *pgx.Batch) int {
 	if !t.lazy || t.begun {
 		return 0
 	}
 	t.begun = true
-	batch.Queue("BEGIN")
-	batch.Queue(lockChainHead)
-	return 2
+	p := exclusivePrelude
+	if t.shared {
+		p = sharedPrelude
+	}
+	for _, q := range p {
+		batch.Queue(q)
+	}
+	return len(p)
+}
+
+// trySolo begins the transaction with soloLock, in one round trip, or
+// returns errBusy.
+func (t *kvTx) trySolo() error {
+	batch := &pgx.Batch{}
+	n := t.prelude(batch)
+	batch.Queue("SELECT pg_try_advisory_xact_lock(" + fmt.Sprint(soloLock) + ")")
+	br := t.q.SendBatch(t.ctx, batch)
+	var got bool
+	var err error
+	for range n {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = br.QueryRow().Scan(&got)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("take the write gate: %w", err)
+	case !got:
+		return errBusy
+	}
+	return nil
 }
 
 // conn begins the transaction if it has not (one round trip) and returns
@@ -129,7 +191,7 @@ func (t *kvTx) conn() querier {
 		batch := &pgx.Batch{}
 		t.prelude(batch)
 		if err := t.q.SendBatch(t.ctx, batch).Close(); err != nil {
-			t.fail(fmt.Errorf("lock chain head: %w", err))
+			t.fail(fmt.Errorf("take the write gate: %w", err))
 		}
 	}
 	return t.q
@@ -140,15 +202,28 @@ func (t *kvTx) queueWrites(batch *pgx.Batch) {
 	if len(t.pending) == 0 {
 		return
 	}
-	var (
-		pb, db   []string
-		pk, pv   [][]byte
-		dk       [][]byte
-		deleting bool
-	)
+	// In key order, so that two transactions writing some of the same
+	// keys lock them in the same order (no deadlock).
+	ops := make([]*pendingOp, 0, len(t.pending))
 	for _, op := range t.pending {
+		ops = append(ops, op)
+	}
+	slices.SortFunc(ops, func(a, b *pendingOp) int {
+		if c := strings.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.k, b.k)
+	})
+	var (
+		// FlatArray: pgx encodes it without reflection.
+		pb     pgtype.FlatArray[string]
+		pk, pv pgtype.FlatArray[[]byte]
+		db     []string
+		dk     [][]byte
+	)
+	for _, op := range ops {
 		if op.del {
-			db, dk, deleting = append(db, op.bucket), append(dk, op.k), true
+			db, dk = append(db, op.bucket), append(dk, op.k)
 			continue
 		}
 		pb, pk, pv = append(pb, op.bucket), append(pk, op.k), append(pv, op.v)
@@ -173,9 +248,14 @@ func (t *kvTx) queueWrites(batch *pgx.Batch) {
 			SELECT b, k, v FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(b, k, v)
 			ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, pb, pk, pv)
 	}
-	if deleting {
-		batch.Queue(`DELETE FROM outpost_kv USING unnest($1::text[], $2::bytea[]) AS d(b, k)
-			WHERE outpost_kv.bucket = d.b AND outpost_kv.k = d.k`, db, dk)
+	// One statement per key: a point delete is an index lookup whatever
+	// the planner believes of the table's size (a join with the unnested
+	// keys was planned, while the table was new and small, as a hash join
+	// over a scan of the whole table, and that plan stayed cached).
+	if len(db) > 0 {
+		for i := range db {
+			batch.Queue(`DELETE FROM outpost_kv WHERE bucket = $1 AND k = $2`, db[i], dk[i])
+		}
 	}
 }
 
@@ -233,8 +313,8 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 		return
 	}
 	var (
-		bs   []string
-		ks   [][]byte
+		bs   pgtype.FlatArray[string]
+		ks   pgtype.FlatArray[[]byte]
 		seen = map[string]bool{}
 	)
 	for _, bk := range keys {
@@ -258,8 +338,10 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 	// The first query of a transaction: BEGIN and the lock go with it.
 	batch := &pgx.Batch{}
 	n := t.prelude(batch)
-	batch.Queue(`SELECT o.bucket, o.k, o.v FROM outpost_kv o
-		JOIN unnest($1::text[], $2::bytea[]) AS q(b, k) ON o.bucket = q.b AND o.k = q.k`, bs, ks)
+	// A lookup per key (LATERAL, kept from being flattened into a join
+	// by its LIMIT): a join could be planned over a scan of the table.
+	batch.Queue(`SELECT q.b, q.k, o.v FROM unnest($1::text[], $2::bytea[]) AS q(b, k)
+		CROSS JOIN LATERAL (SELECT v FROM outpost_kv WHERE bucket = q.b AND k = q.k LIMIT 1) o`, bs, ks)
 	br := t.q.SendBatch(t.ctx, batch)
 	defer func() {
 		if err := br.Close(); err != nil {
@@ -268,7 +350,7 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 	}()
 	for range n {
 		if _, err := br.Exec(); err != nil {
-			t.fail(fmt.Errorf("lock chain head: %w", err))
+			t.fail(fmt.Errorf("take the write gate: %w", err))
 			return
 		}
 	}

@@ -4,28 +4,33 @@
 //
 // It is the shared logic of store/kv on one table of (bucket, key, value)
 // rows, so bolt and postgres enforce the data model's constraints with the
-// same code. Every read-write transaction first locks the single chain-head
-// row (SELECT … FOR UPDATE): writers, across every process, are serialized
-// exactly as bbolt serializes them, so a constraint checked in a transaction
-// cannot be raced past and the audit chain never forks. Reads run in
-// REPEATABLE READ read-only transactions and see one consistent state.
+// same code. Writes take the write gate (buffer.go). Most are exclusive:
+// they run one at a time across every process, exactly as bbolt runs
+// them, so a constraint checked in a transaction cannot be raced past and
+// the audit chain never forks. Writes that commute (kv's shared writes:
+// new releases) run concurrently in REPEATABLE READ transactions, across
+// instances; the database makes one of two that touch the same key run
+// again, and their audit events reach the chain through kv's sequencer.
+// Reads run in REPEATABLE READ read-only transactions and see one
+// consistent state.
 //
-// Writers scale by sharing transactions, not by dropping the lock: kv's
-// group commit runs the concurrent writes of an instance in one
-// transaction (one lock hold, one WAL flush, their audit events appended
-// in order), the batches of several instances alternate on the lock, and
-// a read-write transaction spends two round trips under the lock
-// (BEGIN + lock + the batch's prefetch; the buffered writes + COMMIT).
+// Writers also scale by sharing transactions: kv's group commit runs the
+// concurrent writes of an instance in one transaction (one gate hold, one
+// WAL flush), and a read-write transaction spends two round trips in the
+// gate (BEGIN + gate + the batch's prefetch; the buffered writes +
+// COMMIT).
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outpost/outpost/internal/store"
@@ -45,18 +50,17 @@ type Options struct {
 type DB struct {
 	*kv.Store
 	pool *pgxpool.Pool
-	// Read-write transactions run and the time they held the chain-head
-	// lock (WriteStats).
-	writeTxs, lockHeld atomic.Int64
+	// Read-write transactions run and the time they held the write gate
+	// (WriteStats); shared transactions run again after a conflict.
+	writeTxs, lockHeld, retries atomic.Int64
 }
 
-// WriteStats says how many read-write transactions this DB ran and how
-// long they held the chain-head lock in all (from their first statement
-// to their commit; the lock is the database's, so with several instances
-// a transaction's time includes its wait for the others). lockHeld over
-// the wall time near 1 means this instance alone keeps the lock busy.
-func (db *DB) WriteStats() (txs int64, lockHeld time.Duration) {
-	return db.writeTxs.Load(), time.Duration(db.lockHeld.Load())
+// WriteStats says how many read-write transactions this DB ran, how long
+// they spent in all from their first statement to their commit (waits
+// for the write gate included) and how many shared transactions ran again
+// after a conflict.
+func (db *DB) WriteStats() (txs int64, held time.Duration, retries int64) {
+	return db.writeTxs.Load(), time.Duration(db.lockHeld.Load()), db.retries.Load()
 }
 
 var _ store.Store = (*DB)(nil)
@@ -103,23 +107,77 @@ type backend struct{ db *DB }
 func (db *DB) Backend() kv.Backend { return backend{db} }
 
 func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
-	return b.db.update(ctx, func(tx *kvTx) error { return fn(tx) })
+	return b.db.update(ctx, modeExclusive, func(tx *kvTx) error { return fn(tx) })
+}
+
+// UpdateShared implements kv.SharedUpdater: fn runs again, on a fresh
+// snapshot, when the database refuses its transaction for a conflict
+// with another (a serialization failure or a deadlock), until it commits
+// or ctx ends.
+func (b backend) UpdateShared(ctx context.Context, fn func(kv.Tx) error) error {
+	return b.db.updateShared(ctx, modeShared, fn)
+}
+
+// TryUpdateSolo implements kv.SharedUpdater: UpdateShared that also takes
+// the advisory lock soloLock, without waiting.
+func (b backend) TryUpdateSolo(ctx context.Context, fn func(kv.Tx) error) (bool, error) {
+	err := b.db.updateShared(ctx, modeSolo, fn)
+	if errors.Is(err, errBusy) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// errBusy: another transaction holds soloLock.
+var errBusy = errors.New("held by another instance")
+
+func (db *DB) updateShared(ctx context.Context, mode txMode, fn func(kv.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := db.update(ctx, mode, func(tx *kvTx) error { return fn(tx) })
+		if !retryable(err) {
+			return err
+		}
+		db.retries.Add(1)
+		// A short random pause, growing with the attempts, so that the
+		// same two transactions do not collide again at once.
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// retryable: the transaction failed for a conflict and never committed.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
 func (b backend) View(ctx context.Context, fn func(kv.Tx) error) error {
 	return b.db.view(ctx, func(tx *kvTx) error { return fn(tx) })
 }
 
-// update runs fn in a read-write transaction that holds the chain-head
-// row lock, so writers run one at a time across every instance.
+// txMode is how a read-write transaction takes the write gate.
+type txMode int
+
+const (
+	modeExclusive txMode = iota
+	modeShared
+	modeSolo // shared, and alone among solo transactions (soloLock)
+)
+
+// update runs fn in a read-write transaction that holds the write gate,
+// exclusive or shared (buffer.go).
 //
 // The transaction is driven by hand on one connection to save round
-// trips while the lock is held (they bound the write rate of every
-// instance together): BEGIN and the lock go out with the transaction's
+// trips while the gate is held (they bound the write rate of every
+// instance together): BEGIN and the gate go out with the transaction's
 // first query (a batch's prefetch, usually), and the buffered writes with
-// the COMMIT, so a grouped batch holds the lock for two round trips plus
+// the COMMIT, so a grouped batch holds the gate for two round trips plus
 // its own work.
-func (db *DB) update(ctx context.Context, fn func(*kvTx) error) (err error) {
+func (db *DB) update(ctx context.Context, mode txMode, fn func(*kvTx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -128,7 +186,7 @@ func (db *DB) update(ctx context.Context, fn func(*kvTx) error) (err error) {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer conn.Release()
-	kt := &kvTx{q: conn, ctx: ctx, write: true, lazy: true}
+	kt := &kvTx{q: conn, ctx: ctx, write: true, lazy: true, shared: mode != modeExclusive}
 	defer func() {
 		if err != nil && kt.begun {
 			// The transaction is aborted or still open: end it, or drop
@@ -139,6 +197,11 @@ func (db *DB) update(ctx context.Context, fn func(*kvTx) error) (err error) {
 		}
 	}()
 	start := time.Now()
+	if mode == modeSolo {
+		if err := kt.trySolo(); err != nil {
+			return err
+		}
+	}
 	defer func() {
 		if kt.begun || err == nil {
 			db.writeTxs.Add(1)
@@ -185,8 +248,8 @@ type kvTx struct {
 	ctx context.Context
 	err error
 	// lazy: a read-write transaction not begun yet (update); begun: BEGIN
-	// has been sent.
-	lazy, begun bool
+	// has been sent; shared: it takes the write gate shared.
+	lazy, begun, shared bool
 	// A read-write transaction buffers its writes and caches its reads
 	// (buffer.go).
 	write       bool

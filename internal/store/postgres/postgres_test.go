@@ -141,13 +141,7 @@ func TestOpen_Behaviour(t *testing.T) {
 func TestInstances_Serialize(t *testing.T) {
 	url := testURL(t)
 	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
-	a, name := openSchema(t, url)
-	defer a.Close()
-	b, err := Open(ctx, url, Options{Schema: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openPair(t, url)
 	const per = 10
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*per)
@@ -167,7 +161,7 @@ func TestInstances_Serialize(t *testing.T) {
 	}
 	var n int64
 	prev := ""
-	err = a.WalkAudit(ctx, func(ev *catalog.AuditEvent) error {
+	err := a.WalkAudit(ctx, func(ev *catalog.AuditEvent) error {
 		n++
 		if ev.Seq != n {
 			t.Errorf("event %d has seq %d", n, ev.Seq)
@@ -188,16 +182,11 @@ func TestInstances_Serialize(t *testing.T) {
 
 // TestInstances_ConflictingCatalogWrites runs the suite's conflicting
 // catalog writes from two instances on one schema at once (16 writers
-// each, grouped commits alternating on the chain-head lock): exactly one
-// of each conflicting write wins and the chain verifies.
+// each; exclusive batches alternate on the write gate, new releases run
+// shared): exactly one of each conflicting write wins and the chain
+// verifies.
 func TestInstances_ConflictingCatalogWrites(t *testing.T) {
 	url := testURL(t)
-	a, name := openSchema(t, url)
-	defer a.Close()
-	b, err := Open(context.Background(), url, Options{Schema: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openPair(t, url)
 	storetest.ConcurrentCatalogWrites(t, []store.Store{a, b})
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 var auditCases = []testCase{
 	{"AuditChain", testAuditChain},
 	{"AppendAudit", testAppendAudit},
+	{"AuditOrder", testAuditOrder},
 	{"AuditEvents", testAuditEvents},
 	{"Idempotency", testIdempotency},
 	{"IdempotencyReserve", testIdempotencyReserve},
@@ -177,6 +179,47 @@ func testAppendAudit(t *testing.T, f *fx) {
 			})
 		}
 	})
+}
+
+// testAuditOrder: one caller's writes reach the chain in the order it
+// made them, whatever path their events take (on PostgreSQL a new
+// release's event waits in the pending queue and an exclusive write must
+// chain it before its own), and each is listed as soon as its write
+// returned.
+func testAuditOrder(t *testing.T, f *fx) {
+	p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "Order"}
+	must(t, f.s.CreateProduct(f.ctx, p))
+	var want []string
+	release := func(v string) {
+		must(t, f.s.CreateRelease(f.ctx, &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: p.ProductID, Channel: "stable", Version: v}))
+		want = append(want, "release.created")
+	}
+	note := func() {
+		_, err := f.s.AppendAudit(f.ctx, &catalog.AuditEvent{EventType: "note"}, "")
+		must(t, err)
+		want = append(want, "note")
+	}
+	for round := range 3 {
+		release(fmt.Sprintf("1.%d.0", round))
+		release(fmt.Sprintf("1.%d.1", round))
+		note()
+		release(fmt.Sprintf("1.%d.2", round))
+		evs, _, err := f.s.AuditEvents(f.ctx, store.AuditFilter{EventType: "release.created"}, store.Page{Limit: 100})
+		must(t, err)
+		if got, want := len(evs), 3*(round+1); got != want {
+			t.Fatalf("round %d: %d release events listed, want %d", round, got, want)
+		}
+	}
+	evs := f.verifyChain()
+	var got []string
+	for _, ev := range evs {
+		if ev.EventType != "product.created" {
+			got = append(got, ev.EventType)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("chain order = %v, want %v", got, want)
+	}
 }
 
 func testAuditEvents(t *testing.T, f *fx) {

@@ -1,0 +1,274 @@
+package kv
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+)
+
+// Shared writes (issue 18: writes that scale across instances). On a
+// backend with a SharedUpdater (PostgreSQL), writes that commute with each
+// other run in shared transactions, concurrently across instances,
+// instead of one at a time under the backend's write lock. An operation
+// may run shared only when
+//
+//   - every key whose absence or value it checks is one it writes (a
+//     new object's id, its unique index key), so that two shared
+//     transactions racing past the same check write the same key and the
+//     backend makes one of them run again; or
+//   - the key is one only exclusive writes change (the product a release
+//     names, a tenant's status): shared and exclusive transactions never
+//     overlap, and a shared one always reads the state after the
+//     exclusive ones that committed before it began.
+//
+// CreateRelease is shared; every other write stays exclusive.
+//
+// The audit chain cannot take a new event from concurrent transactions
+// (each would extend the same head), so a shared transaction writes its
+// event to bAuditPending, committed with its change, and a sequencer
+// appends pending events to the chain in batches, one transaction each
+// (issue 18's "single sequencer that appends a batch of events per
+// transaction"): after every shared batch, in the background; before an
+// exclusive transaction appends its own event (so that a change made
+// after a shared one comes after it on the chain); and before the audit
+// log is read (so that a caller sees the events of its own writes). A
+// crash between a shared commit and its sequencing loses nothing: the
+// events wait in bAuditPending for the next sequencer run. The chain
+// holds every event exactly once and verifies as before; its order among
+// concurrent shared writes is the order of their creation times.
+
+// txState is the state of one backend transaction, shared by the calls of
+// a grouped batch.
+type txState struct {
+	shared  bool // a shared transaction: events go to bAuditPending
+	settled bool // pending events were chained in this transaction
+	pending int  // events this shared transaction left pending
+}
+
+// updateShared is updateGrouped in a shared transaction, when the backend
+// has them (see above for what fn may do); else updateGrouped.
+func (db *Store) updateShared(ctx context.Context, keys []BucketKey, fn func(*wtx) error) error {
+	if db.shared == nil {
+		return db.updateGrouped(ctx, keys, fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := &groupCall{ctx: ctx, keys: keys, fn: fn}
+	db.sharedGroup.Do(c, db.commitShared)
+	return c.err
+}
+
+// PendingEvent returns the bAuditPending row that a shared write stores
+// for ev, for tests that stage one. The key orders pending events by
+// creation time, then id. The value is version byte 1, the length of
+// the header (uvarint), the header (the event's JSON without its
+// payload) and the payload as it was encoded: the sequencer chains it
+// without decoding or encoding the payload again.
+func PendingEvent(ev *catalog.AuditEvent) (key, value []byte, err error) {
+	key = make([]byte, 8, 8+len(ev.EventID))
+	binary.BigEndian.PutUint64(key, uint64(ev.CreatedAt.UnixNano()))
+	key = append(key, ev.EventID...)
+	h := *ev
+	h.Payload = nil
+	hdr, err := json.Marshal(&h)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode pending audit event: %w", err)
+	}
+	value = make([]byte, 0, 1+binary.MaxVarintLen64+len(hdr)+len(ev.Payload))
+	value = append(value, 1)
+	value = binary.AppendUvarint(value, uint64(len(hdr)))
+	value = append(value, hdr...)
+	return key, append(value, ev.Payload...), nil
+}
+
+// decodePending reads a PendingEvent value.
+func decodePending(v []byte) (*catalog.AuditEvent, error) {
+	if len(v) == 0 || v[0] != 1 {
+		return nil, errors.New("unknown encoding")
+	}
+	n, m := binary.Uvarint(v[1:])
+	if m <= 0 || n > uint64(len(v)-1-m) {
+		return nil, errors.New("bad header length")
+	}
+	hdr, payload := v[1+m:1+m+int(n)], v[1+m+int(n):]
+	ev := &catalog.AuditEvent{}
+	if err := json.Unmarshal(hdr, ev); err != nil {
+		return nil, err
+	}
+	ev.Payload = nil // the header's null
+	if len(payload) > 0 {
+		ev.Payload = bytes.Clone(payload)
+	}
+	return ev, nil
+}
+
+// putPending stores the event of a shared transaction for the sequencer.
+func (w *wtx) putPending(ev *catalog.AuditEvent) error {
+	k, v, err := PendingEvent(ev)
+	if err != nil {
+		return err
+	}
+	w.st.pending++
+	return w.Bucket(bAuditPending).Put(k, v)
+}
+
+// settle chains the pending events, once per transaction, before an
+// exclusive transaction appends an event.
+func (w *wtx) settle() error {
+	if w.db.shared == nil || w.st.settled || w.st.shared {
+		return nil
+	}
+	w.st.settled = true
+	_, err := w.db.drain(w.Tx)
+	return err
+}
+
+// drain appends every pending event to the chain in tx, in key order, and
+// runs the audit hook on each, as an exclusive append would have.
+func (db *Store) drain(tx Tx) (int, error) {
+	b := tx.Bucket(bAuditPending)
+	var (
+		keys [][]byte
+		evs  []*catalog.AuditEvent
+	)
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		ev, err := decodePending(v)
+		if err != nil {
+			return 0, fmt.Errorf("decode pending audit event %x: %w", k, err)
+		}
+		keys, evs = append(keys, bytes.Clone(k)), append(evs, ev)
+	}
+	for i, ev := range evs {
+		if err := appendEvent(tx, ev); err != nil {
+			return 0, err
+		}
+		if err := db.appended(tx, ev); err != nil {
+			return 0, err
+		}
+		if err := b.Delete(keys[i]); err != nil {
+			return 0, err
+		}
+	}
+	return len(evs), nil
+}
+
+// sequence chains the pending events in a shared transaction of its own,
+// which runs beside shared writes and, across instances, alone (false:
+// another instance's sequencer is running).
+func (db *Store) sequence(ctx context.Context) (bool, error) {
+	db.seq.mu.Lock()
+	defer db.seq.mu.Unlock()
+	return db.shared.TryUpdateSolo(ctx, func(tx Tx) error {
+		_, err := db.drain(tx)
+		return err
+	})
+}
+
+// settle chains the events pending now, if any: before the audit log is
+// read, so that a caller sees the events of its own writes. One run of
+// the sequencer that starts after settle did is enough, whatever is
+// queued after it.
+func (db *Store) settle(ctx context.Context) error {
+	if db.shared == nil {
+		return nil
+	}
+	for {
+		waiting := false
+		err := db.view(ctx, func(tx Tx) error {
+			k, _ := tx.Bucket(bAuditPending).Cursor().First()
+			waiting = k != nil
+			return nil
+		})
+		if err != nil || !waiting {
+			return err
+		}
+		ran, err := db.sequence(ctx)
+		if err != nil || ran {
+			return err
+		}
+		// Another instance is sequencing: what it does not take, the
+		// next run here will.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// sequencer chains pending events in the background after shared
+// batches; it owns its goroutine (stop).
+type sequencer struct {
+	db     *Store
+	mu     sync.Mutex // one sequence at a time in this process
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// retryAfter is the pause after a failed sequencer run; gather is how
+// long a run waits after its poke for the events of more shared batches,
+// so that one sequencer transaction (one WAL flush, one conflict with the
+// other instances' sequencers) chains many (readers do not wait for it:
+// they settle).
+const (
+	retryAfter = time.Second
+	gather     = 10 * time.Millisecond
+)
+
+func startSequencer(db *Store) *sequencer {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sequencer{db: db, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go s.run(ctx)
+	s.poke() // events left pending by a crash
+	return s
+}
+
+// poke asks for a run; pokes while one is queued coalesce.
+func (s *sequencer) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *sequencer) run(ctx context.Context) {
+	defer close(s.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gather):
+		}
+		if err := s.db.settle(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("audit sequencer: pending events not chained yet, retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryAfter):
+			}
+			s.poke()
+		}
+	}
+}
+
+// stop ends the goroutine; events still pending stay for the next run.
+func (s *sequencer) stop() {
+	s.cancel()
+	<-s.done
+}
