@@ -204,3 +204,8 @@ type dirtyBucket struct {
 func (b dirtyBucket) Put(k, v []byte) error { b.t.dirty = true; return b.Bucket.Put(k, v) }
 
 func (b dirtyBucket) Delete(k []byte) error { b.t.dirty = true; return b.Bucket.Delete(k) }
+
+func (b dirtyBucket) TakeAll() (keys, values [][]byte, err error) {
+	b.t.dirty = true
+	return takeAll(b.Bucket)
+}

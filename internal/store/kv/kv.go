@@ -54,6 +54,12 @@ type PrefixCounter interface {
 	CountPrefix(pfx []byte) int
 }
 
+// Taker is an optional Bucket fast path: remove every key and return the
+// keys and values in key order, in one round trip.
+type Taker interface {
+	TakeAll() (keys, values [][]byte, err error)
+}
+
 // BucketKey names one key of one bucket.
 type BucketKey struct{ Bucket, Key []byte }
 

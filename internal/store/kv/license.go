@@ -341,7 +341,13 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	if l.TenantID != "" {
 		keys = append(keys, BucketKey{bTenants, []byte(l.TenantID)})
 	}
-	err := db.updateGrouped(ctx, keys, func(w *wtx) error {
+	// Shared (shared.go): the entitlement, its tenant and its seat
+	// assignments are changed by exclusive writes only; the lease
+	// counter, the subject's active lease, the expiry entries it pops and
+	// the new lease's id are keys this write checks and writes. Leases of
+	// one entitlement from two instances conflict on its counter (one
+	// runs again); those of different entitlements run side by side.
+	err := db.updateShared(ctx, keys, func(w *wtx) error {
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +28,8 @@ import (
 //     overlap, and a shared one always reads the state after the
 //     exclusive ones that committed before it began.
 //
-// CreateRelease is shared; every other write stays exclusive.
+// CreateRelease and AcquireLease are shared; every other write stays
+// exclusive.
 //
 // The audit chain cannot take a new event from concurrent transactions
 // (each would extend the same head), so a shared transaction writes its
@@ -69,44 +69,44 @@ func (db *Store) updateShared(ctx context.Context, keys []BucketKey, fn func(*wt
 
 // PendingEvent returns the bAuditPending row that a shared write stores
 // for ev, for tests that stage one. The key orders pending events by
-// creation time, then id. The value is version byte 1, the length of
-// the header (uvarint), the header (the event's JSON without its
-// payload) and the payload as it was encoded: the sequencer chains it
-// without decoding or encoding the payload again.
+// creation time, then id. The value is version byte 1, the creation time
+// (unix ns, 8 bytes big-endian), five strings (event id, tenant id, actor
+// type, actor id, event type; uvarint length, bytes) and the payload as
+// it was encoded: the sequencer chains it without decoding or encoding
+// JSON.
 func PendingEvent(ev *catalog.AuditEvent) (key, value []byte, err error) {
-	key = make([]byte, 8, 8+len(ev.EventID))
-	binary.BigEndian.PutUint64(key, uint64(ev.CreatedAt.UnixNano()))
-	key = append(key, ev.EventID...)
-	h := *ev
-	h.Payload = nil
-	hdr, err := json.Marshal(&h)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode pending audit event: %w", err)
+	if y := ev.CreatedAt.Year(); y < 1678 || y > 2261 {
+		return nil, nil, fmt.Errorf("encode pending audit event: created_at %v out of range", ev.CreatedAt)
 	}
-	value = make([]byte, 0, 1+binary.MaxVarintLen64+len(hdr)+len(ev.Payload))
-	value = append(value, 1)
-	value = binary.AppendUvarint(value, uint64(len(hdr)))
-	value = append(value, hdr...)
+	at := uint64(ev.CreatedAt.UnixNano())
+	key = binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(ev.EventID)), at)
+	key = append(key, ev.EventID...)
+	value = make([]byte, 0, 9+5*binary.MaxVarintLen32+len(ev.EventID)+len(ev.TenantID)+len(ev.ActorType)+len(ev.ActorID)+len(ev.EventType)+len(ev.Payload))
+	value = binary.BigEndian.AppendUint64(append(value, 1), at)
+	for _, f := range []string{ev.EventID, ev.TenantID, ev.ActorType, ev.ActorID, ev.EventType} {
+		value = binary.AppendUvarint(value, uint64(len(f)))
+		value = append(value, f...)
+	}
 	return key, append(value, ev.Payload...), nil
 }
 
 // decodePending reads a PendingEvent value.
 func decodePending(v []byte) (*catalog.AuditEvent, error) {
-	if len(v) == 0 || v[0] != 1 {
+	if len(v) < 9 || v[0] != 1 {
 		return nil, errors.New("unknown encoding")
 	}
-	n, m := binary.Uvarint(v[1:])
-	if m <= 0 || n > uint64(len(v)-1-m) {
-		return nil, errors.New("bad header length")
+	ev := &catalog.AuditEvent{CreatedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))).UTC()}
+	v = v[9:]
+	for _, f := range []*string{&ev.EventID, &ev.TenantID, &ev.ActorType, &ev.ActorID, &ev.EventType} {
+		n, m := binary.Uvarint(v)
+		if m <= 0 || n > uint64(len(v)-m) {
+			return nil, errors.New("bad field length")
+		}
+		*f = string(v[m : m+int(n)])
+		v = v[m+int(n):]
 	}
-	hdr, payload := v[1+m:1+m+int(n)], v[1+m+int(n):]
-	ev := &catalog.AuditEvent{}
-	if err := json.Unmarshal(hdr, ev); err != nil {
-		return nil, err
-	}
-	ev.Payload = nil // the header's null
-	if len(payload) > 0 {
-		ev.Payload = bytes.Clone(payload)
+	if len(v) > 0 {
+		ev.Payload = bytes.Clone(v)
 	}
 	return ev, nil
 }
@@ -135,31 +135,43 @@ func (w *wtx) settle() error {
 // drain appends every pending event to the chain in tx, in key order, and
 // runs the audit hook on each, as an exclusive append would have.
 func (db *Store) drain(tx Tx) (int, error) {
-	b := tx.Bucket(bAuditPending)
-	var (
-		keys [][]byte
-		evs  []*catalog.AuditEvent
-	)
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		ev, err := decodePending(v)
-		if err != nil {
-			return 0, fmt.Errorf("decode pending audit event %x: %w", k, err)
-		}
-		keys, evs = append(keys, bytes.Clone(k)), append(evs, ev)
+	keys, values, err := takeAll(tx.Bucket(bAuditPending))
+	if err != nil {
+		return 0, err
 	}
-	for i, ev := range evs {
-		if err := appendEvent(tx, ev); err != nil {
-			return 0, err
+	evs := make([]*catalog.AuditEvent, len(values))
+	for i, v := range values {
+		if evs[i], err = decodePending(v); err != nil {
+			return 0, fmt.Errorf("decode pending audit event %x: %w", keys[i], err)
 		}
+	}
+	if err := appendEvents(tx, evs); err != nil {
+		return 0, err
+	}
+	for _, ev := range evs {
 		if err := db.appended(tx, ev); err != nil {
-			return 0, err
-		}
-		if err := b.Delete(keys[i]); err != nil {
 			return 0, err
 		}
 	}
 	return len(evs), nil
+}
+
+// takeAll removes every key of b and returns the keys and values in key
+// order (Taker, or a walk and a delete per key).
+func takeAll(b Bucket) (keys, values [][]byte, err error) {
+	if t, ok := b.(Taker); ok {
+		return t.TakeAll()
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		keys, values = append(keys, bytes.Clone(k)), append(values, bytes.Clone(v))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return nil, nil, err
+		}
+	}
+	return keys, values, nil
 }
 
 // sequence chains the pending events in a shared transaction of its own,
@@ -182,16 +194,23 @@ func (db *Store) settle(ctx context.Context) error {
 	if db.shared == nil {
 		return nil
 	}
+	waiting := false
+	err := db.view(ctx, func(tx Tx) error {
+		k, _ := tx.Bucket(bAuditPending).Cursor().First()
+		waiting = k != nil
+		return nil
+	})
+	if err != nil || !waiting {
+		return err
+	}
+	return db.sequenceOnce(ctx)
+}
+
+// sequenceOnce returns after one run of the sequencer here, waiting
+// while another instance's runs: every event pending when it was called
+// is then on the chain.
+func (db *Store) sequenceOnce(ctx context.Context) error {
 	for {
-		waiting := false
-		err := db.view(ctx, func(tx Tx) error {
-			k, _ := tx.Bucket(bAuditPending).Cursor().First()
-			waiting = k != nil
-			return nil
-		})
-		if err != nil || !waiting {
-			return err
-		}
 		ran, err := db.sequence(ctx)
 		if err != nil || ran {
 			return err
@@ -226,12 +245,13 @@ const (
 	gather     = 10 * time.Millisecond
 )
 
-func startSequencer(db *Store) *sequencer {
+// startSequencer sets db.seq and starts its goroutine.
+func startSequencer(db *Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sequencer{db: db, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	db.seq = s
 	go s.run(ctx)
 	s.poke() // events left pending by a crash
-	return s
 }
 
 // poke asks for a run; pokes while one is queued coalesce.
@@ -255,7 +275,7 @@ func (s *sequencer) run(ctx context.Context) {
 			return
 		case <-time.After(gather):
 		}
-		if err := s.db.settle(ctx); err != nil && ctx.Err() == nil {
+		if err := s.db.sequenceOnce(ctx); err != nil && ctx.Err() == nil {
 			slog.Warn("audit sequencer: pending events not chained yet, retrying", "err", err)
 			select {
 			case <-ctx.Done():

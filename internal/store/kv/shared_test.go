@@ -31,11 +31,12 @@ func TestPendingEvent_RoundTrip(t *testing.T) {
 	}
 	_, good, _ := PendingEvent(&catalog.AuditEvent{EventID: "evt_2", EventType: "x", CreatedAt: at})
 	for name, v := range map[string][]byte{
-		"empty":          {},
-		"version":        append([]byte{2}, good[1:]...),
-		"length too big": {1, 0x7f, '{', '}'},
-		"bad varint":     {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"bad header":     {1, 2, 'x', '}'},
+		"empty":           {},
+		"version":         append([]byte{2}, good[1:]...),
+		"short":           good[:5],
+		"length too big":  append(append([]byte{}, good[:9]...), 0x7f, 'e'),
+		"bad varint":      append(append([]byte{}, good[:9]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
+		"missing a field": good[:9+1+len("evt_2")],
 	} {
 		if _, err := decodePending(v); err == nil {
 			t.Errorf("%s: decoded", name)

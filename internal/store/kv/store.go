@@ -138,7 +138,7 @@ func New(b Backend, opts Options) *Store {
 	db := &Store{b: b, cache: opts.Cache}
 	if su, ok := b.(SharedUpdater); ok && !opts.Cache {
 		db.shared = su
-		db.seq = startSequencer(db)
+		startSequencer(db)
 	}
 	db.indexAuditByTenantType()
 	db.countLeases()
@@ -346,6 +346,12 @@ func (w *wtx) eventEncoded(tenantID, eventType string, payload []byte) error {
 
 // appendEvent seals ev onto the chain head and stores it with its indexes.
 func appendEvent(tx Tx, ev *catalog.AuditEvent) error {
+	return appendEvents(tx, []*catalog.AuditEvent{ev})
+}
+
+// appendEvents seals evs onto the chain head in order and stores them with
+// their indexes; the head is read and written once.
+func appendEvents(tx Tx, evs []*catalog.AuditEvent) error {
 	meta := tx.Bucket(bMeta)
 	var prev *catalog.AuditEvent
 	if h := meta.Get(kAuditHead); h != nil {
@@ -354,29 +360,35 @@ func appendEvent(tx Tx, ev *catalog.AuditEvent) error {
 			return fmt.Errorf("decode audit head: %w", err)
 		}
 	}
-	raw, err := audit.SealEncode(prev, ev)
-	if err != nil {
-		return fmt.Errorf("encode audit event: %w", err)
-	}
-	sk := seqKey(ev.Seq)
-	if err := tx.Bucket(bAudit).Put(sk, raw); err != nil {
-		return err
-	}
-	if ev.TenantID != "" {
-		if err := tx.Bucket(iAuditTenant).Put(append(prefix(ev.TenantID), sk...), nil); err != nil {
+	for _, ev := range evs {
+		raw, err := audit.SealEncode(prev, ev)
+		if err != nil {
+			return fmt.Errorf("encode audit event: %w", err)
+		}
+		sk := seqKey(ev.Seq)
+		if err := tx.Bucket(bAudit).Put(sk, raw); err != nil {
 			return err
 		}
-		if err := tx.Bucket(iAuditTenantTy).Put(append(prefix(ev.TenantID, ev.EventType), sk...), nil); err != nil {
+		if ev.TenantID != "" {
+			if err := tx.Bucket(iAuditTenant).Put(append(prefix(ev.TenantID), sk...), nil); err != nil {
+				return err
+			}
+			if err := tx.Bucket(iAuditTenantTy).Put(append(prefix(ev.TenantID, ev.EventType), sk...), nil); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(iAuditType).Put(append(prefix(ev.EventType), sk...), nil); err != nil {
 			return err
 		}
+		prev = ev
 	}
-	if err := tx.Bucket(iAuditType).Put(append(prefix(ev.EventType), sk...), nil); err != nil {
-		return err
+	if prev == nil {
+		return nil
 	}
 	head, _ := json.Marshal(struct {
 		Seq  int64  `json:"seq"`
 		Hash string `json:"hash"`
-	}{ev.Seq, ev.Hash})
+	}{prev.Seq, prev.Hash})
 	return meta.Put(kAuditHead, head)
 }
 

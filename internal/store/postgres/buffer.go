@@ -112,30 +112,29 @@ type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// The write gate (migration 3). An exclusive transaction (kv.Backend's
-// Update) starts with the advisory lock writeGate and a bump of the gate
-// row: writers run one at a time across every instance, as bbolt runs
-// them. A shared transaction (kv.SharedUpdater) runs in REPEATABLE READ,
-// takes the advisory lock in shared mode (with other shared transactions,
-// never with an exclusive one; the lock manager queues a shared request
-// behind a waiting exclusive one, so exclusive writers are not starved)
-// and share-locks the gate row. Its snapshot is taken by its first
-// statement, before a wait for an exclusive writer: the gate row that
-// writer bumped then fails the share lock with a serialization error,
-// and the transaction runs again on a fresh snapshot (UpdateShared).
-// Two shared transactions that write one key fail the same way, once the
-// first has committed; they write their keys in one order, so they do
-// not deadlock.
-const writeGate = 0x6f75747077726974 // "outpwrit"
+// The write gate (migration 3) is a table lock on outpost_write_gate, a
+// table nothing reads or writes. An exclusive transaction (kv.Backend's
+// Update) takes it in EXCLUSIVE mode: writers run one at a time across
+// every instance, as bbolt runs them. A shared transaction
+// (kv.SharedUpdater) runs in REPEATABLE READ and takes it in SHARE mode,
+// which admits other shared transactions and no exclusive one; the lock
+// manager queues a request behind a waiting one it conflicts with, so a
+// stream of shared transactions does not starve an exclusive writer.
+// LOCK TABLE is the one statement that takes no snapshot: a shared
+// transaction's snapshot is taken by its next statement, after the wait
+// for any exclusive writer, and so includes what that writer committed.
+// Two shared transactions that write one key fail with a serialization
+// error, once the first has committed, and the loser runs again on a
+// fresh snapshot (UpdateShared); they write their keys in one order, so
+// they do not deadlock.
+var (
+	exclusivePrelude = []string{"BEGIN", "LOCK TABLE outpost_write_gate IN EXCLUSIVE MODE"}
+	sharedPrelude    = []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", "LOCK TABLE outpost_write_gate IN SHARE MODE"}
+)
 
 // soloLock is the advisory lock of solo transactions (kv's audit
 // sequencer), taken without waiting by TryUpdateSolo.
-const soloLock = writeGate + 1
-
-var (
-	exclusivePrelude = []string{"BEGIN", "SELECT pg_advisory_xact_lock(" + fmt.Sprint(writeGate) + ")", "UPDATE outpost_write_gate SET gen = gen + 1 WHERE id = 1"}
-	sharedPrelude    = []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT pg_advisory_xact_lock_shared(" + fmt.Sprint(writeGate) + ")", "SELECT gen FROM outpost_write_gate WHERE id = 1 FOR SHARE"}
-)
+const soloLock = 0x6f7574706f736571 // "outposeq"
 
 // prelude queues the statements that begin the transaction and take the
 // write gate ahead of the rest of batch when the transaction has not

@@ -22,10 +22,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -512,6 +514,48 @@ func (b *kvBucket) CountPrefix(pfx []byte) int {
 		return 0
 	}
 	return n
+}
+
+// TakeAll removes every key of the bucket and returns the keys and values
+// in key order, in one statement (kv.Taker): the audit sequencer empties
+// the pending queue with it.
+func (b *kvBucket) TakeAll() (keys, values [][]byte, err error) {
+	b.tx.flush()
+	q := b.tx.conn()
+	if b.tx.err != nil {
+		return nil, nil, b.tx.err
+	}
+	rows, err := q.Query(b.tx.ctx, "DELETE FROM outpost_kv WHERE bucket = $1 RETURNING k, v", b.name)
+	if err != nil {
+		b.tx.fail(fmt.Errorf("take %s: %w", b.name, err))
+		return nil, nil, b.tx.err
+	}
+	var taken []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.k, &r.v); err != nil {
+			rows.Close()
+			b.tx.fail(fmt.Errorf("take %s: %w", b.name, err))
+			return nil, nil, b.tx.err
+		}
+		if r.v == nil {
+			r.v = []byte{}
+		}
+		taken = append(taken, r)
+	}
+	if err := rows.Err(); err != nil {
+		b.tx.fail(fmt.Errorf("take %s: %w", b.name, err))
+		return nil, nil, b.tx.err
+	}
+	slices.SortFunc(taken, func(x, y row) int { return bytes.Compare(x.k, y.k) })
+	keys, values = make([][]byte, len(taken)), make([][]byte, len(taken))
+	for i, r := range taken {
+		keys[i], values[i] = r.k, r.v
+		if b.tx.reads != nil {
+			b.tx.reads[cacheKey(b.name, r.k)] = nil
+		}
+	}
+	return keys, values, nil
 }
 
 // PutMany sets keys[i] to values[i] in one statement (kv.BulkPutter).

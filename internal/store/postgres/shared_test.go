@@ -55,10 +55,10 @@ func count(t *testing.T, db *DB, q string, args ...any) int {
 
 // TestUpdateShared_SeesExclusiveCommit: a shared transaction that starts
 // while an exclusive one holds the write gate waits for it and then reads
-// what it wrote. Its snapshot was taken before the wait; the gate row the
-// exclusive writer bumped makes it run again on a fresh one. Without the
-// bump it would read the old value and could write on top of a state
-// that no longer holds.
+// what it wrote: its snapshot is taken after the wait. Were it taken
+// before (a gate that is not the transaction's first statement, or one
+// that takes a snapshot), it would read the old value and could write on
+// top of a state that no longer holds.
 func TestUpdateShared_SeesExclusiveCommit(t *testing.T) {
 	db, _ := openSchema(t, testURL(t))
 	defer db.Close()
@@ -95,7 +95,7 @@ func TestUpdateShared_SeesExclusiveCommit(t *testing.T) {
 		})
 	}()
 	waitFor(t, "the shared transaction to wait for the gate", func() bool {
-		return count(t, db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") > 0
+		return count(t, db, "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted") > 0
 	})
 	close(release)
 	must(<-exclusive)
@@ -157,7 +157,7 @@ func TestUpdateShared_NoLostUpdates(t *testing.T) {
 
 // TestUpdateShared_ExclusiveNotStarved: exclusive writes go through while
 // shared ones from two instances keep the gate busy (the lock manager
-// queues shared requests behind a waiting exclusive one).
+// queues a shared request behind a waiting exclusive one).
 func TestUpdateShared_ExclusiveNotStarved(t *testing.T) {
 	url := testURL(t)
 	a, b := openPair(t, url)
