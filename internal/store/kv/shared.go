@@ -203,13 +203,13 @@ func (db *Store) settle(ctx context.Context) error {
 	if err != nil || !waiting {
 		return err
 	}
-	return db.sequenceOnce(ctx)
+	return db.sequenceOnce(ctx, time.Millisecond)
 }
 
-// sequenceOnce returns after one run of the sequencer here, waiting
-// while another instance's runs: every event pending when it was called
-// is then on the chain.
-func (db *Store) sequenceOnce(ctx context.Context) error {
+// sequenceOnce returns after one run of the sequencer here, trying again
+// after pause while another instance's runs: every event pending when it
+// was called is then on the chain.
+func (db *Store) sequenceOnce(ctx context.Context, pause time.Duration) error {
 	for {
 		ran, err := db.sequence(ctx)
 		if err != nil || ran {
@@ -220,7 +220,7 @@ func (db *Store) sequenceOnce(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }
@@ -275,7 +275,9 @@ func (s *sequencer) run(ctx context.Context) {
 			return
 		case <-time.After(gather):
 		}
-		if err := s.db.sequenceOnce(ctx); err != nil && ctx.Err() == nil {
+		// While another instance runs, try again a gather later, not at
+		// once: its run takes most of what is pending here too.
+		if err := s.db.sequenceOnce(ctx, gather); err != nil && ctx.Err() == nil {
 			slog.Warn("audit sequencer: pending events not chained yet, retrying", "err", err)
 			select {
 			case <-ctx.Done():

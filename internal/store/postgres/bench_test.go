@@ -4,12 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	neturl "net/url"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store"
@@ -185,10 +191,26 @@ func BenchmarkRawInsert(b *testing.B) {
 // same schema in this process, as a second control plane process would:
 //
 //	go test -run '^$' -bench CatalogWrites -benchtime 2000x ./internal/store/postgres
+//
+// The rtt= cases reach the database through a Toxiproxy link in the
+// process that delays every reply by 1 ms, as a database on another host
+// would: there the instances do not share the database's CPU, which on
+// loopback on 2 cores is what two instances run out of.
 func BenchmarkCatalogWrites(b *testing.B) {
-	url := testURL(b)
-	for _, c := range []struct{ instances, writers int }{{1, 1}, {1, 16}, {2, 16}} {
-		b.Run(fmt.Sprintf("instances=%d/writers=%d", c.instances, c.writers), func(b *testing.B) {
+	direct := testURL(b)
+	for _, c := range []struct {
+		instances, writers int
+		rtt                time.Duration
+	}{{1, 1, 0}, {1, 16, 0}, {2, 16, 0}, {1, 16, time.Millisecond}, {2, 16, time.Millisecond}} {
+		name := fmt.Sprintf("instances=%d/writers=%d", c.instances, c.writers)
+		if c.rtt > 0 {
+			name = fmt.Sprintf("rtt=%s/%s", c.rtt, name)
+		}
+		b.Run(name, func(b *testing.B) {
+			url := direct
+			if c.rtt > 0 {
+				url = delayed(b, direct, c.rtt)
+			}
 			db, schema := openSchema(b, url)
 			defer db.Close()
 			dbs := []*DB{db}
@@ -208,7 +230,14 @@ func BenchmarkCatalogWrites(b *testing.B) {
 				n, h, r := d.WriteStats()
 				txs0, held0, retries0 = txs0+n, held0+h, retries0+r
 			}
+			busy0, all0 := hostCPU()
 			storetest.BenchCatalogWrites(b, stores, c.writers)
+			busy1, all1 := hostCPU()
+			if all1 > all0 {
+				// The machine's CPU in use during the run (database
+				// included): near 100, the instances share what there is.
+				b.ReportMetric(100*float64(busy1-busy0)/float64(all1-all0), "host-cpu-%")
+			}
 			var txs, retries int64
 			var held time.Duration
 			for _, d := range dbs {
@@ -225,4 +254,51 @@ func BenchmarkCatalogWrites(b *testing.B) {
 			b.ReportMetric(float64(retries-retries0), "retries")
 		})
 	}
+}
+
+// delayed returns url through a Toxiproxy link in this process whose
+// replies are delayed by d, stopped when b ends.
+func delayed(b *testing.B, url string, d time.Duration) string {
+	b.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil || u.Host == "" {
+		b.Fatalf("a delayed run needs OUTPOST_TEST_POSTGRES_URL as a postgres:// URL (%v)", err)
+	}
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, "postgres", "127.0.0.1:0", u.Host)
+	if err := p.Start(); err != nil {
+		b.Fatalf("toxiproxy: %v", err)
+	}
+	b.Cleanup(p.Stop)
+	toxic := fmt.Sprintf(`{"name":"rtt","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":%d}}`, d.Milliseconds())
+	if _, err := p.Toxics.AddToxicJson(strings.NewReader(toxic)); err != nil {
+		b.Fatalf("toxiproxy latency: %v", err)
+	}
+	u.Host = p.Listen
+	return u.String()
+}
+
+// hostCPU reads the machine's busy and total CPU time, in clock ticks,
+// from /proc/stat (zeros where there is none).
+func hostCPU() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
 }
