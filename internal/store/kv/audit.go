@@ -219,7 +219,7 @@ func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.Idempo
 }
 
 // ReserveIdempotency implements store.Store: writers are serialized (one
-// bbolt writer; PostgreSQL's chain-head row lock), so the check and the
+// bbolt writer; PostgreSQL's write gate, exclusive), so the check and the
 // insert cannot be raced past by another instance.
 func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash, attempt string, staleBefore time.Time) (*store.IdempotencyRecord, error) {
 	if err := checkText("idempotency_key", key, true); err != nil {

@@ -13,7 +13,7 @@ import (
 // blocked versions, rollouts, entitlements, appended audit events,
 // idempotency records). On bbolt every write transaction
 // ends with an fsync (a few milliseconds), and on PostgreSQL with a WAL
-// flush under the chain-head lock, so one transaction per lease caps
+// flush in the write gate, so one transaction per lease caps
 // issuance at a few hundred per second however cheap the lease itself is.
 // updateGrouped runs concurrent calls in one write transaction: a batch
 // starts as soon as the previous one committed and takes every call
@@ -32,12 +32,10 @@ import (
 // never redone (it may have happened: the answer lost with the
 // connection); every call that wrote gets its error.
 //
-// On PostgreSQL a batch is also what scales instances: each batch holds
-// the chain-head lock once, so the writes of 16 writers share one lock
-// hold and one WAL flush, and the batches of several instances alternate
-// on the lock, each appending its calls' events in order (issue 18's
-// "single sequencer that appends a batch of events per transaction").
-// Long writes (snapshot builds, pruning, imports) stay on update.
+// On PostgreSQL the writes of 16 writers share one hold of the write gate
+// and one WAL flush; exclusive batches of several instances alternate on
+// the gate, shared ones (shared.go) run side by side. Long writes
+// (snapshot builds, pruning, imports) stay on update.
 type groupCommit = groupcommit.Group[*groupCall]
 
 type groupCall struct {
@@ -165,6 +163,15 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 			db.invalidate()
 			break
 		}
+	}
+	if errors.Is(err, ErrAborted) {
+		// A query failed: nothing committed, and a call that concluded
+		// "not found" from a value it could not read was not answered
+		// by the store. Every call gets the failure (a retry may pass).
+		for _, c := range batch {
+			c.w, c.err = nil, err
+		}
+		return false
 	}
 	if ran {
 		// The commit failed, and it may have happened all the same (the

@@ -190,3 +190,120 @@ func TestUpdateGrouped_LostCommitNotRedone(t *testing.T) {
 		t.Fatalf("%d write transactions for %d calls: no batch formed, the test proves nothing", got, n)
 	}
 }
+
+// abortingReads is a backend whose reads fail once fail is set: fn sees
+// every key as absent, nothing commits, and Update reports ErrAborted, as
+// the PostgreSQL backend does when a query of the transaction failed.
+type abortingReads struct {
+	Backend
+	fail    atomic.Bool
+	updates atomic.Int64
+}
+
+var errRollback = errors.New("roll back")
+
+func (b *abortingReads) Update(ctx context.Context, fn func(Tx) error) error {
+	if !b.fail.Load() {
+		return b.Backend.Update(ctx, fn)
+	}
+	if b.updates.Add(1) == 1 {
+		time.Sleep(50 * time.Millisecond) // the others queue and share the next batch
+	}
+	err := b.Backend.Update(ctx, func(tx Tx) error {
+		if err := fn(blindTx{tx}); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if errors.Is(err, errRedo) {
+		return err
+	}
+	return fmt.Errorf("%w: get: connection reset by peer", ErrAborted)
+}
+
+// sharedAborting adds the shared mode to abortingReads.
+type sharedAborting struct{ *abortingReads }
+
+func (b sharedAborting) UpdateShared(ctx context.Context, fn func(Tx) error) error {
+	return b.Update(ctx, fn)
+}
+
+func (b sharedAborting) TryUpdateSolo(ctx context.Context, fn func(Tx) error) (bool, error) {
+	return true, b.Update(ctx, fn)
+}
+
+type blindTx struct{ Tx }
+
+func (t blindTx) Bucket(name []byte) Bucket { return blindBucket{t.Tx.Bucket(name)} }
+
+type blindBucket struct{ Bucket }
+
+func (blindBucket) Get([]byte) []byte { return nil }
+
+// TestUpdateGrouped_AbortedReadsFailEveryCall: when a read of a batch's
+// transaction failed, no call answers from the value it could not read
+// (a lease refused with "entitlement not found" while the database
+// restarted, which the Idempotency-Key layer then kept as the answer):
+// every call, exclusive or shared, alone or batched, gets the failure.
+func TestUpdateGrouped_AbortedReadsFailEveryCall(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "outpost.db"), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bdb.Close()
+			if err := bdb.Update(func(tx *bbolt.Tx) error {
+				for _, name := range Buckets {
+					if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			ab := &abortingReads{Backend: Bolt(bdb)}
+			var b Backend = ab
+			if shared {
+				b = sharedAborting{ab}
+			}
+			db := New(b, Options{})
+			defer db.Close()
+			ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
+			p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "P"}
+			if err := db.CreateProduct(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			const n = 16
+			rels := make([]*catalog.Release, n)
+			for i := range rels {
+				rels[i] = &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: p.ProductID, Channel: "stable", Version: fmt.Sprintf("1.0.%d", i)}
+				if err := db.CreateRelease(ctx, rels[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ab.fail.Store(true)
+			errs := make([]error, 2*n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					errs[i] = db.CreateRelease(ctx, &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: p.ProductID, Channel: "stable", Version: fmt.Sprintf("2.0.%d", i)})
+				})
+				wg.Go(func() { _, errs[n+i] = db.RevokeRelease(ctx, rels[i].ReleaseID, time.Now()) })
+				if i == 0 {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if !errors.Is(err, ErrAborted) {
+					t.Errorf("call %d: err %v, want the aborted transaction's", i, err)
+				}
+			}
+			if got := ab.updates.Load(); got >= 2*n {
+				t.Fatalf("%d transactions for %d calls: no batch formed, the test proves nothing", got, 2*n)
+			}
+		})
+	}
+}

@@ -1,6 +1,9 @@
 package kv
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Backend runs transactions. Update runs fn in a read-write transaction,
 // committed when fn returns nil, one at a time; View runs fn in a read-only
@@ -9,6 +12,12 @@ type Backend interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	View(ctx context.Context, fn func(Tx) error) error
 }
+
+// ErrAborted marks a backend's error for a transaction that failed before
+// its commit was attempted (a query of it failed): nothing was committed,
+// and what fn concluded from the values it could not read is void. A
+// backend whose reads cannot fail (bbolt) never returns it.
+var ErrAborted = errors.New("transaction aborted")
 
 // Tx is a transaction: a set of named buckets (every name in Buckets
 // exists). Values it returns are valid until the transaction ends and must

@@ -214,7 +214,7 @@ func (db *DB) update(ctx context.Context, mode txMode, fn func(*kvTx) error) (er
 	// A failed query makes the transaction useless: report it rather
 	// than whatever fn concluded from the missing value.
 	if kt.err != nil {
-		return kt.err
+		return fmt.Errorf("%w: %w", kv.ErrAborted, kt.err)
 	}
 	if err != nil {
 		return err
