@@ -147,21 +147,7 @@ func (b *lostCommit) Update(ctx context.Context, fn func(Tx) error) error {
 // answer "already exists" for the tenant it created): each gets the
 // commit's error, and what they wrote is there once.
 func TestUpdateGrouped_LostCommitNotRedone(t *testing.T) {
-	bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "outpost.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	if err := bdb.Update(func(tx *bbolt.Tx) error {
-		for _, name := range Buckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	bdb := openBuckets(t)
 	b := &lostCommit{Backend: Bolt(bdb)}
 	db := New(b, Options{Cache: true})
 	defer db.Close()
@@ -248,21 +234,7 @@ func (blindBucket) Get([]byte) []byte { return nil }
 func TestUpdateGrouped_AbortedReadsFailEveryCall(t *testing.T) {
 	for _, shared := range []bool{false, true} {
 		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
-			bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "outpost.db"), 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bdb.Close()
-			if err := bdb.Update(func(tx *bbolt.Tx) error {
-				for _, name := range Buckets {
-					if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			bdb := openBuckets(t)
 			ab := &abortingReads{Backend: Bolt(bdb)}
 			var b Backend = ab
 			if shared {
@@ -306,4 +278,25 @@ func TestUpdateGrouped_AbortedReadsFailEveryCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openBuckets opens a bbolt file with every bucket, closed at cleanup.
+func openBuckets(t *testing.T) *bbolt.DB {
+	t.Helper()
+	bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "outpost.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bdb.Close() })
+	if err := bdb.Update(func(tx *bbolt.Tx) error {
+		for _, name := range Buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bdb
 }

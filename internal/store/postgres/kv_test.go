@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -113,12 +114,13 @@ func TestCursor_Behaviour(t *testing.T) {
 		}
 	})
 	t.Run("failed query fails the transaction", func(t *testing.T) {
+		boom := errors.New("boom")
 		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
-			w.fail(fmt.Errorf("boom"))
+			w.fail(boom)
 			return nil
 		})
-		if err == nil || err.Error() != "boom" {
-			t.Fatalf("err = %v, want boom", err)
+		if !errors.Is(err, boom) || !errors.Is(err, kv.ErrAborted) {
+			t.Fatalf("err = %v, want boom, marked kv.ErrAborted", err)
 		}
 	})
 }
