@@ -140,7 +140,7 @@ cell() { sed 's/|/\\|/g'; }
 	echo "\`bench/lease.sh\` (durable lease issuance on the mirror), \`bench/online_lease.sh\`"
 	echo "(online lease issuance on the control plane store, bbolt and PostgreSQL, 0 vs 100k"
 	echo "active, beside raw bbolt put+fsync and a single-row INSERT), \`bench/catalog_writes.sh\` (catalog writes"
-	echo "on the control plane store: 1 vs 16 writers on bbolt and PostgreSQL, two instances on one database),"
+	echo "on the control plane store: 1 vs 16 writers on bbolt and PostgreSQL, two instances on one database, on loopback and 1 ms away through Toxiproxy),"
 	echo "\`bench/retention.sh\` (control plane database size after 20 builds vs one, bbolt and PostgreSQL),"
 	echo "\`bench/mirror_cpu.sh\` (CPU of the mirror's /v1/status and of an idle sync at 100k releases),"
 	echo "\`bench/events.sh\` (client event ingest"
