@@ -114,8 +114,8 @@ func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
 
 // UpdateShared implements kv.SharedUpdater: fn runs again, on a fresh
 // snapshot, when the database refuses its transaction for a conflict
-// with another (a serialization failure or a deadlock), until it commits
-// or ctx ends.
+// with another (a serialization failure or a deadlock), until it commits,
+// ctx ends or maxAttempts runs have lost.
 func (b backend) UpdateShared(ctx context.Context, fn func(kv.Tx) error) error {
 	return b.db.updateShared(ctx, modeShared, fn)
 }
@@ -133,16 +133,21 @@ func (b backend) TryUpdateSolo(ctx context.Context, fn func(kv.Tx) error) (bool,
 // errBusy: another transaction holds soloLock.
 var errBusy = errors.New("held by another instance")
 
+// maxAttempts bounds the runs of a shared transaction that keeps losing
+// conflicts (each loss waits for a winner's commit, so the system moves
+// on; this caller then gets the conflict's error and may retry).
+const maxAttempts = 64
+
 func (db *DB) updateShared(ctx context.Context, mode txMode, fn func(kv.Tx) error) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		err := db.update(ctx, mode, func(tx *kvTx) error { return fn(tx) })
-		if !retryable(err) {
+		if !retryable(err) || attempt == maxAttempts {
 			return err
 		}
 		db.retries.Add(1)
 		// A short random pause, growing with the attempts, so that the
 		// same two transactions do not collide again at once.
-		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-1, 6)))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
