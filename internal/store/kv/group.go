@@ -153,7 +153,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 				}
 			}
 		}
-		if st != nil && st.pending > 0 {
+		if st != nil && st.queued {
 			db.seq.poke()
 		}
 		return false

@@ -50,7 +50,7 @@ import (
 type txState struct {
 	shared  bool // a shared transaction: events go to bAuditPending
 	settled bool // pending events were chained in this transaction
-	pending int  // events this shared transaction left pending
+	queued  bool // this shared transaction left events pending
 }
 
 // updateShared is updateGrouped in a shared transaction, when the backend
@@ -117,7 +117,7 @@ func (w *wtx) putPending(ev *catalog.AuditEvent) error {
 	if err != nil {
 		return err
 	}
-	w.st.pending++
+	w.st.queued = true
 	return w.Bucket(bAuditPending).Put(k, v)
 }
 
@@ -128,32 +128,31 @@ func (w *wtx) settle() error {
 		return nil
 	}
 	w.st.settled = true
-	_, err := w.db.drain(w.Tx)
-	return err
+	return w.db.drain(w.Tx)
 }
 
 // drain appends every pending event to the chain in tx, in key order, and
 // runs the audit hook on each, as an exclusive append would have.
-func (db *Store) drain(tx Tx) (int, error) {
+func (db *Store) drain(tx Tx) error {
 	keys, values, err := takeAll(tx.Bucket(bAuditPending))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	evs := make([]*catalog.AuditEvent, len(values))
 	for i, v := range values {
 		if evs[i], err = decodePending(v); err != nil {
-			return 0, fmt.Errorf("decode pending audit event %x: %w", keys[i], err)
+			return fmt.Errorf("decode pending audit event %x: %w", keys[i], err)
 		}
 	}
 	if err := appendEvents(tx, evs); err != nil {
-		return 0, err
+		return err
 	}
 	for _, ev := range evs {
 		if err := db.appended(tx, ev); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return len(evs), nil
+	return nil
 }
 
 // takeAll removes every key of b and returns the keys and values in key
@@ -180,10 +179,7 @@ func takeAll(b Bucket) (keys, values [][]byte, err error) {
 func (db *Store) sequence(ctx context.Context) (bool, error) {
 	db.seq.mu.Lock()
 	defer db.seq.mu.Unlock()
-	return db.shared.TryUpdateSolo(ctx, func(tx Tx) error {
-		_, err := db.drain(tx)
-		return err
-	})
+	return db.shared.TryUpdateSolo(ctx, db.drain)
 }
 
 // settle chains the events pending now, if any: before the audit log is

@@ -360,24 +360,25 @@ func appendEvents(tx Tx, evs []*catalog.AuditEvent) error {
 			return fmt.Errorf("decode audit head: %w", err)
 		}
 	}
+	events, byTenant, byTenantType, byType := tx.Bucket(bAudit), tx.Bucket(iAuditTenant), tx.Bucket(iAuditTenantTy), tx.Bucket(iAuditType)
 	for _, ev := range evs {
 		raw, err := audit.SealEncode(prev, ev)
 		if err != nil {
 			return fmt.Errorf("encode audit event: %w", err)
 		}
 		sk := seqKey(ev.Seq)
-		if err := tx.Bucket(bAudit).Put(sk, raw); err != nil {
+		if err := events.Put(sk, raw); err != nil {
 			return err
 		}
 		if ev.TenantID != "" {
-			if err := tx.Bucket(iAuditTenant).Put(append(prefix(ev.TenantID), sk...), nil); err != nil {
+			if err := byTenant.Put(append(prefix(ev.TenantID), sk...), nil); err != nil {
 				return err
 			}
-			if err := tx.Bucket(iAuditTenantTy).Put(append(prefix(ev.TenantID, ev.EventType), sk...), nil); err != nil {
+			if err := byTenantType.Put(append(prefix(ev.TenantID, ev.EventType), sk...), nil); err != nil {
 				return err
 			}
 		}
-		if err := tx.Bucket(iAuditType).Put(append(prefix(ev.EventType), sk...), nil); err != nil {
+		if err := byType.Put(append(prefix(ev.EventType), sk...), nil); err != nil {
 			return err
 		}
 		prev = ev

@@ -54,7 +54,7 @@ type DB struct {
 	pool *pgxpool.Pool
 	// Read-write transactions run and the time they held the write gate
 	// (WriteStats); shared transactions run again after a conflict.
-	writeTxs, lockHeld, retries atomic.Int64
+	writeTxs, txTime, retries atomic.Int64
 }
 
 // WriteStats says how many read-write transactions this DB ran, how long
@@ -62,7 +62,7 @@ type DB struct {
 // for the write gate included) and how many shared transactions ran again
 // after a conflict.
 func (db *DB) WriteStats() (txs int64, held time.Duration, retries int64) {
-	return db.writeTxs.Load(), time.Duration(db.lockHeld.Load()), db.retries.Load()
+	return db.writeTxs.Load(), time.Duration(db.txTime.Load()), db.retries.Load()
 }
 
 var _ store.Store = (*DB)(nil)
@@ -212,7 +212,7 @@ func (db *DB) update(ctx context.Context, mode txMode, fn func(*kvTx) error) (er
 	defer func() {
 		if kt.begun || err == nil {
 			db.writeTxs.Add(1)
-			db.lockHeld.Add(int64(time.Since(start)))
+			db.txTime.Add(int64(time.Since(start)))
 		}
 	}()
 	err = fn(kt)
