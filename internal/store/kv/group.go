@@ -132,6 +132,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 			switch {
 			case err == nil:
 				c.w = w
+				st.events = append(st.events, w.events...)
 			case dt.dirty && len(batch) == 1:
 				c.err = err
 				return err
@@ -140,6 +141,9 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 			default:
 				c.err = err
 			}
+		}
+		if err := st.putPending(tx); err != nil {
+			return err
 		}
 		ran = true
 		return nil

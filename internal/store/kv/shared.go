@@ -32,8 +32,9 @@ import (
 // exclusive.
 //
 // The audit chain cannot take a new event from concurrent transactions
-// (each would extend the same head), so a shared transaction writes its
-// event to bAuditPending, committed with its change, and a sequencer
+// (each would extend the same head), so a shared transaction writes the
+// events of its calls, in call order, as one row of bAuditPending,
+// committed with its changes, and a sequencer
 // appends pending events to the chain in batches, one transaction each
 // (issue 18's "single sequencer that appends a batch of events per
 // transaction"): after every shared batch, in the background; before an
@@ -43,7 +44,8 @@ import (
 // crash between a shared commit and its sequencing loses nothing: the
 // events wait in bAuditPending for the next sequencer run. The chain
 // holds every event exactly once and verifies as before; its order among
-// concurrent shared writes is the order of their creation times.
+// concurrent shared transactions is the creation time of their first
+// events.
 
 // txState is the state of one backend transaction, shared by the calls of
 // a grouped batch.
@@ -51,6 +53,9 @@ type txState struct {
 	shared  bool // a shared transaction: events go to bAuditPending
 	settled bool // pending events were chained in this transaction
 	queued  bool // this shared transaction left events pending
+	// events: the events of the batch's calls that succeeded, stored in
+	// one pending row before the commit.
+	events []*catalog.AuditEvent
 }
 
 // updateShared is updateGrouped in a shared transaction, when the backend
@@ -67,36 +72,108 @@ func (db *Store) updateShared(ctx context.Context, keys []BucketKey, fn func(*wt
 	return c.err
 }
 
-// PendingEvent returns the bAuditPending row that a shared write stores
-// for ev, for tests that stage one. The key orders pending events by
-// creation time, then id. The value is version byte 1, the creation time
-// (unix ns, 8 bytes big-endian), five strings (event id, tenant id, actor
-// type, actor id, event type; uvarint length, bytes) and the payload as
-// it was encoded: the sequencer chains it without decoding or encoding
-// JSON.
+// PendingEvent returns the bAuditPending row that a shared write stored
+// for ev before pending records were batched (version 1), for tests that
+// stage one. The key orders pending records by creation time, then id.
+// The value is version byte 1 and ev's body (pendingBody).
 func PendingEvent(ev *catalog.AuditEvent) (key, value []byte, err error) {
-	if y := ev.CreatedAt.Year(); y < 1678 || y > 2261 {
-		return nil, nil, fmt.Errorf("encode pending audit event: created_at %v out of range", ev.CreatedAt)
+	body, err := pendingBody(nil, ev)
+	if err != nil {
+		return nil, nil, err
 	}
-	at := uint64(ev.CreatedAt.UnixNano())
-	key = binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(ev.EventID)), at)
-	key = append(key, ev.EventID...)
-	value = make([]byte, 0, 9+5*binary.MaxVarintLen32+len(ev.EventID)+len(ev.TenantID)+len(ev.ActorType)+len(ev.ActorID)+len(ev.EventType)+len(ev.Payload))
-	value = binary.BigEndian.AppendUint64(append(value, 1), at)
-	for _, f := range []string{ev.EventID, ev.TenantID, ev.ActorType, ev.ActorID, ev.EventType} {
-		value = binary.AppendUvarint(value, uint64(len(f)))
-		value = append(value, f...)
-	}
-	return key, append(value, ev.Payload...), nil
+	return pendingKey(ev), append([]byte{1}, body...), nil
 }
 
-// decodePending reads a PendingEvent value.
-func decodePending(v []byte) (*catalog.AuditEvent, error) {
-	if len(v) < 9 || v[0] != 1 {
-		return nil, errors.New("unknown encoding")
+// PendingEvents returns the bAuditPending row of the events of one shared
+// transaction, in the order they are to be chained: one row a
+// transaction, not one an event, as each row is written once and
+// deleted once. Its key is the first event's (PendingEvent). The value
+// is version byte 2, the number of events (uvarint), then each event's
+// body with its length (uvarint) before it.
+func PendingEvents(evs []*catalog.AuditEvent) (key, value []byte, err error) {
+	if len(evs) == 0 {
+		return nil, nil, errors.New("encode pending audit events: none")
 	}
-	ev := &catalog.AuditEvent{CreatedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))).UTC()}
-	v = v[9:]
+	value = binary.AppendUvarint([]byte{2}, uint64(len(evs)))
+	var body []byte
+	for _, ev := range evs {
+		if body, err = pendingBody(body[:0], ev); err != nil {
+			return nil, nil, err
+		}
+		value = binary.AppendUvarint(value, uint64(len(body)))
+		value = append(value, body...)
+	}
+	return pendingKey(evs[0]), value, nil
+}
+
+func pendingKey(ev *catalog.AuditEvent) []byte {
+	key := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(ev.EventID)), uint64(ev.CreatedAt.UnixNano()))
+	return append(key, ev.EventID...)
+}
+
+// pendingBody appends ev's body to b: the creation time (unix ns, 8
+// bytes big-endian), five strings (event id, tenant id, actor type,
+// actor id, event type; uvarint length, bytes) and the payload as it was
+// encoded: the sequencer chains it without decoding or encoding JSON.
+func pendingBody(b []byte, ev *catalog.AuditEvent) ([]byte, error) {
+	if y := ev.CreatedAt.Year(); y < 1678 || y > 2261 {
+		return nil, fmt.Errorf("encode pending audit event: created_at %v out of range", ev.CreatedAt)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(ev.CreatedAt.UnixNano()))
+	for _, f := range []string{ev.EventID, ev.TenantID, ev.ActorType, ev.ActorID, ev.EventType} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return append(b, ev.Payload...), nil
+}
+
+// decodePending reads a bAuditPending value of either version.
+func decodePending(v []byte) ([]*catalog.AuditEvent, error) {
+	if len(v) == 0 {
+		return nil, errors.New("empty")
+	}
+	switch v[0] {
+	case 1:
+		ev, err := decodeBody(v[1:])
+		if err != nil {
+			return nil, err
+		}
+		return []*catalog.AuditEvent{ev}, nil
+	case 2:
+		n, m := binary.Uvarint(v[1:])
+		v = v[1+max(m, 0):]
+		// Each body takes 14 bytes at least: a bound before allocating.
+		if m <= 0 || n == 0 || n > uint64(len(v)/14) {
+			return nil, errors.New("bad event count")
+		}
+		evs := make([]*catalog.AuditEvent, 0, n)
+		for range n {
+			l, m := binary.Uvarint(v)
+			if m <= 0 || l > uint64(len(v)-m) {
+				return nil, errors.New("bad event length")
+			}
+			ev, err := decodeBody(v[m : m+int(l)])
+			if err != nil {
+				return nil, fmt.Errorf("event %d: %w", len(evs)+1, err)
+			}
+			evs = append(evs, ev)
+			v = v[m+int(l):]
+		}
+		if len(v) > 0 {
+			return nil, errors.New("trailing bytes")
+		}
+		return evs, nil
+	}
+	return nil, fmt.Errorf("unknown encoding %d", v[0])
+}
+
+// decodeBody reads a pendingBody.
+func decodeBody(v []byte) (*catalog.AuditEvent, error) {
+	if len(v) < 8 {
+		return nil, errors.New("short")
+	}
+	ev := &catalog.AuditEvent{CreatedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))).UTC()}
+	v = v[8:]
 	for _, f := range []*string{&ev.EventID, &ev.TenantID, &ev.ActorType, &ev.ActorID, &ev.EventType} {
 		n, m := binary.Uvarint(v)
 		if m <= 0 || n > uint64(len(v)-m) {
@@ -111,14 +188,28 @@ func decodePending(v []byte) (*catalog.AuditEvent, error) {
 	return ev, nil
 }
 
-// putPending stores the event of a shared transaction for the sequencer.
-func (w *wtx) putPending(ev *catalog.AuditEvent) error {
-	k, v, err := PendingEvent(ev)
+// queueEvent keeps the event of a call in a shared transaction; the
+// batch stores its calls' events in one pending row (putPending).
+func (w *wtx) queueEvent(ev *catalog.AuditEvent) error {
+	if y := ev.CreatedAt.Year(); y < 1678 || y > 2261 {
+		return fmt.Errorf("encode pending audit event: created_at %v out of range", ev.CreatedAt)
+	}
+	w.events = append(w.events, ev)
+	return nil
+}
+
+// putPending stores the events of a shared transaction's calls, in call
+// order, for the sequencer.
+func (st *txState) putPending(tx Tx) error {
+	if len(st.events) == 0 {
+		return nil
+	}
+	k, v, err := PendingEvents(st.events)
 	if err != nil {
 		return err
 	}
-	w.st.queued = true
-	return w.Bucket(bAuditPending).Put(k, v)
+	st.queued = true
+	return tx.Bucket(bAuditPending).Put(k, v)
 }
 
 // settle chains the pending events, once per transaction, before an
@@ -138,11 +229,13 @@ func (db *Store) drain(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	evs := make([]*catalog.AuditEvent, len(values))
+	var evs []*catalog.AuditEvent
 	for i, v := range values {
-		if evs[i], err = decodePending(v); err != nil {
-			return fmt.Errorf("decode pending audit event %x: %w", keys[i], err)
+		got, err := decodePending(v)
+		if err != nil {
+			return fmt.Errorf("decode pending audit events %x: %w", keys[i], err)
 		}
+		evs = append(evs, got...)
 	}
 	if err := appendEvents(tx, evs); err != nil {
 		return err

@@ -199,6 +199,9 @@ type wtx struct {
 	// st is the state of the backend transaction, shared by the calls of
 	// a batch (shared.go).
 	st *txState
+	// events: this call's audit events in a shared transaction, pending
+	// until the batch stores them (txState.putPending).
+	events []*catalog.AuditEvent
 }
 
 func (db *Store) update(ctx context.Context, fn func(*wtx) error) error {
@@ -333,7 +336,7 @@ func (w *wtx) eventEncoded(tenantID, eventType string, payload []byte) error {
 		CreatedAt: w.now,
 	}
 	if w.st.shared {
-		return w.putPending(ev)
+		return w.queueEvent(ev)
 	}
 	if err := w.settle(); err != nil {
 		return err

@@ -196,7 +196,9 @@ func TestUpdateShared_ExclusiveNotStarved(t *testing.T) {
 // TestSequencer_ChainsLeftovers: events a shared write left pending (its
 // instance stopped before the sequencer ran) are chained by the next
 // instance to open, without a read asking for them, in the order of
-// their keys, and the chain verifies.
+// their keys and, within a row, of its events; rows of one event (as
+// builds before batched rows stored them) among them. The chain
+// verifies.
 func TestSequencer_ChainsLeftovers(t *testing.T) {
 	url := testURL(t)
 	a, name := openSchema(t, url)
@@ -209,8 +211,15 @@ func TestSequencer_ChainsLeftovers(t *testing.T) {
 	now := time.Now().UTC()
 	var ids []string
 	for i := range 3 {
-		ev := &catalog.AuditEvent{EventID: catalog.NewID(catalog.PrefixEvent), EventType: "release.created", ActorType: "user", ActorID: "usr_test", Payload: json.RawMessage(`{}`), CreatedAt: now.Add(time.Duration(i) * time.Microsecond)}
-		k, raw, err := kv.PendingEvent(ev)
+		var evs []*catalog.AuditEvent
+		for j := range 1 + i%2 { // rows of 1, 2 and 1 events
+			evs = append(evs, &catalog.AuditEvent{EventID: catalog.NewID(catalog.PrefixEvent), EventType: "release.created", ActorType: "user", ActorID: "usr_test",
+				Payload: json.RawMessage(`{}`), CreatedAt: now.Add(time.Duration(i-j) * time.Microsecond)})
+		}
+		k, raw, err := kv.PendingEvents(evs)
+		if len(evs) == 1 {
+			k, raw, err = kv.PendingEvent(evs[0]) // version 1
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +233,9 @@ func TestSequencer_ChainsLeftovers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, ev.EventID)
+		for _, ev := range evs {
+			ids = append(ids, ev.EventID)
+		}
 	}
 	b, err := Open(context.Background(), url, Options{Schema: name, MaxConns: 8})
 	if err != nil {
@@ -234,8 +245,8 @@ func TestSequencer_ChainsLeftovers(t *testing.T) {
 	waitFor(t, "the sequencer to chain the pending events", func() bool {
 		return count(t, b, "SELECT count(*) FROM outpost_kv WHERE bucket = 'audit_pending'") == 0
 	})
-	if got := count(t, b, "SELECT count(*) FROM outpost_kv WHERE bucket = 'audit'"); got != 4 {
-		t.Fatalf("chain has %d events, want 4", got)
+	if got := count(t, b, "SELECT count(*) FROM outpost_kv WHERE bucket = 'audit'"); got != 5 {
+		t.Fatalf("chain has %d events, want 5", got)
 	}
 	var v audit.Verifier
 	var got []string
