@@ -3,11 +3,13 @@
 # control plane's store, with 1 and 16 concurrent writers, on bbolt (fsync
 # on) and on PostgreSQL, and on PostgreSQL from two instances with 16
 # writers each. An "instance" is a store of its own (its own connection
-# pool, group commit and locks) opened on the same schema in the benchmark
-# process. Targets (PostgreSQL): 16 writers ≥ 3× one writer; two instances
-# ≥ 1.6× one, on loopback and with the database 1 ms away (a Toxiproxy
-# link in the benchmark process delays its replies, as a database on
-# another host would). PostgreSQL: OUTPOST_TEST_POSTGRES_URL, else
+# pool, group commit and locks) opened on the same schema; the second
+# instance is a process of its own (the test binary run again), as a
+# second control plane is, and, recorded beside it, a second store in the
+# benchmark process (one Go runtime for both). Targets (PostgreSQL): 16
+# writers ≥ 3× one writer; two instances ≥ 1.6× one, on loopback and with
+# the database 1 ms away (a Toxiproxy link in the benchmark process
+# delays its replies, as a database on another host would). PostgreSQL: OUTPOST_TEST_POSTGRES_URL, else
 # scripts/postgres.sh starts one on loopback. Rounds: BENCH_CATALOG_ROUNDS
 # (3; every case once a round, in turn): the rows give the median rates
 # and the median of the per-round ratios. Writes per case: BENCH_CATALOG_N
@@ -47,16 +49,18 @@ done
 med() { median $(cat "$TMP/$1.$2"); }
 rmed() { median $(paste -d' ' "$TMP/$1.$2" "$TMP/$1.$3" | awk '{ printf "%.4f\n", $1 / $2 }'); }
 for f in bolt.writers=1 bolt.writers=16 postgres.instances=1_writers=1 postgres.instances=1_writers=16 postgres.instances=2_writers=16 \
-	postgres.rtt=1ms_instances=1_writers=16 postgres.rtt=1ms_instances=2_writers=16; do
+	postgres.procs=2_writers=16 postgres.rtt=1ms_instances=1_writers=16 postgres.rtt=1ms_procs=2_writers=16; do
 	[ -s "$TMP/$f" ] || die "missing results for $f: $(cat "$TMP/out")"
 done
 b1=$(med bolt writers=1) b16=$(med bolt writers=16)
-p1=$(med postgres instances=1_writers=1) p16=$(med postgres instances=1_writers=16) p2=$(med postgres instances=2_writers=16)
+p1=$(med postgres instances=1_writers=1) p16=$(med postgres instances=1_writers=16)
+p2=$(med postgres procs=2_writers=16) p2in=$(med postgres instances=2_writers=16)
 rb=$(rmed bolt writers=16 writers=1)
 rp=$(rmed postgres instances=1_writers=16 instances=1_writers=1)
-ri=$(rmed postgres instances=2_writers=16 instances=1_writers=16)
-d1=$(med postgres rtt=1ms_instances=1_writers=16) d2=$(med postgres rtt=1ms_instances=2_writers=16)
-rd=$(rmed postgres rtt=1ms_instances=2_writers=16 rtt=1ms_instances=1_writers=16)
+ri=$(rmed postgres procs=2_writers=16 instances=1_writers=16)
+rin=$(rmed postgres instances=2_writers=16 instances=1_writers=16)
+d1=$(med postgres rtt=1ms_instances=1_writers=16) d2=$(med postgres rtt=1ms_procs=2_writers=16)
+rd=$(rmed postgres rtt=1ms_procs=2_writers=16 rtt=1ms_instances=1_writers=16)
 trunc() { awk -v v="$1" 'BEGIN { printf "%.2f", int(v * 100) / 100 }'; }
 cmd="go test -run '^\$' -bench CatalogWrites -benchtime ${N}x"
 row "Catalog writes (new release + audit event), control plane store (bbolt, fsync), 16 writers" \
@@ -65,8 +69,10 @@ r=$(trunc "$rp")
 row "Catalog writes (new release + audit event), control plane store (PostgreSQL), 16 writers" \
 	"$(fmt1 "$p16") writes/s" "same store, 1 writer: $(fmt1 "$p1")/s" "$r" "≥ 3×" "$(judge "$r" '>=' 3)" "$cmd ./internal/store/postgres (median of $CROUNDS rounds)"
 r=$(trunc "$ri")
-row "Catalog writes, PostgreSQL, two instances on one database (two stores in one process), 16 writers each" \
+row "Catalog writes, PostgreSQL, two instances (two processes) on one database, 16 writers each" \
 	"$(fmt1 "$p2") writes/s" "one instance, 16 writers: $(fmt1 "$p16")/s" "$r" "≥ 1.6×" "$(judge "$r" '>=' 1.6)" "$cmd ./internal/store/postgres (median of $CROUNDS rounds)"
+row "Catalog writes, PostgreSQL, two instances in one process (one Go runtime) on one database, 16 writers each" \
+	"$(fmt1 "$p2in") writes/s" "one instance, 16 writers: $(fmt1 "$p16")/s" "$(trunc "$rin")" "recorded, no target" info "$cmd ./internal/store/postgres (median of $CROUNDS rounds)"
 r=$(trunc "$rd")
-row "Catalog writes, PostgreSQL 1 ms away (Toxiproxy), two instances on one database, 16 writers each" \
+row "Catalog writes, PostgreSQL 1 ms away (Toxiproxy), two instances (two processes) on one database, 16 writers each" \
 	"$(fmt1 "$d2") writes/s" "one instance, 16 writers: $(fmt1 "$d1")/s" "$r" "≥ 1.6×" "$(judge "$r" '>=' 1.6)" "$cmd ./internal/store/postgres (median of $CROUNDS rounds)"

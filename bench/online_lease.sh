@@ -22,7 +22,7 @@ declare -A best
 # rate of each.
 one() {
 	local pkg=$1 line name v
-	go test -run '^$' -bench 'AcquireLease|RawPutFsync|RawInsert' -benchtime "${N}x" "./internal/store/$pkg" >"$TMP/out" 2>&1 ||
+	go test -run '^$' -bench 'AcquireLease|KeyedLeases|RawPutFsync|RawInsert' -benchtime "${N}x" "./internal/store/$pkg" >"$TMP/out" 2>&1 ||
 		die "store lease benchmarks ($pkg): $(tail -20 "$TMP/out")"
 	while read -r line; do
 		name=$(awk '{print $1}' <<<"$line")
@@ -59,3 +59,14 @@ report bolt "bbolt, fsync" RawPutFsync "raw bbolt put+fsync, 32 clients" \
 	"go test -run '^\$' -bench 'AcquireLease|RawPutFsync' -benchtime ${N}x ./internal/store/bolt"
 report postgres "PostgreSQL" RawInsert "single-row INSERT, 32 clients" \
 	"go test -run '^\$' -bench 'AcquireLease|RawInsert' -benchtime ${N}x ./internal/store/postgres"
+# Leases with an Idempotency-Key (three write transactions a request, as
+# the HTTP API runs them), one entitlement: on one instance, and on two
+# in one process, where every batch of either touches its counter.
+k1=${best[postgres/KeyedLeases/instances=1]:-} k2=${best[postgres/KeyedLeases/instances=2]:-} z=${best[postgres/AcquireLease/active=0]:-}
+[ -n "$k1" ] && [ -n "$k2" ] || die "missing keyed lease results: $(cat "$TMP/out")"
+row "Online lease issuance with an Idempotency-Key (reserve, lease, answer), PostgreSQL, 32 clients" \
+	"$(fmt1 "$k1") leases/s" "same store, no key: $(fmt1 "$z")/s" "$(ratio "$k1" "$z")" "recorded, no target" info \
+	"go test -run '^\$' -bench KeyedLeases -benchtime ${N}x ./internal/store/postgres"
+row "Online lease issuance with an Idempotency-Key, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
+	"$(fmt1 "$k2") leases/s" "one instance: $(fmt1 "$k1")/s" "$(ratio "$k2" "$k1")" "recorded, no target" info \
+	"go test -run '^\$' -bench KeyedLeases -benchtime ${N}x ./internal/store/postgres"

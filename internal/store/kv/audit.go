@@ -218,9 +218,13 @@ func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.Idempo
 	})
 }
 
-// ReserveIdempotency implements store.Store: writers are serialized (one
-// bbolt writer; PostgreSQL's write gate, exclusive), so the check and the
-// insert cannot be raced past by another instance.
+// ReserveIdempotency implements store.Store. The check and the insert
+// cannot be raced past by another instance: on bbolt writers are
+// serialized; on PostgreSQL it is a shared write (shared.go) that writes
+// the key it checks, so of two racing reservations one commits and the
+// other runs again and finds it. Complete and Release are shared on the
+// same rule, so a request with an Idempotency-Key takes no exclusive
+// transaction on its way (its operation may).
 func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash, attempt string, staleBefore time.Time) (*store.IdempotencyRecord, error) {
 	if err := checkText("idempotency_key", key, true); err != nil {
 		return nil, err
@@ -229,7 +233,7 @@ func (db *Store) ReserveIdempotency(ctx context.Context, key, requestHash, attem
 		return nil, catalog.Invalid("request_hash", "and attempt are required")
 	}
 	var held *store.IdempotencyRecord
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateShared(ctx, idempotencyKeys(key), func(w *wtx) error {
 		held = nil
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
@@ -253,7 +257,7 @@ func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.I
 	if r == nil || r.Pending() {
 		return catalog.Invalid("record", "an answer with a status is required")
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	return db.updateShared(ctx, idempotencyKeys(key), func(w *wtx) error {
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
 		if err != nil {
@@ -273,7 +277,7 @@ func (db *Store) CompleteIdempotency(ctx context.Context, key string, r *store.I
 
 // ReleaseIdempotency implements store.Store.
 func (db *Store) ReleaseIdempotency(ctx context.Context, key, attempt string) error {
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	return db.updateShared(ctx, idempotencyKeys(key), func(w *wtx) error {
 		var cur store.IdempotencyRecord
 		ok, err := getJSON(w, bIdempotency, []byte(key), &cur)
 		if err != nil || !ok || !cur.Pending() || cur.Committed || cur.Attempt != attempt {
@@ -282,6 +286,8 @@ func (db *Store) ReleaseIdempotency(ctx context.Context, key, attempt string) er
 		return w.Bucket(bIdempotency).Delete([]byte(key))
 	})
 }
+
+func idempotencyKeys(key string) []BucketKey { return []BucketKey{{bIdempotency, []byte(key)}} }
 
 // markAttempt runs at the end of every write transaction whose ctx carries
 // store.WithIdempotencyAttempt: the reservation must still be the

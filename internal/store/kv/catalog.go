@@ -147,9 +147,10 @@ func (db *Store) RevokeToken(ctx context.Context, id, by string) (*catalog.Token
 }
 
 // TouchToken records a use of the token, at most once per
-// catalog.TokenTouchEvery.
+// catalog.TokenTouchEvery. Shared (shared.go): it writes the record it
+// reads, and every other change to it is exclusive.
 func (db *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	return db.updateShared(ctx, []BucketKey{{bTokens, []byte(id)}}, func(w *wtx) error {
 		var rec tokenRecord
 		if err := mustGet(w.Tx, bTokens, "token", id, &rec); err != nil {
 			return err

@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	neturl "net/url"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -145,6 +148,45 @@ func BenchmarkAcquireLease(b *testing.B) {
 	}
 }
 
+// BenchmarkKeyedLeases: online lease issuance with an Idempotency-Key
+// (reserve, lease, answer: three write transactions a request), 32
+// clients, on one instance and on two in this process:
+//
+//	go test -run '^$' -bench KeyedLeases -benchtime 3000x ./internal/store/postgres
+func BenchmarkKeyedLeases(b *testing.B) {
+	url := testURL(b)
+	for _, instances := range []int{1, 2} {
+		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
+			db, schema := openSchema(b, url)
+			defer db.Close()
+			stores := []store.Store{db}
+			for range instances - 1 {
+				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer other.Close()
+				stores = append(stores, other)
+			}
+			var txs0, retries0 int64
+			for _, s := range stores {
+				n, _, r := s.(*DB).WriteStats()
+				txs0, retries0 = txs0+n, retries0+r
+			}
+			storetest.BenchKeyedLeases(b, stores)
+			var txs, retries int64
+			for _, s := range stores {
+				n, _, r := s.(*DB).WriteStats()
+				txs, retries = txs+n, retries+r
+			}
+			// transactions a lease (three calls, grouped), and shared
+			// transactions run again after a conflict.
+			b.ReportMetric(float64(txs-txs0)/float64(b.N), "tx/lease")
+			b.ReportMetric(float64(retries-retries0), "retries")
+		})
+	}
+}
+
 // BenchmarkRawInsert is the reference for BenchmarkAcquireLease, like
 // pgbench's single-row INSERT: 32 concurrent clients on 32 connections,
 // each call one autocommitted INSERT of a 200-byte row:
@@ -186,13 +228,16 @@ func BenchmarkRawInsert(b *testing.B) {
 
 // BenchmarkCatalogWrites: catalog writes (a new release with its audit
 // event) from 1 and 16 concurrent writers on one store, and from two
-// instances on one database with 16 writers each. An instance is a
-// store of its own (its own pool, group commit and locks) opened on the
-// same schema in this process, as a second control plane process would:
+// instances on one database with 16 writers each. An instance is a store
+// of its own (its own pool, group commit and locks) on the same schema:
+// in the procs= cases the second one is a process of its own (this test
+// binary run as TestCatalogWriterProcess), as a second control plane
+// would be; in the instances=2 case both are in this process, where they
+// also share one Go runtime (its 2 Ps, its GC):
 //
 //	go test -run '^$' -bench CatalogWrites -benchtime 2000x ./internal/store/postgres
 //
-// The rtt= cases reach the database through a Toxiproxy link in the
+// The rtt= cases reach the database through a Toxiproxy link in this
 // process that delays every reply by 1 ms, as a database on another host
 // would: there the instances do not share the database's CPU, which on
 // loopback on 2 cores is what two instances run out of.
@@ -200,9 +245,13 @@ func BenchmarkCatalogWrites(b *testing.B) {
 	direct := testURL(b)
 	for _, c := range []struct {
 		instances, writers int
+		procs              bool // the second instance is a process
 		rtt                time.Duration
-	}{{1, 1, 0}, {1, 16, 0}, {2, 16, 0}, {1, 16, time.Millisecond}, {2, 16, time.Millisecond}} {
+	}{{1, 1, false, 0}, {1, 16, false, 0}, {2, 16, false, 0}, {2, 16, true, 0}, {1, 16, false, time.Millisecond}, {2, 16, true, time.Millisecond}} {
 		name := fmt.Sprintf("instances=%d/writers=%d", c.instances, c.writers)
+		if c.procs {
+			name = fmt.Sprintf("procs=%d/writers=%d", c.instances, c.writers)
+		}
 		if c.rtt > 0 {
 			name = fmt.Sprintf("rtt=%s/%s", c.rtt, name)
 		}
@@ -216,6 +265,9 @@ func BenchmarkCatalogWrites(b *testing.B) {
 			dbs := []*DB{db}
 			stores := []store.Store{db}
 			for range c.instances - 1 {
+				if c.procs {
+					break
+				}
 				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
 				if err != nil {
 					b.Fatal(err)
@@ -231,7 +283,13 @@ func BenchmarkCatalogWrites(b *testing.B) {
 				txs0, held0, retries0 = txs0+n, held0+h, retries0+r
 			}
 			busy0, all0 := hostCPU()
-			storetest.BenchCatalogWrites(b, stores, c.writers)
+			own := b.N // the writes of this process's instances
+			if c.procs {
+				own = b.N / 2
+				benchWithProcess(b, db, url, schema, c.writers, own)
+			} else {
+				storetest.BenchCatalogWrites(b, stores, c.writers)
+			}
 			busy1, all1 := hostCPU()
 			if all1 > all0 {
 				// The machine's CPU in use during the run (database
@@ -244,16 +302,108 @@ func BenchmarkCatalogWrites(b *testing.B) {
 				n, h, r := d.WriteStats()
 				txs, held, retries = txs+n, held+h, retries+r
 			}
-			// calls/tx: how many writes a transaction carried (group
-			// commit; the audit sequencer's transactions counted);
-			// tx-share: the share of the run an instance spent in write
-			// transactions (waits for the gate included); retries: shared
-			// transactions run again after a conflict.
-			b.ReportMetric(float64(b.N)/float64(txs-txs0), "calls/tx")
-			b.ReportMetric(float64(held-held0)/float64(b.Elapsed())/float64(c.instances), "tx-share")
+			// Of this process's instances: calls/tx, how many writes a
+			// transaction carried (group commit; the audit sequencer's
+			// transactions counted); tx-share, the share of the run an
+			// instance spent in write transactions (waits for the gate
+			// included); retries, shared transactions run again after a
+			// conflict.
+			b.ReportMetric(float64(own)/float64(txs-txs0), "calls/tx")
+			b.ReportMetric(float64(held-held0)/float64(b.Elapsed())/float64(len(dbs)), "tx-share")
 			b.ReportMetric(float64(retries-retries0), "retries")
 		})
 	}
+}
+
+// writerSpec tells TestCatalogWriterProcess what to write.
+type writerSpec struct {
+	URL, Schema, ProductID string
+	N                      int64
+	Writers                int
+}
+
+// benchWithProcess runs b.N catalog writes, own of them from writers
+// clients on db and the rest from as many in another process on the same
+// schema, started together, and reports writes/s over both.
+func benchWithProcess(b *testing.B, db *DB, url, schema string, writers, own int) {
+	productID, err := storetest.BenchProduct(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, _ := json.Marshal(writerSpec{URL: url, Schema: schema, ProductID: productID, N: int64(b.N - own), Writers: writers})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCatalogWriterProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "OUTPOST_BENCH_WRITER="+string(spec))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start the second instance: %v", err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "writer: ") {
+				lines <- strings.TrimPrefix(l, "writer: ")
+			}
+		}
+	}()
+	if l := <-lines; l != "ready" {
+		b.Fatalf("second instance: %q, want ready", l)
+	}
+	b.ResetTimer()
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		b.Fatal(err)
+	}
+	ownErr := storetest.WriteReleases([]store.Store{db}, productID, "1.0.", int64(own), writers)
+	other := <-lines
+	b.StopTimer()
+	if ownErr != nil {
+		b.Fatal(ownErr)
+	}
+	if other != "done" {
+		b.Fatalf("second instance: %q, want done", other)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// TestCatalogWriterProcess is the second instance of BenchmarkCatalogWrites's
+// procs= cases, run by it in a process of its own (skipped otherwise): it
+// opens the store, says "ready", waits for a line on stdin, writes its
+// releases and says "done" (or the error).
+func TestCatalogWriterProcess(t *testing.T) {
+	raw := os.Getenv("OUTPOST_BENCH_WRITER")
+	if raw == "" {
+		t.Skip("run by BenchmarkCatalogWrites")
+	}
+	var spec writerSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), spec.URL, Options{Schema: spec.Schema, MaxConns: 8})
+	if err != nil {
+		fmt.Printf("writer: open: %v\n", err)
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fmt.Println("writer: ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if err := storetest.WriteReleases([]store.Store{db}, spec.ProductID, "2.0.", spec.N, spec.Writers); err != nil {
+		fmt.Printf("writer: %v\n", err)
+		t.Fatal(err)
+	}
+	fmt.Println("writer: done")
 }
 
 // delayed returns url through a Toxiproxy link in this process whose

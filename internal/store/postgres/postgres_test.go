@@ -199,7 +199,26 @@ func TestInstances_ConcurrentLeases(t *testing.T) {
 	url := testURL(t)
 	a, b := openPair(t, url)
 	storetest.ConcurrentLeases(t, []store.Store{a, b})
-	_, _, ra := a.WriteStats()
-	_, _, rb := b.WriteStats()
-	t.Logf("shared transactions run again: %d", ra+rb)
+	logRetries(t, a, b)
+}
+
+// logRetries logs how many shared transactions of dbs ran again.
+func logRetries(t *testing.T, dbs ...*DB) {
+	var n int64
+	for _, db := range dbs {
+		_, _, r := db.WriteStats()
+		n += r
+	}
+	t.Logf("shared transactions run again: %d", n)
+}
+
+// TestInstances_ConcurrentIdempotency runs the suite's concurrent
+// Idempotency-Key requests from two instances on one schema
+// (reservations are shared writes: two racing for a key conflict on it,
+// and one runs again): one copy of each request runs.
+func TestInstances_ConcurrentIdempotency(t *testing.T) {
+	url := testURL(t)
+	a, b := openPair(t, url)
+	storetest.ConcurrentIdempotency(t, []store.Store{a, b})
+	logRetries(t, a, b)
 }

@@ -25,21 +25,9 @@ const BenchClients = 32
 // entitlement that already holds active leases (written by load first).
 // It reports leases/s. The issuance cost must not depend on active.
 func BenchAcquireLease(b *testing.B, s store.Store, active int, load LeaseLoader) {
-	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_bench"})
+	ctx := benchCtx()
 	now := time.Now().UTC()
-	tn := &catalog.Tenant{TenantID: catalog.NewID(catalog.PrefixTenant), Name: "bench", Status: catalog.TenantActive}
-	p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "Widget"}
-	if err := s.CreateTenant(ctx, tn); err != nil {
-		b.Fatal(err)
-	}
-	if err := s.CreateProduct(ctx, p); err != nil {
-		b.Fatal(err)
-	}
-	e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: p.ProductID,
-		Policy: entPolicy(1_000_000, ""), StartsAt: now.Add(-time.Hour)}
-	if err := s.CreateEntitlement(ctx, e); err != nil {
-		b.Fatal(err)
-	}
+	e := benchEntitlement(b, s)
 	if active > 0 {
 		leases := make([]*catalog.Lease, active)
 		for i := range leases {
@@ -72,20 +60,104 @@ func BenchAcquireLease(b *testing.B, s store.Store, active int, load LeaseLoader
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leases/s")
 }
 
+// benchEntitlement creates a tenant, a product and an entitlement of
+// 1,000,000 seats on s, started an hour ago.
+func benchEntitlement(b *testing.B, s store.Store) *catalog.Entitlement {
+	ctx := benchCtx()
+	tn := &catalog.Tenant{TenantID: catalog.NewID(catalog.PrefixTenant), Name: "bench", Status: catalog.TenantActive}
+	p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "Widget"}
+	if err := s.CreateTenant(ctx, tn); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateProduct(ctx, p); err != nil {
+		b.Fatal(err)
+	}
+	e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: p.ProductID,
+		Policy: entPolicy(1_000_000, ""), StartsAt: time.Now().UTC().Add(-time.Hour)}
+	if err := s.CreateEntitlement(ctx, e); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchKeyedLeases is BenchAcquireLease with no active leases, each
+// request as the HTTP API runs one that carries an Idempotency-Key: the
+// key reserved, the lease issued under the reservation's attempt, the
+// answer stored. The clients are spread over stores (instances sharing
+// one database; one store is one instance). It reports leases/s.
+func BenchKeyedLeases(b *testing.B, stores []store.Store) {
+	ctx := benchCtx()
+	now := time.Now().UTC()
+	e := benchEntitlement(b, stores[0])
+	var seq atomic.Int64
+	b.SetParallelism((BenchClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			s := stores[int(n)%len(stores)]
+			key, hash, attempt := fmt.Sprintf("tok_bench:lease-%d", n), randHash(), fmt.Sprintf("att-%d", n)
+			if held, err := s.ReserveIdempotency(ctx, key, hash, attempt, now.Add(-time.Hour)); err != nil || held != nil {
+				b.Errorf("reserve %s: %+v, %v", key, held, err)
+				return
+			}
+			l := &catalog.Lease{LeaseID: catalog.NewID(catalog.PrefixLease), EntitlementID: e.EntitlementID,
+				SubjectType: catalog.SubjectMachine, SubjectID: fmt.Sprintf("bench-%d", n),
+				IssuedAt: time.Now().UTC(), TokenHash: randHash()}
+			if _, err := s.AcquireLease(store.WithIdempotencyAttempt(ctx, key, attempt), l); err != nil {
+				b.Error(err)
+				return
+			}
+			rec := &store.IdempotencyRecord{RequestHash: hash, Attempt: attempt, Status: 201, Body: []byte(`{"lease_id":"` + l.LeaseID + `"}`)}
+			if err := s.CompleteIdempotency(ctx, key, rec); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leases/s")
+}
+
 // BenchCatalogWrites measures catalog writes: writers concurrent clients on
 // each store of stores (instances sharing one database; one store is one
 // instance), each call creating a new release of one product, with its
 // audit event. It reports writes/s over all of them.
 func BenchCatalogWrites(b *testing.B, stores []store.Store, writers int) {
-	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_bench"})
-	p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "Widget"}
-	if err := stores[0].CreateProduct(ctx, p); err != nil {
+	productID, err := BenchProduct(stores[0])
+	if err != nil {
 		b.Fatal(err)
 	}
-	var seq, done atomic.Int64
-	n := int64(b.N)
 	b.ResetTimer()
-	var wg sync.WaitGroup
+	if err := WriteReleases(stores, productID, "1.0.", int64(b.N), writers); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchProduct creates the product that WriteReleases writes releases of.
+func BenchProduct(s store.Store) (string, error) {
+	p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "Widget"}
+	return p.ProductID, s.CreateProduct(benchCtx(), p)
+}
+
+func benchCtx() context.Context {
+	return catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_bench"})
+}
+
+// WriteReleases creates n releases of productID, versions prefix+1 to
+// prefix+n, from writers concurrent clients on each store of stores
+// (another process writing beside it uses another prefix). It returns
+// the first error, after every client has stopped.
+func WriteReleases(stores []store.Store, productID, prefix string, n int64, writers int) error {
+	ctx := benchCtx()
+	var (
+		seq   atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
 	for i := range writers * len(stores) {
 		s := stores[i%len(stores)]
 		wg.Go(func() {
@@ -94,20 +166,16 @@ func BenchCatalogWrites(b *testing.B, stores []store.Store, writers int) {
 				if v > n {
 					return
 				}
-				r := &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: p.ProductID,
-					Channel: "stable", Version: fmt.Sprintf("1.0.%d", v)}
+				r := &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: productID,
+					Channel: "stable", Version: fmt.Sprintf("%s%d", prefix, v)}
 				if err := s.CreateRelease(ctx, r); err != nil {
-					b.Error(err)
+					once.Do(func() { first = fmt.Errorf("release %s%d: %w", prefix, v, err) })
+					seq.Store(n) // the others stop too
 					return
 				}
-				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
-	if done.Load() != n {
-		b.Fatalf("%d of %d writes done", done.Load(), n)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	return first
 }

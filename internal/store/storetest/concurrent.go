@@ -13,6 +13,90 @@ import (
 var concurrentCases = []testCase{
 	{"ConcurrentCatalogWrites", func(t *testing.T, f *fx) { ConcurrentCatalogWrites(t, []store.Store{f.s}) }},
 	{"ConcurrentLeases", func(t *testing.T, f *fx) { ConcurrentLeases(t, []store.Store{f.s}) }},
+	{"ConcurrentIdempotency", func(t *testing.T, f *fx) { ConcurrentIdempotency(t, []store.Store{f.s}) }},
+}
+
+// ConcurrentIdempotency runs 16 copies of one request per store of
+// stores (instances on one database, or one store) on each of 8
+// Idempotency-Keys at once, as a client's retries spread over instances
+// would: each reserves the key; the one that gets it creates a tenant
+// under its attempt and completes the key with the answer; the others
+// get the reservation or the answer, never a second reservation. Exactly
+// one copy per key runs, one tenant per key exists, and every key holds
+// its runner's answer.
+func ConcurrentIdempotency(t *testing.T, stores []store.Store) {
+	const keys, copies = 8, 16
+	f := newFx(t, stores[0])
+	stale := time.Now().Add(-time.Hour) // no reservation is taken over
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		ran    = map[string][]string{} // key -> attempts that reserved it
+		tenant = map[string]string{}   // key -> the tenant its runner created
+	)
+	for k := range keys {
+		key := fmt.Sprintf("tok_concurrent:key-%d", k)
+		hash := randHash()
+		for i := range copies * len(stores) {
+			s := stores[i%len(stores)]
+			attempt := fmt.Sprintf("att-%d-%d", k, i)
+			wg.Go(func() {
+				held, err := s.ReserveIdempotency(f.ctx, key, hash, attempt, stale)
+				if err != nil {
+					t.Errorf("%s copy %d: reserve: %v", key, i, err)
+					return
+				}
+				if held != nil {
+					if held.RequestHash != hash || held.Attempt == attempt {
+						t.Errorf("%s copy %d: held %+v, want another attempt's record of the request", key, i, held)
+					}
+					return
+				}
+				mu.Lock()
+				ran[key] = append(ran[key], attempt)
+				mu.Unlock()
+				tn := &catalog.Tenant{TenantID: catalog.NewID(catalog.PrefixTenant), Name: key}
+				if err := s.CreateTenant(store.WithIdempotencyAttempt(f.ctx, key, attempt), tn); err != nil {
+					t.Errorf("%s copy %d: create: %v", key, i, err)
+					return
+				}
+				mu.Lock()
+				tenant[key] = tn.TenantID
+				mu.Unlock()
+				body := []byte(`{"tenant_id":"` + tn.TenantID + `"}`)
+				if err := s.CompleteIdempotency(f.ctx, key, &store.IdempotencyRecord{RequestHash: hash, Attempt: attempt, Status: 201, Body: body}); err != nil {
+					t.Errorf("%s copy %d: complete: %v", key, i, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	named := map[string]int{}
+	cursor := ""
+	for {
+		ts, next, err := f.s.Tenants(f.ctx, store.Page{Cursor: cursor, Limit: store.MaxLimit})
+		must(t, err)
+		for _, tn := range ts {
+			named[tn.Name]++
+		}
+		if cursor = next; cursor == "" {
+			break
+		}
+	}
+	for k := range keys {
+		key := fmt.Sprintf("tok_concurrent:key-%d", k)
+		if got := len(ran[key]); got != 1 {
+			t.Errorf("%s: %d copies reserved it (%v), want 1", key, got, ran[key])
+		}
+		if got := named[key]; got != 1 {
+			t.Errorf("%s: %d tenants created, want 1", key, got)
+		}
+		rec, err := f.s.Idempotency(f.ctx, key)
+		must(t, err)
+		if want := `{"tenant_id":"` + tenant[key] + `"}`; rec.Pending() || rec.Status != 201 || string(rec.Body) != want {
+			t.Errorf("%s: record %+v, want status 201 and %s", key, rec, want)
+		}
+	}
 }
 
 // ConcurrentLeases runs 16 concurrent writers per store of stores
