@@ -41,6 +41,7 @@ type groupCommit = groupcommit.Group[*groupCall]
 type groupCall struct {
 	ctx  context.Context
 	keys []BucketKey // read ahead for the whole batch (Prefetcher)
+	hot  []BucketKey // of a shared call: SharedUpdater's hot keys
 	fn   func(*wtx) error
 	w    *wtx // its transaction view, when fn succeeded in the batch
 	err  error
@@ -92,7 +93,12 @@ func (db *Store) commitGroup(batch []*groupCall) {
 // commitShared is commitGroup for shared calls (shared.go): one shared
 // transaction, which the backend may run again on a conflict.
 func (db *Store) commitShared(batch []*groupCall) {
-	if db.commitBatch(batch, db.shared.UpdateShared, true) {
+	var hot []BucketKey
+	for _, c := range batch {
+		hot = append(hot, c.hot...)
+	}
+	run := func(ctx context.Context, fn func(Tx) error) error { return db.shared.UpdateShared(ctx, hot, fn) }
+	if db.commitBatch(batch, run, true) {
 		for _, c := range batch {
 			db.commitShared([]*groupCall{c})
 		}

@@ -84,10 +84,14 @@ type Prefetcher interface {
 // that may run concurrently with other shared ones, never with an Update.
 // Two shared transactions that write the same key cannot both commit as
 // written: the backend detects it and runs the loser's fn again on a
-// fresh state, so fn must reset its outputs on entry. A backend whose
-// writers are serialized anyway (bbolt) does not implement it.
+// fresh state, so fn must reset its outputs on entry. hot names keys fn
+// will write that shared transactions elsewhere (other instances) are
+// likely to write at the same time, such as a counter: the backend may
+// make such transactions wait for each other before they begin, rather
+// than run one again after the other commits. A backend whose writers
+// are serialized anyway (bbolt) does not implement it.
 type SharedUpdater interface {
-	UpdateShared(ctx context.Context, fn func(Tx) error) error
+	UpdateShared(ctx context.Context, hot []BucketKey, fn func(Tx) error) error
 	// TryUpdateSolo is UpdateShared for one caller at a time across every
 	// process (the audit sequencer): false, and fn not run, while another
 	// holds it.

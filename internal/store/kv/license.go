@@ -345,9 +345,11 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	// assignments are changed by exclusive writes only; the lease
 	// counter, the subject's active lease, the expiry entries it pops and
 	// the new lease's id are keys this write checks and writes. Leases of
-	// one entitlement from two instances conflict on its counter (one
-	// runs again); those of different entitlements run side by side.
-	err := db.updateShared(ctx, keys, func(w *wtx) error {
+	// one entitlement from two instances contend for its counter (a hot
+	// key: they take turns, or one runs again); those of different
+	// entitlements run side by side.
+	hot := []BucketKey{{bLeaseCounts, []byte(l.EntitlementID)}}
+	err := db.updateSharedHot(ctx, keys, hot, func(w *wtx) error {
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}

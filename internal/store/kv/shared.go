@@ -62,13 +62,19 @@ type txState struct {
 // updateShared is updateGrouped in a shared transaction, when the backend
 // has them (see above for what fn may do); else updateGrouped.
 func (db *Store) updateShared(ctx context.Context, keys []BucketKey, fn func(*wtx) error) error {
+	return db.updateSharedHot(ctx, keys, nil, fn)
+}
+
+// updateSharedHot is updateShared for a write to hot keys, which other
+// instances' shared writes are likely to write too (SharedUpdater).
+func (db *Store) updateSharedHot(ctx context.Context, keys, hot []BucketKey, fn func(*wtx) error) error {
 	if db.shared == nil {
 		return db.updateGrouped(ctx, keys, fn)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c := &groupCall{ctx: ctx, keys: keys, fn: fn}
+	c := &groupCall{ctx: ctx, keys: keys, hot: hot, fn: fn}
 	db.sharedGroup.Do(c, db.commitShared)
 	return c.err
 }

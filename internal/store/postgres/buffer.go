@@ -283,12 +283,23 @@ func (t *kvTx) commit() error {
 	}
 	t.queueWrites(batch)
 	batch.Queue("COMMIT")
+	commitAt := batch.Len() - 1
+	if t.locked {
+		batch.Queue("SELECT pg_advisory_unlock_all()")
+	}
 	br := t.q.SendBatch(t.ctx, batch)
 	var tag pgconn.CommandTag
 	var err error
-	for range batch.Len() {
-		if tag, err = br.Exec(); err != nil {
+	for i := range batch.Len() {
+		var tg pgconn.CommandTag
+		if tg, err = br.Exec(); err != nil {
 			break
+		}
+		switch i {
+		case commitAt:
+			tag = tg
+		case commitAt + 1:
+			t.locked = false
 		}
 	}
 	if cerr := br.Close(); err == nil {

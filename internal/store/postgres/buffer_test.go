@@ -26,11 +26,11 @@ func TestWriteBuffer_Behaviour(t *testing.T) {
 		}
 		return v
 	}
-	if err := db.update(ctx, modeExclusive, func(w *kvTx) error { return w.Bucket(bk).Put([]byte("a"), []byte("1")) }); err != nil {
+	if err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error { return w.Bucket(bk).Put([]byte("a"), []byte("1")) }); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("read your writes", func(t *testing.T) {
-		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+		err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 			b := w.Bucket(bk)
 			steps := []struct {
 				name string
@@ -78,7 +78,7 @@ func TestWriteBuffer_Behaviour(t *testing.T) {
 		}
 	})
 	t.Run("prefetch", func(t *testing.T) {
-		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+		err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 			b := w.Bucket(bk)
 			if err := b.Put([]byte("p"), []byte("buffered")); err != nil {
 				return err
@@ -98,7 +98,7 @@ func TestWriteBuffer_Behaviour(t *testing.T) {
 	})
 	t.Run("large transaction", func(t *testing.T) {
 		n := maxPending*2 + 10
-		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+		err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 			for i := range n {
 				if err := w.Bucket(bk).Put(fmt.Appendf(nil, "big-%06d", i), []byte("x")); err != nil {
 					return err
@@ -115,7 +115,7 @@ func TestWriteBuffer_Behaviour(t *testing.T) {
 	})
 	t.Run("failed transaction leaves nothing", func(t *testing.T) {
 		boom := errors.New("boom")
-		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+		err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 			for i := range maxPending + 1 { // one flush happens inside
 				if err := w.Bucket(bk).Put(fmt.Appendf(nil, "gone-%06d", i), []byte("x")); err != nil {
 					return err

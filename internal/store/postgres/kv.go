@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -55,6 +56,9 @@ type DB struct {
 	// Read-write transactions run and the time they held the write gate
 	// (WriteStats); shared transactions run again after a conflict.
 	writeTxs, txTime, retries atomic.Int64
+	// hotUntil: until then (unix ns) shared transactions with hot keys
+	// take their locks first (hotLocks).
+	hotUntil atomic.Int64
 }
 
 // WriteStats says how many read-write transactions this DB ran, how long
@@ -109,21 +113,21 @@ type backend struct{ db *DB }
 func (db *DB) Backend() kv.Backend { return backend{db} }
 
 func (b backend) Update(ctx context.Context, fn func(kv.Tx) error) error {
-	return b.db.update(ctx, modeExclusive, func(tx *kvTx) error { return fn(tx) })
+	return b.db.update(ctx, modeExclusive, nil, func(tx *kvTx) error { return fn(tx) })
 }
 
 // UpdateShared implements kv.SharedUpdater: fn runs again, on a fresh
 // snapshot, when the database refuses its transaction for a conflict
 // with another (a serialization failure or a deadlock), until it commits,
 // ctx ends or maxAttempts runs have lost.
-func (b backend) UpdateShared(ctx context.Context, fn func(kv.Tx) error) error {
-	return b.db.updateShared(ctx, modeShared, fn)
+func (b backend) UpdateShared(ctx context.Context, hot []kv.BucketKey, fn func(kv.Tx) error) error {
+	return b.db.updateShared(ctx, modeShared, hot, fn)
 }
 
 // TryUpdateSolo implements kv.SharedUpdater: UpdateShared that also takes
 // the advisory lock soloLock, without waiting.
 func (b backend) TryUpdateSolo(ctx context.Context, fn func(kv.Tx) error) (bool, error) {
-	err := b.db.updateShared(ctx, modeSolo, fn)
+	err := b.db.updateShared(ctx, modeSolo, nil, fn)
 	if errors.Is(err, errBusy) {
 		return false, nil
 	}
@@ -138,13 +142,21 @@ var errBusy = errors.New("held by another instance")
 // on; this caller then gets the conflict's error and may retry).
 const maxAttempts = 64
 
-func (db *DB) updateShared(ctx context.Context, mode txMode, fn func(kv.Tx) error) error {
+func (db *DB) updateShared(ctx context.Context, mode txMode, hot []kv.BucketKey, fn func(kv.Tx) error) error {
+	locks := hotLocks(hot)
 	for attempt := 1; ; attempt++ {
-		err := db.update(ctx, mode, func(tx *kvTx) error { return fn(tx) })
+		var take []int64
+		if time.Now().UnixNano() < db.hotUntil.Load() {
+			take = locks
+		}
+		err := db.update(ctx, mode, take, func(tx *kvTx) error { return fn(tx) })
 		if !retryable(err) || attempt == maxAttempts {
 			return err
 		}
 		db.retries.Add(1)
+		if len(locks) > 0 {
+			db.hotUntil.Store(time.Now().Add(hotFor).UnixNano())
+		}
 		// A short random pause, growing with the attempts, so that the
 		// same two transactions do not collide again at once.
 		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-1, 6)))
@@ -154,6 +166,40 @@ func (db *DB) updateShared(ctx context.Context, mode txMode, fn func(kv.Tx) erro
 		case <-time.After(pause):
 		}
 	}
+}
+
+// Hot keys (kv.SharedUpdater). Shared transactions that write the same
+// key from two instances at once do not both commit: the second fails
+// once the first commits, and runs again. For a key that many writes
+// touch (an entitlement's lease counter, when one entitlement takes
+// leases from several instances) that wastes about every other
+// transaction's work. So, once a shared transaction with hot keys has
+// lost a conflict, for hotFor, this instance's shared transactions with
+// hot keys first take a session advisory lock per hot key, in key order,
+// before they begin: they wait for each other before their snapshot is
+// taken (the lock is taken in a statement of its own, whose snapshot is
+// not the transaction's), and then read what the last one committed. An
+// instance without conflicts pays nothing; under contention, a
+// transaction pays two round trips (take, release) instead of losing.
+// The locks are released after the commit or the rollback, or with the
+// connection.
+const hotFor = time.Second
+
+// hotLocks returns the advisory lock ids of hot keys, sorted, once each.
+func hotLocks(hot []kv.BucketKey) []int64 {
+	if len(hot) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(hot))
+	for _, bk := range hot {
+		h := fnv.New64a()
+		h.Write(bk.Bucket)
+		h.Write([]byte{0})
+		h.Write(bk.Key)
+		ids = append(ids, int64(h.Sum64()))
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // retryable: the transaction failed for a conflict and never committed.
@@ -184,7 +230,7 @@ const (
 // first query (a batch's prefetch, usually), and the buffered writes with
 // the COMMIT, so a grouped batch holds the gate for two round trips plus
 // its own work.
-func (db *DB) update(ctx context.Context, mode txMode, fn func(*kvTx) error) (err error) {
+func (db *DB) update(ctx context.Context, mode txMode, locks []int64, fn func(*kvTx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -194,6 +240,23 @@ func (db *DB) update(ctx context.Context, mode txMode, fn func(*kvTx) error) (er
 	}
 	defer conn.Release()
 	kt := &kvTx{q: conn, ctx: ctx, write: true, lazy: true, shared: mode != modeExclusive}
+	if len(locks) > 0 {
+		// Before BEGIN, in a statement of its own (hotLocks).
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(k) FROM unnest($1::bigint[]) AS k", locks); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // whatever it holds goes with it
+			return fmt.Errorf("take hot-key locks: %w", err)
+		}
+		kt.locked = true
+		// Registered first, so it runs after the rollback below.
+		defer func() {
+			if !kt.locked {
+				return
+			}
+			if _, uerr := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock_all()"); uerr != nil {
+				conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+		}()
+	}
 	defer func() {
 		if err != nil && kt.begun {
 			// The transaction is aborted or still open: end it, or drop
@@ -257,6 +320,9 @@ type kvTx struct {
 	// lazy: a read-write transaction not begun yet (update); begun: BEGIN
 	// has been sent; shared: it takes the write gate shared.
 	lazy, begun, shared bool
+	// locked: it holds session advisory locks on hot keys (hotLocks),
+	// released with its commit or after it ends.
+	locked bool
 	// A read-write transaction buffers its writes and caches its reads
 	// (buffer.go).
 	write       bool

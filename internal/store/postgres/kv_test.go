@@ -23,7 +23,7 @@ func TestCursor_Behaviour(t *testing.T) {
 		keys = append(keys, fmt.Appendf(nil, "k%04d", i))
 	}
 	keys = append(keys, []byte("k0100\x00a"), []byte("k0100\xff"), []byte("\x00"), []byte("\xff\xff"))
-	err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+	err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 		b := w.Bucket([]byte("test"))
 		for _, k := range keys {
 			if err := b.Put(k, append([]byte("v:"), k...)); err != nil {
@@ -93,7 +93,7 @@ func TestCursor_Behaviour(t *testing.T) {
 		})
 	})
 	t.Run("get absent, present and empty", func(t *testing.T) {
-		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+		err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 			b := w.Bucket([]byte("test"))
 			if v := b.Get([]byte("nope")); v != nil {
 				t.Errorf("absent = %q, want nil", v)
@@ -115,7 +115,7 @@ func TestCursor_Behaviour(t *testing.T) {
 	})
 	t.Run("failed query fails the transaction", func(t *testing.T) {
 		boom := errors.New("boom")
-		err := db.update(ctx, modeExclusive, func(w *kvTx) error {
+		err := db.update(ctx, modeExclusive, nil, func(w *kvTx) error {
 			w.fail(boom)
 			return nil
 		})

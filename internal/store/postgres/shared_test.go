@@ -88,7 +88,7 @@ func TestUpdateShared_SeesExclusiveCommit(t *testing.T) {
 	var saw []byte
 	shared := make(chan error, 1)
 	go func() {
-		shared <- be.UpdateShared(ctx, func(tx kv.Tx) error {
+		shared <- be.UpdateShared(ctx, nil, func(tx kv.Tx) error {
 			runs++
 			saw = bytes.Clone(tx.Bucket(bk).Get(x))
 			return tx.Bucket(bk).Put([]byte("y"), saw)
@@ -105,18 +105,21 @@ func TestUpdateShared_SeesExclusiveCommit(t *testing.T) {
 	}
 }
 
-// TestUpdateShared_NoLostUpdates: increments of one key from shared
-// transactions on two instances, and from exclusive ones, all count: two
-// shared transactions that write the key cannot both commit as written.
-func TestUpdateShared_NoLostUpdates(t *testing.T) {
-	url := testURL(t)
-	a, b := openPair(t, url)
+// The key the increment tests count on.
+var counterBucket, counterKey = []byte("test"), []byte("n")
+
+func increment(tx kv.Tx) error {
+	v, _ := strconv.Atoi(string(tx.Bucket(counterBucket).Get(counterKey)))
+	return tx.Bucket(counterBucket).Put(counterKey, []byte(strconv.Itoa(v+1)))
+}
+
+// increments runs 400 increments of the counter from 16 goroutines, on a
+// and b in turn, in shared transactions with hot keys hot (mixed: every
+// fifth increment of a quarter of the goroutines in an exclusive one);
+// it fails t on an error and checks that all counted.
+func increments(t *testing.T, a, b *DB, hot []kv.BucketKey, mixed bool) {
+	t.Helper()
 	ctx := context.Background()
-	bk, n := []byte("test"), []byte("n")
-	incr := func(tx kv.Tx) error {
-		v, _ := strconv.Atoi(string(tx.Bucket(bk).Get(n)))
-		return tx.Bucket(bk).Put(n, []byte(strconv.Itoa(v+1)))
-	}
 	const goroutines, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*goroutines*each)
@@ -124,11 +127,11 @@ func TestUpdateShared_NoLostUpdates(t *testing.T) {
 		be := backend{[]*DB{a, b}[i%2]}
 		wg.Go(func() {
 			for j := range each {
-				if i%4 == 3 && j%5 == 0 {
-					errs <- be.Update(ctx, incr)
+				if mixed && i%4 == 3 && j%5 == 0 {
+					errs <- be.Update(ctx, increment)
 					continue
 				}
-				errs <- be.UpdateShared(ctx, incr)
+				errs <- be.UpdateShared(ctx, hot, increment)
 			}
 		})
 	}
@@ -141,7 +144,7 @@ func TestUpdateShared_NoLostUpdates(t *testing.T) {
 	}
 	var got int
 	err := a.view(ctx, func(tx *kvTx) error {
-		got, _ = strconv.Atoi(string(tx.Bucket(bk).Get(n)))
+		got, _ = strconv.Atoi(string(tx.Bucket(counterBucket).Get(counterKey)))
 		return nil
 	})
 	if err != nil {
@@ -150,9 +153,49 @@ func TestUpdateShared_NoLostUpdates(t *testing.T) {
 	if want := 2 * goroutines * each; got != want {
 		t.Fatalf("n = %d after %d increments", got, want)
 	}
+}
+
+// TestUpdateShared_NoLostUpdates: increments of one key from shared
+// transactions on two instances, and from exclusive ones, all count: two
+// shared transactions that write the key cannot both commit as written.
+func TestUpdateShared_NoLostUpdates(t *testing.T) {
+	a, b := openPair(t, testURL(t))
+	increments(t, a, b, nil, true)
+	logRetries(t, a, b)
+}
+
+// TestUpdateShared_HotKeys: increments of one hot key from shared
+// transactions on two instances that both take their hot-key locks (as
+// after a conflict) all count, and none runs again: they wait for each
+// other before their snapshots are taken. A failed one releases its
+// locks, and none is left held.
+func TestUpdateShared_HotKeys(t *testing.T) {
+	a, b := openPair(t, testURL(t))
+	hot := []kv.BucketKey{{Bucket: counterBucket, Key: counterKey}}
+	for _, db := range []*DB{a, b} {
+		db.hotUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	}
+	increments(t, a, b, hot, false)
 	_, _, ra := a.WriteStats()
 	_, _, rb := b.WriteStats()
-	t.Logf("shared transactions run again: %d", ra+rb)
+	if ra+rb != 0 {
+		t.Errorf("%d shared transactions ran again, want 0 with the hot-key locks taken first", ra+rb)
+	}
+	boom := errors.New("boom")
+	err := (backend{a}).UpdateShared(context.Background(), hot, func(tx kv.Tx) error {
+		if err := increment(tx); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("failed transaction: %v, want %v", err, boom)
+	}
+	id := hotLocks(hot)[0]
+	q := "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1"
+	if held := count(t, a, q, uint32(uint64(id)>>32), uint32(id)); held != 0 {
+		t.Errorf("%d hot-key locks still held", held)
+	}
 }
 
 // TestUpdateShared_ExclusiveNotStarved: exclusive writes go through while
@@ -167,7 +210,7 @@ func TestUpdateShared_ExclusiveNotStarved(t *testing.T) {
 		be := backend{[]*DB{a, b}[i%2]}
 		wg.Go(func() {
 			for j := 0; ctx.Err() == nil; j++ {
-				err := be.UpdateShared(ctx, func(tx kv.Tx) error {
+				err := be.UpdateShared(ctx, nil, func(tx kv.Tx) error {
 					tx.Bucket([]byte("test")).Get([]byte("x"))
 					time.Sleep(time.Millisecond) // hold the gate a while
 					return tx.Bucket([]byte("test")).Put(fmt.Appendf(nil, "k%d-%d", i, j), []byte("v"))
