@@ -183,7 +183,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 		}
 		return false
 	}
-	if ran {
+	if ran && !errors.Is(err, ErrRefused) {
 		// The commit failed, and it may have happened all the same (the
 		// answer to COMMIT lost with the connection): running the calls
 		// again could do twice what was done once (a tenant created, then
@@ -196,9 +196,12 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 		}
 		return false
 	}
+	// Nothing committed (a call failed after writing, or the database
+	// refused the commit): alone, the call gets the error; in a batch,
+	// each call runs again by itself.
 	if len(batch) == 1 {
 		if batch[0].err == nil {
-			batch[0].err = err
+			batch[0].w, batch[0].err = nil, err
 		}
 		return false
 	}

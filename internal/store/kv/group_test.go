@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -299,4 +300,90 @@ func openBuckets(t *testing.T) *bbolt.DB {
 		t.Fatal(err)
 	}
 	return bdb
+}
+
+// refusing is a backend whose commits are refused, as PostgreSQL refuses
+// one that breaks a constraint, when the transaction holds a tenant named
+// "bad": nothing of it is committed.
+type refusing struct {
+	Backend
+	updates atomic.Int64
+	refused atomic.Int64 // refused transactions that held more than one new tenant
+}
+
+func countKeys(b Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+func (b *refusing) Update(ctx context.Context, fn func(Tx) error) error {
+	if b.updates.Add(1) == 1 {
+		time.Sleep(50 * time.Millisecond) // the others queue and share the next batch
+	}
+	return b.Backend.Update(ctx, func(tx Tx) error {
+		before := countKeys(tx.Bucket(bTenants))
+		if err := fn(tx); err != nil {
+			return err
+		}
+		c := tx.Bucket(bTenants).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if bytes.Contains(v, []byte(`"name":"bad"`)) {
+				if countKeys(tx.Bucket(bTenants))-before > 1 {
+					b.refused.Add(1)
+				}
+				return fmt.Errorf("commit: %w: %w", ErrRefused, catalog.Errorf(catalog.ECONFLICT, "the database refused the write"))
+			}
+		}
+		return nil
+	})
+}
+
+// TestUpdateGrouped_RefusedCommitRedoneAlone: when the database refuses a
+// batch's commit for one call's write, nothing committed, so the calls run
+// again one by one: only that call fails, with a conflict, and every
+// other call's write is there once.
+func TestUpdateGrouped_RefusedCommitRedoneAlone(t *testing.T) {
+	bdb := openBuckets(t)
+	b := &refusing{Backend: Bolt(bdb)}
+	db := New(b, Options{Cache: true})
+	defer db.Close()
+	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
+	const n, bad = 16, 7
+	errs := make([]error, n)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ids[i] = catalog.NewID(catalog.PrefixTenant)
+		name := fmt.Sprintf("t%d", i)
+		if i == bad {
+			name = "bad"
+		}
+		wg.Go(func() { errs[i] = db.CreateTenant(ctx, &catalog.Tenant{TenantID: ids[i], Name: name}) })
+		if i == 0 {
+			time.Sleep(10 * time.Millisecond) // the slow first transaction is under way
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		_, gerr := db.Tenant(ctx, ids[i])
+		if i == bad {
+			if !errors.Is(errs[i], ErrRefused) || catalog.ErrorCode(errs[i]) != catalog.ECONFLICT {
+				t.Errorf("the refused create: err %v, want ErrRefused with code conflict", errs[i])
+			}
+			if catalog.ErrorCode(gerr) != catalog.ENOTFOUND {
+				t.Errorf("the refused tenant: %v, want not found", gerr)
+			}
+			continue
+		}
+		if errs[i] != nil || gerr != nil {
+			t.Errorf("create %d: %v, read back: %v; want it committed", i, errs[i], gerr)
+		}
+	}
+	if b.refused.Load() == 0 {
+		t.Fatal("the bad create never shared a refused transaction with another: the test proves nothing")
+	}
 }

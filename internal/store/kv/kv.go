@@ -19,6 +19,13 @@ type Backend interface {
 // backend whose reads cannot fail (bbolt) never returns it.
 var ErrAborted = errors.New("transaction aborted")
 
+// ErrRefused marks a backend's error for a commit the database refused
+// for a rule of its own (PostgreSQL's constraints: an entitlement that
+// overlaps another, one naming no tenant): nothing was committed. A
+// grouped batch's calls run again one by one, so that only the call that
+// broke the rule fails; the error carries a catalog error for its caller.
+var ErrRefused = errors.New("refused by the database")
+
 // Tx is a transaction: a set of named buckets (every name in Buckets
 // exists). Values it returns are valid until the transaction ends and must
 // not be modified.

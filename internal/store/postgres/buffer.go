@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/store/kv"
 )
 
@@ -306,7 +308,7 @@ func (t *kvTx) commit() error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", refused(err))
 	}
 	if tag.String() != "COMMIT" {
 		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
@@ -392,4 +394,21 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 	for i := range bs {
 		t.remember(bs[i], ks[i], found[cacheKey(bs[i], ks[i])]) // nil: absent
 	}
+}
+
+// refused marks err kv.ErrRefused, with a conflict for the caller, when the
+// database refused the writes for a rule of its own (an integrity
+// constraint, class 23, or a value it cannot take, class 22: migration
+// 4's checks): the transaction certainly did not commit. Any other error
+// is returned as it is.
+func refused(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) != 5 || (pe.Code[:2] != "23" && pe.Code[:2] != "22") {
+		return err
+	}
+	msg := pe.Message
+	if pe.ConstraintName != "" && !strings.Contains(msg, pe.ConstraintName) {
+		msg += " (" + pe.ConstraintName + ")"
+	}
+	return fmt.Errorf("%w: %w", kv.ErrRefused, catalog.Errorf(catalog.ECONFLICT, "the database refused the write: %s", msg))
 }
