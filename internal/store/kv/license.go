@@ -503,7 +503,15 @@ func (db *Store) Lease(ctx context.Context, id string) (*catalog.Lease, error) {
 // (license.CheckHolder).
 func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force bool, at time.Time) (*catalog.Lease, error) {
 	var l catalog.Lease
-	err := db.updateGrouped(ctx, []BucketKey{{bLeases, []byte(id)}, {bMeta, kAuditHead}}, func(w *wtx) error {
+	// Shared (shared.go): every key it checks it writes (the lease; when
+	// the lease is its subject's active one, that entry, its expiry entry
+	// and the entitlement's lease counter), but for the subject's active
+	// entry when it names another lease: a lease that has left the
+	// active set never enters it again (a renewal renews the subject's
+	// active lease, an issue makes a new one). Two releases of one lease
+	// conflict on it, a release and an issue or renewal of one
+	// entitlement on its counter or the lease.
+	err := db.updateShared(ctx, []BucketKey{{bLeases, []byte(id)}}, func(w *wtx) error {
 		l = catalog.Lease{} // a grouped call may run twice
 		if err := w.ensureCounted(); err != nil {
 			return err

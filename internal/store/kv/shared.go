@@ -28,9 +28,9 @@ import (
 //     overlap, and a shared one always reads the state after the
 //     exclusive ones that committed before it began.
 //
-// CreateRelease, AcquireLease, TouchToken and the Idempotency-Key
-// reservations (Reserve, Complete, Release) are shared; every other write
-// stays exclusive.
+// CreateRelease, AcquireLease, ReleaseLease, TouchToken and the
+// Idempotency-Key reservations (Reserve, Complete, Release) are shared;
+// every other write stays exclusive.
 //
 // The audit chain cannot take a new event from concurrent transactions
 // (each would extend the same head), so a shared transaction writes the

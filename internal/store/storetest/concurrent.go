@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,98 @@ var concurrentCases = []testCase{
 	{"ConcurrentCatalogWrites", func(t *testing.T, f *fx) { ConcurrentCatalogWrites(t, []store.Store{f.s}) }},
 	{"ConcurrentLeases", func(t *testing.T, f *fx) { ConcurrentLeases(t, []store.Store{f.s}) }},
 	{"ConcurrentIdempotency", func(t *testing.T, f *fx) { ConcurrentIdempotency(t, []store.Store{f.s}) }},
+	{"ConcurrentLeaseChurn", func(t *testing.T, f *fx) { ConcurrentLeaseChurn(t, []store.Store{f.s}) }},
+}
+
+// ConcurrentLeaseChurn runs 16 writers per store of stores (instances on
+// one database, or one store) taking and giving back leases of one
+// entitlement of 6 seats, 4 rounds each, a subject a round: a refusal
+// (every seat taken) is ECONFLICT, and the release of a lease a writer
+// got always succeeds. Then no lease is active and the counter agrees
+// (6 new subjects get a seat, a 7th is refused), two releases of one
+// lease at once from different stores give one success and one ECONFLICT,
+// and the audit chain verifies with one event per lease issued and
+// released.
+func ConcurrentLeaseChurn(t *testing.T, stores []store.Store) {
+	const writers, rounds, seats = 16, 4, 6
+	f := newFx(t, stores[0])
+	tn, p := f.tenant(), f.product("")
+	ent := f.entitlement(tn.TenantID, p.ProductID, entPolicy(seats, ""))
+	before := f.lastSeq()
+	now := f.now
+	var (
+		wg                 sync.WaitGroup
+		issued, released   atomic.Int64
+		single, conflicted atomic.Int64
+	)
+	for i := range writers * len(stores) {
+		s := stores[i%len(stores)]
+		wg.Go(func() {
+			for r := range rounds {
+				l, err := s.AcquireLease(f.ctx, f.lease(ent.EntitlementID, fmt.Sprintf("c%d-%d", i, r), now))
+				if err != nil {
+					if catalog.ErrorCode(err) != catalog.ECONFLICT {
+						t.Errorf("writer %d round %d acquire: %v", i, r, err)
+					}
+					continue
+				}
+				issued.Add(1)
+				if _, err := s.ReleaseLease(f.ctx, l.LeaseID, "", false, now); err != nil {
+					t.Errorf("writer %d round %d release %s: %v", i, r, l.LeaseID, err)
+					continue
+				}
+				released.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if issued.Load() == 0 {
+		t.Fatal("no lease was issued: the test proves nothing")
+	}
+	wantActive(t, f, ent.EntitlementID, now, 0)
+	held := make([]*catalog.Lease, seats)
+	for j := range held {
+		l, err := stores[0].AcquireLease(f.ctx, f.lease(ent.EntitlementID, fmt.Sprintf("h%d", j), now))
+		if err != nil {
+			t.Fatalf("seat %d of %d after the churn: %v (the counter kept leases that were released)", j+1, seats, err)
+		}
+		held[j] = l
+	}
+	if _, err := stores[0].AcquireLease(f.ctx, f.lease(ent.EntitlementID, "h-extra", now)); catalog.ErrorCode(err) != catalog.ECONFLICT {
+		t.Fatalf("a lease beyond %d seats after the churn: %v, want ECONFLICT (the counter lost leases)", seats, err)
+	}
+	for j, l := range held {
+		for k := range 2 {
+			s := stores[(j+k)%len(stores)]
+			wg.Go(func() {
+				_, err := s.ReleaseLease(f.ctx, l.LeaseID, "", false, now)
+				switch {
+				case err == nil:
+					single.Add(1)
+				case catalog.ErrorCode(err) == catalog.ECONFLICT:
+					conflicted.Add(1)
+				default:
+					t.Errorf("release %s: %v", l.LeaseID, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if got, got2 := single.Load(), conflicted.Load(); got != seats || got2 != seats {
+		t.Fatalf("two releases of each of %d leases: %d succeeded, %d conflicted; want %d each", seats, got, got2, seats)
+	}
+	wantActive(t, f, ent.EntitlementID, now, 0)
+	types := map[string]int{}
+	for _, ev := range f.eventsAfter(before) {
+		types[ev.EventType]++
+	}
+	if got, want := types["lease.issued"], int(issued.Load())+seats; got != want {
+		t.Errorf("%d lease.issued events, want %d", got, want)
+	}
+	if got, want := types["lease.released"], int(released.Load())+seats; got != want {
+		t.Errorf("%d lease.released events, want %d", got, want)
+	}
+	f.verifyChain()
 }
 
 // ConcurrentIdempotency runs 16 copies of one request per store of
