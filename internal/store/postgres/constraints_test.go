@@ -54,7 +54,8 @@ const putRow = `INSERT INTO outpost_kv (bucket, k, v) VALUES ($1, $2, $3)
 
 // TestEntitlements_DatabaseEnforces: the database itself refuses an
 // entitlement that overlaps another of its tenant and product, or names a
-// tenant or product that does not exist, whoever writes it (migration 4);
+// tenant or product that does not exist, and a second active seat of a
+// subject, whoever writes it (migration 4);
 // what the model allows still commits, and the store's own writes keep
 // the projection in step.
 func TestEntitlements_DatabaseEnforces(t *testing.T) {
@@ -129,6 +130,40 @@ func TestEntitlements_DatabaseEnforces(t *testing.T) {
 			}
 		}
 	})
+	t.Run("seats", func(t *testing.T) {
+		seat := func(id, ent, subject string, revoked bool) []byte {
+			sa := &catalog.SeatAssignment{SeatAssignmentID: id, EntitlementID: ent, SubjectType: catalog.SubjectUser,
+				SubjectID: subject, AssignedAt: t0, AssignedBy: "usr_admin"}
+			if revoked {
+				sa.RevokedAt = at(1)
+			}
+			b, err := json.Marshal(sa)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		first, second := catalog.NewID(catalog.PrefixSeat), catalog.NewID(catalog.PrefixSeat)
+		for _, c := range []struct {
+			name string
+			id   string
+			row  []byte
+			want string
+		}{
+			{"a seat", first, seat(first, e1.EntitlementID, "alice", false), ""},
+			{"a second active seat of the subject", second, seat(second, e1.EntitlementID, "alice", false), "23P01"},
+			{"the first revoked", first, seat(first, e1.EntitlementID, "alice", true), ""},
+			{"now the second", second, seat(second, e1.EntitlementID, "alice", false), ""},
+			{"the revoked one active again", first, seat(first, e1.EntitlementID, "alice", false), "23000"},
+			{"an unknown entitlement", "sea_other", seat("sea_other", "ent_nosuchentitlement", "bob", false), "23503"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				if got := behind(t, db.pool, putRow, "seats", []byte(c.id), c.row); got != c.want {
+					t.Fatalf("SQLSTATE = %q, want %q", got, c.want)
+				}
+			})
+		}
+	})
 	t.Run("the store's updates move the window the database checks", func(t *testing.T) {
 		// Shrink e1 to [0, 10): [10, 20) is free for another entitlement,
 		// which the database must then accept.
@@ -176,6 +211,10 @@ func TestMigrate_EntitlementConstraintsBackfill(t *testing.T) {
 			{"ent_a", entRow("ent_a", "2026-01-01T00:00:00Z", `"2026-02-01T00:00:00Z"`)},
 			{"ent_b", entRow("ent_b", "2026-02-01T00:00:00.000000001Z", `null`)},
 		}, "", 2},
+		{"a seat of an entitlement that does not exist", [][2]string{
+			{"ent_a", entRow("ent_a", "2026-01-01T00:00:00Z", `null`)},
+			{"seats:sea_a", `{"seat_assignment_id":"sea_a","entitlement_id":"ent_gone","subject_type":"user","subject_id":"u","revoked_at":null}`},
+		}, "outpost_seat_ref", 0},
 		{"two overlapping entitlements", [][2]string{
 			{"ent_a", entRow("ent_a", "2026-01-01T00:00:00Z", `"2026-02-01T00:00:00Z"`)},
 			{"ent_b", entRow("ent_b", "2026-01-15T00:00:00Z", `null`)},
@@ -198,7 +237,11 @@ func TestMigrate_EntitlementConstraintsBackfill(t *testing.T) {
 			}
 			rows := [][3]string{{"tenants", "ten_a", tenant}, {"products", "prd_a", product}}
 			for _, e := range c.ents {
-				rows = append(rows, [3]string{"entitlements", e[0], e[1]})
+				bucket, id := "entitlements", e[0]
+				if b, rest, ok := strings.Cut(e[0], ":"); ok {
+					bucket, id = b, rest
+				}
+				rows = append(rows, [3]string{bucket, id, e[1]})
 			}
 			for _, r := range rows {
 				if _, err := conn.Exec(ctx, putRow, r[0], []byte(r[1]), []byte(r[2])); err != nil {
