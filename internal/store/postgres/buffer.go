@@ -216,9 +216,10 @@ func (t *kvTx) queueWrites(batch *pgx.Batch) {
 		return bytes.Compare(a.k, b.k)
 	})
 	var (
-		// FlatArray: pgx encodes it without reflection.
+		// FlatArray: pgx encodes it without reflection; byteaArray in
+		// one pass (bytea.go).
 		pb     pgtype.FlatArray[string]
-		pk, pv pgtype.FlatArray[[]byte]
+		pk, pv byteaArray
 		db     []string
 		dk     [][]byte
 	)
