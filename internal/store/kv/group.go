@@ -163,7 +163,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 				}
 			}
 		}
-		if st != nil && st.queued {
+		if st != nil && len(st.events) > 0 {
 			db.seq.poke()
 		}
 		return false

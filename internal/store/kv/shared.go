@@ -53,9 +53,8 @@ import (
 type txState struct {
 	shared  bool // a shared transaction: events go to bAuditPending
 	settled bool // pending events were chained in this transaction
-	queued  bool // this shared transaction left events pending
 	// events: the events of the batch's calls that succeeded, stored in
-	// one pending row before the commit.
+	// one pending row before the commit (committed: left pending).
 	events []*catalog.AuditEvent
 }
 
@@ -123,8 +122,8 @@ func pendingKey(ev *catalog.AuditEvent) []byte {
 // actor id, event type; uvarint length, bytes) and the payload as it was
 // encoded: the sequencer chains it without decoding or encoding JSON.
 func pendingBody(b []byte, ev *catalog.AuditEvent) ([]byte, error) {
-	if y := ev.CreatedAt.Year(); y < 1678 || y > 2261 {
-		return nil, fmt.Errorf("encode pending audit event: created_at %v out of range", ev.CreatedAt)
+	if err := checkPendingTime(ev); err != nil {
+		return nil, err
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(ev.CreatedAt.UnixNano()))
 	for _, f := range []string{ev.EventID, ev.TenantID, ev.ActorType, ev.ActorID, ev.EventType} {
@@ -197,11 +196,22 @@ func decodeBody(v []byte) (*catalog.AuditEvent, error) {
 
 // queueEvent keeps the event of a call in a shared transaction; the
 // batch stores its calls' events in one pending row (putPending).
+// The time is checked here, so that a call whose event cannot be stored
+// fails alone rather than its batch.
 func (w *wtx) queueEvent(ev *catalog.AuditEvent) error {
+	if err := checkPendingTime(ev); err != nil {
+		return err
+	}
+	w.events = append(w.events, ev)
+	return nil
+}
+
+// checkPendingTime: a pending record holds the creation time in unix
+// nanoseconds, which cover the years 1678 to 2261.
+func checkPendingTime(ev *catalog.AuditEvent) error {
 	if y := ev.CreatedAt.Year(); y < 1678 || y > 2261 {
 		return fmt.Errorf("encode pending audit event: created_at %v out of range", ev.CreatedAt)
 	}
-	w.events = append(w.events, ev)
 	return nil
 }
 
@@ -215,7 +225,6 @@ func (st *txState) putPending(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	st.queued = true
 	return tx.Bucket(bAuditPending).Put(k, v)
 }
 

@@ -160,12 +160,7 @@ func BenchmarkKeyedLeases(b *testing.B) {
 			db, schema := openSchema(b, url)
 			defer db.Close()
 			stores := []store.Store{db}
-			for range instances - 1 {
-				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer other.Close()
+			for _, other := range moreInstances(b, url, schema, instances-1) {
 				stores = append(stores, other)
 			}
 			var txs0, retries0 int64
@@ -231,7 +226,7 @@ func BenchmarkRawInsert(b *testing.B) {
 // instances on one database with 16 writers each. An instance is a store
 // of its own (its own pool, group commit and locks) on the same schema:
 // in the procs= cases the second one is a process of its own (this test
-// binary run as TestCatalogWriterProcess), as a second control plane
+// binary run again, as a writer: TestMain), as a second control plane
 // would be; in the instances=2 case both are in this process, where they
 // also share one Go runtime (its 2 Ps, its GC):
 //
@@ -263,18 +258,12 @@ func BenchmarkCatalogWrites(b *testing.B) {
 			db, schema := openSchema(b, url)
 			defer db.Close()
 			dbs := []*DB{db}
-			stores := []store.Store{db}
-			for range c.instances - 1 {
-				if c.procs {
-					break
-				}
-				other, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer other.Close()
-				dbs = append(dbs, other)
-				stores = append(stores, other)
+			if !c.procs {
+				dbs = append(dbs, moreInstances(b, url, schema, c.instances-1)...)
+			}
+			stores := make([]store.Store, len(dbs))
+			for i, d := range dbs {
+				stores[i] = d
 			}
 			var txs0, retries0 int64
 			var held0 time.Duration
@@ -315,7 +304,7 @@ func BenchmarkCatalogWrites(b *testing.B) {
 	}
 }
 
-// writerSpec tells TestCatalogWriterProcess what to write.
+// writerSpec tells catalogWriter what to write.
 type writerSpec struct {
 	URL, Schema, ProductID string
 	N                      int64
@@ -331,7 +320,7 @@ func benchWithProcess(b *testing.B, db *DB, url, schema string, writers, own int
 		b.Fatal(err)
 	}
 	spec, _ := json.Marshal(writerSpec{URL: url, Schema: schema, ProductID: productID, N: int64(b.N - own), Writers: writers})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCatalogWriterProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0]) // TestMain runs it as the writer
 	cmd.Env = append(os.Environ(), "OUTPOST_BENCH_WRITER="+string(spec))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -376,34 +365,41 @@ func benchWithProcess(b *testing.B, db *DB, url, schema string, writers, own int
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 }
 
-// TestCatalogWriterProcess is the second instance of BenchmarkCatalogWrites's
-// procs= cases, run by it in a process of its own (skipped otherwise): it
-// opens the store, says "ready", waits for a line on stdin, writes its
-// releases and says "done" (or the error).
-func TestCatalogWriterProcess(t *testing.T) {
-	raw := os.Getenv("OUTPOST_BENCH_WRITER")
-	if raw == "" {
-		t.Skip("run by BenchmarkCatalogWrites")
+// TestMain runs the second instance of BenchmarkCatalogWrites's procs=
+// cases when this binary is started as one (OUTPOST_BENCH_WRITER set),
+// and the tests otherwise.
+func TestMain(m *testing.M) {
+	if raw := os.Getenv("OUTPOST_BENCH_WRITER"); raw != "" {
+		if err := catalogWriter(raw); err != nil {
+			fmt.Printf("writer: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// catalogWriter opens the store spec names, says "ready", waits for a
+// line on stdin, writes its releases and says "done".
+func catalogWriter(raw string) error {
 	var spec writerSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	db, err := Open(context.Background(), spec.URL, Options{Schema: spec.Schema, MaxConns: 8})
 	if err != nil {
-		fmt.Printf("writer: open: %v\n", err)
-		t.Fatal(err)
+		return fmt.Errorf("open: %w", err)
 	}
 	defer db.Close()
 	fmt.Println("writer: ready")
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := storetest.WriteReleases([]store.Store{db}, spec.ProductID, "2.0.", spec.N, spec.Writers); err != nil {
-		fmt.Printf("writer: %v\n", err)
-		t.Fatal(err)
+		return err
 	}
 	fmt.Println("writer: done")
+	return nil
 }
 
 // delayed returns url through a Toxiproxy link in this process whose

@@ -404,7 +404,7 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 // is returned as it is.
 func refused(err error) error {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || len(pe.Code) != 5 || (pe.Code[:2] != "23" && pe.Code[:2] != "22") {
+	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "22") && !strings.HasPrefix(pe.Code, "23") {
 		return err
 	}
 	msg := pe.Message

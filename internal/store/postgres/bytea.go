@@ -37,9 +37,9 @@ func (encodeByteaArray) Encode(value any, buf []byte) ([]byte, error) {
 	a := value.(byteaArray)
 	// A nil array has no dimension, an empty one a dimension of length
 	// 0, as pgx writes them.
-	n, hasNull := 12, int32(0)
+	n, dims, hasNull := 12, uint32(0), uint32(0)
 	if a != nil {
-		n += 8
+		n, dims = 20, 1
 	}
 	for _, e := range a {
 		n += 4 + len(e)
@@ -48,14 +48,10 @@ func (encodeByteaArray) Encode(value any, buf []byte) ([]byte, error) {
 		}
 	}
 	buf = slices.Grow(buf, n)
-	dims := int32(0)
-	if a != nil {
-		dims = 1
-	}
-	buf = binary.BigEndian.AppendUint32(buf, uint32(dims))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(hasNull))
+	buf = binary.BigEndian.AppendUint32(buf, dims)
+	buf = binary.BigEndian.AppendUint32(buf, hasNull)
 	buf = binary.BigEndian.AppendUint32(buf, pgtype.ByteaOID)
-	if a != nil {
+	if dims == 1 {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(a)))
 		buf = binary.BigEndian.AppendUint32(buf, 1) // lower bound
 	}

@@ -15,6 +15,20 @@ import (
 	"github.com/outpost/outpost/internal/catalog"
 )
 
+// openWithTenant opens a store on a new schema, closed when t ends, with
+// one tenant, and returns it with a context that writes as a user.
+func openWithTenant(t *testing.T) (context.Context, *DB, *catalog.Tenant) {
+	t.Helper()
+	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
+	db, _ := openSchema(t, testURL(t))
+	t.Cleanup(func() { db.Close() })
+	tn := &catalog.Tenant{TenantID: catalog.NewID(catalog.PrefixTenant), Name: "acme"}
+	if err := db.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, db, tn
+}
+
 // rawEntitlement is the row store/kv would write for e.
 func rawEntitlement(t *testing.T, e *catalog.Entitlement) []byte {
 	t.Helper()
@@ -59,14 +73,7 @@ const putRow = `INSERT INTO outpost_kv (bucket, k, v) VALUES ($1, $2, $3)
 // what the model allows still commits, and the store's own writes keep
 // the projection in step.
 func TestEntitlements_DatabaseEnforces(t *testing.T) {
-	url := testURL(t)
-	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
-	db, _ := openSchema(t, url)
-	defer db.Close()
-	tn := &catalog.Tenant{TenantID: catalog.NewID(catalog.PrefixTenant), Name: "acme"}
-	if err := db.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
+	ctx, db, tn := openWithTenant(t)
 	var prods []string
 	for _, name := range []string{"one", "two"} {
 		p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: name}

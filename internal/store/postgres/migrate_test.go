@@ -208,14 +208,7 @@ func TestLoadMigrations_Numbering(t *testing.T) {
 // TestAudit_AppendOnly: the database itself refuses to rewrite or delete
 // an audit event, while other rows stay writable.
 func TestAudit_AppendOnly(t *testing.T) {
-	url := testURL(t)
-	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
-	db, _ := openSchema(t, url)
-	defer db.Close()
-	tn := &catalog.Tenant{TenantID: catalog.NewID(catalog.PrefixTenant), Name: "acme"}
-	if err := db.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
+	ctx, db, _ := openWithTenant(t)
 	for _, q := range []string{
 		"UPDATE outpost_kv SET v = '{}' WHERE bucket = 'audit'",
 		"DELETE FROM outpost_kv WHERE bucket = 'audit'",

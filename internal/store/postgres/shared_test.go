@@ -35,12 +35,23 @@ func openPair(t *testing.T, url string) (*DB, *DB) {
 	t.Helper()
 	a, name := openSchema(t, url)
 	t.Cleanup(func() { a.Close() })
-	b, err := Open(context.Background(), url, Options{Schema: name, MaxConns: 8})
-	if err != nil {
-		t.Fatal(err)
+	return a, moreInstances(t, url, name, 1)[0]
+}
+
+// moreInstances opens n more stores on schema (instances of one
+// database), closed when tb ends.
+func moreInstances(tb testing.TB, url, schema string, n int) []*DB {
+	tb.Helper()
+	var dbs []*DB
+	for range n {
+		db, err := Open(context.Background(), url, Options{Schema: schema, MaxConns: 8})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
 	}
-	t.Cleanup(func() { b.Close() })
-	return a, b
+	return dbs
 }
 
 // count runs a count query on the schema of db.
