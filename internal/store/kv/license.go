@@ -190,7 +190,17 @@ func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) erro
 	if s.RevokedAt != nil || s.RevokedBy != "" {
 		return catalog.Invalid("revoked_at", "must be empty on a new assignment")
 	}
-	return db.update(ctx, func(w *wtx) error {
+	ak := key(s.EntitlementID, s.SubjectType, s.SubjectID)
+	// Shared (shared.go): the entitlement is changed by exclusive writes
+	// only; the subject's active seat, the seat counter and the new
+	// assignment's id are keys this write checks and writes. Assignments
+	// of one entitlement from two instances contend for its counter (a
+	// hot key); those of different entitlements run side by side.
+	keys := []BucketKey{{bEntitlements, []byte(s.EntitlementID)}, {iSeatActive, ak}, {bSeatCounts, []byte(s.EntitlementID)}, {bSeats, []byte(s.SeatAssignmentID)}, {bMeta, kAuditHead}}
+	hot := []BucketKey{{bSeatCounts, []byte(s.EntitlementID)}}
+	given := *s
+	return db.updateSharedHot(ctx, keys, hot, func(w *wtx) error {
+		*s = given // a redone batch runs this again (group.go)
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}
@@ -206,7 +216,6 @@ func (db *Store) AssignSeat(ctx context.Context, s *catalog.SeatAssignment) erro
 			return catalog.Errorf(catalog.ECONFLICT, "entitlement %s is not in explicit mode", e.EntitlementID)
 		}
 		active := w.Bucket(iSeatActive)
-		ak := key(e.EntitlementID, s.SubjectType, s.SubjectID)
 		if id := active.Get(ak); id != nil {
 			return catalog.Errorf(catalog.ECONFLICT, "%s %s already holds seat %s", s.SubjectType, s.SubjectID, id)
 		}
@@ -243,7 +252,14 @@ func (db *Store) RevokeSeat(ctx context.Context, entitlementID, seatID, by strin
 		return nil, err
 	}
 	var s catalog.SeatAssignment
-	err := db.update(ctx, func(w *wtx) error {
+	// Shared (shared.go): the entitlement is changed by exclusive writes
+	// only; the assignment, the subject's active seat and the counter are
+	// keys this write checks and writes (two revocations of one seat
+	// conflict on the assignment).
+	keys := []BucketKey{{bEntitlements, []byte(entitlementID)}, {bSeats, []byte(seatID)}, {bSeatCounts, []byte(entitlementID)}, {bMeta, kAuditHead}}
+	hot := []BucketKey{{bSeatCounts, []byte(entitlementID)}}
+	err := db.updateSharedHot(ctx, keys, hot, func(w *wtx) error {
+		s = catalog.SeatAssignment{} // a redone batch runs this again (group.go)
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}
@@ -341,8 +357,10 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	if l.TenantID != "" {
 		keys = append(keys, BucketKey{bTenants, []byte(l.TenantID)})
 	}
-	// Shared (shared.go): the entitlement, its tenant and its seat
-	// assignments are changed by exclusive writes only; the lease
+	// Shared (shared.go): the entitlement and its tenant are changed by
+	// exclusive writes only; a seat assignment is read, not written (seat
+	// writes read no lease state, so an issuance that raced a revocation
+	// comes before it, as it would have a moment earlier); the lease
 	// counter, the subject's active lease, the expiry entries it pops and
 	// the new lease's id are keys this write checks and writes. Leases of
 	// one entitlement from two instances contend for its counter (a hot

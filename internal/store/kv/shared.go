@@ -26,11 +26,18 @@ import (
 //   - the key is one only exclusive writes change (the product a release
 //     names, a tenant's status): shared and exclusive transactions never
 //     overlap, and a shared one always reads the state after the
-//     exclusive ones that committed before it began.
+//     exclusive ones that committed before it began; or
+//   - the writes that change the key read nothing this write changes
+//     (a lease issuance reads the subject's seat assignment, which seat
+//     writes change, and they read no lease state): a shared write that
+//     read the key before a concurrent change committed is then
+//     serialized before that change, as if it had run first, and no
+//     cycle can close (a seat write's only conflicts are on the keys it
+//     writes).
 //
-// CreateRelease, AcquireLease, ReleaseLease, TouchToken and the
-// Idempotency-Key reservations (Reserve, Complete, Release) are shared;
-// every other write stays exclusive.
+// CreateRelease, AcquireLease, ReleaseLease, AssignSeat, RevokeSeat,
+// TouchToken and the Idempotency-Key reservations (Reserve, Complete,
+// Release) are shared; every other write stays exclusive.
 //
 // The audit chain cannot take a new event from concurrent transactions
 // (each would extend the same head), so a shared transaction writes the

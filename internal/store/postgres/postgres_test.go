@@ -233,3 +233,15 @@ func TestInstances_ConcurrentLeaseChurn(t *testing.T) {
 	storetest.ConcurrentLeaseChurn(t, []store.Store{a, b})
 	logRetries(t, a, b)
 }
+
+// TestInstances_ConcurrentSeats runs the suite's concurrent seat writes
+// from two instances on one schema (assignments and revocations are
+// shared writes: one entitlement's from both instances conflict on its
+// seat counter, two revocations of one seat on the assignment): exactly
+// as many seats as the entitlement has, each revoked once.
+func TestInstances_ConcurrentSeats(t *testing.T) {
+	url := testURL(t)
+	a, b := openPair(t, url)
+	storetest.ConcurrentSeats(t, []store.Store{a, b})
+	logRetries(t, a, b)
+}
