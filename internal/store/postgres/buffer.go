@@ -88,6 +88,17 @@ func (t *kvTx) remember(bucket string, k, v []byte) {
 	}
 }
 
+// saw records, in a shared transaction, whether bucket's k is a row.
+func (t *kvTx) saw(bucket string, k []byte, present bool) {
+	if !t.shared {
+		return
+	}
+	if t.present == nil {
+		t.present = map[string]bool{}
+	}
+	t.present[cacheKey(bucket, k)] = present
+}
+
 // buffer records a write; it is sent by flush.
 func (t *kvTx) buffer(op *pendingOp) {
 	if t.pending == nil {
@@ -220,15 +231,31 @@ func (t *kvTx) queueWrites(batch *pgx.Batch) {
 		// one pass (bytea.go).
 		pb     pgtype.FlatArray[string]
 		pk, pv byteaArray
+		ub     pgtype.FlatArray[string]
+		uk, uv byteaArray
 		db     []string
 		dk     [][]byte
 	)
 	for _, op := range ops {
-		if op.del {
+		switch {
+		case op.del:
 			db, dk = append(db, op.bucket), append(dk, op.k)
-			continue
+		case t.present[cacheKey(op.bucket, op.k)]:
+			// A shared transaction's write of a row it read: an update,
+			// which fails if another transaction deleted the row since
+			// (migration 5; an upsert would put it back).
+			ub, uk, uv = append(ub, op.bucket), append(uk, op.k), append(uv, op.v)
+		default:
+			pb, pk, pv = append(pb, op.bucket), append(pk, op.k), append(pv, op.v)
 		}
-		pb, pk, pv = append(pb, op.bucket), append(pk, op.k), append(pv, op.v)
+	}
+	if t.shared {
+		if t.present == nil {
+			t.present = map[string]bool{}
+		}
+		for ck, op := range t.pending {
+			t.present[ck] = !op.del
+		}
 	}
 	// Once sent, the rows are what the buffer said: keep them as reads.
 	for ck, op := range t.pending {
@@ -249,6 +276,9 @@ func (t *kvTx) queueWrites(batch *pgx.Batch) {
 		batch.Queue(`INSERT INTO outpost_kv (bucket, k, v)
 			SELECT b, k, v FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(b, k, v)
 			ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`, pb, pk, pv)
+	}
+	if len(ub) > 0 {
+		batch.Queue(`SELECT outpost_update_rows($1::text[], $2::bytea[], $3::bytea[])`, ub, uk, uv)
 	}
 	// One statement per key: a point delete is an index lookup whatever
 	// the planner believes of the table's size (a join with the unnested
@@ -393,7 +423,9 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 		return
 	}
 	for i := range bs {
-		t.remember(bs[i], ks[i], found[cacheKey(bs[i], ks[i])]) // nil: absent
+		v := found[cacheKey(bs[i], ks[i])]
+		t.remember(bs[i], ks[i], v) // nil: absent
+		t.saw(bs[i], ks[i], v != nil)
 	}
 }
 

@@ -333,6 +333,11 @@ type kvTx struct {
 	pending     map[string]*pendingOp
 	pendingSize int
 	reads       map[string][]byte
+	// present: of a shared transaction, the keys it knows to be rows now
+	// (read as present, or written by it), true, or not (read as absent,
+	// or deleted by it), false; a write of a present one is an update
+	// (queueWrites).
+	present map[string]bool
 }
 
 func (t *kvTx) fail(err error) {
@@ -370,6 +375,7 @@ func (b *kvBucket) Get(k []byte) []byte {
 	err := q.QueryRow(b.tx.ctx, "SELECT v FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		b.tx.remember(b.name, k, nil)
+		b.tx.saw(b.name, k, false)
 		return nil
 	}
 	if err != nil {
@@ -380,6 +386,7 @@ func (b *kvBucket) Get(k []byte) []byte {
 		v = []byte{}
 	}
 	b.tx.remember(b.name, k, v)
+	b.tx.saw(b.name, k, true)
 	return v
 }
 
@@ -473,6 +480,7 @@ func (c *kvCursor) load(q string, arg []byte, batch int) {
 		if r.v == nil {
 			r.v = []byte{}
 		}
+		c.b.tx.saw(c.b.name, r.k, true)
 		c.buf = append(c.buf, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -629,6 +637,9 @@ func (b *kvBucket) TakeAll() (keys, values [][]byte, err error) {
 		if b.tx.reads != nil {
 			b.tx.reads[cacheKey(b.name, r.k)] = nil
 		}
+		if b.tx.present != nil {
+			b.tx.present[cacheKey(b.name, r.k)] = false
+		}
 	}
 	return keys, values, nil
 }
@@ -642,6 +653,9 @@ func (b *kvBucket) PutMany(keys, values [][]byte) error {
 	}
 	for _, k := range keys {
 		delete(b.tx.reads, cacheKey(b.name, k))
+		if b.tx.present != nil {
+			b.tx.present[cacheKey(b.name, k)] = true
+		}
 	}
 	for i := range values {
 		if values[i] == nil {

@@ -175,6 +175,63 @@ func TestUpdateShared_NoLostUpdates(t *testing.T) {
 	logRetries(t, a, b)
 }
 
+// TestUpdateShared_DeletedRowNotWrittenBack: a shared transaction reads
+// a counter, another deletes it (a count that fell to zero) and commits,
+// and the first writes the counter from what it read. The first must run
+// again and count from the deletion: an upsert of the row would put it
+// back with a count that includes the deleted one (migration 5), as a
+// lease counter did across two instances.
+func TestUpdateShared_DeletedRowNotWrittenBack(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(tx kv.Tx) error // the other transaction's write
+		want   string
+	}{
+		{"deleted", func(tx kv.Tx) error { return tx.Bucket(counterBucket).Delete(counterKey) }, "1"},
+		{"updated", func(tx kv.Tx) error { return tx.Bucket(counterBucket).Put(counterKey, []byte("5")) }, "6"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := openPair(t, testURL(t))
+			ctx := context.Background()
+			if err := (backend{a}).Update(ctx, func(tx kv.Tx) error { return tx.Bucket(counterBucket).Put(counterKey, []byte("1")) }); err != nil {
+				t.Fatal(err)
+			}
+			read, goOn := make(chan struct{}), make(chan struct{})
+			runs := 0
+			done := make(chan error, 1)
+			go func() {
+				done <- (backend{b}).UpdateShared(ctx, nil, func(tx kv.Tx) error {
+					runs++
+					v, _ := strconv.Atoi(string(tx.Bucket(counterBucket).Get(counterKey)))
+					if runs == 1 {
+						close(read)
+						<-goOn
+					}
+					return tx.Bucket(counterBucket).Put(counterKey, []byte(strconv.Itoa(v+1)))
+				})
+			}()
+			<-read
+			if err := (backend{a}).UpdateShared(ctx, nil, func(tx kv.Tx) error {
+				tx.Bucket(counterBucket).Get(counterKey)
+				return tc.change(tx)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			close(goOn)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := a.view(ctx, func(tx *kvTx) error { got = string(tx.Bucket(counterBucket).Get(counterKey)); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want || runs != 2 {
+				t.Fatalf("counter = %q after %d runs, want %q after 2 (the write on a stale read committed)", got, runs, tc.want)
+			}
+		})
+	}
+}
+
 // TestUpdateShared_HotKeys: increments of one hot key from shared
 // transactions on two instances that both take their hot-key locks (as
 // after a conflict) all count, and none runs again: they wait for each
