@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,8 +279,7 @@ func BenchmarkCatalogWrites(b *testing.B) {
 			busy0, all0 := hostCPU()
 			own := b.N // the writes of this process's instances
 			if c.procs {
-				own = b.N / 2
-				benchWithProcess(b, db, url, schema, c.writers, own)
+				own = benchWithProcess(b, db, url, schema, c.writers)
 			} else {
 				storetest.BenchCatalogWrites(b, stores, c.writers)
 			}
@@ -314,22 +315,27 @@ func BenchmarkCatalogWrites(b *testing.B) {
 	}
 }
 
-// writerSpec tells catalogWriter what to write.
+// writerSpec tells catalogWriter where to write.
 type writerSpec struct {
 	URL, Schema, ProductID string
-	N                      int64
 	Writers                int
 }
 
-// benchWithProcess runs b.N catalog writes, own of them from writers
-// clients on db and the rest from as many in another process on the same
-// schema, started together, and reports writes/s over both.
-func benchWithProcess(b *testing.B, db *DB, url, schema string, writers, own int) {
+// chunk is how many writes the second instance claims at a time.
+const chunk = 64
+
+// benchWithProcess runs b.N catalog writes from writers clients on db and
+// as many in another process on the same schema, started together, and
+// reports writes/s over both; it returns how many db wrote. The writes are handed out as they go (the
+// other process claims chunks of them over its stdin and stdout), so the
+// two finish together: with a fixed half each, the faster would stop
+// first and the run would end with one instance alone.
+func benchWithProcess(b *testing.B, db *DB, url, schema string, writers int) (own int) {
 	productID, err := storetest.BenchProduct(db)
 	if err != nil {
 		b.Fatal(err)
 	}
-	spec, _ := json.Marshal(writerSpec{URL: url, Schema: schema, ProductID: productID, N: int64(b.N - own), Writers: writers})
+	spec, _ := json.Marshal(writerSpec{URL: url, Schema: schema, ProductID: productID, Writers: writers})
 	cmd := exec.Command(os.Args[0]) // TestMain runs it as the writer
 	cmd.Env = append(os.Environ(), "OUTPOST_BENCH_WRITER="+string(spec))
 	cmd.Stderr = os.Stderr
@@ -346,14 +352,32 @@ func benchWithProcess(b *testing.B, db *DB, url, schema string, writers, own int
 	}
 	defer cmd.Wait()
 	defer stdin.Close()
+	var seq atomic.Int64
+	n := int64(b.N)
+	// claim hands out up to k writes: the first and how many.
+	claim := func(k int64) (int64, int64) {
+		end := seq.Add(k)
+		first := end - k + 1
+		return first, max(0, min(end, n)-first+1)
+	}
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "writer: ") {
-				lines <- strings.TrimPrefix(l, "writer: ")
+			l, ok := strings.CutPrefix(sc.Text(), "writer: ")
+			if !ok {
+				continue
 			}
+			if l == "more" {
+				first, k := claim(chunk)
+				if _, err := fmt.Fprintf(stdin, "%d %d\n", first, k); err != nil {
+					lines <- "reply: " + err.Error()
+					return
+				}
+				continue
+			}
+			lines <- l
 		}
 	}()
 	if l := <-lines; l != "ready" {
@@ -363,16 +387,26 @@ func benchWithProcess(b *testing.B, db *DB, url, schema string, writers, own int
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		b.Fatal(err)
 	}
-	ownErr := storetest.WriteReleases([]store.Store{db}, productID, "1.0.", int64(own), writers)
+	ownErr := storetest.WriteReleases([]store.Store{db}, productID, "1.0.", func() (int64, bool) {
+		v, k := claim(1)
+		return v, k == 1
+	}, writers)
 	other := <-lines
 	b.StopTimer()
 	if ownErr != nil {
 		b.Fatal(ownErr)
 	}
-	if other != "done" {
+	if !strings.HasPrefix(other, "done ") {
 		b.Fatalf("second instance: %q, want done", other)
 	}
+	theirs, err := strconv.Atoi(strings.TrimPrefix(other, "done "))
+	if err != nil {
+		b.Fatalf("second instance: %q, want done and a count", other)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	// The other process's share: near 0.5 when the two run alike.
+	b.ReportMetric(float64(theirs)/float64(b.N), "other-share")
+	return b.N - theirs
 }
 
 // TestMain runs the second instance of BenchmarkCatalogWrites's procs=
@@ -390,7 +424,9 @@ func TestMain(m *testing.M) {
 }
 
 // catalogWriter opens the store spec names, says "ready", waits for a
-// line on stdin, writes its releases and says "done".
+// line on stdin, then writes releases in chunks it claims ("more"; the
+// answer is "first count", a count of 0 when there are no more) and says
+// "done" with how many it wrote.
 func catalogWriter(raw string) error {
 	var spec writerSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
@@ -405,13 +441,47 @@ func catalogWriter(raw string) error {
 		return err
 	}
 	fmt.Println("writer: ready")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
 		return err
 	}
-	if err := storetest.WriteReleases([]store.Store{db}, spec.ProductID, "2.0.", spec.N, spec.Writers); err != nil {
+	var (
+		mu          sync.Mutex
+		next, left  int64
+		done        bool
+		wrote       int64
+		protocolErr error
+	)
+	take := func() (int64, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if left == 0 && !done {
+			fmt.Println("writer: more")
+			line, err := in.ReadString('\n')
+			if err == nil {
+				_, err = fmt.Sscanf(line, "%d %d", &next, &left)
+			}
+			if err != nil {
+				protocolErr = fmt.Errorf("claim writes: %w", err)
+			}
+			done = err != nil || left == 0
+		}
+		if done && left == 0 {
+			return 0, false
+		}
+		v := next
+		next, left = next+1, left-1
+		wrote++
+		return v, true
+	}
+	err = storetest.WriteReleases([]store.Store{db}, spec.ProductID, "1.0.", take, spec.Writers)
+	if err == nil {
+		err = protocolErr
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Println("writer: done")
+	fmt.Printf("writer: done %d\n", wrote)
 	return nil
 }
 

@@ -129,7 +129,7 @@ func BenchCatalogWrites(b *testing.B, stores []store.Store, writers int) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	if err := WriteReleases(stores, productID, "1.0.", int64(b.N), writers); err != nil {
+	if err := WriteReleases(stores, productID, "1.0.", Upto(int64(b.N)), writers); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
@@ -146,14 +146,25 @@ func benchCtx() context.Context {
 	return catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_bench"})
 }
 
-// WriteReleases creates n releases of productID, versions prefix+1 to
-// prefix+n, from writers concurrent clients on each store of stores
-// (another process writing beside it uses another prefix). It returns
-// the first error, after every client has stopped.
-func WriteReleases(stores []store.Store, productID, prefix string, n int64, writers int) error {
+// Upto hands out 1 to n, once each, to concurrent callers: the work of
+// WriteReleases.
+func Upto(n int64) func() (int64, bool) {
+	var seq atomic.Int64
+	return func() (int64, bool) {
+		v := seq.Add(1)
+		return v, v <= n
+	}
+}
+
+// WriteReleases creates releases of productID, versions prefix+v for each
+// v that next hands out until it says no more, from writers concurrent
+// clients on each store of stores (another process writing beside it uses
+// another prefix). It returns the first error, after every client has
+// stopped.
+func WriteReleases(stores []store.Store, productID, prefix string, next func() (int64, bool), writers int) error {
 	ctx := benchCtx()
 	var (
-		seq   atomic.Int64
+		stop  atomic.Bool
 		wg    sync.WaitGroup
 		once  sync.Once
 		first error
@@ -161,16 +172,16 @@ func WriteReleases(stores []store.Store, productID, prefix string, n int64, writ
 	for i := range writers * len(stores) {
 		s := stores[i%len(stores)]
 		wg.Go(func() {
-			for {
-				v := seq.Add(1)
-				if v > n {
+			for !stop.Load() {
+				v, ok := next()
+				if !ok {
 					return
 				}
 				r := &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: productID,
 					Channel: "stable", Version: fmt.Sprintf("%s%d", prefix, v)}
 				if err := s.CreateRelease(ctx, r); err != nil {
 					once.Do(func() { first = fmt.Errorf("release %s%d: %w", prefix, v, err) })
-					seq.Store(n) // the others stop too
+					stop.Store(true) // the others stop too
 					return
 				}
 			}
