@@ -22,7 +22,8 @@ import (
 //   - every key whose absence or value it checks is one it writes (a
 //     new object's id, its unique index key), so that two shared
 //     transactions racing past the same check write the same key and the
-//     backend makes one of them run again; or
+//     backend makes one of them run again (a Delete of a key found absent
+//     does not count: the database sees no write); or
 //   - the key is one only exclusive writes change (the product a release
 //     names, a tenant's status): shared and exclusive transactions never
 //     overlap, and a shared one always reads the state after the
