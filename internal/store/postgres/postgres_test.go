@@ -245,3 +245,13 @@ func TestInstances_ConcurrentSeats(t *testing.T) {
 	storetest.ConcurrentSeats(t, []store.Store{a, b})
 	logRetries(t, a, b)
 }
+
+// TestInstances_ConcurrentLicenseMix runs the suite's random mix of
+// lease and seat writes from two instances on one schema: the counters
+// end where the writers' leases and seats say.
+func TestInstances_ConcurrentLicenseMix(t *testing.T) {
+	url := testURL(t)
+	a, b := openPair(t, url)
+	storetest.ConcurrentLicenseMix(t, []store.Store{a, b})
+	logRetries(t, a, b)
+}

@@ -17,6 +17,7 @@ var concurrentCases = []testCase{
 	{"ConcurrentIdempotency", func(t *testing.T, f *fx) { ConcurrentIdempotency(t, []store.Store{f.s}) }},
 	{"ConcurrentLeaseChurn", func(t *testing.T, f *fx) { ConcurrentLeaseChurn(t, []store.Store{f.s}) }},
 	{"ConcurrentSeats", func(t *testing.T, f *fx) { ConcurrentSeats(t, []store.Store{f.s}) }},
+	{"ConcurrentLicenseMix", func(t *testing.T, f *fx) { ConcurrentLicenseMix(t, []store.Store{f.s}) }},
 }
 
 // ConcurrentSeats runs 16 writers per store of stores (instances on one
