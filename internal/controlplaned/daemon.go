@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/outpost/outpost/internal/catalog"
 	"github.com/outpost/outpost/internal/console"
 	"github.com/outpost/outpost/internal/consoleapp"
@@ -106,6 +108,7 @@ func New(app *controlplane.App, st store.Store, cfg Config) (*ControlPlane, erro
 		server: &httpapi.Server{
 			App: app, Log: cfg.logger(), MaxBodyBytes: cfg.MaxBodyBytes, MirrorClientCert: cfg.MirrorClientCAFile != "",
 			ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, StreamIdle: cfg.StreamIdle, LeaseLimit: leases,
+			Collectors: storeMetrics(st),
 		},
 	}
 	// The console goes through the same App as the API (consoleapp);
@@ -329,4 +332,33 @@ func (c *ControlPlane) Close(ctx context.Context) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// writeStats is a store that counts its write transactions (PostgreSQL).
+type writeStats interface {
+	WriteStats() (txs int64, held time.Duration, retries int64)
+}
+
+// storeMetrics exports st's write counters, when it keeps them: with
+// several instances on one database, retries are the shared writes that
+// lost a conflict with another's and ran again (docs/architecture.md).
+func storeMetrics(st store.Store) []prometheus.Collector {
+	ws, ok := st.(writeStats)
+	if !ok {
+		return nil
+	}
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_controlplane_store_write_transactions_total",
+			Help: "Read-write transactions the store ran (a grouped batch is one).",
+		}, func() float64 { n, _, _ := ws.WriteStats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_controlplane_store_write_seconds_total",
+			Help: "Time spent in read-write transactions, waits for the write gate included.",
+		}, func() float64 { _, d, _ := ws.WriteStats(); return d.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_controlplane_store_shared_retries_total",
+			Help: "Shared write transactions run again after a conflict with another transaction.",
+		}, func() float64 { _, _, r := ws.WriteStats(); return float64(r) }),
+	}
 }

@@ -52,6 +52,8 @@ type Server struct {
 	// request never answered (a crash) holds the key (default
 	// DefaultIdempotencyStale).
 	IdempotencyStale time.Duration
+	// Collectors are more metrics to serve at /metrics (the store's).
+	Collectors []prometheus.Collector
 
 	once     sync.Once
 	handler  http.Handler
@@ -97,6 +99,7 @@ func (s *Server) init() {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 	}, []string{"route"})
 	s.registry.MustRegister(s.requests, s.duration)
+	s.registry.MustRegister(s.Collectors...)
 
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
