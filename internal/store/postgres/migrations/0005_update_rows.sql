@@ -22,3 +22,9 @@ BEGIN
 	END LOOP;
 END
 $$;
+-- A database written by builds before this one may hold a lease counter
+-- that race left too high, a seat refused for good (the sweep only pops
+-- expiry entries). Dropping the mark that says the counters are complete
+-- makes the next write rebuild the lease and seat counters and the expiry
+-- index from the active sets (store/kv ensureCounted), once.
+DELETE FROM outpost_kv WHERE bucket = 'meta' AND k = convert_to('lease_counters_v1', 'UTF8');
