@@ -143,28 +143,41 @@ func (b *lostCommit) Update(ctx context.Context, fn func(Tx) error) error {
 	return errLostCommit
 }
 
-// TestUpdateGrouped_LostCommitNotRedone: a batch whose commit failed may
-// have committed, so its calls are not run again (a create would then
-// answer "already exists" for the tenant it created): each gets the
-// commit's error, and what they wrote is there once.
-func TestUpdateGrouped_LostCommitNotRedone(t *testing.T) {
-	bdb := openBuckets(t)
-	b := &lostCommit{Backend: Bolt(bdb)}
+// groupedStore is a store with a catalog cache on b, closed when t ends,
+// and a context with an actor.
+func groupedStore(t *testing.T, b Backend) (*Store, context.Context) {
+	t.Helper()
 	db := New(b, Options{Cache: true})
-	defer db.Close()
-	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
-	const n = 16
-	errs := make([]error, n)
-	ids := make([]string, n)
+	t.Cleanup(func() { db.Close() })
+	return db, catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
+}
+
+// createTenants creates n tenants named name(i) at once, the first
+// starting alone (so that, with a slow first transaction, the others
+// queue and share the next batch), and returns their ids and errors.
+func createTenants(ctx context.Context, db *Store, n int, name func(int) string) (ids []string, errs []error) {
+	ids, errs = make([]string, n), make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		ids[i] = catalog.NewID(catalog.PrefixTenant)
-		wg.Go(func() { errs[i] = db.CreateTenant(ctx, &catalog.Tenant{TenantID: ids[i], Name: fmt.Sprintf("t%d", i)}) })
+		wg.Go(func() { errs[i] = db.CreateTenant(ctx, &catalog.Tenant{TenantID: ids[i], Name: name(i)}) })
 		if i == 0 {
 			time.Sleep(10 * time.Millisecond) // the slow first transaction is under way
 		}
 	}
 	wg.Wait()
+	return ids, errs
+}
+
+// TestUpdateGrouped_LostCommitNotRedone: a batch whose commit failed may
+// have committed, so its calls are not run again (a create would then
+// answer "already exists" for the tenant it created): each gets the
+// commit's error, and what they wrote is there once.
+func TestUpdateGrouped_LostCommitNotRedone(t *testing.T) {
+	b := &lostCommit{Backend: Bolt(openBuckets(t))}
+	db, ctx := groupedStore(t, b)
+	const n = 16
+	ids, errs := createTenants(ctx, db, n, func(i int) string { return fmt.Sprintf("t%d", i) })
 	for i := range n {
 		if !errors.Is(errs[i], errLostCommit) {
 			t.Errorf("create %d: err %v, want the lost commit's error (not a second run)", i, errs[i])
@@ -347,27 +360,15 @@ func (b *refusing) Update(ctx context.Context, fn func(Tx) error) error {
 // again one by one: only that call fails, with a conflict, and every
 // other call's write is there once.
 func TestUpdateGrouped_RefusedCommitRedoneAlone(t *testing.T) {
-	bdb := openBuckets(t)
-	b := &refusing{Backend: Bolt(bdb)}
-	db := New(b, Options{Cache: true})
-	defer db.Close()
-	ctx := catalog.WithActor(context.Background(), catalog.Actor{Type: catalog.ActorUser, ID: "usr_test"})
+	b := &refusing{Backend: Bolt(openBuckets(t))}
+	db, ctx := groupedStore(t, b)
 	const n, bad = 16, 7
-	errs := make([]error, n)
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		ids[i] = catalog.NewID(catalog.PrefixTenant)
-		name := fmt.Sprintf("t%d", i)
+	ids, errs := createTenants(ctx, db, n, func(i int) string {
 		if i == bad {
-			name = "bad"
+			return "bad"
 		}
-		wg.Go(func() { errs[i] = db.CreateTenant(ctx, &catalog.Tenant{TenantID: ids[i], Name: name}) })
-		if i == 0 {
-			time.Sleep(10 * time.Millisecond) // the slow first transaction is under way
-		}
-	}
-	wg.Wait()
+		return fmt.Sprintf("t%d", i)
+	})
 	for i := range n {
 		_, gerr := db.Tenant(ctx, ids[i])
 		if i == bad {

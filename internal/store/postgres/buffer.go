@@ -76,27 +76,31 @@ func (t *kvTx) cached(bucket string, k []byte) ([]byte, bool) {
 	return v, ok
 }
 
+// remember keeps a value read from the database (nil: absent) as a read,
+// and, in a shared transaction, whether the key is a row.
 func (t *kvTx) remember(bucket string, k, v []byte) {
 	if !t.write {
 		return
 	}
-	if t.reads == nil {
-		t.reads = map[string][]byte{}
-	}
+	ck := cacheKey(bucket, k)
 	if len(t.reads) < maxCached {
-		t.reads[cacheKey(bucket, k)] = v
+		if t.reads == nil {
+			t.reads = map[string][]byte{}
+		}
+		t.reads[ck] = v
 	}
+	t.note(ck, v != nil)
 }
 
-// saw records, in a shared transaction, whether bucket's k is a row.
-func (t *kvTx) saw(bucket string, k []byte, present bool) {
+// note records, in a shared transaction, whether the key ck is a row.
+func (t *kvTx) note(ck string, present bool) {
 	if !t.shared {
 		return
 	}
 	if t.present == nil {
 		t.present = map[string]bool{}
 	}
-	t.present[cacheKey(bucket, k)] = present
+	t.present[ck] = present
 }
 
 // buffer records a write; it is sent by flush.
@@ -249,18 +253,11 @@ func (t *kvTx) queueWrites(batch *pgx.Batch) {
 			pb, pk, pv = append(pb, op.bucket), append(pk, op.k), append(pv, op.v)
 		}
 	}
-	if t.shared {
-		if t.present == nil {
-			t.present = map[string]bool{}
-		}
-		for ck, op := range t.pending {
-			t.present[ck] = !op.del
-		}
-	}
 	// Once sent, the rows are what the buffer said: keep them as reads.
 	for ck, op := range t.pending {
+		t.note(ck, !op.del)
 		if len(t.reads) >= maxCached {
-			break
+			continue
 		}
 		if t.reads == nil {
 			t.reads = map[string][]byte{}
@@ -423,9 +420,7 @@ func (t *kvTx) Prefetch(keys []kv.BucketKey) {
 		return
 	}
 	for i := range bs {
-		v := found[cacheKey(bs[i], ks[i])]
-		t.remember(bs[i], ks[i], v) // nil: absent
-		t.saw(bs[i], ks[i], v != nil)
+		t.remember(bs[i], ks[i], found[cacheKey(bs[i], ks[i])]) // nil: absent
 	}
 }
 

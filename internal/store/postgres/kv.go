@@ -375,7 +375,6 @@ func (b *kvBucket) Get(k []byte) []byte {
 	err := q.QueryRow(b.tx.ctx, "SELECT v FROM outpost_kv WHERE bucket = $1 AND k = $2", b.name, k).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		b.tx.remember(b.name, k, nil)
-		b.tx.saw(b.name, k, false)
 		return nil
 	}
 	if err != nil {
@@ -386,7 +385,6 @@ func (b *kvBucket) Get(k []byte) []byte {
 		v = []byte{}
 	}
 	b.tx.remember(b.name, k, v)
-	b.tx.saw(b.name, k, true)
 	return v
 }
 
@@ -480,7 +478,7 @@ func (c *kvCursor) load(q string, arg []byte, batch int) {
 		if r.v == nil {
 			r.v = []byte{}
 		}
-		c.b.tx.saw(c.b.name, r.k, true)
+		c.b.tx.note(cacheKey(c.b.name, r.k), true)
 		c.buf = append(c.buf, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -634,12 +632,11 @@ func (b *kvBucket) TakeAll() (keys, values [][]byte, err error) {
 	keys, values = make([][]byte, len(taken)), make([][]byte, len(taken))
 	for i, r := range taken {
 		keys[i], values[i] = r.k, r.v
+		ck := cacheKey(b.name, r.k)
 		if b.tx.reads != nil {
-			b.tx.reads[cacheKey(b.name, r.k)] = nil
+			b.tx.reads[ck] = nil
 		}
-		if b.tx.present != nil {
-			b.tx.present[cacheKey(b.name, r.k)] = false
-		}
+		b.tx.note(ck, false)
 	}
 	return keys, values, nil
 }
@@ -652,10 +649,9 @@ func (b *kvBucket) PutMany(keys, values [][]byte) error {
 		return b.tx.err
 	}
 	for _, k := range keys {
-		delete(b.tx.reads, cacheKey(b.name, k))
-		if b.tx.present != nil {
-			b.tx.present[cacheKey(b.name, k)] = true
-		}
+		ck := cacheKey(b.name, k)
+		delete(b.tx.reads, ck)
+		b.tx.note(ck, true)
 	}
 	for i := range values {
 		if values[i] == nil {

@@ -180,26 +180,22 @@ func TestInstances_Serialize(t *testing.T) {
 	}
 }
 
-// TestInstances_ConflictingCatalogWrites runs the suite's conflicting
-// catalog writes from two instances on one schema at once (16 writers
-// each; exclusive batches alternate on the write gate, new releases run
-// shared): exactly one of each conflicting write wins and the chain
-// verifies.
-func TestInstances_ConflictingCatalogWrites(t *testing.T) {
+// TestInstances runs the suite's concurrent tests from two instances on
+// one schema, 16 writers each. Exclusive batches alternate on the write
+// gate; shared writes (new releases, leases and their releases, seats,
+// Idempotency-Keys) run side by side, and two that write one key (an
+// entitlement's lease or seat counter, a lease, a seat, a key) conflict,
+// and one runs again: exactly one of each conflicting write wins, the
+// counters end where the leases and seats say, and the chain verifies.
+func TestInstances(t *testing.T) {
 	url := testURL(t)
-	a, b := openPair(t, url)
-	storetest.ConcurrentCatalogWrites(t, []store.Store{a, b})
-}
-
-// TestInstances_ConcurrentLeases runs the suite's concurrent leases from
-// two instances on one schema (leases are shared writes: one
-// entitlement's from both instances conflict on its counter, and one
-// runs again): never more leases than seats, and the chain verifies.
-func TestInstances_ConcurrentLeases(t *testing.T) {
-	url := testURL(t)
-	a, b := openPair(t, url)
-	storetest.ConcurrentLeases(t, []store.Store{a, b})
-	logRetries(t, a, b)
+	for _, c := range storetest.Concurrent {
+		t.Run(c.Name, func(t *testing.T) {
+			a, b := openPair(t, url)
+			c.Run(t, []store.Store{a, b})
+			logRetries(t, a, b)
+		})
+	}
 }
 
 // logRetries logs how many shared transactions of dbs ran again.
@@ -210,48 +206,4 @@ func logRetries(t *testing.T, dbs ...*DB) {
 		n += r
 	}
 	t.Logf("shared transactions run again: %d", n)
-}
-
-// TestInstances_ConcurrentIdempotency runs the suite's concurrent
-// Idempotency-Key requests from two instances on one schema
-// (reservations are shared writes: two racing for a key conflict on it,
-// and one runs again): one copy of each request runs.
-func TestInstances_ConcurrentIdempotency(t *testing.T) {
-	url := testURL(t)
-	a, b := openPair(t, url)
-	storetest.ConcurrentIdempotency(t, []store.Store{a, b})
-	logRetries(t, a, b)
-}
-
-// TestInstances_ConcurrentLeaseChurn runs the suite's lease churn from two
-// instances on one schema (acquire and release are shared writes: one
-// entitlement's from both instances conflict on its counter, two releases
-// of one lease on the lease): the counter ends where the leases say.
-func TestInstances_ConcurrentLeaseChurn(t *testing.T) {
-	url := testURL(t)
-	a, b := openPair(t, url)
-	storetest.ConcurrentLeaseChurn(t, []store.Store{a, b})
-	logRetries(t, a, b)
-}
-
-// TestInstances_ConcurrentSeats runs the suite's concurrent seat writes
-// from two instances on one schema (assignments and revocations are
-// shared writes: one entitlement's from both instances conflict on its
-// seat counter, two revocations of one seat on the assignment): exactly
-// as many seats as the entitlement has, each revoked once.
-func TestInstances_ConcurrentSeats(t *testing.T) {
-	url := testURL(t)
-	a, b := openPair(t, url)
-	storetest.ConcurrentSeats(t, []store.Store{a, b})
-	logRetries(t, a, b)
-}
-
-// TestInstances_ConcurrentLicenseMix runs the suite's random mix of
-// lease and seat writes from two instances on one schema: the counters
-// end where the writers' leases and seats say.
-func TestInstances_ConcurrentLicenseMix(t *testing.T) {
-	url := testURL(t)
-	a, b := openPair(t, url)
-	storetest.ConcurrentLicenseMix(t, []store.Store{a, b})
-	logRetries(t, a, b)
 }

@@ -11,13 +11,19 @@ import (
 	"github.com/outpost/outpost/internal/store"
 )
 
-var concurrentCases = []testCase{
-	{"ConcurrentCatalogWrites", func(t *testing.T, f *fx) { ConcurrentCatalogWrites(t, []store.Store{f.s}) }},
-	{"ConcurrentLeases", func(t *testing.T, f *fx) { ConcurrentLeases(t, []store.Store{f.s}) }},
-	{"ConcurrentIdempotency", func(t *testing.T, f *fx) { ConcurrentIdempotency(t, []store.Store{f.s}) }},
-	{"ConcurrentLeaseChurn", func(t *testing.T, f *fx) { ConcurrentLeaseChurn(t, []store.Store{f.s}) }},
-	{"ConcurrentSeats", func(t *testing.T, f *fx) { ConcurrentSeats(t, []store.Store{f.s}) }},
-	{"ConcurrentLicenseMix", func(t *testing.T, f *fx) { ConcurrentLicenseMix(t, []store.Store{f.s}) }},
+// Concurrent are the suite's tests that run on several stores at once
+// (instances on one database, or one store given alone): Run runs each on
+// one store, and a backend with instances runs them on two.
+var Concurrent = []struct {
+	Name string
+	Run  func(t *testing.T, stores []store.Store)
+}{
+	{"ConcurrentCatalogWrites", ConcurrentCatalogWrites},
+	{"ConcurrentLeases", ConcurrentLeases},
+	{"ConcurrentIdempotency", ConcurrentIdempotency},
+	{"ConcurrentLeaseChurn", ConcurrentLeaseChurn},
+	{"ConcurrentSeats", ConcurrentSeats},
+	{"ConcurrentLicenseMix", ConcurrentLicenseMix},
 }
 
 // ConcurrentSeats runs 16 writers per store of stores (instances on one

@@ -37,7 +37,9 @@ func Run(t *testing.T, open Opener) {
 	cases = append(cases, auditCases...)
 	cases = append(cases, tufCases...)
 	cases = append(cases, historyCases...)
-	cases = append(cases, concurrentCases...)
+	for _, c := range Concurrent {
+		cases = append(cases, testCase{c.Name, func(t *testing.T, f *fx) { c.Run(t, []store.Store{f.s}) }})
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
