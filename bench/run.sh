@@ -9,7 +9,7 @@
 # pairs of serve.sh and updates.sh, median kept, 5), BENCH_UPLOAD_MIB (1024),
 # BENCH_SYNC_SIZES (MiB, 1,64,128x16), BENCH_ONLY (space-separated subset
 # of: upload_rss snapshot sync serve updates lease online_lease
-# catalog_writes retention events herd tufsync mirror_cpu delta), BENCH_EVENTS (events sent by events.sh, 300000), BENCH_DELTA_PAIRS
+# catalog_writes relational retention events herd tufsync mirror_cpu delta), BENCH_EVENTS (events sent by events.sh, 300000), BENCH_DELTA_PAIRS
 # (delta.sh's pairs, "mirror image" here; add versitygw for pair (b)),
 # BENCH_RETENTION_RELEASES (retention.sh's tenant, 10000 here; 100000 for
 # the issue's), BENCH_DELTA_IMAGE_MIB (the synthetic image, 256 here to keep the run
@@ -18,7 +18,7 @@
 # docs/BENCHMARKS.md).
 source "$(dirname "$0")/lib.sh"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
-ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease catalog_writes retention events herd tufsync mirror_cpu delta}
+ONLY=${BENCH_ONLY:-upload_rss snapshot sync serve updates lease online_lease catalog_writes relational retention events herd tufsync mirror_cpu delta}
 
 install_deps() {
 	local pkgs=()
@@ -82,6 +82,7 @@ run updates updates.sh
 run lease lease.sh
 run online_lease online_lease.sh
 run catalog_writes catalog_writes.sh
+run relational relational.sh
 run retention retention.sh
 run events events.sh
 run herd herd.sh
@@ -142,6 +143,7 @@ cell() { sed 's/|/\\|/g'; }
 	echo "active, beside raw bbolt put+fsync and a single-row INSERT; on PostgreSQL, requests with an Idempotency-Key on one and two instances),"
 	echo "\`bench/catalog_writes.sh\` (catalog writes on the control plane store: 1 vs 16 writers on bbolt and PostgreSQL,"
 	echo "two instances on one database (two processes, and two stores in one process), on loopback and 1 ms away through Toxiproxy),"
+	echo "\`bench/relational.sh\` (online leases and catalog writes on PostgreSQL with the database's relational rules, migration 6, beside the same build without them),"
 	echo "\`bench/retention.sh\` (control plane database size after 20 builds vs one, bbolt and PostgreSQL),"
 	echo "\`bench/mirror_cpu.sh\` (CPU of the mirror's /v1/status and of an idle sync at 100k releases),"
 	echo "\`bench/events.sh\` (client event ingest"

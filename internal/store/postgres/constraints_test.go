@@ -63,6 +63,28 @@ func behind(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) string {
 	}
 }
 
+// schemaAt returns a fresh schema migrated to version n, a pool whose
+// connections use it (closed when t ends), and a connection to it.
+func schemaAt(t *testing.T, url string, n int) (string, *pgxpool.Pool, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	name, conn := freshSchema(t, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = name
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := migrateTo(ctx, pool, name, migrations[:n]); err != nil {
+		t.Fatal(err)
+	}
+	return name, pool, conn
+}
+
 const putRow = `INSERT INTO outpost_kv (bucket, k, v) VALUES ($1, $2, $3)
 	ON CONFLICT (bucket, k) DO UPDATE SET v = excluded.v`
 
@@ -228,20 +250,7 @@ func TestMigrate_EntitlementConstraintsBackfill(t *testing.T) {
 		}, "outpost_entitlements_no_overlap", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			name, conn := freshSchema(t, url)
-			cfg, err := pgxpool.ParseConfig(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.ConnConfig.RuntimeParams["search_path"] = name
-			pool, err := pgxpool.NewWithConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
-			if err := migrateTo(ctx, pool, name, migrations[:3]); err != nil {
-				t.Fatal(err)
-			}
+			name, pool, conn := schemaAt(t, url, 3)
 			rows := [][3]string{{"tenants", "ten_a", tenant}, {"products", "prd_a", product}}
 			for _, e := range c.ents {
 				bucket, id := "entitlements", e[0]
@@ -255,7 +264,7 @@ func TestMigrate_EntitlementConstraintsBackfill(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err = migrateTo(ctx, pool, name, migrations)
+			err := migrateTo(ctx, pool, name, migrations)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("migrate: %v, want %s named", err, c.wantErr)
