@@ -239,6 +239,10 @@ func TestMigrate_CatalogConstraintsBackfill(t *testing.T) {
 		{"leases", "lea_a", `{"lease_id":"lea_a","entitlement_id":"ent_a","tenant_id":"ten_a","subject_type":"machine","subject_id":"m"}`},
 		{"rollouts", "rol_a", `{"rollout_id":"rol_a","product_id":"prd_a","channel":"stable","release_id":"rel_a"}`},
 		{"snapshots", "snp_a", `{"snapshot_id":"snp_a","tenant_id":"ten_a","sequence":1}`},
+		// Rows of other buckets are no JSON, nor even UTF-8: the
+		// migration must never parse them.
+		{"lease_counts", "ent_a", "\x00\x00\x00\x00\x00\x00\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff"},
+		{"idempotency", "key-a", "\xfe\xed sealed \x00 answer"},
 	}
 	for _, c := range []struct {
 		name    string

@@ -245,6 +245,12 @@ func TestRelations_Views(t *testing.T) {
 		if n, err := as("SELECT count(*) FROM outpost_releases WHERE status = 'REVOKED'"); err != "" || n != 1 {
 			t.Fatalf("revoked releases as the reporting role: %d, %s; want 1", n, err)
 		}
+		// The README's example: seats in use by tenant and product.
+		if n, err := as(`SELECT count(*) FROM (SELECT e.tenant_id, e.product_id, count(*) FROM outpost_leases l
+			JOIN outpost_entitlements e USING (entitlement_id)
+			WHERE l.released_at IS NULL AND l.expires_at > now() GROUP BY 1, 2) AS s`); err != "" || n != 1 {
+			t.Fatalf("the README's query as the reporting role: %d rows, %s; want 1", n, err)
+		}
 		for _, table := range []string{"outpost_kv", "outpost_release_ref", "schema_migrations"} {
 			if _, err := as("SELECT count(*) FROM " + table); !strings.Contains(err, "42501") {
 				t.Errorf("%s as the reporting role: %q, want permission denied (42501)", table, err)

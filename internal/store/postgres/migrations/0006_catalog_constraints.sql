@@ -300,7 +300,9 @@ CREATE TRIGGER outpost_keep_rows_update BEFORE UPDATE ON outpost_kv
 
 -- The rows already stored, projected as a new write would project them:
 -- a database that breaks a rule stops here, with the constraint's
--- message, and stays as it was.
+-- message, and stays as it was. Rows of other buckets (counters, sealed
+-- values, binary keys) are neither JSON nor UTF-8: the CASEs keep them
+-- from being parsed whatever order the planner picks.
 DO $$
 DECLARE
 	r record;
@@ -308,7 +310,10 @@ BEGIN
 	SELECT bucket, convert_from(k, 'UTF8') AS id INTO r FROM outpost_kv
 	WHERE bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
 		'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
-		AND convert_from(v, 'UTF8')::jsonb->>outpost_id_field(bucket) IS DISTINCT FROM convert_from(k, 'UTF8')
+		AND CASE WHEN bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
+			'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
+		THEN convert_from(v, 'UTF8')::jsonb->>outpost_id_field(bucket) IS DISTINCT FROM convert_from(k, 'UTF8')
+		ELSE false END
 	LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'outpost: row % of bucket % does not hold its own id', r.id, r.bucket
@@ -317,7 +322,11 @@ BEGIN
 END
 $$;
 CREATE TEMPORARY VIEW outpost_stored AS
-	SELECT bucket, convert_from(k, 'UTF8') AS id, convert_from(v, 'UTF8')::jsonb AS j FROM outpost_kv;
+	SELECT bucket, convert_from(k, 'UTF8') AS id, convert_from(v, 'UTF8')::jsonb AS j
+	FROM (SELECT bucket, k, v FROM outpost_kv
+		WHERE bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
+			'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
+		OFFSET 0) AS projected; -- OFFSET 0: filter first, then parse
 INSERT INTO outpost_artifact_ref (artifact_id)
 	SELECT id FROM outpost_stored WHERE bucket = 'artifacts';
 INSERT INTO outpost_release_ref (release_id, product_id, channel, version)
