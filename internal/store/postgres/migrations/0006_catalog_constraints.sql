@@ -97,12 +97,10 @@ CREATE TABLE outpost_mirror_ref (
 );
 
 -- outpost_id_field is the member of a bucket's values that holds the row's
--- key.
+-- key, for the buckets this migration projects.
 CREATE FUNCTION outpost_id_field(bucket text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE bucket
-		WHEN 'tenants' THEN 'tenant_id' WHEN 'products' THEN 'product_id'
-		WHEN 'entitlements' THEN 'entitlement_id' WHEN 'seats' THEN 'seat_assignment_id'
 		WHEN 'releases' THEN 'release_id' WHEN 'leases' THEN 'lease_id'
 		WHEN 'artifacts' THEN 'artifact_id' WHEN 'release_artifacts' THEN 'release_artifact_id'
 		WHEN 'policies' THEN 'policy_id' WHEN 'blocked_versions' THEN 'blocklist_id'
@@ -110,11 +108,12 @@ LANGUAGE sql IMMUTABLE AS $$
 		WHEN 'mirrors' THEN 'mirror_id' END
 $$;
 
--- outpost_project keeps the rows above (and migration 4's) in step with
--- outpost_kv: on insert for every projected bucket, on a changed value
--- for those whose projected columns may change (entitlements, seats,
--- policies, rollouts). Its tables resolve in the schema it was created in.
-CREATE OR REPLACE FUNCTION outpost_project() RETURNS trigger
+-- outpost_project_catalog keeps the rows above in step with outpost_kv,
+-- beside migration 4's outpost_project (tenants, products, entitlements,
+-- seats): on insert, and on a changed value for the two buckets whose
+-- projected columns may change (policies, rollouts). Its tables resolve
+-- in the schema it was created in.
+CREATE FUNCTION outpost_project_catalog() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
 	id text := convert_from(NEW.k, 'UTF8');
@@ -132,10 +131,6 @@ BEGIN
 	WHEN 'releases' THEN
 		INSERT INTO outpost_release_ref (release_id, product_id, channel, version)
 		VALUES (id, j->>'product_id', j->>'channel', j->>'version') ON CONFLICT (release_id) DO NOTHING;
-	WHEN 'tenants' THEN
-		INSERT INTO outpost_tenant_ref (tenant_id) VALUES (id) ON CONFLICT (tenant_id) DO NOTHING;
-	WHEN 'products' THEN
-		INSERT INTO outpost_product_ref (product_id) VALUES (id) ON CONFLICT (product_id) DO NOTHING;
 	WHEN 'artifacts' THEN
 		INSERT INTO outpost_artifact_ref (artifact_id) VALUES (id) ON CONFLICT (artifact_id) DO NOTHING;
 	WHEN 'release_artifacts' THEN
@@ -161,38 +156,17 @@ BEGIN
 		VALUES (id, j->>'product_id', j->>'channel', j->>'release_id')
 		ON CONFLICT (rollout_id) DO UPDATE
 			SET product_id = excluded.product_id, channel = excluded.channel, release_id = excluded.release_id;
-	WHEN 'entitlements' THEN
-		INSERT INTO outpost_entitlement_ref (entitlement_id, tenant_id, product_id, during)
-		VALUES (id, j->>'tenant_id', j->>'product_id',
-			tstzrange((j->>'starts_at')::timestamptz, (j->>'ends_at')::timestamptz, '[)'))
-		ON CONFLICT (entitlement_id) DO UPDATE
-			SET tenant_id = excluded.tenant_id, product_id = excluded.product_id, during = excluded.during;
-	WHEN 'seats' THEN
-		IF j->'revoked_at' = 'null'::jsonb AND EXISTS (
-			SELECT 1 FROM outpost_seat_ref WHERE seat_assignment_id = id AND NOT active) THEN
-			RAISE EXCEPTION 'outpost: seat assignment % was revoked and cannot be active again', id
-				USING ERRCODE = 'integrity_constraint_violation';
-		END IF;
-		INSERT INTO outpost_seat_ref (seat_assignment_id, entitlement_id, subject_type, subject_id, active)
-		VALUES (id, j->>'entitlement_id', j->>'subject_type', j->>'subject_id',
-			coalesce(j->'revoked_at', 'null'::jsonb) = 'null'::jsonb)
-		ON CONFLICT (seat_assignment_id) DO UPDATE
-			SET entitlement_id = excluded.entitlement_id, subject_type = excluded.subject_type,
-				subject_id = excluded.subject_id, active = excluded.active;
 	END CASE;
 	RETURN NULL;
 END
 $$;
-DROP TRIGGER outpost_project ON outpost_kv;
-CREATE TRIGGER outpost_project AFTER INSERT ON outpost_kv
-	FOR EACH ROW WHEN (NEW.bucket IN ('tenants', 'products', 'entitlements', 'seats',
-		'releases', 'leases', 'artifacts', 'release_artifacts', 'policies', 'blocked_versions',
-		'rollouts', 'snapshots', 'mirrors'))
-	EXECUTE FUNCTION outpost_project();
-CREATE TRIGGER outpost_project_update AFTER UPDATE ON outpost_kv
-	FOR EACH ROW WHEN (NEW.bucket IN ('tenants', 'products', 'entitlements', 'seats', 'policies', 'rollouts')
-		AND OLD.v IS DISTINCT FROM NEW.v)
-	EXECUTE FUNCTION outpost_project();
+CREATE TRIGGER outpost_project_catalog AFTER INSERT ON outpost_kv
+	FOR EACH ROW WHEN (NEW.bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
+		'blocked_versions', 'rollouts', 'snapshots', 'mirrors'))
+	EXECUTE FUNCTION outpost_project_catalog();
+CREATE TRIGGER outpost_project_catalog_update AFTER UPDATE ON outpost_kv
+	FOR EACH ROW WHEN (NEW.bucket IN ('policies', 'rollouts') AND OLD.v IS DISTINCT FROM NEW.v)
+	EXECUTE FUNCTION outpost_project_catalog();
 
 -- outpost_check_update refuses a changed value the seed's rules forbid,
 -- and one whose id is not its key, in the projected buckets whose
@@ -301,32 +275,25 @@ CREATE TRIGGER outpost_keep_rows_update BEFORE UPDATE ON outpost_kv
 -- The rows already stored, projected as a new write would project them:
 -- a database that breaks a rule stops here, with the constraint's
 -- message, and stays as it was. Rows of other buckets (counters, sealed
--- values, binary keys) are neither JSON nor UTF-8: the CASEs keep them
--- from being parsed whatever order the planner picks.
+-- values, binary keys) are neither JSON nor UTF-8: the view filters
+-- before it parses (OFFSET 0 keeps the planner from merging the two).
+CREATE TEMPORARY VIEW outpost_stored AS
+	SELECT bucket, convert_from(k, 'UTF8') AS id, convert_from(v, 'UTF8')::jsonb AS j
+	FROM (SELECT bucket, k, v FROM outpost_kv
+		WHERE bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
+			'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
+		OFFSET 0) AS projected;
 DO $$
 DECLARE
 	r record;
 BEGIN
-	SELECT bucket, convert_from(k, 'UTF8') AS id INTO r FROM outpost_kv
-	WHERE bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
-		'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
-		AND CASE WHEN bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
-			'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
-		THEN convert_from(v, 'UTF8')::jsonb->>outpost_id_field(bucket) IS DISTINCT FROM convert_from(k, 'UTF8')
-		ELSE false END
-	LIMIT 1;
+	SELECT bucket, id INTO r FROM outpost_stored WHERE j->>outpost_id_field(bucket) IS DISTINCT FROM id LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'outpost: row % of bucket % does not hold its own id', r.id, r.bucket
 			USING ERRCODE = 'integrity_constraint_violation';
 	END IF;
 END
 $$;
-CREATE TEMPORARY VIEW outpost_stored AS
-	SELECT bucket, convert_from(k, 'UTF8') AS id, convert_from(v, 'UTF8')::jsonb AS j
-	FROM (SELECT bucket, k, v FROM outpost_kv
-		WHERE bucket IN ('releases', 'leases', 'artifacts', 'release_artifacts', 'policies',
-			'blocked_versions', 'rollouts', 'snapshots', 'mirrors')
-		OFFSET 0) AS projected; -- OFFSET 0: filter first, then parse
 INSERT INTO outpost_artifact_ref (artifact_id)
 	SELECT id FROM outpost_stored WHERE bucket = 'artifacts';
 INSERT INTO outpost_release_ref (release_id, product_id, channel, version)
