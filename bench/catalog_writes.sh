@@ -19,11 +19,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 N=${BENCH_CATALOG_N:-4000}
 CROUNDS=${BENCH_CATALOG_ROUNDS:-5}
-if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
-	OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
-fi
-export OUTPOST_TEST_POSTGRES_URL
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+use_postgres
 # run PKG: one round of the package's cases, in turn; the rates of case
 # NAME land in $TMP/PKG.NAME, one a round.
 run() {
@@ -63,7 +59,6 @@ ri=$(rmed postgres procs=2_writers=16 instances=1_writers=16)
 rin=$(rmed postgres instances=2_writers=16 instances=1_writers=16)
 d1=$(med postgres rtt=1ms_instances=1_writers=16) d2=$(med postgres rtt=1ms_procs=2_writers=16)
 rd=$(rmed postgres rtt=1ms_procs=2_writers=16 rtt=1ms_instances=1_writers=16)
-trunc() { awk -v v="$1" 'BEGIN { printf "%.2f", int(v * 100) / 100 }'; }
 cmd="go test -run '^\$' -bench CatalogWrites -benchtime ${N}x"
 row "Catalog writes (new release + audit event), control plane store (bbolt, fsync), 16 writers" \
 	"$(fmt1 "$b16") writes/s" "same store, 1 writer: $(fmt1 "$b1")/s" "$(trunc "$rb")" "recorded, no target" info "$cmd ./internal/store/bolt (median of $CROUNDS rounds)"

@@ -8,7 +8,6 @@ cd "$ROOT"
 cmd="go test -run '^\$' -bench Acquire -benchtime 3000x ./internal/mirror/state ./internal/mirror"
 go test -run '^$' -bench Acquire -benchtime 3000x ./internal/mirror/state ./internal/mirror >"$TMP/out" 2>&1 ||
 	die "lease benchmarks: $(tail -20 "$TMP/out")"
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 n=0
 while read -r line; do
 	name=$(awk '{print $1}' <<<"$line")

@@ -143,6 +143,19 @@ fmt2() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }
 # ratio A B: A/B truncated to two decimals, so a miss never rounds up to
 # its target (0.796 shows as 0.79, not 0.80).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", int(a / b * 100) / 100 }'; }
+# trunc V: V truncated to two decimals, as ratio does.
+trunc() { awk -v v="$1" 'BEGIN { printf "%.2f", int(v * 100) / 100 }'; }
+# field UNIT LINE: the value before UNIT in a `go test -bench` result line.
+field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+
+# use_postgres: export OUTPOST_TEST_POSTGRES_URL, starting
+# scripts/postgres.sh's server on loopback when it is unset.
+use_postgres() {
+	if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
+		OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
+	fi
+	export OUTPOST_TEST_POSTGRES_URL
+}
 
 # judge VALUE OP LIMIT: PASS or FAIL (OP is <, <=, >, >=).
 judge() {

@@ -8,7 +8,6 @@
 # Raw lines: mirror_cpu <case> <cpu_ms_per_op>
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 status_cmd="go test -run '^\$' -bench Server_Status100k -benchtime 200x ./internal/mirror"
 go test -run '^$' -bench 'Server_Status100k$' -benchtime 200x ./internal/mirror >"$TMP/status" 2>&1 ||
 	die "status benchmark: $(tail -20 "$TMP/status")"

@@ -12,11 +12,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 N=${BENCH_LEASE_N:-3000}
 LROUNDS=${BENCH_LEASE_ROUNDS:-2}
-if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
-	OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
-fi
-export OUTPOST_TEST_POSTGRES_URL
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
+use_postgres
 declare -A best
 # one PKG: one round of the package's lease benchmarks, keeping the best
 # rate of each.

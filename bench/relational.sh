@@ -15,10 +15,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 N=${BENCH_RELATIONAL_N:-4000}
 R=${BENCH_RELATIONAL_ROUNDS:-5}
-if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
-	OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
-fi
-export OUTPOST_TEST_POSTGRES_URL
+use_postgres
 # Without: migration 6 and those after it deleted (the runner wants them
 # numbered without a gap; 7, the read-only views, costs writes nothing).
 dir=$ROOT/internal/store/postgres/migrations
@@ -41,7 +38,6 @@ go test -c -overlay "$TMP/without.json" -o "$TMP/without.test" ./internal/store/
 if "$TMP/without.test" -test.run 'TestCatalog_DatabaseEnforces$' >"$TMP/check" 2>&1; then
 	die "the build without migration 6 still enforces its rules"
 fi
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 run() { # VARIANT
 	local v=$1 line
 	"$TMP/$v.test" -test.run '^$' -test.bench 'AcquireLease/active=0$|CatalogWrites/instances=1/writers=16$' \
@@ -59,7 +55,6 @@ for _ in $(seq "$R"); do
 done
 med() { median $(cat "$TMP/$1.$2"); }
 rmed() { median $(paste -d' ' "$TMP/with.$1" "$TMP/without.$1" | awk '{ printf "%.4f\n", $1 / $2 }'); }
-trunc() { awk -v v="$1" 'BEGIN { printf "%.2f", int(v * 100) / 100 }'; }
 cmd="bench/relational.sh (median of $R rounds, $N operations a case)"
 row "Online leases, PostgreSQL, 32 clients, with the database's relational rules (migration 6)" \
 	"$(fmt1 "$(med with leases)") leases/s" "same build without migration 6: $(fmt1 "$(med without leases)")/s" "$(trunc "$(rmed leases)")" "recorded, no target" info "$cmd"

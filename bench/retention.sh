@@ -11,14 +11,10 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 RELEASES=${BENCH_RETENTION_RELEASES:-10000}
-if [ -z "${OUTPOST_TEST_POSTGRES_URL:-}" ]; then
-	OUTPOST_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh") || die "no PostgreSQL: set OUTPOST_TEST_POSTGRES_URL"
-fi
-export OUTPOST_TEST_POSTGRES_URL
+use_postgres
 cmd="BENCH_RETENTION_RELEASES=$RELEASES go test -run '^\$' -bench Retention_DatabaseSize -benchtime 1x ./internal/controlplaned"
 BENCH_RETENTION_RELEASES=$RELEASES go test -run '^$' -bench Retention_DatabaseSize -benchtime 1x -timeout 60m ./internal/controlplaned >"$TMP/out" 2>&1 ||
 	die "retention benchmark: $(tail -20 "$TMP/out")"
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 label=$(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$RELEASES")
 found=0
 while read -r line; do

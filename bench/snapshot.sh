@@ -11,7 +11,6 @@ ensure_bin
 cd "$ROOT"
 
 # field NAME LINE: the number before unit NAME on a benchmark line.
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 
 log "compiling internal/snapshot's test binary"
 go test -c -o "$TMP/snapshot.test" ./internal/snapshot

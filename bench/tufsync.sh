@@ -9,7 +9,6 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 # field NAME LINE: the number before unit NAME on a benchmark line.
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 
 log "benchmark TUFSync_OneRelease"
 go test -run '^$' -bench '^BenchmarkTUFSync_OneRelease$' -benchtime 3x ./internal/sync >"$TMP/tufsync.one" 2>&1 ||

@@ -151,7 +151,6 @@ row "Mirror peak RSS holding the update-check tenant (TUF; a $(fmt1 "$(calc "$bu
 log "engine micro-benchmarks"
 cd "$ROOT"
 go test -run '^$' -bench . -benchmem ./internal/update >"$TMP/engine.out" 2>&1 || die "engine benchmarks: $(tail -20 "$TMP/engine.out")"
-field() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i-1); exit } }' <<<"$2"; }
 while read -r line; do
 	name=$(awk '{print $1}' <<<"$line")
 	name=${name#Benchmark}
