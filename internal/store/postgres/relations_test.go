@@ -15,11 +15,23 @@ import (
 	"github.com/outpost/outpost/internal/store"
 )
 
-// views are migration 7's relations, by the store object each row is.
-var views = []string{
-	"outpost_tenants", "outpost_products", "outpost_releases", "outpost_release_artifacts", "outpost_artifacts",
-	"outpost_policies", "outpost_policy_versions", "outpost_blocked_versions", "outpost_rollouts", "outpost_entitlements",
-	"outpost_leases", "outpost_seat_assignments", "outpost_snapshots", "outpost_mirrors", "outpost_audit_events",
+// views are migration 7's relations, each with the column that names the
+// store object a row is.
+var views = []struct{ name, id string }{
+	{"outpost_tenants", "tenant_id"}, {"outpost_products", "product_id"}, {"outpost_releases", "release_id"},
+	{"outpost_release_artifacts", "release_artifact_id"}, {"outpost_artifacts", "artifact_id"}, {"outpost_policies", "policy_id"},
+	{"outpost_policy_versions", "version"}, {"outpost_blocked_versions", "blocklist_id"}, {"outpost_rollouts", "rollout_id"},
+	{"outpost_entitlements", "entitlement_id"}, {"outpost_leases", "lease_id"}, {"outpost_seat_assignments", "seat_assignment_id"},
+	{"outpost_snapshots", "snapshot_id"}, {"outpost_mirrors", "mirror_id"}, {"outpost_audit_events", "event_id"},
+}
+
+// viewNames lists the views' names.
+func viewNames() []string {
+	names := make([]string, len(views))
+	for i, v := range views {
+		names[i] = v.name
+	}
+	return names
 }
 
 // same reports whether a view's column g and the store's field w agree:
@@ -154,17 +166,10 @@ func TestRelations_Views(t *testing.T) {
 	if len(events) < 15 {
 		t.Fatalf("audit events: %d, want one a write (15 or more)", len(events))
 	}
-	idOf := map[string]string{
-		"outpost_tenants": "tenant_id", "outpost_products": "product_id", "outpost_releases": "release_id",
-		"outpost_release_artifacts": "release_artifact_id", "outpost_artifacts": "artifact_id", "outpost_policies": "policy_id",
-		"outpost_policy_versions": "version", "outpost_blocked_versions": "blocklist_id", "outpost_rollouts": "rollout_id",
-		"outpost_entitlements": "entitlement_id", "outpost_leases": "lease_id", "outpost_seat_assignments": "seat_assignment_id",
-		"outpost_snapshots": "snapshot_id", "outpost_mirrors": "mirror_id", "outpost_audit_events": "event_id",
-	}
 
 	for _, view := range views {
-		t.Run(view, func(t *testing.T) {
-			rows, err := db.pool.Query(ctx, "SELECT to_jsonb(v) FROM "+view+" v")
+		t.Run(view.name, func(t *testing.T) {
+			rows, err := db.pool.Query(ctx, "SELECT to_jsonb(v) FROM "+view.name+" v")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,11 +177,11 @@ func TestRelations_Views(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			objs := want[view]
+			objs := want[view.name]
 			if len(got) != len(objs) {
 				t.Fatalf("%d rows, want %d", len(got), len(objs))
 			}
-			key := idOf[view]
+			key := view.id
 			for _, row := range got {
 				obj, ok := objs[fmt.Sprint(row[key])]
 				if !ok {
@@ -195,7 +200,7 @@ func TestRelations_Views(t *testing.T) {
 	t.Run("no credentials", func(t *testing.T) {
 		var cols []string
 		rows, err := db.pool.Query(ctx, `SELECT table_name || '.' || column_name FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name LIKE 'outpost\_%' AND table_name = ANY($1)`, views)
+			WHERE table_schema = current_schema() AND table_name LIKE 'outpost\_%' AND table_name = ANY($1)`, viewNames())
 		must(err)
 		cols, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		must(err)
@@ -228,7 +233,7 @@ func TestRelations_Views(t *testing.T) {
 			}
 		})
 		admin("GRANT USAGE ON SCHEMA " + schema + " TO " + role)
-		admin("GRANT SELECT ON " + strings.Join(views, ", ") + " TO " + role)
+		admin("GRANT SELECT ON " + strings.Join(viewNames(), ", ") + " TO " + role)
 		as := func(q string) (int, string) {
 			var n int
 			err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -258,7 +263,7 @@ func TestRelations_Views(t *testing.T) {
 		}
 		var barriers int
 		must(db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace
-			AND relname = ANY($1) AND 'security_barrier=true' = ANY(reloptions)`, views).Scan(&barriers))
+			AND relname = ANY($1) AND 'security_barrier=true' = ANY(reloptions)`, viewNames()).Scan(&barriers))
 		if barriers != len(views) {
 			t.Fatalf("%d of %d views are security barriers", barriers, len(views))
 		}
