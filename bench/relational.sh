@@ -17,7 +17,8 @@ N=${BENCH_RELATIONAL_N:-4000}
 R=${BENCH_RELATIONAL_ROUNDS:-5}
 use_postgres
 # Without: migration 6 and those after it deleted (the runner wants them
-# numbered without a gap; 7, the read-only views, costs writes nothing).
+# numbered without a gap; 7, the read-only views, and 8, the seat limit,
+# cost these writes nothing).
 dir=$ROOT/internal/store/postgres/migrations
 [ -f "$dir/0006_catalog_constraints.sql" ] || die "no migration 6 in $dir"
 {

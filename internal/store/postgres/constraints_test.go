@@ -29,6 +29,20 @@ func openWithTenant(t *testing.T) (context.Context, *DB, *catalog.Tenant) {
 	return ctx, db, tn
 }
 
+// createProducts stores a product of each name and returns their ids.
+func createProducts(t *testing.T, ctx context.Context, db *DB, names ...string) []string {
+	t.Helper()
+	var ids []string
+	for _, name := range names {
+		p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: name}
+		if err := db.CreateProduct(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p.ProductID)
+	}
+	return ids
+}
+
 // rawEntitlement is the row store/kv would write for e.
 func rawEntitlement(t *testing.T, e *catalog.Entitlement) []byte {
 	t.Helper()
@@ -96,19 +110,12 @@ const putRow = `INSERT INTO outpost_kv (bucket, k, v) VALUES ($1, $2, $3)
 // the projection in step.
 func TestEntitlements_DatabaseEnforces(t *testing.T) {
 	ctx, db, tn := openWithTenant(t)
-	var prods []string
-	for _, name := range []string{"one", "two"} {
-		p := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: name}
-		if err := db.CreateProduct(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		prods = append(prods, p.ProductID)
-	}
+	prods := createProducts(t, ctx, db, "one", "two")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	at := func(d int) *time.Time { x := t0.Add(time.Duration(d) * day); return &x }
 	e1 := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: prods[0],
-		Policy: json.RawMessage(`{"max_seats":2}`), StartsAt: t0, EndsAt: at(30)}
+		Policy: json.RawMessage(`{"max_seats":2,"seat_assignment_mode":"explicit"}`), StartsAt: t0, EndsAt: at(30)}
 	if err := db.CreateEntitlement(ctx, e1); err != nil {
 		t.Fatal(err)
 	}

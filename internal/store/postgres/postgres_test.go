@@ -194,6 +194,7 @@ func TestInstances(t *testing.T) {
 			a, b := openPair(t, url)
 			c.Run(t, []store.Store{a, b})
 			logRetries(t, a, b)
+			checkSeatCounts(t, a)
 		})
 	}
 }

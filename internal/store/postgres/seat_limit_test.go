@@ -1,0 +1,249 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost/outpost/internal/catalog"
+)
+
+// TestSeats_DatabaseEnforcesLimit: migration 8 makes the database refuse,
+// whoever writes, a seat assignment past the entitlement's limit
+// (max_seats less the mirrors' seats, in explicit mode; none in automatic
+// mode), and a seat moved to another entitlement or subject. A revoked
+// seat gives its place back, and a policy may lower the limit below what
+// is assigned. Each case runs on the state the ones before it left.
+func TestSeats_DatabaseEnforcesLimit(t *testing.T) {
+	ctx, db, tn := openWithTenant(t)
+	prods := createProducts(t, ctx, db, "one", "two", "three")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	entitlement := func(product, policy string) *catalog.Entitlement {
+		e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: product,
+			Policy: json.RawMessage(policy), StartsAt: t0}
+		if err := db.CreateEntitlement(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	mirror := catalog.NewID(catalog.PrefixMirror)
+	// 3 seats, 1 of them the mirror's: 2 for the control plane.
+	explicit := entitlement(prods[0], fmt.Sprintf(`{"max_seats":3,"seat_assignment_mode":"explicit","mirror_seats":{%q:1}}`, mirror))
+	automatic := entitlement(prods[1], `{"max_seats":5}`)
+
+	const (
+		ok   = ""
+		fk   = "23503" // foreign_key_violation
+		rule = "23000" // integrity_constraint_violation: the triggers' rules
+	)
+	seat := func(id, ent, subject string, revoked bool) func() string {
+		s := &catalog.SeatAssignment{SeatAssignmentID: id, EntitlementID: ent, SubjectType: catalog.SubjectUser, SubjectID: subject,
+			AssignedAt: t0, AssignedBy: "usr_test"}
+		if revoked {
+			s.RevokedAt, s.RevokedBy = &t0, "usr_test"
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() string { return behind(t, db.pool, putRow, "seats", []byte(id), b) }
+	}
+	policy := func(p string) func() string {
+		return func() string {
+			_, err := db.UpdateEntitlement(ctx, explicit.EntitlementID, func(e *catalog.Entitlement) error {
+				e.Policy = json.RawMessage(p)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("update the policy: %v", err)
+			}
+			return ok
+		}
+	}
+	e := explicit.EntitlementID
+	for _, c := range []struct {
+		name string
+		do   func() string
+		want string
+	}{
+		{"a seat", seat("sea_1", e, "u1", false), ok},
+		{"a second seat", seat("sea_2", e, "u2", false), ok},
+		{"a third, past max_seats less the mirror's", seat("sea_3", e, "u3", false), rule},
+		{"a revoked seat past the limit", seat("sea_3", e, "u3", true), ok},
+		{"a seat revoked", seat("sea_1", e, "u1", true), ok},
+		{"another in its place", seat("sea_4", e, "u4", false), ok},
+		{"a seat moved to another subject", seat("sea_2", e, "u9", false), rule},
+		{"a seat moved to another entitlement", seat("sea_2", automatic.EntitlementID, "u2", false), rule},
+		{"a seat of an entitlement in automatic mode", seat("sea_5", automatic.EntitlementID, "u5", false), rule},
+		{"a seat of an entitlement not stored", seat("sea_6", "ent_nosuchentitlement", "u6", false), fk},
+		{"the mirror's seat given back", policy(`{"max_seats":3,"seat_assignment_mode":"explicit"}`), ok},
+		{"a third seat now", seat("sea_7", e, "u7", false), ok},
+		{"the limit lowered below the seats assigned", policy(`{"max_seats":1,"seat_assignment_mode":"explicit"}`), ok},
+		{"no seat fits", seat("sea_8", e, "u8", false), rule},
+		{"two revoked", func() string {
+			if got := seat("sea_2", e, "u2", true)(); got != ok {
+				return got
+			}
+			return seat("sea_4", e, "u4", true)()
+		}, ok},
+		{"still none fits (one assigned, one allowed)", seat("sea_8", e, "u8", false), rule},
+		{"the last revoked", seat("sea_7", e, "u7", true), ok},
+		{"then one fits", seat("sea_8", e, "u8", false), ok},
+		{"the mode made automatic", policy(`{"max_seats":3}`), ok},
+		{"no seat in automatic mode", seat("sea_9", e, "u9", false), rule},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.do(); got != c.want {
+				t.Fatalf("SQLSTATE = %q, want %q", got, c.want)
+			}
+		})
+	}
+	if n, lim := seatCount(t, db, e); n != 1 || lim != 0 {
+		t.Fatalf("seat count = %d of %d, want 1 of 0 (sea_8, assigned before the mode changed)", n, lim)
+	}
+
+	// The store's own writes keep the count, and a write that gets past
+	// the store's counter is refused by the database with a conflict.
+	t.Run("the store's writes", func(t *testing.T) {
+		ent := entitlement(prods[2], `{"max_seats":2,"seat_assignment_mode":"explicit"}`)
+		assign := func(subject string) (*catalog.SeatAssignment, error) {
+			s := &catalog.SeatAssignment{SeatAssignmentID: catalog.NewID(catalog.PrefixSeat), EntitlementID: ent.EntitlementID,
+				SubjectType: catalog.SubjectUser, SubjectID: subject}
+			return s, db.AssignSeat(ctx, s)
+		}
+		s1, err := assign("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, lim := seatCount(t, db, ent.EntitlementID); n != 1 || lim != 2 {
+			t.Fatalf("after one assignment: %d of %d, want 1 of 2", n, lim)
+		}
+		// A seat behind the store's back: its counter says 1, the
+		// database 2, so the store lets the next one through and the
+		// database refuses it.
+		if got := seat(catalog.NewID(catalog.PrefixSeat), ent.EntitlementID, "behind", false)(); got != ok {
+			t.Fatalf("a seat behind the store's back: SQLSTATE %q, want it committed", got)
+		}
+		_, err = assign("b")
+		if catalog.ErrorCode(err) != catalog.ECONFLICT || !strings.Contains(err.Error(), "the database refused the write: outpost: no free seat") {
+			t.Fatalf("AssignSeat past the database's count: %v, want the database's conflict", err)
+		}
+		if _, err := db.RevokeSeat(ctx, ent.EntitlementID, s1.SeatAssignmentID, "", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := seatCount(t, db, ent.EntitlementID); n != 1 {
+			t.Fatalf("after a revocation: %d seats counted, want 1", n)
+		}
+		if _, err := assign("b"); err != nil {
+			t.Fatalf("AssignSeat into the place given back: %v", err)
+		}
+	})
+}
+
+// seatCount returns the database's count of active seats of an
+// entitlement and its limit (migration 8).
+func seatCount(t *testing.T, db *DB, entitlementID string) (active, limit int) {
+	t.Helper()
+	err := db.pool.QueryRow(context.Background(), "SELECT active, seat_limit FROM outpost_seat_count WHERE entitlement_id = $1",
+		entitlementID).Scan(&active, &limit)
+	if err != nil {
+		t.Fatalf("seat count of %s: %v", entitlementID, err)
+	}
+	return active, limit
+}
+
+// checkSeatCounts fails t unless the database's seat counts are the
+// active seats it holds, for every entitlement.
+func checkSeatCounts(t *testing.T, db *DB) {
+	t.Helper()
+	rows, err := db.pool.Query(context.Background(), `SELECT c.entitlement_id, c.active, count(s.seat_assignment_id)
+		FROM outpost_seat_count c LEFT JOIN outpost_seat_ref s ON s.entitlement_id = c.entitlement_id AND s.active
+		GROUP BY c.entitlement_id, c.active HAVING c.active <> count(s.seat_assignment_id)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var counted, held int
+		if err := rows.Scan(&id, &counted, &held); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("entitlement %s: %d seats counted, %d active", id, counted, held)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrate_SeatLimitBackfill: migration 8 counts the seats already
+// assigned, refuses none of them (a limit may have been lowered below
+// them), and refuses a new one past the limit.
+func TestMigrate_SeatLimitBackfill(t *testing.T) {
+	ctx := context.Background()
+	name, pool, conn := schemaAt(t, testURL(t), 7)
+	ent := func(id, product, policy string) [3]string {
+		return [3]string{"entitlements", id, `{"entitlement_id":"` + id + `","tenant_id":"ten_a","product_id":"` + product +
+			`","policy_json":` + policy + `,"starts_at":"2026-01-01T00:00:00Z","ends_at":null}`}
+	}
+	seat := func(id, ent, subject, revokedAt string) [3]string {
+		return [3]string{"seats", id, `{"seat_assignment_id":"` + id + `","entitlement_id":"` + ent + `","subject_type":"user","subject_id":"` +
+			subject + `","revoked_at":` + revokedAt + `}`}
+	}
+	rows := [][3]string{
+		{"tenants", "ten_a", `{"tenant_id":"ten_a","name":"a"}`},
+		{"products", "prd_a", `{"product_id":"prd_a","name":"a"}`},
+		{"products", "prd_b", `{"product_id":"prd_b","name":"b"}`},
+		{"products", "prd_c", `{"product_id":"prd_c","name":"c"}`},
+		// Two seats assigned, then the limit lowered to one.
+		ent("ent_a", "prd_a", `{"max_seats":1,"seat_assignment_mode":"explicit"}`),
+		seat("sea_1", "ent_a", "u1", "null"),
+		seat("sea_2", "ent_a", "u2", "null"),
+		seat("sea_3", "ent_a", "u3", `"2026-02-01T00:00:00Z"`),
+		// 5 seats, 3 of them mirrors': 2 for the control plane.
+		ent("ent_b", "prd_b", `{"max_seats":5,"seat_assignment_mode":"explicit","mirror_seats":{"mir_a":2,"mir_b":1}}`),
+		ent("ent_c", "prd_c", `{"max_seats":5}`),
+		// Rows of other buckets are no JSON: never parsed.
+		{"seat_counts", "ent_a", "\x00\x00\x00\x00\x00\x00\x00\x02"},
+	}
+	for _, r := range rows {
+		if _, err := conn.Exec(ctx, putRow, r[0], []byte(r[1]), []byte(r[2])); err != nil {
+			t.Fatalf("%s %s: %v", r[0], r[1], err)
+		}
+	}
+	if err := migrateTo(ctx, pool, name, migrations); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ent          string
+		active, want int
+	}{{"ent_a", 2, 1}, {"ent_b", 0, 2}, {"ent_c", 0, 0}} {
+		var active, limit int
+		if err := conn.QueryRow(ctx, "SELECT active, seat_limit FROM outpost_seat_count WHERE entitlement_id = $1", c.ent).Scan(&active, &limit); err != nil {
+			t.Fatalf("%s: %v", c.ent, err)
+		}
+		if active != c.active || limit != c.want {
+			t.Errorf("%s: %d seats of %d, want %d of %d", c.ent, active, limit, c.active, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		row  [3]string
+		want string
+	}{
+		{"a seat past a limit lowered before the migration", seat("sea_4", "ent_a", "u4", "null"), "23000"},
+		{"a seat within the mirrors' share", seat("sea_5", "ent_b", "u5", "null"), ""},
+		{"another", seat("sea_6", "ent_b", "u6", "null"), ""},
+		{"one past it", seat("sea_7", "ent_b", "u7", "null"), "23000"},
+		{"a seat in automatic mode", seat("sea_8", "ent_c", "u8", "null"), "23000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := behind(t, pool, putRow, c.row[0], []byte(c.row[1]), []byte(c.row[2])); got != c.want {
+				t.Fatalf("SQLSTATE = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
