@@ -18,7 +18,7 @@ declare -A best
 # rate of each.
 one() {
 	local pkg=$1 line name v
-	go test -run '^$' -bench 'AcquireLease|KeyedLeases|RawPutFsync|RawInsert' -benchtime "${N}x" "./internal/store/$pkg" >"$TMP/out" 2>&1 ||
+	go test -run '^$' -bench 'AcquireLease|KeyedLeases|LeaseChurn|RawPutFsync|RawInsert' -benchtime "${N}x" "./internal/store/$pkg" >"$TMP/out" 2>&1 ||
 		die "store lease benchmarks ($pkg): $(tail -20 "$TMP/out")"
 	while read -r line; do
 		name=$(awk '{print $1}' <<<"$line")
@@ -66,3 +66,26 @@ row "Online lease issuance with an Idempotency-Key (reserve, lease, answer), Pos
 row "Online lease issuance with an Idempotency-Key, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
 	"$(fmt1 "$k2") leases/s" "one instance: $(fmt1 "$k1")/s" "$(ratio "$k2" "$k1")" "recorded, no target" info \
 	"go test -run '^\$' -bench KeyedLeases -benchtime ${N}x ./internal/store/postgres"
+# Leases issued and released at once (each writes the entitlement's
+# lease counter), one entitlement: on bbolt, on one PostgreSQL instance,
+# and on two in one process, whose batches then take turns on the
+# counter (a hot key: the advisory locks, kv.go).
+c0=${best[bolt/LeaseChurn]:-} c1=${best[postgres/LeaseChurn/instances=1]:-} c2=${best[postgres/LeaseChurn/instances=2]:-}
+[ -n "$c0" ] && [ -n "$c1" ] && [ -n "$c2" ] || die "missing lease churn results: $(cat "$TMP/out")"
+row "Lease churn (issue, then release), control plane store (bbolt, fsync), one entitlement, 32 clients" \
+	"$(fmt1 "$c0") leases/s" "same store, issue only: $(fmt1 "${best[bolt/AcquireLease/active=0]}")/s" "$(ratio "$c0" "${best[bolt/AcquireLease/active=0]}")" "recorded, no target" info \
+	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/bolt"
+row "Lease churn (issue, then release), PostgreSQL, one entitlement, 32 clients" \
+	"$(fmt1 "$c1") leases/s" "same store, issue only: $(fmt1 "$z")/s" "$(ratio "$c1" "$z")" "recorded, no target" info \
+	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/postgres"
+row "Lease churn, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
+	"$(fmt1 "$c2") leases/s" "one instance: $(fmt1 "$c1")/s" "$(ratio "$c2" "$c1")" "recorded, no target" info \
+	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/postgres"
+# The same 1 ms away: a batch's round trips (BEGIN with its read-ahead,
+# the second read-ahead of what the first found, the writes with COMMIT)
+# set the pace.
+cr=${best[postgres/LeaseChurn/rtt=1ms/instances=1]:-}
+[ -n "$cr" ] || die "missing delayed lease churn result: $(cat "$TMP/out")"
+row "Lease churn, PostgreSQL 1 ms away (Toxiproxy), one instance, one entitlement, 32 clients" \
+	"$(fmt1 "$cr") leases/s" "on loopback: $(fmt1 "$c1")/s" "$(ratio "$cr" "$c1")" "recorded, no target" info \
+	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/postgres"

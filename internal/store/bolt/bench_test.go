@@ -121,6 +121,19 @@ func BenchmarkAcquireLease(b *testing.B) {
 	}
 }
 
+// BenchmarkLeaseChurn: leases issued and released at once, 32 clients,
+// one entitlement, fsync on:
+//
+//	go test -run '^$' -bench LeaseChurn -benchtime 3000x ./internal/store/bolt
+func BenchmarkLeaseChurn(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "outpost.db"), Options{NoWarm: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	storetest.BenchLeaseChurn(b, []store.Store{db})
+}
+
 // BenchmarkRawPutFsync is the reference for BenchmarkAcquireLease: bare
 // bbolt, 32 concurrent clients, each call one transaction putting one
 // 200-byte value (fsync on):

@@ -41,6 +41,10 @@ type groupCommit = groupcommit.Group[*groupCall]
 type groupCall struct {
 	ctx  context.Context
 	keys []BucketKey // read ahead for the whole batch (Prefetcher)
+	// then, if set, names more keys from what keys read (a lease's
+	// subject and counter, once the lease is read): read ahead for the
+	// whole batch in a second round trip, not one a call.
+	then func(Tx) []BucketKey
 	hot  []BucketKey // of a shared call: SharedUpdater's hot keys
 	fn   func(*wtx) error
 	w    *wtx // its transaction view, when fn succeeded in the batch
@@ -121,6 +125,15 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 			}
 			if len(keys) > 0 {
 				p.Prefetch(keys)
+			}
+			var more []BucketKey
+			for _, c := range batch {
+				if c.then != nil {
+					more = append(more, c.then(tx)...)
+				}
+			}
+			if len(more) > 0 {
+				p.Prefetch(more)
 			}
 		}
 		for _, c := range batch {

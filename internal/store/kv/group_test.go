@@ -224,7 +224,7 @@ func (b *abortingReads) Update(ctx context.Context, fn func(Tx) error) error {
 // sharedAborting adds the shared mode to abortingReads.
 type sharedAborting struct{ *abortingReads }
 
-func (b sharedAborting) UpdateShared(ctx context.Context, fn func(Tx) error) error {
+func (b sharedAborting) UpdateShared(ctx context.Context, _ []BucketKey, fn func(Tx) error) error {
 	return b.Update(ctx, fn)
 }
 

@@ -258,7 +258,15 @@ func (db *Store) RevokeSeat(ctx context.Context, entitlementID, seatID, by strin
 	// conflict on the assignment).
 	keys := []BucketKey{{bEntitlements, []byte(entitlementID)}, {bSeats, []byte(seatID)}, {bSeatCounts, []byte(entitlementID)}, {bMeta, kAuditHead}}
 	hot := []BucketKey{{bSeatCounts, []byte(entitlementID)}}
-	err := db.updateSharedHot(ctx, keys, hot, func(w *wtx) error {
+	// Then the subject's active seat, once the assignment is read.
+	then := func(tx Tx) []BucketKey {
+		var held catalog.SeatAssignment
+		if ok, err := getJSON(tx, bSeats, []byte(seatID), &held); !ok || err != nil {
+			return nil
+		}
+		return []BucketKey{{iSeatActive, key(entitlementID, held.SubjectType, held.SubjectID)}}
+	}
+	err := db.updateSharedCall(&groupCall{ctx: ctx, keys: keys, hot: hot, then: then, fn: func(w *wtx) error {
 		s = catalog.SeatAssignment{} // a redone batch runs this again (group.go)
 		if err := w.ensureCounted(); err != nil {
 			return err
@@ -296,7 +304,7 @@ func (db *Store) RevokeSeat(ctx context.Context, entitlementID, seatID, by strin
 			}
 		}
 		return w.event(e.TenantID, "seat.revoked", &s)
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -347,15 +355,30 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	}
 	var out catalog.Lease
 	subjKey := license.SubjectKey(l.EntitlementID, l.SubjectType, l.SubjectID)
+	// A new lease's id is chosen here, so that its absence is read ahead
+	// with the rest.
+	newID := l.LeaseID
+	if newID == "" {
+		newID = catalog.NewID(catalog.PrefixLease)
+	}
 	keys := []BucketKey{
 		{bEntitlements, []byte(l.EntitlementID)}, {bLeaseCounts, []byte(l.EntitlementID)},
-		{iLeaseActive, subjKey}, {iSeatActive, subjKey}, {bMeta, kAuditHead},
-	}
-	if l.LeaseID != "" {
-		keys = append(keys, BucketKey{bLeases, []byte(l.LeaseID)})
+		{iLeaseActive, subjKey}, {iSeatActive, subjKey}, {bMeta, kAuditHead}, {bLeases, []byte(newID)},
 	}
 	if l.TenantID != "" {
 		keys = append(keys, BucketKey{bTenants, []byte(l.TenantID)})
+	}
+	// Then the entitlement's tenant and the subject's current lease.
+	then := func(tx Tx) []BucketKey {
+		var more []BucketKey
+		var e catalog.Entitlement
+		if ok, err := getJSON(tx, bEntitlements, []byte(l.EntitlementID), &e); ok && err == nil {
+			more = append(more, BucketKey{bTenants, []byte(e.TenantID)})
+		}
+		if id := tx.Bucket(iLeaseActive).Get(subjKey); id != nil {
+			more = append(more, BucketKey{bLeases, bytes.Clone(id)})
+		}
+		return more
 	}
 	// Shared (shared.go): the entitlement and its tenant are changed by
 	// exclusive writes only; a seat assignment is read, not written (seat
@@ -367,7 +390,7 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	// key: they take turns, or one runs again); those of different
 	// entitlements run side by side.
 	hot := []BucketKey{{bLeaseCounts, []byte(l.EntitlementID)}}
-	err := db.updateSharedHot(ctx, keys, hot, func(w *wtx) error {
+	err := db.updateSharedCall(&groupCall{ctx: ctx, keys: keys, hot: hot, then: then, fn: func(w *wtx) error {
 		if err := w.ensureCounted(); err != nil {
 			return err
 		}
@@ -434,9 +457,7 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 		}
 		out = *l
 		out.IssuedAt, out.ExpiresAt = d.IssuedAt, d.ExpiresAt
-		if out.LeaseID == "" {
-			out.LeaseID = catalog.NewID(catalog.PrefixLease)
-		}
+		out.LeaseID = newID
 		if err := checkID("lease_id", out.LeaseID); err != nil {
 			return err
 		}
@@ -461,7 +482,7 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 			return err
 		}
 		return w.event(e.TenantID, "lease.issued", &out)
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +550,17 @@ func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force 
 	// active lease, an issue makes a new one). Two releases of one lease
 	// conflict on it, a release and an issue or renewal of one
 	// entitlement on its counter or the lease.
-	err := db.updateShared(ctx, []BucketKey{{bLeases, []byte(id)}}, func(w *wtx) error {
+	// What leaveActive reads, once the lease is: its subject's active
+	// entry and its entitlement's counter.
+	then := func(tx Tx) []BucketKey {
+		var held catalog.Lease
+		if ok, err := getJSON(tx, bLeases, []byte(id), &held); !ok || err != nil {
+			return nil
+		}
+		return []BucketKey{{iLeaseActive, license.SubjectKey(held.EntitlementID, held.SubjectType, held.SubjectID)},
+			{bLeaseCounts, []byte(held.EntitlementID)}}
+	}
+	err := db.updateSharedCall(&groupCall{ctx: ctx, keys: []BucketKey{{bLeases, []byte(id)}}, then: then, fn: func(w *wtx) error {
 		l = catalog.Lease{} // a grouped call may run twice
 		if err := w.ensureCounted(); err != nil {
 			return err
@@ -552,7 +583,7 @@ func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force 
 			return err
 		}
 		return w.event(l.TenantID, "lease.released", &l)
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}

@@ -75,13 +75,19 @@ func (db *Store) updateShared(ctx context.Context, keys []BucketKey, fn func(*wt
 // updateSharedHot is updateShared for a write to hot keys, which other
 // instances' shared writes are likely to write too (SharedUpdater).
 func (db *Store) updateSharedHot(ctx context.Context, keys, hot []BucketKey, fn func(*wtx) error) error {
+	return db.updateSharedCall(&groupCall{ctx: ctx, keys: keys, hot: hot, fn: fn})
+}
+
+// updateSharedCall is updateShared for a call built by the caller (with
+// keys read ahead in two steps: groupCall's then).
+func (db *Store) updateSharedCall(c *groupCall) error {
+	ctx := c.ctx
 	if db.shared == nil {
-		return db.updateGrouped(ctx, keys, fn)
+		return db.updateGrouped(ctx, c.keys, c.fn)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c := &groupCall{ctx: ctx, keys: keys, hot: hot, fn: fn}
 	db.sharedGroup.Do(c, db.commitShared)
 	return c.err
 }

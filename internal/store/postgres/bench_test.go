@@ -184,6 +184,46 @@ func BenchmarkKeyedLeases(b *testing.B) {
 	}
 }
 
+// BenchmarkLeaseChurn: leases issued and released at once, 32 clients,
+// one entitlement, on one instance and on two in this process, where
+// issues and releases of either write the entitlement's lease counter;
+// and on one instance with the database 1 ms away (Toxiproxy), where
+// each round trip of a batch counts:
+//
+//	go test -run '^$' -bench LeaseChurn -benchtime 3000x ./internal/store/postgres
+func BenchmarkLeaseChurn(b *testing.B) {
+	direct := testURL(b)
+	for _, c := range []struct {
+		instances int
+		rtt       time.Duration
+	}{{1, 0}, {2, 0}, {1, time.Millisecond}} {
+		b.Run(rttName(c.rtt, fmt.Sprintf("instances=%d", c.instances)), func(b *testing.B) {
+			url := reach(b, direct, c.rtt)
+			db, schema := openSchema(b, url)
+			defer db.Close()
+			dbs := append([]*DB{db}, moreInstances(b, url, schema, c.instances-1)...)
+			stores := make([]store.Store, len(dbs))
+			var txs0, retries0 int64
+			for i, d := range dbs {
+				stores[i] = d
+				n, _, r := d.WriteStats()
+				txs0, retries0 = txs0+n, retries0+r
+			}
+			storetest.BenchLeaseChurn(b, stores)
+			var txs, retries int64
+			for _, d := range dbs {
+				n, _, r := d.WriteStats()
+				txs, retries = txs+n, retries+r
+			}
+			// Write transactions a lease (an issue and a release,
+			// grouped), and shared transactions run again after a
+			// conflict, per lease.
+			b.ReportMetric(float64(txs-txs0)/float64(b.N), "tx/lease")
+			b.ReportMetric(float64(retries-retries0)/float64(b.N), "retries/lease")
+		})
+	}
+}
+
 // BenchmarkRawInsert is the reference for BenchmarkAcquireLease, like
 // pgbench's single-row INSERT: 32 concurrent clients on 32 connections,
 // each call one autocommitted INSERT of a 200-byte row:
@@ -249,14 +289,8 @@ func BenchmarkCatalogWrites(b *testing.B) {
 		if c.procs {
 			name = fmt.Sprintf("procs=%d/writers=%d", c.instances, c.writers)
 		}
-		if c.rtt > 0 {
-			name = fmt.Sprintf("rtt=%s/%s", c.rtt, name)
-		}
-		b.Run(name, func(b *testing.B) {
-			url := direct
-			if c.rtt > 0 {
-				url = delayed(b, direct, c.rtt)
-			}
+		b.Run(rttName(c.rtt, name), func(b *testing.B) {
+			url := reach(b, direct, c.rtt)
 			db, schema := openSchema(b, url)
 			defer db.Close()
 			dbs := []*DB{db}
@@ -511,6 +545,22 @@ func (db *DB) warm() error {
 
 // delayed returns url through a Toxiproxy link in this process whose
 // replies are delayed by d, stopped when b ends.
+// rttName is a case's name, under rtt=… when the database is delayed.
+func rttName(rtt time.Duration, name string) string {
+	if rtt <= 0 {
+		return name
+	}
+	return fmt.Sprintf("rtt=%s/%s", rtt, name)
+}
+
+// reach is url, or with rtt > 0 a delayed link to it (delayed).
+func reach(b *testing.B, url string, rtt time.Duration) string {
+	if rtt <= 0 {
+		return url
+	}
+	return delayed(b, url, rtt)
+}
+
 func delayed(b *testing.B, url string, d time.Duration) string {
 	b.Helper()
 	u, err := neturl.Parse(url)

@@ -86,8 +86,53 @@ func benchEntitlement(b *testing.B, s store.Store) *catalog.Entitlement {
 // answer stored. The clients are spread over stores (instances sharing
 // one database; one store is one instance). It reports leases/s.
 func BenchKeyedLeases(b *testing.B, stores []store.Store) {
-	ctx := benchCtx()
 	now := time.Now().UTC()
+	benchLeaseClients(b, stores, func(ctx context.Context, s store.Store, e *catalog.Entitlement, n int64) error {
+		key, hash, attempt := fmt.Sprintf("tok_bench:lease-%d", n), randHash(), fmt.Sprintf("att-%d", n)
+		if held, err := s.ReserveIdempotency(ctx, key, hash, attempt, now.Add(-time.Hour)); err != nil || held != nil {
+			return fmt.Errorf("reserve %s: %+v, %v", key, held, err)
+		}
+		l := &catalog.Lease{LeaseID: catalog.NewID(catalog.PrefixLease), EntitlementID: e.EntitlementID,
+			SubjectType: catalog.SubjectMachine, SubjectID: fmt.Sprintf("bench-%d", n),
+			IssuedAt: time.Now().UTC(), TokenHash: randHash()}
+		if _, err := s.AcquireLease(store.WithIdempotencyAttempt(ctx, key, attempt), l); err != nil {
+			return err
+		}
+		rec := &store.IdempotencyRecord{RequestHash: hash, Attempt: attempt, Status: 201, Body: []byte(`{"lease_id":"` + l.LeaseID + `"}`)}
+		return s.CompleteIdempotency(ctx, key, rec)
+	})
+}
+
+// BenchLeaseChurn measures leases taken and given back: BenchClients
+// concurrent clients spread over stores (instances sharing one database),
+// each call a new subject's lease on one entitlement, then its release,
+// so that the entitlement's lease counter is written by issues and
+// releases alike. It reports leases/s (each one issued and released).
+func BenchLeaseChurn(b *testing.B, stores []store.Store) {
+	e := benchLeaseClients(b, stores, func(ctx context.Context, s store.Store, e *catalog.Entitlement, n int64) error {
+		hash := randHash()
+		l := &catalog.Lease{LeaseID: catalog.NewID(catalog.PrefixLease), EntitlementID: e.EntitlementID,
+			SubjectType: catalog.SubjectMachine, SubjectID: fmt.Sprintf("churn-%d", n),
+			IssuedAt: time.Now().UTC(), TokenHash: hash}
+		got, err := s.AcquireLease(ctx, l)
+		if err != nil {
+			return err
+		}
+		if _, err := s.ReleaseLease(ctx, got.LeaseID, hash, false, time.Time{}); err != nil {
+			return fmt.Errorf("release %s: %w", got.LeaseID, err)
+		}
+		return nil
+	})
+	if n, err := stores[0].ActiveLeaseCount(benchCtx(), e.EntitlementID, time.Now()); err != nil || n != 0 {
+		b.Fatalf("ActiveLeaseCount after the churn = %d, %v; want 0", n, err)
+	}
+}
+
+// benchLeaseClients runs b.N calls of call from BenchClients concurrent
+// clients on a new entitlement, call n on stores[n%len(stores)], and
+// reports leases/s; it returns the entitlement.
+func benchLeaseClients(b *testing.B, stores []store.Store, call func(ctx context.Context, s store.Store, e *catalog.Entitlement, n int64) error) *catalog.Entitlement {
+	ctx := benchCtx()
 	e := benchEntitlement(b, stores[0])
 	var seq atomic.Int64
 	b.SetParallelism((BenchClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
@@ -95,21 +140,7 @@ func BenchKeyedLeases(b *testing.B, stores []store.Store) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := seq.Add(1)
-			s := stores[int(n)%len(stores)]
-			key, hash, attempt := fmt.Sprintf("tok_bench:lease-%d", n), randHash(), fmt.Sprintf("att-%d", n)
-			if held, err := s.ReserveIdempotency(ctx, key, hash, attempt, now.Add(-time.Hour)); err != nil || held != nil {
-				b.Errorf("reserve %s: %+v, %v", key, held, err)
-				return
-			}
-			l := &catalog.Lease{LeaseID: catalog.NewID(catalog.PrefixLease), EntitlementID: e.EntitlementID,
-				SubjectType: catalog.SubjectMachine, SubjectID: fmt.Sprintf("bench-%d", n),
-				IssuedAt: time.Now().UTC(), TokenHash: randHash()}
-			if _, err := s.AcquireLease(store.WithIdempotencyAttempt(ctx, key, attempt), l); err != nil {
-				b.Error(err)
-				return
-			}
-			rec := &store.IdempotencyRecord{RequestHash: hash, Attempt: attempt, Status: 201, Body: []byte(`{"lease_id":"` + l.LeaseID + `"}`)}
-			if err := s.CompleteIdempotency(ctx, key, rec); err != nil {
+			if err := call(ctx, stores[int(n)%len(stores)], e, n); err != nil {
 				b.Error(err)
 				return
 			}
@@ -117,6 +148,7 @@ func BenchKeyedLeases(b *testing.B, stores []store.Store) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leases/s")
+	return e
 }
 
 // BenchCatalogWrites measures catalog writes: writers concurrent clients on
