@@ -205,7 +205,7 @@ func (db *Store) PutIdempotency(ctx context.Context, key string, r *store.Idempo
 	if r == nil {
 		return catalog.Invalid("record", "is required")
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditAnd(bk(bIdempotency, key)), func(w *wtx) error {
 		b := w.Bucket(bIdempotency)
 		if b.Get([]byte(key)) != nil {
 			return catalog.Errorf(catalog.ECONFLICT, "idempotency key already used")

@@ -37,7 +37,11 @@ func (db *Store) CreateToken(ctx context.Context, t *catalog.Token) error {
 	if err := checkText("name", t.Name, false); err != nil {
 		return err
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	keys := auditAnd(bk(iTokenHash, t.Hash), bk(bTokens, t.TokenID))
+	if t.TenantID != "" {
+		keys = append(keys, bk(bTenants, t.TenantID))
+	}
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if t.TenantID != "" {
 			if err := liveTenant(w.Tx, t.TenantID); err != nil {
 				return err
@@ -122,7 +126,7 @@ func (db *Store) Tokens(ctx context.Context, tenantID string, p store.Page) (out
 // so the next request with it fails on every instance.
 func (db *Store) RevokeToken(ctx context.Context, id, by string) (*catalog.Token, error) {
 	var rec tokenRecord
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditAnd(bk(bTokens, id)), func(w *wtx) error {
 		rec = tokenRecord{} // a redone batch runs this again (group.go)
 		if err := mustGet(w.Tx, bTokens, "token", id, &rec); err != nil {
 			return err
@@ -219,7 +223,7 @@ func (db *Store) Tenants(ctx context.Context, p store.Page) (out []*catalog.Tena
 // created_at cannot change.
 func (db *Store) UpdateTenant(ctx context.Context, id string, fn func(*catalog.Tenant) error) (*catalog.Tenant, error) {
 	var cur catalog.Tenant
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditAnd(bk(bTenants, id)), func(w *wtx) error {
 		cur = catalog.Tenant{} // a redone batch runs this again (group.go)
 		var old catalog.Tenant
 		if err := mustGet(w.Tx, bTenants, "tenant", id, &old); err != nil {
@@ -334,7 +338,7 @@ func (db *Store) CreateArtifact(ctx context.Context, a *catalog.Artifact) error 
 	if len(a.ExternalURL) > 4096 {
 		return catalog.Invalid("external_url", "must be at most 4096 bytes")
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditAnd(bk(bArtifacts, a.ArtifactID)), func(w *wtx) error {
 		a.CreatedAt = orNow(a.CreatedAt, w.now)
 		if err := w.insert(bArtifacts, "artifact", a.ArtifactID, a); err != nil {
 			return err
@@ -358,7 +362,7 @@ func (db *Store) SetArtifactStatus(ctx context.Context, id, status string, verif
 		return nil, err
 	}
 	var a catalog.Artifact
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditAnd(bk(bArtifacts, id)), func(w *wtx) error {
 		a = catalog.Artifact{} // a redone batch runs this again (group.go)
 		if err := mustGet(w.Tx, bArtifacts, "artifact", id, &a); err != nil {
 			return err
@@ -460,7 +464,7 @@ func (db *Store) Releases(ctx context.Context, productID string, p store.Page) (
 // RevokeRelease marks a release REVOKED; it is one-way.
 func (db *Store) RevokeRelease(ctx context.Context, id string, at time.Time) (*catalog.Release, error) {
 	var r catalog.Release
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditAnd(bk(bReleases, id)), func(w *wtx) error {
 		r = catalog.Release{} // a redone batch runs this again (group.go)
 		if err := mustGet(w.Tx, bReleases, "release", id, &r); err != nil {
 			return err
@@ -496,7 +500,9 @@ func (db *Store) AttachArtifact(ctx context.Context, ra *catalog.ReleaseArtifact
 	if err := catalog.ValidateEnum("installer_type", ra.InstallerType, catalog.InstallerTypes); err != nil {
 		return err
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	keys := auditAnd(bk(bReleases, ra.ReleaseID), bk(bArtifacts, ra.ArtifactID),
+		bk(iRelArtTarget, ra.ReleaseID, ra.Platform, ra.Arch, ra.InstallerType), bk(bRelArts, ra.ReleaseArtifactID))
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		var r catalog.Release
 		if err := mustGet(w.Tx, bReleases, "release", ra.ReleaseID, &r); err != nil {
 			return err

@@ -3,6 +3,7 @@ package kv
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/outpost/outpost/internal/groupcommit"
@@ -54,6 +55,18 @@ type groupCall struct {
 // auditKeys is the prefetch hint of a grouped write that appends an audit
 // event: the chain head, which every such call of a batch reads.
 var auditKeys = []BucketKey{{bMeta, kAuditHead}}
+
+// auditAnd is auditKeys and keys: the read-ahead of a grouped write that
+// appends an audit event and reads keys (an exclusive write holds the
+// write gate, which every instance's writes wait for, through its round
+// trips: one for all its reads, not one a read).
+func auditAnd(keys ...BucketKey) []BucketKey {
+	return append(slices.Clip(auditKeys), keys...)
+}
+
+// bk is the BucketKey of id (or of an index key joined from parts) in
+// bucket.
+func bk(bucket []byte, parts ...string) BucketKey { return BucketKey{bucket, key(parts...)} }
 
 // errRedo aborts a shared transaction that a failed call wrote to.
 var errRedo = errors.New("kv: group commit: a call failed after writing")

@@ -65,7 +65,8 @@ func (db *Store) CreateEntitlement(ctx context.Context, e *catalog.Entitlement) 
 	if err := checkEntitlement(e); err != nil {
 		return err
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	keys := auditAnd(bk(bTenants, e.TenantID), bk(bProducts, e.ProductID), bk(bEntitlements, e.EntitlementID))
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if err := liveTenant(w.Tx, e.TenantID); err != nil {
 			return err
 		}
@@ -115,7 +116,7 @@ func (db *Store) Entitlements(ctx context.Context, tenantID string, p store.Page
 // checked again.
 func (db *Store) UpdateEntitlement(ctx context.Context, id string, fn func(*catalog.Entitlement) error) (*catalog.Entitlement, error) {
 	var cur catalog.Entitlement
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditAnd(bk(bEntitlements, id)), func(w *wtx) error {
 		cur = catalog.Entitlement{} // a redone batch runs this again (group.go)
 		var old catalog.Entitlement
 		if err := mustGet(w.Tx, bEntitlements, "entitlement", id, &old); err != nil {

@@ -61,7 +61,8 @@ func (db *Store) CreatePolicy(ctx context.Context, p *catalog.Policy) error {
 	if err := validatePolicy(p); err != nil {
 		return err
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	keys := auditAnd(bk(bTenants, p.TenantID), bk(bProducts, p.ProductID), bk(bPolicies, p.PolicyID))
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if err := liveTenant(w.Tx, p.TenantID); err != nil {
 			return err
 		}
@@ -108,7 +109,7 @@ func (db *Store) Policies(ctx context.Context, tenantID string, p store.Page) (o
 // UpdatePolicy stores fn's change as a new version; the old one is kept.
 func (db *Store) UpdatePolicy(ctx context.Context, id string, fn func(*catalog.Policy) error) (*catalog.Policy, error) {
 	var cur catalog.Policy
-	err := db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	err := db.updateGrouped(ctx, auditAnd(bk(bPolicies, id)), func(w *wtx) error {
 		cur = catalog.Policy{} // a redone batch runs this again (group.go)
 		var old catalog.Policy
 		if err := mustGet(w.Tx, bPolicies, "policy", id, &old); err != nil {
@@ -183,7 +184,9 @@ func (db *Store) CreateBlockedVersion(ctx context.Context, b *catalog.BlockedVer
 	if err := checkText("reason", b.Reason, false); err != nil {
 		return err
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	keys := auditAnd(bk(bTenants, b.TenantID), bk(bProducts, b.ProductID), bk(iBlockedTPV, b.TenantID, b.ProductID, b.BlockedVersion),
+		bk(bBlocked, b.BlocklistID))
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if err := liveTenant(w.Tx, b.TenantID); err != nil {
 			return err
 		}
@@ -222,7 +225,7 @@ func (db *Store) BlockedVersions(ctx context.Context, tenantID string, p store.P
 
 // DeleteBlockedVersion unblocks; an entry of another tenant is not found.
 func (db *Store) DeleteBlockedVersion(ctx context.Context, tenantID, id string) error {
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	return db.updateGrouped(ctx, auditAnd(bk(bBlocked, id)), func(w *wtx) error {
 		var b catalog.BlockedVersion
 		if err := mustGet(w.Tx, bBlocked, "blocked version", id, &b); err != nil {
 			return err
@@ -271,7 +274,8 @@ func (db *Store) CreateRollout(ctx context.Context, r *catalog.Rollout) error {
 	if err := catalog.ValidateEnum("status", r.Status, rolloutStatuses); err != nil {
 		return err
 	}
-	return db.updateGrouped(ctx, auditKeys, func(w *wtx) error {
+	keys := auditAnd(bk(bProducts, r.ProductID), bk(bReleases, r.ReleaseID), bk(bRollouts, r.RolloutID))
+	return db.updateGrouped(ctx, keys, func(w *wtx) error {
 		if err := exists(w.Tx, bProducts, "product", r.ProductID); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/store"
 )
 
 // readAhead is a shared backend over bbolt whose write transactions
@@ -23,15 +24,19 @@ type readAhead struct {
 	misses     []string
 }
 
-func (b *readAhead) UpdateShared(ctx context.Context, _ []BucketKey, fn func(Tx) error) error {
-	return b.Update(ctx, func(tx Tx) error {
+func (b *readAhead) Update(ctx context.Context, fn func(Tx) error) error {
+	return b.Backend.Update(ctx, func(tx Tx) error {
 		return fn(&aheadTx{Tx: tx, b: b, known: map[string]bool{}})
 	})
 }
 
+func (b *readAhead) UpdateShared(ctx context.Context, _ []BucketKey, fn func(Tx) error) error {
+	return b.Update(ctx, fn)
+}
+
 // TryUpdateSolo runs the audit sequencer, unrecorded.
 func (b *readAhead) TryUpdateSolo(ctx context.Context, fn func(Tx) error) (bool, error) {
-	return true, b.Update(ctx, fn)
+	return true, b.Backend.Update(ctx, fn)
 }
 
 type aheadTx struct {
@@ -94,13 +99,15 @@ func (b *readAhead) record(fn func()) (prefetches int, misses []string) {
 	return b.prefetches, b.misses
 }
 
-// TestLicenseWrites_ReadAhead: the shared licence writes read everything
-// they use ahead, in at most two round trips a batch (what the call
-// names, then what depends on it: a lease's subject and counter, an
-// entitlement's tenant, a subject's current lease, a seat's subject), so
-// that on PostgreSQL a batch does not wait for one round trip per read
-// per call while it holds its snapshot and the entitlement's counter.
-func TestLicenseWrites_ReadAhead(t *testing.T) {
+// TestGroupedWrites_ReadAhead: grouped writes read every key they use
+// ahead, in at most two round trips a batch, so that on PostgreSQL a
+// batch does not wait for one round trip per read per call while it
+// holds its snapshot (the shared licence writes: what the call names,
+// then what depends on it, such as a released lease's subject and
+// counter, an issue's tenant and current lease, a revoked seat's subject)
+// or the write gate that every instance's writes wait for (the exclusive
+// ones). Range reads (cursors) are not counted.
+func TestGroupedWrites_ReadAhead(t *testing.T) {
 	b := &readAhead{Backend: Bolt(openBuckets(t))}
 	db := New(b, Options{})
 	defer db.Close()
@@ -133,6 +140,23 @@ func TestLicenseWrites_ReadAhead(t *testing.T) {
 	seat := &catalog.SeatAssignment{SeatAssignmentID: catalog.NewID(catalog.PrefixSeat), EntitlementID: explicit,
 		SubjectType: catalog.SubjectMachine, SubjectID: "m-explicit"}
 	var held *catalog.Lease
+	prd := &catalog.Product{ProductID: catalog.NewID(catalog.PrefixProduct), Name: "admin"}
+	if err := db.CreateProduct(ctx, prd); err != nil {
+		t.Fatal(err)
+	}
+	rel := &catalog.Release{ReleaseID: catalog.NewID(catalog.PrefixRelease), ProductID: prd.ProductID, Channel: "stable", Version: "1.0.0"}
+	if err := db.CreateRelease(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	ent := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: prd.ProductID,
+		Policy: []byte(`{"max_seats":1}`), StartsAt: time.Now().Add(-time.Hour)}
+	art := &catalog.Artifact{ArtifactID: catalog.NewID(catalog.PrefixArtifact), SourceType: catalog.SourceManaged,
+		SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte("art"))), SizeBytes: 1, StoragePath: "a"}
+	pol := &catalog.Policy{PolicyID: catalog.NewID(catalog.PrefixPolicy), TenantID: tn.TenantID, ProductID: prd.ProductID, Channel: "stable",
+		Action: catalog.ActionNotify, Conditions: []byte(`{}`)}
+	blk := &catalog.BlockedVersion{BlocklistID: catalog.NewID(catalog.PrefixBlocked), TenantID: tn.TenantID, ProductID: prd.ProductID, BlockedVersion: "0.9"}
+	tok := &catalog.Token{TokenID: catalog.NewID(catalog.PrefixToken), Role: catalog.RoleTenant, TenantID: tn.TenantID,
+		Hash: fmt.Sprintf("%x", sha256.Sum256([]byte("tok")))}
 	for _, c := range []struct {
 		name string
 		call func() error
@@ -145,6 +169,42 @@ func TestLicenseWrites_ReadAhead(t *testing.T) {
 		{"a seat revoked", func() error {
 			_, err := db.RevokeSeat(ctx, explicit, seat.SeatAssignmentID, "", time.Time{})
 			return err
+		}},
+		// Exclusive writes.
+		{"an entitlement", func() error { return db.CreateEntitlement(ctx, ent) }},
+		{"an entitlement updated", func() error {
+			_, err := db.UpdateEntitlement(ctx, ent.EntitlementID, func(e *catalog.Entitlement) error { e.Policy = []byte(`{"max_seats":2}`); return nil })
+			return err
+		}},
+		{"a tenant updated", func() error {
+			_, err := db.UpdateTenant(ctx, tn.TenantID, func(x *catalog.Tenant) error { x.Name = "renamed"; return nil })
+			return err
+		}},
+		{"an artifact", func() error { return db.CreateArtifact(ctx, art) }},
+		{"an artifact verified", func() error {
+			_, err := db.SetArtifactStatus(ctx, art.ArtifactID, catalog.ArtifactVerified, nil)
+			return err
+		}},
+		{"an artifact attached", func() error {
+			return db.AttachArtifact(ctx, &catalog.ReleaseArtifact{ReleaseArtifactID: catalog.NewID(catalog.PrefixReleaseArtifact),
+				ReleaseID: rel.ReleaseID, ArtifactID: art.ArtifactID, Platform: "linux", Arch: "x64", InstallerType: "zip"})
+		}},
+		{"a rollout", func() error {
+			return db.CreateRollout(ctx, &catalog.Rollout{RolloutID: catalog.NewID(catalog.PrefixRollout), ProductID: prd.ProductID,
+				Channel: "stable", ReleaseID: rel.ReleaseID, Percentage: 10})
+		}},
+		{"a policy", func() error { return db.CreatePolicy(ctx, pol) }},
+		{"a policy updated", func() error {
+			_, err := db.UpdatePolicy(ctx, pol.PolicyID, func(x *catalog.Policy) error { x.Action = catalog.ActionDownload; return nil })
+			return err
+		}},
+		{"a version blocked", func() error { return db.CreateBlockedVersion(ctx, blk) }},
+		{"a version unblocked", func() error { return db.DeleteBlockedVersion(ctx, tn.TenantID, blk.BlocklistID) }},
+		{"a release revoked", func() error { _, err := db.RevokeRelease(ctx, rel.ReleaseID, time.Time{}); return err }},
+		{"a token", func() error { return db.CreateToken(ctx, tok) }},
+		{"a token revoked", func() error { _, err := db.RevokeToken(ctx, tok.TokenID, "usr_test"); return err }},
+		{"an answer kept", func() error {
+			return db.PutIdempotency(ctx, "tok_x:key", &store.IdempotencyRecord{RequestHash: "h", Status: 201, Body: []byte(`{}`)})
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
