@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outpost/outpost/internal/groupcommit"
+	"github.com/outpost/outpost/internal/store"
 )
 
 // Group commit for the hot lease writes and the small audited catalog
@@ -52,6 +53,15 @@ type groupCall struct {
 	err  error
 }
 
+// readAhead is what to read ahead for c: its keys, and the reservation
+// of the Idempotency-Key it runs under (markAttempt reads it).
+func (c *groupCall) readAhead() []BucketKey {
+	if key, _, ok := store.IdempotencyAttempt(c.ctx); ok {
+		return append(slices.Clip(c.keys), bk(bIdempotency, key))
+	}
+	return c.keys
+}
+
 // auditKeys is the prefetch hint of a grouped write that appends an audit
 // event: the chain head, which every such call of a batch reads.
 var auditKeys = []BucketKey{{bMeta, kAuditHead}}
@@ -90,8 +100,10 @@ func (db *Store) commitGroup(batch []*groupCall) {
 	if len(batch) == 1 {
 		c := batch[0]
 		c.err = db.update(c.ctx, func(w *wtx) error {
-			if p, ok := w.Tx.(Prefetcher); ok && len(c.keys) > 0 {
-				p.Prefetch(c.keys)
+			if p, ok := w.Tx.(Prefetcher); ok {
+				if keys := c.readAhead(); len(keys) > 0 {
+					p.Prefetch(keys)
+				}
 			}
 			return c.fn(w)
 		})
@@ -134,7 +146,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 		if p, ok := tx.(Prefetcher); ok {
 			var keys []BucketKey
 			for _, c := range batch {
-				keys = append(keys, c.keys...)
+				keys = append(keys, c.readAhead()...)
 			}
 			if len(keys) > 0 {
 				p.Prefetch(keys)

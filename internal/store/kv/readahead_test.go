@@ -170,6 +170,20 @@ func TestGroupedWrites_ReadAhead(t *testing.T) {
 			_, err := db.RevokeSeat(ctx, explicit, seat.SeatAssignmentID, "", time.Time{})
 			return err
 		}},
+		{"an Idempotency-Key reserved", func() error {
+			held, err := db.ReserveIdempotency(ctx, "tok_x:lease", "h", "att-1", time.Now().Add(-time.Hour))
+			if held != nil {
+				return fmt.Errorf("reserve: held %+v", held)
+			}
+			return err
+		}},
+		{"a lease under it", func() error {
+			_, err := db.AcquireLease(store.WithIdempotencyAttempt(ctx, "tok_x:lease", "att-1"), lease(auto, "m-keyed"))
+			return err
+		}},
+		{"its answer", func() error {
+			return db.CompleteIdempotency(ctx, "tok_x:lease", &store.IdempotencyRecord{RequestHash: "h", Attempt: "att-1", Status: 201, Body: []byte(`{}`)})
+		}},
 		// Exclusive writes.
 		{"an entitlement", func() error { return db.CreateEntitlement(ctx, ent) }},
 		{"an entitlement updated", func() error {
