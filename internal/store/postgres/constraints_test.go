@@ -60,11 +60,17 @@ func rawEntitlement(t *testing.T, e *catalog.Entitlement) []byte {
 // back, and returns the SQLSTATE it failed with ("" if it committed).
 func behind(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) string {
 	t.Helper()
-	ctx := context.Background()
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	return behindAll(t, pool, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, sql, args...)
 		return err
 	})
+}
+
+// behindAll is behind for the statements fn runs in one transaction.
+func behindAll(t *testing.T, pool *pgxpool.Pool, fn func(context.Context, pgx.Tx) error) string {
+	t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:
@@ -72,7 +78,7 @@ func behind(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) string {
 	case errors.As(err, &pe):
 		return pe.Code
 	default:
-		t.Fatalf("%s: %v", sql, err)
+		t.Fatalf("behind the store: %v", err)
 		return ""
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outpost/outpost/internal/catalog"
 )
 
@@ -39,17 +41,37 @@ func TestSeats_DatabaseEnforcesLimit(t *testing.T) {
 		fk   = "23503" // foreign_key_violation
 		rule = "23000" // integrity_constraint_violation: the triggers' rules
 	)
-	seat := func(id, ent, subject string, revoked bool) func() string {
-		s := &catalog.SeatAssignment{SeatAssignmentID: id, EntitlementID: ent, SubjectType: catalog.SubjectUser, SubjectID: subject,
+	type seatRow struct {
+		id, ent, subject string
+		revoked          bool
+	}
+	raw := func(r seatRow) []byte {
+		s := &catalog.SeatAssignment{SeatAssignmentID: r.id, EntitlementID: r.ent, SubjectType: catalog.SubjectUser, SubjectID: r.subject,
 			AssignedAt: t0, AssignedBy: "usr_test"}
-		if revoked {
+		if r.revoked {
 			s.RevokedAt, s.RevokedBy = &t0, "usr_test"
 		}
 		b, err := json.Marshal(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return func() string { return behind(t, db.pool, putRow, "seats", []byte(id), b) }
+		return b
+	}
+	// together writes rows in one transaction, in order.
+	together := func(rows ...seatRow) func() string {
+		return func() string {
+			return behindAll(t, db.pool, func(ctx context.Context, tx pgx.Tx) error {
+				for _, r := range rows {
+					if _, err := tx.Exec(ctx, putRow, "seats", []byte(r.id), raw(r)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	seat := func(id, ent, subject string, revoked bool) func() string {
+		return together(seatRow{id, ent, subject, revoked})
 	}
 	policy := func(p string) func() string {
 		return func() string {
@@ -75,6 +97,12 @@ func TestSeats_DatabaseEnforcesLimit(t *testing.T) {
 		{"a revoked seat past the limit", seat("sea_3", e, "u3", true), ok},
 		{"a seat revoked", seat("sea_1", e, "u1", true), ok},
 		{"another in its place", seat("sea_4", e, "u4", false), ok},
+		// What counts is the state a transaction commits: a seat taken
+		// before another is given back, at the limit, in one transaction.
+		{"one taken, then one given back, at the limit", together(seatRow{"sea_10", e, "u10", false}, seatRow{"sea_4", e, "u4", true}), ok},
+		{"one given back, then one taken", together(seatRow{"sea_10", e, "u10", true}, seatRow{"sea_4b", e, "u4", false}), ok},
+		{"two taken, one given back, past the limit", together(seatRow{"sea_11", e, "u11", false}, seatRow{"sea_12", e, "u12", false},
+			seatRow{"sea_4b", e, "u4", true}), rule},
 		{"a seat moved to another subject", seat("sea_2", e, "u9", false), rule},
 		{"a seat moved to another entitlement", seat("sea_2", automatic.EntitlementID, "u2", false), rule},
 		{"a seat of an entitlement in automatic mode", seat("sea_5", automatic.EntitlementID, "u5", false), rule},
@@ -87,7 +115,7 @@ func TestSeats_DatabaseEnforcesLimit(t *testing.T) {
 			if got := seat("sea_2", e, "u2", true)(); got != ok {
 				return got
 			}
-			return seat("sea_4", e, "u4", true)()
+			return seat("sea_4b", e, "u4", true)()
 		}, ok},
 		{"still none fits (one assigned, one allowed)", seat("sea_8", e, "u8", false), rule},
 		{"the last revoked", seat("sea_7", e, "u7", true), ok},

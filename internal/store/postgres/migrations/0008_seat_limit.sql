@@ -3,8 +3,8 @@
 -- "explicit". A narrow row per entitlement counts its active seats beside
 -- the limit its policy sets, max_seats less the seats given to mirrors
 -- (catalog.EntitlementPolicy.OnlineSeats), or 0 in automatic mode, where
--- nobody assigns seats. A seat that becomes active and takes the count
--- past the limit is refused. A policy that lowers the limit below the
+-- nobody assigns seats. A transaction that takes a seat and commits the
+-- count past the limit is refused. A policy that lowers the limit below the
 -- seats already assigned is not: those stay, and no new one fits until
 -- enough are revoked (as store/kv does). Explicit seats of one entitlement
 -- already contend for store/kv's seat counter, so the count adds no
@@ -54,14 +54,11 @@ CREATE TRIGGER outpost_seat_policy AFTER INSERT OR UPDATE ON outpost_kv
 	FOR EACH ROW WHEN (NEW.bucket = 'entitlements')
 	EXECUTE FUNCTION outpost_seat_policy();
 
--- A seat that becomes active takes one of its entitlement's seats, or is
--- refused; one revoked gives it back. A revoked seat never becomes active
--- again (migration 4).
+-- A seat that becomes active takes one of its entitlement's seats; one
+-- revoked gives it back. A revoked seat never becomes active again
+-- (migration 4).
 CREATE FUNCTION outpost_seat_count() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE
-	n   integer;
-	lim integer;
 BEGIN
 	IF TG_OP = 'UPDATE' THEN
 		IF NEW.entitlement_id <> OLD.entitlement_id OR NEW.subject_type <> OLD.subject_type
@@ -78,22 +75,40 @@ BEGIN
 	ELSIF NOT NEW.active THEN
 		RETURN NULL;
 	END IF;
-	UPDATE outpost_seat_count SET active = active + 1 WHERE entitlement_id = NEW.entitlement_id
-		RETURNING active, seat_limit INTO n, lim;
+	UPDATE outpost_seat_count SET active = active + 1 WHERE entitlement_id = NEW.entitlement_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'outpost: seat assignment % names entitlement %, which is not stored before it',
 			NEW.seat_assignment_id, NEW.entitlement_id
 			USING ERRCODE = 'foreign_key_violation';
-	END IF;
-	IF n > lim THEN
-		RAISE EXCEPTION 'outpost: no free seat on entitlement %: % assigned, its policy allows %', NEW.entitlement_id, n - 1, lim
-			USING ERRCODE = 'integrity_constraint_violation';
 	END IF;
 	RETURN NULL;
 END
 $$;
 CREATE TRIGGER outpost_seat_count AFTER INSERT OR UPDATE ON outpost_seat_ref
 	FOR EACH ROW EXECUTE FUNCTION outpost_seat_count();
+
+-- The limit, checked at the commit, when the transaction has taken a
+-- seat: what counts is the state it commits, as store/kv's batches write
+-- a revocation and an assignment of one entitlement in whatever order
+-- its statements go (inserts first).
+CREATE FUNCTION outpost_seat_limit_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+	n   integer;
+	lim integer;
+BEGIN
+	SELECT active, seat_limit INTO n, lim FROM outpost_seat_count WHERE entitlement_id = NEW.entitlement_id;
+	IF n > lim THEN
+		RAISE EXCEPTION 'outpost: no free seat on entitlement %: % seats active, its policy allows %', NEW.entitlement_id, n, lim
+			USING ERRCODE = 'integrity_constraint_violation';
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER outpost_seat_limit AFTER UPDATE ON outpost_seat_count
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW WHEN (NEW.active > OLD.active)
+	EXECUTE FUNCTION outpost_seat_limit_check();
 
 -- The entitlements already stored, with the seats active now. None is
 -- refused: a limit lowered below what is assigned is allowed (above).
