@@ -146,8 +146,12 @@ func daemonGoroutines() string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
+		// Only the frames it runs count: a goroutine whose function has
+		// returned (its WaitGroup done) may still be in runtime.goexit,
+		// with the daemon named only on its "created by" line.
+		running, _, _ := strings.Cut(g, "\ncreated by ")
 		for _, pkg := range []string{"/internal/mirror.", "/internal/mirror/state.", "/internal/sync.", "/internal/cache.", "/internal/fetch."} {
-			if strings.Contains(g, "github.com/outpost/outpost"+pkg) {
+			if strings.Contains(running, "github.com/outpost/outpost"+pkg) {
 				out = append(out, g)
 				break
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outpost/outpost/internal/catalog"
+	"github.com/outpost/outpost/internal/license"
 )
 
 // TestSeats_DatabaseEnforcesLimit: migration 8 makes the database refuse,
@@ -183,33 +184,159 @@ func seatCount(t *testing.T, db *DB, entitlementID string) (active, limit int) {
 	return active, limit
 }
 
-// checkSeatCounts fails t unless the database's seat counts are the
-// active seats it holds, for every entitlement.
+// checkSeatCounts fails t unless the database's counts are the active
+// seats and leases it holds, for every entitlement.
 func checkSeatCounts(t *testing.T, db *DB) {
 	t.Helper()
-	rows, err := db.pool.Query(context.Background(), `SELECT c.entitlement_id, c.active, count(s.seat_assignment_id)
-		FROM outpost_seat_count c LEFT JOIN outpost_seat_ref s ON s.entitlement_id = c.entitlement_id AND s.active
-		GROUP BY c.entitlement_id, c.active HAVING c.active <> count(s.seat_assignment_id)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var counted, held int
-		if err := rows.Scan(&id, &counted, &held); err != nil {
+	for what, q := range map[string]string{
+		"seats": `SELECT c.entitlement_id, c.active, count(s.seat_assignment_id)
+			FROM outpost_seat_count c LEFT JOIN outpost_seat_ref s ON s.entitlement_id = c.entitlement_id AND s.active
+			GROUP BY c.entitlement_id, c.active HAVING c.active <> count(s.seat_assignment_id)`,
+		"leases": `SELECT c.entitlement_id, c.active, count(a.k)
+			FROM outpost_lease_count c LEFT JOIN outpost_kv a ON a.bucket = 'idx_lease_active'
+				AND substring(a.k FROM 1 FOR octet_length(c.entitlement_id) + 1) = convert_to(c.entitlement_id, 'UTF8') || '\x00'::bytea
+			GROUP BY c.entitlement_id, c.active HAVING c.active <> count(a.k)`,
+	} {
+		rows, err := db.pool.Query(context.Background(), q)
+		if err != nil {
 			t.Fatal(err)
 		}
-		t.Errorf("entitlement %s: %d seats counted, %d active", id, counted, held)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		for rows.Next() {
+			var id string
+			var counted, held int
+			if err := rows.Scan(&id, &counted, &held); err != nil {
+				t.Fatal(err)
+			}
+			t.Errorf("entitlement %s: %d %s counted, %d active", id, counted, what, held)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
+// TestLeases_DatabaseEnforcesLimit: migration 8 makes the database
+// refuse, whoever writes, a transaction that commits more active leases
+// of an entitlement than its policy's seats (max_seats less the
+// mirrors'), counting store/kv's active set: a subject that leaves it
+// gives its seat back, the state committed is what counts, and a policy
+// may lower the limit below what is out. Each case runs on the state the
+// ones before it left.
+func TestLeases_DatabaseEnforcesLimit(t *testing.T) {
+	ctx, db, tn := openWithTenant(t)
+	prods := createProducts(t, ctx, db, "one", "two")
+	entitlement := func(product, policy string) *catalog.Entitlement {
+		e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: product,
+			Policy: json.RawMessage(policy), StartsAt: time.Now().Add(-time.Hour)}
+		if err := db.CreateEntitlement(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// 3 seats, 1 of them the mirror's: 2 for the control plane.
+	e := entitlement(prods[0], fmt.Sprintf(`{"max_seats":3,"mirror_seats":{%q:1}}`, catalog.NewID(catalog.PrefixMirror))).EntitlementID
+	const (
+		ok   = ""
+		fk   = "23503"
+		rule = "23000"
+	)
+	type op struct {
+		subject string
+		out     bool // leaves the active set
+	}
+	// together enters and leaves store/kv's active set in one
+	// transaction, in order.
+	together := func(ent string, ops ...op) func() string {
+		return func() string {
+			return behindAll(t, db.pool, func(ctx context.Context, tx pgx.Tx) error {
+				for _, o := range ops {
+					k := license.SubjectKey(ent, catalog.SubjectMachine, o.subject)
+					var err error
+					if o.out {
+						_, err = tx.Exec(ctx, "DELETE FROM outpost_kv WHERE bucket = 'idx_lease_active' AND k = $1", k)
+					} else {
+						_, err = tx.Exec(ctx, putRow, "idx_lease_active", k, []byte(catalog.NewID(catalog.PrefixLease)))
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	in := func(subject string) func() string { return together(e, op{subject, false}) }
+	out := func(subject string) func() string { return together(e, op{subject, true}) }
+	policy := func(p string) func() string {
+		return func() string {
+			if _, err := db.UpdateEntitlement(ctx, e, func(x *catalog.Entitlement) error { x.Policy = json.RawMessage(p); return nil }); err != nil {
+				t.Fatalf("update the policy: %v", err)
+			}
+			return ok
+		}
+	}
+	for _, c := range []struct {
+		name string
+		do   func() string
+		want string
+	}{
+		{"a lease", in("m1"), ok},
+		{"a second", in("m2"), ok},
+		{"a third, past max_seats less the mirror's", in("m3"), rule},
+		{"a lease renewed or replaced (its row updated)", in("m2"), ok},
+		{"one given back", out("m1"), ok},
+		{"another in its place", in("m3"), ok},
+		{"one taken, then one given back, at the limit", together(e, op{"m4", false}, op{"m3", true}), ok},
+		{"two taken, one given back", together(e, op{"m5", false}, op{"m6", false}, op{"m4", true}), rule},
+		{"an active lease of an entitlement not stored", together("ent_nosuchentitlement", op{"m1", false}), fk},
+		{"the limit lowered below the leases out", policy(`{"max_seats":1}`), ok},
+		{"no lease fits", in("m7"), rule},
+		{"one given back, still none fits", together(e, op{"m2", true}, op{"m7", false}), rule},
+		{"two given back", together(e, op{"m2", true}, op{"m4", true}), ok},
+		{"then one fits", in("m7"), ok},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.do(); got != c.want {
+				t.Fatalf("SQLSTATE = %q, want %q", got, c.want)
+			}
+		})
+	}
+	checkSeatCounts(t, db)
+
+	// The store's own leases keep the count, and a lease that gets past
+	// the store's counter is refused by the database with a conflict.
+	t.Run("the store's writes", func(t *testing.T) {
+		ent := entitlement(prods[1], `{"max_seats":2}`).EntitlementID
+		acquire := func(subject string) (*catalog.Lease, error) {
+			return db.AcquireLease(ctx, &catalog.Lease{EntitlementID: ent, SubjectType: catalog.SubjectMachine, SubjectID: subject,
+				IssuedAt: time.Now().UTC(), TokenHash: fmt.Sprintf("%064x", len(subject))})
+		}
+		l, err := acquire("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := together(ent, op{"behind", false})(); got != ok {
+			t.Fatalf("a lease behind the store's back: SQLSTATE %q, want it committed", got)
+		}
+		_, err = acquire("b")
+		if catalog.ErrorCode(err) != catalog.ECONFLICT || !strings.Contains(err.Error(), "the database refused the write: outpost: no free seat") {
+			t.Fatalf("AcquireLease past the database's count: %v, want the database's conflict", err)
+		}
+		if _, err := db.ReleaseLease(ctx, l.LeaseID, "", true, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := acquire("b"); err != nil {
+			t.Fatalf("AcquireLease into the seat given back: %v", err)
+		}
+		checkSeatCounts(t, db)
+	})
+}
+
 // TestMigrate_SeatLimitBackfill: migration 8 counts the seats already
-// assigned, refuses none of them (a limit may have been lowered below
-// them), and refuses a new one past the limit.
+// assigned and the leases already active, refuses none of them (a limit
+// may have been lowered below them), and refuses a new one past the
+// limit.
 func TestMigrate_SeatLimitBackfill(t *testing.T) {
 	ctx := context.Background()
 	name, pool, conn := schemaAt(t, testURL(t), 7)
@@ -234,6 +361,13 @@ func TestMigrate_SeatLimitBackfill(t *testing.T) {
 		// 5 seats, 3 of them mirrors': 2 for the control plane.
 		ent("ent_b", "prd_b", `{"max_seats":5,"seat_assignment_mode":"explicit","mirror_seats":{"mir_a":2,"mir_b":1}}`),
 		ent("ent_c", "prd_c", `{"max_seats":5}`),
+		// Active leases: three of ent_a (over its lowered limit), two of
+		// ent_c.
+		{"idx_lease_active", "ent_a\x00machine\x00m1", "lea_1"},
+		{"idx_lease_active", "ent_a\x00machine\x00m2", "lea_2"},
+		{"idx_lease_active", "ent_a\x00user\x00m2", "lea_3"},
+		{"idx_lease_active", "ent_c\x00machine\x00m1", "lea_4"},
+		{"idx_lease_active", "ent_c\x00machine\x00m2", "lea_5"},
 		// Rows of other buckets are no JSON: never parsed.
 		{"seat_counts", "ent_a", "\x00\x00\x00\x00\x00\x00\x00\x02"},
 	}
@@ -246,15 +380,22 @@ func TestMigrate_SeatLimitBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		ent          string
+		table, ent   string
 		active, want int
-	}{{"ent_a", 2, 1}, {"ent_b", 0, 2}, {"ent_c", 0, 0}} {
+	}{
+		{"outpost_seat_count", "ent_a", 2, 1}, {"outpost_seat_count", "ent_b", 0, 2}, {"outpost_seat_count", "ent_c", 0, 0},
+		{"outpost_lease_count", "ent_a", 3, 1}, {"outpost_lease_count", "ent_b", 0, 2}, {"outpost_lease_count", "ent_c", 2, 5},
+	} {
 		var active, limit int
-		if err := conn.QueryRow(ctx, "SELECT active, seat_limit FROM outpost_seat_count WHERE entitlement_id = $1", c.ent).Scan(&active, &limit); err != nil {
-			t.Fatalf("%s: %v", c.ent, err)
+		q := "SELECT active, seat_limit FROM outpost_seat_count WHERE entitlement_id = $1"
+		if c.table == "outpost_lease_count" {
+			q = "SELECT active, lease_limit FROM outpost_lease_count WHERE entitlement_id = $1"
+		}
+		if err := conn.QueryRow(ctx, q, c.ent).Scan(&active, &limit); err != nil {
+			t.Fatalf("%s %s: %v", c.table, c.ent, err)
 		}
 		if active != c.active || limit != c.want {
-			t.Errorf("%s: %d seats of %d, want %d of %d", c.ent, active, limit, c.active, c.want)
+			t.Errorf("%s %s: %d active of %d, want %d of %d", c.table, c.ent, active, limit, c.active, c.want)
 		}
 	}
 	for _, c := range []struct {
@@ -267,6 +408,8 @@ func TestMigrate_SeatLimitBackfill(t *testing.T) {
 		{"another", seat("sea_6", "ent_b", "u6", "null"), ""},
 		{"one past it", seat("sea_7", "ent_b", "u7", "null"), "23000"},
 		{"a seat in automatic mode", seat("sea_8", "ent_c", "u8", "null"), "23000"},
+		{"a lease past a limit lowered before the migration", [3]string{"idx_lease_active", "ent_a\x00machine\x00m9", "lea_9"}, "23000"},
+		{"a lease within the limit", [3]string{"idx_lease_active", "ent_c\x00machine\x00m9", "lea_9"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := behind(t, pool, putRow, c.row[0], []byte(c.row[1]), []byte(c.row[2])); got != c.want {
