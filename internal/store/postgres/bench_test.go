@@ -159,23 +159,10 @@ func BenchmarkKeyedLeases(b *testing.B) {
 	url := testURL(b)
 	for _, instances := range []int{1, 2} {
 		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
-			db, schema := openSchema(b, url)
-			defer db.Close()
-			stores := []store.Store{db}
-			for _, other := range moreInstances(b, url, schema, instances-1) {
-				stores = append(stores, other)
-			}
-			var txs0, retries0 int64
-			for _, s := range stores {
-				n, _, r := s.(*DB).WriteStats()
-				txs0, retries0 = txs0+n, retries0+r
-			}
+			dbs, stores := openInstances(b, url, instances)
+			txs0, _, retries0 := writeStats(dbs)
 			storetest.BenchKeyedLeases(b, stores)
-			var txs, retries int64
-			for _, s := range stores {
-				n, _, r := s.(*DB).WriteStats()
-				txs, retries = txs+n, retries+r
-			}
+			txs, _, retries := writeStats(dbs)
 			// transactions a lease (three calls, grouped), and shared
 			// transactions run again after a conflict.
 			b.ReportMetric(float64(txs-txs0)/float64(b.N), "tx/lease")
@@ -198,23 +185,10 @@ func BenchmarkLeaseChurn(b *testing.B) {
 		rtt       time.Duration
 	}{{1, 0}, {2, 0}, {1, time.Millisecond}} {
 		b.Run(rttName(c.rtt, fmt.Sprintf("instances=%d", c.instances)), func(b *testing.B) {
-			url := reach(b, direct, c.rtt)
-			db, schema := openSchema(b, url)
-			defer db.Close()
-			dbs := append([]*DB{db}, moreInstances(b, url, schema, c.instances-1)...)
-			stores := make([]store.Store, len(dbs))
-			var txs0, retries0 int64
-			for i, d := range dbs {
-				stores[i] = d
-				n, _, r := d.WriteStats()
-				txs0, retries0 = txs0+n, retries0+r
-			}
+			dbs, stores := openInstances(b, reach(b, direct, c.rtt), c.instances)
+			txs0, _, retries0 := writeStats(dbs)
 			storetest.BenchLeaseChurn(b, stores)
-			var txs, retries int64
-			for _, d := range dbs {
-				n, _, r := d.WriteStats()
-				txs, retries = txs+n, retries+r
-			}
+			txs, _, retries := writeStats(dbs)
 			// Write transactions a lease (an issue and a release,
 			// grouped), and shared transactions run again after a
 			// conflict, per lease.
@@ -304,12 +278,7 @@ func BenchmarkCatalogWrites(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var txs0, retries0 int64
-			var held0 time.Duration
-			for _, d := range dbs {
-				n, h, r := d.WriteStats()
-				txs0, held0, retries0 = txs0+n, held0+h, retries0+r
-			}
+			txs0, held0, retries0 := writeStats(dbs)
 			busy0, all0 := hostCPU()
 			own := b.N // the writes of this process's instances
 			if c.procs {
@@ -330,12 +299,7 @@ func BenchmarkCatalogWrites(b *testing.B) {
 					b.ReportMetric(100/cpu, "cpu-ceiling-x")
 				}
 			}
-			var txs, retries int64
-			var held time.Duration
-			for _, d := range dbs {
-				n, h, r := d.WriteStats()
-				txs, held, retries = txs+n, held+h, retries+r
-			}
+			txs, held, retries := writeStats(dbs)
 			// Of this process's instances: calls/tx, how many writes a
 			// transaction carried (group commit; the audit sequencer's
 			// transactions counted); tx-share, the share of the run an
@@ -545,6 +509,28 @@ func (db *DB) warm() error {
 
 // delayed returns url through a Toxiproxy link in this process whose
 // replies are delayed by d, stopped when b ends.
+// openInstances opens n instances (stores) on one new schema at url,
+// closed when b ends.
+func openInstances(b *testing.B, url string, n int) ([]*DB, []store.Store) {
+	db, schema := openSchema(b, url)
+	b.Cleanup(func() { db.Close() })
+	dbs := append([]*DB{db}, moreInstances(b, url, schema, n-1)...)
+	stores := make([]store.Store, len(dbs))
+	for i, d := range dbs {
+		stores[i] = d
+	}
+	return dbs, stores
+}
+
+// writeStats sums WriteStats over dbs.
+func writeStats(dbs []*DB) (txs int64, held time.Duration, retries int64) {
+	for _, d := range dbs {
+		n, h, r := d.WriteStats()
+		txs, held, retries = txs+n, held+h, retries+r
+	}
+	return txs, held, retries
+}
+
 // rttName is a case's name, under rtt=… when the database is delayed.
 func rttName(rtt time.Duration, name string) string {
 	if rtt <= 0 {

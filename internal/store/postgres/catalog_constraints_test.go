@@ -48,12 +48,6 @@ func TestCatalog_DatabaseEnforces(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const (
-		ok     = ""
-		fk     = "23503" // foreign_key_violation
-		unique = "23505" // unique_violation
-		rule   = "23000" // integrity_constraint_violation: the triggers' rules
-	)
 	raw := func(v any) []byte {
 		b, err := json.Marshal(v)
 		if err != nil {

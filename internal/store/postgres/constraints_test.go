@@ -29,6 +29,26 @@ func openWithTenant(t *testing.T) (context.Context, *DB, *catalog.Tenant) {
 	return ctx, db, tn
 }
 
+// What behind returns: a commit, or the SQLSTATE of a refusal.
+const (
+	ok     = ""
+	fk     = "23503" // foreign_key_violation
+	unique = "23505" // unique_violation
+	rule   = "23000" // integrity_constraint_violation: the triggers' rules
+)
+
+// createEntitlement stores an entitlement of tenant and product with
+// policy, from startsAt on.
+func createEntitlement(t *testing.T, ctx context.Context, db *DB, tenant, product, policy string, startsAt time.Time) *catalog.Entitlement {
+	t.Helper()
+	e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tenant, ProductID: product,
+		Policy: json.RawMessage(policy), StartsAt: startsAt}
+	if err := db.CreateEntitlement(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // createProducts stores a product of each name and returns their ids.
 func createProducts(t *testing.T, ctx context.Context, db *DB, names ...string) []string {
 	t.Helper()

@@ -25,23 +25,13 @@ func TestSeats_DatabaseEnforcesLimit(t *testing.T) {
 	prods := createProducts(t, ctx, db, "one", "two", "three")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	entitlement := func(product, policy string) *catalog.Entitlement {
-		e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: product,
-			Policy: json.RawMessage(policy), StartsAt: t0}
-		if err := db.CreateEntitlement(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		return e
+		return createEntitlement(t, ctx, db, tn.TenantID, product, policy, t0)
 	}
 	mirror := catalog.NewID(catalog.PrefixMirror)
 	// 3 seats, 1 of them the mirror's: 2 for the control plane.
 	explicit := entitlement(prods[0], fmt.Sprintf(`{"max_seats":3,"seat_assignment_mode":"explicit","mirror_seats":{%q:1}}`, mirror))
 	automatic := entitlement(prods[1], `{"max_seats":5}`)
 
-	const (
-		ok   = ""
-		fk   = "23503" // foreign_key_violation
-		rule = "23000" // integrity_constraint_violation: the triggers' rules
-	)
 	type seatRow struct {
 		id, ent, subject string
 		revoked          bool
@@ -227,20 +217,10 @@ func TestLeases_DatabaseEnforcesLimit(t *testing.T) {
 	ctx, db, tn := openWithTenant(t)
 	prods := createProducts(t, ctx, db, "one", "two")
 	entitlement := func(product, policy string) *catalog.Entitlement {
-		e := &catalog.Entitlement{EntitlementID: catalog.NewID(catalog.PrefixEntitlement), TenantID: tn.TenantID, ProductID: product,
-			Policy: json.RawMessage(policy), StartsAt: time.Now().Add(-time.Hour)}
-		if err := db.CreateEntitlement(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		return e
+		return createEntitlement(t, ctx, db, tn.TenantID, product, policy, time.Now().Add(-time.Hour))
 	}
 	// 3 seats, 1 of them the mirror's: 2 for the control plane.
 	e := entitlement(prods[0], fmt.Sprintf(`{"max_seats":3,"mirror_seats":{%q:1}}`, catalog.NewID(catalog.PrefixMirror))).EntitlementID
-	const (
-		ok   = ""
-		fk   = "23503"
-		rule = "23000"
-	)
 	type op struct {
 		subject string
 		out     bool // leaves the active set
