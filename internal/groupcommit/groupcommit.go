@@ -15,7 +15,8 @@ import (
 type Group[T any] struct {
 	mu      sync.Mutex
 	pending []*call[T]
-	running bool // a leader is committing
+	running bool       // a leader is committing
+	joined  []*call[T] // calls Join moved into the running batch
 }
 
 type call[T any] struct {
@@ -54,6 +55,8 @@ func (g *Group[T]) Do(v T, commit func(batch []T)) {
 	}
 	commit(vs)
 	g.mu.Lock()
+	joined := g.joined
+	g.joined = nil
 	if len(g.pending) > 0 {
 		g.pending[0].done <- true
 	} else {
@@ -65,4 +68,40 @@ func (g *Group[T]) Do(v T, commit func(batch []T)) {
 			o.done <- false
 		}
 	}
+	for _, o := range joined {
+		o.done <- false
+	}
+}
+
+// Join moves the calls queued since the running batch was taken that
+// take accepts into that batch, in arrival order, and returns them. Only
+// the leader calls it, from its commit function, which then records their
+// outcomes as it does its batch's: they are answered with the batch.
+//
+// It lets a batch that waited before its transaction began (for a lock
+// another instance holds) take the calls that queued meanwhile, rather
+// than leave them for a batch of their own.
+func (g *Group[T]) Join(take func(T) bool) []T {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var got []T
+	kept := g.pending[:0]
+	for _, c := range g.pending {
+		if take(c.v) {
+			g.joined = append(g.joined, c)
+			got = append(got, c.v)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(g.pending[len(kept):])
+	g.pending = kept
+	return got
+}
+
+// Queued says how many calls wait for a batch to take them.
+func (g *Group[T]) Queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending)
 }

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -110,7 +111,7 @@ func (db *Store) commitGroup(batch []*groupCall) {
 		return
 	}
 	db.mu.Lock()
-	redo := db.commitBatch(batch, db.b.Update, false)
+	redo, _ := db.commitBatch(batch, nil, db.b.Update, false)
 	db.mu.Unlock()
 	if redo {
 		for _, c := range batch {
@@ -121,27 +122,62 @@ func (db *Store) commitGroup(batch []*groupCall) {
 
 // commitShared is commitGroup for shared calls (shared.go): one shared
 // transaction, which the backend may run again on a conflict.
-func (db *Store) commitShared(batch []*groupCall) {
+//
+// Its transaction may wait before it begins: for the locks of its hot
+// keys, which another instance's batch holds (SharedUpdater). The calls
+// that queue meanwhile join it when it begins, if it holds the locks
+// they need, instead of waiting for the next batch. Without that, two
+// instances writing one entitlement alternate on its lock with half of
+// their calls each, and together ran at about 0.7x of one instance.
+func (db *Store) commitShared(batch []*groupCall) { db.commitSharedJoin(batch, true) }
+
+func (db *Store) commitSharedJoin(batch []*groupCall, join bool) {
 	var hot []BucketKey
 	for _, c := range batch {
 		hot = append(hot, c.hot...)
 	}
 	run := func(ctx context.Context, fn func(Tx) error) error { return db.shared.UpdateShared(ctx, hot, fn) }
-	if db.commitBatch(batch, run, true) {
-		for _, c := range batch {
-			db.commitShared([]*groupCall{c})
+	var more func() []*groupCall
+	if join {
+		more = func() []*groupCall {
+			return db.sharedGroup.Join(func(c *groupCall) bool { return len(c.hot) > 0 && covers(hot, c.hot) })
 		}
 	}
+	redo, batch := db.commitBatch(batch, more, run, true)
+	if redo {
+		// The calls that joined run again alone too; none joins these.
+		for _, c := range batch {
+			db.commitSharedJoin([]*groupCall{c}, false)
+		}
+	}
+}
+
+// covers reports whether every key of keys is in set.
+func covers(set, keys []BucketKey) bool {
+	for _, k := range keys {
+		if !slices.ContainsFunc(set, func(s BucketKey) bool {
+			return bytes.Equal(s.Bucket, k.Bucket) && bytes.Equal(s.Key, k.Key)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // commitBatch runs batch in one transaction of run; see commitGroup. It
 // reports whether the calls must run again one by one (a call failed
 // after writing, so the transaction was not committed).
-func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(Tx) error) error, shared bool) (redo bool) {
+//
+// more, if set, returns calls to add to the batch as each run of its
+// transaction begins (groupcommit's Join); batch is returned with them.
+func (db *Store) commitBatch(batch []*groupCall, more func() []*groupCall, run func(context.Context, func(Tx) error) error, shared bool) (redo bool, all []*groupCall) {
 	ran := false // the batch's calls all ran: an error after is the commit's
 	var st *txState
 	err := run(context.WithoutCancel(batch[0].ctx), func(tx Tx) error {
 		ran = false
+		if more != nil {
+			batch = append(batch, more()...)
+		}
 		st = &txState{shared: shared}
 		if p, ok := tx.(Prefetcher); ok {
 			var keys []BucketKey
@@ -204,7 +240,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 		if st != nil && len(st.events) > 0 {
 			db.seq.poke()
 		}
-		return false
+		return false, batch
 	}
 	for _, c := range batch {
 		if c.w != nil && len(c.w.ops) > 0 {
@@ -219,7 +255,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 		for _, c := range batch {
 			c.w, c.err = nil, err
 		}
-		return false
+		return false, batch
 	}
 	if ran && !errors.Is(err, ErrRefused) {
 		// The commit failed, and it may have happened all the same (the
@@ -232,7 +268,7 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 				c.w, c.err = nil, err
 			}
 		}
-		return false
+		return false, batch
 	}
 	// Nothing committed (a call failed after writing, or the database
 	// refused the commit): alone, the call gets the error; in a batch,
@@ -241,9 +277,9 @@ func (db *Store) commitBatch(batch []*groupCall, run func(context.Context, func(
 		if batch[0].err == nil {
 			batch[0].w, batch[0].err = nil, err
 		}
-		return false
+		return false, batch
 	}
-	return true
+	return true, batch
 }
 
 // dirtyTx notes whether anything was written through it.

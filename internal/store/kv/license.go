@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/outpost/outpost/internal/catalog"
@@ -487,6 +488,9 @@ func (db *Store) AcquireLease(ctx context.Context, l *catalog.Lease, sign ...sto
 	if err != nil {
 		return nil, err
 	}
+	if db.shared != nil {
+		db.leaseEnts.put(out.LeaseID, out.EntitlementID)
+	}
 	return &out, nil
 }
 
@@ -561,7 +565,14 @@ func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force 
 		return []BucketKey{{iLeaseActive, license.SubjectKey(held.EntitlementID, held.SubjectType, held.SubjectID)},
 			{bLeaseCounts, []byte(held.EntitlementID)}}
 	}
-	err := db.updateSharedCall(&groupCall{ctx: ctx, keys: []BucketKey{{bLeases, []byte(id)}}, then: then, fn: func(w *wtx) error {
+	// A lease this instance issued names its entitlement's counter as a
+	// hot key, as its issue did: under contention the two take turns on
+	// it rather than one running again (leaseEnts).
+	var hot []BucketKey
+	if ent, ok := db.leaseEnts.get(id); ok {
+		hot = []BucketKey{{bLeaseCounts, []byte(ent)}}
+	}
+	err := db.updateSharedCall(&groupCall{ctx: ctx, keys: []BucketKey{{bLeases, []byte(id)}}, hot: hot, then: then, fn: func(w *wtx) error {
 		l = catalog.Lease{} // a grouped call may run twice
 		if err := w.ensureCounted(); err != nil {
 			return err
@@ -588,5 +599,52 @@ func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force 
 	if err != nil {
 		return nil, err
 	}
+	db.leaseEnts.drop(id)
 	return &l, nil
+}
+
+// leaseEnts remembers the entitlement of the leases this instance issued
+// on a shared backend, so that a lease's release can name its
+// entitlement's counter as a hot key before its transaction has read the
+// lease (SharedUpdater: hot keys are taken before the transaction
+// begins). A lease it does not know (issued by another instance, or
+// forgotten) is released without one, which is only slower under
+// contention. Two generations bound it: when the newer fills, the older
+// is dropped.
+type leaseEnts struct {
+	mu       sync.Mutex
+	cur, old map[string]string
+}
+
+// leaseEntsMax is how many leases a generation holds (about 100 bytes
+// each).
+const leaseEntsMax = 1 << 16
+
+func (m *leaseEnts) put(lease, ent string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.cur) >= leaseEntsMax {
+		m.old, m.cur = m.cur, nil
+	}
+	if m.cur == nil {
+		m.cur = make(map[string]string)
+	}
+	m.cur[lease] = ent
+}
+
+func (m *leaseEnts) get(lease string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ent, ok := m.cur[lease]; ok {
+		return ent, true
+	}
+	ent, ok := m.old[lease]
+	return ent, ok
+}
+
+func (m *leaseEnts) drop(lease string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.cur, lease)
+	delete(m.old, lease)
 }

@@ -129,6 +129,7 @@ type Store struct {
 	shared      SharedUpdater
 	sharedGroup groupCommit
 	seq         *sequencer
+	leaseEnts   leaseEnts // of leases issued here (license.go)
 }
 
 var _ store.Store = (*Store)(nil)
