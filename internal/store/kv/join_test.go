@@ -180,3 +180,30 @@ func TestSharedWrites_JoinWhileWaiting(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaseEnts_Bounded: the memory of issued leases keeps at most two
+// generations, forgets the oldest first, and forgets a released lease.
+func TestLeaseEnts_Bounded(t *testing.T) {
+	var m leaseEnts
+	id := func(i int) string { return fmt.Sprintf("lea_%026d", i) }
+	const n = 3 * leaseEntsMax
+	for i := range n {
+		m.put(id(i), fmt.Sprintf("ent_%d", i%7))
+	}
+	if got, limit := len(m.cur)+len(m.old), 2*leaseEntsMax; got > limit {
+		t.Errorf("got %d leases remembered, want at most %d", got, limit)
+	}
+	if ent, ok := m.get(id(n - 1)); !ok || ent != fmt.Sprintf("ent_%d", (n-1)%7) {
+		t.Errorf("newest lease: got %q, %v; want its entitlement", ent, ok)
+	}
+	if _, ok := m.get(id(0)); ok {
+		t.Error("oldest lease still remembered past two generations")
+	}
+	if got := len(m.ents); got != 7 {
+		t.Errorf("got %d entitlement ids kept, want 7 (shared)", got)
+	}
+	m.drop(id(n - 1))
+	if _, ok := m.get(id(n - 1)); ok {
+		t.Error("released lease still remembered")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -609,16 +610,26 @@ func (db *Store) ReleaseLease(ctx context.Context, id, holderHash string, force 
 // lease (SharedUpdater: hot keys are taken before the transaction
 // begins). A lease it does not know (issued by another instance, or
 // forgotten) is released without one, which is only slower under
-// contention. Two generations bound it: when the newer fills, the older
-// is dropped.
+// contention. It is a hint: leases are keyed by a hash of their id (a
+// collision names another entitlement's counter, which costs a wait,
+// not a wrong answer) and entitlement ids are shared, so an entry takes
+// about 55 bytes. Two generations bound it: when the newer fills, the
+// older is dropped.
 type leaseEnts struct {
 	mu       sync.Mutex
-	cur, old map[string]string
+	cur, old map[uint64]string
+	ents     map[string]string // interned entitlement ids
 }
 
-// leaseEntsMax is how many leases a generation holds (about 100 bytes
-// each).
-const leaseEntsMax = 1 << 16
+// leaseEntsMax is how many leases a generation holds (both: about 3.5
+// MB at most).
+const leaseEntsMax = 1 << 15
+
+func leaseHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
 
 func (m *leaseEnts) put(lease, ent string) {
 	m.mu.Lock()
@@ -627,24 +638,37 @@ func (m *leaseEnts) put(lease, ent string) {
 		m.old, m.cur = m.cur, nil
 	}
 	if m.cur == nil {
-		m.cur = make(map[string]string)
+		m.cur = make(map[uint64]string)
 	}
-	m.cur[lease] = ent
+	if len(m.ents) >= leaseEntsMax {
+		m.ents = nil // many entitlements: stop sharing the old ones
+	}
+	if m.ents == nil {
+		m.ents = make(map[string]string)
+	}
+	if e, ok := m.ents[ent]; ok {
+		ent = e
+	} else {
+		m.ents[ent] = ent
+	}
+	m.cur[leaseHash(lease)] = ent
 }
 
 func (m *leaseEnts) get(lease string) (string, bool) {
+	h := leaseHash(lease)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ent, ok := m.cur[lease]; ok {
+	if ent, ok := m.cur[h]; ok {
 		return ent, true
 	}
-	ent, ok := m.old[lease]
+	ent, ok := m.old[h]
 	return ent, ok
 }
 
 func (m *leaseEnts) drop(lease string) {
+	h := leaseHash(lease)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.cur, lease)
-	delete(m.old, lease)
+	delete(m.cur, h)
+	delete(m.old, h)
 }
