@@ -55,37 +55,37 @@ report bolt "bbolt, fsync" RawPutFsync "raw bbolt put+fsync, 32 clients" \
 	"go test -run '^\$' -bench 'AcquireLease|RawPutFsync' -benchtime ${N}x ./internal/store/bolt"
 report postgres "PostgreSQL" RawInsert "single-row INSERT, 32 clients" \
 	"go test -run '^\$' -bench 'AcquireLease|RawInsert' -benchtime ${N}x ./internal/store/postgres"
+# recorded TITLE RATE REFLABEL REF PKG BENCH: a leases/s row beside a
+# reference from the same run, with no target.
+recorded() {
+	row "$1" "$(fmt1 "$2") leases/s" "$3: $(fmt1 "$4")/s" "$(ratio "$2" "$4")" "recorded, no target" info \
+		"go test -run '^\$' -bench $6 -benchtime ${N}x ./internal/store/$5"
+}
 # Leases with an Idempotency-Key (three write transactions a request, as
 # the HTTP API runs them), one entitlement: on one instance, and on two
 # in one process, where every batch of either touches its counter.
 k1=${best[postgres/KeyedLeases/instances=1]:-} k2=${best[postgres/KeyedLeases/instances=2]:-} z=${best[postgres/AcquireLease/active=0]:-}
 [ -n "$k1" ] && [ -n "$k2" ] || die "missing keyed lease results: $(cat "$TMP/out")"
-row "Online lease issuance with an Idempotency-Key (reserve, lease, answer), PostgreSQL, 32 clients" \
-	"$(fmt1 "$k1") leases/s" "same store, no key: $(fmt1 "$z")/s" "$(ratio "$k1" "$z")" "recorded, no target" info \
-	"go test -run '^\$' -bench KeyedLeases -benchtime ${N}x ./internal/store/postgres"
-row "Online lease issuance with an Idempotency-Key, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
-	"$(fmt1 "$k2") leases/s" "one instance: $(fmt1 "$k1")/s" "$(ratio "$k2" "$k1")" "recorded, no target" info \
-	"go test -run '^\$' -bench KeyedLeases -benchtime ${N}x ./internal/store/postgres"
+recorded "Online lease issuance with an Idempotency-Key (reserve, lease, answer), PostgreSQL, 32 clients" \
+	"$k1" "same store, no key" "$z" postgres KeyedLeases
+recorded "Online lease issuance with an Idempotency-Key, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
+	"$k2" "one instance" "$k1" postgres KeyedLeases
 # Leases issued and released at once (each writes the entitlement's
 # lease counter), one entitlement: on bbolt, on one PostgreSQL instance,
 # and on two in one process, whose batches then take turns on the
 # counter (a hot key: the advisory locks, kv.go).
 c0=${best[bolt/LeaseChurn]:-} c1=${best[postgres/LeaseChurn/instances=1]:-} c2=${best[postgres/LeaseChurn/instances=2]:-}
 [ -n "$c0" ] && [ -n "$c1" ] && [ -n "$c2" ] || die "missing lease churn results: $(cat "$TMP/out")"
-row "Lease churn (issue, then release), control plane store (bbolt, fsync), one entitlement, 32 clients" \
-	"$(fmt1 "$c0") leases/s" "same store, issue only: $(fmt1 "${best[bolt/AcquireLease/active=0]}")/s" "$(ratio "$c0" "${best[bolt/AcquireLease/active=0]}")" "recorded, no target" info \
-	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/bolt"
-row "Lease churn (issue, then release), PostgreSQL, one entitlement, 32 clients" \
-	"$(fmt1 "$c1") leases/s" "same store, issue only: $(fmt1 "$z")/s" "$(ratio "$c1" "$z")" "recorded, no target" info \
-	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/postgres"
-row "Lease churn, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
-	"$(fmt1 "$c2") leases/s" "one instance: $(fmt1 "$c1")/s" "$(ratio "$c2" "$c1")" "recorded, no target" info \
-	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/postgres"
+recorded "Lease churn (issue, then release), control plane store (bbolt, fsync), one entitlement, 32 clients" \
+	"$c0" "same store, issue only" "${best[bolt/AcquireLease/active=0]}" bolt LeaseChurn
+recorded "Lease churn (issue, then release), PostgreSQL, one entitlement, 32 clients" \
+	"$c1" "same store, issue only" "$z" postgres LeaseChurn
+recorded "Lease churn, PostgreSQL, two instances in one process, one entitlement, 32 clients" \
+	"$c2" "one instance" "$c1" postgres LeaseChurn
 # The same 1 ms away: a batch's round trips (BEGIN with its read-ahead,
 # the second read-ahead of what the first found, the writes with COMMIT)
 # set the pace.
 cr=${best[postgres/LeaseChurn/rtt=1ms/instances=1]:-}
 [ -n "$cr" ] || die "missing delayed lease churn result: $(cat "$TMP/out")"
-row "Lease churn, PostgreSQL 1 ms away (Toxiproxy), one instance, one entitlement, 32 clients" \
-	"$(fmt1 "$cr") leases/s" "on loopback: $(fmt1 "$c1")/s" "$(ratio "$cr" "$c1")" "recorded, no target" info \
-	"go test -run '^\$' -bench LeaseChurn -benchtime ${N}x ./internal/store/postgres"
+recorded "Lease churn, PostgreSQL 1 ms away (Toxiproxy), one instance, one entitlement, 32 clients" \
+	"$cr" "on loopback" "$c1" postgres LeaseChurn
