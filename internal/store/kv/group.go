@@ -187,14 +187,14 @@ func (db *Store) commitBatch(batch []*groupCall, more func() []*groupCall, run f
 			if len(keys) > 0 {
 				p.Prefetch(keys)
 			}
-			var more []BucketKey
+			var next []BucketKey
 			for _, c := range batch {
 				if c.then != nil {
-					more = append(more, c.then(tx)...)
+					next = append(next, c.then(tx)...)
 				}
 			}
-			if len(more) > 0 {
-				p.Prefetch(more)
+			if len(next) > 0 {
+				p.Prefetch(next)
 			}
 		}
 		for _, c := range batch {

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -625,11 +625,10 @@ type leaseEnts struct {
 // MB at most).
 const leaseEntsMax = 1 << 15
 
-func leaseHash(id string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return h.Sum64()
-}
+// leaseSeed keys leaseHash; a process's hashes need not match another's.
+var leaseSeed = maphash.MakeSeed()
+
+func leaseHash(id string) uint64 { return maphash.String(leaseSeed, id) }
 
 func (m *leaseEnts) put(lease, ent string) {
 	m.mu.Lock()
